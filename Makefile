@@ -1,0 +1,40 @@
+# Set-up and the main jobs. `make demo` and `make test` each create .venv with python3.12 when it is
+# missing and install the project into it; nothing needs to be installed by hand.
+PYTHON312 := $(shell tools/find-python312)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow bench figures analyses lint clean
+
+$(PY):
+	$(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/robustalign audit --example
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+figures: $(STAMP)
+	$(PY) -m robustalign.figures figures/
+
+analyses: $(STAMP)
+	for f in analyses/*/run.py; do $(PY) $$f || exit 1; done
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,58 @@
+"""robustalign: honest error bars on claims about the cultural alignment of language models.
+
+``import robustalign`` stays light: numpy, scipy and pandas only. PyMC, PyTensor, ArviZ and
+matplotlib are imported inside the functions that fit a model or draw a figure.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from robustalign._errors import (
+    ConvergenceWarning,
+    DegenerateResampleWarning,
+    RobustAlignError,
+    RobustAlignWarning,
+    SchemaError,
+)
+from robustalign.io import load_reference, load_responses, read_table
+from robustalign.schema import ExclusionLog, Reference, Responses, Scale, make_reference, make_responses
+
+__version__ = "0.1.0"
+
+# Public names that live in submodules; resolved on first use so that importing the package stays light.
+_LAZY = {
+    "parse_answer": "robustalign.parsing",
+    "parse_answers": "robustalign.parsing",
+    "PARSER_VERSION": "robustalign.parsing",
+    "metrics": "robustalign.metrics",
+    "datasets": "robustalign.datasets",
+    "simulate": "robustalign.simulate",
+    "alignment": "robustalign.alignment",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        mod = import_module(_LAZY[name])
+        return mod if _LAZY[name].endswith("." + name) else getattr(mod, name)
+    raise AttributeError(f"module 'robustalign' has no attribute {name!r}")
+
+
+__all__ = [
+    "ConvergenceWarning",
+    "DegenerateResampleWarning",
+    "ExclusionLog",
+    "Reference",
+    "Responses",
+    "RobustAlignError",
+    "RobustAlignWarning",
+    "Scale",
+    "SchemaError",
+    "load_reference",
+    "load_responses",
+    "make_reference",
+    "make_responses",
+    "read_table",
+    *_LAZY,
+]

@@ -1,0 +1,774 @@
+"""The data contract: responses, human references and item scales.
+
+A *responses* table is long, one row per stored answer, with ``model``, ``item``, exactly one kind of
+answer, and any number of design factors (every other column, or the ones named in ``factors=``):
+
+============== ============================================================================
+answer column  meaning
+============== ============================================================================
+``answer``         canonical option code the model chose (already mapped to the item's scale)
+``answer_position`` 1-based position of the chosen option *as shown* (needs ``option_order``
+                   when the options were not shown in canonical order)
+``raw_text``       the raw completion; parsed by :func:`robustalign.parsing.parse_answer`
+``prob_1..prob_K`` probability of each option *as shown*, position 1..K
+``score``          an answer that is already a score in [0, 1] (e.g. a "pro" share)
+============== ============================================================================
+
+``option_order`` (optional) records the order in which the canonical options were shown, as codes
+joined by ``|`` (``"4|3|2|1"``) or a list. It is a design factor too. Displayed positions are mapped
+back to canonical options in exactly one place, :func:`_to_canonical`; nothing else inverts an order.
+
+A *reference* table is long too: ``item``, ``group``, ``option``, ``share`` and optionally ``n``
+(respondents; missing means unknown, and that is recorded). Item *scales* (options in order, their
+labels, ordinal or nominal) come with it, as a table with ``item``, ``options`` (codes joined by
+``|``), optional ``labels`` (joined by ``|``) and ``ordinal``.
+
+Validation raises :class:`~robustalign.SchemaError` naming the column, rows or values, and the fix.
+Nothing is dropped or recoded silently: every such row is counted in an :class:`ExclusionLog` that
+travels with the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from robustalign._errors import SchemaError, preview
+
+__all__ = [
+    "ANSWER_KINDS",
+    "ExclusionLog",
+    "Reference",
+    "Responses",
+    "Scale",
+    "make_reference",
+    "make_responses",
+    "make_scales",
+]
+
+#: Statuses of a parsed answer. Only ``valid`` answers enter alignment statistics.
+STATUSES = ("valid", "refusal", "unparseable", "ambiguous")
+ANSWER_KINDS = ("answer", "answer_position", "raw_text", "prob", "score")
+_PROB_RE = re.compile(r"^prob_(\d+)$")
+_CORE = ("model", "item", "option_order", "row")
+SHARE_TOL = 5e-3  # shares that miss 1 by less than this are renormalised (and counted); more is an error
+
+
+# --------------------------------------------------------------------------------------------------
+# Exclusion log
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class ExclusionLog:
+    """Every row that was dropped, recoded or excluded from analysis, counted with its reason."""
+
+    entries: list[dict] = field(default_factory=list)
+
+    def add(self, table: str, reason: str, rows: Sequence, action: str) -> None:
+        rows = list(rows)
+        if rows:
+            self.entries.append(
+                {"table": table, "reason": reason, "action": action, "n_rows": len(rows), "rows": rows}
+            )
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (table, reason, action) with the count and the first rows affected."""
+        cols = ["table", "reason", "action", "n_rows", "example_rows"]
+        if not self.entries:
+            return pd.DataFrame(columns=cols)
+        df = pd.DataFrame(self.entries)
+        df["example_rows"] = df["rows"].map(lambda r: preview(r, 5))
+        return df[cols].reset_index(drop=True)
+
+    def total(self, table: str | None = None, action: str | None = None) -> int:
+        return int(
+            sum(
+                e["n_rows"]
+                for e in self.entries
+                if (table is None or e["table"] == table) and (action is None or e["action"] == action)
+            )
+        )
+
+    def merged(self, other: ExclusionLog) -> ExclusionLog:
+        return ExclusionLog(self.entries + other.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scales
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scale:
+    """An item's answer scale: canonical option codes in order, their labels, ordinal or nominal."""
+
+    options: tuple[str, ...]
+    labels: tuple[str, ...]
+    ordinal: bool
+
+    def __post_init__(self):
+        if len(self.options) < 2:
+            raise SchemaError(f"A scale needs at least 2 options; got {self.options!r}.")
+        if len(set(self.options)) != len(self.options):
+            raise SchemaError(f"Scale options must be unique; got {self.options!r}.")
+        if len(self.labels) != len(self.options):
+            raise SchemaError(
+                f"A scale has {len(self.options)} options but {len(self.labels)} labels "
+                f"({self.labels!r}); give one label per option."
+            )
+
+    @property
+    def K(self) -> int:  # noqa: N802 - K is the conventional name
+        return len(self.options)
+
+    def index(self, code: str) -> int:
+        return self.options.index(code)
+
+
+def _split(value) -> list[str]:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_code(v) for v in value]
+    return [s.strip() for s in str(value).split("|")]
+
+
+def _code(v) -> str:
+    """Canonical string form of an option code (``1.0`` and ``1`` are the same code)."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def _as_bool(value, where: str) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    s = str(value).strip().lower()
+    if s in {"true", "1", "yes", "ordinal"}:
+        return True
+    if s in {"false", "0", "no", "nominal"}:
+        return False
+    raise SchemaError(f"{where}: `ordinal` must be true/false; got {value!r}. Write true for ordered scales.")
+
+
+def make_scales(table: pd.DataFrame | Mapping[str, Scale]) -> dict[str, Scale]:
+    """Build item scales from a table with ``item``, ``options``, optional ``labels``, ``ordinal``."""
+    if isinstance(table, Mapping):
+        return dict(table)
+    _require(table, ["item", "options", "ordinal"], "scales", fix="one row per item")
+    dup = table["item"].astype(str)[table["item"].astype(str).duplicated()]
+    if len(dup):
+        raise SchemaError(
+            f"scales: items appear more than once: {preview(dup.unique())} (rows {preview(dup.index)}). "
+            "Give each item's scale once."
+        )
+    out = {}
+    for i, r in table.iterrows():
+        opts = _split(r["options"])
+        labels = _split(r["labels"]) if "labels" in table and not _isna(r["labels"]) else opts
+        try:
+            out[str(r["item"])] = Scale(tuple(opts), tuple(labels), _as_bool(r["ordinal"], f"scales row {i}"))
+        except SchemaError as e:
+            raise SchemaError(f"scales row {i} (item {r['item']!r}): {e}") from None
+    return out
+
+
+def _isna(v) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
+
+
+# --------------------------------------------------------------------------------------------------
+# Reference
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Reference:
+    """Human answer shares per item x group, with respondent counts where known and item scales.
+
+    Attributes
+    ----------
+    shares : DataFrame
+        Long table ``item, group, option, share`` (every option of the scale present; absent options
+        were filled with share 0 and counted).
+    n : Series
+        Respondents per (item, group); NaN where unknown.
+    scales : dict
+        Item -> :class:`Scale`.
+    exclusions : ExclusionLog
+    """
+
+    shares: pd.DataFrame
+    n: pd.Series
+    scales: dict[str, Scale]
+    exclusions: ExclusionLog = field(default_factory=ExclusionLog)
+
+    @property
+    def items(self) -> list[str]:
+        return sorted(self.shares["item"].unique())
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted(self.shares["group"].unique())
+
+    @property
+    def n_known(self) -> bool:
+        return bool(self.n.notna().all())
+
+    def array(self, items: Sequence[str] | None = None, groups: Sequence[str] | None = None) -> np.ndarray:
+        """Shares as an (items, groups, K_max) array in canonical order, NaN where a cell is absent.
+
+        Options beyond an item's K are 0 (not NaN), so metrics can run on padded arrays.
+        """
+        items = list(self.items if items is None else items)
+        groups = list(self.groups if groups is None else groups)
+        kmax = max(self.scales[i].K for i in items)
+        out = np.full((len(items), len(groups), kmax), np.nan)
+        ii = {k: j for j, k in enumerate(items)}
+        gg = {k: j for j, k in enumerate(groups)}
+        s = self.shares[self.shares["item"].isin(ii) & self.shares["group"].isin(gg)]
+        ix = s["item"].map(ii).to_numpy()
+        gx = s["group"].map(gg).to_numpy()
+        kx = s["_k"].to_numpy()
+        out[ix, gx, :] = np.where(np.isnan(out[ix, gx, :]), 0.0, out[ix, gx, :])
+        out[ix, gx, kx] = s["share"].to_numpy()
+        return out
+
+    def n_array(self, items=None, groups=None) -> np.ndarray:
+        """Respondent counts as an (items, groups) array, NaN where unknown or absent."""
+        items = list(self.items if items is None else items)
+        groups = list(self.groups if groups is None else groups)
+        return self.n.reindex(pd.MultiIndex.from_product([items, groups])).to_numpy(float).reshape(
+            len(items), len(groups)
+        )
+
+    def K(self, items: Sequence[str]) -> np.ndarray:  # noqa: N802
+        return np.array([self.scales[i].K for i in items])
+
+    def ordinal(self, items: Sequence[str]) -> np.ndarray:
+        return np.array([self.scales[i].ordinal for i in items])
+
+    def subset(self, items=None, groups=None) -> Reference:
+        s = self.shares
+        if items is not None:
+            s = s[s["item"].isin(list(items))]
+        if groups is not None:
+            s = s[s["group"].isin(list(groups))]
+        keep = pd.MultiIndex.from_frame(s[["item", "group"]].drop_duplicates())
+        return Reference(s.reset_index(drop=True), self.n.reindex(keep), self.scales, self.exclusions)
+
+    def data_hash(self) -> str:
+        return _hash_frame(self.shares[["item", "group", "option", "share"]])
+
+    def __repr__(self) -> str:
+        known = int(self.n.notna().sum())
+        return (
+            f"Reference({len(self.items)} items x {len(self.groups)} groups, "
+            f"respondent counts known for {known}/{len(self.n)} cells, {len(self.exclusions)} exclusion entries)"
+        )
+
+
+def make_reference(
+    shares: pd.DataFrame,
+    scales: pd.DataFrame | Mapping[str, Scale] | None = None,
+    *,
+    group_col: str = "group",
+    share_tol: float = SHARE_TOL,
+) -> Reference:
+    """Validate a long human-reference table and return a :class:`Reference`.
+
+    Parameters
+    ----------
+    shares : DataFrame
+        Columns ``item``, ``group`` (or ``group_col``, e.g. ``country``), ``option``, ``share`` and
+        optionally ``n`` (respondents per item x group; NaN = unknown).
+    scales : DataFrame or mapping, optional
+        Item scales (see :func:`make_scales`). Without it, each item's options are the codes seen in
+        ``shares`` (sorted numerically when they are numbers) and ``shares`` must carry an ``ordinal``
+        column.
+    share_tol : float
+        Shares of an item x group that miss 1 by at most this are renormalised (rounding in published
+        tables); each renormalised cell is counted in the exclusion log as recoded.
+    """
+    log = ExclusionLog()
+    df = shares.copy()
+    if group_col != "group":
+        if group_col not in df:
+            raise SchemaError(f"reference: `group_col={group_col!r}` is not a column; found {list(df.columns)}.")
+        df = df.rename(columns={group_col: "group"})
+    _require(df, ["item", "group", "option", "share"], "reference", fix="one row per item x group x option")
+    _no_nan(df, ["item", "group", "option", "share"], "reference")
+    df["item"] = df["item"].map(_code)
+    df["group"] = df["group"].astype(str)
+    df["option"] = df["option"].map(_code)
+    df["share"] = pd.to_numeric(df["share"], errors="coerce")
+    bad = df.index[df["share"].isna() | (df["share"] < 0) | (df["share"] > 1 + share_tol)]
+    if len(bad):
+        raise SchemaError(
+            f"reference: column `share` must be a number in [0, 1]; rows {preview(bad)} have "
+            f"{preview(shares.loc[bad, 'share'])}. Give shares as proportions, not percentages."
+        )
+    dup = df.duplicated(["item", "group", "option"], keep=False)
+    if dup.any():
+        raise SchemaError(
+            f"reference: duplicate rows for the same item x group x option at rows {preview(df.index[dup])} "
+            f"(e.g. {df.loc[dup, ['item', 'group', 'option']].iloc[0].to_dict()}). Keep one row per key."
+        )
+
+    if scales is None:
+        if "ordinal" not in df:
+            raise SchemaError(
+                "reference: no item scales given and no `ordinal` column to infer them from. Pass "
+                "`scales=` (columns item, options, labels, ordinal) or add an `ordinal` column."
+            )
+        rows = []
+        for item, g in df.groupby("item", sort=False):
+            opts = sorted(g["option"].unique(), key=_sort_key)
+            rows.append({"item": item, "options": opts, "ordinal": g["ordinal"].iloc[0]})
+        scales_d = make_scales(pd.DataFrame(rows))
+    else:
+        scales_d = make_scales(scales)
+
+    missing = sorted(set(df["item"]) - set(scales_d))
+    if missing:
+        raise SchemaError(
+            f"reference: items {preview(missing)} have shares but no scale. Add them to `scales`."
+        )
+    opt_ok = np.array([o in scales_d[i].options for i, o in zip(df["item"], df["option"])], dtype=bool)
+    if not opt_ok.all():
+        bad = df.index[~opt_ok]
+        ex = df.loc[bad[0]]
+        raise SchemaError(
+            f"reference: column `option` has values outside the item's scale at rows {preview(bad)}; "
+            f"e.g. item {ex['item']!r} option {ex['option']!r} not in {scales_d[ex['item']].options}. "
+            "Recode the option or fix the scale."
+        )
+    df["_k"] = [scales_d[i].index(o) for i, o in zip(df["item"], df["option"])]
+
+    # n: respondent counts, per item x group; unknown is allowed and recorded
+    if "n" in df:
+        nn = pd.to_numeric(df["n"], errors="coerce")
+        if ((nn < 0) | (df["n"].notna() & nn.isna())).any():
+            bad = df.index[(nn < 0) | (df["n"].notna() & nn.isna())]
+            raise SchemaError(f"reference: column `n` must be a non-negative count or empty; rows {preview(bad)}.")
+        df["n"] = nn
+        nonconst = df.groupby(["item", "group"])["n"].nunique(dropna=False) > 1
+        if nonconst.any():
+            raise SchemaError(
+                f"reference: `n` differs between the options of one item x group: {preview(nonconst.index[nonconst])}. "
+                "Give the respondent count of the item x group on every option row."
+            )
+        n = df.groupby(["item", "group"])["n"].first()
+    else:
+        n = pd.Series(np.nan, index=pd.MultiIndex.from_frame(df[["item", "group"]].drop_duplicates()))
+    n.index.names = ["item", "group"]
+
+    # sums per item x group
+    tot = df.groupby(["item", "group"])["share"].sum()
+    off = (tot - 1).abs()
+    bad = off[off > share_tol]
+    if len(bad):
+        raise SchemaError(
+            f"reference: shares must sum to 1 within each item x group; {len(bad)} cells do not, e.g. "
+            f"{preview([f'{i}/{g}: {tot[(i, g)]:.4f}' for i, g in bad.index[:5]])}. Check for missing "
+            "options or percentages."
+        )
+    renorm = off[(off > 1e-12)]
+    if len(renorm):
+        df["share"] = df["share"] / df.groupby(["item", "group"])["share"].transform("sum")
+        rows = df.index[df.set_index(["item", "group"]).index.isin(renorm.index)]
+        log.add("reference", f"shares summed to 1 +/- {share_tol} and were renormalised", rows, "recoded")
+
+    # fill options absent from a cell with 0 (counted)
+    full = []
+    for (item, group), g in df.groupby(["item", "group"], sort=False):
+        have = set(g["option"])
+        for k, o in enumerate(scales_d[item].options):
+            if o not in have:
+                full.append({"item": item, "group": group, "option": o, "share": 0.0, "_k": k})
+    if full:
+        log.add("reference", "option absent from an item x group; share set to 0", range(len(full)), "recoded")
+        df = pd.concat([df, pd.DataFrame(full)], ignore_index=True)
+    out = df[["item", "group", "option", "share", "_k"]].sort_values(["item", "group", "_k"]).reset_index(drop=True)
+    return Reference(out, n.sort_index(), scales_d, log)
+
+
+# --------------------------------------------------------------------------------------------------
+# Responses
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Responses:
+    """Canonical responses: one row per stored answer, mapped to canonical options.
+
+    Attributes
+    ----------
+    data : DataFrame
+        ``row`` (0-based row of the input), ``model``, ``item``, the design factors, and the answer in
+        canonical form: ``option`` (code or NA), ``status`` and ``parse_rule`` for choices;
+        ``prob_1..prob_K`` in canonical order for probabilities; ``score`` for scores.
+    factors : tuple of str
+        Design factor columns (e.g. format, option_order, template, language, steer_target, sample).
+    kind : {"choice", "prob", "score"}
+    exclusions : ExclusionLog
+    """
+
+    data: pd.DataFrame
+    factors: tuple[str, ...]
+    kind: str
+    scales: dict[str, Scale]
+    exclusions: ExclusionLog = field(default_factory=ExclusionLog)
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(self.data["model"].unique())
+
+    @property
+    def items(self) -> list[str]:
+        return sorted(self.data["item"].unique())
+
+    def levels(self, factor: str) -> list:
+        return sorted(self.data[factor].unique(), key=_sort_key)
+
+    def valid(self) -> pd.DataFrame:
+        """Rows that enter alignment statistics (status ``valid``)."""
+        if "status" in self.data:
+            return self.data[self.data["status"] == "valid"]
+        return self.data
+
+    def status_counts(self, by: Sequence[str] = ("model",)) -> pd.DataFrame:
+        """Counts of every status per cell of ``by``; valid + each exclusion reason = total."""
+        if "status" not in self.data:
+            out = self.data.groupby(list(by)).size().rename("valid").to_frame()
+        else:
+            out = self.data.groupby([*by, "status"]).size().unstack("status", fill_value=0)
+        for s in STATUSES:
+            if s not in out:
+                out[s] = 0
+        out = out[list(STATUSES)]
+        out["total"] = out.sum(axis=1)
+        return out
+
+    def distributions(self, by: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
+        """Answer distributions per cell of ``by`` (must include ``item``), canonical order.
+
+        Returns the cell keys (with ``n`` = number of valid answers) and an array (cells, K_max) of
+        proportions: counts of choices, or the mean of per-row probabilities, or for scores the
+        two-option distribution (1 - mean score, mean score).
+        """
+        by = list(by)
+        if "item" not in by:
+            raise ValueError("`by` must include 'item': distributions are per item.")
+        v = self.valid()
+        kmax = max(self.scales[i].K for i in v["item"].unique())
+        if self.kind == "choice":
+            k = v["option"].to_numpy()
+            kidx = np.fromiter((self.scales[i].index(o) for i, o in zip(v["item"], k)), int, len(v))
+            codes, keys = _group_codes(v, by)
+            counts = np.zeros((len(keys), kmax))
+            np.add.at(counts, (codes, kidx), 1.0)
+            n = counts.sum(1)
+            keys["n"] = n.astype(int)
+            return keys, counts / n[:, None]
+        if self.kind == "prob":
+            cols = [f"prob_{j + 1}" for j in range(kmax)]
+            p = v.reindex(columns=cols).fillna(0.0).to_numpy(float)
+            codes, keys = _group_codes(v, by)
+            sums = np.zeros((len(keys), kmax))
+            np.add.at(sums, codes, p)
+            n = np.bincount(codes, minlength=len(keys))
+            keys["n"] = n
+            return keys, sums / n[:, None]
+        codes, keys = _group_codes(v, by)
+        s = np.bincount(codes, weights=v["score"].to_numpy(float), minlength=len(keys))
+        n = np.bincount(codes, minlength=len(keys))
+        keys["n"] = n
+        m = s / n
+        return keys, np.column_stack([1 - m, m])
+
+    def data_hash(self) -> str:
+        return _hash_frame(self.data.drop(columns=["row"], errors="ignore"))
+
+    def __repr__(self) -> str:
+        return (
+            f"Responses(kind={self.kind!r}, {len(self.data)} rows, {len(self.models)} models, "
+            f"{len(self.items)} items, factors={list(self.factors)}, "
+            f"{self.exclusions.total()} rows in the exclusion log)"
+        )
+
+
+def make_responses(
+    responses: pd.DataFrame,
+    reference: Reference | None = None,
+    *,
+    scales: Mapping[str, Scale] | None = None,
+    factors: Sequence[str] | None = None,
+    drop_unreferenced: bool = False,
+    share_tol: float = SHARE_TOL,
+) -> Responses:
+    """Validate a long responses table and map every answer to its canonical option.
+
+    Parameters
+    ----------
+    responses : DataFrame
+        See the module docstring for the columns.
+    reference : Reference, optional
+        Supplies item scales and the list of referenced items. Every response item must have a
+        reference unless ``drop_unreferenced=True`` (then the rows are dropped and counted).
+    scales : mapping, optional
+        Item scales when no reference is given.
+    factors : list of str, optional
+        Design factor columns. Default: every column that is not ``model``, ``item`` or an answer.
+        ``option_order`` is always a factor when present.
+    """
+    log = ExclusionLog()
+    df = responses.reset_index(drop=True).copy()
+    _require(df, ["model", "item"], "responses", fix="one row per stored answer")
+    kind_cols = _answer_columns(df)
+    if not kind_cols:
+        raise SchemaError(
+            "responses: no answer column. Give one of `answer` (canonical option), `answer_position` "
+            "(1-based position as shown), `raw_text` (completion to parse), `prob_1..prob_K` (option "
+            f"probabilities as shown) or `score` (in [0, 1]); found {list(df.columns)}."
+        )
+    if len(kind_cols) > 1:
+        raise SchemaError(
+            f"responses: more than one kind of answer column: {sorted(kind_cols)}. Keep exactly one "
+            "(rename or drop the others), so that it is clear which answer is analysed."
+        )
+    (kind_in,) = kind_cols
+    answer_cols = [c for c in df if _PROB_RE.match(c)] if kind_in == "prob" else [kind_in]
+
+    if scales is None:
+        if reference is None and kind_in != "score":
+            raise SchemaError("responses: pass `reference=` (or `scales=`) so answers can be mapped to options.")
+        scales = reference.scales if reference is not None else {}
+    scales = dict(scales)
+
+    if factors is None:
+        factors = [c for c in df.columns if c not in ("model", "item", "row") and c not in answer_cols]
+    else:
+        factors = list(factors)
+        absent = [f for f in factors if f not in df]
+        if absent:
+            raise SchemaError(f"responses: factors {absent} are not columns; found {list(df.columns)}.")
+        if "option_order" in df and "option_order" not in factors:
+            factors.append("option_order")
+        extra = [c for c in df.columns if c not in (*factors, "model", "item", *answer_cols)]
+        df = df.drop(columns=extra)
+    _no_nan(df, ["model", "item", *factors], "responses")
+    df["model"] = df["model"].astype(str)
+    df["item"] = df["item"].map(_code)
+    if "option_order" in df:
+        df["option_order"] = df["option_order"].map(lambda v: "|".join(_split(v)))
+    df.insert(0, "row", np.arange(len(df)))
+
+    # items without a reference / scale
+    known = set(reference.items) if reference is not None else set(scales)
+    if kind_in != "score" or reference is not None:
+        unref = ~df["item"].isin(known)
+        if unref.any():
+            items = sorted(df.loc[unref, "item"].unique())
+            if not drop_unreferenced:
+                raise SchemaError(
+                    f"responses: items {preview(items)} ({int(unref.sum())} rows, e.g. rows "
+                    f"{preview(df.index[unref])}) have no human reference. Add them to the reference, or pass "
+                    "`drop_unreferenced=True` to drop these rows (they are counted in the exclusion log)."
+                )
+            log.add("responses", "item has no human reference", df.loc[unref, "row"], "dropped")
+            df = df[~unref].reset_index(drop=True)
+
+    # duplicates: the same model x item x design cell twice
+    key = ["model", "item", *factors]
+    dup = df.duplicated(key, keep=False)
+    if dup.any():
+        ex = df.loc[dup, key].iloc[0].to_dict()
+        raise SchemaError(
+            f"responses: {int(dup.sum())} rows repeat the same model x item x design cell (rows "
+            f"{preview(df.loc[dup, 'row'])}, e.g. {ex}). If they are repeated samples, add a `sample` "
+            "column that numbers them; otherwise remove the duplicates."
+        )
+
+    # option order must be a permutation of the item's scale
+    if "option_order" in df:
+        ok = np.array(
+            [sorted(o.split("|")) == sorted(scales[i].options) for i, o in zip(df["item"], df["option_order"])],
+            dtype=bool,
+        )
+        if not ok.all():
+            bad = df.index[~ok]
+            r = df.loc[bad[0]]
+            raise SchemaError(
+                f"responses: column `option_order` is not a permutation of the item's options at rows "
+                f"{preview(df.loc[bad, 'row'])}; e.g. item {r['item']!r} shows {r['option_order']!r} but its "
+                f"scale is {'|'.join(scales[r['item']].options)!r}. Record the codes in the order shown."
+            )
+
+    if kind_in == "score":
+        s = pd.to_numeric(df["score"], errors="coerce")
+        bad = df.index[s.isna() | (s < 0) | (s > 1)]
+        if len(bad):
+            raise SchemaError(
+                f"responses: column `score` must be a number in [0, 1]; rows {preview(df.loc[bad, 'row'])} have "
+                f"{preview(df.loc[bad, 'score'])}. Rescale scores to [0, 1]; missing answers are not imputed."
+            )
+        df["score"] = s.astype(float)
+        return Responses(df, tuple(factors), "score", scales, log)
+
+    out = _to_canonical(df, kind_in, answer_cols, scales, log, share_tol)
+    kind = "prob" if kind_in == "prob" else "choice"
+    return Responses(out, tuple(factors), kind, scales, log)
+
+
+def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFrame:
+    """The one place where shown positions become canonical options."""
+    shown = (
+        df["option_order"].str.split("|").tolist()
+        if "option_order" in df
+        else [list(scales[i].options) for i in df["item"]]
+    )
+    if kind_in == "answer":
+        codes = df["answer"].map(lambda v: None if _isna(v) else _code(v))
+        na = codes.isna()
+        if na.any():
+            raise SchemaError(
+                f"responses: column `answer` is empty at rows {preview(df.loc[na, 'row'])}. Missing answers are "
+                "not imputed: give the raw text in `raw_text`, or mark refusals with an answer column "
+                "`raw_text` so they are parsed and counted."
+            )
+        ok = np.array([c in scales[i].options for i, c in zip(df["item"], codes)], dtype=bool)
+        if not ok.all():
+            bad = df.index[~ok]
+            r = df.loc[bad[0]]
+            raise SchemaError(
+                f"responses: column `answer` has values outside the item's scale at rows "
+                f"{preview(df.loc[bad, 'row'])}: e.g. item {r['item']!r} answer {codes[bad[0]]!r} not in "
+                f"{scales[r['item']].options}. Map answers to the scale's codes (or use `answer_position` for "
+                "positions as shown)."
+            )
+        df["option"] = codes.astype(object)
+        df["status"] = "valid"
+        df["parse_rule"] = "given"
+    elif kind_in == "answer_position":
+        pos = pd.to_numeric(df["answer_position"], errors="coerce")
+        k = np.array([len(s) for s in shown])
+        bad = df.index[pos.isna() | (pos < 1) | (pos > k) | (pos % 1 != 0)]
+        if len(bad):
+            raise SchemaError(
+                f"responses: column `answer_position` must be a whole number from 1 to the item's number of "
+                f"options; rows {preview(df.loc[bad, 'row'])} have {preview(df.loc[bad, 'answer_position'])}."
+            )
+        df["option"] = [s[int(p) - 1] for s, p in zip(shown, pos)]
+        df["status"] = "valid"
+        df["parse_rule"] = "position"
+    elif kind_in == "raw_text":
+        from robustalign.parsing import PARSER_VERSION, parse_answer
+
+        options, statuses, rules = [], [], []
+        for item, s, text in zip(df["item"], shown, df["raw_text"]):
+            labels = [scales[item].labels[scales[item].index(c)] for c in s]
+            res = parse_answer("" if _isna(text) else str(text), labels)
+            options.append(s[res.position] if res.position is not None else None)
+            statuses.append(res.status)
+            rules.append(res.rule)
+        df["option"] = options
+        df["status"] = statuses
+        df["parse_rule"] = rules
+        df.attrs["parser_version"] = PARSER_VERSION
+        for st in STATUSES[1:]:
+            log.add("responses", f"answer status '{st}' (kept, excluded from alignment)",
+                    df.loc[df["status"] == st, "row"], "excluded")
+    else:  # probabilities over shown positions
+        p = df[answer_cols].apply(pd.to_numeric, errors="coerce")
+        ks = np.array([len(s) for s in shown])
+        jj = np.array([int(_PROB_RE.match(c).group(1)) for c in answer_cols])
+        P = np.zeros((len(df), ks.max()))
+        P[:, jj - 1] = p.to_numpy(float)
+        within = jj[None, :] <= ks[:, None]
+        nan_in = (np.isnan(p.to_numpy(float)) & within).any(1)
+        extra = (~np.isnan(p.to_numpy(float)) & (p.to_numpy(float) != 0) & ~within).any(1)
+        neg = (np.nan_to_num(P) < 0).any(1)
+        bad = df.index[nan_in | neg | extra]
+        if len(bad):
+            raise SchemaError(
+                f"responses: `prob_*` columns must be non-negative numbers for options 1..K of the item and "
+                f"empty/0 beyond K; rows {preview(df.loc[bad, 'row'])} break this. Missing probabilities are not imputed."
+            )
+        P = np.nan_to_num(P)
+        tot = P.sum(1)
+        off = np.abs(tot - 1)
+        bad = df.index[off > share_tol]
+        if len(bad):
+            raise SchemaError(
+                f"responses: option probabilities must sum to 1; rows {preview(df.loc[bad, 'row'])} sum to "
+                f"{preview(np.round(tot[bad], 4))}. Renormalise over the options (and say so) before loading."
+            )
+        rn = off > 1e-12
+        if rn.any():
+            log.add("responses", f"probabilities summed to 1 +/- {share_tol} and were renormalised",
+                    df.loc[rn, "row"], "recoded")
+            P = P / tot[:, None]
+        C = np.zeros_like(P)
+        for r, (item, s) in enumerate(zip(df["item"], shown)):
+            C[r, [scales[item].index(c) for c in s]] = P[r, : len(s)]
+        df = df.drop(columns=answer_cols)
+        for j in range(C.shape[1]):
+            df[f"prob_{j + 1}"] = C[:, j]
+        df["status"] = "valid"
+        return df
+    return df.drop(columns=answer_cols)
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+def _answer_columns(df: pd.DataFrame) -> set[str]:
+    kinds = {c for c in ("answer", "answer_position", "raw_text", "score") if c in df}
+    if any(_PROB_RE.match(c) for c in df.columns):
+        kinds.add("prob")
+    return kinds
+
+
+def _require(df: pd.DataFrame, cols: Iterable[str], table: str, *, fix: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        import difflib
+
+        hints = []
+        for m in missing:
+            close = difflib.get_close_matches(m, [str(c) for c in df.columns], n=1)
+            if close:
+                hints.append(f"did you mean {close[0]!r} for {m!r}?")
+        raise SchemaError(
+            f"{table}: missing columns {missing}; found {list(df.columns)}. {' '.join(hints)} "
+            f"The {table} table needs {list(cols)} ({fix})."
+        )
+
+
+def _no_nan(df: pd.DataFrame, cols: Iterable[str], table: str) -> None:
+    for c in cols:
+        na = df[c].isna()
+        if na.any():
+            raise SchemaError(
+                f"{table}: column `{c}` has {int(na.sum())} missing values at rows {preview(df.index[na])}. "
+                "Fill them with an explicit level (e.g. 'none') or remove the rows before loading; "
+                "robustalign does not impute."
+            )
+
+
+def _group_codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    codes, uniq = pd.MultiIndex.from_frame(df[by]).factorize(sort=True)
+    return codes, uniq.to_frame(index=False)
+
+
+def _sort_key(v):
+    s = str(v)
+    try:
+        return (0, float(s), s)
+    except ValueError:
+        return (1, 0.0, s)
+
+
+def _hash_frame(df: pd.DataFrame) -> str:
+    h = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
