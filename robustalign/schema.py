@@ -757,8 +757,8 @@ def _no_nan(df: pd.DataFrame, cols: Iterable[str], table: str) -> None:
 
 
 def _group_codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    codes, uniq = pd.MultiIndex.from_frame(df[by]).factorize(sort=True)
-    return codes, uniq.to_frame(index=False)
+    g = df.groupby(by, sort=True, observed=True)
+    return g.ngroup().to_numpy(), g.size().index.to_frame(index=False)
 
 
 def _sort_key(v):

@@ -1,0 +1,255 @@
+"""Simulated responses and references with known truth for every design factor.
+
+The generator follows the cumulative-logit model of METHODS section 3.3 (model S1), so the
+Bayesian models can be checked for recovery and the resampling engine for calibration:
+
+.. math::
+
+    P(y \\le k) = \\operatorname{logistic}(\\tau_{q,k} - \\eta), \\quad
+    \\eta_{m,q,f} = \\mu_m + a_{m,q} + \\sum_j \\beta^{(j)}_{m,\\ell_j(f)} + u_{m,q,f}
+                   + \\gamma_m (\\theta_{c,q} - \\bar\\theta_q)\\,[\\text{steered to } c]
+
+Humans in group ``c`` answer item ``q`` with latent location
+:math:`\\theta_{c,q} = \\mu_c + a_{c,q}` on the same cutpoints, so format effects and
+between-country differences share one scale. Answers are sampled per design cell
+(``n_samples`` draws: sampling noise) and reported *as shown*: ``answer_position`` under the
+recorded ``option_order``, which exercises the canonical mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from robustalign._rng import RngRecord, as_generator
+
+__all__ = ["SimulatedData", "simulate"]
+
+
+@dataclass
+class SimulatedData:
+    """A simulated data set and the truth that generated it.
+
+    Attributes
+    ----------
+    responses : DataFrame
+        Raw contract form: ``model, item, <factors>, option_order, sample, answer_position``.
+    reference : DataFrame
+        ``item, group, option, share, n`` (shares are sampled from ``n`` respondents).
+    scales : DataFrame
+        ``item, options, labels, ordinal``.
+    truth : dict
+        Every generating value: standard deviations, effects per model and level, steering slopes,
+        human locations, population shares.
+    rng : RngRecord
+    """
+
+    responses: pd.DataFrame
+    reference: pd.DataFrame
+    scales: pd.DataFrame
+    truth: dict = field(repr=False)
+    rng: RngRecord | None = None
+
+    def load(self, **kwargs):
+        """Validate through the data contract: returns ``(Responses, Reference)``."""
+        from robustalign.schema import make_reference, make_responses
+
+        ref = make_reference(self.reference, self.scales)
+        return make_responses(self.responses, ref, **kwargs), ref
+
+
+def _ordinal_probs(tau: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Category probabilities of a cumulative logit; tau (..., K-1), eta (...) -> (..., K)."""
+    cdf = 1.0 / (1.0 + np.exp(-(tau - eta[..., None])))
+    cdf = np.concatenate([np.zeros(cdf.shape[:-1] + (1,)), cdf, np.ones(cdf.shape[:-1] + (1,))], axis=-1)
+    return np.diff(cdf, axis=-1)
+
+
+def simulate(
+    *,
+    n_models: int = 3,
+    n_items: int = 40,
+    n_groups: int = 6,
+    factors: dict[str, int] | None = None,
+    n_orders: int = 2,
+    n_steer: int = 0,
+    n_samples: int = 5,
+    K: int = 4,  # noqa: N803
+    sd_item: float = 1.0,
+    sd_model_item: float = 1.0,
+    sd_factor: float | dict[str, float] = 0.3,
+    sd_model_factor: float = 0.1,
+    sd_item_format: float = 0.2,
+    order_effect: float = 0.3,
+    sd_group: float = 0.5,
+    sd_group_item: float = 0.6,
+    steer_slope: float | np.ndarray = 0.8,
+    n_respondents: int = 1000,
+    rng=None,
+) -> SimulatedData:
+    """Simulate stored model responses and human references with known truth.
+
+    Parameters
+    ----------
+    n_models, n_items, n_groups : int
+        Models, items (a random sample of an item population) and human groups (countries).
+    factors : dict, optional
+        Design factors other than option order and steering, name -> number of levels.
+        Default ``{"format": 3}``.
+    n_orders : int
+        1 (canonical order only) or 2 (canonical and reversed, recorded in ``option_order``).
+        Reversal shifts the latent location by ``order_effect`` for every model (a primacy bias in
+        canonical space).
+    n_steer : int
+        0 for no steering factor; otherwise ``steer_target`` has levels ``"none"`` and the first
+        ``n_steer`` groups. Steering to ``c`` adds ``steer_slope * (theta_cq - mean_c theta_cq)``.
+    n_samples : int
+        Answers sampled per design cell (temperature > 0 noise).
+    K : int
+        Options per item (ordinal, codes ``"1".."K"``).
+    sd_item, sd_model_item : float
+        SD of the shared item location and of each model's item-specific opinion ``a_{m,q}``.
+    sd_factor : float or dict
+        SD of the population effects of each factor's levels (dict per factor name).
+    sd_model_factor : float
+        SD of model-specific deviations from the population factor effect.
+    sd_item_format : float
+        SD of the item x format-cell interaction ``u``.
+    sd_group, sd_group_item : float
+        SD of human group locations and of group x item deviations.
+    n_respondents : int
+        Respondents per human item x group (reference shares are sampled, ``n`` recorded).
+    rng : int, Generator or None
+        Seed; recorded in the result.
+
+    Returns
+    -------
+    SimulatedData
+    """
+    factors = {"format": 3} if factors is None else dict(factors)
+    if n_orders not in (1, 2):
+        raise ValueError(f"`n_orders` must be 1 or 2; got {n_orders}.")
+    if n_steer > n_groups:
+        raise ValueError(f"`n_steer` ({n_steer}) cannot exceed `n_groups` ({n_groups}).")
+    if K < 2:
+        raise ValueError(f"`K` must be at least 2; got {K}.")
+    gen, record = as_generator(rng)
+    sdf = {f: (sd_factor[f] if isinstance(sd_factor, dict) else sd_factor) for f in factors}
+
+    models = [f"model_{i + 1}" for i in range(n_models)]
+    items = [f"q{j + 1:03d}" for j in range(n_items)]
+    groups = [f"C{g + 1:02d}" for g in range(n_groups)]
+    codes = [str(k + 1) for k in range(K)]
+
+    # items: cutpoints at logistic quantiles of equal shares, shifted per item
+    base_tau = np.log(np.arange(1, K) / (K - np.arange(1, K)))
+    item_loc = gen.normal(0, sd_item, n_items)
+    tau = base_tau[None, :] - item_loc[:, None]  # (Q, K-1)
+
+    # humans
+    mu_c = gen.normal(0, sd_group, n_groups)
+    a_cq = gen.normal(0, sd_group_item, (n_groups, n_items))
+    theta = mu_c[:, None] + a_cq  # (C, Q)
+    p_human = _ordinal_probs(tau[None], theta)  # (C, Q, K)
+    counts = np.stack([gen.multinomial(n_respondents, p_human[c]) for c in range(n_groups)])
+    shares = counts / n_respondents
+
+    # models
+    mu_m = gen.normal(0, 0.5, n_models)
+    a_mq = gen.normal(0, sd_model_item, (n_models, n_items))
+    beta_pop = {f: gen.normal(0, sdf[f], L) for f, L in factors.items()}
+    beta_pop = {f: b - b.mean() for f, b in beta_pop.items()}  # sum-to-zero population effects
+    beta_m = {}
+    for f, L in factors.items():
+        dev = gen.normal(0, sd_model_factor, (n_models, L))
+        beta_m[f] = beta_pop[f][None, :] + dev - dev.mean(1, keepdims=True)
+    slopes = np.broadcast_to(np.asarray(steer_slope, float), (n_models,)).copy()
+
+    fac_names = list(factors)
+    fac_levels = [factors[f] for f in fac_names]
+    steer_levels = ["none", *groups[:n_steer]] if n_steer else ["none"]
+    shape = (n_models, n_items, *fac_levels, n_orders, len(steer_levels))
+    grids = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    m_i, q_i = grids[0].ravel(), grids[1].ravel()
+    lev = [g.ravel() for g in grids[2 : 2 + len(fac_names)]]
+    o_i = grids[2 + len(fac_names)].ravel()
+    s_i = grids[3 + len(fac_names)].ravel()
+
+    eta = mu_m[m_i] + a_mq[m_i, q_i]
+    for f, li in zip(fac_names, lev):
+        eta = eta + beta_m[f][m_i, li]
+    fmt_cell = np.ravel_multi_index(lev, fac_levels) if fac_names else np.zeros_like(m_i)
+    n_cells_f = int(np.prod(fac_levels)) if fac_names else 1
+    u = gen.normal(0, sd_item_format, (n_items, n_cells_f))
+    eta = eta + u[q_i, fmt_cell] + order_effect * (o_i == 1)
+    theta_c = theta - theta.mean(0, keepdims=True)  # (C, Q) distinctive deviations
+    steered = s_i > 0
+    eta[steered] += slopes[m_i[steered]] * theta_c[s_i[steered] - 1, q_i[steered]]
+    p_cell = _ordinal_probs(tau[q_i], eta)  # (cells, K)
+
+    # sample n_samples answers per cell (inverse CDF)
+    cdf = np.cumsum(p_cell, axis=1)
+    uu = gen.random((len(eta), n_samples))
+    canon = (uu[..., None] > cdf[:, None, :-1]).sum(-1)  # (cells, S) canonical index 0..K-1
+    reversed_ = np.repeat(o_i == 1, n_samples)
+    canon = canon.ravel()
+    shown_pos = np.where(reversed_, K - 1 - canon, canon) + 1
+
+    rep = np.repeat
+    data = {
+        "model": pd.Categorical.from_codes(rep(m_i, n_samples), models),
+        "item": pd.Categorical.from_codes(rep(q_i, n_samples), items),
+    }
+    for f, li in zip(fac_names, lev):
+        data[f] = pd.Categorical.from_codes(rep(li, n_samples), [f"{f}_{k + 1}" for k in range(factors[f])])
+    orders = ["|".join(codes), "|".join(reversed(codes))][:n_orders]
+    data["option_order"] = pd.Categorical.from_codes(rep(o_i, n_samples), orders)
+    if n_steer:
+        data["steer_target"] = pd.Categorical.from_codes(rep(s_i, n_samples), steer_levels)
+    data["sample"] = np.tile(np.arange(n_samples), len(eta))
+    data["answer_position"] = shown_pos
+    responses = pd.DataFrame(data)
+
+    gi, qi, ki = np.meshgrid(np.arange(n_groups), np.arange(n_items), np.arange(K), indexing="ij")
+    reference = pd.DataFrame(
+        {
+            "item": np.array(items)[qi.ravel()],
+            "group": np.array(groups)[gi.ravel()],
+            "option": np.array(codes)[ki.ravel()],
+            "share": shares.ravel(),
+            "n": n_respondents,
+        }
+    )
+    scales = pd.DataFrame(
+        {"item": items, "options": "|".join(codes), "labels": "|".join(f"option {c}" for c in codes), "ordinal": True}
+    )
+    truth = {
+        "models": models,
+        "items": items,
+        "groups": groups,
+        "factors": factors,
+        "steer_levels": steer_levels,
+        "tau": tau,
+        "mu_model": mu_m,
+        "a_model_item": a_mq,
+        "beta_pop": beta_pop,
+        "beta_model": beta_m,
+        "order_effect": order_effect,
+        "u_item_format": u,
+        "steer_slope": slopes,
+        "mu_group": mu_c,
+        "theta_group_item": theta,
+        "p_human": p_human,
+        "sd": {
+            "item": sd_item,
+            "model_item": sd_model_item,
+            "factor": sdf,
+            "model_factor": sd_model_factor,
+            "item_format": sd_item_format,
+            "group": sd_group,
+            "group_item": sd_group_item,
+        },
+    }
+    return SimulatedData(responses, reference, scales, truth, record)
