@@ -1,0 +1,188 @@
+"""The data contract: validation errors name the column, rows and fix; nothing is dropped silently."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import robustalign as ra
+from robustalign.schema import make_reference, make_responses
+
+SCALES = pd.DataFrame(
+    {
+        "item": ["q1", "q2"],
+        "options": ["1|2|3|4", "a|b|c"],
+        "labels": ["SD|D|A|SA", "red|green|blue"],
+        "ordinal": [True, False],
+    }
+)
+
+
+def _ref_rows():
+    rows = []
+    for g, p in {"X": [0.1, 0.2, 0.3, 0.4], "Y": [0.4, 0.3, 0.2, 0.1]}.items():
+        rows += [{"item": "q1", "group": g, "option": str(k + 1), "share": s, "n": 500} for k, s in enumerate(p)]
+        rows += [{"item": "q2", "group": g, "option": o, "share": s, "n": 300} for o, s in zip("abc", [0.5, 0.25, 0.25])]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def ref():
+    return make_reference(_ref_rows(), SCALES)
+
+
+def test_reference_array_canonical_order_and_padding(ref):
+    arr = ref.array(["q1", "q2"], ["X", "Y"])
+    assert arr.shape == (2, 2, 4)
+    np.testing.assert_allclose(arr[0, 0], [0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(arr[1, 1], [0.5, 0.25, 0.25, 0.0])  # padded beyond K=3
+    np.testing.assert_allclose(ref.n_array(["q1", "q2"], ["X"]).ravel(), [500, 300])
+    assert list(ref.K(["q1", "q2"])) == [4, 3]
+
+
+def test_reference_missing_column_suggests_fix():
+    df = _ref_rows().rename(columns={"share": "shares"})
+    with pytest.raises(ra.SchemaError, match=r"missing columns \['share'\].*did you mean 'shares'"):
+        make_reference(df, SCALES)
+
+
+def test_reference_shares_not_summing_to_one_name_cells():
+    df = _ref_rows()
+    df.loc[0, "share"] = 0.5
+    with pytest.raises(ra.SchemaError, match=r"sum to 1.*q1/X: 1\.4000"):
+        make_reference(df, SCALES)
+
+
+def test_reference_rounding_is_renormalised_and_counted():
+    df = _ref_rows()
+    df.loc[0, "share"] = 0.1004  # rounding in a published table
+    ref = make_reference(df, SCALES)
+    log = ref.exclusions.to_frame()
+    assert log["action"].tolist() == ["recoded"] and log["n_rows"].tolist() == [4]
+    np.testing.assert_allclose(ref.array(["q1"], ["X"])[0, 0].sum(), 1.0)
+
+
+def test_reference_option_outside_scale_and_duplicates_and_nan():
+    df = _ref_rows()
+    df.loc[5, "option"] = "z"
+    with pytest.raises(ra.SchemaError, match=r"outside the item's scale.*rows \[5\].*'z'"):
+        make_reference(df, SCALES)
+    df = pd.concat([_ref_rows(), _ref_rows().iloc[[0]]], ignore_index=True)
+    with pytest.raises(ra.SchemaError, match="duplicate rows"):
+        make_reference(df, SCALES)
+    df = _ref_rows()
+    df.loc[3, "group"] = None
+    with pytest.raises(ra.SchemaError, match=r"column `group` has 1 missing values at rows \[3\]"):
+        make_reference(df, SCALES)
+
+
+def test_reference_absent_option_filled_with_zero_and_counted():
+    df = _ref_rows()
+    df = df[~((df["item"] == "q2") & (df["group"] == "X") & (df["option"] == "c"))].copy()
+    df.loc[(df["item"] == "q2") & (df["group"] == "X") & (df["option"] == "b"), "share"] = 0.5
+    ref = make_reference(df, SCALES)
+    assert ref.exclusions.total(action="recoded") == 1
+    np.testing.assert_allclose(ref.array(["q2"], ["X"])[0, 0, :3], [0.5, 0.5, 0.0])
+
+
+def test_unknown_respondent_counts_are_recorded():
+    ref = make_reference(_ref_rows().drop(columns="n"), SCALES)
+    assert not ref.n_known and "known for 0/4 cells" in repr(ref)
+
+
+def test_responses_answer_position_mapped_through_shown_order(ref):
+    resp = pd.DataFrame(
+        {
+            "model": ["m", "m", "m"],
+            "item": ["q1", "q1", "q2"],
+            "option_order": ["1|2|3|4", "4|3|2|1", ["c", "a", "b"]],
+            "answer_position": [1, 1, 2],
+        }
+    )
+    r = make_responses(resp, ref)
+    assert r.data["option"].tolist() == ["1", "4", "a"]
+    assert "option_order" in r.factors
+
+
+def test_responses_probabilities_as_shown_become_canonical(ref):
+    resp = pd.DataFrame(
+        {
+            "model": ["m", "m"],
+            "item": ["q1", "q2"],
+            "option_order": ["4|3|2|1", "c|a|b"],
+            "prob_1": [0.7, 0.6],
+            "prob_2": [0.1, 0.3],
+            "prob_3": [0.1, 0.1],
+            "prob_4": [0.1, np.nan],
+        }
+    )
+    r = make_responses(resp, ref)
+    np.testing.assert_allclose(r.data[["prob_1", "prob_2", "prob_3", "prob_4"]].to_numpy(),
+                               [[0.1, 0.1, 0.1, 0.7], [0.3, 0.1, 0.6, 0.0]])
+
+
+def test_responses_errors_name_rows_values_and_fix(ref):
+    base = pd.DataFrame({"model": ["m", "m"], "item": ["q1", "q1"], "fmt": ["a", "b"], "answer": ["1", "9"]})
+    with pytest.raises(ra.SchemaError, match=r"`answer` has values outside.*rows \[1\].*'9'"):
+        make_responses(base, ref)
+    dup = base.assign(fmt="a", answer="1")
+    with pytest.raises(ra.SchemaError, match="add a `sample` column"):
+        make_responses(dup, ref)
+    two = base.assign(score=0.5)
+    with pytest.raises(ra.SchemaError, match="more than one kind of answer"):
+        make_responses(two, ref)
+    none = base.drop(columns="answer")
+    with pytest.raises(ra.SchemaError, match="no answer column"):
+        make_responses(none, ref)
+    bad_order = pd.DataFrame({"model": ["m"], "item": ["q1"], "option_order": ["1|2|3"], "answer_position": [1]})
+    with pytest.raises(ra.SchemaError, match="not a permutation"):
+        make_responses(bad_order, ref)
+    nan_answer = base.assign(answer=["1", None])
+    with pytest.raises(ra.SchemaError, match=r"`answer` is empty at rows \[1\]"):
+        make_responses(nan_answer, ref)
+
+
+def test_unreferenced_items_error_or_counted_drop(ref):
+    df = pd.DataFrame({"model": ["m", "m", "m"], "item": ["q1", "q9", "q9"], "s": [0, 0, 1], "answer": ["1", "1", "2"]})
+    with pytest.raises(ra.SchemaError, match=r"items \['q9'\].*no human reference.*drop_unreferenced=True"):
+        make_responses(df, ref)
+    r = make_responses(df, ref, drop_unreferenced=True)
+    assert len(r.data) == 1 and r.exclusions.total(action="dropped") == 2
+    assert r.exclusions.to_frame()["example_rows"].iloc[0] == "[1, 2]"
+
+
+def test_scores_outside_unit_interval_rejected():
+    df = pd.DataFrame({"model": ["m"], "item": ["q1"], "score": [1.2]})
+    with pytest.raises(ra.SchemaError, match=r"`score` must be a number in \[0, 1\]"):
+        make_responses(df, scales={})
+
+
+def test_distributions_count_valid_answers(ref):
+    df = pd.DataFrame({"model": "m", "item": "q1", "sample": range(4), "answer": ["1", "1", "4", "2"]})
+    keys, p = make_responses(df, ref).distributions(["model", "item"])
+    assert keys["n"].tolist() == [4]
+    np.testing.assert_allclose(p[0], [0.5, 0.25, 0.0, 0.25])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_loaders_round_trip(tmp_path, suffix, ref):
+    resp = pd.DataFrame({"model": "m", "item": "q1", "sample": [0, 1], "answer": ["1", "3"]})
+    path = tmp_path / f"resp{suffix}"
+    if suffix == ".csv":
+        resp.to_csv(path, index=False)
+    elif suffix == ".parquet":
+        resp.to_parquet(path)
+    else:
+        resp.to_json(path, orient="records", lines=True)
+    r = ra.load_responses(path, ref)
+    assert r.data["option"].tolist() == ["1", "3"]
+
+
+def test_loader_rejects_unknown_and_missing_files(tmp_path):
+    p = tmp_path / "x.pkl"
+    p.write_bytes(b"\x80\x04")
+    with pytest.raises(ra.SchemaError, match="unsupported file type '.pkl'"):
+        ra.read_table(p)
+    with pytest.raises(ra.SchemaError, match="file not found"):
+        ra.read_table(tmp_path / "nope.csv")
