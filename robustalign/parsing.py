@@ -277,6 +277,7 @@ _REFUSAL = re.compile(
     r"|\bi\s+would\s+need\s+more\s+(?:context|information)\b|\bno\s+personal\s+(?:opinions?|beliefs?|views?)\b",
     re.IGNORECASE,
 )
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s|\n")
 _NUMBERED_LIST = re.compile(r"^[ \t]*(?:\d+|[A-Za-z])[.)][ \t]+\w", re.MULTILINE)
 _LINE_PREFIX = re.compile(r"^[ \t]*(?:[-*+\u2022>]+[ \t]*)?[\"'(\[]*[ \t]*$")
 _LINE_REST = re.compile(r"^[ \t.!,;:\"')\]]*(?:\n|$)")
@@ -455,6 +456,11 @@ def _classify(x: _Mention, t: str, first: bool) -> set[str]:
     return kinds
 
 
+def _same_sentence(t: str, a: _Mention, b: _Mention) -> bool:
+    lo, hi = (a, b) if a.start < b.start else (b, a)
+    return not _SENTENCE_END.search(t, lo.end, hi.start)
+
+
 def _is_word_marker(t: str, x: _Mention) -> bool:
     return bool(re.match(r"(?:option|choice|number)\b", t[x.start:x.end], re.IGNORECASE))
 
@@ -567,8 +573,10 @@ def parse_answer(text: str, labels: Sequence[str]) -> ParseResult:
 
     classified = [(x, _classify(x, t, first=(i == 0))) for i, x in enumerate(live)]
     # a stance about the proposition as a whole ("I strongly disagree with the proposition.") states an
-    # answer too: if it names another option than the marked answer, the completion is ambiguous
-    firm_stances = {x.position for x, kinds in classified if "stance" in kinds and _STANCE_FIRM.match(t, x.end)}
+    # answer too: if, in another sentence, it names another option than the marked answer, the
+    # completion is ambiguous (in the same sentence it explains that answer: 'the label "4) Strongly
+    # agree" to indicate that I agree with the proposition')
+    firm = [x for x, kinds in classified if "stance" in kinds and _STANCE_FIRM.match(t, x.end)]
     for tier in (PRIMARY_RULES, ("in_text",), ("stance",)):
         hits = [(x, kinds & set(tier)) for x, kinds in classified if kinds & set(tier)]
         if not hits:
@@ -576,7 +584,9 @@ def parse_answer(text: str, labels: Sequence[str]) -> ParseResult:
         if any(x.conflict for x, _ in hits):
             return ParseResult(None, "ambiguous", "marker_text_conflict")
         positions = {x.position for x, _ in hits}
-        if any(x.plural for x, _ in hits) or len(positions) > 1 or (firm_stances - positions):
+        other = {s.position for s in firm if s.position not in positions
+                 and not any(_same_sentence(t, s, x) for x, _ in hits)}
+        if any(x.plural for x, _ in hits) or len(positions) > 1 or other:
             return ParseResult(None, "ambiguous", "multiple_options")
         best = min((min(k, key=_RULE_RANK.__getitem__) for _, k in hits), key=_RULE_RANK.__getitem__)
         return ParseResult(hits[0][0].position, "valid", best + ("+disclaimer" if disclaimer else ""))
