@@ -1,0 +1,43 @@
+"""Figures for robustalign results (matplotlib). Each function takes a result and an optional ``ax``
+and returns the matplotlib Axes; none computes statistics. Importing this module imports matplotlib,
+so the result objects import it only inside their ``plot()`` methods."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import numpy as np
+
+from robustalign.plots._style import PALETTE, RC, new_axes
+
+__all__ = ["plot_rates"]
+
+
+def plot_rates(result, ax=None, *, confidence_level: float | None = None):
+    """Rates with interval bars per cell (e.g. valid-answer rate per model x forcing level)."""
+    f = result.to_frame(confidence_level)
+    fig, ax = new_axes(ax, height=0.25 * len(f) / max(1, f[result.condition].nunique()) + 1.2
+                       if result.condition else 2.4)
+    with mpl.rc_context(RC):
+        labels = f[list(result.by)].astype(str).agg(" / ".join, axis=1) if result.by else f.index.astype(str)
+        cats = list(dict.fromkeys(labels))
+        y = np.array([cats.index(v) for v in labels], float)
+        levels = list(dict.fromkeys(f[result.condition])) if result.condition else [None]
+        for j, lev in enumerate(levels):
+            m = (f[result.condition] == lev).to_numpy() if lev is not None else np.ones(len(f), bool)
+            off = (j - (len(levels) - 1) / 2) * 0.8 / max(1, len(levels))
+            ax.errorbar(f.loc[m, "estimate"], y[m] + off,
+                        xerr=_err(f[m]),
+                        fmt="o", ms=3, color=PALETTE[j % len(PALETTE)], label=str(lev) if lev is not None else None)
+        ax.set_yticks(range(len(cats)), cats)
+        ax.invert_yaxis()
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel(f"{result.status} rate ({int(f['conf_level'].iloc[0] * 100)}% {result.method} interval)")
+        if result.condition:
+            ax.legend(title=result.condition, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return ax
+
+
+def _err(f):
+    """Non-negative error-bar lengths from estimate and interval columns."""
+    est = f["estimate"].to_numpy(float)
+    return np.clip([est - f["conf_low"].to_numpy(float), f["conf_high"].to_numpy(float) - est], 0, None)
