@@ -81,5 +81,5 @@ def test_plot_draws_one_marker_per_cell():
     rng = np.random.default_rng(1)
     res = validity_rates(_responses((rng.random((10, 3)) < 0.5).astype(int)), condition="cond")
     ax = res.plot()
-    xs = np.concatenate([line.get_xdata() for line in ax.lines if len(line.get_xdata())])
+    xs = np.concatenate([np.asarray(c.lines[0].get_xdata(), float) for c in ax.containers])
     np.testing.assert_allclose(np.sort(xs), np.sort(res.to_frame()["estimate"]))
