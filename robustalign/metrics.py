@@ -1,0 +1,1240 @@
+"""Alignment metrics between answer distributions, item profiles and survey indices.
+
+Every function is pure NumPy and vectorised over leading axes. A *distribution* is an array
+``(..., K)`` whose last axis holds the options of one item in canonical order. Items with different
+numbers of options share one array by zero padding: options beyond an item's ``K`` hold 0, and the
+metrics that need the true number of options (the W1 normaliser, the mean position, the normalised
+entropy, the KL smoothing) take an explicit ``K``, an integer array that broadcasts against the
+leading axes. Padding never changes a result.
+
+Conventions
+-----------
+* Similarities are in [0, 1], higher = closer; distances are in the units stated (bits for KL and
+  Jensen-Shannon, scale range for W1 and mean position).
+* A row that contains NaN is a missing cell (e.g. :meth:`robustalign.Reference.array` marks absent
+  item x group cells with NaN). It gives NaN, never an error, and callers count it.
+* With ``check=True`` (the default) probabilities must be >= 0, rows must sum to 1 within
+  :data:`SUM_TOL`, and options beyond ``K`` must be 0; a violation raises ``ValueError`` naming the
+  argument, the offending value and the fix.
+* Metrics for ordered scales (W1, mean position) return NaN where ``ordinal=False``; for nominal
+  items use JS, total variation or plurality agreement instead.
+
+:data:`METRICS` maps short names to similarity functions with one signature,
+``f(p, q, K=None, ordinal=None) -> similarity in [0, 1]``, so that a multiverse can loop over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "METRICS",
+    "SUM_TOL",
+    "VSM2013",
+    "ProxySimilarity",
+    "between_group_sd",
+    "closest_groups",
+    "js_distance",
+    "js_similarity",
+    "kl_divergence",
+    "mass_on_model_answer",
+    "mean_position",
+    "mean_position_distance",
+    "mean_position_similarity",
+    "normalized_entropy",
+    "plurality_agreement",
+    "human_proxy_similarity",
+    "profile_correlation",
+    "rank_groups",
+    "spearman_alignment",
+    "total_variation",
+    "tv_similarity",
+    "vsm2013_indices",
+    "w1_distance",
+    "w1_similarity",
+]
+
+#: Rows of a distribution must sum to 1 within this tolerance when ``check=True``.
+SUM_TOL = 1e-6
+_LN2 = np.log(2.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------------
+def _as_float(a, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(a, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"`{name}` must be an array of numbers; got {type(a).__name__} ({e}).") from None
+    if arr.ndim == 0:
+        raise ValueError(
+            f"`{name}` must have at least one axis (the options); got a scalar {arr.item()!r}. "
+            "Pass the distribution as an array of option shares."
+        )
+    return arr
+
+
+def _check_dist(p: np.ndarray, name: str) -> None:
+    """Non-negative entries, rows summing to 1 (rows with NaN are missing cells and skipped)."""
+    neg = p < 0
+    if neg.any():
+        at = tuple(int(i) for i in np.argwhere(neg)[0])
+        raise ValueError(
+            f"`{name}` has negative probabilities ({int(neg.sum())} entries, e.g. {p[at]!r} at index {at}); "
+            "probabilities must be >= 0."
+        )
+    s = p.sum(-1)
+    bad = np.abs(s - 1.0) > SUM_TOL  # NaN rows compare False: they are missing cells, not errors
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"`{name}` rows must sum to 1 within {SUM_TOL:g} over the last axis (the options); "
+            f"{int(bad.sum())} rows do not, e.g. row {at} sums to {s[at]!r}. Normalise the rows "
+            f"({name} / {name}.sum(-1, keepdims=True)), or pass check=False if that is intended."
+        )
+
+
+def _pair(p, q, check: bool, names=("p", "q")) -> tuple[np.ndarray, np.ndarray]:
+    p = _as_float(p, names[0])
+    q = _as_float(q, names[1])
+    if p.shape[-1] != q.shape[-1]:
+        raise ValueError(
+            f"`{names[0]}` and `{names[1]}` must have the same number of options on the last axis; got "
+            f"{names[0]}.shape={p.shape}, {names[1]}.shape={q.shape}. Pad the shorter with zeros and pass `K`."
+        )
+    try:
+        np.broadcast_shapes(p.shape, q.shape)
+    except ValueError:
+        raise ValueError(
+            f"`{names[0]}` with shape {p.shape} and `{names[1]}` with shape {q.shape} do not broadcast over "
+            "their leading axes; add length-1 axes (e.g. p[:, None, :]) so that they line up."
+        ) from None
+    if check:
+        _check_dist(p, names[0])
+        _check_dist(q, names[1])
+    return p, q
+
+
+def _lead_shape(*arrays: np.ndarray) -> tuple[int, ...]:
+    return np.broadcast_shapes(*(a.shape[:-1] for a in arrays))
+
+
+def _as_K(K, kmax: int, lead: tuple[int, ...], arrays: Sequence[tuple[str, np.ndarray]], check: bool):
+    """Validate ``K`` (None -> kmax) and, with ``check``, that mass beyond K is zero."""
+    if K is None:
+        if kmax < 2:
+            raise ValueError(f"the last axis (options) must have length >= 2; got {kmax}.")
+        return None
+    k = np.asarray(K)
+    if k.dtype == bool or not np.issubdtype(k.dtype, np.number):
+        raise ValueError(f"`K` must be integer numbers of options; got dtype {k.dtype}.")
+    bad = (k != np.round(k)) | (k < 2) | (k > kmax) | ~np.isfinite(k)
+    if bad.any():
+        v = k[bad].ravel()[0] if k.ndim else k
+        raise ValueError(
+            f"`K` must be whole numbers in [2, {kmax}] (the number of options of each item; the last axis "
+            f"has length {kmax}); got {v!r}."
+        )
+    k = k.astype(np.intp)
+    try:
+        np.broadcast_shapes(k.shape, lead)
+    except ValueError:
+        raise ValueError(
+            f"`K` with shape {k.shape} does not broadcast against the leading axes {lead} of the "
+            "distributions; give one K per item with matching length-1 axes."
+        ) from None
+    if check and (k < kmax).any():
+        beyond = np.arange(kmax) >= k[..., None]
+        for name, a in arrays:
+            m = beyond & (a != 0) & ~np.isnan(a)
+            if m.any():
+                at = tuple(int(i) for i in np.argwhere(m)[0])
+                v = np.broadcast_to(a, m.shape)[at]
+                raise ValueError(
+                    f"`{name}` puts mass on options beyond `K` ({v!r} at index {at}); options beyond an "
+                    "item's K must be 0 (zero padding). Check the option order and K."
+                )
+    return k
+
+
+def _ordinal_mask(out: np.ndarray, ordinal) -> np.ndarray:
+    if ordinal is None:
+        return out
+    o = np.asarray(ordinal)
+    if o.dtype != bool:
+        raise ValueError(f"`ordinal` must be booleans (True = ordered scale); got dtype {o.dtype}.")
+    try:
+        shape = np.broadcast_shapes(o.shape, np.shape(out))
+    except ValueError:
+        raise ValueError(
+            f"`ordinal` with shape {o.shape} does not broadcast against the result shape {np.shape(out)}."
+        ) from None
+    if o.all():
+        return out
+    return np.where(o, np.broadcast_to(out, shape), np.nan)
+
+
+def _scalar(a):
+    """0-d arrays become NumPy scalars; everything else is returned as is."""
+    return a[()] if isinstance(a, np.ndarray) and a.ndim == 0 else a
+
+
+def _xlogx_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise a * ln(a / b) with 0 * ln(0 / b) = 0; NaN propagates, a > 0 = b gives inf."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.divide(a, b)
+        np.log(r, out=r)
+        r *= a
+    np.copyto(r, 0.0, where=(a == 0))
+    return r
+
+
+# --------------------------------------------------------------------------------------------------
+# distribution metrics
+# --------------------------------------------------------------------------------------------------
+def js_distance(p, q, base: float = 2, *, check: bool = True):
+    r"""Jensen-Shannon distance between distributions (the square root of the JS divergence).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., K)
+        Distributions over the options on the last axis; leading axes broadcast. Rows with NaN are
+        missing cells and give NaN.
+    base : float, default 2
+        Logarithm base. With base 2 the distance is in [0, 1]; with base e its maximum is
+        :math:`\sqrt{\ln 2} \approx 0.8326`.
+    check : bool, default True
+        Validate that entries are >= 0 and rows sum to 1 within :data:`SUM_TOL`.
+
+    Returns
+    -------
+    ndarray or float
+        Shape ``broadcast(p.shape, q.shape)[:-1]``.
+
+    Notes
+    -----
+    .. math::
+        D_{JS}(P, Q) = \sqrt{\tfrac12 KL(P \| M) + \tfrac12 KL(Q \| M)}, \quad M = \tfrac12 (P + Q),
+
+    with :math:`0 \log 0 = 0`. Same formula as :func:`scipy.spatial.distance.jensenshannon`, whose
+    default base is e, not 2. Inputs are not renormalised. Padding with zero options changes nothing.
+    """
+    if not (np.isscalar(base) and np.isfinite(base) and base > 0 and base != 1):
+        raise ValueError(f"`base` must be a positive number other than 1 (2 gives bits); got {base!r}.")
+    p, q = _pair(p, q, check)
+    m = np.add(p, q)
+    m *= 0.5
+    js = np.asarray(_xlogx_ratio(p, m).sum(-1))
+    js += _xlogx_ratio(q, m).sum(-1)
+    js /= 2.0 * np.log(base)
+    np.maximum(js, 0.0, out=js)  # round-off can give -1e-17 when p == q
+    np.sqrt(js, out=js)
+    if base == 2:
+        np.minimum(js, 1.0, out=js)
+    return _scalar(js)
+
+
+def js_similarity(p, q, *, check: bool = True):
+    r"""Jensen-Shannon similarity :math:`1 - D_{JS}` in base 2, in [0, 1] (1 = identical).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., K)
+        Model and human distributions (the metric is symmetric). Leading axes broadcast; rows with NaN
+        give NaN.
+    check : bool, default True
+        Validate entries >= 0 and rows summing to 1.
+
+    Returns
+    -------
+    ndarray or float
+        :math:`S_{JS}` with shape ``broadcast(p.shape, q.shape)[:-1]``; unitless, higher = closer.
+
+    Notes
+    -----
+    .. math::
+        S_{JS} = 1 - \sqrt{\tfrac12 KL_2(P \| M) + \tfrac12 KL_2(Q \| M)}, \quad M = \tfrac12 (P + Q).
+
+    For a one-hot model answer :math:`P = \delta_k` the similarity depends only on the human share
+    :math:`h = Q_k`: :math:`D^2 = \tfrac12[\log_2 \tfrac{2}{1+h} + h \log_2 \tfrac{2h}{1+h} + 1 - h]`,
+    so S = 0, 0.26, 0.44, 0.63, 0.77, 1 for h = 0, .25, .5, .75, .9, 1: a ceiling set by human
+    consensus, not by the model.
+
+    Examples
+    --------
+    >>> from robustalign.metrics import js_similarity
+    >>> float(js_similarity([0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1])).__round__(2)
+    0.61
+    """
+    d = js_distance(p, q, 2, check=check)
+    return _scalar(np.subtract(1.0, d))
+
+
+def total_variation(p, q, *, check: bool = True):
+    r"""Total variation distance :math:`\tfrac12 \sum_k |p_k - q_k|`, in [0, 1] (0 = identical).
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., K)
+        Distributions; leading axes broadcast; rows with NaN give NaN.
+    check : bool, default True
+        Validate entries >= 0 and rows summing to 1.
+
+    Returns
+    -------
+    ndarray or float
+        The largest difference in probability the two distributions give any set of options.
+
+    Notes
+    -----
+    .. math:: TV(P, Q) = \tfrac12 \sum_{k=1}^{K} |p_k - q_k| = \max_A |P(A) - Q(A)|.
+    """
+    p, q = _pair(p, q, check)
+    d = np.asarray(np.abs(p - q).sum(-1))
+    d *= 0.5
+    return _scalar(d)
+
+
+def tv_similarity(p, q, *, check: bool = True):
+    r"""Total-variation similarity :math:`1 - TV(P, Q)`, in [0, 1] (1 = identical).
+
+    See :func:`total_variation`. Valid for nominal and ordinal items alike.
+    """
+    return _scalar(np.subtract(1.0, total_variation(p, q, check=check)))
+
+
+def kl_divergence(p, q, *, eps: float = 1e-6, K=None, check: bool = True):
+    r"""Kullback-Leibler divergence :math:`KL(P \| Q)` in bits, with epsilon smoothing.
+
+    A diagnostic, not a similarity: it is asymmetric and unbounded.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., K_max)
+        Distributions (zero-padded beyond each item's K); leading axes broadcast; rows with NaN give NaN.
+    eps : float, default 1e-6
+        Smoothing mass added to each of the item's K options of **both** distributions before
+        renormalising (see Notes). ``eps=0`` gives the unsmoothed divergence, which is ``inf`` when
+        some :math:`q_k = 0 < p_k`.
+    K : int or array_like of int, optional
+        Number of options per item, broadcasting against the leading axes. Default: the length of the
+        last axis. Padded options (beyond K) receive no smoothing mass, so padding changes nothing.
+    check : bool, default True
+        Validate entries >= 0, rows summing to 1 and zero mass beyond K.
+
+    Returns
+    -------
+    ndarray or float
+        KL in bits (base-2 logarithm), >= 0.
+
+    Notes
+    -----
+    .. math::
+        \tilde p_k = \frac{p_k + \varepsilon}{1 + K\varepsilon}, \quad
+        \tilde q_k = \frac{q_k + \varepsilon}{1 + K\varepsilon}, \quad
+        KL(P \| Q) = \sum_{k=1}^{K} \tilde p_k \log_2 \frac{\tilde p_k}{\tilde q_k}.
+
+    Smoothing both sides (a mixture with the uniform distribution of weight
+    :math:`K\varepsilon / (1 + K\varepsilon)`) keeps :math:`KL(P \| P) = 0` and is the same for
+    either argument. Equal to ``scipy.stats.entropy(p~, q~, base=2)``.
+    """
+    if not (np.isscalar(eps) and np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"`eps` must be a finite number >= 0 (smoothing mass per option); got {eps!r}.")
+    p, q = _pair(p, q, check)
+    kmax = p.shape[-1]
+    k = _as_K(K, kmax, _lead_shape(p, q), [("p", p), ("q", q)], check)
+    if eps > 0:
+        if k is None:
+            p = (p + eps) / (1 + kmax * eps)
+            q = (q + eps) / (1 + kmax * eps)
+        else:
+            add = np.where(np.arange(kmax) < k[..., None], eps, 0.0)
+            den = (1 + k * eps)[..., None]
+            p = (p + add) / den
+            q = (q + add) / den
+    kl = np.asarray(_xlogx_ratio(p, q).sum(-1))
+    kl /= _LN2
+    return _scalar(kl)
+
+
+def normalized_entropy(p, K=None, *, check: bool = True):
+    r"""Shannon entropy divided by its maximum, :math:`H(P) / \log_2 K`, in [0, 1].
+
+    Parameters
+    ----------
+    p : array_like, shape (..., K_max)
+        Distributions, zero-padded beyond each item's K; rows with NaN give NaN.
+    K : int or array_like of int, optional
+        Number of options per item (broadcasts against the leading axes). Default: the last axis
+        length. Pass it for padded items: the maximum entropy is that of K options, not K_max.
+    check : bool, default True
+        Validate entries >= 0, rows summing to 1 and zero mass beyond K.
+
+    Returns
+    -------
+    ndarray or float
+        0 = all mass on one option (consensus); 1 = uniform over the K options.
+
+    Notes
+    -----
+    .. math:: \bar H(P) = \frac{-\sum_k p_k \log_2 p_k}{\log_2 K}, \quad 0 \log 0 = 0.
+
+    A diagnostic for the entropy confound: distributional similarities reward high-entropy models
+    against high-entropy groups.
+    """
+    p = _as_float(p, "p")
+    if check:
+        _check_dist(p, "p")
+    kmax = p.shape[-1]
+    k = _as_K(K, kmax, p.shape[:-1], [("p", p)], check)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.log2(p)
+        t *= p
+    np.copyto(t, 0.0, where=(p == 0))
+    h = np.asarray(-t.sum(-1))
+    h /= np.log2(kmax if k is None else k)
+    return _scalar(np.maximum(h, 0.0))
+
+
+def _positions(positions, kmax: int, k, lead) -> np.ndarray | None:
+    """Validate option positions x_1 < ... < x_K (None = equal spacing)."""
+    if positions is None:
+        return None
+    x = _as_float(positions, "positions")
+    if x.shape[-1] != kmax:
+        raise ValueError(
+            f"`positions` must give one position per option on the last axis ({kmax}); got shape {x.shape}."
+        )
+    try:
+        np.broadcast_shapes(x.shape[:-1], lead)
+    except ValueError:
+        raise ValueError(
+            f"`positions` with shape {x.shape} does not broadcast against the distributions' leading axes {lead}."
+        ) from None
+    gaps = np.diff(x, axis=-1)
+    used = np.ones(kmax - 1, bool) if k is None else np.arange(kmax - 1) < (k[..., None] - 1)
+    bad = used & ~(gaps > 0)
+    if bad.any():
+        raise ValueError(
+            "`positions` must be finite and strictly increasing over each item's K options "
+            f"(x_1 < ... < x_K); got {x if x.ndim == 1 else 'a row that is not'}. Give positions in canonical order."
+        )
+    return x
+
+
+def w1_distance(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
+    r"""Wasserstein-1 (earth mover's) distance on an ordered scale, in units of the positions.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., K_max)
+        Distributions over ordered options (zero-padded beyond each item's K).
+    K : int or array_like of int, optional
+        Options per item, broadcasting against the leading axes. Default: the last axis length.
+    positions : array_like, shape (..., K_max), optional
+        Option positions :math:`x_1 < \dots < x_K`, broadcasting like the distributions. Default:
+        equally spaced 0, 1, ..., K - 1 (so W1 is in scale steps).
+    ordinal : bool or array_like of bool, optional
+        Whether each item's scale is ordered; the result is NaN where False. Default: every item is
+        taken as ordinal (the caller vouches for it).
+    check : bool, default True
+        Validate the distributions and K.
+
+    Returns
+    -------
+    ndarray or float
+        :math:`W_1 \ge 0`.
+
+    Notes
+    -----
+    .. math:: W_1(P, Q) = \sum_{k=1}^{K-1} |F_P(k) - F_Q(k)| (x_{k+1} - x_k),
+
+    with :math:`F` the cumulative distribution over canonical order. Equal to
+    ``scipy.stats.wasserstein_distance(x, x, p, q)``.
+    """
+    p, q = _pair(p, q, check)
+    w, _ = _w1(p, q, K, positions, check)
+    return _scalar(_ordinal_mask(w, ordinal))
+
+
+def _w1(p, q, K, positions, check):
+    kmax = p.shape[-1]
+    lead = _lead_shape(p, q)
+    k = _as_K(K, kmax, lead, [("p", p), ("q", q)], check)
+    x = _positions(positions, kmax, k, lead)
+    d = np.cumsum(p - q, axis=-1)[..., :-1]  # F_P(k) - F_Q(k), k = 1..K_max - 1
+    np.abs(d, out=d)
+    if x is not None:
+        d = d * np.diff(x, axis=-1)
+    if k is not None:
+        d = np.where(np.arange(kmax - 1) < (k[..., None] - 1), d, 0.0)
+    w = d.sum(-1)
+    if x is None:
+        span = (kmax if k is None else k) - 1
+    elif k is None:
+        span = x[..., -1] - x[..., 0]
+    else:
+        kk = np.broadcast_to(k, np.broadcast_shapes(k.shape, x.shape[:-1]))
+        span = np.take_along_axis(x, kk[..., None] - 1, axis=-1)[..., 0] - x[..., 0]
+    return w, span
+
+
+def w1_similarity(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
+    r"""Ordinal Wasserstein similarity :math:`1 - W_1 / (x_K - x_1)`, in [0, 1] (1 = identical).
+
+    Only meaningful on ordered scales; the result is NaN where ``ordinal`` is False, so callers fall
+    back to :func:`js_similarity` or :func:`tv_similarity` for nominal items.
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., K_max)
+        Distributions over ordered options (zero-padded beyond each item's K); rows with NaN give NaN.
+    K : int or array_like of int, optional
+        Options per item; broadcasts against the leading axes. Default: the last axis length.
+    positions : array_like, shape (..., K_max), optional
+        Option positions :math:`x_1 < \dots < x_K`; default equal spacing.
+    ordinal : bool or array_like of bool, optional
+        NaN where False. Default: all items treated as ordinal.
+    check : bool, default True
+        Validate the distributions and K.
+
+    Returns
+    -------
+    ndarray or float
+        0 = all mass at opposite ends of the scale; 1 = identical distributions.
+
+    Notes
+    -----
+    .. math::
+        S_W = 1 - \frac{\sum_{k=1}^{K-1} |F_P(k) - F_Q(k)| (x_{k+1} - x_k)}{x_K - x_1}
+
+    (Santurkar et al. 2023, OpinionQA). Symmetric; unchanged when the scale is reversed for both.
+    """
+    p, q = _pair(p, q, check)
+    w, span = _w1(p, q, K, positions, check)
+    s = 1.0 - w / span
+    return _scalar(_ordinal_mask(np.clip(s, 0.0, 1.0), ordinal))
+
+
+def mean_position(p, K=None, positions=None, *, check: bool = True):
+    r"""Mean answer position on [0, 1]: :math:`\mu(P) = \sum_k p_k (k - 1)/(K - 1)`.
+
+    Parameters
+    ----------
+    p : array_like, shape (..., K_max)
+        Distributions over ordered options (zero-padded beyond each item's K); rows with NaN give NaN.
+    K : int or array_like of int, optional
+        Options per item; broadcasts against the leading axes. Default: the last axis length.
+    positions : array_like, shape (..., K_max), optional
+        Option positions; the mean is rescaled by :math:`(x_k - x_1)/(x_K - x_1)`. Default equal spacing.
+    check : bool, default True
+        Validate the distributions and K.
+
+    Returns
+    -------
+    ndarray or float
+        0 = all mass on the first option, 1 = all on the last. This is the unit of the between-group
+        SD benchmark (:func:`between_group_sd`).
+
+    Notes
+    -----
+    .. math:: \mu(P) = \sum_{k=1}^{K} p_k \frac{x_k - x_1}{x_K - x_1}, \quad x_k = k - 1 \text{ by default.}
+    """
+    p = _as_float(p, "p")
+    if check:
+        _check_dist(p, "p")
+    return _scalar(_mean_position(p, K, positions, check))
+
+
+def _mean_position(p, K, positions, check):
+    kmax = p.shape[-1]
+    k = _as_K(K, kmax, p.shape[:-1], [("p", p)], check)
+    x = _positions(positions, kmax, k, p.shape[:-1])
+    if x is None:
+        mu = p @ np.arange(kmax, dtype=float)
+        return mu / ((kmax if k is None else k) - 1)
+    x0 = x[..., :1]
+    if k is None:
+        span = x[..., -1] - x[..., 0]
+    else:
+        kk = np.broadcast_to(k, np.broadcast_shapes(k.shape, x.shape[:-1]))
+        span = np.take_along_axis(x, kk[..., None] - 1, axis=-1)[..., 0] - x[..., 0]
+    rel = np.where(p == 0, 0.0, p * (x - x0))  # padded positions may be anything (even NaN)
+    return rel.sum(-1) / span
+
+
+def mean_position_distance(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
+    r"""Distance between mean positions, :math:`|\mu(P) - \mu(Q)|`, in [0, 1] (Khan et al. 2025).
+
+    Lossy (ignores dispersion) but interpretable; the same unit as :func:`between_group_sd`. NaN where
+    ``ordinal`` is False. Parameters as in :func:`mean_position`.
+
+    Notes
+    -----
+    .. math:: d_\mu(P, Q) = |\mu(P) - \mu(Q)| \le W_1(P, Q) / (x_K - x_1).
+    """
+    p, q = _pair(p, q, check)
+    d = np.abs(_mean_position(p, K, positions, check) - _mean_position(q, K, positions, check))
+    return _scalar(_ordinal_mask(d, ordinal))
+
+
+def mean_position_similarity(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
+    r"""Mean-position similarity :math:`1 - |\mu(P) - \mu(Q)|`, in [0, 1]; NaN where not ordinal."""
+    d = mean_position_distance(p, q, K, positions, ordinal=ordinal, check=check)
+    return _scalar(np.clip(np.subtract(1.0, d), 0.0, 1.0))
+
+
+def _argmax_sets(a: np.ndarray, tie_tol: float) -> np.ndarray:
+    """Boolean mask of the options within ``tie_tol`` of the row maximum (all False for NaN rows)."""
+    with np.errstate(invalid="ignore"):
+        return a >= a.max(-1, keepdims=True) - tie_tol
+
+
+def plurality_agreement(p, q, *, tie_tol: float = 1e-9, check: bool = True):
+    r"""Whether the modal (plurality) options agree, :math:`1[\arg\max P = \arg\max Q]`, in [0, 1].
+
+    Parameters
+    ----------
+    p, q : array_like, shape (..., K)
+        Distributions; leading axes broadcast; rows with NaN give NaN.
+    tie_tol : float, default 1e-9
+        Options whose share is within ``tie_tol`` of a row's maximum are tied for the plurality.
+    check : bool, default True
+        Validate entries >= 0 and rows summing to 1.
+
+    Returns
+    -------
+    ndarray or float
+        1 or 0 without ties. With ties, the probability that the plurality options agree when each
+        side breaks its ties uniformly at random (see Notes); e.g. P tied on options 1 and 2, Q modal
+        on option 1 gives 0.5.
+
+    Notes
+    -----
+    With :math:`A_P = \{k : p_k \ge \max_j p_j - \text{tol}\}` and :math:`A_Q` likewise,
+
+    .. math:: \text{agree}(P, Q) = \frac{|A_P \cap A_Q|}{|A_P|\,|A_Q|}.
+
+    Without ties this is :math:`1[\arg\max P = \arg\max Q]`. Unlike ``np.argmax``, which takes the
+    first tied option, it is symmetric and unchanged by relabelling the options.
+    """
+    p, q = _pair(p, q, check)
+    a = _argmax_sets(p, tie_tol)
+    b = _argmax_sets(q, tie_tol)
+    both = (a & b).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = both / (a.sum(-1) * b.sum(-1))
+    return _scalar(out)
+
+
+def mass_on_model_answer(p, q, *, tie_tol: float = 1e-9, check: bool = True):
+    r"""Human share on the model's modal answer, :math:`Q(\arg\max P)`, in [0, 1].
+
+    Parameters
+    ----------
+    p : array_like, shape (..., K)
+        Model distribution (its plurality option is "the model's answer").
+    q : array_like, shape (..., K)
+        Human distribution.
+    tie_tol : float, default 1e-9
+        Options of ``p`` within ``tie_tol`` of its maximum are tied; the result is then the mean of
+        ``q`` over the tied options (the expectation under random tie breaking).
+    check : bool, default True
+        Validate the distributions.
+
+    Returns
+    -------
+    ndarray or float
+        Asymmetric. For a one-hot model this is :math:`h_k`, the only quantity JS similarity depends on.
+
+    Notes
+    -----
+    .. math:: m(P, Q) = \frac{1}{|A_P|} \sum_{k \in A_P} q_k.
+    """
+    p, q = _pair(p, q, check)
+    a = _argmax_sets(p, tie_tol)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(a, q, 0.0).sum(-1) / a.sum(-1)
+    out = np.where(np.isnan(p).any(-1), np.nan, out)
+    return _scalar(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# metric registry: common signature f(p, q, K=None, ordinal=None) -> similarity in [0, 1]
+# --------------------------------------------------------------------------------------------------
+def _m_js(p, q, K=None, ordinal=None, *, check=True):
+    """1 - Jensen-Shannon distance (base 2); any scale."""
+    return js_similarity(p, q, check=check)
+
+
+def _m_tv(p, q, K=None, ordinal=None, *, check=True):
+    """1 - total variation; any scale."""
+    return tv_similarity(p, q, check=check)
+
+
+def _m_w1(p, q, K=None, ordinal=None, *, check=True):
+    """1 - W1 / (K - 1), equal spacing; NaN on nominal items."""
+    return w1_similarity(p, q, K, ordinal=ordinal, check=check)
+
+
+def _m_mean_position(p, q, K=None, ordinal=None, *, check=True):
+    """1 - |mu(P) - mu(Q)|; NaN on nominal items."""
+    return mean_position_similarity(p, q, K, ordinal=ordinal, check=check)
+
+
+def _m_plurality(p, q, K=None, ordinal=None, *, check=True):
+    """1[argmax P = argmax Q] (random tie breaking); any scale."""
+    return plurality_agreement(p, q, check=check)
+
+
+#: Similarity functions by name, each ``f(p, q, K=None, ordinal=None, *, check=True)`` returning a
+#: similarity in [0, 1] (higher = closer). ``"w1"`` and ``"mean_position"`` give NaN where
+#: ``ordinal`` is False; the others ignore ``K`` and ``ordinal``, as padding does not change them.
+METRICS: dict[str, Callable] = {
+    "js": _m_js,
+    "w1": _m_w1,
+    "tv": _m_tv,
+    "mean_position": _m_mean_position,
+    "plurality": _m_plurality,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# profile (cross-item) correlations
+# --------------------------------------------------------------------------------------------------
+def _average_ranks(a: np.ndarray) -> np.ndarray:
+    """Ranks 1..n along the last axis, ties averaged (as scipy.stats.rankdata); NaN stays NaN."""
+    shape = a.shape
+    n = shape[-1]
+    x = a.reshape(-1, n)
+    order = np.argsort(x, axis=-1, kind="stable")  # NaN sorts last
+    xs = np.take_along_axis(x, order, axis=-1)
+    idx = np.broadcast_to(np.arange(n), xs.shape)
+    new = np.ones(xs.shape, bool)
+    new[:, 1:] = xs[:, 1:] != xs[:, :-1]
+    last = np.ones(xs.shape, bool)
+    last[:, :-1] = new[:, 1:]
+    start = np.maximum.accumulate(np.where(new, idx, 0), axis=-1)
+    end = np.minimum.accumulate(np.where(last, idx, n - 1)[:, ::-1], axis=-1)[:, ::-1]
+    r = (start + end) / 2.0 + 1.0
+    out = np.empty_like(r)
+    np.put_along_axis(out, order, r, axis=-1)
+    out[np.isnan(x)] = np.nan
+    return out.reshape(shape)
+
+
+_METHODS = ("pearson", "spearman", "cosine")
+_NAN_POLICIES = ("propagate", "omit")
+
+
+def profile_correlation(x, y, *, centred_on=None, method: str = "pearson", nan_policy: str = "propagate"):
+    r"""Correlation of two item profiles across items, optionally centred on the across-group mean.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (..., items)
+        Per-item values, e.g. mean positions :math:`\mu_m(q)` of a model and :math:`\mu_c(q)` of a
+        group. Leading axes broadcast, so one call correlates many models with many groups.
+    centred_on : array_like, shape (..., items), optional
+        Subtracted from both profiles before correlating, typically :math:`\bar\mu(q)`, the mean over
+        groups per item. The centred correlation asks whether the model follows a group's
+        *distinctive* deviations rather than what all groups share.
+    method : {"pearson", "spearman", "cosine"}
+        Pearson r; Spearman rho (Pearson on average ranks, ties averaged as in scipy); or the cosine
+        of the (centred, if ``centred_on`` is given) vectors, which unlike Pearson does not subtract
+        each profile's own mean.
+    nan_policy : {"propagate", "omit"}
+        "propagate": NaN in a profile gives NaN. "omit": use the items where both are present
+        (pairwise complete); the number used is ``np.sum(~np.isnan(x) & ~np.isnan(y), -1)``.
+
+    Returns
+    -------
+    ndarray or float
+        In [-1, 1]. NaN with fewer than 2 usable items or a constant profile (zero variance).
+
+    Notes
+    -----
+    With :math:`u_q = x_q - c_q`, :math:`v_q = y_q - c_q` (c = ``centred_on`` or 0),
+
+    .. math::
+        r = \frac{\sum_q (u_q - \bar u)(v_q - \bar v)}{\sqrt{\sum_q (u_q - \bar u)^2 \sum_q (v_q - \bar v)^2}},
+        \quad \cos = \frac{\sum_q u_q v_q}{\sqrt{\sum_q u_q^2 \sum_q v_q^2}};
+
+    Spearman applies r to the average ranks of u and v.
+    """
+    if method not in _METHODS:
+        raise ValueError(f"`method` must be one of {_METHODS}; got {method!r}.")
+    if nan_policy not in _NAN_POLICIES:
+        raise ValueError(f"`nan_policy` must be one of {_NAN_POLICIES}; got {nan_policy!r}.")
+    x = _as_float(x, "x")
+    y = _as_float(y, "y")
+    arrays = [("x", x), ("y", y)]
+    if centred_on is not None:
+        c = _as_float(centred_on, "centred_on")
+        arrays.append(("centred_on", c))
+    try:
+        shape = np.broadcast_shapes(*(a.shape for _, a in arrays))
+    except ValueError:
+        shapes = ", ".join(f"{n}.shape={a.shape}" for n, a in arrays)
+        raise ValueError(
+            f"profiles must broadcast, with items on the last axis; got {shapes}. "
+            "Add length-1 axes so that models and groups line up."
+        ) from None
+    if len({a.shape[-1] for _, a in arrays} - {1}) > 1:
+        raise ValueError(f"profiles must have the same number of items on the last axis; got {shape}.")
+    if centred_on is not None:
+        x = x - c
+        y = y - c
+    x, y = np.broadcast_arrays(x, y)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    if nan_policy == "omit":
+        x = np.where(ok, x, np.nan)
+        y = np.where(ok, y, np.nan)
+    if method == "spearman":
+        x, y = _average_ranks(x), _average_ranks(y)
+    if nan_policy == "omit":
+        x = np.where(ok, x, 0.0)
+        y = np.where(ok, y, 0.0)
+        n = ok.sum(-1)
+    else:
+        n = np.full(x.shape[:-1], x.shape[-1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if method != "cosine":
+            mx = (x.sum(-1) / n)[..., None]
+            my = (y.sum(-1) / n)[..., None]
+            x = x - mx
+            y = y - my
+            if nan_policy == "omit":
+                x = np.where(ok, x, 0.0)
+                y = np.where(ok, y, 0.0)
+        sxy = (x * y).sum(-1)
+        sxx = (x * x).sum(-1)
+        syy = (y * y).sum(-1)
+        r = sxy / np.sqrt(sxx * syy)
+    r = np.where((n < 2) | (sxx == 0) | (syy == 0), np.nan, r)
+    return _scalar(np.clip(r, -1.0, 1.0))
+
+
+def spearman_alignment(model_scores, human_scores, *, nan_policy: str = "propagate"):
+    r"""Spearman correlation across items between model and human scores (Rystrøm et al. 2025).
+
+    The multicultural-alignment measure: per item, the model's mean "pro" score (share of pro
+    answers) against the human ground-truth pro share; alignment is Spearman's rho across items.
+
+    Parameters
+    ----------
+    model_scores, human_scores : array_like, shape (..., items)
+        Per-item scores; leading axes broadcast (e.g. models x languages x items against
+        languages x items), so bootstrap replicates can be evaluated in one call.
+    nan_policy : {"propagate", "omit"}
+        As in :func:`profile_correlation`.
+
+    Returns
+    -------
+    ndarray or float
+        Spearman rho in [-1, 1] (ties get average ranks, as in ``scipy.stats.spearmanr``); NaN for a
+        constant profile.
+
+    Notes
+    -----
+    :math:`\rho = r(\operatorname{rank}(x), \operatorname{rank}(y))` with Pearson r. Rank correlations
+    ignore the level of the scores: a model that is uniformly more "pro" than humans can reach 1.
+    """
+    return profile_correlation(model_scores, human_scores, method="spearman", nan_policy=nan_policy)
+
+
+# --------------------------------------------------------------------------------------------------
+# rankings of groups
+# --------------------------------------------------------------------------------------------------
+def _rank_desc(s: np.ndarray, tie_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Competition ranks (1 = highest) and tie-block sizes along the last axis; NaN ranked NaN."""
+    shape = s.shape
+    g = shape[-1]
+    x = s.reshape(-1, g)
+    with np.errstate(invalid="ignore"):
+        order = np.argsort(-x, axis=-1, kind="stable")  # NaN last
+    xs = np.take_along_axis(x, order, axis=-1)
+    idx = np.broadcast_to(np.arange(g), xs.shape)
+    new = np.ones(xs.shape, bool)
+    with np.errstate(invalid="ignore"):
+        new[:, 1:] = ~(xs[:, :-1] - xs[:, 1:] <= tie_tol)
+    last = np.ones(xs.shape, bool)
+    last[:, :-1] = new[:, 1:]
+    start = np.maximum.accumulate(np.where(new, idx, 0), axis=-1)
+    end = np.minimum.accumulate(np.where(last, idx, g - 1)[:, ::-1], axis=-1)[:, ::-1]
+    rank = (start + 1).astype(float)
+    size = (end - start + 1).astype(float)
+    nan = np.isnan(xs)
+    rank[nan] = np.nan
+    size[nan] = np.nan
+    r_out = np.empty_like(rank)
+    s_out = np.empty_like(size)
+    np.put_along_axis(r_out, order, rank, axis=-1)
+    np.put_along_axis(s_out, order, size, axis=-1)
+    return r_out.reshape(shape), s_out.reshape(shape)
+
+
+def rank_groups(scores, *, tie_tol: float = 1e-12):
+    r"""Rank groups by similarity, closest first, along the last axis, with ties sharing a rank.
+
+    Parameters
+    ----------
+    scores : array_like, shape (..., groups)
+        Similarities S(m, c) (higher = closer); leading axes are kept (models, bootstrap replicates).
+    tie_tol : float, default 1e-12
+        Scores within ``tie_tol`` of the next higher score are tied (a chain of such gaps is one tie).
+        The default only absorbs floating-point round-off.
+
+    Returns
+    -------
+    ndarray of float
+        Competition ranks ("1224"): 1 = closest; tied groups share the best rank of their block and the
+        next rank skips. NaN scores get rank NaN.
+    """
+    s = _as_float(scores, "scores")
+    return _scalar(_rank_desc(s, tie_tol)[0])
+
+
+def closest_groups(scores, groups=None, *, tie_tol: float = 1e-12):
+    r"""Groups ordered from closest to farthest, with ties explicit.
+
+    Parameters
+    ----------
+    scores : array_like of shape (groups,), Series, (rows, groups) array or DataFrame
+        Similarities S(m, c), higher = closer. A Series supplies the group names in its index; a
+        DataFrame has one row per model (index) and one column per group.
+    groups : sequence of str, optional
+        Group names for array input (default ``0..G-1``); must match the last axis.
+    tie_tol : float, default 1e-12
+        See :func:`rank_groups`.
+
+    Returns
+    -------
+    DataFrame
+        Long table sorted closest first (within ``row`` for 2-D input), with columns ``[row,] group,
+        score, rank, n_tied``: ``rank`` is the competition rank (tied groups share it) and ``n_tied``
+        the number of groups sharing that rank (1 = no tie). Groups with NaN scores come last with
+        rank NaN.
+    """
+    import pandas as pd
+
+    row_labels = None
+    if isinstance(scores, pd.Series):
+        groups = list(scores.index) if groups is None else groups
+        arr = scores.to_numpy(float)
+    elif isinstance(scores, pd.DataFrame):
+        groups = list(scores.columns) if groups is None else groups
+        row_labels = list(scores.index)
+        arr = scores.to_numpy(float)
+    else:
+        arr = _as_float(scores, "scores")
+    if arr.ndim not in (1, 2):
+        raise ValueError(
+            f"`scores` must be 1-D (groups) or 2-D (rows x groups); got shape {arr.shape}. "
+            "Use rank_groups for more leading axes."
+        )
+    g = arr.shape[-1]
+    groups = list(range(g)) if groups is None else list(groups)
+    if len(groups) != g:
+        raise ValueError(f"`groups` has {len(groups)} names but `scores` has {g} groups on its last axis.")
+    rank, size = _rank_desc(arr, tie_tol)
+    a2 = np.atleast_2d(arr)
+    r2, s2 = np.atleast_2d(rank), np.atleast_2d(size)
+    if row_labels is None:
+        row_labels = list(range(a2.shape[0]))
+    out = pd.DataFrame(
+        {
+            "row": np.repeat(np.asarray(row_labels, dtype=object), g),
+            "group": np.tile(np.asarray(groups, dtype=object), a2.shape[0]),
+            "score": a2.ravel(),
+            "rank": r2.ravel(),
+            "n_tied": s2.ravel(),
+        }
+    )
+    out["_o"] = np.tile(np.arange(g), a2.shape[0])
+    out["_r"] = np.repeat(np.arange(a2.shape[0]), g)
+    out = out.sort_values(["_r", "rank", "_o"], na_position="last", kind="stable")
+    out = out.drop(columns=["_o", "_r"]).reset_index(drop=True)
+    out["rank"] = out["rank"].astype("Int64")
+    out["n_tied"] = out["n_tied"].astype("Int64")
+    if arr.ndim == 1:
+        out = out.drop(columns="row")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# human baselines
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProxySimilarity:
+    """Similarity of each human group, used as a "model", to every other group.
+
+    Attributes
+    ----------
+    similarity : ndarray, shape (groups, groups)
+        ``similarity[i, j]`` = S(group i -> group j) = mean over items of S(h_i(q), h_j(q)), with
+        group i in the model's place (first argument) and group j as the reference. NaN where no item
+        was usable.
+    n_items : ndarray of int, shape (groups, groups)
+        Items that entered each mean (present for both groups, and ordinal for ordinal metrics).
+    groups : tuple
+        Group names (or ``0..G-1``).
+    metric : str
+    """
+
+    similarity: np.ndarray
+    n_items: np.ndarray
+    groups: tuple
+    metric: str
+
+    def to_frame(self, *, include_self: bool = False):
+        """Long table ``proxy, target, similarity, n_items`` (self-pairs only when asked)."""
+        import pandas as pd
+
+        g = len(self.groups)
+        i, j = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
+        keep = np.ones((g, g), bool) if include_self else (i != j)
+        names = np.asarray(self.groups, dtype=object)
+        return pd.DataFrame(
+            {
+                "proxy": names[i[keep]],
+                "target": names[j[keep]],
+                "similarity": self.similarity[keep],
+                "n_items": self.n_items[keep],
+            }
+        )
+
+
+def human_proxy_similarity(ref_shares, metric="js", *, K=None, ordinal=None, groups=None, check: bool = True):
+    r"""Human-proxy baseline: how similar each human group is, as a "model", to every other group.
+
+    Parameters
+    ----------
+    ref_shares : Reference or array_like, shape (items, groups, K_max)
+        Human shares per item and group, zero-padded beyond each item's K, NaN where an item x group
+        cell is absent (as :meth:`robustalign.Reference.array` returns). A :class:`~robustalign.Reference`
+        supplies ``K``, ``ordinal`` and the group names itself.
+    metric : str or callable, default "js"
+        A name in :data:`METRICS`, or a function with the same signature.
+    K : array_like of int, shape (items,), optional
+        Options per item (array input only). Default: the last axis length.
+    ordinal : array_like of bool, shape (items,), optional
+        Ordinal flag per item (array input only); ordinal-only metrics skip nominal items.
+    groups : sequence, optional
+        Group names for array input.
+    check : bool, default True
+        Validate the shares.
+
+    Returns
+    -------
+    ProxySimilarity
+        ``similarity[i, j]`` = S(c_i -> c_j) and ``n_items[i, j]``; the diagonal is the self-similarity
+        (1 for every metric). ``.to_frame()`` gives a long table.
+
+    Notes
+    -----
+    .. math:: S(c' \to c) = \frac{1}{|Q_{c'c}|} \sum_{q \in Q_{c'c}} S(h_{c'}(q), h_c(q)),
+
+    where :math:`Q_{c'c}` are the items present for both groups (and scorable by the metric), so each
+    pair uses its own common item set and ``n_items`` reports its size. This is the "a U.S. respondent
+    is a closer proxy than any model" baseline of Agarwal et al. (2025). Compare a model with a proxy
+    only on the same items; with unequal item sets, restrict ``ref_shares`` to a common set first.
+    """
+    if hasattr(ref_shares, "array") and hasattr(ref_shares, "scales"):
+        ref = ref_shares
+        items = ref.items
+        groups = list(ref.groups) if groups is None else list(groups)
+        h = ref.array(items, groups)
+        K = ref.K(items)
+        ordinal = ref.ordinal(items)
+    else:
+        h = _as_float(ref_shares, "ref_shares")
+    if h.ndim != 3:
+        raise ValueError(f"`ref_shares` must have shape (items, groups, K_max); got {h.shape}.")
+    n_items, g, kmax = h.shape
+    groups = tuple(range(g)) if groups is None else tuple(groups)
+    if len(groups) != g:
+        raise ValueError(f"`groups` has {len(groups)} names but `ref_shares` has {g} groups (axis 1).")
+    if isinstance(metric, str):
+        if metric not in METRICS:
+            raise ValueError(f"`metric` must be one of {sorted(METRICS)} or a function; got {metric!r}.")
+        name, f = metric, METRICS[metric]
+    elif callable(metric):
+        name, f = getattr(metric, "__name__", "custom"), metric
+    else:
+        raise ValueError(f"`metric` must be a name in {sorted(METRICS)} or a function; got {metric!r}.")
+    if check:
+        _check_dist(h, "ref_shares")
+    k = None if K is None else np.asarray(K).reshape(n_items, 1)
+    o = None if ordinal is None else np.asarray(ordinal, dtype=bool).reshape(n_items, 1)
+    sim = np.empty((g, g))
+    cnt = np.empty((g, g), dtype=np.intp)
+    for i in range(g):  # one proxy group at a time keeps memory at items x groups x K
+        s = f(h[:, i : i + 1, :], h, K=k, ordinal=o, check=False)  # (items, groups)
+        s = np.asarray(s, dtype=float)
+        ok = ~np.isnan(s)
+        cnt[i] = ok.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sim[i] = np.where(ok, s, 0.0).sum(0) / cnt[i]
+    return ProxySimilarity(sim, cnt, groups, name)
+
+
+def between_group_sd(mean_positions, ddof: int = 0, *, min_groups: int = 2):
+    r"""Human benchmark: SD of mean positions across groups, per item, averaged over items.
+
+    The "+1 SD between-country variation" of Khan et al. (2025): 0.114 on their 77 GlobalOpinionQA
+    items and 15 countries, in mean-position units (:func:`mean_position`).
+
+    Parameters
+    ----------
+    mean_positions : array_like or DataFrame, shape (..., items, groups)
+        Mean position of each group on each item; NaN where a group lacks the item. A DataFrame is
+        items x groups.
+    ddof : int, default 0
+        Delta degrees of freedom of the SD; 0 is what ``np.nanstd`` (and Khan's code) uses.
+    min_groups : int, default 2
+        Items observed in fewer groups (or in no more than ``ddof``) are skipped: the SD of one group
+        is 0 and would pull the benchmark down.
+
+    Returns
+    -------
+    ndarray or float
+        Mean over usable items of the per-item SD; shape = the leading axes. NaN if no item is usable.
+
+    Notes
+    -----
+    .. math::
+        \bar s = \frac{1}{|Q|} \sum_{q \in Q} \sqrt{\frac{1}{n_q - \text{ddof}} \sum_{c} (\mu_{cq} - \bar\mu_q)^2},
+
+    sums over the groups observed on item q (``np.nanstd`` per item, then ``np.nanmean``).
+    Compare it only with effects in the same unit (mean position on [0, 1]).
+    """
+    if hasattr(mean_positions, "to_numpy"):
+        mean_positions = mean_positions.to_numpy(float)
+    x = _as_float(mean_positions, "mean_positions")
+    if x.ndim < 2:
+        raise ValueError(f"`mean_positions` must be (..., items, groups); got shape {x.shape}.")
+    if int(ddof) != ddof or ddof < 0:
+        raise ValueError(f"`ddof` must be a non-negative integer; got {ddof!r}.")
+    ok = ~np.isnan(x)
+    n = ok.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = np.where(ok, x, 0.0).sum(-1) / n
+        ss = np.where(ok, (x - mu[..., None]) ** 2, 0.0).sum(-1)
+        sd = np.sqrt(ss / (n - ddof))
+    usable = (n >= max(min_groups, ddof + 1))
+    sd = np.where(usable, sd, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(usable, sd, 0.0).sum(-1) / usable.sum(-1)
+    return _scalar(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hofstede VSM-2013
+# --------------------------------------------------------------------------------------------------
+#: VSM-2013 index formulas: index -> ((weight, plus item, minus item), (weight, plus item, minus item)).
+VSM2013 = {
+    "PDI": ((35, "m07", "m02"), (25, "m20", "m23")),
+    "IDV": ((35, "m04", "m01"), (35, "m09", "m06")),
+    "MAS": ((35, "m05", "m03"), (35, "m08", "m10")),
+    "UAI": ((40, "m18", "m15"), (25, "m21", "m24")),
+    "LTO": ((40, "m13", "m14"), (25, "m19", "m22")),
+    "IVR": ((35, "m12", "m11"), (40, "m17", "m16")),
+}
+_VSM_CONST = {"C_pd": "PDI", "C_ic": "IDV", "C_mf": "MAS", "C_ua": "UAI", "C_ls": "LTO", "C_ir": "IVR"}
+_VSM_ITEMS = [f"m{i:02d}" for i in range(1, 25)]
+
+
+def vsm2013_indices(item_means, constants: Mapping[str, float] | None = None, *, check: bool = True):
+    r"""The six Hofstede VSM-2013 indices from the means of items m01..m24.
+
+    Parameters
+    ----------
+    item_means : mapping, Series or DataFrame
+        Mean answers on the 1..5 coding, keyed ``m01`` .. ``m24`` (dict keys, Series index or
+        DataFrame columns; other keys are ignored). Mapping values may be arrays (e.g. bootstrap
+        replicates); they broadcast.
+    constants : mapping, optional
+        Additive constants per index, keyed by index (``"PDI"``) or by the manual's names
+        (``"C_pd"``, ``"C_ic"``, ``"C_mf"``, ``"C_ua"``, ``"C_ls"``, ``"C_ir"``). Missing ones are 0.
+    check : bool, default True
+        Require every non-missing mean to lie in [1, 5] (the VSM coding); a 0-4 or 0-1 coding would
+        silently shift or shrink the indices.
+
+    Returns
+    -------
+    dict, Series or DataFrame
+        ``PDI, IDV, MAS, UAI, LTO, IVR``: a DataFrame (same index) for DataFrame input, a Series for
+        a Series, a dict otherwise.
+
+    Raises
+    ------
+    ValueError
+        Listing the missing items, unknown constants, or means outside [1, 5].
+
+    Notes
+    -----
+    .. math::
+        PDI &= 35(m_{07} - m_{02}) + 25(m_{20} - m_{23}) + C_{pd} \\
+        IDV &= 35(m_{04} - m_{01}) + 35(m_{09} - m_{06}) + C_{ic} \\
+        MAS &= 35(m_{05} - m_{03}) + 35(m_{08} - m_{10}) + C_{mf} \\
+        UAI &= 40(m_{18} - m_{15}) + 25(m_{21} - m_{24}) + C_{ua} \\
+        LTO &= 40(m_{13} - m_{14}) + 25(m_{19} - m_{22}) + C_{ls} \\
+        IVR &= 35(m_{12} - m_{11}) + 40(m_{17} - m_{16}) + C_{ir}
+
+    Indices are comparable only across samples with the same constants and item wording. With one
+    answer per item (a single persona) each term moves in steps of 25-40 points, and country-level
+    formulas applied to one respondent are an ecological fallacy.
+    """
+    import pandas as pd
+
+    if isinstance(item_means, pd.DataFrame):
+        keys = [str(c) for c in item_means.columns]
+        get = lambda m: item_means[m].to_numpy(float)  # noqa: E731
+    elif isinstance(item_means, pd.Series):
+        keys = [str(c) for c in item_means.index]
+        get = lambda m: float(item_means[m])  # noqa: E731
+    elif isinstance(item_means, Mapping):
+        keys = [str(c) for c in item_means]
+        get = lambda m: np.asarray(item_means[m], dtype=float)  # noqa: E731
+    else:
+        raise ValueError(
+            f"`item_means` must be a mapping, Series or DataFrame keyed m01..m24; got {type(item_means).__name__}."
+        )
+    missing = [m for m in _VSM_ITEMS if m not in keys]
+    if missing:
+        hint = ""
+        unpadded = [f"m{int(m[1:])}" for m in missing if f"m{int(m[1:])}" in keys]
+        if unpadded:
+            hint = f" Found {unpadded[:3]}: name items with two digits (m01, not m1)."
+        raise ValueError(
+            f"`item_means` is missing VSM-2013 items {missing}; all of m01..m24 are needed.{hint}"
+        )
+    c = {k: 0.0 for k in VSM2013}
+    for key, val in dict(constants or {}).items():
+        idx = _VSM_CONST.get(key, key if key in VSM2013 else None)
+        if idx is None:
+            raise ValueError(
+                f"`constants` has unknown key {key!r}; use {list(VSM2013)} or {list(_VSM_CONST)}."
+            )
+        c[idx] = float(val)
+    m = {k: get(k) for k in _VSM_ITEMS}
+    if check:
+        bad = [k for k, v in m.items() if np.any((np.asarray(v) < 1) | (np.asarray(v) > 5))]
+        if bad:
+            raise ValueError(
+                f"VSM-2013 item means must lie in [1, 5] (answers coded 1..5); items {bad} do not, e.g. "
+                f"{bad[0]} = {np.ravel(m[bad[0]])[:3]}. Recode answers to 1..5, or pass check=False."
+            )
+    out = {}
+    for idx, ((w1, a1, b1), (w2, a2, b2)) in VSM2013.items():
+        out[idx] = w1 * (m[a1] - m[b1]) + w2 * (m[a2] - m[b2]) + c[idx]
+    if isinstance(item_means, pd.DataFrame):
+        return pd.DataFrame(out, index=item_means.index)
+    if isinstance(item_means, pd.Series):
+        return pd.Series(out, dtype=float)
+    return {k: _scalar(np.asarray(v)) for k, v in out.items()}
