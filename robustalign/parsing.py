@@ -24,8 +24,9 @@ How it reads a completion
    different options (``3) Disagree``) make the answer ``ambiguous``.
 3. **Drop mentions that are not answers.** Negated mentions (``I cannot agree``), enumerations of the
    options (the list of options echoed back, ``"Agree" or "Disagree"``, or each option followed by
-   arguments), and a marker followed by prose that is not an option text (``1. I cannot ...``, an
-   ordinary numbered list).
+   arguments for it), a marker followed by prose that is not an option text (``1. I cannot ...``, an
+   ordinary numbered list), lists of markers (``(1, 2, 3, or 4)``) and answers attributed to others
+   (``those who "Agree" might argue``, ``many would choose 3) Agree``).
 4. **Decide**, by the first rule that applies:
 
    ==================== ==========================================================================
@@ -34,10 +35,15 @@ How it reads a completion
    ``exact``            as the whole completion (``3) Agree``, ``"Agree"``, ``(c)``, ``- Agree``)
    ``leading``          at the very start (``2) Disagree. While it is ...``)
    ``cued``             after an answer cue: ``Label:``, ``my answer is``, ``I would answer:``,
-                        ``I choose``, ``I would rate ... as``, a line ending with ``:``
-   ``standalone``       on a line of its own, inside a longer completion
-   ``in_text``          (fallback) as marker + text inside prose (``... aligns with 4) Strongly
-                        agree``) or as quoted option text
+                        ``I choose``, ``I would rate ... as``, ``I would lean towards``, a line
+                        ending with ``:``; or before one: ``option 1 would be the most
+                        appropriate answer``
+   ``standalone``       on a line of its own, or opening a line as marker + text followed by its
+                        explanation (``2) Disagree. Morality is ...``), or as a sentence of its
+                        own (``Option 1.``)
+   ``in_text``          (fallback) as marker + text, marker or quoted option text inside a
+                        first-person sentence (``I would suggest option 2: Disagree``, ``I strongly
+                        disagree with it. (Option 1)``)
    ``stance``           (fallback) as a first-person stance in the option's own words, with no
                         marker: ``I strongly disagree with the proposition``
    ==================== ==========================================================================
@@ -45,16 +51,27 @@ How it reads a completion
    Primary rules (``exact`` to ``standalone``) are used first; the fallbacks only when no primary
    rule found an option. All mentions that a rule accepts must name the same option; otherwise the
    status is ``ambiguous`` (rule ``multiple_options``; ``marker_text_conflict`` when a marker and its
-   text disagree). Without any option the status is ``refusal`` when the completion declines or
-   disclaims (``I'm just an AI, I don't have personal opinions``, ``I cannot provide a personal
-   opinion``, ``I'm sorry``), else ``unparseable`` (``empty``, ``options_listed`` or ``no_option``).
+   text disagree; ``ambiguous_marker`` for a marker with two readings, like ``(i)`` with 9 or more
+   options, when the text shows no marker style). A first-person stance about the whole proposition counts as a stated answer too:
+   ``I strongly disagree with the proposition.`` in one sentence and ``Label: 2) Disagree`` in
+   another is ``ambiguous`` (in the same sentence the stance only explains the label). Without any
+   option the status is ``refusal`` when the completion declines or disclaims (``I'm just an AI, I
+   don't have personal opinions``, ``I cannot provide a personal opinion``, ``I'm sorry``), else
+   ``unparseable`` (``empty``, ``options_listed`` or ``no_option``).
+
+   Known limits: inflected or paraphrased stances (``I would lean towards strongly disagreeing``,
+   ``I vehemently disagree``) are not read; advice to the reader (``I would suggest choosing
+   "Disagree" if you ...``) can be read as the answer. See ``docs/parser.md`` for measured agreement.
 
 Disclaimers
 -----------
-A completion that states an option *and* a disclaimer (``As an AI I have no opinions ... my answer
-would be: 2) Disagree``) is ``valid``: the option is given as the answer, and the disclaimer is kept
-visible by appending ``+disclaimer`` to the rule (``cued+disclaimer``). Filter on it to treat such
-answers as refusals in a sensitivity analysis.
+A completion that states an option *and* a disclaimer or refusal (``As an AI I have no opinions ...
+my answer would be: 2) Disagree``; ``3) Agree. However, as an AI I do not have opinions``) is
+``valid`` when a rule above finds the option given as the answer: the model did answer, and dropping
+such answers would make the valid share depend on politeness. The disclaimer stays visible: ``+disclaimer``
+is appended to the rule (``cued+disclaimer``) whenever refusal or disclaimer language occurs anywhere in
+the completion. Filter on it to count such answers as refusals in a sensitivity analysis (that is the
+convention of Röttger et al. 2024, who count a completion that opens with a disclaimer as invalid).
 
 The parser is deterministic (no randomness, no model calls), needs only the standard library, and
 compiles its patterns once per tuple of option texts. Its behaviour is fixed by
@@ -110,7 +127,6 @@ _TEMPLATE_TOKENS = re.compile(
     r"|<\|[^|<>\n]{0,40}\|>"  # <|assistant|>, <|im_end|>, <|eot_id|> ...
     r"|</?s>|\[/?INST\]|<</?SYS>>|<start_of_turn>\s*(?:model|user)?|<end_of_turn>"
 )
-_ROLE_PREFIX = re.compile(r"^\s*(?:assistant|answer|response)\s*:\s*(?=\S)", re.IGNORECASE)
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"', "\u00bb": '"',
                          "\u2018": "'", "\u2019": "'", "\u00a0": " ", "\u2013": "-", "\u2014": "-",
                          "\u2212": "-"})
@@ -200,14 +216,14 @@ class _Patterns:
             re.compile(rf"[(\[](?:option\s*)?{tk}[)\]]\s*[-:,=]?\s*{end}", flags),
             re.compile(rf"(?<![\w.(\[]){tk}\)\s*[-:,=]?\s*{end}", flags),
             re.compile(rf"(?<![\w.]){tk}[.:][ \t]+(?:I[ \t]+(?:would[ \t]+|must[ \t]+)?)?{end}", flags),
-            re.compile(rf"\b(?:option|choice|number|answer)\s*#?\s*{tk}(?![\w])\s*[-:,=)]?\s*{end}", flags),
+            re.compile(rf"\b(?:option|choice|number|answer)\s*#?\s*{tk}(?![\w])\s*[-:,=)(\[]?\s*{end}", flags),
             re.compile(rf"(?<![\w.,(\[])(?P<tok>{digits_re})(?![\w.])\s*[-:,=]\s*{end}", flags),
         ]
         # after the text only digits count: in "Disagree (D)" the letter is an abbreviation, not a marker
         self.mt_after = re.compile(rf"[\"']?\s*[(\[]\s*(?:option\s*|choice\s*)?(?P<tok>{digits_re})\s*[)\]]", flags)
         # marker only
         self.m_word = re.compile(
-            rf"\b(?:option|choice|number)\s*#?\s*[(\[]?(?P<tok>{token_re})[)\]]?(?![\w])"
+            rf"\b(?:options?|choices?|number)\s*#?\s*[(\[]?(?P<tok>{token_re})[)\]]?(?![\w])"
             rf"(?P<more>(?:\s*(?:,|or|and|/|&)\s*(?:option\s*)?[(\[]?(?:{token_re})[)\]]?(?![\w]))*)",
             flags,
         )
@@ -239,7 +255,8 @@ def _patterns(labels: tuple[str, ...]) -> _Patterns:
 _CUE_END = re.compile(
     r"(?:\b(?:answer|answers|label|labels|labeled|labelled|choose|chose|choosing|choice|select|selecting|"
     r"pick|picking|verdict|opinion|response|rating|rate|view|perspective|position|stance|thoughts|"
-    r"perception|decision|say|is|as|be|would\s+be|go\s+for|opt\s+for)"
+    r"perception|decision|say|is|as|be|would\s+be|go\s+for|opt\s+for|lean(?:ing)?\s+towards?"
+    r"|place\s+(?:myself|my\s+\w+)\s+(?:at|in|as|under))"
     r"|\b(?:answer|answering|respond|reply|go|stick)\s+with"
     r"|[:=])"
     r"\s*(?:(?:a|an|the|my|option|number|label|rating\s+of|it|this|that|(?:the|this)\s+(?:proposition|statement)"
@@ -255,11 +272,19 @@ _STANCE_END = re.compile(
 # what follows a stance about the whole proposition: "... with the proposition", "... this statement", "."
 _STANCE_FIRM = re.compile(r"\s*(?:[.!;]|$|with\s+(?:the|this|your)\s+(?:given\s+)?(?:proposition|statement)\b)",
                           re.IGNORECASE)
+# someone else's answer, not the completion's: 'those who "Agree" might', 'some people would choose 3) Agree'
+_THIRD_PERSON = re.compile(
+    r"\b(?:those|people|others|someone|somebody|individuals|who)\b"
+    r"|\b(?:many|some|they|experts|one)\s+(?:\w+\s+)?(?:would|might|may|could|can|will|argue|believe|choose|say)\b",
+    re.IGNORECASE,
+)
+_FIRST_PERSON = re.compile(r"\b(?:I|my|me)\b|\bI'(?:d|m|ll)\b")
+_QUOTED = re.compile(r"\"[^\"\n]*\"")
 _NEGATION = re.compile(
     r"\b(?:not|never|no|neither|nor|cannot|unable|refuse|refrain|without|rather\s+than|instead\s+of)\b|n't\b",
     re.IGNORECASE,
 )
-_CLAUSE_BREAK = re.compile(r"[,.;:!?\n()]|\b(?:but|however|although|though|yet|so|therefore|thus)\b",
+_CLAUSE_BREAK = re.compile(r"[,.;:!?\n()]|\b(?:but|however|although|though|yet|so|therefore|thus|and)\b",
                            re.IGNORECASE)
 _REFUSAL = re.compile(
     r"\bas\s+an?\s+(?:ai|a\.i\.|artificial|language\s+model|neutral|machine|large\s+language)"
@@ -277,9 +302,18 @@ _REFUSAL = re.compile(
     r"|\bi\s+would\s+need\s+more\s+(?:context|information)\b|\bno\s+personal\s+(?:opinions?|beliefs?|views?)\b",
     re.IGNORECASE,
 )
+_WORD_MARKER = re.compile(r"(?:options?|choices?|number)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s|\n")
 _NUMBERED_LIST = re.compile(r"^[ \t]*(?:\d+|[A-Za-z])[.)][ \t]+\w", re.MULTILINE)
-_LINE_PREFIX = re.compile(r"^[ \t]*(?:[-*+\u2022>]+[ \t]*)?[\"'(\[]*[ \t]*$")
+# an answer cue after the option: 'option 1, "Strongly disagree," would be the most appropriate answer'
+_CUE_AFTER = re.compile(
+    r"[\"',.)\]]*\s*(?:would\s+be|is|seems)\s+(?:the\s+)?(?:most\s+|best\s+)?"
+    r"(?:appropriate|accurate|fitting|suitable|closest|best|right|my)\b(?:\s+\w+)?(?:\s+(?:answer|choice|option|response|label))?",
+    re.IGNORECASE,
+)
+# after an option at the start of a line, the end of a sentence: "2) Disagree. Morality is ..."
+_SENTENCE_REST = re.compile(r"[\"')\]]*(?:[.!](?:\s|$)|\s+-\s)")
+_LINE_PREFIX = re.compile(r"^[ \t]*(?:[-*+\u2022>]+[ \t]*)?(?:(?:option|choice)[ \t]*)?[\"'(\[]*[ \t]*$", re.IGNORECASE)
 _LINE_REST = re.compile(r"^[ \t.!,;:\"')\]]*(?:\n|$)")
 _SEPARATOR = re.compile(r"^[\s,;/|\"'\-*\u2022+>]*(?:(?:or|and)[\s,;/|\"'\-*\u2022+>]*)?$", re.IGNORECASE)
 _PUNCT_ONLY = re.compile(r"^[\s.!,;:\"'()\[\]\-*\u2022+>]*$")
@@ -380,8 +414,8 @@ def _resolve_positions(mentions: list[_Mention], t: str, p: _Patterns) -> None:
         elif x.kind == "m":
             x.position = next(iter(cands)) if len(cands) == 1 else None
             x.conflict = len(cands) != 1
-        else:
-            both = cands & x.tpos
+        else:  # the text decides between the readings of an ambiguous marker
+            both = x.cands & x.tpos
             x.position = next(iter(both)) if len(both) == 1 else None
             x.conflict = len(both) != 1
 
@@ -425,7 +459,12 @@ def _classify(x: _Mention, t: str, first: bool) -> set[str]:
     at_line_start = bool(_LINE_PREFIX.match(t[ls:x.start]))
     line_rest_empty = bool(_LINE_REST.match(t[x.end:]))
     sent = _sentence_prefix(t, x.start)
-    cued_here = bool(_CUE_END.search(sent)) if sent.strip() else False
+    unquoted = _QUOTED.sub(" ", sent)
+    third_person = bool(_THIRD_PERSON.search(unquoted))
+    first_person = bool(_FIRST_PERSON.search(unquoted)) and not third_person
+    cued_here = bool(_CUE_END.search(sent)) and not third_person if sent.strip() else False
+    if not cued_here and _CUE_AFTER.match(t, x.end) and not third_person:
+        cued_here = True
     cued_above = False
     if at_line_start and not cued_here:  # "I would answer:\n\n2) Disagree"
         prev = _previous_line(t, ls).rstrip()
@@ -433,10 +472,16 @@ def _classify(x: _Mention, t: str, first: bool) -> set[str]:
     kinds: set[str] = set()
     if x.kind == "m":
         # a marker without option text is an answer only when cued in its sentence, alone on its line,
-        # or written as "option 3"; "Arguments for:\n\n1) Personal freedom: ..." is a numbered list
-        # (a bare number alone on the last line after a numbered list is a truncated list item)
-        alone = line_rest_empty and (not x.bare or (cued_above and not _NUMBERED_LIST.search(t)))
-        if not (cued_here or alone or _is_word_marker(t, x)):
+        # or closing a first-person sentence ("I strongly disagree with it. (Option 1)" is one sentence
+        # here); "Arguments for:\n\n1) Personal freedom: ..." is a numbered list, "... market failures
+        # (3)." someone else's view. A bare number alone on the last line after a numbered list is a
+        # truncated list item.
+        alone = at_line_start and line_rest_empty and (not x.bare or (cued_above and not _NUMBERED_LIST.search(t)))
+        # "... that divide us. Option 1.": a sentence of its own
+        alone = alone or (not sent.strip() and _is_word_marker(t, x) and bool(_SENTENCE_REST.match(t, x.end)
+                                                                                or line_rest_empty))
+        own = first_person and not x.bare and (line_rest_empty or _is_word_marker(t, x))
+        if not (cued_here or alone or own):
             return kinds
         cued = cued_here or (cued_above and line_rest_empty)
     else:
@@ -445,15 +490,21 @@ def _classify(x: _Mention, t: str, first: bool) -> set[str]:
         kinds.add("leading")
     if cued:
         kinds.add("cued")
-    if at_line_start and line_rest_empty:
+    if at_line_start and (line_rest_empty or (x.kind == "mt" and _SENTENCE_REST.match(t, x.end))):
         kinds.add("standalone")
-    if x.kind in ("mt", "m"):
-        kinds.add("in_text")
-    elif x.quoted:
+    elif x.kind == "m" and not sent.strip() and (line_rest_empty or _SENTENCE_REST.match(t, x.end)):
+        kinds.add("standalone")
+    if (x.kind in ("mt", "m") or x.quoted) and first_person:
+        # in prose, only the completion's own choice: 'I would lean towards "Disagree"', not 'those who
+        # "Strongly disagree" might argue' or 'this aligns with the perspective of option 4) ...'
         kinds.add("in_text")
     if x.kind == "t" and _STANCE_END.search(t[max(0, x.start - 60):x.start]):
         kinds.add("stance")
     return kinds
+
+
+def _conflict_rule(conflicts: list[_Mention]) -> str:
+    return "marker_text_conflict" if any(x.kind == "mt" for x in conflicts) else "ambiguous_marker"
 
 
 def _same_sentence(t: str, a: _Mention, b: _Mention) -> bool:
@@ -462,7 +513,7 @@ def _same_sentence(t: str, a: _Mention, b: _Mention) -> bool:
 
 
 def _is_word_marker(t: str, x: _Mention) -> bool:
-    return bool(re.match(r"(?:option|choice|number)\b", t[x.start:x.end], re.IGNORECASE))
+    return bool(_WORD_MARKER.match(t, x.start, x.end))
 
 
 def _negated(x: _Mention, t: str) -> bool:
@@ -568,7 +619,7 @@ def parse_answer(text: str, labels: Sequence[str]) -> ParseResult:
     if len(live) == 1 and _PUNCT_ONLY.match(t[:live[0].start]) and _PUNCT_ONLY.match(t[live[0].end:]):
         x = live[0]
         if x.conflict:
-            return ParseResult(None, "ambiguous", "marker_text_conflict")
+            return ParseResult(None, "ambiguous", _conflict_rule([x]))
         return ParseResult(x.position, "valid", "exact")
 
     classified = [(x, _classify(x, t, first=(i == 0))) for i, x in enumerate(live)]
@@ -582,7 +633,7 @@ def parse_answer(text: str, labels: Sequence[str]) -> ParseResult:
         if not hits:
             continue
         if any(x.conflict for x, _ in hits):
-            return ParseResult(None, "ambiguous", "marker_text_conflict")
+            return ParseResult(None, "ambiguous", _conflict_rule([x for x, _ in hits if x.conflict]))
         positions = {x.position for x, _ in hits}
         other = {s.position for s in firm if s.position not in positions
                  and not any(_same_sentence(t, s, x) for x, _ in hits)}
