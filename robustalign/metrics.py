@@ -84,7 +84,7 @@ def _check_dist(p: np.ndarray, name: str) -> None:
     if neg.any():
         at = tuple(int(i) for i in np.argwhere(neg)[0])
         raise ValueError(
-            f"`{name}` has negative probabilities ({int(neg.sum())} entries, e.g. {p[at]!r} at index {at}); "
+            f"`{name}` has negative probabilities ({int(neg.sum())} entries, e.g. {float(p[at])!r} at index {at}); "
             "probabilities must be >= 0."
         )
     s = p.sum(-1)
@@ -93,7 +93,7 @@ def _check_dist(p: np.ndarray, name: str) -> None:
         at = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
             f"`{name}` rows must sum to 1 within {SUM_TOL:g} over the last axis (the options); "
-            f"{int(bad.sum())} rows do not, e.g. row {at} sums to {s[at]!r}. Normalise the rows "
+            f"{int(bad.sum())} rows do not, e.g. row {at} sums to {float(s[at])!r}. Normalise the rows "
             f"({name} / {name}.sum(-1, keepdims=True)), or pass check=False if that is intended."
         )
 
@@ -134,7 +134,7 @@ def _as_K(K, kmax: int, lead: tuple[int, ...], arrays: Sequence[tuple[str, np.nd
         raise ValueError(f"`K` must be integer numbers of options; got dtype {k.dtype}.")
     bad = (k != np.round(k)) | (k < 2) | (k > kmax) | ~np.isfinite(k)
     if bad.any():
-        v = k[bad].ravel()[0] if k.ndim else k
+        v = (k[bad].ravel()[0] if k.ndim else k).item()
         raise ValueError(
             f"`K` must be whole numbers in [2, {kmax}] (the number of options of each item; the last axis "
             f"has length {kmax}); got {v!r}."
@@ -153,7 +153,7 @@ def _as_K(K, kmax: int, lead: tuple[int, ...], arrays: Sequence[tuple[str, np.nd
             m = beyond & (a != 0) & ~np.isnan(a)
             if m.any():
                 at = tuple(int(i) for i in np.argwhere(m)[0])
-                v = np.broadcast_to(a, m.shape)[at]
+                v = float(np.broadcast_to(a, m.shape)[at])
                 raise ValueError(
                     f"`{name}` puts mass on options beyond `K` ({v!r} at index {at}); options beyond an "
                     "item's K must be 0 (zero padding). Check the option order and K."
@@ -296,6 +296,7 @@ def total_variation(p, q, *, check: bool = True):
     p, q = _pair(p, q, check)
     d = np.asarray(np.abs(p - q).sum(-1))
     d *= 0.5
+    np.clip(d, 0.0, 1.0, out=d)  # rows summing to 1 +/- round-off can give 1 + 1e-16
     return _scalar(d)
 
 
@@ -358,6 +359,7 @@ def kl_divergence(p, q, *, eps: float = 1e-6, K=None, check: bool = True):
             q = (q + add) / den
     kl = np.asarray(_xlogx_ratio(p, q).sum(-1))
     kl /= _LN2
+    np.maximum(kl, 0.0, out=kl)  # KL >= 0; terms of mixed sign can sum to -1e-16
     return _scalar(kl)
 
 
@@ -397,7 +399,7 @@ def normalized_entropy(p, K=None, *, check: bool = True):
     np.copyto(t, 0.0, where=(p == 0))
     h = np.asarray(-t.sum(-1))
     h /= np.log2(kmax if k is None else k)
-    return _scalar(np.maximum(h, 0.0))
+    return _scalar(np.clip(h, 0.0, 1.0))
 
 
 def _positions(positions, kmax: int, k, lead) -> np.ndarray | None:
@@ -547,7 +549,7 @@ def mean_position(p, K=None, positions=None, *, check: bool = True):
     p = _as_float(p, "p")
     if check:
         _check_dist(p, "p")
-    return _scalar(_mean_position(p, K, positions, check))
+    return _scalar(np.clip(_mean_position(p, K, positions, check), 0.0, 1.0))
 
 
 def _mean_position(p, K, positions, check):
@@ -609,26 +611,29 @@ def plurality_agreement(p, q, *, tie_tol: float = 1e-9, check: bool = True):
     Returns
     -------
     ndarray or float
-        1 or 0 without ties. With ties, the probability that the plurality options agree when each
-        side breaks its ties uniformly at random (see Notes); e.g. P tied on options 1 and 2, Q modal
-        on option 1 gives 0.5.
+        1 or 0 without ties. With ties, the overlap (Jaccard index) of the two sets of tied modal
+        options (see Notes): e.g. P tied on options 1 and 2, Q modal on option 1 gives 1/2; P tied
+        on {1, 2}, Q on {2, 3} gives 1/3; equal tie sets give 1.
 
     Notes
     -----
     With :math:`A_P = \{k : p_k \ge \max_j p_j - \text{tol}\}` and :math:`A_Q` likewise,
 
-    .. math:: \text{agree}(P, Q) = \frac{|A_P \cap A_Q|}{|A_P|\,|A_Q|}.
+    .. math:: \text{agree}(P, Q) = \frac{|A_P \cap A_Q|}{|A_P \cup A_Q|}.
 
     Without ties this is :math:`1[\arg\max P = \arg\max Q]`. Unlike ``np.argmax``, which takes the
-    first tied option, it is symmetric and unchanged by relabelling the options.
+    first tied option (so the result would depend on option order), this rule is symmetric, gives
+    :math:`\text{agree}(P, P) = 1`, and is unchanged by relabelling the options. (Breaking ties at
+    random would give :math:`|A_P \cap A_Q| / (|A_P||A_Q|)`, which is below 1 for :math:`P = Q` with
+    ties, so it is not used.)
     """
     p, q = _pair(p, q, check)
     a = _argmax_sets(p, tie_tol)
     b = _argmax_sets(q, tie_tol)
-    both = (a & b).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = both / (a.sum(-1) * b.sum(-1))
-    return _scalar(out)
+        out = (a & b).sum(-1) / (a | b).sum(-1)
+    missing = np.isnan(p).any(-1) | np.isnan(q).any(-1)
+    return _scalar(np.where(missing, np.nan, out))
 
 
 def mass_on_model_answer(p, q, *, tie_tol: float = 1e-9, check: bool = True):
@@ -687,7 +692,7 @@ def _m_mean_position(p, q, K=None, ordinal=None, *, check=True):
 
 
 def _m_plurality(p, q, K=None, ordinal=None, *, check=True):
-    """1[argmax P = argmax Q] (random tie breaking); any scale."""
+    """1[argmax P = argmax Q] (ties: overlap of the modal sets); any scale."""
     return plurality_agreement(p, q, check=check)
 
 
@@ -1228,7 +1233,7 @@ def vsm2013_indices(item_means, constants: Mapping[str, float] | None = None, *,
         if bad:
             raise ValueError(
                 f"VSM-2013 item means must lie in [1, 5] (answers coded 1..5); items {bad} do not, e.g. "
-                f"{bad[0]} = {np.ravel(m[bad[0]])[:3]}. Recode answers to 1..5, or pass check=False."
+                f"{bad[0]} = {np.ravel(m[bad[0]])[:3].tolist()}. Recode answers to 1..5, or pass check=False."
             )
     out = {}
     for idx, ((w1, a1, b1), (w2, a2, b2)) in VSM2013.items():
