@@ -1,0 +1,148 @@
+"""Per-item alignment scores between model answers and human references.
+
+:func:`item_scores` is the one place that pairs a model's answer distribution in a design cell with a
+human group's distribution on the same item and applies a metric from :mod:`robustalign.metrics`.
+Everything that aggregates alignment (means over items, bootstrap intervals, claims) starts from its
+tidy output: one row per design cell x item x group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from robustalign.schema import Reference, Responses
+
+__all__ = ["item_scores", "model_profiles"]
+
+
+def item_scores(
+    responses: Responses,
+    reference: Reference,
+    *,
+    metric: str = "js",
+    by: Sequence[str] = ("model",),
+    against: str | None = None,
+    group_map: Mapping[str, str] | None = None,
+    groups: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Similarity of each design cell's answer distribution to human groups, item by item.
+
+    Parameters
+    ----------
+    responses, reference
+        Validated data (see :mod:`robustalign.schema`).
+    metric : str
+        A name in :data:`robustalign.metrics.METRICS` (``"js"``, ``"w1"``, ``"tv"``, ...). Similarities
+        are in [0, 1], higher = closer. Metrics for ordinal scales give NaN on nominal items; those
+        rows are dropped and counted in ``attrs["n_nominal_skipped"]``.
+    by : sequence of str
+        Columns that define a cell besides ``item`` (e.g. ``model``, ``format``). Answers of all other
+        factors are pooled into the cell's distribution.
+    against : str, optional
+        A responses column whose value names the one human group each cell is compared with (e.g.
+        ``"language"`` for per-language references, ``"steer_target"`` for steering). Default: every
+        group in ``groups`` (or the reference).
+    group_map : mapping, optional
+        Maps values of ``against`` to reference group names.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``*by, [against], item, group, score, n`` where ``n`` is the number of valid answers in
+        the cell. Cell x group pairs with no human reference for that item are not scored; their count
+        is in ``attrs["n_missing_reference"]`` (never silently imputed).
+    """
+    from robustalign.metrics import METRICS
+
+    if metric not in METRICS:
+        raise ValueError(f"`metric` must be one of {sorted(METRICS)}; got {metric!r}.")
+    by = [c for c in by if c != "item"]
+    missing = [c for c in [*by, *([against] if against else [])] if c not in responses.data]
+    if missing:
+        raise ValueError(
+            f"columns {missing} are not in the responses; its columns are {list(responses.data.columns)}."
+        )
+    cells = list(dict.fromkeys([*by, *([against] if against else []), "item"]))
+    keys, P = responses.distributions(cells)
+    items = sorted(keys["item"].unique())
+    if against is None:
+        gl = list(reference.groups if groups is None else groups)
+        unknown = sorted(set(gl) - set(reference.groups))
+        if unknown:
+            raise ValueError(f"`groups` {unknown} are not in the reference; it has {reference.groups}.")
+        Q = reference.array(items, gl)  # (I, G, K)
+        ii = keys["item"].map({k: j for j, k in enumerate(items)}).to_numpy()
+        kmax = max(P.shape[1], Q.shape[2])
+        Pp = _pad(P, kmax)[:, None, :]
+        Qp = _pad(Q, kmax)[ii]  # (cells, G, K)
+        K = reference.K(items)[ii][:, None]
+        ordinal = reference.ordinal(items)[ii][:, None]
+        S = METRICS[metric](Pp, Qp, K=K, ordinal=ordinal)
+        out = keys.loc[np.repeat(np.arange(len(keys)), len(gl))].reset_index(drop=True)
+        out["group"] = np.tile(gl, len(keys))
+        out["score"] = S.ravel()
+    else:
+        target = keys[against].astype(str)
+        if group_map is not None:
+            target = target.map(lambda v: group_map.get(v, v))
+        unknown = sorted(set(target) - set(reference.groups))
+        if unknown:
+            raise ValueError(
+                f"values of `{against}` {unknown} name no reference group; groups are {reference.groups}. "
+                "Pass `group_map=` to translate them."
+            )
+        gl = sorted(set(target))
+        Q = reference.array(items, gl)
+        ii = keys["item"].map({k: j for j, k in enumerate(items)}).to_numpy()
+        gi = target.map({k: j for j, k in enumerate(gl)}).to_numpy()
+        kmax = max(P.shape[1], Q.shape[2])
+        Qp = _pad(Q, kmax)[ii, gi]
+        K = reference.K(items)[ii]
+        ordinal = reference.ordinal(items)[ii]
+        S = METRICS[metric](_pad(P, kmax), Qp, K=K, ordinal=ordinal)
+        out = keys.copy()
+        out["group"] = target.to_numpy()
+        out["score"] = S
+    nominal_skip = np.isnan(out["score"].to_numpy()) & ~np.isnan(_reference_present(out, reference))
+    n_missing = int(np.isnan(_reference_present(out, reference)).sum())
+    out = out[~np.isnan(out["score"].to_numpy())].reset_index(drop=True)
+    cols = [*dict.fromkeys([*by, *([against] if against else []), "item", "group"]), "score", "n"]
+    out = out[cols]
+    out.attrs.update(metric=metric, n_missing_reference=n_missing, n_nominal_skipped=int(nominal_skip.sum()))
+    return out
+
+
+def model_profiles(responses: Responses, *, by: Sequence[str] = ("model",)) -> pd.DataFrame:
+    """Mean answer position (ordinal) or mean score per cell x item: the input to profile correlations.
+
+    Returns a DataFrame with ``*by, item, value, n``. For scores the value is the mean score; for choices
+    and probabilities it is the mean canonical position on [0, 1], (k - 1) / (K - 1).
+    """
+    by = [c for c in by if c != "item"]
+    keys, P = responses.distributions([*by, "item"])
+    if responses.kind == "score":
+        value = P[:, 1]
+    else:
+        K = np.array([responses.scales[i].K for i in keys["item"]])
+        pos = np.arange(P.shape[1])[None, :] / (K[:, None] - 1)
+        value = (P * pos).sum(1)
+    out = keys.copy()
+    out["value"] = value
+    return out[[*by, "item", "value", "n"]]
+
+
+def _pad(a: np.ndarray, k: int) -> np.ndarray:
+    if a.shape[-1] == k:
+        return a
+    width = [(0, 0)] * (a.ndim - 1) + [(0, k - a.shape[-1])]
+    return np.pad(a, width)
+
+
+def _reference_present(out: pd.DataFrame, reference: Reference) -> np.ndarray:
+    """1.0 where the reference has the item x group, NaN where it does not."""
+    have = pd.MultiIndex.from_frame(reference.shares[["item", "group"]].drop_duplicates())
+    idx = pd.MultiIndex.from_arrays([out["item"].astype(str), out["group"].astype(str)])
+    return np.where(idx.isin(have), 1.0, np.nan)
