@@ -1,0 +1,67 @@
+"""Argument checks shared by the resampling functions.
+
+Every check raises ``ValueError`` (or ``TypeError`` for a wrong kind of object) whose message names
+the argument, states the constraint, shows the value received and, where possible, says the fix.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+INTERVAL_METHODS = ("percentile", "bca")
+ALTERNATIVES = ("two-sided", "greater", "less")
+
+
+def check_confidence_level(value, name: str = "confidence_level") -> float:
+    """A probability strictly between 0 and 1 (``95`` gets a 'did you mean 0.95?' hint)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` must be a number in (0, 1); got {value!r}.")
+    v = float(value)
+    if not 0.0 < v < 1.0:
+        hint = f" Did you mean {v / 100:g}?" if 1.0 < v < 100.0 else ""
+        raise ValueError(f"`{name}` must be in (0, 1); got {value!r}.{hint}")
+    return v
+
+
+def check_n_resamples(value, name: str = "n_resamples", minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_chunk_size(value, name: str = "chunk_size") -> int | None:
+    if value is None:
+        return None
+    return check_n_resamples(value, name=name, minimum=1)
+
+
+def check_method(value, allowed=INTERVAL_METHODS, name: str = "method") -> str:
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise ValueError(f"`{name}` must be one of {list(allowed)}; got {value!r}.")
+    return value.lower()
+
+
+def check_alternative(value, name: str = "alternative") -> str:
+    if value not in ALTERNATIVES:
+        raise ValueError(f"`{name}` must be one of {list(ALTERNATIVES)}; got {value!r}.")
+    return value
+
+
+def as_float_array(value, name: str, ndim: tuple[int, ...]) -> np.ndarray:
+    """A float array with one of the allowed numbers of dimensions."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a numeric array; got {type(value).__name__}.") from None
+    if arr.ndim not in ndim:
+        want = " or ".join(f"{d}-D" for d in ndim)
+        raise ValueError(f"`{name}` must be a {want} array; got shape {arr.shape}.")
+    return arr
+
+
+def check_columns(df, cols, name: str = "data") -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"`{name}` has no column(s) {missing}; found {list(df.columns)}.")

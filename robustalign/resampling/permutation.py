@@ -1,0 +1,380 @@
+r"""Stratified permutation tests: level labels are swapped only within strata (e.g. within item).
+
+For a within-item design the strata are items and the levels are, e.g., the formats every item was
+asked in. Under the null hypothesis the levels are exchangeable within each item, so permuting the
+labels inside every item independently gives the exact null distribution; nothing is swapped across
+items, which keeps the item effects out of the null (METHODS 3.3, 4.2 item 15).
+
+``p = (1 + b) / (1 + B)`` with ``b`` the number of the ``B`` random permutations whose statistic is at
+least as extreme as the observed one: the observed labelling counts as one permutation, so the test
+never reports ``p = 0`` and its size is at most the nominal level.
+
+Fast paths
+----------
+- Two levels, mean difference: swapping the two labels inside a stratum flips the sign of that
+  stratum's difference, so the null is ``(signs @ d) / n`` for a ``(B x strata)`` matrix of random signs
+  -- one matrix product for all cells.
+- More levels, spread of the level means: with the data centred within each stratum, the permuted
+  level sums are ``S_l = sum_q x[q, pi_q(l)]``. For each level the permutation is a one-hot
+  ``(B, strata x levels)`` matrix, so all permuted sums of all cells are one matrix product
+  per level and chunk. Permutations come from a table of all ``L!`` orders for ``L <= 7`` (one random
+  integer per stratum) and from the argsort of random keys otherwise.
+- Any other statistic: a vectorised callable on the permuted array ``(chunk, strata, levels, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from robustalign._rng import as_generator
+from robustalign.resampling import _weights as _w
+from robustalign.resampling._aggregate import group_array
+from robustalign.resampling._validation import (
+    as_float_array,
+    check_alternative,
+    check_chunk_size,
+    check_confidence_level,
+    check_n_resamples,
+)
+from robustalign.resampling.bootstrap import _labels_for, cluster_bootstrap
+from robustalign.resampling.results import BootstrapResult, PermutationResult
+
+__all__ = ["sign_flip_test", "stratified_permutation_test"]
+
+STATISTICS = ("auto", "mean_difference", "spread")
+_REL_TOL = 1e-10  # permuted statistics within this relative distance of the observed one count as ties
+
+
+def _p_values(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
+    """``(1 + b) / (1 + B)`` per column, counting near-ties (floating-point noise) as extreme."""
+    with np.errstate(invalid="ignore"):
+        scale = np.maximum(np.abs(observed), np.nanmax(np.abs(null), axis=0, initial=0.0))
+    tol = _REL_TOL * scale
+    if alternative == "greater":
+        b = (null >= observed - tol).sum(axis=0)
+    elif alternative == "less":
+        b = (null <= observed + tol).sum(axis=0)
+    else:
+        b = (np.abs(null) >= np.abs(observed) - tol).sum(axis=0)
+    return (1.0 + b) / (1.0 + null.shape[0])
+
+
+def _sign_flip_null(d: np.ndarray, gen, n_resamples: int, chunk_size) -> tuple[np.ndarray, np.ndarray]:
+    """Observed mean and sign-flip null ``(B, C)`` of the columns of ``d`` (NaN = absent stratum)."""
+    present = np.isfinite(d)
+    d0 = np.where(present, d, 0.0)
+    n_c = present.sum(axis=0).astype(float)
+    if (n_c == 0).any():
+        raise ValueError("every cell needs at least one stratum with data.")
+    obs = d0.sum(axis=0) / n_c
+    n = d0.shape[0]
+    rows = _w.chunk_rows(n_resamples, n * 8 * 2, chunk_size)
+    null = np.empty((n_resamples, d0.shape[1]))
+    for s, e in _w.chunks(n_resamples, rows):
+        null[s:e] = (_w.random_signs(gen, e - s, n) @ d0) / n_c
+    return obs, null
+
+
+def _spread(level_means: np.ndarray, axis: int) -> np.ndarray:
+    """SD (ddof=0) of level means along ``axis``."""
+    return np.sqrt(np.mean((level_means - level_means.mean(axis=axis, keepdims=True)) ** 2, axis=axis))
+
+
+def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size) -> tuple[np.ndarray, np.ndarray]:
+    """Observed spread and its permutation null for complete blocks ``x`` (strata, L, C)."""
+    S, L, C = x.shape
+    xc = x - x.mean(axis=1, keepdims=True)
+    obs = _spread(x.mean(axis=0), axis=0)
+    L1 = L - 1
+    # the last level is minus the sum of the others once every stratum is centred
+    X = np.ascontiguousarray(xc[:, :L1, :]).reshape(S * L1, C)
+    eye = np.eye(L)
+    rows_of = eye[:, :L1] - eye[:, L1:]  # value from original level g, expressed on the first L-1 levels
+    if _w.uses_table(L):
+        perms = _w.permutation_table(L)
+        table = np.ascontiguousarray(rows_of[perms].transpose(1, 0, 2))  # (L, L!, L-1)
+    rows = _w.chunk_rows(n_resamples, L1 * S * L1 * 8, chunk_size, cap=1000)
+    rows = min(rows, max(16, (4 * 2**20) // max(L1 * S * L1 * 8, 1)), n_resamples) if chunk_size is None else rows
+    buf = np.empty((L1, rows, S, L1))
+    null = np.empty((n_resamples, C))
+    for s, e in _w.chunks(n_resamples, rows):
+        b = e - s
+        codes = _w.permutation_codes(gen, b, S, L)
+        E = buf if b == rows else np.empty((L1, b, S, L1))
+        for lev in range(L1):
+            if codes.ndim == 2:
+                np.take(table[lev], codes, axis=0, out=E[lev], mode="clip")
+            else:
+                np.take(rows_of, codes[:, :, lev], axis=0, out=E[lev], mode="clip")
+        sums = (E.reshape(L1 * b, S * L1) @ X).reshape(L1, b, C)
+        ss = (sums**2).sum(axis=0) + sums.sum(axis=0) ** 2
+        null[s:e] = np.sqrt(ss / L) / S
+    return obs, null
+
+
+def _general_null(x: np.ndarray, statistic, gen, n_resamples: int, chunk_size):
+    S, L = x.shape[:2]
+    obs = _call_stat(statistic, x[None], 1)[0]
+    per_row = x.nbytes * 2
+    rows = _w.chunk_rows(n_resamples, per_row, chunk_size, cap=1000)
+    table = _w.permutation_table(L) if _w.uses_table(L) else None
+    null = np.empty((n_resamples, obs.size))
+    q = np.arange(S)[None, :, None]
+    for s, e in _w.chunks(n_resamples, rows):
+        perm = _w.permutations_from_codes(_w.permutation_codes(gen, e - s, S, L), L, table)
+        null[s:e] = _call_stat(statistic, x[q, perm], e - s)
+    return obs, null
+
+
+def _call_stat(statistic, x, rows):
+    r = np.asarray(statistic(x), dtype=float)
+    if r.ndim == 0 or r.shape[0] != rows:
+        raise ValueError(
+            f"`statistic` must be vectorised over a leading permutation axis: given shape {x.shape} it returned "
+            f"shape {r.shape}; reduce over axis 1 (strata) and 2 (levels)."
+        )
+    return r.reshape(rows, -1)
+
+
+def _make_result(obs, null, alternative, test, name, labels, S, L, record, boot, prov) -> PermutationResult:
+    return PermutationResult(
+        statistic=obs, p_value=_p_values(obs, null, alternative), null_distribution=null, labels=labels,
+        alternative=alternative, test=test, statistic_name=name, n_strata=int(S), n_levels=int(L), rng=record,
+        bootstrap=boot, provenance=prov,
+    )
+
+
+def sign_flip_test(
+    differences,
+    *,
+    alternative: str = "two-sided",
+    n_resamples: int = 10_000,
+    n_bootstrap: int = 0,
+    confidence_level: float = 0.95,
+    labels: pd.DataFrame | Sequence | None = None,
+    rng=None,
+    chunk_size: int | None = None,
+) -> PermutationResult:
+    r"""Paired permutation test of a mean within-stratum difference by random sign flips.
+
+    For two conditions measured on the same items, ``d_q = x_q(B) - x_q(A)``; swapping the two labels
+    inside item *q* turns ``d_q`` into ``-d_q``. The statistic is the mean of ``d`` over items
+    (equal weights), its null the means of ``s_q d_q`` for random signs ``s`` -- the stratified
+    permutation test of METHODS 3.3, and ``scipy.stats.permutation_test(..., permutation_type="samples")``.
+
+    Parameters
+    ----------
+    differences : array (n_strata,) or (n_strata, n_cells)
+        Per-item differences; several cells (e.g. models) share every sign flip. NaN = the item is
+        absent from that cell (it then counts in no permutation of that cell).
+    alternative : {"two-sided", "greater", "less"}
+        Two-sided counts ``|T*| >= |T|``.
+    n_resamples : int
+        Random sign-flip vectors (METHODS: 10,000 for reported p-values).
+    n_bootstrap : int
+        If positive, also a cluster bootstrap of the mean difference (BCa) for ``conf_int()``.
+    confidence_level : float
+    labels : DataFrame or sequence, optional
+    rng : int, Generator or None
+    chunk_size : int, optional
+
+    Returns
+    -------
+    PermutationResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from robustalign.resampling import sign_flip_test
+    >>> d = np.random.default_rng(3).normal(0.02, 0.1, 400)
+    >>> res = sign_flip_test(d, rng=0)
+    >>> bool(res.p_value[0] < 0.01), res.n_resamples
+    (True, 10000)
+    """
+    n_resamples = check_n_resamples(n_resamples)
+    n_boot = check_n_resamples(n_bootstrap, "n_bootstrap", minimum=0)
+    alternative = check_alternative(alternative)
+    confidence_level = check_confidence_level(confidence_level)
+    chunk_size = check_chunk_size(chunk_size)
+    d = as_float_array(differences, "differences", (1, 2))
+    if d.ndim == 1:
+        d = d[:, None]
+    if np.isinf(d).any():
+        raise ValueError("`differences` contains infinite values.")
+    gen, record = as_generator(rng)
+    boot_gen = gen.spawn(1)[0]
+    obs, null = _sign_flip_null(d, gen, n_resamples, chunk_size)
+    lab = _labels_for(labels, d.shape[1])
+    boot = None
+    if n_boot:
+        boot = cluster_bootstrap(d, labels=lab, n_resamples=n_boot, confidence_level=confidence_level, rng=boot_gen)
+    return _make_result(obs, null, alternative, "sign flip", "mean difference", lab, d.shape[0], 2, record, boot,
+                        {"chunk_size": chunk_size})
+
+
+def stratified_permutation_test(
+    data,
+    statistic: str | Callable = "auto",
+    *,
+    value: str | None = None,
+    factor: str | None = None,
+    strata: str = "item",
+    by: Sequence[str] | str | None = None,
+    levels: Sequence | None = None,
+    drop_incomplete: bool = False,
+    alternative: str = "two-sided",
+    n_resamples: int = 10_000,
+    n_bootstrap: int = 0,
+    confidence_level: float = 0.95,
+    labels: pd.DataFrame | Sequence | None = None,
+    rng=None,
+    chunk_size: int | None = None,
+) -> PermutationResult:
+    r"""Test a factor's effect by permuting its level labels within strata (e.g. formats within item).
+
+    Parameters
+    ----------
+    data : DataFrame or array (n_strata, n_levels) or (n_strata, n_levels, n_cells)
+        A long table (averaged to one value per stratum x level x cell, each row of a cell weighted
+        equally) or the complete blocks directly.
+    statistic : {"auto", "mean_difference", "spread"} or callable
+        - ``"mean_difference"`` (two levels): mean over strata of level 2 minus level 1; tested by
+          sign flips (see :func:`sign_flip_test`).
+        - ``"spread"``: SD (ddof=0) over levels of the level means, in the units of the data; large
+          when any level differs. The alternative is then "the levels differ" (``"less"`` is refused).
+        - ``"auto"``: ``"mean_difference"`` for two levels, ``"spread"`` otherwise.
+        - callable: ``statistic(x)`` on the permuted array ``(chunk, n_strata, n_levels, ...)``,
+          returning ``(chunk,)`` or ``(chunk, k)``.
+    value, factor, strata, by : str
+        Columns of a DataFrame ``data``: the numeric value, the factor whose labels are permuted, the
+        strata (default ``"item"``) and the cells tested separately (e.g. ``"model"``).
+    levels : sequence, optional
+        Levels of ``factor`` to use, in order (default: all, sorted).
+    drop_incomplete : bool
+        Strata lacking a level in some cell make the blocks incomplete: an error by default, dropped
+        (and counted in ``provenance``) when True.
+    alternative : {"two-sided", "greater", "less"}
+    n_resamples : int
+        Random permutations (METHODS: 10,000).
+    n_bootstrap : int
+        If positive, a cluster bootstrap over strata of the same statistic, for ``conf_int()``.
+    confidence_level : float
+    labels : DataFrame or sequence, optional
+        Cell names for array data.
+    rng : int, Generator or None
+    chunk_size : int, optional
+
+    Returns
+    -------
+    PermutationResult
+        One p-value per cell; every cell sees the same permutations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from robustalign.resampling import stratified_permutation_test
+    >>> x = np.random.default_rng(2).normal(size=(100, 4, 3))     # 100 items x 4 formats x 3 models
+    >>> x[:, 3, 0] += 0.5                                        # format 4 shifts model 1
+    >>> res = stratified_permutation_test(x, rng=0, n_resamples=2000)
+    >>> (res.p_value < 0.01).tolist()
+    [True, False, False]
+    """
+    n_resamples = check_n_resamples(n_resamples)
+    n_boot = check_n_resamples(n_bootstrap, "n_bootstrap", minimum=0)
+    alternative = check_alternative(alternative)
+    confidence_level = check_confidence_level(confidence_level)
+    chunk_size = check_chunk_size(chunk_size)
+    if not callable(statistic) and statistic not in STATISTICS:
+        raise ValueError(f"`statistic` must be one of {list(STATISTICS)} or a callable; got {statistic!r}.")
+    prov: dict = {"chunk_size": chunk_size}
+    if isinstance(data, pd.DataFrame):
+        if value is None or factor is None:
+            raise ValueError("with a DataFrame, give `value` (numeric column) and `factor` (the column to permute).")
+        by_l = [by] if isinstance(by, str) else list(by or [])
+        if factor in by_l or strata in by_l or factor == strata:
+            raise ValueError(f"`factor` ({factor!r}), `strata` ({strata!r}) and `by` ({by_l}) must be different columns.")
+        x, _, (st_lab, lev_lab, cells) = group_array(data, value, [[strata], [factor], by_l])
+        level_names = list(lev_lab[factor])
+        lab = cells if by_l else pd.DataFrame({"cell": ["all"]})
+        prov.update(value=value, factor=factor, strata=strata, by=by_l)
+        strata_names = list(st_lab[strata])
+    else:
+        if value is not None or factor is not None or by is not None:
+            raise ValueError("`value`, `factor` and `by` apply to a DataFrame; pass blocks (strata, levels[, cells]).")
+        if callable(statistic):
+            x = np.asarray(data, dtype=float)
+            if x.ndim < 2:
+                raise ValueError(f"`data` must have a strata and a level axis; got shape {x.shape}.")
+        else:
+            x = as_float_array(data, "data", (2, 3))
+            if x.ndim == 2:
+                x = x[:, :, None]
+        level_names = list(range(x.shape[1]))
+        strata_names = list(range(x.shape[0]))
+        lab = _labels_for(labels, x.shape[2] if x.ndim >= 3 else 1) if not callable(statistic) else None
+    if levels is not None:
+        missing = [lv for lv in levels if lv not in level_names]
+        if missing:
+            raise ValueError(f"`levels` {missing} are not levels of the factor; it has {level_names}.")
+        x = x[:, [level_names.index(lv) for lv in levels]]
+        level_names = list(levels)
+    S, L = x.shape[:2]
+    if L < 2:
+        raise ValueError(f"a permutation test needs at least 2 levels; got {L} ({level_names}).")
+    incomplete = ~np.isfinite(x).reshape(S, -1).all(axis=1)
+    if incomplete.any():
+        if not drop_incomplete:
+            raise ValueError(
+                f"{int(incomplete.sum())} of {S} strata lack some level in some cell (e.g. "
+                f"{[strata_names[i] for i in np.flatnonzero(incomplete)[:5]]}), so labels cannot be swapped "
+                "within them. Pass `drop_incomplete=True` to drop them (counted in `provenance`), or choose "
+                "`levels=` that every stratum has."
+            )
+        x = x[~incomplete]
+        S = x.shape[0]
+        if S == 0:
+            raise ValueError("no complete stratum is left after dropping incomplete ones.")
+    prov.update(levels=level_names, n_dropped_strata=int(incomplete.sum()))
+    if np.isinf(x).any():
+        raise ValueError("`data` contains infinite values.")
+
+    name = statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic")
+    if name == "auto":
+        name = "mean_difference" if L == 2 else "spread"
+    if name == "mean_difference" and L != 2:
+        raise ValueError(f"statistic='mean_difference' needs exactly 2 levels; got {L}. Use 'spread' or `levels=`.")
+    if name == "spread" and alternative == "less":
+        raise ValueError("statistic='spread' is non-negative and large when levels differ; alternative='less' "
+                         "is not meaningful. Use 'two-sided' (same as 'greater').")
+
+    gen, record = as_generator(rng)
+    boot_gen = gen.spawn(1)[0]
+    boot: BootstrapResult | None = None
+    if callable(statistic):
+        obs, null = _general_null(x, statistic, gen, n_resamples, chunk_size)
+        lab = _labels_for(labels, obs.size, "statistic")
+        test = "stratified permutation"
+        if n_boot:
+            boot = cluster_bootstrap(x, statistic=statistic, labels=lab, n_resamples=n_boot,
+                                     confidence_level=confidence_level, rng=boot_gen)
+    elif name == "mean_difference":
+        d = x[:, 1] - x[:, 0]
+        obs, null = _sign_flip_null(d, gen, n_resamples, chunk_size)
+        test = "sign flip"
+        if n_boot:
+            boot = cluster_bootstrap(d, labels=lab, n_resamples=n_boot, confidence_level=confidence_level, rng=boot_gen)
+    else:
+        obs, null = _spread_null(x, gen, n_resamples, chunk_size)
+        test = "stratified permutation"
+        if n_boot:
+            C = x.shape[2]
+            cells = cluster_bootstrap(x.reshape(S, L * C), n_resamples=n_boot, confidence_level=confidence_level,
+                                      rng=boot_gen)
+            boot = cells.apply(lambda m: _spread(m.reshape(*m.shape[:-1], L, C), axis=-2), labels=lab,
+                               statistic="spread of level means")
+    desc = {"mean_difference": f"mean difference ({level_names[1]} - {level_names[0]})",
+            "spread": "spread (SD) of level means"}.get(name, name)
+    return _make_result(obs, null, alternative, test, desc, lab, S, L, record, boot, prov)

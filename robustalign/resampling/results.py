@@ -1,0 +1,473 @@
+"""Result objects of the resampling engine.
+
+A result keeps its replicates, so a new confidence level, another interval method, contrasts, ranks
+or any other function of the statistics are computed from the stored resamples without drawing again
+(as ``scipy.stats.bootstrap(bootstrap_result=...)`` allows). Columns are stable snake_case; the level
+is a value in ``conf_level``, never part of a column name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from robustalign._rng import RngRecord
+from robustalign.resampling import intervals as _iv
+from robustalign.resampling._validation import check_confidence_level, check_method
+
+__all__ = ["BootstrapResult", "PermutationResult"]
+
+FRAME_COLUMNS = ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "n_resamples")
+
+
+def _readonly(a):
+    if isinstance(a, np.ndarray):
+        a.flags.writeable = False
+    return a
+
+
+def _fmt(x: float) -> str:
+    return "nan" if not np.isfinite(x) else f"{x:.4g}"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class BootstrapResult:
+    """Bootstrap replicates of one or more statistics, with their intervals on demand.
+
+    Attributes
+    ----------
+    estimate : ndarray (k,)
+        The statistics on the original data.
+    resamples : ndarray (n_resamples, k)
+        One row per bootstrap resample; all statistics of a row come from the same resample, so
+        differences, ratios and ranks between them are paired.
+    jackknife : ndarray (n_clusters, k) or None
+        Delete-one-cluster values (BCa acceleration). None when BCa is not available (two-way design).
+    labels : DataFrame (k rows)
+        What each statistic is (e.g. columns ``model, steer_target``).
+    design : str
+        ``"cluster"``, ``"paired"``, ``"two-way"`` (plus ``"+dirichlet"`` when human reference draws
+        were propagated).
+    method, confidence_level : str, float
+        Defaults used by :meth:`to_frame` and :meth:`conf_int`.
+    n_clusters : int or tuple of int
+        Number of resampled units (items; items and groups for the two-way design).
+    rng : RngRecord
+        Seed entropy and spawn key: the same record redraws the same resamples.
+    statistic : str
+        What was computed, in words.
+    provenance : dict
+        Call arguments and design choices.
+    """
+
+    estimate: np.ndarray
+    resamples: np.ndarray
+    jackknife: np.ndarray | None
+    labels: pd.DataFrame
+    design: str
+    method: str
+    confidence_level: float
+    n_clusters: int | tuple[int, ...]
+    rng: RngRecord | None
+    statistic: str = ""
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        est = np.atleast_1d(np.asarray(self.estimate, dtype=float))
+        res = np.asarray(self.resamples, dtype=float)
+        if res.ndim == 1:
+            res = res[:, None]
+        if res.shape[1] != est.size or len(self.labels) != est.size:
+            raise ValueError(
+                f"BootstrapResult: estimate has {est.size} statistics, resamples {res.shape[1]} columns and "
+                f"labels {len(self.labels)} rows; they must agree."
+            )
+        jk = None if self.jackknife is None else np.asarray(self.jackknife, dtype=float).reshape(-1, est.size)
+        object.__setattr__(self, "estimate", _readonly(est))
+        object.__setattr__(self, "resamples", _readonly(res))
+        object.__setattr__(self, "jackknife", _readonly(jk))
+        object.__setattr__(self, "labels", self.labels.reset_index(drop=True))
+
+    # ------------------------------------------------------------------ basic quantities
+    @property
+    def n_resamples(self) -> int:
+        return int(self.resamples.shape[0])
+
+    @property
+    def std_error(self) -> np.ndarray:
+        """Bootstrap standard error (SD of the finite replicates, ddof=1)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nanstd(self.resamples, axis=0, ddof=1)
+
+    def __len__(self) -> int:
+        return self.estimate.size
+
+    def __repr__(self) -> str:
+        return (
+            f"BootstrapResult(design={self.design!r}, {len(self)} statistics, n_resamples={self.n_resamples}, "
+            f"n_clusters={self.n_clusters}, method={self.method!r}, confidence_level={self.confidence_level})"
+        )
+
+    # ------------------------------------------------------------------ intervals
+    def _interval(self, level, method) -> tuple[np.ndarray, np.ndarray, float, str]:
+        level = self.confidence_level if level is None else check_confidence_level(level, "level")
+        method = self.method if method is None else check_method(method)
+        if method == "bca":
+            if self.jackknife is None:
+                raise ValueError(
+                    f"method='bca' needs delete-one-cluster jackknife values, which the {self.design!r} design "
+                    "does not have; use method='percentile'."
+                )
+            low, high = _iv.bca_interval(self.resamples, self.estimate, self.jackknife, level)
+        else:
+            low, high = _iv.percentile_interval(self.resamples, level)
+        return np.atleast_1d(low), np.atleast_1d(high), level, method
+
+    def conf_int(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+        """Confidence intervals from the stored resamples (no new resampling).
+
+        Parameters
+        ----------
+        level : float, optional
+            Confidence level in (0, 1); default the level the result was made with (0.95 unless set).
+        method : {"percentile", "bca"}, optional
+            Default the result's method.
+
+        Returns
+        -------
+        DataFrame
+            The label columns plus ``conf_low, conf_high, conf_level, method``.
+        """
+        low, high, level, method = self._interval(level, method)
+        out = self.labels.copy()
+        out["conf_low"] = low
+        out["conf_high"] = high
+        out["conf_level"] = level
+        out["method"] = method
+        return out
+
+    def to_frame(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+        """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
+        n_resamples``."""
+        low, high, level, method = self._interval(level, method)
+        out = self.labels.copy()
+        out["estimate"] = self.estimate
+        out["std_error"] = self.std_error
+        out["conf_low"] = low
+        out["conf_high"] = high
+        out["conf_level"] = level
+        out["method"] = method
+        out["n_resamples"] = self.n_resamples
+        return out
+
+    def summary(self) -> str:
+        """One line of text: design, resamples, interval method and level, and the estimates."""
+        n_cl = self.n_clusters if isinstance(self.n_clusters, int) else " x ".join(map(str, self.n_clusters))
+        head = (
+            f"{self.design} bootstrap over {n_cl} clusters, {self.n_resamples} resamples, "
+            f"{self.method} {self.confidence_level:.0%} intervals"
+        )
+        try:
+            low, high, _, _ = self._interval(None, None)
+        except ValueError:  # pragma: no cover - defaults are always valid
+            low = high = np.full(len(self), np.nan)
+        if len(self) == 1:
+            return f"{head}: {self.statistic or 'estimate'} {_fmt(self.estimate[0])} [{_fmt(low[0])}, {_fmt(high[0])}]"
+        width = high - low
+        return (
+            f"{head} for {len(self)} statistics ({self.statistic or 'estimates'} from {_fmt(np.nanmin(self.estimate))} "
+            f"to {_fmt(np.nanmax(self.estimate))}; interval widths {_fmt(np.nanmin(width))} to {_fmt(np.nanmax(width))})"
+        )
+
+    def plot(self, ax=None, *, level: float | None = None, method: str | None = None):
+        """Estimates with their intervals, one row per statistic. Returns the matplotlib Axes."""
+        import matplotlib.pyplot as plt  # heavy: only when a figure is asked for
+
+        frame = self.to_frame(level, method)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 0.25 * len(frame) + 1))
+        names = self.labels.astype(str).agg(" / ".join, axis=1) if self.labels.shape[1] else frame.index
+        y = np.arange(len(frame))[::-1]
+        err = np.vstack([frame["estimate"] - frame["conf_low"], frame["conf_high"] - frame["estimate"]])
+        ax.errorbar(frame["estimate"], y, xerr=err, fmt="o", capsize=2)
+        ax.set_yticks(y, labels=list(names))
+        ax.set_xlabel(f"{self.statistic or 'estimate'} ({frame['method'].iloc[0]} {frame['conf_level'].iloc[0]:.0%} CI)")
+        return ax
+
+    # ------------------------------------------------------------------ derived results
+    def apply(
+        self, func: Callable[[np.ndarray], np.ndarray], *, labels: pd.DataFrame | Sequence | None = None,
+        statistic: str | None = None,
+    ) -> BootstrapResult:
+        """A new result for ``func`` of the statistics, from the same resamples (no new draws).
+
+        ``func`` maps an array ``(..., k)`` to ``(..., m)`` (it is called on the estimate, on the
+        ``(n_resamples, k)`` replicates and on the jackknife values), e.g. a ratio
+        ``lambda s: s[..., :1] / s[..., 1:2]``.
+        """
+        est = np.asarray(func(self.estimate[None, :]), dtype=float).reshape(1, -1)[0]
+        res = np.asarray(func(self.resamples), dtype=float).reshape(self.n_resamples, -1)
+        jk = None
+        if self.jackknife is not None:
+            jk = np.asarray(func(self.jackknife), dtype=float).reshape(self.jackknife.shape[0], -1)
+        if labels is None:
+            labels = pd.DataFrame({"statistic": np.arange(est.size)})
+        elif not isinstance(labels, pd.DataFrame):
+            labels = pd.DataFrame({"statistic": list(labels)})
+        return replace(
+            self, estimate=est, resamples=res, jackknife=jk, labels=labels,
+            statistic=self.statistic if statistic is None else statistic,
+        )
+
+    def contrast(self, coefficients, *, labels: pd.DataFrame | Sequence | None = None) -> BootstrapResult:
+        """Linear combinations of the statistics, paired through the shared resamples.
+
+        ``coefficients`` is ``(k, m)`` (a DataFrame's columns name the contrasts).
+        """
+        c = coefficients
+        if isinstance(c, pd.DataFrame):
+            labels = pd.DataFrame({"contrast": [str(x) for x in c.columns]}) if labels is None else labels
+            c = c.to_numpy(float)
+        c = np.asarray(c, dtype=float)
+        if c.ndim == 1:
+            c = c[:, None]
+        if c.shape[0] != len(self):
+            raise ValueError(f"`coefficients` must have {len(self)} rows (one per statistic); got shape {c.shape}.")
+        return self.apply(lambda s: s @ c, labels=labels)
+
+    def _check_factor(self, factor: str, within: Sequence[str]) -> list[str]:
+        cols = list(self.labels.columns)
+        for name in [factor, *within]:
+            if name not in cols:
+                raise ValueError(f"`{name}` is not a label column of this result; label columns are {cols}.")
+        return [c for c in cols if c != factor and c not in within]
+
+    def pairwise(self, factor: str, *, within: Sequence[str] | str | None = None) -> BootstrapResult:
+        """Every pairwise difference between the levels of ``factor`` (level a minus level b, a before b).
+
+        Without ``within``, each level's statistic is the equally weighted mean over the other label
+        columns (e.g. a model's mean over steering prompts); with ``within`` the differences are taken
+        inside each combination of those columns. Pairing comes from the shared resamples.
+        """
+        within = [within] if isinstance(within, str) else list(within or [])
+        other = self._check_factor(factor, within)
+        lab = self.labels
+        levels = list(pd.unique(lab[factor]))
+        groups = [()] if not within else list(lab[within].drop_duplicates().itertuples(index=False, name=None))
+        cols, rows = [], []
+        for g in groups:
+            in_g = np.ones(len(lab), bool)
+            for name, val in zip(within, g):
+                in_g &= (lab[name] == val).to_numpy()
+            sets = {}
+            for lev in levels:
+                sel = in_g & (lab[factor] == lev).to_numpy()
+                key = tuple(map(tuple, lab.loc[sel, other].itertuples(index=False))) if other else (sel.sum(),)
+                sets[lev] = (sel, frozenset(key) if other else key)
+            ref = next(iter(sets.values()))[1]
+            if any(s[1] != ref for s in sets.values()):
+                raise ValueError(
+                    f"pairwise({factor!r}): the levels of {factor!r} do not share the same combinations of {other}, "
+                    "so their means would average different cells. Pass `within=` to compare inside each "
+                    "combination, or build the coefficients yourself and call `contrast()`."
+                )
+            for a, b in combinations(levels, 2):
+                v = np.zeros(len(lab))
+                sa, sb = sets[a][0], sets[b][0]
+                v[sa] = 1.0 / sa.sum()
+                v[sb] -= 1.0 / sb.sum()
+                cols.append(v)
+                rows.append({**dict(zip(within, g)), f"{factor}_a": a, f"{factor}_b": b})
+        out = self.contrast(np.column_stack(cols), labels=pd.DataFrame(rows))
+        return replace(out, design="paired" if self.design == "cluster" else self.design,
+                       statistic=f"difference in {self.statistic}" if self.statistic else "difference")
+
+    def subset(self, **levels) -> BootstrapResult:
+        """The statistics whose label columns equal the given values (``res.subset(model="m1")``)."""
+        keep = np.ones(len(self), bool)
+        for name, val in levels.items():
+            if name not in self.labels:
+                raise ValueError(f"`{name}` is not a label column; label columns are {list(self.labels.columns)}.")
+            vals = val if isinstance(val, (list, tuple, set)) else [val]
+            keep &= self.labels[name].isin(vals).to_numpy()
+        idx = np.flatnonzero(keep)
+        return replace(
+            self, estimate=self.estimate[idx], resamples=self.resamples[:, idx],
+            jackknife=None if self.jackknife is None else self.jackknife[:, idx], labels=self.labels.iloc[idx],
+        )
+
+    def flip_probability(self) -> pd.DataFrame:
+        """Share of resamples in which each statistic does not have the sign of its estimate.
+
+        For a pairwise difference this is the ranking-flip probability of METHODS 3.9,
+        ``P(sign(S_b(m) - S_b(m')) != sign(S(m) - S(m')))``; a replicate of exactly 0 counts as a flip.
+        """
+        s = np.sign(self.estimate)[None, :]
+        finite = np.isfinite(self.resamples)
+        flips = ((self.resamples * s) <= 0) & finite
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = flips.sum(axis=0) / finite.sum(axis=0)
+        p[s[0] == 0] = np.nan
+        out = self.labels.copy()
+        out["estimate"] = self.estimate
+        out["p_flip"] = p
+        out["n_resamples"] = self.n_resamples
+        return out
+
+    def ranks(
+        self, *, within: Sequence[str] | str | None = None, higher_is_better: bool = True,
+        level: float | None = None,
+    ) -> pd.DataFrame:
+        """Rank of every statistic (1 = best) with a bootstrap rank interval and P(rank 1).
+
+        Ranks are taken among the statistics that share the values of ``within`` (all together by
+        default). Columns: labels, ``estimate, rank, rank_mean, rank_low, rank_high, p_top, conf_level``;
+        the rank interval is the outward-rounded percentile interval of the replicate ranks.
+        """
+        from scipy.stats import rankdata
+
+        within = [within] if isinstance(within, str) else list(within or [])
+        level = self.confidence_level if level is None else check_confidence_level(level, "level")
+        for name in within:
+            if name not in self.labels:
+                raise ValueError(f"`{name}` is not a label column; label columns are {list(self.labels.columns)}.")
+        sign = -1.0 if higher_is_better else 1.0
+        if within:
+            gid = self.labels.groupby(within, sort=False).ngroup().to_numpy()
+            groups = [np.flatnonzero(gid == g) for g in np.unique(gid)]
+        else:
+            groups = [np.arange(len(self))]
+        rank = np.empty(len(self))
+        mean = np.empty(len(self))
+        low = np.empty(len(self))
+        high = np.empty(len(self))
+        top = np.empty(len(self))
+        alpha = (1 - level) / 2
+        for idx in groups:
+            rank[idx] = rankdata(sign * self.estimate[idx])
+            r = rankdata(sign * self.resamples[:, idx], axis=1)
+            mean[idx] = r.mean(axis=0)
+            low[idx] = np.floor(np.quantile(r, alpha, axis=0))
+            high[idx] = np.ceil(np.quantile(r, 1 - alpha, axis=0))
+            top[idx] = (r == 1).mean(axis=0)
+        out = self.labels.copy()
+        out["estimate"] = self.estimate
+        out["rank"] = rank
+        out["rank_mean"] = mean
+        out["rank_low"] = low
+        out["rank_high"] = high
+        out["p_top"] = top
+        out["conf_level"] = level
+        return out
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PermutationResult:
+    """A stratified permutation (or sign-flip) test of one or more statistics.
+
+    Attributes
+    ----------
+    statistic : ndarray (k,)
+        Observed statistics.
+    p_value : ndarray (k,)
+        ``(1 + b) / (1 + B)`` with ``b`` the number of permuted statistics at least as extreme.
+    null_distribution : ndarray (n_resamples, k)
+        Permuted statistics; all statistics of a row share one permutation.
+    labels : DataFrame (k rows)
+    alternative : str
+    test : str
+        ``"sign flip"`` or ``"stratified permutation"``.
+    statistic_name : str
+    n_strata, n_levels : int
+    rng : RngRecord
+    bootstrap : BootstrapResult or None
+        Cluster-bootstrap replicates of the same statistics over strata, when ``n_bootstrap > 0``.
+    provenance : dict
+    """
+
+    statistic: np.ndarray
+    p_value: np.ndarray
+    null_distribution: np.ndarray
+    labels: pd.DataFrame
+    alternative: str
+    test: str
+    statistic_name: str
+    n_strata: int
+    n_levels: int
+    rng: RngRecord | None
+    bootstrap: BootstrapResult | None = None
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "statistic", _readonly(np.atleast_1d(np.asarray(self.statistic, float))))
+        object.__setattr__(self, "p_value", _readonly(np.atleast_1d(np.asarray(self.p_value, float))))
+        nd = np.asarray(self.null_distribution, float)
+        object.__setattr__(self, "null_distribution", _readonly(nd.reshape(nd.shape[0], -1)))
+        object.__setattr__(self, "labels", self.labels.reset_index(drop=True))
+
+    @property
+    def n_resamples(self) -> int:
+        return int(self.null_distribution.shape[0])
+
+    def __len__(self) -> int:
+        return self.statistic.size
+
+    def __repr__(self) -> str:
+        return (
+            f"PermutationResult(test={self.test!r}, statistic={self.statistic_name!r}, {len(self)} statistics, "
+            f"n_resamples={self.n_resamples}, n_strata={self.n_strata}, alternative={self.alternative!r})"
+        )
+
+    def conf_int(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+        """Bootstrap intervals of the statistics (needs ``n_bootstrap > 0`` in the test call)."""
+        if self.bootstrap is None:
+            raise ValueError(
+                "This test was run without a bootstrap, so it has no confidence interval. "
+                "Run it again with `n_bootstrap=2000` (or call `cluster_bootstrap` on the same aggregates)."
+            )
+        out = self.bootstrap.conf_int(level, method)
+        return pd.concat([self.labels, out[["conf_low", "conf_high", "conf_level", "method"]]], axis=1)
+
+    def to_frame(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+        """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
+        n_resamples, p_value, alternative`` (interval columns NaN without ``n_bootstrap``)."""
+        out = self.labels.copy()
+        out["estimate"] = self.statistic
+        if self.bootstrap is not None:
+            b = self.bootstrap.to_frame(level, method)
+            for c in ("std_error", "conf_low", "conf_high", "conf_level", "method"):
+                out[c] = b[c].to_numpy()
+        else:
+            for c in ("std_error", "conf_low", "conf_high", "conf_level"):
+                out[c] = np.nan
+            out["method"] = None
+        out["n_resamples"] = self.n_resamples
+        out["p_value"] = self.p_value
+        out["alternative"] = self.alternative
+        return out
+
+    def summary(self) -> str:
+        head = (
+            f"{self.test} test of {self.statistic_name} ({self.alternative}), {self.n_strata} strata x "
+            f"{self.n_levels} levels, {self.n_resamples} permutations"
+        )
+        if len(self) == 1:
+            return f"{head}: statistic {_fmt(self.statistic[0])}, p = {_fmt(self.p_value[0])}"
+        return (
+            f"{head}, {len(self)} statistics: p from {_fmt(np.nanmin(self.p_value))} to {_fmt(np.nanmax(self.p_value))}"
+        )
+
+    def plot(self, ax=None, *, which: int = 0, bins: int = 50):
+        """Histogram of the permutation null of statistic ``which`` with the observed value."""
+        import matplotlib.pyplot as plt  # heavy: only when a figure is asked for
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5, 3))
+        ax.hist(self.null_distribution[:, which], bins=bins, color="0.7")
+        ax.axvline(self.statistic[which], color="C3")
+        ax.set_xlabel(f"{self.statistic_name} (p = {_fmt(self.p_value[which])})")
+        return ax
