@@ -1,0 +1,28 @@
+"""The three properties and the multiverse audit of a claim.
+
+``assess_stability``, ``assess_extrapolability``, ``assess_steerability`` and ``audit_claim`` each take
+the data and return an :class:`~robustalign.claims._base.AssessmentResult`: verdicts in words, tidy
+estimates with intervals (``to_frame()``), the evidence behind them, and ``plot()``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from robustalign.claims._base import VERDICTS, AssessmentResult
+
+__all__ = ["VERDICTS", "AssessmentResult", "assess_extrapolability", "assess_stability", "assess_steerability",
+           "audit_claim"]
+
+_WHERE = {
+    "assess_stability": "robustalign.claims.stability",
+    "assess_extrapolability": "robustalign.claims.extrapolability",
+    "assess_steerability": "robustalign.claims.steerability",
+    "audit_claim": "robustalign.claims.multiverse",
+}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'robustalign.claims' has no attribute {name!r}")
