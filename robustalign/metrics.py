@@ -174,8 +174,8 @@ def _ordinal_mask(out: np.ndarray, ordinal) -> np.ndarray:
             f"`ordinal` with shape {o.shape} does not broadcast against the result shape {np.shape(out)}."
         ) from None
     if o.all():
-        return out
-    return np.where(o, np.broadcast_to(out, shape), np.nan)
+        return out if shape == np.shape(out) else np.broadcast_to(out, shape).copy()
+    return np.where(o, out, np.nan)
 
 
 def _scalar(a):
@@ -267,7 +267,7 @@ def js_similarity(p, q, *, check: bool = True):
     Examples
     --------
     >>> from robustalign.metrics import js_similarity
-    >>> float(js_similarity([0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1])).__round__(2)
+    >>> round(float(js_similarity([0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1])), 2)
     0.61
     """
     d = js_distance(p, q, 2, check=check)
@@ -421,9 +421,12 @@ def _positions(positions, kmax: int, k, lead) -> np.ndarray | None:
     used = np.ones(kmax - 1, bool) if k is None else np.arange(kmax - 1) < (k[..., None] - 1)
     bad = used & ~(gaps > 0)
     if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        row = np.broadcast_to(x, (*bad.shape[:-1], kmax))[at[:-1]]
         raise ValueError(
             "`positions` must be finite and strictly increasing over each item's K options "
-            f"(x_1 < ... < x_K); got {x if x.ndim == 1 else 'a row that is not'}. Give positions in canonical order."
+            f"(x_1 < ... < x_K); got {row.tolist()} (between options {at[-1] + 1} and {at[-1] + 2}). "
+            "Give positions in canonical order."
         )
     return x
 
@@ -1024,7 +1027,8 @@ def human_proxy_similarity(ref_shares, metric="js", *, K=None, ordinal=None, gro
         cell is absent (as :meth:`robustalign.Reference.array` returns). A :class:`~robustalign.Reference`
         supplies ``K``, ``ordinal`` and the group names itself.
     metric : str or callable, default "js"
-        A name in :data:`METRICS`, or a function with the same signature.
+        A name in :data:`METRICS`, or a function ``f(p, q, K=None, ordinal=None)`` returning a
+        similarity (NaN = not scorable), called with arrays (items, 1, K_max) and (items, groups, K_max).
     K : array_like of int, shape (items,), optional
         Options per item (array input only). Default: the last axis length.
     ordinal : array_like of bool, shape (items,), optional
@@ -1068,8 +1072,9 @@ def human_proxy_similarity(ref_shares, metric="js", *, K=None, ordinal=None, gro
         if metric not in METRICS:
             raise ValueError(f"`metric` must be one of {sorted(METRICS)} or a function; got {metric!r}.")
         name, f = metric, METRICS[metric]
+        kw = {"check": False}  # validated once below
     elif callable(metric):
-        name, f = getattr(metric, "__name__", "custom"), metric
+        name, f, kw = getattr(metric, "__name__", "custom"), metric, {}
     else:
         raise ValueError(f"`metric` must be a name in {sorted(METRICS)} or a function; got {metric!r}.")
     if check:
@@ -1079,7 +1084,7 @@ def human_proxy_similarity(ref_shares, metric="js", *, K=None, ordinal=None, gro
     sim = np.empty((g, g))
     cnt = np.empty((g, g), dtype=np.intp)
     for i in range(g):  # one proxy group at a time keeps memory at items x groups x K
-        s = f(h[:, i : i + 1, :], h, K=k, ordinal=o, check=False)  # (items, groups)
+        s = f(h[:, i : i + 1, :], h, K=k, ordinal=o, **kw)  # (items, groups)
         s = np.asarray(s, dtype=float)
         ok = ~np.isnan(s)
         cnt[i] = ok.sum(0)

@@ -348,6 +348,10 @@ def test_human_proxy_similarity_against_scipy_loop(rng):
     np.testing.assert_allclose(np.diag(res.similarity), 1.0)
     frame = res.to_frame()
     assert len(frame) == 12 and set(frame.columns) == {"proxy", "target", "similarity", "n_items"}
+    # any function with the registry signature works; here total variation against its definition
+    tv = M.human_proxy_similarity(h, lambda p, q, K=None, ordinal=None: 1 - 0.5 * np.abs(p - q).sum(-1))
+    ok = ~np.isnan(h[:, 0, 0]) & ~np.isnan(h[:, 1, 0])
+    assert tv.similarity[0, 1] == pytest.approx(np.mean(1 - 0.5 * np.abs(h[ok, 0] - h[ok, 1]).sum(-1)))
 
 
 def test_human_proxy_similarity_from_reference_skips_nominal_for_w1():
