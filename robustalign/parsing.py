@@ -314,7 +314,7 @@ _CUE_AFTER = re.compile(
 # after an option at the start of a line, the end of a sentence: "2) Disagree. Morality is ..."
 _SENTENCE_REST = re.compile(r"[\"')\]]*(?:[.!](?:\s|$)|\s+-\s)")
 _LINE_PREFIX = re.compile(r"^[ \t]*(?:[-*+\u2022>]+[ \t]*)?(?:(?:option|choice)[ \t]*)?[\"'(\[]*[ \t]*$", re.IGNORECASE)
-_LINE_REST = re.compile(r"^[ \t.!,;:\"')\]]*(?:\n|$)")
+_LINE_REST = re.compile(r"[ \t.!,;:\"')\]]*(?:\n|$)")
 _SEPARATOR = re.compile(r"^[\s,;/|\"'\-*\u2022+>]*(?:(?:or|and)[\s,;/|\"'\-*\u2022+>]*)?$", re.IGNORECASE)
 _PUNCT_ONLY = re.compile(r"^[\s.!,;:\"'()\[\]\-*\u2022+>]*$")
 
@@ -477,9 +477,9 @@ def _classify(x: _Mention, t: str, first: bool) -> set[str]:
         # (3)." someone else's view. A bare number alone on the last line after a numbered list is a
         # truncated list item.
         alone = at_line_start and line_rest_empty and (not x.bare or (cued_above and not _NUMBERED_LIST.search(t)))
-        # "... that divide us. Option 1.": a sentence of its own
-        alone = alone or (not sent.strip() and _is_word_marker(t, x) and bool(_SENTENCE_REST.match(t, x.end)
-                                                                                or line_rest_empty))
+        # "... that divide us. Option 1." / "... at all. (4)": a sentence of its own
+        alone = alone or (not x.bare and not sent.strip()
+                          and (line_rest_empty or (_is_word_marker(t, x) and bool(_SENTENCE_REST.match(t, x.end)))))
         own = first_person and not x.bare and (line_rest_empty or _is_word_marker(t, x))
         if not (cued_here or alone or own):
             return kinds
@@ -542,7 +542,8 @@ def _echo_groups(mentions: list[_Mention], t: str, k: int) -> set[int]:
     starts = []
     for idx, x in enumerate(mentions):
         ls, _ = _line_bounds(t, x.start, x.end)
-        if _LINE_PREFIX.match(t[ls:x.start]) and x.position is not None:
+        if (_LINE_PREFIX.match(t[ls:x.start]) and x.position is not None
+                and (x.kind != "m" or _LINE_REST.match(t, x.end))):  # "1) Personal freedom: ..." is no option
             starts.append(idx)
 
     def flush(run: list[int]) -> None:
