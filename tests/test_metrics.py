@@ -386,8 +386,9 @@ def test_between_group_sd_matches_nanstd():
     ref = np.nanmean(np.nanstd(mu, axis=1))
     assert M.between_group_sd(mu) == pytest.approx(ref, rel=1e-14)
     assert M.between_group_sd(mu, ddof=1) == pytest.approx(np.nanmean(np.nanstd(mu, axis=1, ddof=1)), rel=1e-14)
-    # hand: item 1 has SD sqrt(0.05) = 0.2236..., item 2 sqrt(((-.0667)^2*2 + .1333^2)/3) = 0.0943
-    assert np.nanstd(mu[0]) == pytest.approx(np.sqrt(0.05))
+    # by hand: item 1 SD = sqrt(0.05) = 0.223607; item 2 (three groups, 0.5 0.5 0.7) SD =
+    # sqrt((2 * 0.0667^2 + 0.1333^2) / 3) = sqrt(0.008889) = 0.094281; item 3 SD = 0; mean = 0.105963
+    assert M.between_group_sd(mu) == pytest.approx(0.105963, abs=1e-6)
     # an item seen in one group only is skipped (its SD of 0 is not a between-group SD)
     mu1 = np.vstack([mu, [0.9, np.nan, np.nan, np.nan]])
     assert M.between_group_sd(mu1) == pytest.approx(ref, rel=1e-14)
