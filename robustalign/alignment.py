@@ -15,7 +15,7 @@ import pandas as pd
 
 from robustalign.schema import Reference, Responses
 
-__all__ = ["item_scores", "model_profiles"]
+__all__ = ["alignment", "human_profiles", "item_scores", "model_profiles"]
 
 
 def item_scores(
@@ -132,6 +132,93 @@ def model_profiles(responses: Responses, *, by: Sequence[str] = ("model",)) -> p
     out = keys.copy()
     out["value"] = value
     return out[[*by, "item", "value", "n"]]
+
+
+def human_profiles(reference: Reference, items: Sequence[str] | None = None,
+                   groups: Sequence[str] | None = None) -> np.ndarray:
+    """Human mean position on [0, 1] per item x group, (k - 1) / (K - 1) weighted by the shares.
+
+    For two-option scales this is the share of the second option (e.g. the "pro" share)."""
+    items = list(reference.items if items is None else items)
+    Q = reference.array(items, groups)
+    K = reference.K(items)
+    pos = np.arange(Q.shape[2])[None, :] / (K[:, None] - 1)
+    return (Q * pos[:, None, :]).sum(-1)
+
+
+def alignment(
+    responses: Responses,
+    reference: Reference,
+    *,
+    metric: str = "js",
+    by: Sequence[str] = ("model",),
+    against: str | None = None,
+    group_map: Mapping[str, str] | None = None,
+    groups: Sequence[str] | None = None,
+    n_resamples: int = 2000,
+    confidence_level: float = 0.95,
+    method: str = "bca",
+    rng=None,
+):
+    """Alignment of every cell with every (or its own) human group, with cluster-bootstrap intervals.
+
+    Items are resampled with replacement (the questions are a sample of possible questions), one
+    resample shared by all cells, so differences and rankings between cells are paired
+    (``result.pairwise("model")``, ``result.ranks()``).
+
+    Parameters
+    ----------
+    metric : str
+        ``"spearman"`` for the profile measure of Rystrøm et al. (Spearman across items between the
+        model's mean score or position and the human one), or a per-item similarity from
+        :data:`robustalign.metrics.METRICS` averaged over items with equal weights.
+    by, against, group_map, groups
+        As in :func:`item_scores`.
+    n_resamples, confidence_level, method, rng
+        As in :func:`robustalign.resampling.cluster_bootstrap`.
+
+    Returns
+    -------
+    BootstrapResult
+        One statistic per cell x group (labels: ``*by, [against], group``).
+    """
+    from robustalign.resampling import cluster_bootstrap
+
+    if metric != "spearman":
+        scores = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
+                             groups=groups)
+        cells = list(dict.fromkeys([*[c for c in by if c != "item"], *([against] if against else []), "group"]))
+        res = cluster_bootstrap(scores, value="score", cluster="item", by=cells, n_resamples=n_resamples,
+                                confidence_level=confidence_level, method=method, rng=rng)
+        return res
+    from robustalign.metrics import spearman_alignment
+
+    by = [c for c in by if c != "item"]
+    cells = list(dict.fromkeys([*by, *([against] if against else [])]))
+    prof = model_profiles(responses, by=cells)
+    items = sorted(prof["item"].unique())
+    if against is None:
+        gl = list(reference.groups if groups is None else groups)
+        keys = prof[cells].drop_duplicates().sort_values(cells).reset_index(drop=True)
+        labels = keys.loc[np.repeat(keys.index, len(gl))].reset_index(drop=True)
+        labels["group"] = np.tile(gl, len(keys))
+    else:
+        keys = prof[cells].drop_duplicates().sort_values(cells).reset_index(drop=True)
+        labels = keys.copy()
+        tgt = labels[against].astype(str)
+        labels["group"] = tgt.map(lambda v: group_map.get(v, v)) if group_map else tgt
+    H = human_profiles(reference, items, sorted(set(labels["group"])))
+    gidx = {g: j for j, g in enumerate(sorted(set(labels["group"])))}
+    wide = prof.pivot_table(index="item", columns=cells, values="value", observed=True).reindex(items)
+    cell_index = pd.MultiIndex.from_frame(labels[cells]) if len(cells) > 1 else pd.Index(labels[cells[0]])
+    X = wide.reindex(columns=cell_index).to_numpy(float)  # (items, cells)
+    Hm = H[:, [gidx[g] for g in labels["group"]]]  # (items, cells)
+
+    def stat(x, h):  # x, h: (chunk, items, cells)
+        return spearman_alignment(np.swapaxes(x, 1, 2), np.swapaxes(h, 1, 2), nan_policy="omit")
+
+    return cluster_bootstrap((X, Hm), stat, labels=labels, n_resamples=n_resamples,
+                             confidence_level=confidence_level, method=method, rng=rng)
 
 
 def _pad(a: np.ndarray, k: int) -> np.ndarray:

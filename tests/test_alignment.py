@@ -1,5 +1,6 @@
 """item_scores pairs each cell's answer distribution with the right human group, item by item."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy.spatial.distance import jensenshannon
@@ -61,3 +62,27 @@ def test_unknown_metric_and_column(data):
         item_scores(resp, ref, metric="cosine")
     with pytest.raises(ValueError, match=r"columns \['format'\] are not in the responses"):
         item_scores(resp, ref, by=["format"])
+
+
+def test_alignment_estimates_match_independent_computation():
+    from scipy import stats
+
+    from robustalign.alignment import alignment
+    from robustalign.datasets import load_multicultural_alignment
+
+    d = load_multicultural_alignment()
+    res = alignment(d.responses, d.reference_language, metric="spearman", against="language",
+                    n_resamples=200, rng=0)
+    f = res.to_frame().set_index(["model", "language"])
+    raw = d.responses.data
+    gt = d.reference_language.shares.query("option == 'pro'").set_index(["item", "group"])["share"]
+    for (model, lang), g in list(raw.groupby(["model", "language"]))[:6]:
+        m = g.groupby("item")["score"].mean()
+        h = gt.reindex(pd.MultiIndex.from_arrays([m.index, [lang] * len(m)])).to_numpy()
+        assert f.loc[(model, lang), "estimate"] == pytest.approx(stats.spearmanr(m.to_numpy(), h).statistic)
+        assert f.loc[(model, lang), "conf_low"] <= f.loc[(model, lang), "estimate"] <= f.loc[(model, lang), "conf_high"]
+    js = alignment(d.responses, d.reference_language, metric="js", against="language", n_resamples=200, rng=0)
+    scores = item_scores(d.responses, d.reference_language, metric="js", against="language")
+    expect = scores.groupby(["model", "language"])["score"].mean()  # equal weight per item
+    got = js.to_frame().set_index(["model", "language"])["estimate"]
+    np.testing.assert_allclose(got.loc[expect.index], expect.to_numpy())
