@@ -313,6 +313,7 @@ _CUE_AFTER = re.compile(
 )
 # after an option at the start of a line, the end of a sentence: "2) Disagree. Morality is ..."
 _SENTENCE_REST = re.compile(r"[\"')\]]*(?:[.!](?:\s|$)|\s+-\s)")
+_DESCRIBED = re.compile(r"[\"')\]]*\s*:")
 _LINE_PREFIX = re.compile(r"^[ \t]*(?:[-*+\u2022>]+[ \t]*)?(?:(?:option|choice)[ \t]*)?[\"'(\[]*[ \t]*$", re.IGNORECASE)
 _LINE_REST = re.compile(r"[ \t.!,;:\"')\]]*(?:\n|$)")
 _SEPARATOR = re.compile(r"^[\s,;/|\"'\-*\u2022+>]*(?:(?:or|and)[\s,;/|\"'\-*\u2022+>]*)?$", re.IGNORECASE)
@@ -559,6 +560,12 @@ def _echo_groups(mentions: list[_Mention], t: str, k: int) -> set[int]:
             flush(run)
             run = [idx]
     flush(run)
+    # (c) two or more lines that each open with a marked option and a colon, in any order: options
+    # described one by one ("1) Disagree: some argue ...\n2) Disagree: education should ...")
+    described = [i for i, x in enumerate(mentions) if x.kind == "mt" and _DESCRIBED.match(t, x.end)
+                 and _LINE_PREFIX.match(t[_line_bounds(t, x.start, x.end)[0]:x.start])]
+    if len(described) >= 2:
+        echo.update(described)
     return {index[id(mentions[i])] for i in echo}
 
 
