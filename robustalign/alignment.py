@@ -130,7 +130,9 @@ def model_profiles(responses: Responses, *, by: Sequence[str] = ("model",)) -> p
         pos = np.arange(P.shape[1])[None, :] / (K[:, None] - 1)
         value = (P * pos).sum(1)
     out = keys.copy()
-    out["value"] = value
+    # round away float summation noise, so that equal means are ties in rank statistics whatever
+    # order they were summed in (0.1 + 0.2 vs 0.3)
+    out["value"] = np.round(value, 12)
     return out[[*by, "item", "value", "n"]]
 
 
@@ -138,12 +140,13 @@ def human_profiles(reference: Reference, items: Sequence[str] | None = None,
                    groups: Sequence[str] | None = None) -> np.ndarray:
     """Human mean position on [0, 1] per item x group, (k - 1) / (K - 1) weighted by the shares.
 
-    For two-option scales this is the share of the second option (e.g. the "pro" share)."""
+    For two-option scales this is the share of the second option (e.g. the "pro" share). Values are
+    rounded to 12 decimals, as in :func:`model_profiles`."""
     items = list(reference.items if items is None else items)
     Q = reference.array(items, groups)
     K = reference.K(items)
     pos = np.arange(Q.shape[2])[None, :] / (K[:, None] - 1)
-    return (Q * pos[:, None, :]).sum(-1)
+    return np.round((Q * pos[:, None, :]).sum(-1), 12)
 
 
 def alignment(
