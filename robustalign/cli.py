@@ -47,13 +47,13 @@ def alignment_table(responses, reference, *, against=None, group_map=None, metri
     return pd.concat(frames, ignore_index=True)
 
 
-def _print_table(tab: pd.DataFrame, row_keys: list[str], out=sys.stdout) -> None:
+def _print_table(tab: pd.DataFrame, row_keys: list[str], out=None) -> None:
     level = tab["conf_level"].iloc[0]
     wide = {}
     for metric, g in tab.groupby("metric", sort=False):
         s = g.set_index(row_keys).apply(lambda r: _fmt_ci(r["estimate"], r["conf_low"], r["conf_high"]), axis=1)
         wide[f"{metric} [{int(level * 100)}% CI]"] = s
-    print(pd.DataFrame(wide).to_string(), file=out)
+    print(pd.DataFrame(wide).to_string(), file=out or sys.stdout)
 
 
 def _example(args) -> int:
@@ -153,6 +153,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error of the audit
+        return 0
     except (RobustAlignError, ValueError, OSError) as e:
         print(f"robustalign: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
