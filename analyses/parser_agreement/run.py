@@ -125,6 +125,7 @@ def _audit_report(title: str, raw: pd.DataFrame, h: pd.DataFrame) -> None:
                           columns=[s for s in STATUSES if s in conf.columns], fill_value=0)))
     print()
     print("- valid vs not valid:", fmt(kappa(h["status"].eq("valid"), p["status"].eq("valid").to_numpy())))
+    print("- refusal vs not refusal:", fmt(kappa(h["status"].eq("refusal"), p["status"].eq("refusal").to_numpy())))
     print("- four statuses:", fmt(kappa(h["status"], p["status"].to_numpy())))
     print("- status and option:", fmt(kappa(joint(h["status"], h["option"]), joint(p["status"], p_opt))))
     both = (h["status"].to_numpy() == "valid") & (p["status"].to_numpy() == "valid")
@@ -175,6 +176,7 @@ def invalid_annotations() -> None:
     print(md(pd.crosstab(pd.Series(mine["status"].to_numpy(), name="hand label"), a["status"].rename("parser"))))
     print()
     print("- valid vs not valid:", fmt(kappa(mine["status"].eq("valid"), a["status"].eq("valid"))))
+    print("- refusal vs not refusal:", fmt(kappa(mine["status"].eq("refusal"), a["status"].eq("refusal"))))
     print("- status and option:", fmt(kappa(joint(mine["status"], mine["option"]), joint(a["status"], p_opt))))
 
 
