@@ -1,0 +1,117 @@
+"""audit_claim: specifications enumerated, estimates from independent computations, joint test holds
+its size, executor gives the serial numbers."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from robustalign.claims import audit_claim
+from robustalign.claims.multiverse import Claim, enumerate_specifications, joint_sign_flip
+from robustalign.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = simulate(n_models=3, n_items=30, n_groups=3, factors={"format": 2}, n_orders=2, n_steer=2, rng=7)
+    return s, *s.load()
+
+
+def test_specifications_are_the_product_of_choices(sim):
+    _, r, ref = sim
+    specs = enumerate_specifications(r, Claim.closer("model_1", than="model_2", group="C01"), reference=ref)
+    # format 2 levels + pooled, option_order 2 + pooled; metrics js, tv, plurality, w1, mean_position;
+    # two aggregations except the median of plurality
+    assert len(specs) == 3 * 3 * (5 * 2 - 1)
+    assert "steer_target" not in specs and "sample" not in specs
+    assert not ((specs["metric"] == "plurality") & (specs["aggregation"] == "median")).any()
+
+
+def test_closer_estimate_matches_scipy_js_on_one_specification(sim):
+    _, r, ref = sim
+    claim = Claim.closer("model_1", than="model_2", group="C02")
+    res = audit_claim(r, ref, claim, factors=["format"], metrics=["js"], aggregations=["mean"],
+                      include_pooled=False, n_resamples=100, n_permutations=200, rng=0)
+    f = res.to_frame().set_index("format")
+    d = r.data[r.data["format"] == "format_1"]
+    h = ref.array(r.items, ["C02"])[:, 0]
+    diffs = []
+    for j, item in enumerate(r.items):
+        sims = []
+        for m in ("model_1", "model_2"):
+            x = d[(d["item"] == item) & (d["model"] == m)]["option"].astype(int).to_numpy()
+            p = np.bincount(x - 1, minlength=4) / len(x)
+            sims.append(1 - jensenshannon(p, h[j], base=2))
+        diffs.append(sims[0] - sims[1])
+    assert f.loc["format_1", "estimate"] == pytest.approx(np.mean(diffs), abs=1e-12)
+
+
+def test_higher_position_median_and_mean_match_pandas(sim):
+    _, r, _ = sim
+    res = audit_claim(r, None, Claim.higher_position("model_3", than="model_1"), factors=["option_order"],
+                      include_pooled=False, n_resamples=100, n_permutations=200, rng=0)
+    f = res.to_frame()
+    d = r.data[r.data["option_order"] == "1|2|3|4"].assign(pos=lambda x: (x["option"].astype(int) - 1) / 3)
+    m = d.groupby(["item", "model"], observed=True)["pos"].mean().unstack()
+    diff = m["model_3"] - m["model_1"]
+    row = f[(f["option_order"] == "1|2|3|4")].set_index("aggregation")
+    assert row.loc["mean", "estimate"] == pytest.approx(diff.mean())
+    assert row.loc["median", "estimate"] == pytest.approx(diff.median())
+
+
+def test_joint_sign_flip_holds_its_size_under_correlated_null():
+    # 600 null data sets: 40 items x 12 correlated specifications; reject when the joint median test p < .05
+    rng = np.random.default_rng(2024)
+    n_sets, rej_median, rej_share, rej_maxt = 600, 0, 0, 0
+    aggs = np.array(["mean"] * 6 + ["median"] * 6)
+    for _ in range(n_sets):
+        item = rng.normal(0, 1, (40, 1))
+        d = item + rng.normal(0, 0.7, (40, 12))  # shared item effect: specifications are dependent
+        j = joint_sign_flip(d[..., None], aggs, n_permutations=199, gen=rng)
+        rej_median += j["p_median_greater"] <= 0.05
+        rej_share += j["p_share_significant"] <= 0.05
+        rej_maxt += (j["p_maxt"] <= 0.05).any()
+    for k in (rej_median, rej_share, rej_maxt):
+        assert k / n_sets <= 0.05 or stats.binomtest(k, n_sets, 0.05, alternative="greater").pvalue > 0.01
+
+
+def test_real_effect_is_supported_and_null_is_not(sim):
+    s, r, ref = sim
+    res = audit_claim(r, None, Claim.higher_position("model_1", than="model_1"), n_resamples=100,
+                      n_permutations=200, rng=0) if False else None  # a model against itself is not a claim
+    assert res is None
+    truth = s.truth["mu_model"]
+    hi, lo = (np.argmax(truth), np.argmin(truth))
+    res = audit_claim(r, None, Claim.higher_position(f"model_{hi + 1}", than=f"model_{lo + 1}"),
+                      n_resamples=300, n_permutations=999, rng=1)
+    assert res.verdicts["verdict"].iloc[0] == "supported"
+    res = audit_claim(r, None, Claim.higher_position(f"model_{lo + 1}", than=f"model_{hi + 1}"),
+                      n_resamples=300, n_permutations=999, rng=1)
+    assert res.verdicts["verdict"].iloc[0] == "not supported"
+
+
+def test_executor_gives_the_serial_numbers_and_levels_reuse_resamples(sim):
+    _, r, ref = sim
+    claim = Claim.steering_raises("model_2", target="C01")
+    a = audit_claim(r, ref, claim, metrics=["js", "tv"], n_resamples=200, n_permutations=300, rng=5)
+    with ThreadPoolExecutor(2) as ex:
+        b = audit_claim(r, ref, claim, metrics=["js", "tv"], n_resamples=200, n_permutations=300, rng=5, executor=ex)
+    pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
+    f90 = a.to_frame(0.9)
+    assert (f90["conf_level"] == 0.9).all()
+    assert (f90["conf_high"] - f90["conf_low"] <= a.to_frame()["conf_high"] - a.to_frame()["conf_low"] + 1e-12).all()
+
+
+def test_names_are_checked(sim):
+    _, r, ref = sim
+    with pytest.raises(ValueError, match="model 'gpt' is not in the responses"):
+        audit_claim(r, ref, Claim.closer("gpt", than="model_1", group="C01"))
+    with pytest.raises(ValueError, match="group 'Narnia' is not in the reference"):
+        audit_claim(r, ref, Claim.closest_group("model_1", group="Narnia"))
+    with pytest.raises(ValueError, match="pass `reference=`"):
+        audit_claim(r, None, Claim.closer("model_1", than="model_2", group="C01"))
+    with pytest.raises(ValueError, match="max_specifications"):
+        audit_claim(r, ref, Claim.closer("model_1", than="model_2", group="C01"), max_specifications=5)
