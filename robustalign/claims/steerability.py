@@ -1,0 +1,1068 @@
+r"""Steerability: does telling a model whom to answer as move it toward that group, and only that group?
+
+METHODS 3.7. Notation: :math:`p_{m|c}(q)` is model *m*'s answer distribution on item *q* when steered
+toward group *c*, :math:`p_{m|\varnothing}(q)` the unsteered prompt, :math:`h_c(q)` the human
+distribution of group *c*, *S* a similarity in [0, 1] (``metric``, JS by default).
+
+Gain
+    :math:`G_{m,c} = \operatorname{mean}_q [S(p_{m|c}, h_c) - S(p_{m|\varnothing}, h_c)]`, the paired
+    per-item difference; interval by cluster bootstrap over items, p by sign flips within item
+    (H0: :math:`G \le 0` by default), BH over the declared family models x targets.
+Steering matrix
+    :math:`M_m[c_s, c_r] = \operatorname{mean}_q S(p_{m|c_s}(q), h_{c_r}(q))`; specificity
+    :math:`SP_{m,c} = M[c,c] - \operatorname{mean}_{c' \ne c} M[c',c]` (is the *c* prompt better for *c*
+    than other groups' prompts?), discriminability :math:`D_{m,c} = M[c,c] - \operatorname{mean}_{c'\ne c}
+    M[c,c']`, identification AUC (share of other prompts that do worse for *c*, averaged over *c*).
+    Null: steering labels permuted across targets *within item*.
+Exaggeration slope
+    :math:`\beta_{m,c} = \sum_q \Delta_q\, \delta_q / \sum_q \delta_q^2` with
+    :math:`\Delta_q = \mu_{m|c}(q) - \mu_{m|\varnothing}(q)` (mean positions on [0, 1]) and
+    :math:`\delta_q = \mu_c(q) - \bar\mu(q)`, the group's distinctive human deviation. 1 = the human
+    difference reproduced, > 1 = caricature (stereotyping), <= 0 = wrong direction. Residual steering
+    noise :math:`\mathrm{RMS}_q[\Delta_q - \beta \delta_q] = \sqrt{\overline{\Delta^2} - \overline{\Delta\delta}^2 /
+    \overline{\delta^2}}`.
+Structure recovery
+    Between-persona distances :math:`D^{LLM}_{c,c'} = \operatorname{mean}_q d(p_{m|c}, p_{m|c'})` against
+    the human :math:`D^{H}_{c,c'} = \operatorname{mean}_q d(h_c, h_{c'})`, both between *distributions*
+    on the same items (:math:`d = 1 - S`), so like is compared with like (METHODS 4.1 item 8: Khan et
+    al. compared single answers with population means). Mantel test (country labels permuted,
+    ``p = (1 + b) / (1 + B)``, exact over all label orders when there are few) and the RSA Spearman
+    correlation of the two distance matrices.
+
+Everything that averages over items is a column of one ``items x statistics`` table, so one cluster
+bootstrap gives every interval (paired across models and targets), and the derived statistics
+(specificity, AUC, beta, RMS, Mantel r) are functions of the same replicates.
+
+``compare=(column, a, b)`` runs the paired comparison of two kinds of steering instead (e.g.
+congruent vs incongruent prompt language): per item, mean alignment with the steered group over
+targets of kind *a* minus the mean over targets of kind *b*, with the same bootstrap and sign flips.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import permutations
+
+import numpy as np
+import pandas as pd
+
+from robustalign._rng import as_generator
+from robustalign.claims._base import AssessmentResult
+from robustalign.multiplicity import adjust
+from robustalign.resampling import cluster_bootstrap, sign_flip_test
+from robustalign.resampling._validation import check_alternative, check_confidence_level, check_n_resamples
+
+__all__ = ["SteerabilityResult", "assess_steerability"]
+
+_PERCENTILE_QUANTITIES = {"identification_auc", "structure_mantel_r", "structure_rsa_spearman",
+                          "alignment_spearman_a", "alignment_spearman_b", "alignment_spearman_difference"}
+_UNITS = {
+    "js": "JS similarity (base 2) on [0, 1]",
+    "w1": "W1 similarity on [0, 1]",
+    "tv": "total-variation similarity on [0, 1]",
+    "mean_position": "mean-position similarity on [0, 1]",
+    "plurality": "plurality agreement on [0, 1]",
+    "spearman": "Spearman rho across item x target cells",
+}
+_EXACT_MANTEL_MAX = 7  # 7! = 5040 label orders: enumerate them when B would be larger
+
+
+# --------------------------------------------------------------------------------------------------
+# result
+# --------------------------------------------------------------------------------------------------
+@dataclass(repr=False)
+class SteerabilityResult(AssessmentResult):
+    """Result of :func:`assess_steerability`: verdicts per model (or per cell of ``by``), the tidy
+    estimates (``to_frame()``), the steering matrices (``matrix()``) and the evidence."""
+
+    def __repr__(self) -> str:
+        return AssessmentResult.__repr__(self)
+
+    def matrix(self, confidence_level: float | None = None, **keys) -> pd.DataFrame:
+        """The steering matrix as a table: rows = steering prompt, columns = human group, values =
+        mean similarity, for the cell given by ``keys`` (e.g. ``model="m1"``)."""
+        f = self.to_frame(confidence_level)
+        f = f[f["quantity"] == "steering_matrix"]
+        for k, v in keys.items():
+            if k not in f:
+                raise ValueError(f"`{k}` is not a key of this result; keys are {self.provenance['by']}.")
+            f = f[f[k] == v]
+        if f.empty:
+            raise ValueError(f"no steering matrix for {keys}; this result has {self.provenance['by']} cells "
+                             f"{self.verdicts[self.provenance['by']].to_dict('records')}.")
+        by = self.provenance["by"]
+        if f[by].drop_duplicates().shape[0] > 1:
+            raise ValueError(f"several cells match {keys}; name one with keyword arguments for {by}.")
+        out = f.pivot(index="steer", columns="target", values="estimate")
+        order = self.provenance["steer_levels"]
+        return out.reindex([s for s in order if s in out.index])
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers: arrays from the data contract
+# --------------------------------------------------------------------------------------------------
+def _as_list(by) -> list[str]:
+    return [by] if isinstance(by, str) else list(by)
+
+
+def _cell_keys(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    return df[by].drop_duplicates().sort_values(by).reset_index(drop=True)
+
+
+def _index_of(df: pd.DataFrame, keys: pd.DataFrame, by: list[str]) -> np.ndarray:
+    lookup = {tuple(r): i for i, r in enumerate(keys[by].astype(str).itertuples(index=False, name=None))}
+    return np.array([lookup[tuple(r)] for r in df[by].astype(str).itertuples(index=False, name=None)], int)
+
+
+def _positions(P: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Mean canonical position on [0, 1] of distributions ``(..., Kmax)`` with scale sizes ``K``."""
+    kmax = P.shape[-1]
+    pos = np.arange(kmax) / (np.asarray(K, float)[..., None] - 1)
+    return (P * pos).sum(-1)
+
+
+def _pad(a: np.ndarray, k: int) -> np.ndarray:
+    if a.shape[-1] >= k:
+        return a
+    return np.concatenate([a, np.zeros(a.shape[:-1] + (k - a.shape[-1],))], axis=-1)
+
+
+def _distribution_array(responses, by, steer, levels, items):
+    """Model distributions (cells, items, levels, K) with NaN where a cell has no valid answer."""
+    keys, P = responses.distributions([*by, steer, "item"])
+    cells = _cell_keys(keys, by)
+    ci = _index_of(keys, cells, by)
+    lv = {str(v): j for j, v in enumerate(levels)}
+    it = {v: j for j, v in enumerate(items)}
+    keep = keys[steer].astype(str).isin(lv) & keys["item"].isin(it)
+    ci, keys, P = ci[keep.to_numpy()], keys[keep], P[keep.to_numpy()]
+    out = np.full((len(cells), len(items), len(levels), P.shape[1]), np.nan)
+    out[ci, keys["item"].map(it).to_numpy(), keys[steer].astype(str).map(lv).to_numpy()] = P
+    return cells, out
+
+
+# --------------------------------------------------------------------------------------------------
+# statistics of steering matrices (shared by the bootstrap and the permutation null)
+# --------------------------------------------------------------------------------------------------
+def _matrix_stats(M: np.ndarray) -> dict[str, np.ndarray]:
+    """Specificity, discriminability and identification AUC of steering matrices ``(..., R, R)``
+    (rows = steering prompt, columns = human group, in the same order)."""
+    R = M.shape[-1]
+    diag = np.diagonal(M, axis1=-2, axis2=-1)
+    with np.errstate(invalid="ignore"):
+        col_other = (np.nansum(M, axis=-2) - diag) / (np.sum(np.isfinite(M), axis=-2) - 1)
+        row_other = (np.nansum(M, axis=-1) - diag) / (np.sum(np.isfinite(M), axis=-1) - 1)
+        sp = diag - col_other
+        below = (M < diag[..., None, :]).sum(-2) + 0.5 * ((M == diag[..., None, :]).sum(-2) - 1)
+        n_other = np.isfinite(M).sum(-2) - 1
+        auc_c = below / n_other
+        auc_c = np.where(np.isfinite(diag), auc_c, np.nan)
+    return {
+        "specificity": sp,
+        "specificity_mean": np.nanmean(sp, axis=-1) if R else sp,
+        "discriminability": diag - row_other,
+        "identification_auc": np.nanmean(auc_c, axis=-1),
+    }
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    xc = x - x.mean(-1, keepdims=True)
+    yc = y - y.mean(-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (xc * yc).sum(-1) / np.sqrt((xc**2).sum(-1) * (yc**2).sum(-1))
+
+
+def _rank_rows(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(x, axis=-1)
+
+
+def _nanmean0(x: np.ndarray, axis) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(x, axis=axis)
+
+
+# --------------------------------------------------------------------------------------------------
+# public function
+# --------------------------------------------------------------------------------------------------
+def assess_steerability(
+    responses,
+    reference,
+    *,
+    steer: str = "steer_target",
+    baseline: str | None = "none",
+    by: str | Sequence[str] = "model",
+    metric: str = "js",
+    group_map: Mapping[str, str] | None = None,
+    compare: tuple[str, str, str] | None = None,
+    centre_groups: Sequence[str] | None = None,
+    alternative: str | None = None,
+    alpha: float = 0.05,
+    adjust_method: str | None = None,
+    confidence_level: float = 0.95,
+    n_resamples: int = 2000,
+    n_permutations: int = 10_000,
+    rng=None,
+) -> SteerabilityResult:
+    r"""Assess whether steering prompts move a model toward the named group, specifically.
+
+    Parameters
+    ----------
+    responses : Responses
+        Answers with a steering factor ``steer`` whose levels are ``baseline`` (the unsteered prompt)
+        and the targets. Only valid answers enter; the others are counted per cell
+        (``evidence["validity"]``), never imputed.
+    reference : Reference
+        Human distributions; every target must name a group (directly or through ``group_map``).
+    steer : str
+        The steering column (default ``"steer_target"``).
+    baseline : str or None
+        Level of ``steer`` that is the unsteered prompt. If it is absent (or None) the gain and the
+        exaggeration slope are undefined and are not reported: the result says so instead of
+        inventing a baseline.
+    by : str or sequence of str
+        Cells judged separately (default ``"model"``; e.g. ``["model", "language"]``).
+    metric : str
+        Per-item similarity from :data:`robustalign.metrics.METRICS` (default ``"js"``). With
+        ``compare``, ``"spearman"`` gives the profile measure of Rystrøm et al. (Spearman across item x
+        target cells between the model's mean position and the target group's).
+    group_map : mapping, optional
+        Steering level -> reference group name.
+    compare : (column, level_a, level_b), optional
+        Paired comparison of two kinds of steering, e.g. ``("congruent", "congruent", "incongruent")``:
+        per item, mean alignment over targets whose ``column`` is ``level_a`` minus the mean over
+        those with ``level_b`` (items lacking either kind are dropped and counted).
+    centre_groups : sequence of str, optional
+        Human groups whose mean is :math:`\bar\mu(q)` in the exaggeration slope (default: every group
+        of the reference).
+    alternative : {"greater", "two-sided", "less"}, optional
+        For gains, specificity, AUC and the Mantel test the default is ``"greater"`` (METHODS 3.7:
+        H0 gain <= 0); for ``compare`` it is ``"two-sided"``.
+    alpha : float
+        Level at which adjusted p-values count in the verdicts.
+    adjust_method : str, optional
+        Multiplicity method (:data:`robustalign.multiplicity.METHODS`). Default: ``"fdr_bh"`` for the
+        models x targets families, ``"holm"`` for the small per-model and ``compare`` families.
+    confidence_level : float
+    n_resamples : int
+        Item bootstrap resamples for intervals (default 2,000).
+    n_permutations : int
+        Sign flips / label permutations for p-values (default 10,000).
+    rng : int, Generator or None
+        Seed; recorded in ``provenance``. Independent parts get child generators.
+
+    Returns
+    -------
+    SteerabilityResult
+        ``verdicts`` per cell of ``by``; ``to_frame(level)`` with quantities ``gain``, ``gain_mean``,
+        ``steering_matrix``, ``specificity``, ``specificity_mean``, ``discriminability``,
+        ``identification_auc``, ``exaggeration_slope``, ``exaggeration_slope_pooled``,
+        ``steering_noise_rms``, ``structure_mantel_r``, ``structure_rsa_spearman`` (or, with
+        ``compare``, ``alignment_a``, ``alignment_b``, ``alignment_difference``).
+
+    Raises
+    ------
+    ValueError
+        Unknown columns, levels, metric or targets without a reference group (the message says which).
+
+    Notes
+    -----
+    See the module docstring for every statistic. Items are the resampling unit; all statistics
+    share one item resample, so differences between models or targets are paired.
+    """
+    from robustalign.metrics import METRICS
+
+    by_l = _as_list(by)
+    data = responses.data
+    missing = [c for c in [*by_l, steer] if c not in data]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the responses (`by`/`steer`); its columns are "
+                         f"{list(data.columns)}.")
+    if steer in by_l:
+        raise ValueError(f"`steer={steer!r}` must not also be in `by` ({by_l}).")
+    if metric != "spearman" and metric not in METRICS:
+        raise ValueError(f"`metric` must be one of {sorted(METRICS)} or 'spearman' (with `compare`); got {metric!r}.")
+    if metric == "spearman" and compare is None:
+        raise ValueError("`metric='spearman'` is a profile measure across items; it is available with `compare=` "
+                         "only. Use a per-item metric such as 'js' for gains and steering matrices.")
+    level = check_confidence_level(confidence_level)
+    n_resamples = check_n_resamples(n_resamples)
+    n_permutations = check_n_resamples(n_permutations, "n_permutations")
+    if not 0 < alpha < 1:
+        raise ValueError(f"`alpha` must be in (0, 1); got {alpha!r}.")
+    if alternative is not None:
+        alternative = check_alternative(alternative)
+    gen, record = as_generator(rng)
+    group_map = dict(group_map or {})
+
+    levels_all = [str(v) for v in responses.levels(steer)]
+    has_baseline = baseline is not None and str(baseline) in levels_all
+    targets = [v for v in levels_all if not (has_baseline and v == str(baseline))]
+    targets_ref = [str(group_map.get(t, t)) for t in targets]
+    unknown = sorted({t for t, r in zip(targets, targets_ref) if r not in reference.groups})
+    if unknown:
+        raise ValueError(
+            f"steering targets {unknown} (levels of `{steer}`) name no reference group; groups are "
+            f"{reference.groups}. Pass `group_map=` to translate them"
+            + (f", or set `baseline=` to the unsteered level (got {baseline!r})." if baseline is not None else ".")
+        )
+    validity = _validity(responses, [*by_l, steer])
+    prov = {
+        "rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations,
+        "metric": metric, "steer": steer, "baseline": baseline if has_baseline else None, "by": by_l,
+        "targets": targets, "targets_reference": targets_ref, "confidence_level": level, "alpha": alpha,
+        "responses_hash": responses.data_hash(), "reference_hash": reference.data_hash(),
+        "n_invalid": int(validity["n_invalid"].sum()), "n_answers": int(validity["n_total"].sum()),
+    }
+    if compare is not None:
+        return _assess_compare(responses, reference, by_l, steer, targets, targets_ref, has_baseline, baseline,
+                               metric, compare, alternative or "two-sided", alpha, adjust_method or "holm", level,
+                               n_resamples, n_permutations, gen, prov, validity)
+    if len(targets) < 2:
+        raise ValueError(f"a steering assessment needs at least 2 targets besides the baseline; `{steer}` has "
+                         f"{targets}.")
+    return _assess_full(responses, reference, by_l, steer, targets, targets_ref, has_baseline, str(baseline),
+                        metric, centre_groups, alternative or "greater", alpha, adjust_method, level,
+                        n_resamples, n_permutations, gen, prov, validity)
+
+
+def _validity(responses, cols) -> pd.DataFrame:
+    sc = responses.status_counts(by=cols).reset_index()
+    sc["n_total"] = sc["total"]
+    sc["n_invalid"] = sc["total"] - sc["valid"]
+    return sc
+
+
+# --------------------------------------------------------------------------------------------------
+# full assessment: gain, matrix, slope, structure
+# --------------------------------------------------------------------------------------------------
+def _assess_full(responses, reference, by, steer, targets, targets_ref, has_baseline, baseline, metric,
+                 centre_groups, alternative, alpha, adjust_method, level, n_resamples, n_permutations, gen,
+                 prov, validity):
+    from robustalign.alignment import item_scores
+    from robustalign.metrics import METRICS
+
+    levels = ([baseline] if has_baseline else []) + targets
+    L0 = 1 if has_baseline else 0
+    R = len(targets)
+    sc = item_scores(responses, reference, metric=metric, by=[*by, steer], groups=list(dict.fromkeys(targets_ref)))
+    sc = sc[sc[steer].astype(str).isin(levels)]
+    items = sorted(sc["item"].unique())
+    cells = _cell_keys(sc, by)
+    nb, Q = len(cells), len(items)
+    it = {v: j for j, v in enumerate(items)}
+    lv = {v: j for j, v in enumerate(levels)}
+    # S[b, q, s, r]: similarity of prompt s's answers to human group r on item q
+    S = np.full((nb, Q, len(levels), R), np.nan)
+    bi = _index_of(sc, cells, by)
+    qi = sc["item"].map(it).to_numpy()
+    si = sc[steer].astype(str).map(lv).to_numpy()
+    for r, g in enumerate(targets_ref):
+        m = (sc["group"] == g).to_numpy()
+        S[bi[m], qi[m], si[m], r] = sc["score"].to_numpy()[m]
+    T = S[:, :, L0:, :]  # targets only (b, q, R, R)
+
+    # mean positions for the exaggeration slope (ordinal items only)
+    cells_d, Pm = _distribution_array(responses, by, steer, levels, items)
+    Pm = Pm[_index_of(cells, cells_d, by)] if len(cells_d) != nb or not cells_d.equals(cells) else Pm
+    K = reference.K(items)
+    ordinal = reference.ordinal(items)
+    groups_all = list(reference.groups if centre_groups is None else centre_groups)
+    bad = sorted(set(groups_all) - set(reference.groups))
+    if bad:
+        raise ValueError(f"`centre_groups` {bad} are not reference groups; groups are {reference.groups}.")
+    H_all = reference.array(items, groups_all)  # (Q, G, K)
+    H = reference.array(items, targets_ref)  # (Q, R, K)
+    mu_h = np.where(ordinal[:, None], _positions(H_all, K[:, None]), np.nan)
+    mu_bar = _nanmean0(mu_h, axis=1)  # (Q,)
+    dev = np.where(ordinal[:, None], _positions(H, K[:, None]), np.nan) - mu_bar[:, None]  # (Q, R)
+    mu_m = np.where(ordinal[None, :, None], _positions(Pm, K[None, :, None]), np.nan)  # (b, Q, L)
+
+    # per-item table: one column per statistic that is a mean over items
+    cols, labels = [], []
+
+    def add(values, quantity, **lab):
+        cols.append(values)
+        labels.append({"quantity": quantity, **lab})
+
+    ckeys = cells.to_dict("records")
+    for b in range(nb):
+        for s, sl in enumerate(levels):
+            for r, t in enumerate(targets):
+                add(S[b, :, s, r], "steering_matrix", **ckeys[b], steer=sl, target=t)
+    if has_baseline:
+        gains = np.stack([T[:, :, r, r] - S[:, :, 0, r] for r in range(R)], axis=-1)  # (b, Q, R)
+        delta = mu_m[:, :, L0:] - mu_m[:, :, :1]  # (b, Q, R)
+        num, den, dsq = delta * dev[None], np.broadcast_to(dev[None] ** 2, delta.shape).copy(), delta**2
+        miss = ~(np.isfinite(num) & np.isfinite(den))
+        num[miss], den[miss], dsq[miss] = np.nan, np.nan, np.nan
+        for b in range(nb):
+            for r, t in enumerate(targets):
+                add(gains[b, :, r], "gain", **ckeys[b], target=t)
+            add(_nanmean0(gains[b], axis=-1), "gain_mean", **ckeys[b])
+            for r, t in enumerate(targets):
+                add(num[b, :, r], "_beta_num", **ckeys[b], target=t)
+                add(den[b, :, r], "_beta_den", **ckeys[b], target=t)
+                add(dsq[b, :, r], "_delta_sq", **ckeys[b], target=t)
+    # structure: distances between steered personas and between human groups, same items
+    pairs = [(i, j) for i in range(R) for j in range(i + 1, R)]
+    kmax = max(Pm.shape[-1], H.shape[-1])
+    Pt, Hp = _pad(Pm[:, :, L0:], kmax), _pad(H, kmax)
+    f_metric = METRICS[metric]
+    Kq = K[:, None] if metric in ("w1", "mean_position") else None
+    oq = ordinal[:, None] if metric in ("w1", "mean_position") else None
+    with np.errstate(invalid="ignore"):
+        d_llm = np.stack([1 - f_metric(Pt[:, :, i], Pt[:, :, j], K=K if Kq is not None else None,
+                                       ordinal=ordinal if oq is not None else None, check=False)
+                          for i, j in pairs], axis=-1) if pairs else np.zeros((nb, Q, 0))
+        d_h = np.stack([1 - f_metric(Hp[:, i], Hp[:, j], K=K if Kq is not None else None,
+                                     ordinal=ordinal if oq is not None else None, check=False)
+                        for i, j in pairs], axis=-1)
+    d_h = np.broadcast_to(d_h[None], d_llm.shape).copy()
+    both = np.isfinite(d_llm) & np.isfinite(d_h)
+    d_llm[~both], d_h[~both] = np.nan, np.nan
+    for b in range(nb):
+        for p, (i, j) in enumerate(pairs):
+            add(d_llm[b, :, p], "_dist_llm", **ckeys[b], target=targets[i], target_b=targets[j])
+            add(d_h[b, :, p], "_dist_human", **ckeys[b], target=targets[i], target_b=targets[j])
+    X = np.column_stack(cols)
+    lab = pd.DataFrame(labels)
+    n_items = np.isfinite(X).sum(0)
+    empty = n_items == 0
+    if empty.any():
+        keep = ~empty
+        X, lab, n_items = X[:, keep], lab[keep].reset_index(drop=True), n_items[keep]
+    q_of = lab["quantity"].to_numpy()
+
+    g_boot, g_flip, g_perm, g_mantel = gen.spawn(4)
+    boot = cluster_bootstrap(X, labels=lab, n_resamples=n_resamples, confidence_level=level, method="bca",
+                             rng=g_boot)
+
+    # ---- derived statistics as one function of the per-statistic means
+    idx = {}
+    for j, row in enumerate(lab.to_dict("records")):
+        key = (row["quantity"], tuple(row[c] for c in by), _nz(row.get("steer")), _nz(row.get("target")),
+               _nz(row.get("target_b")))
+        idx[key] = j
+    keyt = [tuple(r) for r in cells[by].itertuples(index=False, name=None)]
+
+    def col(q, b, steer_=None, target=None, target_b=None):
+        return idx.get((q, keyt[b], steer_, target, target_b), -1)
+
+    mat_idx = np.array([[[col("steering_matrix", b, s, t) for t in targets] for s in targets] for b in range(nb)])
+    out_lab = []
+
+    def lab_rows(q, **kw):
+        out_lab.append({"quantity": q, **kw})
+
+    def take(v, ix):
+        ix = np.asarray(ix)
+        res = np.full(v.shape[:-1] + ix.shape, np.nan)
+        ok = ix >= 0
+        res[..., ok] = v[..., ix[ok]]
+        return res
+
+    # label bookkeeping in the same order as derive() fills
+    for b in range(nb):
+        for s in levels:
+            for t in targets:
+                lab_rows("steering_matrix", **ckeys[b], steer=s, target=t)
+        for t in targets:
+            lab_rows("specificity", **ckeys[b], target=t)
+        lab_rows("specificity_mean", **ckeys[b])
+        for t in targets:
+            lab_rows("discriminability", **ckeys[b], target=t)
+        lab_rows("identification_auc", **ckeys[b])
+        if has_baseline:
+            for t in targets:
+                lab_rows("gain", **ckeys[b], target=t)
+            lab_rows("gain_mean", **ckeys[b])
+            for t in targets:
+                lab_rows("exaggeration_slope", **ckeys[b], target=t)
+            lab_rows("exaggeration_slope_pooled", **ckeys[b])
+            for t in targets:
+                lab_rows("steering_noise_rms", **ckeys[b], target=t)
+        lab_rows("structure_mantel_r", **ckeys[b])
+        lab_rows("structure_rsa_spearman", **ckeys[b])
+    out_lab = pd.DataFrame(out_lab)
+
+    full_mat_idx = np.array([[[col("steering_matrix", b, s, t) for t in targets] for s in levels] for b in range(nb)])
+    gain_idx = np.array([[col("gain", b, None, t) for t in targets] for b in range(nb)])
+    gmean_idx = np.array([col("gain_mean", b) for b in range(nb)])
+    bn_idx = np.array([[col("_beta_num", b, None, t) for t in targets] for b in range(nb)])
+    bd_idx = np.array([[col("_beta_den", b, None, t) for t in targets] for b in range(nb)])
+    ds_idx = np.array([[col("_delta_sq", b, None, t) for t in targets] for b in range(nb)])
+    dl_idx = np.array([[col("_dist_llm", b, None, targets[i], targets[j]) for i, j in pairs] for b in range(nb)])
+    dh_idx = np.array([[col("_dist_human", b, None, targets[i], targets[j]) for i, j in pairs] for b in range(nb)])
+
+    def derive(v):
+        v = np.asarray(v, float)
+        lead = v.shape[:-1]
+        M = take(v, mat_idx)  # (..., b, R, R)
+        ms = _matrix_stats(M)
+        parts = [take(v, full_mat_idx).reshape(*lead, nb, -1), ms["specificity"], ms["specificity_mean"][..., None],
+                 ms["discriminability"], ms["identification_auc"][..., None]]
+        if has_baseline:
+            nm, dn, dq = take(v, bn_idx), take(v, bd_idx), take(v, ds_idx)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                beta = nm / dn
+                pooled = np.nansum(nm, -1) / np.nansum(np.where(np.isfinite(nm), dn, np.nan), -1)
+                rms = np.sqrt(np.clip(dq - nm**2 / dn, 0, None))
+            parts += [take(v, gain_idx), take(v, gmean_idx)[..., None], beta, pooled[..., None], rms]
+        dl, dh = take(v, dl_idx), take(v, dh_idx)
+        if dl.shape[-1] >= 2:
+            r_p = _pearson_rows(dl, dh)
+            r_s = _pearson_rows(_rank_rows(dl), _rank_rows(dh))
+        else:
+            r_p = r_s = np.full(dl.shape[:-1], np.nan)
+        parts += [r_p[..., None], r_s[..., None]]
+        return np.concatenate(parts, axis=-1).reshape(*lead, -1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        derived = boot.apply(derive, labels=out_lab, statistic="steerability statistics")
+    est = derived.estimate
+    qd = out_lab["quantity"].to_numpy()
+
+    # ---- p-values
+    p = np.full(len(out_lab), np.nan)
+    alt_col = np.full(len(out_lab), None, dtype=object)
+    test_col = np.full(len(out_lab), None, dtype=object)
+    if has_baseline:
+        gcols = np.flatnonzero(np.isin(q_of, ["gain", "gain_mean"]))
+        flip = sign_flip_test(X[:, gcols], alternative=alternative, n_resamples=n_permutations, rng=g_flip)
+        src = lab.iloc[gcols].reset_index(drop=True)
+        for j, row in src.iterrows():
+            m = (out_lab["quantity"] == row["quantity"]).to_numpy().copy()
+            for c in by:
+                m &= (out_lab[c] == row[c]).to_numpy()
+            if row["quantity"] == "gain":
+                m &= (out_lab["target"] == row["target"]).to_numpy()
+            p[m] = flip.p_value[j]
+            alt_col[m], test_col[m] = alternative, "sign flip within item"
+    perm_null = _permutation_null(T, n_permutations, g_perm)
+    for name in ("specificity", "specificity_mean", "discriminability", "identification_auc"):
+        rows = np.flatnonzero(qd == name)
+        obs = est[rows]
+        nul = perm_null[name].reshape(n_permutations, -1)
+        p[rows] = _p_from_null(obs, nul, alternative)
+        alt_col[rows], test_col[rows] = alternative, "steering labels permuted across targets within item"
+    mantel = {}
+    for b in range(nb):
+        dl = est_dist(derived, boot, dl_idx[b])
+        dh = est_dist(derived, boot, dh_idx[b])
+        if len(pairs) >= 2 and np.isfinite(dl).all() and np.isfinite(dh).all():
+            mt = mantel_test(_square(dl, R), _square(dh, R), n_permutations=n_permutations,
+                             alternative=alternative, rng=g_mantel.spawn(1)[0])
+            mantel[b] = mt
+            for name, key in (("structure_mantel_r", "p_pearson"), ("structure_rsa_spearman", "p_spearman")):
+                m = (qd == name) & _cell_mask(out_lab, by, ckeys[b])
+                p[m] = mt[key]
+                alt_col[m] = alternative
+                test_col[m] = "Mantel: group labels permuted" + (" (exact)" if mt["exact"] else "")
+
+    # ---- multiplicity families
+    fam = np.full(len(out_lab), None, dtype=object)
+    padj = np.full(len(out_lab), np.nan)
+    meth = np.full(len(out_lab), None, dtype=object)
+    by_txt = " x ".join(by)
+    families = [
+        (["gain"], f"gain: {by_txt} x targets", adjust_method or "fdr_bh"),
+        (["gain_mean"], f"mean gain: {by_txt}", adjust_method or "holm"),
+        (["specificity"], f"specificity: {by_txt} x targets", adjust_method or "fdr_bh"),
+        (["specificity_mean"], f"mean specificity: {by_txt}", adjust_method or "holm"),
+        (["discriminability"], f"discriminability: {by_txt} x targets", adjust_method or "fdr_bh"),
+        (["identification_auc"], f"identification AUC: {by_txt}", adjust_method or "holm"),
+        (["structure_mantel_r"], f"Mantel r: {by_txt}", adjust_method or "holm"),
+        (["structure_rsa_spearman"], f"RSA Spearman: {by_txt}", adjust_method or "holm"),
+    ]
+    for qs, name, method in families:
+        m = np.isin(qd, qs)
+        if m.any():
+            padj[m] = _adjust(p[m], method)
+            fam[m], meth[m] = name, method
+
+    # per-item SDs for "items needed" (linear statistics)
+    sd_item = {}
+    for name in ("gain_mean",):
+        for j in np.flatnonzero(q_of == name):
+            sd_item[tuple(lab.loc[j, by])] = float(np.nanstd(X[:, j], ddof=1))
+    n_items_derived = _derived_n_items(out_lab, lab, n_items, by, np.isfinite(T).any(axis=(2, 3)).sum(1), cells)
+    units = _units_for(out_lab["quantity"], metric)
+    stored = {"p_value": p, "p_adjusted": padj, "adjust_method": meth, "family": fam, "alternative": alt_col,
+              "test": test_col, "n_items": n_items_derived, "units": units}
+
+    def build(lev):
+        return _frame(derived, out_lab, stored, lev)
+
+    frame = build(level)
+    verdicts = _verdicts_full(frame, cells, by, has_baseline, alpha, level, sd_item, n_items_derived, out_lab,
+                              metric)
+    evidence = {"bootstrap": boot, "derived": derived, "item_table": pd.DataFrame(X, index=items),
+                "item_labels": lab, "permutation_null": perm_null, "mantel": mantel, "validity": validity,
+                "human_distance": {tuple(ckeys[b].values()): _square(est_dist(derived, boot, dh_idx[b]), R)
+                                   for b in range(nb) if len(pairs)},
+                "persona_distance": {tuple(ckeys[b].values()): _square(est_dist(derived, boot, dl_idx[b]), R)
+                                     for b in range(nb) if len(pairs)}}
+    prov.update(n_items=Q, mode="full", gain_available=has_baseline, steer_levels=levels,
+                note=None if has_baseline else
+                f"no unsteered baseline level {baseline!r} in `{steer}`: gain and exaggeration slope are undefined "
+                "and not reported (no baseline was invented).")
+    return SteerabilityResult(kind="steerability", verdicts=verdicts, evidence=evidence, provenance=prov,
+                              confidence_level=level, build=build, plotter=_plot)
+
+
+def _plot(result, ax=None, **kwargs):
+    from robustalign.plots.steerability import plot_steerability
+
+    return plot_steerability(result, ax=ax, **kwargs)
+
+
+def _adjust(p, method):
+    """``multiplicity.adjust``, skipping the call for a family of one test (nothing to adjust)."""
+    p = np.asarray(p, float)
+    if np.isfinite(p).sum() <= 1:
+        return p.copy()
+    return adjust(p, method)
+
+
+def _nz(v):
+    """None for a missing label (NaN from a DataFrame record), the value otherwise."""
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+
+def est_dist(derived, boot, ix):
+    """Item-mean distances for the columns ``ix`` of the bootstrap table (NaN for -1)."""
+    ix = np.asarray(ix)
+    out = np.full(ix.shape, np.nan)
+    ok = ix >= 0
+    out[ok] = boot.estimate[ix[ok]]
+    return out
+
+
+def _square(v: np.ndarray, R: int) -> np.ndarray:
+    D = np.zeros((R, R))
+    iu = np.triu_indices(R, 1)
+    D[iu] = v
+    return D + D.T
+
+
+def _cell_mask(frame, by, key) -> np.ndarray:
+    m = np.ones(len(frame), bool)
+    for c in by:
+        m &= (frame[c] == key[c]).to_numpy()
+    return m
+
+
+def _p_from_null(obs, null, alternative):
+    finite = np.isfinite(null)
+    tol = 1e-10 * np.maximum(np.abs(obs), 1.0)
+    if alternative == "greater":
+        b = ((null >= obs - tol) & finite).sum(0)
+    elif alternative == "less":
+        b = ((null <= obs + tol) & finite).sum(0)
+    else:
+        centre = _nanmean0(null, axis=0)
+        b = ((np.abs(null - centre) >= np.abs(obs - centre) - tol) & finite).sum(0)
+    n = finite.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (1.0 + b) / (1.0 + n)
+    return np.where(np.isfinite(obs) & (n > 0), out, np.nan)
+
+
+def _permutation_null(T: np.ndarray, B: int, gen, chunk_bytes: int = 32 * 2**20) -> dict[str, np.ndarray]:
+    """Matrix statistics when steering labels are permuted across targets within each item.
+
+    ``T`` is ``(cells, items, R, R)`` (prompt x group). Every cell shares the permutation of an item,
+    and a missing answer moves with its label.
+    """
+    nb, Q, R, _ = T.shape
+    X = np.ascontiguousarray(T.transpose(1, 2, 0, 3)).reshape(Q, R, nb * R)  # (Q, prompt, b*group)
+    per = Q * R * nb * R * 8 * 3
+    rows = max(1, min(B, chunk_bytes // max(per, 1)))
+    out = {"specificity": np.empty((B, nb, R)), "specificity_mean": np.empty((B, nb)),
+           "discriminability": np.empty((B, nb, R)), "identification_auc": np.empty((B, nb))}
+    qq = np.arange(Q)[None, :, None]
+    for s in range(0, B, rows):
+        e = min(B, s + rows)
+        perm = np.argsort(gen.random((e - s, Q, R)), axis=-1)
+        Xp = X[qq, perm]  # (chunk, Q, R, nb*R)
+        fin = np.isfinite(Xp)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            M = np.where(fin, Xp, 0).sum(1) / fin.sum(1)  # (chunk, R, nb*R)
+        M = M.reshape(e - s, R, nb, R).transpose(0, 2, 1, 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            st = _matrix_stats(M)
+        for k in out:
+            out[k][s:e] = st[k]
+    return out
+
+
+def mantel_test(D1, D2, *, n_permutations: int = 10_000, alternative: str = "greater", rng=None) -> dict:
+    """Mantel test of two distance matrices by permuting the group labels of the first.
+
+    Returns the Pearson correlation of the upper triangles (``r``), the Spearman (RSA) correlation
+    (``rho``) and their p-values. With ``R! <= n_permutations`` (and R <= 7) every label order is
+    enumerated and ``p = #{r* >= r} / R!`` (exact); otherwise ``p = (1 + b) / (1 + B)``.
+    """
+    D1, D2 = np.asarray(D1, float), np.asarray(D2, float)
+    R = D1.shape[0]
+    if D1.shape != (R, R) or D2.shape != (R, R):
+        raise ValueError(f"`D1` and `D2` must be square matrices of the same size; got {D1.shape} and {D2.shape}.")
+    if R < 3:
+        raise ValueError(f"a Mantel test needs at least 3 groups; got {R}.")
+    iu = np.triu_indices(R, 1)
+    y = D2[iu]
+    exact = R <= _EXACT_MANTEL_MAX and math.factorial(R) <= n_permutations
+    if exact:
+        perms = np.array(list(permutations(range(R))))
+    else:
+        gen, _ = as_generator(rng)
+        perms = np.argsort(gen.random((n_permutations, R)), axis=1)
+    Xp = D1[perms[:, :, None], perms[:, None, :]][:, iu[0], iu[1]]  # (P, pairs)
+    r_null = _pearson_rows(Xp, y[None])
+    rho_null = _pearson_rows(_rank_rows(Xp), _rank_rows(y)[None])
+    r = float(_pearson_rows(D1[iu][None], y[None])[0])
+    rho = float(_pearson_rows(_rank_rows(D1[iu])[None], _rank_rows(y)[None])[0])
+    out = {"r": r, "rho": rho, "exact": exact, "n_permutations": len(perms)}
+    for name, obs, nul in (("p_pearson", r, r_null), ("p_spearman", rho, rho_null)):
+        tol = 1e-10 * max(abs(obs), 1.0)
+        if alternative == "greater":
+            b = int((nul >= obs - tol).sum())
+        elif alternative == "less":
+            b = int((nul <= obs + tol).sum())
+        else:
+            b = int((np.abs(nul) >= abs(obs) - tol).sum())
+        out[name] = b / len(perms) if exact else (1 + b) / (1 + len(perms))
+    return out
+
+
+def _derived_n_items(out_lab, lab, n_items, by, n_cell, cells) -> np.ndarray:
+    """Items behind each derived statistic: its own column where it is one, else the items with any
+    steered answer in its cell."""
+    cell_of = out_lab.groupby(by, sort=False).ngroup().to_numpy()
+    order = cells.merge(out_lab[by].drop_duplicates().reset_index(drop=True).reset_index(), on=by, how="left")
+    per = np.zeros(int(cell_of.max()) + 1, int)
+    per[order["index"].to_numpy()] = n_cell
+    res = per[cell_of]
+    key_cols = ["quantity", *by, "steer", "target"]
+    a = out_lab.reindex(columns=key_cols).astype(object).where(out_lab.reindex(columns=key_cols).notna(), None)
+    b = lab.reindex(columns=key_cols).astype(object).where(lab.reindex(columns=key_cols).notna(), None)
+    look = dict(zip(map(tuple, b.to_numpy()), n_items))
+    own = np.array([look.get(tuple(r), -1) for r in a.to_numpy()])
+    return np.where(own >= 0, own, res).astype(int)
+
+
+def _units_for(quantity: pd.Series, metric: str) -> np.ndarray:
+    u = {
+        "exaggeration_slope": "ratio (1 = human deviation reproduced) on mean position",
+        "exaggeration_slope_pooled": "ratio (1 = human deviation reproduced) on mean position",
+        "steering_noise_rms": "mean position on [0, 1]",
+        "identification_auc": "probability (0.5 = chance)",
+        "structure_mantel_r": "Pearson r of distance matrices",
+        "structure_rsa_spearman": "Spearman rho of distance matrices",
+    }
+    base = _UNITS.get(metric, metric)
+    return np.array([u.get(q, base if not q.startswith("alignment_spearman") else _UNITS["spearman"])
+                     for q in quantity], dtype=object)
+
+
+def _frame(derived, labels, stored, level) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fb = derived.to_frame(level, "bca")
+        fp = derived.to_frame(level, "percentile")
+    use_p = labels["quantity"].isin(_PERCENTILE_QUANTITIES).to_numpy() | ~np.isfinite(fb["conf_low"].to_numpy())
+    f = fb.copy()
+    for c in ("conf_low", "conf_high", "method"):
+        f[c] = np.where(use_p, fp[c], fb[c])
+    for c, v in stored.items():
+        f[c] = v
+    keys = [c for c in labels.columns if c != "quantity"]
+    cols = ["quantity", *keys, "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "p_value",
+            "p_adjusted", "adjust_method", "family", "alternative", "test", "n_items", "units", "n_resamples"]
+    f = f[cols]
+    f.loc[f["quantity"].isin(["exaggeration_slope", "exaggeration_slope_pooled"]), "benchmark"] = 1.0
+    return f.reset_index(drop=True)
+
+
+def _fmt_ci(row) -> str:
+    return f"{row['estimate']:.3f} [{row['conf_low']:.3f}, {row['conf_high']:.3f}]"
+
+
+def _n_needed(est, se, n, alpha=0.05):
+    from robustalign.power import n_for_mde
+
+    if not (np.isfinite(est) and np.isfinite(se)) or est == 0 or se <= 0 or n < 2:
+        return np.nan
+    return n_for_mde(abs(est), sd=se * math.sqrt(n), alpha=alpha)
+
+
+def _verdicts_full(frame, cells, by, has_baseline, alpha, level, sd_item, n_items, out_lab, metric):
+    rows = []
+    pct = f"{level:.0%}"
+    for key in cells.to_dict("records"):
+        m = _cell_mask(frame, by, key)
+        name = ", ".join(f"{k}={v}" for k, v in key.items())
+        sp = frame[m & (frame["quantity"] == "specificity_mean")].iloc[0]
+        auc = frame[m & (frame["quantity"] == "identification_auc")].iloc[0]
+        spec_ok = sp["p_adjusted"] <= alpha and sp["conf_low"] > 0
+        spec_neg = sp["conf_high"] < 0
+        parts = [f"mean specificity {_fmt_ci(sp)} (p_adj = {sp['p_adjusted']:.3g})",
+                 f"identification AUC {_fmt_ci(auc)}"]
+        n_need = np.nan
+        if has_baseline:
+            g = frame[m & (frame["quantity"] == "gain_mean")].iloc[0]
+            gain_ok = g["p_adjusted"] <= alpha and g["conf_low"] > 0
+            gain_neg = g["conf_high"] < 0
+            parts.insert(0, f"mean gain {_fmt_ci(g)} (p_adj = {g['p_adjusted']:.3g})")
+            b = frame[m & (frame["quantity"] == "exaggeration_slope_pooled")].iloc[0]
+            parts.append(f"exaggeration slope {_fmt_ci(b)}" + (" (caricature: beta > 1)" if b["conf_low"] > 1 else ""))
+            if gain_ok and spec_ok:
+                verdict, why = "supported", "steering raises alignment with the target, specifically"
+            elif gain_neg or spec_neg:
+                verdict, why = "not supported", ("steering lowers alignment with the target" if gain_neg
+                                                 else "the target's prompt fits the target worse than others' prompts")
+            else:
+                verdict = "inconclusive"
+                why = ("gain but no clear specificity" if gain_ok else
+                       "specific but no clear gain over the unsteered prompt" if spec_ok else "neither gain nor "
+                       "specificity is established")
+                cand = []
+                if not gain_ok:
+                    cand.append(_n_needed(g["estimate"], g["std_error"], g["n_items"], alpha))
+                if not spec_ok:
+                    cand.append(_n_needed(sp["estimate"], sp["std_error"], sp["n_items"], alpha))
+                cand = [c for c in cand if np.isfinite(c)]
+                n_need = max(cand) if cand else np.nan
+        else:
+            parts.insert(0, "gain undefined (no unsteered baseline)")
+            if spec_ok:
+                verdict, why = "supported", "prompts are specific to their targets (gain not assessable)"
+            elif spec_neg:
+                verdict, why = "not supported", "the target's prompt fits the target worse than others' prompts"
+            else:
+                verdict, why = "inconclusive", "specificity is not established"
+                n_need = _n_needed(sp["estimate"], sp["std_error"], sp["n_items"], alpha)
+        mt = frame[m & (frame["quantity"] == "structure_mantel_r")]
+        if len(mt) and np.isfinite(mt.iloc[0]["estimate"]):
+            parts.append(f"structure recovery Mantel r {_fmt_ci(mt.iloc[0])} (p = {mt.iloc[0]['p_value']:.3g})")
+        extra = f"; about {int(n_need)} items would be needed at 80% power" if np.isfinite(n_need) else ""
+        reason = (f"{name}: steerability {verdict} — {why}: " + "; ".join(parts)
+                  + f" ({pct} intervals, {_UNITS.get(metric, metric)}){extra}.")
+        rows.append({**key, "verdict": verdict, "reason": reason, "n_needed": n_need})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# paired comparison of two kinds of steering
+# --------------------------------------------------------------------------------------------------
+def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_baseline, baseline, metric, compare,
+                    alternative, alpha, adjust_method, level, n_resamples, n_permutations, gen, prov, validity):
+    from robustalign.alignment import item_scores, model_profiles
+
+    if not (isinstance(compare, (tuple, list)) and len(compare) == 3):
+        raise ValueError(f"`compare` must be (column, level_a, level_b), e.g. ('congruent', 'congruent', "
+                         f"'incongruent'); got {compare!r}.")
+    column, a, b_ = (str(x) for x in compare)
+    data = responses.data
+    if column not in data:
+        raise ValueError(f"`compare` column {column!r} is not in the responses; its columns are {list(data.columns)}.")
+    d = data[data[steer].astype(str).isin(targets)]
+    kinds = d[[*by, steer, column]].astype(str).drop_duplicates()
+    dup = kinds.duplicated([*by, steer], keep=False)
+    if dup.any():
+        raise ValueError(f"`{column}` must be constant within each {by} x {steer} cell (it labels the kind of "
+                         f"steering); it varies in {kinds[dup].head(4).to_dict('records')}.")
+    present = set(kinds[column])
+    for lv in (a, b_):
+        if lv not in present:
+            raise ValueError(f"`compare` level {lv!r} is not a value of {column!r}; values are {sorted(present)}.")
+    tmap = dict(zip(targets, targets_ref))
+    kinds["ref"] = kinds[steer].map(tmap)
+    cells = _cell_keys(kinds, by)
+    nb = len(cells)
+    kind_of = {(tuple(r[c] for c in by), r[steer]): r[column] for r in kinds.to_dict("records")}
+    keyt = [tuple(str(x) for x in r) for r in cells[by].itertuples(index=False, name=None)]
+    arm = np.zeros((nb, len(targets)), dtype="U64")
+    for bi_, kt in enumerate(keyt):
+        for s, t in enumerate(targets):
+            arm[bi_, s] = kind_of.get((kt, t), "")
+    in_a, in_b = arm == a, arm == b_
+
+    if metric == "spearman":
+        prof = model_profiles(responses, by=[*by, steer])
+        prof = prof[prof[steer].astype(str).isin(targets)]
+        items = sorted(prof["item"].unique())
+        Xm = _fill(prof, cells, by, steer, targets, items, "value")
+        Hh = reference.array(items, targets_ref)  # (Q, R, K)
+        mu_h = _positions(Hh, reference.K(items)[:, None])
+        Y = np.broadcast_to(mu_h[None], Xm.shape).copy()
+        Y[~np.isfinite(Xm)] = np.nan
+        Xm[~np.isfinite(Y)] = np.nan
+    else:
+        sc = item_scores(responses, reference, metric=metric, by=[*by, steer], against=steer,
+                         group_map={t: r for t, r in tmap.items()})
+        sc = sc[sc[steer].astype(str).isin(targets)]
+        items = sorted(sc["item"].unique())
+        Xm = _fill(sc, cells, by, steer, targets, items, "score")
+        Y = None
+    Q = len(items)
+    fin = np.isfinite(Xm)
+    has_a = (fin & in_a[:, None, :]).any(-1)
+    has_b = (fin & in_b[:, None, :]).any(-1)
+    paired = has_a & has_b  # (b, Q)
+    n_dropped = (~paired & (has_a | has_b)).sum(1)
+    g_boot, g_flip = gen.spawn(2)
+    ckeys = cells.to_dict("records")
+    lab = pd.DataFrame([{"quantity": q, **ckeys[i]} for i in range(nb) for q in
+                        ("alignment_a", "alignment_b", "alignment_difference")])
+    if metric != "spearman":
+        with np.errstate(invalid="ignore"):
+            ma = _nanmean0(np.where(in_a[:, None, :], Xm, np.nan), -1)
+            mb = _nanmean0(np.where(in_b[:, None, :], Xm, np.nan), -1)
+        ma[~paired], mb[~paired] = np.nan, np.nan
+        diff = ma - mb  # (b, Q)
+        X = np.stack([ma, mb, diff], axis=-1).transpose(1, 0, 2).reshape(Q, nb * 3)
+        keep_items = paired.any(0)
+        X, diff_q = X[keep_items], diff[:, keep_items].T
+        boot = cluster_bootstrap(X, labels=lab, n_resamples=n_resamples, confidence_level=level, method="bca",
+                                 rng=g_boot)
+        flip = sign_flip_test(diff_q, alternative=alternative, n_resamples=n_permutations, rng=g_flip)
+        p_diff = flip.p_value
+        test = "sign flip within item"
+        sd = np.nanstd(diff_q, axis=0, ddof=1)
+    else:
+        lab["quantity"] = lab["quantity"].str.replace("alignment_", "alignment_spearman_")
+        keep_items = paired.any(0)
+        Xk, Yk = Xm[:, keep_items], Y[:, keep_items]
+        Xk = np.where(paired[:, keep_items, None], Xk, np.nan)
+        Yk = np.where(paired[:, keep_items, None], Yk, np.nan)
+        xs, ys = Xk.transpose(1, 0, 2), Yk.transpose(1, 0, 2)  # (Q, b, R)
+
+        def stat(x, y):
+            return _spearman_arms(x, y, in_a, in_b)
+
+        boot = cluster_bootstrap((xs, ys), statistic=stat, labels=lab, n_resamples=n_resamples,
+                                 confidence_level=level, method="percentile", rng=g_boot)
+        p_diff = _arm_swap_p(xs, ys, in_a, in_b, boot.estimate.reshape(nb, 3)[:, 2], alternative, n_permutations,
+                             g_flip)
+        test = "arms swapped within item"
+        sd = np.full(nb, np.nan)
+    qd = lab["quantity"].to_numpy()
+    p = np.full(len(lab), np.nan)
+    is_diff = np.char.endswith(qd.astype(str), "difference")
+    p[is_diff] = p_diff
+    padj = np.full(len(lab), np.nan)
+    padj[is_diff] = _adjust(p_diff, adjust_method)
+    by_txt = " x ".join(by)
+    fam = np.where(is_diff, f"{column}: {a} - {b_} across {by_txt} ({nb} tests)", None)
+    n_items_arr = np.repeat(paired.sum(1), 3)
+    stored = {"p_value": p, "p_adjusted": padj, "adjust_method": np.where(is_diff, adjust_method, None),
+              "family": fam, "alternative": np.where(is_diff, alternative, None),
+              "test": np.where(is_diff, test, None), "n_items": n_items_arr,
+              "units": np.array([_UNITS.get(metric, metric)] * len(lab), dtype=object)}
+
+    def build(lev):
+        f = _frame(boot, lab, stored, lev)
+        f.insert(1 + len(by), "level_a", a)
+        f.insert(2 + len(by), "level_b", b_)
+        return f
+
+    frame = build(level)
+    rows = []
+    for i, key in enumerate(ckeys):
+        f = frame[_cell_mask(frame, by, key)].set_index("quantity")
+        dname = "alignment_spearman_difference" if metric == "spearman" else "alignment_difference"
+        aname, bname = dname.replace("difference", "a"), dname.replace("difference", "b")
+        r = f.loc[dname]
+        if r["p_adjusted"] <= alpha and r["conf_low"] > 0:
+            verdict, why = "supported", f"steering toward {a} targets aligns better than toward {b_} targets"
+        elif r["conf_high"] < 0:
+            verdict, why = "not supported", f"steering toward {a} targets aligns worse than toward {b_} targets"
+        else:
+            verdict, why = "inconclusive", f"no clear difference between {a} and {b_} steering"
+        n_need = np.nan
+        if verdict == "inconclusive":
+            n_need = _n_needed(r["estimate"], r["std_error"], r["n_items"], alpha)
+        name = ", ".join(f"{k}={v}" for k, v in key.items())
+        extra = f"; about {int(n_need)} items would be needed at 80% power" if np.isfinite(n_need) else ""
+        reason = (f"{name}: {column}={a} vs {column}={b_} — {verdict} ({why}): {a} {_fmt_ci(f.loc[aname])}, {b_} "
+                  f"{_fmt_ci(f.loc[bname])}, difference {_fmt_ci(r)} ({level:.0%} interval, "
+                  f"{_UNITS.get(metric, metric)}), p = {r['p_value']:.3g}, p_adj = {r['p_adjusted']:.3g} "
+                  f"({adjust_method}); {int(r['n_items'])} paired items ({int(n_dropped[i])} with only one kind "
+                  f"dropped){extra}.")
+        rows.append({**key, "verdict": verdict, "reason": reason, "n_needed": n_need, "sd_item": sd[i]})
+    verdicts = pd.DataFrame(rows)
+    note = None if has_baseline else (
+        f"no unsteered baseline level {baseline!r} in `{steer}`: the gain over the unsteered prompt is undefined "
+        "and is not reported (no baseline was invented)."
+    )
+    prov.update(mode="compare", compare=[column, a, b_], n_items=Q, gain_available=False if not has_baseline else
+                None, note=note, n_items_dropped={" / ".join(map(str, k)): int(v) for k, v in zip(keyt, n_dropped)})
+    evidence = {"bootstrap": boot, "validity": validity, "arms": pd.DataFrame(arm, columns=targets).assign(
+        **{c: cells[c] for c in by})}
+    return SteerabilityResult(kind="steerability", verdicts=verdicts, evidence=evidence, provenance=prov,
+                              confidence_level=level, build=build, plotter=_plot)
+
+
+def _fill(tab, cells, by, steer, targets, items, value) -> np.ndarray:
+    out = np.full((len(cells), len(items), len(targets)), np.nan)
+    bi = _index_of(tab, cells, by)
+    it = {v: j for j, v in enumerate(items)}
+    tv = {v: j for j, v in enumerate(targets)}
+    out[bi, tab["item"].map(it).to_numpy(), tab[steer].astype(str).map(tv).to_numpy()] = tab[value].to_numpy(float)
+    return out
+
+
+def _spearman_arms(x, y, in_a, in_b):
+    """Spearman across item x target cells per arm, and the difference; x, y (chunk, Q, b, R)."""
+    from robustalign.metrics import spearman_alignment
+
+    c = x.shape[0]
+    x_ = np.moveaxis(x, 1, 2)  # (chunk, b, Q, R)
+    y_ = np.moveaxis(y, 1, 2)
+    res = []
+    for arm in (in_a, in_b):
+        ma = arm[None, :, None, :]
+        xa = np.where(ma, x_, np.nan).reshape(c, x_.shape[1], -1)
+        ya = np.where(ma, y_, np.nan).reshape(c, x_.shape[1], -1)
+        res.append(spearman_alignment(xa, ya, nan_policy="omit"))
+    ra, rb = (np.asarray(r, float).reshape(c, -1) for r in res)
+    return np.stack([ra, rb, ra - rb], axis=-1).reshape(c, -1)
+
+
+def _arm_swap_p(xs, ys, in_a, in_b, observed, alternative, B, gen, chunk=200):
+    """p of the Spearman difference when the two arms swap within random items (sign-flip analogue)."""
+    Q, nb, R = xs.shape
+    null = np.empty((B, nb))
+    for s in range(0, B, chunk):
+        e = min(B, s + chunk)
+        flip = gen.random((e - s, Q)) < 0.5  # (c, Q)
+        fa = np.where(flip[:, :, None, None], in_b[None, None], in_a[None, None])  # (c, Q, b, R)
+        fb = np.where(flip[:, :, None, None], in_a[None, None], in_b[None, None])
+        x = np.broadcast_to(xs[None], (e - s, Q, nb, R))
+        y = np.broadcast_to(ys[None], (e - s, Q, nb, R))
+        from robustalign.metrics import spearman_alignment
+
+        r = []
+        for m in (fa, fb):
+            xa = np.where(m, x, np.nan).transpose(0, 2, 1, 3).reshape(e - s, nb, -1)
+            ya = np.where(m, y, np.nan).transpose(0, 2, 1, 3).reshape(e - s, nb, -1)
+            r.append(np.asarray(spearman_alignment(xa, ya, nan_policy="omit"), float))
+        null[s:e] = r[0] - r[1]
+    return _p_from_null(np.asarray(observed, float), null, alternative) if alternative != "two-sided" else \
+        _two_sided_p(observed, null)
+
+
+def _two_sided_p(obs, null):
+    finite = np.isfinite(null)
+    tol = 1e-10 * np.maximum(np.abs(obs), 1.0)
+    b = ((np.abs(null) >= np.abs(obs) - tol) & finite).sum(0)
+    return (1.0 + b) / (1.0 + finite.sum(0))
