@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from functools import lru_cache
 from math import factorial
 
 import numpy as np
@@ -56,9 +57,12 @@ def random_signs(gen: np.random.Generator, n_rows: int, n: int) -> np.ndarray:
     return bits.astype(float) * 2.0 - 1.0
 
 
+@lru_cache(maxsize=8)
 def permutation_table(n_levels: int) -> np.ndarray:
-    """All ``n_levels!`` permutations, shape ``(n_levels!, n_levels)``, in lexicographic order."""
-    return np.array(list(itertools.permutations(range(n_levels))), dtype=np.intp).reshape(-1, n_levels)
+    """All ``n_levels!`` permutations, shape ``(n_levels!, n_levels)``, in lexicographic order (read-only)."""
+    table = np.array(list(itertools.permutations(range(n_levels))), dtype=np.intp).reshape(-1, n_levels)
+    table.flags.writeable = False
+    return table
 
 
 def uses_table(n_levels: int) -> bool:

@@ -30,6 +30,13 @@ def _readonly(a):
     return a
 
 
+def _with(labels: pd.DataFrame, **columns) -> pd.DataFrame:
+    """``labels`` plus new columns, built in one construction (inserting columns one by one is slow)."""
+    data = {c: labels[c] for c in labels.columns}
+    data.update(columns)
+    return pd.DataFrame(data, index=labels.index)
+
+
 def _fmt(x: float) -> str:
     return "nan" if not np.isfinite(x) else f"{x:.4g}"
 
@@ -143,26 +150,16 @@ class BootstrapResult:
             The label columns plus ``conf_low, conf_high, conf_level, method``.
         """
         low, high, level, method = self._interval(level, method)
-        out = self.labels.copy()
-        out["conf_low"] = low
-        out["conf_high"] = high
-        out["conf_level"] = level
-        out["method"] = method
-        return out
+        return _with(self.labels, conf_low=low, conf_high=high, conf_level=level, method=method)
 
     def to_frame(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
         """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
         n_resamples``."""
         low, high, level, method = self._interval(level, method)
-        out = self.labels.copy()
-        out["estimate"] = self.estimate
-        out["std_error"] = self.std_error
-        out["conf_low"] = low
-        out["conf_high"] = high
-        out["conf_level"] = level
-        out["method"] = method
-        out["n_resamples"] = self.n_resamples
-        return out
+        return _with(
+            self.labels, estimate=self.estimate, std_error=self.std_error, conf_low=low, conf_high=high,
+            conf_level=level, method=method, n_resamples=self.n_resamples,
+        )
 
     def summary(self) -> str:
         """One line of text: design, resamples, interval method and level, and the estimates."""
@@ -312,11 +309,7 @@ class BootstrapResult:
         with np.errstate(invalid="ignore", divide="ignore"):
             p = flips.sum(axis=0) / finite.sum(axis=0)
         p[s[0] == 0] = np.nan
-        out = self.labels.copy()
-        out["estimate"] = self.estimate
-        out["p_flip"] = p
-        out["n_resamples"] = self.n_resamples
-        return out
+        return _with(self.labels, estimate=self.estimate, p_flip=p, n_resamples=self.n_resamples)
 
     def ranks(
         self, *, within: Sequence[str] | str | None = None, higher_is_better: bool = True,
@@ -354,15 +347,8 @@ class BootstrapResult:
             low[idx] = np.floor(np.quantile(r, alpha, axis=0))
             high[idx] = np.ceil(np.quantile(r, 1 - alpha, axis=0))
             top[idx] = (r == 1).mean(axis=0)
-        out = self.labels.copy()
-        out["estimate"] = self.estimate
-        out["rank"] = rank
-        out["rank_mean"] = mean
-        out["rank_low"] = low
-        out["rank_high"] = high
-        out["p_top"] = top
-        out["conf_level"] = level
-        return out
+        return _with(self.labels, estimate=self.estimate, rank=rank, rank_mean=mean, rank_low=low, rank_high=high,
+                     p_top=top, conf_level=level)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -430,25 +416,20 @@ class PermutationResult:
                 "Run it again with `n_bootstrap=2000` (or call `cluster_bootstrap` on the same aggregates)."
             )
         out = self.bootstrap.conf_int(level, method)
-        return pd.concat([self.labels, out[["conf_low", "conf_high", "conf_level", "method"]]], axis=1)
+        return _with(self.labels, **{c: out[c].to_numpy() for c in ("conf_low", "conf_high", "conf_level", "method")})
 
     def to_frame(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
         """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
         n_resamples, p_value, alternative`` (interval columns NaN without ``n_bootstrap``)."""
-        out = self.labels.copy()
-        out["estimate"] = self.statistic
+        cols: dict = {"estimate": self.statistic}
         if self.bootstrap is not None:
             b = self.bootstrap.to_frame(level, method)
-            for c in ("std_error", "conf_low", "conf_high", "conf_level", "method"):
-                out[c] = b[c].to_numpy()
+            cols.update({c: b[c].to_numpy() for c in ("std_error", "conf_low", "conf_high", "conf_level", "method")})
         else:
-            for c in ("std_error", "conf_low", "conf_high", "conf_level"):
-                out[c] = np.nan
-            out["method"] = None
-        out["n_resamples"] = self.n_resamples
-        out["p_value"] = self.p_value
-        out["alternative"] = self.alternative
-        return out
+            nan = np.full(len(self), np.nan)
+            cols.update(std_error=nan, conf_low=nan, conf_high=nan, conf_level=nan, method=None)
+        cols.update(n_resamples=self.n_resamples, p_value=self.p_value, alternative=self.alternative)
+        return _with(self.labels, **cols)
 
     def summary(self) -> str:
         head = (
