@@ -55,7 +55,7 @@ from robustalign.resampling._validation import check_confidence_level, check_n_r
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
 
 #: random item splits drawn inside each bootstrap resample of the split-half statistics
-SPLITS_PER_RESAMPLE = 20
+SPLITS_PER_RESAMPLE = 10
 _REL_TOL = 1e-10
 _HUMAN = "human groups"
 
@@ -111,16 +111,22 @@ def _kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Kendall's tau-b along the last axis over jointly finite entries (as ``scipy.stats.kendalltau``)."""
     x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
     m = np.isfinite(x) & np.isfinite(y)
-    x0, y0 = np.where(m, x, 0.0), np.where(m, y, 0.0)
-    sx = np.sign(x0[..., :, None] - x0[..., None, :])
-    sy = np.sign(y0[..., :, None] - y0[..., None, :])
-    pm = m[..., :, None] & m[..., None, :]
     C = m.shape[-1]
-    pm = pm & ~np.eye(C, dtype=bool)
-    s = np.where(pm, sx * sy, 0.0).sum((-1, -2)) / 2
-    n0 = pm.sum((-1, -2)) / 2
-    tx = np.where(pm & (sx == 0), 1.0, 0.0).sum((-1, -2)) / 2
-    ty = np.where(pm & (sy == 0), 1.0, 0.0).sum((-1, -2)) / 2
+    iu, ju = np.triu_indices(C, 1)
+    x0, y0 = np.where(m, x, 0.0), np.where(m, y, 0.0)
+    sx = np.sign(x0[..., iu] - x0[..., ju]).astype(np.int8)
+    sy = np.sign(y0[..., iu] - y0[..., ju]).astype(np.int8)
+    if m.all():
+        s = np.einsum("...p,...p->...", sx, sy, dtype=float)
+        n0 = np.full(s.shape, len(iu), float)
+        tx = (sx == 0).sum(-1, dtype=float)
+        ty = (sy == 0).sum(-1, dtype=float)
+    else:
+        pm = m[..., iu] & m[..., ju]
+        s = np.einsum("...p,...p->...", sx * sy, pm.astype(np.int8), dtype=float)
+        n0 = pm.sum(-1, dtype=float)
+        tx = ((sx == 0) & pm).sum(-1, dtype=float)
+        ty = ((sy == 0) & pm).sum(-1, dtype=float)
     den = np.sqrt((n0 - tx) * (n0 - ty))
     with np.errstate(invalid="ignore", divide="ignore"):
         t = s / den
@@ -268,7 +274,7 @@ def _human_r(Ah: np.ndarray, pairs, idx: np.ndarray | None = None) -> np.ndarray
     return _pair_r(Ah, pairs)
 
 
-def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alternative):
+def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alternative, centre):
     """Point estimates, two-way bootstrap and permutation null of the transfer statistics."""
     NI, U, C = S.shape
     D = len(dom_items)
@@ -287,6 +293,8 @@ def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alterna
     A_all = _domain_means(ones, both_v, both_m)[0]  # (D, U*C + C*C)
     A = A_all[:, : U * C].reshape(D, U, C).transpose(1, 0, 2)  # (U, D, C)
     Ah = A_all[:, U * C :].reshape(D, C, C).transpose(1, 0, 2)  # (C', D, C)
+    if centre:
+        A, Ah = _centre(A, Ah, axis=0)
     r_m = _pair_r(A, pairs)  # (U, P)
     r_h_each = _human_r(Ah[None], pairs)[0]  # (C', P)
     with warnings.catch_warnings():
@@ -303,6 +311,8 @@ def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alterna
         Ab = _domain_means(Wd, both_v, both_m)  # (b, D, U*C + C*C)
         Am = Ab[:, :, : U * C].reshape(b, D, U, C).transpose(0, 2, 1, 3)
         Ahb = Ab[:, :, U * C :].reshape(b, D, C, C).transpose(0, 2, 1, 3)
+        if centre:
+            Am, Ahb = _centre(Am, Ahb, axis=1)
         idx = gen.integers(0, C, size=(b, C))
         Am = np.take_along_axis(Am, idx[:, None, None, :], axis=3)
         rm = _pair_r(Am, pairs)
@@ -330,6 +340,14 @@ def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alterna
     p = _p_greater(obs, null, alternative)
     return {"A": A, "A_human": Ah, "r_model": r_m, "r_human_each": r_h_each, "r_human": r_h,
             "estimate": est, "resamples": reps, "null": null, "p": p, "observed": obs}
+
+
+def _centre(A: np.ndarray, Ah: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Subtract, per domain and target, the mean similarity of the human groups (``axis`` of ``Ah``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        base = np.expand_dims(np.nanmean(Ah, axis=axis), axis)
+    return A - base, Ah - base
 
 
 def _pack(r_m: np.ndarray, r_h: np.ndarray) -> np.ndarray:
@@ -438,6 +456,7 @@ def assess_extrapolability(
     group_map: Mapping[str, str] | None = None,
     groups: Sequence[str] | None = None,
     min_domain_items: int = 3,
+    centre: bool = True,
     alternative: str = "greater",
     margin: float | None = None,
     n_splits: int = 1000,
@@ -474,6 +493,12 @@ def assess_extrapolability(
         As in :func:`robustalign.alignment.item_scores`.
     min_domain_items : int
         Smallest domain kept for E1.
+    centre : bool
+        Subtract, per domain and target, the mean similarity of the human groups to that target before
+        correlating (default). The transfer then asks whether the targets a model is *closer to than a
+        typical human group is* are the same across domains; uncentred, it also picks up target
+        properties shared by every "model" (e.g. JS similarity's ceiling tied to a target's consensus).
+        The human benchmark is centred the same way.
     alternative : {"greater", "two-sided"}
         Alternative of the permutation test of the model's transfer (pre-specified: transfer means a
         positive association across targets).
@@ -512,9 +537,9 @@ def assess_extrapolability(
     difference from the human reliability does not lie below 0; not supported when that difference lies
     below 0.
 
-    The transfer correlates similarities across targets, so it also picks up target properties shared
-    by all "models" (e.g. countries whose answers are concentrated score higher with JS similarity on
-    every domain). The human benchmark has the same property; compare r with the human r, not with 0.
+    Uncentred (``centre=False``), the transfer correlates raw similarities across targets and so also
+    picks up target properties shared by all "models" (countries whose answers are concentrated score
+    higher with JS similarity on every domain); the human benchmark has the same property.
     Spearman's correlation is symmetric, so each unordered domain pair is one statistic.
     """
     from robustalign.alignment import item_scores
@@ -611,7 +636,7 @@ def assess_extrapolability(
 
     tr = None
     if dom_names:
-        tr = _transfer(S, Sh, dom_items, pairs, g_tr, n_resamples, n_permutations, alternative)
+        tr = _transfer(S, Sh, dom_items, pairs, g_tr, n_resamples, n_permutations, alternative, centre)
         pair_names = [(dom_names[e], dom_names[h]) for e, h in pairs]
         pair_n = [len(dom_items[e]) + len(dom_items[h]) for e, h in pairs]
         all_n = sum(len(ix) for ix in dom_items)
@@ -788,7 +813,7 @@ def assess_extrapolability(
     provenance = {
         "rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations, "n_splits": n_splits,
         "splits_per_resample": SPLITS_PER_RESAMPLE, "metric": metric, "by": by_l, "against": against,
-        "alternative": alternative, "margin": margin, "adjust_method": adjust_method,
+        "alternative": alternative, "margin": margin, "centre": centre, "adjust_method": adjust_method,
         "min_domain_items": min_domain_items, "responses_hash": responses.data_hash(),
         "reference_hash": reference.data_hash(), "n_invalid": int(verdicts["n_invalid"].sum()),
         "n_missing_reference": scores.attrs.get("n_missing_reference"),
@@ -1034,7 +1059,7 @@ def assess_dimension_prediction(
     frame = build(confidence_level)
     vrows = []
     for key, n_c, nr in verdict_rows:
-        sel = (frame["dimension"] == "all").to_numpy()
+        sel = (frame["dimension"] == "all").to_numpy().copy()
         for c in by_l:
             sel &= (frame[c].astype(str) == str(key[c])).to_numpy()
         f = frame[sel].set_index("quantity")
