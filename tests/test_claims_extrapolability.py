@@ -25,8 +25,6 @@ from robustalign.claims.extrapolability import (
 from robustalign.schema import make_reference, make_responses
 
 
-
-
 def simulate_domains(kind, *, n_groups=12, n_domains=3, n_per=12, K=4, n_models=1, country_by_domain=False,
                      noise=0.3, rng=None):
     """Human groups and models on a 2-d latent opinion space; items in domains.
@@ -35,20 +33,20 @@ def simulate_domains(kind, *, n_groups=12, n_domains=3, n_per=12, K=4, n_models=
     country_by_domain=True gives every group an independent point per domain (no structure to transfer).
     """
     g = np.random.default_rng(rng)
-    C, D, I = n_groups, n_domains, n_domains * n_per
+    C, D, NI = n_groups, n_domains, n_domains * n_per
     dom = np.repeat(np.arange(D), n_per)
-    b = g.normal(0, 0.7, I)
-    lam = g.normal(0, 1.0, (I, 2))
+    b = g.normal(0, 0.7, NI)
+    lam = g.normal(0, 1.0, (NI, 2))
     if country_by_domain:
         fc = g.normal(0, 1, (D, C, 2))[dom]  # (I, C, 2)
     else:
-        fc = np.broadcast_to(g.normal(0, 1, (C, 2)), (I, C, 2))
-    theta_c = b[:, None] + np.einsum("ik,ick->ic", lam, fc) + g.normal(0, noise, (I, C))
+        fc = np.broadcast_to(g.normal(0, 1, (C, 2)), (NI, C, 2))
+    theta_c = b[:, None] + np.einsum("ik,ick->ic", lam, fc) + g.normal(0, noise, (NI, C))
     if kind == "trait":
-        fm = np.broadcast_to(g.normal(0, 1, (n_models, 2))[:, None, :], (n_models, I, 2))
+        fm = np.broadcast_to(g.normal(0, 1, (n_models, 2))[:, None, :], (n_models, NI, 2))
     else:
         fm = g.normal(0, 1, (n_models, D, 2))[:, dom, :]
-    theta_m = b[None] + np.einsum("ik,mik->mi", lam, fm) + g.normal(0, noise, (n_models, I))
+    theta_m = b[None] + np.einsum("ik,mik->mi", lam, fm) + g.normal(0, noise, (n_models, NI))
     tau = np.linspace(-1.5, 1.5, K - 1)
 
     def probs(theta):
@@ -59,15 +57,15 @@ def simulate_domains(kind, *, n_groups=12, n_domains=3, n_per=12, K=4, n_models=
     H = probs(theta_c)  # (I, C, K)
     items = [f"q{d}_{i:02d}" for i, d in enumerate(dom)]
     rows = [{"item": items[i], "group": f"g{c:02d}", "option": str(k + 1), "share": H[i, c, k]}
-            for i in range(I) for c in range(C) for k in range(K)]
-    ref = make_reference(pd.DataFrame(rows), pd.DataFrame({"item": items, "options": ["|".join(map(str, range(1, K + 1)))] * I, "ordinal": True}))
+            for i in range(NI) for c in range(C) for k in range(K)]
+    ref = make_reference(pd.DataFrame(rows), pd.DataFrame({"item": items, "options": ["|".join(map(str, range(1, K + 1)))] * NI, "ordinal": True}))
     Pm = probs(theta_m)  # (M, I, K)
     rr = []
     for m in range(n_models):
-        for i in range(I):
+        for i in range(NI):
             rr.append({"model": f"m{m}", "item": items[i], **{f"prob_{k+1}": Pm[m, i, k] for k in range(K)}})
     resp = make_responses(pd.DataFrame(rr), ref)
-    domains = {items[i]: f"d{dom[i]}" for i in range(I)}
+    domains = {items[i]: f"d{dom[i]}" for i in range(NI)}
     return resp, ref, domains
 
 # --------------------------------------------------------------------------------------------------
