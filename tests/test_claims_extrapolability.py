@@ -221,3 +221,17 @@ def test_dimension_prediction_errors():
         assess_dimension_prediction(human.assign(model="m"), human, method="svm")
     with pytest.raises(ValueError, match="have no row in `human`"):
         assess_dimension_prediction(human.assign(model="m", group=list("ABCE")), human)
+
+
+def test_plot_draws_model_points_and_human_band():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    resp, ref, dom = simulate_domains("trait", n_models=2, rng=3)
+    r = assess_extrapolability(resp, ref, domains=dom, n_resamples=20, n_permutations=19, n_splits=5, rng=1)
+    axes = r.plot()
+    assert len(axes) == 2
+    # one errorbar series per model in the transfer panel, 3 domain pairs + the mean
+    lines = [c for c in axes[0].containers]
+    assert len(lines) == 2 and len(lines[0].lines[0].get_xdata()) == 4
+    assert axes[1].get_xlabel().startswith("split-half reliability")
