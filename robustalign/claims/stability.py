@@ -816,14 +816,14 @@ def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | Non
     out = []
     g1, g2 = gen.spawn(2)
     for q, W, gg in (("retest_flip_rate", wide_f, g1), ("retest_shift", wide_s, g2)):
-        keep = W.notna().sum(0) >= 1
+        keep = W.notna().sum(axis=0) >= 1
         if not keep.any():
             continue
         W = W.loc[:, keep]
         W = W[W.notna().any(axis=1)]
         boot, warn = _quiet(cluster_bootstrap, W.to_numpy(float), labels=pd.DataFrame({by: list(W.columns)}),
                             n_resamples=n_resamples, confidence_level=level, rng=gg)
-        out.append({"quantity": q, "boot": boot, "n_items": W.notna().sum(0).to_numpy(), "warnings": warn})
+        out.append({"quantity": q, "boot": boot, "n_items": W.notna().sum(axis=0).to_numpy(), "warnings": warn})
     return {"tables": out, "cells": ck}
 
 
