@@ -54,7 +54,7 @@ def plot_transfer(result, ax=None, *, confidence_level: float | None = None):
     ax.set_xticklabels([f"{a} | {b}" if a != "all pairs" else "mean" for a, b in pairs], rotation=45, ha="right")
     ax.set_ylabel("transfer r across targets")
     ax.set_ylim(-1.05, 1.05)
-    ax.legend(frameon=False, fontsize=6, ncol=1 if len(units) < 5 else 2)
+    ax.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return ax
 
 
@@ -75,7 +75,7 @@ def plot_split_half(result, ax=None, *, confidence_level: float | None = None):
     ax.set_yticklabels([_unit_name(r, keys) for r in m.to_dict("records")])
     ax.set_xlabel("split-half reliability of the group ranking (Spearman-Brown)")
     ax.axvline(0, color="0.6", lw=0.6, ls=":")
-    ax.legend(frameon=False, loc="lower left")
+    ax.legend(frameon=False, fontsize=6, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     return ax
 
 
@@ -98,7 +98,7 @@ def plot_extrapolability(result, ax=None, *, which: str = "both", confidence_lev
     from robustalign.plots._style import DOUBLE_COLUMN, RC
 
     with mpl.rc_context(RC):
-        fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN, 3.0), layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN, 3.4), width_ratios=(1.3, 1), layout="constrained")
     plot_transfer(result, axes[0], confidence_level=confidence_level)
     plot_split_half(result, axes[1], confidence_level=confidence_level)
     return axes
