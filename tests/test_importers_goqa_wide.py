@@ -165,3 +165,13 @@ def test_wide_errors_say_what_to_fix(tmp_path, reference):
     p.write_text("model,item,answer,opt_1,opt_2\nm,Q1,x,1,2\n", encoding="utf-8")
     with pytest.raises(SchemaError, match=r"columns \['answer'\] would overwrite"):
         read_wide_csv(p)
+
+
+def test_importing_the_importers_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, robustalign.importers\n"
+            "print(' '.join(m for m in ('inspect_ai', 'lm_eval', 'datasets', 'pymc', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []

@@ -246,3 +246,51 @@ def test_errors_name_the_file_sample_field_and_fix(logs, reference):
         read_inspect(logs["dir"] / "missing.eval")
     with pytest.raises(SchemaError, match=r"pass the reference"):
         from_inspect(logs["dataset"][0], item_field="item")
+
+
+def test_readme_three_lines_take_an_inspect_log_to_an_audit_report(tmp_path, capsys):
+    """Runs the README's code block as written, on a GOQA-style file and an Inspect log made here.
+
+    The prompts are built from the GOQA questions (ids kept in metadata), each in two option orders
+    crossed with the personas, so the audit can separate order from persona; bot-b answers by position.
+    """
+    from collections import defaultdict
+    from pathlib import Path
+
+    from inspect_ai import Task
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.dataset import MemoryDataset, Sample
+    from inspect_ai.scorer import choice
+    from inspect_ai.solver import multiple_choice
+
+    from robustalign.importers import read_goqa_questions
+
+    goqa = tmp_path / "global_opinions.csv"
+    pd.DataFrame([
+        {"question": q, "options": repr(LABELS), "source": "WVS",
+         "selections": repr(defaultdict(list, {"Japan": [0.1, 0.2, 0.3, 0.4], "Brazil": [0.4, 0.3, 0.2, 0.1]}))}
+        for q in ITEMS.values()
+    ]).to_csv(goqa, index=False)
+    qs = read_goqa_questions(goqa)
+    samples = [
+        Sample(input=("" if p == "none" else f"Answer as a person from {p}. ") + q.question,
+               choices=list(q.options) if order == "asc" else q.options[::-1], target="A",
+               id=f"{q.item}-{p}-{order}", metadata={"question_id": q.item, "persona": p})
+        for q in qs.itertuples() for p in PERSONAS[:2] for order in ("asc", "desc")
+    ]
+    calls = []
+    inspect_eval(Task(dataset=MemoryDataset(samples), solver=multiple_choice(), scorer=choice(), epochs=2,
+                      name="goqa_survey"),
+                 model=[_mock("bot-a", calls), _mock("bot-b", calls)], log_dir=str(tmp_path / "logs"),
+                 display="none")
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Importing from evaluation tools", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert code.count("\n") == 6  # two imports, a blank line, the three lines
+    code = code.replace('"global_opinions.csv"', repr(str(goqa))).replace('"logs/"', repr(str(tmp_path / "logs")))
+    exec(compile(code, "README.md", "exec"), {"ordered_items": list(qs["item"])})
+    report = capsys.readouterr().out
+    # bot-b picks whatever is shown first: the audit finds it unstable across option orders
+    assert "mockllm/bot-b / option_order: not stable" in report
+    assert "mockllm/bot-a / option_order: stable" in report
