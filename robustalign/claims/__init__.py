@@ -11,14 +11,16 @@ from importlib import import_module
 
 from robustalign.claims._base import VERDICTS, AssessmentResult
 
-__all__ = ["VERDICTS", "AssessmentResult", "assess_extrapolability", "assess_stability", "assess_steerability",
-           "audit_claim"]
+__all__ = ["VERDICTS", "AssessmentResult", "Claim", "assess_dimension_prediction", "assess_extrapolability",
+           "assess_stability", "assess_steerability", "audit_claim"]
 
 _WHERE = {
     "assess_stability": "robustalign.claims.stability",
     "assess_extrapolability": "robustalign.claims.extrapolability",
     "assess_steerability": "robustalign.claims.steerability",
     "audit_claim": "robustalign.claims.multiverse",
+    "Claim": "robustalign.claims.multiverse",
+    "assess_dimension_prediction": "robustalign.claims.extrapolability",
 }
 
 
