@@ -440,8 +440,7 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     q_of = lab["quantity"].to_numpy()
 
     g_boot, g_flip, g_perm, g_mantel = gen.spawn(4)
-    boot = cluster_bootstrap(X, labels=lab, n_resamples=n_resamples, confidence_level=level, method="bca",
-                             rng=g_boot)
+    boot = _quiet_bootstrap(X, lab, n_resamples, level, g_boot, prov)
 
     # ---- derived statistics as one function of the per-statistic means
     idx = {}
@@ -621,6 +620,32 @@ def _plot(result, ax=None, **kwargs):
     from robustalign.plots.steerability import plot_steerability
 
     return plot_steerability(result, ax=ax, **kwargs)
+
+
+def _quiet_bootstrap(X, lab, n_resamples, level, gen, prov):
+    """Item bootstrap of every column of ``X``. Degenerate columns are recorded in ``provenance``; a
+    warning is raised only when a reported quantity (not an internal helper column) is affected."""
+    from robustalign._errors import DegenerateResampleWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DegenerateResampleWarning)
+        boot = cluster_bootstrap(X, labels=lab, n_resamples=n_resamples, confidence_level=level, method="bca",
+                                 rng=gen)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, DegenerateResampleWarning)]
+    if msgs:
+        prov["resampling_warnings"] = msgs
+        res = boot.resamples
+        public = ~lab["quantity"].astype(str).str.startswith("_").to_numpy()
+        with np.errstate(invalid="ignore"):
+            nan_cols = ~np.isfinite(res).all(0)
+        if (public & nan_cols).any():
+            bad = lab[public & nan_cols].head(3).to_dict("records")
+            warnings.warn(
+                f"{int((public & nan_cols).sum())} statistics have undefined bootstrap replicates (a resample drew "
+                f"no item with data for them), e.g. {bad}; their intervals use the remaining replicates.",
+                DegenerateResampleWarning, stacklevel=4,
+            )
+    return boot
 
 
 def _adjust(p, method):
@@ -932,8 +957,7 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
         X = np.stack([ma, mb, diff], axis=-1).transpose(1, 0, 2).reshape(Q, nb * 3)
         keep_items = paired.any(0)
         X, diff_q = X[keep_items], diff[:, keep_items].T
-        boot = cluster_bootstrap(X, labels=lab, n_resamples=n_resamples, confidence_level=level, method="bca",
-                                 rng=g_boot)
+        boot = _quiet_bootstrap(X, lab, n_resamples, level, g_boot, prov)
         flip = sign_flip_test(diff_q, alternative=alternative, n_resamples=n_permutations, rng=g_flip)
         p_diff = flip.p_value
         test = "sign flip within item"
