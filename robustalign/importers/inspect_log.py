@@ -31,6 +31,14 @@ Inspect shuffles choices in one of two ways, and both are recovered:
   only in the ``choice()`` scorer's explanation, which is parsed and cross-checked against the shuffled
   answer letter stated there.
 
+With ``answer="raw_text"`` a solver-level shuffle is detected through the ``choice()`` scorer's
+explanation and refused (Inspect rewrote the completion); a log without that scorer carries no trace of
+such a shuffle.
+
+Dataset choice shuffling draws one order per sample, so the order shown is confounded with whatever
+else differs between samples (persona, template). To separate option order from the other design
+factors, give each item in fixed orders crossed with them (one sample per combination) instead.
+
 Choice texts become canonical codes through the item's scale: each text must equal one of the scale's
 labels (ignoring case and runs of whitespace) or one of its codes. Without a reference or scales, each
 text is its own code.
