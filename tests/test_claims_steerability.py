@@ -311,3 +311,13 @@ def test_plots_return_axes(tiny_result, multicultural):
     assert len(ax.get_yticks()) == 2
     axes = tiny_result.plot()
     assert len(axes) == 2
+
+
+def test_incomplete_design_warns_about_item_mix(multicultural):
+    from robustalign._errors import RobustAlignWarning
+
+    d = multicultural
+    with pytest.warns(RobustAlignWarning, match="incomplete.*item mix"):
+        res = assess_steerability(d.steering, d.reference_country, by=["model", "language"], baseline=None,
+                                  n_resamples=50, n_permutations=50, rng=4)
+    assert res.provenance["incomplete_design"] > 0 and not res.provenance["gain_available"]

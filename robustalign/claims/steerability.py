@@ -366,6 +366,19 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
         m = (sc["group"] == g).to_numpy()
         S[bi[m], qi[m], si[m], r] = sc["score"].to_numpy()[m]
     T = S[:, :, L0:, :]  # targets only (b, q, R, R)
+    asked = np.isfinite(T).any(-1)  # (b, q, prompt): the prompt was answered on the item
+    incomplete = bool((asked.any(-1) & ~asked.all(-1)).any())
+    if incomplete:
+        from robustalign._errors import RobustAlignWarning
+
+        n_cells = int((asked.any(-1) & ~asked.all(-1)).sum())
+        warnings.warn(
+            f"the steering design is incomplete: on {n_cells} cell x item combinations some target prompts were not "
+            "answered, so steering-matrix cells average different items and specificity, discriminability and the "
+            "identification AUC are confounded by item mix. Restrict to items every prompt answered for a clean "
+            "matrix.", RobustAlignWarning, stacklevel=3,
+        )
+        prov["incomplete_design"] = n_cells
 
     # mean positions for the exaggeration slope (ordinal items only)
     cells_d, Pm = _distribution_array(responses, by, steer, levels, items)
