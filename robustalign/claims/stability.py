@@ -206,8 +206,8 @@ def assess_stability(
     >>> resp, ref = simulate(n_models=2, n_items=30, factors={"template": 3}, n_orders=1, n_samples=1,
     ...                      rng=0).load()
     >>> res = assess_stability(resp, ref, n_resamples=200, n_permutations=500, rng=0)
-    >>> sorted(res.verdicts.columns)[:3]
-    ['factor', 'model', 'n_needed']
+    >>> res.verdicts.columns[:3].tolist()
+    ['model', 'factor', 'verdict']
     """
     from robustalign.metrics import METRICS
     from robustalign.multiplicity import METHODS as ADJ
