@@ -29,6 +29,20 @@ _LAZY = {
     "datasets": "robustalign.datasets",
     "simulate": "robustalign.simulate",
     "alignment": "robustalign.alignment",
+    "validity_rates": "robustalign.validity",
+    "assess_stability": "robustalign.claims",
+    "assess_steerability": "robustalign.claims",
+    "assess_extrapolability": "robustalign.claims",
+    "audit_claim": "robustalign.claims",
+    "Claim": "robustalign.claims",
+    "read_inspect": "robustalign.importers",
+    "from_inspect": "robustalign.importers",
+    "read_lm_eval": "robustalign.importers",
+    "from_lm_eval": "robustalign.importers",
+    "read_wide_csv": "robustalign.importers",
+    "from_wide_csv": "robustalign.importers",
+    "from_goqa": "robustalign.importers",
+    "read_goqa_questions": "robustalign.importers",
 }
 
 

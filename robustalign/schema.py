@@ -460,7 +460,10 @@ class Responses:
         if "item" not in by:
             raise ValueError("`by` must include 'item': distributions are per item.")
         v = self.valid()
-        kmax = max(self.scales[i].K for i in v["item"].unique())
+        if self.kind == "score":
+            kmax = 2
+        else:
+            kmax = max(self.scales[i].K for i in v["item"].unique())
         if self.kind == "choice":
             k = v["option"].to_numpy()
             kidx = np.fromiter((self.scales[i].index(o) for i, o in zip(v["item"], k)), int, len(v))
