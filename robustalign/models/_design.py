@@ -1,0 +1,251 @@
+"""Cell designs: responses aggregated to sufficient statistics per design cell (numpy only).
+
+A *cell* is one model x item x combination of design-factor levels. The response model only needs
+the answer counts per cell (ordinal) and the score model only needs ``n``, ``sum log y`` and
+``sum log(1 - y)`` per cell, so neither ever holds one likelihood term per response.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from robustalign._errors import SchemaError
+
+#: Columns of a responses table that are replicate indices, not design factors.
+REPLICATE_COLUMNS = ("sample", "repeat", "epoch", "seed", "sample_idx")
+
+
+@dataclass
+class Term:
+    """One additive term of the linear predictor: a named table indexed by some axes."""
+
+    name: str  # name of the pm.Deterministic holding the table
+    axes: tuple[str, ...]  # e.g. ("model", "item") -> table[model, item]
+    group: str  # variance component it belongs to (e.g. "model_item", "format", "item_x_format")
+    factor: str | None = None
+
+
+@dataclass
+class Design:
+    """Everything the graph builders and the result object need, as plain arrays."""
+
+    kind: str  # "ordinal" or "score"
+    models: list[str]
+    items: list[str]
+    factors: list[str]
+    levels: dict[str, list[str]]
+    idx: dict[str, np.ndarray]  # axis -> integer code per cell
+    n_cells: int
+    n_responses: int
+    # ordinal
+    counts: np.ndarray | None = None  # (cells, Kmax)
+    K_item: np.ndarray | None = None  # (items,)
+    # score
+    n: np.ndarray | None = None
+    sum_log: np.ndarray | None = None
+    sum_log1m: np.ndarray | None = None
+    squeeze_n: float | None = None
+    # humans
+    groups: list[str] = field(default_factory=list)
+    human_counts: np.ndarray | None = None  # (groups, items, Kmax); NaN rows = item not asked
+    human_mean: np.ndarray | None = None  # (groups, items) mean position / score in [0, 1]
+    human_n: np.ndarray | None = None
+    fixed_factors: list[str] = field(default_factory=list)
+    random_factors: list[str] = field(default_factory=list)
+    interactions: dict[str, bool] = field(default_factory=dict)
+    terms: list[Term] = field(default_factory=list)
+    data_hash: str = ""
+
+    @property
+    def coords(self) -> dict[str, list[str]]:
+        c = {"model": self.models, "item": self.items}
+        for f in self.factors:
+            c[f] = self.levels[f]
+        if self.groups:
+            c["group"] = self.groups
+        return c
+
+    def shape(self, axes) -> tuple[int, ...]:
+        return tuple(len(self.coords[a]) for a in axes)
+
+
+def design_factors(responses, factors) -> list[str]:
+    """Design factors to model: given ones, else every factor of the data except replicate indices."""
+    if factors is None:
+        fs = [f for f in responses.factors if f not in REPLICATE_COLUMNS]
+    else:
+        fs = list(factors)
+        bad = [f for f in fs if f not in responses.data.columns]
+        if bad:
+            raise SchemaError(
+                f"`factors` {bad} are not columns of the responses; design factors are {list(responses.factors)}."
+            )
+    # a factor with one level carries no information about presentation effects
+    return [f for f in fs if responses.data[f].nunique() > 1]
+
+
+def _interactions(interactions, factors) -> dict[str, bool]:
+    if isinstance(interactions, bool):
+        return dict.fromkeys(factors, interactions)
+    out = dict.fromkeys(factors, True)
+    bad = [f for f in interactions if f not in factors]
+    if bad:
+        raise ValueError(f"`interactions` names {bad}, which are not modelled factors {factors}.")
+    out.update({f: bool(v) for f, v in interactions.items()})
+    return out
+
+
+def _codes(series: pd.Series, levels: list) -> np.ndarray:
+    return pd.Categorical(series, categories=levels).codes.astype(np.int64)
+
+
+def _cells(v: pd.DataFrame, factors: list[str]):
+    models = sorted(v["model"].astype(str).unique())
+    items = sorted(v["item"].astype(str).unique())
+    levels = {f: sorted(v[f].astype(str).unique()) for f in factors}
+    codes = {"model": _codes(v["model"].astype(str), models), "item": _codes(v["item"].astype(str), items)}
+    for f in factors:
+        codes[f] = _codes(v[f].astype(str), levels[f])
+    axes = ["model", "item", *factors]
+    dims = [len(models), len(items), *[len(levels[f]) for f in factors]]
+    flat = np.ravel_multi_index([codes[a] for a in axes], dims)
+    uniq, inv = np.unique(flat, return_inverse=True)
+    unr = np.unravel_index(uniq, dims)
+    idx = {a: unr[i].astype(np.int64) for i, a in enumerate(axes)}
+    return models, items, levels, idx, inv
+
+
+def _split_fixed(factors, levels, fixed_max_levels):
+    fixed = [f for f in factors if len(levels[f]) <= fixed_max_levels]
+    return fixed, [f for f in factors if f not in fixed]
+
+
+def ordinal_design(
+    responses,
+    reference=None,
+    *,
+    factors=None,
+    interactions=True,
+    fixed_max_levels: int = 2,
+    human_n=None,
+) -> Design:
+    """Answer counts per cell for a choice (or probability) responses table."""
+    if responses.kind == "score":
+        raise SchemaError("responses hold scores; use `fit_score_model` for scores in [0, 1].")
+    fs = design_factors(responses, factors)
+    v = responses.valid()
+    nominal = sorted(i for i in v["item"].unique() if not responses.scales[i].ordinal)
+    if nominal:
+        raise NotImplementedError(
+            f"items {nominal[:5]} are nominal; the response model currently handles ordinal items only. "
+            "Fit the ordinal items (subset the responses), or analyse nominal items with robustalign.metrics."
+        )
+    models, items, levels, idx, inv = _cells(v, fs)
+    K_item = np.array([responses.scales[i].K for i in items])
+    kmax = int(K_item.max())
+    if responses.kind == "choice":
+        kidx = np.fromiter((responses.scales[i].index(o) for i, o in zip(v["item"], v["option"])), int, len(v))
+        counts = np.zeros((inv.max() + 1, kmax))
+        np.add.at(counts, (inv, kidx), 1.0)
+    else:  # probabilities: expected counts
+        P = v[[f"prob_{j + 1}" for j in range(kmax)]].to_numpy(float)
+        counts = np.zeros((inv.max() + 1, kmax))
+        np.add.at(counts, inv, P)
+    fixed, rand = _split_fixed(fs, levels, fixed_max_levels)
+    d = Design(
+        kind="ordinal", models=models, items=items, factors=fs, levels=levels, idx=idx,
+        n_cells=len(counts), n_responses=len(v), counts=counts, K_item=K_item,
+        fixed_factors=fixed, random_factors=rand, interactions=_interactions(interactions, fs),
+        data_hash=responses.data_hash(),
+    )
+    if reference is not None:
+        _add_humans(d, reference, human_n)
+    return d
+
+
+def _add_humans(d: Design, reference, human_n) -> None:
+    items = [i for i in d.items if i in set(reference.items)]
+    if not items:
+        raise SchemaError("the reference has none of the response items; nothing links humans to models.")
+    groups = reference.groups
+    shares = reference.array(d.items, groups)  # (items, groups, K); NaN where absent
+    n = reference.n_array(d.items, groups)
+    if human_n is not None:
+        n = np.where(np.isnan(shares[..., 0]), np.nan, float(human_n))
+    elif np.isnan(n[~np.isnan(shares[..., 0])]).any():
+        raise SchemaError(
+            "reference: respondent counts `n` are unknown for some item x group cells, so human sampling "
+            "noise cannot be modelled. Pass `human_n=` (respondents per cell, e.g. an effective sample size)."
+        )
+    kmax = d.counts.shape[1]
+    sh = np.nan_to_num(shares)[..., :kmax]
+    counts = sh * np.nan_to_num(n)[..., None]
+    d.groups = list(groups)
+    d.human_counts = np.transpose(counts, (1, 0, 2))  # (groups, items, K)
+    d.human_n = np.transpose(np.nan_to_num(n), (1, 0))
+    pos = _positions(d.K_item, kmax)
+    with np.errstate(invalid="ignore"):
+        hm = (sh * pos[:, None, :]).sum(-1)
+    hm[np.isnan(shares[..., 0])] = np.nan
+    d.human_mean = hm.T
+    d.data_hash = d.data_hash + ":" + reference.data_hash()
+
+
+def _positions(K_item, kmax):
+    """Option positions on [0, 1] per item, padded with 0 beyond K."""
+    pos = np.zeros((len(K_item), kmax))
+    for q, k in enumerate(K_item):
+        pos[q, :k] = np.arange(k) / (k - 1)
+    return pos
+
+
+def score_design(
+    responses,
+    reference=None,
+    *,
+    factors=None,
+    interactions=True,
+    fixed_max_levels: int = 2,
+    squeeze_n: float | None = None,
+) -> Design:
+    """Sufficient statistics of a Beta likelihood per cell, after the squeeze transform.
+
+    The squeeze ``y' = (y (N - 1) + 1/2) / N`` (Smithson and Verkuilen 2006) moves 0 and 1 inside
+    the open interval; ``N`` is the number of scores unless ``squeeze_n`` is given (e.g. the number
+    of judgements a score was averaged from).
+    """
+    if isinstance(responses, pd.DataFrame):
+        from robustalign.schema import make_responses
+
+        responses = make_responses(responses, reference)
+    if responses.kind != "score":
+        raise SchemaError(f"responses are of kind {responses.kind!r}; `fit_score_model` needs scores in [0, 1].")
+    fs = design_factors(responses, factors)
+    v = responses.valid()
+    models, items, levels, idx, inv = _cells(v, fs)
+    y = v["score"].to_numpy(float)
+    N = float(len(y) if squeeze_n is None else squeeze_n)
+    ys = (y * (N - 1) + 0.5) / N
+    nc = inv.max() + 1
+    fixed, rand = _split_fixed(fs, levels, fixed_max_levels)
+    d = Design(
+        kind="score", models=models, items=items, factors=fs, levels=levels, idx=idx, n_cells=nc,
+        n_responses=len(v), n=np.bincount(inv, minlength=nc).astype(float),
+        sum_log=np.bincount(inv, weights=np.log(ys), minlength=nc),
+        sum_log1m=np.bincount(inv, weights=np.log1p(-ys), minlength=nc), squeeze_n=N,
+        fixed_factors=fixed, random_factors=rand, interactions=_interactions(interactions, fs),
+        data_hash=responses.data_hash(),
+    )
+    if reference is not None:
+        groups = reference.groups
+        sh = reference.array(items, groups)  # (items, groups, K)
+        K = reference.K(items)
+        pos = _positions(K, sh.shape[-1])
+        d.groups = list(groups)
+        d.human_mean = (np.nan_to_num(sh) * pos[:, None, :]).sum(-1).T
+        d.human_mean[np.isnan(sh[..., 0]).T] = np.nan
+        d.data_hash = d.data_hash + ":" + reference.data_hash()
+    return d

@@ -1,0 +1,154 @@
+"""Public fit functions: build the graph, sample, gate, and wrap the result."""
+
+from __future__ import annotations
+
+from robustalign.models._design import ordinal_design, score_design
+from robustalign.models._result import BayesFit
+from robustalign.models._sampling import (
+    attach_provenance,
+    check_args,
+    diagnose,
+    resolve_backend,
+    sample,
+    warn_if_failed,
+)
+
+
+def _finish(idata, d, prov, max_draws, what) -> BayesFit:
+    diag, overall = diagnose(idata)
+    prov.update({"data_hash": d.data_hash, "n_cells": int(d.n_cells), "n_responses": int(d.n_responses),
+                 "model": d.kind, "factors": list(d.factors), "converged": overall["converged"],
+                 "gate": {k: overall[k] for k in ("max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences")}})
+    attach_provenance(idata, prov)
+    fit = BayesFit(idata=idata, design=d, diagnostics=diag, gate=overall, provenance=prov, max_draws=max_draws)
+    warn_if_failed(overall, what, stacklevel=4)
+    return fit
+
+
+def fit_response_model(
+    responses,
+    reference=None,
+    *,
+    factors=None,
+    interactions=True,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    rng=None,
+    sampler: str = "nutpie",
+    target_accept: float = 0.9,
+    backend: str = "auto",
+    cores: int | None = None,
+    human_n: float | None = None,
+    fixed_max_levels: int = 2,
+    max_draws: int = 1000,
+) -> BayesFit:
+    """Fit the cumulative-logit response model with crossed effects (and humans, if given).
+
+    The model (METHODS 3.3, S1) on answer counts per design cell (model x item x factor levels):
+
+    ``P(y <= k) = logistic(tau_{K,k} - eta)``, with
+    ``eta = mu_model[m] + item[q] + model_item[m, q] + sum_f (beta_f[l] + model_x_f[m, l] + item_x_f[q, l])``.
+
+    Cutpoints per scale length ``K`` have the induced-Dirichlet prior; all SDs are HalfNormal(1);
+    everything is non-centred; factor effects are zero-sum over levels. With ``reference``, human
+    counts per item x group enter on the same cutpoints and item locations,
+    ``theta[c, q] = mu_group[c] + group_item[c, q] + item[q]``, so format effects and between-group
+    differences are on one scale (:meth:`BayesFit.factor_vs_human`).
+
+    Parameters
+    ----------
+    responses : Responses
+        Choice (or probability) responses; ``sample``-like replicate columns are not factors.
+    reference : Reference, optional
+        Human answer shares with respondent counts (or pass ``human_n``).
+    factors : list of str, optional
+        Design factors to model (default: all of the data's factors with more than one level).
+    interactions : bool or dict
+        Model x factor and item x factor interactions (all, none, or per factor).
+    draws, tune, chains : int
+        Passed to the sampler explicitly (per chain).
+    rng : int, Generator or None
+        Seed; the record and the integer handed to the sampler are kept in ``provenance``.
+    sampler : {"nutpie", "pymc"}
+    target_accept : float
+    backend : {"auto", "numba", "jax"}
+        Compiler for nutpie; ``auto`` takes JAX for ordinal models above 50,000 cells when installed.
+    human_n : float, optional
+        Respondents per human cell when the reference does not record them.
+    fixed_max_levels : int
+        Factors with at most this many levels get a fixed-scale population effect (no learned SD).
+    max_draws : int
+        Draws used for derived quantities (alignment, ranks); thinned evenly.
+
+    Returns
+    -------
+    BayesFit
+        Warns :class:`robustalign.ConvergenceWarning` when the gate fails.
+    """
+    from robustalign.models._graph import build_ordinal
+
+    check_args(draws, tune, chains, sampler, target_accept)
+    d = ordinal_design(responses, reference, factors=factors, interactions=interactions,
+                       fixed_max_levels=fixed_max_levels, human_n=human_n)
+    model = build_ordinal(d)
+    be = resolve_backend(backend, d.n_cells, "ordinal")
+    idata, prov, _ = sample(model, draws=draws, tune=tune, chains=chains, rng=rng, sampler=sampler,
+                            target_accept=target_accept, backend=be, cores=cores)
+    return _finish(idata, d, prov, max_draws, "The response model")
+
+
+def fit_score_model(
+    responses,
+    reference=None,
+    *,
+    factors=None,
+    interactions=True,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    rng=None,
+    sampler: str = "nutpie",
+    target_accept: float = 0.9,
+    backend: str = "auto",
+    cores: int | None = None,
+    squeeze_n: float | None = None,
+    fixed_max_levels: int = 2,
+    max_draws: int = 1000,
+) -> BayesFit:
+    """Fit the Beta score model (METHODS 3.4) to answers that are scores in [0, 1].
+
+    ``y ~ Beta(mu phi, (1 - mu) phi)`` after the squeeze ``(y (N - 1) + 1/2) / N``, with
+    ``logit mu = intercept + eta`` and the same crossed effects as :func:`fit_response_model`;
+    ``phi ~ Gamma(2, 0.1)``. Fitted on ``n``, ``sum log y`` and ``sum log(1 - y)`` per cell.
+
+    ``responses`` is a score :class:`~robustalign.Responses` or a long DataFrame in the data contract;
+    ``reference`` (optional) gives human scores per item x group for :meth:`BayesFit.alignment`.
+    ``squeeze_n`` sets ``N`` in the squeeze (default: the number of scores). Other parameters as in
+    :func:`fit_response_model`.
+    """
+    from robustalign.models._graph import build_score
+
+    check_args(draws, tune, chains, sampler, target_accept)
+    d = score_design(responses, reference, factors=factors, interactions=interactions,
+                     fixed_max_levels=fixed_max_levels, squeeze_n=squeeze_n)
+    model = build_score(d)
+    be = resolve_backend(backend, d.n_cells, "score")
+    idata, prov, _ = sample(model, draws=draws, tune=tune, chains=chains, rng=rng, sampler=sampler,
+                            target_accept=target_accept, backend=be, cores=cores)
+    prov["squeeze_n"] = d.squeeze_n
+    return _finish(idata, d, prov, max_draws, "The score model")
+
+
+def build_response_model(responses, reference=None, **kwargs):
+    """The PyMC model of :func:`fit_response_model` without sampling (for inspection)."""
+    from robustalign.models._graph import build_ordinal
+
+    return build_ordinal(ordinal_design(responses, reference, **kwargs))
+
+
+def build_score_model(responses, reference=None, **kwargs):
+    """The PyMC model of :func:`fit_score_model` without sampling."""
+    from robustalign.models._graph import build_score
+
+    return build_score(score_design(responses, reference, **kwargs))

@@ -1,0 +1,183 @@
+"""Sampling with explicit settings, provenance, and the convergence gate."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from importlib import metadata
+
+import numpy as np
+import pandas as pd
+
+from robustalign._errors import ConvergenceWarning
+from robustalign._rng import as_generator
+
+#: The gate every fit must pass before its numbers may be read as posterior summaries.
+GATE = {"max_r_hat": 1.01, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "max_divergences": 0}
+
+SAMPLERS = ("nutpie", "pymc")
+BACKENDS = ("numba", "jax", "auto")
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def resolve_backend(backend: str, n_cells: int, kind: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}; got {backend!r}.")
+    if backend != "auto":
+        if backend == "jax" and _version("jax") is None:
+            raise ImportError("`backend='jax'` needs jax: pip install 'robustalign[jax]'.")
+        return backend
+    # measured: the JAX backend wins for ordinal models above about 50,000 cells
+    if kind == "ordinal" and n_cells > 50_000 and _version("jax") is not None:
+        return "jax"
+    return "numba"
+
+
+def check_args(draws, tune, chains, sampler, target_accept):
+    for name, v, lo in (("draws", draws, 1), ("tune", tune, 1), ("chains", chains, 1)):
+        if not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"`{name}` must be an integer >= {lo}; got {v!r}.")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"`sampler` must be one of {SAMPLERS}; got {sampler!r}.")
+    if not 0 < target_accept < 1:
+        raise ValueError(f"`target_accept` must be in (0, 1); got {target_accept!r}.")
+
+
+def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, cores=None, compiled=None):
+    """Sample ``model``; return (DataTree, provenance dict, compiled model or None)."""
+    gen, record = as_generator(rng)
+    seed = int(gen.integers(0, 2**31 - 1))
+    timings = {}
+    if sampler == "nutpie":
+        import nutpie
+
+        t0 = time.perf_counter()
+        if compiled is None:
+            compiled = nutpie.compile_pymc_model(model, backend=backend)
+        timings["compile_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        idata = nutpie.sample(
+            compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+            target_accept=target_accept, progress_bar=False, save_warmup=False,
+        )
+        timings["sample_s"] = time.perf_counter() - t0
+    else:
+        import pymc as pm
+
+        t0 = time.perf_counter()
+        with model:
+            idata = pm.sample(
+                draws, tune=tune, chains=chains, cores=cores, random_seed=seed, nuts_sampler="pymc",
+                nuts={"target_accept": target_accept}, progressbar=False, compute_convergence_checks=False,
+            )
+        timings["sample_s"] = time.perf_counter() - t0  # includes the C/numba compile
+        timings["compile_s"] = float("nan")
+    prov = {
+        "robustalign": _version("robustalign"),
+        "pymc": _version("pymc"),
+        "pytensor": _version("pytensor"),
+        "arviz": _version("arviz"),
+        "nutpie": _version("nutpie"),
+        "numpy": _version("numpy"),
+        "seed": record.to_dict(),
+        "sampler_seed": seed,
+        "sampler": sampler,
+        "backend": backend if sampler == "nutpie" else "pymc-default",
+        "draws": int(draws),
+        "tune": int(tune),
+        "chains": int(chains),
+        "target_accept": float(target_accept),
+        **{k: round(v, 3) for k, v in timings.items()},
+    }
+    return idata, prov, compiled
+
+
+def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
+    """Per-variable R-hat / ESS and the overall gate verdict.
+
+    Returns a frame with one row per variable (``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``,
+    ``passed``) and a dict with the overall extremes, divergences and ``converged``.
+    """
+    import arviz as az
+
+    post = idata["posterior"].to_dataset()
+    names = [v for v in (var_names or list(post.data_vars))]
+    n_chains = post.sizes["chain"]
+    rows = []
+    rh = az.rhat(idata, var_names=names) if n_chains > 1 else None
+    eb = az.ess(idata, var_names=names, method="bulk")
+    et = az.ess(idata, var_names=names, method="tail")
+
+    def ds(x):
+        return x.to_dataset() if hasattr(x, "to_dataset") else x
+
+    rh, eb, et = (ds(x) if x is not None else None for x in (rh, eb, et))
+    for v in names:
+        arr = post[v].values
+        const = np.ptp(arr.reshape(arr.shape[0] * arr.shape[1], -1), axis=0) == 0
+
+        def red(x, fn, fill, v=v, const=const):
+            a = np.asarray(x[v].values, float).ravel()
+            a = a[~const.ravel()] if a.size == const.size else a
+            return float(fn(a)) if a.size else fill
+
+        r = red(rh, np.max, float("nan")) if rh is not None else float("nan")
+        rows.append({"variable": v, "max_r_hat": r, "min_ess_bulk": red(eb, np.min, np.inf),
+                     "min_ess_tail": red(et, np.min, np.inf)})
+    diag = pd.DataFrame(rows)
+    ss = idata["sample_stats"]
+    div = int(np.asarray(ss["diverging"]).sum()) if "diverging" in ss else 0
+    rhat_ok = diag["max_r_hat"].le(GATE["max_r_hat"])  # NaN (one chain or constant) fails
+    diag["passed"] = rhat_ok & diag["min_ess_bulk"].ge(GATE["min_ess_bulk"]) & diag["min_ess_tail"].ge(
+        GATE["min_ess_tail"]
+    )
+    overall = {
+        "max_r_hat": float(diag["max_r_hat"].max()),
+        "min_ess_bulk": float(diag["min_ess_bulk"].min()),
+        "min_ess_tail": float(diag["min_ess_tail"].min()),
+        "divergences": div,
+        "n_draws": int(post.sizes["chain"] * post.sizes["draw"]),
+    }
+    overall["converged"] = bool(diag["passed"].all() and div <= GATE["max_divergences"])
+    diag["divergences"] = div
+    diag["converged"] = overall["converged"]
+    return diag, overall
+
+
+def gate_message(overall: dict) -> str:
+    fails = []
+    if not overall["max_r_hat"] <= GATE["max_r_hat"]:
+        fails.append(f"max R-hat {overall['max_r_hat']:.3f} > {GATE['max_r_hat']}")
+    if not overall["min_ess_bulk"] >= GATE["min_ess_bulk"]:
+        fails.append(f"min bulk ESS {overall['min_ess_bulk']:.0f} < {GATE['min_ess_bulk']:.0f}")
+    if not overall["min_ess_tail"] >= GATE["min_ess_tail"]:
+        fails.append(f"min tail ESS {overall['min_ess_tail']:.0f} < {GATE['min_ess_tail']:.0f}")
+    if overall["divergences"] > GATE["max_divergences"]:
+        fails.append(f"{overall['divergences']} divergent transitions")
+    return "; ".join(fails)
+
+
+def warn_if_failed(overall: dict, what: str, stacklevel: int = 3) -> None:
+    if not overall["converged"]:
+        warnings.warn(
+            f"{what} did NOT pass the convergence gate ({gate_message(overall)}). Its numbers are marked "
+            "converged=False everywhere; do not report them. Run longer (more `tune`/`draws`), raise "
+            "`target_accept`, or simplify the model.",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def attach_provenance(idata, prov: dict) -> None:
+    idata.attrs["robustalign_provenance"] = json.dumps(prov, default=str)
+    for k in ("sampler", "sampler_seed", "draws", "tune", "chains", "data_hash", "converged"):
+        if k in prov:
+            v = prov[k]
+            idata.attrs[f"robustalign_{k}"] = int(v) if isinstance(v, bool) else v
