@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev,importers]'
 	touch $(STAMP)
 
+# the audit of the bundled data: report.html, report.md, CSV tables and figures in audit-out/
 demo: $(STAMP)
-	$(VENV)/bin/robustalign audit --example
+	$(VENV)/bin/robustalign audit --example --out audit-out --force
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q

@@ -1,15 +1,18 @@
 """The ``robustalign`` command.
 
-``robustalign audit RESPONSES --reference REFERENCE [--scales SCALES] [--against COLUMN] --out DIR``
-audits stored responses against human references; ``robustalign audit --example`` runs on the bundled
-multicultural-alignment data. Bad input ends with one clear message and exit status 2, never a
-traceback; an existing output directory is never overwritten without ``--force``.
+``robustalign audit RESPONSES --reference REFERENCE [--scales SCALES] [--design design.toml] --out DIR``
+audits stored responses against human references: it runs every assessment the data's design factors
+allow (:func:`robustalign.report.run_audit`) and writes a self-contained ``report.html``, ``report.md``,
+one CSV per table of estimates and the figures as PDF and PNG. ``robustalign audit --example`` runs on
+the bundled multicultural-alignment data. Progress goes to stderr. Bad input ends with one clear
+message and exit status 2, never a traceback; an existing non-empty output directory is never
+overwritten without ``--force``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +23,7 @@ import pandas as pd
 from robustalign._errors import RobustAlignError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 
 
 def _fmt_ci(est: float, lo: float, hi: float) -> str:
@@ -56,54 +60,69 @@ def _print_table(tab: pd.DataFrame, row_keys: list[str], out=None) -> None:
     print(pd.DataFrame(wide).to_string(), file=out or sys.stdout)
 
 
-def _example(args) -> int:
-    from robustalign.datasets import load_multicultural_alignment
+class _Progress:
+    """Progress lines on stderr with the elapsed time, flushed at once."""
 
-    t0 = time.time()
-    print("robustalign audit --example: Rystrøm et al. (2025) multicultural-alignment data", flush=True)
-    data = load_multicultural_alignment()
-    r = data.responses
-    print(f"  {r}", flush=True)
-    for _, e in r.exclusions.to_frame().iterrows():
-        print(f"  excluded: {e['n_rows']} rows ({e['reason']}; {e['action']})")
-    print(f"  computing alignment per model x prompt language ({args.n_resamples} cluster-bootstrap "
-          "resamples over items) ...", flush=True)
-    tab = alignment_table(r, data.reference_language, against="language", n_resamples=args.n_resamples,
-                          rng=args.seed)
-    print("\nAlignment of each model with the human answers of its prompt language")
-    print("(spearman: rank correlation across items of mean pro-score vs human pro share, as published;")
-    print(" js: mean over items of 1 - Jensen-Shannon distance, base 2, of the pro/con distributions)\n")
-    _print_table(tab, ["model", "language"])
-    print(f"\nIntervals: BCa, items resampled as a sample of possible items; seed {args.seed}; "
-          f"{time.time() - t0:.1f} s.")
-    if args.out:
-        out = _prepare_out(Path(args.out), args.force)
-        tab.to_csv(out / "alignment.csv", index=False)
-        (out / "provenance.json").write_text(json.dumps(_provenance(args, r, data.reference_language), indent=2))
-        print(f"Tables written to {out}/")
-    return 0
+    def __init__(self, quiet: bool = False):
+        self.t0 = time.time()
+        self.quiet = quiet
 
-
-def _provenance(args, responses, reference) -> dict:
-    from importlib.metadata import version
-
-    return {
-        "robustalign": version("robustalign"),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "seed": args.seed,
-        "n_resamples": args.n_resamples,
-        "responses_hash": responses.data_hash(),
-        "reference_hash": reference.data_hash(),
-    }
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"[{time.time() - self.t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def _prepare_out(out: Path, force: bool) -> Path:
-    if out.exists() and any(out.iterdir()) and not force:
+    from robustalign.report.render import prepare_out
+
+    return prepare_out(out, force)
+
+
+def _print_report(report, row_keys) -> None:
+    """Alignment table and the verdicts in words on stdout."""
+    tab = report.tables["alignment"]
+    print("\nAlignment of each model with its human reference group")
+    print("(spearman: rank correlation across items of mean answer vs human mean, as published;")
+    print(" js: mean over items of 1 - Jensen-Shannon distance, base 2)\n")
+    keys = [c for c in row_keys if c in tab.columns]
+    _print_table(tab, list(dict.fromkeys(keys)))
+    print("\nVerdicts")
+    print(report.summary())
+
+
+def _run(args, report, row_keys, progress) -> int:
+    _print_report(report, row_keys)
+    if args.out:
+        out = report.write(args.out, force=args.force, progress=progress)
+        print(f"\nReport written to {out}/report.html (also report.md, {len(report.tables)} CSV tables, figures/)")
+    else:
+        print("\n(no --out given: nothing was written; pass --out DIR for the report, tables and figures)")
+    return 0
+
+
+def _example(args) -> int:
+    from robustalign.report import run_example_audit
+
+    progress = _Progress(args.quiet)
+    print("robustalign audit --example: Rystrøm et al. (2025) multicultural-alignment data", flush=True)
+    if args.out:  # refuse before spending minutes on the audit
+        _check_out(Path(args.out), args.force)
+    report = run_example_audit(rng=args.seed, n_resamples=args.n_resamples, n_permutations=args.n_permutations,
+                               progress=progress)
+    part = report.parts[0]
+    from robustalign.datasets import load_multicultural_alignment
+
+    r = load_multicultural_alignment().responses
+    print(f"  {r}")
+    for _, e in part.exclusions.iterrows():
+        print(f"  excluded: {e['n_rows']} rows ({e['reason']}; {e['action']})")
+    return _run(args, report, ["model", "language"], progress)
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise RobustAlignError(f"output directory {str(out)!r} exists and is not empty; choose another --out "
                                "or pass --force to overwrite it.")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _audit(args) -> int:
@@ -112,52 +131,83 @@ def _audit(args) -> int:
     if args.responses is None or args.reference is None:
         raise RobustAlignError("give RESPONSES and --reference REFERENCE (or --example for the bundled data).")
     from robustalign.io import load_reference, load_responses
+    from robustalign.report import load_design, run_audit
 
+    progress = _Progress(args.quiet)
+    design = load_design(args.design)
+    if args.against:
+        design.against = args.against
+    if args.out:
+        _check_out(Path(args.out), args.force)
+    progress("reading and validating the input files")
     ref = load_reference(args.reference, scales=args.scales, group_col=args.group_col)
     resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced)
     print(f"  {resp}")
     for _, e in resp.exclusions.merged(ref.exclusions).to_frame().iterrows():
         print(f"  excluded/recoded: {e['n_rows']} rows ({e['reason']}; {e['action']})")
-    tab = alignment_table(resp, ref, against=args.against, n_resamples=args.n_resamples, rng=args.seed)
-    keys = [c for c in tab.columns if c in ("model", args.against, "group")]
-    _print_table(tab, list(dict.fromkeys(keys)))
-    if args.out:
-        out = _prepare_out(Path(args.out), args.force)
-        tab.to_csv(out / "alignment.csv", index=False)
-        (out / "provenance.json").write_text(json.dumps(_provenance(args, resp, ref), indent=2))
-        print(f"Tables written to {out}/")
-    return 0
+    item_table = None
+    if args.scales and design.domains.get("column"):
+        from robustalign.io import read_table
+
+        item_table = read_table(args.scales)
+    report = run_audit(resp, ref, design=design, rng=args.seed if args.seed is not None else None,
+                       n_resamples=args.n_resamples, n_permutations=args.n_permutations, progress=progress,
+                       item_table=item_table)
+    return _run(args, report, ["model", design.against, "group"], progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robustalign", description="Honest error bars on cultural-alignment claims.")
     sub = p.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("audit", help="audit stored responses against human references")
+    a = sub.add_parser("audit", help="audit stored responses against human references",
+                       description="Run every assessment the data's design allows and write a report.")
     a.add_argument("responses", nargs="?", help="responses file (CSV, Parquet or JSONL)")
     a.add_argument("--reference", help="human reference file: item, group, option, share[, n]")
-    a.add_argument("--scales", help="item scales file: item, options, labels, ordinal")
+    a.add_argument("--scales", help="item scales file: item, options, labels, ordinal[, domain ...]")
+    a.add_argument("--design", help="design file (TOML): factors, claims, seed, resamples; see README")
     a.add_argument("--group-col", default="group", help="name of the group column in the reference")
     a.add_argument("--against", help="responses column naming each cell's own reference group (e.g. language)")
     a.add_argument("--drop-unreferenced", action="store_true",
                    help="drop (and count) responses to items without a human reference")
     a.add_argument("--example", action="store_true", help="run on the bundled multicultural-alignment data")
-    a.add_argument("--out", help="directory for tables (never overwritten without --force)")
+    a.add_argument("--out", help="directory for the report, tables and figures (never overwritten without --force)")
     a.add_argument("--force", action="store_true", help="allow writing into a non-empty --out")
-    a.add_argument("--seed", type=int, default=0, help="random seed (recorded)")
-    a.add_argument("--n-resamples", type=int, default=2000, help="bootstrap resamples for intervals")
+    a.add_argument("--seed", type=int, default=None, help="random seed (default: the design's, else 0; recorded)")
+    a.add_argument("--n-resamples", type=int, default=None, help="bootstrap resamples for intervals (default 2000)")
+    a.add_argument("--n-permutations", type=int, default=None,
+                   help="permutations for p-values (default 2000)")
+    a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    a.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     a.set_defaults(func=_audit)
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "example", False):
+        args.seed = 0 if args.seed is None else args.seed
+        args.n_resamples = args.n_resamples or 2000
+        args.n_permutations = args.n_permutations or 2000
+    for name in ("n_resamples", "n_permutations"):
+        v = getattr(args, name, None)
+        if v is not None and v < 10:
+            print(f"robustalign: error: --{name.replace('_', '-')} must be at least 10; got {v}.", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files; no display is needed
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into e.g. `head`: not an error of the audit
         return 0
-    except (RobustAlignError, ValueError, OSError) as e:
-        print(f"robustalign: error: {e}", file=sys.stderr)
+    except (RobustAlignError, ValueError, OSError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"robustalign: error: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as e:  # a bug, not bad input: still one message, the traceback on request
+        if getattr(args, "debug", False):
+            raise
+        print(f"robustalign: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback, and "
+              "please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,225 @@
+"""The audit design file (``design.toml``): what the data's factors mean and which claims to audit.
+
+Every key is optional; a missing file means "decide from the data". The schema (all keys)::
+
+    title = "My audit"                 # heading of the report
+    seed = 0                           # random seed (recorded)
+    n_resamples = 2000                 # bootstrap resamples for every interval
+    n_permutations = 2000              # permutations / sign flips for every p-value
+    confidence_level = 0.95
+    metrics = ["spearman", "js"]       # alignment metrics of the alignment table
+
+    [alignment]
+    against = "language"               # responses column naming each cell's own human group
+    group_map = { da = "DK" }          # values of `against` -> reference group names
+
+    [stability]
+    enabled = true                     # default: on when a design factor has >= 2 levels
+    factors = ["format", "template"]   # default: every factor with >= 2 levels except sample/steering
+    skip = ["agreement"]               # optional parts to leave out (default: the slow "agreement")
+
+    [steering]
+    column = "steer_target"            # the steering factor (default: "steer_target" when present)
+    baseline = "none"                  # its unsteered level; omit when there is none
+    by = ["model", "language"]         # cells judged separately (default ["model"])
+    metric = "js"
+    group_map = { Denmark = "DK" }
+    compare = ["congruent", "congruent", "incongruent"]   # optional paired comparison (column, a, b)
+    compare_metric = "spearman"
+
+    [domains]                          # items -> domains, for extrapolability (one of):
+    prefix = 1                         # the first N characters of the item key (WVS blocks)
+    map = { F121 = "F", D054 = "D" }   # an explicit map
+    column = "domain"                  # a column of the scales/item table
+
+    [bayes]
+    fit = false                        # fit the hierarchical Bayesian model (slow; off by default)
+    draws = 500
+    tune = 500
+    chains = 2
+
+    [[claims]]                         # any number of claims, audited over every specification
+    kind = "closer"                    # closer | closest_group | steering_raises | human_proxy | higher_position
+    model = "gpt-4o"
+    than = "gemma-2-27b-it"            # closer, higher_position
+    group = "en"                       # closer, closest_group, human_proxy (the proxy group)
+    target = "DK"                      # steering_raises, human_proxy
+    text = "..."                       # optional wording used in the report
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robustalign._errors import RobustAlignError
+
+__all__ = ["AuditDesign", "load_design"]
+
+_TOP = {"title", "seed", "n_resamples", "n_permutations", "confidence_level", "metrics", "alignment",
+        "stability", "steering", "domains", "bayes", "claims", "extrapolability"}
+_SECTIONS = {
+    "alignment": {"against", "group_map"},
+    "stability": {"enabled", "factors", "skip"},
+    "steering": {"enabled", "column", "baseline", "by", "metric", "group_map", "compare", "compare_metric"},
+    "domains": {"prefix", "map", "column"},
+    "extrapolability": {"enabled", "min_domain_items"},
+    "bayes": {"fit", "draws", "tune", "chains", "model"},
+}
+_CLAIM_KEYS = {"kind", "model", "than", "group", "target", "text", "steer", "baseline"}
+_CLAIM_NEEDS = {
+    "closer": ("model", "than", "group"),
+    "closest_group": ("model", "group"),
+    "steering_raises": ("model", "target"),
+    "human_proxy": ("group", "target", "model"),
+    "higher_position": ("model", "than"),
+}
+
+
+@dataclass
+class AuditDesign:
+    """A parsed design file (see the module docstring for the schema). Defaults decide from the data."""
+
+    title: str | None = None
+    seed: int = 0
+    n_resamples: int = 2000
+    n_permutations: int = 2000
+    confidence_level: float = 0.95
+    metrics: tuple[str, ...] = ("spearman", "js")
+    against: str | None = None
+    group_map: dict | None = None
+    stability: dict = field(default_factory=dict)
+    steering: dict = field(default_factory=dict)
+    domains: dict = field(default_factory=dict)
+    extrapolability: dict = field(default_factory=dict)
+    bayes: dict = field(default_factory=dict)
+    claims: list[dict] = field(default_factory=list)
+    source: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str | None = None) -> AuditDesign:
+        """Validate a design given as a dict (the parsed TOML); unknown keys are errors, not ignored."""
+        where = f"design file {source!r}" if source else "design"
+        if not isinstance(d, dict):
+            raise RobustAlignError(f"{where}: must be a table of keys; got {type(d).__name__}.")
+        unknown = sorted(set(d) - _TOP)
+        if unknown:
+            raise RobustAlignError(f"{where}: unknown keys {unknown}; known keys are {sorted(_TOP)}.")
+        for sec, keys in _SECTIONS.items():
+            if sec in d:
+                if not isinstance(d[sec], dict):
+                    raise RobustAlignError(f"{where}: [{sec}] must be a table; got {d[sec]!r}.")
+                bad = sorted(set(d[sec]) - keys)
+                if bad:
+                    raise RobustAlignError(f"{where}: unknown keys {bad} in [{sec}]; known keys are {sorted(keys)}.")
+        out = cls(source=source)
+        out.title = d.get("title")
+        out.seed = _int(d.get("seed", 0), "seed", where, 0)
+        out.n_resamples = _int(d.get("n_resamples", 2000), "n_resamples", where, 10)
+        out.n_permutations = _int(d.get("n_permutations", 2000), "n_permutations", where, 10)
+        lvl = d.get("confidence_level", 0.95)
+        if isinstance(lvl, bool) or not isinstance(lvl, (int, float)) or not 0 < lvl < 1:
+            raise RobustAlignError(f"{where}: `confidence_level` must be in (0, 1); got {lvl!r}.")
+        out.confidence_level = float(lvl)
+        metrics = d.get("metrics", ["spearman", "js"])
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        from robustalign.metrics import METRICS
+
+        bad = [m for m in metrics if m != "spearman" and m not in METRICS]
+        if bad or not metrics:
+            raise RobustAlignError(f"{where}: `metrics` must be drawn from {['spearman', *sorted(METRICS)]}; "
+                                   f"got {metrics!r}.")
+        out.metrics = tuple(metrics)
+        al = d.get("alignment", {})
+        out.against = al.get("against")
+        out.group_map = {str(k): str(v) for k, v in al.get("group_map", {}).items()} or None
+        out.stability = dict(d.get("stability", {}))
+        out.steering = dict(d.get("steering", {}))
+        if "compare" in out.steering:
+            c = out.steering["compare"]
+            if not (isinstance(c, list) and len(c) == 3 and all(isinstance(x, str) for x in c)):
+                raise RobustAlignError(f"{where}: [steering] `compare` must be three strings [column, level_a, "
+                                       f"level_b]; got {c!r}.")
+        if isinstance(out.steering.get("by"), str):
+            out.steering["by"] = [out.steering["by"]]
+        out.domains = dict(d.get("domains", {}))
+        if len(out.domains) > 1:
+            raise RobustAlignError(f"{where}: [domains] takes one of `prefix`, `map` or `column`; got "
+                                   f"{sorted(out.domains)}.")
+        if "prefix" in out.domains:
+            _int(out.domains["prefix"], "[domains] prefix", where, 1)
+        out.extrapolability = dict(d.get("extrapolability", {}))
+        out.bayes = dict(d.get("bayes", {}))
+        if out.bayes.get("model", "auto") not in ("auto", "score", "response"):
+            raise RobustAlignError(f"{where}: [bayes] `model` must be 'auto', 'score' or 'response'; got "
+                                   f"{out.bayes['model']!r}.")
+        for k in ("draws", "tune", "chains"):
+            if k in out.bayes:
+                _int(out.bayes[k], f"[bayes] {k}", where, 1)
+        claims = d.get("claims", [])
+        if not isinstance(claims, list):
+            raise RobustAlignError(f"{where}: `claims` must be an array of tables ([[claims]]); got {claims!r}.")
+        for i, c in enumerate(claims, 1):
+            if not isinstance(c, dict):
+                raise RobustAlignError(f"{where}: claim {i} must be a table; got {c!r}.")
+            bad = sorted(set(c) - _CLAIM_KEYS)
+            if bad:
+                raise RobustAlignError(f"{where}: claim {i} has unknown keys {bad}; known keys are "
+                                       f"{sorted(_CLAIM_KEYS)}.")
+            kind = c.get("kind")
+            if kind not in _CLAIM_NEEDS:
+                raise RobustAlignError(f"{where}: claim {i} `kind` must be one of {sorted(_CLAIM_NEEDS)}; got {kind!r}.")
+            missing = [k for k in _CLAIM_NEEDS[kind] if k not in c]
+            if missing:
+                raise RobustAlignError(f"{where}: claim {i} ({kind}) needs keys {missing}.")
+        out.claims = [dict(c) for c in claims]
+        return out
+
+    def claim_objects(self) -> list:
+        """The claims as :class:`robustalign.claims.multiverse.Claim` objects."""
+        from robustalign.claims.multiverse import Claim
+
+        out = []
+        for c in self.claims:
+            k = c["kind"]
+            if k == "closer":
+                cl = Claim.closer(c["model"], than=c["than"], group=c["group"])
+            elif k == "closest_group":
+                cl = Claim.closest_group(c["model"], group=c["group"])
+            elif k == "steering_raises":
+                cl = Claim.steering_raises(c["model"], target=c["target"],
+                                           steer=c.get("steer", self.steering.get("column", "steer_target")),
+                                           baseline=c.get("baseline", self.steering.get("baseline", "none")),
+                                           group=c.get("group"))
+            elif k == "human_proxy":
+                cl = Claim.human_proxy(c["group"], target=c["target"], model=c["model"])
+            else:
+                cl = Claim.higher_position(c["model"], than=c["than"])
+            if c.get("text"):
+                from dataclasses import replace
+
+                cl = replace(cl, text=c["text"])
+            out.append(cl)
+        return out
+
+
+def _int(v, name, where, minimum) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise RobustAlignError(f"{where}: `{name}` must be an integer >= {minimum}; got {v!r}.")
+    return int(v)
+
+
+def load_design(path: str | Path | None) -> AuditDesign:
+    """Read and validate a ``design.toml`` (``None`` gives the defaults)."""
+    if path is None:
+        return AuditDesign()
+    p = Path(path)
+    if not p.is_file():
+        raise RobustAlignError(f"design file {str(p)!r} does not exist.")
+    try:
+        d = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise RobustAlignError(f"design file {str(p)!r} is not valid TOML: {e}.") from None
+    return AuditDesign.from_dict(d, source=p.name)
