@@ -1,6 +1,23 @@
 """Figures for robustalign results (matplotlib). Each function takes a result and an optional ``ax``
 and returns the matplotlib Axes; none computes statistics. Importing this module imports matplotlib,
-so the result objects import it only inside their ``plot()`` methods."""
+so the result objects import it only inside their ``plot()`` methods.
+
+One style for all (``robustalign.plots._style``): Okabe-Ito colours (colour-blind safe), 7-8 pt text
+at single-column width (3.3 in), TrueType fonts embedded in PDF output.
+
+=============================  ==========================================================
+alignment                      :func:`plot_alignment_forest`, :func:`plot_rank_caterpillar`,
+                               :func:`plot_flip_heatmap`
+stability                      :func:`plot_factor_effects` (against the human band),
+                               :func:`plot_flip_rates`
+steerability                   :func:`plot_steering_matrix`, :func:`plot_steering_gains`,
+                               :func:`plot_steerability`
+multiverse audit of a claim    :func:`plot_specification_curve`
+Bayesian fit                   :func:`plot_variance_shares`
+calibration                    :func:`plot_calibration`, :func:`plot_sbc_ranks`
+validity                       :func:`plot_rates`
+=============================  ==========================================================
+"""
 
 from __future__ import annotations
 
@@ -8,8 +25,36 @@ import matplotlib as mpl
 import numpy as np
 
 from robustalign.plots._style import PALETTE, RC, new_axes
+from robustalign.plots.alignment import plot_alignment_forest, plot_flip_heatmap, plot_rank_caterpillar
+from robustalign.plots.calibration import plot_calibration, plot_sbc_ranks
+from robustalign.plots.multiverse import plot_specification_curve
+from robustalign.plots.stability import plot_factor_effects, plot_flip_rates
+from robustalign.plots.steerability import plot_steerability, plot_steering_gains, plot_steering_matrix
+from robustalign.plots.variance import plot_variance_shares
 
-__all__ = ["plot_rates"]
+__all__ = [
+    "plot_alignment_forest",
+    "plot_calibration",
+    "plot_factor_effects",
+    "plot_flip_heatmap",
+    "plot_flip_rates",
+    "plot_rank_caterpillar",
+    "plot_rates",
+    "plot_sbc_ranks",
+    "plot_specification_curve",
+    "plot_steerability",
+    "plot_steering_gains",
+    "plot_steering_matrix",
+    "plot_variance_shares",
+]
+
+try:  # written alongside; re-exported once it exists
+    from robustalign.plots.extrapolability import *  # noqa: F403
+    from robustalign.plots.extrapolability import __all__ as _extrapolability_all
+
+    __all__ += list(_extrapolability_all)
+except ImportError:  # pragma: no cover - depends on the module being present
+    pass
 
 
 def plot_rates(result, ax=None, *, confidence_level: float | None = None):

@@ -1,0 +1,149 @@
+"""Figures of alignment results (:func:`robustalign.alignment.alignment`, a ``BootstrapResult``): forest
+plot of alignment with intervals per model x group, rank caterpillar with rank intervals, and the
+pairwise flip-probability heat map. Every number is read from the result (``to_frame()``, ``ranks()``,
+``pairwise().flip_probability()``); nothing is computed here."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import numpy as np
+
+from robustalign.plots._style import PALETTE, RC, SINGLE_COLUMN, new_axes
+
+__all__ = ["plot_alignment_forest", "plot_flip_heatmap", "plot_rank_caterpillar"]
+
+
+def _err(f):
+    est = f["estimate"].to_numpy(float)
+    return np.clip([est - f["conf_low"].to_numpy(float), f["conf_high"].to_numpy(float) - est], 0, None)
+
+
+def _short(name: str, n: int = 26) -> str:
+    s = str(name)
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _colour_col(labels, row: str):
+    others = [c for c in labels.columns if c != row]
+    multi = [c for c in others if labels[c].nunique() > 1]
+    if "group" in multi:
+        return "group"
+    return multi[0] if multi else None
+
+
+def plot_alignment_forest(result, ax=None, *, row: str = "model", confidence_level: float | None = None,
+                          xlabel: str | None = None):
+    """Forest plot: one row per ``row`` level (models), one marker per group (colour), with intervals.
+
+    Parameters
+    ----------
+    result : BootstrapResult
+        From :func:`robustalign.alignment.alignment` (labels e.g. ``model, language, group``).
+    ax : matplotlib Axes, optional
+    row : str
+        Label column on the vertical axis.
+    confidence_level : float, optional
+        Interval level (read from the stored resamples).
+    """
+    f = result.to_frame(confidence_level)
+    if row not in f.columns:
+        raise ValueError(f"`row={row!r}` is not a label column; label columns are {list(result.labels.columns)}.")
+    colour = _colour_col(result.labels, row)
+    rows = list(dict.fromkeys(f[row]))
+    levels = list(dict.fromkeys(f[colour])) if colour else [None]
+    fig, ax = new_axes(ax, height=0.16 * len(rows) * max(1, min(len(levels), 4)) + 1.0)
+    with mpl.rc_context(RC):
+        y = np.array([rows.index(v) for v in f[row]], float)
+        for j, lev in enumerate(levels):
+            m = (f[colour] == lev).to_numpy() if colour else np.ones(len(f), bool)
+            off = (j - (len(levels) - 1) / 2) * 0.75 / max(1, len(levels))
+            ax.errorbar(f.loc[m, "estimate"], y[m] + off, xerr=_err(f[m]), fmt="o", ms=2.5, lw=0.8, capsize=0,
+                        color=PALETTE[j % len(PALETTE)], label=str(lev) if lev is not None else None)
+        ax.set_yticks(range(len(rows)), [_short(r) for r in rows])
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        for k in range(1, len(rows)):
+            ax.axhline(k - 0.5, color="0.92", lw=0.5, zorder=0)
+        lvl = f["conf_level"].iloc[0]
+        stat = xlabel or (result.statistic or "alignment")
+        ax.set_xlabel(f"{stat} ({lvl:.0%} {f['method'].iloc[0]} interval)")
+        if colour:
+            ax.legend(title=colour, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1), handletextpad=0.2)
+    return ax
+
+
+def plot_rank_caterpillar(result, ax=None, *, within: str | None = "group", row: str = "model",
+                          confidence_level: float | None = None, higher_is_better: bool = True):
+    """Rank of each model (1 = closest) with its bootstrap rank interval, within each group (colour).
+
+    Reads :meth:`BootstrapResult.ranks`; models are ordered by their mean rank.
+    """
+    w = within if within is not None and within in result.labels.columns else None
+    rk = result.ranks(within=w, higher_is_better=higher_is_better, level=confidence_level)
+    order = rk.groupby(row, sort=False)["rank_mean"].mean().sort_values()
+    rows = list(order.index)
+    levels = list(dict.fromkeys(rk[w])) if w else [None]
+    n_max = int(rk["rank_high"].max())
+    fig, ax = new_axes(ax, height=0.16 * len(rows) * max(1, min(len(levels), 4)) + 1.0)
+    with mpl.rc_context(RC):
+        y = np.array([rows.index(v) for v in rk[row]], float)
+        for j, lev in enumerate(levels):
+            m = (rk[w] == lev).to_numpy() if w else np.ones(len(rk), bool)
+            off = (j - (len(levels) - 1) / 2) * 0.75 / max(1, len(levels))
+            r = rk[m]
+            err = np.clip([r["rank"] - r["rank_low"], r["rank_high"] - r["rank"]], 0, None)
+            ax.errorbar(r["rank"], y[m] + off, xerr=err, fmt="s", ms=2.5, lw=0.8, capsize=0,
+                        color=PALETTE[j % len(PALETTE)], label=str(lev) if lev is not None else None)
+        ax.set_yticks(range(len(rows)), [_short(r) for r in rows])
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_xticks(range(1, n_max + 1))
+        ax.set_xlim(0.5, n_max + 0.5)
+        for k in range(1, len(rows)):
+            ax.axhline(k - 0.5, color="0.92", lw=0.5, zorder=0)
+        ax.set_xlabel(f"rank (1 = closest; {rk['conf_level'].iloc[0]:.0%} bootstrap rank interval)")
+        if w:
+            ax.legend(title=w, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1), handletextpad=0.2)
+    return ax
+
+
+def plot_flip_heatmap(result, ax=None, *, factor: str = "model", colorbar: bool = True, **keys):
+    """Heat map of the probability that the order of two levels of ``factor`` flips under resampling.
+
+    ``keys`` select one cell of the other label columns (e.g. ``group="en"``); without them the result
+    must have no other varying label. Lower triangle: P(flip) of each pair (darker = less certain order);
+    rows and columns are ordered by the estimate, best first.
+    """
+    lab = result.labels
+    sub = result.subset(**keys) if keys else result
+    others = [c for c in sub.labels.columns if c != factor and sub.labels[c].nunique() > 1]
+    if others:
+        raise ValueError(f"the result varies in {others} besides {factor!r}; select one cell with keywords, e.g. "
+                         f"plot_flip_heatmap(res, {others[0]}={lab[others[0]].iloc[0]!r}).")
+    est = sub.to_frame().set_index(factor)["estimate"].sort_values(ascending=False)
+    levels = list(est.index)
+    fp = sub.pairwise(factor).flip_probability()
+    n = len(levels)
+    M = np.full((n, n), np.nan)
+    for _, r in fp.iterrows():
+        i, j = levels.index(r[f"{factor}_a"]), levels.index(r[f"{factor}_b"])
+        a, b = max(i, j), min(i, j)
+        M[a, b] = r["p_flip"]
+    fig, ax = new_axes(ax, width=SINGLE_COLUMN, height=SINGLE_COLUMN * 0.95)
+    with mpl.rc_context(RC):
+        im = ax.imshow(M, cmap="cividis_r", vmin=0, vmax=0.5, aspect="equal")
+        for a in range(n):
+            for b in range(a):
+                if np.isfinite(M[a, b]):
+                    ax.text(b, a, f"{M[a, b]:.2f}".lstrip("0") if M[a, b] < 1 else "1", ha="center", va="center",
+                            fontsize=5, color="white" if M[a, b] > 0.3 else "black")
+        names = [_short(v, 18) for v in levels]
+        ax.set_xticks(range(n), names, rotation=90, fontsize=6)
+        ax.set_yticks(range(n), names, fontsize=6)
+        ax.spines[["left", "bottom"]].set_visible(False)
+        ax.tick_params(length=0)
+        title = " / ".join(f"{v}" for v in keys.values())
+        ax.set_title((title + ": " if title else "") + "P(order flips)", fontsize=7, loc="left")
+        if colorbar:
+            cb = fig.colorbar(im, ax=ax, shrink=0.7)
+            cb.set_label("P(order flips) (0.5 = coin toss)", fontsize=6)
+            cb.ax.tick_params(labelsize=6)
+    return ax
