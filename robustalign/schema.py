@@ -223,17 +223,20 @@ class Reference:
         """
         items = list(self.items if items is None else items)
         groups = list(self.groups if groups is None else groups)
+        # a group may be asked for more than once (several steering levels mapped to one group): fill
+        # each distinct group once and index, so that every repeat gets the shares, not only the last
+        uniq = list(dict.fromkeys(groups))
         kmax = max(self.scales[i].K for i in items)
-        out = np.full((len(items), len(groups), kmax), np.nan)
+        out = np.full((len(items), len(uniq), kmax), np.nan)
         ii = {k: j for j, k in enumerate(items)}
-        gg = {k: j for j, k in enumerate(groups)}
+        gg = {k: j for j, k in enumerate(uniq)}
         s = self.shares[self.shares["item"].isin(ii) & self.shares["group"].isin(gg)]
         ix = s["item"].map(ii).to_numpy()
         gx = s["group"].map(gg).to_numpy()
         kx = s["_k"].to_numpy()
         out[ix, gx, :] = np.where(np.isnan(out[ix, gx, :]), 0.0, out[ix, gx, :])
         out[ix, gx, kx] = s["share"].to_numpy()
-        return out
+        return out if len(uniq) == len(groups) else out[:, [gg[g] for g in groups], :]
 
     def n_array(self, items=None, groups=None) -> np.ndarray:
         """Respondent counts as an (items, groups) array, NaN where unknown or absent."""
