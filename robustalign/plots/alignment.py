@@ -23,6 +23,12 @@ def _short(name: str, n: int = 26) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def _top_legend(ax, title: str, n: int) -> None:
+    """Legend in one row above the axes, so the plot keeps the full single-column width."""
+    ax.legend(title=title, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(n, 5),
+              handletextpad=0.1, columnspacing=0.8, borderaxespad=0.2, alignment="left")
+
+
 def _colour_col(labels, row: str):
     others = [c for c in labels.columns if c != row]
     multi = [c for c in others if labels[c].nunique() > 1]
@@ -51,7 +57,7 @@ def plot_alignment_forest(result, ax=None, *, row: str = "model", confidence_lev
     colour = _colour_col(result.labels, row)
     rows = list(dict.fromkeys(f[row]))
     levels = list(dict.fromkeys(f[colour])) if colour else [None]
-    fig, ax = new_axes(ax, height=0.16 * len(rows) * max(1, min(len(levels), 4)) + 1.0)
+    fig, ax = new_axes(ax, height=0.1 * len(rows) * max(1, min(len(levels), 4)) + 1.1)
     with mpl.rc_context(RC):
         y = np.array([rows.index(v) for v in f[row]], float)
         for j, lev in enumerate(levels):
@@ -64,10 +70,10 @@ def plot_alignment_forest(result, ax=None, *, row: str = "model", confidence_lev
         for k in range(1, len(rows)):
             ax.axhline(k - 0.5, color="0.92", lw=0.5, zorder=0)
         lvl = f["conf_level"].iloc[0]
-        stat = xlabel or (result.statistic or "alignment")
+        stat = xlabel or (result.statistic if result.statistic not in ("", "stat") else "alignment")
         ax.set_xlabel(f"{stat} ({lvl:.0%} {f['method'].iloc[0]} interval)")
         if colour:
-            ax.legend(title=colour, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1), handletextpad=0.2)
+            _top_legend(ax, colour, len(levels))
     return ax
 
 
@@ -83,7 +89,7 @@ def plot_rank_caterpillar(result, ax=None, *, within: str | None = "group", row:
     rows = list(order.index)
     levels = list(dict.fromkeys(rk[w])) if w else [None]
     n_max = int(rk["rank_high"].max())
-    fig, ax = new_axes(ax, height=0.16 * len(rows) * max(1, min(len(levels), 4)) + 1.0)
+    fig, ax = new_axes(ax, height=0.1 * len(rows) * max(1, min(len(levels), 4)) + 1.1)
     with mpl.rc_context(RC):
         y = np.array([rows.index(v) for v in rk[row]], float)
         for j, lev in enumerate(levels):
@@ -101,7 +107,7 @@ def plot_rank_caterpillar(result, ax=None, *, within: str | None = "group", row:
             ax.axhline(k - 0.5, color="0.92", lw=0.5, zorder=0)
         ax.set_xlabel(f"rank (1 = closest; {rk['conf_level'].iloc[0]:.0%} bootstrap rank interval)")
         if w:
-            ax.legend(title=w, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1), handletextpad=0.2)
+            _top_legend(ax, w, len(levels))
     return ax
 
 
@@ -127,17 +133,18 @@ def plot_flip_heatmap(result, ax=None, *, factor: str = "model", colorbar: bool 
         i, j = levels.index(r[f"{factor}_a"]), levels.index(r[f"{factor}_b"])
         a, b = max(i, j), min(i, j)
         M[a, b] = r["p_flip"]
+    M = M[1:, :-1]  # the lower triangle without the empty first row and last column
     fig, ax = new_axes(ax, width=SINGLE_COLUMN, height=SINGLE_COLUMN * 0.95)
     with mpl.rc_context(RC):
         im = ax.imshow(M, cmap="cividis_r", vmin=0, vmax=0.5, aspect="equal")
-        for a in range(n):
-            for b in range(a):
+        for a in range(n - 1):
+            for b in range(a + 1):
                 if np.isfinite(M[a, b]):
                     ax.text(b, a, f"{M[a, b]:.2f}".lstrip("0") if M[a, b] < 1 else "1", ha="center", va="center",
                             fontsize=5, color="white" if M[a, b] > 0.3 else "black")
         names = [_short(v, 18) for v in levels]
-        ax.set_xticks(range(n), names, rotation=90, fontsize=6)
-        ax.set_yticks(range(n), names, fontsize=6)
+        ax.set_xticks(range(n - 1), names[:-1], rotation=90, fontsize=6)
+        ax.set_yticks(range(n - 1), names[1:], fontsize=6)
         ax.spines[["left", "bottom"]].set_visible(False)
         ax.tick_params(length=0)
         title = " / ".join(f"{v}" for v in keys.values())

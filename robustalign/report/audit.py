@@ -34,6 +34,8 @@ from robustalign.report.design import AuditDesign
 
 __all__ = ["AuditPart", "AuditReport", "FigureSpec", "Section", "run_audit", "run_example_audit"]
 
+_METRIC_LABEL = {"spearman": "Spearman alignment", "js": "JS similarity", "tv": "TV similarity",
+                 "w1": "W1 similarity", "mean_position": "mean-position similarity", "plurality": "plurality agreement"}
 VERDICT_COLUMNS = ["part", "assessment", "unit", "verdict", "reason", "n_needed"]
 
 
@@ -493,7 +495,8 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
         figs.append(FigureSpec(f"alignment_forest_{m}", f"Alignment ({m}) of each {row} with "
                                f"{'its' if against else 'each'} human group, {level:.0%} cluster-bootstrap "
                                "intervals over items.",
-                               lambda r=results[m]: _plots().plot_alignment_forest(r, row=row)))
+                               lambda r=results[m], m=m: _plots().plot_alignment_forest(
+                                   r, row=row, xlabel=_METRIC_LABEL.get(m, m))))
     if not one_model:
         figs.append(FigureSpec(f"alignment_ranks_{m0}", f"Rank of each model within each group ({m0}), with "
                                f"{level:.0%} bootstrap rank intervals.",
@@ -532,6 +535,13 @@ def _flip_grid(res, within):
         cb.set_label("P(order flips)", fontsize=7)
         cb.ax.tick_params(labelsize=6)
     return fig
+
+
+def _wide_axes(height: float):
+    """Axes of a double-column figure in the house style (for figures with many labelled columns)."""
+    from robustalign.plots._style import DOUBLE_COLUMN, new_axes
+
+    return new_axes(None, width=DOUBLE_COLUMN * 0.8, height=height)[1]
 
 
 def _plots():
@@ -593,7 +603,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
                            c.items()) + ": mean similarity of the answers under each steering prompt (rows) to "
                            "each human group (columns); the diagonal outlined; specificity with its interval "
                            "below each column.",
-                           lambda c=c, r=res: _plots().plot_steering_matrix(r, **c))
+                           lambda c=c, r=res: _plots().plot_steering_matrix(r, ax=_wide_axes(3.4), **c))
                 for i, c in enumerate(cells[:8])]
         if res.provenance.get("gain_available"):
             figs.append(FigureSpec("steering_gains", "Gain in alignment over the unsteered prompt per target, "
