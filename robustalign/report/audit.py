@@ -415,7 +415,7 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
     metrics = [m for m in design.metrics if not (m == "spearman" and responses.kind != "score" and not all(
         reference.scales[i].ordinal for i in responses.items))]
     seeds = gen.spawn(len(metrics))
-    results, frames, ranks, flips, pairs = {}, [], [], [], []
+    results, frames, ranks, pairs = {}, [], [], []
     within = "group"
     for m, g in zip(metrics, seeds):
         res = alignment(responses, reference, metric=m, against=against, group_map=design.group_map,
@@ -424,22 +424,23 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
         f = res.to_frame()
         f.insert(0, "metric", m)
         frames.append(f)
-        rk = res.ranks(within=within)
+        rk = res.ranks(within=within)  # same row order as to_frame(): both follow the result's labels
         rk.insert(0, "metric", m)
+        rk.insert(rk.columns.get_loc("estimate") + 1, "conf_low", f["conf_low"].to_numpy())
+        rk.insert(rk.columns.get_loc("conf_low") + 1, "conf_high", f["conf_high"].to_numpy())
+        rk = rk.rename(columns={"conf_level": "rank_conf_level"})
+        rk["conf_level"] = f["conf_level"].to_numpy()
         ranks.append(rk)
         if responses.data["model"].nunique() >= 2:
             pw = res.pairwise("model", within=within)
             pf = pw.to_frame()
             pf.insert(0, "metric", m)
+            pf["p_flip"] = pw.flip_probability()["p_flip"].to_numpy()
             pairs.append(pf)
-            fp = pw.flip_probability()
-            fp.insert(0, "metric", m)
-            flips.append(fp)
     tab = pd.concat(frames, ignore_index=True)
     tables = {"alignment": tab, "alignment_ranks": pd.concat(ranks, ignore_index=True)}
     if pairs:
         tables["alignment_pairwise"] = pd.concat(pairs, ignore_index=True)
-        tables["alignment_flip_probability"] = pd.concat(flips, ignore_index=True)
 
     # verdicts: is the closest model identified, per group (first metric)?
     m0 = metrics[0]

@@ -1,0 +1,143 @@
+"""The audit report: verdicts first, every estimate table equal to the statistics code's own frames,
+figures that decode, a self-contained HTML, and a design file that is validated."""
+
+import base64
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from robustalign._errors import RobustAlignError
+from robustalign.report import AuditDesign, load_design, run_audit, run_example_audit
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    rep = run_example_audit(rng=0, n_resamples=200, n_permutations=200)
+    out = tmp_path_factory.mktemp("report") / "out"
+    rep.write(out)
+    return rep, out
+
+
+def test_csv_tables_equal_the_result_objects_frames(example):
+    rep, out = example
+    sec = rep.section("alignment")
+    for metric, res in sec.results.items():
+        csv = pd.read_csv(out / "alignment.csv").query("metric == @metric").reset_index(drop=True)
+        want = res.to_frame()  # produced by the resampling code, not by the report
+        np.testing.assert_allclose(csv["estimate"], want["estimate"])
+        np.testing.assert_allclose(csv["conf_low"], want["conf_low"])
+        np.testing.assert_allclose(csv["conf_high"], want["conf_high"])
+        assert list(csv["model"]) == list(want["model"])
+    st = rep.section("stability").results["stability"].to_frame()
+    csv = pd.read_csv(out / "stability.csv")
+    assert len(csv) == len(st)
+    np.testing.assert_allclose(csv["conf_high"].to_numpy(float), st["conf_high"].to_numpy(float), equal_nan=True)
+    steer = rep.section("steering_comparison_spearman", part=1).results["steering_comparison_spearman"]
+    csv = pd.read_csv(out / "steering_steering_comparison_spearman.csv")
+    np.testing.assert_allclose(csv["estimate"], steer.to_frame()["estimate"])
+
+
+def test_every_table_has_interval_columns(example):
+    _, out = example
+    for f in out.glob("*.csv"):
+        if f.name in ("verdicts.csv",):
+            continue
+        cols = pd.read_csv(f, nrows=1).columns
+        if "estimate" in cols:
+            assert {"conf_low", "conf_high"} <= set(cols), f.name
+
+
+def test_report_opens_with_every_verdict_in_words(example):
+    rep, out = example
+    html = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    v = rep.verdicts
+    assert set(v["verdict"]) <= {"supported", "not supported", "inconclusive"} and len(v) > 10
+    assert md.index("## Verdicts") < md.index("## Evidence") < md.index("## Diagnostics")
+    assert html.index("id='verdicts'") < html.index("id='evidence'") < html.index("id='diagnostics'")
+    import html as h
+
+    for reason in v["reason"]:
+        assert h.escape(reason) in html
+        assert reason in md
+    # claims from the bundled design are judged; inconclusive rows say what sample size would be needed
+    assert "gpt-4o is closer to en than gemma-2-27b-it" in md
+    inc = v[v["verdict"] == "inconclusive"]
+    assert inc["n_needed"].notna().any()
+    assert "Needed: about" in html
+
+
+def test_html_is_self_contained_and_images_decode(example):
+    rep, out = example
+    html = (out / "report.html").read_text()
+    assert not re.search(r"""(src|href)=['"](?!data:)""", html), "external asset referenced"
+    imgs = re.findall(r"src='data:image/png;base64,([^']+)'", html)
+    n_figs = sum(len(s.figures) for p in rep.parts for s in p.sections)
+    assert len(imgs) == n_figs and "could not be drawn" not in html
+    for b in imgs:
+        raw = base64.b64decode(b)
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    for p in rep.parts:
+        for s in p.sections:
+            for f in s.figures:
+                assert (out / "figures" / f"{p.prefix}{f.name}.pdf").read_bytes()[:4] == b"%PDF"
+                assert (out / "figures" / f"{p.prefix}{f.name}.png").stat().st_size > 1000
+
+
+def test_diagnostics_record_exclusions_seeds_versions_and_hashes(example):
+    rep, out = example
+    md = (out / "report.md").read_text()
+    diag = md[md.index("## Diagnostics"):]
+    assert "1350" in diag and "no human reference" in diag.lower()
+    assert "No Bayesian model was fitted" in diag
+    from robustalign.datasets import load_multicultural_alignment
+
+    d = load_multicultural_alignment()
+    assert d.responses.data_hash() in diag and d.reference_language.data_hash() in diag
+    assert "numpy" in diag and "scipy" in diag
+    prov = json.loads((out / "provenance.json").read_text())
+    assert "report.html" in prov["files"] and prov["versions"]["robustalign"]
+
+
+def test_write_never_overwrites_silently(example, tmp_path):
+    rep, _ = example
+    (tmp_path / "mine.txt").write_text("keep")
+    with pytest.raises(RobustAlignError, match="exists and is not empty"):
+        rep.write(tmp_path)
+    assert (tmp_path / "mine.txt").read_text() == "keep"
+
+
+def test_design_file_is_validated(tmp_path):
+    p = tmp_path / "design.toml"
+    p.write_text('seed = 3\nn_resamples = 300\n[alignment]\nagainst = "language"\n'
+                 '[[claims]]\nkind = "closer"\nmodel = "a"\nthan = "b"\ngroup = "X"\n')
+    d = load_design(p)
+    assert d.seed == 3 and d.against == "language" and d.claim_objects()[0].text == "a is closer to X than b"
+    p.write_text('sed = 3\n')
+    with pytest.raises(RobustAlignError, match=r"unknown keys \['sed'\]"):
+        load_design(p)
+    p.write_text('[[claims]]\nkind = "closer"\nmodel = "a"\n')
+    with pytest.raises(RobustAlignError, match=r"needs keys \['than', 'group'\]"):
+        load_design(p)
+    p.write_text('n_resamples = "many"')
+    with pytest.raises(RobustAlignError, match="n_resamples"):
+        load_design(p)
+    p.write_text('= broken')
+    with pytest.raises(RobustAlignError, match="not valid TOML"):
+        load_design(p)
+
+
+def test_run_audit_decides_assessments_from_the_design_factors():
+    from robustalign.simulate import simulate
+
+    resp, ref = simulate(n_models=2, n_items=15, factors={"format": 2}, n_orders=1, n_samples=1, n_steer=3,
+                         rng=1).load()
+    rep = run_audit(resp, ref, design=AuditDesign.from_dict({"steering": {"baseline": "none"}}), n_resamples=100,
+                    n_permutations=100)
+    keys = [s.key for s in rep.parts[0].sections]
+    assert "stability" in keys and "steerability" in keys
+    assert dict(rep.parts[0].not_run)["extrapolability"].startswith("no item domains")
+    assert set(rep.verdicts["verdict"]) <= {"supported", "not supported", "inconclusive"}
