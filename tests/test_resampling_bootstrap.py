@@ -168,7 +168,7 @@ def test_replicates_equal_explicit_pandas_resampling_of_rows(weights):
 def test_chunk_size_does_not_change_the_result(skewed):
     a = cluster_bootstrap(skewed, n_resamples=1000, rng=5)
     b = cluster_bootstrap(skewed, n_resamples=1000, rng=5, chunk_size=7)
-    assert_allclose(a.resamples, b.resamples, rtol=0, atol=1e-15)
+    assert_allclose(a.resamples, b.resamples, rtol=1e-13)  # same draws; only summation order differs
 
 
 def test_jackknife_closed_form_equals_leave_one_item_out():

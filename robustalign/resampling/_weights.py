@@ -40,7 +40,8 @@ def index_draws(gen: np.random.Generator, n_rows: int, n: int) -> np.ndarray:
 def counts_from_indices(idx: np.ndarray, n: int) -> np.ndarray:
     """Multinomial counts ``(rows, n)`` (float) of how often each cluster was drawn in each row."""
     rows = idx.shape[0]
-    flat = (idx + (np.arange(rows, dtype=np.intp) * n)[:, None]).ravel()
+    idx = idx + (np.arange(rows, dtype=np.intp) * n)[:, None]
+    flat = idx.ravel()
     return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
 
 

@@ -168,20 +168,25 @@ def _linear_engine(t: _Table, gen, n_resamples: int, chunk_size, perturbed=None)
         present = np.isfinite(t.values)
         w_p = present.astype(float) if t.weights is None else np.where(present, t.weights, 0.0)
     rows = _w.chunk_rows(n_resamples, n * 8 * (2 if perturbed is None else 2 + C), chunk_size)
-    out = np.empty((n_resamples, C))
+    # replicates are stored statistic-major, (C, B): each statistic's resamples are contiguous, which is
+    # what the interval code reads; the result exposes the (B, C) transpose
+    out = np.empty((C, n_resamples))
+    wa_t = np.ascontiguousarray(wa.T)
+    w_t = None if uniform or w_vec is not None else np.ascontiguousarray(w.T)
     for s, e in _w.chunks(n_resamples, rows):
         W = _w.multinomial_counts(gen, e - s, n)
         if perturbed is None:
-            num = W @ wa
+            num = wa_t @ W.T
         else:
             P = np.where(present[None], pert(s, e), 0.0) * w_p[None]
-            num = np.matmul(W[:, None, :], P)[:, 0, :]
+            num = np.matmul(W[:, None, :], P)[:, 0, :].T
         if uniform:
-            out[s:e] = num / n
+            out[:, s:e] = num / n
         else:
-            den = (W @ w_vec)[:, None] if w_vec is not None else W @ w
+            den = (W @ w_vec)[None, :] if w_vec is not None else w_t @ W.T
             with np.errstate(invalid="ignore", divide="ignore"):
-                out[s:e] = num / den
+                out[:, s:e] = num / den
+    return est, out.T, jack
     return est, out, jack
 
 
@@ -233,17 +238,17 @@ def _general_engine(arrays, statistic, gen, n_resamples: int, chunk_size, jackkn
     est = _call(statistic, [a[None] for a in arrays], 1)[0]
     per_row = sum(a[:1].nbytes for a in arrays) * n
     rows = _w.chunk_rows(n_resamples, per_row, chunk_size)
-    out = np.empty((n_resamples, est.size))
+    out = np.empty((est.size, n_resamples))  # statistic-major, as in the fast path
     for s, e in _w.chunks(n_resamples, rows):
         idx = _w.index_draws(gen, e - s, n)
-        out[s:e] = _call(statistic, [a[idx] for a in arrays], e - s)
+        out[:, s:e] = _call(statistic, [a[idx] for a in arrays], e - s).T
     jack = None
     if jackknife and n > 1:
         loo = np.array([np.delete(np.arange(n), i) for i in range(n)])
         jack = np.empty((n, est.size))
         for s, e in _w.chunks(n, _w.chunk_rows(n, per_row, chunk_size)):
             jack[s:e] = _call(statistic, [a[loo[s:e]] for a in arrays], e - s)
-    return est, out, jack
+    return est, out.T, jack
 
 
 def _warn_nan(resamples: np.ndarray, labels: pd.DataFrame, stacklevel: int = 3) -> None:
@@ -542,14 +547,15 @@ def two_way_bootstrap(
     wa_g = wa.transpose(1, 0, 2).reshape(G, Q * C)
     w_g = w.transpose(1, 0, 2).reshape(G, Q * C)
     rows = _w.chunk_rows(n_resamples, Q * C * 8 * 2, chunk_size)
-    out = np.empty((n_resamples, C))
+    out = np.empty((C, n_resamples))  # statistic-major
     for s, e in _w.chunks(n_resamples, rows):
         Wq = _w.multinomial_counts(gen, e - s, Q)
         Wg = _w.multinomial_counts(gen, e - s, G)
         num = np.matmul(Wq[:, None, :], (Wg @ wa_g).reshape(e - s, Q, C))[:, 0, :]
         den = np.matmul(Wq[:, None, :], (Wg @ w_g).reshape(e - s, Q, C))[:, 0, :]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:e] = num / den
+            out[:, s:e] = (num / den).T
+    out = out.T
     _warn_nan(out, lab)
     _warn_constant(out, lab)
     return BootstrapResult(

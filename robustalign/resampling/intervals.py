@@ -42,6 +42,48 @@ def _as_2d(resamples) -> tuple[np.ndarray, bool]:
     return r, False
 
 
+def _order_stats(col: np.ndarray, ranks: np.ndarray, mu: float, sd: float) -> np.ndarray:
+    """Exact order statistics ``sorted(col)[ranks]`` without sorting or selecting over the whole column.
+
+    Bootstrap quantiles sit in the tails, so only the values beyond a threshold from the normal
+    approximation are sorted; when the threshold catches too few values (a heavy tail), the column is
+    partitioned instead. The result is exact either way.
+    """
+    n = col.size
+    out = np.empty(ranks.size)
+    low = ranks < n / 2
+    if np.isfinite(sd) and sd > 0:
+        if low.any():
+            need = int(ranks[low].max()) + 1
+            t = mu + sd * float(ndtri(min(0.5, 1.5 * need / n + 0.005)))
+            cand = col[col <= t]
+            if cand.size >= need:
+                cand.sort()
+                out[low] = cand[ranks[low]]
+                low_done = True
+            else:
+                low_done = False
+        else:
+            low_done = True
+        high = ~low
+        if high.any():
+            from_top = n - 1 - ranks[high]
+            need = int(from_top.max()) + 1
+            t = mu + sd * float(ndtri(max(0.5, 1.0 - 1.5 * need / n - 0.005)))
+            cand = col[col >= t]
+            if cand.size >= need:
+                cand.sort()
+                out[high] = cand[cand.size - 1 - from_top]
+                high_done = True
+            else:
+                high_done = False
+        else:
+            high_done = True
+        if low_done and high_done:
+            return out
+    return np.partition(col, np.unique(ranks))[ranks]
+
+
 def quantiles_by_column(resamples: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Linear-interpolation quantiles, a different probability per column.
 
@@ -53,24 +95,29 @@ def quantiles_by_column(resamples: np.ndarray, probs: np.ndarray) -> np.ndarray:
     out = np.full(probs.shape, np.nan)
     if k == 0 or B == 0:
         return out
-    # same probabilities in every column and no NaN: numpy does it in one call
-    finite = np.isfinite(resamples).all(axis=0)
-    if finite.all() and np.all(probs == probs[:, :1]) and np.isfinite(probs[:, 0]).all():
-        return np.quantile(resamples, probs[:, 0], axis=0)
+    cols = np.ascontiguousarray(resamples.T)
+    finite = np.isfinite(cols).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        mu = cols.mean(axis=1)
+        sd = cols.std(axis=1)
     for j in range(k):
         p = probs[:, j]
         ok = np.isfinite(p)
         if not ok.any():
             continue
-        col = resamples[:, j] if finite[j] else resamples[np.isfinite(resamples[:, j]), j]
+        col = cols[j] if finite[j] else cols[j][np.isfinite(cols[j])]
         n = col.size
         if n == 0:
             continue
         h = (n - 1) * p[ok]
         lo = np.floor(h).astype(np.intp)
         hi = np.minimum(lo + 1, n - 1)
-        part = np.partition(col, np.unique(np.concatenate([lo, hi])))
-        out[ok, j] = part[lo] + (h - lo) * (part[hi] - part[lo])
+        if finite[j]:
+            v = _order_stats(col, np.concatenate([lo, hi]), mu[j], sd[j])
+        else:
+            v = np.partition(col, np.unique(np.concatenate([lo, hi])))[np.concatenate([lo, hi])]
+        vlo, vhi = v[: lo.size], v[lo.size :]
+        out[ok, j] = vlo + (h - lo) * (vhi - vlo)
     return out
 
 

@@ -48,11 +48,16 @@ STATISTICS = ("auto", "mean_difference", "spread")
 _REL_TOL = 1e-10  # permuted statistics within this relative distance of the observed one count as ties
 
 
-def _p_values(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
-    """``(1 + b) / (1 + B)`` per column, counting near-ties (floating-point noise) as extreme."""
-    with np.errstate(invalid="ignore"):
-        scale = np.maximum(np.abs(observed), np.nanmax(np.abs(null), axis=0, initial=0.0))
-    tol = _REL_TOL * scale
+def _p_values(observed: np.ndarray, null: np.ndarray, alternative: str, scale: np.ndarray | None = None) -> np.ndarray:
+    """``(1 + b) / (1 + B)`` per column, counting near-ties (floating-point noise) as extreme.
+
+    Permuted statistics within ``1e-10 * max(|observed|, scale)`` of the observed one count as ties;
+    ``scale`` is the size the statistic can reach (default: the largest permuted value).
+    """
+    if scale is None:
+        with np.errstate(invalid="ignore"):
+            scale = np.nanmax(np.abs(null), axis=0, initial=0.0)
+    tol = _REL_TOL * np.maximum(np.abs(observed), scale)
     if alternative == "greater":
         b = (null >= observed - tol).sum(axis=0)
     elif alternative == "less":
@@ -62,8 +67,8 @@ def _p_values(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.nd
     return (1.0 + b) / (1.0 + null.shape[0])
 
 
-def _sign_flip_null(d: np.ndarray, gen, n_resamples: int, chunk_size) -> tuple[np.ndarray, np.ndarray]:
-    """Observed mean and sign-flip null ``(B, C)`` of the columns of ``d`` (NaN = absent stratum)."""
+def _sign_flip_null(d: np.ndarray, gen, n_resamples: int, chunk_size):
+    """Observed mean, sign-flip null ``(B, C)`` and scale of the columns of ``d`` (NaN = absent stratum)."""
     present = np.isfinite(d)
     d0 = np.where(present, d, 0.0)
     n_c = present.sum(axis=0).astype(float)
@@ -75,7 +80,7 @@ def _sign_flip_null(d: np.ndarray, gen, n_resamples: int, chunk_size) -> tuple[n
     null = np.empty((n_resamples, d0.shape[1]))
     for s, e in _w.chunks(n_resamples, rows):
         null[s:e] = (_w.random_signs(gen, e - s, n) @ d0) / n_c
-    return obs, null
+    return obs, null, np.abs(d0).sum(axis=0) / n_c
 
 
 def _spread(level_means: np.ndarray, axis: int) -> np.ndarray:
@@ -83,39 +88,79 @@ def _spread(level_means: np.ndarray, axis: int) -> np.ndarray:
     return np.sqrt(np.mean((level_means - level_means.mean(axis=axis, keepdims=True)) ** 2, axis=axis))
 
 
-def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size) -> tuple[np.ndarray, np.ndarray]:
-    """Observed spread and its permutation null for complete blocks ``x`` (strata, L, C)."""
+def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
+    """Observed spread, its permutation null and scale for complete blocks ``x`` (strata, L, C).
+
+    The permuted level sums are one-hot matrix products in single precision (half the memory traffic
+    of double). Every permutation whose statistic could lie, within the rounding bound of that
+    product, on the other side of (or tie with) the observed value is recomputed in double precision
+    from the data, so the p-values are those of an all-double computation.
+    """
     S, L, C = x.shape
     xc = x - x.mean(axis=1, keepdims=True)
     obs = _spread(x.mean(axis=0), axis=0)
     L1 = L - 1
-    # the last level is minus the sum of the others once every stratum is centred
-    X = np.ascontiguousarray(xc[:, :L1, :]).reshape(S * L1, C)
-    eye = np.eye(L)
+    # The last level is minus the sum of the others once every stratum is centred, so level l's sum is
+    # E_l @ X with E_l[b, (q, g)] = 1[pi_bq(l) = g] - 1[pi_bq(l) = L-1] over the first L-1 levels g.
+    eye = np.eye(L, dtype=np.float32)
     rows_of = eye[:, :L1] - eye[:, L1:]  # value from original level g, expressed on the first L-1 levels
-    if _w.uses_table(L):
-        perms = _w.permutation_table(L)
-        table = np.ascontiguousarray(rows_of[perms].transpose(1, 0, 2))  # (L, L!, L-1)
-    rows = _w.chunk_rows(n_resamples, L1 * S * L1 * 8, chunk_size, cap=1000)
-    rows = min(rows, max(16, (4 * 2**20) // max(L1 * S * L1 * 8, 1)), n_resamples) if chunk_size is None else rows
-    buf = np.empty((L1, rows, S, L1))
+    perms = _w.permutation_table(L) if _w.uses_table(L) else None
+    source = rows_of[perms].transpose(1, 0, 2) if perms is not None else rows_of  # (L, L!, L-1) or (L, L-1)
+    # E is gathered row by row; rows of 1, 2, 4 or 8 float32 use numpy's fast copy path, so the L-1
+    # columns are split into such blocks, each with its own matrix product.
+    # cells are padded with zero columns to a multiple of 16 (a full AVX-512 lane of float32)
+    Cp = C if C <= 8 else -(-C // 16) * 16
+    xp = np.zeros((S, L, Cp), dtype=np.float32)
+    xp[:, :, :C] = xc
+    blocks, g0 = [], 0
+    for width in (8, 4, 2, 1):
+        while L1 - g0 >= width:
+            tab = np.ascontiguousarray(source[..., g0 : g0 + width])
+            X = np.ascontiguousarray(xp[:, g0 : g0 + width, :]).reshape(S * width, Cp)
+            blocks.append((width, tab, X))
+            g0 += width
+    # rounding bound of a permuted level sum: inputs rounded to float32 (u) plus a sum of S*(L-1) terms
+    u = 2.0**-24
+    n_terms = S * L1 + len(blocks)
+    gamma = n_terms * u / (1 - n_terms * u)
+    mass = np.abs(xc[:, :L1, :]).sum(axis=(0, 1))  # bounds sum |E||X| for every level and permutation
+    delta = (u + gamma * (1 + u)) * mass * 1.01 + 1e-300  # (C,)
+    v_obs = L * (S * obs) ** 2  # sum over levels of squared level sums, observed
+    scale = mass / S
+    tol_v = L * S**2 * (4 * _REL_TOL * np.maximum(obs, scale) * np.maximum(obs, scale))
+    rows = _w.chunk_rows(n_resamples, L1 * S * L1 * 4, chunk_size, cap=1000)
+    if chunk_size is None:
+        rows = min(rows, max(16, (2 * 2**20) // max(L1 * S * L1 * 4, 1)), n_resamples)
+    bufs = [np.empty((L1, rows, S, w), dtype=np.float32) for w, _, _ in blocks]
     null = np.empty((n_resamples, C))
     for s, e in _w.chunks(n_resamples, rows):
         b = e - s
         codes = _w.permutation_codes(gen, b, S, L)
-        E = buf if b == rows else np.empty((L1, b, S, L1))
-        for lev in range(L1):
-            if codes.ndim == 2:
-                np.take(table[lev], codes, axis=0, out=E[lev], mode="clip")
-            else:
-                np.take(rows_of, codes[:, :, lev], axis=0, out=E[lev], mode="clip")
-        sums = (E.reshape(L1 * b, S * L1) @ X).reshape(L1, b, C)
-        ss = (sums**2).sum(axis=0) + sums.sum(axis=0) ** 2
-        null[s:e] = np.sqrt(ss / L) / S
-    return obs, null
+        sums = None
+        for (w, tab, X), buf in zip(blocks, bufs):
+            E = buf if b == rows else np.empty((L1, b, S, w), dtype=np.float32)
+            for lev in range(L1):
+                if perms is not None:
+                    np.take(tab[lev], codes, axis=0, out=E[lev], mode="clip")
+                else:
+                    np.take(tab, codes[:, :, lev], axis=0, out=E[lev], mode="clip")
+            part = E.reshape(L1 * b, S * w) @ X
+            sums = part if sums is None else sums + part
+        sums = sums[:, :C].reshape(L1, b, C).astype(float)
+        last = -sums.sum(axis=0)
+        v = (sums**2).sum(axis=0) + last**2
+        err = (2 * np.abs(sums) * delta + delta**2).sum(axis=0) + 2 * np.abs(last) * L1 * delta + (L1 * delta) ** 2
+        bb, cc = np.nonzero(np.abs(v - v_obs) <= err + tol_v)
+        if bb.size:  # exact (double) level sums for the (permutation, cell) pairs near the observed value
+            perm = _w.permutations_from_codes(codes[bb], L, perms)  # (n, S, L)
+            exact = xc[np.arange(S)[None, :, None], perm, cc[:, None, None]].sum(axis=1)  # (n, L)
+            v[bb, cc] = (exact**2).sum(axis=1)
+        null[s:e] = np.sqrt(v / L) / S
+    return obs, null, scale
 
 
 def _general_null(x: np.ndarray, statistic, gen, n_resamples: int, chunk_size):
+    """Observed statistic and null by permuting the array itself (any vectorised statistic)."""
     S, L = x.shape[:2]
     obs = _call_stat(statistic, x[None], 1)[0]
     per_row = x.nbytes * 2
@@ -126,7 +171,7 @@ def _general_null(x: np.ndarray, statistic, gen, n_resamples: int, chunk_size):
     for s, e in _w.chunks(n_resamples, rows):
         perm = _w.permutations_from_codes(_w.permutation_codes(gen, e - s, S, L), L, table)
         null[s:e] = _call_stat(statistic, x[q, perm], e - s)
-    return obs, null
+    return obs, null, None
 
 
 def _call_stat(statistic, x, rows):
@@ -139,9 +184,9 @@ def _call_stat(statistic, x, rows):
     return r.reshape(rows, -1)
 
 
-def _make_result(obs, null, alternative, test, name, labels, S, L, record, boot, prov) -> PermutationResult:
+def _make_result(obs, null, scale, alternative, test, name, labels, S, L, record, boot, prov) -> PermutationResult:
     return PermutationResult(
-        statistic=obs, p_value=_p_values(obs, null, alternative), null_distribution=null, labels=labels,
+        statistic=obs, p_value=_p_values(obs, null, alternative, scale), null_distribution=null, labels=labels,
         alternative=alternative, test=test, statistic_name=name, n_strata=int(S), n_levels=int(L), rng=record,
         bootstrap=boot, provenance=prov,
     )
@@ -206,12 +251,12 @@ def sign_flip_test(
         raise ValueError("`differences` contains infinite values.")
     gen, record = as_generator(rng)
     boot_gen = gen.spawn(1)[0]
-    obs, null = _sign_flip_null(d, gen, n_resamples, chunk_size)
+    obs, null, scale = _sign_flip_null(d, gen, n_resamples, chunk_size)
     lab = _labels_for(labels, d.shape[1])
     boot = None
     if n_boot:
         boot = cluster_bootstrap(d, labels=lab, n_resamples=n_boot, confidence_level=confidence_level, rng=boot_gen)
-    return _make_result(obs, null, alternative, "sign flip", "mean difference", lab, d.shape[0], 2, record, boot,
+    return _make_result(obs, null, scale, alternative, "sign flip", "mean difference", lab, d.shape[0], 2, record, boot,
                         {"chunk_size": chunk_size})
 
 
@@ -354,7 +399,7 @@ def stratified_permutation_test(
     boot_gen = gen.spawn(1)[0]
     boot: BootstrapResult | None = None
     if callable(statistic):
-        obs, null = _general_null(x, statistic, gen, n_resamples, chunk_size)
+        obs, null, scale = _general_null(x, statistic, gen, n_resamples, chunk_size)
         lab = _labels_for(labels, obs.size, "statistic")
         test = "stratified permutation"
         if n_boot:
@@ -362,12 +407,12 @@ def stratified_permutation_test(
                                      confidence_level=confidence_level, rng=boot_gen)
     elif name == "mean_difference":
         d = x[:, 1] - x[:, 0]
-        obs, null = _sign_flip_null(d, gen, n_resamples, chunk_size)
+        obs, null, scale = _sign_flip_null(d, gen, n_resamples, chunk_size)
         test = "sign flip"
         if n_boot:
             boot = cluster_bootstrap(d, labels=lab, n_resamples=n_boot, confidence_level=confidence_level, rng=boot_gen)
     else:
-        obs, null = _spread_null(x, gen, n_resamples, chunk_size)
+        obs, null, scale = _spread_null(x, gen, n_resamples, chunk_size)
         test = "stratified permutation"
         if n_boot:
             C = x.shape[2]
@@ -377,4 +422,4 @@ def stratified_permutation_test(
                                statistic="spread of level means")
     desc = {"mean_difference": f"mean difference ({level_names[1]} - {level_names[0]})",
             "spread": "spread (SD) of level means"}.get(name, name)
-    return _make_result(obs, null, alternative, test, desc, lab, S, L, record, boot, prov)
+    return _make_result(obs, null, scale, alternative, test, desc, lab, S, L, record, boot, prov)

@@ -37,6 +37,14 @@ def _with(labels: pd.DataFrame, **columns) -> pd.DataFrame:
     return pd.DataFrame(data, index=labels.index)
 
 
+def _group_ids(frame: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    """One integer per row for the combination of ``cols`` (zeros without columns)."""
+    if not cols:
+        return np.zeros(len(frame), np.intp)
+    codes = np.column_stack([pd.factorize(frame[c])[0] for c in cols])
+    return np.unique(codes, axis=0, return_inverse=True)[1].ravel()
+
+
 def _fmt(x: float) -> str:
     return "nan" if not np.isfinite(x) else f"{x:.4g}"
 
@@ -108,7 +116,11 @@ class BootstrapResult:
     def std_error(self) -> np.ndarray:
         """Bootstrap standard error (SD of the finite replicates, ddof=1)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.nanstd(self.resamples, axis=0, ddof=1)
+            sd = np.std(self.resamples, axis=0, ddof=1)
+            bad = ~np.isfinite(sd)
+            if bad.any():  # undefined replicates: SD of the finite ones
+                sd[bad] = np.nanstd(self.resamples[:, bad], axis=0, ddof=1)
+            return sd
 
     def __len__(self) -> int:
         return self.estimate.size
@@ -208,6 +220,8 @@ class BootstrapResult:
         """
         est = np.asarray(func(self.estimate[None, :]), dtype=float).reshape(1, -1)[0]
         res = np.asarray(func(self.resamples), dtype=float).reshape(self.n_resamples, -1)
+        if not res.flags.f_contiguous:  # keep each statistic's replicates contiguous (interval code reads columns)
+            res = np.asfortranarray(res)
         jk = None
         if self.jackknife is not None:
             jk = np.asarray(func(self.jackknife), dtype=float).reshape(self.jackknife.shape[0], -1)
@@ -234,7 +248,9 @@ class BootstrapResult:
             c = c[:, None]
         if c.shape[0] != len(self):
             raise ValueError(f"`coefficients` must have {len(self)} rows (one per statistic); got shape {c.shape}.")
-        return self.apply(lambda s: s @ c, labels=labels)
+        ct = np.ascontiguousarray(c.T)
+        # (c.T @ R.T).T: with R stored statistic-major this is one product into statistic-major output
+        return self.apply(lambda s: (ct @ s.T).T, labels=labels)
 
     def _check_factor(self, factor: str, within: Sequence[str]) -> list[str]:
         cols = list(self.labels.columns)
@@ -253,32 +269,31 @@ class BootstrapResult:
         within = [within] if isinstance(within, str) else list(within or [])
         other = self._check_factor(factor, within)
         lab = self.labels
-        levels = list(pd.unique(lab[factor]))
-        groups = [()] if not within else list(lab[within].drop_duplicates().itertuples(index=False, name=None))
-        cols, rows = [], []
-        for g in groups:
-            in_g = np.ones(len(lab), bool)
-            for name, val in zip(within, g):
-                in_g &= (lab[name] == val).to_numpy()
-            sets = {}
-            for lev in levels:
-                sel = in_g & (lab[factor] == lev).to_numpy()
-                key = tuple(map(tuple, lab.loc[sel, other].itertuples(index=False))) if other else (sel.sum(),)
-                sets[lev] = (sel, frozenset(key) if other else key)
-            ref = next(iter(sets.values()))[1]
-            if any(s[1] != ref for s in sets.values()):
+        f_codes, levels = pd.factorize(lab[factor], sort=False)  # levels in order of appearance
+        levels = list(levels)
+        w_codes, o_codes = _group_ids(lab, within), _group_ids(lab, other)
+        cols = []
+        rows: dict = {name: [] for name in [*within, f"{factor}_a", f"{factor}_b"]}
+        for g in np.unique(w_codes):
+            in_g = w_codes == g
+            first = int(np.flatnonzero(in_g)[0])
+            sel = [in_g & (f_codes == k) for k in range(len(levels))]
+            keys = [frozenset(o_codes[m].tolist()) if other else int(m.sum()) for m in sel]
+            if any(k != keys[0] for k in keys) or any(int(m.sum()) != len(keys[0]) for m in sel if other):
                 raise ValueError(
                     f"pairwise({factor!r}): the levels of {factor!r} do not share the same combinations of {other}, "
                     "so their means would average different cells. Pass `within=` to compare inside each "
                     "combination, or build the coefficients yourself and call `contrast()`."
                 )
-            for a, b in combinations(levels, 2):
+            for a, b in combinations(range(len(levels)), 2):
                 v = np.zeros(len(lab))
-                sa, sb = sets[a][0], sets[b][0]
-                v[sa] = 1.0 / sa.sum()
-                v[sb] -= 1.0 / sb.sum()
+                v[sel[a]] = 1.0 / sel[a].sum()
+                v[sel[b]] -= 1.0 / sel[b].sum()
                 cols.append(v)
-                rows.append({**dict(zip(within, g)), f"{factor}_a": a, f"{factor}_b": b})
+                for name in within:
+                    rows[name].append(lab[name].iloc[first])
+                rows[f"{factor}_a"].append(levels[a])
+                rows[f"{factor}_b"].append(levels[b])
         out = self.contrast(np.column_stack(cols), labels=pd.DataFrame(rows))
         return replace(out, design="paired" if self.design == "cluster" else self.design,
                        statistic=f"difference in {self.statistic}" if self.statistic else "difference")
