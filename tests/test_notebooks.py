@@ -1,0 +1,34 @@
+"""The notebooks run from top to bottom (each a jupytext-paired .py next to its .ipynb)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+NB = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(p.stem for p in NB.glob("*.py"))
+
+
+def test_every_notebook_is_paired():
+    assert NOTEBOOKS, "no notebooks found"
+    for stem in NOTEBOOKS:
+        assert (NB / f"{stem}.ipynb").is_file(), f"{stem}.py has no paired .ipynb (jupytext --sync)"
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebook_executes(stem, tmp_path, monkeypatch):
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = jupytext.read(NB / f"{stem}.py")  # the .py is the source of truth; the .ipynb is its pair
+    # "python3" is ipykernel's built-in kernel spec, which launches this interpreter (sys.executable):
+    # the project's environment, with no global `jupyter kernelspec install` needed
+    from ipykernel.kernelspec import get_kernel_dict
+
+    assert get_kernel_dict()["argv"][0] == sys.executable
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
