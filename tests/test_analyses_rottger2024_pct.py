@@ -1,0 +1,71 @@
+"""The PCT audit reproduces the published valid-answer shares of Röttger et al. (2024).
+
+Independent reference: the published shares (the upstream notebook / the paper's validity figure),
+e.g. gpt-3.5-turbo-0613 0.0 / 82.3 / 85.5 / 87.1 / 90.3 % and Llama-2-70b-chat 29.0 / 75.8 / 79.0 /
+1.6 / 0.0 %. Counting disclaimed answers as invalid reproduces every cell of six models exactly.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("rottger_run", ROOT / "analyses" / "rottger2024_pct" / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+run = _load()
+PAPER = {  # % of 62, jail-01..05, as printed in the paper
+    "gpt-3.5-turbo-0613": [0.0, 82.3, 85.5, 87.1, 90.3],
+    "meta-llama/Llama-2-70b-chat-hf": [29.0, 75.8, 79.0, 1.6, 0.0],
+}
+EXACT_STRICT = ["gpt-3.5-turbo-0613", "gpt-3.5-turbo-1106", "gpt-4-0613", "gpt-4-1106-preview",
+                "meta-llama/Llama-2-7b-chat-hf", "meta-llama/Llama-2-70b-chat-hf"]
+
+
+@pytest.fixture(scope="module")
+def table():
+    from robustalign.datasets.pct import load_llm_values_pct
+
+    f, tests = run.validity_table(load_llm_values_pct("forcing"))
+    return f
+
+
+def _pct(f, model, conv):
+    s = f[(f["model"] == model) & (f["convention"] == conv)].set_index("forcing").reindex(run.FORCING_LEVELS)
+    return [round(100 * v, 1) for v in s["estimate"]]
+
+
+def test_paper_numbers_reproduced_when_disclaimed_answers_are_invalid(table):
+    for m, pub in PAPER.items():
+        assert _pct(table, m, "valid, no disclaimer") == pytest.approx(pub, abs=0.05)
+        assert [round(100 * n / 62, 1) for n in run.PUBLISHED[m]] == pytest.approx(pub, abs=0.05)
+
+
+def test_strict_convention_matches_every_cell_of_six_models(table):
+    for m in EXACT_STRICT:
+        pub = [round(100 * n / 62, 1) for n in run.PUBLISHED[m]]
+        assert _pct(table, m, "valid, no disclaimer") == pytest.approx(pub, abs=0.05), m
+
+
+def test_counting_disclaimed_answers_changes_llama70b(table):
+    got = _pct(table, "meta-llama/Llama-2-70b-chat-hf", "valid")
+    assert got[3] == pytest.approx(59.7, abs=0.05) and got[4] == pytest.approx(43.5, abs=0.05)
+
+
+def test_opening_convention_matches_40_of_50_cells(table):
+    n = 0
+    for m, ns in run.PUBLISHED.items():
+        pub = [round(100 * k / 62, 1) for k in ns]
+        n += sum(abs(a - b) < 0.05 for a, b in zip(_pct(table, m, "valid, not opening with a disclaimer"), pub))
+    assert n == 40
+
+
+def test_wilson_intervals_cover_the_estimate(table):
+    assert ((table["conf_low"] <= table["estimate"] + 1e-12) & (table["estimate"] <= table["conf_high"] + 1e-12)).all()
