@@ -32,6 +32,7 @@ or the data are too few), with the items needed to detect the median effect at 8
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -50,6 +51,8 @@ KINDS = ("closer", "steering_raises", "closest_group", "human_proxy", "higher_po
 AGGREGATIONS = ("mean", "median")
 POOLED = "(pooled)"
 SUPPORT_SHARE = 0.9
+#: Most tasks the per-specification contrasts are split into when an executor is given.
+CONTRAST_TASKS = 32
 
 
 @dataclass(frozen=True)
@@ -224,21 +227,24 @@ def _contrasts(responses: Responses, reference: Reference | None, claim: Claim, 
 # --------------------------------------------------------------------------------------------------
 # inference
 # --------------------------------------------------------------------------------------------------
+def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean`` without its all-NaN warning (same sums, same numbers; safe in threads)."""
+    ok = ~np.isnan(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, x, 0.0).sum(axis=axis) / ok.sum(axis=axis)
+
+
+def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmedian`` without its all-NaN warning: NaN sorts last, the middle of the finite values."""
+    s = np.sort(np.moveaxis(x, axis, -1), axis=-1)
+    n = (~np.isnan(s)).sum(axis=-1, keepdims=True)
+    lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0), axis=-1)[..., 0]
+    hi = np.take_along_axis(s, n // 2, axis=-1)[..., 0]  # = lo when n is odd, so (lo + hi) / 2 = lo exactly
+    return np.where(n[..., 0] > 0, (lo + hi) / 2, np.nan)
+
+
 def _aggregate(x: np.ndarray, how: str, axis: int) -> np.ndarray:
-    with np.errstate(invalid="ignore"), _quiet():
-        return np.nanmean(x, axis=axis) if how == "mean" else np.nanmedian(x, axis=axis)
-
-
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        self._w.__exit__(*exc)
+    return _nanmean(x, axis) if how == "mean" else _nanmedian(x, axis)
 
 
 def _stat(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
@@ -247,28 +253,72 @@ def _stat(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
     for how in ("mean", "median"):
         m = aggs == how
         if m.any():
-            out[..., m] = np.nanmin(_aggregate(D[..., m, :], how, axis=-3), axis=-1)
+            out[..., m] = np.fmin.reduce(_aggregate(D[..., m, :], how, axis=-3), axis=-1)  # NaN only if all are
     return out
 
 
+#: Bytes of the largest temporary of one evaluation of ``_stat`` on resampled data.
+_CHUNK_BYTES = 32 * 2**20
+
+
+def _rows_per_chunk(D: np.ndarray) -> int:
+    return max(1, _CHUNK_BYTES // max(D[0].nbytes * D.shape[0], 1))
+
+
+def _stat_rows(D: np.ndarray, aggs: np.ndarray, make, rows: int) -> np.ndarray:
+    """``_stat`` of ``make(s, e)`` (the resampled D of rows s..e) in memory-bounded chunks: (rows, specs)."""
+    out = np.empty((rows, D.shape[1]))
+    step = _rows_per_chunk(D)
+    for s in range(0, rows, step):
+        e = min(rows, s + step)
+        out[s:e] = _stat(make(s, e), aggs)
+    return out
+
+
+def _boot_block(args) -> np.ndarray:
+    """Bootstrap replicates of one block of resamples (items drawn with replacement from its own stream)."""
+    D, aggs, rows, gen = args
+    idx = gen.integers(0, D.shape[0], size=(rows, D.shape[0]), dtype=np.intp)
+    return _stat_rows(D, aggs, lambda s, e: D[idx[s:e]], rows)
+
+
+def _flip_block(args) -> np.ndarray:
+    """Sign-flip null statistics of one block of permutations (signs from its own stream)."""
+    D, aggs, rows, gen = args
+    signs = gen.choice(np.array([-1.0, 1.0]), size=(rows, D.shape[0], 1))
+    d = D[..., 0]
+    return _stat_rows(D, aggs, lambda s, e: (signs[s:e] * d[None])[..., None], rows)
+
+
+def _jackknife(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
+    """Delete-one-item values (items, specs), for BCa intervals from the stored replicates."""
+    n = D.shape[0]
+    keep = np.array([np.delete(np.arange(n), i) for i in range(n)])
+    return _stat_rows(D, aggs, lambda s, e: D[keep[s:e]], n)
+
+
 def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen: np.random.Generator,
-                    alpha: float = 0.05, chunk: int = 500) -> dict:
+                    alpha: float = 0.05, executor=None) -> dict:
     """Sign-flip null shared by every specification (J = 1 contrasts).
 
     Returns per-specification two-sided p-values, max-T adjusted p-values, and joint p-values for the
     median effect and for the share of specifications significant in the claimed (positive) direction.
+
+    The permutations are drawn in blocks of :data:`robustalign.scaleout.BLOCK_SIZE`, each from its own
+    child of ``gen``, and the blocks run on ``executor`` when one is given; the numbers are the same
+    either way.
     """
-    d = D[..., 0]  # (items, specs)
+    from robustalign.scaleout import block_streams, map_tasks
+
     obs = _stat(D, aggs)
-    null = np.empty((n_permutations, d.shape[1]))
-    for s in range(0, n_permutations, chunk):
-        e = min(n_permutations, s + chunk)
-        signs = gen.choice(np.array([-1.0, 1.0]), size=(e - s, d.shape[0], 1))
-        null[s:e] = _stat((signs * d[None])[..., None], aggs)
+    blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_permutations)]
+    null = np.concatenate(map_tasks(_flip_block, blocks, executor=executor), axis=0)
     B = n_permutations
     p_spec = (1 + (np.abs(null) >= np.abs(obs)[None] * (1 - 1e-12)).sum(0)) / (1 + B)
     p_maxt = maxt_adjust(obs, null)
-    crit = np.nanquantile(null, 1 - alpha, axis=0)  # one-sided critical value per specification
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # specifications without any defined value
+        crit = np.nanquantile(null, 1 - alpha, axis=0)  # one-sided critical value per specification
     sig_obs = np.nanmean(obs > crit)
     sig_null = np.nanmean(null > crit[None], axis=1)
     med_obs = np.nanmedian(obs)
@@ -282,6 +332,33 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
         "p_median_greater": float((1 + np.sum(med_null >= med_obs)) / (1 + B)),
         "p_median_less": float((1 + np.sum(med_null <= med_obs)) / (1 + B)),
     }
+
+
+def _contrast_chunk(args) -> list[np.ndarray]:
+    """Per-item contrasts of several specifications (one task; module level so that it pickles)."""
+    responses, reference, claim, specs, factors, items = args
+    return [_contrasts(responses, reference, claim, spec, factors, items) for spec in specs]
+
+
+def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, executor):
+    """Percentile cluster bootstrap over items of every specification, in blocks with child streams."""
+    from robustalign._rng import as_generator
+    from robustalign.resampling import BootstrapResult
+    from robustalign.resampling._validation import check_n_resamples
+    from robustalign.scaleout import block_streams, map_tasks, warn_degenerate
+
+    n_resamples = check_n_resamples(n_resamples)
+    _, record = as_generator(gen)
+    blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_resamples)]
+    R = np.concatenate(map_tasks(_boot_block, blocks, executor=executor), axis=0)
+    labels = specs.reset_index(drop=True)
+    warn_degenerate(R, labels, stacklevel=4)
+    return BootstrapResult(
+        estimate=_stat(D, aggs), resamples=np.asfortranarray(R), jackknife=_jackknife(D, aggs), labels=labels,
+        design="cluster", method="percentile", confidence_level=level, n_clusters=int(D.shape[0]), rng=record,
+        statistic="claim margin",
+        provenance={"path": "blocks", "block_size": len(blocks) and blocks[0][2], "n_blocks": len(blocks)},
+    )
 
 
 @dataclass
@@ -326,8 +403,12 @@ def audit_claim(
     alpha
         Level of the per-specification tests counted in the joint share statistic and of the verdict.
     executor : concurrent.futures.Executor, optional
-        Computes the per-specification contrasts in parallel (e.g. a ``dask.distributed`` client's
-        executor). No randomness is involved in that step, so the numbers equal the serial run.
+        Runs the heavy parts as tasks (see :func:`robustalign.scaleout.map_tasks`): the per-specification
+        contrasts in chunks of specifications, the bootstrap and the sign-flip permutations in blocks of
+        :data:`robustalign.scaleout.BLOCK_SIZE` resamples. Use a ``ThreadPoolExecutor``, a
+        ``ProcessPoolExecutor`` or a ``dask.distributed`` client (``client.get_executor()`` or the client).
+        Every block draws from its own child stream of ``rng``, and the serial run uses the same blocks
+        and streams, so the numbers are identical with or without an executor.
     rng : int, Generator or None
         Seed of the bootstrap and the permutations (recorded).
 
@@ -354,10 +435,14 @@ def audit_claim(
     keys = specs[[*fac, "metric"]].drop_duplicates().reset_index(drop=True)
     tasks = [dict(r) for _, r in keys.iterrows()]
 
-    def run(spec):
-        return _contrasts(responses, reference, claim, spec, fac, items)
+    if executor is None:
+        parts = _contrast_chunk((responses, reference, claim, tasks, fac, items))
+    else:  # chunks of specifications, so the data travel once per chunk rather than once per specification
+        from robustalign.scaleout import map_tasks, split
 
-    parts = list(executor.map(run, tasks)) if executor is not None else [run(t) for t in tasks]
+        chunks = [(responses, reference, claim, tasks[a:b], fac, items)
+                  for a, b in split(len(tasks), min(len(tasks), CONTRAST_TASKS))]
+        parts = [p for chunk in map_tasks(_contrast_chunk, chunks, executor=executor) for p in chunk]
     J = max(p.shape[1] for p in parts)
     block = np.full((len(items), len(tasks), J), np.nan)
     for k, p in enumerate(parts):
@@ -373,13 +458,11 @@ def audit_claim(
     est = _stat(D, aggs)
     n_items = np.sum(~np.all(np.isnan(D), axis=2), axis=0)
 
-    from robustalign.resampling import cluster_bootstrap
-
-    boot = cluster_bootstrap(D, lambda x: _stat(x, aggs), labels=specs, n_resamples=n_resamples,
-                             confidence_level=level, method="percentile", rng=g_boot)
+    boot = _cluster_bootstrap_blocks(D, aggs, specs, n_resamples=n_resamples, level=level, gen=g_boot,
+                                     executor=executor)
     joint = None
     if J == 1:
-        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=g_perm, alpha=alpha)
+        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=g_perm, alpha=alpha, executor=executor)
     holds_boot = np.nanmean(boot.resamples > 0, axis=1)  # share of specs holding, per resample
     joint_boot = {
         "p_holds_in_90pct": float(np.mean(holds_boot >= SUPPORT_SHARE)),

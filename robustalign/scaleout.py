@@ -1,0 +1,303 @@
+"""Run robustalign's expensive loops on an executor: threads, processes, a Dask or a Ray cluster.
+
+Every function here takes ``executor=None`` (serial) or anything with the
+``concurrent.futures.Executor`` interface: a ``ThreadPoolExecutor``, a ``ProcessPoolExecutor``, a
+``dask.distributed`` client's ``client.get_executor()`` (or the ``Client`` itself), a Ray
+``ray.util.multiprocessing.Pool``. The numbers never depend on it: randomness is split into child
+streams *before* any task is sent (``SeedSequence.spawn``), every task gets its own, and the serial run
+uses the same tasks and streams in order. A result for a seed is therefore the same on a laptop and on
+a cluster.
+
+Functions sent to a cluster must be picklable: module-level functions (or ``functools.partial`` of
+them), not lambdas or closures, and their arguments must pickle too.
+
+Public names
+------------
+map_tasks
+    ``[fn(t) for t in tasks]`` on an executor, in order.
+map_chunks
+    ``fn`` applied to consecutive chunks of a sequence, one task per chunk, results concatenated.
+block_streams
+    Child generators for consecutive blocks of resamples (the unit of randomness of a task).
+bootstrap_cells
+    :func:`robustalign.resampling.cluster_bootstrap` over very many cells, cells split across tasks,
+    with the item resamples shared by all tasks so every cell stays paired with every other.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from robustalign._errors import DegenerateResampleWarning
+from robustalign._rng import as_generator
+
+__all__ = ["BLOCK_SIZE", "block_streams", "bootstrap_cells", "map_chunks", "map_tasks"]
+
+#: Resamples (or permutations) drawn from one child stream. Part of the definition of a result:
+#: resample ``b`` comes from child ``b // BLOCK_SIZE`` of the seed, whatever the executor or task count.
+BLOCK_SIZE = 250
+
+
+# --------------------------------------------------------------------------------------------------
+# mapping
+# --------------------------------------------------------------------------------------------------
+def _is_dask_client(executor) -> bool:
+    t = type(executor)
+    return t.__module__.split(".")[0] == "distributed" and hasattr(executor, "gather") and hasattr(executor, "submit")
+
+
+def map_tasks(fn: Callable, tasks: Iterable, *, executor=None) -> list:
+    """``[fn(t) for t in tasks]``, run on ``executor`` when one is given; results in task order.
+
+    Parameters
+    ----------
+    fn : callable
+        One argument (the task). For process pools and clusters it must be picklable: a module-level
+        function or a ``functools.partial`` of one.
+    tasks : iterable
+    executor : optional
+        ``None`` (serial, in this process), anything with ``map(fn, iterable)`` in the
+        ``concurrent.futures`` sense (``ThreadPoolExecutor``, ``ProcessPoolExecutor``, Dask's
+        ``client.get_executor()``, a Ray ``Pool``), anything with ``submit(fn, arg) -> future``, or a
+        ``dask.distributed.Client`` (tasks are submitted with ``pure=False``, so identical tasks are not
+        merged, and gathered in order).
+
+    Returns
+    -------
+    list
+        One result per task, in the order of ``tasks``.
+
+    Examples
+    --------
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> from robustalign.scaleout import map_tasks
+    >>> with ThreadPoolExecutor(2) as ex:
+    ...     map_tasks(abs, [-3, 1, -2], executor=ex)
+    [3, 1, 2]
+    """
+    tasks = list(tasks)
+    if executor is None:
+        return [fn(t) for t in tasks]
+    if not tasks:
+        return []
+    if _is_dask_client(executor):
+        return list(executor.gather(executor.map(fn, tasks, pure=False)))
+    if hasattr(executor, "map"):
+        return list(executor.map(fn, tasks))
+    if hasattr(executor, "submit"):
+        futures = [executor.submit(fn, t) for t in tasks]
+        return [f.result() for f in futures]
+    raise TypeError(
+        f"`executor` must have the concurrent.futures interface (`map` or `submit`), e.g. a ThreadPoolExecutor "
+        f"or `dask.distributed.Client(...).get_executor()`; got {type(executor).__name__}."
+    )
+
+
+def split(n: int, n_tasks: int) -> list[tuple[int, int]]:
+    """``n_tasks`` contiguous ``(start, stop)`` ranges covering ``range(n)`` as evenly as possible."""
+    n_tasks = max(1, min(int(n_tasks), n)) if n else 1
+    bounds = np.linspace(0, n, n_tasks + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a or n == 0]
+
+
+def _call_chunk(args):
+    fn, chunk = args
+    return list(fn(chunk))
+
+
+def map_chunks(fn: Callable[[list], Sequence], items: Sequence, *, executor=None, n_tasks: int | None = None) -> list:
+    """Apply ``fn`` to consecutive chunks of ``items`` (one task per chunk) and concatenate the results.
+
+    ``fn(chunk)`` receives a list of items and returns one result per item. Chunking cuts the per-task
+    overhead of a cluster (one round trip and one copy of shared data per chunk instead of per item).
+    ``n_tasks`` defaults to one task without an executor and to ``min(len(items), 32)`` with one;
+    results must not depend on it (put randomness in the items, e.g. from :func:`block_streams`).
+    """
+    items = list(items)
+    if n_tasks is None:
+        n_tasks = 1 if executor is None else min(len(items), 32)
+    if int(n_tasks) < 1:
+        raise ValueError(f"`n_tasks` must be a positive integer; got {n_tasks}.")
+    chunks = [(fn, items[a:b]) for a, b in split(len(items), n_tasks)]
+    return [r for part in map_tasks(_call_chunk, chunks, executor=executor) for r in part]
+
+
+def block_streams(rng, n_total: int, block_size: int = BLOCK_SIZE) -> list[tuple[int, np.random.Generator]]:
+    """``(rows, generator)`` for consecutive blocks of ``n_total`` resamples, one child stream each.
+
+    The children are spawned from ``rng`` (``Generator.spawn``), so block ``k`` draws the same numbers
+    wherever it runs. A task may take one block or several; the result is the same.
+    """
+    gen, _ = as_generator(rng)
+    if n_total < 0:
+        raise ValueError(f"`n_total` must be non-negative; got {n_total}.")
+    n_blocks = math.ceil(n_total / block_size) if n_total else 0
+    children = gen.spawn(n_blocks) if n_blocks else []
+    return [(min(block_size, n_total - k * block_size), g) for k, g in enumerate(children)]
+
+
+# --------------------------------------------------------------------------------------------------
+# bootstrap over very many cells
+# --------------------------------------------------------------------------------------------------
+def warn_degenerate(resamples: np.ndarray, labels: pd.DataFrame, *, stacklevel: int = 3) -> None:
+    """One warning for undefined replicates and one for constant statistics, over all tasks' columns."""
+    bad = ~np.isfinite(resamples)
+    if bad.any():
+        cols = np.flatnonzero(bad.any(axis=0))
+        warnings.warn(
+            f"{int(bad.sum())} replicates of {len(cols)} statistics are undefined (a resample drew no cluster "
+            f"with data for the cell, or the statistic returned NaN), e.g. {labels.iloc[cols[:3]].to_dict('records')}; "
+            "intervals use the remaining replicates.",
+            DegenerateResampleWarning,
+            stacklevel=stacklevel,
+        )
+    if resamples.shape[0] > 1 and resamples.size:
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            const = np.nanmax(resamples, axis=0) == np.nanmin(resamples, axis=0)
+        if const.any():
+            cols = np.flatnonzero(const)
+            warnings.warn(
+                f"every resample gave the same value for {len(cols)} statistics (e.g. "
+                f"{labels.iloc[cols[:3]].to_dict('records')}): the data do not vary between clusters, so the "
+                "interval has zero width.",
+                DegenerateResampleWarning,
+                stacklevel=stacklevel,
+            )
+
+
+def _bootstrap_task(args):
+    """One task of :func:`bootstrap_cells`: the fast-path bootstrap of some cells (module level: picklable)."""
+    from robustalign.resampling import cluster_bootstrap
+
+    values, weights, labels, gen, kw = args
+    with warnings.catch_warnings():  # warned once for all cells by the caller
+        warnings.simplefilter("ignore", DegenerateResampleWarning)
+        res = cluster_bootstrap(values, weights=weights, labels=labels, rng=gen, **kw)
+    return res, gen.bit_generator.state
+
+
+def bootstrap_cells(
+    data,
+    *,
+    value: str | None = None,
+    cluster: str = "item",
+    by: Sequence[str] | str | None = None,
+    weights=None,
+    labels: pd.DataFrame | Sequence | None = None,
+    n_resamples: int = 2000,
+    confidence_level: float = 0.95,
+    method: str = "bca",
+    rng=None,
+    chunk_size: int | None = None,
+    executor=None,
+    n_tasks: int | None = None,
+):
+    """Cluster bootstrap of very many cells, the cells split across tasks, every cell paired with every other.
+
+    The result is that of :func:`robustalign.resampling.cluster_bootstrap` on all cells at once with the
+    same ``rng`` (fast path: the weighted mean of each cell over items).
+
+    Pairing. A cluster bootstrap is paired because every cell is evaluated on the same resample of items;
+    differences, ranks and flip probabilities between cells rely on it. The cells are therefore split,
+    not the resamples, and **every task redraws the same item resamples** from an identical copy of the
+    generator: the draws depend on the seed and the number of items only, never on the cells. Cells in
+    different tasks stay paired, and the result equals the single call (the only extra cost is drawing
+    the item weights once per task, small next to the cells' matrix products). Splitting the resamples
+    into child streams instead would also keep pairing but would give different numbers from the
+    single call and send every cell's data to every task.
+
+    Parameters
+    ----------
+    data, value, cluster, by, weights, labels, n_resamples, confidence_level, method, chunk_size
+        As in :func:`robustalign.resampling.cluster_bootstrap` (fast path only: no ``statistic``).
+    rng : int, Generator or None
+        Seed (recorded). A Generator is advanced as the single call would advance it.
+    executor : optional
+        See :func:`map_tasks`; ``None`` runs the tasks here, one after the other.
+    n_tasks : int, optional
+        Number of cell groups. Default: about 256 cells per task, at most 64 tasks. It is not derived
+        from the executor, so the serial run performs the very same computations as the distributed one
+        and the numbers are identical bit for bit.
+
+    Returns
+    -------
+    BootstrapResult
+        One statistic per cell, in the order of the cells; ``provenance["n_tasks"]`` records the split.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from robustalign.resampling import cluster_bootstrap
+    >>> from robustalign.scaleout import bootstrap_cells
+    >>> a = np.random.default_rng(0).normal(0.6, 0.1, size=(50, 600))   # 50 items x 600 cells
+    >>> res = bootstrap_cells(a, n_resamples=500, rng=0, n_tasks=3)
+    >>> one = cluster_bootstrap(a, n_resamples=500, rng=0)
+    >>> bool(np.allclose(res.resamples, one.resamples, rtol=1e-12, atol=0))
+    True
+    """
+    from robustalign.resampling import item_aggregates
+    from robustalign.resampling._aggregate import ItemAggregates
+
+    gen, record = as_generator(rng)
+    if isinstance(data, pd.DataFrame):
+        if value is None:
+            raise ValueError("`value` is required with a DataFrame: the numeric column to aggregate, e.g. value='score'.")
+        data = item_aggregates(data, value, cluster=cluster, by=by)
+    elif value is not None or by is not None:
+        raise ValueError("`value` and `by` apply to a DataFrame; with an array, pass per-cluster aggregates directly.")
+    if isinstance(data, ItemAggregates):
+        values = data.values
+        w = data.weights("equal" if weights is None else weights) if weights is None or isinstance(weights, str) \
+            else np.asarray(weights, float)
+        lab = data.cells
+    else:
+        if isinstance(weights, str):
+            raise ValueError("`weights='equal'|'rows'` needs a DataFrame; with an array give a weight array.")
+        values = np.asarray(data, float)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2:
+            raise ValueError(f"`data` must be an array (n_clusters, n_cells); got shape {values.shape}.")
+        w = None if weights is None else np.asarray(weights, float)
+        if labels is None:
+            lab = pd.DataFrame({"cell": np.arange(values.shape[1])})
+        else:
+            lab = labels if isinstance(labels, pd.DataFrame) else pd.DataFrame({"cell": list(labels)})
+            if len(lab) != values.shape[1]:
+                raise ValueError(f"`labels` must have one row per cell ({values.shape[1]}); got {len(lab)}.")
+    lab = lab.reset_index(drop=True)
+    if w is not None and w.ndim == 1:
+        w = np.broadcast_to(w[:, None], values.shape)
+    n_cells = values.shape[1]
+    if n_tasks is None:
+        n_tasks = min(64, max(1, math.ceil(n_cells / 256)))
+    if int(n_tasks) < 1:
+        raise ValueError(f"`n_tasks` must be a positive integer; got {n_tasks}.")
+    kw = {"n_resamples": n_resamples, "confidence_level": confidence_level, "method": method,
+          "chunk_size": chunk_size}
+    tasks = [(values[:, a:b], None if w is None else np.ascontiguousarray(w[:, a:b]), lab.iloc[a:b],
+              copy.deepcopy(gen), kw) for a, b in split(n_cells, n_tasks)]
+    out = map_tasks(_bootstrap_task, tasks, executor=executor)
+    parts = [r for r, _ in out]
+    gen.bit_generator.state = out[0][1]  # as far as the single call would have advanced it
+    first = parts[0]
+    jack = None if first.jackknife is None else np.hstack([p.jackknife for p in parts])
+    res = replace(
+        first,
+        estimate=np.concatenate([p.estimate for p in parts]),
+        resamples=np.asfortranarray(np.hstack([p.resamples for p in parts])),  # statistic-major, as the engine stores it
+        jackknife=jack,
+        labels=lab,
+        rng=record,
+        provenance={**first.provenance, "n_tasks": len(parts), "split": "cells (item resamples shared)"},
+    )
+    warn_degenerate(res.resamples, lab, stacklevel=3)
+    return res
