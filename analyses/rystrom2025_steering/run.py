@@ -341,7 +341,7 @@ def figure(repro: pd.DataFrame, widths: pd.DataFrame, diffs: pd.DataFrame, path:
         ax.set_yticks(y, lab)
         ax.set_xlabel("Spearman alignment (95% band)")
         ax.axvline(0, color="grey", lw=0.5)
-        ax.legend(loc="lower right", frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
         ax.set_title("Reproduction: rows vs items resampled")
         ax = axes[1]
         y = np.arange(len(diffs))[::-1]
@@ -355,7 +355,7 @@ def figure(repro: pd.DataFrame, widths: pd.DataFrame, diffs: pd.DataFrame, path:
         ax.set_yticks(y, diffs["language"])
         ax.set_xlabel("congruent - incongruent Spearman (95%)")
         ax.set_title("Does congruent steering help?")
-        ax.legend(loc="lower left", frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
         for ext in ("pdf", "png"):
             fig.savefig(path.with_suffix(f".{ext}"))
         plt.close(fig)
