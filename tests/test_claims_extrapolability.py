@@ -90,6 +90,8 @@ def test_spearman_brown_closed_form():
     assert spearman_brown(0.6) == pytest.approx(0.75)
     assert spearman_brown(0.25, k=3) == pytest.approx(0.5)
     assert spearman_brown(1.0) == pytest.approx(1.0)
+    # no shared signal: a negative half-test correlation is a reliability of 0, not below -1
+    assert spearman_brown(-0.8) == 0.0 and spearman_brown(0.0) == 0.0
 
 
 # --------------------------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extra
 
 #: random item splits drawn inside each bootstrap resample of the split-half statistics
 SPLITS_PER_RESAMPLE = 10
+#: Below this many target groups a correlation across targets is too coarse to judge transfer.
+MIN_TARGETS_FOR_VERDICT = 6
 _REL_TOL = 1e-10
 _HUMAN = "human groups"
 
@@ -81,8 +83,12 @@ class ExtrapolabilityResult(AssessmentResult):
 # small vectorised statistics
 # ==================================================================================================
 def spearman_brown(r, k: float = 2.0):
-    r"""Spearman-Brown prophecy: reliability of a test ``k`` times as long, :math:`k r / (1 + (k - 1) r)`."""
-    r = np.asarray(r, dtype=float)
+    r"""Spearman-Brown prophecy: reliability of a test ``k`` times as long, :math:`k r / (1 + (k - 1) r)`.
+
+    A reliability is not negative: a negative half-test correlation (no shared signal, plus noise)
+    is taken as 0 before the prophecy, which otherwise runs off to minus infinity as r -> -1/(k - 1).
+    """
+    r = np.clip(np.asarray(r, dtype=float), 0.0, None)
     with np.errstate(invalid="ignore", divide="ignore"):
         return k * r / (1.0 + (k - 1.0) * r)
 
@@ -767,7 +773,9 @@ def assess_extrapolability(
             below = dl.conf_high < 0
             ok_delta = (dl.conf_low > -margin) if margin is not None else not below
             humans_transfer = rh.conf_low > 0
-            if rejected and ok_delta:
+            if C < MIN_TARGETS_FOR_VERDICT:
+                verdict = "inconclusive"
+            elif rejected and ok_delta:
                 verdict = "supported"
             elif below or (not rejected and humans_transfer):
                 verdict = "not supported"
@@ -782,10 +790,15 @@ def assess_extrapolability(
                 f"[{_fmt(dl.conf_low)}, {_fmt(dl.conf_high)}]; permutation p = {_fmt_p(rm.p_value)} "
                 f"({adjust_method}-adjusted {_fmt_p(p_adj)} over {U} units); {rel_text}."
             )
-            if verdict == "inconclusive" and np.isfinite(n_needed):
+            if C < MIN_TARGETS_FOR_VERDICT:
+                reason += (f" Only {C} target groups: a correlation across fewer than {MIN_TARGETS_FOR_VERDICT} "
+                           "targets cannot judge transfer, whatever its point value; compare with more groups.")
+            elif verdict == "inconclusive" and np.isfinite(n_needed):
                 reason += f" About {int(n_needed)} targets would detect r = {_fmt(rm.estimate)} with 80% power."
         else:
-            if rel.conf_low > 0 and reld.conf_high >= 0:
+            if C < MIN_TARGETS_FOR_VERDICT:
+                verdict = "inconclusive"
+            elif rel.conf_low > 0 and reld.conf_high >= 0:
                 verdict = "supported"
             elif reld.conf_high < 0:
                 verdict = "not supported"
@@ -796,6 +809,8 @@ def assess_extrapolability(
                 f"domain test) - {rel_text}; difference {_fmt(reld.estimate)} "
                 f"[{_fmt(reld.conf_low)}, {_fmt(reld.conf_high)}]."
             )
+            if C < MIN_TARGETS_FOR_VERDICT:
+                reason += f" Only {C} target groups: too few to rank reliably; compare with more groups."
         key = tuple(u[c] for c in by_l)
         ninv = int(n_invalid.get(key if len(by_l) > 1 else key[0], 0))
         if ninv:
