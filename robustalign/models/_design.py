@@ -54,6 +54,7 @@ class Design:
     human_mean: np.ndarray | None = None  # (groups, items) mean position / score in [0, 1]
     human_n: np.ndarray | None = None
     fixed_factors: list[str] = field(default_factory=list)
+    min_df_scale: int = 4
     random_factors: list[str] = field(default_factory=list)
     interactions: dict[str, bool] = field(default_factory=dict)
     terms: list[Term] = field(default_factory=list)
@@ -70,6 +71,11 @@ class Design:
 
     def shape(self, axes) -> tuple[int, ...]:
         return tuple(len(self.coords[a]) for a in axes)
+
+
+def _flat_index(d: Design, axes) -> np.ndarray:
+    """Position of each cell in the flattened table over ``axes``."""
+    return np.ravel_multi_index([d.idx[a] for a in axes], d.shape(axes)).astype(np.int64)
 
 
 def design_factors(responses, factors) -> list[str]:
@@ -118,8 +124,9 @@ def _cells(v: pd.DataFrame, factors: list[str]):
     return models, items, levels, idx, inv
 
 
-def _split_fixed(factors, levels, fixed_max_levels):
-    fixed = [f for f in factors if len(levels[f]) <= fixed_max_levels]
+def _split_fixed(factors, levels, min_df_scale):
+    """Factors whose population effect gets a fixed unit scale: fewer than ``min_df_scale`` contrasts."""
+    fixed = [f for f in factors if len(levels[f]) - 1 < min_df_scale]
     return fixed, [f for f in factors if f not in fixed]
 
 
@@ -129,7 +136,7 @@ def ordinal_design(
     *,
     factors=None,
     interactions=True,
-    fixed_max_levels: int = 2,
+    min_df_scale: int = 4,
     human_n=None,
 ) -> Design:
     """Answer counts per cell for a choice (or probability) responses table."""
@@ -154,11 +161,12 @@ def ordinal_design(
         P = v[[f"prob_{j + 1}" for j in range(kmax)]].to_numpy(float)
         counts = np.zeros((inv.max() + 1, kmax))
         np.add.at(counts, inv, P)
-    fixed, rand = _split_fixed(fs, levels, fixed_max_levels)
+    fixed, rand = _split_fixed(fs, levels, min_df_scale)
     d = Design(
         kind="ordinal", models=models, items=items, factors=fs, levels=levels, idx=idx,
         n_cells=len(counts), n_responses=len(v), counts=counts, K_item=K_item,
         fixed_factors=fixed, random_factors=rand, interactions=_interactions(interactions, fs),
+        min_df_scale=min_df_scale,
         data_hash=responses.data_hash(),
     )
     if reference is not None:
@@ -208,7 +216,7 @@ def score_design(
     *,
     factors=None,
     interactions=True,
-    fixed_max_levels: int = 2,
+    min_df_scale: int = 4,
     squeeze_n: float | None = None,
 ) -> Design:
     """Sufficient statistics of a Beta likelihood per cell, after the squeeze transform.
@@ -230,13 +238,14 @@ def score_design(
     N = float(len(y) if squeeze_n is None else squeeze_n)
     ys = (y * (N - 1) + 0.5) / N
     nc = inv.max() + 1
-    fixed, rand = _split_fixed(fs, levels, fixed_max_levels)
+    fixed, rand = _split_fixed(fs, levels, min_df_scale)
     d = Design(
         kind="score", models=models, items=items, factors=fs, levels=levels, idx=idx, n_cells=nc,
         n_responses=len(v), n=np.bincount(inv, minlength=nc).astype(float),
         sum_log=np.bincount(inv, weights=np.log(ys), minlength=nc),
         sum_log1m=np.bincount(inv, weights=np.log1p(-ys), minlength=nc), squeeze_n=N,
         fixed_factors=fixed, random_factors=rand, interactions=_interactions(interactions, fs),
+        min_df_scale=min_df_scale,
         data_hash=responses.data_hash(),
     )
     if reference is not None:

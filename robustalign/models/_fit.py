@@ -40,7 +40,7 @@ def fit_response_model(
     backend: str = "auto",
     cores: int | None = None,
     human_n: float | None = None,
-    fixed_max_levels: int = 2,
+    min_df_scale: int = 4,
     max_draws: int = 1000,
 ) -> BayesFit:
     """Fit the cumulative-logit response model with crossed effects (and humans, if given).
@@ -76,8 +76,9 @@ def fit_response_model(
         Compiler for nutpie; ``auto`` takes JAX for ordinal models above 50,000 cells when installed.
     human_n : float, optional
         Respondents per human cell when the reference does not record them.
-    fixed_max_levels : int
-        Factors with at most this many levels get a fixed-scale population effect (no learned SD).
+    min_df_scale : int
+        An effect table with fewer free contrasts than this (e.g. a 2- or 3-level factor's population
+        effect) gets a fixed unit-scale prior instead of a learned SD.
     max_draws : int
         Draws used for derived quantities (alignment, ranks); thinned evenly.
 
@@ -90,7 +91,7 @@ def fit_response_model(
 
     check_args(draws, tune, chains, sampler, target_accept)
     d = ordinal_design(responses, reference, factors=factors, interactions=interactions,
-                       fixed_max_levels=fixed_max_levels, human_n=human_n)
+                       min_df_scale=min_df_scale, human_n=human_n)
     model = build_ordinal(d)
     be = resolve_backend(backend, d.n_cells, "ordinal")
     idata, prov, _ = sample(model, draws=draws, tune=tune, chains=chains, rng=rng, sampler=sampler,
@@ -113,7 +114,7 @@ def fit_score_model(
     backend: str = "auto",
     cores: int | None = None,
     squeeze_n: float | None = None,
-    fixed_max_levels: int = 2,
+    min_df_scale: int = 4,
     max_draws: int = 1000,
 ) -> BayesFit:
     """Fit the Beta score model (METHODS 3.4) to answers that are scores in [0, 1].
@@ -131,7 +132,7 @@ def fit_score_model(
 
     check_args(draws, tune, chains, sampler, target_accept)
     d = score_design(responses, reference, factors=factors, interactions=interactions,
-                     fixed_max_levels=fixed_max_levels, squeeze_n=squeeze_n)
+                     min_df_scale=min_df_scale, squeeze_n=squeeze_n)
     model = build_score(d)
     be = resolve_backend(backend, d.n_cells, "score")
     idata, prov, _ = sample(model, draws=draws, tune=tune, chains=chains, rng=rng, sampler=sampler,

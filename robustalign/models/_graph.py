@@ -5,25 +5,32 @@ The only module that builds PyMC objects. Both models share one crossed-effects 
 * ``item_effect[q] = sd_item * z``                          (shared item location)
 * ``model_item[m, q] = sd_model_item[m] * z``               (each model's opinion on the item)
 * per design factor ``f`` with levels ``l``:
-  ``beta_f[l]`` (population effect; ZeroSumNormal, with a learned scale ``sd_f`` if the factor has more
-  than ``fixed_max_levels`` levels and a fixed unit scale otherwise, because a scale learned from two
-  levels makes the sampler diverge), ``model_x_f[m, l]`` and ``item_x_f[q, l]`` (ZeroSumNormal over
-  levels with learned scales), all non-centred.
+  ``beta_f[l]`` (population effect), ``model_x_f[m, l]`` and ``item_x_f[q, l]``, all ZeroSumNormal
+  (interactions sum to zero over both axes) and non-centred. Each has a learned scale
+  (``sd_f``, ``sd_model_x_f``, ``sd_item_x_f``) when it has at least ``min_df_scale`` (4) free
+  contrasts and a fixed unit scale otherwise: a scale learned from two or three values is prior-driven
+  and makes the sampler diverge.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from robustalign.models._design import Design, Term
+from robustalign.models._design import Design, Term, _flat_index
 
 SD_PRIOR = 1.0  # HalfNormal scale of every standard deviation (logit scale)
 MU_PRIOR = 1.5  # scale of model means
 
 
-def _flat_index(d: Design, axes) -> np.ndarray:
-    shape = d.shape(axes)
-    return np.ravel_multi_index([d.idx[a] for a in axes], shape).astype(np.int64)
+CENTRE_MIN = 50  # answers per level above which an item-level effect is centred
+
+
+def _centred(d: Design, axes) -> bool:
+    n_cell = d.counts.sum(1) if d.kind == "ordinal" else d.n
+    per_level = n_cell.sum() / np.prod(d.shape(axes))
+    if axes == ("item",) and d.human_n is not None:
+        per_level += d.human_n.sum() / len(d.items)
+    return bool(per_level >= CENTRE_MIN)
 
 
 def crossed_effects(d: Design, *, model_means_free: bool):
@@ -40,14 +47,22 @@ def crossed_effects(d: Design, *, model_means_free: bool):
 
     # Item effects sum to zero over items (and each model's item effects too), so the cutpoints carry
     # the overall location and the model means each model's: free means would form ridges with them.
-    # Item locations are pinned down by many answers each, so they are centred (a non-centred
-    # parametrisation of a well-identified effect mixes badly); small design effects are non-centred.
+    # An effect pinned down by many answers per level mixes badly when non-centred, one informed by
+    # few answers mixes badly when centred: choose by the answers per level. Design effects (small,
+    # few levels) are always non-centred.
     sd_item = pm.HalfNormal("sd_item", SD_PRIOR)
-    pm.ZeroSumNormal("item_effect", sigma=sd_item, dims="item")
+    if _centred(d, ("item",)):
+        pm.ZeroSumNormal("item_effect", sigma=sd_item, dims="item")
+    else:
+        pm.Deterministic("item_effect", sd_item * pm.ZeroSumNormal("z_item", sigma=1.0, dims="item"), dims="item")
     terms.append(Term("item_effect", ("item",), "item"))
 
     sd_mi = pm.HalfNormal("sd_model_item", SD_PRIOR, dims="model")
-    pm.ZeroSumNormal("model_item", sigma=sd_mi[:, None], dims=("model", "item"), n_zerosum_axes=1)
+    if _centred(d, ("model", "item")):
+        pm.ZeroSumNormal("model_item", sigma=sd_mi[:, None], dims=("model", "item"), n_zerosum_axes=1)
+    else:
+        z_mi = pm.ZeroSumNormal("z_model_item", sigma=1.0, dims=("model", "item"), n_zerosum_axes=1)
+        pm.Deterministic("model_item", sd_mi[:, None] * z_mi, dims=("model", "item"))
     terms.append(Term("model_item", ("model", "item"), "model_item"))
 
     for f in d.factors:
@@ -59,13 +74,16 @@ def crossed_effects(d: Design, *, model_means_free: bool):
         terms.append(Term(f"beta_{f}", (f,), f, f))
         if d.interactions[f]:
             for other in ("model", "item"):
-                if other == "model" and f in d.fixed_factors:
-                    # one contrast per model: a scale learned from a handful of models diverges, so
-                    # each model's deviation gets the same fixed-scale prior as the population effect
-                    pm.ZeroSumNormal(f"model_x_{f}", sigma=1.0, dims=(other, f), n_zerosum_axes=1)
+                # zero-sum over levels and over models (items): the population effect is then the
+                # average over the models (items) in the data, and not a ridge with their deviations
+                df = (len(d.coords[other]) - 1) * (len(d.levels[f]) - 1)
+                if df < d.min_df_scale:
+                    # a scale learned from a handful of contrasts makes the sampler diverge, so these
+                    # deviations get the same fixed unit-scale prior as a fixed population effect
+                    pm.ZeroSumNormal(f"model_x_{f}", sigma=1.0, dims=(other, f), n_zerosum_axes=2)
                 else:
                     sd = pm.HalfNormal(f"sd_{other}_x_{f}", SD_PRIOR)
-                    z = pm.ZeroSumNormal(f"z_{other}_x_{f}", sigma=1.0, dims=(other, f), n_zerosum_axes=1)
+                    z = pm.ZeroSumNormal(f"z_{other}_x_{f}", sigma=1.0, dims=(other, f), n_zerosum_axes=2)
                     pm.Deterministic(f"{other}_x_{f}", sd * z, dims=(other, f))
                 terms.append(Term(f"{other}_x_{f}", (other, f), f"{other}_x_{f}", f))
     d.terms = terms

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, polygamma
 
-from robustalign.models._design import Design
-from robustalign.models._graph import _flat_index
+from robustalign.models._design import Design, _flat_index
 from robustalign.models._sampling import GATE, gate_message
 
 LOGISTIC_VAR = np.pi**2 / 3
@@ -100,8 +99,7 @@ class BayesFit:
                 beta = beta + self._draws(f"model_x_{f}")  # (S, M, L)
             out[f] = np.broadcast_to(beta.var(-1), (len(beta), M)).copy()
             if d.interactions[f]:
-                L = len(d.levels[f])
-                v = self._draws(f"sd_item_x_{f}") ** 2 * (L - 1) / L
+                v = self._draws(f"item_x_{f}").var(-1).mean(-1)  # over levels, averaged over items
                 out[f"item_x_{f}"] = np.repeat(v[:, None], M, 1)
         if d.kind == "ordinal":
             out["residual"] = np.full_like(out["model_item"], LOGISTIC_VAR)

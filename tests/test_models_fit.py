@@ -1,0 +1,133 @@
+"""Bayesian fits against known truth: recovery, the convergence gate, and simulation-based calibration."""
+
+import numpy as np
+import pytest
+
+from robustalign import ConvergenceWarning
+from robustalign.simulate import simulate
+
+pytestmark = pytest.mark.bayes
+
+LEVEL = 0.9
+
+
+@pytest.fixture(scope="module")
+def recovery():
+    from robustalign.models import fit_response_model
+
+    sim = simulate(n_models=3, n_items=40, n_groups=6, factors={"format": 3}, n_samples=5, rng=1)
+    resp, ref = sim.load()
+    fit = fit_response_model(resp, ref, draws=1000, tune=1000, chains=4, rng=1)
+    return sim, fit
+
+
+def _interval(fit, name):
+    ci = fit.conf_int(LEVEL).set_index("parameter")
+    return ci.loc[name, "conf_low"], ci.loc[name, "conf_high"]
+
+
+def test_recovery_fit_passes_the_gate(recovery):
+    sim, fit = recovery
+    assert fit.converged, fit.summary()
+    assert fit.gate["divergences"] == 0
+    assert fit.summary().startswith("converged")
+    assert fit.provenance["sampler"] == "nutpie" and fit.provenance["draws"] == 1000
+    assert "robustalign_provenance" in fit.idata.attrs
+
+
+def test_variance_components_recovered(recovery):
+    """Every generating SD with a learned scale lies inside the 90% interval (zero truth: reaches 0).
+
+    The 3-level format factor's population effect has a fixed prior scale (too few levels to learn
+    one); its effects are checked in ``test_effects_recovered``.
+    """
+    sim, fit = recovery
+    sd = sim.truth["sd"]
+    truth = {
+        "sd_item": sd["item"], "sd_model_x_format": sd["model_factor"],
+        "sd_item_x_format": sd["item_format"], "sd_group": sd["group"], "sd_group_item": sd["group_item"],
+        **{f"sd_model_item[{m}]": sd["model_item"] for m in sim.truth["models"]},
+    }
+    missed = {k: (v, _interval(fit, k)) for k, v in truth.items() if not _interval(fit, k)[0] <= v <= _interval(fit, k)[1]}
+    assert not missed, missed
+    # simulate() has no item x option-order interaction: its SD must be compatible with zero
+    lo, hi = _interval(fit, "sd_item_x_option_order")
+    assert lo < 0.05 and hi < 0.3
+
+
+def test_effects_recovered(recovery):
+    sim, fit = recovery
+    for lev, b in zip(fit.design.levels["format"], sim.truth["beta_pop"]["format"]):
+        lo, hi = _interval(fit, f"beta_format[{lev}]")
+        assert lo <= b <= hi, (lev, b, lo, hi)
+    # reversal shifts answers by order_effect: the difference of the two zero-sum levels
+    post = fit.idata["posterior"]["beta_option_order"]
+    rev = [lv for lv in fit.design.levels["option_order"] if lv.startswith("4")][0]
+    can = [lv for lv in fit.design.levels["option_order"] if lv.startswith("1")][0]
+    diff = (post.sel(option_order=rev) - post.sel(option_order=can)).values.ravel()
+    lo, hi = np.quantile(diff, [0.05, 0.95])
+    assert lo <= sim.truth["order_effect"] <= hi
+    # simulate() has no model-specific order effects
+    mo = fit.idata["posterior"]["model_x_option_order"].values
+    lo, hi = np.quantile(mo.reshape(-1, *mo.shape[2:]), [0.05, 0.95], axis=0)
+    assert ((lo <= 0) & (0 <= hi)).all()
+
+
+def test_factor_vs_human_recovers_the_truth_ratio(recovery):
+    sim, fit = recovery
+    theta = sim.truth["theta_group_item"]
+    sigma_country = theta.std(0).mean()
+    rho = sim.truth["beta_pop"]["format"].std() / sigma_country
+    row = fit.factor_vs_human(LEVEL).query("factor == 'format' and model == 'all'").iloc[0]
+    assert row["conf_low"] <= rho <= row["conf_high"]
+    assert 0 <= row["p_exceeds"] <= 1 and bool(row["converged"])
+
+
+def test_outputs_are_tidy_and_flagged(recovery):
+    sim, fit = recovery
+    vs = fit.variance_shares()
+    assert {"model", "component", "estimate", "conf_low", "conf_high", "conf_level", "converged"} <= set(vs)
+    per_model = vs[~vs["component"].isin(["stability_index", "presentation_share"])].groupby("model")["estimate"]
+    assert np.allclose(per_model.sum(), 1, atol=0.02)  # posterior means of shares sum to ~1
+    al = fit.alignment()
+    assert len(al) == 3 * 6 and al["estimate"].between(0, 1).all()
+    rp = fit.rank_probabilities()
+    assert np.allclose(rp.groupby(["group", "model"])["probability"].sum(), 1)
+    fl = fit.flip_probabilities()
+    assert fl["p_flip"].between(0, 0.5).all() and set(fl.attrs["p_any_flip"]) == set(fit.design.groups)
+    assert fit.to_frame()["converged"].all()
+
+
+def test_gate_flags_a_deliberately_bad_fit():
+    from robustalign.models import fit_response_model
+
+    sim = simulate(n_models=3, n_items=8, n_groups=3, factors={"format": 3}, n_orders=1, n_samples=5, K=3, rng=5)
+    resp, ref = sim.load()
+    with pytest.warns(ConvergenceWarning, match="NOT pass the convergence gate"):
+        fit = fit_response_model(resp, ref, draws=20, tune=5, chains=2, rng=0)
+    assert not fit.converged
+    assert fit.summary().startswith("NOT CONVERGED")
+    assert not fit.diagnostics["passed"].all()
+    for frame in (fit.variance_shares(), fit.alignment(), fit.conf_int(), fit.flip_probabilities()):
+        assert not frame["converged"].any() and frame.attrs["converged"] is False
+    assert fit.idata.attrs["robustalign_converged"] == 0
+
+
+def _sbc(n_sims, seed):
+    from robustalign.models.calibration import sbc_response_model
+
+    res = sbc_response_model(n_sims=n_sims, rng=seed)
+    return res, res.uniformity(bins=10)
+
+
+def test_sbc_ranks_are_uniform():
+    """SBC, 100 simulations: ranks of every variance component pass a chi-square test (Bonferroni)."""
+    res, uni = _sbc(100, 2026)
+    assert len(res.ranks) == 100
+    assert (uni["p_value"] > 0.01 / len(uni)).all(), uni
+
+
+@pytest.mark.slow
+def test_sbc_ranks_are_uniform_large():
+    res, uni = _sbc(400, 7)
+    assert (uni["p_value"] > 0.01 / len(uni)).all(), uni
