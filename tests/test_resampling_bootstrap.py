@@ -150,7 +150,7 @@ def test_replicates_equal_explicit_pandas_resampling_of_rows(weights):
     B = 60
     res = cluster_bootstrap(df, value="score", by="model", weights=weights, n_resamples=B, rng=9, method="percentile")
     items = sorted(df["item"].unique())
-    idx = W.index_draws(np.random.default_rng(9), B, len(items))  # the same draws, replayed
+    idx = W.IntegerStream(np.random.default_rng(9), len(items), len(items), B).next(B)  # the same draws, replayed
     by_item = {i: g for i, g in df.groupby("item")}
     expect = np.empty((B, 3))
     for b in range(B):
@@ -256,6 +256,8 @@ def test_apply_gives_a_ratio_with_its_jackknife():
     loo = [np.delete(a[:, 4], i).mean() / np.delete(a[:, 0], i).mean() for i in range(a.shape[0])]
     assert_allclose(ratio.jackknife[:, 0], loo, rtol=1e-12)
     assert ratio.to_frame()["method"].iloc[0] == "bca"
+    logit = res.apply(lambda s: np.log(s / (1 - s)))  # same number of statistics: labels are kept
+    assert logit.labels.equals(res.labels)
 
 
 # ------------------------------------------------------------------------------------------ general path
@@ -297,6 +299,13 @@ def test_two_way_variance_equals_closed_form():
     assert res.std_error[0] ** 2 > item_only * 1.5  # groups add their own variance
 
 
+def test_two_way_results_do_not_depend_on_chunk_size():
+    x = np.random.default_rng(3).normal(size=(12, 7, 2))
+    a = two_way_bootstrap(x, n_resamples=700, rng=5)
+    b = two_way_bootstrap(x, n_resamples=700, rng=5, chunk_size=33)
+    assert_allclose(a.resamples, b.resamples, rtol=1e-13)
+
+
 def test_two_way_dataframe_input_and_missing_cells():
     gen = np.random.default_rng(4)
     rows = [{"item": q, "group": g, "model": m, "score": gen.random()} for q in range(10) for g in range(5)
@@ -305,6 +314,10 @@ def test_two_way_dataframe_input_and_missing_cells():
     res = two_way_bootstrap(df, value="score", by="model", n_resamples=500, rng=2)
     assert_allclose(res.estimate, df.groupby("model")["score"].mean().to_numpy(), rtol=1e-12)
     assert res.labels["model"].tolist() == ["a", "b"]
+    rows = two_way_bootstrap(df, value="score", by="model", weights="rows", n_resamples=50, rng=2)
+    assert_allclose(rows.estimate, res.estimate, rtol=1e-12)  # one row per cell: the same weights
+    with pytest.raises(ValueError, match=r"`weights` must be 'equal', 'rows' or an array; got 'items'"):
+        two_way_bootstrap(df, value="score", by="model", weights="items")
 
 
 # ------------------------------------------------------------------------------------------ Dirichlet

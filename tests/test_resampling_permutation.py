@@ -93,10 +93,10 @@ def test_exact_ties_are_decided_in_double_precision():
 
 
 def test_permutations_are_uniform():
-    codes = W.permutation_codes(np.random.default_rng(0), 3000, 24, 4)  # 4! = 24 orders
+    codes = W.PermutationStream(np.random.default_rng(0), 24, 4, 3000).next(3000)  # 4! = 24 orders
     counts = np.bincount(codes.ravel(), minlength=24)
     assert stats.chisquare(counts).pvalue > 1e-3
-    perms = W.permutations_from_codes(W.permutation_codes(np.random.default_rng(1), 50, 10, 9), 9)
+    perms = W.permutations_from_codes(W.PermutationStream(np.random.default_rng(1), 10, 9, 50).next(50), 9)
     assert (np.sort(perms, axis=-1) == np.arange(9)).all()  # argsort path: every row a permutation
     first = perms[..., 0].ravel()
     assert stats.chisquare(np.bincount(first, minlength=9)).pvalue > 1e-3

@@ -32,22 +32,43 @@ def chunks(n_total: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + size, n_total)
 
 
-def index_draws(gen: np.random.Generator, n_rows: int, n: int) -> np.ndarray:
-    """``(n_rows, n)`` cluster indices drawn with replacement (one bootstrap resample per row)."""
-    return gen.integers(0, n, size=(n_rows, n), dtype=np.intp)
+class IntegerStream:
+    """Rows of uniform integers in ``[0, high)``, drawn from ``gen`` in blocks of fixed size.
+
+    The sequence of generator calls depends only on ``(high, width, total_rows)``, never on how the rows
+    are consumed, so results do not depend on the chunk size. Small ranges use 16-bit draws (faster);
+    rows are returned as ``intp``.
+    """
+
+    BLOCK = 1024
+
+    def __init__(self, gen: np.random.Generator, high: int, width: int, total_rows: int):
+        self.gen, self.high, self.width, self.left = gen, int(high), int(width), int(total_rows)
+        self.dtype = np.uint16 if self.high <= 2**16 else np.int64
+        self.buf = np.empty((0, self.width), self.dtype)
+
+    def next(self, rows: int) -> np.ndarray:
+        parts, need = [], int(rows)
+        while need:
+            if len(self.buf) == 0:
+                size = min(self.BLOCK, self.left)
+                if size <= 0:
+                    raise RuntimeError("IntegerStream: more rows requested than were announced")
+                self.buf = self.gen.integers(0, self.high, size=(size, self.width), dtype=self.dtype)
+                self.left -= size
+            k = min(need, len(self.buf))
+            parts.append(self.buf[:k])
+            self.buf = self.buf[k:]
+            need -= k
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return out.astype(np.intp)
 
 
 def counts_from_indices(idx: np.ndarray, n: int) -> np.ndarray:
     """Multinomial counts ``(rows, n)`` (float) of how often each cluster was drawn in each row."""
     rows = idx.shape[0]
-    idx = idx + (np.arange(rows, dtype=np.intp) * n)[:, None]
-    flat = idx.ravel()
+    flat = np.add(idx, (np.arange(rows, dtype=np.intp) * n)[:, None], dtype=np.intp).ravel()
     return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(float)
-
-
-def multinomial_counts(gen: np.random.Generator, n_rows: int, n: int) -> np.ndarray:
-    """Cluster-bootstrap weight matrix: each row ~ Multinomial(n, 1/n), as float."""
-    return counts_from_indices(index_draws(gen, n_rows, n), n)
 
 
 def random_signs(gen: np.random.Generator, n_rows: int, n: int) -> np.ndarray:
@@ -70,15 +91,22 @@ def uses_table(n_levels: int) -> bool:
     return n_levels <= PERMUTATION_TABLE_MAX_LEVELS
 
 
-def permutation_codes(gen: np.random.Generator, n_rows: int, n_strata: int, n_levels: int) -> np.ndarray:
-    """Uniform random permutations per (resample, stratum).
+class PermutationStream:
+    """Uniform random permutations per (resample, stratum), consumed in chunks of any size.
 
-    Returns indices into :func:`permutation_table` ``(n_rows, n_strata)`` when ``n_levels`` is small,
-    otherwise the permutations themselves ``(n_rows, n_strata, n_levels)`` from argsort of random keys.
+    ``next(rows)`` returns indices into :func:`permutation_table` ``(rows, n_strata)`` when
+    ``n_levels <= 7``, otherwise the permutations themselves ``(rows, n_strata, n_levels)`` from the
+    argsort of random keys.
     """
-    if uses_table(n_levels):
-        return gen.integers(0, factorial(n_levels), size=(n_rows, n_strata), dtype=np.intp)
-    return np.argsort(gen.random((n_rows, n_strata, n_levels)), axis=-1)
+
+    def __init__(self, gen: np.random.Generator, n_strata: int, n_levels: int, total_rows: int):
+        self.gen, self.S, self.L = gen, int(n_strata), int(n_levels)
+        self.codes = IntegerStream(gen, factorial(self.L), self.S, total_rows) if uses_table(self.L) else None
+
+    def next(self, rows: int) -> np.ndarray:
+        if self.codes is not None:
+            return self.codes.next(rows)
+        return np.argsort(self.gen.random((rows, self.S, self.L)), axis=-1)
 
 
 def permutations_from_codes(codes: np.ndarray, n_levels: int, table: np.ndarray | None = None) -> np.ndarray:

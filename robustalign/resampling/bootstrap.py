@@ -173,8 +173,9 @@ def _linear_engine(t: _Table, gen, n_resamples: int, chunk_size, perturbed=None)
     out = np.empty((C, n_resamples))
     wa_t = np.ascontiguousarray(wa.T)
     w_t = None if uniform or w_vec is not None else np.ascontiguousarray(w.T)
+    draws = _w.IntegerStream(gen, n, n, n_resamples)
     for s, e in _w.chunks(n_resamples, rows):
-        W = _w.multinomial_counts(gen, e - s, n)
+        W = _w.counts_from_indices(draws.next(e - s), n)
         if perturbed is None:
             num = wa_t @ W.T
         else:
@@ -239,8 +240,9 @@ def _general_engine(arrays, statistic, gen, n_resamples: int, chunk_size, jackkn
     per_row = sum(a[:1].nbytes for a in arrays) * n
     rows = _w.chunk_rows(n_resamples, per_row, chunk_size)
     out = np.empty((est.size, n_resamples))  # statistic-major, as in the fast path
+    draws = _w.IntegerStream(gen, n, n, n_resamples)  # the same draws as the fast path
     for s, e in _w.chunks(n_resamples, rows):
-        idx = _w.index_draws(gen, e - s, n)
+        idx = draws.next(e - s)
         out[:, s:e] = _call(statistic, [a[idx] for a in arrays], e - s).T
     jack = None
     if jackknife and n > 1:
@@ -326,7 +328,8 @@ def cluster_bootstrap(
     perturbed : array (n_resamples, n_clusters, n_cells) or callable(start, stop), optional
         Per-cluster aggregates recomputed for each resample under a second source of noise, e.g.
         human reference draws from :func:`dirichlet_reference`. Replicate *b* then uses
-        ``perturbed[b]`` with the items of resample *b*; the estimate uses ``data``.
+        ``perturbed[b]`` with the items of resample *b*; the estimate uses ``data``, and so does the
+        item jackknife that gives the BCa acceleration.
     n_resamples : int
         Number of bootstrap resamples (METHODS: 2,000 for intervals, 10,000 for ranking probabilities).
     confidence_level : float
@@ -523,10 +526,12 @@ def two_way_bootstrap(
             raise ValueError(f"`clusters` must name two columns; got {clusters!r}.")
         by_l = [by] if isinstance(by, str) else list(by or [])
         vals, counts, (_, _, cells) = group_array(data, value, [[clusters[0]], [clusters[1]], by_l])
-        if weights is None or weights == "equal":
+        if weights is None or (isinstance(weights, str) and weights == "equal"):
             w = (counts > 0).astype(float)
-        elif weights == "rows":
+        elif isinstance(weights, str) and weights == "rows":
             w = counts
+        elif isinstance(weights, str):
+            raise ValueError(f"`weights` must be 'equal', 'rows' or an array; got {weights!r}.")
         else:
             w = _weights_array(weights, vals)
         lab = cells if by_l else pd.DataFrame({"cell": ["all"]})
@@ -548,9 +553,12 @@ def two_way_bootstrap(
     w_g = w.transpose(1, 0, 2).reshape(G, Q * C)
     rows = _w.chunk_rows(n_resamples, Q * C * 8 * 2, chunk_size)
     out = np.empty((C, n_resamples))  # statistic-major
+    gen_q, gen_g = gen.spawn(2)  # one stream per factor: results do not depend on the chunk size
+    draws_q = _w.IntegerStream(gen_q, Q, Q, n_resamples)
+    draws_g = _w.IntegerStream(gen_g, G, G, n_resamples)
     for s, e in _w.chunks(n_resamples, rows):
-        Wq = _w.multinomial_counts(gen, e - s, Q)
-        Wg = _w.multinomial_counts(gen, e - s, G)
+        Wq = _w.counts_from_indices(draws_q.next(e - s), Q)
+        Wg = _w.counts_from_indices(draws_g.next(e - s), G)
         num = np.matmul(Wq[:, None, :], (Wg @ wa_g).reshape(e - s, Q, C))[:, 0, :]
         den = np.matmul(Wq[:, None, :], (Wg @ w_g).reshape(e - s, Q, C))[:, 0, :]
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -130,32 +130,46 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
     tol_v = L * S**2 * (4 * _REL_TOL * np.maximum(obs, scale) * np.maximum(obs, scale))
     rows = _w.chunk_rows(n_resamples, L1 * S * L1 * 4, chunk_size, cap=1000)
     if chunk_size is None:
-        rows = min(rows, max(16, (2 * 2**20) // max(L1 * S * L1 * 4, 1)), n_resamples)
+        rows = min(rows, max(16, (5 * 2**20) // max(L1 * S * L1 * 4, 1)), n_resamples)
     bufs = [np.empty((L1, rows, S, w), dtype=np.float32) for w, _, _ in blocks]
+    stream = _w.PermutationStream(gen, S, L, n_resamples)
+    # level sums of every permutation (single precision), post-processed in groups of chunks
+    group = max(rows, min(n_resamples, 4096))
     null = np.empty((n_resamples, C))
-    for s, e in _w.chunks(n_resamples, rows):
-        b = e - s
-        codes = _w.permutation_codes(gen, b, S, L)
-        sums = None
-        for (w, tab, X), buf in zip(blocks, bufs):
-            E = buf if b == rows else np.empty((L1, b, S, w), dtype=np.float32)
-            for lev in range(L1):
-                if perms is not None:
-                    np.take(tab[lev], codes, axis=0, out=E[lev], mode="clip")
+    for g0, g1 in _w.chunks(n_resamples, group):
+        sums = np.empty((L1, g1 - g0, C), dtype=np.float32)
+        codes_g = []
+        for s, e in _w.chunks(g1 - g0, rows):
+            b = e - s
+            codes = stream.next(b)
+            codes_g.append(codes)
+            acc = None
+            for (w, tab, X), buf in zip(blocks, bufs):
+                E = buf if b == rows else np.empty((L1, b, S, w), dtype=np.float32)
+                for lev in range(L1):
+                    if perms is not None:
+                        np.take(tab[lev], codes, axis=0, out=E[lev], mode="clip")
+                    else:
+                        np.take(tab, codes[:, :, lev], axis=0, out=E[lev], mode="clip")
+                part = E.reshape(L1 * b, S * w) @ X
+                if acc is None:
+                    acc = part
                 else:
-                    np.take(tab, codes[:, :, lev], axis=0, out=E[lev], mode="clip")
-            part = E.reshape(L1 * b, S * w) @ X
-            sums = part if sums is None else sums + part
-        sums = sums[:, :C].reshape(L1, b, C).astype(float)
-        last = -sums.sum(axis=0)
-        v = (sums**2).sum(axis=0) + last**2
-        err = (2 * np.abs(sums) * delta + delta**2).sum(axis=0) + 2 * np.abs(last) * L1 * delta + (L1 * delta) ** 2
+                    acc += part
+            sums[:, s:e] = acc[:, :C].reshape(L1, b, C)
+        sums64 = sums.astype(float)
+        last = -sums64.sum(axis=0)
+        v = np.einsum("lbc,lbc->bc", sums64, sums64) + last**2
+        abs_sum = np.abs(sums64).sum(axis=0) + L1 * np.abs(last)
+        err = 2 * abs_sum * delta + (L1 + L1**2) * delta**2
         bb, cc = np.nonzero(np.abs(v - v_obs) <= err + tol_v)
         if bb.size:  # exact (double) level sums for the (permutation, cell) pairs near the observed value
-            perm = _w.permutations_from_codes(codes[bb], L, perms)  # (n, S, L)
-            exact = xc[np.arange(S)[None, :, None], perm, cc[:, None, None]].sum(axis=1)  # (n, L)
+            codes_all = np.concatenate(codes_g)
+            perm = _w.permutations_from_codes(codes_all[bb], L, perms)  # (n, S, L)
+            flat = (perm + (np.arange(S) * L)[None, :, None]) * C + cc[:, None, None]
+            exact = xc.ravel().take(flat).sum(axis=1)  # (n, L) level sums in double precision
             v[bb, cc] = (exact**2).sum(axis=1)
-        null[s:e] = np.sqrt(v / L) / S
+        null[g0:g1] = np.sqrt(v / L) / S
     return obs, null, scale
 
 
@@ -168,8 +182,9 @@ def _general_null(x: np.ndarray, statistic, gen, n_resamples: int, chunk_size):
     table = _w.permutation_table(L) if _w.uses_table(L) else None
     null = np.empty((n_resamples, obs.size))
     q = np.arange(S)[None, :, None]
+    stream = _w.PermutationStream(gen, S, L, n_resamples)  # the same permutations as the fast path
     for s, e in _w.chunks(n_resamples, rows):
-        perm = _w.permutations_from_codes(_w.permutation_codes(gen, e - s, S, L), L, table)
+        perm = _w.permutations_from_codes(stream.next(e - s), L, table)
         null[s:e] = _call_stat(statistic, x[q, perm], e - s)
     return obs, null, None
 

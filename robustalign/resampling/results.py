@@ -216,7 +216,8 @@ class BootstrapResult:
 
         ``func`` maps an array ``(..., k)`` to ``(..., m)`` (it is called on the estimate, on the
         ``(n_resamples, k)`` replicates and on the jackknife values), e.g. a ratio
-        ``lambda s: s[..., :1] / s[..., 1:2]``.
+        ``lambda s: s[..., :1] / s[..., 1:2]``. Without ``labels`` the labels are kept when ``func``
+        returns as many statistics as it got, and numbered otherwise.
         """
         est = np.asarray(func(self.estimate[None, :]), dtype=float).reshape(1, -1)[0]
         res = np.asarray(func(self.resamples), dtype=float).reshape(self.n_resamples, -1)
@@ -225,8 +226,8 @@ class BootstrapResult:
         jk = None
         if self.jackknife is not None:
             jk = np.asarray(func(self.jackknife), dtype=float).reshape(self.jackknife.shape[0], -1)
-        if labels is None:
-            labels = pd.DataFrame({"statistic": np.arange(est.size)})
+        if labels is None:  # same number of statistics: keep the labels, otherwise number them
+            labels = self.labels if est.size == len(self) else pd.DataFrame({"statistic": np.arange(est.size)})
         elif not isinstance(labels, pd.DataFrame):
             labels = pd.DataFrame({"statistic": list(labels)})
         return replace(
