@@ -38,7 +38,7 @@ import pandas as pd
 from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import as_generator
 
-__all__ = ["BLOCK_SIZE", "block_streams", "bootstrap_cells", "map_chunks", "map_tasks"]
+__all__ = ["BLOCK_SIZE", "block_streams", "bootstrap_cells", "map_chunks", "map_tasks", "n_workers"]
 
 #: Resamples (or permutations) drawn from one child stream. Part of the definition of a result:
 #: resample ``b`` comes from child ``b // BLOCK_SIZE`` of the seed, whatever the executor or task count.
@@ -100,6 +100,29 @@ def map_tasks(fn: Callable, tasks: Iterable, *, executor=None) -> list:
     )
 
 
+def n_workers(executor) -> int | None:
+    """How many tasks ``executor`` runs at once, when it says so (threads of a Dask cluster, pool size).
+
+    ``None`` when unknown. Used only to choose how many tasks to make, which never changes a result.
+    """
+    if executor is None:
+        return 1
+    client = executor if _is_dask_client(executor) else getattr(executor, "_client", None)
+    if client is not None and _is_dask_client(client):
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # pragma: no cover - a client that cannot answer
+            return None
+    n = getattr(executor, "_max_workers", None) or getattr(executor, "_processes", None)
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
+def tasks_for(executor, n_items: int, *, per_worker: int = 4, default: int = 32) -> int:
+    """Tasks to split ``n_items`` into: a few per worker (load balance without drowning in overhead)."""
+    w = n_workers(executor)
+    return max(1, min(n_items, default if w is None else per_worker * w))
+
+
 def split(n: int, n_tasks: int) -> list[tuple[int, int]]:
     """``n_tasks`` contiguous ``(start, stop)`` ranges covering ``range(n)`` as evenly as possible."""
     n_tasks = max(1, min(int(n_tasks), n)) if n else 1
@@ -117,12 +140,13 @@ def map_chunks(fn: Callable[[list], Sequence], items: Sequence, *, executor=None
 
     ``fn(chunk)`` receives a list of items and returns one result per item. Chunking cuts the per-task
     overhead of a cluster (one round trip and one copy of shared data per chunk instead of per item).
-    ``n_tasks`` defaults to one task without an executor and to ``min(len(items), 32)`` with one;
-    results must not depend on it (put randomness in the items, e.g. from :func:`block_streams`).
+    ``n_tasks`` defaults to one task without an executor and to four per worker with one (see
+    :func:`n_workers`); results must not depend on it (put randomness in the items, e.g. from
+    :func:`block_streams`).
     """
     items = list(items)
     if n_tasks is None:
-        n_tasks = 1 if executor is None else min(len(items), 32)
+        n_tasks = 1 if executor is None else tasks_for(executor, len(items))
     if int(n_tasks) < 1:
         raise ValueError(f"`n_tasks` must be a positive integer; got {n_tasks}.")
     chunks = [(fn, items[a:b]) for a, b in split(len(items), n_tasks)]

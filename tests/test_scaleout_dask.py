@@ -126,3 +126,18 @@ def test_blocks_and_splits_do_not_depend_on_grouping():
     assert a == b and len(set(a)) == 5
     assert split(10, 3) == [(0, 3), (3, 7), (7, 10)]
     assert split(2, 5) == [(0, 1), (1, 2)]
+
+
+def test_task_counts_follow_the_workers_but_never_change_the_numbers(client):
+    from robustalign.claims.multiverse import joint_sign_flip
+    from robustalign.scaleout import n_workers
+
+    assert n_workers(client) == n_workers(client.get_executor()) == 2
+    assert n_workers(None) == 1 and n_workers(object()) is None
+    d = np.random.default_rng(0).normal(0.1, 1, (30, 12, 1))
+    aggs = np.array(["mean", "median"] * 6)
+    with ThreadPoolExecutor(1) as one, ThreadPoolExecutor(3) as three:
+        runs = [joint_sign_flip(d, aggs, n_permutations=1100, gen=np.random.default_rng(4), executor=ex)
+                for ex in (None, client, one, three)]
+    for other in runs[1:]:
+        _same_joint(runs[0], other)

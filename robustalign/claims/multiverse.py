@@ -51,7 +51,8 @@ KINDS = ("closer", "steering_raises", "closest_group", "human_proxy", "higher_po
 AGGREGATIONS = ("mean", "median")
 POOLED = "(pooled)"
 SUPPORT_SHARE = 0.9
-#: Most tasks the per-specification contrasts are split into when an executor is given.
+#: Tasks the per-specification contrasts are split into when the executor does not say how many workers
+#: it has (otherwise four per worker). Chunking never changes the numbers.
 CONTRAST_TASKS = 32
 
 
@@ -290,6 +291,16 @@ def _flip_block(args) -> np.ndarray:
     return _stat_rows(D, aggs, lambda s, e: (signs[s:e] * d[None])[..., None], rows)
 
 
+def _boot_blocks(blocks) -> list[np.ndarray]:
+    """Several bootstrap blocks in one task (each still from its own stream: grouping changes nothing)."""
+    return [_boot_block(b) for b in blocks]
+
+
+def _flip_blocks(blocks) -> list[np.ndarray]:
+    """Several sign-flip blocks in one task."""
+    return [_flip_block(b) for b in blocks]
+
+
 def _jackknife(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
     """Delete-one-item values (items, specs), for BCa intervals from the stored replicates."""
     n = D.shape[0]
@@ -308,11 +319,11 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     child of ``gen``, and the blocks run on ``executor`` when one is given; the numbers are the same
     either way.
     """
-    from robustalign.scaleout import block_streams, map_tasks
+    from robustalign.scaleout import block_streams, map_chunks
 
     obs = _stat(D, aggs)
     blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_permutations)]
-    null = np.concatenate(map_tasks(_flip_block, blocks, executor=executor), axis=0)
+    null = np.concatenate(map_chunks(_flip_blocks, blocks, executor=executor), axis=0)
     B = n_permutations
     p_spec = (1 + (np.abs(null) >= np.abs(obs)[None] * (1 - 1e-12)).sum(0)) / (1 + B)
     p_maxt = maxt_adjust(obs, null)
@@ -345,12 +356,12 @@ def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, execut
     from robustalign._rng import as_generator
     from robustalign.resampling import BootstrapResult
     from robustalign.resampling._validation import check_n_resamples
-    from robustalign.scaleout import block_streams, map_tasks, warn_degenerate
+    from robustalign.scaleout import block_streams, map_chunks, warn_degenerate
 
     n_resamples = check_n_resamples(n_resamples)
     _, record = as_generator(gen)
     blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_resamples)]
-    R = np.concatenate(map_tasks(_boot_block, blocks, executor=executor), axis=0)
+    R = np.concatenate(map_chunks(_boot_blocks, blocks, executor=executor), axis=0)
     labels = specs.reset_index(drop=True)
     warn_degenerate(R, labels, stacklevel=4)
     return BootstrapResult(
@@ -438,10 +449,10 @@ def audit_claim(
     if executor is None:
         parts = _contrast_chunk((responses, reference, claim, tasks, fac, items))
     else:  # chunks of specifications, so the data travel once per chunk rather than once per specification
-        from robustalign.scaleout import map_tasks, split
+        from robustalign.scaleout import map_tasks, split, tasks_for
 
         chunks = [(responses, reference, claim, tasks[a:b], fac, items)
-                  for a, b in split(len(tasks), min(len(tasks), CONTRAST_TASKS))]
+                  for a, b in split(len(tasks), tasks_for(executor, len(tasks), default=CONTRAST_TASKS))]
         parts = [p for chunk in map_tasks(_contrast_chunk, chunks, executor=executor) for p in chunk]
     J = max(p.shape[1] for p in parts)
     block = np.full((len(items), len(tasks), J), np.nan)
