@@ -47,7 +47,8 @@ class IntegerStream:
         self.dtype = np.uint16 if self.high <= 2**16 else np.int64
         self.buf = np.empty((0, self.width), self.dtype)
 
-    def next(self, rows: int) -> np.ndarray:
+    def next(self, rows: int, *, raw: bool = False) -> np.ndarray:
+        """The next ``rows`` rows, as ``intp`` (or the stored small integer type with ``raw=True``)."""
         parts, need = [], int(rows)
         while need:
             if len(self.buf) == 0:
@@ -61,7 +62,7 @@ class IntegerStream:
             self.buf = self.buf[k:]
             need -= k
         out = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return out.astype(np.intp)
+        return out if raw else out.astype(np.intp)
 
 
 def counts_from_indices(idx: np.ndarray, n: int) -> np.ndarray:

@@ -166,7 +166,6 @@ def _linear_engine(t: _Table, gen, n_resamples: int, chunk_size, perturbed=None)
     if perturbed is not None:
         pert = _perturbed_source(perturbed, n_resamples, n, C)
         present = np.isfinite(t.values)
-        w_p = present.astype(float) if t.weights is None else np.where(present, t.weights, 0.0)
     rows = _w.chunk_rows(n_resamples, n * 8 * (2 if perturbed is None else 2 + C), chunk_size)
     # replicates are stored statistic-major, (C, B): each statistic's resamples are contiguous, which is
     # what the interval code reads; the result exposes the (B, C) transpose
@@ -175,11 +174,11 @@ def _linear_engine(t: _Table, gen, n_resamples: int, chunk_size, perturbed=None)
     w_t = None if uniform or w_vec is not None else np.ascontiguousarray(w.T)
     draws = _w.IntegerStream(gen, n, n, n_resamples)
     for s, e in _w.chunks(n_resamples, rows):
-        W = _w.counts_from_indices(draws.next(e - s), n)
+        W = _w.counts_from_indices(draws.next(e - s, raw=True), n)
         if perturbed is None:
             num = wa_t @ W.T
         else:
-            P = np.where(present[None], pert(s, e), 0.0) * w_p[None]
+            P = np.where(present[None], pert(s, e), 0.0) * w[None]
             num = np.matmul(W[:, None, :], P)[:, 0, :].T
         if uniform:
             out[:, s:e] = num / n
@@ -188,7 +187,6 @@ def _linear_engine(t: _Table, gen, n_resamples: int, chunk_size, perturbed=None)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[:, s:e] = num / den
     return est, out.T, jack
-    return est, out, jack
 
 
 def _perturbed_source(perturbed, n_resamples: int, n: int, C: int) -> Callable[[int, int], np.ndarray]:
@@ -557,8 +555,8 @@ def two_way_bootstrap(
     draws_q = _w.IntegerStream(gen_q, Q, Q, n_resamples)
     draws_g = _w.IntegerStream(gen_g, G, G, n_resamples)
     for s, e in _w.chunks(n_resamples, rows):
-        Wq = _w.counts_from_indices(draws_q.next(e - s), Q)
-        Wg = _w.counts_from_indices(draws_g.next(e - s), G)
+        Wq = _w.counts_from_indices(draws_q.next(e - s, raw=True), Q)
+        Wg = _w.counts_from_indices(draws_g.next(e - s, raw=True), G)
         num = np.matmul(Wq[:, None, :], (Wg @ wa_g).reshape(e - s, Q, C))[:, 0, :]
         den = np.matmul(Wq[:, None, :], (Wg @ w_g).reshape(e - s, Q, C))[:, 0, :]
         with np.errstate(invalid="ignore", divide="ignore"):
