@@ -291,23 +291,20 @@ class BayesFit:
         return self._frame(pd.DataFrame(rows))
 
     def flip_probabilities(self, match: str | None = None) -> pd.DataFrame:
-        """For every pair of models and group: P(the pair is ordered against the posterior-mean order).
+        """For every pair of models and group: P(the pair is ordered against its more probable order).
 
         ``attrs["p_any_flip"]`` (and :meth:`any_flip_probability`) give, per group, the probability
         that the posterior-mean ranking of all models is wrong somewhere.
         """
         A = self.alignment_draws(match)
         d = self.design
-        mean = A.mean(0)
         rows = []
         for j, g in enumerate(d.groups):
             for a in range(len(d.models)):
                 for b in range(a + 1, len(d.models)):
-                    diff = A[:, a, j] - A[:, b, j]
-                    sign = np.sign(mean[a, j] - mean[b, j])
+                    p = float((A[:, a, j] > A[:, b, j]).mean())
                     rows.append({"group": g, "model_a": d.models[a], "model_b": d.models[b],
-                                 "p_a_better": float((diff > 0).mean()),
-                                 "p_flip": float((np.sign(diff) != sign).mean())})
+                                 "p_a_better": p, "p_flip": min(p, 1 - p)})
         out = self._frame(pd.DataFrame(rows))
         out.attrs["p_any_flip"] = self.any_flip_probability(match).set_index("group")["p_any_flip"].to_dict()
         return out
