@@ -141,3 +141,22 @@ def test_task_counts_follow_the_workers_but_never_change_the_numbers(client):
                 for ex in (None, client, one, three)]
     for other in runs[1:]:
         _same_joint(runs[0], other)
+
+
+def test_readme_remote_cluster_code_runs_against_a_scheduler_address(client):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    code = readme.split("## Scaling out", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'Client("tcp://scheduler:8786")' in code
+    code = (code.replace('"tcp://scheduler:8786"', repr(client.scheduler.address))
+            .replace('"model-a"', '"model_1"').replace('"model-b"', '"model_2"').replace('"Japan"', '"C01"'))
+    s = simulate(n_models=2, n_items=20, n_groups=2, factors={"format": 2}, n_orders=1, rng=4)
+    resp, ref = s.load()
+    ns = {"resp": resp, "ref": ref}
+    exec(compile(code, "README.md", "exec"), ns)
+    try:
+        serial = audit_claim(resp, ref, Claim.closer("model_1", than="model_2", group="C01"), rng=2024)
+        pd.testing.assert_frame_equal(ns["res"].to_frame(), serial.to_frame(), check_exact=True)
+    finally:
+        ns["client"].close()
