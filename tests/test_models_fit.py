@@ -135,6 +135,8 @@ def test_sbc_ranks_are_uniform():
 
 
 @pytest.mark.slow
-def test_sbc_ranks_are_uniform_large():
+def test_sbc_ranks_are_uniform_large(request):
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("400-simulation SBC: run with -m slow")
     res, uni = _sbc(400, 7)
     assert (uni["p_value"] > 0.01 / len(uni)).all(), uni
