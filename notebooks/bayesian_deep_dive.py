@@ -97,7 +97,7 @@ fit_al.head()
 # of the same quantity: two routes to the same question should broadly agree when the fit converged.
 
 # %%
-from robustalign.alignment import alignment
+from robustalign.scoring import alignment
 
 boot = alignment(small, data.reference_language, metric="mean_position", against="language",
                  n_resamples=1000, rng=0).to_frame()

@@ -25,8 +25,8 @@
 import matplotlib.pyplot as plt
 
 import robustalign.plots as rp
-from robustalign.alignment import alignment
 from robustalign.datasets import load_multicultural_alignment
+from robustalign.scoring import alignment
 
 data = load_multicultural_alignment()
 data.responses

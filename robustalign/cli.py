@@ -33,7 +33,7 @@ def _fmt_ci(est: float, lo: float, hi: float) -> str:
 def alignment_table(responses, reference, *, against=None, group_map=None, metrics=("spearman", "js"),
                     n_resamples=2000, confidence_level=0.95, rng=0) -> pd.DataFrame:
     """Alignment per model x group for each metric, with cluster-bootstrap intervals (tidy)."""
-    from robustalign.alignment import alignment
+    from robustalign.scoring import alignment
 
     seeds = np.random.SeedSequence(rng).spawn(len(metrics))
     frames = []

@@ -38,12 +38,12 @@ def make_figures(out, *, n_resamples: int = 2000, n_permutations: int = 2000, ba
     import numpy as np
 
     import robustalign.plots as P
-    from robustalign.alignment import alignment
     from robustalign.claims import assess_stability, assess_steerability, audit_claim
     from robustalign.claims.multiverse import Claim
     from robustalign.datasets import load_multicultural_alignment
     from robustalign.plots._style import DOUBLE_COLUMN, new_axes
     from robustalign.report.calibration import bootstrap_coverage
+    from robustalign.scoring import alignment
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Per-item alignment scores between model answers and human references.
+"""Alignment scores between model answers and human references (``ra.alignment``, ``ra.item_scores``).
 
 :func:`item_scores` is the one place that pairs a model's answer distribution in a design cell with a
 human group's distribution on the same item and applies a metric from :mod:`robustalign.metrics`.

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from robustalign.alignment import item_scores, model_profiles
 from robustalign.schema import make_reference, make_responses
+from robustalign.scoring import item_scores, model_profiles
 
 SCALES = pd.DataFrame({"item": ["q1", "q2"], "options": ["1|2|3", "a|b"], "ordinal": [True, False]})
 H = {("q1", "X"): [0.2, 0.3, 0.5], ("q1", "Y"): [0.6, 0.3, 0.1], ("q2", "X"): [0.9, 0.1], ("q2", "Y"): [0.5, 0.5]}
@@ -67,8 +67,8 @@ def test_unknown_metric_and_column(data):
 def test_alignment_estimates_match_independent_computation():
     from scipy import stats
 
-    from robustalign.alignment import alignment
     from robustalign.datasets import load_multicultural_alignment
+    from robustalign.scoring import alignment
 
     d = load_multicultural_alignment()
     res = alignment(d.responses, d.reference_language, metric="spearman", against="language",

@@ -496,7 +496,7 @@ def assess_extrapolability(
         Responses column naming the one target group each cell is compared with (e.g. ``"steer_target"``
         for personas, ``"language"`` for per-language references). Default: every unit against every group.
     metric, group_map, groups
-        As in :func:`robustalign.alignment.item_scores`.
+        As in :func:`robustalign.scoring.item_scores`.
     min_domain_items : int
         Smallest domain kept for E1.
     centre : bool
@@ -548,7 +548,7 @@ def assess_extrapolability(
     higher with JS similarity on every domain); the human benchmark has the same property.
     Spearman's correlation is symmetric, so each unordered domain pair is one statistic.
     """
-    from robustalign.alignment import item_scores
+    from robustalign.scoring import item_scores
 
     by_l = [by] if isinstance(by, str) else list(by)
     if not by_l:

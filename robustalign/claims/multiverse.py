@@ -185,8 +185,8 @@ def _subset(responses: Responses, spec: dict, factors: Sequence[str]) -> Respons
 def _contrasts(responses: Responses, reference: Reference | None, claim: Claim, spec: dict,
                factors: Sequence[str], items: list[str]) -> np.ndarray:
     """Per-item contrasts (items x J) of one specification; NaN where an item has no data."""
-    from robustalign.alignment import item_scores, model_profiles
     from robustalign.metrics import METRICS
+    from robustalign.scoring import item_scores, model_profiles
 
     sub = _subset(responses, spec, factors)
     metric = spec["metric"]

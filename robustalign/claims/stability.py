@@ -836,7 +836,7 @@ def _ranking(responses, reference, by, factors, metric, cells, n_resamples, leve
     for f, g in zip(factors, gen.spawn(len(factors))):
         levels = cells.levels[f]
         if reference is not None:
-            from robustalign.alignment import item_scores
+            from robustalign.scoring import item_scores
 
             sc = item_scores(responses, reference, metric=metric, by=[by, f])
             if len(units) >= 2:

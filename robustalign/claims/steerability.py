@@ -344,8 +344,8 @@ def _validity(responses, cols) -> pd.DataFrame:
 def _assess_full(responses, reference, by, steer, targets, targets_ref, has_baseline, baseline, metric,
                  centre_groups, alternative, alpha, adjust_method, level, n_resamples, n_permutations, gen,
                  prov, validity):
-    from robustalign.alignment import item_scores
     from robustalign.metrics import METRICS
+    from robustalign.scoring import item_scores
 
     levels = ([baseline] if has_baseline else []) + targets
     L0 = 1 if has_baseline else 0
@@ -903,7 +903,7 @@ def _verdicts_full(frame, cells, by, has_baseline, alpha, level, sd_item, n_item
 # --------------------------------------------------------------------------------------------------
 def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_baseline, baseline, metric, compare,
                     alternative, alpha, adjust_method, level, n_resamples, n_permutations, gen, prov, validity):
-    from robustalign.alignment import item_scores, model_profiles
+    from robustalign.scoring import item_scores, model_profiles
 
     if not (isinstance(compare, (tuple, list)) and len(compare) == 3):
         raise ValueError(f"`compare` must be (column, level_a, level_b), e.g. ('congruent', 'congruent', "

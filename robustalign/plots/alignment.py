@@ -1,4 +1,4 @@
-"""Figures of alignment results (:func:`robustalign.alignment.alignment`, a ``BootstrapResult``): forest
+"""Figures of alignment results (:func:`robustalign.scoring.alignment`, a ``BootstrapResult``): forest
 plot of alignment with intervals per model x group, rank caterpillar with rank intervals, and the
 pairwise flip-probability heat map. Every number is read from the result (``to_frame()``, ``ranks()``,
 ``pairwise().flip_probability()``); nothing is computed here."""
@@ -44,7 +44,7 @@ def plot_alignment_forest(result, ax=None, *, row: str = "model", confidence_lev
     Parameters
     ----------
     result : BootstrapResult
-        From :func:`robustalign.alignment.alignment` (labels e.g. ``model, language, group``).
+        From :func:`robustalign.scoring.alignment` (labels e.g. ``model, language, group``).
     ax : matplotlib Axes, optional
     row : str
         Label column on the vertical axis.

@@ -409,8 +409,8 @@ def run_audit(
 # sections
 # --------------------------------------------------------------------------------------------------
 def _alignment_section(responses, reference, design, against, gen, *, part, n_resamples, n_permutations, level):
-    from robustalign.alignment import alignment
     from robustalign.power import n_for_mde
+    from robustalign.scoring import alignment
 
     metrics = [m for m in design.metrics if not (m == "spearman" and responses.kind != "score" and not all(
         reference.scales[i].ordinal for i in responses.items))]

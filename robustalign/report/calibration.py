@@ -15,8 +15,8 @@ __all__ = ["bootstrap_coverage"]
 
 
 def _population() -> np.ndarray:
-    from robustalign.alignment import item_scores
     from robustalign.datasets import load_multicultural_alignment
+    from robustalign.scoring import item_scores
 
     d = load_multicultural_alignment()
     s = item_scores(d.responses, d.reference_language, metric="js", against="language")
