@@ -65,9 +65,9 @@ B = 10_000
 GROUP = "C01"
 N_MODELS, N_FORMATS, N_STEER_LEVELS = 12, 6, 5
 SIZES = {"tenth": 20, "base": 200, "ten times": 2000}
-REPEATS = {  # (robustalign, scipy, pandas iterations)
-    "tenth": (7, 3, 40),
-    "base": (5, 2, 8),
+REPEATS = {  # (robustalign runs, scipy runs, pandas-loop iterations timed)
+    "tenth": (15, 3, 40),
+    "base": (15, 3, 8),
     "ten times": (3, 1, 2),
 }
 
@@ -184,16 +184,16 @@ def route_pandas(df: pd.DataFrame, n_iter: int, seed: int) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _median_time(fn, repeats: int) -> tuple[float, list[float], object, float]:
-    """Median wall time, all wall times, the last result, and the median CPU time of the process."""
-    times, cpu, out = [], [], None
-    for _ in range(repeats):
-        gc.collect()
-        c0, t0 = time.process_time(), time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return statistics.median(times), times, out, statistics.median(cpu)
+def _timed(fn) -> tuple[float, float, object]:
+    """Wall time, CPU time of the process, and the result of one call."""
+    gc.collect()
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def _medians(runs) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def _peak_bytes(fn) -> int:
@@ -247,26 +247,34 @@ def run_size(name: str, n_items: int, quick: bool) -> dict:
     if quick:
         rep_ra, rep_sp, n_iter = min(rep_ra, 3), 1, max(2, n_iter // 4)
 
-    engine_runs = []
-    t_engine, engine_times, _, c_engine = _median_time(
-        lambda: engine_runs.append(route_engine(cells, fmt, models, seed=11)), rep_ra)
-    frames = engine_runs[-1][0]
-    t_boot = statistics.median(r[1][0] for r in engine_runs)
-    t_perm = statistics.median(r[1][1] for r in engine_runs)
-    t_e2e, e2e_times, _, c_e2e = _median_time(lambda: route_end_to_end(df, seed=11), rep_ra)
+    # the routes are interleaved (robustalign runs, then one scipy run, repeated) so that both see the
+    # same load on a shared machine; medians over all runs
+    engine_runs, e2e_runs, scipy_runs = [], [], []
+    per_round = max(1, rep_ra // rep_sp)
+    for _ in range(rep_sp):
+        for _ in range(per_round):
+            engine_runs.append(_timed(lambda: route_engine(cells, fmt, models, seed=11)))
+            e2e_runs.append(_timed(lambda: route_end_to_end(df, seed=11)))
+        scipy_runs.append(_timed(lambda: route_scipy(cells, fmt, seed=12)))
+    t_engine, c_engine = _medians(engine_runs)
+    t_e2e, c_e2e = _medians(e2e_runs)
+    t_scipy, c_scipy = _medians(scipy_runs)
+    engine_times = [r[0] for r in engine_runs]
+    e2e_times = [r[0] for r in e2e_runs]
+    scipy_times = [r[0] for r in scipy_runs]
+    frames = engine_runs[-1][2][0]
+    t_boot = statistics.median(r[2][1][0] for r in engine_runs)
+    t_perm = statistics.median(r[2][1][1] for r in engine_runs)
     print(f"  robustalign engine      {t_engine:8.3f} s  (bootstrap {t_boot:.3f} s, permutation {t_perm:.3f} s; "
-          f"runs {', '.join(f'{t:.3f}' for t in engine_times)}; CPU {c_engine:.3f} s)", flush=True)
+          f"{len(engine_times)} runs {min(engine_times):.3f}-{max(engine_times):.3f} s; CPU {c_engine:.3f} s)",
+          flush=True)
     print(f"  robustalign end to end  {t_e2e:8.3f} s  (CPU {c_e2e:.3f} s)", flush=True)
-
-    scipy_runs = []
-    t_scipy, scipy_times, _, c_scipy = _median_time(
-        lambda: scipy_runs.append(route_scipy(cells, fmt, seed=12)), rep_sp)
-    scipy_out = scipy_runs[-1][0]
-    sp_parts = (statistics.median(r[1][0] for r in scipy_runs), statistics.median(r[1][1] for r in scipy_runs))
-    agree = _agreement(frames, scipy_out)
+    scipy_out = scipy_runs[-1][2][0]
+    sp_parts = (statistics.median(r[2][1][0] for r in scipy_runs), statistics.median(r[2][1][1] for r in scipy_runs))
     print(f"  scipy route             {t_scipy:8.3f} s  -> {t_scipy / t_engine:7.1f}x slower than the engine "
           f"(bootstrap {sp_parts[0]:.2f} s = {sp_parts[0] / t_boot:.0f}x, permutation {sp_parts[1]:.2f} s = "
           f"{sp_parts[1] / t_perm:.0f}x; CPU {c_scipy:.2f} s = {c_scipy / c_engine:.0f}x)", flush=True)
+    agree = _agreement(frames, scipy_out)
     print(f"      agreement: CI endpoints within {agree['ci_max_diff_in_se']:.3f} SE (median "
           f"{agree['ci_median_diff_in_se']:.3f}); p-values within {agree['p_max_abs_diff']:.4f} "
           f"({agree['p_max_diff_in_mc_sd']:.1f} Monte Carlo SD)", flush=True)

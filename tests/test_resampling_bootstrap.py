@@ -121,6 +121,22 @@ def test_cluster_bootstrap_agrees_with_scipy_within_monte_carlo_error(skewed):
     assert abs(res.conf_high[0] - ref.confidence_interval.high) < 0.12 * se
 
 
+@pytest.mark.parametrize("shape", [(10_000, 40), (999, 7), (5, 3)])
+def test_tail_quantiles_equal_numpy(shape):
+    """The tail-only selection gives numpy's linear-interpolation quantiles exactly, heavy tails included."""
+    from robustalign.resampling.intervals import quantiles_by_column
+
+    gen = np.random.default_rng(shape[0])
+    x = np.column_stack([gen.standard_cauchy(shape[0]) if j % 3 == 0 else gen.normal(size=shape[0])
+                         for j in range(shape[1])])
+    x[0, 1] = np.nan  # a column with an undefined replicate
+    probs = np.vstack([gen.uniform(0, 0.2, shape[1]), gen.uniform(0.8, 1, shape[1])])
+    probs[:, 2] = [0.5, np.nan]
+    expect = np.array([[np.nan if np.isnan(q) else np.nanquantile(x[:, j], q) for j, q in enumerate(row)]
+                       for row in probs])
+    assert_allclose(quantiles_by_column(x, probs), expect, rtol=1e-13, atol=1e-13)
+
+
 def test_conf_int_reuses_the_stored_resamples(skewed):
     res = cluster_bootstrap(skewed, n_resamples=2000, rng=7)
     again = cluster_bootstrap(skewed, n_resamples=2000, confidence_level=0.9, method="percentile", rng=7)

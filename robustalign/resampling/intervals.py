@@ -42,46 +42,33 @@ def _as_2d(resamples) -> tuple[np.ndarray, bool]:
     return r, False
 
 
-def _order_stats(col: np.ndarray, ranks: np.ndarray, mu: float, sd: float) -> np.ndarray:
-    """Exact order statistics ``sorted(col)[ranks]`` without sorting or selecting over the whole column.
+def _tail_values(cols: np.ndarray, ranks: np.ndarray, need: np.ndarray, thresh: np.ndarray, lower: bool):
+    """Order statistics in one tail of every row of ``cols``, or NaN rows where the threshold missed.
 
-    Bootstrap quantiles sit in the tails, so only the values beyond a threshold from the normal
-    approximation are sorted; when the threshold catches too few values (a heavy tail), the column is
-    partitioned instead. The result is exact either way.
+    ``ranks`` (k, m) are 0-based ranks from the bottom (``lower``) or from the top; ``need`` (k,) how
+    many extreme values each row needs; ``thresh`` (k,) a cut expected to keep a few more than that.
+    Only the values beyond the cut are sorted, all rows at once (padded).
     """
-    n = col.size
-    out = np.empty(ranks.size)
-    low = ranks < n / 2
-    if np.isfinite(sd) and sd > 0:
-        if low.any():
-            need = int(ranks[low].max()) + 1
-            t = mu + sd * float(ndtri(min(0.5, 1.5 * need / n + 0.005)))
-            cand = col[col <= t]
-            if cand.size >= need:
-                cand.sort()
-                out[low] = cand[ranks[low]]
-                low_done = True
-            else:
-                low_done = False
-        else:
-            low_done = True
-        high = ~low
-        if high.any():
-            from_top = n - 1 - ranks[high]
-            need = int(from_top.max()) + 1
-            t = mu + sd * float(ndtri(max(0.5, 1.0 - 1.5 * need / n - 0.005)))
-            cand = col[col >= t]
-            if cand.size >= need:
-                cand.sort()
-                out[high] = cand[cand.size - 1 - from_top]
-                high_done = True
-            else:
-                high_done = False
-        else:
-            high_done = True
-        if low_done and high_done:
-            return out
-    return np.partition(col, np.unique(ranks))[ranks]
+    k = cols.shape[0]
+    out = np.full(ranks.shape, np.nan)
+    mask = cols <= thresh[:, None] if lower else cols >= thresh[:, None]
+    count = mask.sum(axis=1)
+    good = (count >= need) & (need > 0)
+    if not good.any():
+        return out, good
+    mask &= good[:, None]
+    values = cols[mask]  # row by row
+    cnt = np.where(good, count, 0)
+    r = np.repeat(np.arange(k), cnt)
+    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    width = int(cnt.max())
+    pad = np.full((k, width), np.inf if lower else -np.inf)
+    pad[r, np.arange(r.size) - start[r]] = values
+    pad.sort(axis=1)
+    rows = np.flatnonzero(good)
+    idx = ranks[rows] if lower else width - 1 - ranks[rows]
+    out[rows] = np.take_along_axis(pad[rows], idx, axis=1)
+    return out, good
 
 
 def quantiles_by_column(resamples: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -89,35 +76,59 @@ def quantiles_by_column(resamples: np.ndarray, probs: np.ndarray) -> np.ndarray:
 
     ``resamples`` is ``(B, k)``, ``probs`` is ``(m, k)``; returns ``(m, k)``. NaN replicates are
     ignored; a column with no finite replicate, or a NaN probability, gives NaN.
+
+    Bootstrap quantiles sit in the tails, so for every column only the values beyond a cut from the
+    normal approximation are sorted (all columns at once); a column whose cut keeps too few values (a
+    heavy tail), or that has NaN replicates, is partitioned instead. The result is exact either way.
     """
     probs = np.asarray(probs, dtype=float)
     B, k = resamples.shape
     out = np.full(probs.shape, np.nan)
     if k == 0 or B == 0:
         return out
-    cols = np.ascontiguousarray(resamples.T)
-    finite = np.isfinite(cols).all(axis=1)
-    with np.errstate(invalid="ignore"):
-        mu = cols.mean(axis=1)
-        sd = cols.std(axis=1)
-    for j in range(k):
+    cols = np.ascontiguousarray(resamples.T)  # free for the statistic-major storage of results
+    finite = np.isfinite(cols).all(axis=1) & np.isfinite(probs).all(axis=0)
+    fast = np.flatnonzero(finite)
+    if fast.size:
+        c = cols if fast.size == k else cols[fast]
+        p = probs[:, fast].T  # (kf, m)
+        h = (B - 1) * p
+        lo = np.floor(h).astype(np.intp)
+        ranks = np.concatenate([lo, np.minimum(lo + 1, B - 1)], axis=1)  # (kf, 2m)
+        low = ranks < B / 2
+        with np.errstate(invalid="ignore"):  # the cut only needs rough moments: the first replicates do
+            sub = c[:, : min(B, 2000)]
+            mu, sd = sub.mean(axis=1), sub.std(axis=1)
+        vals = np.full(ranks.shape, np.nan)
+        done = np.ones(fast.size, bool)
+        for lower in (True, False):
+            side = low if lower else ~low
+            r = np.where(side, ranks if lower else B - 1 - ranks, 0)
+            need = np.where(side, r + 1, 0).max(axis=1)
+            frac = np.clip(1.5 * need / B + 0.005, 0.0, 0.5)
+            z = ndtri(frac) if lower else -ndtri(frac)
+            thresh = mu + sd * z
+            v, good = _tail_values(c, r, need, thresh, lower)
+            vals = np.where(side, v, vals)
+            done &= good | (need == 0)
+        done &= sd > 0
+        m = lo.shape[1]
+        res = vals[:, :m] + (h - lo) * (vals[:, m:] - vals[:, :m])
+        out[:, fast[done]] = res[done].T
+        finite[fast[~done]] = False
+    for j in np.flatnonzero(~finite):  # NaN replicates or probabilities, or a missed tail: one by one
         p = probs[:, j]
         ok = np.isfinite(p)
-        if not ok.any():
-            continue
-        col = cols[j] if finite[j] else cols[j][np.isfinite(cols[j])]
+        col = cols[j][np.isfinite(cols[j])]
         n = col.size
-        if n == 0:
+        if not ok.any() or n == 0:
             continue
         h = (n - 1) * p[ok]
         lo = np.floor(h).astype(np.intp)
         hi = np.minimum(lo + 1, n - 1)
-        if finite[j]:
-            v = _order_stats(col, np.concatenate([lo, hi]), mu[j], sd[j])
-        else:
-            v = np.partition(col, np.unique(np.concatenate([lo, hi])))[np.concatenate([lo, hi])]
-        vlo, vhi = v[: lo.size], v[lo.size :]
-        out[ok, j] = vlo + (h - lo) * (vhi - vlo)
+        r = np.concatenate([lo, hi])
+        v = np.partition(col, np.unique(r))[r]
+        out[ok, j] = v[: lo.size] + (h - lo) * (v[lo.size :] - v[: lo.size])
     return out
 
 
@@ -141,9 +152,14 @@ def jackknife_acceleration(jackknife) -> np.ndarray:
     j = np.asarray(jackknife, dtype=float)
     if j.ndim == 1:
         j = j[:, None]
-    d = np.nanmean(j, axis=0, keepdims=True) - j
-    num = np.nansum(d**3, axis=0)
-    den = 6.0 * np.nansum(d**2, axis=0) ** 1.5
+    if np.isfinite(j).all():
+        d = j.mean(axis=0, keepdims=True) - j
+        num = (d**3).sum(axis=0)
+        den = 6.0 * (d**2).sum(axis=0) ** 1.5
+    else:  # a deletion left a cell without data: use the defined values
+        d = np.nanmean(j, axis=0, keepdims=True) - j
+        num = np.nansum(d**3, axis=0)
+        den = 6.0 * np.nansum(d**2, axis=0) ** 1.5
     with np.errstate(invalid="ignore", divide="ignore"):
         a = num / den
     a[den == 0] = np.nan

@@ -105,6 +105,9 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
     eye = np.eye(L, dtype=np.float32)
     rows_of = eye[:, :L1] - eye[:, L1:]  # value from original level g, expressed on the first L-1 levels
     perms = _w.permutation_table(L) if _w.uses_table(L) else None
+    if perms is not None:
+        perms32 = np.zeros((len(perms), 8 * (-(-L // 8))), dtype=np.int32)
+        perms32[:, :L] = perms
     source = rows_of[perms].transpose(1, 0, 2) if perms is not None else rows_of  # (L, L!, L-1) or (L, L-1)
     # E is gathered row by row; rows of 1, 2, 4 or 8 float32 use numpy's fast copy path, so the L-1
     # columns are split into such blocks, each with its own matrix product.
@@ -165,7 +168,10 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
         bb, cc = np.nonzero(np.abs(v - v_obs) <= err + tol_v)
         if bb.size:  # exact (double) level sums for the (permutation, cell) pairs near the observed value
             codes_all = np.concatenate(codes_g)
-            perm = _w.permutations_from_codes(codes_all[bb], L, perms)  # (n, S, L)
+            if perms is not None:  # rows of 8 int32 (32 bytes) take numpy's fast copy path
+                perm = np.take(perms32, codes_all[bb], axis=0, mode="clip")[..., :L]  # (n, S, L)
+            else:
+                perm = codes_all[bb]
             flat = (perm + (np.arange(S) * L)[None, :, None]) * C + cc[:, None, None]
             exact = xc.ravel().take(flat).sum(axis=1)  # (n, L) level sums in double precision
             v[bb, cc] = (exact**2).sum(axis=1)
