@@ -207,6 +207,19 @@ def test_dataframe_and_aggregate_inputs_give_the_same_result():
     assert_allclose(a.estimate, per_item.to_numpy(), rtol=1e-13)
 
 
+def test_aggregates_keep_only_occurring_levels_and_combinations():
+    df = _rows_table(3)
+    df["model"] = pd.Categorical(df["model"], categories=["z", "c", "b", "a"])  # 'z' never occurs
+    df["lang"] = np.where(df.index % 2 == 0, "en", "fr")
+    agg = item_aggregates(df, "score", by=["model", "lang"])
+    expect = df.groupby(["item", "model", "lang"], observed=True)["score"].mean().unstack(["model", "lang"])
+    assert agg.cells["model"].tolist() == ["c", "c", "b", "b", "a", "a"]  # category order, 'z' dropped
+    cols = list(zip(agg.cells["model"], agg.cells["lang"]))
+    assert_allclose(agg.values, expect[cols].to_numpy(), equal_nan=True)
+    assert_allclose(agg.n_rows, df.groupby(["item", "model", "lang"], observed=True).size().unstack(["model", "lang"])
+                    [cols].fillna(0).to_numpy())
+
+
 # ------------------------------------------------------------------------------------------ paired
 def _model_steer(seed=3, n=300):
     gen = np.random.default_rng(seed)

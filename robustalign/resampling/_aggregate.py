@@ -17,14 +17,14 @@ __all__ = ["ItemAggregates", "item_aggregates"]
 
 
 def _codes(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes and sorted unique values (categories keep their order)."""
+    """Integer codes (as small as the column allows) and sorted unique values (categories keep order)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        codes = col.cat.codes.to_numpy().astype(np.intp)
+        codes = col.cat.codes.to_numpy()
         uniques = pd.Index(col.cat.categories, name=col.name)
     else:
         codes, uniques = pd.factorize(col, sort=True)
-        codes, uniques = codes.astype(np.intp), pd.Index(uniques, name=col.name)
-    if (codes < 0).any():
+        uniques = pd.Index(uniques, name=col.name)
+    if codes.min(initial=0) < 0:
         raise ValueError(
             f"column {col.name!r} has {int((codes < 0).sum())} missing values; give every row an explicit "
             "level (e.g. 'none') or drop the rows before resampling."
@@ -32,22 +32,34 @@ def _codes(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return codes, uniques
 
 
-def _axis_codes(df: pd.DataFrame, cols: Sequence[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """One code per row for the combination of ``cols``, numbering only combinations that occur."""
+def _axis_codes(df: pd.DataFrame, cols: Sequence[str]) -> tuple[np.ndarray | None, pd.DataFrame]:
+    """One code per row for the combination of ``cols``, numbering only combinations that occur.
+
+    Few large temporaries: codes stay in the column's small integer type where possible (the row
+    count can be in the millions).
+    """
     if not cols:
-        return np.zeros(len(df), np.intp), pd.DataFrame(index=range(1))
+        return None, pd.DataFrame(index=range(1))
     parts = [_codes(df[c]) for c in cols]
     dims = tuple(len(u) for _, u in parts)
-    flat = np.ravel_multi_index(tuple(c for c, _ in parts), dims) if len(parts) > 1 else parts[0][0]
+    if len(parts) == 1:
+        flat = parts[0][0]
+    else:
+        flat = parts[0][0].astype(np.int64)
+        for (c, _), d in zip(parts[1:], dims[1:]):
+            flat *= d
+            flat += c
     size = int(np.prod(dims))
     seen = np.bincount(flat, minlength=size) > 0
-    new = np.cumsum(seen) - 1
+    new = (np.cumsum(seen) - 1).astype(np.int32 if size < 2**31 else np.int64)
     present = np.flatnonzero(seen)
     idx = np.unravel_index(present, dims)
     labels = pd.DataFrame({c: u[i] for c, (_, u), i in zip(cols, parts, idx)})
     for c, (_, u) in zip(cols, parts):
         if isinstance(df[c].dtype, pd.CategoricalDtype):
             labels[c] = pd.Categorical(labels[c], categories=u)
+    if seen.all():  # every combination occurs: the numbering is already compact
+        return flat, labels
     return new[flat], labels
 
 
@@ -62,16 +74,28 @@ def group_array(
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"`{name}` must be a pandas DataFrame here; got {type(df).__name__}.")
     check_columns(df, [value, *[c for ax in axes for c in ax]], name)
-    v = pd.to_numeric(df[value], errors="coerce").to_numpy(float)
-    bad = ~np.isfinite(v)
-    if bad.any():
+    col = df[value]
+    v = col.to_numpy(dtype=float) if pd.api.types.is_numeric_dtype(col) else pd.to_numeric(col, errors="coerce").to_numpy(float)
+    finite = np.isfinite(v)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
         raise ValueError(
-            f"`{name}` column {value!r} has {int(bad.sum())} missing or non-numeric values (e.g. rows "
-            f"{list(df.index[bad][:5])}). Drop or fill them explicitly; resampling does not impute."
+            f"`{name}` column {value!r} has {bad.size} missing or non-numeric values (e.g. rows "
+            f"{list(df.index[bad[:5]])}). Drop or fill them explicitly; resampling does not impute."
         )
-    codes, labels = zip(*[_axis_codes(df, list(ax)) for ax in axes])
+    del finite
+    flat = None
+    labels = []
+    for ax in axes:
+        codes, lab = _axis_codes(df, list(ax))
+        labels.append(lab)
+        if flat is None:
+            flat = np.zeros(len(df), np.int64) if codes is None else codes.astype(np.int64)
+        else:
+            flat *= len(lab)
+            if codes is not None:
+                flat += codes
     shape = tuple(len(lab) for lab in labels)
-    flat = np.ravel_multi_index(codes, shape)
     size = int(np.prod(shape))
     sums = np.bincount(flat, weights=v, minlength=size)
     counts = np.bincount(flat, minlength=size).astype(float)
