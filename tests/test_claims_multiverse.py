@@ -115,3 +115,21 @@ def test_names_are_checked(sim):
         audit_claim(r, None, Claim.closer("model_1", than="model_2", group="C01"))
     with pytest.raises(ValueError, match="max_specifications"):
         audit_claim(r, ref, Claim.closer("model_1", than="model_2", group="C01"), max_specifications=5)
+
+
+def test_specifications_without_items_are_left_out_not_counted_against(sim):
+    _, r, ref = sim
+    from dataclasses import replace
+
+    # model_2 never answers under format_1: those specifications have no item for the claim
+    d = r.data[~((r.data["model"] == "model_2") & (r.data["format"] == "format_1"))]
+    r2 = replace(r, data=d)
+    res = audit_claim(r2, ref, Claim.closer("model_1", than="model_2", group="C01"), factors=["format"],
+                      metrics=["js"], aggregations=["mean"], n_resamples=100, n_permutations=200, rng=0)
+    f = res.to_frame().set_index("format")
+    assert np.isnan(f.loc["format_1", "estimate"]) and np.isnan(f.loc["format_1", "p_value"])
+    assert pd.isna(f.loc["format_1", "holds"])
+    v = res.verdicts.iloc[0]
+    assert v["n_specifications"] == 2 and v["n_specifications_empty"] == 1
+    assert v["share_holds"] == pytest.approx(np.mean(f.drop(index="format_1")["estimate"] > 0))
+    assert "left out" in v["reason"]

@@ -325,8 +325,12 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_permutations)]
     null = np.concatenate(map_chunks(_flip_blocks, blocks, executor=executor), axis=0)
     B = n_permutations
-    p_spec = (1 + (np.abs(null) >= np.abs(obs)[None] * (1 - 1e-12)).sum(0)) / (1 + B)
-    p_maxt = maxt_adjust(obs, null)
+    ok = np.isfinite(obs)  # a specification without any item has no test: NaN, not p = 1 / (1 + B)
+    p_spec = np.full(obs.shape, np.nan)
+    p_spec[ok] = (1 + (np.abs(null[:, ok]) >= np.abs(obs[ok])[None] * (1 - 1e-12)).sum(0)) / (1 + B)
+    p_maxt = np.full(obs.shape, np.nan)
+    p_maxt[ok] = maxt_adjust(obs[ok], null[:, ok])
+    obs, null = obs[ok], null[:, ok]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # specifications without any defined value
         crit = np.nanquantile(null, 1 - alpha, axis=0)  # one-sided critical value per specification
@@ -469,17 +473,18 @@ def audit_claim(
     est = _stat(D, aggs)
     n_items = np.sum(~np.all(np.isnan(D), axis=2), axis=0)
 
-    boot = _cluster_bootstrap_blocks(D, aggs, specs, n_resamples=n_resamples, level=level, gen=g_boot,
-                                     executor=executor)
+    evaluable = np.isfinite(est)  # specifications whose subset has no item for the claim are left out
+    boot = _cluster_bootstrap_blocks(D[:, evaluable], aggs[evaluable], specs[evaluable].reset_index(drop=True),
+                                     n_resamples=n_resamples, level=level, gen=g_boot, executor=executor)
     joint = None
     if J == 1:
         joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=g_perm, alpha=alpha, executor=executor)
-    holds_boot = np.nanmean(boot.resamples > 0, axis=1)  # share of specs holding, per resample
+    holds_boot = np.mean(boot.resamples > 0, axis=1)  # share of evaluable specs holding, per resample
     joint_boot = {
         "p_holds_in_90pct": float(np.mean(holds_boot >= SUPPORT_SHARE)),
         "p_holds_in_majority": float(np.mean(holds_boot > 0.5)),
     }
-    share = float(np.nanmean(est > 0))
+    share = float(np.mean(est[evaluable] > 0))
     evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
                 "contrasts": D, "items": [i for i, k in zip(items, keep_items) if k]}
 
@@ -488,12 +493,15 @@ def audit_claim(
         out = specs.copy()
         out.insert(0, "quantity", "claim_margin")
         out["estimate"] = est
-        out["std_error"] = boot.std_error
-        out["conf_low"] = ci["conf_low"].to_numpy()
-        out["conf_high"] = ci["conf_high"].to_numpy()
+        for col, vals in (("std_error", boot.std_error), ("conf_low", ci["conf_low"].to_numpy()),
+                          ("conf_high", ci["conf_high"].to_numpy())):
+            full = np.full(len(specs), np.nan)
+            full[evaluable] = vals
+            out[col] = full
         out["conf_level"] = lv
         out["method"] = "cluster bootstrap (percentile)"
-        out["holds"] = est > 0
+        out["holds"] = pd.array(np.where(evaluable, est > 0, False), dtype="boolean")
+        out.loc[~evaluable, "holds"] = pd.NA
         if joint is not None:
             out["p_value"] = joint["p_spec"]
             out["p_adjusted"] = adjust(joint["p_spec"], "fdr_bh")
@@ -508,9 +516,14 @@ def audit_claim(
         out["units"] = _units(claim)
         return out
 
-    verdict, reason, n_needed = _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, len(specs))
+    n_eval = int(evaluable.sum())
+    verdict, reason, n_needed = _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, n_eval)
+    if n_eval < len(specs):
+        reason = reason[:-1] + (f"; {len(specs) - n_eval} specifications had no item with data for the claim "
+                                "and are left out.")
     verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason,
-                              "share_holds": share, "n_specifications": len(specs), "n_needed": n_needed}])
+                              "share_holds": share, "n_specifications": n_eval,
+                              "n_specifications_empty": len(specs) - n_eval, "n_needed": n_needed}])
     provenance = {"rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations,
                   "alpha": alpha, "claim": claim, "factors": fac, "metrics": sorted(set(specs["metric"])),
                   "aggregations": list(aggregations), "include_pooled": include_pooled,
