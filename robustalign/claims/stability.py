@@ -94,7 +94,7 @@ from robustalign._rng import as_generator
 from robustalign.claims._base import AssessmentResult
 from robustalign.resampling import cluster_bootstrap, sign_flip_test
 from robustalign.resampling._validation import check_confidence_level, check_n_resamples
-from robustalign.schema import Reference, Responses
+from robustalign.schema import Reference, Responses, _sort_key
 
 __all__ = ["StabilityResult", "assess_stability"]
 
@@ -402,14 +402,6 @@ def _nanmean0(a):
     n = ok.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, np.where(ok, a, 0).sum(0) / n, np.nan)
-
-
-def _sort_key(v):
-    s = str(v)
-    try:
-        return (0, float(s), s)
-    except ValueError:
-        return (1, 0.0, s)
 
 
 def _human_positions(reference: Reference) -> pd.DataFrame:

@@ -47,15 +47,18 @@ def plot_steering_matrix(result, ax=None, *, confidence_level: float | None = No
         ax.set_xlabel("human group")
         ax.set_ylabel("steering prompt")
         off = M.shape[0] - M.shape[1]  # a baseline row comes first
+        top = []
         for j, t in enumerate(M.columns):
             ax.add_patch(mpl.patches.Rectangle((j - 0.5, j + off - 0.5), 1, 1, fill=False, ec="white", lw=1.2))
-            if t in sp.index:
-                r = sp.loc[t]
-                ax.text(j, M.shape[0] - 0.5 + 0.35, f"{r['estimate']:.2f}\n[{r['conf_low']:.2f}, {r['conf_high']:.2f}]",
-                        ha="center", va="top", fontsize=5)
+            r = sp.loc[t] if t in sp.index else None
+            top.append("" if r is None else f"{r['estimate']:+.3f} [{r['conf_low']:+.3f}, {r['conf_high']:+.3f}]")
+        # specificity of each column on a top axis, clear of the group names below
+        sec = ax.secondary_xaxis("top")
+        sec.set_xticks(range(M.shape[1]), top, rotation=90, fontsize=5)
+        sec.set_xlabel("specificity [interval]", fontsize=6)
         cb = fig.colorbar(im, ax=ax, shrink=0.8)
         cb.set_label(f"mean similarity ({result.provenance['metric']})")
-        ax.set_title(" / ".join(map(str, keys.values())) + ": steering matrix (specificity below)")
+        ax.set_title(" / ".join(map(str, keys.values())) + ": steering matrix", loc="left")
     return ax
 
 
