@@ -104,9 +104,10 @@ class PermutationStream:
         self.gen, self.S, self.L = gen, int(n_strata), int(n_levels)
         self.codes = IntegerStream(gen, factorial(self.L), self.S, total_rows) if uses_table(self.L) else None
 
-    def next(self, rows: int) -> np.ndarray:
+    def next(self, rows: int, *, raw: bool = False) -> np.ndarray:
+        """The next ``rows`` resamples; ``raw=True`` keeps table indices in their 16-bit type."""
         if self.codes is not None:
-            return self.codes.next(rows)
+            return self.codes.next(rows, raw=raw)
         return np.argsort(self.gen.random((rows, self.S, self.L)), axis=-1)
 
 

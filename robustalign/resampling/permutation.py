@@ -139,13 +139,15 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
     # level sums of every permutation (single precision), post-processed in groups of chunks
     group = max(rows, min(n_resamples, 4096))
     null = np.empty((n_resamples, C))
+    offsets = (np.arange(S, dtype=np.int64) * L)[None, :, None]
     for g0, g1 in _w.chunks(n_resamples, group):
         sums = np.empty((L1, g1 - g0, C), dtype=np.float32)
         codes_g = []
         for s, e in _w.chunks(g1 - g0, rows):
             b = e - s
-            codes = stream.next(b)
-            codes_g.append(codes)
+            raw = stream.next(b, raw=True)
+            codes_g.append(raw)  # kept small for the refinement
+            codes = raw.astype(np.intp) if perms is not None else raw
             acc = None
             for (w, tab, X), buf in zip(blocks, bufs):
                 E = buf if b == rows else np.empty((L1, b, S, w), dtype=np.float32)
@@ -169,10 +171,12 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
         if bb.size:  # exact (double) level sums for the (permutation, cell) pairs near the observed value
             codes_all = np.concatenate(codes_g)
             if perms is not None:  # rows of 8 int32 (32 bytes) take numpy's fast copy path
-                perm = np.take(perms32, codes_all[bb], axis=0, mode="clip")[..., :L]  # (n, S, L)
+                perm = np.take(perms32, codes_all[bb].astype(np.intp), axis=0, mode="clip")[..., :L]  # (n, S, L)
             else:
                 perm = codes_all[bb]
-            flat = (perm + (np.arange(S) * L)[None, :, None]) * C + cc[:, None, None]
+            flat = perm + offsets
+            flat *= C
+            flat += cc[:, None, None]
             exact = xc.ravel().take(flat).sum(axis=1)  # (n, L) level sums in double precision
             v[bb, cc] = (exact**2).sum(axis=1)
         null[g0:g1] = np.sqrt(v / L) / S
