@@ -2,7 +2,8 @@
 
 Draw every parameter from the prior, simulate answer counts on a fixed design, fit, and record the
 rank of the true value among (thinned) posterior draws. If the sampler and the model code are right,
-each rank is uniform on ``0..L``. The model is compiled once; each simulation only swaps the data.
+each rank is uniform on ``0..L``. The model is compiled once per process; each simulation only swaps
+the data.
 """
 
 from __future__ import annotations
@@ -68,6 +69,60 @@ def _eta(d: Design, prior: dict) -> np.ndarray:
     return eta
 
 
+# compiled models per process, keyed by design: a worker compiles once and reuses it for every task
+_COMPILED: dict = {}
+
+
+def _compiled(d: Design):
+    import nutpie
+
+    from robustalign.models._graph import build_ordinal
+
+    key = (tuple(d.models), tuple(d.items), tuple(d.factors), tuple(map(tuple, d.levels.values())),
+           tuple(int(k) for k in d.K_item), d.n_cells)
+    if key not in _COMPILED:
+        _COMPILED[key] = nutpie.compile_pymc_model(build_ordinal(d), backend="numba")
+    return _COMPILED[key]
+
+
+def _sbc_one(task) -> tuple[dict, int]:
+    """One simulation: draw counts from the prior draw ``truth``, fit, and rank the truth (picklable task)."""
+    import copy
+
+    import nutpie
+
+    from robustalign.models._graph import ordinal_data
+
+    design, truth, names, K, draws, tune, chains, n_keep, target_accept, seed = task
+    gen = np.random.default_rng(seed)
+    d = copy.copy(design)
+    eta = _eta(d, truth)
+    tau = truth[f"cutpoints_K{K}"]
+    cdf = expit(tau[None, :] - eta[:, None])
+    p = np.diff(np.concatenate([np.zeros((len(eta), 1)), cdf, np.ones((len(eta), 1))], 1), axis=1)
+    p = np.clip(p, 0, None)
+    p /= p.sum(1, keepdims=True)
+    n_per_cell = d.n_responses // d.n_cells
+    d.counts = np.stack([gen.multinomial(n_per_cell, pi) for pi in p]).astype(float)
+    data = ordinal_data(d)
+    cm = _compiled(d).with_data(A=data["A"], B=data["B"], cat_totals=data["cat_totals"])
+    idata = nutpie.sample(cm, draws=draws, tune=tune, chains=chains, seed=int(gen.integers(2**31 - 1)),
+                          target_accept=target_accept, progress_bar=False, save_warmup=False)
+    post = idata["posterior"]
+    keep = np.linspace(0, chains * draws - 1, n_keep).round().astype(int)
+
+    def flat(v):
+        x = np.asarray(post[v].values)
+        return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])[keep]
+
+    row = {v: int((flat(v) < truth[v]).sum()) for v in names}
+    for m in range(len(d.models)):
+        row[f"sd_model_item[{m}]"] = int((flat("sd_model_item")[:, m] < truth["sd_model_item"][m]).sum())
+    row["beta_format[0]"] = int((flat("beta_format")[:, 0] < truth["beta_format"][0]).sum())
+    row["cutpoint[0]"] = int((flat(f"cutpoints_K{K}")[:, 0] < tau[0]).sum())
+    return row, int(np.asarray(idata["sample_stats"]["diverging"]).sum())
+
+
 def sbc_response_model(
     n_sims: int = 100,
     *,
@@ -79,18 +134,24 @@ def sbc_response_model(
     n_keep: int = 99,
     rng=None,
     target_accept: float = 0.9,
+    executor=None,
 ) -> SBCResult:
     """Run SBC of the cumulative-logit response model on a small design.
 
     Returns the ranks of the variance components (``sd_*``), a population format effect and the
     first cutpoint among ``n_keep`` evenly thinned posterior draws.
+
+    Each simulation draws its answers and its sampler seed from its own child of ``rng``
+    (``SeedSequence.spawn``), so the ranks are the same whether the simulations run here or on an
+    ``executor`` (any ``concurrent.futures.Executor``, e.g. a Dask client's ``get_executor()``); each
+    worker process compiles the model once and reuses it.
     """
     import time
 
-    import nutpie
     import pymc as pm
 
-    from robustalign.models._graph import build_ordinal, ordinal_data
+    from robustalign.models._graph import build_ordinal
+    from robustalign.scaleout import map_tasks
 
     gen, _ = as_generator(rng)
     d = design if design is not None else sbc_design(n_samples=n_samples)
@@ -104,34 +165,10 @@ def sbc_response_model(
                                            random_seed=int(gen.integers(2**31 - 1)))
     pr = {v: np.asarray(prior["prior"][v].values)[0] for v in tables}
     t0 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(model, backend="numba")
-    n_per_cell = d.n_responses // d.n_cells
-    rows, divs = [], []
-    for s in range(n_sims):
-        truth = {v: pr[v][s] for v in tables}
-        eta = _eta(d, truth)
-        tau = truth[f"cutpoints_K{K}"]
-        cdf = expit(tau[None, :] - eta[:, None])
-        p = np.diff(np.concatenate([np.zeros((len(eta), 1)), cdf, np.ones((len(eta), 1))], 1), axis=1)
-        p = np.clip(p, 0, None)
-        p /= p.sum(1, keepdims=True)
-        d.counts = np.stack([gen.multinomial(n_per_cell, pi) for pi in p]).astype(float)
-        data = ordinal_data(d)
-        cm = compiled.with_data(A=data["A"], B=data["B"], cat_totals=data["cat_totals"])
-        idata = nutpie.sample(cm, draws=draws, tune=tune, chains=chains, seed=int(gen.integers(2**31 - 1)),
-                              target_accept=target_accept, progress_bar=False, save_warmup=False)
-        post = idata["posterior"]
-        keep = np.linspace(0, chains * draws - 1, n_keep).round().astype(int)
-
-        def flat(v, post=post, keep=keep):
-            x = np.asarray(post[v].values)
-            return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])[keep]
-
-        row = {v: int((flat(v) < truth[v]).sum()) for v in names}
-        for m in range(len(d.models)):
-            row[f"sd_model_item[{m}]"] = int((flat("sd_model_item")[:, m] < truth["sd_model_item"][m]).sum())
-        row["beta_format[0]"] = int((flat("beta_format")[:, 0] < truth["beta_format"][0]).sum())
-        row["cutpoint[0]"] = int((flat(f"cutpoints_K{K}")[:, 0] < tau[0]).sum())
-        rows.append(row)
-        divs.append(int(np.asarray(idata["sample_stats"]["diverging"]).sum()))
+    children = gen.bit_generator.seed_seq.spawn(n_sims)
+    tasks = [(d, {v: pr[v][s] for v in tables}, names, K, draws, tune, chains, n_keep, target_accept, children[s])
+             for s in range(n_sims)]
+    out = map_tasks(_sbc_one, tasks, executor=executor)
+    rows = [r for r, _ in out]
+    divs = [v for _, v in out]
     return SBCResult(pd.DataFrame(rows), n_keep, np.array(divs), time.perf_counter() - t0)
