@@ -192,6 +192,16 @@ def _timed(fn) -> tuple[float, float, object]:
     return time.perf_counter() - t0, time.process_time() - c0, out
 
 
+def _engine_all_cores(cells, fmt, models, repeats: int) -> float | None:
+    """Median engine time with as many BLAS threads as CPUs (the library default), or None."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        return None
+    with threadpool_limits(limits=os.cpu_count(), user_api="blas"):
+        return _medians([_timed(lambda: route_engine(cells, fmt, models, seed=11)) for _ in range(repeats)])[0]
+
+
 def _medians(runs) -> tuple[float, float]:
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
@@ -269,6 +279,10 @@ def run_size(name: str, n_items: int, quick: bool) -> dict:
           f"{len(engine_times)} runs {min(engine_times):.3f}-{max(engine_times):.3f} s; CPU {c_engine:.3f} s)",
           flush=True)
     print(f"  robustalign end to end  {t_e2e:8.3f} s  (CPU {c_e2e:.3f} s)", flush=True)
+    t_multi = _engine_all_cores(cells, fmt, models, per_round)
+    if t_multi is not None:
+        print(f"  robustalign engine, {os.cpu_count()} BLAS threads {t_multi:.3f} s (for reference; ratios use one thread)",
+              flush=True)
     scipy_out = scipy_runs[-1][2][0]
     sp_parts = (statistics.median(r[2][1][0] for r in scipy_runs), statistics.median(r[2][1][1] for r in scipy_runs))
     print(f"  scipy route             {t_scipy:8.3f} s  -> {t_scipy / t_engine:7.1f}x slower than the engine "
@@ -292,6 +306,7 @@ def run_size(name: str, n_items: int, quick: bool) -> dict:
         "size": name, "rows": n_rows, "items": n_items, "engine_s": t_engine, "engine_runs_s": engine_times,
         "engine_cpu_s": c_engine, "engine_bootstrap_s": t_boot, "engine_permutation_s": t_perm,
         "end_to_end_s": t_e2e, "end_to_end_cpu_s": c_e2e, "end_to_end_runs_s": e2e_times, "scipy_s": t_scipy,
+        "engine_all_cores_s": t_multi,
         "scipy_cpu_s": c_scipy, "scipy_runs_s": scipy_times, "scipy_parts_s": sp_parts,
         "ratio_scipy": t_scipy / t_engine, "ratio_scipy_cpu": c_scipy / c_engine, "pandas": pdl,
         "ratio_pandas": pdl["extrapolated_s"] / t_e2e, "peak_mib_end_to_end": peak / 2**20,

@@ -251,23 +251,29 @@ def _general_engine(arrays, statistic, gen, n_resamples: int, chunk_size, jackkn
     return est, out.T, jack
 
 
-def _warn_nan(resamples: np.ndarray, labels: pd.DataFrame, stacklevel: int = 3) -> None:
-    bad = ~np.isfinite(resamples)
-    if bad.any():
-        cols = np.flatnonzero(bad.any(axis=0))
+def _check_replicates(resamples: np.ndarray, labels: pd.DataFrame, stacklevel: int = 3) -> None:
+    """Warn about undefined replicates and about statistics that never vary (two passes in all)."""
+    if resamples.size == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        hi, lo = resamples.max(axis=0), resamples.min(axis=0)  # NaN where any replicate is undefined
+    undefined = np.isnan(hi) | np.isnan(lo) | np.isinf(hi) | np.isinf(lo)
+    if undefined.any():
+        cols = np.flatnonzero(undefined)
+        sub = resamples[:, cols]
+        n_bad = int((~np.isfinite(sub)).sum())
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            hi[cols], lo[cols] = np.nanmax(sub, axis=0), np.nanmin(sub, axis=0)
         warnings.warn(
-            f"{int(bad.sum())} replicates of {len(cols)} statistics are undefined (a resample drew no cluster "
+            f"{n_bad} replicates of {len(cols)} statistics are undefined (a resample drew no cluster "
             f"with data for the cell, or the statistic returned NaN), e.g. {labels.iloc[cols[:3]].to_dict('records')}; "
             "intervals use the remaining replicates. Consider a coarser cell or more clusters.",
             DegenerateResampleWarning,
             stacklevel=stacklevel,
         )
-
-
-def _warn_constant(resamples: np.ndarray, labels: pd.DataFrame, stacklevel: int = 3) -> None:
-    with np.errstate(invalid="ignore"):
-        const = np.nanmax(resamples, axis=0) == np.nanmin(resamples, axis=0) if resamples.size else np.array([])
-    if np.any(const) and resamples.shape[0] > 1:
+    const = hi == lo
+    if const.any() and resamples.shape[0] > 1:
         cols = np.flatnonzero(const)
         warnings.warn(
             f"every resample gave the same value for {len(cols)} statistics (e.g. "
@@ -384,8 +390,7 @@ def cluster_bootstrap(
         lab, n_cl = t.labels, t.n_clusters
         desc = f"mean {t.meta.get('value', 'value')}"
         meta = {"path": "fast", **t.meta}
-    _warn_nan(res, lab)
-    _warn_constant(res, lab)
+    _check_replicates(res, lab)
     return BootstrapResult(
         estimate=est, resamples=res, jackknife=jack, labels=lab,
         design="cluster" if perturbed is None else "cluster+dirichlet",
@@ -562,8 +567,7 @@ def two_way_bootstrap(
         with np.errstate(invalid="ignore", divide="ignore"):
             out[:, s:e] = (num / den).T
     out = out.T
-    _warn_nan(out, lab)
-    _warn_constant(out, lab)
+    _check_replicates(out, lab)
     return BootstrapResult(
         estimate=est, resamples=out, jackknife=None, labels=lab, design="two-way", method=method,
         confidence_level=confidence_level, n_clusters=(int(Q), int(G)), rng=record,
