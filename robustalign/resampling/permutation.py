@@ -111,10 +111,13 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
     source = rows_of[perms].transpose(1, 0, 2) if perms is not None else rows_of  # (L, L!, L-1) or (L, L-1)
     # E is gathered row by row; rows of 1, 2, 4 or 8 float32 use numpy's fast copy path, so the L-1
     # columns are split into such blocks, each with its own matrix product.
-    # cells are padded with zero columns to a multiple of 16 (a full AVX-512 lane of float32)
-    Cp = C if C <= 8 else -(-C // 16) * 16
+    # Cells are padded to a multiple of 16 columns (a full AVX-512 lane of float32). One padding column
+    # holds ones: its product counts, per level and permutation, the strata whose last level moved there
+    # (they contribute L-1 terms each), which gives a rounding bound per output rather than a worst case.
+    Cp = -(-(C + 1) // 16) * 16 if C + 1 > 8 else C + 1
     xp = np.zeros((S, L, Cp), dtype=np.float32)
     xp[:, :, :C] = xc
+    xp[:, :, C] = 1.0
     blocks, g0 = [], 0
     for width in (8, 4, 2, 1):
         while L1 - g0 >= width:
@@ -122,12 +125,15 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
             X = np.ascontiguousarray(xp[:, g0 : g0 + width, :]).reshape(S * width, Cp)
             blocks.append((width, tab, X))
             g0 += width
-    # rounding bound of a permuted level sum: inputs rounded to float32 (u) plus a sum of S*(L-1) terms
+    # Rounding bound of a permuted level sum (Higham, Accuracy and Stability, 2nd ed., sec. 4.2): the
+    # inputs are rounded to float32 (u) and a sum of m nonzero exact products (E is 0 or +-1; adding an
+    # exact zero does not round) errs by at most gamma_m * sum|terms|. With k strata whose last level
+    # moved to level l, m <= S + (L-2) k and sum|terms| <= M1 + k M2.
     u = 2.0**-24
-    n_terms = S * L1 + len(blocks)
-    gamma = n_terms * u / (1 - n_terms * u)
-    mass = np.abs(xc[:, :L1, :]).sum(axis=(0, 1))  # bounds sum |E||X| for every level and permutation
-    delta = (u + gamma * (1 + u)) * mass * 1.01 + 1e-300  # (C,)
+    absx = np.abs(xc[:, :L1, :])
+    m1 = absx.max(axis=1).sum(axis=0)  # (C,) one term per stratum
+    m2 = absx.sum(axis=1).max(axis=0)  # (C,) the largest whole-row stratum
+    mass = absx.sum(axis=(0, 1))
     v_obs = L * (S * obs) ** 2  # sum over levels of squared level sums, observed
     scale = mass / S
     tol_v = L * S**2 * (4 * _REL_TOL * np.maximum(obs, scale) * np.maximum(obs, scale))
@@ -142,6 +148,7 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
     offsets = (np.arange(S, dtype=np.int64) * L)[None, :, None]
     for g0, g1 in _w.chunks(n_resamples, group):
         sums = np.empty((L1, g1 - g0, C), dtype=np.float32)
+        ones = np.empty((L1, g1 - g0), dtype=np.float32)
         codes_g = []
         for s, e in _w.chunks(g1 - g0, rows):
             b = e - s
@@ -162,11 +169,16 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
                 else:
                     acc += part
             sums[:, s:e] = acc[:, :C].reshape(L1, b, C)
+            ones[:, s:e] = acc[:, C].reshape(L1, b)
         sums64 = sums.astype(float)
         last = -sums64.sum(axis=0)
         v = np.einsum("lbc,lbc->bc", sums64, sums64) + last**2
-        abs_sum = np.abs(sums64).sum(axis=0) + L1 * np.abs(last)
-        err = 2 * abs_sum * delta + (L1 + L1**2) * delta**2
+        k = np.rint((S - ones.astype(float)) / L)  # (L1, b): E @ 1 = S - L k exactly (small integers)
+        m = S + (L - 2) * k + len(blocks)
+        gamma = m * u / (1 - m * u)
+        delta = ((u + gamma * (1 + u)) * 1.01)[..., None] * (m1 + k[..., None] * m2) + 1e-300  # (L1, b, C)
+        d_last = delta.sum(axis=0)
+        err = (2 * np.abs(sums64) * delta + delta**2).sum(axis=0) + 2 * np.abs(last) * d_last + d_last**2
         bb, cc = np.nonzero(np.abs(v - v_obs) <= err + tol_v)
         if bb.size:  # exact (double) level sums for the (permutation, cell) pairs near the observed value
             codes_all = np.concatenate(codes_g)
