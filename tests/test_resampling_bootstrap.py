@@ -97,6 +97,19 @@ def test_intervals_equal_scipy_on_the_same_bootstrap_distribution(skewed, method
         assert_allclose([frame.conf_low[c], frame.conf_high[c]], [low, high], rtol=1e-12)
 
 
+def test_interval_functions_on_a_replicate_vector(skewed):
+    from robustalign.resampling import bca_interval, percentile_interval
+
+    x = skewed[:, 2]
+    reps = cluster_bootstrap(x, n_resamples=3000, rng=4).resamples[:, 0]
+    jack = np.array([np.delete(x, i).mean() for i in range(x.size)])
+    got = bca_interval(reps, x.mean(), jack, confidence_level=0.9)
+    assert_allclose(got, _scipy_ci((x,), np.mean, reps, "BCa", 0.9), rtol=1e-12)
+    assert_allclose(percentile_interval(reps, confidence_level=0.9), np.quantile(reps, [0.05, 0.95]), rtol=1e-13)
+    with pytest.raises(ValueError, match=r"needs `jackknife` values or an `acceleration`"):
+        bca_interval(reps, x.mean())
+
+
 def test_bca_of_a_row_weighted_mean_equals_scipy_ratio_statistic():
     gen = np.random.default_rng(5)
     n_rows = gen.integers(1, 30, size=40).astype(float)

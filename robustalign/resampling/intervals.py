@@ -132,7 +132,7 @@ def quantiles_by_column(resamples: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return out
 
 
-def percentile_interval(resamples, confidence_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(resamples, *, confidence_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of each column of ``resamples`` ``(n_resamples, k)``.
 
     Returns ``(low, high)`` arrays of length ``k`` (scalars for 1-D input).
@@ -183,7 +183,7 @@ def bca_levels(resamples: np.ndarray, estimate: np.ndarray, acceleration: np.nda
 
 
 def bca_interval(
-    resamples, estimate, jackknife=None, confidence_level: float = 0.95, *, acceleration=None
+    resamples, estimate, jackknife=None, *, confidence_level: float = 0.95, acceleration=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bias-corrected and accelerated interval of each column of ``resamples``.
 

@@ -141,9 +141,9 @@ class BootstrapResult:
                     f"method='bca' needs delete-one-cluster jackknife values, which the {self.design!r} design "
                     "does not have; use method='percentile'."
                 )
-            low, high = _iv.bca_interval(self.resamples, self.estimate, self.jackknife, level)
+            low, high = _iv.bca_interval(self.resamples, self.estimate, self.jackknife, confidence_level=level)
         else:
-            low, high = _iv.percentile_interval(self.resamples, level)
+            low, high = _iv.percentile_interval(self.resamples, confidence_level=level)
         return np.atleast_1d(low), np.atleast_1d(high), level, method
 
     def conf_int(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
