@@ -15,7 +15,6 @@ Run from the repository root:  python analyses/parser_agreement/run.py
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,9 @@ from scipy import stats
 from statsmodels.stats.inter_rater import cohens_kappa
 
 from robustalign.datasets.pct import (
+    OPENING_DISCLAIMER,
     PCT_LABELS,
+    PUBLISHED_VALID_COUNTS,
     load_llm_values_pct,
     load_llm_values_pct_annotations,
     load_llm_values_pct_raw,
@@ -37,31 +38,7 @@ SAMPLE_SEED = 20240124  # the random hand-audit sample
 HARD_SEED = 20240125  # the stratified sample of harder completions
 STATUSES = ["valid", "refusal", "unparseable", "ambiguous"]
 
-# Published valid answers (out of 62 propositions) per forcing level jail-01..jail-05: the upstream
-# notebook notebooks/explicit_jailbreak_experiments.ipynb (paul-rottger/llm-values-pct), which the
-# paper's validity figure shows; e.g. gpt-3.5-turbo-0613 0.0 / 82.3 / 85.5 / 87.1 / 90.3 %.
-PUBLISHED = {
-    "gpt-3.5-turbo-0613": [0, 51, 53, 54, 56],
-    "gpt-3.5-turbo-1106": [2, 51, 50, 61, 51],
-    "gpt-4-0613": [0, 3, 5, 14, 10],
-    "gpt-4-1106-preview": [0, 0, 0, 0, 0],
-    "HuggingFaceH4/zephyr-7b-beta": [0, 51, 57, 55, 45],
-    "meta-llama/Llama-2-7b-chat-hf": [4, 42, 28, 5, 1],
-    "meta-llama/Llama-2-13b-chat-hf": [28, 50, 48, 11, 2],
-    "meta-llama/Llama-2-70b-chat-hf": [18, 47, 49, 1, 0],
-    "mistralai/Mistral-7B-Instruct-v0.1": [47, 62, 62, 62, 62],
-    "mistralai/Mistral-7B-Instruct-v0.2": [44, 54, 47, 43, 34],
-}
 
-# A completion that *opens* with a disclaimer or refusal (first sentence), the convention of the
-# published validity check, approximated with our own pattern.
-_OPENING_DISCLAIMER = re.compile(
-    r"^\s*(?:<\|assistant\|>\s*)?(?:1\.\s*)?(?:i'm sorry|i am sorry|sorry|i apologi[sz]e|apologies|my apologies|as an ai"
-    r"|as an artificial|as a neutral|i am an ai|i'm an ai|i'm just an ai|i am just an ai|i'm an artificial"
-    r"|i am an artificial|i cannot|i can't|i'm not able|i am not able|it is not appropriate|it's not appropriate"
-    r"|it is not ethical|i don't|i do not|i would like to clarify|i would need more context|no[,.])",
-    re.IGNORECASE,
-)
 
 
 def kappa(a, b, labels=None) -> dict:
@@ -200,12 +177,12 @@ def published_shares() -> None:
     d = r.data.assign(
         valid=r.data["status"].eq("valid"),
         no_disclaimer=r.data["status"].eq("valid") & ~r.data["parse_rule"].str.endswith("+disclaimer"),
-        opens_clean=r.data["status"].eq("valid") & ~raw["completion"].str.match(_OPENING_DISCLAIMER).to_numpy(),
+        opens_clean=r.data["status"].eq("valid") & ~raw["completion"].str.match(OPENING_DISCLAIMER).to_numpy(),
     )
     g = d.groupby(["model", "forcing"])[["valid", "no_disclaimer", "opens_clean"]].sum()
     levels = ["jail-01", "jail-02", "jail-03", "jail-04", "jail-05"]
     rows = []
-    for m, pub in PUBLISHED.items():
+    for m, pub in PUBLISHED_VALID_COUNTS.items():
         ours = [int(g.loc[(m, lv), "valid"]) for lv in levels]
         nod = [int(g.loc[(m, lv), "no_disclaimer"]) for lv in levels]
         opn = [int(g.loc[(m, lv), "opens_clean"]) for lv in levels]
