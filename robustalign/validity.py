@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from robustalign.resampling._validation import check_confidence_level as check_level
+from robustalign._validation import check_confidence_level
 from robustalign.schema import STATUSES, Responses
 
 __all__ = ["ValidityResult", "validity_rates"]
@@ -47,7 +47,7 @@ class ValidityResult:
         """Intervals at another level (closed form: nothing is resampled)."""
         from statsmodels.stats.proportion import proportion_confint
 
-        level = check_level(self.confidence_level if confidence_level is None else confidence_level)
+        level = check_confidence_level(self.confidence_level if confidence_level is None else confidence_level)
         k = self.counts[self.status].to_numpy()
         n = self.counts["total"].to_numpy()
         lo, hi = proportion_confint(k, n, alpha=1 - level, method=self.method)
@@ -110,7 +110,7 @@ def validity_rates(
     """
     if status not in STATUSES:
         raise ValueError(f"`status` must be one of {STATUSES}; got {status!r}.")
-    level = check_level(confidence_level)
+    level = check_confidence_level(confidence_level)
     cells = [*by, *([condition] if condition else [])]
     missing = [c for c in cells if c not in responses.data]
     if missing:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from robustalign.resampling._validation import check_confidence_level
+from robustalign._validation import check_confidence_level
 
 __all__ = ["VERDICTS", "AssessmentResult"]
 

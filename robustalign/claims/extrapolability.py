@@ -46,11 +46,11 @@ from scipy import stats
 
 from robustalign._errors import RobustAlignWarning, preview
 from robustalign._rng import as_generator
+from robustalign._validation import check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult
 from robustalign.metrics import _average_ranks
 from robustalign.multiplicity import adjust
 from robustalign.resampling import BootstrapResult
-from robustalign.resampling._validation import check_confidence_level, check_n_resamples
 
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
 

@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 
 from robustalign._rng import as_generator
+from robustalign._validation import check_confidence_level
 from robustalign.claims._base import AssessmentResult
 from robustalign.multiplicity import adjust, maxt_adjust
-from robustalign.resampling._validation import check_confidence_level
 from robustalign.schema import Reference, Responses
 
 __all__ = ["Claim", "audit_claim", "enumerate_specifications"]
@@ -358,8 +358,8 @@ def _contrast_chunk(args) -> list[np.ndarray]:
 def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, executor):
     """Percentile cluster bootstrap over items of every specification, in blocks with child streams."""
     from robustalign._rng import as_generator
+    from robustalign._validation import check_n_resamples
     from robustalign.resampling import BootstrapResult
-    from robustalign.resampling._validation import check_n_resamples
     from robustalign.scaleout import block_streams, map_chunks, warn_degenerate
 
     n_resamples = check_n_resamples(n_resamples)

@@ -91,9 +91,9 @@ from scipy import stats
 
 from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import as_generator
+from robustalign._validation import check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult
 from robustalign.resampling import cluster_bootstrap, sign_flip_test
-from robustalign.resampling._validation import check_confidence_level, check_n_resamples
 from robustalign.schema import Reference, Responses, _sort_key
 
 __all__ = ["StabilityResult", "assess_stability"]

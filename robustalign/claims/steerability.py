@@ -50,10 +50,10 @@ import numpy as np
 import pandas as pd
 
 from robustalign._rng import as_generator
+from robustalign._validation import check_alternative, check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult
 from robustalign.multiplicity import adjust
 from robustalign.resampling import cluster_bootstrap, sign_flip_test
-from robustalign.resampling._validation import check_alternative, check_confidence_level, check_n_resamples
 
 __all__ = ["SteerabilityResult", "assess_steerability"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from robustalign.resampling._validation import check_columns
+from robustalign._validation import check_columns
 
 __all__ = ["ItemAggregates", "item_aggregates"]
 

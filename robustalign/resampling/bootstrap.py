@@ -40,15 +40,15 @@ import pandas as pd
 
 from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import RngRecord, as_generator
-from robustalign.resampling import _weights as _w
-from robustalign.resampling._aggregate import ItemAggregates, group_array, item_aggregates
-from robustalign.resampling._validation import (
+from robustalign._validation import (
     as_float_array,
     check_chunk_size,
     check_confidence_level,
     check_method,
     check_n_resamples,
 )
+from robustalign.resampling import _weights as _w
+from robustalign.resampling._aggregate import ItemAggregates, group_array, item_aggregates
 from robustalign.resampling.results import BootstrapResult
 
 __all__ = [

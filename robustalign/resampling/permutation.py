@@ -30,15 +30,15 @@ import numpy as np
 import pandas as pd
 
 from robustalign._rng import as_generator
-from robustalign.resampling import _weights as _w
-from robustalign.resampling._aggregate import group_array
-from robustalign.resampling._validation import (
+from robustalign._validation import (
     as_float_array,
     check_alternative,
     check_chunk_size,
     check_confidence_level,
     check_n_resamples,
 )
+from robustalign.resampling import _weights as _w
+from robustalign.resampling._aggregate import group_array
 from robustalign.resampling.bootstrap import _labels_for, cluster_bootstrap
 from robustalign.resampling.results import BootstrapResult, PermutationResult
 

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from robustalign._rng import RngRecord
+from robustalign._validation import check_confidence_level, check_method
 from robustalign.resampling import intervals as _iv
-from robustalign.resampling._validation import check_confidence_level, check_method
 
 __all__ = ["BootstrapResult", "PermutationResult"]
 

@@ -1,4 +1,4 @@
-"""Argument checks shared by the resampling functions.
+"""Argument checks shared across robustalign (resampling, claims, validity).
 
 Every check raises ``ValueError`` (or ``TypeError`` for a wrong kind of object) whose message names
 the argument, states the constraint, shows the value received and, where possible, says the fix.
