@@ -1,5 +1,6 @@
 """Response and score models: data reduction and graphs, checked against independent computations."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -32,7 +33,7 @@ def test_counts_per_cell_match_a_groupby(small):
 
     sim, resp, ref = small
     d = ordinal_design(resp, ref)
-    assert d.factors == ["format", "option_order"] and d.fixed_factors == ["format", "option_order"]
+    assert d.factors == ["format", "option_order"]
     v = resp.valid()
     g = v.groupby(["model", "item", "format", "option_order", "option"], observed=True).size()
     for c in range(0, d.n_cells, 7):
@@ -43,19 +44,29 @@ def test_counts_per_cell_match_a_groupby(small):
     assert d.counts.sum() == len(v) == d.n_responses
 
 
-def test_cumulative_logit_likelihood_equals_multinomial(small):
-    """The per-cell likelihood equals the multinomial log-pmf of the cell counts (up to a constant)."""
-    from robustalign.models import build_response_model
+@pytest.mark.parametrize("humans", [True, False])
+@pytest.mark.parametrize("dense", [True, False])
+def test_cumulative_logit_likelihood_equals_multinomial(small, humans, dense, monkeypatch):
+    """The per-cell likelihood equals the multinomial log-pmf of the cell counts (up to a constant),
+    on the dense grid and with one gathered row per cell, with and without the human component."""
+    from robustalign.models import _design, build_response_model
     from robustalign.models._design import ordinal_design
 
     sim, resp, ref = small
+    # drop one cell so the dense grid has an empty (zero-count) cell
+    v = resp.data
+    first = (v["model"] == v["model"].iloc[0]) & (v["item"] == v["item"].iloc[0]) & (v["format"] == v["format"].iloc[0])
+    resp = dataclasses.replace(resp, data=v[~first].reset_index(drop=True))
+    monkeypatch.setattr(_design, "DENSE_MAX_FILL", 4.0 if dense else 0.0)
+    ref = ref if humans else None
     model = build_response_model(resp, ref)
     d = ordinal_design(resp, ref)
+    assert d.dense == dense
     import pytensor
 
     names = ("cutpoints_K4", "mu_model", "item_effect", "model_item", "beta_format", "model_x_format",
-             "item_x_format", "beta_option_order", "model_x_option_order", "item_x_option_order", "mu_group",
-             "group_item", "loglik")
+             "item_x_format", "beta_option_order", "model_x_option_order", "item_x_option_order",
+             "mu_group" if humans else "mu_model", "group_item" if humans else "mu_model", "loglik")
     outs = model.replace_rvs_by_values([model[n] for n in names])
     fn = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
     rng = np.random.default_rng(0)
@@ -70,11 +81,12 @@ def test_cumulative_logit_likelihood_equals_multinomial(small):
         cdf = np.concatenate([np.zeros((len(eta), 1)), expit(tau[None] - eta[:, None]), np.ones((len(eta), 1))], 1)
         p = np.diff(cdf, axis=1)
         ll = sum(stats.multinomial.logpmf(c, c.sum(), pi) for c, pi in zip(d.counts, p))
-        theta = mg[:, None] + gi + it[None, :]
-        hc = d.human_counts
-        ph = np.diff(np.concatenate([np.zeros(theta.shape + (1,)), expit(tau[None, None] - theta[..., None]),
-                                     np.ones(theta.shape + (1,))], -1), axis=-1)
-        ll += float((hc * np.log(ph)).sum())
+        if humans:
+            theta = mg[:, None] + gi + it[None, :]
+            hc = d.human_counts
+            ph = np.diff(np.concatenate([np.zeros(theta.shape + (1,)), expit(tau[None, None] - theta[..., None]),
+                                         np.ones(theta.shape + (1,))], -1), axis=-1)
+            ll += float((hc * np.log(ph)).sum())
         lls.append(float(loglik))
         refs.append(ll)
     # the multinomial coefficient is a constant: differences between points must agree

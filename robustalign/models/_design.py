@@ -14,6 +14,11 @@ import pandas as pd
 
 from robustalign._errors import SchemaError
 
+#: A design is fitted on the dense model x item x factor-combination grid (zero counts where a cell is
+#: missing) when the grid has at most this many times the observed cells: broadcasting three small
+#: tables is several times faster than gathering a dozen per cell (bench/bench_models.py).
+DENSE_MAX_FILL = 4.0
+
 #: Columns of a responses table that are replicate indices, not design factors.
 REPLICATE_COLUMNS = ("sample", "repeat", "epoch", "seed", "sample_idx")
 
@@ -53,9 +58,7 @@ class Design:
     human_counts: np.ndarray | None = None  # (groups, items, Kmax); NaN rows = item not asked
     human_mean: np.ndarray | None = None  # (groups, items) mean position / score in [0, 1]
     human_n: np.ndarray | None = None
-    fixed_factors: list[str] = field(default_factory=list)
     min_df_scale: int = 4
-    random_factors: list[str] = field(default_factory=list)
     interactions: dict[str, bool] = field(default_factory=dict)
     terms: list[Term] = field(default_factory=list)
     data_hash: str = ""
@@ -71,6 +74,29 @@ class Design:
 
     def shape(self, axes) -> tuple[int, ...]:
         return tuple(len(self.coords[a]) for a in axes)
+
+    # ------------------------------------------------------------- the dense grid
+    @property
+    def n_combos(self) -> int:
+        """Number of factor-level combinations (G of the model x item x G grid)."""
+        return int(np.prod(self.shape(self.factors))) if self.factors else 1
+
+    @property
+    def dense(self) -> bool:
+        return len(self.models) * len(self.items) * self.n_combos <= DENSE_MAX_FILL * self.n_cells
+
+    def combo_codes(self, factor: str) -> np.ndarray:
+        """Level code of ``factor`` in each of the G factor-level combinations (C order)."""
+        grid = np.indices(self.shape(self.factors)).reshape(len(self.factors), -1)
+        return grid[self.factors.index(factor)].astype(np.int64)
+
+    def to_grid(self, x: np.ndarray) -> np.ndarray:
+        """Per-cell rows ``x`` (cells, ...) placed on the (models, items, G, ...) grid, zero elsewhere."""
+        combo = (np.ravel_multi_index([self.idx[f] for f in self.factors], self.shape(self.factors))
+                 if self.factors else np.zeros(self.n_cells, np.int64))
+        out = np.zeros((len(self.models), len(self.items), self.n_combos, *x.shape[1:]))
+        out[self.idx["model"], self.idx["item"], combo] = x
+        return out
 
 
 def _flat_index(d: Design, axes) -> np.ndarray:
@@ -124,12 +150,6 @@ def _cells(v: pd.DataFrame, factors: list[str]):
     return models, items, levels, idx, inv
 
 
-def _split_fixed(factors, levels, min_df_scale):
-    """Factors whose population effect gets a fixed unit scale: fewer than ``min_df_scale`` contrasts."""
-    fixed = [f for f in factors if len(levels[f]) - 1 < min_df_scale]
-    return fixed, [f for f in factors if f not in fixed]
-
-
 def ordinal_design(
     responses,
     reference=None,
@@ -161,11 +181,10 @@ def ordinal_design(
         P = v[[f"prob_{j + 1}" for j in range(kmax)]].to_numpy(float)
         counts = np.zeros((inv.max() + 1, kmax))
         np.add.at(counts, inv, P)
-    fixed, rand = _split_fixed(fs, levels, min_df_scale)
     d = Design(
         kind="ordinal", models=models, items=items, factors=fs, levels=levels, idx=idx,
         n_cells=len(counts), n_responses=len(v), counts=counts, K_item=K_item,
-        fixed_factors=fixed, random_factors=rand, interactions=_interactions(interactions, fs),
+        interactions=_interactions(interactions, fs),
         min_df_scale=min_df_scale,
         data_hash=responses.data_hash(),
     )
@@ -238,13 +257,12 @@ def score_design(
     N = float(len(y) if squeeze_n is None else squeeze_n)
     ys = (y * (N - 1) + 0.5) / N
     nc = inv.max() + 1
-    fixed, rand = _split_fixed(fs, levels, min_df_scale)
     d = Design(
         kind="score", models=models, items=items, factors=fs, levels=levels, idx=idx, n_cells=nc,
         n_responses=len(v), n=np.bincount(inv, minlength=nc).astype(float),
         sum_log=np.bincount(inv, weights=np.log(ys), minlength=nc),
         sum_log1m=np.bincount(inv, weights=np.log1p(-ys), minlength=nc), squeeze_n=N,
-        fixed_factors=fixed, random_factors=rand, interactions=_interactions(interactions, fs),
+        interactions=_interactions(interactions, fs),
         min_df_scale=min_df_scale,
         data_hash=responses.data_hash(),
     )

@@ -42,6 +42,7 @@ def fit_response_model(
     human_n: float | None = None,
     min_df_scale: int = 4,
     max_draws: int = 1000,
+    adaptation: str = "diag",
 ) -> BayesFit:
     """Fit the cumulative-logit response model with crossed effects (and humans, if given).
 
@@ -95,7 +96,7 @@ def fit_response_model(
     model = build_ordinal(d)
     be = resolve_backend(backend, d.n_cells, "ordinal")
     idata, prov, _ = sample(model, draws=draws, tune=tune, chains=chains, rng=rng, sampler=sampler,
-                            target_accept=target_accept, backend=be, cores=cores)
+                            target_accept=target_accept, backend=be, cores=cores, adaptation=adaptation)
     return _finish(idata, d, prov, max_draws, "The response model")
 
 

@@ -33,44 +33,93 @@ def _centred(d: Design, axes) -> bool:
     return bool(per_level >= CENTRE_MIN)
 
 
-def crossed_effects(d: Design, *, model_means_free: bool):
-    """Add the crossed random effects; return the linear predictor per cell (no intercept)."""
+SNR_CENTRE = 2.0  # observed interaction SD / its sampling SE above which an interaction is centred
+
+
+def signal_to_noise(d: Design, axes: tuple[str, str]) -> float:
+    """Observed spread of a two-way interaction relative to its sampling noise (0 for score data).
+
+    Mean answer positions per (``axes[0]``, ``axes[1]``) level pair are double-centred; the SD of what
+    is left, net of the expected sampling variance of those means, is divided by their sampling SE.
+    Used only to choose a parametrisation (the model is the same either way).
+    """
+    if d.kind != "ordinal":
+        return 0.0
+    K = d.K_item[d.idx["item"]]
+    pos = np.arange(d.counts.shape[1])[None, :] / np.maximum(K[:, None] - 1, 1)
+    n = d.counts.sum(1)
+    s1 = (d.counts * pos).sum(1)
+    s2 = (d.counts * pos**2).sum(1)
+    shp = d.shape(axes)
+    key = _flat_index(d, axes)
+    N = np.bincount(key, n, int(np.prod(shp)))
+    if (N == 0).any():
+        return 0.0
+    mean = (np.bincount(key, s1, N.size) / N).reshape(shp)
+    within = (s2.sum() - (s1.sum() ** 2) / n.sum()) / n.sum()  # pooled answer variance (upper bound)
+    r = mean - mean.mean(0, keepdims=True) - mean.mean(1, keepdims=True) + mean.mean()
+    dof = (shp[0] - 1) * (shp[1] - 1)
+    noise = within * np.mean(1.0 / N)
+    signal = max(float((r**2).sum() / dof) - noise, 0.0)
+    return float(np.sqrt(signal / noise)) if noise > 0 else np.inf
+
+
+def _effect(d: Design, name: str, sd, dims: tuple[str, ...], n_zerosum_axes: int, z_name: str):
+    """A zero-sum effect table with scale ``sd``: centred when the data pin it down, else non-centred.
+
+    An effect pinned down by many answers per level mixes badly when non-centred, one informed by few
+    answers mixes badly when centred (the funnel), so the choice follows the answers per level.
+    """
     import pymc as pm
-    import pytensor.tensor as pt
+
+    if _centred(d, dims):
+        return pm.ZeroSumNormal(name, sigma=sd, dims=dims, n_zerosum_axes=n_zerosum_axes)
+    z = pm.ZeroSumNormal(z_name, sigma=1.0, dims=dims, n_zerosum_axes=n_zerosum_axes)
+    return pm.Deterministic(name, sd * z, dims=dims)
+
+
+def crossed_effects(d: Design, *, model_means_free: bool):
+    """Add the crossed random effects; return the linear predictor (no intercept).
+
+    The predictor is per observed cell, or on the dense (models, items, G) grid when ``d.dense``.
+    """
+    import pymc as pm
 
     terms: list[Term] = []
     if model_means_free:
-        pm.Normal("mu_model", 0.0, MU_PRIOR, dims="model")
+        mu = pm.Normal("mu_model", 0.0, MU_PRIOR, dims="model")
     else:
-        pm.ZeroSumNormal("mu_model", sigma=MU_PRIOR, dims="model")
+        mu = pm.ZeroSumNormal("mu_model", sigma=MU_PRIOR, dims="model")
     terms.append(Term("mu_model", ("model",), "model"))
 
-    # Item effects sum to zero over items (and each model's item effects too), so the cutpoints carry
-    # the overall location and the model means each model's: free means would form ridges with them.
-    # An effect pinned down by many answers per level mixes badly when non-centred, one informed by
-    # few answers mixes badly when centred: choose by the answers per level. Design effects (small,
-    # few levels) are always non-centred.
+    # Item effects sum to zero over items, so the cutpoints carry the overall location and the model
+    # means each model's: free means would form ridges with them.
     sd_item = pm.HalfNormal("sd_item", SD_PRIOR)
-    if _centred(d, ("item",)):
-        pm.ZeroSumNormal("item_effect", sigma=sd_item, dims="item")
-    else:
-        pm.Deterministic("item_effect", sd_item * pm.ZeroSumNormal("z_item", sigma=1.0, dims="item"), dims="item")
+    item = _effect(d, "item_effect", sd_item, ("item",), 1, "z_item")
     terms.append(Term("item_effect", ("item",), "item"))
 
     sd_mi = pm.HalfNormal("sd_model_item", SD_PRIOR, dims="model")
     if _centred(d, ("model", "item")):
-        pm.ZeroSumNormal("model_item", sigma=sd_mi[:, None], dims=("model", "item"), n_zerosum_axes=1)
+        # Each model's opinion on each item, centred on its mean and the item's location:
+        # opinion[m, q] ~ N(mu[m] + item[q], sd[m]). The likelihood sees the opinion alone, so the
+        # item location and the model means are informed through it and do not form a ridge with the
+        # deviations (with `item + deviation` in the likelihood they would, and R-hat reached 1.1).
+        op = pm.Normal("model_opinion", mu=mu[:, None] + item[None, :], sigma=sd_mi[:, None],
+                       dims=("model", "item"))
+        pm.Deterministic("model_item", op - mu[:, None] - item[None, :], dims=("model", "item"))
+        graph_terms = [Term("model_opinion", ("model", "item"), "model_item")]
     else:
         z_mi = pm.ZeroSumNormal("z_model_item", sigma=1.0, dims=("model", "item"), n_zerosum_axes=1)
         pm.Deterministic("model_item", sd_mi[:, None] * z_mi, dims=("model", "item"))
+        graph_terms = None
     terms.append(Term("model_item", ("model", "item"), "model_item"))
 
     for f in d.factors:
-        if f in d.fixed_factors:
-            pm.ZeroSumNormal(f"beta_{f}", sigma=1.0, dims=f)
-        else:
-            sd = pm.HalfNormal(f"sd_{f}", SD_PRIOR)
-            pm.Deterministic(f"beta_{f}", sd * pm.ZeroSumNormal(f"z_{f}", sigma=1.0, dims=f), dims=f)
+        # Population effects of design factors are fixed effects (zero-sum, N(0, 1) on the logit scale):
+        # every answer informs them, a scale learned from a handful of levels is prior-driven, and a
+        # near-zero scale (a factor without a main effect) turns a learned-scale effect into a funnel
+        # that no parametrisation samples well. Variance shares use the realised spread of the levels.
+        pm.ZeroSumNormal(f"beta_{f}", sigma=1.0, dims=f)
         terms.append(Term(f"beta_{f}", (f,), f, f))
         if d.interactions[f]:
             for other in ("model", "item"):
@@ -79,18 +128,34 @@ def crossed_effects(d: Design, *, model_means_free: bool):
                 df = (len(d.coords[other]) - 1) * (len(d.levels[f]) - 1)
                 if df < d.min_df_scale:
                     # a scale learned from a handful of contrasts makes the sampler diverge, so these
-                    # deviations get the same fixed unit-scale prior as a fixed population effect
-                    pm.ZeroSumNormal(f"model_x_{f}", sigma=1.0, dims=(other, f), n_zerosum_axes=2)
+                    # deviations get the same fixed unit-scale prior as a population effect
+                    pm.ZeroSumNormal(f"{other}_x_{f}", sigma=1.0, dims=(other, f), n_zerosum_axes=2)
                 else:
+                    # deviations near zero make a centred table a funnel, large well-measured ones make a
+                    # non-centred table mix slowly: centre only when the data show a clear spread
                     sd = pm.HalfNormal(f"sd_{other}_x_{f}", SD_PRIOR)
-                    z = pm.ZeroSumNormal(f"z_{other}_x_{f}", sigma=1.0, dims=(other, f), n_zerosum_axes=2)
-                    pm.Deterministic(f"{other}_x_{f}", sd * z, dims=(other, f))
+                    name = f"{other}_x_{f}"
+                    if signal_to_noise(d, (other, f)) >= SNR_CENTRE:
+                        pm.ZeroSumNormal(name, sigma=sd, dims=(other, f), n_zerosum_axes=2)
+                    else:
+                        z = pm.ZeroSumNormal(f"z_{name}", sigma=1.0, dims=(other, f), n_zerosum_axes=2)
+                        pm.Deterministic(name, sd * z, dims=(other, f))
                 terms.append(Term(f"{other}_x_{f}", (other, f), f"{other}_x_{f}", f))
     d.terms = terms
+    if graph_terms is not None:
+        graph_terms += terms[3:]
+    model = pm.modelcontext(None)
+    used = graph_terms or terms
+    return _dense_eta(used, d, model) if d.dense else _gathered_eta(used, d, model)
+
+
+def _gathered_eta(terms: list[Term], d: Design, model):
+    """The linear predictor per observed cell (cells,), one gather per term."""
+    import pymc as pm
+    import pytensor.tensor as pt
 
     # index arrays enter as data, not constants, so that the compiled logp does not depend on the
     # design's values: the compile cache is reused across data sets with the same structure
-    model = pm.modelcontext(None)
     index = {}
     eta = 0.0
     for t in terms:
@@ -103,6 +168,42 @@ def crossed_effects(d: Design, *, model_means_free: bool):
     return pt.as_tensor_variable(eta)
 
 
+def _dense_eta(terms: list[Term], d: Design, model):
+    """The linear predictor on the (models, items, G) grid of factor-level combinations.
+
+    Every term depends on model and item, model and factors, or item and factors, so the predictor is
+    ``a[m, q] + c[m, g] + e[q, g]`` with three small tables: two broadcast additions per cell instead of
+    a gather per term, and a gradient that is three sums instead of scatters.
+    """
+    import pytensor.tensor as pt
+
+    M, Q, G = len(d.models), len(d.items), d.n_combos
+    a, c, e = pt.zeros((M, Q)), pt.zeros((M, G)), pt.zeros((Q, G))
+    for t in terms:
+        tab = model[t.name]
+        fs = [x for x in t.axes if x not in ("model", "item")]
+        if fs:  # one factor per term: spread its levels over the G combinations
+            tab = tab[..., d.combo_codes(fs[0])]
+        if t.axes[0] == "model" and "item" in t.axes:
+            a = a + tab
+        elif t.axes == ("model",):
+            a = a + tab[:, None]
+        elif t.axes == ("item",):
+            a = a + tab[None, :]
+        elif t.axes[0] == "model":
+            c = c + tab
+        elif t.axes[0] == "item":
+            e = e + tab
+        else:
+            c = c + tab[None, :]
+    return a[:, :, None] + c[:, None, :] + e[None, :, :]
+
+
+def cell_layout(d: Design, x: np.ndarray) -> np.ndarray:
+    """Per-cell data in the layout the likelihood uses: the dense grid or one row per cell."""
+    return d.to_grid(x) if d.dense else x
+
+
 def _k_groups(d: Design):
     ks = sorted(set(int(k) for k in d.K_item))
     gid = {k: i for i, k in enumerate(ks)}
@@ -113,34 +214,60 @@ def ordinal_data(d: Design) -> dict[str, np.ndarray]:
     """Likelihood data of the cumulative logit, in the form the graph uses (also for data swaps).
 
     With ``x_j = tau_j - eta`` the multinomial log-likelihood of a cell's counts ``n_0..n_{K-1}`` is
-    ``sum_j [n_j log s(x_j) + n_{j+1} log s(-x_j)] + sum_{k=1}^{K-2} n_k log(1 - exp(tau_{k-1} - tau_k))``
-    (s = logistic), exact up to a constant. The last sum depends on the cutpoints only, so it needs
-    the category totals per scale length, not per cell.
+    ``sum_j [A_j log s(x_j) + B_j log s(-x_j)] + sum_{k=1}^{K-2} n_k log(1 - exp(tau_{k-1} - tau_k))``
+    with ``A_j = n_j``, ``B_j = n_{j+1}`` (s = logistic), exact up to a constant. As
+    ``log s(-x) = log s(x) - x``, the first sum is ``sum_j A_j x_j - N_j log(1 + e^{x_j})`` with
+    ``N_j = A_j + B_j``; the linear part needs only ``sum_j A_j`` per cell and ``A_j`` totalled per item
+    (``A_item``). The last sum depends on the cutpoints only: category totals per scale length.
     """
     ks, g_item = _k_groups(d)
     kmax = d.counts.shape[1]
+    Q = len(d.items)
     out = {}
 
-    def ab(counts, K_rows):
+    def parts(counts, K_rows, item_rows):
         A = counts[:, : kmax - 1].copy()
         B = counts[:, 1:].copy()
         pad = np.arange(kmax - 1)[None, :] >= (K_rows[:, None] - 1)
         A[pad] = 0.0
         B[pad] = 0.0
-        return A, B
+        A_item = np.zeros((Q, kmax - 1))
+        np.add.at(A_item, item_rows, A)
+        return A + B, A.sum(1), A_item
 
-    K_cell = d.K_item[d.idx["item"]]
-    out["A"], out["B"] = ab(d.counts, K_cell)
+    N, A_sum, A_item = parts(d.counts, d.K_item[d.idx["item"]], d.idx["item"])
+    out["N"], out["A_sum"], out["A_item"] = cell_layout(d, N), cell_layout(d, A_sum), A_item
     tot = np.zeros((len(ks), kmax))
     np.add.at(tot, g_item[d.idx["item"]], d.counts)
     if d.human_counts is not None:
-        C, Q, _ = d.human_counts.shape
+        C = d.human_counts.shape[0]
         hc = d.human_counts.reshape(C * Q, kmax)
-        hA, hB = ab(hc, np.tile(d.K_item, C))
-        out["hA"], out["hB"] = hA.reshape(C, Q, -1), hB.reshape(C, Q, -1)
+        hN, hA_sum, hA_item = parts(hc, np.tile(d.K_item, C), np.tile(np.arange(Q), C))
+        out["hN"], out["hA_sum"] = hN.reshape(C, Q, -1), hA_sum.reshape(C, Q)
+        out["A_item"] = out["A_item"] + hA_item
         np.add.at(tot, g_item, d.human_counts.sum(0))
     out["cat_totals"] = tot
     return out
+
+
+def _centred_cutpoints(K: int):
+    """Cutpoints with mean zero, from K - 2 log-gaps with a Normal prior centred on equal shares.
+
+    ``log gap_k ~ N(log(logit((k+1)/K) - logit(k/K)), 1)``: the prior median spacing gives every option
+    the same share at the centre, and a factor of e either way is one prior SD. Centring removes the
+    location, which the model means carry, and a log-gap parametrisation has no direction the data
+    leave to the prior alone (a Dirichlet over K shares would keep one: R-hat 1.10 on it).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    if K == 2:
+        return pt.zeros(1)
+    q = np.arange(1, K) / K
+    equal = np.log(q / (1 - q))
+    h = pm.Normal(f"log_gaps_K{K}", mu=np.log(np.diff(equal)), sigma=1.0, shape=K - 2)
+    raw = pt.concatenate([pt.zeros(1), pt.cumsum(pt.exp(h))])
+    return raw - pt.mean(raw)
 
 
 def build_ordinal(d: Design):
@@ -153,33 +280,48 @@ def build_ordinal(d: Design):
     coords = d.coords
     data = ordinal_data(d)
     with pm.Model(coords=coords) as model:
-        A = pm.Data("A", data["A"])
-        B = pm.Data("B", data["B"])
+        N = pm.Data("N", data["N"])
+        A_sum = pm.Data("A_sum", data["A_sum"])
+        A_item = pm.Data("A_item", data["A_item"])
         cat_totals = pm.Data("cat_totals", data["cat_totals"])
-        eta = crossed_effects(d, model_means_free=d.human_counts is not None)
+        eta = crossed_effects(d, model_means_free=True)
+        # Without humans the cutpoints are centred (their shape only) and the model means carry the
+        # location: with free cutpoints, a shift of every cutpoint and every model opinion together is a
+        # ridge that only the priors resolve (R-hat 1.07 on the cutpoints at 14,400 cells). With humans,
+        # their answers pin the cutpoints and the human locations are zero-sum.
+        centre_cuts = d.human_counts is None
 
         # cutpoints per scale length: the induced-Dirichlet prior (Betancourt 2019), anchored at 0
         rows, penalty = [], 0.0
         for gi, K in enumerate(ks):
-            p = pm.Dirichlet(f"p_cut_K{K}", a=np.ones(K))
-            F = pt.cumsum(p)[:-1]
-            tau = pm.Deterministic(f"cutpoints_K{K}", pt.log(F) - pt.log1p(-F))
+            if centre_cuts:
+                tau = pm.Deterministic(f"cutpoints_K{K}", _centred_cutpoints(K))
+            else:
+                p = pm.Dirichlet(f"p_cut_K{K}", a=np.ones(K))
+                F = pt.cumsum(p)[:-1]
+                tau = pm.Deterministic(f"cutpoints_K{K}", pt.log(F) - pt.log1p(-F))
             if K > 2:
                 gaps = tau[:-1] - tau[1:]  # negative
                 penalty = penalty + pt.sum(cat_totals[gi, 1 : K - 1] * pt.log1mexp(gaps))
             rows.append(pt.concatenate([tau, pt.zeros(kmax - K)]) if K < kmax else tau)
         T = pt.stack(rows)  # (groups, kmax-1)
 
-        def loglik(tau_rows, eta_, A_, B_):
-            x = tau_rows - eta_[..., None]
-            return -pt.sum(A_ * pt.softplus(-x)) - pt.sum(B_ * pt.softplus(x))
+        def loglik(tau_rows, eta_, N_, A_sum_):
+            # the cutpoint-free part of the cells' log-likelihood (ordinal_data): -sum A_j eta - N_j log(1 + e^x_j);
+            # e^x as e^tau e^-eta takes one exponential per cell instead of one per cutpoint
+            ex = pt.exp(tau_rows) * pt.exp(-eta_)[..., None]
+            return -pt.sum(A_sum_ * eta_) - pt.sum(N_ * pt.log1p(ex))
 
-        tau_cells = T[0][None, :] if len(ks) == 1 else T[g_item[d.idx["item"]]]
-        ll = loglik(tau_cells, eta, A, B) + penalty
+        T_items = T[np.zeros(len(d.items), dtype=int)] if len(ks) == 1 else T[g_item]  # (items, kmax-1)
+        if d.dense:
+            tau_cells = T[0][None, None, None, :] if len(ks) == 1 else T_items[None, :, None, :]
+        else:
+            tau_cells = T[0][None, :] if len(ks) == 1 else T[g_item[d.idx["item"]]]
+        ll = loglik(tau_cells, eta, N, A_sum) + pt.sum(A_item * T_items) + penalty
 
         if d.human_counts is not None:
-            hA = pm.Data("hA", data["hA"])
-            hB = pm.Data("hB", data["hB"])
+            hN = pm.Data("hN", data["hN"])
+            hA_sum = pm.Data("hA_sum", data["hA_sum"])
             sd_g = pm.HalfNormal("sd_group", SD_PRIOR)
             mu_g = pm.ZeroSumNormal("mu_group", sigma=sd_g, dims="group")
             sd_gi = pm.HalfNormal("sd_group_item", SD_PRIOR)
@@ -188,7 +330,7 @@ def build_ordinal(d: Design):
             a_gi = pm.ZeroSumNormal("group_item", sigma=sd_gi, dims=("group", "item"), n_zerosum_axes=2)
             theta = mu_g[:, None] + a_gi + model["item_effect"][None, :]
             tau_items = T[0][None, None, :] if len(ks) == 1 else T[g_item][None, :, :]
-            ll = ll + loglik(tau_items, theta, hA, hB)
+            ll = ll + loglik(tau_items, theta, hN, hA_sum)
         pm.Potential("loglik", ll)
     return model
 
@@ -199,9 +341,9 @@ def build_score(d: Design):
     import pytensor.tensor as pt
 
     with pm.Model(coords=d.coords) as model:
-        n = pm.Data("n", d.n)
-        s1 = pm.Data("sum_log", d.sum_log)
-        s2 = pm.Data("sum_log1m", d.sum_log1m)
+        n = pm.Data("n", cell_layout(d, d.n))
+        s1 = pm.Data("sum_log", cell_layout(d, d.sum_log))
+        s2 = pm.Data("sum_log1m", cell_layout(d, d.sum_log1m))
         eta = crossed_effects(d, model_means_free=False)
         alpha = pm.Normal("intercept", 0.0, MU_PRIOR)
         phi = pm.Gamma("phi", alpha=2.0, beta=0.1)

@@ -50,7 +50,8 @@ def check_args(draws, tune, chains, sampler, target_accept):
         raise ValueError(f"`target_accept` must be in (0, 1); got {target_accept!r}.")
 
 
-def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, cores=None, compiled=None):
+def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, cores=None, compiled=None,
+           adaptation="diag"):
     """Sample ``model``; return (DataTree, provenance dict, compiled model or None)."""
     gen, record = as_generator(rng)
     seed = int(gen.integers(0, 2**31 - 1))
@@ -65,7 +66,7 @@ def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, 
         t0 = time.perf_counter()
         idata = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-            target_accept=target_accept, progress_bar=False, save_warmup=False,
+            target_accept=target_accept, progress_bar=False, save_warmup=False, adaptation=adaptation,
         )
         timings["sample_s"] = time.perf_counter() - t0
     else:
@@ -94,6 +95,7 @@ def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, 
         "tune": int(tune),
         "chains": int(chains),
         "target_accept": float(target_accept),
+        "adaptation": adaptation if sampler == "nutpie" else "pymc-default",
         **{k: round(v, 3) for k, v in timings.items()},
     }
     return idata, prov, compiled

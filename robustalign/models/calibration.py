@@ -57,7 +57,7 @@ def sbc_design(n_models: int = 3, n_items: int = 8, n_levels: int = 3, K: int = 
     counts[:, 0] = n_samples  # placeholder; replaced per simulation
     return Design(kind="ordinal", models=models, items=items, factors=["format"], levels=levels, idx=idx,
                   n_cells=n, n_responses=n * n_samples, counts=counts, K_item=np.full(n_items, K),
-                  fixed_factors=[], random_factors=["format"], interactions={"format": True},
+                  interactions={"format": True},
                   data_hash="sbc")
 
 
@@ -105,7 +105,7 @@ def _sbc_one(task) -> tuple[dict, int]:
     n_per_cell = d.n_responses // d.n_cells
     d.counts = np.stack([gen.multinomial(n_per_cell, pi) for pi in p]).astype(float)
     data = ordinal_data(d)
-    cm = _compiled(d).with_data(A=data["A"], B=data["B"], cat_totals=data["cat_totals"])
+    cm = _compiled(d).with_data(**{k: data[k] for k in ("N", "A_sum", "A_item", "cat_totals")})
     idata = nutpie.sample(cm, draws=draws, tune=tune, chains=chains, seed=int(gen.integers(2**31 - 1)),
                           target_accept=target_accept, progress_bar=False, save_warmup=False)
     post = idata["posterior"]
@@ -157,7 +157,7 @@ def sbc_response_model(
     d = design if design is not None else sbc_design(n_samples=n_samples)
     model = build_ordinal(d)
     K = int(d.K_item[0])
-    names = ["sd_item", "sd_format", "sd_model_x_format", "sd_item_x_format"]
+    names = ["sd_item", "sd_model_x_format", "sd_item_x_format"]
     tables = sorted({t.name for t in d.terms} | set(names) | {"sd_model_item", f"cutpoints_K{K}", "beta_format"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "potentials are ignored in prior predictive" is the point here
