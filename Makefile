@@ -33,6 +33,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow -p no:cacheprovider
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[jax]'
 	$(PY) bench/run.py
 
 figures: $(STAMP)

@@ -1,30 +1,40 @@
-"""Benchmark: robustalign's response model (counts per cell, nutpie) against the naive route.
+"""Benchmark: robustalign's response model against the naive route, at one tenth of and at the full workload.
 
-The naive route is the same cumulative-logit model written the way a user would write it: one
-``pm.OrderedLogistic`` likelihood row per response, sampled with PyMC's default NUTS (``nuts_sampler="pymc"``).
-Both are judged by the same gate (R-hat, bulk/tail ESS, divergences). Reported: wall time, compile
-time (separately), min bulk ESS per second of sampling, peak memory.
+Workload (the resampling issue's): 12 models x Q items x 6 formats x 2 option orders x 5 steering
+prompts x 5 samples, 4 options; Q = 200 gives 720,000 responses (144,000 cells), Q = 20 one tenth.
 
-Workload (the resampling issue's): 12 models x 200 items x 6 formats x 2 option orders x 5 steering
-prompts x 5 samples, 4 options = 720,000 responses; and one tenth of it (20 items). The naive route at
-full size is predicted from a short run (gradient cost x steps per draw), not run to the end.
+* robustalign: :func:`robustalign.models.fit_response_model` (answer counts per cell on the dense
+  model x item x factor grid, nutpie with the numba backend).
+* naive: the same model (the same priors and parametrisation, built by the same code) written the way
+  a user would write it first: one ``pm.OrderedLogistic`` likelihood row per response (``compute_p=False``),
+  sampled by ``pm.sample()`` with its default sampler (nutpie, when installed, as it is with robustalign;
+  ``--naive-sampler pymc`` for PyMC's own NUTS).
 
-Run: ``python bench/bench_models.py [--full] [--naive-full]``.
+Both routes use the same settings (4 chains x ``--tune`` + 1,000 draws, target_accept 0.9, 2 cores) and
+the same gate (R-hat <= 1.01, bulk and tail ESS >= 400, no divergences). Reported per route: wall time,
+compile time, sampling time, min bulk ESS per second of sampling, NUTS steps per draw, peak resident
+memory of the route's own process. The naive route at full size would take hours; it is predicted from
+its measured gradient cost at full size x the steps per draw of robustalign's full fit (the posterior is
+the same) x draws, and marked as a prediction.
+
+Run: ``python bench/run.py models`` (tenth, both routes, and the full robustalign fit), with
+``-- --skip-full`` to stop after the tenth.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+CHAINS, DRAWS, CORES = 4, 1000, 2
 
 
 def workload(n_items: int, rng=0):
@@ -35,124 +45,154 @@ def workload(n_items: int, rng=0):
     return sim.load()
 
 
-def run_robustalign(resp, draws=1000, tune=1000, chains=4, seed=1):
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _gate_row(route, idata, n_responses, compile_s, sample_s, wall_s, extra=None):
+    from robustalign.models._sampling import diagnose
+
+    _, g = diagnose(idata)
+    ss = idata["sample_stats"]
+    steps = float(np.asarray(ss["n_steps"]).mean()) if "n_steps" in ss else float("nan")
+    return {"route": route, "n_responses": n_responses, "wall_s": wall_s, "compile_s": compile_s,
+            "sample_s": sample_s, "min_ess_bulk": g["min_ess_bulk"], "min_ess_tail": g["min_ess_tail"],
+            "ess_per_s": g["min_ess_bulk"] / sample_s, "max_r_hat": g["max_r_hat"],
+            "divergences": g["divergences"], "converged": g["converged"], "steps_per_draw": steps,
+            "peak_mb": _peak_mb(), **(extra or {})}
+
+
+def route_robustalign(n_items: int, tune: int, seed: int = 1) -> dict:
     from robustalign.models import fit_response_model
 
+    resp, _ = workload(n_items)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = fit_response_model(resp, draws=draws, tune=tune, chains=chains, rng=seed)
+        fit = fit_response_model(resp, draws=DRAWS, tune=tune, chains=CHAINS, cores=CORES, rng=seed)
     wall = time.perf_counter() - t0
-    g, p = fit.gate, fit.provenance
-    return {"route": "robustalign (counts per cell, nutpie)", "n_responses": fit.design.n_responses,
-            "n_cells": fit.design.n_cells, "wall_s": wall, "compile_s": p["compile_s"], "sample_s": p["sample_s"],
-            "min_ess_bulk": g["min_ess_bulk"], "ess_per_s": g["min_ess_bulk"] / p["sample_s"],
-            "converged": fit.converged, "max_r_hat": g["max_r_hat"], "divergences": g["divergences"],
-            "peak_mb": _peak_mb(), "n_steps": float(fit.idata["sample_stats"]["n_steps"].mean())}
+    p = fit.provenance
+    return _gate_row("robustalign", fit.idata, fit.design.n_responses, p["compile_s"], p["sample_s"], wall,
+                     {"n_cells": fit.design.n_cells, "backend": p["backend"], "tune": tune})
 
 
 def naive_model(resp):
-    """The same model, one likelihood row per response (what a user would write first)."""
+    """The response model with one likelihood row per response (the same priors, built by the same code)."""
     import pymc as pm
-    import pytensor.tensor as pt
 
+    from robustalign.models import _design
+    from robustalign.models._design import ordinal_design
+    from robustalign.models._graph import _centred_cutpoints, crossed_effects
+
+    d = ordinal_design(resp)
     v = resp.valid()
-    y = np.array([resp.scales[i].index(o) for i, o in zip(v["item"], v["option"])])
-    cols = ["model", "item", "format", "option_order", "steer_target"]
-    codes = {c: v[c].astype("category").cat.codes.to_numpy() for c in cols}
-    lev = {c: list(v[c].astype("category").cat.categories) for c in cols}
-    with pm.Model(coords={c: lev[c] for c in cols}) as m:
-        mu = pm.ZeroSumNormal("mu_model", sigma=1.5, dims="model")
-        sd_i = pm.HalfNormal("sd_item", 1)
-        it = pm.Deterministic("item_effect", sd_i * pm.ZeroSumNormal("z_item", dims="item"), dims="item")
-        sd_mi = pm.HalfNormal("sd_model_item", 1, dims="model")
-        mi = pm.Deterministic("model_item", sd_mi[:, None] * pm.ZeroSumNormal("z_mi", dims=("model", "item"),
-                                                                              n_zerosum_axes=1))
-        eta = mu[codes["model"]] + it[codes["item"]] + mi[codes["model"], codes["item"]]
-        for f in ("format", "option_order", "steer_target"):
-            if f == "option_order":
-                b = pm.ZeroSumNormal(f"beta_{f}", sigma=1.0, dims=f)
-                mf = pm.ZeroSumNormal(f"model_x_{f}", sigma=1.0, dims=("model", f), n_zerosum_axes=1)
-            else:
-                b = pm.HalfNormal(f"sd_{f}", 1) * pm.ZeroSumNormal(f"z_{f}", dims=f)
-                mf = pm.HalfNormal(f"sd_model_x_{f}", 1) * pm.ZeroSumNormal(f"z_model_x_{f}", dims=("model", f),
-                                                                            n_zerosum_axes=1)
-            qf = pm.HalfNormal(f"sd_item_x_{f}", 1) * pm.ZeroSumNormal(f"z_item_x_{f}", dims=("item", f),
-                                                                       n_zerosum_axes=1)
-            eta = eta + b[codes[f]] + mf[codes["model"], codes[f]] + qf[codes["item"], codes[f]]
-        p = pm.Dirichlet("p_cut", a=np.ones(4))
-        F = pt.cumsum(p)[:-1]
-        cut = pm.Deterministic("cutpoints", pt.log(F) - pt.log1p(-F))
-        pm.OrderedLogistic("y", eta=eta, cutpoints=cut, observed=y, compute_p=False)
+    # one "cell" per response: the design's index arrays repeated by the cell counts
+    n_per = d.counts.sum(1).astype(int)
+    cell = np.repeat(np.arange(d.n_cells), n_per)
+    y = np.concatenate([np.repeat(np.arange(d.counts.shape[1]), c.astype(int)) for c in d.counts])
+    assert len(y) == len(v)
+    rows = _design.Design(**{**d.__dict__, "idx": {a: i[cell] for a, i in d.idx.items()},
+                             "n_cells": len(y), "counts": np.eye(d.counts.shape[1])[y]})
+    old = _design.DENSE_MAX_FILL
+    _design.DENSE_MAX_FILL = 0.0  # one gathered row per response, as a user would index
+    try:
+        with pm.Model(coords=rows.coords) as m:
+            eta = crossed_effects(rows, model_means_free=True)
+            K = int(d.K_item[0])
+            tau = pm.Deterministic(f"cutpoints_K{K}", _centred_cutpoints(K))
+            pm.OrderedLogistic("y", eta=eta, cutpoints=tau, observed=y, compute_p=False)
+    finally:
+        _design.DENSE_MAX_FILL = old
     return m
 
 
-def run_naive(resp, draws, tune, chains=4, seed=1):
+def route_naive(n_items: int, tune: int, sampler: str, seed: int = 1) -> dict:
     import pymc as pm
 
-    from robustalign.models._sampling import diagnose
-
+    resp, _ = workload(n_items)
     m = naive_model(resp)
+    kw = {} if sampler == "default" else {"nuts_sampler": sampler}
     t0 = time.perf_counter()
     with m, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = pm.sample(draws, tune=tune, chains=chains, random_seed=seed, nuts_sampler="pymc",
-                          nuts={"target_accept": 0.9}, progressbar=False, compute_convergence_checks=False)
+        idata = pm.sample(DRAWS, tune=tune, chains=CHAINS, cores=CORES, random_seed=seed,
+                          nuts={"target_accept": 0.9}, progressbar=False, compute_convergence_checks=False, **kw)
     wall = time.perf_counter() - t0
-    _, g = diagnose(idata)
-    steps = float(np.asarray(idata["sample_stats"]["n_steps"]).mean()) if "n_steps" in idata["sample_stats"] \
-        else float(np.asarray(idata["sample_stats"]["tree_depth"]).mean())
-    return {"route": "naive (row per response, pymc NUTS)", "n_responses": len(resp.valid()), "wall_s": wall,
-            "compile_s": float("nan"), "sample_s": wall, "min_ess_bulk": g["min_ess_bulk"],
-            "ess_per_s": g["min_ess_bulk"] / wall, "converged": g["converged"], "max_r_hat": g["max_r_hat"],
-            "divergences": g["divergences"], "peak_mb": _peak_mb(), "n_steps": steps, "draws": draws, "tune": tune}
+    lib = idata["posterior"].attrs.get("inference_library", "?")
+    # pm.sample compiles inside the call: the wall time is the sampling time here
+    return _gate_row(f"naive ({lib})", idata, len(resp.valid()), float("nan"), wall, wall, {"tune": tune})
 
 
-def naive_gradient_ms(resp, n_evals=20) -> float:
-    """Milliseconds per logp+gradient evaluation of the naive model (C backend, pymc's NUTS)."""
+def route_naive_gradient(n_items: int) -> dict:
+    """Milliseconds per log-density + gradient of the naive model (numba, as pm.sample's default compiles)."""
+    import pytensor
+
+    resp, _ = workload(n_items)
     m = naive_model(resp)
-    f = m.compile_logp(), m.compile_dlogp()
-    pt0 = m.initial_point()
-    f[1](pt0)
-    t0 = time.perf_counter()
-    for _ in range(n_evals):
-        f[0](pt0)
-        f[1](pt0)
-    return 1000 * (time.perf_counter() - t0) / n_evals
+    logp = m.logp()
+    f = pytensor.function(m.value_vars, [logp, *pytensor.grad(logp, m.value_vars)], mode="NUMBA")
+    ip = m.initial_point()
+    vals = [ip[v.name] for v in m.value_vars]
+    f(*vals)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        f(*vals)
+        times.append(time.perf_counter() - t0)
+    return {"route": "naive gradient", "n_responses": len(resp.valid()), "gradient_ms": 1000 * float(np.median(times)),
+            "peak_mb": _peak_mb()}
+
+
+def _spawn(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--route", *args], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _show(label: str, r: dict) -> None:
+    keys = ("wall_s", "compile_s", "sample_s", "min_ess_bulk", "ess_per_s", "max_r_hat", "divergences",
+            "converged", "steps_per_draw", "peak_mb", "gradient_ms")
+    print(f"{label:<34}" + "  ".join(f"{k}={r[k]:.4g}" if isinstance(r[k], float) else f"{k}={r[k]}"
+                                     for k in keys if k in r), flush=True)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="bench_models")
-    ap.add_argument("--full", action="store_true", help="also fit the 720,000-response workload")
-    ap.add_argument("--naive-draws", type=int, default=300, help="draws (and tune) of the short naive run")
+    ap.add_argument("--route", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--naive-sampler", default="default", choices=["default", "pymc", "nutpie"])
+    ap.add_argument("--skip-full", action="store_true")
     args = ap.parse_args(argv if argv is not None else [])
-    cores = 2
-    resp, _ = workload(20)
-    ra = run_robustalign(resp)
-    print("tenth, robustalign:", ra, flush=True)
-    nv = run_naive(resp, draws=args.naive_draws, tune=args.naive_draws)
-    print(f"tenth, naive ({args.naive_draws} tune + {args.naive_draws} draws per chain):", nv, flush=True)
-    # the naive route's cost to the same standard: its time per draw x 2,000 draws per chain, and
-    # its ESS per draw scaled to 1,000 kept draws (a lower bound on the wall time: tuning ran shorter)
-    per_draw = nv["wall_s"] / (2 * args.naive_draws)
-    naive_wall = per_draw * 2000
-    naive_ess = nv["min_ess_bulk"] * 1000 / args.naive_draws
-    print(f"tenth: naive predicted to 4 x 1,000 draws: {naive_wall:.0f} s, min ESS {naive_ess:.0f} "
-          f"-> ESS/s {naive_ess / naive_wall:.2f}; robustalign ESS/s {ra['ess_per_s']:.2f} "
-          f"(ratio {ra['ess_per_s'] / (naive_ess / naive_wall):.1f}x; robustalign converged={ra['converged']})")
-    if args.full:
-        resp_full, _ = workload(200)
-        g_tenth = naive_gradient_ms(resp)
-        g_full = naive_gradient_ms(resp_full, n_evals=5)
-        full_wall = nv["n_steps"] * g_full / 1000 * 2000 * 4 / cores
-        print(f"naive gradient: {g_tenth:.1f} ms (tenth), {g_full:.1f} ms (full); predicted naive wall at full "
-              f"size {full_wall / 60:.0f} min (steps/draw {nv['n_steps']:.0f} from the tenth)", flush=True)
-        rf = run_robustalign(resp_full)
-        print("full, robustalign:", rf, flush=True)
-        naive_ess_per_s = naive_ess / full_wall
-        print(f"full: robustalign {rf['wall_s'] / 60:.1f} min wall ({rf['compile_s']:.0f} s compile), ESS/s "
-              f"{rf['ess_per_s']:.2f} vs naive predicted {naive_ess_per_s:.3f} -> ratio "
-              f"{rf['ess_per_s'] / naive_ess_per_s:.0f}x; converged={rf['converged']}")
+    if args.route:  # child process: one route, JSON on the last line
+        name, n_items = args.route[0], int(args.route[1])
+        fn = {"robustalign": lambda: route_robustalign(n_items, args.tune),
+              "naive": lambda: route_naive(n_items, args.tune, args.naive_sampler),
+              "gradient": lambda: route_naive_gradient(n_items)}[name]
+        print(json.dumps(fn(), default=float))
+        return
+    common = ["--tune", str(args.tune), "--naive-sampler", args.naive_sampler]
+    print(f"4 chains x ({args.tune} tune + {DRAWS} draws), target_accept 0.9, {CORES} cores; gate: R-hat <= 1.01, "
+          "bulk/tail ESS >= 400, 0 divergences", flush=True)
+    ra = _spawn(["robustalign", "20", *common])
+    _show("tenth (72,000): robustalign", ra)
+    nv = _spawn(["naive", "20", *common])
+    _show(f"tenth (72,000): {nv['route']}", nv)
+    print(f"tenth: ESS/s ratio robustalign / naive = {ra['ess_per_s'] / nv['ess_per_s']:.1f}x; wall ratio "
+          f"{nv['wall_s'] / ra['wall_s']:.1f}x; peak memory {ra['peak_mb']:.0f} vs {nv['peak_mb']:.0f} MB", flush=True)
+    if args.skip_full:
+        return
+    rf = _spawn(["robustalign", "200", *common])
+    _show("full (720,000): robustalign", rf)
+    g = _spawn(["gradient", "200", *common])
+    _show("full (720,000): naive gradient", g)
+    # predicted naive sampling time: gradients per chain x gradient cost, chains over the cores
+    n_grad = rf["steps_per_draw"] * (args.tune + DRAWS) * CHAINS / CORES
+    naive_s = n_grad * g["gradient_ms"] / 1000
+    naive_ess_per_s = rf["min_ess_bulk"] / naive_s  # same posterior and sampler: same ESS per draw
+    print(f"full: naive predicted {naive_s / 60:.0f} min of sampling ({rf['steps_per_draw']:.0f} steps/draw x "
+          f"{g['gradient_ms']:.1f} ms/gradient); robustalign {rf['wall_s'] / 60:.1f} min wall "
+          f"({rf['compile_s']:.0f} s compile); ESS/s ratio {rf['ess_per_s'] / naive_ess_per_s:.0f}x; "
+          f"converged={rf['converged']}; target: < 5 min and >= 10x", flush=True)
 
 
 if __name__ == "__main__":

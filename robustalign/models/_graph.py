@@ -2,14 +2,15 @@
 
 The only module that builds PyMC objects. Both models share one crossed-effects block:
 
-* ``item_effect[q] = sd_item * z``                          (shared item location)
-* ``model_item[m, q] = sd_model_item[m] * z``               (each model's opinion on the item)
-* per design factor ``f`` with levels ``l``:
-  ``beta_f[l]`` (population effect), ``model_x_f[m, l]`` and ``item_x_f[q, l]``, all ZeroSumNormal
-  (interactions sum to zero over both axes) and non-centred. Each has a learned scale
-  (``sd_f``, ``sd_model_x_f``, ``sd_item_x_f``) when it has at least ``min_df_scale`` (4) free
-  contrasts and a fixed unit scale otherwise: a scale learned from two or three values is prior-driven
-  and makes the sampler diverge.
+* ``item_effect[q]``, zero-sum over items (shared item location, SD ``sd_item``);
+* ``model_item[m, q]`` with one SD per model: each model's own view of the item. When the data pin
+  the opinions down they are sampled as ``opinion[m, q] ~ N(mu_model[m] + item[q], sd[m])``;
+* per design factor ``f`` with levels ``l``: ``beta_f[l]`` (a fixed, zero-sum population effect),
+  ``model_x_f[m, l]`` and ``item_x_f[q, l]`` (zero-sum over both axes, learned SD, centred only when
+  the data show a clear spread; a fixed unit scale below ``min_df_scale`` free contrasts).
+
+The linear predictor is evaluated per observed cell or on the dense model x item x G grid
+(``Design.dense``). docs/bayesian.md gives the measurements behind each choice.
 """
 
 from __future__ import annotations
