@@ -78,31 +78,26 @@ def route_robustalign(n_items: int, tune: int, seed: int = 1) -> dict:
 
 def naive_model(resp):
     """The response model with one likelihood row per response (the same priors, built by the same code)."""
+    import dataclasses
+
     import pymc as pm
 
-    from robustalign.models import _design
     from robustalign.models._design import ordinal_design
     from robustalign.models._graph import _centred_cutpoints, crossed_effects
 
     d = ordinal_design(resp)
-    v = resp.valid()
-    # one "cell" per response: the design's index arrays repeated by the cell counts
-    n_per = d.counts.sum(1).astype(int)
-    cell = np.repeat(np.arange(d.n_cells), n_per)
+    # one "cell" per response: the design's index arrays repeated by the cell counts, gathered row by
+    # row (max_fill=0) as a user would index
+    cell = np.repeat(np.arange(d.n_cells), d.counts.sum(1).astype(int))
     y = np.concatenate([np.repeat(np.arange(d.counts.shape[1]), c.astype(int)) for c in d.counts])
-    assert len(y) == len(v)
-    rows = _design.Design(**{**d.__dict__, "idx": {a: i[cell] for a, i in d.idx.items()},
-                             "n_cells": len(y), "counts": np.eye(d.counts.shape[1])[y]})
-    old = _design.DENSE_MAX_FILL
-    _design.DENSE_MAX_FILL = 0.0  # one gathered row per response, as a user would index
-    try:
-        with pm.Model(coords=rows.coords) as m:
-            eta = crossed_effects(rows, model_means_free=True)
-            K = int(d.K_item[0])
-            tau = pm.Deterministic(f"cutpoints_K{K}", _centred_cutpoints(K))
-            pm.OrderedLogistic("y", eta=eta, cutpoints=tau, observed=y, compute_p=False)
-    finally:
-        _design.DENSE_MAX_FILL = old
+    assert len(y) == len(resp.valid())
+    rows = dataclasses.replace(d, idx={a: i[cell] for a, i in d.idx.items()}, n_cells=len(y),
+                               counts=np.eye(d.counts.shape[1])[y], max_fill=0.0)
+    with pm.Model(coords=rows.coords) as m:
+        eta = crossed_effects(rows, model_means_free=True)
+        K = int(d.K_item[0])
+        tau = pm.Deterministic(f"cutpoints_K{K}", _centred_cutpoints(K))
+        pm.OrderedLogistic("y", eta=eta, cutpoints=tau, observed=y, compute_p=False)
     return m
 
 

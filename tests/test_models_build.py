@@ -46,22 +46,23 @@ def test_counts_per_cell_match_a_groupby(small):
 
 @pytest.mark.parametrize("humans", [True, False])
 @pytest.mark.parametrize("dense", [True, False])
-def test_cumulative_logit_likelihood_equals_multinomial(small, humans, dense, monkeypatch):
+def test_cumulative_logit_likelihood_equals_multinomial(small, humans, dense):
     """The per-cell likelihood equals the multinomial log-pmf of the cell counts (up to a constant),
     on the dense grid and with one gathered row per cell, with and without the human component."""
-    from robustalign.models import _design, build_response_model
     from robustalign.models._design import ordinal_design
+    from robustalign.models._graph import build_ordinal
 
     sim, resp, ref = small
     # drop one cell so the dense grid has an empty (zero-count) cell
     v = resp.data
     first = (v["model"] == v["model"].iloc[0]) & (v["item"] == v["item"].iloc[0]) & (v["format"] == v["format"].iloc[0])
     resp = dataclasses.replace(resp, data=v[~first].reset_index(drop=True))
-    monkeypatch.setattr(_design, "DENSE_MAX_FILL", 4.0 if dense else 0.0)
     ref = ref if humans else None
-    model = build_response_model(resp, ref)
     d = ordinal_design(resp, ref)
+    assert d.dense  # a complete grid but for one cell
+    d = dataclasses.replace(d, max_fill=d.max_fill if dense else 0.0)
     assert d.dense == dense
+    model = build_ordinal(d)
     import pytensor
 
     names = ("cutpoints_K4", "mu_model", "item_effect", "model_item", "beta_format", "model_x_format",

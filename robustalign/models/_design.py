@@ -59,6 +59,7 @@ class Design:
     human_mean: np.ndarray | None = None  # (groups, items) mean position / score in [0, 1]
     human_n: np.ndarray | None = None
     min_df_scale: int = 4
+    max_fill: float = DENSE_MAX_FILL  # see DENSE_MAX_FILL; 0 forces one gathered row per cell
     interactions: dict[str, bool] = field(default_factory=dict)
     terms: list[Term] = field(default_factory=list)
     data_hash: str = ""
@@ -83,20 +84,29 @@ class Design:
 
     @property
     def dense(self) -> bool:
-        return len(self.models) * len(self.items) * self.n_combos <= DENSE_MAX_FILL * self.n_cells
+        return len(self.models) * len(self.items) * self.n_combos <= self.max_fill * self.n_cells
 
     def combo_codes(self, factor: str) -> np.ndarray:
         """Level code of ``factor`` in each of the G factor-level combinations (C order)."""
-        grid = np.indices(self.shape(self.factors)).reshape(len(self.factors), -1)
-        return grid[self.factors.index(factor)].astype(np.int64)
+        return np.unravel_index(np.arange(self.n_combos), self.shape(self.factors))[self.factors.index(factor)]
 
     def to_grid(self, x: np.ndarray) -> np.ndarray:
         """Per-cell rows ``x`` (cells, ...) placed on the (models, items, G, ...) grid, zero elsewhere."""
-        combo = (np.ravel_multi_index([self.idx[f] for f in self.factors], self.shape(self.factors))
-                 if self.factors else np.zeros(self.n_cells, np.int64))
-        out = np.zeros((len(self.models), len(self.items), self.n_combos, *x.shape[1:]))
-        out[self.idx["model"], self.idx["item"], combo] = x
-        return out
+        out = np.zeros((len(self.models) * len(self.items) * self.n_combos, *x.shape[1:]))
+        out[_flat_index(self, ("model", "item", *self.factors))] = x
+        return out.reshape(len(self.models), len(self.items), self.n_combos, *x.shape[1:])
+
+
+def cell_predictor(d: Design, tables: dict, lead: int = 0) -> np.ndarray:
+    """The linear predictor per cell from the effect tables of ``d.terms`` (numpy).
+
+    Tables may carry ``lead`` leading axes (e.g. posterior draws); the result is (*lead, cells).
+    """
+    eta = 0.0
+    for t in d.terms:
+        tab = np.asarray(tables[t.name])
+        eta = eta + tab.reshape(*tab.shape[:lead], -1)[..., _flat_index(d, t.axes)]
+    return eta
 
 
 def _flat_index(d: Design, axes) -> np.ndarray:

@@ -14,7 +14,11 @@ from robustalign.models._sampling import (
 )
 
 
-def _finish(idata, d, prov, max_draws, what) -> BayesFit:
+def _run(d, build, what: str, *, backend, max_draws, **sampling) -> BayesFit:
+    """Build the graph for design ``d``, sample it with explicit settings, gate it, wrap the result."""
+    idata, prov, _ = sample(build(d), backend=resolve_backend(backend, d.n_cells, d.kind), **sampling)
+    if d.kind == "score":
+        prov["squeeze_n"] = d.squeeze_n
     diag, overall = diagnose(idata)
     prov.update({"data_hash": d.data_hash, "n_cells": int(d.n_cells), "n_responses": int(d.n_responses),
                  "model": d.kind, "factors": list(d.factors), "converged": overall["converged"],
@@ -97,11 +101,9 @@ def fit_response_model(
     check_args(draws, tune, chains, sampler, target_accept)
     d = ordinal_design(responses, reference, factors=factors, interactions=interactions,
                        min_df_scale=min_df_scale, human_n=human_n)
-    model = build_ordinal(d)
-    be = resolve_backend(backend, d.n_cells, "ordinal")
-    idata, prov, _ = sample(model, draws=draws, tune=tune, chains=chains, rng=rng, sampler=sampler,
-                            target_accept=target_accept, backend=be, cores=cores, adaptation=adaptation)
-    return _finish(idata, d, prov, max_draws, "The response model")
+    return _run(d, build_ordinal, "The response model", backend=backend, max_draws=max_draws, draws=draws,
+                tune=tune, chains=chains, rng=rng, sampler=sampler, target_accept=target_accept, cores=cores,
+                adaptation=adaptation)
 
 
 def fit_score_model(
@@ -121,6 +123,7 @@ def fit_score_model(
     squeeze_n: float | None = None,
     min_df_scale: int = 4,
     max_draws: int = 1000,
+    adaptation: str = "diag",
 ) -> BayesFit:
     """Fit the Beta score model (METHODS 3.4) to answers that are scores in [0, 1].
 
@@ -138,12 +141,9 @@ def fit_score_model(
     check_args(draws, tune, chains, sampler, target_accept)
     d = score_design(responses, reference, factors=factors, interactions=interactions,
                      min_df_scale=min_df_scale, squeeze_n=squeeze_n)
-    model = build_score(d)
-    be = resolve_backend(backend, d.n_cells, "score")
-    idata, prov, _ = sample(model, draws=draws, tune=tune, chains=chains, rng=rng, sampler=sampler,
-                            target_accept=target_accept, backend=be, cores=cores)
-    prov["squeeze_n"] = d.squeeze_n
-    return _finish(idata, d, prov, max_draws, "The score model")
+    return _run(d, build_score, "The score model", backend=backend, max_draws=max_draws, draws=draws,
+                tune=tune, chains=chains, rng=rng, sampler=sampler, target_accept=target_accept, cores=cores,
+                adaptation=adaptation)
 
 
 def build_response_model(responses, reference=None, **kwargs):

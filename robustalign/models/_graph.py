@@ -65,17 +65,17 @@ def signal_to_noise(d: Design, axes: tuple[str, str]) -> float:
     return float(np.sqrt(signal / noise)) if noise > 0 else np.inf
 
 
-def _effect(d: Design, name: str, sd, dims: tuple[str, ...], n_zerosum_axes: int, z_name: str):
-    """A zero-sum effect table with scale ``sd``: centred when the data pin it down, else non-centred.
+def _effect(name: str, sd, dims: tuple[str, ...], n_zerosum_axes: int, centred: bool, z_name: str | None = None):
+    """A zero-sum effect table with scale ``sd``, centred or non-centred (``z_name`` holds the unit draws).
 
-    An effect pinned down by many answers per level mixes badly when non-centred, one informed by few
-    answers mixes badly when centred (the funnel), so the choice follows the answers per level.
+    An effect pinned down by many answers per level mixes badly when non-centred, one near zero or
+    informed by few answers mixes badly when centred (the funnel); callers choose from the data.
     """
     import pymc as pm
 
-    if _centred(d, dims):
+    if centred:
         return pm.ZeroSumNormal(name, sigma=sd, dims=dims, n_zerosum_axes=n_zerosum_axes)
-    z = pm.ZeroSumNormal(z_name, sigma=1.0, dims=dims, n_zerosum_axes=n_zerosum_axes)
+    z = pm.ZeroSumNormal(z_name or f"z_{name}", sigma=1.0, dims=dims, n_zerosum_axes=n_zerosum_axes)
     return pm.Deterministic(name, sd * z, dims=dims)
 
 
@@ -93,14 +93,15 @@ def crossed_effects(d: Design, *, model_means_free: bool):
         mu = pm.ZeroSumNormal("mu_model", sigma=MU_PRIOR, dims="model")
     terms.append(Term("mu_model", ("model",), "model"))
 
-    # Item effects sum to zero over items, so the cutpoints carry the overall location and the model
-    # means each model's: free means would form ridges with them.
+    # Item effects sum to zero over items, so they do not form a ridge with whatever carries the
+    # overall location (the model means, the cutpoints with humans, the score model's intercept).
     sd_item = pm.HalfNormal("sd_item", SD_PRIOR)
-    item = _effect(d, "item_effect", sd_item, ("item",), 1, "z_item")
+    item = _effect("item_effect", sd_item, ("item",), 1, _centred(d, ("item",)), z_name="z_item")
     terms.append(Term("item_effect", ("item",), "item"))
 
     sd_mi = pm.HalfNormal("sd_model_item", SD_PRIOR, dims="model")
-    if _centred(d, ("model", "item")):
+    opinion = _centred(d, ("model", "item"))
+    if opinion:
         # Each model's opinion on each item, centred on its mean and the item's location:
         # opinion[m, q] ~ N(mu[m] + item[q], sd[m]). The likelihood sees the opinion alone, so the
         # item location and the model means are informed through it and do not form a ridge with the
@@ -108,11 +109,8 @@ def crossed_effects(d: Design, *, model_means_free: bool):
         op = pm.Normal("model_opinion", mu=mu[:, None] + item[None, :], sigma=sd_mi[:, None],
                        dims=("model", "item"))
         pm.Deterministic("model_item", op - mu[:, None] - item[None, :], dims=("model", "item"))
-        graph_terms = [Term("model_opinion", ("model", "item"), "model_item")]
     else:
-        z_mi = pm.ZeroSumNormal("z_model_item", sigma=1.0, dims=("model", "item"), n_zerosum_axes=1)
-        pm.Deterministic("model_item", sd_mi[:, None] * z_mi, dims=("model", "item"))
-        graph_terms = None
+        _effect("model_item", sd_mi[:, None], ("model", "item"), 1, centred=False)
     terms.append(Term("model_item", ("model", "item"), "model_item"))
 
     for f in d.factors:
@@ -122,31 +120,28 @@ def crossed_effects(d: Design, *, model_means_free: bool):
         # that no parametrisation samples well. Variance shares use the realised spread of the levels.
         pm.ZeroSumNormal(f"beta_{f}", sigma=1.0, dims=f)
         terms.append(Term(f"beta_{f}", (f,), f, f))
-        if d.interactions[f]:
-            for other in ("model", "item"):
-                # zero-sum over levels and over models (items): the population effect is then the
-                # average over the models (items) in the data, and not a ridge with their deviations
-                df = (len(d.coords[other]) - 1) * (len(d.levels[f]) - 1)
-                if df < d.min_df_scale:
-                    # a scale learned from a handful of contrasts makes the sampler diverge, so these
-                    # deviations get the same fixed unit-scale prior as a population effect
-                    pm.ZeroSumNormal(f"{other}_x_{f}", sigma=1.0, dims=(other, f), n_zerosum_axes=2)
-                else:
-                    # deviations near zero make a centred table a funnel, large well-measured ones make a
-                    # non-centred table mix slowly: centre only when the data show a clear spread
-                    sd = pm.HalfNormal(f"sd_{other}_x_{f}", SD_PRIOR)
-                    name = f"{other}_x_{f}"
-                    if signal_to_noise(d, (other, f)) >= SNR_CENTRE:
-                        pm.ZeroSumNormal(name, sigma=sd, dims=(other, f), n_zerosum_axes=2)
-                    else:
-                        z = pm.ZeroSumNormal(f"z_{name}", sigma=1.0, dims=(other, f), n_zerosum_axes=2)
-                        pm.Deterministic(name, sd * z, dims=(other, f))
-                terms.append(Term(f"{other}_x_{f}", (other, f), f"{other}_x_{f}", f))
+        if not d.interactions[f]:
+            continue
+        for other in ("model", "item"):
+            # zero-sum over levels and over models (items): the population effect is then the
+            # average over the models (items) in the data, and not a ridge with their deviations
+            name, dims = f"{other}_x_{f}", (other, f)
+            if (len(d.coords[other]) - 1) * (len(d.levels[f]) - 1) < d.min_df_scale:
+                # a scale learned from a handful of contrasts makes the sampler diverge, so these
+                # deviations get the same fixed unit-scale prior as a population effect
+                _effect(name, 1.0, dims, 2, centred=True)
+            else:
+                # deviations near zero make a centred table a funnel, large well-measured ones make a
+                # non-centred table mix slowly: centre only when the data show a clear spread
+                sd = pm.HalfNormal(f"sd_{name}", SD_PRIOR)
+                _effect(name, sd, dims, 2, centred=signal_to_noise(d, dims) >= SNR_CENTRE)
+            terms.append(Term(name, dims, name, f))
     d.terms = terms
-    if graph_terms is not None:
-        graph_terms += terms[3:]
+    # the likelihood sees the sampled opinion instead of its three parts when there is one
+    parts = ("mu_model", "item_effect", "model_item")
+    used = ([Term("model_opinion", ("model", "item"), "model_item")] + [t for t in terms if t.name not in parts]
+            if opinion else terms)
     model = pm.modelcontext(None)
-    used = graph_terms or terms
     return _dense_eta(used, d, model) if d.dense else _gathered_eta(used, d, model)
 
 
@@ -292,7 +287,8 @@ def build_ordinal(d: Design):
         # their answers pin the cutpoints and the human locations are zero-sum.
         centre_cuts = d.human_counts is None
 
-        # cutpoints per scale length: the induced-Dirichlet prior (Betancourt 2019), anchored at 0
+        # cutpoints per scale length: shape-only log-gaps without humans, else the induced-Dirichlet
+        # prior (Betancourt 2019) anchored at 0
         rows, penalty = [], 0.0
         for gi, K in enumerate(ks):
             if centre_cuts:
@@ -313,11 +309,13 @@ def build_ordinal(d: Design):
             ex = pt.exp(tau_rows) * pt.exp(-eta_)[..., None]
             return -pt.sum(A_sum_ * eta_) - pt.sum(N_ * pt.log1p(ex))
 
-        T_items = T[np.zeros(len(d.items), dtype=int)] if len(ks) == 1 else T[g_item]  # (items, kmax-1)
+        T_items = T[g_item]  # (items, kmax-1); g_item is all zeros with one scale length
         if d.dense:
-            tau_cells = T[0][None, None, None, :] if len(ks) == 1 else T_items[None, :, None, :]
+            tau_cells = T_items[None, :, None, :]
+        elif len(ks) == 1:
+            tau_cells = T[0][None, :]  # broadcast instead of a gather per cell
         else:
-            tau_cells = T[0][None, :] if len(ks) == 1 else T[g_item[d.idx["item"]]]
+            tau_cells = T_items[d.idx["item"]]
         ll = loglik(tau_cells, eta, N, A_sum) + pt.sum(A_item * T_items) + penalty
 
         if d.human_counts is not None:
@@ -330,8 +328,7 @@ def build_ordinal(d: Design):
             # which the (large) human samples pin down; a free mean would form a ridge with it
             a_gi = pm.ZeroSumNormal("group_item", sigma=sd_gi, dims=("group", "item"), n_zerosum_axes=2)
             theta = mu_g[:, None] + a_gi + model["item_effect"][None, :]
-            tau_items = T[0][None, None, :] if len(ks) == 1 else T[g_item][None, :, :]
-            ll = ll + loglik(tau_items, theta, hN, hA_sum)
+            ll = ll + loglik(T_items[None], theta, hN, hA_sum)
         pm.Potential("loglik", ll)
     return model
 

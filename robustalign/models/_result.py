@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, polygamma
 
-from robustalign.models._design import Design, _flat_index
+from robustalign.models._design import Design, cell_predictor
 from robustalign.models._sampling import GATE, gate_message
 
 LOGISTIC_VAR = np.pi**2 / 3
@@ -173,13 +173,7 @@ class BayesFit:
     def _eta(self, S_idx=None) -> np.ndarray:
         """Linear predictor per thinned draw and cell, (S, cells), recomputed from the stored tables."""
         d = self.design
-        eta = 0.0
-        for t in d.terms:
-            tab = self._draws(t.name, thin=True)
-            if len(t.axes) == 1:
-                eta = eta + tab[:, d.idx[t.axes[0]]]
-            else:
-                eta = eta + tab.reshape(len(tab), -1)[:, _flat_index(d, t.axes)]
+        eta = cell_predictor(d, {t.name: self._draws(t.name, thin=True) for t in d.terms}, lead=1)
         if d.kind == "score":
             eta = eta + self._draws("intercept", thin=True)[:, None]
         return eta

@@ -17,7 +17,7 @@ from scipy import stats
 from scipy.special import expit
 
 from robustalign._rng import as_generator
-from robustalign.models._design import Design, _flat_index
+from robustalign.models._design import Design, cell_predictor
 
 __all__ = ["SBCResult", "sbc_design", "sbc_response_model"]
 
@@ -61,14 +61,6 @@ def sbc_design(n_models: int = 3, n_items: int = 8, n_levels: int = 3, K: int = 
                   data_hash="sbc")
 
 
-def _eta(d: Design, prior: dict) -> np.ndarray:
-    eta = 0.0
-    for t in d.terms:
-        tab = np.asarray(prior[t.name])
-        eta = eta + (tab[d.idx[t.axes[0]]] if len(t.axes) == 1 else tab.ravel()[_flat_index(d, t.axes)])
-    return eta
-
-
 # compiled models per process, keyed by design: a worker compiles once and reuses it for every task
 _COMPILED: dict = {}
 
@@ -96,7 +88,7 @@ def _sbc_one(task) -> tuple[dict, int]:
     design, truth, names, K, draws, tune, chains, n_keep, target_accept, seed = task
     gen = np.random.default_rng(seed)
     d = copy.copy(design)
-    eta = _eta(d, truth)
+    eta = cell_predictor(d, truth)
     tau = truth[f"cutpoints_K{K}"]
     cdf = expit(tau[None, :] - eta[:, None])
     p = np.diff(np.concatenate([np.zeros((len(eta), 1)), cdf, np.ones((len(eta), 1))], 1), axis=1)
