@@ -477,15 +477,17 @@ def _w1(p, q, K, positions, check):
         d = d * np.diff(x, axis=-1)
     if k is not None:
         d = np.where(np.arange(kmax - 1) < (k[..., None] - 1), d, 0.0)
-    w = d.sum(-1)
+    return d.sum(-1), _span(x, k, kmax)
+
+
+def _span(x, k, kmax: int):
+    """Scale range x_K - x_1 of each item (K - 1 with equal spacing, x = None)."""
     if x is None:
-        span = (kmax if k is None else k) - 1
-    elif k is None:
-        span = x[..., -1] - x[..., 0]
-    else:
-        kk = np.broadcast_to(k, np.broadcast_shapes(k.shape, x.shape[:-1]))
-        span = np.take_along_axis(x, kk[..., None] - 1, axis=-1)[..., 0] - x[..., 0]
-    return w, span
+        return (kmax if k is None else k) - 1
+    if k is None:
+        return x[..., -1] - x[..., 0]
+    kk = np.broadcast_to(k, np.broadcast_shapes(k.shape, x.shape[:-1]))
+    return np.take_along_axis(x, kk[..., None] - 1, axis=-1)[..., 0] - x[..., 0]
 
 
 def w1_similarity(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
@@ -560,16 +562,9 @@ def _mean_position(p, K, positions, check):
     k = _as_K(K, kmax, p.shape[:-1], [("p", p)], check)
     x = _positions(positions, kmax, k, p.shape[:-1])
     if x is None:
-        mu = p @ np.arange(kmax, dtype=float)
-        return mu / ((kmax if k is None else k) - 1)
-    x0 = x[..., :1]
-    if k is None:
-        span = x[..., -1] - x[..., 0]
-    else:
-        kk = np.broadcast_to(k, np.broadcast_shapes(k.shape, x.shape[:-1]))
-        span = np.take_along_axis(x, kk[..., None] - 1, axis=-1)[..., 0] - x[..., 0]
-    rel = np.where(p == 0, 0.0, p * (x - x0))  # padded positions may be anything (even NaN)
-    return rel.sum(-1) / span
+        return (p @ np.arange(kmax, dtype=float)) / _span(x, k, kmax)
+    rel = np.where(p == 0, 0.0, p * (x - x[..., :1]))  # padded positions may be anything (even NaN)
+    return rel.sum(-1) / _span(x, k, kmax)
 
 
 def mean_position_distance(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
@@ -714,6 +709,17 @@ METRICS: dict[str, Callable] = {
 # --------------------------------------------------------------------------------------------------
 # profile (cross-item) correlations
 # --------------------------------------------------------------------------------------------------
+def _tie_blocks(new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last sorted index of the tie block of each entry; ``new`` marks where a block starts."""
+    n = new.shape[-1]
+    idx = np.broadcast_to(np.arange(n), new.shape)
+    last = np.ones(new.shape, bool)
+    last[:, :-1] = new[:, 1:]
+    start = np.maximum.accumulate(np.where(new, idx, 0), axis=-1)
+    end = np.minimum.accumulate(np.where(last, idx, n - 1)[:, ::-1], axis=-1)[:, ::-1]
+    return start, end
+
+
 def _average_ranks(a: np.ndarray) -> np.ndarray:
     """Ranks 1..n along the last axis, ties averaged (as scipy.stats.rankdata); NaN stays NaN."""
     shape = a.shape
@@ -721,13 +727,9 @@ def _average_ranks(a: np.ndarray) -> np.ndarray:
     x = a.reshape(-1, n)
     order = np.argsort(x, axis=-1, kind="stable")  # NaN sorts last
     xs = np.take_along_axis(x, order, axis=-1)
-    idx = np.broadcast_to(np.arange(n), xs.shape)
     new = np.ones(xs.shape, bool)
     new[:, 1:] = xs[:, 1:] != xs[:, :-1]
-    last = np.ones(xs.shape, bool)
-    last[:, :-1] = new[:, 1:]
-    start = np.maximum.accumulate(np.where(new, idx, 0), axis=-1)
-    end = np.minimum.accumulate(np.where(last, idx, n - 1)[:, ::-1], axis=-1)[:, ::-1]
+    start, end = _tie_blocks(new)
     r = (start + end) / 2.0 + 1.0
     out = np.empty_like(r)
     np.put_along_axis(out, order, r, axis=-1)
@@ -866,14 +868,10 @@ def _rank_desc(s: np.ndarray, tie_tol: float) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore"):
         order = np.argsort(-x, axis=-1, kind="stable")  # NaN last
     xs = np.take_along_axis(x, order, axis=-1)
-    idx = np.broadcast_to(np.arange(g), xs.shape)
     new = np.ones(xs.shape, bool)
     with np.errstate(invalid="ignore"):
         new[:, 1:] = ~(xs[:, :-1] - xs[:, 1:] <= tie_tol)
-    last = np.ones(xs.shape, bool)
-    last[:, :-1] = new[:, 1:]
-    start = np.maximum.accumulate(np.where(new, idx, 0), axis=-1)
-    end = np.minimum.accumulate(np.where(last, idx, g - 1)[:, ::-1], axis=-1)[:, ::-1]
+    start, end = _tie_blocks(new)
     rank = (start + 1).astype(float)
     size = (end - start + 1).astype(float)
     nan = np.isnan(xs)

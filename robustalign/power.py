@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from robustalign._rng import as_generator
+from robustalign._validation import check_confidence_level
 
 __all__ = [
     "PowerResult",
@@ -27,11 +28,8 @@ __all__ = [
 
 
 def _z(alpha: float, power: float, two_sided: bool) -> float:
-    if not 0 < alpha < 1:
-        raise ValueError(f"`alpha` must be in (0, 1); got {alpha}.")
-    if not 0 < power < 1:
-        raise ValueError(f"`power` must be in (0, 1); got {power}. Did you mean {power / 100:g}?" if power > 1
-                         else f"`power` must be in (0, 1); got {power}.")
+    alpha = check_confidence_level(alpha, "alpha")
+    power = check_confidence_level(power, "power")
     return stats.norm.ppf(1 - alpha / (2 if two_sided else 1)) + stats.norm.ppf(power)
 
 
@@ -82,6 +80,8 @@ def n_for_equivalence(sd_d: float, margin: float, *, theta: float = 0.0, alpha: 
     ``n = (z_{1-alpha} + z_{1-beta/2})^2 sd_d^2 / (margin - |theta|)^2`` (METHODS 3.11), with ``theta`` the
     expected true effect and ``margin`` the equivalence bound (e.g. the human between-country SD).
     """
+    alpha = check_confidence_level(alpha, "alpha")
+    power = check_confidence_level(power, "power")
     if margin <= abs(theta):
         raise ValueError(
             f"`margin` ({margin}) must exceed |theta| ({abs(theta)}): an effect at or beyond the margin cannot be "

@@ -234,7 +234,7 @@ class Reference:
         ix = s["item"].map(ii).to_numpy()
         gx = s["group"].map(gg).to_numpy()
         kx = s["_k"].to_numpy()
-        out[ix, gx, :] = np.where(np.isnan(out[ix, gx, :]), 0.0, out[ix, gx, :])
+        out[ix, gx, :] = 0.0  # present cells: options beyond the item's K stay 0
         out[ix, gx, kx] = s["share"].to_numpy()
         return out if len(uniq) == len(groups) else out[:, [gg[g] for g in groups], :]
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from robustalign.metrics import METRICS, mean_position, spearman_alignment
 from robustalign.schema import Reference, Responses
 
 __all__ = ["alignment", "human_profiles", "item_scores", "model_profiles"]
@@ -55,63 +56,27 @@ def item_scores(
         the cell. Cell x group pairs with no human reference for that item are not scored; their count
         is in ``attrs["n_missing_reference"]`` (never silently imputed).
     """
-    from robustalign.metrics import METRICS
-
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {sorted(METRICS)}; got {metric!r}.")
-    by = [c for c in by if c != "item"]
-    missing = [c for c in [*by, *([against] if against else [])] if c not in responses.data]
-    if missing:
-        raise ValueError(
-            f"columns {missing} are not in the responses; its columns are {list(responses.data.columns)}."
-        )
-    cells = list(dict.fromkeys([*by, *([against] if against else []), "item"]))
-    keys, P = responses.distributions(cells)
+    cells = _cells(responses, by, against)
+    keys, P = responses.distributions([*cells, "item"])
     items = sorted(keys["item"].unique())
-    if against is None:
-        gl = list(reference.groups if groups is None else groups)
-        unknown = sorted(set(gl) - set(reference.groups))
-        if unknown:
-            raise ValueError(f"`groups` {unknown} are not in the reference; it has {reference.groups}.")
-        Q = reference.array(items, gl)  # (I, G, K)
-        ii = keys["item"].map({k: j for j, k in enumerate(items)}).to_numpy()
-        kmax = max(P.shape[1], Q.shape[2])
-        Pp = _pad(P, kmax)[:, None, :]
-        Qp = _pad(Q, kmax)[ii]  # (cells, G, K)
-        K = reference.K(items)[ii][:, None]
-        ordinal = reference.ordinal(items)[ii][:, None]
-        S = METRICS[metric](Pp, Qp, K=K, ordinal=ordinal)
-        out = keys.loc[np.repeat(np.arange(len(keys)), len(gl))].reset_index(drop=True)
-        out["group"] = np.tile(gl, len(keys))
-        out["score"] = S.ravel()
-    else:
-        target = keys[against].astype(str)
-        if group_map is not None:
-            target = target.map(lambda v: group_map.get(v, v))
-        unknown = sorted(set(target) - set(reference.groups))
-        if unknown:
-            raise ValueError(
-                f"values of `{against}` {unknown} name no reference group; groups are {reference.groups}. "
-                "Pass `group_map=` to translate them."
-            )
-        gl = sorted(set(target))
-        Q = reference.array(items, gl)
-        ii = keys["item"].map({k: j for j, k in enumerate(items)}).to_numpy()
-        gi = target.map({k: j for j, k in enumerate(gl)}).to_numpy()
-        kmax = max(P.shape[1], Q.shape[2])
-        Qp = _pad(Q, kmax)[ii, gi]
-        K = reference.K(items)[ii]
-        ordinal = reference.ordinal(items)[ii]
-        S = METRICS[metric](_pad(P, kmax), Qp, K=K, ordinal=ordinal)
-        out = keys.copy()
-        out["group"] = target.to_numpy()
-        out["score"] = S
-    nominal_skip = np.isnan(out["score"].to_numpy()) & ~np.isnan(_reference_present(out, reference))
-    n_missing = int(np.isnan(_reference_present(out, reference)).sum())
-    out = out[~np.isnan(out["score"].to_numpy())].reset_index(drop=True)
-    cols = [*dict.fromkeys([*by, *([against] if against else []), "item", "group"]), "score", "n"]
-    out = out[cols]
-    out.attrs.update(metric=metric, n_missing_reference=n_missing, n_nominal_skipped=int(nominal_skip.sum()))
+    rows, names = _cell_groups(keys, reference, against, group_map, groups)  # one row per cell x group
+    gl = list(dict.fromkeys(names))
+    Q = reference.array(items, gl)  # (I, G, K)
+    ii = keys["item"].map({k: j for j, k in enumerate(items)}).to_numpy()[rows]
+    gi = pd.Series(names).map({k: j for j, k in enumerate(gl)}).to_numpy()
+    kmax = max(P.shape[1], Q.shape[2])
+    S = METRICS[metric](_pad(P, kmax)[rows], _pad(Q, kmax)[ii, gi], K=reference.K(items)[ii],
+                        ordinal=reference.ordinal(items)[ii])
+    out = keys.iloc[rows].reset_index(drop=True)
+    out["group"] = names
+    out["score"] = S
+    present = _reference_present(out, reference)
+    scored = ~np.isnan(S)
+    out = out[scored].reset_index(drop=True)[[*dict.fromkeys([*cells, "item", "group"]), "score", "n"]]
+    out.attrs.update(metric=metric, n_missing_reference=int((~present).sum()),
+                     n_nominal_skipped=int((present & ~scored).sum()))
     return out
 
 
@@ -123,16 +88,12 @@ def model_profiles(responses: Responses, *, by: Sequence[str] = ("model",)) -> p
     """
     by = [c for c in by if c != "item"]
     keys, P = responses.distributions([*by, "item"])
-    if responses.kind == "score":
-        value = P[:, 1]
-    else:
-        K = np.array([responses.scales[i].K for i in keys["item"]])
-        pos = np.arange(P.shape[1])[None, :] / (K[:, None] - 1)
-        value = (P * pos).sum(1)
+    # scores come as two-option distributions (1 - mean, mean), whose mean position is the mean score
+    K = None if responses.kind == "score" else np.array([responses.scales[i].K for i in keys["item"]])
     out = keys.copy()
     # round away float summation noise, so that equal means are ties in rank statistics whatever
     # order they were summed in (0.1 + 0.2 vs 0.3)
-    out["value"] = np.round(value, 12)
+    out["value"] = np.round(mean_position(P, K, check=False), 12)
     return out[[*by, "item", "value", "n"]]
 
 
@@ -143,10 +104,7 @@ def human_profiles(reference: Reference, items: Sequence[str] | None = None,
     For two-option scales this is the share of the second option (e.g. the "pro" share). Values are
     rounded to 12 decimals, as in :func:`model_profiles`."""
     items = list(reference.items if items is None else items)
-    Q = reference.array(items, groups)
-    K = reference.K(items)
-    pos = np.arange(Q.shape[2])[None, :] / (K[:, None] - 1)
-    return np.round((Q * pos[:, None, :]).sum(-1), 12)
+    return np.round(mean_position(reference.array(items, groups), reference.K(items)[:, None], check=False), 12)
 
 
 def alignment(
@@ -187,31 +145,21 @@ def alignment(
     """
     from robustalign.resampling import cluster_bootstrap
 
+    cells = _cells(responses, by, against)
     if metric != "spearman":
         scores = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
                              groups=groups)
-        cells = list(dict.fromkeys([*[c for c in by if c != "item"], *([against] if against else []), "group"]))
-        res = cluster_bootstrap(scores, value="score", cluster="item", by=cells, n_resamples=n_resamples,
-                                confidence_level=confidence_level, method=method, rng=rng)
-        return res
-    from robustalign.metrics import spearman_alignment
-
-    by = [c for c in by if c != "item"]
-    cells = list(dict.fromkeys([*by, *([against] if against else [])]))
+        return cluster_bootstrap(scores, value="score", cluster="item", by=list(dict.fromkeys([*cells, "group"])),
+                                 n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng)
     prof = model_profiles(responses, by=cells)
     items = sorted(prof["item"].unique())
-    if against is None:
-        gl = list(reference.groups if groups is None else groups)
-        keys = prof[cells].drop_duplicates().sort_values(cells).reset_index(drop=True)
-        labels = keys.loc[np.repeat(keys.index, len(gl))].reset_index(drop=True)
-        labels["group"] = np.tile(gl, len(keys))
-    else:
-        keys = prof[cells].drop_duplicates().sort_values(cells).reset_index(drop=True)
-        labels = keys.copy()
-        tgt = labels[against].astype(str)
-        labels["group"] = tgt.map(lambda v: group_map.get(v, v)) if group_map else tgt
-    H = human_profiles(reference, items, sorted(set(labels["group"])))
-    gidx = {g: j for j, g in enumerate(sorted(set(labels["group"])))}
+    keys = prof[cells].drop_duplicates().sort_values(cells).reset_index(drop=True)
+    rows, names = _cell_groups(keys, reference, against, group_map, groups)
+    labels = keys.iloc[rows].reset_index(drop=True)
+    labels["group"] = names
+    gl = sorted(set(names))
+    H = human_profiles(reference, items, gl)
+    gidx = {g: j for j, g in enumerate(gl)}
     wide = prof.pivot_table(index="item", columns=cells, values="value", observed=True).reindex(items)
     cell_index = pd.MultiIndex.from_frame(labels[cells]) if len(cells) > 1 else pd.Index(labels[cells[0]])
     X = wide.reindex(columns=cell_index).to_numpy(float)  # (items, cells)
@@ -224,6 +172,43 @@ def alignment(
                              confidence_level=confidence_level, method=method, rng=rng)
 
 
+def _cells(responses: Responses, by: Sequence[str], against: str | None) -> list[str]:
+    """The columns that define a cell besides ``item``: ``by`` and then ``against``, checked."""
+    cells = list(dict.fromkeys([*(c for c in by if c != "item"), *([against] if against else [])]))
+    missing = [c for c in cells if c not in responses.data]
+    if missing:
+        raise ValueError(
+            f"columns {missing} are not in the responses; its columns are {list(responses.data.columns)}."
+        )
+    return cells
+
+
+def _cell_groups(keys: pd.DataFrame, reference: Reference, against: str | None,
+                 group_map: Mapping[str, str] | None, groups: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Pair each cell (row of ``keys``) with the human groups it is compared with.
+
+    Returns the row of ``keys`` and the reference group name of every cell x group pair: every group in
+    ``groups`` (default: the reference's) for each cell, or, with ``against``, the one group that the
+    cell's value of ``against`` names (through ``group_map``).
+    """
+    if against is None:
+        gl = list(reference.groups if groups is None else groups)
+        unknown = sorted(set(gl) - set(reference.groups))
+        if unknown:
+            raise ValueError(f"`groups` {unknown} are not in the reference; it has {reference.groups}.")
+        return np.repeat(np.arange(len(keys)), len(gl)), np.tile(gl, len(keys))
+    target = keys[against].astype(str)
+    if group_map is not None:
+        target = target.map(lambda v: group_map.get(v, v))
+    unknown = sorted(set(target) - set(reference.groups))
+    if unknown:
+        raise ValueError(
+            f"values of `{against}` {unknown} name no reference group; groups are {reference.groups}. "
+            "Pass `group_map=` to translate them."
+        )
+    return np.arange(len(keys)), target.to_numpy()
+
+
 def _pad(a: np.ndarray, k: int) -> np.ndarray:
     if a.shape[-1] == k:
         return a
@@ -232,7 +217,6 @@ def _pad(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def _reference_present(out: pd.DataFrame, reference: Reference) -> np.ndarray:
-    """1.0 where the reference has the item x group, NaN where it does not."""
+    """True where the reference has the row's item x group."""
     have = pd.MultiIndex.from_frame(reference.shares[["item", "group"]].drop_duplicates())
-    idx = pd.MultiIndex.from_arrays([out["item"].astype(str), out["group"].astype(str)])
-    return np.where(idx.isin(have), 1.0, np.nan)
+    return pd.MultiIndex.from_arrays([out["item"].astype(str), out["group"].astype(str)]).isin(have)

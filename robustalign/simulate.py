@@ -153,8 +153,7 @@ def simulate(
     a_cq = gen.normal(0, sd_group_item, (n_groups, n_items))
     theta = mu_c[:, None] + a_cq  # (C, Q)
     p_human = _ordinal_probs(tau[None], theta)  # (C, Q, K)
-    counts = np.stack([gen.multinomial(n_respondents, p_human[c]) for c in range(n_groups)])
-    shares = counts / n_respondents
+    shares = gen.multinomial(n_respondents, p_human) / n_respondents
 
     # models
     mu_m = gen.normal(0, 0.5, n_models)

@@ -67,7 +67,7 @@ class ValidityResult:
         lo, hi = f["estimate"].min(), f["estimate"].max()
         text = (
             f"{self.status} rate ranges from {lo:.1%} to {hi:.1%} across {len(f)} cells "
-            f"({int(self.confidence_level * 100)}% {self.method} intervals)."
+            f"({self.confidence_level:.0%} {self.method} intervals)."
         )
         if self.condition is not None and len(self.tests):
             sig = self.tests[self.tests["p_value"] < 0.05]

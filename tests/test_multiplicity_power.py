@@ -26,6 +26,24 @@ def test_bh_and_holm_against_hand_computation():
     assert out[0] == 0.01 and np.isnan(out[1])  # NaN is not counted in the family
 
 
+@pytest.mark.parametrize("method", ["fdr_bh", "fdr_by", "holm", "bonferroni"])
+def test_adjust_matches_statsmodels_multipletests(method):
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 5, 40):
+        for p in (rng.random(n), np.round(rng.random(n), 1), rng.random(n) ** 8):  # ties, tiny values
+            p[rng.random(n) < 0.1] = 0.0
+            np.testing.assert_allclose(adjust(p, method), multipletests(p, method=method)[1], rtol=1e-14, atol=0)
+    # NaN is left out of the family: the others are adjusted as a family of their own size
+    p = np.array([0.02, np.nan, 0.01, 0.04, np.nan])
+    ok = ~np.isnan(p)
+    out = adjust(p, method)
+    assert np.isnan(out[~ok]).all()
+    np.testing.assert_allclose(out[ok], multipletests(p[ok], method=method)[1], rtol=1e-14)
+    assert adjust([], method).shape == (0,)
+
+
 def test_adjust_frame_records_family_and_rejects_bad_input():
     import pandas as pd
 
@@ -67,6 +85,11 @@ def test_equivalence_sample_size_closed_form_and_guard():
     assert n_for_equivalence(0.1, 0.114, theta=0.02) == int(np.ceil((z * 0.1 / 0.094) ** 2))
     with pytest.raises(ValueError, match="must exceed"):
         n_for_equivalence(0.1, 0.05, theta=0.06)
+    # power and alpha are checked as probabilities (80 used to reach int(nan) and fail obscurely)
+    with pytest.raises(ValueError, match=r"`power` must be in \(0, 1\); got 80\. Did you mean 0\.8\?"):
+        n_for_equivalence(0.1, 0.114, power=80)
+    with pytest.raises(ValueError, match=r"`alpha` must be in \(0, 1\); got 5\. Did you mean 0\.05\?"):
+        mde_paired(77, omega2=0.04, alpha=5)
 
 
 def test_simulated_power_matches_closed_form_and_is_reproducible():

@@ -47,6 +47,16 @@ def test_wilson_interval_matches_closed_form_and_levels_change_without_recount()
         assert (g["conf_level"] == level).all()
 
 
+def test_summary_states_the_level_and_counts():
+    flags = np.array([[1, 0]] * 9 + [[0, 1]] * 2 + [[1, 1]] * 10)
+    res = validity_rates(_responses(flags), condition="cond", confidence_level=0.29)  # 0.29 * 100 = 28.999...
+    # rates 19/21 = 90.5% and 12/21 = 57.1%; McNemar exact p = 0.065 is not below 0.05
+    assert res.summary() == (
+        "valid rate ranges from 57.1% to 90.5% across 2 cells (29% wilson intervals). It differs across "
+        "levels of 'cond' (paired by item, p < 0.05) for 0 of 1 groups."
+    )
+
+
 def test_cochrans_q_closed_form():
     rng = np.random.default_rng(5)
     x = (rng.random((30, 3)) < [0.3, 0.5, 0.7]).astype(int)
