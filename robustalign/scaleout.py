@@ -172,29 +172,9 @@ def block_streams(rng, n_total: int, block_size: int = BLOCK_SIZE) -> list[tuple
 # --------------------------------------------------------------------------------------------------
 def warn_degenerate(resamples: np.ndarray, labels: pd.DataFrame, *, stacklevel: int = 3) -> None:
     """One warning for undefined replicates and one for constant statistics, over all tasks' columns."""
-    bad = ~np.isfinite(resamples)
-    if bad.any():
-        cols = np.flatnonzero(bad.any(axis=0))
-        warnings.warn(
-            f"{int(bad.sum())} replicates of {len(cols)} statistics are undefined (a resample drew no cluster "
-            f"with data for the cell, or the statistic returned NaN), e.g. {labels.iloc[cols[:3]].to_dict('records')}; "
-            "intervals use the remaining replicates.",
-            DegenerateResampleWarning,
-            stacklevel=stacklevel,
-        )
-    if resamples.shape[0] > 1 and resamples.size:
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            const = np.nanmax(resamples, axis=0) == np.nanmin(resamples, axis=0)
-        if const.any():
-            cols = np.flatnonzero(const)
-            warnings.warn(
-                f"every resample gave the same value for {len(cols)} statistics (e.g. "
-                f"{labels.iloc[cols[:3]].to_dict('records')}): the data do not vary between clusters, so the "
-                "interval has zero width.",
-                DegenerateResampleWarning,
-                stacklevel=stacklevel,
-            )
+    from robustalign.resampling.bootstrap import _check_replicates
+
+    _check_replicates(resamples, labels, stacklevel=stacklevel + 1)
 
 
 def _bootstrap_task(args):
@@ -267,39 +247,11 @@ def bootstrap_cells(
     >>> bool(np.allclose(res.resamples, one.resamples, rtol=1e-12, atol=0))
     True
     """
-    from robustalign.resampling import item_aggregates
-    from robustalign.resampling._aggregate import ItemAggregates
+    from robustalign.resampling.bootstrap import _as_table, _check_replicates
 
     gen, record = as_generator(rng)
-    if isinstance(data, pd.DataFrame):
-        if value is None:
-            raise ValueError("`value` is required with a DataFrame: the numeric column to aggregate, e.g. value='score'.")
-        data = item_aggregates(data, value, cluster=cluster, by=by)
-    elif value is not None or by is not None:
-        raise ValueError("`value` and `by` apply to a DataFrame; with an array, pass per-cluster aggregates directly.")
-    if isinstance(data, ItemAggregates):
-        values = data.values
-        w = data.weights("equal" if weights is None else weights) if weights is None or isinstance(weights, str) \
-            else np.asarray(weights, float)
-        lab = data.cells
-    else:
-        if isinstance(weights, str):
-            raise ValueError("`weights='equal'|'rows'` needs a DataFrame; with an array give a weight array.")
-        values = np.asarray(data, float)
-        if values.ndim == 1:
-            values = values[:, None]
-        if values.ndim != 2:
-            raise ValueError(f"`data` must be an array (n_clusters, n_cells); got shape {values.shape}.")
-        w = None if weights is None else np.asarray(weights, float)
-        if labels is None:
-            lab = pd.DataFrame({"cell": np.arange(values.shape[1])})
-        else:
-            lab = labels if isinstance(labels, pd.DataFrame) else pd.DataFrame({"cell": list(labels)})
-            if len(lab) != values.shape[1]:
-                raise ValueError(f"`labels` must have one row per cell ({values.shape[1]}); got {len(lab)}.")
-    lab = lab.reset_index(drop=True)
-    if w is not None and w.ndim == 1:
-        w = np.broadcast_to(w[:, None], values.shape)
+    t = _as_table(data, value=value, cluster=cluster, by=by, weights=weights, labels=labels)
+    values, w, lab = t.values, t.weights, t.labels.reset_index(drop=True)
     n_cells = values.shape[1]
     if n_tasks is None:
         n_tasks = min(64, max(1, math.ceil(n_cells / 256)))
@@ -321,7 +273,8 @@ def bootstrap_cells(
         jackknife=jack,
         labels=lab,
         rng=record,
-        provenance={**first.provenance, "n_tasks": len(parts), "split": "cells (item resamples shared)"},
+        statistic=f"mean {t.meta.get('value', 'value')}",
+        provenance={**first.provenance, **t.meta, "n_tasks": len(parts), "split": "cells (item resamples shared)"},
     )
-    warn_degenerate(res.resamples, lab, stacklevel=3)
+    _check_replicates(res.resamples, lab, stacklevel=3)
     return res

@@ -29,6 +29,8 @@ def test_long_table_split_into_tasks_equals_one_call():
     np.testing.assert_allclose(split.jackknife, one.jackknife, rtol=1e-12, atol=0)
     pd.testing.assert_frame_equal(split.to_frame(), one.to_frame(), rtol=1e-10)
     assert split.rng == one.rng and split.provenance["n_tasks"] == 5
+    assert split.statistic == one.statistic == "mean score"
+    assert {k: split.provenance[k] for k in one.provenance} == one.provenance  # value, cluster, by, weights
 
 
 def test_generator_is_advanced_like_the_single_call():
@@ -48,6 +50,15 @@ def test_degenerate_cells_warn_once_for_all_tasks():
     deg = [x for x in w if issubclass(x.category, DegenerateResampleWarning)]
     assert len(deg) == 1 and "2 statistics" in str(deg[0].message)
     assert deg[0].filename == __file__  # points at the caller
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import robustalign.scaleout as mod
+
+    out = doctest.testmod(mod, raise_on_error=False)
+    assert out.attempted > 0 and out.failed == 0
 
 
 def test_bad_arguments():

@@ -38,8 +38,8 @@ def _axis_codes(df: pd.DataFrame, cols: Sequence[str]) -> tuple[np.ndarray | Non
     Few large temporaries: codes stay in the column's small integer type where possible (the row
     count can be in the millions).
     """
-    if not cols:
-        return None, pd.DataFrame(index=range(1))
+    if not cols:  # one cell holding every row
+        return None, pd.DataFrame({"cell": ["all"]})
     parts = [_codes(df[c]) for c in cols]
     dims = tuple(len(u) for _, u in parts)
     if len(parts) == 1:
@@ -69,7 +69,8 @@ def group_array(
     """Means of ``value`` over rows in each combination of the axes' columns.
 
     Returns ``(means, counts, labels)``: arrays with one dimension per axis (NaN / 0 where a
-    combination has no rows) and, per axis, a frame of its occurring combinations.
+    combination has no rows) and, per axis, a frame of its occurring combinations (an axis without
+    columns has one combination, labelled ``cell="all"``).
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"`{name}` must be a pandas DataFrame here; got {type(df).__name__}.")
@@ -104,6 +105,15 @@ def group_array(
     return means.reshape(shape), counts.reshape(shape), list(labels)
 
 
+def count_weights(counts: np.ndarray, how: str) -> np.ndarray:
+    """Weights from row counts: ``"equal"`` (1 wherever there are rows) or ``"rows"`` (the counts)."""
+    if how == "equal":
+        return (counts > 0).astype(float)
+    if how == "rows":
+        return counts.astype(float)
+    raise ValueError(f"`weights` must be 'equal', 'rows' or an array; got {how!r}.")
+
+
 @dataclass(frozen=True)
 class ItemAggregates:
     """Per-cluster aggregates of a long table: the input of the fast bootstrap path.
@@ -132,11 +142,7 @@ class ItemAggregates:
 
     def weights(self, how: str = "equal") -> np.ndarray:
         """Per-cluster weights of each cell: ``"equal"`` (1 for every cluster with rows) or ``"rows"``."""
-        if how == "equal":
-            return (self.n_rows > 0).astype(float)
-        if how == "rows":
-            return self.n_rows.astype(float)
-        raise ValueError(f"`weights` must be 'equal', 'rows' or an array; got {how!r}.")
+        return count_weights(self.n_rows, how)
 
 
 def item_aggregates(
@@ -163,6 +169,4 @@ def item_aggregates(
     if cluster in by:
         raise ValueError(f"`by` must not contain the cluster column {cluster!r}; got by={by}.")
     means, counts, (clusters, cells) = group_array(data, value, [[cluster], by])
-    if not by:
-        cells = pd.DataFrame({"cell": ["all"]})
     return ItemAggregates(means, counts, clusters, cells, value, cluster, tuple(by))

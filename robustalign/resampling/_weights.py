@@ -130,3 +130,12 @@ def dirichlet(gen: np.random.Generator, alpha: np.ndarray, n_rows: int) -> np.nd
         out = g / total
     out[:, np.isnan(alpha).any(axis=-1)] = np.nan
     return out
+
+
+def leave_one_out(n: int, start: int, stop: int) -> np.ndarray:
+    """Rows ``start..stop`` of the delete-one index table: row i lists every cluster of ``0..n-1`` but i.
+
+    Built per chunk, so a jackknife over many clusters never holds the whole (n, n-1) table.
+    """
+    keep = np.arange(n - 1)
+    return keep + (keep >= np.arange(start, stop)[:, None])

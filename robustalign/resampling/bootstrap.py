@@ -48,7 +48,7 @@ from robustalign._validation import (
     check_n_resamples,
 )
 from robustalign.resampling import _weights as _w
-from robustalign.resampling._aggregate import ItemAggregates, group_array, item_aggregates
+from robustalign.resampling._aggregate import ItemAggregates, count_weights, group_array, item_aggregates
 from robustalign.resampling.results import BootstrapResult
 
 __all__ = [
@@ -72,8 +72,11 @@ class _Table:
     values: np.ndarray  # (n, C), NaN = absent
     weights: np.ndarray | None  # (n, C) or None (= 1 where present)
     labels: pd.DataFrame  # C rows
-    n_clusters: int
     meta: dict = field(default_factory=dict)
+
+    @property
+    def n_clusters(self) -> int:
+        return self.values.shape[0]
 
 
 def _labels_for(labels, n_cells: int, default_name: str = "cell") -> pd.DataFrame:
@@ -116,7 +119,7 @@ def _as_table(data, *, value, cluster, by, weights, labels) -> _Table:
             w = _weights_array(weights, data.values)
         meta = {"value": data.value, "cluster": data.cluster, "by": list(data.by),
                 "weights": weights if isinstance(weights, str) or weights is None else "array"}
-        return _Table(data.values, w, data.cells, data.values.shape[0], meta)
+        return _Table(data.values, w, data.cells, meta)
     if isinstance(weights, str):
         raise ValueError("`weights='equal'|'rows'` needs a DataFrame; with an array give a weight array.")
     vals = as_float_array(data, "data", (1, 2))
@@ -125,8 +128,7 @@ def _as_table(data, *, value, cluster, by, weights, labels) -> _Table:
     if np.isinf(vals).any():
         raise ValueError("`data` contains infinite values.")
     w = _weights_array(weights, vals)
-    return _Table(vals, w, _labels_for(labels, vals.shape[1]), vals.shape[0],
-                  {"weights": None if weights is None else "array"})
+    return _Table(vals, w, _labels_for(labels, vals.shape[1]), {"weights": None if weights is None else "array"})
 
 
 def _check_common(n_resamples, confidence_level, method, chunk_size, allowed=("percentile", "bca")):
@@ -244,10 +246,10 @@ def _general_engine(arrays, statistic, gen, n_resamples: int, chunk_size, jackkn
         out[:, s:e] = _call(statistic, [a[idx] for a in arrays], e - s).T
     jack = None
     if jackknife and n > 1:
-        loo = np.array([np.delete(np.arange(n), i) for i in range(n)])
         jack = np.empty((n, est.size))
         for s, e in _w.chunks(n, _w.chunk_rows(n, per_row, chunk_size)):
-            jack[s:e] = _call(statistic, [a[loo[s:e]] for a in arrays], e - s)
+            loo = _w.leave_one_out(n, s, e)
+            jack[s:e] = _call(statistic, [a[loo] for a in arrays], e - s)
     return est, out.T, jack
 
 
@@ -395,8 +397,8 @@ def cluster_bootstrap(
         estimate=est, resamples=res, jackknife=jack, labels=lab,
         design="cluster" if perturbed is None else "cluster+dirichlet",
         method=method, confidence_level=confidence_level, n_clusters=int(n_cl), rng=record, statistic=desc,
-        provenance={**meta, "cluster": cluster if isinstance(data, pd.DataFrame) else meta.get("cluster"),
-                    "chunk_size": chunk_size, "perturbed": perturbed is not None},
+        provenance={**meta, "cluster": meta.get("cluster"), "chunk_size": chunk_size,
+                    "perturbed": perturbed is not None},
     )
 
 
@@ -519,8 +521,9 @@ def two_way_bootstrap(
     BootstrapResult
         ``n_clusters`` is ``(n_items, n_groups)``; ``jackknife`` is None.
     """
-    n_resamples, confidence_level, _, chunk_size = _check_common(n_resamples, confidence_level, "percentile", chunk_size)
-    method = check_method(method, ("percentile",))
+    n_resamples, confidence_level, method, chunk_size = _check_common(
+        n_resamples, confidence_level, method, chunk_size, allowed=("percentile",)
+    )
     gen, record = as_generator(rng)
     if isinstance(data, pd.DataFrame):
         if value is None:
@@ -528,16 +531,11 @@ def two_way_bootstrap(
         if len(clusters) != 2:
             raise ValueError(f"`clusters` must name two columns; got {clusters!r}.")
         by_l = [by] if isinstance(by, str) else list(by or [])
-        vals, counts, (_, _, cells) = group_array(data, value, [[clusters[0]], [clusters[1]], by_l])
-        if weights is None or (isinstance(weights, str) and weights == "equal"):
-            w = (counts > 0).astype(float)
-        elif isinstance(weights, str) and weights == "rows":
-            w = counts
-        elif isinstance(weights, str):
-            raise ValueError(f"`weights` must be 'equal', 'rows' or an array; got {weights!r}.")
+        vals, counts, (_, _, lab) = group_array(data, value, [[clusters[0]], [clusters[1]], by_l])
+        if weights is None or isinstance(weights, str):
+            w = count_weights(counts, "equal" if weights is None else weights)
         else:
             w = _weights_array(weights, vals)
-        lab = cells if by_l else pd.DataFrame({"cell": ["all"]})
     else:
         if isinstance(weights, str):
             raise ValueError("`weights='equal'|'rows'` needs a DataFrame; with an array give a weight array.")

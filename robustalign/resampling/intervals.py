@@ -166,11 +166,20 @@ def jackknife_acceleration(jackknife) -> np.ndarray:
     return a
 
 
+#: Relative distance within which a resampled statistic counts as equal to the observed one
+#: (floating-point noise), in BCa bias corrections and permutation p-values alike.
+TIE_REL_TOL = 1e-10
+
+
 def bca_levels(resamples: np.ndarray, estimate: np.ndarray, acceleration: np.ndarray, confidence_level: float):
     """The adjusted percentile levels ``(alpha_1, alpha_2)`` and the bias correction ``z0``."""
     B = np.isfinite(resamples).sum(axis=0)
     est = np.asarray(estimate, dtype=float)[None, :]
-    below = (resamples < est).sum(axis=0) + (resamples <= est).sum(axis=0)
+    # ties count half (as scipy); replicates within floating-point noise of the estimate are ties, so a
+    # last-bit difference in how the estimate and a replicate were summed does not move the interval
+    with np.errstate(invalid="ignore"):
+        tol = TIE_REL_TOL * np.maximum(np.abs(est), np.nanmax(np.abs(resamples), axis=0, initial=0.0))
+    below = (resamples < est - tol).sum(axis=0) + (resamples <= est + tol).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         z0 = ndtri(below / (2.0 * B))
         alpha = (1.0 - confidence_level) / 2.0
@@ -210,8 +219,7 @@ def bca_interval(
     if acceleration is None:
         if jackknife is None:
             raise ValueError("`bca_interval` needs `jackknife` values or an `acceleration`.")
-        jk = np.asarray(jackknife, dtype=float)
-        acceleration = jackknife_acceleration(jk[:, None] if jk.ndim == 1 else jk)
+        acceleration = jackknife_acceleration(jackknife)
     acc = np.atleast_1d(np.asarray(acceleration, dtype=float))
     a1, a2, _ = bca_levels(r, est, acc, confidence_level)
     bad = ~(np.isfinite(a1) & np.isfinite(a2))

@@ -40,12 +40,12 @@ from robustalign._validation import (
 from robustalign.resampling import _weights as _w
 from robustalign.resampling._aggregate import group_array
 from robustalign.resampling.bootstrap import _labels_for, cluster_bootstrap
+from robustalign.resampling.intervals import TIE_REL_TOL
 from robustalign.resampling.results import BootstrapResult, PermutationResult
 
 __all__ = ["sign_flip_test", "stratified_permutation_test"]
 
 STATISTICS = ("auto", "mean_difference", "spread")
-_REL_TOL = 1e-10  # permuted statistics within this relative distance of the observed one count as ties
 
 
 def _p_values(observed: np.ndarray, null: np.ndarray, alternative: str, scale: np.ndarray | None = None) -> np.ndarray:
@@ -57,7 +57,7 @@ def _p_values(observed: np.ndarray, null: np.ndarray, alternative: str, scale: n
     if scale is None:
         with np.errstate(invalid="ignore"):
             scale = np.nanmax(np.abs(null), axis=0, initial=0.0)
-    tol = _REL_TOL * np.maximum(np.abs(observed), scale)
+    tol = TIE_REL_TOL * np.maximum(np.abs(observed), scale)
     if alternative == "greater":
         b = (null >= observed - tol).sum(axis=0)
     elif alternative == "less":
@@ -136,7 +136,7 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
     mass = absx.sum(axis=(0, 1))
     v_obs = L * (S * obs) ** 2  # sum over levels of squared level sums, observed
     scale = mass / S
-    tol_v = L * S**2 * (4 * _REL_TOL * np.maximum(obs, scale) * np.maximum(obs, scale))
+    tol_v = L * S**2 * (4 * TIE_REL_TOL * np.maximum(obs, scale) * np.maximum(obs, scale))
     rows = _w.chunk_rows(n_resamples, L1 * S * L1 * 4, chunk_size, cap=1000)
     if chunk_size is None:
         rows = min(rows, max(16, (5 * 2**20) // max(L1 * S * L1 * 4, 1)), n_resamples)
@@ -221,6 +221,16 @@ def _call_stat(statistic, x, rows):
     return r.reshape(rows, -1)
 
 
+def _check_test_args(n_resamples, n_bootstrap, alternative, confidence_level, chunk_size):
+    return (
+        check_n_resamples(n_resamples),
+        check_n_resamples(n_bootstrap, "n_bootstrap", minimum=0),
+        check_alternative(alternative),
+        check_confidence_level(confidence_level),
+        check_chunk_size(chunk_size),
+    )
+
+
 def _make_result(obs, null, scale, alternative, test, name, labels, S, L, record, boot, prov) -> PermutationResult:
     return PermutationResult(
         statistic=obs, p_value=_p_values(obs, null, alternative, scale), null_distribution=null, labels=labels,
@@ -276,11 +286,9 @@ def sign_flip_test(
     >>> bool(res.p_value[0] < 0.01), res.n_resamples
     (True, 10000)
     """
-    n_resamples = check_n_resamples(n_resamples)
-    n_boot = check_n_resamples(n_bootstrap, "n_bootstrap", minimum=0)
-    alternative = check_alternative(alternative)
-    confidence_level = check_confidence_level(confidence_level)
-    chunk_size = check_chunk_size(chunk_size)
+    n_resamples, n_boot, alternative, confidence_level, chunk_size = _check_test_args(
+        n_resamples, n_bootstrap, alternative, confidence_level, chunk_size
+    )
     d = as_float_array(differences, "differences", (1, 2))
     if d.ndim == 1:
         d = d[:, None]
@@ -364,11 +372,9 @@ def stratified_permutation_test(
     >>> (res.p_value < 0.01).tolist()
     [True, False, False]
     """
-    n_resamples = check_n_resamples(n_resamples)
-    n_boot = check_n_resamples(n_bootstrap, "n_bootstrap", minimum=0)
-    alternative = check_alternative(alternative)
-    confidence_level = check_confidence_level(confidence_level)
-    chunk_size = check_chunk_size(chunk_size)
+    n_resamples, n_boot, alternative, confidence_level, chunk_size = _check_test_args(
+        n_resamples, n_bootstrap, alternative, confidence_level, chunk_size
+    )
     if not callable(statistic) and statistic not in STATISTICS:
         raise ValueError(f"`statistic` must be one of {list(STATISTICS)} or a callable; got {statistic!r}.")
     prov: dict = {"chunk_size": chunk_size}
@@ -378,9 +384,8 @@ def stratified_permutation_test(
         by_l = [by] if isinstance(by, str) else list(by or [])
         if factor in by_l or strata in by_l or factor == strata:
             raise ValueError(f"`factor` ({factor!r}), `strata` ({strata!r}) and `by` ({by_l}) must be different columns.")
-        x, _, (st_lab, lev_lab, cells) = group_array(data, value, [[strata], [factor], by_l])
+        x, _, (st_lab, lev_lab, lab) = group_array(data, value, [[strata], [factor], by_l])
         level_names = list(lev_lab[factor])
-        lab = cells if by_l else pd.DataFrame({"cell": ["all"]})
         prov.update(value=value, factor=factor, strata=strata, by=by_l)
         strata_names = list(st_lab[strata])
     else:
