@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from scipy.spatial.distance import jensenshannon
 
 from robustalign._errors import RobustAlignWarning
 from robustalign.claims.extrapolability import (
     _kendall_tau_b,
-    _ridge_loco,
+    _loco_predict,
     _spearman,
     assess_dimension_prediction,
     assess_extrapolability,
@@ -153,6 +154,32 @@ def test_result_shape_and_human_benchmark():
     assert "permutation tests" in tr["family"].iloc[0]
 
 
+def test_transfer_point_estimates_match_scipy_on_centred_domain_means():
+    # E1 by hand: JS similarity per item (scipy), domain means, centred on the mean human similarity to
+    # each target (other groups only), Spearman across targets (scipy); humans as "models" likewise
+    resp, ref, dom = simulate_domains("trait", n_models=1, n_groups=8, n_domains=2, n_per=6, rng=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RobustAlignWarning)  # 8 targets: the coarse-correlation warning
+        r = assess_extrapolability(resp, ref, domains=dom, n_resamples=10, n_permutations=9, n_splits=2, rng=0)
+    items, groups = resp.items, ref.groups
+    H = ref.array(items, groups)  # (I, C, K)
+    P = resp.data.set_index("item").loc[items, [f"prob_{k}" for k in range(1, 5)]].to_numpy(float)
+    C = len(groups)
+    sm = np.array([[1 - jensenshannon(P[i], H[i, c], base=2) for c in range(C)] for i in range(len(items))])
+    sh = np.array([[[np.nan if a == c else 1 - jensenshannon(H[i, a], H[i, c], base=2) for c in range(C)]
+                    for a in range(C)] for i in range(len(items))])
+    d = np.array([dom[i] for i in items])
+    am = np.stack([sm[d == k].mean(0) for k in ("d0", "d1")])  # (D, C)
+    ah = np.stack([sh[d == k].mean(0) for k in ("d0", "d1")])  # (D, C', C), NaN diagonal
+    base = np.nanmean(ah, axis=1)
+    am, ah = am - base, ah - base[:, None, :]
+    want_m = stats.spearmanr(am[0], am[1]).statistic
+    want_h = np.mean([stats.spearmanr(np.delete(ah[0, a], a), np.delete(ah[1, a], a)).statistic for a in range(C)])
+    tr, hu = r.table("transfer_r"), r.table("human_transfer_r")
+    assert tr.loc[tr["domain_a"] == "d0", "estimate"].item() == pytest.approx(want_m, abs=1e-12)
+    assert hu.loc[hu["domain_a"] == "d0", "estimate"].item() == pytest.approx(want_h, abs=1e-12)
+
+
 def test_without_domains_gives_split_half_only():
     resp, ref, _ = simulate_domains("trait", n_models=1, rng=4)
     r = assess_extrapolability(resp, ref, n_resamples=50, n_permutations=99, n_splits=20, rng=1)
@@ -209,12 +236,28 @@ def test_ridge_loco_matches_least_squares():
     X = g.normal(size=(12, 3))
     y = X @ [1.0, -2.0, 0.5] + g.normal(0, 0.3, 12)
     Xnew = g.normal(size=(12, 1, 3))
-    pred = _ridge_loco(X, y, Xnew, alpha=0.0)
+    pred = _loco_predict(X, y, Xnew, "ridge", alpha=0.0)
     for i in range(12):
         keep = np.arange(12) != i
         A = np.column_stack([np.ones(11), X[keep]])
         beta = np.linalg.lstsq(A, y[keep], rcond=None)[0]
         assert pred[i, 0] == pytest.approx(beta[0] + Xnew[i, 0] @ beta[1:])
+
+
+def test_knn_loco_matches_brute_force_neighbours():
+    from scipy.spatial.distance import cdist
+
+    g = np.random.default_rng(2)
+    X = g.normal(size=(10, 3)) * [1.0, 10.0, 0.1]  # unequal scales: standardising changes the neighbours
+    y = g.normal(size=10)
+    Xnew = g.normal(size=(10, 2, 3)) * [1.0, 10.0, 0.1]
+    pred = _loco_predict(X, y, Xnew, "knn", k=3)
+    for i in range(10):
+        others = np.flatnonzero(np.arange(10) != i)
+        z = stats.zscore(X[others], axis=0)
+        znew = (Xnew[i] - X[others].mean(0)) / X[others].std(0)
+        near = np.argsort(cdist(znew, z), axis=1)[:, :3]
+        np.testing.assert_allclose(pred[i], y[others][near].mean(1), rtol=1e-12)
 
 
 def test_dimension_prediction_errors():

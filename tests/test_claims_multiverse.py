@@ -112,6 +112,13 @@ def test_names_are_checked(sim):
         audit_claim(r, None, Claim.closer("model_1", than="model_2", group="C01"))
     with pytest.raises(ValueError, match="max_specifications"):
         audit_claim(r, ref, Claim.closer("model_1", than="model_2", group="C01"), max_specifications=5)
+    claim = Claim.closer("model_1", than="model_2", group="C01")
+    with pytest.raises(ValueError, match="`n_permutations` must be an integer >= 1; got 0"):
+        audit_claim(r, ref, claim, n_permutations=0)
+    with pytest.raises(ValueError, match=r"`alpha` must be in \(0, 1\); got 5"):
+        audit_claim(r, ref, claim, alpha=5)
+    with pytest.raises(ValueError, match="`n_resamples` must be an integer >= 1; got 0"):
+        audit_claim(r, ref, claim, n_resamples=0)
 
 
 def test_specifications_without_items_are_left_out_not_counted_against(sim):

@@ -203,13 +203,17 @@ def test_kendall_tau_matches_scipy():
         ["model", "template"], observed=True).mean()
     np.testing.assert_allclose(means.set_index(["model", "level"])["m"].sort_index().to_numpy(),
                                raw.sort_index().to_numpy(), atol=1e-12)
+    discs = []
     for r in f[f["quantity"] == "kendall_tau"].itertuples():
         x = raw.xs(r.level_a, level="template")
         y = raw.xs(r.level_b, level="template")
         assert r.estimate == pytest.approx(stats.kendalltau(x, y).statistic)
         disc = np.mean([np.sign(x.iloc[i] - x.iloc[j]) * np.sign(y.iloc[i] - y.iloc[j]) < 0
                         for i in range(5) for j in range(i + 1, 5)])
-        assert r.conf_low <= r.estimate <= r.conf_high or disc >= 0
+        assert r.estimate == pytest.approx(1 - 2 * disc)  # no ties among 5 mean positions: tau = 1 - 2 D
+        assert r.conf_low <= r.conf_high
+        discs.append(disc)
+    assert f.loc[f["quantity"] == "discordant_share", "estimate"].item() == pytest.approx(np.mean(discs))
     assert (f["quantity"] == "p_rank_flip").sum() == 10
 
 

@@ -1,6 +1,7 @@
 """assess_steerability: hand computations on tiny designs, the Mantel test against a loop with scipy,
 null size and power on simulated data with known truth, and the multicultural-alignment comparison."""
 
+import warnings
 from itertools import permutations
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from robustalign._errors import DegenerateResampleWarning
 from robustalign.claims import assess_steerability
 from robustalign.claims.steerability import _matrix_stats, _p_from_null, _permutation_null, mantel_test
 from robustalign.metrics import js_similarity
@@ -297,6 +299,32 @@ def test_multicultural_congruent_vs_incongruent(multicultural, metric):
         per = cell.groupby(["item", "congruent"])["s"].mean().unstack().dropna()
         est = (per["congruent"] - per["incongruent"]).mean()
         assert diff.set_index("language").loc["da", "estimate"] == pytest.approx(est, abs=1e-12)
+
+
+def test_compare_spearman_keeps_exact_human_ties():
+    # A and B tie on q1 at human mean position 0.6 (0.6 * 0.5 + 0.3 = 0.4 * 0.5 + 0.4), which floating point
+    # sums to 0.6 and 0.6000000000000001; the model side is rounded, so the human side must be as well, or
+    # the tie is broken by rounding noise and the rank correlation changes
+    h = {"q1": {"A": [0.1, 0.6, 0.3], "B": [0.2, 0.4, 0.4], "C": [0.5, 0.3, 0.2], "D": [0.2, 0.3, 0.5]},
+         "q2": {"A": [0.6, 0.2, 0.2], "B": [0.3, 0.3, 0.4], "C": [0.2, 0.6, 0.2], "D": [0.4, 0.4, 0.2]},
+         "q3": {"A": [0.2, 0.2, 0.6], "B": [0.5, 0.4, 0.1], "C": [0.1, 0.1, 0.8], "D": [0.3, 0.5, 0.2]}}
+    ans = {"A": ["2", "3", "3"], "B": ["2", "2", "3"], "C": ["1", "2", "3"], "D": ["3", "1", "2"]}  # q1..q3
+    scales = pd.DataFrame({"item": list(h), "options": "1|2|3", "ordinal": True})
+    ref = make_reference(pd.DataFrame([{"item": i, "group": g, "option": str(k + 1), "share": s}
+                                       for i, gs in h.items() for g, p in gs.items() for k, s in enumerate(p)]), scales)
+    rows = [{"model": "m", "item": q, "steer_target": t, "arm": "x" if t in "AB" else "y", "answer": a}
+            for t, a_t in ans.items() for q, a in zip(h, a_t)]
+    with warnings.catch_warnings():  # 3 items: some resamples have a constant arm
+        warnings.simplefilter("ignore", DegenerateResampleWarning)
+        res = assess_steerability(make_responses(pd.DataFrame(rows), ref), ref, metric="spearman",
+                                  compare=("arm", "x", "y"), n_resamples=50, n_permutations=50, rng=0)
+    f = res.to_frame().set_index("quantity")
+    tenths = {(q, g): 5 * p[1] + 10 * p[2] for q, gs in h.items() for g, p in gs.items()}  # position x 10
+    for arm, targets in (("a", "AB"), ("b", "CD")):
+        cells = [(q, t) for t in targets for q in h]
+        model = [int(ans[t][list(h).index(q)]) for q, t in cells]
+        want = stats.spearmanr(model, [round(tenths[c], 9) for c in cells]).statistic
+        assert f.loc[f"alignment_spearman_{arm}", "estimate"] == pytest.approx(want, abs=1e-12)
 
 
 def test_plots_return_axes(tiny_result, multicultural):

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from robustalign._validation import check_confidence_level
@@ -101,3 +102,10 @@ class AssessmentResult:
     def __repr__(self) -> str:
         counts = self.verdicts["verdict"].value_counts().to_dict() if len(self.verdicts) else {}
         return f"{type(self).__name__}(kind={self.kind!r}, verdicts={counts})"
+
+
+def nanmean(x: np.ndarray, axis=0) -> np.ndarray:
+    """``np.nanmean`` (same sums, same numbers) without its all-NaN warning, and safe in threads."""
+    ok = ~np.isnan(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, x, 0.0).sum(axis=axis) / ok.sum(axis=axis)

@@ -48,9 +48,10 @@ from robustalign._errors import RobustAlignWarning, preview
 from robustalign._rng import as_generator
 from robustalign._validation import check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult
-from robustalign.metrics import _average_ranks
+from robustalign.metrics import spearman_alignment
 from robustalign.multiplicity import adjust
 from robustalign.resampling import BootstrapResult
+from robustalign.resampling.permutation import _p_values
 
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
 
@@ -58,7 +59,6 @@ __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extra
 SPLITS_PER_RESAMPLE = 10
 #: Below this many target groups a correlation across targets is too coarse to judge transfer.
 MIN_TARGETS_FOR_VERDICT = 6
-_REL_TOL = 1e-10
 _HUMAN = "human groups"
 
 
@@ -98,19 +98,8 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     NaN when fewer than 3 entries are jointly finite or either side is constant.
     """
-    x, y = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
-    m = np.isfinite(x) & np.isfinite(y)
-    n = m.sum(-1)
-    rx = _average_ranks(np.where(m, x, np.nan))
-    ry = _average_ranks(np.where(m, y, np.nan))
-    centre = ((n + 1) / 2.0)[..., None]  # mean of average ranks 1..n, with or without ties
-    dx = np.where(m, rx - centre, 0.0)
-    dy = np.where(m, ry - centre, 0.0)
-    num = (dx * dy).sum(-1)
-    den = np.sqrt((dx * dx).sum(-1) * (dy * dy).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = num / den
-    return np.where((n >= 3) & (den > 1e-12), r, np.nan)
+    n = (np.isfinite(x) & np.isfinite(y)).sum(-1)
+    return np.where(n >= 3, spearman_alignment(x, y, nan_policy="omit"), np.nan)
 
 
 def _kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -147,21 +136,6 @@ def _top1_agree(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(ok, (ax == ay).astype(float), np.nan)
 
 
-def _p_greater(obs: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
-    """``(1 + b) / (1 + B)`` with ``b`` the null values at least as extreme (near-ties count)."""
-    with np.errstate(invalid="ignore"):
-        scale = np.maximum(np.abs(obs), np.nanmax(np.abs(null), axis=0, initial=0.0))
-        tol = _REL_TOL * np.maximum(scale, 1.0)
-        if alternative == "greater":
-            b = (null >= obs - tol).sum(0)
-        elif alternative == "less":
-            b = (null <= obs + tol).sum(0)
-        else:
-            b = (np.abs(null) >= np.abs(obs) - tol).sum(0)
-    p = (1.0 + b) / (1.0 + null.shape[0])
-    return np.where(np.isfinite(obs), p, np.nan)
-
-
 def _targets_needed(r: float, alpha: float, power: float = 0.8) -> float:
     """Targets needed for a one-sided Spearman test of ``r`` at ``alpha`` (Fieller et al. 1957 variance)."""
     if not np.isfinite(r) or r <= 0:
@@ -183,12 +157,6 @@ def _fmt_p(p: float) -> str:
 # ==================================================================================================
 # inputs
 # ==================================================================================================
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
-    return int(value)
-
-
 def _domain_map(domains, items: Sequence[str], reference, item_table) -> dict[str, str] | None:
     """Item -> domain, from a mapping, Series, callable, or a column of an item table."""
     if domains is None:
@@ -343,7 +311,9 @@ def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alterna
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         obs = np.concatenate([r_m.reshape(U * P), np.nanmean(r_m, axis=1)])
-    p = _p_greater(obs, null, alternative)
+    with np.errstate(invalid="ignore"):  # near-ties within 1e-10 of the statistic's size (at least 1)
+        scale = np.maximum(np.nanmax(np.abs(null), axis=0, initial=0.0), 1.0)
+    p = np.where(np.isfinite(obs), _p_values(obs, null, alternative, scale), np.nan)
     return {"A": A, "A_human": Ah, "r_model": r_m, "r_human_each": r_h_each, "r_human": r_h,
             "estimate": est, "resamples": reps, "null": null, "p": p, "observed": obs}
 
@@ -556,8 +526,8 @@ def assess_extrapolability(
     confidence_level = check_confidence_level(confidence_level)
     n_resamples = check_n_resamples(n_resamples)
     n_permutations = check_n_resamples(n_permutations, "n_permutations")
-    n_splits = _check_int(n_splits, "n_splits", 1)
-    min_domain_items = _check_int(min_domain_items, "min_domain_items", 1)
+    n_splits = check_n_resamples(n_splits, "n_splits")
+    min_domain_items = check_n_resamples(min_domain_items, "min_domain_items")
     if alternative not in ("greater", "two-sided"):
         raise ValueError(f"`alternative` must be 'greater' or 'two-sided'; got {alternative!r}.")
     if margin is not None and not (np.isfinite(margin) and margin >= 0):
@@ -847,13 +817,15 @@ def _plotter(result, ax=None, **kwargs):
 # ==================================================================================================
 # E2: held-out-dimension prediction from dimension-score tables
 # ==================================================================================================
-def _ridge_loco(X: np.ndarray, y: np.ndarray, Xnew: np.ndarray, alpha: float) -> np.ndarray:
-    """Leave-one-country-out ridge predictions.
+def _loco_predict(X: np.ndarray, y: np.ndarray, Xnew: np.ndarray, method: str, alpha: float = 1.0,
+                  k: int = 5) -> np.ndarray:
+    """Leave-one-country-out predictions of ``y`` from ``X`` by ridge or kNN.
 
     ``X`` (G, p) and ``y`` (G,) are the real countries; ``Xnew`` (G, n, p) are the inputs to predict for
-    each left-out country g (rows of the persona table or the country's own evaluated scores). The model
-    for g is fitted on every other country, predictors standardised on those countries, intercept
-    unpenalised.
+    each left-out country g (rows of the persona table or the country's own evaluated scores). The
+    predictor for g uses every other country, predictors standardised on those countries. ``"ridge"``:
+    penalty ``alpha``, intercept unpenalised. ``"knn"``: mean held-out score of the ``k`` nearest
+    countries (Euclidean distance on the standardised scores).
     """
     G, p = X.shape
     out = np.empty(Xnew.shape[:2])
@@ -862,24 +834,14 @@ def _ridge_loco(X: np.ndarray, y: np.ndarray, Xnew: np.ndarray, alpha: float) ->
         Xt, yt = X[keep], y[keep]
         mu, sd = Xt.mean(0), Xt.std(0, ddof=0)
         sd = np.where(sd > 0, sd, 1.0)
-        Z = (Xt - mu) / sd
-        beta = np.linalg.solve(Z.T @ Z + alpha * np.eye(p), Z.T @ (yt - yt.mean()))
-        out[g] = yt.mean() + ((Xnew[g] - mu) / sd) @ beta
-    return out
-
-
-def _knn_loco(X: np.ndarray, y: np.ndarray, Xnew: np.ndarray, k: int) -> np.ndarray:
-    """Leave-one-country-out kNN: mean held-out score of the k nearest other countries (standardised)."""
-    G = X.shape[0]
-    out = np.empty(Xnew.shape[:2])
-    for g in range(G):
-        keep = np.arange(G) != g
-        Xt, yt = X[keep], y[keep]
-        mu, sd = Xt.mean(0), Xt.std(0, ddof=0)
-        sd = np.where(sd > 0, sd, 1.0)
-        d = np.linalg.norm(((Xnew[g][:, None, :] - mu) / sd) - ((Xt - mu) / sd)[None], axis=-1)
-        near = np.argsort(d, axis=1, kind="stable")[:, :k]
-        out[g] = yt[near].mean(1)
+        Z, Znew = (Xt - mu) / sd, (Xnew[g] - mu) / sd
+        if method == "ridge":
+            beta = np.linalg.solve(Z.T @ Z + alpha * np.eye(p), Z.T @ (yt - yt.mean()))
+            out[g] = yt.mean() + Znew @ beta
+        else:
+            d = np.linalg.norm(Znew[:, None, :] - Z[None], axis=-1)
+            near = np.argsort(d, axis=1, kind="stable")[:, :k]
+            out[g] = yt[near].mean(1)
     return out
 
 
@@ -954,7 +916,7 @@ def assess_dimension_prediction(
         raise ValueError(f"`method` must be 'ridge' or 'knn'; got {method!r}.")
     if not (np.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"`alpha` must be a non-negative number; got {alpha!r}.")
-    k = _check_int(k, "k", 1)
+    k = check_n_resamples(k, "k")
     gen, record = as_generator(rng)
     for name, df, need in (("persona", persona, [*by_l, group]), ("human", human, [])):
         if not isinstance(df, pd.DataFrame):
@@ -1014,10 +976,7 @@ def assess_dimension_prediction(
             Xnew[tg, 0] = Xp[:, others]
             Xnew[tg, 1] = Y[tg][:, others]
             Xnew = np.nan_to_num(Xnew)
-            if method == "ridge":
-                pred = _ridge_loco(Y[:, others], Y[:, j], Xnew, alpha)
-            else:
-                pred = _knn_loco(Y[:, others], Y[:, j], Xnew, k)
+            pred = _loco_predict(Y[:, others], Y[:, j], Xnew, method, alpha, k)
             err_s[:, j] = np.abs(pred[tg, 0] - Y[tg, j])
             err_h[:, j] = np.abs(pred[tg, 1] - Y[tg, j])
         base = perm_err[tg]  # (n_c, J)

@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from robustalign._rng import as_generator
-from robustalign._validation import check_confidence_level
-from robustalign.claims._base import AssessmentResult
+from robustalign._validation import check_confidence_level, check_n_resamples
+from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.multiplicity import adjust, maxt_adjust
 from robustalign.schema import Reference, Responses
 
@@ -228,13 +228,6 @@ def _contrasts(responses: Responses, reference: Reference | None, claim: Claim, 
 # --------------------------------------------------------------------------------------------------
 # inference
 # --------------------------------------------------------------------------------------------------
-def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
-    """``np.nanmean`` without its all-NaN warning (same sums, same numbers; safe in threads)."""
-    ok = ~np.isnan(x)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ok, x, 0.0).sum(axis=axis) / ok.sum(axis=axis)
-
-
 def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
     """``np.nanmedian`` without its all-NaN warning: NaN sorts last, the middle of the finite values."""
     s = np.sort(np.moveaxis(x, axis, -1), axis=-1)
@@ -245,7 +238,7 @@ def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _aggregate(x: np.ndarray, how: str, axis: int) -> np.ndarray:
-    return _nanmean(x, axis) if how == "mean" else _nanmedian(x, axis)
+    return nanmean(x, axis) if how == "mean" else _nanmedian(x, axis)
 
 
 def _stat(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
@@ -303,9 +296,10 @@ def _flip_blocks(blocks) -> list[np.ndarray]:
 
 def _jackknife(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
     """Delete-one-item values (items, specs), for BCa intervals from the stored replicates."""
+    from robustalign.resampling._weights import leave_one_out
+
     n = D.shape[0]
-    keep = np.array([np.delete(np.arange(n), i) for i in range(n)])
-    return _stat_rows(D, aggs, lambda s, e: D[keep[s:e]], n)
+    return _stat_rows(D, aggs, lambda s, e: D[leave_one_out(n, s, e)], n)
 
 
 def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen: np.random.Generator,
@@ -319,6 +313,7 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     child of ``gen``, and the blocks run on ``executor`` when one is given; the numbers are the same
     either way.
     """
+    from robustalign.resampling.permutation import _p_values
     from robustalign.scaleout import block_streams, map_chunks
 
     obs = _stat(D, aggs)
@@ -327,7 +322,7 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     B = n_permutations
     ok = np.isfinite(obs)  # a specification without any item has no test: NaN, not p = 1 / (1 + B)
     p_spec = np.full(obs.shape, np.nan)
-    p_spec[ok] = (1 + (np.abs(null[:, ok]) >= np.abs(obs[ok])[None] * (1 - 1e-12)).sum(0)) / (1 + B)
+    p_spec[ok] = _p_values(obs[ok], null[:, ok], "two-sided")
     p_maxt = np.full(obs.shape, np.nan)
     p_maxt[ok] = maxt_adjust(obs[ok], null[:, ok])
     obs, null = obs[ok], null[:, ok]
@@ -357,12 +352,9 @@ def _contrast_chunk(args) -> list[np.ndarray]:
 
 def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, executor):
     """Percentile cluster bootstrap over items of every specification, in blocks with child streams."""
-    from robustalign._rng import as_generator
-    from robustalign._validation import check_n_resamples
     from robustalign.resampling import BootstrapResult
     from robustalign.scaleout import block_streams, map_chunks, warn_degenerate
 
-    n_resamples = check_n_resamples(n_resamples)
     _, record = as_generator(gen)
     blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_resamples)]
     R = np.concatenate(map_chunks(_boot_blocks, blocks, executor=executor), axis=0)
@@ -436,6 +428,9 @@ def audit_claim(
     if not isinstance(claim, Claim):
         raise TypeError(f"`claim` must be a robustalign Claim (e.g. Claim.closer(...)); got {type(claim).__name__}.")
     level = check_confidence_level(confidence_level)
+    n_resamples = check_n_resamples(n_resamples)
+    n_permutations = check_n_resamples(n_permutations, "n_permutations")
+    alpha = check_confidence_level(alpha, "alpha")
     if claim.needs_reference and reference is None:
         raise ValueError(f"the claim '{claim.text}' compares with human answers: pass `reference=`.")
     _check_claim_names(responses, reference, claim)

@@ -92,8 +92,9 @@ from scipy import stats
 from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import as_generator
 from robustalign._validation import check_confidence_level, check_n_resamples
-from robustalign.claims._base import AssessmentResult
+from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.resampling import cluster_bootstrap, sign_flip_test
+from robustalign.resampling.intervals import TIE_REL_TOL
 from robustalign.schema import Reference, Responses, _sort_key
 
 __all__ = ["StabilityResult", "assess_stability"]
@@ -101,7 +102,6 @@ __all__ = ["StabilityResult", "assess_stability"]
 NOT_ASSESSED = ("sample", "steer_target")
 OPTIONAL_PARTS = ("pairwise", "agreement", "retest", "ranking", "validity")
 _TIE_TOL = 1e-9
-_REL_TOL = 1e-10
 
 
 class StabilityResult(AssessmentResult):
@@ -346,19 +346,9 @@ class _Cells:
         d = responses.data
         self.status_counts = responses.status_counts([by]).reset_index()
         keys, P = responses.distributions([by, "item", *design])
-        items = keys["item"].to_numpy()
-        K = np.array([responses.scales[i].K if i in responses.scales else 2 for i in items])
-        if self.kind == "score":
-            pos = P[:, 1]
-            ordinal = np.ones(len(keys), bool)
-        else:
-            ordinal = np.array([responses.scales[i].ordinal for i in items])
-            grid = np.arange(P.shape[1])[None, :] / (K[:, None] - 1)
-            pos = np.where(ordinal, (P * grid).sum(1), np.nan)
         self.keys = keys
         self.P = P
-        self.pos = pos
-        self.ordinal = ordinal
+        self.pos = _positions(responses, keys["item"], P)
         self.units = sorted(d[by].unique(), key=str)
         self.levels = {f: sorted(d[f].unique(), key=_sort_key) for f in design}
 
@@ -385,32 +375,35 @@ class _Cells:
         # item x level: equal-weight means over the item's other-factor cells
         xi = np.full((Q, L), np.nan)
         pi = np.full((Q, L, Kx), np.nan)
-        with np.errstate(invalid="ignore"):
-            for q in range(Q):
-                rows = item_idx == q
-                if rows.any():
-                    xi[q] = _nanmean0(X[rows])
-                    pi[q] = _nanmean0(D[rows])
+        for q in range(Q):
+            rows = item_idx == q
+            if rows.any():
+                xi[q] = nanmean(X[rows])
+                pi[q] = nanmean(D[rows])
         ordinal_items = np.array([self.kind == "score" or self.scales[i].ordinal for i in items_all])
         return {"X": X, "D": D, "item_of_stratum": item_idx, "items": items_all, "levels": levels,
                 "xi": xi, "pi": pi, "ordinal": ordinal_items, "K": np.array(
                     [2 if self.kind == "score" else self.scales[i].K for i in items_all])}
 
 
-def _nanmean0(a):
-    ok = ~np.isnan(a)
-    n = ok.sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, np.where(ok, a, 0).sum(0) / n, np.nan)
+def _positions(responses: Responses, items, P: np.ndarray) -> np.ndarray:
+    """Answer position on [0, 1] of distributions ``P`` (one row per entry of ``items``): the mean
+    position on ordinal items, NaN on nominal ones; for score data the score."""
+    from robustalign.metrics import mean_position
+
+    if responses.kind == "score":
+        return P[:, 1]
+    K = np.array([responses.scales[i].K for i in items])
+    ordinal = np.array([responses.scales[i].ordinal for i in items])
+    return np.where(ordinal, mean_position(P, K, check=False), np.nan)
 
 
 def _human_positions(reference: Reference) -> pd.DataFrame:
     """Mean position per item (rows) x group (columns), ordinal items only."""
+    from robustalign.scoring import human_profiles
+
     items = reference.items
-    A = reference.array(items, reference.groups)
-    K = reference.K(items)
-    grid = np.arange(A.shape[2])[None, None, :] / (K[:, None, None] - 1)
-    mp = (A * grid).sum(-1)
+    mp = human_profiles(reference, items)
     mp[~reference.ordinal(items)] = np.nan
     return pd.DataFrame(mp, index=items, columns=reference.groups)
 
@@ -498,7 +491,7 @@ def _factor_effect(blk, n_resamples, n_permutations, level, gen) -> dict:
     boot, warn = _quiet(cluster_bootstrap, (Cq, rq), statistic=_sd_effects_stat, labels=["effect"],
                         n_resamples=n_resamples, confidence_level=level, rng=g_boot)
     null = _spread_perm_null(c, obs_u, w, Cq.sum(0), n_permutations, g_perm)
-    tol = _REL_TOL * max(abs(est), 1e-300)
+    tol = TIE_REL_TOL * max(abs(est), 1e-300)
     pval = (1 + np.sum(null >= est - tol)) / (1 + n_permutations)
     return {"kind": "spread", "estimate": float(est), "boot": boot, "p_value": float(pval),
             "n_items": len(usable_items), "items_used": [blk["items"][i] for i in usable_items],
@@ -578,7 +571,7 @@ def _pairwise(blk, unit, factor, n_resamples, n_permutations, level, gen) -> dic
     keep = np.isfinite(dq).sum(0) >= 2
     lab = pd.DataFrame({"level_a": [blk["levels"][a] for a, _ in pairs], "level_b": [blk["levels"][b] for _, b in pairs]})
     out = {"unit": unit, "factor": factor, "labels": lab, "boot": None, "p_value": np.full(len(pairs), np.nan),
-           "n_items": np.isfinite(dq).sum(0), "estimate": _nanmean0(dq)}
+           "n_items": np.isfinite(dq).sum(0), "estimate": nanmean(dq)}
     if L == 2 or not keep.any():
         return out
     g1, g2 = gen.spawn(2)
@@ -666,11 +659,11 @@ def _agreement(blk, unit, factor, kind, n_resamples, level, gen) -> dict:
     out["alpha_level"] = lvl
     pairable = np.isfinite(values).sum(1) >= 2
     out["alpha_n_items"] = int(pairable.sum())
-    if pairable.sum() >= 2 and len(np.unique(values[np.isfinite(values)])) >= 2:
+    domain = np.unique(values[np.isfinite(values)])
+    if pairable.sum() >= 2 and len(domain) >= 2:
         import krippendorff
 
         out["alpha"] = float(krippendorff.alpha(reliability_data=values.T, level_of_measurement=lvl))
-        domain = np.unique(values[np.isfinite(values)])
         counts = np.stack([(values == v).sum(1) for v in domain], axis=1).astype(float)[pairable]
         o = _unit_coincidences(counts)
         delta2 = None if lvl == "ordinal" else _delta2(domain, lvl)
@@ -768,24 +761,9 @@ def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | Non
 
     if "sample" not in responses.data or responses.data["sample"].nunique() < 2:
         return None
-    v = responses.valid()
-    design = cells.design
-    key = [by, "item", *design]
-    kmax = max(responses.scales[i].K for i in v["item"].unique()) if responses.kind != "score" else 2
-    if responses.kind == "choice":
-        k = np.fromiter((responses.scales[i].index(o) for i, o in zip(v["item"], v["option"])), int, len(v))
-        P = np.eye(kmax)[k]
-    elif responses.kind == "prob":
-        P = v.reindex(columns=[f"prob_{j + 1}" for j in range(kmax)]).fillna(0.0).to_numpy(float)
-    else:
-        s = v["score"].to_numpy(float)
-        P = np.column_stack([1 - s, s])
-    if responses.kind == "score":
-        pos = P[:, 1]
-    else:
-        K = np.array([responses.scales[i].K for i in v["item"]])
-        ordn = np.array([responses.scales[i].ordinal for i in v["item"]])
-        pos = np.where(ordn, (P * (np.arange(kmax)[None] / (K[:, None] - 1))).sum(1), np.nan)
+    key = [by, "item", *cells.design]
+    v, P = responses.distributions([*key, "row"])  # one valid answer per row: its own distribution
+    pos = _positions(responses, v["item"], P)
     g = v.groupby(key, sort=True, observed=True)
     codes = g.ngroup().to_numpy()
     ck = g.size().index.to_frame(index=False)

@@ -51,7 +51,8 @@ import pandas as pd
 
 from robustalign._rng import as_generator
 from robustalign._validation import check_alternative, check_confidence_level, check_n_resamples
-from robustalign.claims._base import AssessmentResult
+from robustalign.claims._base import AssessmentResult, nanmean
+from robustalign.metrics import profile_correlation
 from robustalign.multiplicity import adjust
 from robustalign.resampling import cluster_bootstrap, sign_flip_test
 
@@ -117,19 +118,6 @@ def _index_of(df: pd.DataFrame, keys: pd.DataFrame, by: list[str]) -> np.ndarray
     return np.array([lookup[tuple(r)] for r in df[by].astype(str).itertuples(index=False, name=None)], int)
 
 
-def _positions(P: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Mean canonical position on [0, 1] of distributions ``(..., Kmax)`` with scale sizes ``K``."""
-    kmax = P.shape[-1]
-    pos = np.arange(kmax) / (np.asarray(K, float)[..., None] - 1)
-    return (P * pos).sum(-1)
-
-
-def _pad(a: np.ndarray, k: int) -> np.ndarray:
-    if a.shape[-1] >= k:
-        return a
-    return np.concatenate([a, np.zeros(a.shape[:-1] + (k - a.shape[-1],))], axis=-1)
-
-
 def _distribution_array(responses, by, steer, levels, items):
     """Model distributions (cells, items, levels, K) with NaN where a cell has no valid answer."""
     keys, P = responses.distributions([*by, steer, "item"])
@@ -166,25 +154,6 @@ def _matrix_stats(M: np.ndarray) -> dict[str, np.ndarray]:
         "discriminability": diag - row_other,
         "identification_auc": np.nanmean(auc_c, axis=-1),
     }
-
-
-def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    xc = x - x.mean(-1, keepdims=True)
-    yc = y - y.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (xc * yc).sum(-1) / np.sqrt((xc**2).sum(-1) * (yc**2).sum(-1))
-
-
-def _rank_rows(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-
-    return rankdata(x, axis=-1)
-
-
-def _nanmean0(x: np.ndarray, axis) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(x, axis=axis)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -293,8 +262,7 @@ def assess_steerability(
     level = check_confidence_level(confidence_level)
     n_resamples = check_n_resamples(n_resamples)
     n_permutations = check_n_resamples(n_permutations, "n_permutations")
-    if not 0 < alpha < 1:
-        raise ValueError(f"`alpha` must be in (0, 1); got {alpha!r}.")
+    alpha = check_confidence_level(alpha, "alpha")
     if alternative is not None:
         alternative = check_alternative(alternative)
     gen, record = as_generator(rng)
@@ -344,8 +312,8 @@ def _validity(responses, cols) -> pd.DataFrame:
 def _assess_full(responses, reference, by, steer, targets, targets_ref, has_baseline, baseline, metric,
                  centre_groups, alternative, alpha, adjust_method, level, n_resamples, n_permutations, gen,
                  prov, validity):
-    from robustalign.metrics import METRICS
-    from robustalign.scoring import item_scores
+    from robustalign.metrics import METRICS, mean_position
+    from robustalign.scoring import _pad, human_profiles, item_scores
 
     levels = ([baseline] if has_baseline else []) + targets
     L0 = 1 if has_baseline else 0
@@ -389,12 +357,13 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     bad = sorted(set(groups_all) - set(reference.groups))
     if bad:
         raise ValueError(f"`centre_groups` {bad} are not reference groups; groups are {reference.groups}.")
-    H_all = reference.array(items, groups_all)  # (Q, G, K)
     H = reference.array(items, targets_ref)  # (Q, R, K)
-    mu_h = np.where(ordinal[:, None], _positions(H_all, K[:, None]), np.nan)
-    mu_bar = _nanmean0(mu_h, axis=1)  # (Q,)
-    dev = np.where(ordinal[:, None], _positions(H, K[:, None]), np.nan) - mu_bar[:, None]  # (Q, R)
-    mu_m = np.where(ordinal[None, :, None], _positions(Pm, K[None, :, None]), np.nan)  # (b, Q, L)
+    kmax = max(Pm.shape[-1], H.shape[-1])
+    Pm, H = _pad(Pm, kmax), _pad(H, kmax)
+    mu_h = np.where(ordinal[:, None], human_profiles(reference, items, groups_all), np.nan)  # (Q, G)
+    mu_bar = nanmean(mu_h, axis=1)  # (Q,)
+    dev = np.where(ordinal[:, None], human_profiles(reference, items, targets_ref), np.nan) - mu_bar[:, None]
+    mu_m = np.where(ordinal[None, :, None], mean_position(Pm, K[None, :, None], check=False), np.nan)  # (b, Q, L)
 
     # per-item table: one column per statistic that is a mean over items
     cols, labels = [], []
@@ -417,24 +386,19 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
         for b in range(nb):
             for r, t in enumerate(targets):
                 add(gains[b, :, r], "gain", **ckeys[b], target=t)
-            add(_nanmean0(gains[b], axis=-1), "gain_mean", **ckeys[b])
+            add(nanmean(gains[b], axis=-1), "gain_mean", **ckeys[b])
             for r, t in enumerate(targets):
                 add(num[b, :, r], "_beta_num", **ckeys[b], target=t)
                 add(den[b, :, r], "_beta_den", **ckeys[b], target=t)
                 add(dsq[b, :, r], "_delta_sq", **ckeys[b], target=t)
     # structure: distances between steered personas and between human groups, same items
     pairs = [(i, j) for i in range(R) for j in range(i + 1, R)]
-    kmax = max(Pm.shape[-1], H.shape[-1])
-    Pt, Hp = _pad(Pm[:, :, L0:], kmax), _pad(H, kmax)
-    f_metric = METRICS[metric]
-    Kq = K[:, None] if metric in ("w1", "mean_position") else None
-    oq = ordinal[:, None] if metric in ("w1", "mean_position") else None
+    Pt, Hp = Pm[:, :, L0:], H
+    f_metric = METRICS[metric]  # K and ordinal matter to the ordinal metrics only
     with np.errstate(invalid="ignore"):
-        d_llm = np.stack([1 - f_metric(Pt[:, :, i], Pt[:, :, j], K=K if Kq is not None else None,
-                                       ordinal=ordinal if oq is not None else None, check=False)
+        d_llm = np.stack([1 - f_metric(Pt[:, :, i], Pt[:, :, j], K=K, ordinal=ordinal, check=False)
                           for i, j in pairs], axis=-1) if pairs else np.zeros((nb, Q, 0))
-        d_h = np.stack([1 - f_metric(Hp[:, i], Hp[:, j], K=K if Kq is not None else None,
-                                     ordinal=ordinal if oq is not None else None, check=False)
+        d_h = np.stack([1 - f_metric(Hp[:, i], Hp[:, j], K=K, ordinal=ordinal, check=False)
                         for i, j in pairs], axis=-1)
     d_h = np.broadcast_to(d_h[None], d_llm.shape).copy()
     both = np.isfinite(d_llm) & np.isfinite(d_h)
@@ -469,67 +433,58 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     mat_idx = np.array([[[col("steering_matrix", b, s, t) for t in targets] for s in targets] for b in range(nb)])
     out_lab = []
 
-    def lab_rows(q, **kw):
-        out_lab.append({"quantity": q, **kw})
-
-    def take(v, ix):
-        ix = np.asarray(ix)
-        res = np.full(v.shape[:-1] + ix.shape, np.nan)
-        ok = ix >= 0
-        res[..., ok] = v[..., ix[ok]]
-        return res
+    def lab_rows(q, b, per_target=False, **kw):
+        for t in targets if per_target else [None]:
+            row = {"quantity": q, **ckeys[b], **kw}
+            if per_target:
+                row["target"] = t
+            out_lab.append(row)
 
     # label bookkeeping in the same order as derive() fills
     for b in range(nb):
         for s in levels:
-            for t in targets:
-                lab_rows("steering_matrix", **ckeys[b], steer=s, target=t)
-        for t in targets:
-            lab_rows("specificity", **ckeys[b], target=t)
-        lab_rows("specificity_mean", **ckeys[b])
-        for t in targets:
-            lab_rows("discriminability", **ckeys[b], target=t)
-        lab_rows("identification_auc", **ckeys[b])
+            lab_rows("steering_matrix", b, per_target=True, steer=s)
+        lab_rows("specificity", b, per_target=True)
+        lab_rows("specificity_mean", b)
+        lab_rows("discriminability", b, per_target=True)
+        lab_rows("identification_auc", b)
         if has_baseline:
-            for t in targets:
-                lab_rows("gain", **ckeys[b], target=t)
-            lab_rows("gain_mean", **ckeys[b])
-            for t in targets:
-                lab_rows("exaggeration_slope", **ckeys[b], target=t)
-            lab_rows("exaggeration_slope_pooled", **ckeys[b])
-            for t in targets:
-                lab_rows("steering_noise_rms", **ckeys[b], target=t)
-        lab_rows("structure_mantel_r", **ckeys[b])
-        lab_rows("structure_rsa_spearman", **ckeys[b])
+            lab_rows("gain", b, per_target=True)
+            lab_rows("gain_mean", b)
+            lab_rows("exaggeration_slope", b, per_target=True)
+            lab_rows("exaggeration_slope_pooled", b)
+            lab_rows("steering_noise_rms", b, per_target=True)
+        lab_rows("structure_mantel_r", b)
+        lab_rows("structure_rsa_spearman", b)
     out_lab = pd.DataFrame(out_lab)
 
+    def target_idx(q):
+        return np.array([[col(q, b, None, t) for t in targets] for b in range(nb)])
+
     full_mat_idx = np.array([[[col("steering_matrix", b, s, t) for t in targets] for s in levels] for b in range(nb)])
-    gain_idx = np.array([[col("gain", b, None, t) for t in targets] for b in range(nb)])
+    gain_idx, bn_idx, bd_idx, ds_idx = (target_idx(q) for q in ("gain", "_beta_num", "_beta_den", "_delta_sq"))
     gmean_idx = np.array([col("gain_mean", b) for b in range(nb)])
-    bn_idx = np.array([[col("_beta_num", b, None, t) for t in targets] for b in range(nb)])
-    bd_idx = np.array([[col("_beta_den", b, None, t) for t in targets] for b in range(nb)])
-    ds_idx = np.array([[col("_delta_sq", b, None, t) for t in targets] for b in range(nb)])
     dl_idx = np.array([[col("_dist_llm", b, None, targets[i], targets[j]) for i, j in pairs] for b in range(nb)])
     dh_idx = np.array([[col("_dist_human", b, None, targets[i], targets[j]) for i, j in pairs] for b in range(nb)])
 
     def derive(v):
         v = np.asarray(v, float)
         lead = v.shape[:-1]
-        M = take(v, mat_idx)  # (..., b, R, R)
+        M = _take(v, mat_idx)  # (..., b, R, R)
         ms = _matrix_stats(M)
-        parts = [take(v, full_mat_idx).reshape(*lead, nb, -1), ms["specificity"], ms["specificity_mean"][..., None],
+        parts = [_take(v, full_mat_idx).reshape(*lead, nb, -1), ms["specificity"], ms["specificity_mean"][..., None],
                  ms["discriminability"], ms["identification_auc"][..., None]]
         if has_baseline:
-            nm, dn, dq = take(v, bn_idx), take(v, bd_idx), take(v, ds_idx)
+            nm, dn, dq = _take(v, bn_idx), _take(v, bd_idx), _take(v, ds_idx)
             with np.errstate(invalid="ignore", divide="ignore"):
                 beta = nm / dn
                 pooled = np.nansum(nm, -1) / np.nansum(np.where(np.isfinite(nm), dn, np.nan), -1)
                 rms = np.sqrt(np.clip(dq - nm**2 / dn, 0, None))
-            parts += [take(v, gain_idx), take(v, gmean_idx)[..., None], beta, pooled[..., None], rms]
-        dl, dh = take(v, dl_idx), take(v, dh_idx)
+            parts += [_take(v, gain_idx), _take(v, gmean_idx)[..., None], beta, pooled[..., None], rms]
+        dl, dh = _take(v, dl_idx), _take(v, dh_idx)
         if dl.shape[-1] >= 2:
-            r_p = _pearson_rows(dl, dh)
-            r_s = _pearson_rows(_rank_rows(dl), _rank_rows(dh))
+            r_p = profile_correlation(dl, dh)
+            r_s = profile_correlation(dl, dh, method="spearman")
         else:
             r_p = r_s = np.full(dl.shape[:-1], np.nan)
         parts += [r_p[..., None], r_s[..., None]]
@@ -565,9 +520,9 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
         p[rows] = _p_from_null(obs, nul, alternative)
         alt_col[rows], test_col[rows] = alternative, "steering labels permuted across targets within item"
     mantel = {}
+    dist_llm, dist_h = _take(boot.estimate, dl_idx), _take(boot.estimate, dh_idx)  # item-mean distances (b, pairs)
     for b in range(nb):
-        dl = est_dist(derived, boot, dl_idx[b])
-        dh = est_dist(derived, boot, dh_idx[b])
+        dl, dh = dist_llm[b], dist_h[b]
         if len(pairs) >= 2 and np.isfinite(dl).all() and np.isfinite(dh).all():
             mt = mantel_test(_square(dl, R), _square(dh, R), n_permutations=n_permutations,
                              alternative=alternative, rng=g_mantel.spawn(1)[0])
@@ -596,7 +551,7 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     for qs, name, method in families:
         m = np.isin(qd, qs)
         if m.any():
-            padj[m] = _adjust(p[m], method)
+            padj[m] = adjust(p[m], method)
             fam[m], meth[m] = name, method
 
     # per-item SDs for "items needed" (linear statistics)
@@ -617,9 +572,8 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
                               metric)
     evidence = {"bootstrap": boot, "derived": derived, "item_table": pd.DataFrame(X, index=items),
                 "item_labels": lab, "permutation_null": perm_null, "mantel": mantel, "validity": validity,
-                "human_distance": {tuple(ckeys[b].values()): _square(est_dist(derived, boot, dh_idx[b]), R)
-                                   for b in range(nb) if len(pairs)},
-                "persona_distance": {tuple(ckeys[b].values()): _square(est_dist(derived, boot, dl_idx[b]), R)
+                "human_distance": {tuple(ckeys[b].values()): _square(dist_h[b], R) for b in range(nb) if len(pairs)},
+                "persona_distance": {tuple(ckeys[b].values()): _square(dist_llm[b], R)
                                      for b in range(nb) if len(pairs)}}
     prov.update(n_items=Q, mode="full", gain_available=has_baseline, steer_levels=levels,
                 note=None if has_baseline else
@@ -661,26 +615,18 @@ def _quiet_bootstrap(X, lab, n_resamples, level, gen, prov):
     return boot
 
 
-def _adjust(p, method):
-    """``multiplicity.adjust``, skipping the call for a family of one test (nothing to adjust)."""
-    p = np.asarray(p, float)
-    if np.isfinite(p).sum() <= 1:
-        return p.copy()
-    return adjust(p, method)
-
-
 def _nz(v):
     """None for a missing label (NaN from a DataFrame record), the value otherwise."""
     return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
 
 
-def est_dist(derived, boot, ix):
-    """Item-mean distances for the columns ``ix`` of the bootstrap table (NaN for -1)."""
+def _take(v: np.ndarray, ix) -> np.ndarray:
+    """Columns ``ix`` (any shape) of the last axis of ``v``; NaN where ``ix`` is -1 (no such column)."""
     ix = np.asarray(ix)
-    out = np.full(ix.shape, np.nan)
+    res = np.full(v.shape[:-1] + ix.shape, np.nan)
     ok = ix >= 0
-    out[ok] = boot.estimate[ix[ok]]
-    return out
+    res[..., ok] = v[..., ix[ok]]
+    return res
 
 
 def _square(v: np.ndarray, R: int) -> np.ndarray:
@@ -697,7 +643,9 @@ def _cell_mask(frame, by, key) -> np.ndarray:
     return m
 
 
-def _p_from_null(obs, null, alternative):
+def _p_from_null(obs, null, alternative, centre=None):
+    """``(1 + b) / (1 + B)`` over the finite null values, near-ties counted as extreme; two-sided:
+    distance from ``centre`` (default: the null mean). NaN where ``obs`` or every null value is NaN."""
     finite = np.isfinite(null)
     tol = 1e-10 * np.maximum(np.abs(obs), 1.0)
     if alternative == "greater":
@@ -705,7 +653,7 @@ def _p_from_null(obs, null, alternative):
     elif alternative == "less":
         b = ((null <= obs + tol) & finite).sum(0)
     else:
-        centre = _nanmean0(null, axis=0)
+        centre = nanmean(null, axis=0) if centre is None else centre
         b = ((np.abs(null - centre) >= np.abs(obs - centre) - tol) & finite).sum(0)
     n = finite.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -764,10 +712,10 @@ def mantel_test(D1, D2, *, n_permutations: int = 10_000, alternative: str = "gre
         gen, _ = as_generator(rng)
         perms = np.argsort(gen.random((n_permutations, R)), axis=1)
     Xp = D1[perms[:, :, None], perms[:, None, :]][:, iu[0], iu[1]]  # (P, pairs)
-    r_null = _pearson_rows(Xp, y[None])
-    rho_null = _pearson_rows(_rank_rows(Xp), _rank_rows(y)[None])
-    r = float(_pearson_rows(D1[iu][None], y[None])[0])
-    rho = float(_pearson_rows(_rank_rows(D1[iu])[None], _rank_rows(y)[None])[0])
+    r_null = profile_correlation(Xp, y[None])
+    rho_null = profile_correlation(Xp, y[None], method="spearman")
+    r = float(profile_correlation(D1[iu], y))
+    rho = float(profile_correlation(D1[iu], y, method="spearman"))
     out = {"r": r, "rho": rho, "exact": exact, "n_permutations": len(perms)}
     for name, obs, nul in (("p_pearson", r, r_null), ("p_spearman", rho, rho_null)):
         tol = 1e-10 * max(abs(obs), 1.0)
@@ -903,7 +851,7 @@ def _verdicts_full(frame, cells, by, has_baseline, alpha, level, sd_item, n_item
 # --------------------------------------------------------------------------------------------------
 def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_baseline, baseline, metric, compare,
                     alternative, alpha, adjust_method, level, n_resamples, n_permutations, gen, prov, validity):
-    from robustalign.scoring import item_scores, model_profiles
+    from robustalign.scoring import human_profiles, item_scores, model_profiles
 
     if not (isinstance(compare, (tuple, list)) and len(compare) == 3):
         raise ValueError(f"`compare` must be (column, level_a, level_b), e.g. ('congruent', 'congruent', "
@@ -939,8 +887,7 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
         prof = prof[prof[steer].astype(str).isin(targets)]
         items = sorted(prof["item"].unique())
         Xm = _fill(prof, cells, by, steer, targets, items, "value")
-        Hh = reference.array(items, targets_ref)  # (Q, R, K)
-        mu_h = _positions(Hh, reference.K(items)[:, None])
+        mu_h = human_profiles(reference, items, targets_ref)  # (Q, R), rounded like the model profiles
         Y = np.broadcast_to(mu_h[None], Xm.shape).copy()
         Y[~np.isfinite(Xm)] = np.nan
         Xm[~np.isfinite(Y)] = np.nan
@@ -963,8 +910,8 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
                         ("alignment_a", "alignment_b", "alignment_difference")])
     if metric != "spearman":
         with np.errstate(invalid="ignore"):
-            ma = _nanmean0(np.where(in_a[:, None, :], Xm, np.nan), -1)
-            mb = _nanmean0(np.where(in_b[:, None, :], Xm, np.nan), -1)
+            ma = nanmean(np.where(in_a[:, None, :], Xm, np.nan), -1)
+            mb = nanmean(np.where(in_b[:, None, :], Xm, np.nan), -1)
         ma[~paired], mb[~paired] = np.nan, np.nan
         diff = ma - mb  # (b, Q)
         X = np.stack([ma, mb, diff], axis=-1).transpose(1, 0, 2).reshape(Q, nb * 3)
@@ -997,7 +944,7 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
     is_diff = np.char.endswith(qd.astype(str), "difference")
     p[is_diff] = p_diff
     padj = np.full(len(lab), np.nan)
-    padj[is_diff] = _adjust(p_diff, adjust_method)
+    padj[is_diff] = adjust(p_diff, adjust_method)
     by_txt = " x ".join(by)
     fam = np.where(is_diff, f"{column}: {a} - {b_} across {by_txt} ({nb} tests)", None)
     n_items_arr = np.repeat(paired.sum(1), 3)
@@ -1058,21 +1005,21 @@ def _fill(tab, cells, by, steer, targets, items, value) -> np.ndarray:
     return out
 
 
-def _spearman_arms(x, y, in_a, in_b):
-    """Spearman across item x target cells per arm, and the difference; x, y (chunk, Q, b, R)."""
+def _arm_spearman(x, y, arm):
+    """Spearman across the item x target cells of one arm: x, y (chunk, Q, b, R), ``arm`` a mask that
+    broadcasts against them; -> (chunk, b)."""
     from robustalign.metrics import spearman_alignment
 
-    c = x.shape[0]
-    x_ = np.moveaxis(x, 1, 2)  # (chunk, b, Q, R)
-    y_ = np.moveaxis(y, 1, 2)
-    res = []
-    for arm in (in_a, in_b):
-        ma = arm[None, :, None, :]
-        xa = np.where(ma, x_, np.nan).reshape(c, x_.shape[1], -1)
-        ya = np.where(ma, y_, np.nan).reshape(c, x_.shape[1], -1)
-        res.append(spearman_alignment(xa, ya, nan_policy="omit"))
-    ra, rb = (np.asarray(r, float).reshape(c, -1) for r in res)
-    return np.stack([ra, rb, ra - rb], axis=-1).reshape(c, -1)
+    c, _, nb, _ = x.shape
+    xa = np.where(arm, x, np.nan).transpose(0, 2, 1, 3).reshape(c, nb, -1)
+    ya = np.where(arm, y, np.nan).transpose(0, 2, 1, 3).reshape(c, nb, -1)
+    return np.asarray(spearman_alignment(xa, ya, nan_policy="omit"), float)
+
+
+def _spearman_arms(x, y, in_a, in_b):
+    """Spearman across item x target cells per arm, and the difference; x, y (chunk, Q, b, R)."""
+    ra, rb = _arm_spearman(x, y, in_a[None, None]), _arm_spearman(x, y, in_b[None, None])
+    return np.stack([ra, rb, ra - rb], axis=-1).reshape(x.shape[0], -1)
 
 
 def _arm_swap_p(xs, ys, in_a, in_b, observed, alternative, B, gen, chunk=200):
@@ -1086,20 +1033,5 @@ def _arm_swap_p(xs, ys, in_a, in_b, observed, alternative, B, gen, chunk=200):
         fb = np.where(flip[:, :, None, None], in_a[None, None], in_b[None, None])
         x = np.broadcast_to(xs[None], (e - s, Q, nb, R))
         y = np.broadcast_to(ys[None], (e - s, Q, nb, R))
-        from robustalign.metrics import spearman_alignment
-
-        r = []
-        for m in (fa, fb):
-            xa = np.where(m, x, np.nan).transpose(0, 2, 1, 3).reshape(e - s, nb, -1)
-            ya = np.where(m, y, np.nan).transpose(0, 2, 1, 3).reshape(e - s, nb, -1)
-            r.append(np.asarray(spearman_alignment(xa, ya, nan_policy="omit"), float))
-        null[s:e] = r[0] - r[1]
-    return _p_from_null(np.asarray(observed, float), null, alternative) if alternative != "two-sided" else \
-        _two_sided_p(observed, null)
-
-
-def _two_sided_p(obs, null):
-    finite = np.isfinite(null)
-    tol = 1e-10 * np.maximum(np.abs(obs), 1.0)
-    b = ((np.abs(null) >= np.abs(obs) - tol) & finite).sum(0)
-    return (1.0 + b) / (1.0 + finite.sum(0))
+        null[s:e] = _arm_spearman(x, y, fa) - _arm_spearman(x, y, fb)
+    return _p_from_null(np.asarray(observed, float), null, alternative, centre=0.0)  # swapping arms negates
