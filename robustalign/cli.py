@@ -15,12 +15,11 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from robustalign._errors import RobustAlignError
+from robustalign.report.render import check_out
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
@@ -30,33 +29,12 @@ def _fmt_ci(est: float, lo: float, hi: float) -> str:
     return f"{est:6.3f} [{lo:6.3f}, {hi:6.3f}]"
 
 
-def alignment_table(responses, reference, *, against=None, group_map=None, metrics=("spearman", "js"),
-                    n_resamples=2000, confidence_level=0.95, rng=0) -> pd.DataFrame:
-    """Alignment per model x group for each metric, with cluster-bootstrap intervals (tidy)."""
-    from robustalign.scoring import alignment
-
-    seeds = np.random.SeedSequence(rng).spawn(len(metrics))
-    frames = []
-    for metric, seed in zip(metrics, seeds):
-        if metric == "spearman" and responses.kind not in ("score",) and not all(
-            reference.scales[i].ordinal for i in responses.items
-        ):
-            continue  # a profile of mean positions needs ordered options
-        res = alignment(responses, reference, metric=metric, against=against, group_map=group_map,
-                        n_resamples=n_resamples, confidence_level=confidence_level,
-                        rng=np.random.default_rng(seed))
-        f = res.to_frame()
-        f.insert(0, "metric", metric)
-        frames.append(f)
-    return pd.concat(frames, ignore_index=True)
-
-
 def _print_table(tab: pd.DataFrame, row_keys: list[str], out=None) -> None:
     level = tab["conf_level"].iloc[0]
     wide = {}
     for metric, g in tab.groupby("metric", sort=False):
         s = g.set_index(row_keys).apply(lambda r: _fmt_ci(r["estimate"], r["conf_low"], r["conf_high"]), axis=1)
-        wide[f"{metric} [{int(level * 100)}% CI]"] = s
+        wide[f"{metric} [{level:.0%} CI]"] = s
     print(pd.DataFrame(wide).to_string(), file=out or sys.stdout)
 
 
@@ -70,12 +48,6 @@ class _Progress:
     def __call__(self, msg: str) -> None:
         if not self.quiet:
             print(f"[{time.time() - self.t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
-
-
-def _prepare_out(out: Path, force: bool) -> Path:
-    from robustalign.report.render import prepare_out
-
-    return prepare_out(out, force)
 
 
 def _print_report(report, row_keys) -> None:
@@ -106,7 +78,7 @@ def _example(args) -> int:
     progress = _Progress(args.quiet)
     print("robustalign audit --example: Rystrøm et al. (2025) multicultural-alignment data", flush=True)
     if args.out:  # refuse before spending minutes on the audit
-        _check_out(Path(args.out), args.force)
+        check_out(args.out, args.force)
     report = run_example_audit(rng=args.seed, n_resamples=args.n_resamples, n_permutations=args.n_permutations,
                                progress=progress)
     part = report.parts[0]
@@ -117,12 +89,6 @@ def _example(args) -> int:
     for _, e in part.exclusions.iterrows():
         print(f"  excluded: {e['n_rows']} rows ({e['reason']}; {e['action']})")
     return _run(args, report, ["model", "language"], progress)
-
-
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise RobustAlignError(f"output directory {str(out)!r} exists and is not empty; choose another --out "
-                               "or pass --force to overwrite it.")
 
 
 def _audit(args) -> int:
@@ -138,7 +104,7 @@ def _audit(args) -> int:
     if args.against:
         design.against = args.against
     if args.out:
-        _check_out(Path(args.out), args.force)
+        check_out(args.out, args.force)
     progress("reading and validating the input files")
     ref = load_reference(args.reference, scales=args.scales, group_col=args.group_col)
     resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced)
@@ -150,7 +116,7 @@ def _audit(args) -> int:
         from robustalign.io import read_table
 
         item_table = read_table(args.scales)
-    report = run_audit(resp, ref, design=design, rng=args.seed if args.seed is not None else None,
+    report = run_audit(resp, ref, design=design, rng=args.seed,
                        n_resamples=args.n_resamples, n_permutations=args.n_permutations, progress=progress,
                        item_table=item_table)
     return _run(args, report, ["model", design.against, "group"], progress)

@@ -16,20 +16,30 @@ import time
 from pathlib import Path
 
 
-def _save(fig_or_ax, out: Path, name: str) -> list[Path]:
+def save_figure(fig_or_ax, stem) -> list[Path]:
+    """Write a figure as ``<stem>.pdf`` (vector) and ``<stem>.png`` (300 dpi) in the house style; close it.
+
+    ``fig_or_ax`` is a matplotlib Figure, Axes or array of Axes (what the plot functions return).
+    Returns the two paths.
+    """
     import matplotlib
     import matplotlib.pyplot as plt
 
     from robustalign.plots._style import RC
     from robustalign.report.render import _figure_of
 
+    stem = Path(stem)
     fig = _figure_of(fig_or_ax)
-    paths = [out / f"fig_{name}.pdf", out / f"fig_{name}.png"]
+    paths = [stem.with_name(f"{stem.name}.pdf"), stem.with_name(f"{stem.name}.png")]
     with matplotlib.rc_context(RC):
-        fig.savefig(paths[0])
-        fig.savefig(paths[1], dpi=300)
+        for path in paths:
+            fig.savefig(path)
     plt.close(fig)
     return paths
+
+
+def _save(fig_or_ax, out: Path, name: str) -> list[Path]:
+    return save_figure(fig_or_ax, out / f"fig_{name}")
 
 
 def make_figures(out, *, n_resamples: int = 2000, n_permutations: int = 2000, bayes: bool = False, rng: int = 0,

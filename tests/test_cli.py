@@ -24,6 +24,20 @@ def test_existing_output_directory_is_not_overwritten(capsys, tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
+def test_output_path_that_is_a_file_is_refused_before_the_audit_runs(capsys, tmp_path, monkeypatch):
+    import robustalign.report
+
+    def never(**kwargs):
+        raise AssertionError("the audit ran although --out cannot be written")
+
+    monkeypatch.setattr(robustalign.report, "run_example_audit", never)
+    (tmp_path / "out").write_text("a file, not a directory")
+    for force in ([], ["--force"]):
+        assert main(["audit", "--example", "--n-resamples", "50", "--out", str(tmp_path / "out"), *force]) == 2
+        assert "exists and is not a directory" in capsys.readouterr().err
+    assert (tmp_path / "out").read_text() == "a file, not a directory"
+
+
 def test_bad_input_is_one_message_and_exit_2(tmp_path):
     resp = tmp_path / "r.csv"
     ref = tmp_path / "h.csv"

@@ -79,12 +79,19 @@ def _norm(p):
     return p / p.sum(-1, keepdims=True)
 
 
+def _uniform(K: np.ndarray) -> np.ndarray:
+    """The uniform distribution over each item's K options (items x K_max, zero beyond K)."""
+    return (np.arange(int(K.max()))[None, :] < K[:, None]) / K[:, None]
+
+
+def template_distribution(p: np.ndarray, uni: np.ndarray, template: str) -> np.ndarray:
+    """A model's answer distribution under a prompt template: template 2 mixes in 10% uniform noise."""
+    return p if template == "template_1" else 0.9 * p + 0.1 * uni
+
+
 def model_distributions(ref, items) -> dict[str, np.ndarray]:
     """Answer distribution of every simulated model per item (items x K_max, zero beyond K)."""
-    K = ref.K(items)
-    kmax = int(K.max())
-    valid = np.arange(kmax)[None, :] < K[:, None]
-    uni = valid / K[:, None]
+    uni = _uniform(ref.K(items))
     allc = ref.array(items, ref.groups)  # items x countries x K
     h = {c: ref.array(items, [c])[:, 0] for c in (TARGET, *SOURCE_COUNTRIES)}
     with warnings.catch_warnings():
@@ -105,11 +112,11 @@ def simulate_models(ref, items, gen) -> pd.DataFrame:
     """Sampled answers (the responses table of the data contract): model x item x template x sample."""
     dist = model_distributions(ref, items)
     K = ref.K(items)
-    uni = (np.arange(dist["humans_iraq"].shape[1])[None, :] < K[:, None]) / K[:, None]
+    uni = _uniform(K)
     rows = []
     for m in MODELS:
         for t in TEMPLATES:
-            p = dist[m] if t == "template_1" else 0.9 * dist[m] + 0.1 * uni
+            p = template_distribution(dist[m], uni, t)
             cdf = np.cumsum(p, -1)
             u = gen.random((len(items), N_SAMPLES))
             k = (u[..., None] > cdf[:, None, :-1]).sum(-1) + 1  # 1-based option per sample
@@ -137,9 +144,9 @@ def empirical(resp_df: pd.DataFrame, items, K) -> np.ndarray:
 def true_pooled(ref, items) -> np.ndarray:
     """Each model's answer distribution pooled over the two templates (what infinitely many samples give)."""
     dist = model_distributions(ref, items)
-    K = ref.K(items)
-    uni = (np.arange(dist["humans_iraq"].shape[1])[None, :] < K[:, None]) / K[:, None]
-    return np.stack([0.5 * dist[m] + 0.5 * (0.9 * dist[m] + 0.1 * uni) for m in MODELS])
+    uni = _uniform(ref.K(items))
+    return np.stack([sum(template_distribution(dist[m], uni, t) for t in TEMPLATES) / len(TEMPLATES)
+                     for m in MODELS])
 
 
 def similarities(h_target, h_proxy, models) -> np.ndarray:
@@ -149,12 +156,12 @@ def similarities(h_target, h_proxy, models) -> np.ndarray:
     return np.stack(s, -1)
 
 
-def proxy_bootstrap(S: np.ndarray, perturbed, rng) -> tuple:
+def proxy_bootstrap(S: np.ndarray, perturbed, rng, n_boot: int = N_BOOT) -> tuple:
     """Paired item bootstrap of proxy - model for every model, and of the minimum over models."""
     labels = pd.DataFrame({"source": ["proxy", *MODELS]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateResampleWarning)
-        pw = paired_bootstrap(S, compare="source", labels=labels, perturbed=perturbed, n_resamples=N_BOOT,
+        pw = paired_bootstrap(S, compare="source", labels=labels, perturbed=perturbed, n_resamples=n_boot,
                               method="percentile", rng=rng)
     margins = pw.subset(source_a="proxy")
     assert list(margins.labels["source_b"]) == list(MODELS)
@@ -163,28 +170,25 @@ def proxy_bootstrap(S: np.ndarray, perturbed, rng) -> tuple:
     return margins, claim
 
 
-def human_draws(ref, items, n_unknown, rng) -> np.ndarray:
+def human_draws(ref, items, n_unknown, rng, n_boot: int = N_BOOT) -> np.ndarray:
     """Dirichlet draws of the target's and the proxy's shares: (B, items, 2, K_max)."""
-    d = dirichlet_reference(ref, n_resamples=N_BOOT, n_unknown=n_unknown, items=items, groups=[TARGET, PROXY],
+    d = dirichlet_reference(ref, n_resamples=n_boot, n_unknown=n_unknown, items=items, groups=[TARGET, PROXY],
                             rng=rng)
     return d.draws, d
 
 
-def model_draws(counts: np.ndarray, rng) -> np.ndarray:
+def model_draws(counts: np.ndarray, rng, n_boot: int = N_BOOT) -> np.ndarray:
     """Dirichlet draws of each model's answer shares from its own finite sample (n known, deff 1)."""
     M, Q, kmax = counts.shape
     n = counts.sum(-1)  # (M, Q)
     shares = counts / n[..., None]
-    d = dirichlet_reference(np.transpose(shares, (1, 0, 2)), n.T, n_resamples=N_BOOT, deff=1.0, prior=0.0, rng=rng)
+    d = dirichlet_reference(np.transpose(shares, (1, 0, 2)), n.T, n_resamples=n_boot, deff=1.0, prior=0.0, rng=rng)
     return np.transpose(d.draws, (0, 2, 1, 3))  # (B, M, Q, K)
 
 
 def run(n_boot: int | None = None, n_perm: int | None = None, seed: int = SEED, audit: bool = True) -> dict:
-    global N_BOOT, N_PERM
-    if n_boot:
-        N_BOOT = n_boot
-    if n_perm:
-        N_PERM = n_perm
+    n_boot = n_boot or N_BOOT
+    n_perm = n_perm or N_PERM
     gen = np.random.default_rng(seed)
     g_sim, g_boot, g_hum, g_mod, g_aud = gen.spawn(5)
     ref_all = load_menavalues()
@@ -214,18 +218,18 @@ def run(n_boot: int | None = None, n_perm: int | None = None, seed: int = SEED, 
     variants += [("truth: models' own distributions; items + human noise (n_unknown = 1000)", 1000, False, S_true)]
     boot_seeds = g_boot.spawn(len(variants))
     hum_seeds = dict(zip(N_UNKNOWN, g_hum.spawn(len(N_UNKNOWN))))
-    mdraw = model_draws(counts, g_mod)
+    mdraw = model_draws(counts, g_mod, n_boot)
     hum_cache = {}
     for (label, n_unk, with_models, S_v), gb in zip(variants, boot_seeds):
         pert = None
         p_v = p_true if S_v is S_true else p_models
         if n_unk is not None:
             if n_unk not in hum_cache:
-                hum_cache[n_unk] = human_draws(ref, items, n_unk, hum_seeds[n_unk])[0]
+                hum_cache[n_unk] = human_draws(ref, items, n_unk, hum_seeds[n_unk], n_boot)[0]
             hd = hum_cache[n_unk]
-            pm = mdraw if with_models else np.broadcast_to(p_v, (N_BOOT, *p_v.shape))
+            pm = mdraw if with_models else np.broadcast_to(p_v, (n_boot, *p_v.shape))
             pert = similarities(hd[:, :, 0, :], hd[:, :, 1, :], pm)  # (B, items, 1 + M)
-        margins, claim = proxy_bootstrap(S_v, pert, gb)
+        margins, claim = proxy_bootstrap(S_v, pert, gb, n_boot)
         for res, what in ((margins, "margin"), (claim, "claim")):
             f = res.to_frame(0.95)
             for j in range(len(f)):
@@ -252,8 +256,8 @@ def run(n_boot: int | None = None, n_perm: int | None = None, seed: int = SEED, 
         resp = make_responses(resp_df.drop(columns="k"), ref)
         out = []
         for m, ga in zip(MODELS, g_aud.spawn(len(MODELS))):
-            a = audit_claim(resp, ref, Claim.human_proxy(PROXY, target=TARGET, model=m), n_resamples=N_BOOT,
-                            n_permutations=N_PERM, rng=ga)
+            a = audit_claim(resp, ref, Claim.human_proxy(PROXY, target=TARGET, model=m), n_resamples=n_boot,
+                            n_permutations=n_perm, rng=ga)
             v = a.verdicts.iloc[0]
             f = a.to_frame()
             out.append({"model": m, "verdict": v["verdict"], "share_holds": v["share_holds"],
@@ -270,6 +274,7 @@ def figure(res: dict, path: Path) -> None:
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
+    from robustalign.figures import save_figure
     from robustalign.plots import PALETTE, RC
 
     t = res["table"]
@@ -297,9 +302,7 @@ def figure(res: dict, path: Path) -> None:
         ax.set_title(f"'{PROXY}'s humans are a closer proxy for {TARGET} than any model': margins over "
                      f"{res['n_items']} items", loc="left")
         fig.legend(frameon=False, fontsize=6, loc="outside lower center", ncol=2)
-        for ext in ("pdf", "png"):
-            fig.savefig(path.with_suffix(f".{ext}"))
-        plt.close(fig)
+        save_figure(fig, path)
 
 
 def main() -> None:

@@ -624,6 +624,7 @@ def figure(summary: pd.DataFrame, reps: pd.DataFrame, human: dict, path: Path) -
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
+    from robustalign.figures import save_figure
     from robustalign.plots import PALETTE, RC
 
     with mpl.rc_context(RC):
@@ -683,9 +684,7 @@ def figure(summary: pd.DataFrame, reps: pd.DataFrame, human: dict, path: Path) -
         ax.invert_yaxis()
         ax.set_xlabel("between-country SD of mean position")
         ax.set_title("(c) human benchmark", loc="left")
-        for ext in ("pdf", "png"):
-            fig.savefig(path.with_suffix(f".{ext}"))
-        plt.close(fig)
+        save_figure(fig, path)
 
 
 def main() -> None:

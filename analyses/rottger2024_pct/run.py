@@ -64,30 +64,29 @@ def short(model: str) -> str:
 CONVENTIONS = ["valid", "valid, no disclaimer", "valid, not opening with a disclaimer"]
 
 
-def opening(responses, experiment: str):
-    """The paper's convention approximated: valid answers whose completion opens with a disclaimer
-    become refusals (rows matched to the raw completions by the loader's ``row``)."""
-    raw = load_llm_values_pct_raw(experiment)
+def _as_refusals(responses, hit):
+    """Valid answers where ``hit`` marked ``refusal`` (kept, so rates keep their denominators)."""
     d = responses.data.copy()
-    text = raw["completion"].astype(str).to_numpy()[d["row"].to_numpy()]
-    opens = np.array([bool(OPENING_DISCLAIMER.match(t)) for t in text])
-    hit = opens & (d["status"] == "valid").to_numpy()
+    hit = np.asarray(hit, bool) & (d["status"] == "valid").to_numpy()
     d.loc[hit, "status"] = "refusal"
     d.loc[hit, "option"] = pd.NA
     return replace(responses, data=d)
 
 
+def opening(responses, experiment: str):
+    """The paper's convention approximated: valid answers whose completion opens with a disclaimer
+    become refusals (rows matched to the raw completions by the loader's ``row``)."""
+    raw = load_llm_values_pct_raw(experiment)
+    text = raw["completion"].astype(str).to_numpy()[responses.data["row"].to_numpy()]
+    return _as_refusals(responses, [bool(OPENING_DISCLAIMER.match(t)) for t in text])
+
+
 def strict(responses):
     """The paper's convention: an answer that comes with a disclaimer is not counted as an answer.
 
-    Rows whose parse rule ends in ``+disclaimer`` are marked ``refusal`` (kept, so rates keep their
-    denominators); everything else is unchanged.
+    Valid rows whose parse rule ends in ``+disclaimer`` become refusals; everything else is unchanged.
     """
-    d = responses.data.copy()
-    disc = d["parse_rule"].astype(str).str.endswith("+disclaimer") & (d["status"] == "valid")
-    d.loc[disc, "status"] = "refusal"
-    d.loc[disc, "option"] = pd.NA
-    return replace(responses, data=d)
+    return _as_refusals(responses, responses.data["parse_rule"].astype(str).str.endswith("+disclaimer"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,6 +199,7 @@ def figures(stab, res: dict, valid_f: pd.DataFrame) -> None:
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
+    from robustalign.figures import save_figure
     from robustalign.plots import PALETTE, RC
 
     # specification curves: one two-panel figure (curve + choices) per pair x convention
@@ -209,15 +209,9 @@ def figures(stab, res: dict, valid_f: pd.DataFrame) -> None:
                 ax = res[(a, b, conv)].plot()
                 ax.set_title(f"{short(a)} agrees more than {short(b)} ({conv})", fontsize=7)
                 tag = f"pair{i + 1}_{'all' if j == 0 else 'strict'}"
-                for ext in ("pdf", "png"):
-                    ax.figure.savefig(OUT / f"specification_curve_{tag}.{ext}")
-                plt.close(ax.figure)
+                save_figure(ax, OUT / f"specification_curve_{tag}")
 
-        ax = stab.plot()
-        fig = ax.figure if hasattr(ax, "figure") else ax[0].figure
-        for ext in ("pdf", "png"):
-            fig.savefig(OUT / f"paraphrase_stability.{ext}")
-        plt.close(fig)
+        save_figure(stab.plot(), OUT / "paraphrase_stability")
 
         fig, axes = plt.subplots(2, 5, figsize=(6.9, 3.2), layout="constrained", sharex=True, sharey=True)
         x = np.arange(len(FORCING_LEVELS))
@@ -237,9 +231,7 @@ def figures(stab, res: dict, valid_f: pd.DataFrame) -> None:
         axes[0, 0].set_ylabel("valid answers (%)")
         axes[1, 0].set_ylabel("valid answers (%)")
         axes[0, 0].legend(fontsize=5, frameon=False, loc="lower right")
-        for ext in ("pdf", "png"):
-            fig.savefig(OUT / f"validity_by_forcing.{ext}")
-        plt.close(fig)
+        save_figure(fig, OUT / "validity_by_forcing")
 
 
 def main() -> None:

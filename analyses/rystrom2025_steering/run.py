@@ -323,6 +323,7 @@ def figure(repro: pd.DataFrame, widths: pd.DataFrame, diffs: pd.DataFrame, path:
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
+    from robustalign.figures import save_figure
     from robustalign.plots import PALETTE, RC
 
     with mpl.rc_context(RC):
@@ -356,9 +357,7 @@ def figure(repro: pd.DataFrame, widths: pd.DataFrame, diffs: pd.DataFrame, path:
         ax.set_xlabel("congruent - incongruent Spearman (95%)")
         ax.set_title("Does congruent steering help?")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
-        for ext in ("pdf", "png"):
-            fig.savefig(path.with_suffix(f".{ext}"))
-        plt.close(fig)
+        save_figure(fig, path)
 
 
 def main(argv=None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -25,15 +25,21 @@ STR = r"""(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")"""
 NUM = r"(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
 
 
-def expand_paths(paths, patterns: Sequence[str], what: str) -> list[Path]:
-    """Files named by ``paths`` (one path or several); directories are searched recursively."""
+def expand_paths(paths, patterns: Sequence[str], what: str,
+                 find: Callable[[Path], Iterable[Path]] | None = None) -> list[Path]:
+    """Files named by ``paths`` (one path or several); directories are searched recursively.
+
+    ``find(folder)`` lists a folder's files when the tool has its own listing; by default every file
+    matching one of ``patterns``.
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     out: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found = sorted({f for pat in patterns for f in p.rglob(pat) if f.is_file()})
+            found = (sorted(find(p)) if find is not None
+                     else sorted({f for pat in patterns for f in p.rglob(pat) if f.is_file()}))
             if not found:
                 raise SchemaError(
                     f"{str(p)!r}: no {what} found in this folder (looked for {list(patterns)}). "

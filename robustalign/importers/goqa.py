@@ -52,8 +52,7 @@ from robustalign.schema import ExclusionLog, Reference, Scale, make_reference
 
 __all__ = ["from_goqa", "read_goqa_questions"]
 
-_DICT_TOKENS = tokens_re(STR, rf"{NUM}(?![\w.])")
-_LIST_TOKENS = tokens_re(STR, rf"{NUM}(?![\w.])")
+_TOKENS = tokens_re(STR, rf"{NUM}(?![\w.])")  # strings and numbers in lists and dicts
 _DEFAULTDICT = re.compile(r"\s*(?:defaultdict\(\s*<class '(?:list|float)'>\s*,\s*)?(?P<body>\{.*\})\s*\)?\s*", re.S)
 _NON_NATIONAL = re.compile(r"\(\s*non-?\s*national", re.I)
 
@@ -219,7 +218,7 @@ def _ids(raw: pd.DataFrame, p: Path, id_prefix: str, item_col: str | None) -> li
 
 
 def _options(text: str, where: str) -> list[str]:
-    v = literal(text, _LIST_TOKENS, f"{where}: field `options`", "a list of option texts like ['Yes', 'No']")
+    v = literal(text, _TOKENS, f"{where}: field `options`", "a list of option texts like ['Yes', 'No']")
     if not isinstance(v, (list, tuple)) or not v or not all(isinstance(o, (str, int, float)) for o in v):
         raise SchemaError(f"{where}: field `options` must be a non-empty list of option texts; got {text[:200]!r}.")
     return [str(o) for o in v]
@@ -230,7 +229,7 @@ def _selections(text: str, where: str) -> dict[str, list[float]]:
     expected = "a dict of country -> list of shares, e.g. defaultdict(<class 'list'>, {'Belgium': [0.3, 0.7]})"
     if not m:
         raise SchemaError(f"{where}: field `selections`: expected {expected}; got {str(text)[:200]!r}.")
-    v = literal(m.group("body"), _DICT_TOKENS, f"{where}: field `selections`", expected)
+    v = literal(m.group("body"), _TOKENS, f"{where}: field `selections`", expected)
     ok = isinstance(v, dict) and all(
         isinstance(c, str) and isinstance(x, (list, tuple)) and all(
             isinstance(s, (int, float)) and not isinstance(s, bool) for s in x

@@ -61,6 +61,7 @@ from robustalign._errors import SchemaError, preview
 from robustalign.importers._common import (
     attach,
     check_factor_names,
+    expand_paths,
     finish,
     is_scalar,
     norm_text,
@@ -256,21 +257,10 @@ def from_inspect(
 def _log_files(logs) -> list[Path]:
     from inspect_ai.log import list_eval_logs
 
-    if isinstance(logs, (str, Path)):
-        logs = [logs]
-    files: list[Path] = []
-    for p in logs:
-        p = Path(p)
-        if p.is_dir():
-            found = sorted(Path(_local(i.name)) for i in list_eval_logs(str(p), recursive=True))
-            if not found:
-                raise SchemaError(f"{str(p)!r}: no Inspect logs (.eval or .json) in this folder. Check the log_dir.")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise SchemaError(f"file not found: {str(p)!r}. Check the path.")
-    return files
+    def find(folder: Path) -> list[Path]:  # inspect_ai's own listing: it knows which files are logs
+        return [Path(_local(i.name)) for i in list_eval_logs(str(folder), recursive=True)]
+
+    return expand_paths(logs, ["*.eval", "*.json"], "Inspect logs", find=find)
 
 
 def _local(uri: str) -> str:

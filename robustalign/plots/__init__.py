@@ -12,6 +12,8 @@ stability                      :func:`plot_factor_effects` (against the human ba
                                :func:`plot_flip_rates`
 steerability                   :func:`plot_steering_matrix`, :func:`plot_steering_gains`,
                                :func:`plot_steerability`
+extrapolability                :func:`plot_extrapolability`, :func:`plot_transfer`,
+                               :func:`plot_split_half`
 multiverse audit of a claim    :func:`plot_specification_curve`
 Bayesian fit                   :func:`plot_variance_shares`
 calibration                    :func:`plot_calibration`, :func:`plot_sbc_ranks`
@@ -24,9 +26,10 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import PALETTE, RC, new_axes
+from robustalign.plots._style import PALETTE, RC, dodge, interval_err, new_axes
 from robustalign.plots.alignment import plot_alignment_forest, plot_flip_heatmap, plot_rank_caterpillar
 from robustalign.plots.calibration import plot_calibration, plot_sbc_ranks
+from robustalign.plots.extrapolability import plot_extrapolability, plot_split_half, plot_transfer
 from robustalign.plots.multiverse import plot_specification_curve
 from robustalign.plots.stability import plot_factor_effects, plot_flip_rates
 from robustalign.plots.steerability import plot_steerability, plot_steering_gains, plot_steering_matrix
@@ -35,6 +38,7 @@ from robustalign.plots.variance import plot_variance_shares
 __all__ = [
     "plot_alignment_forest",
     "plot_calibration",
+    "plot_extrapolability",
     "plot_factor_effects",
     "plot_flip_heatmap",
     "plot_flip_rates",
@@ -42,19 +46,13 @@ __all__ = [
     "plot_rates",
     "plot_sbc_ranks",
     "plot_specification_curve",
+    "plot_split_half",
     "plot_steerability",
     "plot_steering_gains",
     "plot_steering_matrix",
+    "plot_transfer",
     "plot_variance_shares",
 ]
-
-try:  # written alongside; re-exported once it exists
-    from robustalign.plots.extrapolability import *  # noqa: F403
-    from robustalign.plots.extrapolability import __all__ as _extrapolability_all
-
-    __all__ += list(_extrapolability_all)
-except ImportError:  # pragma: no cover - depends on the module being present
-    pass
 
 
 def plot_rates(result, ax=None, *, confidence_level: float | None = None):
@@ -69,10 +67,8 @@ def plot_rates(result, ax=None, *, confidence_level: float | None = None):
         levels = list(dict.fromkeys(f[result.condition])) if result.condition else [None]
         for j, lev in enumerate(levels):
             m = (f[result.condition] == lev).to_numpy() if lev is not None else np.ones(len(f), bool)
-            off = (j - (len(levels) - 1) / 2) * 0.8 / max(1, len(levels))
-            ax.errorbar(f.loc[m, "estimate"], y[m] + off,
-                        xerr=_err(f[m]),
-                        fmt="o", ms=3, color=PALETTE[j % len(PALETTE)], label=str(lev) if lev is not None else None)
+            ax.errorbar(f.loc[m, "estimate"], y[m] + dodge(j, len(levels), 0.8), xerr=interval_err(f[m]), fmt="o",
+                        ms=3, color=PALETTE[j % len(PALETTE)], label=str(lev) if lev is not None else None)
         ax.set_yticks(range(len(cats)), cats)
         ax.invert_yaxis()
         ax.set_xlim(-0.02, 1.02)
@@ -80,9 +76,3 @@ def plot_rates(result, ax=None, *, confidence_level: float | None = None):
         if result.condition:
             ax.legend(title=result.condition, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     return ax
-
-
-def _err(f):
-    """Non-negative error-bar lengths from estimate and interval columns."""
-    est = f["estimate"].to_numpy(float)
-    return np.clip([est - f["conf_low"].to_numpy(float), f["conf_high"].to_numpy(float) - est], 0, None)

@@ -8,14 +8,9 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import PALETTE, RC, SINGLE_COLUMN, new_axes
+from robustalign.plots._style import PALETTE, RC, SINGLE_COLUMN, dodge, interval_err, new_axes
 
 __all__ = ["plot_alignment_forest", "plot_flip_heatmap", "plot_rank_caterpillar"]
-
-
-def _err(f):
-    est = f["estimate"].to_numpy(float)
-    return np.clip([est - f["conf_low"].to_numpy(float), f["conf_high"].to_numpy(float) - est], 0, None)
 
 
 def _short(name: str, n: int = 26) -> str:
@@ -62,9 +57,9 @@ def plot_alignment_forest(result, ax=None, *, row: str = "model", confidence_lev
         y = np.array([rows.index(v) for v in f[row]], float)
         for j, lev in enumerate(levels):
             m = (f[colour] == lev).to_numpy() if colour else np.ones(len(f), bool)
-            off = (j - (len(levels) - 1) / 2) * 0.75 / max(1, len(levels))
-            ax.errorbar(f.loc[m, "estimate"], y[m] + off, xerr=_err(f[m]), fmt="o", ms=2.5, lw=0.8, capsize=0,
-                        color=PALETTE[j % len(PALETTE)], label=str(lev) if lev is not None else None)
+            ax.errorbar(f.loc[m, "estimate"], y[m] + dodge(j, len(levels), 0.75), xerr=interval_err(f[m]),
+                        fmt="o", ms=2.5, lw=0.8, capsize=0, color=PALETTE[j % len(PALETTE)],
+                        label=str(lev) if lev is not None else None)
         ax.set_yticks(range(len(rows)), [_short(r) for r in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)
         for k in range(1, len(rows)):
@@ -94,10 +89,9 @@ def plot_rank_caterpillar(result, ax=None, *, within: str | None = "group", row:
         y = np.array([rows.index(v) for v in rk[row]], float)
         for j, lev in enumerate(levels):
             m = (rk[w] == lev).to_numpy() if w else np.ones(len(rk), bool)
-            off = (j - (len(levels) - 1) / 2) * 0.75 / max(1, len(levels))
             r = rk[m]
-            err = np.clip([r["rank"] - r["rank_low"], r["rank_high"] - r["rank"]], 0, None)
-            ax.errorbar(r["rank"], y[m] + off, xerr=err, fmt="s", ms=2.5, lw=0.8, capsize=0,
+            ax.errorbar(r["rank"], y[m] + dodge(j, len(levels), 0.75),
+                        xerr=interval_err(r, "rank", "rank_low", "rank_high"), fmt="s", ms=2.5, lw=0.8, capsize=0,
                         color=PALETTE[j % len(PALETTE)], label=str(lev) if lev is not None else None)
         ax.set_yticks(range(len(rows)), [_short(r) for r in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)

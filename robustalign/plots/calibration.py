@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import HUMAN_BAND, PALETTE, RC, SINGLE_COLUMN, new_axes
+from robustalign.plots._style import HUMAN_BAND, PALETTE, RC, SINGLE_COLUMN, interval_err, new_axes
 
 __all__ = ["plot_calibration", "plot_sbc_ranks"]
 
@@ -35,9 +35,7 @@ def plot_calibration(result, ax=None, *, by: str = "method"):
         for j, lev in enumerate(levels):
             g = f[f[by] == lev] if lev is not None else f
             off = (j - (len(levels) - 1) / 2) * 0.006
-            est = g["estimate"].to_numpy(float)
-            err = np.clip([est - g["conf_low"].to_numpy(float), g["conf_high"].to_numpy(float) - est], 0, None)
-            ax.errorbar(g["nominal"] + off, est, yerr=err, fmt="o-", ms=3, lw=0.8, capsize=1.5,
+            ax.errorbar(g["nominal"] + off, g["estimate"], yerr=interval_err(g), fmt="o-", ms=3, lw=0.8, capsize=1.5,
                         color=PALETTE[j % len(PALETTE)], label=str(lev) if lev is not None else None)
         ax.set_xlim(lo, 1.0)
         ax.set_ylim(lo, 1.0)

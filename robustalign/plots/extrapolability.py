@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustalign.plots._style import HUMAN_BAND, PALETTE, new_axes
+from robustalign.plots._style import HUMAN_BAND, PALETTE, interval_err, new_axes
 
 __all__ = ["plot_extrapolability", "plot_split_half", "plot_transfer"]
 
@@ -46,9 +46,8 @@ def plot_transfer(result, ax=None, *, confidence_level: float | None = None):
             sel &= tr[c].astype(str).to_numpy() == str(u[c])
         t = tr[sel].set_index(["domain_a", "domain_b"]).reindex(pairs)
         xs = x - 0.3 + width * (k + 0.5)
-        est = t["estimate"].to_numpy(float)
-        ax.errorbar(xs, est, yerr=[est - t["conf_low"].to_numpy(float), t["conf_high"].to_numpy(float) - est],
-                    fmt="o", ms=3, lw=0.8, color=PALETTE[k % len(PALETTE)], label=_unit_name(u, keys))
+        ax.errorbar(xs, t["estimate"].to_numpy(float), yerr=interval_err(t), fmt="o", ms=3, lw=0.8,
+                    color=PALETTE[k % len(PALETTE)], label=_unit_name(u, keys))
     ax.axhline(0, color="0.6", lw=0.6, ls=":")
     ax.set_xticks(x)
     ax.set_xticklabels([f"{a} | {b}" if a != "all pairs" else "mean" for a, b in pairs], rotation=45, ha="right")
@@ -68,9 +67,7 @@ def plot_split_half(result, ax=None, *, confidence_level: float | None = None):
     y = np.arange(len(m))
     ax.axvspan(h["conf_low"], h["conf_high"], color=HUMAN_BAND, alpha=0.5, lw=0, label="humans")
     ax.axvline(h["estimate"], color="0.4", lw=1)
-    est = m["estimate"].to_numpy(float)
-    ax.errorbar(est, y, xerr=[est - m["conf_low"].to_numpy(float), m["conf_high"].to_numpy(float) - est], fmt="o",
-                ms=3, lw=0.8, color=PALETTE[0])
+    ax.errorbar(m["estimate"].to_numpy(float), y, xerr=interval_err(m), fmt="o", ms=3, lw=0.8, color=PALETTE[0])
     ax.set_yticks(y)
     ax.set_yticklabels([_unit_name(r, keys) for r in m.to_dict("records")])
     ax.set_xlabel("split-half reliability of the group ranking (Spearman-Brown)")

@@ -6,14 +6,9 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import HUMAN_BAND, PALETTE, RC, new_axes
+from robustalign.plots._style import HUMAN_BAND, PALETTE, RC, dodge, interval_err, new_axes
 
 __all__ = ["plot_factor_effects", "plot_flip_rates"]
-
-
-def _err(f):
-    est = f["estimate"].to_numpy(float)
-    return np.clip([est - f["conf_low"].to_numpy(float), f["conf_high"].to_numpy(float) - est], 0, None)
 
 
 def plot_factor_effects(result, ax=None, *, confidence_level: float | None = None):
@@ -29,8 +24,8 @@ def plot_factor_effects(result, ax=None, *, confidence_level: float | None = Non
         y = np.array([units.index(u) for u in f[by]], float)
         for j, fac in enumerate(factors):
             m = (f["factor"] == fac).to_numpy()
-            off = (j - (len(factors) - 1) / 2) * 0.8 / max(1, len(factors))
-            ax.errorbar(f.loc[m, "estimate"], y[m] + off, xerr=_err(f[m]), fmt="o", ms=3,
+            off = dodge(j, len(factors), 0.8)
+            ax.errorbar(f.loc[m, "estimate"], y[m] + off, xerr=interval_err(f[m]), fmt="o", ms=3,
                         color=PALETTE[j % len(PALETTE)], label=str(fac))
             for yy, d in zip(y[m] + off, f.loc[m, "benchmark"]):
                 if np.isfinite(d):
@@ -60,13 +55,12 @@ def plot_flip_rates(result, ax=None, *, confidence_level: float | None = None):
         y = np.array([units.index(u) for u in fr[by]], float)
         for j, fac in enumerate(factors):
             m = (fr["factor"] == fac).to_numpy()
-            off = (j - (len(factors) - 1) / 2) * 0.8 / max(1, len(factors))
-            ax.errorbar(fr.loc[m, "estimate"], y[m] + off, xerr=_err(fr[m]), fmt="o", ms=3,
-                        color=PALETTE[j % len(PALETTE)], label=str(fac))
+            ax.errorbar(fr.loc[m, "estimate"], y[m] + dodge(j, len(factors), 0.8), xerr=interval_err(fr[m]),
+                        fmt="o", ms=3, color=PALETTE[j % len(PALETTE)], label=str(fac))
         if len(rt):
             rt = rt[rt[by].isin(units)]
             yr = np.array([units.index(u) for u in rt[by]], float)
-            ax.errorbar(rt["estimate"], yr, xerr=_err(rt), fmt="o", mfc="none", ms=4, color="0.3",
+            ax.errorbar(rt["estimate"], yr, xerr=interval_err(rt), fmt="o", mfc="none", ms=4, color="0.3",
                         label="test-retest")
         ax.set_yticks(range(len(units)), [str(u) for u in units])
         ax.invert_yaxis()

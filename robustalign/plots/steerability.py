@@ -7,7 +7,7 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC, new_axes
+from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC, interval_err, new_axes
 
 __all__ = ["plot_steerability", "plot_steering_gains", "plot_steering_matrix"]
 
@@ -82,7 +82,7 @@ def plot_steering_gains(result, ax=None, *, confidence_level: float | None = Non
     with mpl.rc_context(RC):
         y = np.arange(len(f))
         est = f["estimate"].to_numpy(float)
-        err = np.clip([est - f["conf_low"].to_numpy(float), f["conf_high"].to_numpy(float) - est], 0, None)
+        err = interval_err(f)
         sig = (f["p_adjusted"] <= result.provenance["alpha"]).to_numpy()
         colors = np.where(sig, PALETTE[0], "0.5")
         for i in range(len(f)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import PALETTE, RC, new_axes
+from robustalign.plots._style import PALETTE, RC, interval_err, new_axes
 
 __all__ = ["plot_variance_shares"]
 
@@ -32,8 +32,7 @@ def plot_variance_shares(fit, ax=None, *, confidence_level: float = 0.9):
             ax.barh(y, wide[c], left=left, color=col, height=0.7, label=c.replace("_", " "), lw=0)
             left += wide[c].to_numpy()
         si = vs[vs["component"] == "stability_index"].set_index("model").loc[models]
-        ax.errorbar(si["estimate"], y, xerr=np.clip([si["estimate"] - si["conf_low"], si["conf_high"] - si["estimate"]],
-                    0, None), fmt="|", color="black", ms=6, capsize=2, lw=0.8,
+        ax.errorbar(si["estimate"], y, xerr=interval_err(si), fmt="|", color="black", ms=6, capsize=2, lw=0.8,
                     label=f"stability index ({confidence_level:.0%} interval)")
         ax.set_yticks(y, [str(m) for m in models])
         ax.set_ylim(len(models) - 0.5, -0.5)

@@ -215,7 +215,6 @@ def _with_notes(fn, *args, **kwargs):
 class _Progress:
     def __init__(self, progress):
         self.fn = progress
-        self.t0 = time.time()
         self.timings = {}
         self._cur = None
         self._t = None
@@ -322,8 +321,6 @@ def run_audit(
     if against is not None and against not in data.columns:
         raise RobustAlignError(f"[alignment] against = {against!r} is not a column of the responses; columns are "
                                f"{list(data.columns)}.")
-    if against is None and has_steer and design.steering.get("against_steer", True):
-        against = None  # steering data are compared with every group in the alignment table
 
     common = dict(part=part_name, n_resamples=nres, n_permutations=nperm, level=level)
 
@@ -446,13 +443,13 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
     m0 = metrics[0]
     res0 = results[m0]
     rk0 = tables["alignment_ranks"].query("metric == @m0")
+    est = tab[tab["metric"] == m0]
     rows = []
     n_items = len(responses.items)
     for grp, r in rk0.groupby("group", sort=False):
         r = r.sort_values("rank")
         lead = r.iloc[0]
         tied = r[r["rank_low"] <= 1]
-        est = res0.to_frame()
         e = est[(est["group"] == grp) & (est["model"] == lead["model"])].iloc[0]
         head = (f"{m0} alignment with {grp}: {lead['model']} ranks first, {ci(e['estimate'], e['conf_low'], e['conf_high'])}, "
                 f"rank interval {int(lead['rank_low'])}-{int(lead['rank_high'])}, P(rank 1) = {lead['p_top']:.2f}")

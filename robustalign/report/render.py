@@ -26,37 +26,52 @@ WORDS = {
 ORDER = ["supported", "not supported", "inconclusive"]
 
 
-def prepare_out(out, force: bool) -> Path:
-    """Create ``out``; refuse a non-empty existing directory unless ``force`` (never overwrite silently)."""
+def check_out(out, force: bool) -> Path:
+    """Refuse an ``out`` that is a file, or a non-empty directory unless ``force`` (never overwrite silently)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RobustAlignError(f"output path {str(out)!r} exists and is not a directory; choose another --out.")
     if out.exists() and any(out.iterdir()) and not force:
         raise RobustAlignError(f"output directory {str(out)!r} exists and is not empty; choose another --out "
                                "or pass --force to overwrite it.")
+    return out
+
+
+def prepare_out(out, force: bool) -> Path:
+    """Create ``out`` after :func:`check_out`."""
+    out = check_out(out, force)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
 
-def _n(x) -> str:
-    return f"{int(x):,}" if x is not None and np.isfinite(x) else ""
+def _needed(r) -> str:
+    """The sample size an inconclusive verdict would need, formatted, or ``""``."""
+    n = r["n_needed"]
+    return f"{int(n):,}" if r["verdict"] == "inconclusive" and n is not None and np.isfinite(n) else ""
+
+
+def _count_line(v: pd.DataFrame) -> str:
+    counts = v["verdict"].value_counts()
+    return (f"{len(v)} verdicts: {counts.get('supported', 0)} hold, {counts.get('not supported', 0)} do not "
+            f"hold, {counts.get('inconclusive', 0)} cannot be judged at this sample size.")
+
+
+def _groups(v: pd.DataFrame):
+    """``(key, rows)`` for each kind of verdict present, in the report's order."""
+    for key in ORDER:
+        sub = v[v["verdict"] == key]
+        if len(sub):
+            yield key, sub
 
 
 def verdict_lines(report) -> list[str]:
     """The verdicts in words, grouped: what holds, what does not, what cannot be judged (and the n needed)."""
     v = report.verdicts
-    lines = []
-    counts = v["verdict"].value_counts()
-    lines.append(f"{len(v)} verdicts: {counts.get('supported', 0)} hold, {counts.get('not supported', 0)} do not "
-                 f"hold, {counts.get('inconclusive', 0)} cannot be judged at this sample size.")
-    for key in ORDER:
-        sub = v[v["verdict"] == key]
-        if not len(sub):
-            continue
+    lines = [_count_line(v)]
+    for key, sub in _groups(v):
         lines.append(f"{WORDS[key].upper()} ({len(sub)}):")
         for _, r in sub.iterrows():
-            need = f" [needed: about {_n(r['n_needed'])}]" if key == "inconclusive" and np.isfinite(
-                r["n_needed"]) else ""
+            need = f" [needed: about {n}]" if (n := _needed(r)) else ""
             lines.append(f"  - {r['assessment']}: {r['reason']}{need}")
     return lines
 
@@ -126,16 +141,11 @@ def to_markdown(report, figs: dict) -> str:
         out.append(f"Data: {report.provenance['data']}\n")
     out.append("## Verdicts\n")
     v = report.verdicts
-    lines = verdict_lines(report)
-    out.append(lines[0] + "\n")
-    for key in ORDER:
-        sub = v[v["verdict"] == key]
-        if not len(sub):
-            continue
+    out.append(_count_line(v) + "\n")
+    for key, sub in _groups(v):
         out.append(f"### {WORDS[key]} ({len(sub)})\n")
         for _, r in sub.iterrows():
-            need = (f" **Needed: about {_n(r['n_needed'])}.**" if key == "inconclusive" and np.isfinite(r["n_needed"])
-                    else "")
+            need = f" **Needed: about {n}.**" if (n := _needed(r)) else ""
             out.append(f"- **{r['assessment']}** ({r['part']}): {r['reason']}{need}")
         out.append("")
     out.append("## Evidence\n")
@@ -231,17 +241,12 @@ def _html_table(df: pd.DataFrame, max_rows: int = 80) -> str:
 
 def verdicts_html(report) -> str:
     v = report.verdicts
-    lines = verdict_lines(report)
-    out = [f"<p><b>{_esc(lines[0])}</b></p>"]
-    for key in ORDER:
-        sub = v[v["verdict"] == key]
-        if not len(sub):
-            continue
+    out = [f"<p><b>{_esc(_count_line(v))}</b></p>"]
+    for key, sub in _groups(v):
         cls = key.replace(" ", "-")
         out.append(f"<h3>{_esc(WORDS[key])} ({len(sub)})</h3>")
         for _, r in sub.iterrows():
-            need = (f" <b>Needed: about {_n(r['n_needed'])}.</b>" if key == "inconclusive" and np.isfinite(r["n_needed"])
-                    else "")
+            need = f" <b>Needed: about {n}.</b>" if (n := _needed(r)) else ""
             out.append(f"<div class='v {cls}'><span class='badge b-{cls}'>{_esc(key.upper())}</span> "
                        f"<b>{_esc(r['assessment'])}</b> <small>({_esc(r['part'])})</small><br>"
                        f"{_esc(r['reason'])}{need}</div>")
