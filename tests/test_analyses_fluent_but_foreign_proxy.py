@@ -5,20 +5,14 @@ small-sample bias of JS similarity (sampled answers vs the models' own distribut
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from _analyses import load_analysis
 
 
 @pytest.fixture(scope="module")
 def res():
-    spec = importlib.util.spec_from_file_location("fbf_run", ROOT / "analyses" / "fluent_but_foreign_proxy" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_analysis("fluent_but_foreign_proxy")
     return mod, mod.run(n_boot=200, n_perm=500, audit=False)
 
 
@@ -26,6 +20,12 @@ def test_proxy_similarity_is_the_library_baseline(res):
     mod, r = res
     assert r["lib_proxy"] == pytest.approx(r["S"][:, 0].mean(), abs=1e-12)
     assert r["n_items"] == 590
+
+
+def test_reduced_run_uses_its_own_sizes_and_leaves_the_defaults(res):
+    mod, r = res
+    assert (r["table"]["n_resamples"] == 200).all()
+    assert (mod.N_BOOT, mod.N_PERM) == (2000, 10_000)  # a reduced run must not change the script's full run
 
 
 def test_margins_and_minimum(res):

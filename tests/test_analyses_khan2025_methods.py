@@ -5,22 +5,15 @@ WMD biased by unequal group sizes)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from _analyses import load_analysis
 
 
 @pytest.fixture(scope="module")
 def khan():
-    spec = importlib.util.spec_from_file_location("khan_run", ROOT / "analyses" / "khan2025_methods" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_analysis("khan2025_methods")
 
 
 def test_published_pilot_numbers(khan):

@@ -5,24 +5,13 @@ e.g. gpt-3.5-turbo-0613 0.0 / 82.3 / 85.5 / 87.1 / 90.3 % and Llama-2-70b-chat 2
 1.6 / 0.0 %. Counting disclaimed answers as invalid reproduces every cell of six models exactly.
 """
 
-import importlib.util
-from pathlib import Path
 
 import pytest
+from _analyses import load_analysis
 
 from robustalign.datasets.pct import PUBLISHED_VALID_COUNTS
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("rottger_run", ROOT / "analyses" / "rottger2024_pct" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-run = _load()
+run = load_analysis("rottger2024_pct")
 PAPER = {  # % of 62, jail-01..05, as printed in the paper
     "gpt-3.5-turbo-0613": [0.0, 82.3, 85.5, 87.1, 90.3],
     "meta-llama/Llama-2-70b-chat-hf": [29.0, 75.8, 79.0, 1.6, 0.0],

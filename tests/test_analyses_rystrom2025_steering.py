@@ -4,23 +4,12 @@ Independent reference: the authors' own 1,000-round table (``published_bootstrap
 Spearman values stated in the data README. Reduced size: 400 resamples.
 """
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _analyses import load_analysis
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("rystrom_run", ROOT / "analyses" / "rystrom2025_steering" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-run = _load()
+run = load_analysis("rystrom2025_steering")
 
 # plain Spearman by language x congruence on the raw file (congruent, incongruent), data README
 PLAIN = {"da": (0.188, 0.250), "en": (0.423, 0.399), "nl": (0.467, 0.398), "pt": (0.332, 0.169)}
