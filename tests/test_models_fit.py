@@ -82,6 +82,8 @@ def test_centred_branch_recovers_components_and_effects(recovery_centred):
     est = fit.conf_int(LEVEL).set_index("parameter")["estimate"]
     got = [est[f"mu_model[{m}]"] for m in sim.truth["models"]]
     assert np.argsort(got).tolist() == np.argsort(sim.truth["mu_model"]).tolist()
+    with pytest.raises(ValueError, match="joint human component"):
+        fit.alignment_draws(scope="population")
 
 
 def _format_effect_truth(sim):
@@ -117,6 +119,47 @@ def test_factor_vs_human_recovers_the_truth_ratio(recovery):
     row = fit.factor_vs_human(LEVEL).query("factor == 'format' and model == 'all'").iloc[0]
     assert row["conf_low"] <= rho <= row["conf_high"]
     assert 0 <= row["p_exceeds"] <= 1 and bool(row["converged"])
+
+
+def _population_alignment_truth(sim, n_new=200_000, seed=0):
+    """1 - E|model position - human position| over new items drawn from the generating model (MC)."""
+    from scipy.special import expit
+
+    t, g = sim.truth, np.random.default_rng(seed)
+    sd, K = t["sd"], t["tau"].shape[1] + 1
+    base = np.log(np.arange(1, K) / (K - np.arange(1, K)))
+    n_fmt, M, C = t["factors"]["format"], len(t["models"]), len(t["groups"])
+
+    def pos(eta, loc):  # mean position on [0, 1]: sum_k P(y > k) / (K - 1), tau = base - loc
+        return expit(eta[..., None] + loc.reshape(-1, *[1] * (eta.ndim - 1))[..., None] - base).sum(-1) / (K - 1)
+
+    loc = g.normal(0, sd["item"], n_new)
+    human = pos(t["mu_group"][None] + g.normal(0, sd["group_item"], (n_new, C)), loc)  # (R, C)
+    eta = (t["mu_model"][None, :, None, None] + g.normal(0, sd["model_item"], (n_new, M))[:, :, None, None]
+           + t["beta_model"]["format"][None, :, :, None] + g.normal(0, sd["item_format"], (n_new, 1, n_fmt, 1))
+           + t["order_effect"] * np.arange(2)[None, None, None, :])  # (R, M, formats, orders)
+    model = pos(eta, loc).mean((2, 3))  # every presentation equally often, as simulated
+    return 1 - np.abs(model[:, :, None] - human[:, None, :]).mean(0)  # (M, C)
+
+
+def test_population_alignment_covers_the_truth(recovery):
+    """Alignment over new items (METHODS 3.4) covers the generating model's value, and is wider than
+    the estimate for the 40 evaluated items (which carries no item-sampling uncertainty)."""
+    from scipy.stats import binomtest
+
+    sim, fit = recovery
+    truth = _population_alignment_truth(sim)
+    pop = fit.alignment(LEVEL, scope="population", rng=3)
+    ev = fit.alignment(LEVEL)
+    covered = [(r.conf_low <= truth[i, j] <= r.conf_high)
+               for (i, j), r in zip(np.ndindex(truth.shape), pop.itertuples())]
+    # 18 model x group pairs (correlated); coverage must not be significantly below 90%
+    assert binomtest(sum(covered), len(covered), LEVEL, alternative="less").pvalue > 0.01, (covered, pop, truth)
+    assert ((pop["conf_high"] - pop["conf_low"]) > (ev["conf_high"] - ev["conf_low"])).all()
+    assert set(pop["scope"]) == {"population"} and pop.attrs["rng"]["entropy"] == 3
+    again = fit.alignment(LEVEL, scope="population", rng=3)
+    assert np.array_equal(again["estimate"], pop["estimate"])  # the seed fixes the new items
+    assert fit.rank_probabilities(scope="population", rng=3)["probability"].between(0, 1).all()
 
 
 def test_outputs_are_tidy_and_flagged(recovery):

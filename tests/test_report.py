@@ -142,3 +142,22 @@ def test_run_audit_decides_assessments_from_the_design_factors():
     assert "stability" in keys and "steerability" in keys
     assert dict(rep.parts[0].not_run)["extrapolability"].startswith("no item domains")
     assert set(rep.verdicts["verdict"]) <= {"supported", "not supported", "inconclusive"}
+
+
+@pytest.mark.bayes
+def test_audit_bayes_section_reports_both_alignment_scopes_and_the_gate():
+    from robustalign.simulate import simulate
+
+    resp, ref = simulate(n_models=2, n_items=15, n_groups=3, factors={"format": 2}, n_orders=1, n_samples=5,
+                         rng=2).load()
+    design = AuditDesign.from_dict({"bayes": {"fit": True, "draws": 300, "tune": 300, "chains": 2}})
+    rep = run_audit(resp, ref, design=design, n_resamples=100, n_permutations=100, rng=0)
+    sec = rep.section("bayes")
+    fit = sec.results["fit"]
+    al = sec.tables["bayes_alignment"]
+    assert al.groupby("scope").size().to_dict() == {"evaluated": 6, "population": 6}
+    np.testing.assert_allclose(al.query("scope == 'evaluated'")["estimate"], fit.alignment()["estimate"])
+    assert al["converged"].eq(fit.converged).all()
+    # a fit that fails the gate becomes an inconclusive verdict; one that passes adds none
+    flagged = rep.verdicts["reason"].str.contains("Bayesian", na=False)
+    assert flagged.any() == (not fit.converged)

@@ -213,14 +213,44 @@ class BayesFit:
     def _alignment_cache(self) -> dict:
         return {}
 
-    def alignment_draws(self, match: str | None = None) -> np.ndarray:
+    def _match_levels(self, match: str) -> list[int]:
+        """Level code of ``match`` that belongs to each reference group."""
+        d = self.design
+        if match not in d.factors:
+            raise ValueError(f"`match` must be a modelled design factor {d.factors}; got {match!r}.")
+        lv = d.levels[match]
+        missing = [g for g in d.groups if g not in lv]
+        if missing:
+            raise ValueError(f"reference groups {missing} are not levels of `{match}` ({lv}).")
+        return [lv.index(g) for g in d.groups]
+
+    def alignment_draws(self, match: str | None = None, scope: str = "evaluated", n_new_items: int = 1000,
+                        rng=None) -> np.ndarray:
         """Posterior draws of alignment, (S, models, groups): 1 - mean over items of |model - human|.
 
         The model's expected answer on an item (mean position on [0, 1], or expected score) is
         averaged over the presentations in the design; ``match`` names a design factor whose levels
         are the reference groups (e.g. ``"language"``), so that group ``c`` is compared with the
         answers given under level ``c`` only.
+
+        ``scope="evaluated"`` averages over the items in the data (the conditional estimate);
+        ``scope="population"`` over new items drawn from the fitted item population (``n_new_items``
+        per draw, seeded by ``rng``), the estimand that generalises beyond the questions asked
+        (METHODS 3.4; needs the joint human component).
         """
+        if scope not in ("evaluated", "population"):
+            raise ValueError(f"`scope` must be 'evaluated' or 'population'; got {scope!r}.")
+        if scope == "population":
+            if match is not None:
+                self._match_levels(match)
+            # cached for an integer seed, so that the rank and flip tables of one call agree
+            key = ("population", match, n_new_items, int(rng)) if isinstance(rng, (int, np.integer)) else None
+            if key in self._alignment_cache:
+                return self._alignment_cache[key]
+            A = self._population_alignment(match, n_new_items, rng)
+            if key is not None:
+                self._alignment_cache[key] = A
+            return A
         if match in self._alignment_cache:
             return self._alignment_cache[match]
         d = self.design
@@ -238,41 +268,131 @@ class BayesFit:
                 mq = (sums / cnt).reshape(S, M, Q)
             dist = np.abs(mq[:, :, None, :] - h[:, None, :, :])  # (S, M, C, Q)
         else:
-            if match not in d.factors:
-                raise ValueError(f"`match` must be a modelled design factor {d.factors}; got {match!r}.")
-            lv = d.levels[match]
-            missing = [g for g in d.groups if g not in lv]
-            if missing:
-                raise ValueError(f"reference groups {missing} are not levels of `{match}` ({lv}).")
-            L = len(lv)
+            gl = self._match_levels(match)
+            L = len(d.levels[match])
             key = (d.idx["model"] * Q + d.idx["item"]) * L + d.idx[match]
             cnt = np.bincount(key, minlength=M * Q * L)
             sums = np.stack([np.bincount(key, weights=cm[s], minlength=M * Q * L) for s in range(S)])
             with np.errstate(invalid="ignore"):
                 mql = (sums / cnt).reshape(S, M, Q, L)
-            gl = [lv.index(g) for g in d.groups]
             mq = np.moveaxis(mql[..., gl], -1, 2)  # (S, M, C, Q)
             dist = np.abs(mq - h[:, None, :, :])
         A = 1 - np.nanmean(dist, axis=-1)
         self._alignment_cache[match] = A
         return A
 
-    def alignment(self, level: float = 0.9, match: str | None = None) -> pd.DataFrame:
-        """Alignment per model x group with intervals (see :meth:`alignment_draws` for the estimand)."""
+    def _population_alignment(self, match: str | None, n_new_items: int, rng) -> np.ndarray:
+        """Alignment over new items drawn from the fitted population (METHODS 3.4), (S, models, groups).
+
+        Per posterior draw, ``n_new_items`` new items get fresh item-level effects from their fitted
+        distributions: item location ~ N(0, sd_item), each model's opinion ~ N(0, sd_model_item[m]),
+        item x factor deviations ~ N(0, sd) centred over levels, each group's deviation ~
+        N(0, sd_group_item) centred over groups, and a scale length drawn from the items' own. Model
+        means and factor effects stay at their draws, and presentations are weighted as the model's
+        cells in the design (under level ``c`` of ``match`` for group ``c``). The mean position
+        difference is then averaged over the new items: an expectation over items the study did not ask.
+        """
+        from robustalign._rng import as_generator
+
+        d = self.design
+        if d.kind != "ordinal" or d.human_counts is None or not self._has("group_item"):
+            raise ValueError(
+                "population alignment needs the joint human component (an ordinal response model fitted "
+                "with `reference=`): human answers on items nobody asked come from the fitted group effects. "
+                "Use scope='evaluated' for the items in the data."
+            )
+        if not isinstance(n_new_items, (int, np.integer)) or n_new_items < 10:
+            raise ValueError(f"`n_new_items` must be an integer >= 10; got {n_new_items!r}.")
+        gen, _ = as_generator(rng)
+        M, C, G = len(d.models), len(d.groups), d.n_combos
+        combo = (np.ravel_multi_index([d.idx[f] for f in d.factors], d.shape(d.factors)) if d.factors
+                 else np.zeros(d.n_cells, np.int64))
+        if match is None:
+            W = np.zeros((M, 1, G))
+            np.add.at(W, (d.idx["model"], 0, combo), 1.0)
+        else:
+            lv = self._match_levels(match)
+            W = np.zeros((M, C, G))
+            lvl = d.idx[match]
+            for j, li in enumerate(lv):
+                sel = lvl == li
+                np.add.at(W, (d.idx["model"][sel], j, combo[sel]), 1.0)
+        W /= W.sum(-1, keepdims=True)
+        fixed = {t.name: t for t in d.terms if "item" not in t.axes}
+        S = min(self.max_draws, len(self._draws("sd_item")))
+        tab = {n: self._draws(n, thin=True) for n in fixed}
+        sd_item = self._draws("sd_item", thin=True)
+        sd_mi = self._draws("sd_model_item", thin=True)
+        ixf = {f: (self._draws(f"sd_item_x_{f}", thin=True) if self._has(f"sd_item_x_{f}") else np.ones(S))
+               for f in d.factors if d.interactions[f]}
+        mu_g, sd_gi = self._draws("mu_group", thin=True), self._draws("sd_group_item", thin=True)
+        K_new = gen.choice(d.K_item, size=n_new_items)
+        cuts = {K: self._draws(f"cutpoints_K{K}", thin=True) for K in np.unique(K_new)}
+        codes = {f: d.combo_codes(f) for f in d.factors}
+        R = n_new_items
+        A = np.empty((S, M, C))
+        for s in range(S):
+            base = np.zeros((M, G))
+            for name, t in fixed.items():
+                x = tab[name][s]
+                if t.axes == ("model",):
+                    base += x[:, None]
+                elif t.axes[0] == "model":
+                    base += x[:, codes[t.axes[1]]]
+                else:
+                    base += x[codes[t.axes[0]]][None, :]
+            item = gen.normal(0, sd_item[s], R)
+            eta = base[None] + item[:, None, None] + gen.normal(0, 1, (R, M))[:, :, None] * sd_mi[s][None, :, None]
+            for f, sd in ixf.items():
+                z = gen.normal(0, sd[s], (R, len(d.levels[f])))
+                eta = eta + (z - z.mean(1, keepdims=True))[:, None, codes[f]]
+            gi = gen.normal(0, sd_gi[s], (R, C))
+            theta = mu_g[s][None, :] + gi - gi.mean(1, keepdims=True) + item[:, None]  # (R, C)
+            pos_m, pos_h = np.empty((R, M, G)), np.empty((R, C))
+            for K, tau in cuts.items():
+                r = K_new == K
+                pos_m[r] = expit(eta[r][..., None] - tau[s]).sum(-1) / (K - 1)
+                pos_h[r] = expit(theta[r][..., None] - tau[s]).sum(-1) / (K - 1)
+            model_pos = np.einsum("rmg,mcg->rmc", pos_m, W)  # (R, M, C or 1)
+            A[s] = 1 - np.abs(model_pos - pos_h[:, None, :]).mean(0)
+        return A
+
+    def alignment(self, level: float = 0.9, match: str | None = None, scope: str = "evaluated",
+                  n_new_items: int = 1000, rng=None) -> pd.DataFrame:
+        """Alignment per model x group with intervals (see :meth:`alignment_draws` for the estimand).
+
+        ``scope="population"`` generalises to new items (wider intervals); its seed record is in
+        ``attrs["rng"]``.
+        """
         level = _check_level(level)
-        A = self.alignment_draws(match)
+        record = None
+        if scope == "population":
+            from robustalign._rng import as_generator
+
+            gen, record = as_generator(rng)
+            if rng is None or isinstance(rng, (int, np.integer)):
+                rng = int(record.entropy)  # the recorded seed reproduces the draws (and keys the cache)
+            else:
+                rng = gen
+        A = self.alignment_draws(match, scope=scope, n_new_items=n_new_items, rng=rng)
         est, lo, hi = _summarise(A, level)
         rows = [
-            {"model": m, "group": g, "estimate": est[i, j], "conf_low": lo[i, j], "conf_high": hi[i, j],
-             "conf_level": level}
+            {"model": m, "group": g, "scope": scope, "estimate": est[i, j], "conf_low": lo[i, j],
+             "conf_high": hi[i, j], "conf_level": level}
             for i, m in enumerate(self.design.models)
             for j, g in enumerate(self.design.groups)
         ]
-        return self._frame(pd.DataFrame(rows))
+        out = self._frame(pd.DataFrame(rows))
+        if record is not None:
+            out.attrs["rng"] = record.to_dict()
+        return out
 
-    def rank_probabilities(self, match: str | None = None) -> pd.DataFrame:
-        """P(model has rank r) among the models, per group (rank 1 = best aligned), and expected rank."""
-        A = self.alignment_draws(match)
+    def rank_probabilities(self, match: str | None = None, scope: str = "evaluated", rng=None) -> pd.DataFrame:
+        """P(model has rank r) among the models, per group (rank 1 = best aligned), and expected rank.
+
+        ``scope`` and ``rng`` as in :meth:`alignment_draws`.
+        """
+        A = self.alignment_draws(match, scope=scope, rng=rng)
         ranks = (-A).argsort(1).argsort(1) + 1  # (S, M, C)
         d = self.design
         rows = []
@@ -284,13 +404,13 @@ class BayesFit:
                                  "expected_rank": float(r.mean())})
         return self._frame(pd.DataFrame(rows))
 
-    def flip_probabilities(self, match: str | None = None) -> pd.DataFrame:
+    def flip_probabilities(self, match: str | None = None, scope: str = "evaluated", rng=None) -> pd.DataFrame:
         """For every pair of models and group: P(the pair is ordered against its more probable order).
 
         ``attrs["p_any_flip"]`` (and :meth:`any_flip_probability`) give, per group, the probability
         that the posterior-mean ranking of all models is wrong somewhere.
         """
-        A = self.alignment_draws(match)
+        A = self.alignment_draws(match, scope=scope, rng=rng)
         d = self.design
         rows = []
         for j, g in enumerate(d.groups):
@@ -300,11 +420,14 @@ class BayesFit:
                     rows.append({"group": g, "model_a": d.models[a], "model_b": d.models[b],
                                  "p_a_better": p, "p_flip": min(p, 1 - p)})
         out = self._frame(pd.DataFrame(rows))
-        out.attrs["p_any_flip"] = self.any_flip_probability(match).set_index("group")["p_any_flip"].to_dict()
+        out.attrs["p_any_flip"] = self._any_flip(A).set_index("group")["p_any_flip"].to_dict()
         return out
 
-    def any_flip_probability(self, match: str | None = None) -> pd.DataFrame:
-        A = self.alignment_draws(match)
+    def any_flip_probability(self, match: str | None = None, scope: str = "evaluated", rng=None) -> pd.DataFrame:
+        """Per group, P(the posterior-mean ranking of the models is wrong somewhere)."""
+        return self._any_flip(self.alignment_draws(match, scope=scope, rng=rng))
+
+    def _any_flip(self, A: np.ndarray) -> pd.DataFrame:
         order = (-A.mean(0)).argsort(0).argsort(0)  # (M, C)
         ranks = (-A).argsort(1).argsort(1)
         p = (ranks != order[None]).any(1).mean(0)

@@ -733,6 +733,12 @@ def _bayes_section(responses, reference, design, factors, gen, *, part, n_resamp
     vs = fit.variance_shares(level)
     tables = {"bayes_variance_shares": vs, "bayes_parameters": fit.to_frame(level),
               "bayes_diagnostics": fit.diagnostics}
+    if fit.design.groups:
+        # the evaluated items, and (with the joint human model) new items from the fitted population
+        al = [fit.alignment(level)]
+        if fit.kind == "ordinal" and fit.design.human_counts is not None:
+            al.append(fit.alignment(level, scope="population", rng=gen))
+        tables["bayes_alignment"] = pd.concat(al, ignore_index=True)
     rows = []
     if not fit.converged:
         rows.append({"unit": "Bayesian model", "verdict": "inconclusive", "n_needed": np.nan,
