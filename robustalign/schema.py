@@ -433,6 +433,23 @@ class Responses:
     def levels(self, factor: str) -> list:
         return sorted(self.data[factor].unique(), key=_sort_key)
 
+    def subset(self, items: Sequence[str] | None = None, models: Sequence[str] | None = None) -> Responses:
+        """The rows of some items and/or models (e.g. ordinal and nominal items fitted apart).
+
+        Input row numbers (``row``) and the exclusion log are kept; names not in the data raise.
+        """
+        keep = np.ones(len(self.data), bool)
+        for col, want in (("item", items), ("model", models)):
+            if want is None:
+                continue
+            want = [want] if isinstance(want, str) else list(want)
+            unknown = sorted(set(want) - set(self.data[col].unique()))
+            if unknown:
+                raise SchemaError(f"subset: {col}s {unknown[:5]} are not in the responses; "
+                                  f"they have {len(self.data[col].unique())} {col}s, e.g. {sorted(self.data[col].unique())[:5]}.")
+            keep &= self.data[col].isin(want).to_numpy()
+        return Responses(self.data[keep].reset_index(drop=True), self.factors, self.kind, self.scales, self.exclusions)
+
     def valid(self) -> pd.DataFrame:
         """Rows that enter alignment statistics (status ``valid``)."""
         if "status" in self.data:

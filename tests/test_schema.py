@@ -186,3 +186,18 @@ def test_loader_rejects_unknown_and_missing_files(tmp_path):
         ra.read_table(p)
     with pytest.raises(ra.SchemaError, match="file not found"):
         ra.read_table(tmp_path / "nope.csv")
+
+
+def test_responses_subset_keeps_rows_of_the_chosen_items_and_models():
+    from robustalign.simulate import simulate
+
+    resp, _ = simulate(n_models=3, n_items=6, n_samples=2, rng=0).load()
+    items, models = resp.items[:2], resp.models[1:]
+    sub = resp.subset(items=items, models=models)
+    want = resp.data[resp.data["item"].isin(items) & resp.data["model"].isin(models)]
+    assert sub.items == items and sub.models == models
+    assert list(sub.data["row"]) == list(want["row"]) and len(sub.data) == len(want) > 0
+    assert sub.factors == resp.factors and sub.kind == resp.kind
+    assert resp.subset(items="q001").items == ["q001"]
+    with pytest.raises(ra.SchemaError, match=r"items \['nope'\] are not in the responses"):
+        resp.subset(items=["nope"])
