@@ -5,7 +5,9 @@ The only subpackage that imports PyMC, PyTensor and ArviZ, and only when a model
 
 * :func:`fit_response_model` -- cumulative-logit model of answer counts per design cell with
   crossed item, model and design-factor effects, model x factor and item x factor interactions,
-  and (with a reference) human answers on the same cutpoints.
+  and (with a reference) human answers on the same cutpoints. When every item is nominal it fits the
+  categorical (softmax) model instead: zero-sum option logits per item, per-model item deviations and
+  model x item x level presentation effects, human answers on the same item baselines.
 * :func:`fit_score_model` -- Beta model of scores in [0, 1] with the same crossed effects.
 * :class:`BayesFit` -- posterior (``idata``), the gate verdict (``converged``, ``diagnostics``),
   variance shares and the stability index, factor effects relative to human between-group spread,

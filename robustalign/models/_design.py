@@ -37,7 +37,7 @@ class Term:
 class Design:
     """Everything the graph builders and the result object need, as plain arrays."""
 
-    kind: str  # "ordinal" or "score"
+    kind: str  # "ordinal", "categorical" (nominal items) or "score"
     models: list[str]
     items: list[str]
     factors: list[str]
@@ -45,7 +45,7 @@ class Design:
     idx: dict[str, np.ndarray]  # axis -> integer code per cell
     n_cells: int
     n_responses: int
-    # ordinal
+    # ordinal and categorical
     counts: np.ndarray | None = None  # (cells, Kmax)
     K_item: np.ndarray | None = None  # (items,)
     # score
@@ -60,6 +60,7 @@ class Design:
     human_n: np.ndarray | None = None
     min_df_scale: int = 4
     max_fill: float = DENSE_MAX_FILL  # see DENSE_MAX_FILL; 0 forces one gathered row per cell
+    cutpoints: str = "shared"  # "offset": the models' cutpoint spacing may differ from the humans'
     interactions: dict[str, bool] = field(default_factory=dict)
     terms: list[Term] = field(default_factory=list)
     data_hash: str = ""
@@ -169,28 +170,21 @@ def ordinal_design(
     min_df_scale: int = 4,
     human_n=None,
 ) -> Design:
-    """Answer counts per cell for a choice (or probability) responses table."""
+    """Answer counts per cell for a choice (or probability) responses table.
+
+    When every item is nominal this is :func:`categorical_design` (``kind="categorical"``); a mix of
+    ordinal and nominal items raises a SchemaError that says how to fit them separately.
+    """
     if responses.kind == "score":
         raise SchemaError("responses hold scores; use `fit_score_model` for scores in [0, 1].")
     fs = design_factors(responses, factors)
     v = responses.valid()
-    nominal = sorted(i for i in v["item"].unique() if not responses.scales[i].ordinal)
-    if nominal:
-        raise NotImplementedError(
-            f"items {nominal[:5]} are nominal; the response model currently handles ordinal items only. "
-            "Fit the ordinal items (subset the responses), or analyse nominal items with robustalign.metrics."
-        )
+    if _check_item_kinds(responses, v) == "nominal":
+        return categorical_design(responses, reference, factors=factors, interactions=interactions,
+                                  min_df_scale=min_df_scale, human_n=human_n)
     models, items, levels, idx, inv = _cells(v, fs)
     K_item = np.array([responses.scales[i].K for i in items])
-    kmax = int(K_item.max())
-    if responses.kind == "choice":
-        kidx = np.fromiter((responses.scales[i].index(o) for i, o in zip(v["item"], v["option"])), int, len(v))
-        counts = np.zeros((inv.max() + 1, kmax))
-        np.add.at(counts, (inv, kidx), 1.0)
-    else:  # probabilities: expected counts
-        P = v[[f"prob_{j + 1}" for j in range(kmax)]].to_numpy(float)
-        counts = np.zeros((inv.max() + 1, kmax))
-        np.add.at(counts, inv, P)
+    counts = _answer_counts(responses, v, inv, int(K_item.max()))
     d = Design(
         kind="ordinal", models=models, items=items, factors=fs, levels=levels, idx=idx,
         n_cells=len(counts), n_responses=len(v), counts=counts, K_item=K_item,
@@ -202,6 +196,74 @@ def ordinal_design(
         _add_humans(d, reference, human_n)
     return d
 
+
+
+def _answer_counts(responses, v: pd.DataFrame, inv: np.ndarray, kmax: int) -> np.ndarray:
+    """Answer counts per cell (cells, kmax) in canonical option order; expected counts for probabilities."""
+    counts = np.zeros((inv.max() + 1, kmax))
+    if responses.kind == "choice":
+        kidx = np.fromiter((responses.scales[i].index(o) for i, o in zip(v["item"], v["option"])), int, len(v))
+        np.add.at(counts, (inv, kidx), 1.0)
+    else:  # probabilities: expected counts
+        np.add.at(counts, inv, v[[f"prob_{j + 1}" for j in range(kmax)]].to_numpy(float))
+    return counts
+
+
+def _check_item_kinds(responses, v: pd.DataFrame) -> str:
+    """``"ordinal"`` or ``"nominal"`` when all items are of one kind; a SchemaError when they are mixed."""
+    items = sorted(v["item"].unique())
+    nominal = [i for i in items if not responses.scales[i].ordinal]
+    if not nominal:
+        return "ordinal"
+    if len(nominal) == len(items):
+        return "nominal"
+    ordinal = [i for i in items if responses.scales[i].ordinal]
+    raise SchemaError(
+        f"responses mix {len(ordinal)} ordinal and {len(nominal)} nominal items (nominal: {nominal[:5]}"
+        f"{' ...' if len(nominal) > 5 else ''}); the response model fits one kind at a time (cumulative logit "
+        "for ordinal, softmax for nominal items). Fit the ordinal and the nominal items separately: e.g. "
+        "`fit_response_model(responses.subset(items=items), reference.subset(items=items))` for each list."
+    )
+
+
+def categorical_design(
+    responses,
+    reference=None,
+    *,
+    factors=None,
+    interactions=True,
+    min_df_scale: int = 4,
+    human_n=None,
+) -> Design:
+    """Answer counts per cell for nominal (unordered) items: the design of the softmax response model.
+
+    Same cells as :func:`ordinal_design` (model x item x design-factor levels) with ``kind="categorical"``,
+    counts (cells, Kmax) in canonical option order (options beyond an item's K are 0) and ``K_item``;
+    with a reference, human counts per group x item x option. ``interactions`` and ``min_df_scale`` are
+    recorded but not used: every design factor enters as a model x item x level effect.
+    """
+    if responses.kind == "score":
+        raise SchemaError("responses hold scores; use `fit_score_model` for scores in [0, 1].")
+    fs = design_factors(responses, factors)
+    v = responses.valid()
+    if _check_item_kinds(responses, v) != "nominal":
+        raise SchemaError(
+            "responses: every item is ordinal; the categorical (softmax) model is for nominal items. Use "
+            "`ordinal_design` / `fit_response_model`, which choose the model from the item scales."
+        )
+    models, items, levels, idx, inv = _cells(v, fs)
+    K_item = np.array([responses.scales[i].K for i in items])
+    counts = _answer_counts(responses, v, inv, int(K_item.max()))
+    d = Design(
+        kind="categorical", models=models, items=items, factors=fs, levels=levels, idx=idx,
+        n_cells=len(counts), n_responses=len(v), counts=counts, K_item=K_item,
+        interactions=_interactions(interactions, fs), min_df_scale=min_df_scale,
+        data_hash=responses.data_hash(),
+    )
+    if reference is not None:
+        _add_humans(d, reference, human_n)
+        d.human_mean = None  # a mean position has no meaning for nominal options
+    return d
 
 def _add_humans(d: Design, reference, human_n) -> None:
     items = [i for i in d.items if i in set(reference.items)]

@@ -21,7 +21,7 @@ def _run(d, build, what: str, *, backend, max_draws, **sampling) -> BayesFit:
         prov["squeeze_n"] = d.squeeze_n
     diag, overall = diagnose(idata)
     prov.update({"data_hash": d.data_hash, "n_cells": int(d.n_cells), "n_responses": int(d.n_responses),
-                 "model": d.kind, "factors": list(d.factors), "converged": overall["converged"],
+                 "model": d.kind, "factors": list(d.factors), "cutpoints": d.cutpoints, "converged": overall["converged"],
                  "gate": {k: overall[k] for k in ("max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences")}})
     attach_provenance(idata, prov)
     fit = BayesFit(idata=idata, design=d, diagnostics=diag, gate=overall, provenance=prov, max_draws=max_draws)
@@ -47,6 +47,7 @@ def fit_response_model(
     min_df_scale: int = 4,
     max_draws: int = 1000,
     adaptation: str = "diag",
+    cutpoints: str = "shared",
 ) -> BayesFit:
     """Fit the cumulative-logit response model with crossed effects (and humans, if given).
 
@@ -87,6 +88,12 @@ def fit_response_model(
         effect) gets a fixed unit-scale prior instead of a learned SD.
     max_draws : int
         Draws used for derived quantities (alignment, ranks); thinned evenly.
+    cutpoints : {"shared", "offset"}
+        ``"shared"``: models and humans use one set of cutpoints per scale length (measurement
+        invariance). ``"offset"``: the sensitivity model of METHODS 3.3, in which the models' cutpoint
+        gaps are the human gaps times ``exp(cutpoint_offset)``, ``cutpoint_offset ~ N(0, 0.5)`` per gap
+        (a uniform shift is the model mean, so only the spacing can differ; needs ``reference`` and
+        scales of 3 or more options). Compare ``factor_vs_human()`` between the two fits.
     adaptation : {"diag", "low_rank", ...}
         nutpie's mass-matrix adaptation (recorded in ``provenance``). ``"diag"`` was faster than
         ``"low_rank"`` on the benchmark workload (92 s vs 398 s of sampling at 14,400 cells).
@@ -95,13 +102,30 @@ def fit_response_model(
     -------
     BayesFit
         Warns :class:`robustalign.ConvergenceWarning` when the gate fails.
-    """
-    from robustalign.models._graph import build_ordinal
 
+    Notes
+    -----
+    When every item is nominal (``Scale.ordinal`` False) the model is the categorical (softmax) model
+    instead (``fit.kind == "categorical"``; :mod:`robustalign.models._categorical`):
+    ``eta[m, q, g, k] = alpha[q, k] + model_item[m, q, k] + sum_f u_f[m, q, l_f(g), k]`` with zero-sum
+    effects over the options, one SD per model for ``model_item`` and for each factor, and human counts on
+    ``theta[c, q, k] = alpha[q, k] + group_item[c, q, k]``. ``interactions`` and ``min_df_scale`` do not
+    apply to it. Ordinal and nominal items mixed in one call raise a SchemaError: fit them separately.
+    """
     check_args(draws, tune, chains, sampler, target_accept)
+    if cutpoints not in ("shared", "offset"):
+        raise ValueError(f"`cutpoints` must be 'shared' or 'offset'; got {cutpoints!r}.")
+    if cutpoints == "offset" and reference is None:
+        raise ValueError("`cutpoints='offset'` lets the models' cutpoints differ from the humans'; it needs "
+                         "`reference=` (without humans the cutpoints are the models' own already).")
     d = ordinal_design(responses, reference, factors=factors, interactions=interactions,
                        min_df_scale=min_df_scale, human_n=human_n)
-    return _run(d, build_ordinal, "The response model", backend=backend, max_draws=max_draws, draws=draws,
+    if cutpoints == "offset":
+        if d.kind != "ordinal" or d.K_item.max() < 3:
+            raise ValueError("`cutpoints='offset'` needs ordinal items with 3 or more options: a 2-option scale "
+                             "has one cutpoint, whose shift is the model mean.")
+        d.cutpoints = "offset"
+    return _run(d, _response_builder(d), "The response model", backend=backend, max_draws=max_draws, draws=draws,
                 tune=tune, chains=chains, rng=rng, sampler=sampler, target_accept=target_accept, cores=cores,
                 adaptation=adaptation)
 
@@ -146,11 +170,21 @@ def fit_score_model(
                 adaptation=adaptation)
 
 
-def build_response_model(responses, reference=None, **kwargs):
-    """The PyMC model of :func:`fit_response_model` without sampling (for inspection)."""
+def _response_builder(d):
+    """The graph builder for a response design: cumulative logit, or softmax for nominal items."""
+    if d.kind == "categorical":
+        from robustalign.models._categorical import build_categorical
+
+        return build_categorical
     from robustalign.models._graph import build_ordinal
 
-    return build_ordinal(ordinal_design(responses, reference, **kwargs))
+    return build_ordinal
+
+
+def build_response_model(responses, reference=None, **kwargs):
+    """The PyMC model of :func:`fit_response_model` without sampling (for inspection)."""
+    d = ordinal_design(responses, reference, **kwargs)
+    return _response_builder(d)(d)
 
 
 def build_score_model(responses, reference=None, **kwargs):

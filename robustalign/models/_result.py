@@ -27,6 +27,18 @@ def _summarise(x: np.ndarray, level: float):
     return x.mean(0), np.quantile(x, a, axis=0), np.quantile(x, 1 - a, axis=0)
 
 
+def _group_mean(x: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of ``x`` (S, rows, ...) over the rows of each group ``key`` (S, n_groups, ...); NaN if empty."""
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    out = np.full((x.shape[0], n_groups, *x.shape[2:]), np.nan)
+    sums = np.add.reduceat(x[:, order], starts, axis=1)
+    cnt = np.diff(np.r_[starts, len(ks)])
+    out[:, ks[starts]] = sums / cnt.reshape(-1, *([1] * (x.ndim - 2)))
+    return out
+
+
 @dataclass
 class BayesFit:
     """A fitted response or score model.
@@ -87,6 +99,8 @@ class BayesFit:
     # ------------------------------------------------------------------ variance shares
     def _components(self) -> dict[str, np.ndarray]:
         """Variance of each component per draw, shape (S, models) (latent logit scale)."""
+        if self.kind == "categorical":
+            return self._categorical_components()
         d = self.design
         M = len(d.models)
         out = {}
@@ -150,6 +164,8 @@ class BayesFit:
         P(rho > 1). Needs the joint human component (fit with a reference).
         """
         level = _check_level(level)
+        if self.kind == "categorical":
+            return self._categorical_factor_vs_human(level)
         d = self.design
         if d.human_counts is None:
             raise ValueError("factor_vs_human needs the joint human component: fit with `reference=`.")
@@ -168,6 +184,92 @@ class BayesFit:
                              "conf_level": level, "p_exceeds": float((rho > 1).mean()),
                              "sd_factor": float(sdv.mean()), "sigma_country": float(sc.mean())})
         return self._frame(pd.DataFrame(rows))
+
+    # ------------------------------------------------------------------ categorical (nominal items)
+    def _categorical_components(self) -> dict[str, np.ndarray]:
+        """Variances per draw and model (S, models) of the softmax model, on the log-odds scale.
+
+        ``model_item``: sd_model_item[m]^2; each factor f: sd_f[m]^2; ``residual``: pi^2/6 per option
+        utility (a ZeroSumNormal(sigma) effect moves the log-odds of any two options with variance
+        2 sigma^2 and the Gumbel errors with pi^2/3: the shares are those of the cumulative logit's scale).
+        The items' baselines ``alpha`` are fixed effects shared by all models and not a component, so
+        ``stability_index`` is the ``model_item`` share (METHODS 3.3's R_m).
+        """
+        from robustalign.models._categorical import RESIDUAL_VAR
+
+        out = {"model_item": self._draws("sd_model_item") ** 2}
+        for f in self.design.factors:
+            out[f] = self._draws(f"sd_{f}") ** 2
+        out["residual"] = np.full_like(out["model_item"], RESIDUAL_VAR)
+        return out
+
+    def _categorical_factor_vs_human(self, level: float) -> pd.DataFrame:
+        """``rho = sd_f[m] / sd_group_item`` per model; ``model="all"`` uses the root mean square of sd_f over
+        the models (the typical model's presentation effect). Both SDs are scales of zero-sum effects on the
+        same option logits (over levels and options, over groups and options)."""
+        d = self.design
+        if not self._has("sd_group_item"):
+            raise ValueError("factor_vs_human needs the joint human component: fit with `reference=`.")
+        sc = self._draws("sd_group_item")
+        rows = []
+        for f in d.factors:
+            sd = self._draws(f"sd_{f}")  # (S, M)
+            per = {"all": np.sqrt((sd**2).mean(1)), **{m: sd[:, i] for i, m in enumerate(d.models)}}
+            for m, sdv in per.items():
+                rho = sdv / sc
+                est, lo, hi = _summarise(rho, level)
+                rows.append({"factor": f, "model": m, "estimate": est, "conf_low": lo, "conf_high": hi,
+                             "conf_level": level, "p_exceeds": float((rho > 1).mean()),
+                             "sd_factor": float(sdv.mean()), "sigma_country": float(sc.mean())})
+        return self._frame(pd.DataFrame(rows))
+
+    def _categorical_probs(self):
+        """Option probabilities per thinned draw: cells (S, cells, Kmax); humans (S, C, Q, Kmax) or None."""
+        from robustalign.models._categorical import cell_coefficients, coefficient_tables, softmax_probs
+
+        d = self.design
+        kmax = d.counts.shape[1]
+        tables = coefficient_tables(d, lambda n: self._draws(n, thin=True), self._has)
+        p_cell = softmax_probs(cell_coefficients(d, tables), d.K_item[d.idx["item"]], kmax)
+        p_h = softmax_probs(tables["theta"], d.K_item, kmax) if "theta" in tables else None
+        return p_cell, p_h
+
+    def _categorical_alignment(self, match: str | None = None) -> np.ndarray:
+        """Alignment draws (S, models, groups) for nominal answers: 1 - mean over items of the JS distance
+        (base 2) between the model's answer distribution on the item and the human one.
+
+        The model's distribution on an item is softmax(eta) averaged over its cells (the presentations in
+        the design; under level ``c`` of ``match`` for group ``c``); the human one is softmax(theta) from
+        the joint fit, else the reference shares. Items a group was not asked are left out of its mean.
+        """
+        if ("categorical", match) in self._alignment_cache:
+            return self._alignment_cache[("categorical", match)]
+        from robustalign.metrics import js_distance
+
+        d = self.design
+        p_cell, p_h = self._categorical_probs()
+        if p_h is not None:
+            h = p_h
+        elif d.human_counts is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                h = (d.human_counts / d.human_n[..., None])[None]
+        else:
+            raise ValueError("alignment needs human reference data: fit with `reference=`.")
+        h = np.where((d.human_n > 0)[None, :, :, None], h, np.nan)  # (S or 1, C, Q, K)
+        M, Q = len(d.models), len(d.items)
+        key = d.idx["model"] * Q + d.idx["item"]
+        if match is None:
+            mq = _group_mean(p_cell, key, M * Q).reshape(len(p_cell), M, 1, Q, -1)
+        else:
+            gl = self._match_levels(match)
+            L = len(d.levels[match])
+            mql = _group_mean(p_cell, key * L + d.idx[match], M * Q * L).reshape(len(p_cell), M, Q, L, -1)
+            mq = np.moveaxis(mql[:, :, :, gl], 3, 2)  # (S, M, C, Q, K)
+        dist = js_distance(mq, h[:, None], base=2, check=False)  # (S, M, C, Q)
+        with np.errstate(invalid="ignore"):
+            A = 1 - np.nanmean(dist, axis=-1)
+        self._alignment_cache[("categorical", match)] = A
+        return A
 
     # ------------------------------------------------------------------ alignment
     def _eta(self, S_idx=None) -> np.ndarray:
@@ -188,10 +290,15 @@ class BayesFit:
         K_cell = d.K_item[d.idx["item"]]
         for K in np.unique(K_cell):
             sel = K_cell == K
-            tau = self._draws(f"cutpoints_K{K}", thin=True)  # (S, K-1)
+            tau = self._model_cutpoints(K)  # (S, K-1)
             e = eta[:, sel]
             out[:, sel] = (1 - expit(tau[:, None, :] - e[..., None])).sum(-1) / (K - 1)
         return out
+
+    def _model_cutpoints(self, K: int) -> np.ndarray:
+        """The models' cutpoints (their own spacing under ``cutpoints="offset"``), thinned draws."""
+        name = f"model_cutpoints_K{K}" if self._has(f"model_cutpoints_K{K}") else f"cutpoints_K{K}"
+        return self._draws(name, thin=True)
 
     def _human_mean(self) -> np.ndarray:
         d = self.design
@@ -251,6 +358,8 @@ class BayesFit:
             if key is not None:
                 self._alignment_cache[key] = A
             return A
+        if self.kind == "categorical":  # nominal answers: JS similarity of answer distributions
+            return self._categorical_alignment(match)
         if match in self._alignment_cache:
             return self._alignment_cache[match]
         d = self.design
@@ -327,7 +436,7 @@ class BayesFit:
                for f in d.factors if d.interactions[f]}
         mu_g, sd_gi = self._draws("mu_group", thin=True), self._draws("sd_group_item", thin=True)
         K_new = gen.choice(d.K_item, size=n_new_items)
-        cuts = {K: self._draws(f"cutpoints_K{K}", thin=True) for K in np.unique(K_new)}
+        cuts = {K: (self._model_cutpoints(K), self._draws(f"cutpoints_K{K}", thin=True)) for K in np.unique(K_new)}
         codes = {f: d.combo_codes(f) for f in d.factors}
         R = n_new_items
         A = np.empty((S, M, C))
@@ -349,10 +458,10 @@ class BayesFit:
             gi = gen.normal(0, sd_gi[s], (R, C))
             theta = mu_g[s][None, :] + gi - gi.mean(1, keepdims=True) + item[:, None]  # (R, C)
             pos_m, pos_h = np.empty((R, M, G)), np.empty((R, C))
-            for K, tau in cuts.items():
+            for K, (tau_m, tau_h) in cuts.items():
                 r = K_new == K
-                pos_m[r] = expit(eta[r][..., None] - tau[s]).sum(-1) / (K - 1)
-                pos_h[r] = expit(theta[r][..., None] - tau[s]).sum(-1) / (K - 1)
+                pos_m[r] = expit(eta[r][..., None] - tau_m[s]).sum(-1) / (K - 1)
+                pos_h[r] = expit(theta[r][..., None] - tau_h[s]).sum(-1) / (K - 1)
             model_pos = np.einsum("rmg,mcg->rmc", pos_m, W)  # (R, M, C or 1)
             A[s] = 1 - np.abs(model_pos - pos_h[:, None, :]).mean(0)
         return A
@@ -435,7 +544,8 @@ class BayesFit:
 
     # ------------------------------------------------------------------ tables
     def _param_names(self) -> list[str]:
-        keep = ("sd_", "beta_", "mu_model", "mu_group", "phi", "intercept", "cutpoints_")
+        keep = ("sd_", "beta_", "mu_model", "mu_group", "phi", "intercept", "cutpoints_", "model_cutpoints_",
+                "cutpoint_offset_")
         return [v for v in self.idata["posterior"].data_vars if v.startswith(keep)]
 
     def to_frame(self, level: float = 0.9) -> pd.DataFrame:
@@ -474,7 +584,8 @@ class BayesFit:
     def summary(self) -> str:
         """One-line verdict; says NOT CONVERGED loudly when the gate fails."""
         d, g = self.design, self.gate
-        what = (f"{'response (cumulative logit)' if d.kind == 'ordinal' else 'score (Beta)'} model, "
+        label = {"ordinal": "response (cumulative logit)", "categorical": "response (categorical softmax)"}
+        what = (f"{label.get(d.kind, 'score (Beta)')} model, "
                 f"{len(d.models)} models x {len(d.items)} items, factors {d.factors}, {d.n_cells} cells from "
                 f"{d.n_responses} responses")
         diag = (f"max R-hat {g['max_r_hat']:.3f}, min ESS bulk {g['min_ess_bulk']:.0f} / tail "

@@ -113,9 +113,11 @@ def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
     names = [v for v in (var_names or list(post.data_vars))]
     n_chains = post.sizes["chain"]
     rows = []
-    rh = az.rhat(idata, var_names=names) if n_chains > 1 else None
-    eb = az.ess(idata, var_names=names, method="bulk")
-    et = az.ess(idata, var_names=names, method="tail")
+    # constant entries (e.g. padded options of short scales) give 0/0 in R-hat; they are left out below
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rh = az.rhat(idata, var_names=names) if n_chains > 1 else None
+        eb = az.ess(idata, var_names=names, method="bulk")
+        et = az.ess(idata, var_names=names, method="tail")
 
     def ds(x):
         return x.to_dataset() if hasattr(x, "to_dataset") else x
