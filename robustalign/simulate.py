@@ -86,6 +86,7 @@ def simulate(
     sd_group: float = 0.5,
     sd_group_item: float = 0.6,
     steer_slope: float | np.ndarray = 0.8,
+    model_gap_ratio: float | np.ndarray = 1.0,
     n_respondents: int = 1000,
     rng=None,
 ) -> SimulatedData:
@@ -119,6 +120,10 @@ def simulate(
         SD of the item x format-cell interaction ``u``.
     sd_group, sd_group_item : float
         SD of human group locations and of group x item deviations.
+    model_gap_ratio : float or array of K - 2
+        The models' cutpoint gaps are the humans' times this ratio (same mean cutpoint): below 1 the
+        models use the extreme options more than humans at the same latent location (no measurement
+        invariance). 1 means models and humans share the cutpoints.
     n_respondents : int
         Respondents per human item x group (reference shares are sampled, ``n`` recorded).
     rng : int, Generator or None
@@ -186,7 +191,12 @@ def simulate(
     theta_c = theta - theta.mean(0, keepdims=True)  # (C, Q) distinctive deviations
     steered = s_i > 0
     eta[steered] += slopes[m_i[steered]] * theta_c[s_i[steered] - 1, q_i[steered]]
-    p_cell = _ordinal_probs(tau[q_i], eta)  # (cells, K)
+    ratio = np.broadcast_to(np.asarray(model_gap_ratio, float), (max(K - 2, 0),))
+    if (ratio <= 0).any():
+        raise ValueError(f"`model_gap_ratio` must be positive; got {model_gap_ratio}.")
+    raw = np.concatenate([[0.0], np.cumsum(np.diff(base_tau) * ratio)])
+    tau_model = (raw - raw.mean() + base_tau.mean())[None, :] - item_loc[:, None]  # (Q, K-1)
+    p_cell = _ordinal_probs(tau_model[q_i], eta)  # (cells, K)
 
     # sample n_samples answers per cell (inverse CDF)
     cdf = np.cumsum(p_cell, axis=1)
@@ -231,6 +241,8 @@ def simulate(
         "factors": factors,
         "steer_levels": steer_levels,
         "tau": tau,
+        "tau_model": tau_model,
+        "model_gap_ratio": ratio,
         "mu_model": mu_m,
         "a_model_item": a_mq,
         "beta_pop": beta_pop,

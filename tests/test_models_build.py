@@ -44,11 +44,12 @@ def test_counts_per_cell_match_a_groupby(small):
     assert d.counts.sum() == len(v) == d.n_responses
 
 
-@pytest.mark.parametrize("humans", [True, False])
+@pytest.mark.parametrize(("humans", "cuts"), [(True, "shared"), (False, "shared"), (True, "offset")])
 @pytest.mark.parametrize("dense", [True, False])
-def test_cumulative_logit_likelihood_equals_multinomial(small, humans, dense):
+def test_cumulative_logit_likelihood_equals_multinomial(small, humans, cuts, dense):
     """The per-cell likelihood equals the multinomial log-pmf of the cell counts (up to a constant),
-    on the dense grid and with one gathered row per cell, with and without the human component."""
+    on the dense grid and with one gathered row per cell, with and without the human component, and
+    with the models' own cutpoint spacing (the measurement-invariance sensitivity model)."""
     from robustalign.models._design import ordinal_design
     from robustalign.models._graph import build_ordinal
 
@@ -60,14 +61,15 @@ def test_cumulative_logit_likelihood_equals_multinomial(small, humans, dense):
     ref = ref if humans else None
     d = ordinal_design(resp, ref)
     assert d.dense  # a complete grid but for one cell
-    d = dataclasses.replace(d, max_fill=d.max_fill if dense else 0.0)
+    d = dataclasses.replace(d, max_fill=d.max_fill if dense else 0.0, cutpoints=cuts)
     assert d.dense == dense
     model = build_ordinal(d)
     import pytensor
 
     names = ("cutpoints_K4", "mu_model", "item_effect", "model_item", "beta_format", "model_x_format",
              "item_x_format", "beta_option_order", "model_x_option_order", "item_x_option_order",
-             "mu_group" if humans else "mu_model", "group_item" if humans else "mu_model", "loglik")
+             "mu_group" if humans else "mu_model", "group_item" if humans else "mu_model",
+             "model_cutpoints_K4" if cuts == "offset" else "cutpoints_K4", "loglik")
     outs = model.replace_rvs_by_values([model[n] for n in names])
     fn = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
     rng = np.random.default_rng(0)
@@ -76,7 +78,8 @@ def test_cumulative_logit_likelihood_equals_multinomial(small, humans, dense):
         ip = model.initial_point()
         values = [ip[v.name] + rng.normal(0, 0.3, np.shape(ip[v.name])) for v in model.value_vars]
         *det, loglik = fn(*values)
-        tau, mu, it, mi, bf, mf, qf, bo, mo, qo, mg, gi = det
+        tau_h, mu, it, mi, bf, mf, qf, bo, mo, qo, mg, gi, tau = det
+        assert (np.diff(tau) > 0).all() and (cuts == "shared") == np.allclose(tau, tau_h)
         m, q, fo, oo = d.idx["model"], d.idx["item"], d.idx["format"], d.idx["option_order"]
         eta = mu[m] + it[q] + mi[m, q] + bf[fo] + mf[m, fo] + qf[q, fo] + bo[oo] + mo[m, oo] + qo[q, oo]
         cdf = np.concatenate([np.zeros((len(eta), 1)), expit(tau[None] - eta[:, None]), np.ones((len(eta), 1))], 1)
@@ -85,7 +88,7 @@ def test_cumulative_logit_likelihood_equals_multinomial(small, humans, dense):
         if humans:
             theta = mg[:, None] + gi + it[None, :]
             hc = d.human_counts
-            ph = np.diff(np.concatenate([np.zeros(theta.shape + (1,)), expit(tau[None, None] - theta[..., None]),
+            ph = np.diff(np.concatenate([np.zeros(theta.shape + (1,)), expit(tau_h[None, None] - theta[..., None]),
                                          np.ones(theta.shape + (1,))], -1), axis=-1)
             ll += float((hc * np.log(ph)).sum())
         lls.append(float(loglik))
@@ -121,5 +124,9 @@ def test_bad_arguments_raise(small):
         fit_response_model(resp, ref, draws=0)
     with pytest.raises(ValueError, match="`sampler`"):
         fit_response_model(resp, ref, sampler="metropolis")
+    with pytest.raises(ValueError, match="`cutpoints`"):
+        fit_response_model(resp, ref, cutpoints="free")
+    with pytest.raises(ValueError, match="needs `reference=`"):
+        fit_response_model(resp, cutpoints="offset")
     with pytest.raises(ValueError, match="`interactions`"):
         fit_response_model(resp, ref, interactions={"nope": False})

@@ -162,6 +162,26 @@ def test_population_alignment_covers_the_truth(recovery):
     assert fit.rank_probabilities(scope="population", rng=3)["probability"].between(0, 1).all()
 
 
+def test_cutpoint_offset_model_recovers_the_models_own_scale_use():
+    """The measurement-invariance sensitivity model (METHODS 3.3): models whose cutpoint gaps are 0.6
+    times the humans' (they pick extreme options more at the same latent location); the offsets'
+    90% intervals cover log(0.6) and exclude 0."""
+    from robustalign.models import fit_response_model
+
+    ratio = 0.6
+    sim = simulate(n_models=3, n_items=30, n_groups=4, factors={"format": 2}, n_orders=1, n_samples=10,
+                   model_gap_ratio=ratio, rng=7)
+    resp, ref = sim.load()
+    fit = fit_response_model(resp, ref, cutpoints="offset", draws=1000, tune=1000, chains=4, rng=7)
+    assert fit.converged, fit.summary()
+    assert fit.provenance["cutpoints"] == "offset"
+    off = fit.idata["posterior"]["cutpoint_offset_K4"].values.reshape(-1, 2)
+    lo, hi = np.quantile(off, [0.05, 0.95], axis=0)
+    assert ((lo <= np.log(ratio)) & (np.log(ratio) <= hi)).all(), (lo, hi)
+    assert (hi < 0).all()
+    assert {"model_cutpoints_K4", "cutpoint_offset_K4"} <= {p.split("[")[0] for p in fit.to_frame()["parameter"]}
+
+
 def test_outputs_are_tidy_and_flagged(recovery):
     sim, fit = recovery
     vs = fit.variance_shares()
@@ -192,23 +212,28 @@ def test_gate_flags_a_deliberately_bad_fit():
     assert fit.idata.attrs["robustalign_converged"] == 0
 
 
-def _sbc(n_sims, seed):
+def _sbc(n_sims, seed, centred=False):
     from robustalign.models.calibration import sbc_response_model
 
-    res = sbc_response_model(n_sims=n_sims, rng=seed)
+    res = sbc_response_model(n_sims=n_sims, rng=seed, centred=centred)
     return res, res.uniformity(bins=10)
 
 
-def test_sbc_ranks_are_uniform():
-    """SBC, 100 simulations: ranks of every variance component pass a chi-square test (Bonferroni)."""
-    res, uni = _sbc(100, 2026)
+@pytest.mark.parametrize("centred", [False, True])
+def test_sbc_ranks_are_uniform(centred):
+    """SBC, 100 simulations per parametrisation: ranks of every variance component, a format effect
+    and a cutpoint pass a chi-square test (Bonferroni)."""
+    res, uni = _sbc(100, 2026, centred)
     assert len(res.ranks) == 100
+    want = {"model_opinion", "item_x_format"} if centred else set()
+    assert want <= set(res.centred_tables) and (centred or not res.centred_tables), res.centred_tables
     assert (uni["p_value"] > 0.01 / len(uni)).all(), uni
 
 
 @pytest.mark.slow
-def test_sbc_ranks_are_uniform_large(request):
+@pytest.mark.parametrize("centred", [False, True])
+def test_sbc_ranks_are_uniform_large(request, centred):
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("400-simulation SBC: run with -m slow")
-    res, uni = _sbc(400, 7)
+    res, uni = _sbc(400, 7, centred)
     assert (uni["p_value"] > 0.01 / len(uni)).all(), uni

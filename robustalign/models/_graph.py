@@ -238,14 +238,15 @@ def ordinal_data(d: Design) -> dict[str, np.ndarray]:
     out["N"], out["A_sum"], out["A_item"] = cell_layout(d, N), cell_layout(d, A_sum), A_item
     tot = np.zeros((len(ks), kmax))
     np.add.at(tot, g_item[d.idx["item"]], d.counts)
-    if d.human_counts is not None:
+    out["cat_totals"] = tot
+    if d.human_counts is not None:  # kept apart: with `cutpoints="offset"` humans have their own cutpoints
         C = d.human_counts.shape[0]
         hc = d.human_counts.reshape(C * Q, kmax)
         hN, hA_sum, hA_item = parts(hc, np.tile(d.K_item, C), np.tile(np.arange(Q), C))
-        out["hN"], out["hA_sum"] = hN.reshape(C, Q, -1), hA_sum.reshape(C, Q)
-        out["A_item"] = out["A_item"] + hA_item
-        np.add.at(tot, g_item, d.human_counts.sum(0))
-    out["cat_totals"] = tot
+        out["hN"], out["hA_sum"], out["hA_item"] = hN.reshape(C, Q, -1), hA_sum.reshape(C, Q), hA_item
+        htot = np.zeros((len(ks), kmax))
+        np.add.at(htot, g_item, d.human_counts.sum(0))
+        out["h_cat_totals"] = htot
     return out
 
 
@@ -267,6 +268,42 @@ def _centred_cutpoints(K: int):
     h = pm.Normal(f"log_gaps_K{K}", mu=np.log(np.diff(equal)), sigma=1.0, shape=K - 2)
     raw = pt.concatenate([pt.zeros(1), pt.cumsum(pt.exp(h))])
     return raw - pt.mean(raw)
+
+
+OFFSET_SD = 0.5  # prior SD of the log ratio of a model cutpoint gap to the human one (cutpoints="offset")
+
+
+def _pad(tau, K: int, kmax: int):
+    """The K - 1 cutpoints padded with zeros to kmax - 1 (padded slots carry zero counts)."""
+    import pytensor.tensor as pt
+
+    return tau if K == kmax else pt.concatenate([tau, pt.zeros(kmax - K)])
+
+
+def _gap_penalty(totals, rows, ks):
+    """sum_k n_k log(1 - exp(tau_{k-1} - tau_k)) over the inner categories, per scale length."""
+    import pytensor.tensor as pt
+
+    out = 0.0
+    for gi, K in enumerate(ks):
+        if K > 2:
+            tau = rows[gi][: K - 1]
+            out = out + pt.sum(totals[gi, 1 : K - 1] * pt.log1mexp(tau[:-1] - tau[1:]))
+    return out
+
+
+def _offset_cutpoints(tau, K: int):
+    """Model cutpoints whose gaps are the human gaps times exp(offset), at the human cutpoints' mean.
+
+    The sensitivity model for measurement invariance (METHODS 3.3): a uniform shift of the model
+    cutpoints is the model mean, so only the spacing can differ; ``offset ~ N(0, OFFSET_SD)`` per gap.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    off = pm.Normal(f"cutpoint_offset_K{K}", 0.0, OFFSET_SD, shape=K - 2)
+    raw = pt.concatenate([pt.zeros(1), pt.cumsum((tau[1:] - tau[:-1]) * pt.exp(off))])
+    return pm.Deterministic(f"model_cutpoints_K{K}", raw - pt.mean(raw) + pt.mean(tau))
 
 
 def build_ordinal(d: Design):
@@ -291,20 +328,20 @@ def build_ordinal(d: Design):
         centre_cuts = d.human_counts is None
 
         # cutpoints per scale length: shape-only log-gaps without humans, else the induced-Dirichlet
-        # prior (Betancourt 2019) anchored at 0
-        rows, penalty = [], 0.0
-        for gi, K in enumerate(ks):
+        # prior (Betancourt 2019) anchored at 0; with `cutpoints="offset"` the models' spacing may differ
+        offset = d.cutpoints == "offset" and not centre_cuts
+        rows_h, rows_m = [], []
+        for K in ks:
             if centre_cuts:
                 tau = pm.Deterministic(f"cutpoints_K{K}", _centred_cutpoints(K))
             else:
                 p = pm.Dirichlet(f"p_cut_K{K}", a=np.ones(K))
                 F = pt.cumsum(p)[:-1]
                 tau = pm.Deterministic(f"cutpoints_K{K}", pt.log(F) - pt.log1p(-F))
-            if K > 2:
-                gaps = tau[:-1] - tau[1:]  # negative
-                penalty = penalty + pt.sum(cat_totals[gi, 1 : K - 1] * pt.log1mexp(gaps))
-            rows.append(pt.concatenate([tau, pt.zeros(kmax - K)]) if K < kmax else tau)
-        T = pt.stack(rows)  # (groups, kmax-1)
+            tau_m = _offset_cutpoints(tau, K) if offset and K > 2 else tau
+            rows_h.append(_pad(tau, K, kmax))
+            rows_m.append(_pad(tau_m, K, kmax))
+        T_items = pt.stack(rows_m)[g_item]  # (items, kmax-1); g_item is all zeros with one scale length
 
         def loglik(tau_rows, eta_, N_, A_sum_):
             # the cutpoint-free part of the cells' log-likelihood (ordinal_data): -sum A_j eta - N_j log(1 + e^x_j);
@@ -312,18 +349,21 @@ def build_ordinal(d: Design):
             ex = pt.exp(tau_rows) * pt.exp(-eta_)[..., None]
             return -pt.sum(A_sum_ * eta_) - pt.sum(N_ * pt.log1p(ex))
 
-        T_items = T[g_item]  # (items, kmax-1); g_item is all zeros with one scale length
         if d.dense:
             tau_cells = T_items[None, :, None, :]
         elif len(ks) == 1:
-            tau_cells = T[0][None, :]  # broadcast instead of a gather per cell
+            tau_cells = rows_m[0][None, :]  # broadcast instead of a gather per cell
         else:
             tau_cells = T_items[d.idx["item"]]
-        ll = loglik(tau_cells, eta, N, A_sum) + pt.sum(A_item * T_items) + penalty
+        ll = (loglik(tau_cells, eta, N, A_sum) + pt.sum(A_item * T_items)
+              + _gap_penalty(cat_totals, rows_m, ks))
 
         if d.human_counts is not None:
             hN = pm.Data("hN", data["hN"])
             hA_sum = pm.Data("hA_sum", data["hA_sum"])
+            hA_item = pm.Data("hA_item", data["hA_item"])
+            h_tot = pm.Data("h_cat_totals", data["h_cat_totals"])
+            H_items = pt.stack(rows_h)[g_item]
             sd_g = pm.HalfNormal("sd_group", SD_PRIOR)
             mu_g = pm.ZeroSumNormal("mu_group", sigma=sd_g, dims="group")
             sd_gi = pm.HalfNormal("sd_group_item", SD_PRIOR)
@@ -331,7 +371,8 @@ def build_ordinal(d: Design):
             # which the (large) human samples pin down; a free mean would form a ridge with it
             a_gi = pm.ZeroSumNormal("group_item", sigma=sd_gi, dims=("group", "item"), n_zerosum_axes=2)
             theta = mu_g[:, None] + a_gi + model["item_effect"][None, :]
-            ll = ll + loglik(T_items[None], theta, hN, hA_sum)
+            ll = (ll + loglik(H_items[None], theta, hN, hA_sum) + pt.sum(hA_item * H_items)
+                  + _gap_penalty(h_tot, rows_h, ks))
         pm.Potential("loglik", ll)
     return model
 

@@ -33,6 +33,7 @@ class SBCResult:
     n_draws: int
     divergences: np.ndarray
     seconds: float
+    centred_tables: list[str] | None = None  # effect tables sampled directly (centred) in this run
 
     def uniformity(self, bins: int = 10) -> pd.DataFrame:
         rows = []
@@ -45,16 +46,26 @@ class SBCResult:
         return pd.DataFrame(rows)
 
 
-def sbc_design(n_models: int = 3, n_items: int = 8, n_levels: int = 3, K: int = 3, n_samples: int = 5) -> Design:
-    """A fully crossed model x item x format design (no humans) with ``n_samples`` answers per cell."""
+def sbc_design(n_models: int = 3, n_items: int = 8, n_levels: int = 3, K: int = 3, n_samples: int = 5,
+               centred: bool = False) -> Design:
+    """A fully crossed model x item x format design (no humans) with ``n_samples`` answers per cell.
+
+    The graph chooses centred or non-centred tables from the data it is built on, and SBC builds it
+    once, on placeholder counts: ``centred=False`` spreads them evenly (no spread, every table
+    non-centred), ``centred=True`` puts them all on the first option (an unbounded signal-to-noise
+    ratio, so the model-item opinions and the learned-scale interactions are centred).
+    """
     models = [f"m{i}" for i in range(n_models)]
     items = [f"q{i}" for i in range(n_items)]
     levels = {"format": [f"f{i}" for i in range(n_levels)]}
     g = np.meshgrid(np.arange(n_models), np.arange(n_items), np.arange(n_levels), indexing="ij")
     idx = {"model": g[0].ravel(), "item": g[1].ravel(), "format": g[2].ravel()}
     n = len(idx["model"])
-    counts = np.zeros((n, K))
-    counts[:, 0] = n_samples  # placeholder; replaced per simulation
+    counts = np.zeros((n, K))  # placeholder that fixes the parametrisation; replaced per simulation
+    if centred:
+        counts[:, 0] = n_samples
+    else:
+        counts[:] = n_samples / K
     return Design(kind="ordinal", models=models, items=items, factors=["format"], levels=levels, idx=idx,
                   n_cells=n, n_responses=n * n_samples, counts=counts, K_item=np.full(n_items, K),
                   interactions={"format": True},
@@ -120,6 +131,7 @@ def sbc_response_model(
     *,
     design: Design | None = None,
     n_samples: int = 5,
+    centred: bool = False,
     draws: int = 300,
     tune: int = 300,
     chains: int = 2,
@@ -131,7 +143,8 @@ def sbc_response_model(
     """Run SBC of the cumulative-logit response model on a small design.
 
     Returns the ranks of the variance components (``sd_*``), a population format effect and the
-    first cutpoint among ``n_keep`` evenly thinned posterior draws.
+    first cutpoint among ``n_keep`` evenly thinned posterior draws. ``centred`` chooses the
+    parametrisation under test (:func:`sbc_design`); ``SBCResult.centred_tables`` records it.
 
     Each simulation draws its answers and its sampler seed from its own child of ``rng``
     (``SeedSequence.spawn``), so the ranks are the same whether the simulations run here or on an
@@ -146,7 +159,7 @@ def sbc_response_model(
     from robustalign.scaleout import map_tasks
 
     gen, _ = as_generator(rng)
-    d = design if design is not None else sbc_design(n_samples=n_samples)
+    d = design if design is not None else sbc_design(n_samples=n_samples, centred=centred)
     model = build_ordinal(d)
     K = int(d.K_item[0])
     names = ["sd_item", "sd_model_x_format", "sd_item_x_format"]
@@ -163,4 +176,6 @@ def sbc_response_model(
     out = map_tasks(_sbc_one, tasks, executor=executor)
     rows = [r for r, _ in out]
     divs = [v for _, v in out]
-    return SBCResult(pd.DataFrame(rows), n_keep, np.array(divs), time.perf_counter() - t0)
+    random = {"model_opinion", "item_effect", *(t.name for t in d.terms if "_x_" in t.name)}
+    centred_tables = sorted(v.name for v in model.free_RVs if v.name in random)
+    return SBCResult(pd.DataFrame(rows), n_keep, np.array(divs), time.perf_counter() - t0, centred_tables)
