@@ -743,6 +743,23 @@ def _bayes_section(responses, reference, design, factors, gen, *, part, n_resamp
     if not fit.converged:
         rows.append({"unit": "Bayesian model", "verdict": "inconclusive", "n_needed": np.nan,
                      "reason": f"Bayesian {kind} model: {fit.summary()} Its numbers are not used for any verdict."})
+    notes, results = [fit.summary()], {"fit": fit}
+    if b.get("sensitivity", False):
+        if kind == "response" and fit.kind == "ordinal" and fit.design.human_counts is not None:
+            # METHODS 3.3: do the factor-vs-human ratios survive letting the models use the scale differently?
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                alt = fitter(responses, reference, factors=factors or None, rng=gen, cutpoints="offset", **kw)
+            fvh = [fit.factor_vs_human(level).assign(cutpoints="shared"),
+                   alt.factor_vs_human(level).assign(cutpoints="offset")]
+            tables["bayes_sensitivity"] = pd.concat(fvh, ignore_index=True)
+            notes.append(f"Sensitivity fit (models' own cutpoint spacing): {alt.summary()}")
+            results["sensitivity_fit"] = alt
+            if not alt.converged:
+                rows.append({"unit": "Bayesian sensitivity model", "verdict": "inconclusive", "n_needed": np.nan,
+                             "reason": f"cutpoints='offset' fit: {alt.summary()} Its numbers are not used."})
+        else:
+            notes.append("Sensitivity fit not run: it needs the ordinal response model with human counts.")
     verdicts = _vrows(part, "Bayesian model", pd.DataFrame(rows), ["unit"]) if rows else None
     si = vs[vs["component"] == "stability_index"]
     disp = [("Stability index (content share of the latent variance) per model", _headline(si, ["model"]))]
@@ -752,7 +769,7 @@ def _bayes_section(responses, reference, design, factors, gen, *, part, n_resamp
             "diagnostics": fit.diagnostics, "settings": kw}
     return (Section("bayes", f"Bayesian {kind} model", f"Hierarchical {kind} model with crossed item, model and "
                     "design-factor effects (robustalign.models).", verdicts, tables, disp, figs,
-                    results={"fit": fit}, notes=[fit.summary()]), info)
+                    results=results, notes=notes), info)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ Every key is optional; a missing file means "decide from the data". The schema (
     draws = 500
     tune = 500
     chains = 2
+    sensitivity = false                # also fit the models' own cutpoint spacing (measurement invariance)
 
     [[claims]]                         # any number of claims, audited over every specification
     kind = "closer"                    # closer | closest_group | steering_raises | human_proxy | higher_position
@@ -65,7 +66,7 @@ _SECTIONS = {
     "steering": {"enabled", "column", "baseline", "by", "metric", "group_map", "compare", "compare_metric"},
     "domains": {"prefix", "map", "column"},
     "extrapolability": {"enabled", "min_domain_items"},
-    "bayes": {"fit", "draws", "tune", "chains", "model"},
+    "bayes": {"fit", "draws", "tune", "chains", "model", "sensitivity"},
 }
 _CLAIM_KEYS = {"kind", "model", "than", "group", "target", "text", "steer", "baseline"}
 _CLAIM_NEEDS = {
@@ -158,6 +159,9 @@ class AuditDesign:
         for k in ("draws", "tune", "chains"):
             if k in out.bayes:
                 _int(out.bayes[k], f"[bayes] {k}", where, 1)
+        for k in ("fit", "sensitivity"):
+            if not isinstance(out.bayes.get(k, False), bool):
+                raise RobustAlignError(f"{where}: [bayes] `{k}` must be true or false; got {out.bayes[k]!r}.")
         claims = d.get("claims", [])
         if not isinstance(claims, list):
             raise RobustAlignError(f"{where}: `claims` must be an array of tables ([[claims]]); got {claims!r}.")
