@@ -101,7 +101,8 @@ def make_figures(out, *, n_resamples: int = 2000, n_permutations: int = 2000, ba
         step("Bayesian score model (compiles and samples; minutes)")
         from robustalign.models import fit_score_model
 
-        fit = fit_score_model(d.responses, d.reference_language, draws=1000, tune=1000, chains=4, rng=g[6])
+        fit = fit_score_model(d.responses, d.reference_language, draws=2000, tune=1000, chains=4, rng=g[6],
+                              squeeze_n=10)  # docs/bayesian.md section 5: 1,000 draws sat on the gate's edge
         written += _save(P.plot_variance_shares(fit), out, "variance_shares")
     step(f"wrote {len(written)} files to {out}/")
     return written
