@@ -51,7 +51,7 @@ from robustalign.claims._base import AssessmentResult
 from robustalign.metrics import spearman_alignment
 from robustalign.multiplicity import adjust
 from robustalign.resampling import BootstrapResult
-from robustalign.resampling.permutation import _p_values
+from robustalign.resampling.permutation import permutation_p_values
 
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
 
@@ -313,7 +313,7 @@ def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alterna
         obs = np.concatenate([r_m.reshape(U * P), np.nanmean(r_m, axis=1)])
     with np.errstate(invalid="ignore"):  # near-ties within 1e-10 of the statistic's size (at least 1)
         scale = np.maximum(np.nanmax(np.abs(null), axis=0, initial=0.0), 1.0)
-    p = np.where(np.isfinite(obs), _p_values(obs, null, alternative, scale), np.nan)
+    p = np.where(np.isfinite(obs), permutation_p_values(obs, null, alternative, scale), np.nan)
     return {"A": A, "A_human": Ah, "r_model": r_m, "r_human_each": r_h_each, "r_human": r_h,
             "estimate": est, "resamples": reps, "null": null, "p": p, "observed": obs}
 

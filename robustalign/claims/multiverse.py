@@ -313,7 +313,7 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     child of ``gen``, and the blocks run on ``executor`` when one is given; the numbers are the same
     either way.
     """
-    from robustalign.resampling.permutation import _p_values
+    from robustalign.resampling.permutation import permutation_p_values
     from robustalign.scaleout import block_streams, map_chunks
 
     obs = _stat(D, aggs)
@@ -322,7 +322,7 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     B = n_permutations
     ok = np.isfinite(obs)  # a specification without any item has no test: NaN, not p = 1 / (1 + B)
     p_spec = np.full(obs.shape, np.nan)
-    p_spec[ok] = _p_values(obs[ok], null[:, ok], "two-sided")
+    p_spec[ok] = permutation_p_values(obs[ok], null[:, ok], "two-sided")
     p_maxt = np.full(obs.shape, np.nan)
     p_maxt[ok] = maxt_adjust(obs[ok], null[:, ok])
     obs, null = obs[ok], null[:, ok]

@@ -11,6 +11,8 @@ cluster_bootstrap, paired_bootstrap, two_way_bootstrap, dirichlet_reference
     Bootstrap designs (METHODS 3.6).
 stratified_permutation_test, sign_flip_test
     Permutation tests within strata, ``p = (1 + b) / (1 + B)``.
+permutation_p_values
+    That p-value for any observed statistics and null matrix (near-ties count as extreme).
 item_aggregates
     Long table -> per-item aggregates (the fast-path input).
 BootstrapResult, PermutationResult, ReferenceDraws, ItemAggregates
@@ -28,7 +30,11 @@ from robustalign.resampling.bootstrap import (
     two_way_bootstrap,
 )
 from robustalign.resampling.intervals import bca_interval, percentile_interval
-from robustalign.resampling.permutation import sign_flip_test, stratified_permutation_test
+from robustalign.resampling.permutation import (
+    permutation_p_values,
+    sign_flip_test,
+    stratified_permutation_test,
+)
 from robustalign.resampling.results import BootstrapResult, PermutationResult
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "item_aggregates",
     "paired_bootstrap",
     "percentile_interval",
+    "permutation_p_values",
     "sign_flip_test",
     "stratified_permutation_test",
     "two_way_bootstrap",

@@ -43,12 +43,12 @@ from robustalign.resampling.bootstrap import _labels_for, cluster_bootstrap
 from robustalign.resampling.intervals import TIE_REL_TOL
 from robustalign.resampling.results import BootstrapResult, PermutationResult
 
-__all__ = ["sign_flip_test", "stratified_permutation_test"]
+__all__ = ["permutation_p_values", "sign_flip_test", "stratified_permutation_test"]
 
 STATISTICS = ("auto", "mean_difference", "spread")
 
 
-def _p_values(observed: np.ndarray, null: np.ndarray, alternative: str, scale: np.ndarray | None = None) -> np.ndarray:
+def permutation_p_values(observed: np.ndarray, null: np.ndarray, alternative: str, scale: np.ndarray | None = None) -> np.ndarray:
     """``(1 + b) / (1 + B)`` per column, counting near-ties (floating-point noise) as extreme.
 
     Permuted statistics within ``1e-10 * max(|observed|, scale)`` of the observed one count as ties;
@@ -233,7 +233,7 @@ def _check_test_args(n_resamples, n_bootstrap, alternative, confidence_level, ch
 
 def _make_result(obs, null, scale, alternative, test, name, labels, S, L, record, boot, prov) -> PermutationResult:
     return PermutationResult(
-        statistic=obs, p_value=_p_values(obs, null, alternative, scale), null_distribution=null, labels=labels,
+        statistic=obs, p_value=permutation_p_values(obs, null, alternative, scale), null_distribution=null, labels=labels,
         alternative=alternative, test=test, statistic_name=name, n_strata=int(S), n_levels=int(L), rng=record,
         bootstrap=boot, provenance=prov,
     )
