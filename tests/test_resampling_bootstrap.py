@@ -457,6 +457,26 @@ def test_degenerate_data_warn_and_give_nan_bca():
     assert res.to_frame(method="percentile").conf_low[0] == 0.5
 
 
+def test_bca_or_percentile_falls_back_only_where_bca_is_undefined():
+    """Column 0 varies (BCa defined), column 1 is constant (BCa undefined): the mixed method takes
+    each column's interval from the method that is defined for it and says which."""
+    import warnings
+
+    a = np.column_stack([np.random.default_rng(3).normal(size=40), np.full(40, 0.5)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateResampleWarning)
+        res = cluster_bootstrap(a, n_resamples=500, rng=1)
+        bca = res.to_frame(method="bca")
+    pct = res.to_frame(method="percentile")
+    mixed = res.to_frame(method="bca_or_percentile")
+    assert list(mixed["method"]) == ["bca", "percentile"]
+    assert mixed.loc[0, "conf_low"] == bca.loc[0, "conf_low"] and mixed.loc[0, "conf_high"] == bca.loc[0, "conf_high"]
+    assert mixed.loc[1, "conf_low"] == pct.loc[1, "conf_low"] == 0.5
+    assert np.isnan(bca.loc[1, "conf_low"])
+    with pytest.raises(ValueError, match="bca_or_percentile"):
+        res.to_frame(method="wilson")
+
+
 def test_sparse_cells_warn_about_undefined_replicates():
     a = np.full((30, 2), np.nan)
     a[:, 0] = np.linspace(0, 1, 30)

@@ -915,15 +915,7 @@ def _ci_frame(boot, level, n_items=None):
     For rates (``n_items`` given), a rate of exactly 0 or 1 has a bootstrap interval of width 0 (every
     resample agrees); it is replaced by the Wilson interval for 0 (or n) of ``n_items`` items, so that
     "no flip on 11 items" is not reported as certainty."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DegenerateResampleWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        f = boot.to_frame(level)
-        bad = ~(np.isfinite(f["conf_low"]) & np.isfinite(f["conf_high"])).to_numpy()
-        if bad.any():
-            p = boot.to_frame(level, method="percentile")
-            for c in ("conf_low", "conf_high", "method"):
-                f.loc[bad, c] = p.loc[bad, c]
+    f = boot.to_frame(level, method="bca_or_percentile" if boot.method == "bca" else None)
     if n_items is not None:
         from statsmodels.stats.proportion import proportion_confint
 

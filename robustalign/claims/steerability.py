@@ -761,10 +761,10 @@ def _units_for(quantity: pd.Series, metric: str) -> np.ndarray:
 
 def _frame(derived, labels, stored, level) -> pd.DataFrame:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fb = derived.to_frame(level, "bca")
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of absent cells
+        fb = derived.to_frame(level, "bca_or_percentile")
         fp = derived.to_frame(level, "percentile")
-    use_p = labels["quantity"].isin(_PERCENTILE_QUANTITIES).to_numpy() | ~np.isfinite(fb["conf_low"].to_numpy())
+    use_p = labels["quantity"].isin(_PERCENTILE_QUANTITIES).to_numpy()
     f = fb.copy()
     for c in ("conf_low", "conf_high", "method"):
         f[c] = np.where(use_p, fp[c], fb[c])

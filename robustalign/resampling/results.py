@@ -8,6 +8,7 @@ is a value in ``conf_level``, never part of a column name.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
@@ -15,8 +16,9 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import RngRecord
-from robustalign._validation import check_confidence_level, check_method
+from robustalign._validation import INTERVAL_METHODS, check_confidence_level, check_method
 from robustalign.resampling import intervals as _iv
 
 __all__ = ["BootstrapResult", "PermutationResult"]
@@ -134,7 +136,21 @@ class BootstrapResult:
     # ------------------------------------------------------------------ intervals
     def _interval(self, level, method) -> tuple[np.ndarray, np.ndarray, float, str]:
         level = self.confidence_level if level is None else check_confidence_level(level, "level")
-        method = self.method if method is None else check_method(method)
+        method = self.method if method is None else check_method(method, (*INTERVAL_METHODS, "bca_or_percentile"))
+        if method == "bca_or_percentile":
+            # BCa where it is defined; the percentile interval for the statistics where it is not (e.g.
+            # a rate that is 0 in most resamples); ``method`` then says, per statistic, which was used
+            pl, ph = (np.atleast_1d(x) for x in _iv.percentile_interval(self.resamples, confidence_level=level))
+            if self.jackknife is None:
+                return pl, ph, level, np.full(pl.shape, "percentile", dtype=object)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateResampleWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                bl, bh = (np.atleast_1d(x) for x in _iv.bca_interval(self.resamples, self.estimate, self.jackknife,
+                                                                     confidence_level=level))
+            bad = ~(np.isfinite(bl) & np.isfinite(bh))
+            return (np.where(bad, pl, bl), np.where(bad, ph, bh), level,
+                    np.where(bad, "percentile", "bca").astype(object))
         if method == "bca":
             if self.jackknife is None:
                 raise ValueError(
@@ -153,8 +169,9 @@ class BootstrapResult:
         ----------
         level : float, optional
             Confidence level in (0, 1); default the level the result was made with (0.95 unless set).
-        method : {"percentile", "bca"}, optional
-            Default the result's method.
+        method : {"percentile", "bca", "bca_or_percentile"}, optional
+            Default the result's method. ``"bca_or_percentile"`` falls back to the percentile interval
+            for the statistics whose BCa interval is undefined; the ``method`` column says which.
 
         Returns
         -------
