@@ -162,6 +162,51 @@ def test_population_alignment_covers_the_truth(recovery):
     assert fit.rank_probabilities(scope="population", rng=3)["probability"].between(0, 1).all()
 
 
+def _evaluated_alignment_truth(sim):
+    """1 - mean over the simulated items of |true model position - true human position| (M, C)."""
+    from scipy.special import expit
+
+    t = sim.truth
+    tau = t["tau_model"]  # (Q, K-1); equal to the human cutpoints unless model_gap_ratio != 1
+    eta = (t["mu_model"][:, None, None, None] + t["a_model_item"][:, :, None, None]
+           + t["beta_model"]["format"][:, None, :, None] + t["u_item_format"][None, :, :, None]
+           + t["order_effect"] * np.arange(2)[None, None, None, :])  # (M, Q, formats, orders)
+    model = expit(eta[..., None] - tau[None, :, None, None, :]).sum(-1).mean((2, 3)) / tau.shape[1]
+    human = expit(t["theta_group_item"][..., None] - t["tau"][None]).sum(-1) / tau.shape[1]  # (C, Q)
+    return 1 - np.abs(model[:, None, :] - human[None, :, :]).mean(-1)
+
+
+@pytest.mark.slow
+def test_alignment_intervals_cover_at_their_rate_over_simulated_studies(request):
+    """Coverage of both alignment scopes over 30 independent studies: one model x group pair per study
+    (chosen at random, so the 30 Bernoulli trials are independent), judged by a binomial test."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("30 Bayesian fits: run with -m slow")
+    import warnings
+
+    from scipy.stats import binomtest
+
+    from robustalign.models import fit_response_model
+
+    pick = np.random.default_rng(99)
+    hits = {"population": 0, "evaluated": 0}
+    n = 30
+    for seed in range(n):
+        sim = simulate(n_models=3, n_items=30, n_groups=4, factors={"format": 2}, n_samples=5, rng=100 + seed)
+        resp, ref = sim.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_response_model(resp, ref, draws=1000, tune=1000, chains=4, rng=seed)
+        m, c = pick.integers(3), pick.integers(4)
+        for scope, truth in (("population", _population_alignment_truth(sim, n_new=50_000)),
+                             ("evaluated", _evaluated_alignment_truth(sim))):
+            row = fit.alignment(LEVEL, scope=scope, rng=seed).iloc[m * 4 + c]
+            hits[scope] += bool(row.conf_low <= truth[m, c] <= row.conf_high)
+    print("alignment interval coverage over", n, "studies:", hits)
+    for scope, k in hits.items():
+        assert binomtest(k, n, LEVEL).pvalue > 0.01, (scope, k, n)
+
+
 def test_cutpoint_offset_model_recovers_the_models_own_scale_use():
     """The measurement-invariance sensitivity model (METHODS 3.3): models whose cutpoint gaps are 0.6
     times the humans' (they pick extreme options more at the same latent location); the offsets'

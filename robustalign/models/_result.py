@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, polygamma
 
-from robustalign.models._design import Design, cell_predictor
+from robustalign.models._design import Design, _flat_index, cell_predictor
 from robustalign.models._sampling import GATE, gate_message
 
 LOGISTIC_VAR = np.pi**2 / 3
@@ -438,10 +438,22 @@ class BayesFit:
         K_new = gen.choice(d.K_item, size=n_new_items)
         cuts = {K: (self._model_cutpoints(K), self._draws(f"cutpoints_K{K}", thin=True)) for K in np.unique(K_new)}
         codes = {f: d.combo_codes(f) for f in d.factors}
+        # Zero-sum item-level tables make the model means, group means, factor effects and the item
+        # location the averages over the EVALUATED items; the population averages differ from them by
+        # N(0, sd^2 / n_items), which the posterior of those parameters does not carry. It is added back
+        # per draw (without it, 22 of 30 population intervals covered the truth in the calibration test).
+        # Centred opinions have a hierarchical model mean that already carries it.
+        q_model = np.bincount(np.unique(_flat_index(d, ("model", "item"))) // len(d.items), minlength=M)
+        q_group = np.maximum((d.human_n > 0).sum(1), 1)
+        model_mean_sd = (np.zeros_like(sd_mi) if self._has("model_opinion")
+                         else sd_mi / np.sqrt(np.maximum(q_model, 1))[None, :])
         R = n_new_items
         A = np.empty((S, M, C))
         for s in range(S):
-            base = np.zeros((M, G))
+            base = gen.normal(0, 1, M)[:, None] * model_mean_sd[s][:, None] + np.zeros((M, G))
+            for f, sd in ixf.items():
+                z = gen.normal(0, sd[s] / np.sqrt(len(d.items)), len(d.levels[f]))
+                base += (z - z.mean())[codes[f]][None, :]
             for name, t in fixed.items():
                 x = tab[name][s]
                 if t.axes == ("model",):
@@ -450,13 +462,14 @@ class BayesFit:
                     base += x[:, codes[t.axes[1]]]
                 else:
                     base += x[codes[t.axes[0]]][None, :]
-            item = gen.normal(0, sd_item[s], R)
+            item = gen.normal(0, sd_item[s], R) + gen.normal(0, sd_item[s] / np.sqrt(len(d.items)))
             eta = base[None] + item[:, None, None] + gen.normal(0, 1, (R, M))[:, :, None] * sd_mi[s][None, :, None]
             for f, sd in ixf.items():
                 z = gen.normal(0, sd[s], (R, len(d.levels[f])))
                 eta = eta + (z - z.mean(1, keepdims=True))[:, None, codes[f]]
             gi = gen.normal(0, sd_gi[s], (R, C))
-            theta = mu_g[s][None, :] + gi - gi.mean(1, keepdims=True) + item[:, None]  # (R, C)
+            mu_c = mu_g[s] + gen.normal(0, 1, C) * sd_gi[s] / np.sqrt(q_group)
+            theta = mu_c[None, :] + gi - gi.mean(1, keepdims=True) + item[:, None]  # (R, C)
             pos_m, pos_h = np.empty((R, M, G)), np.empty((R, C))
             for K, (tau_m, tau_h) in cuts.items():
                 r = K_new == K
