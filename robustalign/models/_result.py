@@ -39,6 +39,18 @@ def _group_mean(x: np.ndarray, key: np.ndarray, n_groups: int) -> np.ndarray:
     return out
 
 
+def _rho_rows(factor: str, per: dict, sigma_country: np.ndarray, level: float) -> list[dict]:
+    """Rows of ``factor_vs_human``: rho = factor SD / human between-group SD per draw, for each entry of ``per``."""
+    rows = []
+    for m, sdv in per.items():
+        rho = sdv / sigma_country
+        est, lo, hi = _summarise(rho, level)
+        rows.append({"factor": factor, "model": m, "estimate": est, "conf_low": lo, "conf_high": hi,
+                     "conf_level": level, "p_exceeds": float((rho > 1).mean()), "sd_factor": float(sdv.mean()),
+                     "sigma_country": float(sigma_country.mean())})
+    return rows
+
+
 @dataclass
 class BayesFit:
     """A fitted response or score model.
@@ -177,12 +189,7 @@ class BayesFit:
             if d.interactions[f]:
                 bm = beta[:, None, :] + self._draws(f"model_x_{f}")
                 per.update({m: bm[:, i].std(-1) for i, m in enumerate(d.models)})
-            for m, sdv in per.items():
-                rho = sdv / sc
-                est, lo, hi = _summarise(rho, level)
-                rows.append({"factor": f, "model": m, "estimate": est, "conf_low": lo, "conf_high": hi,
-                             "conf_level": level, "p_exceeds": float((rho > 1).mean()),
-                             "sd_factor": float(sdv.mean()), "sigma_country": float(sc.mean())})
+            rows += _rho_rows(f, per, sc, level)
         return self._frame(pd.DataFrame(rows))
 
     # ------------------------------------------------------------------ categorical (nominal items)
@@ -215,12 +222,7 @@ class BayesFit:
         for f in d.factors:
             sd = self._draws(f"sd_{f}")  # (S, M)
             per = {"all": np.sqrt((sd**2).mean(1)), **{m: sd[:, i] for i, m in enumerate(d.models)}}
-            for m, sdv in per.items():
-                rho = sdv / sc
-                est, lo, hi = _summarise(rho, level)
-                rows.append({"factor": f, "model": m, "estimate": est, "conf_low": lo, "conf_high": hi,
-                             "conf_level": level, "p_exceeds": float((rho > 1).mean()),
-                             "sd_factor": float(sdv.mean()), "sigma_country": float(sc.mean())})
+            rows += _rho_rows(f, per, sc, level)
         return self._frame(pd.DataFrame(rows))
 
     def _categorical_probs(self):
@@ -428,9 +430,9 @@ class BayesFit:
                 np.add.at(W, (d.idx["model"][sel], j, combo[sel]), 1.0)
         W /= W.sum(-1, keepdims=True)
         fixed = {t.name: t for t in d.terms if "item" not in t.axes}
-        S = min(self.max_draws, len(self._draws("sd_item")))
-        tab = {n: self._draws(n, thin=True) for n in fixed}
         sd_item = self._draws("sd_item", thin=True)
+        S = len(sd_item)
+        tab = {n: self._draws(n, thin=True) for n in fixed}
         sd_mi = self._draws("sd_model_item", thin=True)
         ixf = {f: (self._draws(f"sd_item_x_{f}", thin=True) if self._has(f"sd_item_x_{f}") else np.ones(S))
                for f in d.factors if d.interactions[f]}
