@@ -175,27 +175,54 @@ def ordinal_design(
     When every item is nominal this is :func:`categorical_design` (``kind="categorical"``); a mix of
     ordinal and nominal items raises a SchemaError that says how to fit them separately.
     """
+    return _count_design(None, responses, reference, factors, interactions, min_df_scale, human_n)
+
+
+def categorical_design(
+    responses,
+    reference=None,
+    *,
+    factors=None,
+    interactions=True,
+    min_df_scale: int = 4,
+    human_n=None,
+) -> Design:
+    """Answer counts per cell for nominal (unordered) items: the design of the softmax response model.
+
+    Same cells as :func:`ordinal_design` (model x item x design-factor levels) with ``kind="categorical"``,
+    counts (cells, Kmax) in canonical option order (options beyond an item's K are 0) and ``K_item``;
+    with a reference, human counts per group x item x option. ``interactions`` and ``min_df_scale`` are
+    recorded but not used: every design factor enters as a model x item x level effect.
+    """
+    return _count_design("categorical", responses, reference, factors, interactions, min_df_scale, human_n)
+
+
+def _count_design(want, responses, reference, factors, interactions, min_df_scale, human_n) -> Design:
+    """Answer counts per cell; the kind follows the item scales (``want`` = "categorical" insists on it)."""
     if responses.kind == "score":
         raise SchemaError("responses hold scores; use `fit_score_model` for scores in [0, 1].")
     fs = design_factors(responses, factors)
     v = responses.valid()
-    if _check_item_kinds(responses, v) == "nominal":
-        return categorical_design(responses, reference, factors=factors, interactions=interactions,
-                                  min_df_scale=min_df_scale, human_n=human_n)
+    kind = "categorical" if _check_item_kinds(responses, v) == "nominal" else "ordinal"
+    if want is not None and kind != want:
+        raise SchemaError(
+            "responses: every item is ordinal; the categorical (softmax) model is for nominal items. Use "
+            "`ordinal_design` / `fit_response_model`, which choose the model from the item scales."
+        )
     models, items, levels, idx, inv = _cells(v, fs)
     K_item = np.array([responses.scales[i].K for i in items])
     counts = _answer_counts(responses, v, inv, int(K_item.max()))
     d = Design(
-        kind="ordinal", models=models, items=items, factors=fs, levels=levels, idx=idx,
+        kind=kind, models=models, items=items, factors=fs, levels=levels, idx=idx,
         n_cells=len(counts), n_responses=len(v), counts=counts, K_item=K_item,
-        interactions=_interactions(interactions, fs),
-        min_df_scale=min_df_scale,
+        interactions=_interactions(interactions, fs), min_df_scale=min_df_scale,
         data_hash=responses.data_hash(),
     )
     if reference is not None:
         _add_humans(d, reference, human_n)
+        if kind == "categorical":
+            d.human_mean = None  # a mean position has no meaning for nominal options
     return d
-
 
 
 def _answer_counts(responses, v: pd.DataFrame, inv: np.ndarray, kmax: int) -> np.ndarray:
@@ -225,45 +252,6 @@ def _check_item_kinds(responses, v: pd.DataFrame) -> str:
         "`fit_response_model(responses.subset(items=items), reference.subset(items=items))` for each list."
     )
 
-
-def categorical_design(
-    responses,
-    reference=None,
-    *,
-    factors=None,
-    interactions=True,
-    min_df_scale: int = 4,
-    human_n=None,
-) -> Design:
-    """Answer counts per cell for nominal (unordered) items: the design of the softmax response model.
-
-    Same cells as :func:`ordinal_design` (model x item x design-factor levels) with ``kind="categorical"``,
-    counts (cells, Kmax) in canonical option order (options beyond an item's K are 0) and ``K_item``;
-    with a reference, human counts per group x item x option. ``interactions`` and ``min_df_scale`` are
-    recorded but not used: every design factor enters as a model x item x level effect.
-    """
-    if responses.kind == "score":
-        raise SchemaError("responses hold scores; use `fit_score_model` for scores in [0, 1].")
-    fs = design_factors(responses, factors)
-    v = responses.valid()
-    if _check_item_kinds(responses, v) != "nominal":
-        raise SchemaError(
-            "responses: every item is ordinal; the categorical (softmax) model is for nominal items. Use "
-            "`ordinal_design` / `fit_response_model`, which choose the model from the item scales."
-        )
-    models, items, levels, idx, inv = _cells(v, fs)
-    K_item = np.array([responses.scales[i].K for i in items])
-    counts = _answer_counts(responses, v, inv, int(K_item.max()))
-    d = Design(
-        kind="categorical", models=models, items=items, factors=fs, levels=levels, idx=idx,
-        n_cells=len(counts), n_responses=len(v), counts=counts, K_item=K_item,
-        interactions=_interactions(interactions, fs), min_df_scale=min_df_scale,
-        data_hash=responses.data_hash(),
-    )
-    if reference is not None:
-        _add_humans(d, reference, human_n)
-        d.human_mean = None  # a mean position has no meaning for nominal options
-    return d
 
 def _add_humans(d: Design, reference, human_n) -> None:
     items = [i for i in d.items if i in set(reference.items)]

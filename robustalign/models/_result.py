@@ -350,8 +350,6 @@ class BayesFit:
         if scope not in ("evaluated", "population"):
             raise ValueError(f"`scope` must be 'evaluated' or 'population'; got {scope!r}.")
         if scope == "population":
-            if match is not None:
-                self._match_levels(match)
             # cached for an integer seed, so that the rank and flip tables of one call agree
             key = ("population", match, n_new_items, int(rng)) if isinstance(rng, (int, np.integer)) else None
             if key in self._alignment_cache:
