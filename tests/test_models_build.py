@@ -45,11 +45,12 @@ def test_counts_per_cell_match_a_groupby(small):
 
 
 @pytest.mark.parametrize(("humans", "cuts"), [(True, "shared"), (False, "shared"), (True, "offset")])
-@pytest.mark.parametrize("dense", [True, False])
-def test_cumulative_logit_likelihood_equals_multinomial(small, humans, cuts, dense):
+@pytest.mark.parametrize("layout", ["fused", "dense", "gathered"])
+def test_cumulative_logit_likelihood_equals_multinomial(small, humans, cuts, layout):
     """The per-cell likelihood equals the multinomial log-pmf of the cell counts (up to a constant),
-    on the dense grid and with one gathered row per cell, with and without the human component, and
-    with the models' own cutpoint spacing (the measurement-invariance sensitivity model)."""
+    on the dense grid (fused kernel and PyTensor operations) and with one gathered row per cell, with
+    and without the human component, and with the models' own cutpoint spacing (the
+    measurement-invariance sensitivity model)."""
     from robustalign.models._design import ordinal_design
     from robustalign.models._graph import build_ordinal
 
@@ -61,9 +62,11 @@ def test_cumulative_logit_likelihood_equals_multinomial(small, humans, cuts, den
     ref = ref if humans else None
     d = ordinal_design(resp, ref)
     assert d.dense  # a complete grid but for one cell
+    dense = layout != "gathered"
     d = dataclasses.replace(d, max_fill=d.max_fill if dense else 0.0, cutpoints=cuts)
     assert d.dense == dense
-    model = build_ordinal(d)
+    model = build_ordinal(d, fused=layout == "fused")
+    assert ("A_mq" in model.named_vars) == (layout == "fused")
     import pytensor
 
     names = ("cutpoints_K4", "mu_model", "item_effect", "model_item", "beta_format", "model_x_format",

@@ -79,10 +79,11 @@ def _effect(name: str, sd, dims: tuple[str, ...], n_zerosum_axes: int, centred: 
     return pm.Deterministic(name, sd * z, dims=dims)
 
 
-def crossed_effects(d: Design, *, model_means_free: bool):
+def crossed_effects(d: Design, *, model_means_free: bool, tables: bool = False):
     """Add the crossed random effects; return the linear predictor (no intercept).
 
-    The predictor is per observed cell, or on the dense (models, items, G) grid when ``d.dense``.
+    The predictor is per observed cell, or on the dense (models, items, G) grid when ``d.dense``; with
+    ``tables`` (dense designs only) its three parts ``(a[m, q], c[m, g], e[q, g])`` are returned instead.
     """
     import pymc as pm
 
@@ -145,7 +146,12 @@ def crossed_effects(d: Design, *, model_means_free: bool):
     used = ([Term("model_opinion", ("model", "item"), "model_item")] + [t for t in terms if t.name not in parts]
             if opinion else terms)
     model = pm.modelcontext(None)
-    return _dense_eta(used, d, model) if d.dense else _gathered_eta(used, d, model)
+    if tables:
+        return _dense_tables(used, d, model)
+    if d.dense:
+        a, c, e = _dense_tables(used, d, model)
+        return a[:, :, None] + c[:, None, :] + e[None, :, :]
+    return _gathered_eta(used, d, model)
 
 
 def _gathered_eta(terms: list[Term], d: Design, model):
@@ -167,12 +173,12 @@ def _gathered_eta(terms: list[Term], d: Design, model):
     return pt.as_tensor_variable(eta)
 
 
-def _dense_eta(terms: list[Term], d: Design, model):
-    """The linear predictor on the (models, items, G) grid of factor-level combinations.
+def _dense_tables(terms: list[Term], d: Design, model):
+    """The linear predictor on the (models, items, G) grid of factor-level combinations, in three parts.
 
     Every term depends on model and item, model and factors, or item and factors, so the predictor is
     ``a[m, q] + c[m, g] + e[q, g]`` with three small tables: two broadcast additions per cell instead of
-    a gather per term, and a gradient that is three sums instead of scatters.
+    a gather per term, and a gradient that is three sums instead of scatters. Returns ``(a, c, e)``.
     """
     import pytensor.tensor as pt
 
@@ -195,7 +201,7 @@ def _dense_eta(terms: list[Term], d: Design, model):
             e = e + tab
         else:
             c = c + tab[None, :]
-    return a[:, :, None] + c[:, None, :] + e[None, :, :]
+    return a, c, e
 
 
 def cell_layout(d: Design, x: np.ndarray) -> np.ndarray:
@@ -209,7 +215,16 @@ def _k_groups(d: Design):
     return ks, np.array([gid[int(k)] for k in d.K_item])
 
 
-def ordinal_data(d: Design) -> dict[str, np.ndarray]:
+def fused_likelihood(d: Design, fused: bool | None = None) -> bool:
+    """Whether the graph of ``d`` uses the fused kernel (``_kernel``): by default on every dense grid."""
+    if fused is None:
+        return d.dense
+    if fused and not d.dense:
+        raise ValueError("The fused likelihood kernel needs a dense design grid (`Design.dense`).")
+    return bool(fused)
+
+
+def ordinal_data(d: Design, fused: bool | None = None) -> dict[str, np.ndarray]:
     """Likelihood data of the cumulative logit, in the form the graph uses (also for data swaps).
 
     With ``x_j = tau_j - eta`` the multinomial log-likelihood of a cell's counts ``n_0..n_{K-1}`` is
@@ -218,6 +233,10 @@ def ordinal_data(d: Design) -> dict[str, np.ndarray]:
     ``log s(-x) = log s(x) - x``, the first sum is ``sum_j A_j x_j - N_j log(1 + e^{x_j})`` with
     ``N_j = A_j + B_j``; the linear part needs only ``sum_j A_j`` per cell and ``A_j`` totalled per item
     (``A_item``). The last sum depends on the cutpoints only: category totals per scale length.
+
+    With the fused kernel (``fused``) ``N`` is laid out (models, items, cutpoints, G) and the linear part
+    ``sum A eta`` needs only the margins of ``A_sum`` over the three predictor tables (``A_mq``,
+    ``A_mg``, ``A_qg``).
     """
     ks, g_item = _k_groups(d)
     kmax = d.counts.shape[1]
@@ -236,6 +255,10 @@ def ordinal_data(d: Design) -> dict[str, np.ndarray]:
 
     N, A_sum, A_item = parts(d.counts, d.K_item[d.idx["item"]], d.idx["item"])
     out["N"], out["A_sum"], out["A_item"] = cell_layout(d, N), cell_layout(d, A_sum), A_item
+    if fused_likelihood(d, fused):
+        out["N"] = np.ascontiguousarray(out["N"].transpose(0, 1, 3, 2))
+        A = out.pop("A_sum")
+        out["A_mq"], out["A_mg"], out["A_qg"] = A.sum(2), A.sum(1), A.sum(0)
     tot = np.zeros((len(ks), kmax))
     np.add.at(tot, g_item[d.idx["item"]], d.counts)
     out["cat_totals"] = tot
@@ -306,21 +329,31 @@ def _offset_cutpoints(tau, K: int):
     return pm.Deterministic(f"model_cutpoints_K{K}", raw - pt.mean(raw) + pt.mean(tau))
 
 
-def build_ordinal(d: Design):
-    """The cumulative-logit response model (with the joint human component when the design has one)."""
+def build_ordinal(d: Design, fused: bool | None = None):
+    """The cumulative-logit response model (with the joint human component when the design has one).
+
+    ``fused`` (default: on dense grids) evaluates the cells' likelihood with the fused kernel of
+    ``_kernel`` (numba, and the C/Python backends through its ``perform``); ``False`` builds the same
+    likelihood from PyTensor operations (needed for the JAX backend).
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
     ks, g_item = _k_groups(d)
     kmax = d.counts.shape[1]
     coords = d.coords
-    data = ordinal_data(d)
+    fused = fused_likelihood(d, fused)
+    data = ordinal_data(d, fused)
     with pm.Model(coords=coords) as model:
         N = pm.Data("N", data["N"])
-        A_sum = pm.Data("A_sum", data["A_sum"])
         A_item = pm.Data("A_item", data["A_item"])
         cat_totals = pm.Data("cat_totals", data["cat_totals"])
-        eta = crossed_effects(d, model_means_free=True)
+        if fused:
+            margins = [pm.Data(k, data[k]) for k in ("A_mq", "A_mg", "A_qg")]
+            tables = crossed_effects(d, model_means_free=True, tables=True)
+        else:
+            A_sum = pm.Data("A_sum", data["A_sum"])
+            eta = crossed_effects(d, model_means_free=True)
         # Without humans the cutpoints are centred (their shape only) and the model means carry the
         # location: with free cutpoints, a shift of every cutpoint and every model opinion together is a
         # ridge that only the priors resolve (R-hat 1.07 on the cutpoints at 14,400 cells). With humans,
@@ -349,14 +382,20 @@ def build_ordinal(d: Design):
             ex = pt.exp(tau_rows) * pt.exp(-eta_)[..., None]
             return -pt.sum(A_sum_ * eta_) - pt.sum(N_ * pt.log1p(ex))
 
-        if d.dense:
-            tau_cells = T_items[None, :, None, :]
-        elif len(ks) == 1:
-            tau_cells = rows_m[0][None, :]  # broadcast instead of a gather per cell
+        if fused:
+            from robustalign.models._kernel import dense_softplus
+
+            cells = dense_softplus(*tables, T_items, N)[0] - sum(
+                pt.sum(A * t) for A, t in zip(margins, tables, strict=True))
         else:
-            tau_cells = T_items[d.idx["item"]]
-        ll = (loglik(tau_cells, eta, N, A_sum) + pt.sum(A_item * T_items)
-              + _gap_penalty(cat_totals, rows_m, ks))
+            if d.dense:
+                tau_cells = T_items[None, :, None, :]
+            elif len(ks) == 1:
+                tau_cells = rows_m[0][None, :]  # broadcast instead of a gather per cell
+            else:
+                tau_cells = T_items[d.idx["item"]]
+            cells = loglik(tau_cells, eta, N, A_sum)
+        ll = cells + pt.sum(A_item * T_items) + _gap_penalty(cat_totals, rows_m, ks)
 
         if d.human_counts is not None:
             hN = pm.Data("hN", data["hN"])

@@ -27,16 +27,15 @@ def _version(pkg: str) -> str | None:
         return None
 
 
-def resolve_backend(backend: str, n_cells: int, kind: str) -> str:
+def resolve_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}; got {backend!r}.")
     if backend != "auto":
         if backend == "jax" and _version("jax") is None:
             raise ImportError("`backend='jax'` needs jax: pip install 'robustalign[jax]'.")
         return backend
-    # measured: the JAX backend wins for ordinal models above about 50,000 cells
-    if kind == "ordinal" and n_cells > 50_000 and _version("jax") is not None:
-        return "jax"
+    # measured (docs/bayesian.md, section 5): before the fused likelihood kernel, JAX beat numba above
+    # about 50,000 cells; the fused kernel (numba only) is faster than either at every size measured
     return "numba"
 
 

@@ -108,7 +108,7 @@ def _sbc_one(task) -> tuple[dict, int]:
     n_per_cell = d.n_responses // d.n_cells
     d.counts = np.stack([gen.multinomial(n_per_cell, pi) for pi in p]).astype(float)
     data = ordinal_data(d)
-    cm = _compiled(d).with_data(**{k: data[k] for k in ("N", "A_sum", "A_item", "cat_totals")})
+    cm = _compiled(d).with_data(**data)  # every likelihood datum of the graph (no humans in SBC designs)
     idata = nutpie.sample(cm, draws=draws, tune=tune, chains=chains, seed=int(gen.integers(2**31 - 1)),
                           target_accept=target_accept, progress_bar=False, save_warmup=False)
     post = idata["posterior"]

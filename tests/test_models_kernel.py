@@ -1,0 +1,116 @@
+"""The fused likelihood kernel against scipy, finite differences and PyTensor's own gradient."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy import optimize
+from scipy.special import expit, log_expit
+
+from robustalign.simulate import simulate
+
+pytestmark = pytest.mark.bayes
+EPS = np.finfo(float).eps
+
+
+def test_log1p_on_the_unit_interval_is_within_two_ulp_of_numpy():
+    from robustalign.models._kernel import log1p_unit_array
+
+    rng = np.random.default_rng(0)
+    sqrt2m1 = np.sqrt(2.0) - 1.0
+    y = np.concatenate([rng.uniform(0, 1, 200_000), np.logspace(-300, 0, 2_000), rng.uniform(0.4, 0.43, 10_000),
+                        [0.0, 1.0, 5e-324, sqrt2m1, np.nextafter(sqrt2m1, 0), np.nextafter(sqrt2m1, 1)]])
+    got, ref = log1p_unit_array(y), np.log1p(y)
+    assert got[y == 0.0] == 0.0
+    nz = ref > 0
+    assert np.max(np.abs(got[nz] - ref[nz]) / ref[nz]) <= 2 * EPS
+
+
+def _tables(rng, M=3, Q=4, G=5, J=3, scale=1.0):
+    a = rng.normal(0, scale, (M, Q))
+    c = rng.normal(0, scale, (M, G))
+    e = rng.normal(0, scale, (Q, G))
+    tau = np.sort(rng.normal(0, 1.5, (Q, J)), 1)
+    N = rng.integers(0, 7, (M, Q, J, G)).astype(float)
+    return a, c, e, tau, N
+
+
+def _reference(a, c, e, tau, N):
+    """L and its gradient from scipy's log_expit / expit on the full grid (softplus(x) = -log_expit(-x))."""
+    x = tau[None, :, :, None] - (a[:, :, None] + c[:, None, :] + e[None])[:, :, None, :]
+    L = float((N * log_expit(-x)).sum())
+    s = (N * expit(x)).sum(2)  # dL / d eta, (M, Q, G)
+    return L, s.sum(2), s.sum(1), s.sum(0), -(N * expit(x)).sum((0, 3))
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 8.0, 40.0])
+def test_kernel_equals_scipy(scale):
+    from robustalign.models._kernel import dense_softplus_loglik
+
+    rng = np.random.default_rng(int(scale * 10))
+    args = _tables(rng, scale=scale)
+    got, ref = dense_softplus_loglik(*args), _reference(*args)
+    assert got[0] == pytest.approx(ref[0], rel=1e-13)
+    for g, r in zip(got[1:], ref[1:], strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12 * np.abs(r).max())
+
+
+def test_kernel_gradient_equals_finite_differences():
+    from robustalign.models._kernel import dense_softplus_loglik
+
+    rng = np.random.default_rng(5)
+    a, c, e, tau, N = _tables(rng, M=2, Q=3, G=4, J=2)
+    shapes = [x.shape for x in (a, c, e, tau)]
+    cuts = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+
+    def unpack(v):
+        return [v[cuts[i]:cuts[i + 1]].reshape(s) for i, s in enumerate(shapes)]
+
+    def f(v):
+        return dense_softplus_loglik(*unpack(v), N)[0]
+
+    v0 = np.concatenate([x.ravel() for x in (a, c, e, tau)])
+    numeric = optimize.approx_fprime(v0, f, 1e-6)
+    analytic = np.concatenate([g.ravel() for g in dense_softplus_loglik(a, c, e, tau, N)[1:]])
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-4)
+
+
+def test_overflowing_tables_fall_back_to_the_per_cell_formula():
+    """exp(+-800) overflows in the table products (inf * 0 = NaN); the fallback gives scipy's values."""
+    from robustalign.models._kernel import dense_softplus_loglik
+
+    rng = np.random.default_rng(2)
+    a, c, e, tau, N = _tables(rng)
+    a[0, 0], c[0, :] = 800.0, -800.0  # eta of model 0, item 0 is moderate; its parts are not
+    got, ref = dense_softplus_loglik(a, c, e, tau, N), _reference(a, c, e, tau, N)
+    assert np.isfinite(got[0]) and got[0] == pytest.approx(ref[0], rel=1e-12)
+    for g, r in zip(got[1:], ref[1:], strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())
+
+
+def test_fused_graph_gradient_equals_pytensor_autodiff_under_numba():
+    """The model's log density and gradient as nutpie compiles them (numba, one pt.grad of the logp):
+    the fused kernel against PyTensor's autodiff of the same likelihood written in its operations."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from robustalign.models._design import ordinal_design
+    from robustalign.models._graph import build_ordinal
+
+    resp, ref = simulate(n_models=2, n_items=5, n_groups=3, factors={"format": 3}, n_samples=4, rng=3).load()
+    d = ordinal_design(resp, ref)
+    assert d.dense
+    out = {}
+    for fused in (True, False):
+        m = build_ordinal(dataclasses.replace(d), fused=fused)
+        logp = m.logp()
+        f = pytensor.function(m.value_vars, [logp, *pt.grad(logp, m.value_vars)], mode="NUMBA")
+        n_kernel = sum("DenseOrdinalSoftplus" in str(nd.op) for nd in f.maker.fgraph.toposort())
+        assert n_kernel == (1 if fused else 0)  # logp and gradient share one kernel call
+        ip = m.initial_point()
+        point = np.random.default_rng(1)
+        vals = [ip[v.name] + point.normal(0, 0.4, np.shape(ip[v.name])) for v in m.value_vars]
+        out[fused] = f(*vals)
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-12)
+    for g1, g0 in zip(out[True][1:], out[False][1:], strict=True):
+        np.testing.assert_allclose(g1, g0, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(g0).max()))
