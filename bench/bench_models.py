@@ -4,7 +4,7 @@ Workload (the resampling issue's): 12 models x Q items x 6 formats x 2 option or
 prompts x 5 samples, 4 options; Q = 200 gives 720,000 responses (144,000 cells), Q = 20 one tenth.
 
 * robustalign: :func:`robustalign.models.fit_response_model` (answer counts per cell on the dense
-  model x item x factor grid, nutpie with the numba backend).
+  model x item x factor grid, the fused likelihood kernel, nutpie with the numba backend).
 * naive: the same model (the same priors and parametrisation, built by the same code) written the way
   a user would write it first: one ``pm.OrderedLogistic`` likelihood row per response (``compute_p=False``),
   sampled by ``pm.sample()`` with its default sampler (nutpie, when installed, as it is with robustalign;
@@ -16,6 +16,9 @@ compile time, sampling time, min bulk ESS per second of sampling, NUTS steps per
 memory of the route's own process. The naive route at full size would take hours; it is predicted from
 its measured gradient cost at full size x the steps per draw of robustalign's full fit (the posterior is
 the same) x draws, and marked as a prediction.
+
+Also timed: one log density + gradient of robustalign's model with the fused kernel against the same
+model's PyTensor graph (the alternative the kernel replaces), at both sizes.
 
 Run: ``python bench/run.py models`` (tenth, both routes, and the full robustalign fit), with
 ``-- --skip-full`` to stop after the tenth.
@@ -138,6 +141,37 @@ def route_naive_gradient(n_items: int) -> dict:
             "peak_mb": _peak_mb()}
 
 
+def route_kernel_gradient(n_items: int) -> dict:
+    """Milliseconds per log density + gradient of robustalign's model: fused kernel vs PyTensor graph.
+
+    Both compiled as nutpie compiles them (numba, one ``pt.grad`` of the log density), one core,
+    median of 200 calls at the same point.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+
+    from robustalign.models._design import ordinal_design
+    from robustalign.models._graph import build_ordinal
+
+    resp, _ = workload(n_items)
+    d = ordinal_design(resp)
+    out = {"route": "gradient per call", "n_responses": d.n_responses}
+    for fused in (True, False):
+        m = build_ordinal(d, fused=fused)
+        logp = m.logp()
+        f = pytensor.function(m.value_vars, [logp, *pt.grad(logp, m.value_vars)], mode="NUMBA")
+        ip = m.initial_point()
+        vals = [ip[v.name] + np.random.default_rng(0).normal(0, 0.3, np.shape(ip[v.name])) for v in m.value_vars]
+        f(*vals)
+        times = []
+        for _ in range(200):
+            t0 = time.perf_counter()
+            f(*vals)
+            times.append(time.perf_counter() - t0)
+        out["fused_ms" if fused else "pytensor_ms"] = 1000 * float(np.median(times))
+    return out
+
+
 def _spawn(args: list[str]) -> dict:
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--route", *args], capture_output=True,
                          text=True, check=True)
@@ -162,7 +196,8 @@ def main(argv=None) -> None:
         name, n_items = args.route[0], int(args.route[1])
         fn = {"robustalign": lambda: route_robustalign(n_items, args.tune),
               "naive": lambda: route_naive(n_items, args.tune, args.naive_sampler),
-              "gradient": lambda: route_naive_gradient(n_items)}[name]
+              "gradient": lambda: route_naive_gradient(n_items),
+              "kernel": lambda: route_kernel_gradient(n_items)}[name]
         print(json.dumps(fn(), default=float))
         return
     common = ["--tune", str(args.tune), "--naive-sampler", args.naive_sampler]
@@ -174,6 +209,10 @@ def main(argv=None) -> None:
     _show(f"tenth (72,000): {nv['route']}", nv)
     print(f"tenth: ESS/s ratio robustalign / naive = {ra['ess_per_s'] / nv['ess_per_s']:.1f}x; wall ratio "
           f"{nv['wall_s'] / ra['wall_s']:.1f}x; peak memory {ra['peak_mb']:.0f} vs {nv['peak_mb']:.0f} MB", flush=True)
+    for q, label in (("20", "tenth"), ("200", "full")):
+        k = _spawn(["kernel", q, *common])
+        print(f"{label}: log density + gradient per call (numba, one core): fused kernel {k['fused_ms']:.2f} ms, "
+              f"PyTensor graph {k['pytensor_ms']:.2f} ms ({k['pytensor_ms'] / k['fused_ms']:.1f}x)", flush=True)
     if args.skip_full:
         return
     rf = _spawn(["robustalign", "200", *common])

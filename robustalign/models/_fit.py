@@ -88,7 +88,7 @@ def fit_response_model(
     target_accept : float
     backend : {"auto", "numba", "jax"}
         Compiler for nutpie; ``auto`` is numba, which runs the fused likelihood kernel on dense
-        designs (docs/bayesian.md, section 5: 5x faster per gradient than the PyTensor graph, which JAX
+        designs (docs/bayesian.md, section 6: 5x faster per gradient than the PyTensor graph, which JAX
         compiles instead).
     human_n : float, optional
         Respondents per human cell when the reference does not record them.

@@ -14,11 +14,13 @@ written so that LLVM vectorises the innermost loop (over factor combinations ``g
   ``y = exp(-|x|)`` taken from the same products (one of the two is <= 1);
 * ``log1p`` on [0, 1] is fdlibm's ``log`` core (range reduction by a select, no bit tricks), accurate
   to about 1 ulp and vectorisable; ``logistic(x) = 1 / (1 + y)`` or ``y / (1 + y)``;
-* ``error_model="numpy"`` drops numba's division-by-zero branch, which otherwise stops vectorisation.
+* ``error_model="numpy"`` drops numba's division-by-zero branch, which otherwise stops vectorisation;
+* no fast-math: every sum runs in a fixed order, so a result does not depend on how a compilation
+  vectorised the loops (bit-identical draws for a seed, from a fresh or a cached build).
 
 If a product over- or underflows into a NaN (table entries beyond +-700, never met in sampling from
 these priors), the cell grid is recomputed with the per-cell scalar formula. The gradient with respect
-to the four tables comes out of the same pass. Measured in docs/bayesian.md (section 5).
+to the four tables comes out of the same pass. Measured in docs/bayesian.md (section 6).
 """
 
 from __future__ import annotations
@@ -46,11 +48,28 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 _SQRT2_M1 = 0.41421356237309504880
 
-# reassociation lets LLVM vectorise the sums; no flag that assumes finite values (the kernel uses inf)
-_FM = {"reassoc", "contract"}
+# No fast-math flags: with reassociation or contraction (FMA) the rounding would depend on how LLVM
+# vectorised a loop, which differs between compilations of the same source (a cached and a fresh build
+# gave different sampler trajectories for one seed). Sums run in a fixed order over _LANES lanes
+# instead, which vectorises without changing a bit.
+_LANES = 8
 
 
-@nb.njit(inline="always", fastmath=_FM, error_model="numpy", cache=True)
+@nb.njit(inline="always", error_model="numpy", cache=True)
+def _lane_sum(x, n, lanes):
+    """sum(x[:n]) in a fixed order: n // 8 rounds of eight lane-wise additions, then a fixed tree."""
+    for k in range(_LANES):
+        lanes[k] = 0.0
+    top = n - n % _LANES
+    for g0 in range(0, top, _LANES):
+        for k in range(_LANES):
+            lanes[k] += x[g0 + k]
+    for g in range(top, n):
+        lanes[g - top] += x[g]
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+
+
+@nb.njit(inline="always", error_model="numpy", cache=True)
 def log1p_unit(y):
     """log(1 + y) for y in [0, 1], branch-free (fdlibm's log core after one select)."""
     big = y > _SQRT2_M1
@@ -64,7 +83,7 @@ def log1p_unit(y):
     return k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
 
 
-@nb.njit(fastmath=_FM, error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def log1p_unit_array(y):
     """:func:`log1p_unit` over an array (for tests and benchmarks)."""
     out = np.empty_like(y)
@@ -73,7 +92,7 @@ def log1p_unit_array(y):
     return out
 
 
-@nb.njit(fastmath=_FM, error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def _fast(a, c, e, tau, N):
     M, Q = a.shape
     G = c.shape[1]
@@ -91,7 +110,11 @@ def _fast(a, c, e, tau, N):
     wi = np.empty(G)  # exp(eta)
     eta = np.empty(G)
     s_eta = np.empty(G)  # dL / d eta
-    L = 0.0
+    # running sums per element (element-wise additions vectorise without changing the order), reduced
+    # once at the end: -L per combination, -dL/dtau per item x cutpoint x combination
+    l_acc = np.zeros(G)
+    t_acc = np.zeros((Q, J, G))
+    lanes = np.empty(_LANES)
     for m in range(M):
         for q in range(Q):
             amq, ea, eai = a[m, q], Ea[m, q], Eai[m, q]
@@ -102,27 +125,24 @@ def _fast(a, c, e, tau, N):
                 s_eta[g] = 0.0
             for j in range(J):
                 t, ti, tj = Et[q, j], Eti[q, j], tau[q, j]
-                acc_l = 0.0
-                acc_s = 0.0
-                for g in range(G):
+                for g in range(G):  # element-wise only: vectorised
                     n = N[m, q, j, g]
                     x = tj - eta[g]
                     pos = x > 0.0
                     y = ti * wi[g] if pos else t * w[g]  # exp(-|x|)
-                    acc_l += n * (log1p_unit(y) + (x if pos else 0.0))
+                    l_acc[g] += n * (log1p_unit(y) + (x if pos else 0.0))
                     r = 1.0 / (1.0 + y)
                     s = n * (r if pos else y * r)  # n * logistic(x)
                     s_eta[g] += s
-                    acc_s += s
-                L -= acc_l
-                gt[q, j] -= acc_s
-            tot = 0.0
+                    t_acc[q, j, g] += s
             for g in range(G):
-                tot += s_eta[g]
                 gc[m, g] += s_eta[g]
                 ge[q, g] += s_eta[g]
-            ga[m, q] += tot
-    return L, ga, gc, ge, gt
+            ga[m, q] = _lane_sum(s_eta, G, lanes)
+    for q in range(Q):
+        for j in range(J):
+            gt[q, j] = -_lane_sum(t_acc[q, j], G, lanes)
+    return -_lane_sum(l_acc, G, lanes), ga, gc, ge, gt
 
 
 @nb.njit(error_model="numpy", cache=True)

@@ -34,7 +34,7 @@ def resolve_backend(backend: str) -> str:
         if backend == "jax" and _version("jax") is None:
             raise ImportError("`backend='jax'` needs jax: pip install 'robustalign[jax]'.")
         return backend
-    # measured (docs/bayesian.md, section 5): before the fused likelihood kernel, JAX beat numba above
+    # measured (docs/bayesian.md, section 6): before the fused likelihood kernel, JAX beat numba above
     # about 50,000 cells; the fused kernel (numba only) is faster than either at every size measured
     return "numba"
 
@@ -49,6 +49,20 @@ def check_args(draws, tune, chains, sampler, target_accept):
         raise ValueError(f"`target_accept` must be in (0, 1); got {target_accept!r}.")
 
 
+def compile_nutpie(model, backend: str):
+    """nutpie's compiled model, built without PyTensor's fast-math flags.
+
+    With them (PyTensor's default) the rounding of the generated loops depends on how each
+    compilation vectorised them, and a freshly compiled and a cached graph gave different draws for
+    one seed; without them a seed gives the same draws from any build (tested).
+    """
+    import nutpie
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False):
+        return nutpie.compile_pymc_model(model, backend=backend)
+
+
 def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, cores=None, compiled=None,
            adaptation="diag"):
     """Sample ``model``; return (DataTree, provenance dict, compiled model or None)."""
@@ -60,7 +74,7 @@ def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, 
 
         t0 = time.perf_counter()
         if compiled is None:
-            compiled = nutpie.compile_pymc_model(model, backend=backend)
+            compiled = compile_nutpie(model, backend)
         timings["compile_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         idata = nutpie.sample(

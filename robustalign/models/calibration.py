@@ -77,14 +77,13 @@ _COMPILED: dict = {}
 
 
 def _compiled(d: Design):
-    import nutpie
-
     from robustalign.models._graph import build_ordinal
+    from robustalign.models._sampling import compile_nutpie
 
     key = (tuple(d.models), tuple(d.items), tuple(d.factors), tuple(map(tuple, d.levels.values())),
            tuple(int(k) for k in d.K_item), d.n_cells)
     if key not in _COMPILED:
-        _COMPILED[key] = nutpie.compile_pymc_model(build_ordinal(d), backend="numba")
+        _COMPILED[key] = compile_nutpie(build_ordinal(d), "numba")
     return _COMPILED[key]
 
 
