@@ -114,3 +114,31 @@ def test_fused_graph_gradient_equals_pytensor_autodiff_under_numba():
     assert out[True][0] == pytest.approx(out[False][0], rel=1e-12)
     for g1, g0 in zip(out[True][1:], out[False][1:], strict=True):
         np.testing.assert_allclose(g1, g0, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(g0).max()))
+
+
+_DRAWS_SCRIPT = """
+import hashlib, warnings, numpy as np
+from robustalign.simulate import simulate
+from robustalign.models import fit_response_model
+resp, _ = simulate(n_models=2, n_items=12, n_groups=3, factors={"format": 3}, n_samples=5, rng=4).load()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    fit = fit_response_model(resp, draws=300, tune=300, chains=2, cores=1, rng=11)
+post = fit.idata["posterior"].to_dataset()
+print(hashlib.sha256(b"".join(np.ascontiguousarray(post[v].values).tobytes() for v in sorted(post.data_vars))).hexdigest())
+"""
+
+
+def test_a_seed_gives_the_same_draws_from_a_fresh_and_a_cached_build(tmp_path):
+    """Two processes, the first compiling into empty PyTensor and numba caches, the second loading
+    them: the draws must be bit-identical (with PyTensor's fast-math flags they were not)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'pytensor'}",
+           "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    runs = [subprocess.run([sys.executable, "-c", _DRAWS_SCRIPT], env=env, capture_output=True, text=True,
+                           check=True).stdout.split()[-1] for _ in range(2)]
+    assert (tmp_path / "pytensor" / "numba").exists()  # the second run had a cache to load
+    assert runs[0] == runs[1]
