@@ -123,53 +123,46 @@ def route_naive(n_items: int, tune: int, sampler: str, seed: int = 1) -> dict:
 
 def route_naive_gradient(n_items: int) -> dict:
     """Milliseconds per log-density + gradient of the naive model (numba, as pm.sample's default compiles)."""
-    import pytensor
-
     resp, _ = workload(n_items)
-    m = naive_model(resp)
+    return {"route": "naive gradient", "n_responses": len(resp.valid()),
+            "gradient_ms": _gradient_ms(naive_model(resp), 5, jitter=0.0), "peak_mb": _peak_mb()}
+
+
+def _gradient_ms(m, calls: int, jitter: float, fastmath: bool = True) -> float:
+    """Median milliseconds of one log density + gradient of model ``m`` (numba, one ``pt.grad`` as
+    nutpie compiles it), at the initial point plus N(0, jitter) noise."""
+    import pytensor
+    import pytensor.tensor as pt
+
     logp = m.logp()
-    f = pytensor.function(m.value_vars, [logp, *pytensor.grad(logp, m.value_vars)], mode="NUMBA")
+    with pytensor.config.change_flags(numba__fastmath=fastmath):
+        f = pytensor.function(m.value_vars, [logp, *pt.grad(logp, m.value_vars)], mode="NUMBA")
     ip = m.initial_point()
-    vals = [ip[v.name] for v in m.value_vars]
+    noise = np.random.default_rng(0)
+    vals = [ip[v.name] + noise.normal(0, jitter, np.shape(ip[v.name])) for v in m.value_vars]
     f(*vals)
     times = []
-    for _ in range(5):
+    for _ in range(calls):
         t0 = time.perf_counter()
         f(*vals)
         times.append(time.perf_counter() - t0)
-    return {"route": "naive gradient", "n_responses": len(resp.valid()), "gradient_ms": 1000 * float(np.median(times)),
-            "peak_mb": _peak_mb()}
+    return 1000 * float(np.median(times))
 
 
 def route_kernel_gradient(n_items: int) -> dict:
     """Milliseconds per log density + gradient of robustalign's model: fused kernel vs PyTensor graph.
 
-    Both compiled as nutpie compiles them (numba, one ``pt.grad`` of the log density), one core,
-    median of 200 calls at the same point.
+    Both compiled as a fit compiles them (numba without PyTensor's fast-math flags, one ``pt.grad``
+    of the log density), one core, median of 200 calls at the same point.
     """
-    import pytensor
-    import pytensor.tensor as pt
-
     from robustalign.models._design import ordinal_design
     from robustalign.models._graph import build_ordinal
 
     resp, _ = workload(n_items)
     d = ordinal_design(resp)
-    out = {"route": "gradient per call", "n_responses": d.n_responses}
-    for fused in (True, False):
-        m = build_ordinal(d, fused=fused)
-        logp = m.logp()
-        f = pytensor.function(m.value_vars, [logp, *pt.grad(logp, m.value_vars)], mode="NUMBA")
-        ip = m.initial_point()
-        vals = [ip[v.name] + np.random.default_rng(0).normal(0, 0.3, np.shape(ip[v.name])) for v in m.value_vars]
-        f(*vals)
-        times = []
-        for _ in range(200):
-            t0 = time.perf_counter()
-            f(*vals)
-            times.append(time.perf_counter() - t0)
-        out["fused_ms" if fused else "pytensor_ms"] = 1000 * float(np.median(times))
-    return out
+    return {"route": "gradient per call", "n_responses": d.n_responses,
+            **{"fused_ms" if fused else "pytensor_ms": _gradient_ms(build_ordinal(d, fused=fused), 200, 0.3, False)
+               for fused in (True, False)}}
 
 
 def _spawn(args: list[str]) -> dict:
