@@ -11,6 +11,9 @@ cluster_bootstrap, paired_bootstrap, two_way_bootstrap, dirichlet_reference
     Bootstrap designs (METHODS 3.6).
 stratified_permutation_test, sign_flip_test
     Permutation tests within strata, ``p = (1 + b) / (1 + B)``.
+keyed_stream
+    The one stream scheme: an independent generator per ``(seed, purpose, unit)``, so a unit's
+    numbers do not depend on which other units are in the data.
 permutation_p_values
     That p-value for any observed statistics and null matrix (near-ties count as extreme).
 item_aggregates
@@ -36,6 +39,7 @@ from robustalign.resampling.permutation import (
     stratified_permutation_test,
 )
 from robustalign.resampling.results import BootstrapResult, PermutationResult
+from robustalign.resampling.streams import keyed_stream
 
 __all__ = [
     "BootstrapResult",
@@ -46,6 +50,7 @@ __all__ = [
     "cluster_bootstrap",
     "dirichlet_reference",
     "item_aggregates",
+    "keyed_stream",
     "paired_bootstrap",
     "percentile_interval",
     "permutation_p_values",
