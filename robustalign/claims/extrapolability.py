@@ -50,7 +50,8 @@ from robustalign._validation import check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult
 from robustalign.metrics import spearman_alignment
 from robustalign.multiplicity import adjust
-from robustalign.resampling import BootstrapResult
+from robustalign.resampling import BootstrapResult, keyed_stream
+from robustalign.resampling.draws import bootstrap_counts, half_masks, integer_draws, random_permutations
 from robustalign.resampling.permutation import permutation_p_values
 
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
@@ -248,8 +249,12 @@ def _human_r(Ah: np.ndarray, pairs, idx: np.ndarray | None = None) -> np.ndarray
     return _pair_r(Ah, pairs)
 
 
-def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alternative, centre):
-    """Point estimates, two-way bootstrap and permutation null of the transfer statistics."""
+def _transfer(S, Sh, dom_items, dom_names, pairs, rng, n_resamples, n_permutations, alternative, centre):
+    """Point estimates, two-way bootstrap and permutation null of the transfer statistics.
+
+    Draws come from streams keyed by purpose (and domain), each consumed in order, so they do not depend
+    on the chunk size and hence not on the number of units.
+    """
     NI, U, C = S.shape
     D = len(dom_items)
     vals, masks, vals_h, masks_h = [], [], [], []
@@ -277,17 +282,19 @@ def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alterna
         est = _pack(r_m, r_h)
 
     # two-way bootstrap: items within domain x targets, shared by model and human statistics
+    g_items = [keyed_stream(rng, "extrapolability.transfer.items", d) for d in dom_names]
+    g_targets = keyed_stream(rng, "extrapolability.transfer.targets")
     reps = np.empty((n_resamples, est.size))
     chunk = max(1, min(n_resamples, 4_000_000 // max(1, (U + C) * D * C * C)))
     for s in range(0, n_resamples, chunk):
         b = min(chunk, n_resamples - s)
-        Wd = [gen.multinomial(len(ix), np.full(len(ix), 1.0 / len(ix)), size=b).astype(float) for ix in dom_items]
+        Wd = [bootstrap_counts(g, len(ix), b) for g, ix in zip(g_items, dom_items)]
         Ab = _domain_means(Wd, both_v, both_m)  # (b, D, U*C + C*C)
         Am = Ab[:, :, : U * C].reshape(b, D, U, C).transpose(0, 2, 1, 3)
         Ahb = Ab[:, :, U * C :].reshape(b, D, C, C).transpose(0, 2, 1, 3)
         if centre:
             Am, Ahb = _centre(Am, Ahb, axis=1)
-        idx = gen.integers(0, C, size=(b, C))
+        idx = integer_draws(g_targets, C, (b, C))
         Am = np.take_along_axis(Am, idx[:, None, None, :], axis=3)
         rm = _pair_r(Am, pairs)
         with warnings.catch_warnings():
@@ -298,10 +305,11 @@ def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alterna
     # permutation null of the model transfer: target labels permuted independently in each domain
     P = len(pairs)
     null = np.empty((n_permutations, U * (P + 1)))
+    g_null = keyed_stream(rng, "extrapolability.transfer.null")
     chunk = max(1, min(n_permutations, 2_000_000 // max(1, U * D * C)))
     for s in range(0, n_permutations, chunk):
         b = min(chunk, n_permutations - s)
-        perm = np.argsort(gen.random((b, D - 1, C)), axis=-1)
+        perm = random_permutations(g_null, (b, D - 1), C)
         Ap = np.broadcast_to(A[None], (b, U, D, C)).copy()
         Ap[:, :, 1:, :] = np.take_along_axis(Ap[:, :, 1:, :], perm[:, None, :, :], axis=3)
         rp = _pair_r(Ap, pairs)  # (b, U, P)
@@ -349,14 +357,7 @@ def _split_stats(SA: np.ndarray, SB: np.ndarray) -> np.ndarray:
     return np.stack([_kendall_tau_b(SA, SB), _spearman(SA, SB), _top1_agree(SA, SB)], axis=-1)
 
 
-def _half_masks(gen, rows: int, NI: int) -> np.ndarray:
-    order = np.argsort(gen.random((rows, NI)), axis=-1)
-    M = np.zeros((rows, NI))
-    np.put_along_axis(M, order[:, : NI // 2], 1.0, axis=-1)
-    return M
-
-
-def _split_half(S, Sh, gen, n_splits, n_resamples):
+def _split_half(S, Sh, rng, n_splits, n_resamples):
     """Split-half statistics for model units and human "models" (mean over human groups)."""
     NI, U, C = S.shape
     V = np.hstack([np.nan_to_num(S.reshape(NI, U * C)), np.nan_to_num(Sh.reshape(NI, C * C))])
@@ -376,10 +377,11 @@ def _split_half(S, Sh, gen, n_splits, n_resamples):
     # point estimate: mean over n_splits random halves
     acc_m, acc_h, n_done = np.zeros((U, 3)), np.zeros(3), np.zeros((U, 3))
     acc_hn = np.zeros(3)
+    g_halves = keyed_stream(rng, "extrapolability.split_half.halves")
     chunk = max(1, min(n_splits, 2_000_000 // max(1, (U + C) * C * C)))
     for s in range(0, n_splits, chunk):
         b = min(chunk, n_splits - s)
-        M = _half_masks(gen, b, NI)
+        M = half_masks(g_halves, b, NI)
         sm, sh = stats_for(M, 1.0 - M)
         acc_m += np.nansum(sm, axis=0)
         n_done += np.isfinite(sm).sum(0)
@@ -392,12 +394,14 @@ def _split_half(S, Sh, gen, n_splits, n_resamples):
     # item bootstrap: each resample draws item counts, then SPLITS_PER_RESAMPLE random halves of the
     # distinct items (copies of one item stay in one half, so they cannot inflate the agreement)
     k = SPLITS_PER_RESAMPLE
+    g_items = keyed_stream(rng, "extrapolability.split_half.items")
+    g_boot_halves = keyed_stream(rng, "extrapolability.split_half.resample_halves")
     reps = np.empty((n_resamples, est.size))
     chunk = max(1, min(n_resamples, 2_000_000 // max(1, k * (U + C) * C * C)))
     for s in range(0, n_resamples, chunk):
         b = min(chunk, n_resamples - s)
-        W = gen.multinomial(NI, np.full(NI, 1.0 / NI), size=b).astype(float)
-        M = _half_masks(gen, b * k, NI).reshape(b, k, NI)
+        W = bootstrap_counts(g_items, NI, b)
+        M = half_masks(g_boot_halves, b * k, NI).reshape(b, k, NI)
         WA = (W[:, None, :] * M).reshape(b * k, NI)
         WB = (W[:, None, :] * (1.0 - M)).reshape(b * k, NI)
         sm, sh = stats_for(WA, WB)
@@ -533,7 +537,6 @@ def assess_extrapolability(
     if margin is not None and not (np.isfinite(margin) and margin >= 0):
         raise ValueError(f"`margin` must be a non-negative number or None; got {margin!r}.")
     gen, record = as_generator(rng)
-    g_tr, g_sh = gen.spawn(2)
     alpha = 1 - confidence_level
 
     scores = item_scores(responses, reference, metric=metric, by=by_l, against=against,
@@ -612,7 +615,7 @@ def assess_extrapolability(
 
     tr = None
     if dom_names:
-        tr = _transfer(S, Sh, dom_items, pairs, g_tr, n_resamples, n_permutations, alternative, centre)
+        tr = _transfer(S, Sh, dom_items, dom_names, pairs, gen, n_resamples, n_permutations, alternative, centre)
         pair_names = [(dom_names[e], dom_names[h]) for e, h in pairs]
         pair_n = [len(dom_items[e]) + len(dom_items[h]) for e, h in pairs]
         all_n = sum(len(ix) for ix in dom_items)
@@ -628,7 +631,7 @@ def assess_extrapolability(
         est_parts.append(tr["estimate"])
         rep_parts.append(tr["resamples"])
 
-    sh = _split_half(S, Sh, g_sh, n_splits, n_resamples)
+    sh = _split_half(S, Sh, gen, n_splits, n_resamples)
     NI = len(items)
     labs = []
     for u in unit_keys:
@@ -992,7 +995,8 @@ def assess_dimension_prediction(
                                        tot[:, [3]] / n[:, :, None]], axis=1)  # (b, 6, J+1)
 
         e0 = stats_of(np.ones((1, n_c)))[0]
-        W = gen.multinomial(n_c, np.full(n_c, 1.0 / n_c), size=n_resamples).astype(float)
+        g_unit = keyed_stream(gen, "extrapolability.dimension_prediction", *(u if isinstance(u, tuple) else (u,)))
+        W = bootstrap_counts(g_unit, n_c, n_resamples)
         r0 = stats_of(W)
         key = dict(zip(by_l, u if isinstance(u, tuple) else (u,)))
         for qi, q in enumerate(("ss_direct", "ss_structure", "ss_human", "ss_difference", "mae_direct", "mae_perm")):

@@ -810,14 +810,16 @@ def run_example_audit(*, rng=0, n_resamples: int = 2000, n_permutations: int = 2
     if progress:
         progress("loading the bundled multicultural-alignment data")
     data = load_multicultural_alignment()
-    g_a, g_b = np.random.SeedSequence(rng).spawn(2)
+    from robustalign.resampling import keyed_stream
+
+    g_a, g_b = keyed_stream(rng, "audit", "part A"), keyed_stream(rng, "audit", "part B")
     d_main = AuditDesign.from_dict({**EXAMPLE_MAIN, "seed": rng, "n_resamples": n_resamples,
                                     "n_permutations": n_permutations}, source="--example (part A)")
     d_steer = AuditDesign.from_dict({**EXAMPLE_STEERING, "seed": rng, "n_resamples": n_resamples,
                                      "n_permutations": n_permutations}, source="--example (part B)")
-    a = run_audit(data.responses, data.reference_language, design=d_main, rng=np.random.default_rng(g_a),
+    a = run_audit(data.responses, data.reference_language, design=d_main, rng=g_a,
                   progress=progress, part="A. Nine models in four prompt languages, against each language's humans")
-    b = run_audit(data.steering, data.reference_country, design=d_steer, rng=np.random.default_rng(g_b),
+    b = run_audit(data.steering, data.reference_country, design=d_steer, rng=g_b,
                   progress=progress, prefix="steering_",
                   part="B. Steering experiment (gemma-2-27b-it), against each country's humans")
     rep = a.combine(b, title=EXAMPLE_MAIN["title"])
