@@ -315,3 +315,36 @@ def test_dimension_prediction_unit_numbers_do_not_depend_on_other_units():
     a = f_all[f_all["model"] == "c"].set_index(["quantity", "dimension"])[cols]
     b = f_c[f_c["model"] == "c"].set_index(["quantity", "dimension"])[cols]
     pd.testing.assert_frame_equal(a, b)
+
+
+# --------------------------------------------------------------------------------------------------
+# Monte Carlo error of the verdicts
+# --------------------------------------------------------------------------------------------------
+def test_verdict_within_monte_carlo_error_is_flagged():
+    from robustalign.claims.extrapolability import _e1_verdict, _mc_check
+
+    se = np.sqrt(0.048 * 0.952 / 1000)  # adjusted p 0.048 from 1000 permutations: SE 0.0068
+    checks = {"rejected": (True, 0.048, 0.05, se, 1000, "adjusted p"),
+              "below": (False, 0.20, 0.0, 0.01, 2000, "upper end"),
+              "humans_transfer": (True, 0.004, 0.0, 0.01, 2000, "human lower end")}
+    flag, text = _mc_check(checks, _e1_verdict)
+    assert flag and "adjusted p 0.0480" in text and "within Monte Carlo error" in text
+    # the human interval is also near 0, but flipping it cannot change a "supported" verdict: not named
+    assert "human lower end" not in text
+    # far from the threshold: not flagged
+    far = {**checks, "rejected": (True, 0.001, 0.05, np.sqrt(0.001 * 0.999 / 1000), 1000, "adjusted p")}
+    assert _mc_check(far, _e1_verdict) == (False, "")
+
+
+def test_verdicts_carry_the_monte_carlo_flag_end_to_end():
+    # 19 permutations: the smallest p is 1/20 = alpha, with MC SE 0.05, so every verdict that hinges on
+    # "adjusted p < 0.05" is within Monte Carlo error
+    resp, ref, dom = simulate_domains("trait", n_models=1, n_groups=8, n_domains=2, n_per=6, rng=3)
+    r = assess_extrapolability(resp, ref, domains=dom, n_resamples=200, n_permutations=19, n_splits=4, rng=1)
+    v = r.verdicts.iloc[0]
+    assert bool(v["mc_error"]) and "within Monte Carlo error" in v["reason"]
+    f = r.table("transfer_r")
+    row = f[f["domain_a"] == "all pairs"].iloc[0]
+    assert row["p_value_mcse"] == pytest.approx(np.sqrt(row["p_value"] * (1 - row["p_value"]) / 19))
+    # finite everywhere; 0 where replicates pile up at a bound (r = 1 with 8 targets)
+    assert np.isfinite(f[["conf_low_mcse", "conf_high_mcse"]].to_numpy()).all() and (f["conf_low_mcse"] > 0).all()

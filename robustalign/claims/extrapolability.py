@@ -52,6 +52,14 @@ from robustalign.metrics import spearman_alignment
 from robustalign.multiplicity import adjust
 from robustalign.resampling import BootstrapResult, keyed_stream
 from robustalign.resampling.draws import bootstrap_counts, half_masks, integer_draws, random_permutations
+from robustalign.resampling.mcerror import (
+    MC_K,
+    WITHIN_MC_ERROR,
+    adjusted_p_mcse,
+    p_value_mcse,
+    resamples_to_resolve,
+    within_mc_error,
+)
 from robustalign.resampling.permutation import permutation_p_values
 
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
@@ -153,6 +161,41 @@ def _fmt_p(p: float) -> str:
     if p is None or not np.isfinite(p):
         return "nan"
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def _e1_verdict(c: dict) -> str:
+    """E1 verdict from its comparisons (True = the comparison holds)."""
+    ok_delta = c["ok_delta"] if "ok_delta" in c else not c["below"]  # no margin: not below 0
+    if c["rejected"] and ok_delta:
+        return "supported"
+    if c["below"] or (not c["rejected"] and c["humans_transfer"]):
+        return "not supported"
+    return "inconclusive"
+
+
+def _e3_verdict(c: dict) -> str:
+    if c["reliable"] and not c["below"] and c["defined"]:
+        return "supported"
+    return "not supported" if c["below"] else "inconclusive"
+
+
+def _mc_check(checks: dict, decide, fixed: Mapping | None = None) -> tuple[bool, str]:
+    """Is the verdict within Monte Carlo error? ``checks`` maps a comparison's name to
+    ``(holds, value, threshold, mcse, n_resamples, text)``; a comparison within ``MC_K`` MC SEs of its
+    threshold whose flip changes ``decide``'s verdict makes the verdict unstable to the seed. ``fixed``
+    holds further flags ``decide`` reads that do not move with the seed."""
+    flags = {**(fixed or {}), **{k: v[0] for k, v in checks.items()}}
+    verdict = decide(flags)
+    notes = []
+    for k, (_, value, thr, se, n, text) in checks.items():
+        if not within_mc_error(value, thr, se) or decide({**flags, k: not flags[k]}) == verdict:
+            continue
+        need = resamples_to_resolve(value, thr, se, n)
+        more = f"about {int(need):,} resamples would settle it" if np.isfinite(need) else "more resamples cannot settle it"
+        notes.append(f"{text} {_fmt(value, 4)} is within {MC_K:g} Monte Carlo SEs ({_fmt(se, 4)}) of {_fmt(thr, 4)}; {more}")
+    if not notes:
+        return False, ""
+    return True, f" Verdict {WITHIN_MC_ERROR} (it could change with another seed): " + "; ".join(notes) + "."
 
 
 # ==================================================================================================
@@ -684,7 +727,8 @@ def assess_extrapolability(
     def build(level: float) -> pd.DataFrame:
         f = boot.to_frame(level)
         out = labels.copy()
-        for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method"):
+        for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "conf_low_mcse",
+                  "conf_high_mcse"):
             out[c] = f[c].to_numpy()
         out["method"] = np.where(out["quantity"].str.startswith(("transfer", "human_transfer")),
                                  "two-way bootstrap (items within domain x targets), percentile",
@@ -703,6 +747,9 @@ def assess_extrapolability(
             j = m["_j"].to_numpy()[hit].astype(int)
             for c in ("p_value", "p_adjusted", "adjust_method", "family"):
                 out.loc[hit, c] = p_frame[c].to_numpy()[j]
+        pv, pa = out["p_value"].to_numpy(float), out["p_adjusted"].to_numpy(float)
+        out["p_value_mcse"] = p_value_mcse(pv, n_permutations)
+        out["p_adjusted_mcse"] = adjusted_p_mcse(pa, pv, n_permutations)
         # benchmark column: the human value of the same quantity
         bench = out[out["subject"] == "humans"].set_index(["quantity", "domain_a", "domain_b"])["estimate"]
         qmap = out["quantity"].map({"transfer_r": "human_transfer_r"}).fillna(out["quantity"])
@@ -711,7 +758,8 @@ def assess_extrapolability(
         out.loc[out["quantity"].isin(["transfer_delta", "reliability_delta"]), "benchmark"] = 0.0
         cols = ["quantity", "subject", *by_l, "domain_a", "domain_b", "estimate", "std_error", "conf_low",
                 "conf_high", "conf_level", "method", "p_value", "p_adjusted", "adjust_method", "family",
-                "n_items", "n_targets", "units", "benchmark"]
+                "n_items", "n_targets", "units", "benchmark", "conf_low_mcse", "conf_high_mcse", "p_value_mcse",
+                "p_adjusted_mcse"]
         return out[cols]
 
     # ---------------------------------------------------------------- verdicts
@@ -745,16 +793,23 @@ def assess_extrapolability(
             rejected = p_adj < alpha
             below = dl.conf_high < 0
             ok_delta = (dl.conf_low > -margin) if margin is not None else not below
-            humans_transfer = rh.conf_low > 0
+            checks = {
+                "rejected": (rejected, p_adj, alpha, rm.p_adjusted_mcse, n_permutations, "adjusted p"),
+                "below": (below, dl.conf_high, 0.0, dl.conf_high_mcse, n_resamples,
+                          "the upper end of the difference"),
+                "humans_transfer": (rh.conf_low > 0, rh.conf_low, 0.0, rh.conf_low_mcse, n_resamples,
+                                    "the lower end of the human transfer"),
+            }
+            if margin is not None:
+                checks["ok_delta"] = (ok_delta, dl.conf_low, -margin, dl.conf_low_mcse, n_resamples,
+                                      "the lower end of the difference")
             if C < MIN_TARGETS_FOR_VERDICT:
-                verdict = "inconclusive"
-            elif rejected and ok_delta:
-                verdict = "supported"
-            elif below or (not rejected and humans_transfer):
-                verdict = "not supported"
+                verdict, mc_flag, mc_text = "inconclusive", False, ""
             else:
-                verdict = "inconclusive"
-                n_needed = _targets_needed(float(rm.estimate), alpha) if not rejected else np.nan
+                verdict = _e1_verdict({k: v[0] for k, v in checks.items()})
+                mc_flag, mc_text = _mc_check(checks, _e1_verdict)
+            if verdict == "inconclusive" and C >= MIN_TARGETS_FOR_VERDICT and not rejected:
+                n_needed = _targets_needed(float(rm.estimate), alpha)
             reason = (
                 f"{name}: extrapolability {verdict} - transfer of alignment across {len(dom_names)} domains "
                 f"(mean Spearman r over {P} domain pairs, {C} targets) r = {_fmt(rm.estimate)} "
@@ -768,15 +823,20 @@ def assess_extrapolability(
                            "targets cannot judge transfer, whatever its point value; compare with more groups.")
             elif verdict == "inconclusive" and np.isfinite(n_needed):
                 reason += f" About {int(n_needed)} targets would detect r = {_fmt(rm.estimate)} with 80% power."
+            reason += mc_text
         else:
+            checks = {
+                "reliable": (rel.conf_low > 0, rel.conf_low, 0.0, rel.conf_low_mcse, n_resamples,
+                             "the lower end of the reliability"),
+                "below": (reld.conf_high < 0, reld.conf_high, 0.0, reld.conf_high_mcse, n_resamples,
+                          "the upper end of the reliability difference"),
+            }
             if C < MIN_TARGETS_FOR_VERDICT:
-                verdict = "inconclusive"
-            elif rel.conf_low > 0 and reld.conf_high >= 0:
-                verdict = "supported"
-            elif reld.conf_high < 0:
-                verdict = "not supported"
+                verdict, mc_flag, mc_text = "inconclusive", False, ""
             else:
-                verdict = "inconclusive"
+                defined = {"defined": bool(np.isfinite(reld.conf_high))}
+                verdict = _e3_verdict({**defined, **{k: v[0] for k, v in checks.items()}})
+                mc_flag, mc_text = _mc_check(checks, _e3_verdict, defined)
             reason = (
                 f"{name}: extrapolability to random item halves {verdict} (no domains given, so no held-out "
                 f"domain test) - {rel_text}; difference {_fmt(reld.estimate)} "
@@ -784,11 +844,13 @@ def assess_extrapolability(
             )
             if C < MIN_TARGETS_FOR_VERDICT:
                 reason += f" Only {C} target groups: too few to rank reliably; compare with more groups."
+            reason += mc_text
         key = tuple(u[c] for c in by_l)
         ninv = int(n_invalid.get(key if len(by_l) > 1 else key[0], 0))
         if ninv:
             reason += f" {ninv} invalid answers excluded."
-        verdict_rows.append({**u, "verdict": verdict, "reason": reason, "n_needed": n_needed, "n_invalid": ninv})
+        verdict_rows.append({**u, "verdict": verdict, "reason": reason, "n_needed": n_needed, "n_invalid": ninv,
+                             "mc_error": mc_flag})
     verdicts = pd.DataFrame(verdict_rows)
 
     evidence = {"bootstrap": boot, "scores": scores, "targets": targets, "items": items,

@@ -36,7 +36,9 @@ __all__ = ["AuditPart", "AuditReport", "FigureSpec", "Section", "run_audit", "ru
 
 _METRIC_LABEL = {"spearman": "Spearman alignment", "js": "JS similarity", "tv": "TV similarity",
                  "w1": "W1 similarity", "mean_position": "mean-position similarity", "plurality": "plurality agreement"}
-VERDICT_COLUMNS = ["part", "assessment", "unit", "verdict", "reason", "n_needed"]
+#: ``mc_error``: True when the verdict is within Monte Carlo error of a threshold (it could change with
+#: another seed; see robustalign.resampling.mcerror), False when not, None when the assessment does not check.
+VERDICT_COLUMNS = ["part", "assessment", "unit", "verdict", "reason", "n_needed", "mc_error"]
 
 
 @dataclass
@@ -104,7 +106,7 @@ class AuditReport:
 
     @property
     def verdicts(self) -> pd.DataFrame:
-        """Every verdict of every part: ``part, assessment, unit, verdict, reason, n_needed``."""
+        """Every verdict of every part: ``part, assessment, unit, verdict, reason, n_needed, mc_error``."""
         frames = [p.verdicts for p in self.parts]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=VERDICT_COLUMNS)
 
@@ -175,6 +177,7 @@ def _vrows(part, assessment, frame, unit_cols) -> pd.DataFrame:
         "part": part, "assessment": assessment, "unit": unit.to_numpy(),
         "verdict": frame["verdict"].to_numpy(), "reason": frame["reason"].astype(str).to_numpy(),
         "n_needed": frame["n_needed"].to_numpy(float) if "n_needed" in frame else np.nan,
+        "mc_error": frame["mc_error"].astype(object).to_numpy() if "mc_error" in frame else None,
     })
 
 
