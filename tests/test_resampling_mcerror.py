@@ -143,3 +143,21 @@ def test_resolve_stops_at_the_stated_limit_and_says_so():
     assert [h[0] for h in out["history"]] == [100, 200, 400, 800, 1000]
     with pytest.raises(ValueError, match="max_resamples"):
         resolve_by_resampling(lambda B: (0.0, 0.0), 0.05, n_resamples=100, max_resamples=10)
+
+
+def test_std_error_and_items_needed_mcse_match_spread_over_seeds():
+    # bootstrap SE of a mean of 60 normal items, 500 replicates, 200 seeds; items needed ~ SE^2
+    from robustalign.power import n_for_mde
+    from robustalign.resampling.mcerror import n_needed_mcse, std_error_mcse
+
+    x = np.random.default_rng(8).normal(0, 1, 60)
+    se, need = [], []
+    for seed in range(200):
+        s = cluster_bootstrap(x, n_resamples=500, method="percentile", rng=seed).std_error[0]
+        se.append(s)
+        need.append(n_for_mde(0.1, sd=s * np.sqrt(60)))
+    se, need = np.array(se), np.array(need, float)
+    assert 0.8 < std_error_mcse(se, 500).mean() / se.std(ddof=1) < 1.25
+    assert 0.8 < n_needed_mcse(need, 500).mean() / need.std(ddof=1) < 1.25
+    with pytest.raises(ValueError, match="at least 2"):
+        std_error_mcse(1.0, 1)

@@ -410,6 +410,7 @@ def run_audit(
 # --------------------------------------------------------------------------------------------------
 def _alignment_section(responses, reference, design, against, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.power import n_for_mde
+    from robustalign.resampling.mcerror import n_needed_mcse, p_value_mcse, within_mc_error
     from robustalign.scoring import alignment
 
     metrics = [m for m in design.metrics if not (m == "spearman" and responses.kind != "score" and not all(
@@ -471,12 +472,23 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
             if abs(dd) > 0 and d["std_error"] > 0:
                 n_needed = n_for_mde(abs(dd), sd=d["std_error"] * np.sqrt(n_items))
             verdict = "inconclusive"
+            n_se = n_needed_mcse(n_needed, res0.n_resamples)
             reason = (f"{head}; but {len(tied)} models have rank intervals that include 1 "
                       f"({', '.join(tied['model'].astype(str))}); the lead over {second['model']} is "
                       f"{ci(dd, dlo, dhi)}"
-                      + (f"; about {int(n_needed)} items would be needed to separate the two at 80% power."
-                         if np.isfinite(n_needed) else "."))
-        rows.append({"group": grp, "verdict": verdict, "reason": reason, "n_needed": n_needed})
+                      + (f"; about {int(n_needed)} (Monte Carlo SE {n_se:.0f}) items would be needed to separate "
+                         "the two at 80% power." if np.isfinite(n_needed) else "."))
+        # the rank-interval cuts: the leader's P(rank 1) against 1 - a/2, the others' against a/2; "supported"
+        # flips if any is near its cut, "inconclusive" only if every blocking one is
+        p_top = r["p_top"].to_numpy(float)
+        cut = np.r_[1 - (1 - level) / 2, np.full(len(r) - 1, (1 - level) / 2)]
+        near = within_mc_error(p_top, cut, p_value_mcse(p_top, res0.n_resamples))
+        blocking = np.r_[lead["rank_high"] > 1, r["rank_low"].to_numpy()[1:] <= 1]
+        mc = bool(near.any()) if verdict == "supported" else bool(near[blocking].all())
+        if mc:
+            reason += (" Verdict within Monte Carlo error: a P(rank 1) is within 2 Monte Carlo SEs of its "
+                       "rank-interval cut, so another seed could change it; more resamples would settle it.")
+        rows.append({"group": grp, "verdict": verdict, "reason": reason, "n_needed": n_needed, "mc_error": mc})
     verdicts = _vrows(part, "closest model", pd.DataFrame(rows), ["group"])
 
     key_cols = [c for c in ["model", against, "group"] if c]

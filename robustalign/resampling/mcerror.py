@@ -14,6 +14,9 @@ adjusted p-value
 interval endpoint
     :func:`~robustalign.resampling.intervals.percentile_mcse` and
     :func:`~robustalign.resampling.intervals.bca_mcse` (order-statistic estimate).
+bootstrap standard error and "items needed"
+    The SD of ``B`` near-normal replicates has relative SE :math:`1/\sqrt{2(B-1)}`; a sample size
+    computed from it (``n_for_mde``-style, proportional to the SD squared) has twice that.
 
 The rule
 --------
@@ -26,7 +29,8 @@ outside Monte Carlo error or a stated limit is reached.
 
 Public names
 ------------
-p_value_mcse, adjusted_p_mcse, within_mc_error, mc_decision, resamples_to_resolve, resolve_by_resampling
+p_value_mcse, adjusted_p_mcse, std_error_mcse, n_needed_mcse, within_mc_error, mc_decision,
+resamples_to_resolve, resolve_by_resampling
 """
 
 from __future__ import annotations
@@ -40,9 +44,11 @@ __all__ = [
     "WITHIN_MC_ERROR",
     "adjusted_p_mcse",
     "mc_decision",
+    "n_needed_mcse",
     "p_value_mcse",
     "resamples_to_resolve",
     "resolve_by_resampling",
+    "std_error_mcse",
     "within_mc_error",
 ]
 
@@ -77,6 +83,24 @@ def adjusted_p_mcse(p_adjusted, p_value, n_resamples) -> np.ndarray:
         c = np.where(p > 0, pa / p, 1.0)
         out = c * p_value_mcse(p, n_resamples)
     return np.where(pa >= 1.0, 0.0, out)
+
+
+def std_error_mcse(std_error, n_resamples) -> np.ndarray:
+    """Monte Carlo SE of a bootstrap standard error from ``n_resamples`` replicates: ``se / sqrt(2 (B - 1))``
+    (the SE of a sample SD of near-normal values)."""
+    B = np.asarray(n_resamples, dtype=float)
+    if np.any(B < 2):
+        raise ValueError(f"`n_resamples` must be at least 2; got {n_resamples!r}.")
+    return np.asarray(std_error, dtype=float) / np.sqrt(2.0 * (B - 1.0))
+
+
+def n_needed_mcse(n_needed, n_resamples) -> np.ndarray:
+    """Monte Carlo SE of a sample size proportional to a squared bootstrap SE (``n_for_mde`` with
+    ``sd = std_error * sqrt(n)``): ``n * sqrt(2 / (B - 1))`` (delta method: twice the SD's relative SE)."""
+    B = np.asarray(n_resamples, dtype=float)
+    if np.any(B < 2):
+        raise ValueError(f"`n_resamples` must be at least 2; got {n_resamples!r}.")
+    return np.asarray(n_needed, dtype=float) * np.sqrt(2.0 / (B - 1.0))
 
 
 def within_mc_error(value, threshold, mcse, *, k: float = MC_K) -> np.ndarray:
