@@ -295,6 +295,7 @@ def run_audit(
     AuditReport
     """
     from robustalign._rng import as_generator
+    from robustalign.resampling import keyed_stream
     from robustalign.schema import Reference, Responses
 
     if not isinstance(responses, Responses):
@@ -374,7 +375,7 @@ def run_audit(
     # ---- claims
     claims = design.claim_objects()
     if claims:
-        cg = streams["claims"].spawn(len(claims))
+        cg = [keyed_stream(streams["claims"], "claim", cl.text) for cl in claims]  # not by position
         for i, (cl, g) in enumerate(zip(claims, cg), 1):
             pr.step(f"claim_{i}", f"claim {i} of {len(claims)}: '{cl.text}' over every specification")
             sections.append(_with_notes(_claim_section, responses, reference, cl, i, g, **common))
@@ -410,12 +411,13 @@ def run_audit(
 # --------------------------------------------------------------------------------------------------
 def _alignment_section(responses, reference, design, against, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.power import n_for_mde
+    from robustalign.resampling import keyed_stream
     from robustalign.resampling.mcerror import n_needed_mcse, p_value_mcse, within_mc_error
     from robustalign.scoring import alignment
 
     metrics = [m for m in design.metrics if not (m == "spearman" and responses.kind != "score" and not all(
         reference.scales[i].ordinal for i in responses.items))]
-    seeds = gen.spawn(len(metrics))
+    seeds = [keyed_stream(gen, "alignment", m) for m in metrics]  # a metric's numbers do not depend on the others
     results, frames, ranks, pairs = {}, [], [], []
     within = "group"
     for m, g in zip(metrics, seeds):
@@ -594,6 +596,7 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
 
 def _steering_sections(responses, reference, design, steer, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.claims import assess_steerability
+    from robustalign.resampling import keyed_stream
 
     st = design.steering
     by = list(st.get("by", ["model"]))
@@ -632,7 +635,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
         mets = [st.get("compare_metric", metric)]
         if metric not in mets:
             mets.append(metric)
-        for m, g in zip(mets, g_cmp.spawn(len(mets))):
+        for m, g in [(m, keyed_stream(g_cmp, "steering comparison", m)) for m in mets]:
             res = assess_steerability(responses, reference, steer=steer, baseline=baseline, by=by, metric=m,
                                       group_map=st.get("group_map"), compare=(col, a, b), confidence_level=level,
                                       n_resamples=n_resamples, n_permutations=n_permutations, rng=g)
