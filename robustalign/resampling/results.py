@@ -506,7 +506,8 @@ class PermutationResult:
             f"{self.n_levels} levels, {self.n_resamples} permutations"
         )
         if len(self) == 1:
-            return f"{head}: statistic {_fmt(self.statistic[0])}, p = {_fmt(self.p_value[0])}"
+            return (f"{head}: statistic {_fmt(self.statistic[0])}, p = {_fmt(self.p_value[0])} "
+                    f"(Monte Carlo SE {_fmt(self.p_value_mcse[0])})")
         return (
             f"{head}, {len(self)} statistics: p from {_fmt(np.nanmin(self.p_value))} to {_fmt(np.nanmax(self.p_value))}"
         )
