@@ -115,7 +115,7 @@ def _pvalue(p, digits: int) -> str:
 
 
 def _key_columns(frame: pd.DataFrame) -> list[str]:
-    keys = [c for c in frame.columns if c not in VALUE_COLUMNS]
+    keys = [c for c in frame.columns if c not in VALUE_COLUMNS and not c.endswith("_mcse")]  # MC SEs are values
     # a key that is the same in every row (e.g. quantity) says nothing in a table; keep it only if alone
     varying = [c for c in keys if frame[c].astype(str).nunique() > 1]
     return varying or keys[:1]

@@ -280,3 +280,71 @@ def test_plot_draws_model_points_and_human_band():
     lines = [c for c in axes[0].containers]
     assert len(lines) == 2 and len(lines[0].lines[0].get_xdata()) == 4
     assert axes[1].get_xlabel().startswith("split-half reliability")
+
+
+# --------------------------------------------------------------------------------------------------
+# seeds: a unit's numbers do not depend on which other units are in the data
+# --------------------------------------------------------------------------------------------------
+def test_unit_numbers_do_not_depend_on_other_units():
+    # every draw comes from a stream keyed by its purpose (and domain or unit), consumed in order, so
+    # removing a model (which also changes the chunk sizes) leaves another model's replicates unchanged
+    resp, ref, dom = simulate_domains("trait", n_models=3, n_groups=8, n_domains=2, n_per=6, rng=5)
+    kw = dict(domains=dom, n_resamples=60, n_permutations=59, n_splits=4, rng=7)
+    full = assess_extrapolability(resp, ref, **kw).to_frame()
+    part = assess_extrapolability(resp.subset(models=["m1", "m2"]), ref, **kw).to_frame()
+    cols = ["estimate", "conf_low", "conf_high", "p_value"]
+    keys = ["quantity", "subject", "domain_a", "domain_b"]
+    a = full[full["model"] == "m2"].set_index(keys)[cols].sort_index()
+    b = part[part["model"] == "m2"].set_index(keys)[cols].sort_index()
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a, b)
+    # the same for the human benchmark rows
+    ha = full[full["subject"] == "humans"].set_index(keys)[cols].sort_index()
+    hb = part[part["subject"] == "humans"].set_index(keys)[cols].sort_index()
+    pd.testing.assert_frame_equal(ha, hb)
+
+
+def test_dimension_prediction_unit_numbers_do_not_depend_on_other_units():
+    human = pd.DataFrame({"group": list("ABCDE"), "d1": [0.0, 10, 20, 30, 5], "d2": [0.0, 5, 10, 15, 9]})
+    g = np.random.default_rng(0)
+    personas = pd.concat([human.assign(model=m, d1=human["d1"] + g.normal(0, 5, 5), d2=human["d2"] + g.normal(0, 5, 5))
+                          for m in ("a", "b", "c")])
+    f_all = assess_dimension_prediction(personas, human, n_resamples=40, rng=3).to_frame()
+    f_c = assess_dimension_prediction(personas[personas["model"] != "a"], human, n_resamples=40, rng=3).to_frame()
+    cols = ["estimate", "conf_low", "conf_high"]
+    a = f_all[f_all["model"] == "c"].set_index(["quantity", "dimension"])[cols]
+    b = f_c[f_c["model"] == "c"].set_index(["quantity", "dimension"])[cols]
+    pd.testing.assert_frame_equal(a, b)
+
+
+# --------------------------------------------------------------------------------------------------
+# Monte Carlo error of the verdicts
+# --------------------------------------------------------------------------------------------------
+def test_verdict_within_monte_carlo_error_is_flagged():
+    from robustalign.claims.extrapolability import _e1_verdict, _mc_check
+
+    se = np.sqrt(0.048 * 0.952 / 1000)  # adjusted p 0.048 from 1000 permutations: SE 0.0068
+    checks = {"rejected": (True, 0.048, 0.05, se, 1000, "adjusted p"),
+              "below": (False, 0.20, 0.0, 0.01, 2000, "upper end"),
+              "humans_transfer": (True, 0.004, 0.0, 0.01, 2000, "human lower end")}
+    flag, text = _mc_check(checks, _e1_verdict)
+    assert flag and "adjusted p 0.0480" in text and "within Monte Carlo error" in text
+    # the human interval is also near 0, but flipping it cannot change a "supported" verdict: not named
+    assert "human lower end" not in text
+    # far from the threshold: not flagged
+    far = {**checks, "rejected": (True, 0.001, 0.05, np.sqrt(0.001 * 0.999 / 1000), 1000, "adjusted p")}
+    assert _mc_check(far, _e1_verdict) == (False, "")
+
+
+def test_verdicts_carry_the_monte_carlo_flag_end_to_end():
+    # 19 permutations: the smallest p is 1/20 = alpha, with MC SE 0.05, so every verdict that hinges on
+    # "adjusted p < 0.05" is within Monte Carlo error
+    resp, ref, dom = simulate_domains("trait", n_models=1, n_groups=8, n_domains=2, n_per=6, rng=3)
+    r = assess_extrapolability(resp, ref, domains=dom, n_resamples=200, n_permutations=19, n_splits=4, rng=1)
+    v = r.verdicts.iloc[0]
+    assert bool(v["mc_error"]) and "within Monte Carlo error" in v["reason"]
+    f = r.table("transfer_r")
+    row = f[f["domain_a"] == "all pairs"].iloc[0]
+    assert row["p_value_mcse"] == pytest.approx(np.sqrt(row["p_value"] * (1 - row["p_value"]) / 19))
+    # finite everywhere; 0 where replicates pile up at a bound (r = 1 with 8 targets)
+    assert np.isfinite(f[["conf_low_mcse", "conf_high_mcse"]].to_numpy()).all() and (f["conf_low_mcse"] > 0).all()

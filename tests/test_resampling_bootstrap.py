@@ -493,7 +493,7 @@ def test_result_object_contract(skewed):
     res = cluster_bootstrap(skewed, labels=["a", "b", "c"], n_resamples=300, rng=123)
     frame = res.to_frame()
     assert list(frame.columns) == ["cell", "estimate", "std_error", "conf_low", "conf_high", "conf_level",
-                                   "method", "n_resamples"]
+                                   "method", "n_resamples", "conf_low_mcse", "conf_high_mcse"]
     assert frame["n_resamples"].eq(300).all() and frame["method"].eq("bca").all()
     assert res.rng.entropy == 123 and res.n_clusters == 45 and res.design == "cluster"
     assert "300 resamples" in res.summary() and "bca 95%" in res.summary()

@@ -162,7 +162,8 @@ def test_bootstrap_interval_is_attached_only_on_request():
         res.conf_int()
     frame = res.to_frame()
     assert list(frame.columns) == ["cell", "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method",
-                                   "n_resamples", "p_value", "alternative"]
+                                   "n_resamples", "p_value", "alternative", "p_value_mcse", "conf_low_mcse",
+                                   "conf_high_mcse"]
     assert frame["conf_low"].isna().all()
     withci = sign_flip_test(d, n_resamples=500, n_bootstrap=2000, rng=0)
     assert_allclose(withci.p_value, res.p_value)  # the bootstrap uses its own stream

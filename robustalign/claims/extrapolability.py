@@ -50,7 +50,16 @@ from robustalign._validation import check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult
 from robustalign.metrics import spearman_alignment
 from robustalign.multiplicity import adjust
-from robustalign.resampling import BootstrapResult
+from robustalign.resampling import BootstrapResult, keyed_stream
+from robustalign.resampling.draws import bootstrap_counts, half_masks, integer_draws, random_permutations
+from robustalign.resampling.mcerror import (
+    MC_K,
+    WITHIN_MC_ERROR,
+    adjusted_p_mcse,
+    p_value_mcse,
+    resamples_to_resolve,
+    within_mc_error,
+)
 from robustalign.resampling.permutation import permutation_p_values
 
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
@@ -154,6 +163,41 @@ def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
 
 
+def _e1_verdict(c: dict) -> str:
+    """E1 verdict from its comparisons (True = the comparison holds)."""
+    ok_delta = c["ok_delta"] if "ok_delta" in c else not c["below"]  # no margin: not below 0
+    if c["rejected"] and ok_delta:
+        return "supported"
+    if c["below"] or (not c["rejected"] and c["humans_transfer"]):
+        return "not supported"
+    return "inconclusive"
+
+
+def _e3_verdict(c: dict) -> str:
+    if c["reliable"] and not c["below"] and c["defined"]:
+        return "supported"
+    return "not supported" if c["below"] else "inconclusive"
+
+
+def _mc_check(checks: dict, decide, fixed: Mapping | None = None) -> tuple[bool, str]:
+    """Is the verdict within Monte Carlo error? ``checks`` maps a comparison's name to
+    ``(holds, value, threshold, mcse, n_resamples, text)``; a comparison within ``MC_K`` MC SEs of its
+    threshold whose flip changes ``decide``'s verdict makes the verdict unstable to the seed. ``fixed``
+    holds further flags ``decide`` reads that do not move with the seed."""
+    flags = {**(fixed or {}), **{k: v[0] for k, v in checks.items()}}
+    verdict = decide(flags)
+    notes = []
+    for k, (_, value, thr, se, n, text) in checks.items():
+        if not within_mc_error(value, thr, se) or decide({**flags, k: not flags[k]}) == verdict:
+            continue
+        need = resamples_to_resolve(value, thr, se, n)
+        more = f"about {int(need):,} resamples would settle it" if np.isfinite(need) else "more resamples cannot settle it"
+        notes.append(f"{text} {_fmt(value, 4)} is within {MC_K:g} Monte Carlo SEs ({_fmt(se, 4)}) of {_fmt(thr, 4)}; {more}")
+    if not notes:
+        return False, ""
+    return True, f" Verdict {WITHIN_MC_ERROR} (it could change with another seed): " + "; ".join(notes) + "."
+
+
 # ==================================================================================================
 # inputs
 # ==================================================================================================
@@ -248,8 +292,12 @@ def _human_r(Ah: np.ndarray, pairs, idx: np.ndarray | None = None) -> np.ndarray
     return _pair_r(Ah, pairs)
 
 
-def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alternative, centre):
-    """Point estimates, two-way bootstrap and permutation null of the transfer statistics."""
+def _transfer(S, Sh, dom_items, dom_names, pairs, rng, n_resamples, n_permutations, alternative, centre):
+    """Point estimates, two-way bootstrap and permutation null of the transfer statistics.
+
+    Draws come from streams keyed by purpose (and domain), each consumed in order, so they do not depend
+    on the chunk size and hence not on the number of units.
+    """
     NI, U, C = S.shape
     D = len(dom_items)
     vals, masks, vals_h, masks_h = [], [], [], []
@@ -277,17 +325,19 @@ def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alterna
         est = _pack(r_m, r_h)
 
     # two-way bootstrap: items within domain x targets, shared by model and human statistics
+    g_items = [keyed_stream(rng, "extrapolability.transfer.items", d) for d in dom_names]
+    g_targets = keyed_stream(rng, "extrapolability.transfer.targets")
     reps = np.empty((n_resamples, est.size))
     chunk = max(1, min(n_resamples, 4_000_000 // max(1, (U + C) * D * C * C)))
     for s in range(0, n_resamples, chunk):
         b = min(chunk, n_resamples - s)
-        Wd = [gen.multinomial(len(ix), np.full(len(ix), 1.0 / len(ix)), size=b).astype(float) for ix in dom_items]
+        Wd = [bootstrap_counts(g, len(ix), b) for g, ix in zip(g_items, dom_items)]
         Ab = _domain_means(Wd, both_v, both_m)  # (b, D, U*C + C*C)
         Am = Ab[:, :, : U * C].reshape(b, D, U, C).transpose(0, 2, 1, 3)
         Ahb = Ab[:, :, U * C :].reshape(b, D, C, C).transpose(0, 2, 1, 3)
         if centre:
             Am, Ahb = _centre(Am, Ahb, axis=1)
-        idx = gen.integers(0, C, size=(b, C))
+        idx = integer_draws(g_targets, C, (b, C))
         Am = np.take_along_axis(Am, idx[:, None, None, :], axis=3)
         rm = _pair_r(Am, pairs)
         with warnings.catch_warnings():
@@ -298,10 +348,11 @@ def _transfer(S, Sh, dom_items, pairs, gen, n_resamples, n_permutations, alterna
     # permutation null of the model transfer: target labels permuted independently in each domain
     P = len(pairs)
     null = np.empty((n_permutations, U * (P + 1)))
+    g_null = keyed_stream(rng, "extrapolability.transfer.null")
     chunk = max(1, min(n_permutations, 2_000_000 // max(1, U * D * C)))
     for s in range(0, n_permutations, chunk):
         b = min(chunk, n_permutations - s)
-        perm = np.argsort(gen.random((b, D - 1, C)), axis=-1)
+        perm = random_permutations(g_null, (b, D - 1), C)
         Ap = np.broadcast_to(A[None], (b, U, D, C)).copy()
         Ap[:, :, 1:, :] = np.take_along_axis(Ap[:, :, 1:, :], perm[:, None, :, :], axis=3)
         rp = _pair_r(Ap, pairs)  # (b, U, P)
@@ -349,14 +400,7 @@ def _split_stats(SA: np.ndarray, SB: np.ndarray) -> np.ndarray:
     return np.stack([_kendall_tau_b(SA, SB), _spearman(SA, SB), _top1_agree(SA, SB)], axis=-1)
 
 
-def _half_masks(gen, rows: int, NI: int) -> np.ndarray:
-    order = np.argsort(gen.random((rows, NI)), axis=-1)
-    M = np.zeros((rows, NI))
-    np.put_along_axis(M, order[:, : NI // 2], 1.0, axis=-1)
-    return M
-
-
-def _split_half(S, Sh, gen, n_splits, n_resamples):
+def _split_half(S, Sh, rng, n_splits, n_resamples):
     """Split-half statistics for model units and human "models" (mean over human groups)."""
     NI, U, C = S.shape
     V = np.hstack([np.nan_to_num(S.reshape(NI, U * C)), np.nan_to_num(Sh.reshape(NI, C * C))])
@@ -376,10 +420,11 @@ def _split_half(S, Sh, gen, n_splits, n_resamples):
     # point estimate: mean over n_splits random halves
     acc_m, acc_h, n_done = np.zeros((U, 3)), np.zeros(3), np.zeros((U, 3))
     acc_hn = np.zeros(3)
+    g_halves = keyed_stream(rng, "extrapolability.split_half.halves")
     chunk = max(1, min(n_splits, 2_000_000 // max(1, (U + C) * C * C)))
     for s in range(0, n_splits, chunk):
         b = min(chunk, n_splits - s)
-        M = _half_masks(gen, b, NI)
+        M = half_masks(g_halves, b, NI)
         sm, sh = stats_for(M, 1.0 - M)
         acc_m += np.nansum(sm, axis=0)
         n_done += np.isfinite(sm).sum(0)
@@ -392,12 +437,14 @@ def _split_half(S, Sh, gen, n_splits, n_resamples):
     # item bootstrap: each resample draws item counts, then SPLITS_PER_RESAMPLE random halves of the
     # distinct items (copies of one item stay in one half, so they cannot inflate the agreement)
     k = SPLITS_PER_RESAMPLE
+    g_items = keyed_stream(rng, "extrapolability.split_half.items")
+    g_boot_halves = keyed_stream(rng, "extrapolability.split_half.resample_halves")
     reps = np.empty((n_resamples, est.size))
     chunk = max(1, min(n_resamples, 2_000_000 // max(1, k * (U + C) * C * C)))
     for s in range(0, n_resamples, chunk):
         b = min(chunk, n_resamples - s)
-        W = gen.multinomial(NI, np.full(NI, 1.0 / NI), size=b).astype(float)
-        M = _half_masks(gen, b * k, NI).reshape(b, k, NI)
+        W = bootstrap_counts(g_items, NI, b)
+        M = half_masks(g_boot_halves, b * k, NI).reshape(b, k, NI)
         WA = (W[:, None, :] * M).reshape(b * k, NI)
         WB = (W[:, None, :] * (1.0 - M)).reshape(b * k, NI)
         sm, sh = stats_for(WA, WB)
@@ -533,7 +580,6 @@ def assess_extrapolability(
     if margin is not None and not (np.isfinite(margin) and margin >= 0):
         raise ValueError(f"`margin` must be a non-negative number or None; got {margin!r}.")
     gen, record = as_generator(rng)
-    g_tr, g_sh = gen.spawn(2)
     alpha = 1 - confidence_level
 
     scores = item_scores(responses, reference, metric=metric, by=by_l, against=against,
@@ -612,7 +658,7 @@ def assess_extrapolability(
 
     tr = None
     if dom_names:
-        tr = _transfer(S, Sh, dom_items, pairs, g_tr, n_resamples, n_permutations, alternative, centre)
+        tr = _transfer(S, Sh, dom_items, dom_names, pairs, gen, n_resamples, n_permutations, alternative, centre)
         pair_names = [(dom_names[e], dom_names[h]) for e, h in pairs]
         pair_n = [len(dom_items[e]) + len(dom_items[h]) for e, h in pairs]
         all_n = sum(len(ix) for ix in dom_items)
@@ -628,7 +674,7 @@ def assess_extrapolability(
         est_parts.append(tr["estimate"])
         rep_parts.append(tr["resamples"])
 
-    sh = _split_half(S, Sh, g_sh, n_splits, n_resamples)
+    sh = _split_half(S, Sh, gen, n_splits, n_resamples)
     NI = len(items)
     labs = []
     for u in unit_keys:
@@ -681,7 +727,8 @@ def assess_extrapolability(
     def build(level: float) -> pd.DataFrame:
         f = boot.to_frame(level)
         out = labels.copy()
-        for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method"):
+        for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "conf_low_mcse",
+                  "conf_high_mcse"):
             out[c] = f[c].to_numpy()
         out["method"] = np.where(out["quantity"].str.startswith(("transfer", "human_transfer")),
                                  "two-way bootstrap (items within domain x targets), percentile",
@@ -700,6 +747,9 @@ def assess_extrapolability(
             j = m["_j"].to_numpy()[hit].astype(int)
             for c in ("p_value", "p_adjusted", "adjust_method", "family"):
                 out.loc[hit, c] = p_frame[c].to_numpy()[j]
+        pv, pa = out["p_value"].to_numpy(float), out["p_adjusted"].to_numpy(float)
+        out["p_value_mcse"] = p_value_mcse(pv, n_permutations)
+        out["p_adjusted_mcse"] = adjusted_p_mcse(pa, pv, n_permutations)
         # benchmark column: the human value of the same quantity
         bench = out[out["subject"] == "humans"].set_index(["quantity", "domain_a", "domain_b"])["estimate"]
         qmap = out["quantity"].map({"transfer_r": "human_transfer_r"}).fillna(out["quantity"])
@@ -708,7 +758,8 @@ def assess_extrapolability(
         out.loc[out["quantity"].isin(["transfer_delta", "reliability_delta"]), "benchmark"] = 0.0
         cols = ["quantity", "subject", *by_l, "domain_a", "domain_b", "estimate", "std_error", "conf_low",
                 "conf_high", "conf_level", "method", "p_value", "p_adjusted", "adjust_method", "family",
-                "n_items", "n_targets", "units", "benchmark"]
+                "n_items", "n_targets", "units", "benchmark", "conf_low_mcse", "conf_high_mcse", "p_value_mcse",
+                "p_adjusted_mcse"]
         return out[cols]
 
     # ---------------------------------------------------------------- verdicts
@@ -742,16 +793,23 @@ def assess_extrapolability(
             rejected = p_adj < alpha
             below = dl.conf_high < 0
             ok_delta = (dl.conf_low > -margin) if margin is not None else not below
-            humans_transfer = rh.conf_low > 0
+            checks = {
+                "rejected": (rejected, p_adj, alpha, rm.p_adjusted_mcse, n_permutations, "adjusted p"),
+                "below": (below, dl.conf_high, 0.0, dl.conf_high_mcse, n_resamples,
+                          "the upper end of the difference"),
+                "humans_transfer": (rh.conf_low > 0, rh.conf_low, 0.0, rh.conf_low_mcse, n_resamples,
+                                    "the lower end of the human transfer"),
+            }
+            if margin is not None:
+                checks["ok_delta"] = (ok_delta, dl.conf_low, -margin, dl.conf_low_mcse, n_resamples,
+                                      "the lower end of the difference")
             if C < MIN_TARGETS_FOR_VERDICT:
-                verdict = "inconclusive"
-            elif rejected and ok_delta:
-                verdict = "supported"
-            elif below or (not rejected and humans_transfer):
-                verdict = "not supported"
+                verdict, mc_flag, mc_text = "inconclusive", False, ""
             else:
-                verdict = "inconclusive"
-                n_needed = _targets_needed(float(rm.estimate), alpha) if not rejected else np.nan
+                verdict = _e1_verdict({k: v[0] for k, v in checks.items()})
+                mc_flag, mc_text = _mc_check(checks, _e1_verdict)
+            if verdict == "inconclusive" and C >= MIN_TARGETS_FOR_VERDICT and not rejected:
+                n_needed = _targets_needed(float(rm.estimate), alpha)
             reason = (
                 f"{name}: extrapolability {verdict} - transfer of alignment across {len(dom_names)} domains "
                 f"(mean Spearman r over {P} domain pairs, {C} targets) r = {_fmt(rm.estimate)} "
@@ -765,15 +823,20 @@ def assess_extrapolability(
                            "targets cannot judge transfer, whatever its point value; compare with more groups.")
             elif verdict == "inconclusive" and np.isfinite(n_needed):
                 reason += f" About {int(n_needed)} targets would detect r = {_fmt(rm.estimate)} with 80% power."
+            reason += mc_text
         else:
+            checks = {
+                "reliable": (rel.conf_low > 0, rel.conf_low, 0.0, rel.conf_low_mcse, n_resamples,
+                             "the lower end of the reliability"),
+                "below": (reld.conf_high < 0, reld.conf_high, 0.0, reld.conf_high_mcse, n_resamples,
+                          "the upper end of the reliability difference"),
+            }
             if C < MIN_TARGETS_FOR_VERDICT:
-                verdict = "inconclusive"
-            elif rel.conf_low > 0 and reld.conf_high >= 0:
-                verdict = "supported"
-            elif reld.conf_high < 0:
-                verdict = "not supported"
+                verdict, mc_flag, mc_text = "inconclusive", False, ""
             else:
-                verdict = "inconclusive"
+                defined = {"defined": bool(np.isfinite(reld.conf_high))}
+                verdict = _e3_verdict({**defined, **{k: v[0] for k, v in checks.items()}})
+                mc_flag, mc_text = _mc_check(checks, _e3_verdict, defined)
             reason = (
                 f"{name}: extrapolability to random item halves {verdict} (no domains given, so no held-out "
                 f"domain test) - {rel_text}; difference {_fmt(reld.estimate)} "
@@ -781,11 +844,13 @@ def assess_extrapolability(
             )
             if C < MIN_TARGETS_FOR_VERDICT:
                 reason += f" Only {C} target groups: too few to rank reliably; compare with more groups."
+            reason += mc_text
         key = tuple(u[c] for c in by_l)
         ninv = int(n_invalid.get(key if len(by_l) > 1 else key[0], 0))
         if ninv:
             reason += f" {ninv} invalid answers excluded."
-        verdict_rows.append({**u, "verdict": verdict, "reason": reason, "n_needed": n_needed, "n_invalid": ninv})
+        verdict_rows.append({**u, "verdict": verdict, "reason": reason, "n_needed": n_needed, "n_invalid": ninv,
+                             "mc_error": mc_flag})
     verdicts = pd.DataFrame(verdict_rows)
 
     evidence = {"bootstrap": boot, "scores": scores, "targets": targets, "items": items,
@@ -992,7 +1057,8 @@ def assess_dimension_prediction(
                                        tot[:, [3]] / n[:, :, None]], axis=1)  # (b, 6, J+1)
 
         e0 = stats_of(np.ones((1, n_c)))[0]
-        W = gen.multinomial(n_c, np.full(n_c, 1.0 / n_c), size=n_resamples).astype(float)
+        g_unit = keyed_stream(gen, "extrapolability.dimension_prediction", *(u if isinstance(u, tuple) else (u,)))
+        W = bootstrap_counts(g_unit, n_c, n_resamples)
         r0 = stats_of(W)
         key = dict(zip(by_l, u if isinstance(u, tuple) else (u,)))
         for qi, q in enumerate(("ss_direct", "ss_structure", "ss_human", "ss_difference", "mae_direct", "mae_perm")):

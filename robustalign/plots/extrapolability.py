@@ -18,7 +18,7 @@ def _keys(frame) -> list[str]:
     fixed = {"quantity", "subject", "domain_a", "domain_b", "estimate", "std_error", "conf_low", "conf_high",
              "conf_level", "method", "p_value", "p_adjusted", "adjust_method", "family", "n_items", "n_targets",
              "units", "benchmark"}
-    return [c for c in frame.columns if c not in fixed]
+    return [c for c in frame.columns if c not in fixed and not c.endswith("_mcse")]
 
 
 def plot_transfer(result, ax=None, *, confidence_level: float | None = None):

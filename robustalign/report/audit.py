@@ -36,7 +36,9 @@ __all__ = ["AuditPart", "AuditReport", "FigureSpec", "Section", "run_audit", "ru
 
 _METRIC_LABEL = {"spearman": "Spearman alignment", "js": "JS similarity", "tv": "TV similarity",
                  "w1": "W1 similarity", "mean_position": "mean-position similarity", "plurality": "plurality agreement"}
-VERDICT_COLUMNS = ["part", "assessment", "unit", "verdict", "reason", "n_needed"]
+#: ``mc_error``: True when the verdict is within Monte Carlo error of a threshold (it could change with
+#: another seed; see robustalign.resampling.mcerror), False when not, None when the assessment does not check.
+VERDICT_COLUMNS = ["part", "assessment", "unit", "verdict", "reason", "n_needed", "mc_error"]
 
 
 @dataclass
@@ -104,7 +106,7 @@ class AuditReport:
 
     @property
     def verdicts(self) -> pd.DataFrame:
-        """Every verdict of every part: ``part, assessment, unit, verdict, reason, n_needed``."""
+        """Every verdict of every part: ``part, assessment, unit, verdict, reason, n_needed, mc_error``."""
         frames = [p.verdicts for p in self.parts]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=VERDICT_COLUMNS)
 
@@ -175,6 +177,7 @@ def _vrows(part, assessment, frame, unit_cols) -> pd.DataFrame:
         "part": part, "assessment": assessment, "unit": unit.to_numpy(),
         "verdict": frame["verdict"].to_numpy(), "reason": frame["reason"].astype(str).to_numpy(),
         "n_needed": frame["n_needed"].to_numpy(float) if "n_needed" in frame else np.nan,
+        "mc_error": frame["mc_error"].astype(object).to_numpy() if "mc_error" in frame else None,
     })
 
 
@@ -292,6 +295,7 @@ def run_audit(
     AuditReport
     """
     from robustalign._rng import as_generator
+    from robustalign.resampling import keyed_stream
     from robustalign.schema import Reference, Responses
 
     if not isinstance(responses, Responses):
@@ -371,7 +375,7 @@ def run_audit(
     # ---- claims
     claims = design.claim_objects()
     if claims:
-        cg = streams["claims"].spawn(len(claims))
+        cg = [keyed_stream(streams["claims"], "claim", cl.text) for cl in claims]  # not by position
         for i, (cl, g) in enumerate(zip(claims, cg), 1):
             pr.step(f"claim_{i}", f"claim {i} of {len(claims)}: '{cl.text}' over every specification")
             sections.append(_with_notes(_claim_section, responses, reference, cl, i, g, **common))
@@ -407,11 +411,13 @@ def run_audit(
 # --------------------------------------------------------------------------------------------------
 def _alignment_section(responses, reference, design, against, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.power import n_for_mde
+    from robustalign.resampling import keyed_stream
+    from robustalign.resampling.mcerror import n_needed_mcse, p_value_mcse, within_mc_error
     from robustalign.scoring import alignment
 
     metrics = [m for m in design.metrics if not (m == "spearman" and responses.kind != "score" and not all(
         reference.scales[i].ordinal for i in responses.items))]
-    seeds = gen.spawn(len(metrics))
+    seeds = [keyed_stream(gen, "alignment", m) for m in metrics]  # a metric's numbers do not depend on the others
     results, frames, ranks, pairs = {}, [], [], []
     within = "group"
     for m, g in zip(metrics, seeds):
@@ -468,12 +474,23 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
             if abs(dd) > 0 and d["std_error"] > 0:
                 n_needed = n_for_mde(abs(dd), sd=d["std_error"] * np.sqrt(n_items))
             verdict = "inconclusive"
+            n_se = n_needed_mcse(n_needed, res0.n_resamples)
             reason = (f"{head}; but {len(tied)} models have rank intervals that include 1 "
                       f"({', '.join(tied['model'].astype(str))}); the lead over {second['model']} is "
                       f"{ci(dd, dlo, dhi)}"
-                      + (f"; about {int(n_needed)} items would be needed to separate the two at 80% power."
-                         if np.isfinite(n_needed) else "."))
-        rows.append({"group": grp, "verdict": verdict, "reason": reason, "n_needed": n_needed})
+                      + (f"; about {int(n_needed)} (Monte Carlo SE {n_se:.0f}) items would be needed to separate "
+                         "the two at 80% power." if np.isfinite(n_needed) else "."))
+        # the rank-interval cuts: the leader's P(rank 1) against 1 - a/2, the others' against a/2; "supported"
+        # flips if any is near its cut, "inconclusive" only if every blocking one is
+        p_top = r["p_top"].to_numpy(float)
+        cut = np.r_[1 - (1 - level) / 2, np.full(len(r) - 1, (1 - level) / 2)]
+        near = within_mc_error(p_top, cut, p_value_mcse(p_top, res0.n_resamples))
+        blocking = np.r_[lead["rank_high"] > 1, r["rank_low"].to_numpy()[1:] <= 1]
+        mc = bool(near.any()) if verdict == "supported" else bool(near[blocking].all())
+        if mc:
+            reason += (" Verdict within Monte Carlo error: a P(rank 1) is within 2 Monte Carlo SEs of its "
+                       "rank-interval cut, so another seed could change it; more resamples would settle it.")
+        rows.append({"group": grp, "verdict": verdict, "reason": reason, "n_needed": n_needed, "mc_error": mc})
     verdicts = _vrows(part, "closest model", pd.DataFrame(rows), ["group"])
 
     key_cols = [c for c in ["model", against, "group"] if c]
@@ -579,6 +596,7 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
 
 def _steering_sections(responses, reference, design, steer, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.claims import assess_steerability
+    from robustalign.resampling import keyed_stream
 
     st = design.steering
     by = list(st.get("by", ["model"]))
@@ -617,7 +635,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
         mets = [st.get("compare_metric", metric)]
         if metric not in mets:
             mets.append(metric)
-        for m, g in zip(mets, g_cmp.spawn(len(mets))):
+        for m, g in [(m, keyed_stream(g_cmp, "steering comparison", m)) for m in mets]:
             res = assess_steerability(responses, reference, steer=steer, baseline=baseline, by=by, metric=m,
                                       group_map=st.get("group_map"), compare=(col, a, b), confidence_level=level,
                                       n_resamples=n_resamples, n_permutations=n_permutations, rng=g)
@@ -810,14 +828,16 @@ def run_example_audit(*, rng=0, n_resamples: int = 2000, n_permutations: int = 2
     if progress:
         progress("loading the bundled multicultural-alignment data")
     data = load_multicultural_alignment()
-    g_a, g_b = np.random.SeedSequence(rng).spawn(2)
+    from robustalign.resampling import keyed_stream
+
+    g_a, g_b = keyed_stream(rng, "audit", "part A"), keyed_stream(rng, "audit", "part B")
     d_main = AuditDesign.from_dict({**EXAMPLE_MAIN, "seed": rng, "n_resamples": n_resamples,
                                     "n_permutations": n_permutations}, source="--example (part A)")
     d_steer = AuditDesign.from_dict({**EXAMPLE_STEERING, "seed": rng, "n_resamples": n_resamples,
                                      "n_permutations": n_permutations}, source="--example (part B)")
-    a = run_audit(data.responses, data.reference_language, design=d_main, rng=np.random.default_rng(g_a),
+    a = run_audit(data.responses, data.reference_language, design=d_main, rng=g_a,
                   progress=progress, part="A. Nine models in four prompt languages, against each language's humans")
-    b = run_audit(data.steering, data.reference_country, design=d_steer, rng=np.random.default_rng(g_b),
+    b = run_audit(data.steering, data.reference_country, design=d_steer, rng=g_b,
                   progress=progress, prefix="steering_",
                   part="B. Steering experiment (gemma-2-27b-it), against each country's humans")
     rep = a.combine(b, title=EXAMPLE_MAIN["title"])

@@ -35,13 +35,14 @@ def bootstrap_coverage(*, population=None, n_items: int = 32, n_studies: int = 4
     from statsmodels.stats.proportion import proportion_confint
 
     from robustalign._rng import as_generator
-    from robustalign.resampling import cluster_bootstrap
+    from robustalign.resampling import cluster_bootstrap, keyed_stream
+    from robustalign.resampling.draws import sample_with_replacement
 
     gen, _ = as_generator(rng)
     pop = _population() if population is None else np.asarray(population, float)
     truth = float(pop.mean())
-    X = gen.choice(pop, size=(n_items, n_studies), replace=True)  # items x studies
-    res = cluster_bootstrap(X, n_resamples=n_resamples, rng=gen.spawn(1)[0])
+    X = sample_with_replacement(keyed_stream(gen, "calibration.studies"), pop, (n_items, n_studies))  # items x studies
+    res = cluster_bootstrap(X, n_resamples=n_resamples, rng=keyed_stream(gen, "calibration.bootstrap"))
     rows = []
     for m in methods:
         for lv in levels:

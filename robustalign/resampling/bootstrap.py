@@ -365,8 +365,9 @@ def cluster_bootstrap(
     >>> from robustalign.resampling import cluster_bootstrap
     >>> a = np.random.default_rng(0).normal(0.6, 0.1, size=(200, 2))   # 200 items x 2 models
     >>> res = cluster_bootstrap(a, labels=["m1", "m2"], n_resamples=2000, rng=0)
-    >>> res.to_frame().columns.tolist()
-    ['cell', 'estimate', 'std_error', 'conf_low', 'conf_high', 'conf_level', 'method', 'n_resamples']
+    >>> res.to_frame().columns.tolist()  # doctest: +NORMALIZE_WHITESPACE
+    ['cell', 'estimate', 'std_error', 'conf_low', 'conf_high', 'conf_level', 'method', 'n_resamples',
+     'conf_low_mcse', 'conf_high_mcse']
     >>> res.conf_int(0.9)["conf_level"].tolist()   # reuses the stored resamples
     [0.9, 0.9]
     """

@@ -3,7 +3,9 @@
 A result keeps its replicates, so a new confidence level, another interval method, contrasts, ranks
 or any other function of the statistics are computed from the stored resamples without drawing again
 (as ``scipy.stats.bootstrap(bootstrap_result=...)`` allows). Columns are stable snake_case; the level
-is a value in ``conf_level``, never part of a column name.
+is a value in ``conf_level``, never part of a column name. Every number that moves with the seed has
+its Monte Carlo standard error in a column with the suffix ``_mcse`` (``conf_low_mcse``,
+``conf_high_mcse``, ``p_value_mcse``; see :mod:`robustalign.resampling.mcerror`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import RngRecord
 from robustalign._validation import INTERVAL_METHODS, check_confidence_level, check_method
 from robustalign.resampling import intervals as _iv
+from robustalign.resampling.mcerror import p_value_mcse
 
 __all__ = ["BootstrapResult", "PermutationResult"]
 
-FRAME_COLUMNS = ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "n_resamples")
+FRAME_COLUMNS = ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "n_resamples",
+                 "conf_low_mcse", "conf_high_mcse")
 
 
 def _readonly(a):
@@ -162,6 +166,26 @@ class BootstrapResult:
             low, high = _iv.percentile_interval(self.resamples, confidence_level=level)
         return np.atleast_1d(low), np.atleast_1d(high), level, method
 
+    def _endpoint_mcse(self, level: float, method) -> tuple[np.ndarray, np.ndarray]:
+        """Monte Carlo SE of the endpoints for ``method`` (a name, or one name per statistic)."""
+        per = np.broadcast_to(np.asarray(method, dtype=object), (len(self),))
+        lo, hi = np.full(len(self), np.nan), np.full(len(self), np.nan)
+        pct = per == "percentile"
+        if pct.any():
+            lo[pct], hi[pct] = _iv.percentile_mcse(self.resamples[:, pct], confidence_level=level)
+        bca = per == "bca"
+        if bca.any() and self.jackknife is not None:
+            lo[bca], hi[bca] = _iv.bca_mcse(self.resamples[:, bca], self.estimate[bca], self.jackknife[:, bca],
+                                            confidence_level=level)
+        return lo, hi
+
+    def mcse(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+        """Monte Carlo standard errors of the interval endpoints (order-statistic estimate; for BCa with
+        the noise of the bias correction): the label columns plus ``conf_low_mcse, conf_high_mcse``."""
+        _, _, level, method = self._interval(level, method)
+        lo, hi = self._endpoint_mcse(level, method)
+        return _with(self.labels, conf_low_mcse=lo, conf_high_mcse=hi)
+
     def conf_int(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
         """Confidence intervals from the stored resamples (no new resampling).
 
@@ -183,11 +207,13 @@ class BootstrapResult:
 
     def to_frame(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
         """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
-        n_resamples``."""
+        n_resamples, conf_low_mcse, conf_high_mcse`` (the endpoints' Monte Carlo standard errors)."""
         low, high, level, method = self._interval(level, method)
+        low_se, high_se = self._endpoint_mcse(level, method)
         return _with(
             self.labels, estimate=self.estimate, std_error=self.std_error, conf_low=low, conf_high=high,
-            conf_level=level, method=method, n_resamples=self.n_resamples,
+            conf_level=level, method=method, n_resamples=self.n_resamples, conf_low_mcse=low_se,
+            conf_high_mcse=high_se,
         )
 
     def summary(self) -> str:
@@ -432,6 +458,11 @@ class PermutationResult:
     def n_resamples(self) -> int:
         return int(self.null_distribution.shape[0])
 
+    @property
+    def p_value_mcse(self) -> np.ndarray:
+        """Monte Carlo standard error of each p-value, :math:`\\sqrt{p(1-p)/B}`."""
+        return p_value_mcse(self.p_value, self.n_resamples)
+
     def __len__(self) -> int:
         return self.statistic.size
 
@@ -453,15 +484,20 @@ class PermutationResult:
 
     def to_frame(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
         """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
-        n_resamples, p_value, alternative`` (interval columns NaN without ``n_bootstrap``)."""
+        n_resamples, p_value, alternative, p_value_mcse, conf_low_mcse, conf_high_mcse`` (interval columns
+        NaN without ``n_bootstrap``; ``*_mcse`` are Monte Carlo standard errors)."""
         cols: dict = {"estimate": self.statistic}
-        if self.bootstrap is not None:
-            b = self.bootstrap.to_frame(level, method)
-            cols.update({c: b[c].to_numpy() for c in ("std_error", "conf_low", "conf_high", "conf_level", "method")})
+        boot_cols = ("std_error", "conf_low", "conf_high", "conf_level", "method")
+        nan = np.full(len(self), np.nan)
+        b = self.bootstrap.to_frame(level, method) if self.bootstrap is not None else None
+        if b is not None:
+            cols.update({c: b[c].to_numpy() for c in boot_cols})
         else:
-            nan = np.full(len(self), np.nan)
             cols.update(std_error=nan, conf_low=nan, conf_high=nan, conf_level=nan, method=None)
-        cols.update(n_resamples=self.n_resamples, p_value=self.p_value, alternative=self.alternative)
+        cols.update(n_resamples=self.n_resamples, p_value=self.p_value, alternative=self.alternative,
+                    p_value_mcse=self.p_value_mcse)
+        for c in ("conf_low_mcse", "conf_high_mcse"):
+            cols[c] = b[c].to_numpy() if b is not None else nan
         return _with(self.labels, **cols)
 
     def summary(self) -> str:
@@ -470,7 +506,8 @@ class PermutationResult:
             f"{self.n_levels} levels, {self.n_resamples} permutations"
         )
         if len(self) == 1:
-            return f"{head}: statistic {_fmt(self.statistic[0])}, p = {_fmt(self.p_value[0])}"
+            return (f"{head}: statistic {_fmt(self.statistic[0])}, p = {_fmt(self.p_value[0])} "
+                    f"(Monte Carlo SE {_fmt(self.p_value_mcse[0])})")
         return (
             f"{head}, {len(self)} statistics: p from {_fmt(np.nanmin(self.p_value))} to {_fmt(np.nanmax(self.p_value))}"
         )
