@@ -3,7 +3,8 @@ and returns the matplotlib Axes; none computes statistics. Importing this module
 so the result objects import it only inside their ``plot()`` methods.
 
 One style for all (``robustalign.plots._style``): Okabe-Ito colours (colour-blind safe), 7-8 pt text
-at single-column width (3.3 in), TrueType fonts embedded in PDF output.
+at single-column width (3.3 in), TrueType fonts embedded in PDF output. :func:`shorten_labels` cuts
+every text of a finished figure to 60 characters (the report applies it to each figure).
 
 =============================  ==========================================================
 alignment                      :func:`plot_alignment_forest`, :func:`plot_rank_caterpillar`,
@@ -26,7 +27,7 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import PALETTE, RC, dodge, interval_err, new_axes
+from robustalign.plots._style import PALETTE, RC, dodge, interval_err, new_axes, shorten_labels
 from robustalign.plots.alignment import plot_alignment_forest, plot_flip_heatmap, plot_rank_caterpillar
 from robustalign.plots.calibration import plot_calibration, plot_sbc_ranks
 from robustalign.plots.extrapolability import plot_extrapolability, plot_split_half, plot_transfer
@@ -52,6 +53,7 @@ __all__ = [
     "plot_steering_matrix",
     "plot_transfer",
     "plot_variance_shares",
+    "shorten_labels",
 ]
 
 

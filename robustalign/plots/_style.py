@@ -4,6 +4,7 @@ single-column paper width (3.3 in) with 7-8 pt text."""
 from __future__ import annotations
 
 import matplotlib as mpl
+import matplotlib.ticker as mticker
 import numpy as np
 
 # Okabe-Ito palette (colour-blind safe)
@@ -55,3 +56,56 @@ def interval_err(frame, est: str = "estimate", low: str = "conf_low", high: str 
 def dodge(j: int, n: int, span: float) -> float:
     """Offset of the ``j``-th of ``n`` series sharing one row, spread over ``span`` around the row."""
     return (j - (n - 1) / 2) * span / max(1, n)
+
+
+#: Longest text a figure shows; longer names are cut with an ellipsis (tables keep them whole).
+LABEL_MAX_CHARS = 60
+
+
+def shorten(text, max_chars: int = LABEL_MAX_CHARS) -> str:
+    """``text`` cut to ``max_chars`` characters with a trailing ellipsis when it is longer."""
+    s = str(text)
+    return s if len(s) <= max_chars else s[: max_chars - 1] + "\u2026"
+
+
+class _ShortFormatter(mticker.Formatter):
+    """Wraps an axis formatter so that every tick label it makes is :func:`shorten`-ed."""
+
+    def __init__(self, inner, max_chars: int):
+        self.inner, self.max_chars = inner, max_chars
+
+    def __call__(self, x, pos=None):
+        return shorten(self.inner(x, pos), self.max_chars)
+
+    def format_ticks(self, values):
+        return [shorten(s, self.max_chars) for s in self.inner.format_ticks(values)]
+
+    def set_locs(self, locs):
+        self.inner.set_locs(locs)
+
+    def get_offset(self):
+        return self.inner.get_offset()
+
+    def set_axis(self, axis):
+        super().set_axis(axis)
+        self.inner.set_axis(axis)
+
+
+def shorten_labels(fig, max_chars: int = LABEL_MAX_CHARS):
+    """Cut every text of ``fig`` (titles, legends, annotations, tick labels now and when it is drawn)
+    to ``max_chars`` characters, so that a very long model or group name cannot blow up the layout.
+    Returns ``fig``."""
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        s = t.get_text()
+        if len(s) > max_chars:
+            t.set_text(shorten(s, max_chars))
+    for ax in fig.get_axes():
+        for axis in (ax.xaxis, ax.yaxis):
+            for get, put in ((axis.get_major_formatter, axis.set_major_formatter),
+                             (axis.get_minor_formatter, axis.set_minor_formatter)):
+                inner = get()
+                if not isinstance(inner, _ShortFormatter):
+                    put(_ShortFormatter(inner, max_chars))
+    return fig
