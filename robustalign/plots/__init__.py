@@ -4,7 +4,8 @@ so the result objects import it only inside their ``plot()`` methods.
 
 One style for all (``robustalign.plots._style``): Okabe-Ito colours (colour-blind safe), 7-8 pt text
 at single-column width (3.3 in), TrueType fonts embedded in PDF output. :func:`shorten_labels` cuts
-every text of a finished figure to 60 characters (the report applies it to each figure).
+the tick labels and legend entries of a finished figure to 26 characters and its other texts to 80
+(the report applies it to every figure; its tables keep the names whole).
 
 =============================  ==========================================================
 alignment                      :func:`plot_alignment_forest`, :func:`plot_rank_caterpillar`,

@@ -58,8 +58,10 @@ def dodge(j: int, n: int, span: float) -> float:
     return (j - (n - 1) / 2) * span / max(1, n)
 
 
-#: Longest text a figure shows; longer names are cut with an ellipsis (tables keep them whole).
-LABEL_MAX_CHARS = 60
+#: Longest tick label or legend entry a figure shows (longer names are cut with an ellipsis; tables
+#: keep them whole), and the longest title, axis label or annotation.
+LABEL_MAX_CHARS = 26
+TEXT_MAX_CHARS = 80
 
 
 def shorten(text, max_chars: int = LABEL_MAX_CHARS) -> str:
@@ -91,16 +93,22 @@ class _ShortFormatter(mticker.Formatter):
         self.inner.set_axis(axis)
 
 
-def shorten_labels(fig, max_chars: int = LABEL_MAX_CHARS):
-    """Cut every text of ``fig`` (titles, legends, annotations, tick labels now and when it is drawn)
-    to ``max_chars`` characters, so that a very long model or group name cannot blow up the layout.
-    Returns ``fig``."""
+def shorten_labels(fig, max_chars: int = LABEL_MAX_CHARS, max_text_chars: int = TEXT_MAX_CHARS):
+    """Cut the texts of ``fig`` so that a very long model or group name cannot blow up its layout.
+
+    Tick labels (now and whenever the figure is drawn) and legend entries get at most ``max_chars``
+    characters, every other text (titles, axis labels, annotations) at most ``max_text_chars``; a cut
+    text ends with an ellipsis. Returns ``fig``.
+    """
     from matplotlib.text import Text
 
     for t in fig.findobj(Text):
-        s = t.get_text()
-        if len(s) > max_chars:
-            t.set_text(shorten(s, max_chars))
+        if len(t.get_text()) > max_text_chars:
+            t.set_text(shorten(t.get_text(), max_text_chars))
+    legends = [ax.get_legend() for ax in fig.get_axes()] + list(fig.legends)
+    for leg in filter(None, legends):
+        for t in [*leg.get_texts(), leg.get_title()]:
+            t.set_text(shorten(t.get_text(), max_chars))
     for ax in fig.get_axes():
         for axis in (ax.xaxis, ax.yaxis):
             for get, put in ((axis.get_major_formatter, axis.set_major_formatter),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import html
 import io
 import json
@@ -95,9 +96,18 @@ def _inside(out: Path, rel: str) -> Path | None:
     return out / rel
 
 
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _own_files(out: Path) -> tuple[set[str], set[str]]:
     """Files and folders that an earlier robustalign run recorded in ``out/provenance.json`` as its own,
-    as long as they are still regular files (not links) inside ``out``. Nothing else is ever removed."""
+    as long as they are still regular files (not links) inside ``out`` with the recorded SHA-256 (a
+    file changed since, or listed by hand, is not the run's any more). Nothing else is ever removed."""
     prov = out / "provenance.json"
     if os.path.islink(prov) or not prov.is_file():
         return set(), set()
@@ -107,9 +117,11 @@ def _own_files(out: Path) -> tuple[set[str], set[str]]:
         return set(), set()
     if not isinstance(data, dict) or data.get("written_by", {}).get("tool") != "robustalign":
         return set(), set()
-    files = {f for f in data.get("files", []) if isinstance(f, str)}
+    sums = data.get("sha256") if isinstance(data.get("sha256"), dict) else {}
+    files = {f for f in data.get("files", []) if isinstance(f, str) and isinstance(sums.get(f), str)}
     dirs = {d for d in data.get("dirs", []) if isinstance(d, str)}
-    own = {f for f in files if (p := _inside(out, f)) is not None and not os.path.islink(p) and p.is_file()}
+    own = {f for f in files if (p := _inside(out, f)) is not None and not os.path.islink(p) and p.is_file()
+           and _sha256(p) == sums[f]}
     own_dirs = {d for d in dirs if (p := _inside(out, d)) is not None and not os.path.islink(p) and p.is_dir()}
     return own | {"provenance.json"}, own_dirs
 
@@ -123,7 +135,7 @@ def _refuse_conflicts(out: Path, files: list[str], dirs: list[str], own: set[str
         raise RobustAlignError(
             f"--force would replace {len(bad)} file(s) in {str(out)!r} that no robustalign report recorded as its "
             f"own: {bad[:5]}. --force only replaces the files listed in the provenance.json of an earlier "
-            "robustalign report; move these away or choose another --out.")
+            "robustalign report, unchanged since; move these away or choose another --out.")
 
 
 def _needed(r) -> str:
@@ -469,11 +481,11 @@ def _write_files(report, stage: Path, progress) -> tuple[list[str], list[str]]:
     return files, dirs
 
 
-def _manifest(report, files: list[str], dirs: list[str], complete: bool) -> str:
+def _manifest(report, files: list[str], dirs: list[str], complete: bool, sums: dict) -> str:
     from robustalign import __version__
 
     prov = {"title": report.title, **report.provenance, "written_by": {**MANIFEST_MARK, "version": __version__},
-            "complete": complete, "files": files, "dirs": dirs}
+            "complete": complete, "files": files, "dirs": dirs, "sha256": {f: sums[f] for f in files if f in sums}}
     return json.dumps(prov, indent=2, default=str)
 
 
@@ -493,8 +505,10 @@ def _commit(report, stage: Path, out: Path, files: list[str], dirs: list[str]) -
         return
     own, own_dirs = _own_files(out)
     _refuse_conflicts(out, files, dirs, own)
+    sums = {f: _sha256(out / f) for f in own if f != "provenance.json"}
+    sums.update(json.loads((stage / "provenance.json").read_text(encoding="utf-8"))["sha256"])
     interim = stage / ".provenance.interim.json"
-    interim.write_text(_manifest(report, sorted(own | set(files)), sorted(own_dirs | set(dirs)), False),
+    interim.write_text(_manifest(report, sorted(own | set(files)), sorted(own_dirs | set(dirs)), False, sums),
                        encoding="utf-8")
     os.replace(interim, out / "provenance.json")
     for f in ["report.html", "report.md", *sorted(own - set(files))]:
@@ -523,7 +537,8 @@ def write_report(report, out_dir, *, force: bool = False, progress=None, inputs:
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.robustalign-", suffix=".partial", dir=out.parent))
     try:
         files, dirs = _write_files(report, stage, progress)
-        (stage / "provenance.json").write_text(_manifest(report, files, dirs, True), encoding="utf-8")
+        sums = {f: _sha256(stage / f) for f in files}
+        (stage / "provenance.json").write_text(_manifest(report, files, dirs, True, sums), encoding="utf-8")
         files.append("provenance.json")
         if progress:
             progress(f"moving the finished report into {out}")
