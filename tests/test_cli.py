@@ -167,3 +167,15 @@ def test_shorten_labels_cuts_every_text_of_a_figure():
     assert len(ax.get_title()) == TEXT_MAX_CHARS
     assert max(len(t.get_text()) for t in ax.get_legend().get_texts()) <= LABEL_MAX_CHARS
     plt.close(fig)
+
+
+def test_export_to_csv_neutralises_formulas_and_keeps_numbers(tmp_path):
+    from robustalign.export import to_csv
+
+    frame = pd.DataFrame({"model": ["=1+1", "+cmd", "-x", "@SUM(A1)", "\tx", "-0.5", "plain", None],
+                          "estimate": [-1.5, 0.0, 1e-300, -2.0, 3.0, 4.0, 5.0, 6.0]})
+    back = pd.read_csv(to_csv(frame, tmp_path / "a.csv"), keep_default_na=False)
+    assert list(back["model"]) == ["'=1+1", "'+cmd", "'-x", "'@SUM(A1)", "'\tx", "-0.5", "plain", ""]
+    assert back["estimate"].tolist() == frame["estimate"].tolist()  # numbers round-trip unchanged
+    raw = pd.read_csv(to_csv(frame, tmp_path / "b.csv", formula_safe=False), keep_default_na=False)
+    assert list(raw["model"])[:2] == ["=1+1", "+cmd"]

@@ -83,7 +83,7 @@ def test_inputs_and_design_file_inside_out_are_refused_with_force_twice(data, tm
     args = _args(data, out, "--force", design=out / "design.toml")
     assert main(args) == 2 and "contains the design file" in capsys.readouterr().err
     assert main(_args(data, data / "responses.csv", "--force")) == 2
-    assert "contains the responses file" in capsys.readouterr().err
+    assert "is the responses file" in capsys.readouterr().err
     assert _snapshot(tmp_path) == before
 
 

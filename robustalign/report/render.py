@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from robustalign._errors import RobustAlignError
+from robustalign.export import csv_safe
 
 WORDS = {
     "supported": "Holds",
@@ -54,7 +55,8 @@ def check_out(out, force: bool, inputs: dict | None = None) -> Path:
             continue
         fp = Path(f).expanduser().resolve()
         if fp == out or out in fp.parents:
-            raise RobustAlignError(f"--out {given!r} contains the {role} file {str(f)!r}; a report never shares "
+            what = "is" if fp == out else "contains"
+            raise RobustAlignError(f"--out {given!r} {what} the {role} file {str(f)!r}; a report never shares "
                                    "a folder with its inputs, so that no run can remove or replace them. Choose "
                                    "an --out folder of its own (e.g. a new subfolder).")
     if os.path.lexists(out) and not out.is_dir():
@@ -115,11 +117,13 @@ def _own_files(out: Path) -> tuple[set[str], set[str]]:
         data = json.loads(prov.read_text(encoding="utf-8"))
     except (ValueError, OSError, UnicodeDecodeError):
         return set(), set()
-    if not isinstance(data, dict) or data.get("written_by", {}).get("tool") != "robustalign":
+    mark = data.get("written_by") if isinstance(data, dict) else None
+    if not isinstance(mark, dict) or mark.get("tool") != "robustalign":
         return set(), set()
     sums = data.get("sha256") if isinstance(data.get("sha256"), dict) else {}
-    files = {f for f in data.get("files", []) if isinstance(f, str) and isinstance(sums.get(f), str)}
-    dirs = {d for d in data.get("dirs", []) if isinstance(d, str)}
+    listed = data.get("files") if isinstance(data.get("files"), list) else []
+    files = {f for f in listed if isinstance(f, str) and isinstance(sums.get(f), str)}
+    dirs = {d for d in (data.get("dirs") if isinstance(data.get("dirs"), list) else []) if isinstance(d, str)}
     own = {f for f in files if (p := _inside(out, f)) is not None and not os.path.islink(p) and p.is_file()
            and _sha256(p) == sums[f]}
     own_dirs = {d for d in dirs if (p := _inside(out, d)) is not None and not os.path.islink(p) and p.is_dir()}
@@ -296,36 +300,6 @@ def to_markdown(report, figs: dict) -> str:
         out.append(f"### {e(title)}\n")
         out.append(_md_table(body) if isinstance(body, pd.DataFrame) else f"{_md_block(body)}\n")
     return "\n".join(out) + "\n"
-
-
-# --------------------------------------------------------------------------------------------------
-# csv
-# --------------------------------------------------------------------------------------------------
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
-
-
-def _cell_safe(x):
-    if isinstance(x, str) and x.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(x):
-        return "'" + x
-    return x
-
-
-def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` in which no text cell or column name can start a spreadsheet formula.
-
-    Text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``
-    (the OWASP rule against CSV injection), unless it is a plain number such as ``-0.5``. Numeric
-    columns and numbers are left exactly as they are.
-    """
-    out = df.copy()
-    for c in out.columns:
-        col = out[c]
-        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
-                or pd.api.types.is_datetime64_any_dtype(col)):
-            out[c] = col.map(_cell_safe)
-    out.columns = [_cell_safe(c) for c in out.columns]
-    return out
 
 
 def _diagnostics(report) -> list[tuple[str, object]]:
