@@ -455,6 +455,13 @@ def _write_files(report, stage: Path, progress) -> tuple[list[str], list[str]]:
     return files, dirs
 
 
+def _planned_files(report) -> list[str]:
+    """The files a report will write (figures that fail to draw are left out later)."""
+    figs = [f"figures/{p.prefix}{spec.name}.{ext}" for p in report.parts for s in p.sections for spec in s.figures
+            for ext in ("pdf", "png")]
+    return [*FIXED_FILES, *(f"{n}.csv" for n in report.tables), *figs]
+
+
 def _manifest(report, files: list[str], dirs: list[str], complete: bool, sums: dict) -> str:
     from robustalign import __version__
 
@@ -503,11 +510,14 @@ def write_report(report, out_dir, *, force: bool = False, progress=None, inputs:
 
     Every file is written into a fresh folder beside ``out_dir`` and moved into place only when all
     are done, so an interrupted or failed run leaves ``out_dir`` as it was. ``provenance.json`` lists the
-    files of this run (``files``) under a robustalign mark; with ``force``, those recorded files of an
-    earlier report are the only ones replaced or removed. ``inputs`` (role -> path) may not lie in
-    ``out_dir``. See :func:`check_out` for what is refused.
+    files of this run (``files``, with their ``sha256``) under a robustalign mark; with ``force``, the
+    recorded files of an earlier report, while unchanged, are the only ones replaced or removed, and a
+    run that would replace any other file is refused before it draws a figure. ``inputs`` (role -> path)
+    may not lie in ``out_dir``. See :func:`check_out` for what else is refused.
     """
     out = check_out(out_dir, force, inputs)
+    if out.is_dir():  # refuse before drawing anything, and again when moving into place
+        _refuse_conflicts(out, _planned_files(report), ["figures"], _own_files(out)[0])
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.robustalign-", suffix=".partial", dir=out.parent))
     try:
         files, dirs = _write_files(report, stage, progress)
