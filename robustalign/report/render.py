@@ -139,7 +139,8 @@ def _refuse_conflicts(out: Path, files: list[str], dirs: list[str], own: set[str
         raise RobustAlignError(
             f"--force would replace {len(bad)} file(s) in {str(out)!r} that no robustalign report recorded as its "
             f"own: {bad[:5]}. --force only replaces the files listed in the provenance.json of an earlier "
-            "robustalign report, unchanged since; move these away or choose another --out.")
+            "robustalign report, unchanged since (a report from an older robustalign has no such record: "
+            "delete its files yourself once); move these away or choose another --out.")
 
 
 def _needed(r) -> str:
