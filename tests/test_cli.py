@@ -179,3 +179,29 @@ def test_export_to_csv_neutralises_formulas_and_keeps_numbers(tmp_path):
     assert back["estimate"].tolist() == frame["estimate"].tolist()  # numbers round-trip unchanged
     raw = pd.read_csv(to_csv(frame, tmp_path / "b.csv", formula_safe=False), keep_default_na=False)
     assert list(raw["model"])[:2] == ["=1+1", "+cmd"]
+
+
+def test_every_plot_function_returns_axes_with_short_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import robustalign.plots as plots
+    from robustalign.plots._style import LABEL_MAX_CHARS, short_labels
+
+    unwrapped = [n for n in plots.__all__ if n.startswith("plot_") and not hasattr(getattr(plots, n), "__wrapped__")]
+    assert unwrapped == []
+
+    @short_labels
+    def toy(ax=None):
+        fig, ax = plt.subplots()
+        ax.set_yticks([0, 1], [LONG, "b"])
+        ax.plot([0, 1], [0, 1], label=LONG)
+        ax.legend()
+        return ax
+
+    ax = toy()
+    ax.figure.canvas.draw()
+    assert max(len(t.get_text()) for t in ax.get_yticklabels() + ax.get_legend().get_texts()) == LABEL_MAX_CHARS
+    plt.close(ax.figure)

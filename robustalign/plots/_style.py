@@ -3,6 +3,8 @@ single-column paper width (3.3 in) with 7-8 pt text."""
 
 from __future__ import annotations
 
+import functools
+
 import matplotlib as mpl
 import matplotlib.ticker as mticker
 import numpy as np
@@ -93,6 +95,25 @@ class _ShortFormatter(mticker.Formatter):
         self.inner.set_axis(axis)
 
 
+def _shorten_texts(texts, max_chars: int) -> None:
+    for t in texts:
+        if len(t.get_text()) > max_chars:
+            t.set_text(shorten(t.get_text(), max_chars))
+
+
+def _shorten_axes(ax, max_chars: int, max_text_chars: int) -> None:
+    from matplotlib.text import Text
+
+    _shorten_texts(ax.findobj(Text), max_text_chars)
+    if ax.get_legend() is not None:
+        _shorten_texts([*ax.get_legend().get_texts(), ax.get_legend().get_title()], max_chars)
+    for axis in (ax.xaxis, ax.yaxis):
+        for get, put in ((axis.get_major_formatter, axis.set_major_formatter),
+                         (axis.get_minor_formatter, axis.set_minor_formatter)):
+            if not isinstance(get(), _ShortFormatter):
+                put(_ShortFormatter(get(), max_chars))
+
+
 def shorten_labels(fig, max_chars: int = LABEL_MAX_CHARS, max_text_chars: int = TEXT_MAX_CHARS):
     """Cut the texts of ``fig`` so that a very long model or group name cannot blow up its layout.
 
@@ -102,18 +123,33 @@ def shorten_labels(fig, max_chars: int = LABEL_MAX_CHARS, max_text_chars: int = 
     """
     from matplotlib.text import Text
 
-    for t in fig.findobj(Text):
-        if len(t.get_text()) > max_text_chars:
-            t.set_text(shorten(t.get_text(), max_text_chars))
-    legends = [ax.get_legend() for ax in fig.get_axes()] + list(fig.legends)
-    for leg in filter(None, legends):
-        for t in [*leg.get_texts(), leg.get_title()]:
-            t.set_text(shorten(t.get_text(), max_chars))
+    _shorten_texts(fig.findobj(Text), max_text_chars)
+    for leg in fig.legends:
+        _shorten_texts([*leg.get_texts(), leg.get_title()], max_chars)
     for ax in fig.get_axes():
-        for axis in (ax.xaxis, ax.yaxis):
-            for get, put in ((axis.get_major_formatter, axis.set_major_formatter),
-                             (axis.get_minor_formatter, axis.set_minor_formatter)):
-                inner = get()
-                if not isinstance(inner, _ShortFormatter):
-                    put(_ShortFormatter(inner, max_chars))
+        _shorten_axes(ax, max_chars, max_text_chars)
     return fig
+
+
+def _axes_in(obj):
+    from matplotlib.axes import Axes
+
+    if isinstance(obj, Axes):
+        yield obj
+    elif isinstance(obj, (list, tuple, np.ndarray)):
+        for x in np.ravel(np.asarray(obj, dtype=object)):
+            yield from _axes_in(x)
+
+
+def short_labels(plot):
+    """Decorator: the axes a plot function returns get :func:`shorten`-ed texts (only those axes, so
+    a figure the caller built keeps its other labels)."""
+
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        out = plot(*args, **kwargs)
+        for ax in _axes_in(out):
+            _shorten_axes(ax, LABEL_MAX_CHARS, TEXT_MAX_CHARS)
+        return out
+
+    return wrapper
