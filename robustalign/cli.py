@@ -160,33 +160,6 @@ def _audit(args) -> int:
     return _run(args, report, ["model", design.against, "group"], progress)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="robustalign", description="Honest error bars on cultural-alignment claims.")
-    sub = p.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("audit", help="audit stored responses against human references",
-                       description="Run every assessment the data's design allows and write a report.")
-    a.add_argument("responses", nargs="?", help="responses file (CSV, Parquet or JSONL)")
-    a.add_argument("--reference", help="human reference file: item, group, option, share[, n]")
-    a.add_argument("--scales", help="item scales file: item, options, labels, ordinal[, domain ...]")
-    a.add_argument("--design", help="design file (TOML): factors, claims, seed, resamples; see README")
-    a.add_argument("--group-col", default="group", help="name of the group column in the reference")
-    a.add_argument("--against", help="responses column naming each cell's own reference group (e.g. language)")
-    a.add_argument("--drop-unreferenced", action="store_true",
-                   help="drop (and count) responses to items without a human reference")
-    a.add_argument("--example", action="store_true", help="run on the bundled multicultural-alignment data")
-    a.add_argument("--out", help="directory for the report, tables and figures (never overwritten without --force)")
-    a.add_argument("--force", action="store_true", help="allow writing into a non-empty --out")
-    a.add_argument("--seed", type=int, default=None, help="random seed (default: the design's, else 0; recorded)")
-    a.add_argument("--n-resamples", type=int, default=None, help="bootstrap resamples for intervals (default 2000)")
-    a.add_argument("--n-permutations", type=int, default=None,
-                   help="permutations for p-values (default 2000)")
-    a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    a.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
-    a.set_defaults(func=_audit)
-    p.add_argument("--version", action="version", version=f"robustalign {__version__}")
-    return p
-
-
 def _dispatch(args) -> int:
     """Run the command; every error becomes one line on stderr and an exit status."""
     try:
@@ -197,8 +170,6 @@ def _dispatch(args) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"robustalign: error: {msg}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        raise
     except Exception as e:  # a bug, not bad input: still one message, the traceback on request
         if getattr(args, "debug", False):
             raise
@@ -241,6 +212,33 @@ def _run_guarded(args, command: bool) -> int:
         if main_thread:
             signal.signal(signal.SIGINT, signal.SIG_IGN if command else old_handler)
         _INTERRUPTS.pending = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="robustalign", description="Honest error bars on cultural-alignment claims.")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("audit", help="audit stored responses against human references",
+                       description="Run every assessment the data's design allows and write a report.")
+    a.add_argument("responses", nargs="?", help="responses file (CSV, Parquet or JSONL)")
+    a.add_argument("--reference", help="human reference file: item, group, option, share[, n]")
+    a.add_argument("--scales", help="item scales file: item, options, labels, ordinal[, domain ...]")
+    a.add_argument("--design", help="design file (TOML): factors, claims, seed, resamples; see README")
+    a.add_argument("--group-col", default="group", help="name of the group column in the reference")
+    a.add_argument("--against", help="responses column naming each cell's own reference group (e.g. language)")
+    a.add_argument("--drop-unreferenced", action="store_true",
+                   help="drop (and count) responses to items without a human reference")
+    a.add_argument("--example", action="store_true", help="run on the bundled multicultural-alignment data")
+    a.add_argument("--out", help="directory for the report, tables and figures (never overwritten without --force)")
+    a.add_argument("--force", action="store_true", help="allow writing into a non-empty --out")
+    a.add_argument("--seed", type=int, default=None, help="random seed (default: the design's, else 0; recorded)")
+    a.add_argument("--n-resamples", type=int, default=None, help="bootstrap resamples for intervals (default 2000)")
+    a.add_argument("--n-permutations", type=int, default=None,
+                   help="permutations for p-values (default 2000)")
+    a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    a.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    a.set_defaults(func=_audit)
+    p.add_argument("--version", action="version", version=f"robustalign {__version__}")
+    return p
 
 
 def main(argv=None) -> int:
