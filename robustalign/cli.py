@@ -6,23 +6,54 @@ allow (:func:`robustalign.report.run_audit`) and writes a self-contained ``repor
 one CSV per table of estimates and the figures as PDF and PNG. ``robustalign audit --example`` runs on
 the bundled multicultural-alignment data. Progress goes to stderr. Bad input ends with one clear
 message and exit status 2, never a traceback; an existing non-empty output directory is never
-overwritten without ``--force``.
+overwritten without ``--force``, and ``--force`` replaces only the files an earlier report recorded as
+its own. Ctrl-C ends the run with exit status 130 and one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 
 import pandas as pd
 
+from robustalign import __version__
 from robustalign._errors import RobustAlignError
-from robustalign.report.render import check_out
+from robustalign.report.render import InterruptedAfterWrite, check_out, write_report
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+class _Interrupts:
+    """Ctrl-C that cannot be lost: the handler records it before raising KeyboardInterrupt, so an
+    interrupt swallowed where Python cannot raise (a weakref callback, a C callback in a plotting
+    library) is raised again at the next progress line and still ends the run with exit 130."""
+
+    def __init__(self):
+        self.pending = False
+
+    def handler(self, signum, frame):
+        self.pending = True
+        raise KeyboardInterrupt
+
+    def unraisable(self, info):  # "Exception ignored in ...": silent for our own interrupt
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+            self.pending = True
+            return
+        sys.__unraisablehook__(info)
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+
+_INTERRUPTS = _Interrupts()
 
 
 def _fmt_ci(est: float, lo: float, hi: float) -> str:
@@ -46,6 +77,7 @@ class _Progress:
         self.quiet = quiet
 
     def __call__(self, msg: str) -> None:
+        _INTERRUPTS.check()  # an interrupt swallowed on the way ends the run here
         if not self.quiet:
             print(f"[{time.time() - self.t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
@@ -62,10 +94,16 @@ def _print_report(report, row_keys) -> None:
     print(report.summary())
 
 
+def _inputs(args) -> dict:
+    """The input files by role, which ``--out`` may neither be nor contain."""
+    return {"responses": args.responses, "reference": args.reference, "scales": args.scales,
+            "design": args.design}
+
+
 def _run(args, report, row_keys, progress) -> int:
     _print_report(report, row_keys)
     if args.out:
-        out = report.write(args.out, force=args.force, progress=progress)
+        out = write_report(report, args.out, force=args.force, progress=progress, inputs=_inputs(args))
         print(f"\nReport written to {out}/report.html (also report.md, {len(report.tables)} CSV tables, figures/)")
     else:
         print("\n(no --out given: nothing was written; pass --out DIR for the report, tables and figures)")
@@ -78,7 +116,7 @@ def _example(args) -> int:
     progress = _Progress(args.quiet)
     print("robustalign audit --example: Rystrøm et al. (2025) multicultural-alignment data", flush=True)
     if args.out:  # refuse before spending minutes on the audit
-        check_out(args.out, args.force)
+        check_out(args.out, args.force, _inputs(args))
     report = run_example_audit(rng=args.seed, n_resamples=args.n_resamples, n_permutations=args.n_permutations,
                                progress=progress)
     part = report.parts[0]
@@ -104,7 +142,7 @@ def _audit(args) -> int:
     if args.against:
         design.against = args.against
     if args.out:
-        check_out(args.out, args.force)
+        check_out(args.out, args.force, _inputs(args))
     progress("reading and validating the input files")
     ref = load_reference(args.reference, scales=args.scales, group_col=args.group_col)
     resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced)
@@ -120,6 +158,60 @@ def _audit(args) -> int:
                        n_resamples=args.n_resamples, n_permutations=args.n_permutations, progress=progress,
                        item_table=item_table)
     return _run(args, report, ["model", design.against, "group"], progress)
+
+
+def _dispatch(args) -> int:
+    """Run the command; every error becomes one line on stderr and an exit status."""
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error of the audit
+        return 0
+    except (RobustAlignError, ValueError, OSError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"robustalign: error: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as e:  # a bug, not bad input: still one message, the traceback on request
+        if getattr(args, "debug", False):
+            raise
+        print(f"robustalign: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback, and "
+              "please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _interrupted(args, after_write: bool) -> int:
+    out = getattr(args, "out", None)
+    if after_write:
+        msg = f"interrupted after the report was written to {out}" if out else "interrupted"
+    else:
+        msg = f"interrupted; nothing was written to {out}" if out else "interrupted; nothing was written"
+    print(f"\nrobustalign: {msg}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+def _run_guarded(args, command: bool) -> int:
+    """:func:`_dispatch` with Ctrl-C turned into exit 130 and one line, wherever it lands.
+
+    As a command (``command``), a Ctrl-C after the run ended is ignored rather than restored to
+    Python's handler, so it cannot print a traceback while the interpreter exits.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_handler = signal.signal(signal.SIGINT, _INTERRUPTS.handler) if main_thread else None
+    old_hook, sys.unraisablehook = sys.unraisablehook, _INTERRUPTS.unraisable
+    _INTERRUPTS.pending = False
+    try:
+        code = _dispatch(args)
+        if _INTERRUPTS.pending:  # swallowed after the last check: the run finished all the same
+            return _interrupted(args, after_write=code == 0)
+        return code
+    except InterruptedAfterWrite:
+        return _interrupted(args, after_write=True)
+    except KeyboardInterrupt:
+        return _interrupted(args, after_write=False)
+    finally:
+        sys.unraisablehook = old_hook
+        if main_thread:
+            signal.signal(signal.SIGINT, signal.SIG_IGN if command else old_handler)
+        _INTERRUPTS.pending = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     a.set_defaults(func=_audit)
+    p.add_argument("--version", action="version", version=f"robustalign {__version__}")
     return p
 
 
@@ -160,20 +253,7 @@ def main(argv=None) -> int:
             print(f"robustalign: error: --{name.replace('_', '-')} must be at least 10; got {v}.", file=sys.stderr)
             return EXIT_BAD_INPUT
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files; no display is needed
-    try:
-        return args.func(args)
-    except BrokenPipeError:  # output piped into e.g. `head`: not an error of the audit
-        return 0
-    except (RobustAlignError, ValueError, OSError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"robustalign: error: {msg}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Exception as e:  # a bug, not bad input: still one message, the traceback on request
-        if getattr(args, "debug", False):
-            raise
-        print(f"robustalign: internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback, and "
-              "please report it)", file=sys.stderr)
-        return EXIT_INTERNAL
+    return _run_guarded(args, command=argv is None)
 
 
 if __name__ == "__main__":  # pragma: no cover

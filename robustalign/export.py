@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["posterior_to_zarr", "result_frame", "to_csv", "to_latex", "to_parquet"]
+__all__ = ["csv_safe", "posterior_to_zarr", "result_frame", "to_csv", "to_latex", "to_parquet"]
 
 #: Columns that carry a statistic or bookkeeping rather than identify a row.
 VALUE_COLUMNS = (
@@ -73,13 +74,44 @@ def result_frame(result, level: float | None = None) -> pd.DataFrame:
         ) from e
 
 
-def to_csv(result, path, level: float | None = None, **kwargs) -> Path:
+# --------------------------------------------------------------------------------------------------
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
+
+
+def _cell_safe(x):
+    if isinstance(x, str) and x.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(x):
+        return "'" + x
+    return x
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` in which no text cell or column name can start a spreadsheet formula.
+
+    Text that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``
+    (the OWASP rule against CSV injection), unless it is a plain number such as ``-0.5``. Numeric
+    columns and numbers are left exactly as they are.
+    """
+    out = df.copy()
+    for c in out.columns:
+        col = out[c]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+                or pd.api.types.is_datetime64_any_dtype(col)):
+            out[c] = col.map(_cell_safe)
+    out.columns = [_cell_safe(c) for c in out.columns]
+    return out
+
+
+def to_csv(result, path, level: float | None = None, *, formula_safe: bool = True, **kwargs) -> Path:
     """Write ``result.to_frame()`` to a tidy CSV file (no index; floats written to round-trip exactly).
 
-    Extra keyword arguments go to :meth:`pandas.DataFrame.to_csv`. Returns the path.
+    With ``formula_safe`` (default) a text cell that a spreadsheet would run as a formula gets a
+    leading ``'`` (:func:`csv_safe`); numbers are unchanged. Extra keyword arguments go to
+    :meth:`pandas.DataFrame.to_csv`. Returns the path.
     """
     path = Path(path)
-    result_frame(result, level).to_csv(path, index=False, **kwargs)
+    frame = result_frame(result, level)
+    (csv_safe(frame) if formula_safe else frame).to_csv(path, index=False, **kwargs)
     return path
 
 

@@ -1,9 +1,11 @@
 """The command: the bundled example runs; bad input gives one message and exit 2, never a traceback."""
 
+import re
 import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from robustalign.cli import main
 
@@ -62,3 +64,144 @@ def test_user_files_run_end_to_end(capsys, tmp_path):
                  "--scales", str(tmp_path / "s.csv"), "--n-resamples", "100"])
     assert code == 0
     assert "model_1" in capsys.readouterr().out
+
+
+def test_version_prints_the_version_and_exits_0(capsys):
+    import robustalign
+
+    p = subprocess.run([sys.executable, "-m", "robustalign", "--version"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == f"robustalign {robustalign.__version__}", p.stderr
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"robustalign {robustalign.__version__}"
+
+
+SCRIPT = "<script>alert(1)</script>"
+FORMULA = '=HYPERLINK("http://example.com","click")\nsecond line'
+LONG = "m" * 200_000
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """An audit (stability on) of three models named with HTML, a formula with a newline, and 200,000
+    characters, against a group named like a spreadsheet function."""
+    from robustalign.simulate import simulate
+
+    d = tmp_path_factory.mktemp("hostile")
+    sim = simulate(n_models=3, n_items=6, n_groups=2, n_samples=2, factors={"format": 2}, rng=3)
+    names = {"model_1": SCRIPT, "model_2": FORMULA, "model_3": LONG}
+    resp = sim.responses.assign(model=sim.responses["model"].astype(str).map(names))
+    ref = sim.reference.assign(group=sim.reference["group"].astype(str).replace({"C01": "@SUM(1+1)"}))
+    resp.to_csv(d / "r.csv", index=False)
+    ref.to_csv(d / "h.csv", index=False)
+    sim.scales.to_csv(d / "s.csv", index=False)
+    out = d / "out"
+    code = main(["audit", str(d / "r.csv"), "--reference", str(d / "h.csv"), "--scales", str(d / "s.csv"),
+                 "--n-resamples", "20", "--n-permutations", "20", "--quiet", "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_report_md_escapes_names(hostile):
+    md = (hostile / "report.md").read_text(encoding="utf-8")
+    assert SCRIPT not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert all("HYPERLINK" in line for line in md.splitlines() if "second line" in line)
+    markdown_it = pytest.importorskip("markdown_it")
+    page = markdown_it.MarkdownIt("commonmark").enable("table").render(md)  # an independent renderer
+    assert "<script" not in page and "http://example.com" not in re.findall(r"href=\"([^\"]*)\"", page)
+    assert set(re.findall(r"<img src=\"([^\"]*)\"", page)) <= {f"figures/{p.name}" for p in hostile.glob("figures/*")}
+    # every table row keeps its columns: as many cells as its header
+    for table in re.findall(r"<table>.*?</table>", page, flags=re.S):
+        widths = {len(re.findall(r"<t[hd][ >]", row)) for row in re.findall(r"<tr>.*?</tr>", table, flags=re.S)}
+        assert len(widths) == 1, widths
+    html = (hostile / "report.html").read_text(encoding="utf-8")
+    assert SCRIPT not in html
+
+
+def test_csv_cells_cannot_start_a_formula_and_numbers_stay_numbers(hostile):
+    import csv
+
+    csv.field_size_limit(10 * len(LONG))
+    for f in hostile.glob("*.csv"):
+        with open(f, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                for cell in row:
+                    if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                        float(cell)  # only a plain number may start so
+    tab = pd.read_csv(hostile / "alignment.csv")
+    for col in ("estimate", "conf_low", "conf_high"):
+        assert pd.api.types.is_float_dtype(tab[col]), col
+    assert set(tab["model"]) == {SCRIPT, "'" + FORMULA, LONG}  # the full names, neutralised, in the table
+    assert "'@SUM(1+1)" in set(tab["group"])
+    st = pd.read_csv(hostile / "stability.csv")
+    assert pd.api.types.is_float_dtype(st["estimate"]) and len(st)
+
+
+def test_a_200000_character_name_does_not_stop_the_figures(hostile):
+    md = (hostile / "report.md").read_text(encoding="utf-8")
+    assert "could not be drawn" not in md
+    for png in hostile.glob("figures/*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size < 2_000_000
+
+
+def test_shorten_labels_cuts_every_text_of_a_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from robustalign.plots import shorten_labels
+    from robustalign.plots._style import LABEL_MAX_CHARS, TEXT_MAX_CHARS
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label=LONG)
+    ax.set_yticks([0, 1], [LONG, "short"])
+    ax.set_xticks([0.5], ["x" * 1000])
+    ax.set_title("t" * 5000)
+    ax.legend()
+    shorten_labels(fig)
+    fig.canvas.draw()  # tick labels are made again from their formatter when drawn
+    ticks = [t.get_text() for t in ax.get_yticklabels() + ax.get_xticklabels()]
+    assert ticks[1] == "short" and max(map(len, ticks)) == LABEL_MAX_CHARS and ticks[0].endswith("\u2026")
+    assert ticks[0][:-1] == LONG[: LABEL_MAX_CHARS - 1]
+    assert len(ax.get_title()) == TEXT_MAX_CHARS
+    assert max(len(t.get_text()) for t in ax.get_legend().get_texts()) <= LABEL_MAX_CHARS
+    plt.close(fig)
+
+
+def test_export_to_csv_neutralises_formulas_and_keeps_numbers(tmp_path):
+    from robustalign.export import to_csv
+
+    frame = pd.DataFrame({"model": ["=1+1", "+cmd", "-x", "@SUM(A1)", "\tx", "-0.5", "plain", None],
+                          "estimate": [-1.5, 0.0, 1e-300, -2.0, 3.0, 4.0, 5.0, 6.0]})
+    back = pd.read_csv(to_csv(frame, tmp_path / "a.csv"), keep_default_na=False)
+    assert list(back["model"]) == ["'=1+1", "'+cmd", "'-x", "'@SUM(A1)", "'\tx", "-0.5", "plain", ""]
+    assert back["estimate"].tolist() == frame["estimate"].tolist()  # numbers round-trip unchanged
+    raw = pd.read_csv(to_csv(frame, tmp_path / "b.csv", formula_safe=False), keep_default_na=False)
+    assert list(raw["model"])[:2] == ["=1+1", "+cmd"]
+
+
+def test_every_plot_function_returns_axes_with_short_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import robustalign.plots as plots
+    from robustalign.plots._style import LABEL_MAX_CHARS, short_labels
+
+    unwrapped = [n for n in plots.__all__ if n.startswith("plot_") and not hasattr(getattr(plots, n), "__wrapped__")]
+    assert unwrapped == []
+
+    @short_labels
+    def toy(ax=None):
+        fig, ax = plt.subplots()
+        ax.set_yticks([0, 1], [LONG, "b"])
+        ax.plot([0, 1], [0, 1], label=LONG)
+        ax.legend()
+        return ax
+
+    ax = toy()
+    ax.figure.canvas.draw()
+    assert max(len(t.get_text()) for t in ax.get_yticklabels() + ax.get_legend().get_texts()) == LABEL_MAX_CHARS
+    plt.close(ax.figure)

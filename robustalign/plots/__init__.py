@@ -3,7 +3,10 @@ and returns the matplotlib Axes; none computes statistics. Importing this module
 so the result objects import it only inside their ``plot()`` methods.
 
 One style for all (``robustalign.plots._style``): Okabe-Ito colours (colour-blind safe), 7-8 pt text
-at single-column width (3.3 in), TrueType fonts embedded in PDF output.
+at single-column width (3.3 in), TrueType fonts embedded in PDF output. Every plot function cuts
+the tick labels and legend entries of the axes it returns to 26 characters and their other texts to
+80 (:func:`shorten_labels` does the same for a whole figure, and the report applies it to every
+figure), so a very long model name cannot blow up a layout; tables keep the names whole.
 
 =============================  ==========================================================
 alignment                      :func:`plot_alignment_forest`, :func:`plot_rank_caterpillar`,
@@ -26,7 +29,7 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import PALETTE, RC, dodge, interval_err, new_axes
+from robustalign.plots._style import PALETTE, RC, dodge, interval_err, new_axes, short_labels, shorten_labels
 from robustalign.plots.alignment import plot_alignment_forest, plot_flip_heatmap, plot_rank_caterpillar
 from robustalign.plots.calibration import plot_calibration, plot_sbc_ranks
 from robustalign.plots.extrapolability import plot_extrapolability, plot_split_half, plot_transfer
@@ -52,9 +55,11 @@ __all__ = [
     "plot_steering_matrix",
     "plot_transfer",
     "plot_variance_shares",
+    "shorten_labels",
 ]
 
 
+@short_labels
 def plot_rates(result, ax=None, *, confidence_level: float | None = None):
     """Rates with interval bars per cell (e.g. valid-answer rate per model x forcing level)."""
     f = result.to_frame(confidence_level)

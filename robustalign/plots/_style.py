@@ -3,7 +3,10 @@ single-column paper width (3.3 in) with 7-8 pt text."""
 
 from __future__ import annotations
 
+import functools
+
 import matplotlib as mpl
+import matplotlib.ticker as mticker
 import numpy as np
 
 # Okabe-Ito palette (colour-blind safe)
@@ -55,3 +58,98 @@ def interval_err(frame, est: str = "estimate", low: str = "conf_low", high: str 
 def dodge(j: int, n: int, span: float) -> float:
     """Offset of the ``j``-th of ``n`` series sharing one row, spread over ``span`` around the row."""
     return (j - (n - 1) / 2) * span / max(1, n)
+
+
+#: Longest tick label or legend entry a figure shows (longer names are cut with an ellipsis; tables
+#: keep them whole), and the longest title, axis label or annotation.
+LABEL_MAX_CHARS = 26
+TEXT_MAX_CHARS = 80
+
+
+def shorten(text, max_chars: int = LABEL_MAX_CHARS) -> str:
+    """``text`` cut to ``max_chars`` characters with a trailing ellipsis when it is longer."""
+    s = str(text)
+    return s if len(s) <= max_chars else s[: max_chars - 1] + "\u2026"
+
+
+class _ShortFormatter(mticker.Formatter):
+    """Wraps an axis formatter so that every tick label it makes is :func:`shorten`-ed."""
+
+    def __init__(self, inner, max_chars: int):
+        self.inner, self.max_chars = inner, max_chars
+
+    def __call__(self, x, pos=None):
+        return shorten(self.inner(x, pos), self.max_chars)
+
+    def format_ticks(self, values):
+        return [shorten(s, self.max_chars) for s in self.inner.format_ticks(values)]
+
+    def set_locs(self, locs):
+        self.inner.set_locs(locs)
+
+    def get_offset(self):
+        return self.inner.get_offset()
+
+    def set_axis(self, axis):
+        super().set_axis(axis)
+        self.inner.set_axis(axis)
+
+
+def _shorten_texts(texts, max_chars: int) -> None:
+    for t in texts:
+        if len(t.get_text()) > max_chars:
+            t.set_text(shorten(t.get_text(), max_chars))
+
+
+def _shorten_axes(ax, max_chars: int, max_text_chars: int) -> None:
+    from matplotlib.text import Text
+
+    _shorten_texts(ax.findobj(Text), max_text_chars)
+    if ax.get_legend() is not None:
+        _shorten_texts([*ax.get_legend().get_texts(), ax.get_legend().get_title()], max_chars)
+    for axis in (ax.xaxis, ax.yaxis):
+        for get, put in ((axis.get_major_formatter, axis.set_major_formatter),
+                         (axis.get_minor_formatter, axis.set_minor_formatter)):
+            if not isinstance(get(), _ShortFormatter):
+                put(_ShortFormatter(get(), max_chars))
+
+
+def shorten_labels(fig, max_chars: int = LABEL_MAX_CHARS, max_text_chars: int = TEXT_MAX_CHARS):
+    """Cut the texts of ``fig`` so that a very long model or group name cannot blow up its layout.
+
+    Tick labels (now and whenever the figure is drawn) and legend entries get at most ``max_chars``
+    characters, every other text (titles, axis labels, annotations) at most ``max_text_chars``; a cut
+    text ends with an ellipsis. Returns ``fig``.
+    """
+    from matplotlib.text import Text
+
+    _shorten_texts(fig.findobj(Text), max_text_chars)
+    for leg in fig.legends:
+        _shorten_texts([*leg.get_texts(), leg.get_title()], max_chars)
+    for ax in fig.get_axes():
+        _shorten_axes(ax, max_chars, max_text_chars)
+    return fig
+
+
+def _axes_in(obj):
+    from matplotlib.axes import Axes
+
+    if isinstance(obj, Axes):
+        yield obj
+    elif isinstance(obj, (list, tuple, np.ndarray)):
+        for x in np.ravel(np.asarray(obj, dtype=object)):
+            yield from _axes_in(x)
+
+
+def short_labels(plot):
+    """Decorator: the axes a plot function returns get :func:`shorten`-ed texts (only those axes, so
+    a figure the caller built keeps its other labels)."""
+
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        out = plot(*args, **kwargs)
+        for ax in _axes_in(out):
+            _shorten_axes(ax, LABEL_MAX_CHARS, TEXT_MAX_CHARS)
+        return out
+
+    return wrapper

@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import PALETTE, RC, SINGLE_COLUMN, dodge, interval_err, new_axes
+from robustalign.plots._style import PALETTE, RC, SINGLE_COLUMN, dodge, interval_err, new_axes, short_labels
 
 __all__ = ["plot_alignment_forest", "plot_flip_heatmap", "plot_rank_caterpillar"]
 
@@ -32,6 +32,7 @@ def _colour_col(labels, row: str):
     return multi[0] if multi else None
 
 
+@short_labels
 def plot_alignment_forest(result, ax=None, *, row: str = "model", confidence_level: float | None = None,
                           xlabel: str | None = None):
     """Forest plot: one row per ``row`` level (models), one marker per group (colour), with intervals.
@@ -72,6 +73,7 @@ def plot_alignment_forest(result, ax=None, *, row: str = "model", confidence_lev
     return ax
 
 
+@short_labels
 def plot_rank_caterpillar(result, ax=None, *, within: str | None = "group", row: str = "model",
                           confidence_level: float | None = None, higher_is_better: bool = True):
     """Rank of each model (1 = closest) with its bootstrap rank interval, within each group (colour).
@@ -105,6 +107,7 @@ def plot_rank_caterpillar(result, ax=None, *, within: str | None = "group", row:
     return ax
 
 
+@short_labels
 def plot_flip_heatmap(result, ax=None, *, factor: str = "model", colorbar: bool = True, **keys):
     """Heat map of the probability that the order of two levels of ``factor`` flips under resampling.
 

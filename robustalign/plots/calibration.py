@@ -6,7 +6,15 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import HUMAN_BAND, PALETTE, RC, SINGLE_COLUMN, interval_err, new_axes
+from robustalign.plots._style import (
+    HUMAN_BAND,
+    PALETTE,
+    RC,
+    SINGLE_COLUMN,
+    interval_err,
+    new_axes,
+    short_labels,
+)
 
 __all__ = ["plot_calibration", "plot_sbc_ranks"]
 
@@ -15,6 +23,7 @@ def _frame(result):
     return result.to_frame() if hasattr(result, "to_frame") else result
 
 
+@short_labels
 def plot_calibration(result, ax=None, *, by: str = "method"):
     """Empirical against nominal coverage, one line per ``by`` level, with intervals of the coverage.
 
@@ -51,6 +60,7 @@ def plot_calibration(result, ax=None, *, by: str = "method"):
     return ax
 
 
+@short_labels
 def plot_sbc_ranks(result, ax=None, *, bins: int = 10, max_panels: int = 8):
     """Histograms of simulation-based calibration ranks per parameter with the uniform band (99%).
 

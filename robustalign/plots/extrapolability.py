@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustalign.plots._style import HUMAN_BAND, PALETTE, interval_err, new_axes
+from robustalign.plots._style import HUMAN_BAND, PALETTE, interval_err, new_axes, short_labels
 
 __all__ = ["plot_extrapolability", "plot_split_half", "plot_transfer"]
 
@@ -21,6 +21,7 @@ def _keys(frame) -> list[str]:
     return [c for c in frame.columns if c not in fixed and not c.endswith("_mcse")]
 
 
+@short_labels
 def plot_transfer(result, ax=None, *, confidence_level: float | None = None):
     """Transfer r (Spearman across targets) per domain pair: one marker with interval per unit, the human
     benchmark as a grey band (its interval) with a line at its estimate."""
@@ -57,6 +58,7 @@ def plot_transfer(result, ax=None, *, confidence_level: float | None = None):
     return ax
 
 
+@short_labels
 def plot_split_half(result, ax=None, *, confidence_level: float | None = None):
     """Spearman-Brown split-half reliability of each unit's group ranking, with the human band."""
     f = result.to_frame(confidence_level)
@@ -76,6 +78,7 @@ def plot_split_half(result, ax=None, *, confidence_level: float | None = None):
     return ax
 
 
+@short_labels
 def plot_extrapolability(result, ax=None, *, which: str = "both", confidence_level: float | None = None):
     """``which="transfer"``, ``"split_half"`` or ``"both"`` (two panels; returns the two axes)."""
     if which == "transfer":

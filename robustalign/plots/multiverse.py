@@ -6,11 +6,12 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC
+from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC, short_labels
 
 __all__ = ["plot_specification_curve"]
 
 
+@short_labels
 def plot_specification_curve(result, ax=None, *, confidence_level: float | None = None, max_choices: int = 12):
     """Estimates with intervals per specification (sorted), and a dot matrix of the choices made.
 

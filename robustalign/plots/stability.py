@@ -6,11 +6,12 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import HUMAN_BAND, PALETTE, RC, dodge, interval_err, new_axes
+from robustalign.plots._style import HUMAN_BAND, PALETTE, RC, dodge, interval_err, new_axes, short_labels
 
 __all__ = ["plot_factor_effects", "plot_flip_rates"]
 
 
+@short_labels
 def plot_factor_effects(result, ax=None, *, confidence_level: float | None = None):
     """Each unit's factor effect (mean difference or SD across levels) with its interval, per factor,
     against the band ``(-margin, margin)`` of the human between-group SD (grey)."""
@@ -41,6 +42,7 @@ def plot_factor_effects(result, ax=None, *, confidence_level: float | None = Non
     return ax
 
 
+@short_labels
 def plot_flip_rates(result, ax=None, *, confidence_level: float | None = None):
     """Mean modal flip rate between levels per unit and factor, with intervals; the test-retest flip
     rate (noise floor), where measured, as an open marker."""

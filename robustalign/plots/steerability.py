@@ -7,7 +7,7 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC, interval_err, new_axes
+from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC, interval_err, new_axes, short_labels
 
 __all__ = ["plot_steerability", "plot_steering_gains", "plot_steering_matrix"]
 
@@ -29,6 +29,7 @@ def _first_cell(result, keys):
     return {c: first[c] for c in by}
 
 
+@short_labels
 def plot_steering_matrix(result, ax=None, *, confidence_level: float | None = None, **keys):
     """Heat map of the steering matrix of one cell (rows = steering prompt, columns = human group),
     the diagonal outlined and each column's specificity (with interval) written under it."""
@@ -62,6 +63,7 @@ def plot_steering_matrix(result, ax=None, *, confidence_level: float | None = No
     return ax
 
 
+@short_labels
 def plot_steering_gains(result, ax=None, *, confidence_level: float | None = None):
     """Gains over the unsteered prompt per cell x target with intervals (or, for a paired
     comparison, the difference between the two kinds of steering per cell)."""
@@ -95,6 +97,7 @@ def plot_steering_gains(result, ax=None, *, confidence_level: float | None = Non
     return ax
 
 
+@short_labels
 def plot_steerability(result, ax=None, *, kind: str | None = None, confidence_level: float | None = None, **keys):
     """The main figure: the steering matrix next to the gains (``kind=None``), or one of them
     (``kind="matrix"`` / ``"gains"``). A paired comparison always shows its differences."""

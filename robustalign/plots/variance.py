@@ -6,13 +6,14 @@ from __future__ import annotations
 import matplotlib as mpl
 import numpy as np
 
-from robustalign.plots._style import PALETTE, RC, interval_err, new_axes
+from robustalign.plots._style import PALETTE, RC, interval_err, new_axes, short_labels
 
 __all__ = ["plot_variance_shares"]
 
 _SUMMARY = ("stability_index", "presentation_share")
 
 
+@short_labels
 def plot_variance_shares(fit, ax=None, *, confidence_level: float = 0.9):
     """Stacked share of the latent variance per component for each model, with the stability index
     (content share: item + model x item) and its interval as a black bar. A fit that did not pass the

@@ -8,15 +8,24 @@ statistics modules' own ``to_frame()`` columns (``estimate, conf_low, conf_high,
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import html
 import io
 import json
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from robustalign._errors import RobustAlignError
+from robustalign.export import csv_safe
 
 WORDS = {
     "supported": "Holds",
@@ -26,22 +35,112 @@ WORDS = {
 ORDER = ["supported", "not supported", "inconclusive"]
 
 
-def check_out(out, force: bool) -> Path:
-    """Refuse an ``out`` that is a file, or a non-empty directory unless ``force`` (never overwrite silently)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise RobustAlignError(f"output path {str(out)!r} exists and is not a directory; choose another --out.")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise RobustAlignError(f"output directory {str(out)!r} exists and is not empty; choose another --out "
-                               "or pass --force to overwrite it.")
+MANIFEST_MARK = {"tool": "robustalign", "manifest": 1}
+#: Files every report has; an existing one that no robustalign run recorded is never replaced.
+FIXED_FILES = ("report.html", "report.md", "verdicts.csv", "provenance.json")
+
+
+def check_out(out, force: bool, inputs: dict | None = None) -> Path:
+    """Refuse an ``out`` the report cannot be written to, before the audit runs.
+
+    Refused: an ``out`` that is, or contains, one of the ``inputs`` (``{"responses": path, ...}``);
+    an ``out`` that is a file; a missing or unwritable parent folder; a non-empty directory unless
+    ``force``; with ``force``, a report file already in ``out`` that no robustalign run recorded as its
+    own. Returns the resolved path (a symbolic link given as ``out`` is followed once, here).
+    """
+    given = str(out)
+    out = Path(out).expanduser().resolve()
+    for role, f in (inputs or {}).items():
+        if f is None:
+            continue
+        fp = Path(f).expanduser().resolve()
+        if fp == out or out in fp.parents:
+            what = "is" if fp == out else "contains"
+            raise RobustAlignError(f"--out {given!r} {what} the {role} file {str(f)!r}; a report never shares "
+                                   "a folder with its inputs, so that no run can remove or replace them. Choose "
+                                   "an --out folder of its own (e.g. a new subfolder).")
+    if os.path.lexists(out) and not out.is_dir():
+        raise RobustAlignError(f"output path {given!r} exists and is not a directory; choose another --out.")
+    if not out.parent.is_dir():
+        raise RobustAlignError(f"the folder {str(out.parent)!r} that should hold --out {given!r} does not exist; "
+                               "create it first or choose another --out.")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise RobustAlignError(f"output directory {given!r} exists and is not empty; choose another --out "
+                                   "or pass --force to replace the files of an earlier robustalign report there.")
+        _refuse_conflicts(out, list(FIXED_FILES), ["figures"], _own_files(out)[0])
+    _probe_writable(out, given)
     return out
 
 
-def prepare_out(out, force: bool) -> Path:
-    """Create ``out`` after :func:`check_out`."""
-    out = check_out(out, force)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+def _probe_writable(out: Path, given: str) -> None:
+    """Create and remove a folder beside ``out`` (where the report is staged) and check ``out`` itself."""
+    try:
+        Path(tempfile.mkdtemp(prefix=f".{out.name}.robustalign-probe-", dir=out.parent)).rmdir()
+    except OSError as e:
+        raise RobustAlignError(f"cannot write beside --out {given!r} ({e.strerror or e}); the report is staged in "
+                               f"{str(out.parent)!r} and moved into place when it is complete. Choose a "
+                               "writable --out.") from None
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise RobustAlignError(f"output directory {given!r} is not writable; choose another --out.")
+
+
+def _inside(out: Path, rel: str) -> Path | None:
+    """``out / rel`` when ``rel`` is a plain relative path whose folders are real folders (no links)."""
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or any(x in ("..", ".") for x in parts):
+        return None
+    p = out
+    for x in parts[:-1]:
+        p = p / x
+        if os.path.islink(p) or (os.path.lexists(p) and not p.is_dir()):
+            return None
+    return out / rel
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _own_files(out: Path) -> tuple[set[str], set[str]]:
+    """Files and folders that an earlier robustalign run recorded in ``out/provenance.json`` as its own,
+    as long as they are still regular files (not links) inside ``out`` with the recorded SHA-256 (a
+    file changed since, or listed by hand, is not the run's any more). Nothing else is ever removed."""
+    prov = out / "provenance.json"
+    if os.path.islink(prov) or not prov.is_file():
+        return set(), set()
+    try:
+        data = json.loads(prov.read_text(encoding="utf-8"))
+    except (ValueError, OSError, UnicodeDecodeError):
+        return set(), set()
+    mark = data.get("written_by") if isinstance(data, dict) else None
+    if not isinstance(mark, dict) or mark.get("tool") != "robustalign":
+        return set(), set()
+    sums = data.get("sha256") if isinstance(data.get("sha256"), dict) else {}
+    listed = data.get("files") if isinstance(data.get("files"), list) else []
+    files = {f for f in listed if isinstance(f, str) and isinstance(sums.get(f), str)}
+    dirs = {d for d in (data.get("dirs") if isinstance(data.get("dirs"), list) else []) if isinstance(d, str)}
+    own = {f for f in files if (p := _inside(out, f)) is not None and not os.path.islink(p) and p.is_file()
+           and _sha256(p) == sums[f]}
+    own_dirs = {d for d in dirs if (p := _inside(out, d)) is not None and not os.path.islink(p) and p.is_dir()}
+    return own | {"provenance.json"}, own_dirs
+
+
+def _refuse_conflicts(out: Path, files: list[str], dirs: list[str], own: set[str]) -> None:
+    """Refuse when a file this run writes already exists in ``out`` and is not a recorded robustalign file,
+    or a folder it writes into is a link or a file."""
+    bad = [d for d in dirs if os.path.lexists(out / d) and (os.path.islink(out / d) or not (out / d).is_dir())]
+    bad += [f for f in files if f not in own and (os.path.lexists(out / f) or _inside(out, f) is None)]
+    if bad:
+        raise RobustAlignError(
+            f"--force would replace {len(bad)} file(s) in {str(out)!r} that no robustalign report recorded as its "
+            f"own: {bad[:5]}. --force only replaces the files listed in the provenance.json of an earlier "
+            "robustalign report, unchanged since (a report from an older robustalign has no such record: "
+            "delete its files yourself once); move these away or choose another --out.")
 
 
 def _needed(r) -> str:
@@ -96,7 +195,7 @@ def _render_figures(report, fig_dir: Path, progress) -> dict:
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from robustalign.plots._style import RC
+    from robustalign.plots._style import RC, shorten_labels
 
     out = {}
     for p in report.parts:
@@ -107,7 +206,7 @@ def _render_figures(report, fig_dir: Path, progress) -> dict:
                     progress(f"figure {name}")
                 try:
                     with matplotlib.rc_context(RC):
-                        fig = _figure_of(spec.draw())
+                        fig = shorten_labels(_figure_of(spec.draw()))  # long names cut; tables keep them
                         fig.savefig(fig_dir / f"{name}.pdf")
                         buf = io.BytesIO()
                         fig.savefig(buf, format="png", dpi=200)
@@ -124,21 +223,57 @@ def _render_figures(report, fig_dir: Path, progress) -> dict:
 # --------------------------------------------------------------------------------------------------
 # markdown
 # --------------------------------------------------------------------------------------------------
+_MD_BOUNDARY_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_MD_BLOCK_START = re.compile(r"^(\d*)([-+*#>=.)])")
+
+
+def md_escape(x, *, alt: bool = False) -> str:
+    """Text of a name or message for Markdown: one line, no HTML, no links, no emphasis.
+
+    Line breaks become spaces; ``&``, ``<``, ``>`` become entities (no raw HTML or autolinks);
+    backslash, backtick, ``*``, ``~`` and ``|`` are backslash-escaped, ``_`` where it could start or
+    end emphasis (``model_1`` stays as it is), ``]`` before ``(`` or ``[`` (no links or images), and
+    with ``alt`` (image alt text) every bracket.
+    """
+    s = " ".join(str(x).splitlines())
+    s = html.escape(s, quote=False)
+    s = re.sub(r"([\\`*~|])", r"\\\1", s)
+    s = _MD_BOUNDARY_UNDERSCORE.sub(r"\\_", s)
+    if alt:
+        return re.sub(r"([\[\]])", r"\\\1", s)
+    return re.sub(r"\](?=[(\[])", r"\\]", s)
+
+
+def _md_block(x) -> str:
+    """:func:`md_escape` for text that starts a paragraph: its first characters cannot make a heading,
+    a list, a quote or a code block."""
+    s = md_escape(x).strip()
+    return _MD_BLOCK_START.sub(r"\1\\\2", s, count=1)
+
+
 def _md_table(df: pd.DataFrame, max_rows: int = 60) -> str:
     if df is None or not len(df):
         return "_(empty)_\n"
     d = df.head(max_rows).astype(str)
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(esc(c) for c in d.columns) + " |", "|" + "---|" * d.shape[1]]
-    lines += ["| " + " | ".join(esc(x) for x in row) + " |" for row in d.itertuples(index=False)]
+    lines = ["| " + " | ".join(md_escape(c) for c in d.columns) + " |", "|" + "---|" * d.shape[1]]
+    lines += ["| " + " | ".join(md_escape(x) for x in row) + " |" for row in d.itertuples(index=False)]
     more = f"\n_{len(df) - max_rows} more rows in the CSV._\n" if len(df) > max_rows else ""
     return "\n".join(lines) + "\n" + more
 
 
+def _md_figure(name: str, spec, f: dict) -> str:
+    if f.get("error"):
+        return f"_Figure {name} could not be drawn: {md_escape(f['error'])}_\n"
+    return (f"![{md_escape(spec.caption, alt=True)}](figures/{name}.png)\n\n{_md_block(spec.caption)} "
+            f"([PDF](figures/{name}.pdf))\n")
+
+
 def to_markdown(report, figs: dict) -> str:
-    out = [f"# {report.title}\n"]
+    """The report as Markdown; every name and message in it goes through :func:`md_escape`."""
+    e = md_escape
+    out = [f"# {e(report.title)}\n"]
     if report.provenance.get("data"):
-        out.append(f"Data: {report.provenance['data']}\n")
+        out.append(f"Data: {e(report.provenance['data'])}\n")
     out.append("## Verdicts\n")
     v = report.verdicts
     out.append(_count_line(v) + "\n")
@@ -146,31 +281,25 @@ def to_markdown(report, figs: dict) -> str:
         out.append(f"### {WORDS[key]} ({len(sub)})\n")
         for _, r in sub.iterrows():
             need = f" **Needed: about {n}.**" if (n := _needed(r)) else ""
-            out.append(f"- **{r['assessment']}** ({r['part']}): {r['reason']}{need}")
+            out.append(f"- **{e(r['assessment'])}** ({e(r['part'])}): {e(r['reason'])}{need}")
         out.append("")
     out.append("## Evidence\n")
     for p in report.parts:
-        out.append(f"### {p.title}\n\n{p.description}\n")
+        out.append(f"### {e(p.title)}\n\n{_md_block(p.description)}\n")
         for s in p.sections:
-            out.append(f"#### {s.title}\n\n{s.intro}\n")
+            out.append(f"#### {e(s.title)}\n\n{_md_block(s.intro)}\n")
             for title, tab in s.display:
-                out.append(f"**{title}**\n\n{_md_table(tab)}")
+                out.append(f"**{e(title)}**\n\n{_md_table(tab)}")
             names = [p.prefix + n for n in s.tables]
             out.append("Tables: " + ", ".join(f"`{n}.csv`" for n in names) + "\n")
             for spec in s.figures:
-                name = p.prefix + spec.name
-                f = figs.get(name, {})
-                if f.get("error"):
-                    out.append(f"_Figure {name} could not be drawn: {f['error']}_\n")
-                else:
-                    out.append(f"![{spec.caption}](figures/{name}.png)\n\n_{spec.caption}_ "
-                               f"([PDF](figures/{name}.pdf))\n")
+                out.append(_md_figure(p.prefix + spec.name, spec, figs.get(p.prefix + spec.name, {})))
             for n in s.notes:
-                out.append(f"> {n}\n")
+                out.append(f"> {e(n)}\n")
     out.append("## Diagnostics\n")
     for title, body in _diagnostics(report):
-        out.append(f"### {title}\n")
-        out.append(_md_table(body) if isinstance(body, pd.DataFrame) else f"{body}\n")
+        out.append(f"### {e(title)}\n")
+        out.append(_md_table(body) if isinstance(body, pd.DataFrame) else f"{_md_block(body)}\n")
     return "\n".join(out) + "\n"
 
 
@@ -292,34 +421,115 @@ def to_html(report, figs: dict) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-def _remove_previous(out: Path) -> None:
-    """With ``force``: delete the files a previous report listed in its provenance (and nothing else)."""
-    prov = out / "provenance.json"
-    if not prov.is_file():
+class InterruptedAfterWrite(KeyboardInterrupt):
+    """Ctrl-C arrived while the finished report was being moved into place; the move was completed."""
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Hold back Ctrl-C for the few renames that put a finished report in place, then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+    got = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
     try:
-        files = json.loads(prov.read_text(encoding="utf-8")).get("files", [])
-    except (ValueError, OSError):
-        return
-    for f in files:
-        p = (out / f).resolve()
-        if out.resolve() in p.parents and p.is_file():
-            p.unlink()
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if got and old is not signal.SIG_IGN:
+        raise InterruptedAfterWrite("after the report was written")
 
 
-def write_report(report, out_dir, *, force: bool = False, progress=None) -> Path:
-    out = prepare_out(out_dir, force)
-    _remove_previous(out)
-    fig_dir = out / "figures"
-    fig_dir.mkdir(exist_ok=True)
+def _write_files(report, stage: Path, progress) -> tuple[list[str], list[str]]:
+    """Write every file of the report into the fresh folder ``stage``; return (files, folders) written."""
+    fig_dir = stage / "figures"
+    fig_dir.mkdir()
     for name, tab in report.tables.items():
-        tab.to_csv(out / f"{name}.csv", index=False)
-    v = report.verdicts
-    v.to_csv(out / "verdicts.csv", index=False)
+        csv_safe(tab).to_csv(stage / f"{name}.csv", index=False)
+    csv_safe(report.verdicts).to_csv(stage / "verdicts.csv", index=False)
     figs = _render_figures(report, fig_dir, progress)
-    (out / "report.md").write_text(to_markdown(report, figs), encoding="utf-8")
-    (out / "report.html").write_text(to_html(report, figs), encoding="utf-8")
-    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "provenance.json")
-    prov = {"title": report.title, **report.provenance, "files": files}
-    (out / "provenance.json").write_text(json.dumps(prov, indent=2, default=str), encoding="utf-8")
+    (stage / "report.md").write_text(to_markdown(report, figs), encoding="utf-8")
+    (stage / "report.html").write_text(to_html(report, figs), encoding="utf-8")
+    files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+    dirs = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_dir())
+    return files, dirs
+
+
+def _planned_files(report) -> list[str]:
+    """The files a report will write (figures that fail to draw are left out later)."""
+    figs = [f"figures/{p.prefix}{spec.name}.{ext}" for p in report.parts for s in p.sections for spec in s.figures
+            for ext in ("pdf", "png")]
+    return [*FIXED_FILES, *(f"{n}.csv" for n in report.tables), *figs]
+
+
+def _manifest(report, files: list[str], dirs: list[str], complete: bool, sums: dict) -> str:
+    from robustalign import __version__
+
+    prov = {"title": report.title, **report.provenance, "written_by": {**MANIFEST_MARK, "version": __version__},
+            "complete": complete, "files": files, "dirs": dirs, "sha256": {f: sums[f] for f in files if f in sums}}
+    return json.dumps(prov, indent=2, default=str)
+
+
+def _commit(report, stage: Path, out: Path, files: list[str], dirs: list[str]) -> None:
+    """Move the finished files from ``stage`` into ``out``.
+
+    A new ``out`` is the stage folder renamed (one atomic step). Into an existing ``out`` (``force``):
+    first a provenance.json marked incomplete that lists the old and new files, then the old report
+    pages and every old recorded file this run does not write again (no stale file survives), then the
+    new files, and last the complete provenance.json. Only recorded files are removed or replaced.
+    """
+    if not os.path.lexists(out):
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(stage, 0o777 & ~umask)
+        os.rename(stage, out)
+        return
+    own, own_dirs = _own_files(out)
+    _refuse_conflicts(out, files, dirs, own)
+    sums = {f: _sha256(out / f) for f in own if f != "provenance.json"}
+    sums.update(json.loads((stage / "provenance.json").read_text(encoding="utf-8"))["sha256"])
+    interim = stage / ".provenance.interim.json"
+    interim.write_text(_manifest(report, sorted(own | set(files)), sorted(own_dirs | set(dirs)), False, sums),
+                       encoding="utf-8")
+    os.replace(interim, out / "provenance.json")
+    for f in ["report.html", "report.md", *sorted(own - set(files))]:
+        if f in own and f != "provenance.json":
+            (out / f).unlink()
+    for d in sorted(own_dirs - set(dirs), reverse=True):
+        with contextlib.suppress(OSError):  # only when empty: a user's file in it stays, and so does it
+            (out / d).rmdir()
+    for d in dirs:
+        (out / d).mkdir(exist_ok=True)
+    rest = [f for f in files if f not in ("report.md", "report.html", "provenance.json")]
+    for f in [*rest, "report.md", "report.html", "provenance.json"]:
+        os.replace(stage / f, out / f)
+
+
+def write_report(report, out_dir, *, force: bool = False, progress=None, inputs: dict | None = None) -> Path:
+    """Write the report into ``out_dir``: CSV tables, figures, report.md, report.html, provenance.json.
+
+    Every file is written into a fresh folder beside ``out_dir`` and moved into place only when all
+    are done, so an interrupted or failed run leaves ``out_dir`` as it was. ``provenance.json`` lists the
+    files of this run (``files``, with their ``sha256``) under a robustalign mark; with ``force``, the
+    recorded files of an earlier report, while unchanged, are the only ones replaced or removed, and a
+    run that would replace any other file is refused before it draws a figure. ``inputs`` (role -> path)
+    may not lie in ``out_dir``. See :func:`check_out` for what else is refused.
+    """
+    out = check_out(out_dir, force, inputs)
+    if out.is_dir():  # refuse before drawing anything, and again when moving into place
+        _refuse_conflicts(out, _planned_files(report), ["figures"], _own_files(out)[0])
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.robustalign-", suffix=".partial", dir=out.parent))
+    try:
+        files, dirs = _write_files(report, stage, progress)
+        sums = {f: _sha256(stage / f) for f in files}
+        (stage / "provenance.json").write_text(_manifest(report, files, dirs, True, sums), encoding="utf-8")
+        files.append("provenance.json")
+        if progress:
+            progress(f"moving the finished report into {out}")
+        with _deferred_interrupt():
+            _commit(report, stage, out, sorted(files), dirs)
+    finally:
+        if stage.is_dir() and not stage.is_symlink():  # the stage folder is this run's own (mkdtemp)
+            shutil.rmtree(stage, ignore_errors=True)
     return out

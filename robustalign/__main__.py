@@ -1,0 +1,7 @@
+"""``python -m robustalign``: the ``robustalign`` command."""
+
+import sys
+
+from robustalign.cli import main
+
+sys.exit(main())
