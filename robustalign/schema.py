@@ -56,6 +56,10 @@ STATUSES = ("valid", "refusal", "unparseable", "ambiguous")
 ANSWER_KINDS = ("answer", "answer_position", "raw_text", "prob", "score")
 _PROB_RE = re.compile(r"^prob_(\d+)$")
 _CORE = ("model", "item", "option_order", "row")
+#: Columns robustalign adds to a responses table itself (and keys of its per-cell tables): a responses
+#: column with one of these names would be overwritten or clash, so it is refused with the fix (rename).
+RESERVED_COLUMNS = frozenset({"row", "option", "status", "parse_rule", "n", "total", "_k"})
+_UNNAMED_RE = re.compile(r"^Unnamed: \d+")
 SHARE_TOL = 5e-3  # shares that miss 1 by less than this are renormalised (and counted); more is an error
 
 
@@ -159,7 +163,10 @@ def make_scales(table: pd.DataFrame | Mapping[str, Scale]) -> dict[str, Scale]:
     if isinstance(table, Mapping):
         return dict(table)
     _require(table, ["item", "options", "ordinal"], "scales", fix="one row per item")
-    dup = table["item"].astype(str)[table["item"].astype(str).duplicated()]
+    _check_table(table, "scales", ["item", "options", "ordinal"], lists=("options", "labels"))
+    _no_nan(table, ["item", "options"], "scales")
+    keys = table["item"].map(_code)
+    dup = keys[keys.duplicated()]
     if len(dup):
         raise SchemaError(
             f"scales: items appear more than once: {preview(dup.unique())} (rows {preview(dup.index)}). "
@@ -170,7 +177,7 @@ def make_scales(table: pd.DataFrame | Mapping[str, Scale]) -> dict[str, Scale]:
         opts = _split(r["options"])
         labels = _split(r["labels"]) if "labels" in table and not _isna(r["labels"]) else opts
         try:
-            out[str(r["item"])] = Scale(tuple(opts), tuple(labels), _as_bool(r["ordinal"], f"scales row {i}"))
+            out[_code(r["item"])] = Scale(tuple(opts), tuple(labels), _as_bool(r["ordinal"], f"scales row {i}"))
         except SchemaError as e:
             raise SchemaError(f"scales row {i} (item {r['item']!r}): {e}") from None
     return out
@@ -301,6 +308,7 @@ def make_reference(
             raise SchemaError(f"reference: `group_col={group_col!r}` is not a column; found {list(df.columns)}.")
         df = df.rename(columns={group_col: "group"})
     _require(df, ["item", "group", "option", "share"], "reference", fix="one row per item x group x option")
+    _check_table(df, "reference", ["item", "group", "option", "share"])
     _no_nan(df, ["item", "group", "option", "share"], "reference")
     df["item"] = df["item"].map(_code)
     df["group"] = df["group"].astype(str)
@@ -322,8 +330,9 @@ def make_reference(
     if scales is None:
         if "ordinal" not in df:
             raise SchemaError(
-                "reference: no item scales given and no `ordinal` column to infer them from. Pass "
-                "`scales=` (columns item, options, labels, ordinal) or add an `ordinal` column."
+                "reference: no item scales given and no `ordinal` column to infer them from. Give the item scales "
+                "(`--scales FILE` on the command line, `scales=` in Python; columns item, options, labels, "
+                "ordinal) or add an `ordinal` column."
             )
         rows = []
         for item, g in df.groupby("item", sort=False):
@@ -336,7 +345,8 @@ def make_reference(
     missing = sorted(set(df["item"]) - set(scales_d))
     if missing:
         raise SchemaError(
-            f"reference: items {preview(missing)} have shares but no scale. Add them to `scales`."
+            f"reference: items {preview(missing)} have shares but no scale (item ids are compared after stripping "
+            f"spaces; scales has {preview(sorted(scales_d), 3)}). Add them to the scales file (`--scales`)."
         )
     opt_ok = np.array([o in scales_d[i].options for i, o in zip(df["item"], df["option"])], dtype=bool)
     if not opt_ok.all():
@@ -394,7 +404,20 @@ def make_reference(
         log.add("reference", "option absent from an item x group; share set to 0", range(len(full)), "recoded")
         df = pd.concat([df, pd.DataFrame(full)], ignore_index=True)
     out = df[["item", "group", "option", "share", "_k"]].sort_values(["item", "group", "_k"]).reset_index(drop=True)
+    _log_absent_cells(out, log)
     return Reference(out, n.sort_index(), scales_d, log)
+
+
+def _log_absent_cells(shares: pd.DataFrame, log: ExclusionLog) -> None:
+    """Count item x group cells without shares: that group's statistics use the items it has."""
+    have = pd.MultiIndex.from_frame(shares[["item", "group"]].drop_duplicates())
+    items, groups = have.levels[0], have.levels[1]
+    if len(have) == len(items) * len(groups):
+        return
+    full = pd.MultiIndex.from_product([items, groups])
+    absent = full.difference(have)
+    log.add("reference", "item x group cell absent (no shares): statistics of that group use only the items "
+            "it has", [f"{i}/{g}" for i, g in absent], "absent")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -528,6 +551,7 @@ def make_responses(
     factors: Sequence[str] | None = None,
     drop_unreferenced: bool = False,
     share_tol: float = SHARE_TOL,
+    allow_missing: bool = False,
 ) -> Responses:
     """Validate a long responses table and map every answer to its canonical option.
 
@@ -543,10 +567,25 @@ def make_responses(
     factors : list of str, optional
         Design factor columns. Default: every column that is not ``model``, ``item`` or an answer.
         ``option_order`` is always a factor when present.
+    allow_missing : bool
+        Accept rows whose answer is empty (NaN): the model gave none, or it could not be parsed
+        upstream. They are dropped and counted in the exclusion log as "missing answer"; without this,
+        an empty answer is an error. (An empty ``raw_text`` is kept and counted as unparseable.)
+
+    Column names robustalign uses itself (:data:`RESERVED_COLUMNS`: ``row``, ``option``, ``status``,
+    ``parse_rule``, ``n``, ``total``) are refused: rename them.
     """
     log = ExclusionLog()
     df = responses.reset_index(drop=True).copy()
     _require(df, ["model", "item"], "responses", fix="one row per stored answer")
+    _check_table(df, "responses", ["model", "item"])
+    clash = [c for c in df.columns if c in RESERVED_COLUMNS]
+    if clash:
+        raise SchemaError(
+            f"responses: column {clash[0]!r} has a name robustalign uses for its own columns "
+            f"({sorted(RESERVED_COLUMNS)}); it would be overwritten. Rename it, e.g. to '{clash[0]}_factor' "
+            f"(pandas: `df.rename(columns={{{clash[0]!r}: '{clash[0]}_factor'}})`), and load again."
+        )
     kind_cols = _answer_columns(df)
     if not kind_cols:
         raise SchemaError(
@@ -580,11 +619,13 @@ def make_responses(
         extra = [c for c in df.columns if c not in (*factors, "model", "item", *answer_cols)]
         df = df.drop(columns=extra)
     _no_nan(df, ["model", "item", *factors], "responses")
+    _no_nested(df, ["model", "item", *[f for f in factors if f != "option_order"]], "responses")
     df["model"] = df["model"].astype(str)
     df["item"] = df["item"].map(_code)
     if "option_order" in df:
         df["option_order"] = df["option_order"].map(lambda v: "|".join(_split(v)))
     df.insert(0, "row", np.arange(len(df)))
+    df = _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log)
 
     # items without a reference / scale
     known = set(reference.items) if reference is not None else set(scales)
@@ -705,7 +746,8 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
         p = df[answer_cols].apply(pd.to_numeric, errors="coerce")
         ks = np.array([len(s) for s in shown])
         jj = np.array([int(_PROB_RE.match(c).group(1)) for c in answer_cols])
-        P = np.zeros((len(df), ks.max()))
+        _check_prob_columns(df, p, jj, ks)
+        P = np.zeros((len(df), max(ks.max(), jj.max())))
         P[:, jj - 1] = p.to_numpy(float)
         within = jj[None, :] <= ks[:, None]
         nan_in = (np.isnan(p.to_numpy(float)) & within).any(1)
@@ -717,7 +759,7 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
                 f"responses: `prob_*` columns must be non-negative numbers for options 1..K of the item and "
                 f"empty/0 beyond K; rows {preview(df.loc[bad, 'row'])} break this. Missing probabilities are not imputed."
             )
-        P = np.nan_to_num(P)
+        P = np.nan_to_num(P)[:, : ks.max()]
         tot = P.sum(1)
         off = np.abs(tot - 1)
         bad = df.index[off > share_tol]
@@ -745,6 +787,31 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
+def _check_prob_columns(df, p, jj, ks) -> None:
+    """Every position 1..K of every item has a ``prob_j`` column; text in them is named."""
+    need = set(range(1, int(ks.max()) + 1))
+    absent = sorted(need - set(jj.tolist()))
+    if absent:
+        rows = df.loc[ks >= absent[0], "row"]
+        raise SchemaError(
+            f"responses: column `prob_{absent[0]}` is missing, but items have up to {int(ks.max())} options (e.g. "
+            f"rows {preview(rows)}); found {sorted(f'prob_{j}' for j in jj)}. Add a `prob_j` column for every "
+            "option position 1..K (the probability of the option shown j-th)."
+        )
+    if (jj < 1).any():
+        raise SchemaError("responses: `prob_0` is not a position; positions start at 1 (`prob_1` .. `prob_K`).")
+    raw = df[[f"prob_{j}" for j in jj]] if all(f"prob_{j}" in df for j in jj) else None
+    if raw is not None:
+        text = raw.notna().to_numpy() & p.isna().to_numpy()
+        if text.any():
+            r, c = np.argwhere(text)[0]
+            raise SchemaError(
+                f"responses: column `prob_{jj[c]}` has a value that is not a number at rows "
+                f"{preview(df['row'].to_numpy()[text.any(1)])}, e.g. {raw.iloc[r, c]!r}. Give probabilities as "
+                "numbers in [0, 1]."
+            )
+
+
 def _answer_columns(df: pd.DataFrame) -> set[str]:
     kinds = {c for c in ("answer", "answer_position", "raw_text", "score") if c in df}
     if any(_PROB_RE.match(c) for c in df.columns):
@@ -766,6 +833,60 @@ def _require(df: pd.DataFrame, cols: Iterable[str], table: str, *, fix: str) -> 
             f"{table}: missing columns {missing}; found {list(df.columns)}. {' '.join(hints)} "
             f"The {table} table needs {list(cols)} ({fix})."
         )
+
+
+def _check_table(df: pd.DataFrame, table: str, needed: Sequence[str], lists: Sequence[str] = ()) -> None:
+    """A table has rows, no index column written by pandas, and no nested values in its key columns."""
+    if len(df) == 0:
+        raise SchemaError(f"{table}: the table has columns {list(df.columns)} but no rows. Check that the file was "
+                          "written completely.")
+    unnamed = [c for c in df.columns if isinstance(c, str) and _UNNAMED_RE.match(c)]
+    if unnamed:
+        raise SchemaError(
+            f"{table}: column {unnamed[0]!r} has no name: most often a pandas index written by `to_csv`. Re-save "
+            "the file with `to_csv(path, index=False)` or delete the column; it is never taken as a design factor."
+        )
+    _no_nested(df, [c for c in needed if c not in lists], table)
+
+
+def _no_nested(df: pd.DataFrame, cols: Iterable[str], table: str) -> None:
+    """Values of label columns are scalars: a dict or list (from JSON lines or Parquet) is refused."""
+    for c in cols:
+        if c not in df or df[c].dtype != object:
+            continue
+        nested = df[c].map(lambda v: isinstance(v, (dict, list, tuple, set, np.ndarray)))
+        if nested.any():
+            i = df.index[nested]
+            raise SchemaError(
+                f"{table}: column `{c}` holds nested values (lists or objects) at rows {preview(i)}, e.g. "
+                f"{str(df.loc[i[0], c])[:60]!r}. Each value must be a single text or number: flatten the field "
+                "(e.g. one column per key) before loading."
+            )
+
+
+def _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log) -> pd.DataFrame:
+    """Rows with an empty answer: dropped and counted with ``allow_missing``, an error otherwise."""
+    if kind_in == "raw_text":
+        return df  # an empty completion is parsed and counted as unparseable
+    vals = df[answer_cols]
+    miss = vals.isna().all(axis=1) if kind_in == "prob" else vals.iloc[:, 0].isna()
+    if kind_in == "answer":
+        miss |= vals.iloc[:, 0].map(lambda v: isinstance(v, str) and not v.strip())
+    if not miss.any():
+        return df
+    if not allow_missing:
+        cols = "all `prob_*` columns" if kind_in == "prob" else f"column `{kind_in}`"
+        raise SchemaError(
+            f"responses: {cols} is empty at rows {preview(df.loc[miss, 'row'])} ({int(miss.sum())} rows). If these answers "
+            "are missing (the model gave none, or it could not be parsed), pass `--allow-missing` (Python: "
+            "`allow_missing=True`): they are dropped and counted as 'missing answer'. Otherwise fill them in; "
+            "robustalign does not impute."
+        )
+    log.add("responses", "missing answer", df.loc[miss, "row"], "dropped")
+    out = df[~miss].reset_index(drop=True)
+    if not len(out):
+        raise SchemaError("responses: every answer is missing; there is nothing to analyse. Check the answer column.")
+    return out
 
 
 def _no_nan(df: pd.DataFrame, cols: Iterable[str], table: str) -> None:
