@@ -107,7 +107,9 @@ def _audit(args) -> int:
         check_out(args.out, args.force)
     progress("reading and validating the input files")
     ref = load_reference(args.reference, scales=args.scales, group_col=args.group_col)
-    resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced)
+    resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced,
+                          allow_missing=args.allow_missing)
+    _check_memory(args, design, resp, ref)
     print(f"  {resp}")
     for _, e in resp.exclusions.merged(ref.exclusions).to_frame().iterrows():
         print(f"  excluded/recoded: {e['n_rows']} rows ({e['reason']}; {e['action']})")
@@ -120,6 +122,16 @@ def _audit(args) -> int:
                        n_resamples=args.n_resamples, n_permutations=args.n_permutations, progress=progress,
                        item_table=item_table)
     return _run(args, report, ["model", design.against, "group"], progress)
+
+
+def _check_memory(args, design, resp, ref) -> None:
+    """Refuse resample counts whose arrays cannot fit in memory, before the audit allocates them."""
+    from robustalign._validation import check_resample_memory
+
+    cells = len(resp.models) * len(ref.groups) * len(design.metrics)
+    for name, flag in (("n_resamples", "--n-resamples"), ("n_permutations", "--n-permutations")):
+        n = getattr(args, name) or getattr(design, name)
+        check_resample_memory(n, len(resp.items) + cells, f"{flag} (design: {name})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--against", help="responses column naming each cell's own reference group (e.g. language)")
     a.add_argument("--drop-unreferenced", action="store_true",
                    help="drop (and count) responses to items without a human reference")
+    a.add_argument("--allow-missing", action="store_true",
+                   help="accept empty answers (the model gave none): dropped and counted as 'missing answer'")
     a.add_argument("--example", action="store_true", help="run on the bundled multicultural-alignment data")
     a.add_argument("--out", help="directory for the report, tables and figures (never overwritten without --force)")
     a.add_argument("--force", action="store_true", help="allow writing into a non-empty --out")

@@ -69,6 +69,71 @@ _SECTIONS = {
     "bayes": {"fit", "draws", "tune", "chains", "model", "sensitivity"},
 }
 _CLAIM_KEYS = {"kind", "model", "than", "group", "target", "text", "steer", "baseline"}
+# the type of every key (keys not listed here are checked where they are read)
+_TYPES = {
+    "title": "str", "seed": "int", "n_resamples": "int", "n_permutations": "int", "confidence_level": "number",
+    "metrics": "strs",
+    "alignment": {"against": "str", "group_map": "map"},
+    "stability": {"enabled": "bool", "factors": "strs", "skip": "strs"},
+    "steering": {"enabled": "bool", "column": "str", "baseline": "level", "by": "strs", "metric": "str",
+                 "group_map": "map", "compare": "strs", "compare_metric": "str"},
+    "domains": {"prefix": "int", "map": "map", "column": "str"},
+    "extrapolability": {"enabled": "bool", "min_domain_items": "int"},
+    "bayes": {"fit": "bool", "draws": "int", "tune": "int", "chains": "int", "model": "str", "sensitivity": "bool"},
+}
+_CLAIM_TYPES = {"kind": "str", "model": "str", "than": "str", "group": "str", "target": "str", "text": "str",
+                "steer": "str", "baseline": "level"}
+_TYPE_WORDS = {
+    "str": ("a text in quotes", 'e.g. "language"'),
+    "int": ("a whole number", "e.g. 2000"),
+    "number": ("a number", "e.g. 0.95"),
+    "bool": ("true or false (TOML booleans, without quotes)", "e.g. enabled = false"),
+    "strs": ("a text or a list of texts", 'e.g. ["format", "template"]'),
+    "level": ("a text or a number", 'e.g. "none"'),
+    "map": ("a table of names to names", 'e.g. { da = "DK", en = "US" }'),
+}
+
+
+def _type_ok(v, kind: str) -> bool:
+    scalar = isinstance(v, (str, int, float)) and not isinstance(v, bool)
+    return {
+        "str": isinstance(v, str),
+        "int": isinstance(v, int) and not isinstance(v, bool),
+        "number": isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": isinstance(v, bool),
+        "strs": isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+        "level": scalar,
+        "map": isinstance(v, dict) and all(isinstance(x, (str, int, float)) and not isinstance(x, bool)
+                                           for x in v.values()),
+    }[kind]
+
+
+def _check_type(v, kind: str, name: str, where: str) -> None:
+    if not _type_ok(v, kind):
+        what, example = _TYPE_WORDS[kind]
+        raise RobustAlignError(f"{where}: `{name}` must be {what} ({example}); got {v!r} "
+                               f"({type(v).__name__}). Fix the value in the design file.")
+
+
+def _check_types(d: dict, where: str) -> None:
+    """Every known design key has the type the schema says (a quoted "no" is not false)."""
+    for key, kind in _TYPES.items():
+        if key not in d:
+            continue
+        if isinstance(kind, dict):
+            if isinstance(d[key], dict):
+                for sub, k in kind.items():
+                    if sub in d[key]:
+                        _check_type(d[key][sub], k, f"[{key}] {sub}", where)
+        else:
+            _check_type(d[key], kind, key, where)
+    claims = d.get("claims", [])
+    for i, c in enumerate(claims if isinstance(claims, list) else [], 1):
+        for sub, k in (_CLAIM_TYPES.items() if isinstance(c, dict) else ()):
+            if sub in c:
+                _check_type(c[sub], k, f"claim {i} {sub}", where)
+
+
 _CLAIM_NEEDS = {
     "closer": ("model", "than", "group"),
     "closest_group": ("model", "group"),
@@ -114,6 +179,7 @@ class AuditDesign:
                 bad = sorted(set(d[sec]) - keys)
                 if bad:
                     raise RobustAlignError(f"{where}: unknown keys {bad} in [{sec}]; known keys are {sorted(keys)}.")
+        _check_types(d, where)
         out = cls(source=source)
         out.title = d.get("title")
         out.seed = _int(d.get("seed", 0), "seed", where, 0)
