@@ -41,7 +41,7 @@ def _decode(p: Path) -> tuple[str, str]:
             raise SchemaError(f"{p.name}: starts with a UTF-16 byte-order mark but is not valid UTF-16 ({e.reason} "
                               f"at byte {e.start}). Re-save the file as UTF-8.") from None
     try:
-        return raw.decode("utf-8-sig"), "UTF-8"
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         bad = raw[e.start: e.start + 4]
@@ -51,6 +51,13 @@ def _decode(p: Path) -> tuple[str, str]:
             "byte-order mark. Re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`, or "
             "pandas `df.to_csv(path, encoding='utf-8')`, or 'CSV UTF-8' in a spreadsheet)."
         ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise SchemaError(
+            f"{p.name}: is not UTF-8 text: it contains NUL bytes (first at line {line}), as UTF-16 files without a "
+            "byte-order mark do. Re-save it as UTF-8 (e.g. `iconv -f utf-16le -t utf-8 in.csv > out.csv`)."
+        )
+    return text, "UTF-8"
 
 
 def _check_header(text: str, name: str) -> list[str]:

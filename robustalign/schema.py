@@ -238,9 +238,9 @@ class Reference:
         ii = {k: j for j, k in enumerate(items)}
         gg = {k: j for j, k in enumerate(uniq)}
         s = self.shares[self.shares["item"].isin(ii) & self.shares["group"].isin(gg)]
-        ix = s["item"].map(ii).to_numpy()
-        gx = s["group"].map(gg).to_numpy()
-        kx = s["_k"].to_numpy()
+        ix = s["item"].map(ii).to_numpy(np.intp)
+        gx = s["group"].map(gg).to_numpy(np.intp)
+        kx = s["_k"].to_numpy(np.intp)
         out[ix, gx, :] = 0.0  # present cells: options beyond the item's K stay 0
         out[ix, gx, kx] = s["share"].to_numpy()
         return out if len(uniq) == len(groups) else out[:, [gg[g] for g in groups], :]
