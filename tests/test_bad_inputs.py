@@ -538,13 +538,31 @@ def test_in_a_subprocess_bad_input_is_one_line_and_exit_2(name, tmp_path):
     assert p.stderr.strip().startswith("robustalign: error:") and (case.where or "responses.csv") in p.stderr
 
 
-def test_raw_text_with_a_second_factor_and_an_invalid_answer_runs_the_audit(tmp_path, capsys):
-    resp = base_responses("raw_text")
-    resp = pd.concat([resp.assign(template="t1"), resp.assign(template="t2")], ignore_index=True)
-    case = Case("raw-two-factors", resp=resp)
+def test_raw_text_with_a_second_factor_and_an_invalid_answer_runs_the_audit(tmp_path, capsys, monkeypatch):
+    """Raw text with format, option order and samples and one refusal: the audit runs (it used to stop)."""
+    from robustalign.simulate import simulate
+
+    sim = simulate(n_items=12, n_groups=3, n_models=2, n_samples=2, rng=2)
+    r = sim.responses.copy()
+    shown = r["option_order"].str.split("|")
+    r["raw_text"] = [f"{p}) option {c[p - 1]}" for p, c in zip(r["answer_position"], shown)]
+    r.loc[0, "raw_text"] = "I cannot answer that."
+    case = Case("raw-two-factors", resp=r.drop(columns="answer_position"), ref=sim.reference, scales=sim.scales)
     f = _files(case, tmp_path)
+    import robustalign.report as rr
+
+    seen, real = {}, rr.run_audit
+
+    def keep(*args, **kwargs):
+        seen["report"] = real(*args, **kwargs)
+        return seen["report"]
+
+    monkeypatch.setattr(rr, "run_audit", keep)
     code, err = _run_cli(_argv(case, f), capsys)
     assert code == 0, err
+    tests = seen["report"].section("validity").tables["validity_tests"]
+    assert list(tests["model"]) == ["model_1", "model_2"]
+    assert (tests["n_blocks"] == 12 * 2 * 2).all()  # item x sample x option order, per format level
 
 
 def test_validity_pairs_by_item_and_the_other_factors():
