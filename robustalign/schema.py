@@ -600,6 +600,7 @@ def make_responses(
         )
     (kind_in,) = kind_cols
     answer_cols = [c for c in df if _PROB_RE.match(c)] if kind_in == "prob" else [kind_in]
+    _no_nested(df, answer_cols, "responses")
 
     if scales is None:
         if reference is None and kind_in != "score":
@@ -807,7 +808,7 @@ def _check_prob_columns(df, p, jj, ks) -> None:
             r, c = np.argwhere(text)[0]
             raise SchemaError(
                 f"responses: column `prob_{jj[c]}` has a value that is not a number at rows "
-                f"{preview(df['row'].to_numpy()[text.any(1)])}, e.g. {raw.iloc[r, c]!r}. Give probabilities as "
+                f"{preview(df['row'].to_numpy()[text.any(1)].tolist())}, e.g. {raw.iloc[r, c]!r}. Give probabilities as "
                 "numbers in [0, 1]."
             )
 
@@ -837,6 +838,14 @@ def _require(df: pd.DataFrame, cols: Iterable[str], table: str, *, fix: str) -> 
 
 def _check_table(df: pd.DataFrame, table: str, needed: Sequence[str], lists: Sequence[str] = ()) -> None:
     """A table has rows, no index column written by pandas, and no nested values in its key columns."""
+    dup = df.columns[df.columns.duplicated()]
+    if len(dup):
+        raise SchemaError(f"{table}: column names appear more than once: {preview(dup.unique())}. Rename or remove "
+                          "the repeats; robustalign does not rename columns.")
+    odd = [c for c in df.columns if not isinstance(c, str)]
+    if odd:
+        raise SchemaError(f"{table}: column names must be texts; got {preview(odd)} "
+                          f"({type(odd[0]).__name__}). Rename the columns, e.g. `df.columns = df.columns.astype(str)`.")
     if len(df) == 0:
         raise SchemaError(f"{table}: the table has columns {list(df.columns)} but no rows. Check that the file was "
                           "written completely.")

@@ -217,6 +217,12 @@ def nested_cases():
             df.at[3, col] = val
             yield Case(f"nested-{col}-{what}-jsonl", resp=df, fmt={"responses": "jsonl"},
                        must=[f"column `{col}` holds nested values", "flatten", r"rows \[3\]"])
+    for kind, col in (("raw_text", "raw_text"), ("answer", "answer"), ("score", "score"), ("prob", "prob_1")):
+        df = base_responses(kind)
+        df[col] = df[col].astype(object)
+        df.at[7, col] = {"text": "2) Disagree"}
+        yield Case(f"nested-answer-{kind}-jsonl", resp=df, fmt={"responses": "jsonl"},
+                   must=[f"column `{col}` holds nested values", "flatten", r"rows \[7\]"])
     df = base_responses()
     df["format"] = [[f] for f in df["format"]]
     yield Case("nested-format-list-parquet", resp=df, fmt={"responses": "parquet"},
@@ -614,3 +620,16 @@ def test_memory_check_against_a_closed_form():
     check_resample_memory(1000, 100, budget=8 * 1000 * 100)  # exactly fits
     with pytest.raises(ValueError, match=r"about 782\.0 KiB .*Use at most 1,000 "):
         check_resample_memory(1001, 100, budget=8 * 1000 * 100)  # 800,800 bytes = 782.0 KiB
+
+
+@pytest.mark.parametrize("columns, message", [
+    (["model", "item", "model", "answer"], r"column names appear more than once: \['model'\]"),
+    (["model", "item", 3, "answer"], r"column names must be texts; got \[3\] \(int\)"),
+])
+def test_python_tables_with_repeated_or_numeric_column_names_are_refused(columns, message):
+    from robustalign.schema import make_reference, make_responses
+
+    df = base_responses()
+    df.columns = columns
+    with pytest.raises(ra.SchemaError, match=message):
+        make_responses(df, make_reference(base_reference(), base_scales()))
