@@ -56,9 +56,13 @@ STATUSES = ("valid", "refusal", "unparseable", "ambiguous")
 ANSWER_KINDS = ("answer", "answer_position", "raw_text", "prob", "score")
 _PROB_RE = re.compile(r"^prob_(\d+)$")
 _CORE = ("model", "item", "option_order", "row")
-#: Columns robustalign adds to a responses table itself (and keys of its per-cell tables): a responses
-#: column with one of these names would be overwritten or clash, so it is refused with the fix (rename).
-RESERVED_COLUMNS = frozenset({"row", "option", "status", "parse_rule", "n", "total", "_k"})
+#: Columns robustalign adds to a responses table itself, and columns of its per-cell result tables that
+#: design factors are joined to: a responses column with one of these names would be overwritten or
+#: clash, so it is refused with the fix (rename).
+RESERVED_COLUMNS = frozenset(
+    {"row", "option", "status", "parse_rule", "n", "total", "_k", "group", "estimate", "conf_low", "conf_high",
+     "conf_level", "method", "value", *(f"n_{s}" for s in STATUSES)}
+)
 _UNNAMED_RE = re.compile(r"^Unnamed: \d+")
 SHARE_TOL = 5e-3  # shares that miss 1 by less than this are renormalised (and counted); more is an error
 
@@ -573,7 +577,7 @@ def make_responses(
         an empty answer is an error. (An empty ``raw_text`` is kept and counted as unparseable.)
 
     Column names robustalign uses itself (:data:`RESERVED_COLUMNS`: ``row``, ``option``, ``status``,
-    ``parse_rule``, ``n``, ``total``) are refused: rename them.
+    ``parse_rule``, ``n``, ``group``, ``estimate``, ...) are refused: rename them.
     """
     log = ExclusionLog()
     df = responses.reset_index(drop=True).copy()

@@ -140,7 +140,7 @@ def _with(df, **cols):
 
 
 def reserved_cases():
-    for name in ["option", "status", "parse_rule", "n", "row", "total"]:
+    for name in ["option", "status", "parse_rule", "n", "row", "total", "group", "estimate", "conf_level"]:
         for kind in KINDS:
             for fmt in ["csv", "jsonl"]:
                 yield Case(f"reserved-{name}-{kind}-{fmt}", resp=_with(base_responses(kind), **{name: "x"}),
