@@ -101,7 +101,7 @@ def check_resample_memory(n_resamples: int, n_units: int, name: str = "n_resampl
         most = max(int(limit // (8 * max(int(n_units), 1) * max(int(width), 1))), 1)
         raise ValueError(
             f"`{name}` = {int(n_resamples):,} would need about {_bytes(need)} of memory "
-            f"({int(n_units):,} resampled units x {int(width):,} columns x 8 bytes per resample), more than the "
+            f"({int(n_units) * max(int(width), 1):,} values of 8 bytes per resample), more than the "
             f"{_bytes(limit)} available. Use at most {most:,} (2,000 is the default; 10,000 gives stable 95% "
             "intervals)."
         )

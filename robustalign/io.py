@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -40,6 +41,13 @@ def _decode(p: Path) -> tuple[str, str]:
         except UnicodeDecodeError as e:
             raise SchemaError(f"{p.name}: starts with a UTF-16 byte-order mark but is not valid UTF-16 ({e.reason} "
                               f"at byte {e.start}). Re-save the file as UTF-8.") from None
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise SchemaError(
+            f"{p.name}: is not UTF-8 text: it contains NUL bytes (first at line {line}), as UTF-16 files without a "
+            "byte-order mark do. Re-save it as UTF-8 (e.g. `iconv -f utf-16le -t utf-8 in.csv > out.csv`, or "
+            "'CSV UTF-8' in a spreadsheet)."
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -47,16 +55,9 @@ def _decode(p: Path) -> tuple[str, str]:
         bad = raw[e.start: e.start + 4]
         raise SchemaError(
             f"{p.name}: is not UTF-8 text: byte {bad[:1]!r} at line {line} (byte {e.start}) cannot be decoded. "
-            "The file is probably in a legacy encoding such as latin-1 / Windows-1252 or UTF-16 without a "
-            "byte-order mark. Re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`, or "
+            "The file is probably in a legacy encoding such as latin-1 / Windows-1252. Re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`, or "
             "pandas `df.to_csv(path, encoding='utf-8')`, or 'CSV UTF-8' in a spreadsheet)."
         ) from None
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise SchemaError(
-            f"{p.name}: is not UTF-8 text: it contains NUL bytes (first at line {line}), as UTF-16 files without a "
-            "byte-order mark do. Re-save it as UTF-8 (e.g. `iconv -f utf-16le -t utf-8 in.csv > out.csv`)."
-        )
     return text, "UTF-8"
 
 
@@ -171,8 +172,12 @@ def _named(fn, source, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except SchemaError as e:
-        if source and not str(e).startswith(source):
-            raise SchemaError(f"{source}: {e}") from None
+        msg = str(e)
+        if source and not msg.startswith(source):
+            note = ""
+            if source.lower().endswith(".csv") and re.search(r"\brows \[\d", msg):
+                note = " (Rows are counted from 0 after the header: row r is line r + 2 of the file.)"
+            raise SchemaError(f"{source}: {msg}{note}") from None
         raise
 
 

@@ -108,9 +108,14 @@ def _type_ok(v, kind: str) -> bool:
     }[kind]
 
 
+_EXAMPLES = {"metrics": '["spearman", "js"]', "[stability] skip": '["agreement"]', "[steering] by": '["model"]',
+             "[steering] compare": '["congruent", "congruent", "incongruent"]'}
+
+
 def _check_type(v, kind: str, name: str, where: str) -> None:
     if not _type_ok(v, kind):
         what, example = _TYPE_WORDS[kind]
+        example = f"e.g. {_EXAMPLES[name]}" if name in _EXAMPLES else example
         raise RobustAlignError(f"{where}: `{name}` must be {what} ({example}); got {v!r} "
                                f"({type(v).__name__}). Fix the value in the design file.")
 
