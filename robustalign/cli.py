@@ -109,6 +109,7 @@ def _audit(args) -> int:
     ref = load_reference(args.reference, scales=args.scales, group_col=args.group_col)
     resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced,
                           allow_missing=args.allow_missing)
+    design.check_data(resp, ref)
     _check_memory(args, design, resp, ref)
     print(f"  {resp}")
     for _, e in resp.exclusions.merged(ref.exclusions).to_frame().iterrows():

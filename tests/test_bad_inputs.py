@@ -280,9 +280,25 @@ DESIGN_BAD = {
 }
 
 
+DESIGN_NOT_IN_DATA = {  # names the data do not have: refused before the audit starts
+    "against-absent": ('[alignment]\nagainst = "language"', "against"),
+    "group-map-to-absent-group": ('[alignment]\nagainst = "format"\ngroup_map = { f1 = "ZZ", f2 = "X" }', "ZZ"),
+    "stability-factor-absent": ('[stability]\nfactors = ["template"]', "template"),
+    "steering-column-absent": ('[steering]\ncolumn = "persona"', "persona"),
+    "steering-by-absent": ('[steering]\ncolumn = "format"\nby = ["nope"]', "nope"),
+    "steering-metric-unknown": ('[steering]\ncolumn = "format"\nmetric = "cosine"', "cosine"),
+    "steering-compare-absent": ('[steering]\ncolumn = "format"\ncompare = ["kind", "a", "b"]', "kind"),
+    "claim-model-absent": ('[[claims]]\nkind = "closer"\nmodel = "gpt"\nthan = "m2"\ngroup = "X"', "gpt"),
+    "claim-than-absent": ('[[claims]]\nkind = "closer"\nmodel = "m1"\nthan = "gpt"\ngroup = "X"', "gpt"),
+    "claim-group-absent": ('[[claims]]\nkind = "closer"\nmodel = "m1"\nthan = "m2"\ngroup = "QQ"', "QQ"),
+}
+
+
 def design_cases():
     for name, (toml, key) in DESIGN_BAD.items():
         yield Case(f"design-{name}", design=toml, where="design.toml", must=[key])
+    for name, (toml, key) in DESIGN_NOT_IN_DATA.items():
+        yield Case(f"design-{name}", design=toml, where="design.toml", must=[key, "Fix the name"])
     yield Case("design-huge-resamples", design="n_resamples = 1_000_000_000_000", where="n_resamples",
                argv=[], must=["would need about", "iB", "Use at most"])
 
@@ -457,6 +473,7 @@ def _loaders(case: Case, f):
     design = load_design(f.get("design"))
     ref = load_reference(f["reference"], scales=f["scales"])
     resp = load_responses(f["responses"], ref, **case.kw)
+    design.check_data(resp, ref)
     from robustalign.cli import _check_memory
 
     class _A:

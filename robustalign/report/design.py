@@ -208,6 +208,9 @@ class AuditDesign:
         out.against = al.get("against")
         out.group_map = {str(k): str(v) for k, v in al.get("group_map", {}).items()} or None
         out.stability = dict(d.get("stability", {}))
+        for k in ("factors", "skip"):  # one name is a list of one
+            if isinstance(out.stability.get(k), str):
+                out.stability[k] = [out.stability[k]]
         out.steering = dict(d.get("steering", {}))
         if "compare" in out.steering:
             c = out.steering["compare"]
@@ -251,6 +254,51 @@ class AuditDesign:
                 raise RobustAlignError(f"{where}: claim {i} ({kind}) needs keys {missing}.")
         out.claims = [dict(c) for c in claims]
         return out
+
+    def check_data(self, responses, reference) -> None:
+        """Names in the design (columns, models, groups, metrics) exist in the data; checked before the audit.
+
+        Raises :class:`~robustalign.RobustAlignError` naming the design file, the key, the value and
+        what the data has.
+        """
+        from robustalign.metrics import METRICS
+
+        where = f"design file {self.source!r}" if self.source else "design"
+        cols, models, groups = list(responses.data.columns), responses.models, reference.groups
+
+        def fail(key, value, have, what):
+            raise RobustAlignError(f"{where}: {key} = {value!r} is not {what}; the data have {have}. Fix the name in "
+                                   "the design file.")
+
+        if self.against is not None and self.against not in cols:
+            fail("[alignment] against", self.against, list(responses.factors), "a column of the responses")
+        for g in (self.group_map or {}).values():
+            if g not in groups:
+                fail("[alignment] group_map value", g, groups, "a group of the reference")
+        for f in self.stability.get("factors") or []:
+            if f not in responses.factors:
+                fail("[stability] factors entry", f, list(responses.factors), "a design factor of the responses")
+        st = self.steering
+        if "column" in st and st.get("enabled", True) and st["column"] not in cols:
+            fail("[steering] column", st["column"], list(responses.factors), "a column of the responses")
+        for f in st.get("by") or []:
+            if f not in cols:
+                fail("[steering] by entry", f, ["model", *responses.factors], "a column of the responses")
+        if "compare" in st and st["compare"][0] not in cols:
+            fail("[steering] compare column", st["compare"][0], list(responses.factors), "a column of the responses")
+        for key in ("metric", "compare_metric"):
+            if key in st and st[key] not in METRICS and st[key] != "spearman":
+                fail(f"[steering] {key}", st[key], ["spearman", *sorted(METRICS)], "a metric")
+        for f in (st.get("group_map") or {}).values():
+            if f not in groups:
+                fail("[steering] group_map value", f, groups, "a group of the reference")
+        known_groups = {*groups, *(self.group_map or {}), *(st.get("group_map") or {})}
+        for i, c in enumerate(self.claims, 1):
+            for key in ("model", "than"):
+                if key in c and c[key] not in models:
+                    fail(f"claim {i} {key}", c[key], models, "a model of the responses")
+            if "group" in c and c["group"] not in known_groups:
+                fail(f"claim {i} group", c["group"], groups, "a group of the reference")
 
     def claim_objects(self) -> list:
         """The claims as :class:`robustalign.claims.multiverse.Claim` objects."""
