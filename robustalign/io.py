@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import re
 import warnings
 from pathlib import Path
@@ -69,6 +70,12 @@ def _check_header(text: str, name: str) -> list[str]:
         raise SchemaError(f"{name}: the file is empty (no header row). Write a header row with the column names.")
     header = [h.strip() for h in rows[0]]
     body = rows[1:]
+    if len(header) == 1:
+        for sep, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if sep in header[0]:
+                raise SchemaError(f"{name}: the header is one column {header[0][:60]!r}: the file seems to separate "
+                                  f"fields with {word}. robustalign reads comma-separated files: re-save it as CSV "
+                                  "with commas (pandas: `to_csv(path, index=False)`).")
     if not body:
         raise SchemaError(f"{name}: has a header row ({preview(header)}) but no data rows. Check that the file was "
                           "written completely.")
@@ -102,7 +109,7 @@ def _check_header(text: str, name: str) -> list[str]:
                           "never taken as design factors.")
     long = [i for i, e in enumerate(extra) if e > 0]
     if long:
-        raise SchemaError(f"{name}: data rows {preview([i + 2 for i in long])} (file lines) have more fields than the "
+        raise SchemaError(f"{name}: lines {preview([i + 2 for i in long])} of the file have more fields than the "
                           f"header ({len(header)}). Quote fields that contain commas, or fix the rows.")
     return header
 
@@ -124,6 +131,17 @@ def _read_jsonl(p: Path) -> pd.DataFrame:
     if enc != "UTF-8":
         warnings.warn(f"{p.name}: read as {enc} (byte-order mark found); re-save it as UTF-8 to silence this.",
                       RobustAlignWarning, stacklevel=3)
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SchemaError(f"{p.name}: line {i} is not valid JSON ({e.msg} at column {e.colno}). Write one JSON "
+                              "object per line, e.g. {\"model\": \"m1\", \"item\": \"q1\", \"answer\": \"2\"}.") from None
+        if not isinstance(rec, dict):
+            raise SchemaError(f"{p.name}: line {i} is a JSON {type(rec).__name__}, not an object. Write one JSON "
+                              "object per line, with the column names as keys.")
     return pd.read_json(io.StringIO(text), lines=True, dtype=False)
 
 

@@ -436,6 +436,21 @@ def existing_check_cases():
                must=["unsupported file type"], loader=True)
 
 
+def file_format_cases():
+    r = base_responses()
+    for sep, word in ((";", "semicolons"), ("\t", "tabs")):
+        yield Case(f"separator-{word}", resp=r.to_csv(index=False, sep=sep).encode(), must=[word, "commas"])
+    lines = r.to_json(orient="records", lines=True).strip().split("\n")
+    for i, bad in ((0, '{"model": "m1", "item": '), (5, "[1, 2, 3]"), (23, "model,item,answer")):
+        text = "\n".join([*lines[:i], bad, *lines[i + 1:]]) + "\n"
+        yield Case(f"jsonl-bad-line-{i + 1}", resp=text.encode(), fmt={"responses": "jsonl"},
+                   must=[f"line {i + 1}", "one JSON object per line"])
+    yield Case("parquet-corrupt", resp=b"PAR1 not really parquet", fmt={"responses": "parquet"},
+               must=["could not be read as parquet", "re-export"])
+    yield Case("csv-ragged-row", resp=(r.to_csv(index=False) + "m1,q1,f1,1,extra\n").encode(),
+               must=["more fields than the header", "Quote"])
+
+
 def cli_cases():
     yield Case("n-resamples-huge-flag", argv=["--n-resamples", str(10**12)], where="--n-resamples",
                must=["would need about", "Use at most"])
@@ -447,7 +462,7 @@ def cli_cases():
 
 GENERATORS = [reserved_cases, duplicate_header_cases, index_column_cases, missing_answer_cases, prob_cases,
               nested_cases, design_cases, header_only_cases, encoding_cases, trailing_comma_cases, na_name_cases,
-              item_id_cases, missing_cell_cases, existing_check_cases, cli_cases]
+              item_id_cases, missing_cell_cases, existing_check_cases, file_format_cases, cli_cases]
 CASES = [c for g in GENERATORS for c in g()]
 
 
