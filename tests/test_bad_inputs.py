@@ -141,10 +141,10 @@ def _with(df, **cols):
 
 def reserved_cases():
     for name in ["option", "status", "parse_rule", "n", "row", "total", "group", "estimate", "conf_level"]:
-        for kind in KINDS:
-            for fmt in ["csv", "jsonl"]:
-                yield Case(f"reserved-{name}-{kind}-{fmt}", resp=_with(base_responses(kind), **{name: "x"}),
-                           fmt={"responses": fmt}, must=[f"column '{name}'", "Rename"])
+        for kind, fmt in (("answer", "csv"), ("answer", "jsonl"), ("raw_text", "csv"), ("prob", "parquet"),
+                          ("score", "csv")):
+            yield Case(f"reserved-{name}-{kind}-{fmt}", resp=_with(base_responses(kind), **{name: "x"}),
+                       fmt={"responses": fmt}, must=[f"column '{name}'", "Rename"])
 
 
 def duplicate_header_cases():
