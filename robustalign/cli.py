@@ -15,10 +15,11 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 import pandas as pd
 
-from robustalign._errors import RobustAlignError
+from robustalign._errors import RobustAlignError, RobustAlignWarning
 from robustalign.report.render import check_out
 
 EXIT_BAD_INPUT = 2
@@ -176,7 +177,12 @@ def main(argv=None) -> int:
             return EXIT_BAD_INPUT
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files; no display is needed
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # robustalign's own warnings as one line each, without source paths
+            default = warnings.showwarning
+            warnings.showwarning = lambda m, c, *a, **k: (
+                print(f"robustalign: warning: {m}", file=sys.stderr) if issubclass(c, RobustAlignWarning)
+                else default(m, c, *a, **k))
+            return args.func(args)
     except BrokenPipeError:  # output piped into e.g. `head`: not an error of the audit
         return 0
     except (RobustAlignError, ValueError, OSError, KeyError) as e:

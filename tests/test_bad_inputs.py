@@ -665,3 +665,16 @@ def test_python_tables_with_repeated_or_numeric_column_names_are_refused(columns
     df.columns = columns
     with pytest.raises(ra.SchemaError, match=message):
         make_responses(df, make_reference(base_reference(), base_scales()))
+
+
+def test_cli_reports_a_decoded_utf16_file_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("robustalign.report.run_audit", _no_audit)
+    case = next(c for c in CASES if c.name == "utf16-bom-responses")
+    case = Case("utf16-then-stop", resp=case.resp, design='[stability]\nfactors = ["nope"]')
+    f = _files(case, tmp_path)
+    code, err = _run_cli(_argv(case, f), capsys)
+    assert code == 2
+    lines = err.strip().split("\n")
+    assert lines[0] == ("robustalign: warning: responses.csv: read as UTF-16 (byte-order mark found); re-save it "
+                        "as UTF-8 to silence this.")
+    assert lines[1].startswith("robustalign: error: design file 'design.toml'") and len(lines) == 2
