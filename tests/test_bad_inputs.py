@@ -667,6 +667,7 @@ def test_python_tables_with_repeated_or_numeric_column_names_are_refused(columns
         make_responses(df, make_reference(base_reference(), base_scales()))
 
 
+@pytest.mark.filterwarnings("default::robustalign._errors.RobustAlignWarning")  # shown, as for a user
 def test_cli_reports_a_decoded_utf16_file_in_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("robustalign.report.run_audit", _no_audit)
     case = next(c for c in CASES if c.name == "utf16-bom-responses")
