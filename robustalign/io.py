@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import re
 import warnings
@@ -31,6 +32,7 @@ __all__ = ["load_reference", "load_responses", "read_table"]
 # label columns are read as text: "01" stays "01", "NA" stays "NA"
 _TEXT_COLUMNS = ("model", "item", "option", "answer", "group", "options", "labels", "option_order")
 _SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson")
+_HEAD_ROWS = 2000
 
 
 def _decode(p: Path) -> tuple[str, str]:
@@ -64,8 +66,8 @@ def _decode(p: Path) -> tuple[str, str]:
 
 def _check_header(text: str, name: str) -> list[str]:
     """Check the header row of a CSV text before pandas reads it (pandas renames and shifts silently)."""
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [r for r in rows if r]  # blank lines
+    # the first rows show a systematic problem (pandas itself refuses rows that are ragged further on)
+    rows = [r for r in itertools.islice(csv.reader(io.StringIO(text)), _HEAD_ROWS) if r]  # no blank lines
     if not rows:
         raise SchemaError(f"{name}: the file is empty (no header row). Write a header row with the column names.")
     header = [h.strip() for h in rows[0]]
@@ -172,12 +174,11 @@ def read_table(path) -> pd.DataFrame:
         df = _READERS[suffix](p)
     except SchemaError:
         raise
-    except (ValueError, OSError, TypeError) as e:  # malformed file: say which and why
-        raise SchemaError(f"{p.name}: could not be read as {suffix[1:]}: {e}. Check that the file is a valid "
-                          f"{suffix[1:]} file (re-export it).") from None
-    except Exception as e:  # pyarrow and the parsers raise their own types on corrupt files
-        raise SchemaError(f"{p.name}: could not be read as {suffix[1:]} ({type(e).__name__}: {e}). Check that the "
-                          f"file is a valid {suffix[1:]} file (re-export it).") from None
+    except Exception as e:  # malformed file (pyarrow and the parsers raise their own types): say which and why
+        why = " ".join(str(e).split()).rstrip(".")
+        fix = ("Quote fields that contain commas, or fix that line" if "tokenizing" in why
+               else f"Check that the file is a valid {suffix[1:]} file (re-export it)")
+        raise SchemaError(f"{p.name}: could not be read as {suffix[1:]} ({type(e).__name__}: {why}). {fix}.") from None
     dup = df.columns[df.columns.duplicated()]
     if len(dup):
         raise SchemaError(f"{p.name}: column names appear more than once: {preview(dup.unique())}. Rename or remove "

@@ -449,6 +449,9 @@ def file_format_cases():
                must=["could not be read as parquet", "re-export"])
     yield Case("csv-ragged-row", resp=(r.to_csv(index=False) + "m1,q1,f1,1,extra\n").encode(),
                must=["more fields than the header", "Quote"])
+    far = pd.concat([r] * 100, ignore_index=True).assign(sample=lambda d: d.index)  # 2,400 rows
+    yield Case("csv-ragged-row-far-down", resp=(far.to_csv(index=False) + "m1,q1,f1,1,0,extra\n").encode(),
+               must=["line 2402", "Quote"])
 
 
 def cli_cases():
