@@ -309,7 +309,11 @@ def make_reference(
     df = shares.copy()
     if group_col != "group":
         if group_col not in df:
-            raise SchemaError(f"reference: `group_col={group_col!r}` is not a column; found {list(df.columns)}.")
+            raise SchemaError(f"reference: `group_col={group_col!r}` is not a column; found {list(df.columns)}. "
+                              "Name the column that holds the human groups (`--group-col`).")
+        if "group" in df:
+            raise SchemaError(f"reference: has both a `group` column and the group column {group_col!r}; one would "
+                              "overwrite the other. Drop or rename `group`, or use it (omit `--group-col`).")
         df = df.rename(columns={group_col: "group"})
     _require(df, ["item", "group", "option", "share"], "reference", fix="one row per item x group x option")
     _check_table(df, "reference", ["item", "group", "option", "share"])

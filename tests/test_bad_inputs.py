@@ -85,6 +85,7 @@ class Case:
     must: list = field(default_factory=list)  # regexes the message must contain
     where: str | None = None  # the file the message must name; default: the responses file
     kw: dict = field(default_factory=dict)  # keyword arguments of load_responses
+    kw_ref: dict = field(default_factory=dict)  # keyword arguments of load_reference
     n_dropped: int = 0  # rows of the responses the loader must drop and count
     loader: bool = True  # also check the Python loaders
     index: dict = field(default_factory=dict)  # file -> write the pandas index too
@@ -454,6 +455,16 @@ def file_format_cases():
                must=["line 2402", "Quote"])
 
 
+def group_col_cases():
+    ref = base_reference()
+    yield Case("group-col-absent", argv=["--group-col", "country"], where="reference.csv",
+               must=["'country'` is not a column", "--group-col"])
+    yield Case("group-col-and-group", ref=ref.assign(country=ref["group"]), argv=["--group-col", "country"],
+               where="reference.csv", must=["both a `group` column", "rename"])
+    yield Case("group-col-used", ref=ref.rename(columns={"group": "country"}), argv=["--group-col", "country"],
+               ok=True, kw_ref={"group_col": "country"})
+
+
 def cli_cases():
     yield Case("n-resamples-huge-flag", argv=["--n-resamples", str(10**12)], where="--n-resamples",
                must=["would need about", "Use at most"])
@@ -465,7 +476,8 @@ def cli_cases():
 
 GENERATORS = [reserved_cases, duplicate_header_cases, index_column_cases, missing_answer_cases, prob_cases,
               nested_cases, design_cases, header_only_cases, encoding_cases, trailing_comma_cases, na_name_cases,
-              item_id_cases, missing_cell_cases, existing_check_cases, file_format_cases, cli_cases]
+              item_id_cases, missing_cell_cases, existing_check_cases, file_format_cases, group_col_cases,
+              cli_cases]
 CASES = [c for g in GENERATORS for c in g()]
 
 
@@ -489,7 +501,10 @@ def _run_cli(argv, capsys) -> tuple[int, str]:
 
 def _loaders(case: Case, f):
     design = load_design(f.get("design"))
-    ref = load_reference(f["reference"], scales=f["scales"])
+    kw_ref = dict(case.kw_ref)
+    if "--group-col" in case.argv:
+        kw_ref["group_col"] = case.argv[case.argv.index("--group-col") + 1]
+    ref = load_reference(f["reference"], scales=f["scales"], **kw_ref)
     resp = load_responses(f["responses"], ref, **case.kw)
     design.check_data(resp, ref)
     from robustalign.cli import _check_memory
