@@ -84,13 +84,13 @@ _TYPES = {
 _CLAIM_TYPES = {"kind": "str", "model": "str", "than": "str", "group": "str", "target": "str", "text": "str",
                 "steer": "str", "baseline": "level"}
 _TYPE_WORDS = {
-    "str": ("a text in quotes", 'e.g. "language"'),
-    "int": ("a whole number", "e.g. 2000"),
-    "number": ("a number", "e.g. 0.95"),
-    "bool": ("true or false (TOML booleans, without quotes)", "e.g. enabled = false"),
-    "strs": ("a text or a list of texts", 'e.g. ["format", "template"]'),
-    "level": ("a text or a number", 'e.g. "none"'),
-    "map": ("a table of names to names", 'e.g. { da = "DK", en = "US" }'),
+    "str": ("a text in quotes", 'e.g. {k} = "..."'),
+    "int": ("a whole number", "e.g. {k} = 2000"),
+    "number": ("a number", "e.g. {k} = 0.95"),
+    "bool": ("true or false (TOML booleans, without quotes)", "e.g. {k} = false"),
+    "strs": ("a text or a list of texts", 'e.g. {k} = ["format", "template"]'),
+    "level": ("a text or a number", 'e.g. {k} = "none"'),
+    "map": ("a table of names to names", 'e.g. {k} = {{ da = "DK", en = "US" }}'),
 }
 
 
@@ -108,15 +108,16 @@ def _type_ok(v, kind: str) -> bool:
     }[kind]
 
 
-_EXAMPLES = {"metrics": '["spearman", "js"]', "[stability] skip": '["agreement"]', "[steering] by": '["model"]',
-             "[steering] compare": '["congruent", "congruent", "incongruent"]'}
+_EXAMPLES = {"`metrics`": '["spearman", "js"]', "[stability] `skip`": '["agreement"]',
+             "[steering] `by`": '["model"]', "[steering] `compare`": '["congruent", "congruent", "incongruent"]'}
 
 
 def _check_type(v, kind: str, name: str, where: str) -> None:
     if not _type_ok(v, kind):
         what, example = _TYPE_WORDS[kind]
-        example = f"e.g. {_EXAMPLES[name]}" if name in _EXAMPLES else example
-        raise RobustAlignError(f"{where}: `{name}` must be {what} ({example}); got {v!r} "
+        bare = name.rsplit(" ", 1)[-1].strip("`")
+        example = f"e.g. {bare} = {_EXAMPLES[name]}" if name in _EXAMPLES else example.format(k=bare)
+        raise RobustAlignError(f"{where}: {name} must be {what} ({example}); got {v!r} "
                                f"({type(v).__name__}). Fix the value in the design file.")
 
 
@@ -129,14 +130,14 @@ def _check_types(d: dict, where: str) -> None:
             if isinstance(d[key], dict):
                 for sub, k in kind.items():
                     if sub in d[key]:
-                        _check_type(d[key][sub], k, f"[{key}] {sub}", where)
+                        _check_type(d[key][sub], k, f"[{key}] `{sub}`", where)
         else:
-            _check_type(d[key], kind, key, where)
+            _check_type(d[key], kind, f"`{key}`", where)
     claims = d.get("claims", [])
     for i, c in enumerate(claims if isinstance(claims, list) else [], 1):
         for sub, k in (_CLAIM_TYPES.items() if isinstance(c, dict) else ()):
             if sub in c:
-                _check_type(c[sub], k, f"claim {i} {sub}", where)
+                _check_type(c[sub], k, f"claim {i} `{sub}`", where)
 
 
 _CLAIM_NEEDS = {
