@@ -144,8 +144,8 @@ def _read_jsonl(p: Path) -> pd.DataFrame:
         if not isinstance(rec, dict):
             raise SchemaError(f"{p.name}: line {i} is a JSON {type(rec).__name__}, not an object. Write one JSON "
                               "object per line, with the column names as keys.")
-    # values as written: no dtype guessing, no dates parsed from columns that happen to be called "date"
-    return pd.read_json(io.StringIO(text), lines=True, dtype=False, convert_dates=False, keep_default_dates=False)
+    # values as written: dtype=False also keeps columns called e.g. "date" as text
+    return pd.read_json(io.StringIO(text), lines=True, dtype=False)
 
 
 _READERS = {".csv": _read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet,
