@@ -104,7 +104,8 @@ def validity_rates(
         A design factor whose levels are compared within each cell of ``by``, paired by item
         (Cochran's Q; McNemar's exact test for two levels). When other design factors vary too (a
         second factor, repeated ``sample`` s), the pairing unit is the item under one combination of
-        them (``n_blocks`` such units; ``n_items`` distinct items among them).
+        those crossed with ``condition`` (``n_blocks`` such units; ``n_items`` distinct items among
+        them); Cochran's Q treats the units as independent.
     status : str
         ``"valid"`` (default), ``"refusal"``, ``"unparseable"`` or ``"ambiguous"``.
     method : str
@@ -127,8 +128,10 @@ def _paired_tests(responses: Responses, by: list[str], condition: str, status: s
 
     d = responses.data
     flag = (d["status"] == status).astype(int) if "status" in d else pd.Series(1, index=d.index)
-    # the pairing unit: an item under one combination of the other factors (e.g. each sample, template)
-    block = ["item", *[f for f in responses.factors if f not in (*by, condition) and f in d]]
+    # the pairing unit: an item under one combination of the other factors that are crossed with the
+    # condition (e.g. each sample, template); a factor nested in the condition cannot pair its levels
+    others = [f for f in responses.factors if f not in (*by, condition) and f in d]
+    block = ["item", *[f for f in others if d.groupby(f, observed=True)[condition].nunique().min() >= 2]]
     rows = []
     groups = d.groupby(by, sort=True, observed=True) if by else [((), d)]
     for key, g in groups:

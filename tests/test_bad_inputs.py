@@ -697,3 +697,22 @@ def test_cli_reports_a_decoded_utf16_file_in_one_line(tmp_path, capsys, monkeypa
     assert lines[0] == ("robustalign: warning: responses.csv: read as UTF-16 (byte-order mark found); re-save it "
                         "as UTF-8 to silence this.")
     assert lines[1].startswith("robustalign: error: design file 'design.toml'") and len(lines) == 2
+
+
+def test_validity_ignores_a_factor_nested_in_the_condition_when_pairing():
+    """A template that only occurs with one format cannot pair formats: items are the pairs (McNemar)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    from robustalign.schema import make_reference, make_responses
+    from robustalign.validity import validity_rates
+
+    ok = {"a": [1, 1, 1, 0, 1, 1], "b": [0, 1, 0, 0, 1, 0]}
+    rows = [{"model": "m", "item": item, "format": fmt, "template": f"t_{fmt}",
+             "raw_text": "2) Disagree" if ok[fmt][i] else "no comment"}
+            for i, item in enumerate(ITEMS) for fmt in "ab"]
+    res = validity_rates(make_responses(pd.DataFrame(rows), make_reference(base_reference(), base_scales())),
+                         condition="format")
+    a, b = np.array(ok["a"]), np.array(ok["b"])
+    table = [[np.sum(a & b), np.sum(a & (1 - b))], [np.sum((1 - a) & b), np.sum((1 - a) & (1 - b))]]
+    assert res.tests["test"].iloc[0] == "mcnemar_exact" and res.tests["n_blocks"].iloc[0] == 6
+    assert res.tests["p_value"].iloc[0] == pytest.approx(mcnemar(table, exact=True).pvalue, rel=1e-12)
