@@ -173,7 +173,8 @@ def main(argv=None) -> int:
     for name in ("n_resamples", "n_permutations"):
         v = getattr(args, name, None)
         if v is not None and v < 10:
-            print(f"robustalign: error: --{name.replace('_', '-')} must be at least 10; got {v}.", file=sys.stderr)
+            print(f"robustalign: error: --{name.replace('_', '-')} must be at least 10; got {v}. Use the default "
+                  "(2000) or more for intervals and p-values.", file=sys.stderr)
             return EXIT_BAD_INPUT
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files; no display is needed
     try:

@@ -121,7 +121,8 @@ class Scale:
 
     def __post_init__(self):
         if len(self.options) < 2:
-            raise SchemaError(f"A scale needs at least 2 options; got {self.options!r}.")
+            raise SchemaError(f"A scale needs at least 2 options; got {self.options!r}. Give the option codes in "
+                              "order joined by '|', e.g. 1|2|3|4.")
         if len(set(self.options)) != len(self.options):
             raise SchemaError(f"Scale options must be unique; got {self.options!r}.")
         if len(self.labels) != len(self.options):
@@ -372,7 +373,8 @@ def make_reference(
         nn = pd.to_numeric(df["n"], errors="coerce")
         if ((nn < 0) | (df["n"].notna() & nn.isna())).any():
             bad = df.index[(nn < 0) | (df["n"].notna() & nn.isna())]
-            raise SchemaError(f"reference: column `n` must be a non-negative count or empty; rows {preview(bad)}.")
+            raise SchemaError(f"reference: column `n` must be a non-negative count or empty; rows {preview(bad)}. "
+                              "Give respondent counts as whole numbers, or leave them empty when unknown.")
         df["n"] = nn
         nonconst = df.groupby(["item", "group"])["n"].nunique(dropna=False) > 1
         if nonconst.any():
@@ -729,7 +731,8 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
         if len(bad):
             raise SchemaError(
                 f"responses: column `answer_position` must be a whole number from 1 to the item's number of "
-                f"options; rows {preview(df.loc[bad, 'row'])} have {preview(df.loc[bad, 'answer_position'])}."
+                f"options; rows {preview(df.loc[bad, 'row'])} have {preview(df.loc[bad, 'answer_position'])}. Give the "
+                "1-based position of the chosen option as shown (or use `answer` for canonical codes)."
             )
         df["option"] = [s[int(p) - 1] for s, p in zip(shown, pos)]
         df["status"] = "valid"
@@ -766,7 +769,8 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
         if len(bad):
             raise SchemaError(
                 f"responses: `prob_*` columns must be non-negative numbers for options 1..K of the item and "
-                f"empty/0 beyond K; rows {preview(df.loc[bad, 'row'])} break this. Missing probabilities are not imputed."
+                f"empty/0 beyond K; rows {preview(df.loc[bad, 'row'])} break this. Give each row the probabilities of its "
+                f"item's own options (0 or empty beyond K); missing probabilities are not imputed."
             )
         P = np.nan_to_num(P)[:, : ks.max()]
         tot = P.sum(1)
@@ -808,7 +812,8 @@ def _check_prob_columns(df, p, jj, ks) -> None:
             "option position 1..K (the probability of the option shown j-th)."
         )
     if (jj < 1).any():
-        raise SchemaError("responses: `prob_0` is not a position; positions start at 1 (`prob_1` .. `prob_K`).")
+        raise SchemaError("responses: `prob_0` is not a position; positions start at 1. Rename the columns to "
+                          "`prob_1` .. `prob_K`.")
     raw = df[[f"prob_{j}" for j in jj]] if all(f"prob_{j}" in df for j in jj) else None
     if raw is not None:
         text = raw.notna().to_numpy() & p.isna().to_numpy()
@@ -840,7 +845,7 @@ def _require(df: pd.DataFrame, cols: Iterable[str], table: str, *, fix: str) -> 
                 hints.append(f"did you mean {close[0]!r} for {m!r}?")
         raise SchemaError(
             f"{table}: missing columns {missing}; found {list(df.columns)}. {' '.join(hints)} "
-            f"The {table} table needs {list(cols)} ({fix})."
+            f"Add or rename the columns: the {table} table needs {list(cols)} ({fix})."
         )
 
 

@@ -10,6 +10,7 @@ process (``main(argv)``; ``SystemExit`` caught) and through the Python loaders.
 from __future__ import annotations
 
 import codecs
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -538,12 +539,18 @@ def test_bad_input_exits_2_with_a_message_naming_file_place_and_fix(case, tmp_pa
     assert msg.startswith("robustalign: error:") and msg.count("\n") == 0, msg
     where = case.where or f["responses"].name
     assert where in msg, msg
+    assert _PLACE.search(msg) and _FIX.search(msg), msg  # names a column, row, line or key, and what to do
     for pat in case.must:
         assert pd.Series([msg]).str.contains(pat, regex=True).iloc[0], (pat, msg)
     if case.loader and case.name != "n-resamples-tiny-flag":
         with pytest.raises((ra.SchemaError, ValueError, RobustAlignError)) as e:
             _loaders(case, f)
         assert where in str(e.value) or where.startswith("--"), str(e.value)
+
+
+_PLACE = re.compile(r"column|rows?\b|line|header|`|\[\w+\]|\bkey|item|file|--[a-z]")
+_FIX = re.compile(r"Rename|Re-save|Remove|\bAdd\b|Give|Fix|Check|\bpass\b|\bUse\b|Quote|Write|Map |Rescale|Keep|Fill|"
+                  r"flatten|Drop|delete|Name the|Record|Recode|Renormalise|give it|re-export|Convert", re.IGNORECASE)
 
 
 def _no_audit(*args, **kwargs):  # bad input must be refused before the audit starts

@@ -345,5 +345,12 @@ def load_design(path: str | Path | None) -> AuditDesign:
     try:
         d = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
-        raise RobustAlignError(f"design file {str(p)!r} is not valid TOML: {e}.") from None
-    return AuditDesign.from_dict(d, source=p.name)
+        raise RobustAlignError(f"design file {str(p)!r} is not valid TOML: {e}. Fix the syntax at that place "
+                               "(strings in double quotes, lists in [ ], tables as [name]).") from None
+    try:
+        return AuditDesign.from_dict(d, source=p.name)
+    except RobustAlignError as e:
+        msg = str(e)
+        if "Fix" not in msg:  # every message ends with what to do
+            msg += " Fix the design file (its keys are described in the README and robustalign.report.design)."
+        raise RobustAlignError(msg) from None
