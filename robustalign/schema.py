@@ -589,13 +589,7 @@ def make_responses(
     df = responses.reset_index(drop=True).copy()
     _require(df, ["model", "item"], "responses", fix="one row per stored answer")
     _check_table(df, "responses", ["model", "item"])
-    clash = [c for c in df.columns if c in RESERVED_COLUMNS]
-    if clash:
-        raise SchemaError(
-            f"responses: column {clash[0]!r} has a name robustalign uses for its own columns "
-            f"({sorted(RESERVED_COLUMNS)}); it would be overwritten. Rename it, e.g. to '{clash[0]}_factor' "
-            f"(pandas: `df.rename(columns={{{clash[0]!r}: '{clash[0]}_factor'}})`), and load again."
-        )
+    _refuse_reserved(df)
     kind_cols = _answer_columns(df)
     if not kind_cols:
         raise SchemaError(
@@ -884,6 +878,16 @@ def _no_nested(df: pd.DataFrame, cols: Iterable[str], table: str) -> None:
                 f"{str(df.loc[i[0], c])[:60]!r}. Each value must be a single text or number: flatten the field "
                 "(e.g. one column per key) before loading."
             )
+
+
+def _refuse_reserved(df: pd.DataFrame) -> None:
+    clash = [c for c in df.columns if c in RESERVED_COLUMNS]
+    if clash:
+        raise SchemaError(
+            f"responses: column {clash[0]!r} has a name robustalign uses for its own columns "
+            f"({sorted(RESERVED_COLUMNS)}); it would be overwritten. Rename it, e.g. to '{clash[0]}_factor' "
+            f"(pandas: `df.rename(columns={{{clash[0]!r}: '{clash[0]}_factor'}})`), and load again."
+        )
 
 
 def _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log) -> pd.DataFrame:
