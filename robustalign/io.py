@@ -195,8 +195,11 @@ def _named(fn, source, *args, **kwargs):
         msg = str(e)
         if source and not msg.startswith(source):
             note = ""
-            if source.lower().endswith(".csv") and re.search(r"\brows \[\d", msg):
-                note = " (Rows are counted from 0 after the header: row r is line r + 2 of the file.)"
+            if re.search(r"\brows \[\d", msg):
+                if source.lower().endswith(".csv"):
+                    note = " (Rows are counted from 0 after the header: row r is line r + 2 of the file.)"
+                elif source.lower().endswith((".jsonl", ".ndjson")):
+                    note = " (Rows are counted from 0: row r is the (r + 1)-th record of the file.)"
             raise SchemaError(f"{source}: {msg}{note}") from None
         raise
 
