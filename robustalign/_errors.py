@@ -28,7 +28,7 @@ class DegenerateResampleWarning(RobustAlignWarning):
 
 def preview(values, limit: int = 5) -> str:
     """Show at most ``limit`` values of a sequence, and how many more there are."""
-    values = list(values)
+    values = [v.item() if hasattr(v, "item") and getattr(v, "ndim", None) == 0 else v for v in values]
     shown = ", ".join(repr(v) for v in values[:limit])
     more = len(values) - limit
     return f"[{shown}{f', ... ({more} more)' if more > 0 else ''}]"

@@ -65,3 +65,43 @@ def check_columns(df, cols, name: str = "data") -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ValueError(f"`{name}` has no column(s) {missing}; found {list(df.columns)}.")
+
+
+def _physical_memory() -> int | None:
+    try:
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def check_resample_memory(n_resamples: int, n_units: int, name: str = "n_resamples", *, width: int = 1,
+                          budget: int | None = None) -> None:
+    """Refuse a number of resamples whose arrays cannot fit in memory, before anything is allocated.
+
+    A resampling run holds at least one (``n_resamples``, ``n_units``) array of 8-byte indices or
+    weights per statistic column (``width``); the estimate is ``8 * n_resamples * n_units * width``
+    bytes. It must fit in half the machine's physical memory (or ``budget`` bytes).
+    """
+    need = 8.0 * int(n_resamples) * max(int(n_units), 1) * max(int(width), 1)
+    cap = budget if budget is not None else _physical_memory()
+    if cap is None:
+        cap = 8 * 1024**3
+    limit = cap // 2 if budget is None else cap
+    if need > limit:
+        most = max(int(limit // (8 * max(int(n_units), 1) * max(int(width), 1))), 1)
+        raise ValueError(
+            f"`{name}` = {int(n_resamples):,} would need about {_bytes(need)} of memory "
+            f"({int(n_units) * max(int(width), 1):,} values of 8 bytes per resample), more than the "
+            f"{_bytes(limit)} available. Use at most {most:,} (2,000 is the default; 10,000 gives stable 95% "
+            "intervals)."
+        )

@@ -18,11 +18,12 @@ import signal
 import sys
 import threading
 import time
+import warnings
 
 import pandas as pd
 
 from robustalign import __version__
-from robustalign._errors import RobustAlignError
+from robustalign._errors import RobustAlignError, RobustAlignWarning
 from robustalign.report.render import InterruptedAfterWrite, check_out, write_report
 
 EXIT_BAD_INPUT = 2
@@ -145,7 +146,10 @@ def _audit(args) -> int:
         check_out(args.out, args.force, _inputs(args))
     progress("reading and validating the input files")
     ref = load_reference(args.reference, scales=args.scales, group_col=args.group_col)
-    resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced)
+    resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced,
+                          allow_missing=args.allow_missing)
+    design.check_data(resp, ref)
+    _check_memory(args, design, resp, ref)
     print(f"  {resp}")
     for _, e in resp.exclusions.merged(ref.exclusions).to_frame().iterrows():
         print(f"  excluded/recoded: {e['n_rows']} rows ({e['reason']}; {e['action']})")
@@ -163,7 +167,12 @@ def _audit(args) -> int:
 def _dispatch(args) -> int:
     """Run the command; every error becomes one line on stderr and an exit status."""
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # robustalign's own warnings as one line each, without source paths
+            default = warnings.showwarning
+            warnings.showwarning = lambda m, c, *a, **k: (
+                print(f"robustalign: warning: {m}", file=sys.stderr) if issubclass(c, RobustAlignWarning)
+                else default(m, c, *a, **k))
+            return args.func(args)
     except BrokenPipeError:  # output piped into e.g. `head`: not an error of the audit
         return 0
     except (RobustAlignError, ValueError, OSError, KeyError) as e:
@@ -214,6 +223,16 @@ def _run_guarded(args, command: bool) -> int:
         _INTERRUPTS.pending = False
 
 
+def _check_memory(args, design, resp, ref) -> None:
+    """Refuse resample counts whose arrays cannot fit in memory, before the audit allocates them."""
+    from robustalign._validation import check_resample_memory
+
+    cells = len(resp.models) * len(ref.groups) * len(design.metrics)
+    for name, flag in (("n_resamples", "--n-resamples"), ("n_permutations", "--n-permutations")):
+        n = getattr(args, name) or getattr(design, name)
+        check_resample_memory(n, len(resp.items) + cells, f"{flag} (design: {name})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robustalign", description="Honest error bars on cultural-alignment claims.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -227,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--against", help="responses column naming each cell's own reference group (e.g. language)")
     a.add_argument("--drop-unreferenced", action="store_true",
                    help="drop (and count) responses to items without a human reference")
+    a.add_argument("--allow-missing", action="store_true",
+                   help="accept empty answers (the model gave none): dropped and counted as 'missing answer'")
     a.add_argument("--example", action="store_true", help="run on the bundled multicultural-alignment data")
     a.add_argument("--out", help="directory for the report, tables and figures (never overwritten without --force)")
     a.add_argument("--force", action="store_true", help="allow writing into a non-empty --out")
@@ -250,7 +271,8 @@ def main(argv=None) -> int:
     for name in ("n_resamples", "n_permutations"):
         v = getattr(args, name, None)
         if v is not None and v < 10:
-            print(f"robustalign: error: --{name.replace('_', '-')} must be at least 10; got {v}.", file=sys.stderr)
+            print(f"robustalign: error: --{name.replace('_', '-')} must be at least 10; got {v}. Use the default "
+                  "(2000) or more for intervals and p-values.", file=sys.stderr)
             return EXIT_BAD_INPUT
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures are written to files; no display is needed
     return _run_guarded(args, command=argv is None)

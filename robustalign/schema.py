@@ -56,6 +56,14 @@ STATUSES = ("valid", "refusal", "unparseable", "ambiguous")
 ANSWER_KINDS = ("answer", "answer_position", "raw_text", "prob", "score")
 _PROB_RE = re.compile(r"^prob_(\d+)$")
 _CORE = ("model", "item", "option_order", "row")
+#: Columns robustalign adds to a responses table itself, and columns of its per-cell result tables that
+#: design factors are joined to: a responses column with one of these names would be overwritten or
+#: clash, so it is refused with the fix (rename).
+RESERVED_COLUMNS = frozenset(
+    {"row", "option", "status", "parse_rule", "n", "total", "_k", "group", "estimate", "conf_low", "conf_high",
+     "conf_level", "method", "value", *(f"n_{s}" for s in STATUSES)}
+)
+_UNNAMED_RE = re.compile(r"^Unnamed: \d+")
 SHARE_TOL = 5e-3  # shares that miss 1 by less than this are renormalised (and counted); more is an error
 
 
@@ -113,7 +121,8 @@ class Scale:
 
     def __post_init__(self):
         if len(self.options) < 2:
-            raise SchemaError(f"A scale needs at least 2 options; got {self.options!r}.")
+            raise SchemaError(f"A scale needs at least 2 options; got {self.options!r}. Give the option codes in "
+                              "order joined by '|', e.g. 1|2|3|4.")
         if len(set(self.options)) != len(self.options):
             raise SchemaError(f"Scale options must be unique; got {self.options!r}.")
         if len(self.labels) != len(self.options):
@@ -159,7 +168,10 @@ def make_scales(table: pd.DataFrame | Mapping[str, Scale]) -> dict[str, Scale]:
     if isinstance(table, Mapping):
         return dict(table)
     _require(table, ["item", "options", "ordinal"], "scales", fix="one row per item")
-    dup = table["item"].astype(str)[table["item"].astype(str).duplicated()]
+    _check_table(table, "scales", ["item", "options", "ordinal"], lists=("options", "labels"))
+    _no_nan(table, ["item", "options"], "scales")
+    keys = table["item"].map(_code)
+    dup = keys[keys.duplicated()]
     if len(dup):
         raise SchemaError(
             f"scales: items appear more than once: {preview(dup.unique())} (rows {preview(dup.index)}). "
@@ -170,7 +182,7 @@ def make_scales(table: pd.DataFrame | Mapping[str, Scale]) -> dict[str, Scale]:
         opts = _split(r["options"])
         labels = _split(r["labels"]) if "labels" in table and not _isna(r["labels"]) else opts
         try:
-            out[str(r["item"])] = Scale(tuple(opts), tuple(labels), _as_bool(r["ordinal"], f"scales row {i}"))
+            out[_code(r["item"])] = Scale(tuple(opts), tuple(labels), _as_bool(r["ordinal"], f"scales row {i}"))
         except SchemaError as e:
             raise SchemaError(f"scales row {i} (item {r['item']!r}): {e}") from None
     return out
@@ -231,9 +243,9 @@ class Reference:
         ii = {k: j for j, k in enumerate(items)}
         gg = {k: j for j, k in enumerate(uniq)}
         s = self.shares[self.shares["item"].isin(ii) & self.shares["group"].isin(gg)]
-        ix = s["item"].map(ii).to_numpy()
-        gx = s["group"].map(gg).to_numpy()
-        kx = s["_k"].to_numpy()
+        ix = s["item"].map(ii).to_numpy(np.intp)
+        gx = s["group"].map(gg).to_numpy(np.intp)
+        kx = s["_k"].to_numpy(np.intp)
         out[ix, gx, :] = 0.0  # present cells: options beyond the item's K stay 0
         out[ix, gx, kx] = s["share"].to_numpy()
         return out if len(uniq) == len(groups) else out[:, [gg[g] for g in groups], :]
@@ -298,9 +310,14 @@ def make_reference(
     df = shares.copy()
     if group_col != "group":
         if group_col not in df:
-            raise SchemaError(f"reference: `group_col={group_col!r}` is not a column; found {list(df.columns)}.")
+            raise SchemaError(f"reference: `group_col={group_col!r}` is not a column; found {list(df.columns)}. "
+                              "Name the column that holds the human groups (`--group-col`).")
+        if "group" in df:
+            raise SchemaError(f"reference: has both a `group` column and the group column {group_col!r}; one would "
+                              "overwrite the other. Drop or rename `group`, or use it (omit `--group-col`).")
         df = df.rename(columns={group_col: "group"})
     _require(df, ["item", "group", "option", "share"], "reference", fix="one row per item x group x option")
+    _check_table(df, "reference", ["item", "group", "option", "share"])
     _no_nan(df, ["item", "group", "option", "share"], "reference")
     df["item"] = df["item"].map(_code)
     df["group"] = df["group"].astype(str)
@@ -322,8 +339,9 @@ def make_reference(
     if scales is None:
         if "ordinal" not in df:
             raise SchemaError(
-                "reference: no item scales given and no `ordinal` column to infer them from. Pass "
-                "`scales=` (columns item, options, labels, ordinal) or add an `ordinal` column."
+                "reference: no item scales given and no `ordinal` column to infer them from. Give the item scales "
+                "(`--scales FILE` on the command line, `scales=` in Python; columns item, options, labels, "
+                "ordinal) or add an `ordinal` column."
             )
         rows = []
         for item, g in df.groupby("item", sort=False):
@@ -336,7 +354,8 @@ def make_reference(
     missing = sorted(set(df["item"]) - set(scales_d))
     if missing:
         raise SchemaError(
-            f"reference: items {preview(missing)} have shares but no scale. Add them to `scales`."
+            f"reference: items {preview(missing)} have shares but no scale (item ids are compared after stripping "
+            f"spaces; scales has {preview(sorted(scales_d), 3)}). Add them to the scales file (`--scales`)."
         )
     opt_ok = np.array([o in scales_d[i].options for i, o in zip(df["item"], df["option"])], dtype=bool)
     if not opt_ok.all():
@@ -354,7 +373,8 @@ def make_reference(
         nn = pd.to_numeric(df["n"], errors="coerce")
         if ((nn < 0) | (df["n"].notna() & nn.isna())).any():
             bad = df.index[(nn < 0) | (df["n"].notna() & nn.isna())]
-            raise SchemaError(f"reference: column `n` must be a non-negative count or empty; rows {preview(bad)}.")
+            raise SchemaError(f"reference: column `n` must be a non-negative count or empty; rows {preview(bad)}. "
+                              "Give respondent counts as whole numbers, or leave them empty when unknown.")
         df["n"] = nn
         nonconst = df.groupby(["item", "group"])["n"].nunique(dropna=False) > 1
         if nonconst.any():
@@ -394,7 +414,20 @@ def make_reference(
         log.add("reference", "option absent from an item x group; share set to 0", range(len(full)), "recoded")
         df = pd.concat([df, pd.DataFrame(full)], ignore_index=True)
     out = df[["item", "group", "option", "share", "_k"]].sort_values(["item", "group", "_k"]).reset_index(drop=True)
+    _log_absent_cells(out, log)
     return Reference(out, n.sort_index(), scales_d, log)
+
+
+def _log_absent_cells(shares: pd.DataFrame, log: ExclusionLog) -> None:
+    """Count item x group cells without shares: that group's statistics use the items it has."""
+    have = pd.MultiIndex.from_frame(shares[["item", "group"]].drop_duplicates())
+    items, groups = have.levels[0], have.levels[1]
+    if len(have) == len(items) * len(groups):
+        return
+    full = pd.MultiIndex.from_product([items, groups])
+    absent = full.difference(have)
+    log.add("reference", "item x group cell absent (no shares): statistics of that group use only the items "
+            "it has", [f"{i}/{g}" for i, g in absent], "absent")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -528,6 +561,7 @@ def make_responses(
     factors: Sequence[str] | None = None,
     drop_unreferenced: bool = False,
     share_tol: float = SHARE_TOL,
+    allow_missing: bool = False,
 ) -> Responses:
     """Validate a long responses table and map every answer to its canonical option.
 
@@ -543,10 +577,19 @@ def make_responses(
     factors : list of str, optional
         Design factor columns. Default: every column that is not ``model``, ``item`` or an answer.
         ``option_order`` is always a factor when present.
+    allow_missing : bool
+        Accept rows whose answer is empty (NaN): the model gave none, or it could not be parsed
+        upstream. They are dropped and counted in the exclusion log as "missing answer"; without this,
+        an empty answer is an error. (An empty ``raw_text`` is kept and counted as unparseable.)
+
+    Column names robustalign uses itself (:data:`RESERVED_COLUMNS`: ``row``, ``option``, ``status``,
+    ``parse_rule``, ``n``, ``group``, ``estimate``, ...) are refused: rename them.
     """
     log = ExclusionLog()
     df = responses.reset_index(drop=True).copy()
     _require(df, ["model", "item"], "responses", fix="one row per stored answer")
+    _check_table(df, "responses", ["model", "item"])
+    _refuse_reserved(df)
     kind_cols = _answer_columns(df)
     if not kind_cols:
         raise SchemaError(
@@ -561,6 +604,7 @@ def make_responses(
         )
     (kind_in,) = kind_cols
     answer_cols = [c for c in df if _PROB_RE.match(c)] if kind_in == "prob" else [kind_in]
+    _no_nested(df, answer_cols, "responses")
 
     if scales is None:
         if reference is None and kind_in != "score":
@@ -580,11 +624,13 @@ def make_responses(
         extra = [c for c in df.columns if c not in (*factors, "model", "item", *answer_cols)]
         df = df.drop(columns=extra)
     _no_nan(df, ["model", "item", *factors], "responses")
+    _no_nested(df, ["model", "item", *[f for f in factors if f != "option_order"]], "responses")
     df["model"] = df["model"].astype(str)
     df["item"] = df["item"].map(_code)
     if "option_order" in df:
         df["option_order"] = df["option_order"].map(lambda v: "|".join(_split(v)))
     df.insert(0, "row", np.arange(len(df)))
+    df = _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log)
 
     # items without a reference / scale
     known = set(reference.items) if reference is not None else set(scales)
@@ -679,7 +725,8 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
         if len(bad):
             raise SchemaError(
                 f"responses: column `answer_position` must be a whole number from 1 to the item's number of "
-                f"options; rows {preview(df.loc[bad, 'row'])} have {preview(df.loc[bad, 'answer_position'])}."
+                f"options; rows {preview(df.loc[bad, 'row'])} have {preview(df.loc[bad, 'answer_position'])}. Give the "
+                "1-based position of the chosen option as shown (or use `answer` for canonical codes)."
             )
         df["option"] = [s[int(p) - 1] for s, p in zip(shown, pos)]
         df["status"] = "valid"
@@ -705,7 +752,8 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
         p = df[answer_cols].apply(pd.to_numeric, errors="coerce")
         ks = np.array([len(s) for s in shown])
         jj = np.array([int(_PROB_RE.match(c).group(1)) for c in answer_cols])
-        P = np.zeros((len(df), ks.max()))
+        _check_prob_columns(df, p, jj, ks)
+        P = np.zeros((len(df), max(ks.max(), jj.max())))
         P[:, jj - 1] = p.to_numpy(float)
         within = jj[None, :] <= ks[:, None]
         nan_in = (np.isnan(p.to_numpy(float)) & within).any(1)
@@ -715,9 +763,10 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
         if len(bad):
             raise SchemaError(
                 f"responses: `prob_*` columns must be non-negative numbers for options 1..K of the item and "
-                f"empty/0 beyond K; rows {preview(df.loc[bad, 'row'])} break this. Missing probabilities are not imputed."
+                f"empty/0 beyond K; rows {preview(df.loc[bad, 'row'])} break this. Give each row the probabilities of its "
+                f"item's own options (0 or empty beyond K); missing probabilities are not imputed."
             )
-        P = np.nan_to_num(P)
+        P = np.nan_to_num(P)[:, : ks.max()]
         tot = P.sum(1)
         off = np.abs(tot - 1)
         bad = df.index[off > share_tol]
@@ -745,6 +794,32 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
+def _check_prob_columns(df, p, jj, ks) -> None:
+    """Every position 1..K of every item has a ``prob_j`` column; text in them is named."""
+    need = set(range(1, int(ks.max()) + 1))
+    absent = sorted(need - set(jj.tolist()))
+    if absent:
+        rows = df.loc[ks >= absent[0], "row"]
+        raise SchemaError(
+            f"responses: column `prob_{absent[0]}` is missing, but items have up to {int(ks.max())} options (e.g. "
+            f"rows {preview(rows)}); found {sorted(f'prob_{j}' for j in jj)}. Add a `prob_j` column for every "
+            "option position 1..K (the probability of the option shown j-th)."
+        )
+    if (jj < 1).any():
+        raise SchemaError("responses: `prob_0` is not a position; positions start at 1. Rename the columns to "
+                          "`prob_1` .. `prob_K`.")
+    raw = df[[f"prob_{j}" for j in jj]] if all(f"prob_{j}" in df for j in jj) else None
+    if raw is not None:
+        text = raw.notna().to_numpy() & p.isna().to_numpy()
+        if text.any():
+            r, c = np.argwhere(text)[0]
+            raise SchemaError(
+                f"responses: column `prob_{jj[c]}` has a value that is not a number at rows "
+                f"{preview(df['row'].to_numpy()[text.any(1)].tolist())}, e.g. {raw.iloc[r, c]!r}. Give probabilities as "
+                "numbers in [0, 1]."
+            )
+
+
 def _answer_columns(df: pd.DataFrame) -> set[str]:
     kinds = {c for c in ("answer", "answer_position", "raw_text", "score") if c in df}
     if any(_PROB_RE.match(c) for c in df.columns):
@@ -764,8 +839,80 @@ def _require(df: pd.DataFrame, cols: Iterable[str], table: str, *, fix: str) -> 
                 hints.append(f"did you mean {close[0]!r} for {m!r}?")
         raise SchemaError(
             f"{table}: missing columns {missing}; found {list(df.columns)}. {' '.join(hints)} "
-            f"The {table} table needs {list(cols)} ({fix})."
+            f"Add or rename the columns: the {table} table needs {list(cols)} ({fix})."
         )
+
+
+def _check_table(df: pd.DataFrame, table: str, needed: Sequence[str], lists: Sequence[str] = ()) -> None:
+    """A table has rows, no index column written by pandas, and no nested values in its key columns."""
+    dup = df.columns[df.columns.duplicated()]
+    if len(dup):
+        raise SchemaError(f"{table}: column names appear more than once: {preview(dup.unique())}. Rename or remove "
+                          "the repeats; robustalign does not rename columns.")
+    odd = [c for c in df.columns if not isinstance(c, str)]
+    if odd:
+        raise SchemaError(f"{table}: column names must be texts; got {preview(odd)} "
+                          f"({type(odd[0]).__name__}). Rename the columns, e.g. `df.columns = df.columns.astype(str)`.")
+    if len(df) == 0:
+        raise SchemaError(f"{table}: the table has columns {list(df.columns)} but no rows. Check that the file was "
+                          "written completely.")
+    unnamed = [c for c in df.columns if isinstance(c, str) and _UNNAMED_RE.match(c)]
+    if unnamed:
+        raise SchemaError(
+            f"{table}: column {unnamed[0]!r} has no name: most often a pandas index written by `to_csv`. Re-save "
+            "the file with `to_csv(path, index=False)` or delete the column; it is never taken as a design factor."
+        )
+    _no_nested(df, [c for c in needed if c not in lists], table)
+
+
+def _no_nested(df: pd.DataFrame, cols: Iterable[str], table: str) -> None:
+    """Values of label columns are scalars: a dict or list (from JSON lines or Parquet) is refused."""
+    for c in cols:
+        if c not in df or df[c].dtype != object:
+            continue
+        nested = df[c].map(lambda v: isinstance(v, (dict, list, tuple, set, np.ndarray)))
+        if nested.any():
+            i = df.index[nested]
+            raise SchemaError(
+                f"{table}: column `{c}` holds nested values (lists or objects) at rows {preview(i)}, e.g. "
+                f"{str(df.loc[i[0], c])[:60]!r}. Each value must be a single text or number: flatten the field "
+                "(e.g. one column per key) before loading."
+            )
+
+
+def _refuse_reserved(df: pd.DataFrame) -> None:
+    clash = [c for c in df.columns if c in RESERVED_COLUMNS]
+    if clash:
+        raise SchemaError(
+            f"responses: column {clash[0]!r} has a name robustalign uses for its own columns "
+            f"({sorted(RESERVED_COLUMNS)}); it would be overwritten. Rename it, e.g. to '{clash[0]}_factor' "
+            f"(pandas: `df.rename(columns={{{clash[0]!r}: '{clash[0]}_factor'}})`), and load again."
+        )
+
+
+def _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log) -> pd.DataFrame:
+    """Rows with an empty answer: dropped and counted with ``allow_missing``, an error otherwise."""
+    if kind_in == "raw_text":
+        return df  # an empty completion is parsed and counted as unparseable
+    vals = df[answer_cols]
+    miss = vals.isna().all(axis=1) if kind_in == "prob" else vals.iloc[:, 0].isna()
+    if kind_in == "answer":
+        miss |= vals.iloc[:, 0].map(lambda v: isinstance(v, str) and not v.strip())
+    if not miss.any():
+        return df
+    if not allow_missing:
+        cols = "all `prob_*` columns" if kind_in == "prob" else f"column `{kind_in}`"
+        raise SchemaError(
+            f"responses: {cols} is empty at rows {preview(df.loc[miss, 'row'])} ({int(miss.sum())} rows). If these answers "
+            "are missing (the model gave none, or it could not be parsed), pass `--allow-missing` (Python: "
+            "`allow_missing=True`): they are dropped and counted as 'missing answer'. Otherwise fill them in; "
+            "robustalign does not impute."
+        )
+    log.add("responses", "missing answer", df.loc[miss, "row"], "dropped")
+    out = df[~miss].reset_index(drop=True)
+    if not len(out):
+        raise SchemaError("responses: every answer is missing; there is nothing to analyse. Check the answer column.")
+    return out
 
 
 def _no_nan(df: pd.DataFrame, cols: Iterable[str], table: str) -> None:

@@ -102,7 +102,10 @@ def validity_rates(
         Cells; the rate is estimated in each cell of ``by`` x ``condition``.
     condition : str, optional
         A design factor whose levels are compared within each cell of ``by``, paired by item
-        (Cochran's Q; McNemar's exact test for two levels). Items must be asked once per level.
+        (Cochran's Q; McNemar's exact test for two levels). When other design factors vary too (a
+        second factor, repeated ``sample`` s), the pairing unit is the item under one combination of
+        those crossed with ``condition`` (``n_blocks`` such units; ``n_items`` distinct items among
+        them); Cochran's Q treats the units as independent.
     status : str
         ``"valid"`` (default), ``"refusal"``, ``"unparseable"`` or ``"ambiguous"``.
     method : str
@@ -125,16 +128,23 @@ def _paired_tests(responses: Responses, by: list[str], condition: str, status: s
 
     d = responses.data
     flag = (d["status"] == status).astype(int) if "status" in d else pd.Series(1, index=d.index)
+    # the pairing unit: an item under one combination of the other factors that are crossed with the
+    # condition (e.g. each sample, template); a factor nested in the condition cannot pair its levels
+    others = [f for f in responses.factors if f not in (*by, condition) and f in d]
+    block = ["item", *[f for f in others if d.groupby(f, observed=True)[condition].nunique().min() >= 2]]
     rows = []
     groups = d.groupby(by, sort=True, observed=True) if by else [((), d)]
     for key, g in groups:
-        wide = flag.loc[g.index].groupby([g["item"], g[condition]], observed=True).mean().unstack(condition)
-        if not np.isin(wide.to_numpy(), [0.0, 1.0]).all():
+        wide = flag.loc[g.index].groupby([g[c] for c in [*block, condition]], observed=True).mean()
+        wide = wide.unstack(condition)
+        if not np.isin(wide.dropna().to_numpy(), [0.0, 1.0]).all():
             raise ValueError(
-                f"validity_rates: cell {key} has more than one answer per item x {condition!r} level; "
-                "the paired test needs one. Pass the repeated factor (e.g. 'sample') in `by`."
+                f"validity_rates: cell {key} has more than one answer per {' x '.join(block)} x {condition!r} "
+                "level; the paired test needs one. Remove the duplicate answers."
             )
-        n_complete = int(wide.notna().all(axis=1).sum())
+        complete = wide.notna().all(axis=1)
+        n_complete = int(complete.sum())
+        n_items = int(wide.index[complete].get_level_values(0).nunique()) if len(block) > 1 else n_complete
         wide = wide.dropna()
         k = wide.shape[1]
         if k < 2 or len(wide) == 0:
@@ -152,5 +162,5 @@ def _paired_tests(responses: Responses, by: list[str], condition: str, status: s
             stat, p, test = float(r.statistic), float(r.pvalue), "cochrans_q"
         key = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(by, key)), "test": test, "statistic": stat, "p_value": p,
-                     "n_items": n_complete, "n_levels": k})
+                     "n_items": n_items, "n_blocks": n_complete, "n_levels": k})
     return pd.DataFrame(rows)

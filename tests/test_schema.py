@@ -201,3 +201,36 @@ def test_responses_subset_keeps_rows_of_the_chosen_items_and_models():
     assert resp.subset(items="q001").items == ["q001"]
     with pytest.raises(ra.SchemaError, match=r"items \['nope'\] are not in the responses"):
         resp.subset(items=["nope"])
+
+
+def test_missing_probabilities_are_an_error_or_counted_but_a_partly_empty_row_is_never_missing(ref):
+    p = pd.DataFrame({"model": "m", "item": "q1", "fmt": ["a", "b", "c"],
+                      "prob_1": [0.1, np.nan, np.nan], "prob_2": [0.2, np.nan, 0.5],
+                      "prob_3": [0.3, np.nan, 0.5], "prob_4": [0.4, np.nan, np.nan]})
+    with pytest.raises(ra.SchemaError, match=r"all `prob_\*` columns is empty at rows \[1\].*--allow-missing"):
+        make_responses(p, ref)
+    with pytest.raises(ra.SchemaError, match=r"rows \[2\] break this"):  # half a distribution is not missing
+        make_responses(p, ref, allow_missing=True)
+    r = make_responses(p.iloc[:2], ref, allow_missing=True)
+    assert list(r.data["row"]) == [0]
+    log = r.exclusions.to_frame()
+    assert log[["reason", "action", "n_rows"]].values.tolist() == [["missing answer", "dropped", 1]]
+
+
+def test_item_ids_are_stripped_alike_in_scales_reference_and_responses():
+    scales = SCALES.assign(item=[" q1", "q2 "])
+    ref = make_reference(_ref_rows().assign(item=lambda d: d["item"] + " "), scales)
+    assert ref.items == ["q1", "q2"] and sorted(ref.scales) == ["q1", "q2"]
+    resp = make_responses(pd.DataFrame({"model": "m", "item": [" q1", "q2"], "answer": ["1", "a"]}), ref)
+    assert resp.items == ["q1", "q2"]
+
+
+def test_absent_reference_cell_is_counted_and_the_array_marks_it(ref):
+    rows = _ref_rows()
+    r = make_reference(rows[~((rows["item"] == "q2") & (rows["group"] == "Y"))], SCALES)
+    log = r.exclusions.to_frame()
+    absent = log[log["action"] == "absent"]
+    assert absent["n_rows"].tolist() == [1] and "'q2/Y'" in absent["example_rows"].iloc[0]
+    arr = r.array(["q1", "q2"], ["X", "Y"])
+    assert np.isnan(arr[1, 1]).all() and not np.isnan(arr[1, 0]).any()
+    assert len(ref.exclusions.to_frame().query("action == 'absent'")) == 0  # the complete reference has none

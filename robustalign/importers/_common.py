@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from robustalign._errors import SchemaError, preview
-from robustalign.schema import ExclusionLog, Reference, Responses, Scale, make_responses
+from robustalign.schema import RESERVED_COLUMNS, ExclusionLog, Reference, Responses, Scale, make_responses
 
 #: Columns of the responses contract that a design factor may not be called.
 RESERVED = frozenset(
     {"model", "item", "row", "answer", "answer_position", "raw_text", "score", "option_order", "sample",
      "option", "status", "parse_rule"}
-)
+) | RESERVED_COLUMNS
 _PROB_COL = re.compile(r"^prob_\d+$")
 
 # A quoted Python string literal (single or double quotes, backslash escapes).

@@ -69,6 +69,77 @@ _SECTIONS = {
     "bayes": {"fit", "draws", "tune", "chains", "model", "sensitivity"},
 }
 _CLAIM_KEYS = {"kind", "model", "than", "group", "target", "text", "steer", "baseline"}
+# the type of every key (keys not listed here are checked where they are read)
+_TYPES = {
+    "title": "str", "seed": "int", "n_resamples": "int", "n_permutations": "int", "confidence_level": "number",
+    "metrics": "strs",
+    "alignment": {"against": "str", "group_map": "map"},
+    "stability": {"enabled": "bool", "factors": "strs", "skip": "strs"},
+    "steering": {"enabled": "bool", "column": "str", "baseline": "level", "by": "strs", "metric": "str",
+                 "group_map": "map", "compare": "strs", "compare_metric": "str"},
+    "domains": {"prefix": "int", "map": "map", "column": "str"},
+    "extrapolability": {"enabled": "bool", "min_domain_items": "int"},
+    "bayes": {"fit": "bool", "draws": "int", "tune": "int", "chains": "int", "model": "str", "sensitivity": "bool"},
+}
+_CLAIM_TYPES = {"kind": "str", "model": "str", "than": "str", "group": "str", "target": "str", "text": "str",
+                "steer": "str", "baseline": "level"}
+_TYPE_WORDS = {
+    "str": ("a text in quotes", 'e.g. {k} = "..."'),
+    "int": ("a whole number", "e.g. {k} = 2000"),
+    "number": ("a number", "e.g. {k} = 0.95"),
+    "bool": ("true or false (TOML booleans, without quotes)", "e.g. {k} = false"),
+    "strs": ("a text or a list of texts", 'e.g. {k} = ["format", "template"]'),
+    "level": ("a text or a number", 'e.g. {k} = "none"'),
+    "map": ("a table of names to names", 'e.g. {k} = {{ da = "DK", en = "US" }}'),
+}
+
+
+def _type_ok(v, kind: str) -> bool:
+    scalar = isinstance(v, (str, int, float)) and not isinstance(v, bool)
+    return {
+        "str": isinstance(v, str),
+        "int": isinstance(v, int) and not isinstance(v, bool),
+        "number": isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": isinstance(v, bool),
+        "strs": isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+        "level": scalar,
+        "map": isinstance(v, dict) and all(isinstance(x, (str, int, float)) and not isinstance(x, bool)
+                                           for x in v.values()),
+    }[kind]
+
+
+_EXAMPLES = {"`metrics`": '["spearman", "js"]', "[stability] `skip`": '["agreement"]',
+             "[steering] `by`": '["model"]', "[steering] `compare`": '["congruent", "congruent", "incongruent"]'}
+
+
+def _check_type(v, kind: str, name: str, where: str) -> None:
+    if not _type_ok(v, kind):
+        what, example = _TYPE_WORDS[kind]
+        bare = name.rsplit(" ", 1)[-1].strip("`")
+        example = f"e.g. {bare} = {_EXAMPLES[name]}" if name in _EXAMPLES else example.format(k=bare)
+        raise RobustAlignError(f"{where}: {name} must be {what} ({example}); got {v!r} "
+                               f"({type(v).__name__}). Fix the value in the design file.")
+
+
+def _check_types(d: dict, where: str) -> None:
+    """Every known design key has the type the schema says (a quoted "no" is not false)."""
+    for key, kind in _TYPES.items():
+        if key not in d:
+            continue
+        if isinstance(kind, dict):
+            if isinstance(d[key], dict):
+                for sub, k in kind.items():
+                    if sub in d[key]:
+                        _check_type(d[key][sub], k, f"[{key}] `{sub}`", where)
+        else:
+            _check_type(d[key], kind, f"`{key}`", where)
+    claims = d.get("claims", [])
+    for i, c in enumerate(claims if isinstance(claims, list) else [], 1):
+        for sub, k in (_CLAIM_TYPES.items() if isinstance(c, dict) else ()):
+            if sub in c:
+                _check_type(c[sub], k, f"claim {i} `{sub}`", where)
+
+
 _CLAIM_NEEDS = {
     "closer": ("model", "than", "group"),
     "closest_group": ("model", "group"),
@@ -114,6 +185,7 @@ class AuditDesign:
                 bad = sorted(set(d[sec]) - keys)
                 if bad:
                     raise RobustAlignError(f"{where}: unknown keys {bad} in [{sec}]; known keys are {sorted(keys)}.")
+        _check_types(d, where)
         out = cls(source=source)
         out.title = d.get("title")
         out.seed = _int(d.get("seed", 0), "seed", where, 0)
@@ -137,6 +209,9 @@ class AuditDesign:
         out.against = al.get("against")
         out.group_map = {str(k): str(v) for k, v in al.get("group_map", {}).items()} or None
         out.stability = dict(d.get("stability", {}))
+        for k in ("factors", "skip"):  # one name is a list of one
+            if isinstance(out.stability.get(k), str):
+                out.stability[k] = [out.stability[k]]
         out.steering = dict(d.get("steering", {}))
         if "compare" in out.steering:
             c = out.steering["compare"]
@@ -180,6 +255,51 @@ class AuditDesign:
                 raise RobustAlignError(f"{where}: claim {i} ({kind}) needs keys {missing}.")
         out.claims = [dict(c) for c in claims]
         return out
+
+    def check_data(self, responses, reference) -> None:
+        """Names in the design (columns, models, groups, metrics) exist in the data; checked before the audit.
+
+        Raises :class:`~robustalign.RobustAlignError` naming the design file, the key, the value and
+        what the data has.
+        """
+        from robustalign.metrics import METRICS
+
+        where = f"design file {self.source!r}" if self.source else "design"
+        cols, models, groups = list(responses.data.columns), responses.models, reference.groups
+
+        def fail(key, value, have, what):
+            raise RobustAlignError(f"{where}: {key} = {value!r} is not {what}; the data have {have}. Fix the name in "
+                                   "the design file.")
+
+        if self.against is not None and self.against not in cols:
+            fail("[alignment] against", self.against, list(responses.factors), "a column of the responses")
+        for g in (self.group_map or {}).values():
+            if g not in groups:
+                fail("[alignment] group_map value", g, groups, "a group of the reference")
+        for f in self.stability.get("factors") or []:
+            if f not in responses.factors:
+                fail("[stability] factors entry", f, list(responses.factors), "a design factor of the responses")
+        st = self.steering
+        if "column" in st and st.get("enabled", True) and st["column"] not in cols:
+            fail("[steering] column", st["column"], list(responses.factors), "a column of the responses")
+        for f in st.get("by") or []:
+            if f not in cols:
+                fail("[steering] by entry", f, ["model", *responses.factors], "a column of the responses")
+        if "compare" in st and st["compare"][0] not in cols:
+            fail("[steering] compare column", st["compare"][0], list(responses.factors), "a column of the responses")
+        for key in ("metric", "compare_metric"):
+            if key in st and st[key] not in METRICS and st[key] != "spearman":
+                fail(f"[steering] {key}", st[key], ["spearman", *sorted(METRICS)], "a metric")
+        for f in (st.get("group_map") or {}).values():
+            if f not in groups:
+                fail("[steering] group_map value", f, groups, "a group of the reference")
+        known_groups = {*groups, *(self.group_map or {}), *(st.get("group_map") or {})}
+        for i, c in enumerate(self.claims, 1):
+            for key in ("model", "than"):
+                if key in c and c[key] not in models:
+                    fail(f"claim {i} {key}", c[key], models, "a model of the responses")
+            if "group" in c and c["group"] not in known_groups:
+                fail(f"claim {i} group", c["group"], groups, "a group of the reference")
 
     def claim_objects(self) -> list:
         """The claims as :class:`robustalign.claims.multiverse.Claim` objects."""
@@ -225,5 +345,12 @@ def load_design(path: str | Path | None) -> AuditDesign:
     try:
         d = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
-        raise RobustAlignError(f"design file {str(p)!r} is not valid TOML: {e}.") from None
-    return AuditDesign.from_dict(d, source=p.name)
+        raise RobustAlignError(f"design file {str(p)!r} is not valid TOML: {e}. Fix the syntax at that place "
+                               "(strings in double quotes, lists in [ ], tables as [name]).") from None
+    try:
+        return AuditDesign.from_dict(d, source=p.name)
+    except RobustAlignError as e:
+        msg = str(e)
+        if "Fix" not in msg:  # every message ends with what to do
+            msg += " Fix the design file (its keys are described in the README and robustalign.report.design)."
+        raise RobustAlignError(msg) from None
