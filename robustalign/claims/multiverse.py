@@ -51,6 +51,10 @@ KINDS = ("closer", "steering_raises", "closest_group", "human_proxy", "higher_po
 AGGREGATIONS = ("mean", "median")
 POOLED = "(pooled)"
 SUPPORT_SHARE = 0.9
+#: A specification's statistic within this fraction of the largest |per-item contrast| of zero is zero: the
+#: mean of contrasts that cancel exactly comes out as a rounding residue (5.55e-17, or 1e-13 after the
+#: position averages), which must neither "hold" nor reach a sample-size formula.
+ZERO_RTOL = 1e-9
 #: Tasks the per-specification contrasts are split into when the executor does not say how many workers
 #: it has (otherwise four per worker). Chunking never changes the numbers.
 CONTRAST_TASKS = 32
@@ -235,6 +239,14 @@ def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
     lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0), axis=-1)[..., 0]
     hi = np.take_along_axis(s, n // 2, axis=-1)[..., 0]  # = lo when n is odd, so (lo + hi) / 2 = lo exactly
     return np.where(n[..., 0] > 0, (lo + hi) / 2, np.nan)
+
+
+def zero_tolerance(D: np.ndarray) -> np.ndarray:
+    """(specs,) tolerance below which a statistic of ``D`` (items, specs, J) counts as zero:
+    :data:`ZERO_RTOL` times the largest |per-item contrast| of the specification (0 where it has none)."""
+    a = np.abs(D)
+    scale = np.fmax.reduce(np.fmax.reduce(a, axis=2), axis=0) if a.size else np.zeros(D.shape[1])
+    return ZERO_RTOL * np.nan_to_num(scale, nan=0.0)
 
 
 def _aggregate(x: np.ndarray, how: str, axis: int) -> np.ndarray:
@@ -466,6 +478,7 @@ def audit_claim(
         raise ValueError(f"the claim '{claim.text}' can be evaluated on only {D.shape[0]} items; check the names "
                          "of models, groups and steering levels, and that they share items.")
     est = _stat(D, aggs)
+    tol = zero_tolerance(D)  # estimates within rounding of zero neither hold nor fail
     n_items = np.sum(~np.all(np.isnan(D), axis=2), axis=0)
 
     evaluable = np.isfinite(est)  # specifications whose subset has no item for the claim are left out
@@ -474,12 +487,12 @@ def audit_claim(
     joint = None
     if J == 1:
         joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=g_perm, alpha=alpha, executor=executor)
-    holds_boot = np.mean(boot.resamples > 0, axis=1)  # share of evaluable specs holding, per resample
+    holds_boot = np.mean(boot.resamples > tol[evaluable], axis=1)  # share of evaluable specs holding
     joint_boot = {
         "p_holds_in_90pct": float(np.mean(holds_boot >= SUPPORT_SHARE)),
         "p_holds_in_majority": float(np.mean(holds_boot > 0.5)),
     }
-    share = float(np.mean(est[evaluable] > 0))
+    share = float(np.mean(est[evaluable] > tol[evaluable]))
     evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
                 "contrasts": D, "items": [i for i, k in zip(items, keep_items) if k]}
 
@@ -495,7 +508,7 @@ def audit_claim(
             out[col] = full
         out["conf_level"] = lv
         out["method"] = "cluster bootstrap (percentile)"
-        out["holds"] = pd.array(np.where(evaluable, est > 0, False), dtype="boolean")
+        out["holds"] = pd.array(np.where(evaluable, est > tol, False), dtype="boolean")
         out.loc[~evaluable, "holds"] = pd.NA
         if joint is not None:
             out["p_value"] = joint["p_spec"]
@@ -512,7 +525,7 @@ def audit_claim(
         return out
 
     n_eval = int(evaluable.sum())
-    verdict, reason, n_needed = _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, n_eval)
+    verdict, reason, n_needed = _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
     if n_eval < len(specs):
         reason = reason[:-1] + (f"; {len(specs) - n_eval} specifications had no item with data for the claim "
                                 "and are left out.")
@@ -541,8 +554,8 @@ def _units(claim: Claim) -> str:
     return "difference in similarity (metric of the specification)"
 
 
-def _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, n_specs):
-    n_hold = int(np.nansum(est > 0))
+def _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_specs):
+    n_hold = int(np.sum(est > tol))
     base = f"'{claim.text}' holds in {n_hold} of {n_specs} specifications ({share:.0%})"
     n_needed = np.nan
     if joint is not None:
@@ -553,14 +566,7 @@ def _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, n_specs):
             return "supported", f"SUPPORTED: {base}{jt}.", n_needed
         if share < 0.5 or joint["p_median_less"] < alpha:
             return "not supported", f"NOT SUPPORTED: {base}{jt}.", n_needed
-        d = D[..., 0]
-        sd = np.nanmedian(np.nanstd(d, axis=0, ddof=1))
-        med = abs(joint["median_effect"])
-        if med > 0 and np.isfinite(sd) and sd > 0:
-            from robustalign.power import n_for_mde
-
-            n_needed = n_for_mde(med, sd=sd)
-        more = f"; about {n_needed} items would detect the median effect at 80% power" if np.isfinite(n_needed) else ""
+        n_needed, more = _items_needed(abs(joint["median_effect"]), D, np.max(tol, initial=0.0))
         return "inconclusive", f"INCONCLUSIVE: {base}{jt}{more}.", n_needed
     jb = (f"; the claim holds in at least 90% of specifications in {joint_boot['p_holds_in_90pct']:.0%} of "
           "bootstrap resamples of items")
@@ -569,6 +575,27 @@ def _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, n_specs):
     if share < 0.5:
         return "not supported", f"NOT SUPPORTED: {base}{jb}.", n_needed
     return "inconclusive", f"INCONCLUSIVE: {base}{jb}.", n_needed
+
+
+def _items_needed(med: float, D: np.ndarray, tol: float) -> tuple[float, str]:
+    """Items needed to detect the median effect ``med`` at 80% power, and the words for the verdict.
+
+    A median within rounding of zero (``<= tol``) is not estimable: ``inf``, said so in words.
+    """
+    from robustalign.power import n_for_mde
+
+    if not np.isfinite(med):
+        return np.nan, ""
+    if med <= tol:
+        return np.inf, ("; the median effect is zero (to rounding), so no number of items would detect it "
+                        "(items needed: not estimable)")
+    sd = np.nanmedian(np.nanstd(D[..., 0], axis=0, ddof=1))
+    if not (np.isfinite(sd) and sd > 0):
+        return np.nan, ""
+    n = n_for_mde(med, sd=sd)
+    if not np.isfinite(n):
+        return np.inf, "; the median effect is too small for any feasible number of items (not estimable)"
+    return float(n), f"; about {n} items would detect the median effect at 80% power"
 
 
 def _check_claim_names(responses: Responses, reference: Reference | None, claim: Claim) -> None:
