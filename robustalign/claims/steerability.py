@@ -60,6 +60,10 @@ __all__ = ["SteerabilityResult", "assess_steerability"]
 
 _PERCENTILE_QUANTITIES = {"identification_auc", "structure_mantel_r", "structure_rsa_spearman",
                           "alignment_spearman_a", "alignment_spearman_b", "alignment_spearman_difference"}
+#: Statistics that are means over items of per-item values (linear in the item means): their intervals
+#: use the small-sample expanded level (:func:`expanded_level`).
+_LINEAR_QUANTITIES = {"gain", "gain_mean", "steering_matrix", "specificity", "specificity_mean", "discriminability",
+                      "alignment_a", "alignment_b", "alignment_difference"}
 _UNITS = {
     "js": "JS similarity (base 2) on [0, 1]",
     "w1": "W1 similarity on [0, 1]",
@@ -759,15 +763,40 @@ def _units_for(quantity: pd.Series, metric: str) -> np.ndarray:
                      for q in quantity], dtype=object)
 
 
+def expanded_level(level: float, n) -> np.ndarray:
+    """Confidence level at which a bootstrap interval of a mean over ``n`` items has the width of the
+    ``level`` t-interval: ``1 - alpha'`` with ``z_{alpha'/2} = sqrt(n / (n - 1)) t_{alpha/2, n-1}``
+    (Hesterberg 2015, "expanded percentile interval"). The plain bootstrap interval of a mean is too
+    narrow with few items (it uses the variance with divisor n and normal quantiles): with 20 items a
+    nominal 95% BCa interval of the mean gain covered 0.925 [0.895, 0.949] of 400 null data sets, the
+    expanded one 0.94. NaN where ``n < 2``."""
+    from scipy import stats
+
+    n = np.asarray(n, float)
+    alpha = 1.0 - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.sqrt(n / (n - 1.0)) * stats.t.ppf(1.0 - alpha / 2.0, n - 1.0)
+    return np.where(n >= 2, 1.0 - 2.0 * stats.norm.sf(z), np.nan)
+
+
 def _frame(derived, labels, stored, level) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of absent cells
         fb = derived.to_frame(level, "bca_or_percentile")
         fp = derived.to_frame(level, "percentile")
-    use_p = labels["quantity"].isin(_PERCENTILE_QUANTITIES).to_numpy()
-    f = fb.copy()
-    for c in ("conf_low", "conf_high", "method"):
-        f[c] = np.where(use_p, fp[c], fb[c])
+        f = fb.copy()
+        use_p = labels["quantity"].isin(_PERCENTILE_QUANTITIES).to_numpy()
+        for c in ("conf_low", "conf_high", "method"):
+            f[c] = np.where(use_p, fp[c], fb[c])
+        # means over items: intervals at the small-sample expanded level (same replicates, wider quantiles)
+        linear = labels["quantity"].isin(_LINEAR_QUANTITIES).to_numpy()
+        lev_n = expanded_level(level, stored["n_items"])
+        for lv in np.unique(lev_n[linear & np.isfinite(lev_n)]):
+            rows = linear & (lev_n == lv)
+            fe = derived.to_frame(float(lv), "bca_or_percentile")
+            f.loc[rows, "conf_low"] = fe.loc[rows, "conf_low"]
+            f.loc[rows, "conf_high"] = fe.loc[rows, "conf_high"]
+            f.loc[rows, "method"] = fe.loc[rows, "method"].astype(str) + "_expanded"
     for c, v in stored.items():
         f[c] = v
     keys = [c for c in labels.columns if c != "quantity"]
