@@ -281,29 +281,15 @@ def _stat_rows(D: np.ndarray, aggs: np.ndarray, make, rows: int) -> np.ndarray:
     return out
 
 
-def _boot_block(args) -> np.ndarray:
-    """Bootstrap replicates of one block of resamples (items drawn with replacement from its own stream)."""
-    D, aggs, rows, gen = args
-    idx = gen.integers(0, D.shape[0], size=(rows, D.shape[0]), dtype=np.intp)
-    return _stat_rows(D, aggs, lambda s, e: D[idx[s:e]], rows)
+def _boot_stat(D: np.ndarray, aggs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Statistic of the item resamples ``idx`` (rows, items) of ``D`` (module level: tasks pickle it)."""
+    return _stat_rows(D, aggs, lambda s, e: D[idx[s:e]], len(idx))
 
 
-def _flip_block(args) -> np.ndarray:
-    """Sign-flip null statistics of one block of permutations (signs from its own stream)."""
-    D, aggs, rows, gen = args
-    signs = gen.choice(np.array([-1.0, 1.0]), size=(rows, D.shape[0], 1))
+def _flip_stat(D: np.ndarray, aggs: np.ndarray, signs: np.ndarray) -> np.ndarray:
+    """Statistic of ``D`` (J = 1) with the items' contrasts multiplied by ``signs`` (rows, items)."""
     d = D[..., 0]
-    return _stat_rows(D, aggs, lambda s, e: (signs[s:e] * d[None])[..., None], rows)
-
-
-def _boot_blocks(blocks) -> list[np.ndarray]:
-    """Several bootstrap blocks in one task (each still from its own stream: grouping changes nothing)."""
-    return [_boot_block(b) for b in blocks]
-
-
-def _flip_blocks(blocks) -> list[np.ndarray]:
-    """Several sign-flip blocks in one task."""
-    return [_flip_block(b) for b in blocks]
+    return _stat_rows(D, aggs, lambda s, e: (signs[s:e, :, None] * d[None])[..., None], len(signs))
 
 
 def _jackknife(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
@@ -314,27 +300,27 @@ def _jackknife(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
     return _stat_rows(D, aggs, lambda s, e: D[leave_one_out(n, s, e)], n)
 
 
-def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen: np.random.Generator,
-                    alpha: float = 0.05, executor=None) -> dict:
+def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen, alpha: float = 0.05,
+                    executor=None, key: tuple = ()) -> dict:
     """Sign-flip null shared by every specification (J = 1 contrasts).
 
     Returns per-specification two-sided p-values, max-T adjusted p-values, and joint p-values for the
     median effect and for the share of specifications significant in the claimed (positive) direction.
 
-    The permutations are drawn in blocks of :data:`robustalign.scaleout.BLOCK_SIZE`, each from its own
-    child of ``gen``, and the blocks run on ``executor`` when one is given; the numbers are the same
-    either way.
+    The signs are drawn by :func:`robustalign.resampling.nulls.sign_flips` from the stream
+    ``("audit_claim.sign_flip", *key)`` of the seed ``gen``, in blocks that run on ``executor`` when one is
+    given; the numbers are the same either way.
     """
-    from robustalign.resampling.permutation import permutation_p_values
-    from robustalign.scaleout import block_streams, map_chunks
+    from functools import partial
+
+    from robustalign.resampling.nulls import p_values, sign_flips
 
     obs = _stat(D, aggs)
-    blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_permutations)]
-    null = np.concatenate(map_chunks(_flip_blocks, blocks, executor=executor), axis=0)
-    B = n_permutations
+    null = sign_flips(partial(_flip_stat, D, aggs), D.shape[0], n_permutations=n_permutations, rng=gen,
+                      key=("audit_claim.sign_flip", *key), executor=executor)
     ok = np.isfinite(obs)  # a specification without any item has no test: NaN, not p = 1 / (1 + B)
     p_spec = np.full(obs.shape, np.nan)
-    p_spec[ok] = permutation_p_values(obs[ok], null[:, ok], "two-sided")
+    p_spec[ok] = p_values(obs[ok], null[:, ok], "two-sided")
     p_maxt = np.full(obs.shape, np.nan)
     p_maxt[ok] = maxt_adjust(obs[ok], null[:, ok])
     obs, null = obs[ok], null[:, ok]
@@ -349,10 +335,10 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
         "p_spec": p_spec,
         "p_maxt": p_maxt,
         "share_significant": float(sig_obs),
-        "p_share_significant": float((1 + np.sum(sig_null >= sig_obs)) / (1 + B)),
+        "p_share_significant": float(p_values(sig_obs, sig_null, "greater")[0]),
         "median_effect": float(med_obs),
-        "p_median_greater": float((1 + np.sum(med_null >= med_obs)) / (1 + B)),
-        "p_median_less": float((1 + np.sum(med_null <= med_obs)) / (1 + B)),
+        "p_median_greater": float(p_values(med_obs, med_null, "greater")[0]),
+        "p_median_less": float(p_values(med_obs, med_null, "less")[0]),
     }
 
 
@@ -362,21 +348,26 @@ def _contrast_chunk(args) -> list[np.ndarray]:
     return [_contrasts(responses, reference, claim, spec, factors, items) for spec in specs]
 
 
-def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, executor):
-    """Percentile cluster bootstrap over items of every specification, in blocks with child streams."""
-    from robustalign.resampling import BootstrapResult
-    from robustalign.scaleout import block_streams, map_chunks, warn_degenerate
+def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, executor, key=()):
+    """Percentile cluster bootstrap over items of every specification (items resampled jointly), drawn by
+    :func:`robustalign.resampling.nulls.item_bootstrap` from the stream ``("audit_claim.bootstrap", *key)``."""
+    from functools import partial
 
-    _, record = as_generator(gen)
-    blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_resamples)]
-    R = np.concatenate(map_chunks(_boot_blocks, blocks, executor=executor), axis=0)
+    from robustalign.resampling import BootstrapResult
+    from robustalign.resampling.nulls import BLOCK_SIZE, item_bootstrap
+    from robustalign.scaleout import warn_degenerate
+
+    gen, record = as_generator(gen)
+    R = item_bootstrap(partial(_boot_stat, D, aggs), D.shape[0], n_resamples=n_resamples, rng=gen,
+                       key=("audit_claim.bootstrap", *key), executor=executor)
     labels = specs.reset_index(drop=True)
     warn_degenerate(R, labels, stacklevel=4)
     return BootstrapResult(
         estimate=_stat(D, aggs), resamples=np.asfortranarray(R), jackknife=_jackknife(D, aggs), labels=labels,
         design="cluster", method="percentile", confidence_level=level, n_clusters=int(D.shape[0]), rng=record,
         statistic="claim margin",
-        provenance={"path": "blocks", "block_size": len(blocks) and blocks[0][2], "n_blocks": len(blocks)},
+        provenance={"path": "blocks", "block_size": BLOCK_SIZE, "n_blocks": -(-n_resamples // BLOCK_SIZE),
+                    "stream": ["audit_claim.bootstrap", *map(str, key)]},
     )
 
 
@@ -426,8 +417,9 @@ def audit_claim(
         contrasts in chunks of specifications, the bootstrap and the sign-flip permutations in blocks of
         :data:`robustalign.scaleout.BLOCK_SIZE` resamples. Use a ``ThreadPoolExecutor``, a
         ``ProcessPoolExecutor`` or a ``dask.distributed`` client (``client.get_executor()`` or the client).
-        Every block draws from its own child stream of ``rng``, and the serial run uses the same blocks
-        and streams, so the numbers are identical with or without an executor.
+        Every block draws from its own keyed stream of ``rng`` (``robustalign.resampling.nulls``; keyed by
+        the purpose, the claim and the block), and the serial run uses the same blocks and streams, so the
+        numbers are identical with or without an executor.
     rng : int, Generator or None
         Seed of the bootstrap and the permutations (recorded).
 
@@ -446,8 +438,7 @@ def audit_claim(
     if claim.needs_reference and reference is None:
         raise ValueError(f"the claim '{claim.text}' compares with human answers: pass `reference=`.")
     _check_claim_names(responses, reference, claim)
-    gen, record = as_generator(rng)
-    g_boot, g_perm = gen.spawn(2)
+    gen, record = as_generator(rng)  # bootstrap and sign flips: keyed streams of this seed, keyed by the claim
     specs = enumerate_specifications(responses, claim, reference=reference, factors=factors, metrics=metrics,
                                      aggregations=aggregations, include_pooled=include_pooled,
                                      max_specifications=max_specifications)
@@ -483,10 +474,12 @@ def audit_claim(
 
     evaluable = np.isfinite(est)  # specifications whose subset has no item for the claim are left out
     boot = _cluster_bootstrap_blocks(D[:, evaluable], aggs[evaluable], specs[evaluable].reset_index(drop=True),
-                                     n_resamples=n_resamples, level=level, gen=g_boot, executor=executor)
+                                     n_resamples=n_resamples, level=level, gen=gen, executor=executor,
+                                     key=(claim.text,))
     joint = None
     if J == 1:
-        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=g_perm, alpha=alpha, executor=executor)
+        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=gen, alpha=alpha, executor=executor,
+                                key=(claim.text,))
     holds_boot = np.mean(boot.resamples > tol[evaluable], axis=1)  # share of evaluable specs holding
     joint_boot = {
         "p_holds_in_90pct": float(np.mean(holds_boot >= SUPPORT_SHARE)),
