@@ -645,6 +645,8 @@ def _cell_mask(frame, by, key) -> np.ndarray:
     return m
 
 
+#: Bytes of the largest temporary of one permuted steering matrix computation.
+_CHUNK_BYTES = 32 * 2**20
 #: Centre of the permutation null of each matrix statistic (for two-sided p-values): a permuted prompt is
 #: as good for a group as any other, so specificity and discriminability are 0 and the AUC is 1/2.
 _NULL_CENTRE = {"specificity": 0.0, "specificity_mean": 0.0, "discriminability": 0.0, "identification_auc": 0.5}
@@ -654,11 +656,14 @@ def _permuted_matrix_stats(X: np.ndarray, perm: np.ndarray) -> np.ndarray:
     """Matrix statistics of one cell after permuting its prompts within item: ``X`` is ``(items, prompt,
     group)``, ``perm`` ``(rows, items, prompts)``; -> ``(rows, 2 R + 2)`` (specificity, its mean,
     discriminability, AUC). A missing answer moves with its label."""
-    Q, R, _ = X.shape
-    Xp = X[np.arange(Q)[None, :, None], perm]  # (rows, Q, prompt, group)
-    fin = np.isfinite(Xp)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        M = np.where(fin, Xp, 0).sum(1) / fin.sum(1)  # (rows, prompt, group)
+    Q, R, G = X.shape
+    M = np.empty((len(perm), R, G))
+    step = max(1, _CHUNK_BYTES // max(Q * R * G * 8 * 3, 1))  # bounded temporaries
+    for s in range(0, len(perm), step):
+        Xp = X[np.arange(Q)[None, :, None], perm[s: s + step]]  # (rows, Q, prompt, group)
+        fin = np.isfinite(Xp)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            M[s: s + step] = np.where(fin, Xp, 0).sum(1) / fin.sum(1)  # (rows, prompt, group)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         st = _matrix_stats(M)
