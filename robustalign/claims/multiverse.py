@@ -20,9 +20,9 @@ allow** and reports
 
 Every claim is reduced, per specification, to per-item contrasts ``d_q`` (an items x J array): the
 claim holds when ``min_j agg_q d_qj > 0`` by more than rounding (:data:`ZERO_RTOL` of the largest
-``|d_qj|``; an estimate of exactly cancelling contrasts is zero, not a tiny positive effect). ``J = 1`` for paired contrasts (``closer``,
-``steering_raises``, ``human_proxy``, ``higher_position``); for ``closest_group`` the J columns are the
-margins over every other group.
+``|d_qj|``; an estimate of exactly cancelling contrasts is zero, not a tiny positive effect). ``J = 1``
+for paired contrasts (``closer``, ``steering_raises``, ``human_proxy``, ``higher_position``); for
+``closest_group`` the J columns are the margins over every other group.
 
 Verdicts: *supported* when the joint test rejects in the claimed direction and the claim holds in at
 least 90% of specifications; *not supported* when it holds in fewer than half, or the joint test
