@@ -310,8 +310,8 @@ def test_mean_gain_interval_is_not_too_narrow_with_few_items():
 
 @pytest.mark.slow
 def test_mean_gain_interval_covers_zero_under_the_null():
-    # 20 items, skewed answer distributions: the BCa interval covered 0.925 [0.895, 0.949] of 400 data sets
-    # before the small-sample expansion (about 5 minutes on one core)
+    # 20 items, skewed answer distributions: on these 600 data sets the plain BCa interval covers 0 in 0.922
+    # [0.897, 0.942] (binomial p = 0.003), the expanded one in 0.955 [0.935, 0.970] (a few minutes on one core)
     n_sets = 600
     hits = sum(_gain_mean_interval(10_000 + s, 20, 999)[0][["conf_low", "conf_high"]].pipe(
         lambda r: r["conf_low"] <= 0 <= r["conf_high"]) for s in range(n_sets))

@@ -764,8 +764,8 @@ def expanded_level(level: float, n) -> np.ndarray:
     ``level`` t-interval: ``1 - alpha'`` with ``z_{alpha'/2} = sqrt(n / (n - 1)) t_{alpha/2, n-1}``
     (Hesterberg 2015, "expanded percentile interval"). The plain bootstrap interval of a mean is too
     narrow with few items (it uses the variance with divisor n and normal quantiles): with 20 items a
-    nominal 95% BCa interval of the mean gain covered 0.925 [0.895, 0.949] of 400 null data sets, the
-    expanded one 0.94. NaN where ``n < 2``."""
+    nominal 95% BCa interval of the mean gain covered 0 in 0.922 [0.897, 0.942] of 600 null data sets,
+    the expanded one in 0.955 [0.935, 0.970] (tests/test_claims_steerability.py). NaN where ``n < 2``."""
     from scipy import stats
 
     n = np.asarray(n, float)
