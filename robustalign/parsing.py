@@ -70,8 +70,9 @@ my answer would be: 2) Disagree``; ``3) Agree. However, as an AI I do not have o
 ``valid`` when a rule above finds the option given as the answer: the model did answer, and dropping
 such answers would make the valid share depend on politeness. The disclaimer stays visible: ``+disclaimer``
 is appended to the rule (``cued+disclaimer``) whenever refusal or disclaimer language occurs anywhere in
-the completion. Filter on it to count such answers as refusals in a sensitivity analysis (that is the
-convention of Röttger et al. 2024, who count a completion that opens with a disclaimer as invalid).
+the completion. Filter on it to count such answers as refusals in a sensitivity analysis. The paper's
+own counting rule (Röttger et al. 2024: a completion that opens with a disclaimer, or says anywhere that
+it has no personal opinion, is invalid) is :func:`rottger2024_validity`.
 
 The parser is deterministic (no randomness, no model calls), needs only the standard library, and
 compiles its patterns once per tuple of option texts. Its behaviour is fixed by
