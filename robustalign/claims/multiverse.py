@@ -583,7 +583,9 @@ def _items_needed(med: float, D: np.ndarray, tol: float) -> tuple[float, str]:
     if med <= tol:
         return np.inf, ("; the median effect is zero (to rounding), so no number of items would detect it "
                         "(items needed: not estimable)")
-    sd = np.nanmedian(np.nanstd(D[..., 0], axis=0, ddof=1))
+    d = D[..., 0]
+    d = d[:, np.isfinite(d).sum(0) >= 2]  # specifications with an SD over items
+    sd = np.nanmedian(np.nanstd(d, axis=0, ddof=1)) if d.shape[1] else np.nan
     if not (np.isfinite(sd) and sd > 0):
         return np.nan, ""
     n = n_for_mde(med, sd=sd)
