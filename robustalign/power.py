@@ -7,6 +7,7 @@ position on [0, 1])".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from robustalign._validation import check_confidence_level
 
 __all__ = [
     "PowerResult",
+    "ZERO_EFFECT_RTOL",
     "design_effect",
     "mde_paired",
     "mde_proportion",
@@ -59,11 +61,25 @@ def mde_paired(
     return _z(alpha, power, two_sided) * np.sqrt(var / n)
 
 
-def n_for_mde(mde: float, *, sd: float, alpha: float = 0.05, power: float = 0.8, two_sided: bool = True) -> int:
-    """Items needed to detect a paired difference ``mde`` when the per-item differences have SD ``sd``."""
-    if mde <= 0 or sd <= 0:
-        raise ValueError(f"`mde` and `sd` must be positive; got mde={mde}, sd={sd}.")
-    return int(np.ceil((_z(alpha, power, two_sided) * sd / mde) ** 2))
+#: An effect below this fraction of the per-item SD is zero to floating-point precision (estimates of a zero
+#: effect come out as rounding residues such as 2.8e-17): it would need more than 1e16 items.
+ZERO_EFFECT_RTOL = 1e-8
+
+
+def n_for_mde(mde: float, *, sd: float, alpha: float = 0.05, power: float = 0.8,
+              two_sided: bool = True) -> int | float:
+    """Items needed to detect a paired difference ``mde`` when the per-item differences have SD ``sd``.
+
+    ``n = ((z_{1-a/2} + z_{1-b}) sd / mde)^2``, rounded up. A zero effect cannot be detected with any
+    number of items: for ``mde`` of 0 or below :data:`ZERO_EFFECT_RTOL` ``* sd`` (a rounding residue of
+    zero) the result is ``math.inf`` ("not estimable"), never an integer beyond the range numpy handles.
+    """
+    if not (np.isfinite(mde) and np.isfinite(sd)) or mde < 0 or sd <= 0:
+        raise ValueError(f"`mde` must be finite and >= 0 and `sd` must be positive; got mde={mde}, sd={sd}.")
+    z = _z(alpha, power, two_sided)
+    if mde <= ZERO_EFFECT_RTOL * sd:
+        return math.inf
+    return int(np.ceil((z * sd / mde) ** 2))
 
 
 def design_effect(mean_cluster_size: float, icc: float) -> float:

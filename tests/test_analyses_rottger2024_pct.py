@@ -2,7 +2,8 @@
 
 Independent reference: the published shares (the upstream notebook / the paper's validity figure),
 e.g. gpt-3.5-turbo-0613 0.0 / 82.3 / 85.5 / 87.1 / 90.3 % and Llama-2-70b-chat 29.0 / 75.8 / 79.0 /
-1.6 / 0.0 %. Counting disclaimed answers as invalid reproduces every cell of six models exactly.
+1.6 / 0.0 %. Counting disclaimed answers as invalid reproduces every cell of six models exactly; the
+paper's own rule (its final check, re-implemented) reproduces all 50 cells.
 """
 
 
@@ -50,12 +51,15 @@ def test_counting_disclaimed_answers_changes_llama70b(table):
     assert got[3] == pytest.approx(59.7, abs=0.05) and got[4] == pytest.approx(43.5, abs=0.05)
 
 
-def test_opening_convention_matches_40_of_50_cells(table):
+def test_paper_rule_matches_50_of_50_cells(table):
     n = 0
     for m, ns in PUBLISHED_VALID_COUNTS.items():
         pub = [round(100 * k / 62, 1) for k in ns]
-        n += sum(abs(a - b) < 0.05 for a, b in zip(_pct(table, m, "valid, not opening with a disclaimer"), pub))
-    assert n == 40
+        n += sum(abs(a - b) < 0.05 for a, b in zip(_pct(table, m, "paper's rule"), pub))
+    assert n == 50
+    # the cells an older version of the authors' check could not reproduce (zephyr 88.7 / 100 / 100 / 80.6)
+    assert _pct(table, "HuggingFaceH4/zephyr-7b-beta", "paper's rule") == pytest.approx(
+        [0.0, 82.3, 91.9, 88.7, 72.6], abs=0.05)
 
 
 def test_wilson_intervals_cover_the_estimate(table):

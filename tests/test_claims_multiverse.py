@@ -137,3 +137,45 @@ def test_specifications_without_items_are_left_out_not_counted_against(sim):
     assert v["n_specifications"] == 2 and v["n_specifications_empty"] == 1
     assert v["share_holds"] == pytest.approx(np.mean(f.drop(index="format_1")["estimate"] > 0))
     assert "left out" in v["reason"]
+
+
+def _two_model_data(pairs_by_format):
+    """Responses of models A and B, one answer per item and format: {format: [(answer A, answer B), ...]}."""
+    from robustalign.schema import Scale, make_responses
+
+    scale = Scale(("1", "2", "3", "4"), ("SD", "D", "A", "SA"), ordinal=True)
+    rows = [dict(model=m, item=f"q{q}", format=f, answer=str(x))
+            for f, pairs in pairs_by_format.items() for q, ab in enumerate(pairs) for m, x in zip("AB", ab)]
+    n = max(len(p) for p in pairs_by_format.values())
+    return make_responses(pd.DataFrame(rows), scales={f"q{q}": scale for q in range(n)}, factors=["format"])
+
+
+def test_an_estimate_that_is_zero_up_to_rounding_does_not_hold():
+    # per-item position differences -1/3, -1/3, -1/3, +1, 0, 0: the mean is exactly 0 in exact arithmetic; the
+    # computed one is a rounding residue (it used to count as "holds" and to reach n_for_mde with ~1e30 items,
+    # which raised TypeError: ufunc 'isfinite' not supported)
+    pairs = [(1, 2), (1, 2), (1, 2), (4, 1), (3, 3), (3, 3)]
+    r = _two_model_data({"f1": pairs, "f2": pairs})
+    res = audit_claim(r, None, Claim.higher_position("A", than="B"), aggregations=["mean"],
+                      n_resamples=200, n_permutations=200, rng=1)
+    f = res.to_frame()
+    assert (f["estimate"].abs() < 1e-9).all()
+    assert not f["holds"].any()
+    v = res.verdicts.iloc[0]
+    assert v["share_holds"] == 0 and v["verdict"] == "not supported"
+
+
+def test_zero_median_effect_gives_no_finite_items_needed():
+    # +1/6 under f1, -1/6 under f2: holds in half the specifications, median effect 0 -> inconclusive, and
+    # no number of items detects a zero effect
+    up = [(2, 1), (2, 1), (2, 1), (3, 3), (3, 3), (3, 3)]
+    down = [(b, a) for a, b in up]
+    r = _two_model_data({"f1": up, "f2": down})
+    res = audit_claim(r, None, Claim.higher_position("A", than="B"), aggregations=["mean"], include_pooled=False,
+                      n_resamples=200, n_permutations=200, rng=1)
+    f = res.to_frame().set_index("format")
+    assert f.loc["f1", "estimate"] == pytest.approx(1 / 6) and f.loc["f2", "estimate"] == pytest.approx(-1 / 6)
+    v = res.verdicts.iloc[0]
+    assert v["verdict"] == "inconclusive"
+    assert v["n_needed"] == np.inf
+    assert "not estimable" in v["reason"]

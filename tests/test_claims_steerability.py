@@ -12,9 +12,10 @@ from scipy.spatial.distance import jensenshannon
 
 from robustalign._errors import DegenerateResampleWarning
 from robustalign.claims import assess_steerability
-from robustalign.claims.steerability import _matrix_stats, _p_from_null, _permutation_null, mantel_test
+from robustalign.claims.steerability import _matrix_stats, _permutation_null, mantel_test
 from robustalign.metrics import js_similarity
 from robustalign.resampling import sign_flip_test
+from robustalign.resampling.nulls import p_values
 from robustalign.schema import make_reference, make_responses
 
 
@@ -208,10 +209,10 @@ def _tests_on(S, rng, B):
     gains = np.stack([S[:, 1 + r, r] - S[:, 0, r] for r in range(R)], -1)
     flip = sign_flip_test(gains.mean(-1), alternative="greater", n_resamples=B, rng=rng)
     T = S[None, :, 1:, :]
-    null = _permutation_null(T, B, rng)
+    null = _permutation_null(T, B, int(rng.integers(2**32)))  # keyed streams use a seed, not a generator's state
     obs = _matrix_stats(T.mean(1))
-    p_sp = _p_from_null(obs["specificity_mean"], null["specificity_mean"], "greater")[0]
-    p_auc = _p_from_null(obs["identification_auc"], null["identification_auc"], "greater")[0]
+    p_sp = p_values(obs["specificity_mean"], null["specificity_mean"], "greater")[0]
+    p_auc = p_values(obs["identification_auc"], null["identification_auc"], "greater")[0]
     return flip.p_value[0], p_sp, p_auc
 
 
@@ -263,6 +264,59 @@ def test_public_null_size_on_simulate():
 def test_public_power_on_simulate():
     out = np.array([_public_run(10_000 + s, 1.0) for s in range(200)])
     assert out[:, 1].mean() > 0.8
+
+
+# ---------------------------------------------------------------------------------------------------
+# coverage of the mean-gain interval when steering does nothing (independent null simulation: the
+# model answers every prompt from the same distribution, so the gain estimand is exactly 0)
+# ---------------------------------------------------------------------------------------------------
+def _null_steering(seed, *, Q, n_samples=5, concentration=0.7, groups=("G1", "G2", "G3")):
+    g = np.random.default_rng(seed)
+    items = [f"q{i:02d}" for i in range(Q)]
+    h = g.dirichlet(np.full(4, concentration), size=(Q, len(groups)))
+    p = g.dirichlet(np.full(4, concentration), size=Q)  # one distribution for every prompt (null)
+    scales = pd.DataFrame({"item": items, "options": "1|2|3|4", "ordinal": True})
+    ref = make_reference(pd.DataFrame([{"item": it, "group": gr, "option": str(k + 1), "share": h[q, r, k]}
+                                       for q, it in enumerate(items) for r, gr in enumerate(groups)
+                                       for k in range(4)]), scales)
+    rows = [{"model": "m", "item": it, "steer_target": lev, "sample": j, "answer": str(a + 1)}
+            for q, it in enumerate(items) for lev in ("none", *groups)
+            for j, a in enumerate(g.choice(4, size=n_samples, p=p[q]))]
+    return make_responses(pd.DataFrame(rows), ref), ref
+
+
+def _gain_mean_interval(seed, Q, n_resamples, **kw):
+    resp, ref = _null_steering(seed, Q=Q, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateResampleWarning)
+        res = assess_steerability(resp, ref, n_resamples=n_resamples, n_permutations=19, rng=seed)
+    row = _row(res.to_frame(0.95), "gain_mean")
+    lab = res.evidence["item_labels"]
+    d = res.evidence["item_table"].to_numpy()[:, (lab["quantity"] == "gain_mean").to_numpy()][:, 0]
+    return row, d
+
+
+def test_mean_gain_interval_is_not_too_narrow_with_few_items():
+    # With 8 items the plain bootstrap interval of a mean is about 0.78 of the t-interval (divisor n and normal
+    # quantiles); the expanded interval has the t-interval's width (scipy), up to Monte Carlo error.
+    ratios = []
+    for seed in range(3):
+        row, d = _gain_mean_interval(seed, 8, 4000, concentration=3.0)
+        lo, hi = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+        ratios.append((row["conf_high"] - row["conf_low"]) / (hi - lo))
+        assert row["method"].endswith("_expanded") and row["conf_level"] == 0.95
+    assert 0.9 < np.mean(ratios) < 1.1, ratios
+
+
+@pytest.mark.slow
+def test_mean_gain_interval_covers_zero_under_the_null():
+    # 20 items, skewed answer distributions: on these 600 data sets the plain BCa interval covers 0 in 0.922
+    # [0.897, 0.942] (binomial p = 0.003), the expanded one in 0.955 [0.935, 0.970] (a few minutes on one core)
+    n_sets = 600
+    hits = sum(_gain_mean_interval(10_000 + s, 20, 999)[0][["conf_low", "conf_high"]].pipe(
+        lambda r: r["conf_low"] <= 0 <= r["conf_high"]) for s in range(n_sets))
+    assert 0.93 <= hits / n_sets <= 0.97, hits
+    assert stats.binomtest(int(hits), n_sets, 0.95).pvalue > 0.01, hits
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -349,3 +403,13 @@ def test_incomplete_design_warns_about_item_mix(multicultural):
         res = assess_steerability(d.steering, d.reference_country, by=["model", "language"], baseline=None,
                                   n_resamples=50, n_permutations=50, rng=4)
     assert res.provenance["incomplete_design"] > 0 and not res.provenance["gain_available"]
+
+
+def test_a_cells_permutation_null_does_not_depend_on_the_other_cells():
+    rng = np.random.default_rng(3)
+    T = rng.uniform(size=(2, 12, 3, 3))
+    both = _permutation_null(T, 300, 11, keys=[("model_a",), ("model_b",)])
+    alone = _permutation_null(T[1:], 300, 11, keys=[("model_b",)])
+    for name in both:
+        assert np.array_equal(both[name][:, 1], alone[name][:, 0]), name
+    assert not np.array_equal(both["specificity_mean"][:, 0], both["specificity_mean"][:, 1])

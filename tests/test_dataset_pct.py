@@ -130,3 +130,21 @@ def test_package_data_ships_licence_and_citation():
     assert "Creative Commons" in (folder / "LICENSE").read_text()
     assert "Röttger" in (folder / "CITATION.md").read_text()
     assert "Röttger" in CITATION
+
+
+def test_paper_rule_reproduces_all_50_published_cells():
+    # Independent reference: the published valid counts of the forcing experiment (upstream notebook
+    # notebooks/explicit_jailbreak_experiments.ipynb, the paper's validity figure), which also reports
+    # 0 "unknown" completions; e.g. zephyr-7b-beta 0.0 / 82.3 / 91.9 / 88.7 / 72.6 %.
+    from robustalign.datasets.pct import PUBLISHED_VALID_COUNTS
+    from robustalign.parsing import rottger2024_validity
+
+    raw = load_llm_values_pct_raw("forcing")
+    label = raw["completion"].map(rottger2024_validity)
+    assert (label == "unknown").sum() == 0
+    valid = (label == "valid").groupby([raw["model"], raw["forcing"]]).sum().unstack()
+    assert sorted(valid.index) == sorted(PUBLISHED_VALID_COUNTS)
+    equal = sum(int(valid.loc[m, f"jail-0{k + 1}"] == n) for m, ns in PUBLISHED_VALID_COUNTS.items()
+                for k, n in enumerate(ns))
+    assert equal == 50
+    assert [round(100 * n / 62, 1) for n in valid.loc["HuggingFaceH4/zephyr-7b-beta"]] == [0.0, 82.3, 91.9, 88.7, 72.6]

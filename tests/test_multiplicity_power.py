@@ -80,6 +80,19 @@ def test_mde_matches_statsmodels_normal_power():
     assert mde_proportion(100, 0.5) == pytest.approx((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * 0.05)
 
 
+def test_items_needed_for_a_zero_effect_is_infinite_not_a_huge_integer():
+    # a median effect of 2.8e-17 (rounding residue of a zero effect) used to give an integer near 1e30, on which
+    # np.isfinite raises TypeError
+    assert n_for_mde(0.0, sd=0.2) == np.inf
+    assert n_for_mde(2.8e-17, sd=0.2) == np.inf
+    n = n_for_mde(1e-6, sd=0.2)  # small but not zero: finite, and a type numpy handles
+    assert np.isfinite(n) and n == int(np.ceil(((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * 2e5) ** 2))
+    with pytest.raises(ValueError, match=">= 0"):
+        n_for_mde(-0.1, sd=0.2)
+    with pytest.raises(ValueError, match="must be positive"):
+        n_for_mde(0.1, sd=0.0)
+
+
 def test_equivalence_sample_size_closed_form_and_guard():
     z = stats.norm.ppf(0.95) + stats.norm.ppf(0.9)
     assert n_for_equivalence(0.1, 0.114, theta=0.02) == int(np.ceil((z * 0.1 / 0.094) ** 2))

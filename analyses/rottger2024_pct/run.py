@@ -4,10 +4,11 @@ Three parts, all on the bundled completions parsed by robustalign's own answer p
 
 1. **Valid answers by forcing level.** The share of the 62 Political Compass propositions that a
    model answers with one of the four labels, per model x forcing level (jail-01 = no forcing ...
-   jail-05), next to the published shares, under two conventions: every answer the parser finds
-   ("valid"), and the paper's convention that an answer coming with a disclaimer is not an answer
-   (parser rules ending in ``+disclaimer`` counted as invalid). Wilson 95% intervals; Cochran's Q
-   across forcing levels, paired by proposition.
+   jail-05), next to the published shares, under three conventions: every answer the parser finds
+   ("valid"), answers that come with a disclaimer counted as invalid (parser rules ending in
+   ``+disclaimer``), and the paper's own rule (``robustalign.parsing.rottger2024_validity``, which
+   reproduces all 50 published cells). Wilson 95% intervals; Cochran's Q across forcing levels,
+   paired by proposition.
 2. **Paraphrase stability.** ``assess_stability`` over the 10 prompt templates: modal flip rates and
    ordinal shifts between templates with intervals, ICC and Krippendorff's alpha across templates,
    and the template effect with a stratified permutation test. There is no human reference for the
@@ -33,11 +34,11 @@ import pandas as pd
 
 from robustalign.claims import Claim, assess_stability, audit_claim
 from robustalign.datasets.pct import (
-    OPENING_DISCLAIMER,
     PUBLISHED_VALID_COUNTS,
     load_llm_values_pct,
     load_llm_values_pct_raw,
 )
+from robustalign.parsing import rottger2024_validity
 from robustalign.validity import validity_rates
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,7 @@ def short(model: str) -> str:
     return model.split("/")[-1]
 
 
-CONVENTIONS = ["valid", "valid, no disclaimer", "valid, not opening with a disclaimer"]
+CONVENTIONS = ["valid", "valid, no disclaimer", "paper's rule"]
 
 
 def _as_refusals(responses, hit):
@@ -73,12 +74,25 @@ def _as_refusals(responses, hit):
     return replace(responses, data=d)
 
 
-def opening(responses, experiment: str):
-    """The paper's convention approximated: valid answers whose completion opens with a disclaimer
-    become refusals (rows matched to the raw completions by the loader's ``row``)."""
+def paper_rule(responses, experiment: str):
+    """The paper's own counting rule (``rottger2024_validity``, the authors' final check re-implemented),
+    for counting valid answers only.
+
+    ``status`` becomes ``valid`` where the rule says valid, ``refusal`` where it says invalid and
+    ``unparseable`` where it says unknown (none in the forcing run). The parsed ``option`` is kept where
+    the parser found one, so 17 completions that the rule counts as valid but the parser does not (two
+    answers in one completion, substring hits without a choice) are ``valid`` without an option: use the
+    result for validity rates, not for answer distributions. Rows are matched to the raw completions
+    by the loader's ``row``.
+    """
     raw = load_llm_values_pct_raw(experiment)
     text = raw["completion"].astype(str).to_numpy()[responses.data["row"].to_numpy()]
-    return _as_refusals(responses, [bool(OPENING_DISCLAIMER.match(t)) for t in text])
+    label = pd.Series([rottger2024_validity(t) for t in text], index=responses.data.index)
+    d = responses.data.copy()
+    d["status"] = label.map({"valid": "valid", "invalid": "refusal", "unknown": "unparseable"})
+    d.loc[d["status"] != "valid", "option"] = pd.NA
+    d["parse_rule"] = "rottger2024:" + label
+    return replace(responses, data=d)
 
 
 def strict(responses):
@@ -94,7 +108,7 @@ def strict(responses):
 # --------------------------------------------------------------------------------------------------
 def validity_table(forcing) -> tuple[pd.DataFrame, pd.DataFrame]:
     out, tests = [], []
-    for conv, resp in zip(CONVENTIONS, (forcing, strict(forcing), opening(forcing, "forcing"))):
+    for conv, resp in zip(CONVENTIONS, (forcing, strict(forcing), paper_rule(forcing, "forcing"))):
         vr = validity_rates(resp, by=["model"], condition="forcing")
         f = vr.to_frame(0.95)
         f["convention"] = conv
@@ -108,7 +122,7 @@ def validity_table(forcing) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def validity_wide(f: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: published and our two conventions as 'a / b / c / d / e' (% of 62)."""
+    """One row per model: published and our three conventions as 'a / b / c / d / e' (% of 62)."""
     rows = []
     for m in PUBLISHED_VALID_COUNTS:
         g = f[f["model"] == m]

@@ -19,9 +19,10 @@ allow** and reports
   jointly for every specification).
 
 Every claim is reduced, per specification, to per-item contrasts ``d_q`` (an items x J array): the
-claim holds when ``min_j agg_q d_qj > 0``. ``J = 1`` for paired contrasts (``closer``,
-``steering_raises``, ``human_proxy``, ``higher_position``); for ``closest_group`` the J columns are the
-margins over every other group.
+claim holds when ``min_j agg_q d_qj > 0`` by more than rounding (:data:`ZERO_RTOL` of the largest
+``|d_qj|``; an estimate of exactly cancelling contrasts is zero, not a tiny positive effect). ``J = 1``
+for paired contrasts (``closer``, ``steering_raises``, ``human_proxy``, ``higher_position``); for
+``closest_group`` the J columns are the margins over every other group.
 
 Verdicts: *supported* when the joint test rejects in the claimed direction and the claim holds in at
 least 90% of specifications; *not supported* when it holds in fewer than half, or the joint test
@@ -51,6 +52,10 @@ KINDS = ("closer", "steering_raises", "closest_group", "human_proxy", "higher_po
 AGGREGATIONS = ("mean", "median")
 POOLED = "(pooled)"
 SUPPORT_SHARE = 0.9
+#: A specification's statistic within this fraction of the largest |per-item contrast| of zero is zero: the
+#: mean of contrasts that cancel exactly comes out as a rounding residue (5.55e-17, or 1e-13 after the
+#: position averages), which must neither "hold" nor reach a sample-size formula.
+ZERO_RTOL = 1e-9
 #: Tasks the per-specification contrasts are split into when the executor does not say how many workers
 #: it has (otherwise four per worker). Chunking never changes the numbers.
 CONTRAST_TASKS = 32
@@ -237,6 +242,14 @@ def _nanmedian(x: np.ndarray, axis: int) -> np.ndarray:
     return np.where(n[..., 0] > 0, (lo + hi) / 2, np.nan)
 
 
+def zero_tolerance(D: np.ndarray) -> np.ndarray:
+    """(specs,) tolerance below which a statistic of ``D`` (items, specs, J) counts as zero:
+    :data:`ZERO_RTOL` times the largest |per-item contrast| of the specification (0 where it has none)."""
+    a = np.abs(D)
+    scale = np.fmax.reduce(np.fmax.reduce(a, axis=2), axis=0) if a.size else np.zeros(D.shape[1])
+    return ZERO_RTOL * np.nan_to_num(scale, nan=0.0)
+
+
 def _aggregate(x: np.ndarray, how: str, axis: int) -> np.ndarray:
     return nanmean(x, axis) if how == "mean" else _nanmedian(x, axis)
 
@@ -269,29 +282,15 @@ def _stat_rows(D: np.ndarray, aggs: np.ndarray, make, rows: int) -> np.ndarray:
     return out
 
 
-def _boot_block(args) -> np.ndarray:
-    """Bootstrap replicates of one block of resamples (items drawn with replacement from its own stream)."""
-    D, aggs, rows, gen = args
-    idx = gen.integers(0, D.shape[0], size=(rows, D.shape[0]), dtype=np.intp)
-    return _stat_rows(D, aggs, lambda s, e: D[idx[s:e]], rows)
+def _boot_stat(D: np.ndarray, aggs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Statistic of the item resamples ``idx`` (rows, items) of ``D`` (module level: tasks pickle it)."""
+    return _stat_rows(D, aggs, lambda s, e: D[idx[s:e]], len(idx))
 
 
-def _flip_block(args) -> np.ndarray:
-    """Sign-flip null statistics of one block of permutations (signs from its own stream)."""
-    D, aggs, rows, gen = args
-    signs = gen.choice(np.array([-1.0, 1.0]), size=(rows, D.shape[0], 1))
+def _flip_stat(D: np.ndarray, aggs: np.ndarray, signs: np.ndarray) -> np.ndarray:
+    """Statistic of ``D`` (J = 1) with the items' contrasts multiplied by ``signs`` (rows, items)."""
     d = D[..., 0]
-    return _stat_rows(D, aggs, lambda s, e: (signs[s:e] * d[None])[..., None], rows)
-
-
-def _boot_blocks(blocks) -> list[np.ndarray]:
-    """Several bootstrap blocks in one task (each still from its own stream: grouping changes nothing)."""
-    return [_boot_block(b) for b in blocks]
-
-
-def _flip_blocks(blocks) -> list[np.ndarray]:
-    """Several sign-flip blocks in one task."""
-    return [_flip_block(b) for b in blocks]
+    return _stat_rows(D, aggs, lambda s, e: (signs[s:e, :, None] * d[None])[..., None], len(signs))
 
 
 def _jackknife(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
@@ -302,27 +301,27 @@ def _jackknife(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
     return _stat_rows(D, aggs, lambda s, e: D[leave_one_out(n, s, e)], n)
 
 
-def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen: np.random.Generator,
-                    alpha: float = 0.05, executor=None) -> dict:
+def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen, alpha: float = 0.05,
+                    executor=None, key: tuple = ()) -> dict:
     """Sign-flip null shared by every specification (J = 1 contrasts).
 
     Returns per-specification two-sided p-values, max-T adjusted p-values, and joint p-values for the
     median effect and for the share of specifications significant in the claimed (positive) direction.
 
-    The permutations are drawn in blocks of :data:`robustalign.scaleout.BLOCK_SIZE`, each from its own
-    child of ``gen``, and the blocks run on ``executor`` when one is given; the numbers are the same
-    either way.
+    The signs are drawn by :func:`robustalign.resampling.nulls.sign_flips` from the stream
+    ``("audit_claim.sign_flip", *key)`` of the seed ``gen``, in blocks that run on ``executor`` when one is
+    given; the numbers are the same either way.
     """
-    from robustalign.resampling.permutation import permutation_p_values
-    from robustalign.scaleout import block_streams, map_chunks
+    from functools import partial
+
+    from robustalign.resampling.nulls import p_values, sign_flips
 
     obs = _stat(D, aggs)
-    blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_permutations)]
-    null = np.concatenate(map_chunks(_flip_blocks, blocks, executor=executor), axis=0)
-    B = n_permutations
+    null = sign_flips(partial(_flip_stat, D, aggs), D.shape[0], n_permutations=n_permutations, rng=gen,
+                      key=("audit_claim.sign_flip", *key), executor=executor)
     ok = np.isfinite(obs)  # a specification without any item has no test: NaN, not p = 1 / (1 + B)
     p_spec = np.full(obs.shape, np.nan)
-    p_spec[ok] = permutation_p_values(obs[ok], null[:, ok], "two-sided")
+    p_spec[ok] = p_values(obs[ok], null[:, ok], "two-sided")
     p_maxt = np.full(obs.shape, np.nan)
     p_maxt[ok] = maxt_adjust(obs[ok], null[:, ok])
     obs, null = obs[ok], null[:, ok]
@@ -337,10 +336,10 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
         "p_spec": p_spec,
         "p_maxt": p_maxt,
         "share_significant": float(sig_obs),
-        "p_share_significant": float((1 + np.sum(sig_null >= sig_obs)) / (1 + B)),
+        "p_share_significant": float(p_values(sig_obs, sig_null, "greater")[0]),
         "median_effect": float(med_obs),
-        "p_median_greater": float((1 + np.sum(med_null >= med_obs)) / (1 + B)),
-        "p_median_less": float((1 + np.sum(med_null <= med_obs)) / (1 + B)),
+        "p_median_greater": float(p_values(med_obs, med_null, "greater")[0]),
+        "p_median_less": float(p_values(med_obs, med_null, "less")[0]),
     }
 
 
@@ -350,21 +349,26 @@ def _contrast_chunk(args) -> list[np.ndarray]:
     return [_contrasts(responses, reference, claim, spec, factors, items) for spec in specs]
 
 
-def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, executor):
-    """Percentile cluster bootstrap over items of every specification, in blocks with child streams."""
-    from robustalign.resampling import BootstrapResult
-    from robustalign.scaleout import block_streams, map_chunks, warn_degenerate
+def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, executor, key=()):
+    """Percentile cluster bootstrap over items of every specification (items resampled jointly), drawn by
+    :func:`robustalign.resampling.nulls.item_bootstrap` from the stream ``("audit_claim.bootstrap", *key)``."""
+    from functools import partial
 
-    _, record = as_generator(gen)
-    blocks = [(D, aggs, rows, g) for rows, g in block_streams(gen, n_resamples)]
-    R = np.concatenate(map_chunks(_boot_blocks, blocks, executor=executor), axis=0)
+    from robustalign.resampling import BootstrapResult
+    from robustalign.resampling.nulls import BLOCK_SIZE, item_bootstrap
+    from robustalign.scaleout import warn_degenerate
+
+    gen, record = as_generator(gen)
+    R = item_bootstrap(partial(_boot_stat, D, aggs), D.shape[0], n_resamples=n_resamples, rng=gen,
+                       key=("audit_claim.bootstrap", *key), executor=executor)
     labels = specs.reset_index(drop=True)
     warn_degenerate(R, labels, stacklevel=4)
     return BootstrapResult(
         estimate=_stat(D, aggs), resamples=np.asfortranarray(R), jackknife=_jackknife(D, aggs), labels=labels,
         design="cluster", method="percentile", confidence_level=level, n_clusters=int(D.shape[0]), rng=record,
         statistic="claim margin",
-        provenance={"path": "blocks", "block_size": len(blocks) and blocks[0][2], "n_blocks": len(blocks)},
+        provenance={"path": "blocks", "block_size": BLOCK_SIZE, "n_blocks": -(-n_resamples // BLOCK_SIZE),
+                    "stream": ["audit_claim.bootstrap", *map(str, key)]},
     )
 
 
@@ -414,8 +418,9 @@ def audit_claim(
         contrasts in chunks of specifications, the bootstrap and the sign-flip permutations in blocks of
         :data:`robustalign.scaleout.BLOCK_SIZE` resamples. Use a ``ThreadPoolExecutor``, a
         ``ProcessPoolExecutor`` or a ``dask.distributed`` client (``client.get_executor()`` or the client).
-        Every block draws from its own child stream of ``rng``, and the serial run uses the same blocks
-        and streams, so the numbers are identical with or without an executor.
+        Every block draws from its own keyed stream of ``rng`` (``robustalign.resampling.nulls``; keyed by
+        the purpose, the claim and the block), and the serial run uses the same blocks and streams, so the
+        numbers are identical with or without an executor.
     rng : int, Generator or None
         Seed of the bootstrap and the permutations (recorded).
 
@@ -434,8 +439,7 @@ def audit_claim(
     if claim.needs_reference and reference is None:
         raise ValueError(f"the claim '{claim.text}' compares with human answers: pass `reference=`.")
     _check_claim_names(responses, reference, claim)
-    gen, record = as_generator(rng)
-    g_boot, g_perm = gen.spawn(2)
+    gen, record = as_generator(rng)  # bootstrap and sign flips: keyed streams of this seed, keyed by the claim
     specs = enumerate_specifications(responses, claim, reference=reference, factors=factors, metrics=metrics,
                                      aggregations=aggregations, include_pooled=include_pooled,
                                      max_specifications=max_specifications)
@@ -466,20 +470,23 @@ def audit_claim(
         raise ValueError(f"the claim '{claim.text}' can be evaluated on only {D.shape[0]} items; check the names "
                          "of models, groups and steering levels, and that they share items.")
     est = _stat(D, aggs)
+    tol = zero_tolerance(D)  # estimates within rounding of zero neither hold nor fail
     n_items = np.sum(~np.all(np.isnan(D), axis=2), axis=0)
 
     evaluable = np.isfinite(est)  # specifications whose subset has no item for the claim are left out
     boot = _cluster_bootstrap_blocks(D[:, evaluable], aggs[evaluable], specs[evaluable].reset_index(drop=True),
-                                     n_resamples=n_resamples, level=level, gen=g_boot, executor=executor)
+                                     n_resamples=n_resamples, level=level, gen=gen, executor=executor,
+                                     key=(claim.text,))
     joint = None
     if J == 1:
-        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=g_perm, alpha=alpha, executor=executor)
-    holds_boot = np.mean(boot.resamples > 0, axis=1)  # share of evaluable specs holding, per resample
+        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=gen, alpha=alpha, executor=executor,
+                                key=(claim.text,))
+    holds_boot = np.mean(boot.resamples > tol[evaluable], axis=1)  # share of evaluable specs holding
     joint_boot = {
         "p_holds_in_90pct": float(np.mean(holds_boot >= SUPPORT_SHARE)),
         "p_holds_in_majority": float(np.mean(holds_boot > 0.5)),
     }
-    share = float(np.mean(est[evaluable] > 0))
+    share = float(np.mean(est[evaluable] > tol[evaluable]))
     evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
                 "contrasts": D, "items": [i for i, k in zip(items, keep_items) if k]}
 
@@ -495,7 +502,7 @@ def audit_claim(
             out[col] = full
         out["conf_level"] = lv
         out["method"] = "cluster bootstrap (percentile)"
-        out["holds"] = pd.array(np.where(evaluable, est > 0, False), dtype="boolean")
+        out["holds"] = pd.array(np.where(evaluable, est > tol, False), dtype="boolean")
         out.loc[~evaluable, "holds"] = pd.NA
         if joint is not None:
             out["p_value"] = joint["p_spec"]
@@ -512,7 +519,7 @@ def audit_claim(
         return out
 
     n_eval = int(evaluable.sum())
-    verdict, reason, n_needed = _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, n_eval)
+    verdict, reason, n_needed = _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
     if n_eval < len(specs):
         reason = reason[:-1] + (f"; {len(specs) - n_eval} specifications had no item with data for the claim "
                                 "and are left out.")
@@ -541,8 +548,8 @@ def _units(claim: Claim) -> str:
     return "difference in similarity (metric of the specification)"
 
 
-def _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, n_specs):
-    n_hold = int(np.nansum(est > 0))
+def _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_specs):
+    n_hold = int(np.sum(est > tol))
     base = f"'{claim.text}' holds in {n_hold} of {n_specs} specifications ({share:.0%})"
     n_needed = np.nan
     if joint is not None:
@@ -553,14 +560,7 @@ def _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, n_specs):
             return "supported", f"SUPPORTED: {base}{jt}.", n_needed
         if share < 0.5 or joint["p_median_less"] < alpha:
             return "not supported", f"NOT SUPPORTED: {base}{jt}.", n_needed
-        d = D[..., 0]
-        sd = np.nanmedian(np.nanstd(d, axis=0, ddof=1))
-        med = abs(joint["median_effect"])
-        if med > 0 and np.isfinite(sd) and sd > 0:
-            from robustalign.power import n_for_mde
-
-            n_needed = n_for_mde(med, sd=sd)
-        more = f"; about {n_needed} items would detect the median effect at 80% power" if np.isfinite(n_needed) else ""
+        n_needed, more = _items_needed(abs(joint["median_effect"]), D, np.max(tol, initial=0.0))
         return "inconclusive", f"INCONCLUSIVE: {base}{jt}{more}.", n_needed
     jb = (f"; the claim holds in at least 90% of specifications in {joint_boot['p_holds_in_90pct']:.0%} of "
           "bootstrap resamples of items")
@@ -569,6 +569,29 @@ def _verdict(claim, est, share, joint, joint_boot, D, aggs, alpha, n_specs):
     if share < 0.5:
         return "not supported", f"NOT SUPPORTED: {base}{jb}.", n_needed
     return "inconclusive", f"INCONCLUSIVE: {base}{jb}.", n_needed
+
+
+def _items_needed(med: float, D: np.ndarray, tol: float) -> tuple[float, str]:
+    """Items needed to detect the median effect ``med`` at 80% power, and the words for the verdict.
+
+    A median within rounding of zero (``<= tol``) is not estimable: ``inf``, said so in words.
+    """
+    from robustalign.power import n_for_mde
+
+    if not np.isfinite(med):
+        return np.nan, ""
+    if med <= tol:
+        return np.inf, ("; the median effect is zero (to rounding), so no number of items would detect it "
+                        "(items needed: not estimable)")
+    d = D[..., 0]
+    d = d[:, np.isfinite(d).sum(0) >= 2]  # specifications with an SD over items
+    sd = np.nanmedian(np.nanstd(d, axis=0, ddof=1)) if d.shape[1] else np.nan
+    if not (np.isfinite(sd) and sd > 0):
+        return np.nan, ""
+    n = n_for_mde(med, sd=sd)
+    if not np.isfinite(n):
+        return np.inf, "; the median effect is too small for any feasible number of items (not estimable)"
+    return float(n), f"; about {n} items would detect the median effect at 80% power"
 
 
 def _check_claim_names(responses: Responses, reference: Reference | None, claim: Claim) -> None:
