@@ -13,10 +13,27 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from robustalign.metrics import METRICS, mean_position, spearman_alignment
+from robustalign.metrics import (
+    LINEAR_METRICS,
+    METRICS,
+    MIN_ANSWERS,
+    MIN_ANSWERS_NONLINEAR,
+    finite_sample_similarity,
+    mean_position,
+    spearman_alignment,
+)
 from robustalign.schema import Reference, Responses
 
-__all__ = ["alignment", "human_profiles", "item_scores", "model_profiles"]
+__all__ = ["ESTIMANDS", "alignment", "human_profiles", "item_scores", "model_profiles"]
+
+#: What a per-item score estimates. ``"answer-distribution"`` (default): the metric between the model's
+#: answer distribution in the cell (what it would answer given unlimited samples) and the human
+#: population distribution, bias-corrected for the number of answers per cell and of respondents
+#: (:func:`robustalign.metrics.finite_sample_similarity`). ``"plug-in"``: the metric between the
+#: observed shares, whose expectation moves with the number of answers sampled per cell.
+ESTIMANDS = ("answer-distribution", "plug-in")
+
+_ROW_CHUNK = 2000  # cell x group rows per call of the corrected metric (its arrays are rows x K^3)
 
 
 def item_scores(
@@ -28,6 +45,7 @@ def item_scores(
     against: str | None = None,
     group_map: Mapping[str, str] | None = None,
     groups: Sequence[str] | None = None,
+    estimand: str = "answer-distribution",
 ) -> pd.DataFrame:
     """Similarity of each design cell's answer distribution to human groups, item by item.
 
@@ -48,16 +66,27 @@ def item_scores(
         group in ``groups`` (or the reference).
     group_map : mapping, optional
         Maps values of ``against`` to reference group names.
+    estimand : {"answer-distribution", "plug-in"}
+        See :data:`ESTIMANDS`. With the default, nonlinear metrics are bias-corrected for the ``n``
+        answers of each cell (sampled choices) and for the respondents of each human distribution
+        where the reference gives their number (unknown counts: the shares are taken as exact). Cells
+        with fewer answers than :data:`robustalign.metrics.MIN_ANSWERS` allows for the metric are not
+        estimable: they are not scored, and counted in ``attrs["n_not_estimable"]``. Responses given
+        as probabilities or scores are distributions per row, not samples: no model-side correction.
 
     Returns
     -------
     DataFrame
         Columns ``*by, [against], item, group, score, n`` where ``n`` is the number of valid answers in
         the cell. Cell x group pairs with no human reference for that item are not scored; their count
-        is in ``attrs["n_missing_reference"]`` (never silently imputed).
+        is in ``attrs["n_missing_reference"]`` (never silently imputed). ``attrs`` also records the
+        ``estimand``, ``n_not_estimable``, ``min_answers`` and ``n_human_corrected`` (rows whose human
+        side was corrected for a known number of respondents).
     """
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {sorted(METRICS)}; got {metric!r}.")
+    if estimand not in ESTIMANDS:
+        raise ValueError(f"`estimand` must be one of {list(ESTIMANDS)}; got {estimand!r}.")
     cells = _cells(responses, by, against)
     keys, P = responses.distributions([*cells, "item"])
     items = sorted(keys["item"].unique())
@@ -67,16 +96,31 @@ def item_scores(
     ii = keys["item"].map({k: j for j, k in enumerate(items)}).to_numpy()[rows]
     gi = pd.Series(names).map({k: j for j, k in enumerate(gl)}).to_numpy()
     kmax = max(P.shape[1], Q.shape[2])
-    S = METRICS[metric](_pad(P, kmax)[rows], _pad(Q, kmax)[ii, gi], K=reference.K(items)[ii],
-                        ordinal=reference.ordinal(items)[ii])
+    Pr, Qr = _pad(P, kmax)[rows], _pad(Q, kmax)[ii, gi]
+    Kr, Or = reference.K(items)[ii], reference.ordinal(items)[ii]
+    S = METRICS[metric](Pr, Qr, K=Kr, ordinal=Or)
+    scorable = ~np.isnan(S)
+    n_model = keys["n"].to_numpy(float)[rows]
+    not_est = np.zeros(len(S), bool)
+    n_h = np.full(len(S), np.nan)
+    min_n = 1 if metric in LINEAR_METRICS else MIN_ANSWERS.get(metric, MIN_ANSWERS_NONLINEAR)
+    if estimand == "answer-distribution" and metric not in LINEAR_METRICS:
+        n_p = n_model if responses.kind == "choice" else np.full(len(S), np.inf)
+        n_h = reference.n_array(items, gl)[ii, gi]
+        for s, e in ((s, min(s + _ROW_CHUNK, len(S))) for s in range(0, len(S), _ROW_CHUNK)):
+            S[s:e] = finite_sample_similarity(metric, Pr[s:e], Qr[s:e], n_p[s:e], n_h[s:e], K=Kr[s:e],
+                                              ordinal=Or[s:e])
+        not_est = scorable & (n_p < min_n)
     out = keys.iloc[rows].reset_index(drop=True)
     out["group"] = names
     out["score"] = S
     present = _reference_present(out, reference)
-    scored = ~np.isnan(S)
-    out = out[scored].reset_index(drop=True)[[*dict.fromkeys([*cells, "item", "group"]), "score", "n"]]
-    out.attrs.update(metric=metric, n_missing_reference=int((~present).sum()),
-                     n_nominal_skipped=int((present & ~scored).sum()))
+    keep = scorable & ~not_est
+    out = out[keep].reset_index(drop=True)[[*dict.fromkeys([*cells, "item", "group"]), "score", "n"]]
+    out.attrs.update(metric=metric, estimand=estimand, n_missing_reference=int((~present).sum()),
+                     n_nominal_skipped=int((present & ~scorable).sum()), n_not_estimable=int(not_est.sum()),
+                     min_answers=int(min_n) if estimand == "answer-distribution" else 1,
+                     n_human_corrected=int((keep & np.isfinite(n_h)).sum()))
     return out
 
 
@@ -120,12 +164,23 @@ def alignment(
     confidence_level: float = 0.95,
     method: str = "bca",
     rng=None,
+    estimand: str = "answer-distribution",
 ):
     """Alignment of every cell with every (or its own) human group, with cluster-bootstrap intervals.
 
     Items are resampled with replacement (the questions are a sample of possible questions), one
     resample shared by all cells, so differences and rankings between cells are paired
     (``result.pairwise("model")``, ``result.ranks()``).
+
+    **Estimand** (default ``estimand="answer-distribution"``): the mean over a population of items of
+    the similarity between the model's answer distribution in each cell (what it would answer given
+    unlimited samples) and the human population distribution. Per-item scores are bias-corrected for
+    the answers sampled per cell (and the respondents per human distribution, where known), so the
+    number does not move with how many answers were drawn; see :func:`item_scores`. The item
+    bootstrap of these per-item estimates carries the within-cell sampling noise too: items are
+    independent, so the spread of a per-item estimate over items is the between-item spread plus the
+    within-cell noise. ``estimand="plug-in"`` gives the uncorrected similarity of the observed shares,
+    whose expectation depends on the number of answers per cell.
 
     Parameters
     ----------
@@ -137,20 +192,42 @@ def alignment(
         As in :func:`item_scores`.
     n_resamples, confidence_level, method, rng
         As in :func:`robustalign.resampling.cluster_bootstrap`.
+    estimand : {"answer-distribution", "plug-in"}
+        See above and :data:`ESTIMANDS`.
 
     Returns
     -------
     BootstrapResult
-        One statistic per cell x group (labels: ``*by, [against], group``).
+        One statistic per cell x group (labels: ``*by, [against], group``). ``provenance`` records the
+        ``estimand`` and ``n_not_estimable`` (cell x item x group rows with too few answers for the
+        metric, left out of the means).
+
+    Raises
+    ------
+    ValueError
+        When no cell has enough answers for a nonlinear metric under the answer-distribution estimand.
     """
     from robustalign.resampling import cluster_bootstrap
 
     cells = _cells(responses, by, against)
     if metric != "spearman":
         scores = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
-                             groups=groups)
-        return cluster_bootstrap(scores, value="score", cluster="item", by=list(dict.fromkeys([*cells, "group"])),
-                                 n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng)
+                             groups=groups, estimand=estimand)
+        if scores.empty and scores.attrs.get("n_not_estimable", 0):
+            raise ValueError(
+                f"metric {metric!r} is not estimable for the answer distribution from these data: all "
+                f"{scores.attrs['n_not_estimable']} cell x item x group rows have fewer than "
+                f"{scores.attrs['min_answers']} valid answers (cells: {cells} x item). A nonlinear metric from so "
+                "few answers says little about the model's answer distribution and is biased by an amount "
+                "that depends on the number of answers. Use metric='agreement' (linear, unbiased from one "
+                "answer), pool cells (fewer `by` columns), sample more answers, or pass estimand='plug-in' "
+                "to get the similarity of the observed shares, knowing that it moves with the number of answers."
+            )
+        res = cluster_bootstrap(scores, value="score", cluster="item", by=list(dict.fromkeys([*cells, "group"])),
+                                n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng)
+        res.provenance.update({k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers",
+                                                           "n_human_corrected", "metric")})
+        return res
     prof = model_profiles(responses, by=cells)
     items = sorted(prof["item"].unique())
     keys = prof[cells].drop_duplicates().sort_values(cells).reset_index(drop=True)
