@@ -726,7 +726,7 @@ LINEAR_METRICS = frozenset({"agreement"})
 #: Fewest answers per cell from which a nonlinear metric is estimated for the answer distribution.
 #: The jackknife needs two; below these counts its measured residual bias (docs/resampling.md) is as
 #: large as the interval, so cells with fewer answers are reported as not estimable instead.
-MIN_ANSWERS = {"js": 5, "tv": 5, "w1": 2, "mean_position": 2, "plurality": 2}
+MIN_ANSWERS = {"js": 5, "tv": 5, "w1": 5, "mean_position": 5, "plurality": 5}
 MIN_ANSWERS_NONLINEAR = 2
 
 
@@ -856,7 +856,7 @@ def finite_sample_similarity(metric, p, q, n_p, n_q=None, *, K=None, ordinal=Non
         Order 2 applies from 3 answers; cells with 2 answers get the first order. 0 = no correction
         (plurality, whose indicator a jackknife cannot correct near ties).
     min_n : int, optional
-        Fewest answers for an estimate; default :data:`MIN_ANSWERS` (5 for JS and TV, 2 otherwise).
+        Fewest answers for an estimate; default :data:`MIN_ANSWERS` (5 for every nonlinear metric).
 
     Returns
     -------

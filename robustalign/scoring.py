@@ -24,7 +24,7 @@ from robustalign.metrics import (
 )
 from robustalign.schema import Reference, Responses
 
-__all__ = ["ESTIMANDS", "alignment", "human_profiles", "item_scores", "model_profiles"]
+__all__ = ["ESTIMANDS", "alignment", "human_pair_scores", "human_profiles", "item_scores", "model_profiles"]
 
 #: What a per-item score estimates. ``"answer-distribution"`` (default): the metric between the model's
 #: answer distribution in the cell (what it would answer given unlimited samples) and the human
@@ -46,6 +46,7 @@ def item_scores(
     group_map: Mapping[str, str] | None = None,
     groups: Sequence[str] | None = None,
     estimand: str = "answer-distribution",
+    min_answers: int | None = None,
 ) -> pd.DataFrame:
     """Similarity of each design cell's answer distribution to human groups, item by item.
 
@@ -73,6 +74,10 @@ def item_scores(
         with fewer answers than :data:`robustalign.metrics.MIN_ANSWERS` allows for the metric are not
         estimable: they are not scored, and counted in ``attrs["n_not_estimable"]``. Responses given
         as probabilities or scores are distributions per row, not samples: no model-side correction.
+    min_answers : int, optional
+        Raise the fewest answers per cell for a nonlinear metric above the default (e.g. 15 where the
+        model distributions may lie close to the human ones; see docs/resampling.md for the residual
+        bias at 5 and 10 answers). Values below 2 are refused.
 
     Returns
     -------
@@ -103,13 +108,16 @@ def item_scores(
     n_model = keys["n"].to_numpy(float)[rows]
     not_est = np.zeros(len(S), bool)
     n_h = np.full(len(S), np.nan)
-    min_n = 1 if metric in LINEAR_METRICS else MIN_ANSWERS.get(metric, MIN_ANSWERS_NONLINEAR)
+    if min_answers is not None and not (isinstance(min_answers, int | np.integer) and min_answers >= 2):
+        raise ValueError(f"`min_answers` must be an integer >= 2 (the jackknife needs two answers); got {min_answers!r}.")
+    min_n = MIN_ANSWERS.get(metric, MIN_ANSWERS_NONLINEAR) if min_answers is None else int(min_answers)
+    min_n = 1 if metric in LINEAR_METRICS else min_n
     if estimand == "answer-distribution" and metric not in LINEAR_METRICS:
         n_p = n_model if responses.kind == "choice" else np.full(len(S), np.inf)
         n_h = reference.n_array(items, gl)[ii, gi]
         for s, e in ((s, min(s + _ROW_CHUNK, len(S))) for s in range(0, len(S), _ROW_CHUNK)):
             S[s:e] = finite_sample_similarity(metric, Pr[s:e], Qr[s:e], n_p[s:e], n_h[s:e], K=Kr[s:e],
-                                              ordinal=Or[s:e])
+                                              ordinal=Or[s:e], min_n=min_n)
         not_est = scorable & (n_p < min_n)
     out = keys.iloc[rows].reset_index(drop=True)
     out["group"] = names
@@ -151,6 +159,30 @@ def human_profiles(reference: Reference, items: Sequence[str] | None = None,
     return np.round(mean_position(reference.array(items, groups), reference.K(items)[:, None], check=False), 12)
 
 
+def human_pair_scores(reference: Reference, items: Sequence[str], proxy: str, target: str, *, metric: str = "js",
+                      estimand: str = "answer-distribution") -> np.ndarray:
+    """Per-item similarity of human group ``proxy``, used as a "model", to group ``target`` (one value per item).
+
+    The human-proxy baseline on the same footing as model scores: with the default estimand both
+    sides are bias-corrected for their numbers of respondents where the reference gives them (a
+    group with unknown counts is taken as exact), so a model-minus-proxy margin compares two
+    estimates of population similarities. NaN where either group lacks the item or the metric does
+    not apply (ordinal metrics on nominal items).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"`metric` must be one of {sorted(METRICS)}; got {metric!r}.")
+    if estimand not in ESTIMANDS:
+        raise ValueError(f"`estimand` must be one of {list(ESTIMANDS)}; got {estimand!r}.")
+    items = list(items)
+    Q = reference.array(items, [proxy, target])
+    K, o = reference.K(items), reference.ordinal(items)
+    if estimand == "plug-in" or metric in LINEAR_METRICS:
+        return np.asarray(METRICS[metric](Q[:, 0], Q[:, 1], K=K, ordinal=o, check=False), float)
+    N = reference.n_array(items, [proxy, target])
+    n_p = np.where(np.isfinite(N[:, 0]), N[:, 0], np.inf)
+    return finite_sample_similarity(metric, Q[:, 0], Q[:, 1], n_p, N[:, 1], K=K, ordinal=o, min_n=1)
+
+
 def alignment(
     responses: Responses,
     reference: Reference,
@@ -165,6 +197,7 @@ def alignment(
     method: str = "bca",
     rng=None,
     estimand: str = "answer-distribution",
+    min_answers: int | None = None,
 ):
     """Alignment of every cell with every (or its own) human group, with cluster-bootstrap intervals.
 
@@ -194,6 +227,8 @@ def alignment(
         As in :func:`robustalign.resampling.cluster_bootstrap`.
     estimand : {"answer-distribution", "plug-in"}
         See above and :data:`ESTIMANDS`.
+    min_answers : int, optional
+        As in :func:`item_scores`.
 
     Returns
     -------
@@ -212,7 +247,7 @@ def alignment(
     cells = _cells(responses, by, against)
     if metric != "spearman":
         scores = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
-                             groups=groups, estimand=estimand)
+                             groups=groups, estimand=estimand, min_answers=min_answers)
         if scores.empty and scores.attrs.get("n_not_estimable", 0):
             raise ValueError(
                 f"metric {metric!r} is not estimable for the answer distribution from these data: all "
