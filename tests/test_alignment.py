@@ -45,8 +45,12 @@ def test_against_column_picks_one_group_per_cell(data):
 
 def test_ordinal_metric_skips_nominal_items_and_counts_them(data):
     resp, ref = data
-    s = item_scores(resp, ref, metric="w1", by=["model"])
+    s = item_scores(resp, ref, metric="w1", by=["model"], estimand="plug-in")
     assert set(s["item"]) == {"q1"} and s.attrs["n_nominal_skipped"] == 2
+    # the default estimand also needs 5 answers per cell: q1's 4 answers are counted as not estimable,
+    # apart from the nominal item that W1 does not score
+    t = item_scores(resp, ref, metric="w1", by=["model"])
+    assert t.empty and t.attrs["n_nominal_skipped"] == 2 and t.attrs["n_not_estimable"] == 2
 
 
 def test_profiles_are_mean_positions(data):
