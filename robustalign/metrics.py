@@ -852,7 +852,7 @@ def finite_sample_similarity(metric, p, q, n_p, n_q=None, *, K=None, ordinal=Non
     K, ordinal
         As for the metric.
     order : {1, 2}, optional
-        Jackknife order on the model side; default :data:`JACKKNIFE_ORDER` (2 for JS, 1 otherwise).
+        Jackknife order (both sides); default :data:`JACKKNIFE_ORDER` (2 for JS, 1 otherwise).
         Order 2 applies from 3 answers; cells with 2 answers get the first order. 0 = no correction
         (plurality, whose indicator a jackknife cannot correct near ties).
     min_n : int, optional
@@ -880,8 +880,8 @@ def finite_sample_similarity(metric, p, q, n_p, n_q=None, *, K=None, ordinal=Non
     out = s0
     if order > 0:
         out = s0 - _jackknife_shift(f, p, q, n_p, s0, K, ordinal, True, order)
-        if n_q is not None:  # survey samples are large: the first order suffices on the human side
-            out = out - _jackknife_shift(f, q, p, np.asarray(n_q, float), s0, K, ordinal, False, 1)
+        if n_q is not None:  # the same order on the human side (small surveys are as curved)
+            out = out - _jackknife_shift(f, q, p, np.asarray(n_q, float), s0, K, ordinal, False, order)
     return np.where(np.broadcast_to(n_p, out.shape) < min_n, np.nan, out)
 
 

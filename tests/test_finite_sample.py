@@ -199,7 +199,7 @@ def _judge(h: np.ndarray, n_units: int, lo: float, hi: float, p_min: float):
 
 def test_intervals_cover_the_answer_distribution_estimand_fast():
     # 40 data sets per configuration, one judgement per model and per pair: a rate of 0.80 or less
-    # fails (the plug-in JS interval covers in about 0.1 of data sets at 15 answers)
+    # fails (the plug-in JS interval covers 0.4 of the time at 40 items and 15 answers, less with more)
     for n_answers, metrics in ((15, ("js", "tv", "w1")), (2, ("agreement",))):
         hits = _coverage(metrics, n_answers, 40, seed=n_answers)
         for h in hits.values():
@@ -207,8 +207,9 @@ def test_intervals_cover_the_answer_distribution_estimand_fast():
 
 
 def test_plug_in_misses_the_estimand_that_the_correction_covers():
-    hits = _coverage(("js",), 15, 15, seed=99, estimand="plug-in")
-    assert hits[("js", "model")].mean() < 0.5  # the plug-in targets an n-dependent quantity
+    # 120 items: the plug-in's bias (-0.04 to -0.06 at 15 answers) is then several standard errors
+    hits = _coverage(("js",), 15, 10, n_items=120, seed=99, estimand="plug-in")
+    assert hits[("js", "model")].mean() < 0.2  # the plug-in targets an n-dependent quantity
 
 
 def test_human_sampling_is_corrected_when_respondent_counts_are_known():
