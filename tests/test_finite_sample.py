@@ -294,3 +294,35 @@ def test_closer_claim_between_identical_models_is_rarely_supported_fast():
 def test_closer_claim_between_identical_models_is_rarely_supported_slow(metric, n_a, n_b):
     s = _closer_supported(300, n_a, n_b, metric, 1.0, seed=32)
     assert stats.binomtest(int(s.sum()), len(s), 0.05, alternative="greater").pvalue > 0.01, s.mean()
+
+
+def test_kl_as_a_callable_is_corrected_like_the_miller_madow_entropy_bias():
+    # KL(p || q) = -H(p) - sum p log q: the plug-in is biased up by about (K - 1) / (2 n ln 2) bits
+    # (Miller-Madow); the jackknife removes most of it (exact expectations over Multinomial(15, p))
+    def kl(p, q, K=None, ordinal=None, check=False):
+        return M.kl_divergence(p, q, eps=0.0, check=False)
+
+    p, q, n = np.array([0.4, 0.3, 0.2, 0.1]), np.array([0.25, 0.25, 0.25, 0.25]), 15
+    truth = float(stats.entropy(p, q, base=2))
+    plug = _exact_mean(lambda a: kl(a, q), p, n) - truth
+    corr = _exact_mean(lambda a: M.finite_sample_similarity(kl, a, q, n), p, n) - truth
+    assert plug == pytest.approx(3 / (2 * n * np.log(2)), rel=0.25)
+    assert abs(corr) < abs(plug) / 4
+
+
+def test_human_pair_scores_jackknife_both_surveys_by_brute_force():
+    from robustalign.scoring import human_pair_scores
+
+    a, b = np.array([3, 1, 2, 0]), np.array([1, 1, 1, 3])  # respondents per option, 6 per group
+    rows = [{"item": "q1", "group": g, "option": o, "share": c[k] / 6, "n": 6}
+            for g, c in (("A", a), ("B", b)) for k, o in enumerate(OPTIONS)]
+    scales = pd.DataFrame({"item": ["q1"], "options": "|".join(OPTIONS), "ordinal": True})
+    ref = make_reference(pd.DataFrame(rows), scales)
+    tv = lambda x, y: 1 - 0.5 * np.abs(_shares(x) - _shares(y)).sum()  # noqa: E731
+    xa, xb = _answers(a), _answers(b)
+    s0 = tv(xa, xb)
+    bias_a = 5 * (np.mean([tv(np.delete(xa, i), xb) for i in range(6)]) - s0)
+    bias_b = 5 * (np.mean([tv(xa, np.delete(xb, i)) for i in range(6)]) - s0)
+    got = human_pair_scores(ref, ["q1"], "A", "B", metric="tv")
+    assert got[0] == pytest.approx(s0 - bias_a - bias_b, abs=1e-12)
+    assert human_pair_scores(ref, ["q1"], "A", "B", metric="tv", estimand="plug-in")[0] == pytest.approx(s0)
