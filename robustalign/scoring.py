@@ -9,6 +9,7 @@ tidy output: one row per design cell x item x group.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -267,7 +268,7 @@ def alignment(
                                 n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng)
         res.provenance.update({k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers",
                                                            "n_human_corrected", "metric")})
-        return res
+        return replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)")
     prof = model_profiles(responses, by=cells)
     items = sorted(prof["item"].unique())
     keys = prof[cells].drop_duplicates().sort_values(cells).reset_index(drop=True)
