@@ -106,20 +106,15 @@ def item_scores(
     Kr, Or = reference.K(items)[ii], reference.ordinal(items)[ii]
     S = METRICS[metric](Pr, Qr, K=Kr, ordinal=Or)
     scorable = ~np.isnan(S)
-    n_model = keys["n"].to_numpy(float)[rows]
-    not_est = np.zeros(len(S), bool)
+    min_n = _min_answers(metric, min_answers)
     n_h = np.full(len(S), np.nan)
-    if min_answers is not None and not (isinstance(min_answers, int | np.integer) and min_answers >= 2):
-        raise ValueError(f"`min_answers` must be an integer >= 2 (the jackknife needs two answers); got {min_answers!r}.")
-    min_n = MIN_ANSWERS.get(metric, MIN_ANSWERS_NONLINEAR) if min_answers is None else int(min_answers)
-    min_n = 1 if metric in LINEAR_METRICS else min_n
+    n_p = keys["n"].to_numpy(float)[rows] if responses.kind == "choice" else np.full(len(S), np.inf)
     if estimand == "answer-distribution" and metric not in LINEAR_METRICS:
-        n_p = n_model if responses.kind == "choice" else np.full(len(S), np.inf)
         n_h = reference.n_array(items, gl)[ii, gi]
         for s, e in ((s, min(s + _ROW_CHUNK, len(S))) for s in range(0, len(S), _ROW_CHUNK)):
             S[s:e] = finite_sample_similarity(metric, Pr[s:e], Qr[s:e], n_p[s:e], n_h[s:e], K=Kr[s:e],
                                               ordinal=Or[s:e], min_n=min_n)
-        not_est = scorable & (n_p < min_n)
+    not_est = scorable & (n_p < min_n) & (estimand == "answer-distribution")
     out = keys.iloc[rows].reset_index(drop=True)
     out["group"] = names
     out["score"] = S
@@ -131,6 +126,15 @@ def item_scores(
                      min_answers=int(min_n) if estimand == "answer-distribution" else 1,
                      n_human_corrected=int((keep & np.isfinite(n_h)).sum()))
     return out
+
+
+def _min_answers(metric: str, min_answers) -> int:
+    """Fewest answers per cell for ``metric`` (1 for linear metrics), checking a user's ``min_answers``."""
+    if min_answers is not None and not (isinstance(min_answers, int | np.integer) and min_answers >= 2):
+        raise ValueError(f"`min_answers` must be an integer >= 2 (the jackknife needs two answers); got {min_answers!r}.")
+    if metric in LINEAR_METRICS:
+        return 1
+    return MIN_ANSWERS.get(metric, MIN_ANSWERS_NONLINEAR) if min_answers is None else int(min_answers)
 
 
 def model_profiles(responses: Responses, *, by: Sequence[str] = ("model",)) -> pd.DataFrame:
@@ -255,20 +259,20 @@ def alignment(
         scores = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
                              groups=groups, estimand=estimand, min_answers=min_answers)
         if scores.empty and scores.attrs.get("n_not_estimable", 0):
-            raise ValueError(
-                f"metric {metric!r} is not estimable for the answer distribution from these data: all "
-                f"{scores.attrs['n_not_estimable']} cell x item x group rows have fewer than "
-                f"{scores.attrs['min_answers']} valid answers (cells: {cells} x item). A nonlinear metric from so "
-                "few answers says little about the model's answer distribution and is biased by an amount "
-                "that depends on the number of answers. Use metric='agreement' (linear, unbiased from one "
-                "answer), pool cells (fewer `by` columns), sample more answers, or pass estimand='plug-in' "
-                "to get the similarity of the observed shares, knowing that it moves with the number of answers."
-            )
+            raise ValueError(_not_estimable_message(metric, scores.attrs, cells))
         res = cluster_bootstrap(scores, value="score", cluster="item", by=list(dict.fromkeys([*cells, "group"])),
                                 n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng)
         res.provenance.update({k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers",
                                                            "n_human_corrected", "metric")})
         return replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)")
+    return _spearman(responses, reference, cells, against, group_map, groups,
+                     dict(n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng))
+
+
+def _spearman(responses, reference, cells, against, group_map, groups, boot):
+    """Spearman profile alignment per cell x group, resampling items (general path)."""
+    from robustalign.resampling import cluster_bootstrap
+
     prof = model_profiles(responses, by=cells)
     items = sorted(prof["item"].unique())
     keys = prof[cells].drop_duplicates().sort_values(cells).reset_index(drop=True)
@@ -286,12 +290,23 @@ def alignment(
     def stat(x, h):  # x, h: (chunk, items, cells)
         return spearman_alignment(np.swapaxes(x, 1, 2), np.swapaxes(h, 1, 2), nan_policy="omit")
 
-    res = cluster_bootstrap((X, Hm), stat, labels=labels, n_resamples=n_resamples,
-                            confidence_level=confidence_level, method=method, rng=rng)
+    res = cluster_bootstrap((X, Hm), stat, labels=labels, **boot)
     # the mean positions are unbiased at any n, but their sampling noise attenuates the correlation
     # across items; no correction is applied yet, whatever `estimand` says (docs/resampling.md)
     res.provenance.update(estimand="plug-in", metric="spearman")
     return res
+
+
+def _not_estimable_message(metric: str, attrs: dict, cells: list[str]) -> str:
+    return (
+        f"metric {metric!r} is not estimable for the answer distribution from these data: all "
+        f"{attrs['n_not_estimable']} cell x item x group rows have fewer than "
+        f"{attrs['min_answers']} valid answers (cells: {cells} x item). A nonlinear metric from so "
+        "few answers says little about the model's answer distribution and is biased by an amount "
+        "that depends on the number of answers. Use metric='agreement' (linear, unbiased from one "
+        "answer), pool cells (fewer `by` columns), sample more answers, or pass estimand='plug-in' "
+        "to get the similarity of the observed shares, knowing that it moves with the number of answers."
+    )
 
 
 def _cells(responses: Responses, by: Sequence[str], against: str | None) -> list[str]:
