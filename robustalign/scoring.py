@@ -34,7 +34,7 @@ __all__ = ["ESTIMANDS", "alignment", "human_pair_scores", "human_profiles", "ite
 #: observed shares, whose expectation moves with the number of answers sampled per cell.
 ESTIMANDS = ("answer-distribution", "plug-in")
 
-_ROW_CHUNK = 2000  # cell x group rows per call of the corrected metric (its arrays are rows x K^3)
+_ROW_CHUNK = 1000  # cell x group rows per call of the corrected metric (its arrays are rows x K^3)
 
 
 def item_scores(
