@@ -27,7 +27,7 @@ def data():
 
 def test_js_scores_against_scipy_for_every_group(data):
     resp, ref = data
-    s = item_scores(resp, ref, metric="js", by=["model"]).set_index(["item", "group"])["score"]
+    s = item_scores(resp, ref, metric="js", by=["model"], estimand="plug-in").set_index(["item", "group"])["score"]
     p_model = {"q1": [0.25, 0.5, 0.25], "q2": [0.5, 0.5]}  # pooled over lang and sample
     for (i, g), h in H.items():
         assert s[(i, g)] == pytest.approx(1 - jensenshannon(p_model[i], h, base=2), abs=1e-12)
@@ -35,7 +35,7 @@ def test_js_scores_against_scipy_for_every_group(data):
 
 def test_against_column_picks_one_group_per_cell(data):
     resp, ref = data
-    s = item_scores(resp, ref, metric="js", by=["model"], against="lang")
+    s = item_scores(resp, ref, metric="js", by=["model"], against="lang", estimand="plug-in")
     assert len(s) == 4 and (s["lang"] == s["group"]).all()
     row = s[(s["item"] == "q1") & (s["group"] == "Y")].iloc[0]
     assert row["score"] == pytest.approx(1 - jensenshannon([0, 1, 0], H[("q1", "Y")], base=2))
@@ -45,8 +45,12 @@ def test_against_column_picks_one_group_per_cell(data):
 
 def test_ordinal_metric_skips_nominal_items_and_counts_them(data):
     resp, ref = data
-    s = item_scores(resp, ref, metric="w1", by=["model"])
+    s = item_scores(resp, ref, metric="w1", by=["model"], estimand="plug-in")
     assert set(s["item"]) == {"q1"} and s.attrs["n_nominal_skipped"] == 2
+    # the default estimand also needs 5 answers per cell: q1's 4 answers are counted as not estimable,
+    # apart from the nominal item that W1 does not score
+    t = item_scores(resp, ref, metric="w1", by=["model"])
+    assert t.empty and t.attrs["n_nominal_skipped"] == 2 and t.attrs["n_not_estimable"] == 2
 
 
 def test_profiles_are_mean_positions(data):

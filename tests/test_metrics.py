@@ -91,9 +91,10 @@ def test_missing_cells_are_nan_not_errors():
     # Reference.array marks absent item x group cells with NaN in every option
     q = np.array([[0.2, 0.8, 0], [np.nan, np.nan, np.nan]])
     p = np.array([0.2, 0.8, 0])
-    for f in M.METRICS.values():
+    for name, f in M.METRICS.items():
         s = f(p, q, K=3, ordinal=True)
-        assert s[0] == pytest.approx(1.0) and np.isnan(s[1])
+        # agreement probability is sum_k p_k q_k, not 1 at p = q: 0.2^2 + 0.8^2 = 0.68
+        assert s[0] == pytest.approx(0.68 if name == "agreement" else 1.0) and np.isnan(s[1])
     assert np.isnan(M.kl_divergence(p, q)[1]) and np.isnan(M.mass_on_model_answer(p, q)[1])
 
 
@@ -218,7 +219,7 @@ def test_registry_common_signature_and_bounds(rng):
         P[c, :k] = _dirichlet(rng, k, 1)[0]
         Q[c, :, :k] = _dirichlet(rng, k, groups)
     ordinal = np.arange(cells) % 3 != 0
-    assert set(M.METRICS) == {"js", "w1", "tv", "mean_position", "plurality"}
+    assert set(M.METRICS) == {"js", "w1", "tv", "mean_position", "plurality", "agreement"}
     for name, f in M.METRICS.items():
         s = f(P[:, None, :], Q, K=K[:, None], ordinal=ordinal[:, None])
         assert s.shape == (cells, groups), name
@@ -459,7 +460,7 @@ def test_validation_messages_name_argument_and_fix():
         M.js_distance([0.5, 0.5], [0.5, 0.5], base=1)
     with pytest.raises(ValueError, match=r"`method` must be one of \('pearson', 'spearman', 'cosine'\)"):
         M.profile_correlation([1, 2, 3], [1, 2, 3], method="kendall")
-    with pytest.raises(ValueError, match=r"`metric` must be one of \['js', 'mean_position'"):
+    with pytest.raises(ValueError, match=r"`metric` must be one of \['agreement', 'js', 'mean_position'"):
         M.human_proxy_similarity(np.full((2, 2, 2), 0.5), "jsd")
     with pytest.raises(ValueError, match=r"`scores` must be 1-D"):
         M.closest_groups(np.zeros((2, 2, 2)))

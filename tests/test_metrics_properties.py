@@ -47,7 +47,7 @@ def pair_and_perm(draw):
     return p, q, np.array(perm)
 
 
-SYMMETRIC = ["js", "tv", "w1", "mean_position", "plurality"]
+SYMMETRIC = ["js", "tv", "w1", "mean_position", "plurality", "agreement"]
 
 
 @fast
@@ -57,7 +57,10 @@ def test_bounds_identity_symmetry(pq):
     for name, f in M.METRICS.items():
         s = f(p, q)
         assert 0.0 <= s <= 1.0, name
-        assert f(p, p) == pytest.approx(1.0, abs=1e-12), name
+        if name in M.LINEAR_METRICS:  # agreement probability: sum_k p_k^2 at p = q, not 1
+            assert f(p, p) == pytest.approx(float(np.sum(p * p)), abs=1e-12), name
+        else:
+            assert f(p, p) == pytest.approx(1.0, abs=1e-12), name
         if name in SYMMETRIC:
             assert f(q, p) == pytest.approx(s, abs=ATOL), name
     assert 0.0 <= M.normalized_entropy(p) <= 1.0 + 1e-12

@@ -27,12 +27,12 @@ def data():
 
 def test_missing_reference_cells_are_counted_not_scored(data):
     resp, ref = data
-    s = item_scores(resp, ref, metric="js", by=["model"])
+    s = item_scores(resp, ref, metric="js", by=["model"], estimand="plug-in")
     # 2 models x 3 items x 2 groups, less q3 x Y for each model
     assert len(s) == 10 and s.attrs["n_missing_reference"] == 2 and s.attrs["n_nominal_skipped"] == 0
     row = s[(s["model"] == "m2") & (s["item"] == "q2") & (s["group"] == "Y")].iloc[0]
     assert row["score"] == pytest.approx(1 - jensenshannon([0, 1, 0], H[("q2", "Y")], base=2), abs=1e-12)
-    t = item_scores(resp, ref, metric="js", by=["model"], against="lang")
+    t = item_scores(resp, ref, metric="js", by=["model"], against="lang", estimand="plug-in")
     assert len(t) == 10 and t.attrs["n_missing_reference"] == 2 and (t["lang"] == t["group"]).all()
 
 

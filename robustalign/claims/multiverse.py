@@ -190,8 +190,7 @@ def _subset(responses: Responses, spec: dict, factors: Sequence[str]) -> Respons
 def _contrasts(responses: Responses, reference: Reference | None, claim: Claim, spec: dict,
                factors: Sequence[str], items: list[str]) -> np.ndarray:
     """Per-item contrasts (items x J) of one specification; NaN where an item has no data."""
-    from robustalign.metrics import METRICS
-    from robustalign.scoring import item_scores, model_profiles
+    from robustalign.scoring import human_pair_scores, item_scores, model_profiles
 
     sub = _subset(responses, spec, factors)
     metric = spec["metric"]
@@ -217,9 +216,7 @@ def _contrasts(responses: Responses, reference: Reference | None, claim: Claim, 
         return (w.get(claim.target, np.nan) - w.get(claim.baseline, np.nan)).to_numpy(float)[:, None]
     if claim.kind == "human_proxy":
         s = scores([claim.model], [claim.target]).set_index("item")["score"].reindex(idx)
-        Q = reference.array(items, [claim.group, claim.target])
-        K = reference.K(items)
-        h = METRICS[metric](Q[:, 0], Q[:, 1], K=K, ordinal=reference.ordinal(items))
+        h = human_pair_scores(reference, items, claim.group, claim.target, metric=metric)  # same estimand
         return (h - s.to_numpy(float))[:, None]
     # closest_group: margins over every other group
     s = scores([claim.model], None)
@@ -468,7 +465,10 @@ def audit_claim(
     D = D[keep_items]
     if D.shape[0] < 3:
         raise ValueError(f"the claim '{claim.text}' can be evaluated on only {D.shape[0]} items; check the names "
-                         "of models, groups and steering levels, and that they share items.")
+                         "of models, groups and steering levels, and that they share items, and that the cells have "
+                         "enough answers for the metric (robustalign.metrics.MIN_ANSWERS: a nonlinear metric is not "
+                         "estimated for the answer distribution from fewer; metric 'agreement' is linear and works "
+                         "from one answer).")
     est = _stat(D, aggs)
     tol = zero_tolerance(D)  # estimates within rounding of zero neither hold nor fail
     n_items = np.sum(~np.all(np.isnan(D), axis=2), axis=0)

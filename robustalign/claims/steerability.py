@@ -321,7 +321,9 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     levels = ([baseline] if has_baseline else []) + targets
     L0 = 1 if has_baseline else 0
     R = len(targets)
-    sc = item_scores(responses, reference, metric=metric, by=[*by, steer], groups=list(dict.fromkeys(targets_ref)))
+    # plug-in until the steering calibration is re-checked for the answer-distribution estimand
+    sc = item_scores(responses, reference, metric=metric, by=[*by, steer], groups=list(dict.fromkeys(targets_ref)),
+                     estimand="plug-in")
     sc = sc[sc[steer].astype(str).isin(levels)]
     items = sorted(sc["item"].unique())
     cells = _cell_keys(sc, by)
@@ -918,7 +920,7 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
         Xm[~np.isfinite(Y)] = np.nan
     else:
         sc = item_scores(responses, reference, metric=metric, by=[*by, steer], against=steer,
-                         group_map={t: r for t, r in tmap.items()})
+                         group_map={t: r for t, r in tmap.items()}, estimand="plug-in")
         sc = sc[sc[steer].astype(str).isin(targets)]
         items = sorted(sc["item"].unique())
         Xm = _fill(sc, cells, by, steer, targets, items, "score")

@@ -19,7 +19,7 @@ def _population() -> np.ndarray:
     from robustalign.scoring import item_scores
 
     d = load_multicultural_alignment()
-    s = item_scores(d.responses, d.reference_language, metric="js", against="language")
+    s = item_scores(d.responses, d.reference_language, metric="js", against="language", estimand="plug-in")
     return s["score"].to_numpy(float)
 
 
