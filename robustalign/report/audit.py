@@ -271,8 +271,10 @@ def run_audit(
     ----------
     responses : Responses
         Validated responses (:func:`robustalign.load_responses`).
-    reference : Reference
-        Human reference (:func:`robustalign.load_reference`).
+    reference : Reference or None
+        Human reference (:func:`robustalign.load_reference`). Without it only the assessments that need
+        no human data run (stability with position bias and flip rates against their noise floor; give
+        ``[stability] margin`` or ``flip_margin`` for verdicts); the others are listed as not run.
     design : AuditDesign, dict or None
         Parsed design file (:func:`robustalign.report.load_design`), a dict in the same schema, or
         None to decide everything from the data.
@@ -296,8 +298,8 @@ def run_audit(
 
     if not isinstance(responses, Responses):
         raise TypeError(f"`responses` must be a Responses object; got {type(responses).__name__}.")
-    if not isinstance(reference, Reference):
-        raise TypeError(f"`reference` must be a Reference object; got {type(reference).__name__}.")
+    if reference is not None and not isinstance(reference, Reference):
+        raise TypeError(f"`reference` must be a Reference object or None; got {type(reference).__name__}.")
     if design is None:
         design = AuditDesign()
     elif isinstance(design, dict):
@@ -325,9 +327,13 @@ def run_audit(
     common = dict(part=part_name, n_resamples=nres, n_permutations=nperm, level=level)
 
     # ---- alignment
-    pr.step("alignment", f"alignment: {len(responses.models)} models x {len(responses.items)} items, metrics "
-                         f"{list(design.metrics)}, {nres} item-bootstrap resamples")
-    sections.append(_with_notes(_alignment_section, responses, reference, design, against, streams["alignment"], **common))
+    if reference is None:
+        not_run.append(("alignment", "no human reference given"))
+    else:
+        pr.step("alignment", f"alignment: {len(responses.models)} models x {len(responses.items)} items, metrics "
+                             f"{list(design.metrics)}, {nres} item-bootstrap resamples")
+        sections.append(_with_notes(_alignment_section, responses, reference, design, against, streams["alignment"],
+                                    **common))
 
     # ---- stability
     factors = [f for f in responses.factors if f not in ("sample", steer_col)
@@ -344,7 +350,9 @@ def run_audit(
         sections.append(_with_notes(_stability_section, responses, reference, design, factors, streams["stability"], **common))
 
     # ---- steerability
-    if has_steer:
+    if reference is None:
+        not_run.append(("steerability", "no human reference given"))
+    elif has_steer:
         pr.step("steerability", f"steerability ({steer_col}): {nres} resamples, {nperm} permutations")
         sections.extend(_with_notes(_steering_sections, responses, reference, design, steer_col, streams["steerability"],
                                            **common))
@@ -352,8 +360,10 @@ def run_audit(
         not_run.append(("steerability", f"no steering factor (column {steer_col!r} is not in the responses)"))
 
     # ---- extrapolability
-    domains = _domains(design, responses, reference, item_table)
-    if domains is not None and design.extrapolability.get("enabled", True):
+    domains = None if reference is None else _domains(design, responses, reference, item_table)
+    if reference is None:
+        not_run.append(("extrapolability", "no human reference given"))
+    elif domains is not None and design.extrapolability.get("enabled", True):
         pr.step("extrapolability", f"extrapolability over {len(set(domains.values()))} domains")
         sections.append(_with_notes(_extrapolability_section, responses, reference, design, domains, against,
                                                  streams["extrapolability"], **common))
@@ -370,6 +380,9 @@ def run_audit(
 
     # ---- claims
     claims = design.claim_objects()
+    if claims and reference is None:
+        raise RobustAlignError(f"the design declares {len(claims)} claims, which are judged against a human "
+                               "reference; give --reference (or remove the [[claims]]).")
     if claims:
         cg = streams["claims"].spawn(len(claims))
         for i, (cl, g) in enumerate(zip(claims, cg), 1):
@@ -379,6 +392,8 @@ def run_audit(
         not_run.append(("claims", "no claims declared ([[claims]] in the design file)"))
 
     # ---- Bayesian fit
+    if design.bayes.get("fit", False) and reference is None:
+        raise RobustAlignError("[bayes] fit = true needs a human reference; give --reference or set fit = false.")
     if design.bayes.get("fit", False):
         pr.step("bayes", "Bayesian model: compiling and sampling (this takes minutes)")
         sec, fit_info = _with_notes(_bayes_section, responses, reference, design, factors, streams["bayes"], **common)
@@ -389,14 +404,15 @@ def run_audit(
                                           "interval in this report is from resampling"))
     pr.done()
 
-    excl = responses.exclusions.merged(reference.exclusions).to_frame()
+    excl = (responses.exclusions if reference is None else responses.exclusions.merged(reference.exclusions)).to_frame()
     desc = (f"{len(data):,} stored answers ({responses.kind}) of {len(responses.models)} models to "
-            f"{len(responses.items)} items; design factors {list(responses.factors)}; human reference with "
-            f"{len(reference.groups)} groups ({', '.join(map(str, reference.groups[:12]))}"
-            f"{', ...' if len(reference.groups) > 12 else ''}).")
+            f"{len(responses.items)} items; design factors {list(responses.factors)}; "
+            + ("no human reference." if reference is None else
+               f"human reference with {len(reference.groups)} groups ({', '.join(map(str, reference.groups[:12]))}"
+               f"{', ...' if len(reference.groups) > 12 else ''})."))
     settings = {"seed": record.to_dict(), "n_resamples": nres, "n_permutations": nperm, "confidence_level": level,
                 "metrics": list(design.metrics), "against": against, "design_file": design.source}
-    hashes = {"responses": responses.data_hash(), "reference": reference.data_hash()}
+    hashes = {"responses": responses.data_hash(), "reference": None if reference is None else reference.data_hash()}
     p = AuditPart(part_name, desc, sections, excl, hashes, settings, not_run, fits, pr.timings, prefix)
     prov = {"versions": _versions(bool(fits)), "parts": [{"title": part_name, **settings, "data_hash": hashes}]}
     return AuditReport(title or design.title or part_name, [p], prov)
@@ -553,7 +569,8 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
 
     skip = design.stability.get("skip", ["agreement"])
     res = assess_stability(responses, reference, factors=factors, n_resamples=n_resamples,
-                           n_permutations=n_permutations, confidence_level=level, skip=skip, rng=gen)
+                           n_permutations=n_permutations, confidence_level=level, skip=skip, rng=gen,
+                           margin=design.stability.get("margin"), flip_margin=design.stability.get("flip_margin"))
     f = res.to_frame()
     by = res.provenance["by"]
     verdicts = _vrows(part, "stability", res.verdicts, [by, "factor"])
