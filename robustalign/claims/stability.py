@@ -632,7 +632,7 @@ def _flips(blk, unit, factor, n_resamples, level, gen) -> dict:
         rows = np.isfinite(M[:, keep]).any(1)
         boot, warn = _quiet(cluster_bootstrap, M[rows][:, keep], labels=lab[keep], n_resamples=n_resamples,
                             confidence_level=level, rng=g)
-        mean = boot.apply(lambda s: np.nanmean(s, axis=-1, keepdims=True), labels=["mean over level pairs"])
+        mean = boot.apply(lambda s: _row_nanmean(s, axis=-1, keepdims=True), labels=["mean over level pairs"])
         out[name] = {"pairs": boot, "mean": mean, "keep": keep, "warnings": warn,
                      "n_items_mean": int(rows.sum())}
     return out
@@ -1180,14 +1180,15 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
             lo, hi = np.nanquantile(t["boot"], [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(t["boot"]).any() \
                 else (np.nan, np.nan)
             rows.append(_row("kendall_tau", {"factor": f, "level_a": t["level_a"], "level_b": t["level_b"]},
-                             t["tau"], lo, hi, np.nanstd(t["boot"], ddof=1), level,
+                             t["tau"], lo, hi, _finite_sd(t["boot"]), level,
                              f"Kendall tau-b of {rk['unit_name']} ranks by {rk['what']}, percentile bootstrap",
                              rk["n_items"], "tau"))
         if rk["taus"]:
-            mt = np.nanmean(rk["tau_boot"], axis=1)
-            lo, hi = np.nanquantile(mt, [(1 - level) / 2, (1 + level) / 2])
+            mt = _row_nanmean(rk["tau_boot"], axis=1)
+            lo, hi = (np.nanquantile(mt, [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(mt).any()
+                      else (np.nan, np.nan))
             rows.append(_row("kendall_tau_mean", {"factor": f}, float(np.mean([t["tau"] for t in rk["taus"]])), lo,
-                             hi, np.nanstd(mt, ddof=1), level, f"mean over level pairs; {rk['unit_name']} ranked by "
+                             hi, _finite_sd(mt), level, f"mean over level pairs; {rk['unit_name']} ranked by "
                              f"{rk['what']}", rk["n_items"], "tau"))
             rows.append(_row("discordant_share", {"factor": f}, float(np.mean([t["discordant"] for t in rk["taus"]])),
                              np.nan, np.nan, np.nan, level, f"share of discordant {rk['unit_name']} pairs, mean over "
@@ -1252,6 +1253,22 @@ def _order_rows(ev, by, level, units) -> list:
                              "cluster bootstrap (on its square); p: answers permuted among levels within strata",
                              il["n_items"], units, il["p_value"], benchmark=e["margin"]))
     return rows
+
+
+def _finite_sd(x) -> float:
+    """SD (ddof=1) of the finite values; NaN (without a warning) when fewer than 2."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    return float(np.std(x, ddof=1)) if len(x) >= 2 else np.nan
+
+
+def _row_nanmean(a, axis, keepdims=False):
+    """Mean of the finite values along ``axis``; NaN (without a warning) where there are none."""
+    a = np.asarray(a, float)
+    ok = np.isfinite(a)
+    n = ok.sum(axis=axis, keepdims=keepdims)
+    s = np.where(ok, a, 0.0).sum(axis=axis, keepdims=keepdims)
+    return np.divide(s, n, out=np.full(np.shape(s), np.nan), where=n > 0)
 
 
 def _plot(result, ax=None, **kwargs):

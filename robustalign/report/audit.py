@@ -468,7 +468,8 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
         tied = r[r["rank_low"] <= 1]
         e = est[(est["group"] == grp) & (est["model"] == lead["model"])].iloc[0]
         head = (f"{m0} alignment with {grp}: {lead['model']} ranks first, {ci(e['estimate'], e['conf_low'], e['conf_high'])}, "
-                f"rank interval {int(lead['rank_low'])}-{int(lead['rank_high'])}, P(rank 1) = {lead['p_top']:.2f}")
+                f"rank interval {_int_or_na(lead['rank_low'])}-{_int_or_na(lead['rank_high'])}, "
+                f"P(rank 1) = {lead['p_top']:.2f}")
         n_needed = np.nan
         if len(r) < 2:
             continue
@@ -496,11 +497,12 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
     display = [(f"Alignment ({m}) per model x group", _headline(tab[tab["metric"] == m], key_cols))
                for m in metrics]
     rkd = tables["alignment_ranks"].query("metric == @m0").copy()
-    rkd["rank [interval]"] = [f"{int(a)} [{int(b)}, {int(c)}]" for a, b, c in
+    rkd["rank [interval]"] = [f"{_int_or_na(a)} [{_int_or_na(b)}, {_int_or_na(c)}]" for a, b, c in
                               zip(rkd["rank"], rkd["rank_low"], rkd["rank_high"])]
     rkd["P(rank 1)"] = rkd["p_top"].map(lambda x: f"{x:.2f}")
+    rkd = rkd.sort_values(["group", "rank", "rank_low"], kind="stable")  # numeric order, not 1, 10, 11, 2, ...
     display.append((f"Ranks ({m0}) within each group", rkd[["group", "model", "rank [interval]", "P(rank 1)"]]
-                    .sort_values(["group", "rank [interval]"]).reset_index(drop=True)))
+                    .reset_index(drop=True)))
 
     figs = []
     one_model = responses.data["model"].nunique() < 2
@@ -523,6 +525,11 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
              f"; {', '.join(metrics)}; items are resampled as a sample of possible items ({n_resamples} resamples).")
     return Section("alignment", "Alignment and ranking of models", intro, verdicts, tables, display, figs,
                    results=results)
+
+
+def _int_or_na(x) -> str:
+    """A rank as an integer, or "n/a" when it is undefined (e.g. Spearman against a one-group reference)."""
+    return str(int(x)) if np.isfinite(x) else "n/a"
 
 
 def _flip_grid(res, within):
@@ -574,19 +581,37 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
     f = res.to_frame()
     by = res.provenance["by"]
     verdicts = _vrows(part, "stability", res.verdicts, [by, "factor"])
-    disp = [("Factor effects against the human between-group spread",
-             _headline(f[f["quantity"].isin(["factor_effect", "human_between_group_sd"])],
+    margin_src = ("the margin given in the design file" if design.stability.get("margin") is not None else
+                  "the human between-group SD" if reference is not None else None)
+    disp = [(f"Factor effects (average) and item-level effects{' against ' + margin_src if margin_src else ''}",
+             _headline(f[f["quantity"].isin(["factor_effect", "item_level_sd", "human_between_group_sd"])],
                        [by, "factor", "quantity"], ["p_adjusted"])),
-            ("Modal flip rates between levels",
-             _headline(f[f["quantity"].isin(["flip_rate_mean", "retest_flip_rate"])], [by, "factor", "quantity"]))]
+            ("Modal flip rates between levels against their noise floor (expected flip rate under no effect at "
+             "the sampled answers per cell)",
+             _headline(f[f["quantity"].isin(["flip_rate_mean", "flip_noise_floor", "retest_flip_rate"])],
+                       [by, "factor", "quantity"], ["p_value"]))]
     figs = [FigureSpec("stability_factor_effects", "Each model's factor effect with its interval against the "
-                       "band of ± the human between-group SD (grey).",
-                       lambda: _plots().plot_factor_effects(res)),
+                       "margin (grey: ± the margin for a difference of two levels, [0, margin] for an SD across "
+                       "levels).", lambda: _plots().plot_factor_effects(res)),
             FigureSpec("stability_flip_rates", "Share of items whose modal answer flips between levels, with "
-                       "intervals; open markers: test-retest flips between samples of one prompt (noise floor).",
-                       lambda: _plots().plot_flip_rates(res))]
-    intro = (f"Do the answers stay put when only {', '.join(factors)} changes? Verdicts by equivalence test (TOST) "
-             "against the human between-group SD as the margin.")
+                       "intervals, against the noise floor of the same statistic at the same number of answers "
+                       "per cell (grey bar: 2.5-97.5% of the flip rate under no effect); open markers: "
+                       "single-answer test-retest flips.", lambda: _plots().plot_flip_rates(res))]
+    pb = f[f["quantity"] == "position_bias"]
+    if len(pb):
+        disp.insert(1, ("Position bias (change in an option's share when it is shown first / last rather than "
+                        "elsewhere) - not the same as the content-order effect above (shift of mean canonical "
+                        "position)", _headline(pb, [by, "factor", "position"], ["p_value"])))
+        figs.append(FigureSpec("stability_position_bias", "Position bias (first shown option) beside the "
+                               "content-order effect (shift of mean canonical position), per model.",
+                               lambda: _plots().plot_position_bias(res)))
+    rule = (f"by equivalence tests (TOST) against {margin_src}, for the average effect and the item-level effect"
+            if margin_src else
+            f"from the modal flip rate against its noise floor + flip_margin = "
+            f"{design.stability['flip_margin']}" if design.stability.get("flip_margin") is not None else
+            "without a margin: a detectable change is 'not supported', no detectable change is 'inconclusive' "
+            "(set [stability] margin or flip_margin for equivalence verdicts)")
+    intro = f"Do the answers stay put when only {', '.join(factors)} changes? Verdicts {rule}."
     notes = []
     if skip:
         notes.append(f"Left out for speed: {', '.join(skip)} (set [stability] skip = [] to include).")
