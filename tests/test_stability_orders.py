@@ -10,7 +10,7 @@ from robustalign.schema import make_responses, make_scales
 
 
 def _data(**kw):
-    return simulate_order_experiment({"m1": dict(primacy=1.0), "m2": dict(content=0.6)}, **kw)
+    return simulate_order_experiment({"m1": dict(primacy=1.0), "m2": {}}, **kw)
 
 
 def test_order_labels_map_shown_positions_to_canonical_options_for_items_of_different_sizes():
@@ -55,7 +55,7 @@ def _write(tmp_path, design: str, **kw):
 
 DESIGN = """seed = 3
 [stability]
-flip_margin = 0.15
+margin = 0.1
 skip = ["agreement", "ranking"]
 [orders]
 column = "order"
@@ -76,6 +76,24 @@ def test_cli_audits_an_order_experiment_without_a_reference(tmp_path, capsys):
     assert fe["estimate"].notna().all() and (fe["n_items"] == 40).all()
     text = capsys.readouterr().out
     assert "No human reference" in text and "(0 items)" not in text and "too few items" not in text
+    # verdicts reached: m1 (primacy bias, true content-order effect about 0.2) does not hold, m2 (no
+    # effect) holds
+    v = pd.read_csv(out / "verdicts.csv").set_index("unit")["verdict"]
+    assert v["m1 / order"] == "not supported" and v["m2 / order"] == "supported", v
+    assert {"position_bias", "flip_noise_floor", "item_level_sd"} <= set(stab["quantity"])
+    assert (out / "figures" / "stability_position_bias.png").is_file()
+
+
+def test_reference_free_without_margin_files_a_detected_effect_as_not_holding():
+    r, sc, _ = _data(n_items=30, n_samples=20, rng=6)
+    resp = make_responses(r, scales=make_scales(sc), order_column="order", order_map=ORDER_MAP)
+    from robustalign.claims import assess_stability
+
+    res = assess_stability(resp, n_resamples=200, n_permutations=200, rng=0,
+                           skip=("agreement", "ranking", "pairwise", "retest"))
+    v = res.verdicts.set_index("model")
+    assert v.loc["m1", "verdict"] == "not supported" and "change detectably" in v.loc["m1", "reason"]
+    assert v.loc["m2", "verdict"] == "inconclusive" and "pass `margin=`" in v.loc["m2", "reason"]
 
 
 def test_design_file_rejects_bad_order_and_margin_keys(tmp_path):
