@@ -79,3 +79,17 @@ def test_no_runtime_warnings_reach_the_user():
         warnings.simplefilter("error", RuntimeWarning)
         res = assess_stability(resp, ref, n_resamples=100, n_permutations=100, rng=0)
         res.to_frame()
+
+
+def test_audit_rank_table_is_in_numeric_order():
+    from robustalign.report import run_audit
+
+    sim = simulate(n_models=12, n_items=10, n_groups=2, n_orders=1, n_samples=1, rng=4)
+    resp, ref = sim.load()
+    rep = run_audit(resp, ref, design={"stability": {"enabled": False}, "metrics": ["js"]}, n_resamples=30,
+                    n_permutations=30, rng=0)
+    sec = rep.section("alignment")
+    tab = next(t for title, t in sec.display if title.startswith("Ranks"))
+    for _, g in tab.groupby("group", sort=False):
+        ranks = [int(x.split(" ")[0]) for x in g["rank [interval]"]]
+        assert ranks == sorted(ranks) and max(ranks) >= 10

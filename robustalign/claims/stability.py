@@ -1000,7 +1000,7 @@ def _verdict(e, fl, nf, il, flip_margin, level, by, converged, has_fit, pb=None)
                       f"(`margin=` or `flip_margin=`); {eff_txt}; {flip}")
         else:
             reason = (f"{unit} / {f}: inconclusive: no change detected and no equivalence margin (no human "
-                      f"reference); pass `margin=` (mean-position units) or `flip_margin=` (allowed modal flip "
+                      f"reference with two or more groups); pass `margin=` (mean-position units) or `flip_margin=` (allowed modal flip "
                       f"rate above its noise floor). {eff_txt}; {flip}")
     if pb is not None:
         reason += (f"; position bias (first shown option) {pb['estimate'][0]:+.3f}, p = {pb['p_value'][0]:.3g}")
