@@ -14,7 +14,9 @@ moves. Interval: cluster bootstrap over items; p: the order levels permuted with
 
 *Noise floor of the modal flip rate.* The expected modal flip rate when nothing changes between
 levels, at the numbers of answers actually sampled per cell: every stratum's answers are re-allocated among its levels at random, cell sizes kept (the exact null of
-"the level does not matter"), and the same statistic is computed (METHODS 3.1b).
+"the level does not matter"), and the same statistic is computed (METHODS 3.1b). With one answer per
+cell this leaves every flip unchanged: the floor then equals the observed rate (single answers cannot
+separate an effect on an item from sampling noise), and verdicts do not use it.
 
 *Item-level instability.* On ordinal items with at least 2 answers per cell: the item x level
 interaction of mean positions beyond within-cell noise,
@@ -129,8 +131,12 @@ def noise_floor(blk, observed, n_draws, gen) -> dict | None:
         return None
     p = float(permutation_p_values(np.array([observed]), null[:, None], "greater")[0])
     lo, hi = np.quantile(null, [0.025, 0.975])
+    # with one answer per cell, re-allocating answers among levels leaves every flip as it is: the floor
+    # equals the observed rate and says nothing about an effect, so verdicts do not use it
+    informative = bool((N >= 2).any())
     return {"floor": float(null.mean()), "null_low": float(lo), "null_high": float(hi), "p_value": p,
-            "n_draws": len(null), "per_item": per_item, "mean_n": float(N[N > 0].mean())}
+            "n_draws": len(null), "per_item": per_item, "mean_n": float(N[N > 0].mean()),
+            "informative": informative}
 
 
 def _pos_grid(blk) -> np.ndarray:

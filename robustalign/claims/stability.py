@@ -33,20 +33,41 @@ between-group SD of mean position per item, averaged over the items the model's 
 (:func:`robustalign.metrics.between_group_sd`, METHODS 1.1, on the same [0, 1] scale, with
 ``ddof=1`` like the model's SD across levels: both estimate the spread of a population of countries or
 formats from a sample of them; Khan et al.'s 0.114 uses ddof = 0). TOST at :math:`\alpha = 1 -`
-``confidence_level``: "supported" (stable with respect to the factor) when the whole
-:math:`1 - 2\alpha` (90%) interval lies inside :math:`(-\delta, \delta)`; "not supported" when it lies
-wholly beyond :math:`\delta`; otherwise "inconclusive" with the number of items that would be needed
-(:func:`robustalign.power.n_for_equivalence`, or :func:`robustalign.power.n_for_mde` when the estimate
-is beyond the margin). For two levels the mean difference is held against the SD (the typical difference
-between two countries is about 1.1-1.4 SD, so this is the stricter reading); for more levels SD is held
-against SD.
+``confidence_level``, on two quantities:
 
-*No human reference (e.g. the Political Compass) and no margin.* Then nothing on the answer scale says
-how large is too large, and the package does not invent a threshold: the verdict is taken from the mean
-modal flip rate against ``flip_margin`` (a stated noise floor: the share of items whose modal answer may
-change between two levels and still count as stable), by the same TOST rule on the rate. Without
-``flip_margin`` either, the verdict is "inconclusive" and says which argument to give. A measured
-test-retest flip rate (when ``sample`` has at least 2 levels) is always reported next to it.
+- the *average effect* (above): inside when the whole :math:`1 - 2\alpha` (90%) interval lies inside
+  :math:`(-\delta, \delta)` (an SD: below :math:`\delta`), beyond when it lies wholly beyond;
+- the *item-level effect* :math:`\tau` (SD of the item x level interaction of mean positions beyond
+  within-cell noise, ordinal items with at least 2 answers per cell; see
+  :mod:`robustalign.claims._stability_parts`): inside when its 90% upper bound is below :math:`\delta`,
+  beyond when its lower bound is above.
+
+**Stable** ("supported") means: the average effect is inside the margin *and* the item-level effect is
+inside it (or cannot be estimated: one answer per cell). **Not stable** ("not supported"): either one is
+beyond the margin, i.e. the factor moves answers on average, or it moves items in different directions
+by more than the margin even when the average stays put. Otherwise "inconclusive" with the number of
+items that would be needed (:func:`robustalign.power.n_for_equivalence`, or
+:func:`robustalign.power.n_for_mde` when the estimate is beyond the margin); a detected average effect is
+said so. For two levels the mean difference is held against the SD (the typical difference between two
+countries is about 1.1-1.4 SD, so this is the stricter reading); for more levels SD is held against SD.
+
+*No margin on the answer scale (no human reference with two or more groups, no ``margin=``).* With
+``flip_margin=`` the verdict is the TOST of the mean modal flip rate against its *noise floor* plus
+``flip_margin`` (the allowed excess of flips over what sampling alone produces). The noise floor is the
+expected modal flip rate under no effect at the numbers of answers actually sampled per cell (answers
+re-allocated among levels within strata), computed per model and factor. With one answer per cell (or
+probabilities or scores) no floor can be computed; ``flip_margin`` is then the stated floor itself.
+Without ``flip_margin`` either: "not supported" when a change is detected (the BH-adjusted average
+effect, the item-level effect or the flips above the noise floor at :math:`p < \alpha`), since the
+answers demonstrably move; else "inconclusive", naming the argument to give. A single-answer test-retest
+flip rate (when ``sample`` has at least 2 levels) is reported too; it is the floor of single answers,
+not of modal answers of several samples.
+
+*Position bias* (factors that change the order shown: ``option_order`` or an order-label column): the
+change in an option's share when it is shown first (or last) rather than elsewhere, per model, with an
+item-bootstrap interval and a within-item permutation p (:mod:`robustalign.claims._stability_parts`).
+It is reported beside the factor effect of the order, which is a different quantity (the shift of mean
+canonical position, the *content-order effect*).
 
 *Flip rates.* Per item and level the answer distribution is the mean of the cells' valid-answer
 distributions; its modal set is the options within 1e-9 of the maximum. The flip between two levels is
@@ -55,11 +76,7 @@ distributions; its modal set is the options within 1e-9 of the maximum. The flip
 a flip when both are tied on the same set. For scores the distribution is (1 - score, score), so the
 modal answer is the side of 0.5 and 0.5 is a tie. The ordinal shift is :math:`|pos_a - pos_b|` in
 canonical [0, 1] units, i.e. :math:`|k_a - k_b|/(K - 1)` for single answers. Rates are means over the
-items with valid answers at both levels; the factor's rate is the mean over level pairs. When
-``sample`` has at least 2 levels, the test-retest flip rate (share of pairs of samples of the same
-prompt whose answers differ; for probabilities and scores, the flip between their distributions) is
-the noise floor. It compares single answers, so for modal answers of several samples it is an upper
-bound on the noise.
+items with valid answers at both levels; the factor's rate is the mean over level pairs.
 
 *Agreement across levels* (targets = items, raters = levels, ratings = item positions): ICC(2,1)
 (absolute agreement, pingouin's ``ICC(A,1)``) and ICC(3,1) (consistency, ``ICC(C,1)``) with pingouin's
@@ -166,8 +183,10 @@ def assess_stability(
         Equivalence margin for the factor effect in mean-position (or score) units; overrides the
         human between-group SD.
     flip_margin : float, optional
-        A stated noise floor for the mean modal flip rate, used for the verdict only when no effect
-        margin exists (no reference and no ``margin``).
+        The allowed excess of the mean modal flip rate over its noise floor (the flip rate expected under
+        no effect at the sampled answers per cell); with one answer per cell, or probabilities or
+        scores, the allowed flip rate itself. Used for the verdict only when no effect margin exists
+        (no reference with two or more groups and no ``margin``).
     metric : str
         Alignment metric (:data:`robustalign.metrics.METRICS`) for the ranking of models or groups
         when a reference is given. The factor effect is always on mean position (or score).
@@ -991,7 +1010,8 @@ def _verdict(e, fl, nf, il, flip_margin, level, by, converged, has_fit, pb=None)
     else:
         detected = [t for t, p in (("average effect", e.get("p_adjusted", np.nan)),
                                    ("item-level effect", np.nan if il is None else il["p_value"]),
-                                   ("flips above the noise floor", np.nan if nf is None else nf["p_value"]))
+                                   ("flips above the noise floor",
+                                    nf["p_value"] if nf is not None and nf["informative"] else np.nan))
                     if np.isfinite(p) and p < alpha]
         if detected:
             row["verdict"] = "not supported"
@@ -1066,8 +1086,10 @@ def _flip_text(fl, nf, level):
     fm = _ci_frame(fr["mean"], level, fr["n_items_mean"])
     txt = (f"modal flip rate {fm['estimate'].iloc[0]:.2f} [{fm['conf_low'].iloc[0]:.2f}, "
            f"{fm['conf_high'].iloc[0]:.2f}]")
-    if nf is not None:
+    if nf is not None and nf["informative"]:
         txt += f" against its noise floor {nf['floor']:.3f} at ~{nf['mean_n']:.0f} answers per cell (p = {nf['p_value']:.3g})"
+    elif nf is not None:
+        txt += " (one answer per cell: its noise floor equals it, so flips cannot be told from sampling noise)"
     return txt
 
 
@@ -1078,10 +1100,12 @@ def _flip_verdict(fl, nf, flip_margin, level):
     fr = fl["flip"]
     f_lo, f_hi, f_se = _interval(fr["mean"], tost, fr["n_items_mean"])
     rate = float(fr["mean"].estimate[0])
-    floor = nf["floor"] if nf is not None else 0.0
+    use = nf is not None and nf["informative"]
+    floor = nf["floor"] if use else 0.0
     bound = floor + flip_margin
-    what = (f"the noise floor {floor:.3f} + flip_margin {flip_margin:.2f}" if nf is not None else
-            f"flip_margin {flip_margin:.2f} (no noise floor: answers are not counts)")
+    what = (f"the noise floor {floor:.3f} + flip_margin {flip_margin:.2f}" if use else
+            f"flip_margin {flip_margin:.2f} (no usable noise floor: one answer per cell, or probabilities / "
+            "scores; flip_margin is then the stated floor itself)")
     n_needed = np.nan
     if f_hi < bound:
         return "supported", f"stable: the modal flip rate ({tost:.0%} CI {f_lo:.2f} to {f_hi:.2f}) is below {what}", \
