@@ -155,7 +155,7 @@ def _xv(counts, N, grid, item_of, Q):
         g = np.nan_to_num(grid)[:, None, :]
         m = (f * g).sum(-1)
         v = (f * (g - m[..., None]) ** 2).sum(-1) / (N - 1)
-    ok = (N >= 2) & np.isfinite(grid).all(1)[:, None]
+    ok = (N >= 2) & np.isfinite(grid[:, 0])[:, None]  # ordinal items (padding beyond K is NaN)
     L = N.shape[1]
     X, V = np.full((Q, L), np.nan), np.full((Q, L), np.nan)
     for lv in range(L):
