@@ -93,3 +93,22 @@ def test_audit_rank_table_is_in_numeric_order():
     for _, g in tab.groupby("group", sort=False):
         ranks = [int(x.split(" ")[0]) for x in g["rank [interval]"]]
         assert ranks == sorted(ranks) and max(ranks) >= 10
+
+
+def test_factor_effect_plot_draws_an_sd_against_zero_to_margin():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    sim = simulate(n_models=2, n_items=15, factors={"template": 3}, n_orders=1, n_samples=1, rng=6)
+    resp, _ = sim.load()
+    res = assess_stability(resp, margin=0.05, n_resamples=50, n_permutations=50, rng=0,
+                           skip=SKIP + ("pairwise", "retest"))
+    ax = res.plot()
+    assert ax.get_xlim()[0] >= 0  # an SD across levels is never negative
+    from matplotlib.collections import PolyCollection
+
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2
+    for poly in bands:  # the margin bands: [0, margin], not +-margin
+        xs = np.concatenate([p.vertices[:, 0] for p in poly.get_paths()])
+        assert xs.min() == pytest.approx(0) and xs.max() == pytest.approx(0.05)
