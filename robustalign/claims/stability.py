@@ -117,8 +117,7 @@ from robustalign.claims._stability_parts import (
     position_bias,
     shown_positions,
 )
-from robustalign.resampling import cluster_bootstrap, keyed_stream, sign_flip_test
-from robustalign.resampling.intervals import TIE_REL_TOL
+from robustalign.resampling import cluster_bootstrap, keyed_stream, permutation_p_values, sign_flip_test
 from robustalign.resampling.stability_nulls import spread_permutation_null
 from robustalign.schema import Reference, Responses, _sort_key
 
@@ -552,8 +551,8 @@ def _factor_effect(blk, n_resamples, n_permutations, level, gen) -> dict:
     boot, warn = _quiet(cluster_bootstrap, (Cq, rq), statistic=_sd_effects_stat, labels=["effect"],
                         n_resamples=n_resamples, confidence_level=level, rng=g_boot)
     null = spread_permutation_null(c, obs_u, w, Cq.sum(0), n_permutations, g_perm)
-    tol = TIE_REL_TOL * max(abs(est), 1e-300)
-    pval = (1 + np.sum(null >= est - tol)) / (1 + n_permutations)
+    pval = (float(permutation_p_values(np.array([est]), null[:, None], "greater")[0])
+            if np.isfinite(null).all() and np.isfinite(est) else np.nan)
     return {"kind": "spread", "estimate": float(est), "boot": boot, "p_value": float(pval),
             "n_items": len(usable_items), "items_used": [blk["items"][i] for i in usable_items],
             "levels": blk["levels"], "null": null, "warnings": warn, "n_strata": int(use.sum()),
