@@ -1,10 +1,11 @@
 """The ``robustalign`` command.
 
 ``robustalign audit RESPONSES --reference REFERENCE [--scales SCALES] [--design design.toml] --out DIR``
-audits stored responses against human references (without ``--reference``, ``--scales`` is needed and
-only the assessments that need no human data run: stability, position bias, flip rates): it runs every assessment the data's design factors
-allow (:func:`robustalign.report.run_audit`) and writes a self-contained ``report.html``, ``report.md``,
-one CSV per table of estimates and the figures as PDF and PNG. ``robustalign audit --example`` runs on
+audits stored responses against human references: it runs every assessment the data's design factors
+allow (without ``--reference``, given ``--scales``, only those that need no human data: stability with
+position bias and flip rates against their noise floor; :func:`robustalign.report.run_audit`) and
+writes a self-contained ``report.html``, ``report.md``, one CSV per table of estimates and the figures
+as PDF and PNG. ``robustalign audit --example`` runs on
 the bundled multicultural-alignment data. Progress goes to stderr. Bad input ends with one clear
 message and exit status 2, never a traceback; an existing non-empty output directory is never
 overwritten without ``--force``.
