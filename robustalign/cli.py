@@ -2,8 +2,10 @@
 
 ``robustalign audit RESPONSES --reference REFERENCE [--scales SCALES] [--design design.toml] --out DIR``
 audits stored responses against human references: it runs every assessment the data's design factors
-allow (:func:`robustalign.report.run_audit`) and writes a self-contained ``report.html``, ``report.md``,
-one CSV per table of estimates and the figures as PDF and PNG. ``robustalign audit --example`` runs on
+allow (without ``--reference``, given ``--scales``, only those that need no human data: stability with
+position bias and flip rates against their noise floor; :func:`robustalign.report.run_audit`) and
+writes a self-contained ``report.html``, ``report.md``, one CSV per table of estimates and the figures
+as PDF and PNG. ``robustalign audit --example`` runs on
 the bundled multicultural-alignment data. Progress goes to stderr. Bad input ends with one clear
 message and exit status 2, never a traceback; an existing non-empty output directory is never
 overwritten without ``--force``, and ``--force`` replaces only the files an earlier report recorded as
@@ -84,8 +86,13 @@ class _Progress:
 
 
 def _print_report(report, row_keys) -> None:
-    """Alignment table and the verdicts in words on stdout."""
-    tab = report.tables["alignment"]
+    """Alignment table (when there is a reference) and the verdicts in words on stdout."""
+    tab = report.tables.get("alignment")
+    if tab is None:
+        print("\nNo human reference: alignment is not assessed.")
+        print("\nVerdicts")
+        print(report.summary())
+        return
     print("\nAlignment of each model with its human reference group")
     print("(spearman: rank correlation across items of mean answer vs human mean, as published;")
     print(" js: mean over items of 1 - Jensen-Shannon distance, base 2)\n")
@@ -133,10 +140,15 @@ def _example(args) -> int:
 def _audit(args) -> int:
     if args.example:
         return _example(args)
-    if args.responses is None or args.reference is None:
-        raise RobustAlignError("give RESPONSES and --reference REFERENCE (or --example for the bundled data).")
-    from robustalign.io import load_reference, load_responses
+    if args.responses is None:
+        raise RobustAlignError("give RESPONSES (with --reference REFERENCE, or --scales SCALES for an audit without "
+                               "a human reference), or --example for the bundled data.")
+    if args.reference is None and args.scales is None:
+        raise RobustAlignError("without --reference, give --scales SCALES (item, options, labels, ordinal) so that "
+                               "answers can be mapped to options.")
+    from robustalign.io import load_reference, load_responses, read_table
     from robustalign.report import load_design, run_audit
+    from robustalign.schema import make_scales
 
     progress = _Progress(args.quiet)
     design = load_design(args.design)
@@ -145,18 +157,24 @@ def _audit(args) -> int:
     if args.out:
         check_out(args.out, args.force, _inputs(args))
     progress("reading and validating the input files")
-    ref = load_reference(args.reference, scales=args.scales, group_col=args.group_col)
-    resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced,
-                          allow_missing=args.allow_missing)
+    orders = {"order_column": design.orders["column"], "order_map": design.orders["map"]} if design.orders else {}
+    if args.reference is not None:
+        ref = load_reference(args.reference, scales=args.scales, group_col=args.group_col)
+        resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced,
+                              allow_missing=args.allow_missing, **orders)
+        excl = resp.exclusions.merged(ref.exclusions)
+    else:
+        ref = None
+        resp = load_responses(args.responses, None, scales=make_scales(read_table(args.scales)),
+                              allow_missing=args.allow_missing, **orders)
+        excl = resp.exclusions
     design.check_data(resp, ref)
     _check_memory(args, design, resp, ref)
     print(f"  {resp}")
-    for _, e in resp.exclusions.merged(ref.exclusions).to_frame().iterrows():
+    for _, e in excl.to_frame().iterrows():
         print(f"  excluded/recoded: {e['n_rows']} rows ({e['reason']}; {e['action']})")
     item_table = None
     if args.scales and design.domains.get("column"):
-        from robustalign.io import read_table
-
         item_table = read_table(args.scales)
     report = run_audit(resp, ref, design=design, rng=args.seed,
                        n_resamples=args.n_resamples, n_permutations=args.n_permutations, progress=progress,
@@ -227,7 +245,7 @@ def _check_memory(args, design, resp, ref) -> None:
     """Refuse resample counts whose arrays cannot fit in memory, before the audit allocates them."""
     from robustalign._validation import check_resample_memory
 
-    cells = len(resp.models) * len(ref.groups) * len(design.metrics)
+    cells = len(resp.models) * (len(ref.groups) if ref is not None else 1) * len(design.metrics)
     for name, flag in (("n_resamples", "--n-resamples"), ("n_permutations", "--n-permutations")):
         n = getattr(args, name) or getattr(design, name)
         check_resample_memory(n, len(resp.items) + cells, f"{flag} (design: {name})")
@@ -239,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("audit", help="audit stored responses against human references",
                        description="Run every assessment the data's design allows and write a report.")
     a.add_argument("responses", nargs="?", help="responses file (CSV, Parquet or JSONL)")
-    a.add_argument("--reference", help="human reference file: item, group, option, share[, n]")
+    a.add_argument("--reference", help="human reference file: item, group, option, share[, n] (optional: without it, "
+                   "only the assessments that need no human data run, e.g. stability and position bias)")
     a.add_argument("--scales", help="item scales file: item, options, labels, ordinal[, domain ...]")
     a.add_argument("--design", help="design file (TOML): factors, claims, seed, resamples; see README")
     a.add_argument("--group-col", default="group", help="name of the group column in the reference")

@@ -562,6 +562,8 @@ def make_responses(
     drop_unreferenced: bool = False,
     share_tol: float = SHARE_TOL,
     allow_missing: bool = False,
+    order_column: str | None = None,
+    order_map: Mapping | None = None,
 ) -> Responses:
     """Validate a long responses table and map every answer to its canonical option.
 
@@ -584,6 +586,13 @@ def make_responses(
 
     Column names robustalign uses itself (:data:`RESERVED_COLUMNS`: ``row``, ``option``, ``status``,
     ``parse_rule``, ``n``, ``group``, ``estimate``, ...) are refused: rename them.
+    order_column, order_map : optional
+        Orders given as labels: ``order_column`` names a column of labels (e.g. ``"original"`` /
+        ``"reversed"``) and ``order_map`` maps each label to the order shown, either ``"identity"``,
+        ``"reverse"`` or a mapping from the number of options K to a permutation of 1..K (canonical
+        positions in the order shown, e.g. ``{4: [4, 3, 2, 1], 5: [5, 4, 3, 2, 1]}``). The label column is
+        one design factor whatever the items' sizes; ``option_order`` is derived from it (and is not a
+        factor), so that shown positions are mapped to canonical options as usual.
     """
     log = ExclusionLog()
     df = responses.reset_index(drop=True).copy()
@@ -612,6 +621,9 @@ def make_responses(
         scales = reference.scales if reference is not None else {}
     scales = dict(scales)
 
+    if order_column is not None and order_column not in df:
+        raise SchemaError(f"responses: the order label column {order_column!r} is not a column; found "
+                          f"{list(df.columns)}. Name the column that records the order shown.")
     if factors is None:
         factors = [c for c in df.columns if c not in ("model", "item", "row") and c not in answer_cols]
     else:
@@ -621,16 +633,23 @@ def make_responses(
             raise SchemaError(f"responses: factors {absent} are not columns; found {list(df.columns)}.")
         if "option_order" in df and "option_order" not in factors:
             factors.append("option_order")
+        if order_column is not None and order_column in df and order_column not in factors:
+            factors.append(order_column)
         extra = [c for c in df.columns if c not in (*factors, "model", "item", *answer_cols)]
         df = df.drop(columns=extra)
     _no_nan(df, ["model", "item", *factors], "responses")
     _no_nested(df, ["model", "item", *[f for f in factors if f != "option_order"]], "responses")
     df["model"] = df["model"].astype(str)
     df["item"] = df["item"].map(_code)
+    if (order_column is None) != (order_map is None):
+        raise SchemaError("responses: orders given as labels need both `order_column` (the column of labels) and "
+                          "`order_map` (label -> order shown); got only one of them.")
     if "option_order" in df:
         df["option_order"] = df["option_order"].map(lambda v: "|".join(_split(v)))
     df.insert(0, "row", np.arange(len(df)))
     df = _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log)
+    if order_column is not None and kind_in != "score":
+        df["option_order"] = _orders_from_labels(df, order_column, order_map, scales)
 
     # items without a reference / scale
     known = set(reference.items) if reference is not None else set(scales)
@@ -687,6 +706,63 @@ def make_responses(
     out = _to_canonical(df, kind_in, answer_cols, scales, log, share_tol)
     kind = "prob" if kind_in == "prob" else "choice"
     return Responses(out, tuple(factors), kind, scales, log)
+
+
+def _order_perm(label, spec, K, where):
+    if isinstance(spec, str):
+        if spec not in ("identity", "reverse"):
+            raise SchemaError(f"{where}: label {label!r} maps to {spec!r}; use 'identity', 'reverse' or a table "
+                              "from the number of options K to a permutation of 1..K.")
+        return list(range(1, K + 1)) if spec == "identity" else list(range(K, 0, -1))
+    if not isinstance(spec, Mapping):
+        raise SchemaError(f"{where}: label {label!r} maps to {spec!r}; use 'identity', 'reverse' or a table from "
+                          "the number of options K to a permutation of 1..K.")
+    perm = spec.get(K, spec.get(str(K)))
+    if perm is None:
+        raise SchemaError(f"{where}: label {label!r} has no permutation for items with {K} options (it has K = "
+                          f"{sorted(map(str, spec))}). Add `{K} = [...]` to its entry.")
+    try:
+        perm = [int(p) for p in perm]
+    except (TypeError, ValueError):
+        perm = None
+    if perm is None or sorted(perm) != list(range(1, K + 1)):
+        raise SchemaError(f"{where}: label {label!r} for K = {K} must be a permutation of 1..{K} (canonical "
+                          f"positions in the order shown); got {spec.get(K, spec.get(str(K)))!r}.")
+    return perm
+
+
+def _orders_from_labels(df, column, order_map, scales) -> list[str]:
+    """``option_order`` codes for every row from an order label and a label -> permutation map."""
+    where = f"responses: column `{column}` (order labels)"
+    if column not in df:
+        raise SchemaError(f"{where} is not a column; found {list(df.columns)}. Name the column of order labels.")
+    if "option_order" in df:
+        raise SchemaError(f"{where}: the responses also have `option_order`; give the order either as codes "
+                          "(`option_order`) or as labels with a map, not both.")
+    if not isinstance(order_map, Mapping) or not order_map:
+        raise SchemaError(f"{where}: `order_map` must map each label to 'identity', 'reverse' or a table K -> "
+                          f"permutation; got {order_map!r}.")
+    labels = df[column].astype(str)
+    unknown = sorted(set(labels) - set(map(str, order_map)))
+    if unknown:
+        rows = df.loc[labels.isin(unknown), "row"]
+        raise SchemaError(f"{where}: labels {preview(unknown)} (rows {preview(rows)}) are not in the order map, which "
+                          f"has {sorted(map(str, order_map))}. Add them to the map.")
+    spec = {str(k): v for k, v in order_map.items()}
+    missing = sorted(set(df["item"]) - set(scales))
+    if missing:
+        raise SchemaError(f"{where}: items {preview(missing)} have no scale, so their number of options is unknown. "
+                          "Give their scales.")
+    cache: dict = {}
+    out = []
+    for item, lab in zip(df["item"], labels):
+        key = (item, lab)
+        if key not in cache:
+            sc = scales[item]
+            perm = _order_perm(lab, spec[lab], sc.K, where)
+            cache[key] = "|".join(sc.options[p - 1] for p in perm)
+        out.append(cache[key])
+    return out
 
 
 def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFrame:

@@ -33,20 +33,41 @@ between-group SD of mean position per item, averaged over the items the model's 
 (:func:`robustalign.metrics.between_group_sd`, METHODS 1.1, on the same [0, 1] scale, with
 ``ddof=1`` like the model's SD across levels: both estimate the spread of a population of countries or
 formats from a sample of them; Khan et al.'s 0.114 uses ddof = 0). TOST at :math:`\alpha = 1 -`
-``confidence_level``: "supported" (stable with respect to the factor) when the whole
-:math:`1 - 2\alpha` (90%) interval lies inside :math:`(-\delta, \delta)`; "not supported" when it lies
-wholly beyond :math:`\delta`; otherwise "inconclusive" with the number of items that would be needed
-(:func:`robustalign.power.n_for_equivalence`, or :func:`robustalign.power.n_for_mde` when the estimate
-is beyond the margin). For two levels the mean difference is held against the SD (the typical difference
-between two countries is about 1.1-1.4 SD, so this is the stricter reading); for more levels SD is held
-against SD.
+``confidence_level``, on two quantities:
 
-*No human reference (e.g. the Political Compass) and no margin.* Then nothing on the answer scale says
-how large is too large, and the package does not invent a threshold: the verdict is taken from the mean
-modal flip rate against ``flip_margin`` (a stated noise floor: the share of items whose modal answer may
-change between two levels and still count as stable), by the same TOST rule on the rate. Without
-``flip_margin`` either, the verdict is "inconclusive" and says which argument to give. A measured
-test-retest flip rate (when ``sample`` has at least 2 levels) is always reported next to it.
+- the *average effect* (above): inside when the whole :math:`1 - 2\alpha` (90%) interval lies inside
+  :math:`(-\delta, \delta)` (an SD: below :math:`\delta`), beyond when it lies wholly beyond;
+- the *item-level effect* :math:`\tau` (SD of the item x level interaction of mean positions beyond
+  within-cell noise, ordinal items with at least 2 answers per cell; see
+  :mod:`robustalign.claims._stability_parts`): inside when its 90% upper bound is below :math:`\delta`,
+  beyond when its lower bound is above.
+
+**Stable** ("supported") means: the average effect is inside the margin *and* the item-level effect is
+inside it (or cannot be estimated: one answer per cell). **Not stable** ("not supported"): either one is
+beyond the margin, i.e. the factor moves answers on average, or it moves items in different directions
+by more than the margin even when the average stays put. Otherwise "inconclusive" with the number of
+items that would be needed (:func:`robustalign.power.n_for_equivalence`, or
+:func:`robustalign.power.n_for_mde` when the estimate is beyond the margin); a detected average effect is
+said so. For two levels the mean difference is held against the SD (the typical difference between two
+countries is about 1.1-1.4 SD, so this is the stricter reading); for more levels SD is held against SD.
+
+*No margin on the answer scale (no human reference with two or more groups, no ``margin=``).* With
+``flip_margin=`` the verdict is the TOST of the mean modal flip rate against its *noise floor* plus
+``flip_margin`` (the allowed excess of flips over what sampling alone produces). The noise floor is the
+expected modal flip rate under no effect at the numbers of answers actually sampled per cell (answers
+re-allocated among levels within strata), computed per model and factor. With one answer per cell (or
+probabilities or scores) no floor can be computed; ``flip_margin`` is then the stated floor itself.
+Without ``flip_margin`` either: "not supported" when a change is detected (the BH-adjusted average
+effect, the item-level effect or the flips above the noise floor at :math:`p < \alpha`), since the
+answers demonstrably move; else "inconclusive", naming the argument to give. A single-answer test-retest
+flip rate (when ``sample`` has at least 2 levels) is reported too; it is the floor of single answers,
+not of modal answers of several samples.
+
+*Position bias* (factors that change the order shown: ``option_order`` or an order-label column): the
+change in an option's share when it is shown first (or last) rather than elsewhere, per model, with an
+item-bootstrap interval and a within-item permutation p (:mod:`robustalign.claims._stability_parts`).
+It is reported beside the factor effect of the order, which is a different quantity (the shift of mean
+canonical position, the *content-order effect*).
 
 *Flip rates.* Per item and level the answer distribution is the mean of the cells' valid-answer
 distributions; its modal set is the options within 1e-9 of the maximum. The flip between two levels is
@@ -55,11 +76,7 @@ distributions; its modal set is the options within 1e-9 of the maximum. The flip
 a flip when both are tied on the same set. For scores the distribution is (1 - score, score), so the
 modal answer is the side of 0.5 and 0.5 is a tie. The ordinal shift is :math:`|pos_a - pos_b|` in
 canonical [0, 1] units, i.e. :math:`|k_a - k_b|/(K - 1)` for single answers. Rates are means over the
-items with valid answers at both levels; the factor's rate is the mean over level pairs. When
-``sample`` has at least 2 levels, the test-retest flip rate (share of pairs of samples of the same
-prompt whose answers differ; for probabilities and scores, the flip between their distributions) is
-the noise floor. It compares single answers, so for modal answers of several samples it is an upper
-bound on the noise.
+items with valid answers at both levels; the factor's rate is the mean over level pairs.
 
 *Agreement across levels* (targets = items, raters = levels, ratings = item positions): ICC(2,1)
 (absolute agreement, pingouin's ``ICC(A,1)``) and ICC(3,1) (consistency, ``ICC(C,1)``) with pingouin's
@@ -93,14 +110,22 @@ from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import as_generator
 from robustalign._validation import check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
-from robustalign.resampling import cluster_bootstrap, sign_flip_test
-from robustalign.resampling.intervals import TIE_REL_TOL
+from robustalign.claims._stability_parts import (
+    item_level,
+    noise_floor,
+    order_factors,
+    position_bias,
+    shown_positions,
+)
+from robustalign.resampling import cluster_bootstrap, keyed_stream, permutation_p_values, sign_flip_test
+from robustalign.resampling.stability_nulls import spread_permutation_null
 from robustalign.schema import Reference, Responses, _sort_key
 
 __all__ = ["StabilityResult", "assess_stability"]
 
 NOT_ASSESSED = ("sample", "steer_target")
-OPTIONAL_PARTS = ("pairwise", "agreement", "retest", "ranking", "validity")
+OPTIONAL_PARTS = ("pairwise", "agreement", "retest", "ranking", "validity", "position_bias", "noise_floor",
+                  "item_level")
 _TIE_TOL = 1e-9
 
 
@@ -157,8 +182,10 @@ def assess_stability(
         Equivalence margin for the factor effect in mean-position (or score) units; overrides the
         human between-group SD.
     flip_margin : float, optional
-        A stated noise floor for the mean modal flip rate, used for the verdict only when no effect
-        margin exists (no reference and no ``margin``).
+        The allowed excess of the mean modal flip rate over its noise floor (the flip rate expected under
+        no effect at the sampled answers per cell); with one answer per cell, or probabilities or
+        scores, the allowed flip rate itself. Used for the verdict only when no effect margin exists
+        (no reference with two or more groups and no ``margin``).
     metric : str
         Alignment metric (:data:`robustalign.metrics.METRICS`) for the ranking of models or groups
         when a reference is given. The factor effect is always on mean position (or score).
@@ -176,10 +203,14 @@ def assess_stability(
         Multiplicity adjustment (:func:`robustalign.multiplicity.adjust`), default Benjamini-Hochberg.
     skip : sequence of str
         Optional parts to leave out (for large simulations): any of ``"pairwise"``, ``"agreement"``,
-        ``"retest"``, ``"ranking"``, ``"validity"``. The factor effects and flip rates, which the
-        verdicts use, are always computed. Skipped parts are recorded in ``provenance``.
+        ``"retest"``, ``"ranking"``, ``"validity"``, ``"position_bias"``, ``"noise_floor"``,
+        ``"item_level"``. The factor effects and flip rates are always computed; leaving out the noise
+        floor or the item-level effect leaves them out of the verdicts too. Skipped parts are recorded in
+        ``provenance``.
     rng : int, Generator or None
-        Seed; recorded in ``provenance``. Independent parts use spawned child generators.
+        Seed; recorded in ``provenance``. Every unit (``by`` value) x factor x part draws from its own
+        stream (:func:`robustalign.resampling.keyed_stream`), so a unit's numbers do not depend on which
+        other units are in the data.
 
     Returns
     -------
@@ -263,16 +294,20 @@ def assess_stability(
                          f"(single-level: {skipped}). Pass `factors=`.")
 
     gen, record = as_generator(rng)
-    g_eff, g_pair, g_flip, g_ret, g_agr, g_rank = gen.spawn(6)
+
+    def stream(purpose, *unit):  # one stream per purpose and unit: a unit's numbers ignore other units
+        return keyed_stream(gen, f"stability.{purpose}", *unit)
+
     cells = _Cells(responses, by, [f for f in design if f != "sample"])
     human = _human_positions(reference) if reference is not None else None
+    ofac = order_factors(responses, factors)
 
     effects, pairwise, flips, agreement, verdict_rows = [], [], [], [], []
-    margins = []
+    margins, pos_bias, floors, item_lv = [], [], [], []
     for unit in cells.units:
         for f in factors:
             blk = cells.block(unit, f)
-            eff = _factor_effect(blk, n_resamples, n_permutations, level, g_eff)
+            eff = _factor_effect(blk, n_resamples, n_permutations, level, stream("effect", unit, f))
             eff.update(unit=unit, factor=f)
             delta, n_delta = _margin(margin, human, blk, eff["items_used"])
             eff.update(margin=delta)
@@ -281,10 +316,23 @@ def assess_stability(
                                                                            else "none")})
             effects.append(eff)
             if "pairwise" not in skip:
-                pairwise.append(_pairwise(blk, unit, f, n_resamples, n_permutations, level, g_pair))
-            flips.append(_flips(blk, unit, f, n_resamples, level, g_flip))
+                pairwise.append(_pairwise(blk, unit, f, n_resamples, n_permutations, level,
+                                          stream("pairwise", unit, f)))
+            fl = _flips(blk, unit, f, n_resamples, level, stream("flips", unit, f))
+            flips.append(fl)
+            obs = float(fl["flip"]["mean"].estimate[0]) if fl.get("flip") is not None else np.nan
+            floors.append(None if "noise_floor" in skip else
+                          noise_floor(blk, obs, n_permutations, stream("noise_floor", unit, f)))
+            item_lv.append(None if "item_level" in skip else
+                           item_level(blk, n_resamples, n_permutations, level, stream("item_level", unit, f)))
+            if f in ofac and "position_bias" not in skip:
+                pb = position_bias(blk, shown_positions(responses, blk, f), n_resamples, n_permutations, level,
+                                   stream("position_bias", unit, f))
+                if pb is not None:
+                    pos_bias.append({**pb, "unit": unit, "factor": f})
             if "agreement" not in skip:
-                agreement.append(_agreement(blk, unit, f, responses.kind, n_resamples, level, g_agr))
+                agreement.append(_agreement(blk, unit, f, responses.kind, n_resamples, level,
+                                            stream("agreement", unit, f)))
 
     # multiplicity over the declared families
     from robustalign.multiplicity import adjust
@@ -301,20 +349,23 @@ def assess_stability(
         pw["p_adjusted"] = pw_adj[k:k + n]
         k += n
 
-    retest = None if "retest" in skip else _retest(responses, by, cells, n_resamples, level, g_ret)
+    retest = None if "retest" in skip else _retest(responses, by, cells, n_resamples, level, stream("retest"))
     ranking = [] if "ranking" in skip else _ranking(responses, reference, by, factors, metric, cells, n_resamples,
-                                                    level, g_rank)
+                                                    level, stream("ranking", *cells.units))
     validity = {} if "validity" in skip else _validity(responses, by, factors)
     shares, converged = _variance_shares(fit)
 
-    for e, fl in zip(effects, flips):
-        verdict_rows.append(_verdict(e, fl, flip_margin, level, by, converged, fit is not None))
+    pb_of = {(p["unit"], p["factor"]): p for p in pos_bias}
+    for e, fl, nf, il in zip(effects, flips, floors, item_lv):
+        verdict_rows.append(_verdict(e, fl, nf, il, flip_margin, level, by, converged, fit is not None,
+                                     pb_of.get((e["unit"], e["factor"]))))
     verdicts = pd.DataFrame(verdict_rows)
 
     evidence = {
         "status_counts": cells.status_counts, "effects": effects, "pairwise": pairwise, "flips": flips,
         "retest": retest, "agreement": agreement, "ranking": ranking, "validity": validity,
-        "variance_shares": shares, "margins": pd.DataFrame(margins),
+        "variance_shares": shares, "margins": pd.DataFrame(margins), "position_bias": pos_bias,
+        "noise_floors": floors, "item_level": item_lv, "order_factors": ofac,
     }
     provenance = {
         "rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations,
@@ -371,6 +422,10 @@ class _Cells:
         X[st_codes, lev] = pos
         D = np.full((S, L, Kx), np.nan)
         D[st_codes, lev] = P
+        N = None
+        if self.kind == "choice":  # answer counts per cell (the noise floor and item-level noise need them)
+            N = np.zeros((S, L))
+            N[st_codes, lev] = keys["n"].to_numpy(float)
         Q = len(items_all)
         # item x level: equal-weight means over the item's other-factor cells
         xi = np.full((Q, L), np.nan)
@@ -381,7 +436,7 @@ class _Cells:
                 xi[q] = nanmean(X[rows])
                 pi[q] = nanmean(D[rows])
         ordinal_items = np.array([self.kind == "score" or self.scales[i].ordinal for i in items_all])
-        return {"X": X, "D": D, "item_of_stratum": item_idx, "items": items_all, "levels": levels,
+        return {"X": X, "D": D, "N": N, "item_of_stratum": item_idx, "items": items_all, "levels": levels,
                 "xi": xi, "pi": pi, "ordinal": ordinal_items, "K": np.array(
                     [2 if self.kind == "score" else self.scales[i].K for i in items_all])}
 
@@ -438,7 +493,12 @@ def _factor_effect(blk, n_resamples, n_permutations, level, gen) -> dict:
     # levels at which the unit has no valid answer at all cannot be compared; they are left out (recorded)
     present = np.isfinite(X).any(0)
     if present.sum() < 2:
-        return _empty_effect(blk, "factor effect", 0)
+        out = _empty_effect(blk, "factor effect", 0)
+        if not blk["ordinal"].any():
+            out["why_empty"] = "nominal items have no answer position"
+        elif np.isfinite(blk["X"]).any(0).sum() == 1:
+            out["why_empty"] = "valid answers at one level only"
+        return out
     if not present.all():
         missing = [lv for lv, p in zip(blk["levels"], present) if not p]
         sub = {**blk, "X": X[:, present], "levels": [lv for lv, p in zip(blk["levels"], present) if p]}
@@ -490,9 +550,9 @@ def _factor_effect(blk, n_resamples, n_permutations, level, gen) -> dict:
     est = _sd_effects(Cq[None], rq[None])[0]
     boot, warn = _quiet(cluster_bootstrap, (Cq, rq), statistic=_sd_effects_stat, labels=["effect"],
                         n_resamples=n_resamples, confidence_level=level, rng=g_boot)
-    null = _spread_perm_null(c, obs_u, w, Cq.sum(0), n_permutations, g_perm)
-    tol = TIE_REL_TOL * max(abs(est), 1e-300)
-    pval = (1 + np.sum(null >= est - tol)) / (1 + n_permutations)
+    null = spread_permutation_null(c, obs_u, w, Cq.sum(0), n_permutations, g_perm)
+    pval = (float(permutation_p_values(np.array([est]), null[:, None], "greater")[0])
+            if np.isfinite(null).all() and np.isfinite(est) else np.nan)
     return {"kind": "spread", "estimate": float(est), "boot": boot, "p_value": float(pval),
             "n_items": len(usable_items), "items_used": [blk["items"][i] for i in usable_items],
             "levels": blk["levels"], "null": null, "warnings": warn, "n_strata": int(use.sum()),
@@ -511,7 +571,11 @@ def _effects_from(C: np.ndarray, r: np.ndarray) -> np.ndarray:
     L = C.shape[-1]
     pinv = np.linalg.pinv(C, hermitian=True)
     beta = np.einsum("...ij,...j->...i", pinv, r)
-    rank = np.linalg.matrix_rank(C, hermitian=True)
+    # numerical rank with a tolerance relative to the largest eigenvalue: the null direction (all levels
+    # shifted together) has an eigenvalue at rounding level, which np.linalg.matrix_rank's default
+    # tolerance (eps x size x largest) sometimes counted as nonzero, giving NaN effects by chance
+    ev = np.linalg.eigvalsh(C)
+    rank = (ev > 1e-9 * np.maximum(ev.max(-1, keepdims=True), 1e-300)).sum(-1)
     return np.where((rank == L - 1)[..., None], beta, np.nan)
 
 
@@ -522,31 +586,6 @@ def _sd_effects(Cq, rq):
 
 def _sd_effects_stat(Cq, rq):
     return _sd_effects(Cq, rq)[:, None]
-
-
-def _spread_perm_null(c, obs, w, C, n_perm, gen, chunk=1000):
-    """Permute each stratum's values among the levels it has; refit; SD of the level effects."""
-    S, L = c.shape
-    rank = np.linalg.matrix_rank(C, hermitian=True)
-    if rank != L - 1:
-        return np.full(n_perm, np.nan)
-    pinv = np.linalg.pinv(C, hermitian=True)
-    place = np.argsort(~obs, axis=1, kind="stable")  # observed positions first, in order
-    vals_sorted = np.take_along_axis(c, place, axis=1)  # observed values first
-    out = np.empty(n_perm)
-    for s in range(0, n_perm, chunk):
-        b = min(chunk, n_perm - s)
-        keys = gen.random((b, S, L))
-        keys = np.where(obs[None], keys, np.inf)
-        # a random order of the observed values, written back into the observed positions
-        order = np.argsort(np.take_along_axis(keys, np.broadcast_to(place, keys.shape), axis=2), axis=2)
-        permuted = np.take_along_axis(np.broadcast_to(vals_sorted, keys.shape), order, axis=2)
-        r = np.zeros((b, S, L))
-        np.put_along_axis(r, np.broadcast_to(place, keys.shape), permuted, axis=2)
-        R = np.einsum("s,bsl->bl", w, r)
-        beta = R @ pinv.T
-        out[s:s + b] = np.std(beta, axis=1, ddof=1)
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -611,7 +650,7 @@ def _flips(blk, unit, factor, n_resamples, level, gen) -> dict:
         rows = np.isfinite(M[:, keep]).any(1)
         boot, warn = _quiet(cluster_bootstrap, M[rows][:, keep], labels=lab[keep], n_resamples=n_resamples,
                             confidence_level=level, rng=g)
-        mean = boot.apply(lambda s: np.nanmean(s, axis=-1, keepdims=True), labels=["mean over level pairs"])
+        mean = boot.apply(lambda s: _row_nanmean(s, axis=-1, keepdims=True), labels=["mean over level pairs"])
         out[name] = {"pairs": boot, "mean": mean, "keep": keep, "warnings": warn,
                      "n_items_mean": int(rows.sum())}
     return out
@@ -937,75 +976,55 @@ def _interval(boot, level, n_items=None):
     return float(ci["conf_low"].iloc[0]), float(ci["conf_high"].iloc[0]), float(ci["std_error"].iloc[0])
 
 
-def _verdict(e, fl, flip_margin, level, by, converged, has_fit) -> dict:
-    from robustalign.power import n_for_equivalence, n_for_mde
-
-    tost = 1 - 2 * (1 - level)
+def _verdict(e, fl, nf, il, flip_margin, level, by, converged, has_fit, pb=None) -> dict:
+    """One verdict per unit x factor from the average effect, the item-level effect and the flip rate
+    against its noise floor (see the module docstring, *Equivalence*)."""
     unit, f = e["unit"], e["factor"]
-    L = len(e["levels"])
-    lo95, hi95, se = _interval(e["boot"], level)
-    lo90, hi90, _ = _interval(e["boot"], tost)
-    delta = e["margin"]
-    est = e["estimate"]
-    n = e["n_items"]
+    lo95, hi95, _ = _interval(e["boot"], level)
+    delta, est, n = e["margin"], e["estimate"], e["n_items"]
     row = {by: unit, "factor": f, "verdict": "inconclusive", "n_needed": np.nan}
-    fr = fl.get("flip")
-    fr_txt = ""
-    if fr is not None:
-        fm = _ci_frame(fr["mean"], level, fr["n_items_mean"])
-        fr_txt = (f"; modal flip rate {fm['estimate'].iloc[0]:.2f} [{fm['conf_low'].iloc[0]:.2f}, "
-                  f"{fm['conf_high'].iloc[0]:.2f}]")
-    what = ("mean difference" if L == 2 else f"SD across {L} levels") + " in mean position"
-    if not np.isfinite(est):
-        reason = f"{unit} / {f}: too few items with valid answers at two levels ({n} items) to judge."
-    elif np.isfinite(delta):
-        sd_item = e.get("sd_d", se * np.sqrt(max(n, 1)) if np.isfinite(se) else np.nan)
-        if L == 2:
-            inside, beyond = (lo90 > -delta and hi90 < delta), (lo90 > delta or hi90 < -delta)
-        else:
-            inside, beyond = hi90 < delta, lo90 > delta
-        if inside:
-            row["verdict"] = "supported"
-            word = "stable: the effect is inside"
-        elif beyond:
-            row["verdict"] = "not supported"
-            word = "not stable: the effect is beyond"
-        else:
-            word = "inconclusive: the interval straddles"
-            if np.isfinite(sd_item) and sd_item > 0:
-                if abs(est) < delta:
-                    row["n_needed"] = n_for_equivalence(sd_item, delta, theta=abs(est), alpha=1 - level)
-                else:
-                    row["n_needed"] = n_for_mde(abs(est) - delta if abs(est) > delta else 1e-9, sd=sd_item,
-                                                alpha=1 - level, two_sided=False)
-        reason = (f"{unit} / {f}: {word} the margin ±{delta:.3f}; {what} {est:+.3f} "
-                  f"({tost:.0%} CI {lo90:+.3f} to {hi90:+.3f}; {level:.0%} CI {lo95:+.3f} to {hi95:+.3f}), "
-                  f"p = {e['p_value']:.3g} (BH-adjusted {e['p_adjusted']:.3g}), {n} items{fr_txt}")
-        if row["verdict"] == "inconclusive" and np.isfinite(row["n_needed"]):
-            reason += f"; about {int(row['n_needed'])} items would be needed"
-        reason += "."
-    elif flip_margin is not None and fr is not None:
-        fm = fr["mean"]
-        f_lo, f_hi, f_se = _interval(fm, tost, fr["n_items_mean"])
-        rate = float(fm.estimate[0])
-        if f_hi < flip_margin:
-            row["verdict"], word = "supported", "stable: the flip rate is below"
-        elif f_lo > flip_margin:
-            row["verdict"], word = "not supported", "not stable: the flip rate is above"
-        else:
-            word = "inconclusive: the flip-rate interval straddles"
-            sd = f_se * np.sqrt(fr["n_items_mean"])
-            if rate < flip_margin and sd > 0:
-                row["n_needed"] = n_for_equivalence(sd, flip_margin, theta=rate, alpha=1 - level)
-            elif sd > 0:
-                row["n_needed"] = n_for_mde(max(rate - flip_margin, 1e-9), sd=sd, alpha=1 - level, two_sided=False)
-        reason = (f"{unit} / {f}: {word} the stated noise floor {flip_margin:.2f} (no human reference); "
-                  f"modal flip rate {rate:.2f} ({tost:.0%} CI {f_lo:.2f} to {f_hi:.2f}); {what} {est:+.3f} "
-                  f"({level:.0%} CI {lo95:+.3f} to {hi95:+.3f}), p = {e['p_value']:.3g}, {n} items.")
+    flip = _flip_text(fl, nf, level)
+    what = ("mean difference" if len(e["levels"]) == 2 else f"SD across {len(e['levels'])} levels") + " in mean position"
+    eff_txt = (f"{what} {est:+.3f} ({level:.0%} CI {lo95:+.3f} to {hi95:+.3f}), p = {e['p_value']:.3g} "
+               f"(BH-adjusted {e.get('p_adjusted', np.nan):.3g}), {n} items" if np.isfinite(est) else
+               f"no answer-position effect ({e.get('why_empty', f'{n} items with valid answers at two levels')})")
+    alpha = 1 - level
+    if np.isfinite(delta) and np.isfinite(est):
+        verdict, word, n_needed = _avg_verdict(e, delta, level)
+        iv, itxt = _item_verdict(il, delta, level)
+        if iv == "not supported" or verdict == "not supported":
+            verdict = "not supported"
+        elif verdict == "supported" and iv == "inconclusive":
+            verdict = "inconclusive"
+        row["verdict"], row["n_needed"] = verdict, n_needed
+        reason = f"{unit} / {f}: {word} the margin ±{delta:.3f}; {eff_txt}; {itxt}"
+        if verdict == "inconclusive" and _p_small(e, alpha):
+            reason += "; a nonzero average effect is detected, its size against the margin is not yet resolved"
+        elif verdict == "inconclusive" and np.isfinite(n_needed):
+            reason += f"; about {int(n_needed)} items would be needed"
+    elif flip_margin is not None and fl.get("flip") is not None:
+        row["verdict"], word, row["n_needed"] = _flip_verdict(fl, nf, flip_margin, level)
+        reason = f"{unit} / {f}: {word}; {flip}; {eff_txt}"
+    elif fl.get("flip") is None and not np.isfinite(est):
+        reason = f"{unit} / {f}: cannot be judged: {eff_txt} and no flip rate (no item with valid answers at two levels)"
     else:
-        reason = (f"{unit} / {f}: inconclusive: no equivalence margin (no human reference); pass `margin=` "
-                  f"(mean-position units) or `flip_margin=` (a stated flip-rate noise floor). {what} {est:+.3f} "
-                  f"({level:.0%} CI {lo95:+.3f} to {hi95:+.3f}), p = {e['p_value']:.3g}, {n} items{fr_txt}.")
+        detected = [t for t, p in (("average effect", e.get("p_adjusted", np.nan)),
+                                   ("item-level effect", np.nan if il is None else il["p_value"]),
+                                   ("flips above the noise floor",
+                                    nf["p_value"] if nf is not None and nf["informative"] else np.nan))
+                    if np.isfinite(p) and p < alpha]
+        if detected:
+            row["verdict"] = "not supported"
+            reason = (f"{unit} / {f}: not stable: the answers change detectably ({', '.join(detected)} at "
+                      f"p < {alpha:.2g}); no margin was given to judge how large a change is acceptable "
+                      f"(`margin=` or `flip_margin=`); {eff_txt}; {flip}")
+        else:
+            reason = (f"{unit} / {f}: inconclusive: no change detected and no equivalence margin (no human "
+                      f"reference with two or more groups); pass `margin=` (mean-position units) or `flip_margin=` (allowed modal flip "
+                      f"rate above its noise floor). {eff_txt}; {flip}")
+    if pb is not None:
+        reason += (f"; position bias (first shown option) {pb['estimate'][0]:+.3f}, p = {pb['p_value'][0]:.3g}")
+    reason += "."
     if has_fit and converged is False:
         reason += " The Bayesian variance decomposition did not converge and is not used."
     row["reason"] = reason
@@ -1013,6 +1032,93 @@ def _verdict(e, fl, flip_margin, level, by, converged, has_fit) -> dict:
     row["margin"] = delta
     row["n_items"] = n
     return row
+
+
+def _p_small(e, alpha):
+    p = e.get("p_adjusted", np.nan)
+    return np.isfinite(p) and p < alpha
+
+
+def _avg_verdict(e, delta, level):
+    from robustalign.power import n_for_equivalence, n_for_mde
+
+    tost = 1 - 2 * (1 - level)
+    lo90, hi90, se = _interval(e["boot"], tost)
+    est, n = e["estimate"], e["n_items"]
+    if len(e["levels"]) == 2:
+        inside, beyond = (lo90 > -delta and hi90 < delta), (lo90 > delta or hi90 < -delta)
+    else:
+        inside, beyond = hi90 < delta, lo90 > delta
+    n_needed = np.nan
+    if inside:
+        return "supported", "stable: the average effect is inside", n_needed
+    if beyond:
+        return "not supported", "not stable: the average effect is beyond", n_needed
+    sd_item = e.get("sd_d", se * np.sqrt(max(n, 1)) if np.isfinite(se) else np.nan)
+    if np.isfinite(sd_item) and sd_item > 0:
+        if abs(est) < delta:
+            n_needed = n_for_equivalence(sd_item, delta, theta=abs(est), alpha=1 - level)
+        else:
+            n_needed = n_for_mde(max(abs(est) - delta, 1e-9), sd=sd_item, alpha=1 - level, two_sided=False)
+    return "inconclusive", f"inconclusive: the average effect's {tost:.0%} interval ({lo90:+.3f} to {hi90:+.3f}) " \
+        "straddles", n_needed
+
+
+def _item_verdict(il, delta, level):
+    """Item-level instability (tau, SD of item x level interaction beyond noise) against the margin."""
+    if il is None:
+        return None, "item-level effect not estimable (needs ordinal items with >= 2 answers per cell)"
+    tost = 1 - 2 * (1 - level)
+    lo, hi, _ = _interval(il["boot"], tost)
+    lo, hi = np.sqrt(max(lo, 0.0)), np.sqrt(max(hi, 0.0)) if np.isfinite(hi) else np.nan
+    txt = (f"item-level SD {il['tau']:.3f} ({tost:.0%} CI {lo:.3f} to {hi:.3f}), p = {il['p_value']:.3g}")
+    if lo > delta:
+        return "not supported", f"items move in different directions beyond the margin: {txt}"
+    if hi < delta:
+        return "supported", f"item-level effect inside the margin: {txt}"
+    return "inconclusive", f"item-level effect against the margin unresolved: {txt}"
+
+
+def _flip_text(fl, nf, level):
+    fr = fl.get("flip")
+    if fr is None:
+        return "no modal flip rate"
+    fm = _ci_frame(fr["mean"], level, fr["n_items_mean"])
+    txt = (f"modal flip rate {fm['estimate'].iloc[0]:.2f} [{fm['conf_low'].iloc[0]:.2f}, "
+           f"{fm['conf_high'].iloc[0]:.2f}]")
+    if nf is not None and nf["informative"]:
+        txt += f" against its noise floor {nf['floor']:.3f} at ~{nf['mean_n']:.0f} answers per cell (p = {nf['p_value']:.3g})"
+    elif nf is not None:
+        txt += " (one answer per cell: its noise floor equals it, so flips cannot be told from sampling noise)"
+    return txt
+
+
+def _flip_verdict(fl, nf, flip_margin, level):
+    from robustalign.power import n_for_equivalence, n_for_mde
+
+    tost = 1 - 2 * (1 - level)
+    fr = fl["flip"]
+    f_lo, f_hi, f_se = _interval(fr["mean"], tost, fr["n_items_mean"])
+    rate = float(fr["mean"].estimate[0])
+    use = nf is not None and nf["informative"]
+    floor = nf["floor"] if use else 0.0
+    bound = floor + flip_margin
+    what = (f"the noise floor {floor:.3f} + flip_margin {flip_margin:.2f}" if use else
+            f"flip_margin {flip_margin:.2f} (no usable noise floor: one answer per cell, or probabilities / "
+            "scores; flip_margin is then the stated floor itself)")
+    n_needed = np.nan
+    if f_hi < bound:
+        return "supported", f"stable: the modal flip rate ({tost:.0%} CI {f_lo:.2f} to {f_hi:.2f}) is below {what}", \
+            n_needed
+    if f_lo > bound:
+        return "not supported", f"not stable: the modal flip rate ({tost:.0%} CI {f_lo:.2f} to {f_hi:.2f}) is above " \
+            f"{what}", n_needed
+    sd = f_se * np.sqrt(fr["n_items_mean"])
+    if np.isfinite(sd) and sd > 0:
+        n_needed = (n_for_equivalence(sd, bound, theta=rate, alpha=1 - level) if rate < bound else
+                    n_for_mde(max(rate - bound, 1e-9), sd=sd, alpha=1 - level, two_sided=False))
+    return "inconclusive", f"inconclusive: the modal flip rate ({tost:.0%} CI {f_lo:.2f} to {f_hi:.2f}) straddles " \
+        f"{what}", n_needed
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1070,6 +1176,7 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
                 rows.append(_row(q_pair, {by: fl["unit"], "factor": fl["factor"], "level_a": r.level_a,
                                  "level_b": r.level_b}, r.estimate, r.conf_low, r.conf_high, r.std_error, level,
                                  "mean over items, cluster bootstrap", int(n_it[j]), u))
+    rows.extend(_order_rows(ev, by, level, units))
     if ev["retest"] is not None:
         for t in ev["retest"]["tables"]:
             f = _ci_frame(t["boot"], level)
@@ -1097,14 +1204,15 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
             lo, hi = np.nanquantile(t["boot"], [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(t["boot"]).any() \
                 else (np.nan, np.nan)
             rows.append(_row("kendall_tau", {"factor": f, "level_a": t["level_a"], "level_b": t["level_b"]},
-                             t["tau"], lo, hi, np.nanstd(t["boot"], ddof=1), level,
+                             t["tau"], lo, hi, _finite_sd(t["boot"]), level,
                              f"Kendall tau-b of {rk['unit_name']} ranks by {rk['what']}, percentile bootstrap",
                              rk["n_items"], "tau"))
         if rk["taus"]:
-            mt = np.nanmean(rk["tau_boot"], axis=1)
-            lo, hi = np.nanquantile(mt, [(1 - level) / 2, (1 + level) / 2])
+            mt = _row_nanmean(rk["tau_boot"], axis=1)
+            lo, hi = (np.nanquantile(mt, [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(mt).any()
+                      else (np.nan, np.nan))
             rows.append(_row("kendall_tau_mean", {"factor": f}, float(np.mean([t["tau"] for t in rk["taus"]])), lo,
-                             hi, np.nanstd(mt, ddof=1), level, f"mean over level pairs; {rk['unit_name']} ranked by "
+                             hi, _finite_sd(mt), level, f"mean over level pairs; {rk['unit_name']} ranked by "
                              f"{rk['what']}", rk["n_items"], "tau"))
             rows.append(_row("discordant_share", {"factor": f}, float(np.mean([t["discordant"] for t in rk["taus"]])),
                              np.nan, np.nan, np.nan, level, f"share of discordant {rk['unit_name']} pairs, mean over "
@@ -1136,9 +1244,55 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
                              r.get("conf_level", np.nan), "Bayesian response model (posterior); converged="
                              f"{prov['fit_converged']}", np.nan, "share of latent variance"))
     out = pd.DataFrame(rows)
-    first = ["quantity", by, "factor", "level_a", "level_b", "group_a", "group_b"]
+    first = ["quantity", by, "factor", "level_a", "level_b", "position", "group_a", "group_b"]
     first = [c for c in first if c in out] + [c for c in out.columns if c not in first]
     return out[first]
+
+
+def _order_rows(ev, by, level, units) -> list:
+    """Rows for position bias, the modal flip rate's noise floor and the item-level effect."""
+    rows = []
+    for pb in ev.get("position_bias", []):
+        f = _ci_frame(pb["boot"], level)
+        for j, r in enumerate(f.itertuples(index=False)):
+            rows.append(_row("position_bias", {by: pb["unit"], "factor": pb["factor"], "position": pb["positions"][j]},
+                             float(pb["estimate"][j]), r.conf_low, r.conf_high, r.std_error, level,
+                             f"change in an option's share when shown {pb['positions'][j]} rather than elsewhere "
+                             "(mean over options and items); cluster bootstrap; order levels permuted within items",
+                             pb["n_items"], "share of answers", float(pb["p_value"][j])))
+    for fl, nf in zip(ev["flips"], ev.get("noise_floors", [])):
+        if nf is not None:
+            rows.append(_row("flip_noise_floor", {by: fl["unit"], "factor": fl["factor"]}, nf["floor"],
+                             nf["null_low"], nf["null_high"], np.nan, 0.95,
+                             f"expected modal flip rate under no effect at the sampled answers per cell (mean "
+                             f"{nf['mean_n']:.1f}; {nf['n_draws']} permutations of answers among levels; bounds: 2.5-97.5% of the null); p: "
+                             "observed flip rate above it", int(np.isfinite(nf["per_item"]).sum()), "share of items",
+                             nf["p_value"]))
+    for e, il in zip(ev["effects"], ev.get("item_level", [])):
+        if il is not None:
+            lo, hi, _ = _interval(il["boot"], level)
+            rows.append(_row("item_level_sd", {by: e["unit"], "factor": e["factor"]}, il["tau"],
+                             np.sqrt(max(lo, 0.0)), np.sqrt(max(hi, 0.0)) if np.isfinite(hi) else np.nan, np.nan,
+                             level, "SD of the item x level interaction of mean positions beyond within-cell noise; "
+                             "cluster bootstrap (on its square); p: answers permuted among levels within strata",
+                             il["n_items"], units, il["p_value"], benchmark=e["margin"]))
+    return rows
+
+
+def _finite_sd(x) -> float:
+    """SD (ddof=1) of the finite values; NaN (without a warning) when fewer than 2."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    return float(np.std(x, ddof=1)) if len(x) >= 2 else np.nan
+
+
+def _row_nanmean(a, axis, keepdims=False):
+    """Mean of the finite values along ``axis``; NaN (without a warning) where there are none."""
+    a = np.asarray(a, float)
+    ok = np.isfinite(a)
+    n = ok.sum(axis=axis, keepdims=keepdims)
+    s = np.where(ok, a, 0.0).sum(axis=axis, keepdims=keepdims)
+    return np.divide(s, n, out=np.full(np.shape(s), np.nan), where=n > 0)
 
 
 def _plot(result, ax=None, **kwargs):

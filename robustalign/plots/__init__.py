@@ -11,8 +11,9 @@ figure), so a very long model name cannot blow up a layout; tables keep the name
 =============================  ==========================================================
 alignment                      :func:`plot_alignment_forest`, :func:`plot_rank_caterpillar`,
                                :func:`plot_flip_heatmap`
-stability                      :func:`plot_factor_effects` (against the human band),
-                               :func:`plot_flip_rates`
+stability                      :func:`plot_factor_effects` (against the margin),
+                               :func:`plot_flip_rates` (against the noise floor),
+                               :func:`plot_position_bias`
 steerability                   :func:`plot_steering_matrix`, :func:`plot_steering_gains`,
                                :func:`plot_steerability`
 extrapolability                :func:`plot_extrapolability`, :func:`plot_transfer`,
@@ -34,7 +35,7 @@ from robustalign.plots.alignment import plot_alignment_forest, plot_flip_heatmap
 from robustalign.plots.calibration import plot_calibration, plot_sbc_ranks
 from robustalign.plots.extrapolability import plot_extrapolability, plot_split_half, plot_transfer
 from robustalign.plots.multiverse import plot_specification_curve
-from robustalign.plots.stability import plot_factor_effects, plot_flip_rates
+from robustalign.plots.stability import plot_factor_effects, plot_flip_rates, plot_position_bias
 from robustalign.plots.steerability import plot_steerability, plot_steering_gains, plot_steering_matrix
 from robustalign.plots.variance import plot_variance_shares
 
@@ -45,6 +46,7 @@ __all__ = [
     "plot_factor_effects",
     "plot_flip_heatmap",
     "plot_flip_rates",
+    "plot_position_bias",
     "plot_rank_caterpillar",
     "plot_rates",
     "plot_sbc_ranks",

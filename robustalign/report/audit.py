@@ -274,8 +274,10 @@ def run_audit(
     ----------
     responses : Responses
         Validated responses (:func:`robustalign.load_responses`).
-    reference : Reference
-        Human reference (:func:`robustalign.load_reference`).
+    reference : Reference or None
+        Human reference (:func:`robustalign.load_reference`). Without it only the assessments that need
+        no human data run (stability with position bias and flip rates against their noise floor; give
+        ``[stability] margin`` or ``flip_margin`` for verdicts); the others are listed as not run.
     design : AuditDesign, dict or None
         Parsed design file (:func:`robustalign.report.load_design`), a dict in the same schema, or
         None to decide everything from the data.
@@ -300,8 +302,8 @@ def run_audit(
 
     if not isinstance(responses, Responses):
         raise TypeError(f"`responses` must be a Responses object; got {type(responses).__name__}.")
-    if not isinstance(reference, Reference):
-        raise TypeError(f"`reference` must be a Reference object; got {type(reference).__name__}.")
+    if reference is not None and not isinstance(reference, Reference):
+        raise TypeError(f"`reference` must be a Reference object or None; got {type(reference).__name__}.")
     if design is None:
         design = AuditDesign()
     elif isinstance(design, dict):
@@ -329,9 +331,13 @@ def run_audit(
     common = dict(part=part_name, n_resamples=nres, n_permutations=nperm, level=level)
 
     # ---- alignment
-    pr.step("alignment", f"alignment: {len(responses.models)} models x {len(responses.items)} items, metrics "
-                         f"{list(design.metrics)}, {nres} item-bootstrap resamples")
-    sections.append(_with_notes(_alignment_section, responses, reference, design, against, streams["alignment"], **common))
+    if reference is None:
+        not_run.append(("alignment", "no human reference given"))
+    else:
+        pr.step("alignment", f"alignment: {len(responses.models)} models x {len(responses.items)} items, metrics "
+                             f"{list(design.metrics)}, {nres} item-bootstrap resamples")
+        sections.append(_with_notes(_alignment_section, responses, reference, design, against, streams["alignment"],
+                                    **common))
 
     # ---- stability
     factors = [f for f in responses.factors if f not in ("sample", steer_col)
@@ -348,7 +354,9 @@ def run_audit(
         sections.append(_with_notes(_stability_section, responses, reference, design, factors, streams["stability"], **common))
 
     # ---- steerability
-    if has_steer:
+    if reference is None:
+        not_run.append(("steerability", "no human reference given"))
+    elif has_steer:
         pr.step("steerability", f"steerability ({steer_col}): {nres} resamples, {nperm} permutations")
         sections.extend(_with_notes(_steering_sections, responses, reference, design, steer_col, streams["steerability"],
                                            **common))
@@ -356,8 +364,10 @@ def run_audit(
         not_run.append(("steerability", f"no steering factor (column {steer_col!r} is not in the responses)"))
 
     # ---- extrapolability
-    domains = _domains(design, responses, reference, item_table)
-    if domains is not None and design.extrapolability.get("enabled", True):
+    domains = None if reference is None else _domains(design, responses, reference, item_table)
+    if reference is None:
+        not_run.append(("extrapolability", "no human reference given"))
+    elif domains is not None and design.extrapolability.get("enabled", True):
         pr.step("extrapolability", f"extrapolability over {len(set(domains.values()))} domains")
         sections.append(_with_notes(_extrapolability_section, responses, reference, design, domains, against,
                                                  streams["extrapolability"], **common))
@@ -374,6 +384,9 @@ def run_audit(
 
     # ---- claims
     claims = design.claim_objects()
+    if claims and reference is None:
+        raise RobustAlignError(f"the design declares {len(claims)} claims, which are judged against a human "
+                               "reference; give --reference (or remove the [[claims]]).")
     if claims:
         cg = [keyed_stream(streams["claims"], "claim", cl.text) for cl in claims]  # not by position
         for i, (cl, g) in enumerate(zip(claims, cg), 1):
@@ -383,6 +396,8 @@ def run_audit(
         not_run.append(("claims", "no claims declared ([[claims]] in the design file)"))
 
     # ---- Bayesian fit
+    if design.bayes.get("fit", False) and reference is None:
+        raise RobustAlignError("[bayes] fit = true needs a human reference; give --reference or set fit = false.")
     if design.bayes.get("fit", False):
         pr.step("bayes", "Bayesian model: compiling and sampling (this takes minutes)")
         sec, fit_info = _with_notes(_bayes_section, responses, reference, design, factors, streams["bayes"], **common)
@@ -393,14 +408,15 @@ def run_audit(
                                           "interval in this report is from resampling"))
     pr.done()
 
-    excl = responses.exclusions.merged(reference.exclusions).to_frame()
+    excl = (responses.exclusions if reference is None else responses.exclusions.merged(reference.exclusions)).to_frame()
     desc = (f"{len(data):,} stored answers ({responses.kind}) of {len(responses.models)} models to "
-            f"{len(responses.items)} items; design factors {list(responses.factors)}; human reference with "
-            f"{len(reference.groups)} groups ({', '.join(map(str, reference.groups[:12]))}"
-            f"{', ...' if len(reference.groups) > 12 else ''}).")
+            f"{len(responses.items)} items; design factors {list(responses.factors)}; "
+            + ("no human reference." if reference is None else
+               f"human reference with {len(reference.groups)} groups ({', '.join(map(str, reference.groups[:12]))}"
+               f"{', ...' if len(reference.groups) > 12 else ''})."))
     settings = {"seed": record.to_dict(), "n_resamples": nres, "n_permutations": nperm, "confidence_level": level,
                 "metrics": list(design.metrics), "against": against, "design_file": design.source}
-    hashes = {"responses": responses.data_hash(), "reference": reference.data_hash()}
+    hashes = {"responses": responses.data_hash(), "reference": None if reference is None else reference.data_hash()}
     p = AuditPart(part_name, desc, sections, excl, hashes, settings, not_run, fits, pr.timings, prefix)
     prov = {"versions": _versions(bool(fits)), "parts": [{"title": part_name, **settings, "data_hash": hashes}]}
     return AuditReport(title or design.title or part_name, [p], prov)
@@ -459,7 +475,8 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
         tied = r[r["rank_low"] <= 1]
         e = est[(est["group"] == grp) & (est["model"] == lead["model"])].iloc[0]
         head = (f"{m0} alignment with {grp}: {lead['model']} ranks first, {ci(e['estimate'], e['conf_low'], e['conf_high'])}, "
-                f"rank interval {int(lead['rank_low'])}-{int(lead['rank_high'])}, P(rank 1) = {lead['p_top']:.2f}")
+                f"rank interval {_int_or_na(lead['rank_low'])}-{_int_or_na(lead['rank_high'])}, "
+                f"P(rank 1) = {lead['p_top']:.2f}")
         n_needed = np.nan
         if len(r) < 2:
             continue
@@ -498,11 +515,12 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
     display = [(f"Alignment ({m}) per model x group", _headline(tab[tab["metric"] == m], key_cols))
                for m in metrics]
     rkd = tables["alignment_ranks"].query("metric == @m0").copy()
-    rkd["rank [interval]"] = [f"{int(a)} [{int(b)}, {int(c)}]" for a, b, c in
+    rkd["rank [interval]"] = [f"{_int_or_na(a)} [{_int_or_na(b)}, {_int_or_na(c)}]" for a, b, c in
                               zip(rkd["rank"], rkd["rank_low"], rkd["rank_high"])]
     rkd["P(rank 1)"] = rkd["p_top"].map(lambda x: f"{x:.2f}")
+    rkd = rkd.sort_values(["group", "rank", "rank_low"], kind="stable")  # numeric order, not 1, 10, 11, 2, ...
     display.append((f"Ranks ({m0}) within each group", rkd[["group", "model", "rank [interval]", "P(rank 1)"]]
-                    .sort_values(["group", "rank [interval]"]).reset_index(drop=True)))
+                    .reset_index(drop=True)))
 
     figs = []
     one_model = responses.data["model"].nunique() < 2
@@ -525,6 +543,11 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
              f"; {', '.join(metrics)}; items are resampled as a sample of possible items ({n_resamples} resamples).")
     return Section("alignment", "Alignment and ranking of models", intro, verdicts, tables, display, figs,
                    results=results)
+
+
+def _int_or_na(x) -> str:
+    """A rank as an integer, or "n/a" when it is undefined (e.g. Spearman against a one-group reference)."""
+    return str(int(x)) if np.isfinite(x) else "n/a"
 
 
 def _flip_grid(res, within):
@@ -571,23 +594,42 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
 
     skip = design.stability.get("skip", ["agreement"])
     res = assess_stability(responses, reference, factors=factors, n_resamples=n_resamples,
-                           n_permutations=n_permutations, confidence_level=level, skip=skip, rng=gen)
+                           n_permutations=n_permutations, confidence_level=level, skip=skip, rng=gen,
+                           margin=design.stability.get("margin"), flip_margin=design.stability.get("flip_margin"))
     f = res.to_frame()
     by = res.provenance["by"]
     verdicts = _vrows(part, "stability", res.verdicts, [by, "factor"])
-    disp = [("Factor effects against the human between-group spread",
-             _headline(f[f["quantity"].isin(["factor_effect", "human_between_group_sd"])],
+    margin_src = ("the margin given in the design file" if design.stability.get("margin") is not None else
+                  "the human between-group SD" if reference is not None else None)
+    disp = [(f"Factor effects (average) and item-level effects{' against ' + margin_src if margin_src else ''}",
+             _headline(f[f["quantity"].isin(["factor_effect", "item_level_sd", "human_between_group_sd"])],
                        [by, "factor", "quantity"], ["p_adjusted"])),
-            ("Modal flip rates between levels",
-             _headline(f[f["quantity"].isin(["flip_rate_mean", "retest_flip_rate"])], [by, "factor", "quantity"]))]
+            ("Modal flip rates between levels against their noise floor (expected flip rate under no effect at "
+             "the sampled answers per cell)",
+             _headline(f[f["quantity"].isin(["flip_rate_mean", "flip_noise_floor", "retest_flip_rate"])],
+                       [by, "factor", "quantity"], ["p_value"]))]
     figs = [FigureSpec("stability_factor_effects", "Each model's factor effect with its interval against the "
-                       "band of ± the human between-group SD (grey).",
-                       lambda: _plots().plot_factor_effects(res)),
+                       "margin (grey: ± the margin for a difference of two levels, [0, margin] for an SD across "
+                       "levels).", lambda: _plots().plot_factor_effects(res)),
             FigureSpec("stability_flip_rates", "Share of items whose modal answer flips between levels, with "
-                       "intervals; open markers: test-retest flips between samples of one prompt (noise floor).",
-                       lambda: _plots().plot_flip_rates(res))]
-    intro = (f"Do the answers stay put when only {', '.join(factors)} changes? Verdicts by equivalence test (TOST) "
-             "against the human between-group SD as the margin.")
+                       "intervals, against the noise floor of the same statistic at the same number of answers "
+                       "per cell (grey bar: 2.5-97.5% of the flip rate under no effect); open markers: "
+                       "single-answer test-retest flips.", lambda: _plots().plot_flip_rates(res))]
+    pb = f[f["quantity"] == "position_bias"]
+    if len(pb):
+        disp.insert(1, ("Position bias (change in an option's share when it is shown first / last rather than "
+                        "elsewhere) - not the same as the content-order effect above (shift of mean canonical "
+                        "position)", _headline(pb, [by, "factor", "position"], ["p_value"])))
+        figs.append(FigureSpec("stability_position_bias", "Position bias (first shown option) beside the "
+                               "content-order effect (shift of mean canonical position), per model.",
+                               lambda: _plots().plot_position_bias(res)))
+    rule = (f"by equivalence tests (TOST) against {margin_src}, for the average effect and the item-level effect"
+            if margin_src else
+            f"from the modal flip rate against its noise floor + flip_margin = "
+            f"{design.stability['flip_margin']}" if design.stability.get("flip_margin") is not None else
+            "without a margin: a detectable change is 'not supported', no detectable change is 'inconclusive' "
+            "(set [stability] margin or flip_margin for equivalence verdicts)")
+    intro = f"Do the answers stay put when only {', '.join(factors)} changes? Verdicts {rule}."
     notes = []
     if skip:
         notes.append(f"Left out for speed: {', '.join(skip)} (set [stability] skip = [] to include).")

@@ -17,6 +17,12 @@ Every key is optional; a missing file means "decide from the data". The schema (
     enabled = true                     # default: on when a design factor has >= 2 levels
     factors = ["format", "template"]   # default: every factor with >= 2 levels except sample/steering
     skip = ["agreement"]               # optional parts to leave out (default: the slow "agreement")
+    margin = 0.05                      # equivalence margin in mean-position units (default: human SD)
+    flip_margin = 0.10                 # allowed modal flip rate above the noise floor (no reference)
+
+    [orders]                           # orders shown, given as labels (a column of the responses)
+    column = "order"
+    map = { original = "identity", reversed = "reverse" }   # or label = { 4 = [4, 3, 2, 1], 5 = [...] }
 
     [steering]
     column = "steer_target"            # the steering factor (default: "steer_target" when present)
@@ -59,10 +65,11 @@ from robustalign._errors import RobustAlignError
 __all__ = ["AuditDesign", "load_design"]
 
 _TOP = {"title", "seed", "n_resamples", "n_permutations", "confidence_level", "metrics", "alignment",
-        "stability", "steering", "domains", "bayes", "claims", "extrapolability"}
+        "stability", "steering", "domains", "bayes", "claims", "extrapolability", "orders"}
 _SECTIONS = {
     "alignment": {"against", "group_map"},
-    "stability": {"enabled", "factors", "skip"},
+    "stability": {"enabled", "factors", "skip", "margin", "flip_margin"},
+    "orders": {"column", "map"},
     "steering": {"enabled", "column", "baseline", "by", "metric", "group_map", "compare", "compare_metric"},
     "domains": {"prefix", "map", "column"},
     "extrapolability": {"enabled", "min_domain_items"},
@@ -74,7 +81,8 @@ _TYPES = {
     "title": "str", "seed": "int", "n_resamples": "int", "n_permutations": "int", "confidence_level": "number",
     "metrics": "strs",
     "alignment": {"against": "str", "group_map": "map"},
-    "stability": {"enabled": "bool", "factors": "strs", "skip": "strs"},
+    "stability": {"enabled": "bool", "factors": "strs", "skip": "strs", "margin": "number", "flip_margin": "number"},
+    "orders": {"column": "str"},
     "steering": {"enabled": "bool", "column": "str", "baseline": "level", "by": "strs", "metric": "str",
                  "group_map": "map", "compare": "strs", "compare_metric": "str"},
     "domains": {"prefix": "int", "map": "map", "column": "str"},
@@ -162,6 +170,7 @@ class AuditDesign:
     against: str | None = None
     group_map: dict | None = None
     stability: dict = field(default_factory=dict)
+    orders: dict = field(default_factory=dict)
     steering: dict = field(default_factory=dict)
     domains: dict = field(default_factory=dict)
     extrapolability: dict = field(default_factory=dict)
@@ -212,6 +221,8 @@ class AuditDesign:
         for k in ("factors", "skip"):  # one name is a list of one
             if isinstance(out.stability.get(k), str):
                 out.stability[k] = [out.stability[k]]
+        _check_stability(out.stability, where)
+        out.orders = _check_orders(dict(d.get("orders", {})), where)
         out.steering = dict(d.get("steering", {}))
         if "compare" in out.steering:
             c = out.steering["compare"]
@@ -265,7 +276,8 @@ class AuditDesign:
         from robustalign.metrics import METRICS
 
         where = f"design file {self.source!r}" if self.source else "design"
-        cols, models, groups = list(responses.data.columns), responses.models, reference.groups
+        cols, models = list(responses.data.columns), responses.models
+        groups = list(reference.groups) if reference is not None else []
 
         def fail(key, value, have, what):
             raise RobustAlignError(f"{where}: {key} = {value!r} is not {what}; the data have {have}. Fix the name in "
@@ -327,6 +339,38 @@ class AuditDesign:
                 cl = replace(cl, text=c["text"])
             out.append(cl)
         return out
+
+
+def _check_stability(st: dict, where: str) -> None:
+    """Types of the [stability] keys this module reads (margin, flip_margin)."""
+    for k, hi in (("margin", None), ("flip_margin", 1.0)):
+        if k in st:
+            v = st[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v or (hi and v > hi):
+                raise RobustAlignError(f"{where}: [stability] `{k}` must be a number > 0"
+                                       f"{' and <= 1' if hi else ''}; got {v!r}.")
+            st[k] = float(v)
+
+
+def _check_orders(od: dict, where: str) -> dict:
+    """[orders]: ``column`` (str) and ``map`` (label -> 'identity' | 'reverse' | {K: permutation})."""
+    if not od:
+        return od
+    if set(od) != {"column", "map"}:
+        raise RobustAlignError(f"{where}: [orders] needs both `column` (the column of order labels) and `map` "
+                               f"(label -> order shown); got {sorted(od)}.")
+    if not isinstance(od["column"], str):
+        raise RobustAlignError(f"{where}: [orders] `column` must be a string; got {od['column']!r}.")
+    if not isinstance(od["map"], dict) or not od["map"]:
+        raise RobustAlignError(f"{where}: [orders] `map` must be a table label -> 'identity', 'reverse' or "
+                               f"{{K = [permutation]}}; got {od['map']!r}.")
+    for lab, spec in od["map"].items():
+        ok = spec in ("identity", "reverse") or (isinstance(spec, dict) and all(
+            str(k).isdigit() and isinstance(v, list) and all(isinstance(x, int) for x in v) for k, v in spec.items()))
+        if not ok:
+            raise RobustAlignError(f"{where}: [orders] map entry {lab!r} must be 'identity', 'reverse' or a table "
+                                   f"{{K = [permutation of 1..K]}}; got {spec!r}.")
+    return od
 
 
 def _int(v, name, where, minimum) -> int:

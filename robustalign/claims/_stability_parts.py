@@ -1,0 +1,206 @@
+r"""Parts of :func:`robustalign.claims.assess_stability` for order experiments and item-level instability.
+
+*Position bias* (primacy / recency), for a factor that changes the order in which options are shown.
+For a stratum *s* (item x cell of the other factors) and a canonical option *k* that is shown at the
+position *j* (first or last) at some levels and elsewhere at others,
+:math:`d_{sk} = \bar p_{k \mid k \text{ at } j} - \bar p_{k \mid k \text{ not at } j}` (means over those
+levels of the share of answers that pick *k*); :math:`d_s` is the mean over such options, an item's value
+the mean over its strata, the unit's value the mean over items. Positive: answers are drawn to position *j*.
+With the original and the reversed order and *j* = first it is
+:math:`\frac12[(p^{orig}_1 - p^{rev}_1) + (p^{rev}_K - p^{orig}_K)]`. It is 0 when the answer distribution
+over canonical options does not depend on the order, whatever the content; the *content-order effect*
+(the factor effect: shift of mean canonical position) is a different quantity, which position bias also
+moves. Interval: cluster bootstrap over items; p: the order levels permuted within every stratum.
+
+*Noise floor of the modal flip rate.* The expected modal flip rate when nothing changes between
+levels, at the numbers of answers actually sampled per cell: every stratum's answers are re-allocated among its levels at random, cell sizes kept (the exact null of
+"the level does not matter"), and the same statistic is computed (METHODS 3.1b). With one answer per
+cell this leaves every flip unchanged: the floor then equals the observed rate (single answers cannot
+separate an effect on an item from sampling noise), and verdicts do not use it.
+
+*Item-level instability.* On ordinal items with at least 2 answers per cell: the item x level
+interaction of mean positions beyond within-cell noise,
+:math:`\hat\tau^2 = MS_{int} - \bar v` with :math:`MS_{int} = \sum_{q,l} e_{ql}^2 / ((Q-1)(L-1))`,
+:math:`e_{ql}` the residuals of the additive model items + levels on the items answered at every level,
+and :math:`\bar v` the mean over item x level of the sampling variance of the cell mean (unbiased
+within-cell variance / n). :math:`\tau = \sqrt{\max(\hat\tau^2, 0)}`; for two levels
+:math:`\tau^2 = \mathrm{Var}_q(\delta_q)/2` of the true per-item differences. Interval: cluster bootstrap
+over items (on :math:`\tau^2`); p: each stratum's answers re-allocated among its levels at random.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robustalign.resampling import permutation_p_values
+from robustalign.resampling.stability_nulls import interaction_null, level_permutation_null, modal_flip_null
+
+
+def cluster_bootstrap(*args, **kwargs):
+    """The item bootstrap; degenerate replicates (every resample equal) are reported through the
+    interval itself, so their warning is not raised (as in ``stability._quiet``)."""
+    import warnings
+
+    from robustalign._errors import DegenerateResampleWarning
+    from robustalign.resampling import cluster_bootstrap as boot
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateResampleWarning)
+        return boot(*args, **kwargs)
+
+
+def order_factors(responses, factors) -> list[str]:
+    """Factors whose levels change the order shown (``option_order`` constant within item x level and
+    varying across levels)."""
+    d = responses.data
+    if "option_order" not in d:
+        return []
+    out = []
+    varies = d.groupby("item", observed=True)["option_order"].nunique().max() > 1
+    for f in factors:
+        if f == "option_order" or (varies and d.groupby(["item", f], observed=True)["option_order"].nunique().max() == 1):
+            out.append(f)
+    return out
+
+
+def shown_positions(responses, blk, factor) -> np.ndarray:
+    """(S, L, K) 0-based shown position of every canonical option per stratum and level (NaN: absent)."""
+    d = responses.data
+    oo = d.groupby(["item", factor], observed=True)["option_order"].first().to_dict()
+    S, L, K = blk["D"].shape
+    out = np.full((S, L, K), np.nan)
+    for s in range(S):
+        item = blk["items"][blk["item_of_stratum"][s]]
+        opts = responses.scales[item].options
+        for li, lv in enumerate(blk["levels"]):
+            o = oo.get((item, lv))
+            if o is not None:
+                shown = o.split("|")
+                out[s, li, :len(opts)] = [shown.index(c) for c in opts]
+    return out
+
+
+def position_bias(blk, SP, n_resamples, n_permutations, level, gen) -> dict | None:
+    """Position bias at the first and the last shown position (see the module docstring)."""
+    D = blk["D"]
+    S, L, K = D.shape
+    complete = np.isfinite(D[..., 0]).all(1)
+    Kq = blk["K"][blk["item_of_stratum"]]
+    A = np.zeros((2, S, L, L))
+    okj = np.zeros((2, S), bool)
+    for c, last in enumerate((False, True)):
+        at = SP == (Kq[:, None, None] - 1 if last else 0)
+        n_at = at.sum(1)  # (S, K)
+        qual = (n_at > 0) & (n_at < L) & np.isfinite(SP).all(1)
+        nq = qual.sum(1)
+        okj[c] = complete & (nq > 0)
+        w = np.where(at, 1.0 / np.maximum(n_at[:, None, :], 1), -1.0 / np.maximum(L - n_at[:, None, :], 1))
+        w = np.where(qual[:, None, :], w, 0.0) / np.maximum(nq, 1)[:, None, None]
+        Dz = np.nan_to_num(D)
+        A[c] = np.einsum("slk,smk->slm", w, Dz)
+    use = okj.all(0)
+    if not use.any():
+        return None
+    item_of = blk["item_of_stratum"][use]
+    items, inv = np.unique(item_of, return_inverse=True)
+    if len(items) < 2:
+        return None
+    per_item = np.bincount(inv).astype(float)
+    ds = np.einsum("csll->cs", A[:, use])  # identity assignment
+    dq = np.stack([np.bincount(inv, weights=ds[c]) / per_item for c in range(2)], axis=1)
+    g_boot, g_perm = gen.spawn(2)
+    boot = cluster_bootstrap(dq, labels=["first", "last"], n_resamples=n_resamples, confidence_level=level,
+                             rng=g_boot)
+    wts = 1.0 / (per_item[inv] * len(items))
+    null = level_permutation_null(A[:, use], wts, n_permutations, g_perm)
+    obs = dq.mean(0)
+    p = permutation_p_values(obs, null, "two-sided")
+    return {"estimate": obs, "boot": boot, "p_value": p, "n_items": len(items), "positions": ["first", "last"]}
+
+
+def noise_floor(blk, observed, n_draws, gen) -> dict | None:
+    """Modal flip rate under no effect at the observed numbers of answers per cell (choice data)."""
+    N = blk.get("N")
+    if N is None or not np.isfinite(observed):
+        return None
+    counts = np.nan_to_num(blk["D"]) * N[..., None]
+    Q = len(blk["items"])
+    null, per_item = modal_flip_null(counts, N, blk["item_of_stratum"], Q, n_draws, gen)
+    null = null[np.isfinite(null)]
+    if not len(null):
+        return None
+    p = float(permutation_p_values(np.array([observed]), null[:, None], "greater")[0])
+    lo, hi = np.quantile(null, [0.025, 0.975])
+    # with one answer per cell, re-allocating answers among levels leaves every flip as it is: the floor
+    # equals the observed rate and says nothing about an effect, so verdicts do not use it
+    informative = bool((N >= 2).any())
+    return {"floor": float(null.mean()), "null_low": float(lo), "null_high": float(hi), "p_value": p,
+            "n_draws": len(null), "per_item": per_item, "mean_n": float(N[N > 0].mean()),
+            "informative": informative}
+
+
+def _pos_grid(blk) -> np.ndarray:
+    K = blk["K"][blk["item_of_stratum"]]
+    Kx = blk["D"].shape[2]
+    k = np.arange(Kx)[None, :]
+    grid = np.where(k < K[:, None], k / np.maximum(K[:, None] - 1, 1), np.nan)
+    ordinal = blk["ordinal"][blk["item_of_stratum"]]
+    return np.where(ordinal[:, None], grid, np.nan)
+
+
+def _xv(counts, N, grid, item_of, Q):
+    """Item x level mean position and the sampling variance of that mean, from cell counts."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = counts / N[..., None]
+        g = np.nan_to_num(grid)[:, None, :]
+        m = (f * g).sum(-1)
+        v = (f * (g - m[..., None]) ** 2).sum(-1) / (N - 1)
+    ok = (N >= 2) & np.isfinite(grid[:, 0])[:, None]  # ordinal items (padding beyond K is NaN)
+    L = N.shape[1]
+    X, V = np.full((Q, L), np.nan), np.full((Q, L), np.nan)
+    for lv in range(L):
+        o = ok[:, lv]
+        cnt = np.bincount(item_of[o], minlength=Q).astype(float)
+        sx = np.bincount(item_of[o], weights=m[o, lv], minlength=Q)
+        sv = np.bincount(item_of[o], weights=v[o, lv], minlength=Q)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            X[:, lv] = np.where(cnt > 0, sx / cnt, np.nan)
+            V[:, lv] = np.where(cnt > 0, sv / cnt**2, np.nan)
+    return X, V
+
+
+def _tau2(X, V):
+    """Interaction variance beyond noise, vectorised over a leading resample axis: (..., Q, L) -> (...)."""
+    Q, L = X.shape[-2:]
+    e = X - X.mean(-1, keepdims=True) - X.mean(-2, keepdims=True) + X.mean((-2, -1), keepdims=True)
+    return (e**2).sum((-2, -1)) / ((Q - 1) * (L - 1)) - V.mean((-2, -1))
+
+
+def item_level(blk, n_resamples, n_permutations, level, gen) -> dict | None:
+    """Item x level interaction SD beyond within-cell noise (ordinal items, >= 2 answers per cell)."""
+    N = blk.get("N")
+    if N is None:
+        return None
+    grid = _pos_grid(blk)
+    counts = np.nan_to_num(blk["D"]) * N[..., None]
+    Q = len(blk["items"])
+    item_of = blk["item_of_stratum"]
+    X, V = _xv(counts, N, grid, item_of, Q)
+    comp = np.isfinite(X).all(1) & np.isfinite(V).all(1)
+    if comp.sum() < 3:
+        return None
+    keep_items = np.flatnonzero(comp)
+    t2 = float(_tau2(X[comp], V[comp]))
+    g_boot, g_null = gen.spawn(2)
+    boot = cluster_bootstrap((X[comp], V[comp]), statistic=lambda x, v: _tau2(x, v)[:, None], labels=["tau2"],
+                             n_resamples=n_resamples, confidence_level=level, rng=g_boot)
+    rows = np.isin(item_of, keep_items)
+
+    def stat(c):
+        x, v = _xv(c, N[rows], grid[rows], item_of[rows], Q)
+        return _tau2(x[comp], v[comp])
+
+    null = interaction_null(counts[rows], stat, n_permutations, g_null)
+    p = float(permutation_p_values(np.array([t2]), null[:, None], "greater")[0])
+    return {"tau2": t2, "tau": float(np.sqrt(max(t2, 0.0))), "boot": boot, "p_value": p,
+            "n_items": int(comp.sum()), "null_mean": float(np.nanmean(null))}

@@ -1,0 +1,186 @@
+"""Null distributions for stability: permutations of levels within strata and redrawn answers within cells.
+
+Every draw here comes from the generator passed in; callers give each unit (model x factor) its own
+stream (:func:`robustalign.resampling.keyed_stream`), so a unit's null does not depend on which other
+units are in the data.
+
+Public names
+------------
+level_permutation_null
+    Null of a statistic linear in each stratum's level-to-cell assignment (position bias).
+spread_permutation_null
+    Null of the SD of additive-model level effects, values permuted among the levels of each stratum.
+AnswerPermuter
+    Random re-allocations of each stratum's answers among its levels (cell sizes kept).
+modal_flip_null
+    The modal flip rate under no effect at the numbers of answers actually sampled per cell (its noise floor).
+interaction_null
+    Null of the item x level interaction variance beyond within-cell noise, answers permuted within strata.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["AnswerPermuter", "interaction_null", "level_permutation_null", "modal_flip_null", "spread_permutation_null"]
+
+_TIE_TOL = 1e-9
+
+
+def _random_perms(gen, b: int, S: int, L: int) -> np.ndarray:
+    return np.argsort(gen.random((b, S, L)), axis=2)
+
+
+def level_permutation_null(A: np.ndarray, weights: np.ndarray, n_permutations: int, gen, chunk: int = 500):
+    """Null of ``T = sum_s w_s sum_l A[c, s, l, pi_s(l)]`` under uniform random permutations ``pi_s`` of the
+    levels of every stratum ``s`` (the same permutation for every statistic ``c``).
+
+    ``A`` is ``(C, S, L, L)``: ``A[c, s, l, m]`` is the contribution of level ``l``'s role filled with the
+    data of level ``m``; the observed statistic is the identity permutation. Returns ``(n_permutations, C)``.
+    """
+    C, S, L, _ = A.shape
+    s_idx = np.arange(S)[None, :, None]
+    l_idx = np.arange(L)[None, None, :]
+    out = np.empty((n_permutations, C))
+    for s in range(0, n_permutations, chunk):
+        b = min(chunk, n_permutations - s)
+        perms = _random_perms(gen, b, S, L)
+        vals = A[:, s_idx, l_idx, perms]  # (C, b, S, L)
+        out[s:s + b] = np.einsum("cbsl,s->bc", vals, weights)
+    return out
+
+
+def spread_permutation_null(c, obs, w, C, n_perm, gen, chunk=1000):
+    """Permute each stratum's centred values ``c`` (S, L) among the levels it has (``obs``), refit the
+    additive model (normal matrix ``C``, stratum weights ``w``) and return the SD (ddof=1) of the level
+    effects, ``(n_perm,)``; all NaN when the design is not connected."""
+    S, L = c.shape
+    if _rank(C) != L - 1:
+        return np.full(n_perm, np.nan)
+    pinv = np.linalg.pinv(C, hermitian=True)
+    place = np.argsort(~obs, axis=1, kind="stable")  # observed positions first, in order
+    vals_sorted = np.take_along_axis(c, place, axis=1)
+    out = np.empty(n_perm)
+    for s in range(0, n_perm, chunk):
+        b = min(chunk, n_perm - s)
+        keys = np.where(obs[None], gen.random((b, S, L)), np.inf)
+        order = np.argsort(np.take_along_axis(keys, np.broadcast_to(place, keys.shape), axis=2), axis=2)
+        permuted = np.take_along_axis(np.broadcast_to(vals_sorted, keys.shape), order, axis=2)
+        r = np.zeros((b, S, L))
+        np.put_along_axis(r, np.broadcast_to(place, keys.shape), permuted, axis=2)
+        beta = np.einsum("s,bsl->bl", w, r) @ pinv.T
+        out[s:s + b] = np.std(beta, axis=1, ddof=1)
+    return out
+
+
+def _rank(C: np.ndarray) -> int:
+    """Numerical rank of a symmetric PSD matrix with a tolerance relative to its largest eigenvalue."""
+    ev = np.linalg.eigvalsh(C)
+    return int((ev > 1e-9 * max(ev.max(), 1e-300)).sum())
+
+
+def modal_flip(p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
+    """``1 -`` Jaccard overlap of the modal sets of the rows (the flip statistic of stability)."""
+    from robustalign.metrics import plurality_agreement
+
+    return 1.0 - plurality_agreement(p_a, p_b, tie_tol=_TIE_TOL, check=False)
+
+
+class AnswerPermuter:
+    """Random re-allocations of each stratum's answers among its levels, cell sizes kept (the exact
+    conditional null of "the level does not matter": answers are exchangeable within a stratum).
+
+    ``counts`` (S, L, K) answer counts per stratum and level. :meth:`draw` returns ``(b, S, L, K)``.
+    """
+
+    def __init__(self, counts: np.ndarray):
+        S, L, K = counts.shape
+        c = np.rint(counts).astype(np.int64)
+        self.shape = (S, L, K)
+        n = c.sum(-1)  # (S, L)
+        tot = n.sum(1)
+        self.T = int(tot.max()) if S else 0
+        pooled = c.sum(1)  # (S, K)
+        ans = np.full((S, self.T), -1, np.int64)
+        slot_level = np.full((S, self.T), -1, np.int64)
+        for s in range(S):
+            a = np.repeat(np.arange(K), pooled[s])
+            ans[s, :len(a)] = a
+            slot_level[s, :tot[s]] = np.repeat(np.arange(L), n[s])
+        self.ans, self.slot_level = ans, slot_level
+        self.pad = ans < 0
+
+    def draw(self, gen, b: int) -> np.ndarray:
+        S, L, K = self.shape
+        keys = gen.random((b, S, self.T))
+        keys[:, self.pad] = np.inf  # padding stays at the end of every stratum
+        order = np.argsort(keys, axis=2)
+        perm = np.take_along_axis(np.broadcast_to(self.ans, keys.shape), order, axis=2)
+        lvl = np.broadcast_to(self.slot_level, keys.shape)
+        ok = lvl >= 0
+        bb = np.broadcast_to(np.arange(b)[:, None, None], keys.shape)
+        ss = np.broadcast_to(np.arange(S)[None, :, None], keys.shape)
+        idx = ((bb * S + ss) * L + lvl) * K + perm
+        return np.bincount(idx[ok], minlength=b * S * L * K).reshape(b, S, L, K).astype(float)
+
+
+def _item_level_dists(freq, ok, item_of, n_items):
+    """(n_items, L, K) equal-weight means over each item's strata of the cell distributions."""
+    L, K = freq.shape[1:]
+    pi = np.full((n_items, L, K), np.nan)
+    for lv in range(L):
+        o = ok[:, lv]
+        sums = np.zeros((n_items, K))
+        np.add.at(sums, item_of[o], freq[o, lv])
+        cnt = np.bincount(item_of[o], minlength=n_items)
+        pi[:, lv] = np.divide(sums, cnt[:, None], out=np.full((n_items, K), np.nan), where=cnt[:, None] > 0)
+    return pi
+
+
+def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_items: int, n_draws: int, gen,
+                    chunk: int = 50):
+    """Mean modal flip rate over items under no effect, at the numbers of answers actually sampled.
+
+    ``counts`` (S, L, K): answer counts per stratum (item x other cells) and level; ``n`` (S, L) their
+    totals. Each draw re-allocates every stratum's answers among its levels at random, cell sizes kept
+    (:class:`AnswerPermuter`), forms each item's level distribution as the equal-weight mean over its
+    strata (as the observed statistic does), and returns the mean over items of the mean over level
+    pairs of the modal flip. Returns ``(n_draws,)`` and the per-item mean flip ``(n_items,)``.
+    """
+    S, L, K = counts.shape
+    pairs = [(a, b) for a in range(L) for b in range(a + 1, L)]
+    ok = n > 0
+    perm = AnswerPermuter(counts)
+    out = np.empty(n_draws)
+    acc, acc_n = np.zeros(n_items), np.zeros(n_items)
+    for s0 in range(0, n_draws, chunk):
+        draws = perm.draw(gen, min(chunk, n_draws - s0))
+        for t, c in enumerate(draws):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                freq = c / n[..., None]
+            pi = _item_level_dists(freq, ok, item_of, n_items)
+            F = np.full((n_items, len(pairs)), np.nan)
+            for j, (a, b) in enumerate(pairs):
+                okp = np.isfinite(pi[:, a, 0]) & np.isfinite(pi[:, b, 0])
+                F[okp, j] = modal_flip(pi[okp, a], pi[okp, b])
+            cnt = np.isfinite(F).sum(1)
+            fq = np.divide(np.nansum(F, 1), cnt, out=np.full(n_items, np.nan), where=cnt > 0)
+            good = np.isfinite(fq)
+            out[s0 + t] = fq[good].mean() if good.any() else np.nan
+            acc[good] += fq[good]
+            acc_n[good] += 1
+    return out, np.divide(acc, acc_n, out=np.full(n_items, np.nan), where=acc_n > 0)
+
+
+def interaction_null(counts: np.ndarray, stat, n_draws: int, gen, chunk: int = 50) -> np.ndarray:
+    """Null of an interaction statistic: every stratum's answers re-allocated among its levels at random
+    (no level effect, no item x level interaction), cell sizes kept.
+
+    ``stat(counts)`` maps ``(S, L, K)`` counts to a scalar. Returns ``(n_draws,)``.
+    """
+    perm = AnswerPermuter(counts)
+    out = np.empty(n_draws)
+    for s0 in range(0, n_draws, chunk):
+        draws = perm.draw(gen, min(chunk, n_draws - s0))
+        out[s0:s0 + len(draws)] = [stat(c) for c in draws]
+    return out
