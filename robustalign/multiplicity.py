@@ -3,8 +3,8 @@
 Every result that reports several tests carries the raw p-value, the adjusted p-value, the method and
 the family it was adjusted over. Benjamini-Hochberg (FDR) is the default; Holm (FWER) suits small
 confirmatory families. When the tests share one permutation null (the same permuted labels for every
-test), :func:`maxt_adjust` gives the Westfall-Young single-step max-T adjustment, which keeps the
-dependence between tests instead of assuming it away. p-values are never combined by a median.
+test), :func:`robustalign.resampling.maxt_p_values` gives the Westfall-Young single-step max-T
+adjustment, which keeps the dependence between tests instead of assuming it away. p-values are never combined by a median.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["METHODS", "adjust", "adjust_frame", "maxt_adjust"]
+__all__ = ["METHODS", "adjust", "adjust_frame"]
 
 #: Methods accepted by :func:`adjust` (names as in statsmodels' ``multipletests``).
 METHODS = ("fdr_bh", "holm", "bonferroni", "fdr_by", "none")
@@ -70,29 +70,3 @@ def adjust_frame(
     out["adjust_method"] = method
     out["family"] = family
     return out
-
-
-def maxt_adjust(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """Westfall-Young single-step max-T adjusted p-values from a joint permutation null.
-
-    Parameters
-    ----------
-    observed : array (k,)
-        Observed test statistics (absolute values are used: two-sided).
-    null : array (B, k)
-        The statistics under the same B permutations for every test (rows are joint draws).
-
-    Returns
-    -------
-    array (k,)
-        ``(1 + #{b : max_j |T*_bj| >= |T_i|}) / (1 + B)``, which controls the family-wise error rate
-        under any dependence between the tests.
-    """
-    t = np.abs(np.asarray(observed, float))
-    n = np.abs(np.asarray(null, float))
-    if n.ndim != 2 or n.shape[1] != t.size:
-        raise ValueError(f"`null` must have shape (B, {t.size}); got {n.shape}.")
-    mx = np.nanmax(n, axis=1)
-    mx.sort()
-    b = n.shape[0] - np.searchsorted(mx, t * (1 - 1e-12), side="left")
-    return (1 + b) / (1 + n.shape[0])

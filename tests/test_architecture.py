@@ -24,8 +24,6 @@ import ast
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 import robustalign
 
 ROOT = Path(robustalign.__file__).resolve().parent
@@ -44,22 +42,7 @@ DRAWS = frozenset({
 
 #: Offenders still present, as ``"path:function"`` (path relative to robustalign/). Remove an entry when
 #: its module hands the draw to robustalign.resampling; never add one for new code.
-ALLOWED: dict[str, str] = {
-    # claims/stability.py, claims/steerability.py, claims/multiverse.py: their draws and p-values are being
-    # moved into resampling/ (issue 17 section 1); listed so that the guard is active for every other module
-    "claims/stability.py:_factor_effect": "permutation p-value formula, moving to permutation_p_values",
-    "claims/stability.py:_spread_perm_null": "argsort of uniform keys, moving to resampling",
-    "claims/steerability.py:_p_from_null": "permutation p-value formula, moving to permutation_p_values",
-    "claims/steerability.py:_permutation_null": "argsort of uniform keys, moving to resampling",
-    "claims/steerability.py:mantel_test": "argsort of uniform keys and p-value formula, moving to resampling",
-    "claims/steerability.py:_arm_swap_p": "random arm swaps (uniforms < 0.5), moving to resampling",
-    "claims/multiverse.py:_boot_block": "bootstrap indices, moving to resampling",
-    "claims/multiverse.py:_flip_block": "random signs, moving to resampling",
-    "claims/multiverse.py:joint_sign_flip": "permutation p-value formulas, moving to permutation_p_values",
-    # multiplicity.py: the max-T adjusted p-value (1 + #{max |T*| >= |T|}) / (1 + B) on a given null matrix;
-    # belongs with permutation_p_values
-    "multiplicity.py:maxt_adjust": "max-T p-value formula on a given null",
-}
+ALLOWED: dict[str, str] = {}
 
 
 def _is_one(node) -> bool:
@@ -146,5 +129,4 @@ def f(gen, b, B, p, eps, kmax):
 def test_allow_list_is_current():
     present = {r[0] for r in _offenders()}
     stale = sorted(set(ALLOWED) - present)
-    if stale:
-        pytest.skip(f"allow-list entries with nothing left to allow (delete them): {stale}")
+    assert not stale, f"allow-list entries with nothing left to allow (delete them): {stale}"

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.power import NormalIndPower
 
-from robustalign.multiplicity import adjust, adjust_frame, maxt_adjust
+from robustalign.multiplicity import adjust, adjust_frame
 from robustalign.power import (
     design_effect,
     mde_paired,
@@ -14,6 +14,7 @@ from robustalign.power import (
     n_for_mde,
     simulate_power,
 )
+from robustalign.resampling import maxt_p_values
 
 
 def test_bh_and_holm_against_hand_computation():
@@ -63,7 +64,7 @@ def test_maxt_controls_familywise_error_under_dependence():
     rej = 0
     for _ in range(n_sets):
         draws = rng.multivariate_normal(np.zeros(k), cov, size=B + 1)
-        rej += (maxt_adjust(draws[0], draws[1:]) <= 0.05).any()
+        rej += (maxt_p_values(draws[0], draws[1:]) <= 0.05).any()
     assert stats.binomtest(rej, n_sets, 0.05).pvalue > 0.01
 
 

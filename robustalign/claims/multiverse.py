@@ -43,7 +43,8 @@ import pandas as pd
 from robustalign._rng import as_generator
 from robustalign._validation import check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
-from robustalign.multiplicity import adjust, maxt_adjust
+from robustalign.multiplicity import adjust
+from robustalign.resampling.permutation import maxt_p_values
 from robustalign.schema import Reference, Responses
 
 __all__ = ["Claim", "audit_claim", "enumerate_specifications"]
@@ -320,7 +321,7 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     p_spec = np.full(obs.shape, np.nan)
     p_spec[ok] = p_values(obs[ok], null[:, ok], "two-sided")
     p_maxt = np.full(obs.shape, np.nan)
-    p_maxt[ok] = maxt_adjust(obs[ok], null[:, ok])
+    p_maxt[ok] = maxt_p_values(obs[ok], null[:, ok])
     obs, null = obs[ok], null[:, ok]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # specifications without any defined value

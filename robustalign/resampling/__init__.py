@@ -14,6 +14,8 @@ stratified_permutation_test, sign_flip_test
 keyed_stream
     The one stream scheme: an independent generator per ``(seed, purpose, unit)``, so a unit's
     numbers do not depend on which other units are in the data.
+maxt_p_values
+    Westfall-Young single-step max-T adjusted p-values from a joint null, with the same tie rule.
 permutation_p_values
     That p-value for any observed statistics and null matrix (near-ties count as extreme).
 item_aggregates
@@ -34,6 +36,7 @@ from robustalign.resampling.bootstrap import (
 )
 from robustalign.resampling.intervals import bca_interval, percentile_interval
 from robustalign.resampling.permutation import (
+    maxt_p_values,
     permutation_p_values,
     sign_flip_test,
     stratified_permutation_test,
@@ -51,6 +54,7 @@ __all__ = [
     "dirichlet_reference",
     "item_aggregates",
     "keyed_stream",
+    "maxt_p_values",
     "paired_bootstrap",
     "percentile_interval",
     "permutation_p_values",

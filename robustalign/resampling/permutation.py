@@ -67,6 +67,32 @@ def permutation_p_values(observed: np.ndarray, null: np.ndarray, alternative: st
     return (1.0 + b) / (1.0 + null.shape[0])
 
 
+def maxt_p_values(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Westfall-Young single-step max-T adjusted p-values from a joint permutation null.
+
+    Parameters
+    ----------
+    observed : array (k,)
+        Observed test statistics (absolute values are used: two-sided).
+    null : array (B, k)
+        The statistics under the same B permutations for every test (rows are joint draws).
+
+    Returns
+    -------
+    array (k,)
+        ``(1 + #{b : max_j |T*_bj| >= |T_i|}) / (1 + B)``, which controls the family-wise error rate
+        under any dependence between the tests. Near-ties count as extreme with the tolerance of
+        :func:`permutation_p_values`.
+    """
+    t = np.abs(np.asarray(observed, float))
+    n = np.abs(np.asarray(null, float))
+    if n.ndim != 2 or n.shape[1] != t.size:
+        raise ValueError(f"`null` must have shape (B, {t.size}); got {n.shape}.")
+    mx = np.nanmax(n, axis=1)
+    scale = np.full(t.shape, np.nanmax(mx, initial=0.0))
+    return permutation_p_values(t, mx[:, None], "greater", scale=scale)
+
+
 def _sign_flip_null(d: np.ndarray, gen, n_resamples: int, chunk_size):
     """Observed mean, sign-flip null ``(B, C)`` and scale of the columns of ``d`` (NaN = absent stratum)."""
     present = np.isfinite(d)
