@@ -6,6 +6,7 @@ the argument, states the constraint, shows the value received and, where possibl
 
 from __future__ import annotations
 
+import difflib
 import numbers
 
 import numpy as np
@@ -105,3 +106,20 @@ def check_resample_memory(n_resamples: int, n_units: int, name: str = "n_resampl
             f"{_bytes(limit)} available. Use at most {most:,} (2,000 is the default; 10,000 gives stable 95% "
             "intervals)."
         )
+
+
+def check_choice(value, allowed, name: str) -> str:
+    """``value`` is one of ``allowed``; otherwise the error lists every choice and the closest one."""
+    allowed = sorted(allowed)
+    if isinstance(value, str) and value in allowed:
+        return value
+    near = difflib.get_close_matches(str(value), allowed, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    raise ValueError(f"`{name}` must be one of {allowed}; got {value!r}.{hint}")
+
+
+def check_instance(obj, cls, name: str, fix: str):
+    """``obj`` is a ``cls``; otherwise a message that names what was passed and how to make a ``cls``."""
+    if not isinstance(obj, cls):
+        raise TypeError(f"`{name}` must be a robustalign {cls.__name__}; got a {type(obj).__name__}. {fix}")
+    return obj

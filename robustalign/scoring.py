@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from robustalign._validation import check_choice, check_instance
 from robustalign.metrics import (
     LINEAR_METRICS,
     METRICS,
@@ -252,8 +253,9 @@ def alignment(
     """
     from robustalign.resampling import cluster_bootstrap
 
-    if estimand not in ESTIMANDS:
-        raise ValueError(f"`estimand` must be one of {list(ESTIMANDS)}; got {estimand!r}.")
+    _check_inputs(responses, reference)
+    check_choice(metric, [*METRICS, "spearman"], "metric")
+    check_choice(estimand, ESTIMANDS, "estimand")
     cells = _cells(responses, by, against)
     if metric != "spearman":
         scores = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
@@ -357,3 +359,12 @@ def _reference_present(out: pd.DataFrame, reference: Reference) -> np.ndarray:
     """True where the reference has the row's item x group."""
     have = pd.MultiIndex.from_frame(reference.shares[["item", "group"]].drop_duplicates())
     return pd.MultiIndex.from_arrays([out["item"].astype(str), out["group"].astype(str)]).isin(have)
+
+
+def _check_inputs(responses, reference) -> None:
+    check_instance(responses, Responses, "responses",
+                   "Make one from a table with `ra.make_responses(df, reference)` or read a file with "
+                   "`ra.load_responses(path, reference)`.")
+    check_instance(reference, Reference, "reference",
+                   "Make one with `ra.make_reference(df, scales)` or read a file with `ra.load_reference(path, "
+                   "scales=...)`.")

@@ -349,7 +349,12 @@ class BootstrapResult:
             if name not in self.labels:
                 raise ValueError(f"`{name}` is not a label column; label columns are {list(self.labels.columns)}.")
             vals = val if isinstance(val, (list, tuple, set)) else [val]
-            keep &= self.labels[name].isin(vals).to_numpy()
+            hit = self.labels[name].isin(vals).to_numpy()
+            if not hit.any():
+                have = list(dict.fromkeys(self.labels[name].astype(str)))
+                raise ValueError(f"`{name}` has no statistic for {val!r}; its values are {have[:20]}"
+                                 f"{' ...' if len(have) > 20 else ''}. Pass one of them.")
+            keep &= hit
         idx = np.flatnonzero(keep)
         return replace(
             self, estimate=self.estimate[idx], resamples=self.resamples[:, idx],
