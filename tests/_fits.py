@@ -71,16 +71,18 @@ def assert_healthy(run: FitRun, max_rhat: float = 1.05, min_ess: float = 100.0, 
     n_draws = post.sizes["chain"] * post.sizes["draw"]
     div = int(np.asarray(fit.idata["sample_stats"]["diverging"]).sum())
     print(f"gate: converged={fit.converged} max R-hat {g['max_r_hat']:.4f} min ESS bulk {g['min_ess_bulk']:.0f} "
-          f"tail {g['min_ess_tail']:.0f} divergences {div}/{n_draws}")
+          f"tail {g['min_ess_tail']:.0f} divergences {div}/{n_draws} min E-BFMI {g['min_e_bfmi']:.2f}")
     assert g["divergences"] == div
     meets = (g["max_r_hat"] <= GATE["max_r_hat"] and g["min_ess_bulk"] >= GATE["min_ess_bulk"]
-             and g["min_ess_tail"] >= GATE["min_ess_tail"] and div <= GATE["max_divergences"])
+             and g["min_ess_tail"] >= GATE["min_ess_tail"] and div <= GATE["max_divergences"]
+             and g["min_e_bfmi"] >= GATE["min_e_bfmi"])
     assert fit.converged == meets
     assert run.convergence_warned == (not fit.converged)
     assert fit.summary().startswith("converged" if fit.converged else "NOT CONVERGED")
     assert fit.to_frame()["converged"].eq(fit.converged).all()
     assert g["max_r_hat"] < max_rhat and g["min_ess_bulk"] > min_ess and g["min_ess_tail"] > min_ess, g
     assert div <= div_share * n_draws, (div, n_draws)
+    assert g["min_e_bfmi"] > 0.1, g  # nutpie records the energy; a short healthy fit gave 0.76
 
 
 #: Sampler settings of the shared fits: 4 x 600 draws after 500 tuning steps give posterior intervals

@@ -95,11 +95,16 @@ def test_gate_flags_a_deliberately_bad_fit(sim_centred):
     """tune=5, draws=20 on the centred study (its compiled model is reused when the fixture's fit ran
     in this process): 2 x 20 draws cannot reach a bulk ESS of 400, so the gate fails on any run."""
     from robustalign.models import fit_response_model
+    from robustalign.models._sampling import gate_message
 
     resp, _ = sim_centred.load()
     with pytest.warns(ConvergenceWarning, match="NOT pass the convergence gate"):
         fit = fit_response_model(resp, draws=20, tune=5, chains=2, rng=0)
     assert not fit.converged and fit.gate["min_ess_bulk"] < 400
+    # E-BFMI is judged too (nutpie records the energy); this fit fails on R-hat and ESS, and names
+    # E-BFMI only if it is below 0.3 as well (0.51 in a measured run of a similar bad fit)
+    assert np.isfinite(fit.gate["min_e_bfmi"])
+    assert ("E-BFMI" in fit.summary()) and (("min E-BFMI" in gate_message(fit.gate)) == (fit.gate["min_e_bfmi"] < 0.3))
     assert fit.summary().startswith("NOT CONVERGED")
     assert not fit.diagnostics["passed"].all()
     for frame in (fit.variance_shares(), fit.alignment(), fit.conf_int(), fit.flip_probabilities()):

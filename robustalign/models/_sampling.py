@@ -15,7 +15,7 @@ from robustalign._errors import ConvergenceWarning
 from robustalign._rng import as_generator
 
 #: The gate every fit must pass before its numbers may be read as posterior summaries.
-GATE = {"max_r_hat": 1.01, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "max_divergences": 0}
+GATE = {"max_r_hat": 1.01, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "max_divergences": 0, "min_e_bfmi": 0.3}
 
 SAMPLERS = ("nutpie", "pymc")
 BACKENDS = ("numba", "jax", "auto")
@@ -149,6 +149,17 @@ def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, 
     return idata, prov, compiled
 
 
+def e_bfmi(energy) -> np.ndarray:
+    """Energy Bayesian fraction of missing information per chain (Betancourt 2016), ``energy`` (chains, draws).
+
+    ``sum(diff(E)^2) / sum((E - mean E)^2)``: small when the momentum resampling moves the energy little compared
+    with its spread over the posterior, so the sampler explores the tails slowly (heavy tails, funnels).
+    Below 0.3 is the usual warning level (Stan, ArviZ).
+    """
+    e = np.asarray(energy, float)
+    return np.square(np.diff(e, axis=1)).sum(axis=1) / np.square(e - e.mean(axis=1, keepdims=True)).sum(axis=1)
+
+
 def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
     """Per-variable R-hat / ESS and the overall gate verdict.
 
@@ -186,6 +197,8 @@ def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
     diag = pd.DataFrame(rows)
     ss = idata["sample_stats"]
     div = int(np.asarray(ss["diverging"]).sum()) if "diverging" in ss else 0
+    # a sampler that records no energy cannot be judged on it: NaN, reported, and not a failure
+    bfmi = float(np.min(e_bfmi(ss["energy"].values))) if "energy" in ss else float("nan")
     rhat_ok = diag["max_r_hat"].le(GATE["max_r_hat"])  # NaN (one chain or constant) fails
     diag["passed"] = rhat_ok & diag["min_ess_bulk"].ge(GATE["min_ess_bulk"]) & diag["min_ess_tail"].ge(
         GATE["min_ess_tail"]
@@ -195,9 +208,11 @@ def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
         "min_ess_bulk": float(diag["min_ess_bulk"].min()),
         "min_ess_tail": float(diag["min_ess_tail"].min()),
         "divergences": div,
+        "min_e_bfmi": bfmi,
         "n_draws": int(post.sizes["chain"] * post.sizes["draw"]),
     }
-    overall["converged"] = bool(diag["passed"].all() and div <= GATE["max_divergences"])
+    overall["converged"] = bool(diag["passed"].all() and div <= GATE["max_divergences"]
+                                and not bfmi < GATE["min_e_bfmi"])
     diag["divergences"] = div
     diag["converged"] = overall["converged"]
     return diag, overall
@@ -213,6 +228,8 @@ def gate_message(overall: dict) -> str:
         fails.append(f"min tail ESS {overall['min_ess_tail']:.0f} < {GATE['min_ess_tail']:.0f}")
     if overall["divergences"] > GATE["max_divergences"]:
         fails.append(f"{overall['divergences']} divergent transitions")
+    if overall.get("min_e_bfmi", float("nan")) < GATE["min_e_bfmi"]:
+        fails.append(f"min E-BFMI {overall['min_e_bfmi']:.2f} < {GATE['min_e_bfmi']}")
     return "; ".join(fails)
 
 
