@@ -80,12 +80,14 @@ def test_centred_branch_recovers_components_and_effects(fit_centred):
     k, n, misses = coverage(truth, fit, LEVEL)
     print(f"centred fit: {k}/{n} intervals cover; misses {misses}")
     assert coverage_p(k, n, LEVEL) > COVERAGE_ALPHA, (k, n, misses)
-    # the model means (relative to the centred cutpoints) are ordered as generated: the generating
-    # means are more than 1 apart, the posterior SD of a difference about 0.2
-    assert np.diff(np.sort(sim.truth["mu_model"])).min() > 1.0
+    # the model means (relative to the centred cutpoints) are ordered as in the data: the generating
+    # means plus each model's mean opinion over the 30 items are 0.15, 0.47 and 1.46, so their order is a
+    # property of the posterior, which a sampler's Monte Carlo error (about 0.01 here) cannot change
+    realised = sim.truth["mu_model"] + sim.truth["a_model_item"].mean(1)
+    assert np.diff(np.sort(realised)).min() > 0.3
     est = fit.conf_int(LEVEL).set_index("parameter")["estimate"]
     got = [est[f"mu_model[{m}]"] for m in sim.truth["models"]]
-    assert np.argsort(got).tolist() == np.argsort(sim.truth["mu_model"]).tolist()
+    assert np.argsort(got).tolist() == np.argsort(realised).tolist()
     with pytest.raises(ValueError, match="joint human component"):
         fit.alignment_draws(scope="population")
 
@@ -107,7 +109,7 @@ def test_gate_flags_a_deliberately_bad_fit(sim_centred):
     assert ("E-BFMI" in fit.summary()) and (("min E-BFMI" in gate_message(fit.gate)) == (fit.gate["min_e_bfmi"] < 0.3))
     assert fit.summary().startswith("NOT CONVERGED")
     assert not fit.diagnostics["passed"].all()
-    for frame in (fit.variance_shares(), fit.alignment(), fit.conf_int(), fit.flip_probabilities()):
+    for frame in (fit.variance_shares(), fit.conf_int(), fit.to_frame()):  # no humans: no alignment
         assert not frame["converged"].any() and frame.attrs["converged"] is False
     assert fit.idata.attrs["robustalign_converged"] == 0
     # a second fit of the same data samples the compiled model again: same seed, same draws in this
