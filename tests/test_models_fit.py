@@ -109,7 +109,9 @@ def test_gate_flags_a_deliberately_bad_fit(sim_centred):
     assert ("E-BFMI" in fit.summary()) and (("min E-BFMI" in gate_message(fit.gate)) == (fit.gate["min_e_bfmi"] < 0.3))
     assert fit.summary().startswith("NOT CONVERGED")
     assert not fit.diagnostics["passed"].all()
-    for frame in (fit.variance_shares(), fit.conf_int(), fit.to_frame()):  # no humans: no alignment
+    with pytest.raises(ValueError, match="alignment needs human reference data"):
+        fit.alignment()  # no humans: a clear error (it was a TypeError from the model side)
+    for frame in (fit.variance_shares(), fit.conf_int(), fit.to_frame()):
         assert not frame["converged"].any() and frame.attrs["converged"] is False
     assert fit.idata.attrs["robustalign_converged"] == 0
     # a second fit of the same data samples the compiled model again: same seed, same draws in this

@@ -363,10 +363,10 @@ class BayesFit:
         if match in self._alignment_cache:
             return self._alignment_cache[match]
         d = self.design
+        h = self._human_mean()  # (S or 1, C, Q); first: without humans it raises the clear error
         cm = self._cell_mean()  # (S, cells)
         S = len(cm)
         M, Q = len(d.models), len(d.items)
-        h = self._human_mean()  # (S or 1, C, Q)
         if match is None:
             key = d.idx["model"] * Q + d.idx["item"]
             sums = np.zeros((S, M * Q))
