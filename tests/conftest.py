@@ -1,8 +1,9 @@
 """Shared session fixtures: simulated studies and the Bayesian fits several test modules read.
 
-Tests that read one fit carry ``pytest.mark.xdist_group`` with the fixture's name, so that under
-``pytest -n N --dist loadgroup`` (``make test``) each fit runs in one worker only. Helpers and the
-rules these tests follow are in ``_fits.py``.
+Each fit is read by one test module, and ``make test`` runs ``pytest -n 2 --dist loadfile``, so each
+fit runs in one worker only (with ``--dist load`` both workers fitted the same model; ``loadgroup``
+did not keep ``xdist_group`` marks together with this pytest and xdist). Helpers and the rules these
+tests follow are in ``_fits.py``.
 """
 
 from __future__ import annotations

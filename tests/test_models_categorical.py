@@ -171,7 +171,7 @@ def test_mixed_ordinal_and_nominal_items_raise(small):
         categorical_design(ordinal)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: kept when the worker runs other modules in between
 def recovery_run():
     """16 items of 3 or 4 options, 3 formats, 20 answers per cell (60 per model x item: centred opinions),
     5 human groups of 400; the shared fit settings (tests/_fits.py). The gate is reported, not assumed
@@ -185,13 +185,12 @@ def recovery_run():
     return truth, run_fit(fit_response_model, resp, ref, rng=0, **FIT_SETTINGS)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def recovery(recovery_run):
     truth, run = recovery_run
     return truth, run.fit
 
 
-@pytest.mark.xdist_group("categorical")
 def test_recovery_fit_is_healthy_and_reports_its_gate(recovery_run):
     from _fits import FIT_SETTINGS, assert_healthy
 
@@ -206,7 +205,6 @@ def test_recovery_fit_is_healthy_and_reports_its_gate(recovery_run):
     assert post["model_item"].dims[-1] == "category"
 
 
-@pytest.mark.xdist_group("categorical")
 def test_every_sd_recovered_at_the_nominal_rate(recovery):
     """The 90% intervals of each model's sd_model_item and sd_format, sd_group_item and the
     format-vs-human ratio cover their generating values at a rate a binomial test cannot reject
@@ -227,7 +225,6 @@ def test_every_sd_recovered_at_the_nominal_rate(recovery):
     assert coverage_p(k_moved, n_moved, LEVEL) <= COVERAGE_ALPHA, k_moved
 
 
-@pytest.mark.xdist_group("categorical")
 def test_variance_shares_and_factor_vs_human(recovery):
     truth, fit = recovery
     vs = fit.variance_shares(LEVEL)
@@ -257,7 +254,6 @@ def test_variance_shares_and_factor_vs_human(recovery):
     assert p_ex[0] < p_ex[2] and p_ex[0] < 0.5, p_ex
 
 
-@pytest.mark.xdist_group("categorical")
 def test_alignment_is_js_similarity_and_recovered(recovery):
     """Alignment = 1 - mean JS distance (base 2) between the model's answer distribution averaged over the
     formats and the human distribution; the 90% intervals of the 15 pairs cover the generating values
@@ -283,7 +279,6 @@ def test_alignment_is_js_similarity_and_recovered(recovery):
     assert fl["p_flip"].between(0, 0.5).all() and set(fl.attrs["p_any_flip"]) == set(fit.design.groups)
 
 
-@pytest.mark.xdist_group("categorical")
 def test_tables_and_plot_work(recovery):
     import matplotlib
 

@@ -28,7 +28,6 @@ def _joint_truth(sim, fit) -> dict:
     return truth
 
 
-@pytest.mark.xdist_group("fit_joint")
 def test_joint_fit_is_healthy_and_reports_its_gate(fit_joint):
     assert_healthy(fit_joint)
     fit = fit_joint.fit
@@ -37,7 +36,6 @@ def test_joint_fit_is_healthy_and_reports_its_gate(fit_joint):
     assert fit.idata.attrs["robustalign_converged"] == int(fit.converged)
 
 
-@pytest.mark.xdist_group("fit_joint")
 def test_joint_fit_recovers_the_truth_at_the_nominal_rate(fit_joint):
     """The 90% intervals of 5 SDs, 3 per-model SDs, 3 format effects, the option-order effect and the
     format-vs-country ratio cover their generating values at a rate a binomial test cannot reject
@@ -68,7 +66,6 @@ def test_joint_fit_recovers_the_truth_at_the_nominal_rate(fit_joint):
     assert 0 <= row["p_exceeds"] <= 1 and bool(row["converged"]) == fit.converged
 
 
-@pytest.mark.xdist_group("fit_centred")
 def test_centred_branch_recovers_components_and_effects(fit_centred):
     assert_healthy(fit_centred)
     sim, fit = fit_centred.sim, fit_centred.fit
@@ -92,7 +89,6 @@ def test_centred_branch_recovers_components_and_effects(fit_centred):
         fit.alignment_draws(scope="population")
 
 
-@pytest.mark.xdist_group("fit_centred")
 def test_gate_flags_a_deliberately_bad_fit(sim_centred):
     """tune=5, draws=20 on the centred study (its compiled model is reused when the fixture's fit ran
     in this process): 2 x 20 draws cannot reach a bulk ESS of 400, so the gate fails on any run."""
@@ -156,7 +152,6 @@ def _population_alignment_truth(sim, n_new=200_000, seed=0):
     return 1 - np.abs(model[:, :, None] - human[:, None, :]).mean(0)  # (M, C)
 
 
-@pytest.mark.xdist_group("fit_joint")
 def test_population_alignment_covers_the_truth(fit_joint):
     """Alignment over new items (METHODS 3.4) covers the generating model's value, and is wider than
     the estimate for the 40 evaluated items (which carries no item-sampling uncertainty)."""
@@ -244,7 +239,6 @@ def test_cutpoint_offset_model_recovers_the_models_own_scale_use():
     assert {"model_cutpoints_K4", "cutpoint_offset_K4"} <= {p.split("[")[0] for p in fit.to_frame()["parameter"]}
 
 
-@pytest.mark.xdist_group("fit_joint")
 def test_outputs_are_tidy_and_flagged(fit_joint):
     fit = fit_joint.fit
     vs = fit.variance_shares()
