@@ -27,7 +27,7 @@ browser:
 	  echo "WARNING: could not install chromium; tests/test_report_browser.py will be SKIPPED"
 
 test: $(STAMP) browser
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadfile -q --durations=15
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow -p no:cacheprovider

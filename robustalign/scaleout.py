@@ -228,8 +228,10 @@ def bootstrap_cells(
         See :func:`map_tasks`; ``None`` runs the tasks here, one after the other.
     n_tasks : int, optional
         Number of cell groups. Default: about 256 cells per task, at most 64 tasks. It is not derived
-        from the executor, so the serial run performs the very same computations as the distributed one
-        and the numbers are identical bit for bit.
+        from the executor, so the serial run performs the very same computations as the distributed one:
+        the same item resamples, and floating results equal to about 1e-14 relative (matrix products run
+        in BLAS, whose summation order depends on its thread count and the processor; README, "Same
+        seed, same numbers").
 
     Returns
     -------

@@ -133,3 +133,27 @@ def test_bad_arguments_raise(small):
         fit_response_model(resp, cutpoints="offset")
     with pytest.raises(ValueError, match="`interactions`"):
         fit_response_model(resp, ref, interactions={"nope": False})
+
+
+def test_e_bfmi_is_arviz_bfmi_and_enters_the_gate():
+    """E-BFMI per chain equals ArviZ's; iid energies (E-BFMI 2 in expectation) pass the gate, a random
+    walk (E-BFMI about 6 / draws) fails it with a message naming it; no energy recorded: NaN, not judged."""
+    import arviz as az
+
+    from robustalign.models._sampling import GATE, diagnose, e_bfmi, gate_message
+
+    g = np.random.default_rng(0)
+    x = g.normal(size=(4, 1000))
+    no_div = np.zeros((4, 1000), bool)
+    iid, walk = g.normal(size=(4, 1000)), np.cumsum(g.normal(size=(4, 1000)), axis=1)
+    for energy, want in ((iid, 2.0), (walk, 6 / 1000)):
+        dt = az.from_dict({"posterior": {"x": x}, "sample_stats": {"energy": energy, "diverging": no_div}})
+        got = e_bfmi(energy)
+        np.testing.assert_allclose(got, az.bfmi(dt)["energy"].values, rtol=1e-10)
+        assert np.all((got > want / 3) & (got < want * 3)), (got, want)
+        _, overall = diagnose(dt)
+        assert overall["min_e_bfmi"] == pytest.approx(got.min())
+        assert overall["converged"] == (want > GATE["min_e_bfmi"])
+        assert ("E-BFMI" in gate_message(overall)) == (want < GATE["min_e_bfmi"])
+    _, overall = diagnose(az.from_dict({"posterior": {"x": x}, "sample_stats": {"diverging": no_div}}))
+    assert np.isnan(overall["min_e_bfmi"]) and overall["converged"]

@@ -136,9 +136,15 @@ print(hashlib.sha256(b"".join(np.ascontiguousarray(post[v].values).tobytes() for
 """
 
 
-def test_a_seed_gives_the_same_draws_from_a_fresh_and_a_cached_build(tmp_path):
-    """Two processes, the first compiling into empty PyTensor and numba caches, the second loading
-    them: the draws must be bit-identical (with PyTensor's fast-math flags they were not)."""
+@pytest.mark.slow
+def test_a_seed_gives_the_same_draws_from_a_fresh_and_a_cached_build(tmp_path, request):
+    """Two processes on this machine, the first compiling into empty PyTensor and numba caches, the
+    second loading them: the draws must be bit-identical (with PyTensor's fast-math flags they were
+    not). This is the one-machine promise of README "Same seed, same numbers"; it compares floats
+    across processes bit for bit, which holds on one processor and installation only, so it is a slow
+    check (``make test-slow``, about 2.5 minutes with empty caches), not part of ``make test``."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("two fresh compiles in subprocesses: run with -m slow")
     import os
     import subprocess
     import sys

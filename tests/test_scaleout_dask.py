@@ -1,6 +1,14 @@
 """Scale-out on a real dask.distributed cluster (two worker processes on loopback): the multiverse of a
-claim over more than 200 specifications, simulated power and the many-cell bootstrap give exactly the
-serial numbers for the same seed."""
+claim over more than 200 specifications, simulated power and the many-cell bootstrap give the serial
+numbers for the same seed.
+
+What is exact and what is not (README, "Same seed, same numbers"): the random draws (which resamples,
+which sign flips), counts and verdicts are the same; floating results are equal to ``RTOL`` relative,
+because matrix products run in BLAS, whose summation order depends on its thread count (the workers run
+one BLAS thread, the client several) and on the processor's kernel. On a 2-core machine 2 of 900
+standard errors of the many-cell bootstrap differed in the last bits (relative 1e-14) between one and
+two BLAS threads.
+"""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +23,10 @@ from robustalign.scaleout import block_streams, bootstrap_cells, map_chunks, map
 from robustalign.simulate import simulate
 
 distributed = pytest.importorskip("distributed")
+
+#: Relative tolerance for floating results computed in another process (1e-14 differences measured).
+RTOL = 1e-12
+ATOL = 1e-14
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +73,12 @@ def test_multiverse_of_216_specifications_on_the_cluster_equals_the_serial_run(m
     dist = audit_claim(r, ref, claim, executor=client.get_executor(), **kw)
     f = serial.to_frame()
     assert len(f) >= 200
-    pd.testing.assert_frame_equal(f, dist.to_frame(), check_exact=True)
-    pd.testing.assert_frame_equal(serial.verdicts, dist.verdicts, check_exact=True)
-    np.testing.assert_array_equal(serial.evidence["bootstrap"].resamples, dist.evidence["bootstrap"].resamples)
-    np.testing.assert_array_equal(serial.evidence["contrasts"], dist.evidence["contrasts"])
+    pd.testing.assert_frame_equal(f, dist.to_frame(), rtol=RTOL, atol=ATOL)
+    pd.testing.assert_frame_equal(serial.verdicts, dist.verdicts, rtol=RTOL, atol=ATOL)
+    assert serial.verdicts["verdict"].tolist() == dist.verdicts["verdict"].tolist()
+    np.testing.assert_allclose(serial.evidence["bootstrap"].resamples, dist.evidence["bootstrap"].resamples,
+                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(serial.evidence["contrasts"], dist.evidence["contrasts"], rtol=RTOL, atol=ATOL)
     _same_joint(serial.evidence["joint"], dist.evidence["joint"])
     # intervals and p-values are real draws, not constants that would match trivially
     assert f["conf_high"].gt(f["conf_low"]).all() and f["p_value"].nunique() > 10
@@ -73,7 +87,7 @@ def test_multiverse_of_216_specifications_on_the_cluster_equals_the_serial_run(m
 def _same_joint(a, b):
     assert a.keys() == b.keys()
     for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+        np.testing.assert_allclose(a[k], b[k], rtol=RTOL, atol=ATOL)
 
 
 def test_simulate_power_on_the_cluster_equals_the_serial_run(client):
@@ -92,9 +106,9 @@ def test_bootstrap_cells_on_the_cluster_equals_serial_and_one_cluster_bootstrap(
     kw = {"labels": labels, "n_resamples": 400, "rng": 9, "n_tasks": 4}
     serial = bootstrap_cells(a, **kw)
     dist = bootstrap_cells(a, executor=client, **kw)
-    pd.testing.assert_frame_equal(serial.to_frame(), dist.to_frame(), check_exact=True)
-    np.testing.assert_array_equal(serial.resamples, dist.resamples)
-    np.testing.assert_array_equal(serial.jackknife, dist.jackknife)
+    pd.testing.assert_frame_equal(serial.to_frame(), dist.to_frame(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(serial.resamples, dist.resamples, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(serial.jackknife, dist.jackknife, rtol=RTOL, atol=ATOL)
     # pairing across tasks: the result is the single call's, cells of different tasks share each resample
     one = cluster_bootstrap(a, labels=labels, n_resamples=400, rng=9)
     np.testing.assert_allclose(serial.resamples, one.resamples, rtol=1e-12, atol=0)
@@ -157,6 +171,6 @@ def test_readme_remote_cluster_code_runs_against_a_scheduler_address(client):
     exec(compile(code, "README.md", "exec"), ns)
     try:
         serial = audit_claim(resp, ref, Claim.closer("model_1", than="model_2", group="C01"), rng=2024)
-        pd.testing.assert_frame_equal(ns["res"].to_frame(), serial.to_frame(), check_exact=True)
+        pd.testing.assert_frame_equal(ns["res"].to_frame(), serial.to_frame(), rtol=RTOL, atol=ATOL)
     finally:
         ns["client"].close()

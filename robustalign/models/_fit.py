@@ -14,22 +14,29 @@ from robustalign.models._sampling import (
 )
 
 
-def _run(d, build, what: str, *, backend, max_draws, **sampling) -> BayesFit:
-    """Build the graph for design ``d``, sample it with explicit settings, gate it, wrap the result."""
+def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> BayesFit:
+    """Build the graph for design ``d``, sample it with explicit settings, gate it, wrap the result.
+
+    ``options`` are the arguments that shaped ``d`` besides the data: with the data hash they key the
+    process's compiled-model cache (``_sampling.compiled_for``).
+    """
     backend = resolve_backend(backend)
-    if backend == "jax" and d.kind == "ordinal":
-        # the fused likelihood kernel is numba (and Python) only: JAX gets the same likelihood from
-        # PyTensor operations
-        model = build(d, fused=False)
-    else:
-        model = build(d)
-    idata, prov, _ = sample(model, backend=backend, **sampling)
+    # the fused likelihood kernel is numba (and Python) only: JAX gets the same likelihood from
+    # PyTensor operations
+    fused = not (backend == "jax" and d.kind == "ordinal")
+
+    def model():
+        return build(d) if fused else build(d, fused=False)
+
+    key = (f"{build.__module__}.{build.__qualname__}", fused, d.kind, d.data_hash, d.cutpoints, repr(options))
+    idata, prov, _ = sample(model, backend=backend, cache_key=key, **sampling)
     if d.kind == "score":
         prov["squeeze_n"] = d.squeeze_n
     diag, overall = diagnose(idata)
     prov.update({"data_hash": d.data_hash, "n_cells": int(d.n_cells), "n_responses": int(d.n_responses),
                  "model": d.kind, "factors": list(d.factors), "cutpoints": d.cutpoints, "converged": overall["converged"],
-                 "gate": {k: overall[k] for k in ("max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences")}})
+                 "gate": {k: overall[k] for k in ("max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences",
+                                                  "min_e_bfmi")}})
     attach_provenance(idata, prov)
     fit = BayesFit(idata=idata, design=d, diagnostics=diag, gate=overall, provenance=prov, max_draws=max_draws)
     warn_if_failed(overall, what, stacklevel=4)
@@ -134,7 +141,9 @@ def fit_response_model(
             raise ValueError("`cutpoints='offset'` needs ordinal items with 3 or more options: a 2-option scale "
                              "has one cutpoint, whose shift is the model mean.")
         d.cutpoints = "offset"
-    return _run(d, _response_builder(d), "The response model", backend=backend, max_draws=max_draws, draws=draws,
+    options = (factors, interactions, min_df_scale, human_n)
+    return _run(d, _response_builder(d), "The response model", backend=backend, max_draws=max_draws,
+                options=options, draws=draws,
                 tune=tune, chains=chains, rng=rng, sampler=sampler, target_accept=target_accept, cores=cores,
                 adaptation=adaptation)
 
@@ -174,7 +183,8 @@ def fit_score_model(
     check_args(draws, tune, chains, sampler, target_accept)
     d = score_design(responses, reference, factors=factors, interactions=interactions,
                      min_df_scale=min_df_scale, squeeze_n=squeeze_n)
-    return _run(d, build_score, "The score model", backend=backend, max_draws=max_draws, draws=draws,
+    return _run(d, build_score, "The score model", backend=backend, max_draws=max_draws,
+                options=(factors, interactions, min_df_scale, squeeze_n), draws=draws,
                 tune=tune, chains=chains, rng=rng, sampler=sampler, target_accept=target_accept, cores=cores,
                 adaptation=adaptation)
 

@@ -61,7 +61,7 @@ class BayesFit:
         Posterior (and sample stats) as returned by the sampler; provenance in ``idata.attrs``.
     converged : bool
         Whether the fit passed the gate: max R-hat <= 1.01, min bulk and tail ESS >= 400, no
-        divergences. Every table derived from the fit carries this flag in a ``converged`` column.
+        divergences, E-BFMI >= 0.3 in every chain. Every table derived from the fit carries this flag in a ``converged`` column.
     diagnostics : DataFrame
         One row per posterior variable: ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``, ``passed``,
         plus the fit's ``divergences`` and ``converged``.
@@ -363,10 +363,10 @@ class BayesFit:
         if match in self._alignment_cache:
             return self._alignment_cache[match]
         d = self.design
+        h = self._human_mean()  # (S or 1, C, Q); first: without humans it raises the clear error
         cm = self._cell_mean()  # (S, cells)
         S = len(cm)
         M, Q = len(d.models), len(d.items)
-        h = self._human_mean()  # (S or 1, C, Q)
         if match is None:
             key = d.idx["model"] * Q + d.idx["item"]
             sums = np.zeros((S, M * Q))
@@ -602,7 +602,7 @@ class BayesFit:
                 f"{len(d.models)} models x {len(d.items)} items, factors {d.factors}, {d.n_cells} cells from "
                 f"{d.n_responses} responses")
         diag = (f"max R-hat {g['max_r_hat']:.3f}, min ESS bulk {g['min_ess_bulk']:.0f} / tail "
-                f"{g['min_ess_tail']:.0f}, {g['divergences']} divergences")
+                f"{g['min_ess_tail']:.0f}, {g['divergences']} divergences, min E-BFMI {g.get('min_e_bfmi', np.nan):.2f}")
         if not self.converged:
             return f"NOT CONVERGED -- DO NOT USE THESE NUMBERS: {what}; failed gate: {gate_message(g)} ({diag})."
         r = self.variance_shares().query("component == 'stability_index'")["estimate"]
