@@ -67,7 +67,12 @@ def _decode(p: Path) -> tuple[str, str]:
 def _check_header(text: str, name: str) -> list[str]:
     """Check the header row of a CSV text before pandas reads it (pandas renames and shifts silently)."""
     # the first rows show a systematic problem (pandas itself refuses rows that are ragged further on)
-    rows = [r for r in itertools.islice(csv.reader(io.StringIO(text)), _HEAD_ROWS) if r]  # no blank lines
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text)))  # any field a file can hold (a very long model name is data)
+    try:
+        rows = [r for r in itertools.islice(csv.reader(io.StringIO(text)), _HEAD_ROWS) if r]  # no blank lines
+    finally:
+        csv.field_size_limit(limit)
     if not rows:
         raise SchemaError(f"{name}: the file is empty (no header row). Write a header row with the column names.")
     header = [h.strip() for h in rows[0]]

@@ -89,6 +89,7 @@ def plot_flip_rates(result, ax=None, *, confidence_level: float | None = None):
     return ax
 
 
+@short_labels
 def plot_position_bias(result, ax=None, *, confidence_level: float | None = None):
     """Position bias (change in an option's share when it is shown first) beside the content-order effect
     (shift of mean canonical position), per unit, with intervals: two different quantities."""
