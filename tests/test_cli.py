@@ -151,20 +151,24 @@ def test_shorten_labels_cuts_every_text_of_a_figure():
     import matplotlib.pyplot as plt
 
     from robustalign.plots import shorten_labels
-    from robustalign.plots._style import LABEL_MAX_CHARS, TEXT_MAX_CHARS
+    from robustalign.plots._style import LABEL_MAX_CHARS, TEXT_MAX_CHARS, TEXT_WRAP_CHARS
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1], label=LONG)
     ax.set_yticks([0, 1], [LONG, "short"])
     ax.set_xticks([0.5], ["x" * 1000])
     ax.set_title("t" * 5000)
+    ax.set_xlabel("an axis label of many words " * 4)
     ax.legend()
     shorten_labels(fig)
     fig.canvas.draw()  # tick labels are made again from their formatter when drawn
     ticks = [t.get_text() for t in ax.get_yticklabels() + ax.get_xticklabels()]
     assert ticks[1] == "short" and max(map(len, ticks)) == LABEL_MAX_CHARS and ticks[0].endswith("\u2026")
     assert ticks[0][:-1] == LONG[: LABEL_MAX_CHARS - 1]
-    assert len(ax.get_title()) == TEXT_MAX_CHARS
+    title = ax.get_title().split("\n")
+    assert len("".join(title)) == TEXT_MAX_CHARS and max(map(len, title)) <= TEXT_WRAP_CHARS
+    xlabel = ax.get_xlabel()  # kept whole, wrapped onto lines
+    assert xlabel.replace("\n", " ") == ("an axis label of many words " * 4).strip() and "\n" in xlabel
     assert max(len(t.get_text()) for t in ax.get_legend().get_texts()) <= LABEL_MAX_CHARS
     plt.close(fig)
 

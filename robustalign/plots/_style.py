@@ -63,7 +63,9 @@ def dodge(j: int, n: int, span: float) -> float:
 #: Longest tick label or legend entry a figure shows (longer names are cut with an ellipsis; tables
 #: keep them whole), and the longest title, axis label or annotation.
 LABEL_MAX_CHARS = 26
-TEXT_MAX_CHARS = 80
+TEXT_MAX_CHARS = 240
+#: Titles, axis labels and annotations longer than this are wrapped onto lines of this width.
+TEXT_WRAP_CHARS = 70
 
 
 def shorten(text, max_chars: int = LABEL_MAX_CHARS) -> str:
@@ -95,16 +97,25 @@ class _ShortFormatter(mticker.Formatter):
         self.inner.set_axis(axis)
 
 
-def _shorten_texts(texts, max_chars: int) -> None:
+def _shorten_texts(texts, max_chars: int, wrap: int | None = None) -> None:
+    """Cut each text to ``max_chars``; with ``wrap``, a one-line text longer than ``wrap`` is wrapped
+    onto lines of that width first (an axis label is kept whole rather than cut)."""
+    import textwrap
+
     for t in texts:
-        if len(t.get_text()) > max_chars:
-            t.set_text(shorten(t.get_text(), max_chars))
+        s = t.get_text()
+        if len(s) - s.count("\n") > max_chars:  # line breaks (e.g. from an earlier wrap) do not count
+            s = shorten(s, max_chars)
+        if wrap and len(s) > wrap and "\n" not in s:
+            s = "\n".join(textwrap.wrap(s, wrap, break_long_words=True))
+        if s != t.get_text():
+            t.set_text(s)
 
 
 def _shorten_axes(ax, max_chars: int, max_text_chars: int) -> None:
     from matplotlib.text import Text
 
-    _shorten_texts(ax.findobj(Text), max_text_chars)
+    _shorten_texts(ax.findobj(Text), max_text_chars, TEXT_WRAP_CHARS)
     if ax.get_legend() is not None:
         _shorten_texts([*ax.get_legend().get_texts(), ax.get_legend().get_title()], max_chars)
     for axis in (ax.xaxis, ax.yaxis):
@@ -118,12 +129,12 @@ def shorten_labels(fig, max_chars: int = LABEL_MAX_CHARS, max_text_chars: int = 
     """Cut the texts of ``fig`` so that a very long model or group name cannot blow up its layout.
 
     Tick labels (now and whenever the figure is drawn) and legend entries get at most ``max_chars``
-    characters, every other text (titles, axis labels, annotations) at most ``max_text_chars``; a cut
-    text ends with an ellipsis. Returns ``fig``.
+    characters, every other text (titles, axis labels, annotations) at most ``max_text_chars``, wrapped
+    onto lines of :data:`TEXT_WRAP_CHARS`; a cut text ends with an ellipsis. Returns ``fig``.
     """
     from matplotlib.text import Text
 
-    _shorten_texts(fig.findobj(Text), max_text_chars)
+    _shorten_texts(fig.findobj(Text), max_text_chars, TEXT_WRAP_CHARS)
     for leg in fig.legends:
         _shorten_texts([*leg.get_texts(), leg.get_title()], max_chars)
     for ax in fig.get_axes():
