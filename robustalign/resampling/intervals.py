@@ -210,6 +210,17 @@ def bca_levels(resamples: np.ndarray, estimate: np.ndarray, acceleration: np.nda
     return a1, a2, z0
 
 
+def _bca_inputs(resamples, estimate, jackknife, acceleration, caller: str):
+    """Replicates as 2-D, the estimates and the acceleration (from the jackknife when not given)."""
+    r, flat = _as_2d(resamples)
+    est = np.atleast_1d(np.asarray(estimate, dtype=float))
+    if acceleration is None:
+        if jackknife is None:
+            raise ValueError(f"`{caller}` needs `jackknife` values or an `acceleration`.")
+        acceleration = jackknife_acceleration(jackknife)
+    return r, flat, est, np.atleast_1d(np.asarray(acceleration, dtype=float))
+
+
 def bca_interval(
     resamples, estimate, jackknife=None, *, confidence_level: float = 0.95, acceleration=None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -233,13 +244,7 @@ def bca_interval(
         replicate on one side of the estimate, or a jackknife that does not vary); use
         ``method="percentile"`` there.
     """
-    r, flat = _as_2d(resamples)
-    est = np.atleast_1d(np.asarray(estimate, dtype=float))
-    if acceleration is None:
-        if jackknife is None:
-            raise ValueError("`bca_interval` needs `jackknife` values or an `acceleration`.")
-        acceleration = jackknife_acceleration(jackknife)
-    acc = np.atleast_1d(np.asarray(acceleration, dtype=float))
+    r, flat, est, acc = _bca_inputs(resamples, estimate, jackknife, acceleration, "bca_interval")
     a1, a2, _ = bca_levels(r, est, acc, confidence_level)
     bad = ~(np.isfinite(a1) & np.isfinite(a2))
     if bad.any():
@@ -296,13 +301,7 @@ def bca_mcse(
 
     Arguments as :func:`bca_interval`; NaN where BCa is undefined.
     """
-    r, flat = _as_2d(resamples)
-    est = np.atleast_1d(np.asarray(estimate, dtype=float))
-    if acceleration is None:
-        if jackknife is None:
-            raise ValueError("`bca_mcse` needs `jackknife` values or an `acceleration`.")
-        acceleration = jackknife_acceleration(jackknife)
-    acc = np.atleast_1d(np.asarray(acceleration, dtype=float))
+    r, flat, est, acc = _bca_inputs(resamples, estimate, jackknife, acceleration, "bca_mcse")
     a1, a2, z0 = bca_levels(r, est, acc, confidence_level)
     slope, n = _quantile_slope(r, np.vstack([a1, a2]))
     z_alpha = float(ndtri((1.0 - confidence_level) / 2.0))
