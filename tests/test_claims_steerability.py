@@ -413,3 +413,25 @@ def test_a_cells_permutation_null_does_not_depend_on_the_other_cells():
     for name in both:
         assert np.array_equal(both[name][:, 1], alone[name][:, 0]), name
     assert not np.array_equal(both["specificity_mean"][:, 0], both["specificity_mean"][:, 1])
+
+
+def test_a_verdict_that_changes_with_the_seed_is_flagged_within_monte_carlo_error(multicultural):
+    """The Dutch congruent-vs-incongruent comparison sits near alpha: at 200 permutations its verdict
+    changes between seeds. Wherever a seed's verdict differs from the others', that verdict must say it
+    is within Monte Carlo error; a verdict far from its threshold (en, da, pt: p_adj = 1) never is."""
+    d = multicultural
+    runs = []
+    for seed in range(12):
+        res = assess_steerability(d.steering, d.reference_country, by=["model", "language"], metric="spearman",
+                                  compare=("congruent", "congruent", "incongruent"), n_resamples=100,
+                                  n_permutations=200, rng=seed)
+        runs.append(res.verdicts.set_index("language")[["verdict", "mc_error", "reason"]])
+    verdicts = pd.concat([r["verdict"] for r in runs], axis=1)
+    flags = pd.concat([r["mc_error"] for r in runs], axis=1)
+    assert verdicts.loc["nl"].nunique() > 1  # the premise: the seed decides this verdict at B = 200
+    for lang in verdicts.index:
+        if verdicts.loc[lang].nunique() > 1:
+            assert flags.loc[lang].all(), lang
+    assert not flags.loc[["da", "en", "pt"]].to_numpy().any()
+    flagged = [r.loc["nl", "reason"] for r in runs if r.loc["nl", "mc_error"]]
+    assert flagged and all("within Monte Carlo error" in t and "permutations would settle it" in t for t in flagged)

@@ -54,6 +54,7 @@ from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.metrics import profile_correlation
 from robustalign.multiplicity import adjust
 from robustalign.resampling import cluster_bootstrap, sign_flip_test
+from robustalign.resampling.mcerror import adjusted_p_mcse, resamples_to_resolve, within_mc_error
 from robustalign.resampling.nulls import label_permutations, p_values, sign_flips, within_item_permutations
 
 __all__ = ["SteerabilityResult", "assess_steerability"]
@@ -1004,12 +1005,14 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
             n_need = _n_needed(r["estimate"], r["std_error"], r["n_items"], alpha)
         name = ", ".join(f"{k}={v}" for k, v in key.items())
         extra = f"; about {int(n_need)} items would be needed at 80% power" if np.isfinite(n_need) else ""
+        mc, mc_txt = _p_within_mc_error(r["p_adjusted"], r["p_value"], alpha, n_permutations)
         reason = (f"{name}: {column}={a} vs {column}={b_} — {verdict} ({why}): {a} {_fmt_ci(f.loc[aname])}, {b_} "
                   f"{_fmt_ci(f.loc[bname])}, difference {_fmt_ci(r)} ({level:.0%} interval, "
                   f"{_UNITS.get(metric, metric)}), p = {r['p_value']:.3g}, p_adj = {r['p_adjusted']:.3g} "
                   f"({adjust_method}); {int(r['n_items'])} paired items ({int(n_dropped[i])} with only one kind "
-                  f"dropped){extra}.")
-        rows.append({**key, "verdict": verdict, "reason": reason, "n_needed": n_need, "sd_item": sd[i]})
+                  f"dropped){extra}{mc_txt}.")
+        rows.append({**key, "verdict": verdict, "reason": reason, "n_needed": n_need, "sd_item": sd[i],
+                     "mc_error": mc})
     verdicts = pd.DataFrame(rows)
     note = None if has_baseline else (
         f"no unsteered baseline level {baseline!r} in `{steer}`: the gain over the unsteered prompt is undefined "
@@ -1059,6 +1062,20 @@ def _arm_swap_stats(xs, ys, in_a, in_b, signs) -> np.ndarray:
     x = np.broadcast_to(xs[None], (c, Q, nb, R))
     y = np.broadcast_to(ys[None], (c, Q, nb, R))
     return _arm_spearman(x, y, fa) - _arm_spearman(x, y, fb)
+
+
+def _p_within_mc_error(p_adjusted: float, p_value: float, alpha: float, n_permutations: int) -> tuple[bool, str]:
+    """Is the adjusted p-value within Monte Carlo error of ``alpha`` (another seed could flip the verdict)?
+
+    Returns the flag and a clause for the verdict's reason naming the permutations that would settle it.
+    """
+    se = float(adjusted_p_mcse(p_adjusted, p_value, n_permutations))
+    if not bool(within_mc_error(p_adjusted, alpha, se)):
+        return False, ""
+    need = float(resamples_to_resolve(p_adjusted, alpha, se, n_permutations))
+    more = f"about {int(need):,} permutations would settle it" if np.isfinite(need) else "more permutations cannot settle it"
+    return True, (f"; p_adj is within Monte Carlo error of {alpha:g} (MC SE {se:.3f} at {n_permutations:,} "
+                  f"permutations: another seed could change this verdict; {more})")
 
 
 def _arm_swap_p(xs, ys, in_a, in_b, observed, alternative, B, rng, keys):
