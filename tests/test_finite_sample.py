@@ -37,32 +37,35 @@ def _shares(ans, k=K):
     return np.bincount(ans, minlength=k) / len(ans)
 
 
+def _subsample_mean(fn, counts, drop: int) -> float:
+    """Mean of ``fn(shares)`` over every subsample that leaves ``drop`` of the answers out (brute force)."""
+    ans = _answers(counts)
+    return float(np.mean([fn(_shares(np.delete(ans, list(ix))))
+                          for ix in itertools.combinations(range(len(ans)), drop)]))
+
+
+def _js_to(h):
+    return lambda p: 1 - jensenshannon(p, h, base=2)
+
+
 def test_first_order_is_the_jackknife_over_answers_computed_by_brute_force():
     counts = np.array([3, 0, 1, 2])
     h = np.array([0.1, 0.2, 0.3, 0.4])
-    ans = _answers(counts)
-    n = len(ans)
-    js = lambda p: 1 - jensenshannon(p, h, base=2)  # noqa: E731
-    loo = [js(_shares(np.delete(ans, i))) for i in range(n)]
-    expected = n * js(counts / n) - (n - 1) * np.mean(loo)
-    got = M.finite_sample_similarity("js", counts / n, h, n, order=1)
-    assert got == pytest.approx(expected, abs=1e-12)
-    # TV through scipy-free closed form 1 - 0.5 sum |p - h|
-    tv = lambda p: 1 - 0.5 * np.abs(p - h).sum()  # noqa: E731
-    loo = [tv(_shares(np.delete(ans, i))) for i in range(n)]
-    assert M.finite_sample_similarity("tv", counts / n, h, n) == pytest.approx(
-        n * tv(counts / n) - (n - 1) * np.mean(loo), abs=1e-12)
+    n = int(counts.sum())
+    tv = lambda p: 1 - 0.5 * np.abs(p - h).sum()  # noqa: E731  (closed form, no scipy)
+    for metric, fn, order in (("js", _js_to(h), 1), ("tv", tv, None)):
+        expected = n * fn(counts / n) - (n - 1) * _subsample_mean(fn, counts, 1)
+        kw = {} if order is None else {"order": order}
+        got = M.finite_sample_similarity(metric, counts / n, h, n, **kw)
+        assert got == pytest.approx(expected, abs=1e-12), metric
 
 
 def test_second_order_extrapolates_subsample_means_computed_by_brute_force():
     counts = np.array([2, 1, 0, 3])
     h = np.array([0.25, 0.25, 0.4, 0.1])
-    ans = _answers(counts)
-    n = len(ans)
-    js = lambda p: 1 - jensenshannon(p, h, base=2)  # noqa: E731
-    s0 = js(counts / n)
-    s1 = np.mean([js(_shares(np.delete(ans, i))) for i in range(n)])
-    s2 = np.mean([js(_shares(np.delete(ans, [i, j]))) for i, j in itertools.combinations(range(n), 2)])
+    n = int(counts.sum())
+    js = _js_to(h)
+    s0, s1, s2 = js(counts / n), _subsample_mean(js, counts, 1), _subsample_mean(js, counts, 2)
     # quadratic in x = 1/m through (1/n, s0), (1/(n-1), s1), (1/(n-2), s2), evaluated at x = 0
     x = 1 / np.array([n, n - 1, n - 2])
     expected = np.polyval(np.polyfit(x, [s0, s1, s2], 2), 0.0)
