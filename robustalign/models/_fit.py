@@ -13,6 +13,10 @@ from robustalign.models._sampling import (
     warn_if_failed,
 )
 
+#: Fits with at most this many chains x draws x cells store their pointwise log-likelihood (for
+#: ``az.loo``) at once; larger ones on request (``BayesFit.add_log_likelihood``).
+AUTO_LOGLIK_VALUES = 5_000_000
+
 
 def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> BayesFit:
     """Build the graph for design ``d``, sample it with explicit settings, gate it, wrap the result.
@@ -39,6 +43,9 @@ def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> 
                                                   "min_e_bfmi")}})
     attach_provenance(idata, prov)
     fit = BayesFit(idata=idata, design=d, diagnostics=diag, gate=overall, provenance=prov, max_draws=max_draws)
+    post = idata["posterior"]
+    if post.sizes["chain"] * post.sizes["draw"] * d.n_cells <= AUTO_LOGLIK_VALUES:  # ~40 MB at most
+        fit.add_log_likelihood()
     warn_if_failed(overall, what, stacklevel=4)
     return fit
 

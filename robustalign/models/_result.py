@@ -631,6 +631,46 @@ class BayesFit:
             ax.set_title("NOT CONVERGED -- do not use", color="red")
         return fig
 
+    # ------------------------------------------------------------------ model checks (ArviZ)
+    def add_log_likelihood(self, *, humans: bool = False, max_values: int | None = None):
+        """Store the pointwise log-likelihood per design cell in ``idata`` so ``az.loo(fit.idata)`` works.
+
+        Fits store it already when chains x draws x cells is at most ``AUTO_LOGLIK_VALUES``; call this
+        for larger fits (draws are thinned evenly within chains beyond ``max_values``). See
+        ``models/_checks.py`` for the pointwise unit (the cell) and the constants included.
+        """
+        from robustalign.models._checks import MAX_VALUES, add_log_likelihood
+
+        return add_log_likelihood(self, humans=humans, max_values=MAX_VALUES if max_values is None else max_values)
+
+    def loo(self, **kwargs):
+        """``az.loo`` over design cells (adds the log-likelihood first if it is not stored)."""
+        import arviz as az
+
+        if "log_likelihood" not in self.idata.children:
+            self.add_log_likelihood()
+        return az.loo(self.idata, var_name="y", **kwargs)
+
+    def posterior_predictive(self, *, n_draws: int = 200, rng=None):
+        """Replicated cell means from ``n_draws`` posterior draws per chain (``posterior_predictive`` and
+        ``observed_data`` groups of ``idata``, variable ``y`` per cell); ``rng`` is recorded in
+        ``idata["posterior_predictive"].attrs``."""
+        from robustalign._rng import as_generator
+        from robustalign.models._checks import add_posterior_predictive
+
+        gen, record = as_generator(rng)
+        add_posterior_predictive(self, gen=gen, n_draws=n_draws)
+        self.idata["posterior_predictive"].attrs["rng"] = str(record)
+        return self.idata
+
+    def plot_ppc(self, ax=None, *, n_draws: int = 200, rng=None):
+        """Observed vs replicated distribution of cell means (draws the replicates if none are stored)."""
+        from robustalign.plots.ppc import plot_ppc
+
+        if "posterior_predictive" not in self.idata.children:
+            self.posterior_predictive(n_draws=n_draws, rng=rng)
+        return plot_ppc(self, ax=ax)
+
     def __repr__(self) -> str:
         return f"BayesFit({self.summary()})"
 
