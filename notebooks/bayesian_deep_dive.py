@@ -77,31 +77,49 @@ rp.plot_variance_shares(fit)
 plt.show()
 
 # %% [markdown]
-# ## Posterior check: does the model reproduce the cell means?
+# ## Posterior check: does the model reproduce its data?
 #
-# The model's posterior mean score per model x item x language (from its linear predictor) against
-# the observed mean score in each cell. Points near the diagonal mean the crossed-effects structure
-# captures the data; systematic departures would point to missing interactions.
+# Data sets replicated from the posterior (the cells' mean scores; `fit.posterior_predictive`) against
+# the observed ones, as empirical CDFs: the black line inside the band of replicates means the
+# crossed-effects structure reproduces the data; a black line outside it points to something missing.
 
 # %%
-post = fit.idata["posterior"]
-print(sorted(post.data_vars)[:20])
-
-# %%
-obs = small.data.groupby(["model", "item", "language"], observed=True)["score"].mean()
-fit_al = fit.alignment()
-fit_al.head()
+ax = fit.plot_ppc(rng=0)
+plt.show()
 
 # %% [markdown]
-# The model's alignment per model x language (posterior intervals) next to the resampling estimate
-# of the same quantity: two routes to the same question should broadly agree when the fit converged.
+# A numeric check of the same kind: the share of replicated data sets whose spread of cell means is at
+# least the observed spread (a posterior predictive p-value; values near 0 or 1 flag a misfit).
+
+# %%
+rep = fit.idata["posterior_predictive"]["y"].values.reshape(-1, fit.design.n_cells)
+obs = fit.idata["observed_data"]["y"].values
+print("posterior predictive p-value of the SD of cell means:", round(float((rep.std(1) >= obs.std()).mean()), 3))
+
+# %% [markdown]
+# ## Model comparison with LOO
+#
+# The fit stores the log-likelihood of each design cell (model x item x language), so ArviZ's LOO works
+# directly. Leaving one cell out asks how well a new presentation of a model on an item is predicted.
+
+# %%
+import arviz as az
+
+az.loo(fit.idata)
+
+# %% [markdown]
+# ## Two routes to alignment, at one level
+#
+# The model's alignment per model x language (95% posterior intervals) next to the resampling estimate
+# of the same quantity (95% bootstrap intervals over items): two routes to the same question should
+# broadly agree when the fit converged.
+
+# %%
+fit.alignment(confidence_level=0.95).head()
 
 # %%
 from robustalign.scoring import alignment
 
 boot = alignment(small, data.reference_language, metric="mean_position", against="language",
-                 n_resamples=1000, rng=0).to_frame()
+                 n_resamples=1000, confidence_level=0.95, rng=0).to_frame()
 boot.head()
-
-# %%
-print("observed cells:", len(obs), "| mean observed score:", round(float(np.mean(obs)), 3))

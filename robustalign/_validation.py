@@ -26,6 +26,22 @@ def check_confidence_level(value, name: str = "confidence_level") -> float:
     return v
 
 
+def resolve_level(confidence_level, level=None, default: float = 0.95) -> float:
+    """The confidence level from ``confidence_level`` (the name every result uses) or the older ``level``.
+
+    ``level=`` still works with a DeprecationWarning; giving both is an error.
+    """
+    if level is not None:
+        if confidence_level is not None:
+            raise ValueError("give `confidence_level` only (`level` is its old name).")
+        import warnings
+
+        warnings.warn("`level=` is now `confidence_level=`; `level` will be removed.", DeprecationWarning,
+                      stacklevel=3)
+        confidence_level = level
+    return check_confidence_level(default if confidence_level is None else confidence_level)
+
+
 def check_n_resamples(value, name: str = "n_resamples", minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")

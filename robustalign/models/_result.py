@@ -9,16 +9,15 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, polygamma
 
+from robustalign._validation import resolve_level
 from robustalign.models._design import Design, _flat_index, cell_predictor
 from robustalign.models._sampling import GATE, gate_message
 
 LOGISTIC_VAR = np.pi**2 / 3
 
 
-def _check_level(level: float) -> float:
-    if not 0 < level < 1:
-        raise ValueError(f"`level` must be in (0, 1); got {level!r}.")
-    return float(level)
+#: Default level of every posterior interval: the same as the resampling intervals'.
+LEVEL = 0.95
 
 
 def _summarise(x: np.ndarray, level: float):
@@ -134,7 +133,7 @@ class BayesFit:
             out["residual"] = np.repeat((2 * polygamma(1, phi / 2))[:, None], M, 1)
         return out
 
-    def variance_shares(self, level: float = 0.9) -> pd.DataFrame:
+    def variance_shares(self, confidence_level: float | None = None, *, level=None) -> pd.DataFrame:
         """Share of the latent variance of each model's answers per component, with intervals.
 
         Components: ``item`` (shared item location), ``model_item`` (the model's own view of the item),
@@ -143,7 +142,7 @@ class BayesFit:
         at mean 1/2 for scores). Two summary rows per model: ``stability_index`` R_m, the content
         share (item + model_item), and ``presentation_share``, everything due to design factors.
         """
-        level = _check_level(level)
+        level = resolve_level(confidence_level, level, LEVEL)
         comps = self._components()
         total = sum(comps.values())
         shares = {k: v / total for k, v in comps.items()}
@@ -167,7 +166,7 @@ class BayesFit:
         th = np.where(asked, theta, np.nan)
         return np.nanmean(np.nanstd(th, axis=1), axis=1)
 
-    def factor_vs_human(self, level: float = 0.9) -> pd.DataFrame:
+    def factor_vs_human(self, confidence_level: float | None = None, *, level=None) -> pd.DataFrame:
         """Each factor's effect size relative to the human between-country spread, on one scale.
 
         ``rho = SD over levels of the factor's effects / sigma_country``, where ``sigma_country`` is
@@ -175,7 +174,7 @@ class BayesFit:
         population effect (``model="all"``) and for each model's own effects; ``p_exceeds`` =
         P(rho > 1). Needs the joint human component (fit with a reference).
         """
-        level = _check_level(level)
+        level = resolve_level(confidence_level, level, LEVEL)
         if self.kind == "categorical":
             return self._categorical_factor_vs_human(level)
         d = self.design
@@ -479,14 +478,14 @@ class BayesFit:
             A[s] = 1 - np.abs(model_pos - pos_h[:, None, :]).mean(0)
         return A
 
-    def alignment(self, level: float = 0.9, match: str | None = None, scope: str = "evaluated",
-                  n_new_items: int = 1000, rng=None) -> pd.DataFrame:
+    def alignment(self, confidence_level: float | None = None, match: str | None = None, scope: str = "evaluated",
+                  n_new_items: int = 1000, rng=None, *, level=None) -> pd.DataFrame:
         """Alignment per model x group with intervals (see :meth:`alignment_draws` for the estimand).
 
         ``scope="population"`` generalises to new items (wider intervals); its seed record is in
         ``attrs["rng"]``.
         """
-        level = _check_level(level)
+        level = resolve_level(confidence_level, level, LEVEL)
         record = None
         if scope == "population":
             from robustalign._rng import as_generator
@@ -561,11 +560,11 @@ class BayesFit:
                 "cutpoint_offset_")
         return [v for v in self.idata["posterior"].data_vars if v.startswith(keep)]
 
-    def to_frame(self, level: float = 0.9) -> pd.DataFrame:
+    def to_frame(self, confidence_level: float | None = None, *, level=None) -> pd.DataFrame:
         """Posterior summary of the model's parameters (SDs, factor effects, means, cutpoints)."""
         import arviz as az
 
-        level = _check_level(level)
+        level = resolve_level(confidence_level, level, LEVEL)
         s = pd.DataFrame(az.summary(self.idata, var_names=self._param_names(), ci_kind="eti", ci_prob=level,
                                     round_to="none"))
         lo, hi = [c for c in s.columns if c.startswith("eti")][:2]
@@ -574,9 +573,12 @@ class BayesFit:
         s.index.name = "parameter"
         return self._frame(s.reset_index())
 
-    def conf_int(self, level: float = 0.9) -> pd.DataFrame:
-        """Equal-tailed posterior intervals of the parameters (``parameter, estimate, conf_low, ...``)."""
-        level = _check_level(level)
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
+        """Equal-tailed posterior intervals of the parameters (``parameter, estimate, conf_low, ...``);
+        ``method`` may only be ``"equal-tailed"`` (the default)."""
+        level = resolve_level(confidence_level, level, LEVEL)
+        if method not in (None, "equal-tailed", "eti"):
+            raise ValueError(f"`method` must be 'equal-tailed' for posterior intervals; got {method!r}.")
         rows = []
         post = self.idata["posterior"]
         for v in self._param_names():
@@ -608,28 +610,12 @@ class BayesFit:
         r = self.variance_shares().query("component == 'stability_index'")["estimate"]
         return f"converged: {what}; {diag}; stability index R_m {r.min():.2f}-{r.max():.2f}."
 
-    def plot(self, ax=None, level: float = 0.9):
-        """Variance shares per model (stacked bars) with the stability index and its interval."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax=None, *, confidence_level: float | None = None, level=None):
+        """Variance shares per model (stacked bars) with the stability index and its interval; returns the
+        Axes (``robustalign.plots.plot_variance_shares``)."""
+        from robustalign.plots import plot_variance_shares
 
-        vs = self.variance_shares(level)
-        fig = ax.figure if ax is not None else plt.figure(figsize=(7, 0.4 * len(self.design.models) + 2))
-        ax = ax if ax is not None else fig.add_subplot()
-        comps = [c for c in vs["component"].unique() if c not in ("stability_index", "presentation_share")]
-        wide = vs.pivot(index="model", columns="component", values="estimate")[comps]
-        left = np.zeros(len(wide))
-        for c in comps:
-            ax.barh(wide.index, wide[c], left=left, label=c)
-            left += wide[c].to_numpy()
-        ri = vs[vs["component"] == "stability_index"].set_index("model").loc[wide.index]
-        ax.errorbar(ri["estimate"], np.arange(len(ri)), xerr=[ri["estimate"] - ri["conf_low"],
-                    ri["conf_high"] - ri["estimate"]], fmt="k|", capsize=3, label=f"R_m ({level:.0%} interval)")
-        ax.set_xlabel("share of latent variance")
-        ax.set_xlim(0, 1)
-        ax.legend(fontsize=7, loc="lower right")
-        if not self.converged:
-            ax.set_title("NOT CONVERGED -- do not use", color="red")
-        return fig
+        return plot_variance_shares(self, ax=ax, confidence_level=resolve_level(confidence_level, level, LEVEL))
 
     # ------------------------------------------------------------------ model checks (ArviZ)
     def add_log_likelihood(self, *, humans: bool = False, max_values: int | None = None):

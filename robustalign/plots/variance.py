@@ -14,7 +14,7 @@ _SUMMARY = ("stability_index", "presentation_share")
 
 
 @short_labels
-def plot_variance_shares(fit, ax=None, *, confidence_level: float = 0.9):
+def plot_variance_shares(fit, ax=None, *, confidence_level: float = 0.95):
     """Stacked share of the latent variance per component for each model, with the stability index
     (content share: item + model x item) and its interval as a black bar. A fit that did not pass the
     convergence gate is titled NOT CONVERGED."""
