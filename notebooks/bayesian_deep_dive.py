@@ -31,7 +31,6 @@ import warnings
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 import robustalign.plots as rp
 from robustalign.datasets import load_multicultural_alignment
