@@ -64,14 +64,7 @@ def result_frame(result, level: float | None = None) -> pd.DataFrame:
             f"`result` must be a robustalign result (anything with `to_frame()`) or a DataFrame; got "
             f"{type(result).__name__}."
         )
-    if level is None:
-        return to_frame()
-    try:
-        return to_frame(level)
-    except TypeError as e:
-        raise ValueError(
-            f"{type(result).__name__}.to_frame() takes no confidence level; call without `level`."
-        ) from e
+    return to_frame() if level is None else to_frame(level)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -192,9 +185,9 @@ def to_latex(
         The LaTeX source. It needs ``\usepackage{booktabs}`` in the preamble.
     """
     frame = result_frame(result, level)
-    missing = [c for c in ("estimate", "conf_low", "conf_high") if c not in frame]
-    if missing:
-        raise ValueError(f"the result's frame has no {missing} columns; its columns are {list(frame.columns)}.")
+    if "estimate" not in frame:
+        raise ValueError(f"the result's frame has no 'estimate' column; its columns are {list(frame.columns)}.")
+    has_ci = "conf_low" in frame and "conf_high" in frame  # plug-in tables have none: estimates only
     if not isinstance(digits, int | np.integer) or digits < 0:
         raise ValueError(f"`digits` must be a non-negative integer; got {digits!r}.")
     if columns is None:
@@ -212,12 +205,13 @@ def to_latex(
 
     levels = pd.to_numeric(frame["conf_level"], errors="coerce").dropna().unique() if "conf_level" in frame else []
     ci = f"{_pct(levels[0])} CI" if len(levels) == 1 else "CI"
-    header = [latex_escape(c) for c in columns] + [latex_escape(f"Estimate [{ci}]")]
+    header = [latex_escape(c) for c in columns] + [latex_escape(f"Estimate [{ci}]" if has_ci else "Estimate")]
     header += [{"p_value": "$p$", "p_adjusted": r"$p_{\mathrm{adj}}$"}[c] for c in pcols]
     lines = [" & ".join(header) + r" \\"]
     for _, row in frame.iterrows():
         cells = [latex_escape(_cell(row[c])) for c in columns]
-        cells.append(f"{_num(row['estimate'], digits)} [{_num(row['conf_low'], digits)}, {_num(row['conf_high'], digits)}]")
+        cells.append(f"{_num(row['estimate'], digits)} [{_num(row['conf_low'], digits)}, {_num(row['conf_high'], digits)}]"
+                     if has_ci else _num(row["estimate"], digits))
         cells += [_pvalue(pd.to_numeric(row[c], errors="coerce"), digits) for c in pcols]
         lines.append(" & ".join(cells) + r" \\")
     spec = "l" * len(columns) + "r" * (1 + len(pcols))

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robustalign._result import Result
+
 __all__ = [
     "LINEAR_METRICS",
     "JACKKNIFE_ORDER",
@@ -1155,7 +1157,7 @@ def closest_groups(scores, groups=None, *, tie_tol: float = 1e-12):
 # human baselines
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ProxySimilarity:
+class ProxySimilarity(Result):
     """Similarity of each human group, used as a "model", to every other group.
 
     Attributes
@@ -1176,8 +1178,15 @@ class ProxySimilarity:
     groups: tuple
     metric: str
 
-    def to_frame(self, *, include_self: bool = False):
-        """Long table ``proxy, target, similarity, n_items`` (self-pairs only when asked)."""
+    def to_frame(self, confidence_level: float | None = None, *, include_self: bool = False):
+        """Long table ``proxy, target, similarity, estimate, n_items`` (self-pairs only when asked).
+
+        A plug-in table without intervals (``estimate`` repeats ``similarity`` under the shared column
+        name); ``confidence_level`` is accepted for the shared interface and must be None: intervals
+        that carry the human sampling noise come from an audit of ``Claim.human_proxy``."""
+        if confidence_level is not None:
+            raise ValueError("ProxySimilarity is a plug-in table without intervals; for intervals audit "
+                             "`Claim.human_proxy(...)` with `audit_claim` (human sampling noise included).")
         import pandas as pd
 
         g = len(self.groups)
@@ -1189,9 +1198,19 @@ class ProxySimilarity:
                 "proxy": names[i[keep]],
                 "target": names[j[keep]],
                 "similarity": self.similarity[keep],
+                "estimate": self.similarity[keep],
                 "n_items": self.n_items[keep],
             }
         )
+
+    def summary(self) -> str:
+        f = self.to_frame()
+        if f.empty or f["similarity"].isna().all():
+            return f"human-proxy {self.metric} similarity: no pair of groups shares an item."
+        best = f.loc[f["similarity"].idxmax()]
+        return (f"human-proxy {self.metric} similarity of {len(self.groups)} groups: from "
+                f"{f['similarity'].min():.3f} to {f['similarity'].max():.3f}; closest pair {best['proxy']} -> "
+                f"{best['target']} ({best['similarity']:.3f}). Plug-in values, no intervals.")
 
 
 def human_proxy_similarity(ref_shares, metric="js", *, K=None, ordinal=None, groups=None, check: bool = True):

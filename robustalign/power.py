@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from robustalign._result import Result
 from robustalign._rng import as_generator
 from robustalign._validation import check_confidence_level
 
@@ -116,7 +117,7 @@ def mde_proportion(n: int, p0: float, *, alpha: float = 0.05, power: float = 0.8
 
 
 @dataclass(frozen=True)
-class PowerResult:
+class PowerResult(Result):
     """Simulated power with a Wilson interval for the Monte Carlo error."""
 
     power: float
@@ -127,11 +128,22 @@ class PowerResult:
     alpha: float
     seed: object
 
-    def to_frame(self):
+    def to_frame(self, confidence_level: float | None = None):
+        """One row: ``estimate`` (power), its Wilson interval at ``confidence_level`` (default 0.95; the
+        interval is the Monte Carlo error of the simulated power), ``n_simulations``, ``n_rejected``,
+        ``alpha``."""
         import pandas as pd
 
-        return pd.DataFrame([{"estimate": self.power, "conf_low": self.conf_low, "conf_high": self.conf_high,
-                              "conf_level": 0.95, "n_simulations": self.n_simulations, "alpha": self.alpha}])
+        level = check_confidence_level(0.95 if confidence_level is None else confidence_level)
+        lo, hi = self.conf_low, self.conf_high
+        if level != 0.95:
+            from statsmodels.stats.proportion import proportion_confint
+
+            lo, hi = (float(x) for x in proportion_confint(self.n_rejected, self.n_simulations, alpha=1 - level,
+                                                            method="wilson"))
+        return pd.DataFrame([{"estimate": self.power, "conf_low": lo, "conf_high": hi, "conf_level": level,
+                              "method": "wilson", "n_simulations": self.n_simulations,
+                              "n_rejected": self.n_rejected, "alpha": self.alpha}])
 
     def summary(self) -> str:
         return (f"power {self.power:.1%} (95% Monte Carlo interval {self.conf_low:.1%} to {self.conf_high:.1%}, "

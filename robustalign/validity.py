@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from robustalign._validation import check_confidence_level
+from robustalign._result import Result
+from robustalign._validation import check_choice, check_confidence_level
 from robustalign.schema import STATUSES, Responses
 
 __all__ = ["ValidityResult", "validity_rates"]
 
 
 @dataclass
-class ValidityResult:
+class ValidityResult(Result):
     """Rates of an answer status per cell, with intervals, and tests across a condition's levels.
 
     Attributes
@@ -43,15 +44,19 @@ class ValidityResult:
     confidence_level: float = 0.95
     method: str = "wilson"
 
-    def conf_int(self, confidence_level: float | None = None) -> pd.DataFrame:
-        """Intervals at another level (closed form: nothing is resampled)."""
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None) -> pd.DataFrame:
+        """Intervals at another level or by another closed-form method (``"wilson"``, ``"beta"`` =
+        Clopper-Pearson, ``"jeffreys"``, ``"agresti_coull"``): nothing is resampled. Indexed by cell."""
         from statsmodels.stats.proportion import proportion_confint
 
         level = check_confidence_level(self.confidence_level if confidence_level is None else confidence_level)
         k = self.counts[self.status].to_numpy()
         n = self.counts["total"].to_numpy()
-        lo, hi = proportion_confint(k, n, alpha=1 - level, method=self.method)
-        return pd.DataFrame({"conf_low": lo, "conf_high": hi, "conf_level": level}, index=self.counts.index)
+        method = self.method if method is None else check_choice(method, ("wilson", "beta", "jeffreys",
+                                                                          "agresti_coull"), "method")
+        lo, hi = proportion_confint(k, n, alpha=1 - level, method=method)
+        return pd.DataFrame({"conf_low": lo, "conf_high": hi, "conf_level": level, "method": method},
+                            index=self.counts.index)
 
     def to_frame(self, confidence_level: float | None = None) -> pd.DataFrame:
         """One row per cell: ``n``, ``n_<status>``, ``estimate``, ``conf_low``, ``conf_high``, ``conf_level``."""
@@ -59,7 +64,6 @@ class ValidityResult:
         out = self.counts.rename(columns={s: f"n_{s}" for s in STATUSES}).rename(columns={"total": "n"})
         out["estimate"] = self.counts[self.status] / self.counts["total"]
         out = pd.concat([out, ci], axis=1)
-        out["method"] = self.method
         return out.reset_index()
 
     def summary(self) -> str:

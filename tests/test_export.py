@@ -49,8 +49,12 @@ def test_export_at_another_level_rereads_the_resamples(audit, tmp_path):
     got = pd.read_parquet(to_parquet(audit, tmp_path / "a.parquet", level=0.8))
     pd.testing.assert_frame_equal(got, audit.to_frame(0.8), check_exact=True)
     assert (got["conf_level"] == 0.8).all()
-    with pytest.raises(ValueError, match="takes no confidence level"):
-        to_csv(simulate_power(_pval, n_simulations=5, rng=1), tmp_path / "p.csv", level=0.9)
+    power = simulate_power(_pval, n_simulations=40, rng=1)
+    got = pd.read_csv(to_csv(power, tmp_path / "p.csv", level=0.9))
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(power.n_rejected, 40, alpha=0.1, method="wilson")
+    assert got["conf_level"].tolist() == [0.9] and np.allclose(got[["conf_low", "conf_high"]], [[lo, hi]])
     with pytest.raises(TypeError, match="to_frame"):
         to_csv(object(), tmp_path / "x.csv")
 

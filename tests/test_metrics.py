@@ -347,7 +347,8 @@ def test_human_proxy_similarity_against_scipy_loop(rng):
     assert res.n_items[0, 1] == 8 and res.n_items[1, 3] == 7 and res.n_items[0, 2] == 9
     np.testing.assert_allclose(np.diag(res.similarity), 1.0)
     frame = res.to_frame()
-    assert len(frame) == 12 and set(frame.columns) == {"proxy", "target", "similarity", "n_items"}
+    assert len(frame) == 12 and set(frame.columns) == {"proxy", "target", "similarity", "estimate", "n_items"}
+    assert (frame["estimate"] == frame["similarity"]).all()
     # any function with the registry signature works; here total variation against its definition
     tv = M.human_proxy_similarity(h, lambda p, q, K=None, ordinal=None: 1 - 0.5 * np.abs(p - q).sum(-1))
     ok = ~np.isnan(h[:, 0, 0]) & ~np.isnan(h[:, 1, 0])

@@ -152,3 +152,29 @@ def test_ppc_plot_draws_observed_and_replicates(ordinal):
     import matplotlib.pyplot as plt
 
     plt.close(ax.figure)
+
+
+def test_bayes_fit_answers_the_shared_result_calls(ordinal, tmp_path):
+    import pickle
+
+    from matplotlib.axes import Axes
+
+    from robustalign._result import Result
+    from robustalign.export import to_parquet
+
+    _, fit = ordinal
+    assert isinstance(fit, Result)
+    f90 = fit.to_frame(confidence_level=0.9)
+    assert (f90["conf_level"] == 0.9).all() and (fit.to_frame()["conf_level"] == 0.95).all()
+    ci = fit.conf_int(confidence_level=0.9)
+    assert {"conf_low", "conf_high", "conf_level"} <= set(ci.columns)
+    with pytest.warns(DeprecationWarning):
+        old = fit.conf_int(level=0.9)
+    pd.testing.assert_frame_equal(old, ci)
+    ax = fit.plot()
+    assert isinstance(ax, Axes)
+    assert "<table" in fit._repr_html_() and "converged" in fit.summary().lower()
+    back = pickle.loads(pickle.dumps(fit))
+    pd.testing.assert_frame_equal(back.to_frame(), fit.to_frame())
+    pd.testing.assert_frame_equal(pd.read_parquet(to_parquet(fit, tmp_path / "f.parquet", level=0.9)), f90,
+                                  check_dtype=False)

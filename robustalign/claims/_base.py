@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from robustalign._result import Result
 from robustalign._validation import check_confidence_level
 
 __all__ = ["VERDICTS", "AssessmentResult"]
@@ -41,8 +42,43 @@ FRAME_COLUMNS = (
 )
 
 
+#: Levels at which a result whose table is built by a local function keeps its tables when pickled.
+PICKLED_LEVELS = (0.8, 0.9, 0.95, 0.99)
+
+
+class StoredTables:
+    """The estimates table of an unpickled result at the levels stored when it was pickled.
+
+    Assessments build their tables from stored resamples at any level; when that builder is a local
+    function (which pickle cannot carry), pickling keeps the tables at :data:`PICKLED_LEVELS` and the
+    result's own level instead, and another level is refused with that list.
+    """
+
+    def __init__(self, tables: dict):
+        self.tables = tables
+
+    def __call__(self, level: float) -> pd.DataFrame:
+        for lv, table in self.tables.items():
+            if abs(lv - level) < 1e-12:
+                return table.copy()
+        raise ValueError(
+            f"this result was restored from a pickle, which keeps its tables at the levels "
+            f"{sorted(self.tables)}; run the assessment again for level {level}."
+        )
+
+
+def _picklable(fn) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(fn)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
 @dataclass
-class AssessmentResult:
+class AssessmentResult(Result):
     """Base class of :func:`assess_stability`, :func:`assess_extrapolability`, :func:`assess_steerability`
     and :func:`audit_claim` results.
 
@@ -91,10 +127,25 @@ class AssessmentResult:
         return "\n".join(self.verdicts["reason"].astype(str))
 
     def plot(self, ax=None, **kwargs):
-        """The result's main figure (matplotlib is imported here, not before)."""
+        """The result's main figure (matplotlib is imported here, not before); returns the Axes. Without
+        a dedicated figure: the estimates with their intervals (``plots.results.plot_estimates``)."""
         if self.plotter is None:
-            raise NotImplementedError(f"no figure is defined for {self.kind} results")
+            return super().plot(ax=ax, **kwargs)
         return self.plotter(self, ax=ax, **kwargs)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        build = state.get("build")
+        if build is not None and not isinstance(build, StoredTables) and not _picklable(build):
+            levels = sorted({*PICKLED_LEVELS, float(self.confidence_level)})
+            state["build"] = StoredTables({lv: build(lv) for lv in levels})
+        plotter = state.get("plotter")
+        if plotter is not None and not _picklable(plotter):
+            state["plotter"] = None  # the generic figure of the estimates is drawn instead
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     def _repr_html_(self) -> str:
         return f"<p><b>{self.kind}</b></p>" + self.verdicts.to_html(index=False)

@@ -136,7 +136,7 @@ def noise_floor(blk, observed, n_draws, gen) -> dict | None:
     informative = bool((N >= 2).any())
     return {"floor": float(null.mean()), "null_low": float(lo), "null_high": float(hi), "p_value": p,
             "n_draws": len(null), "per_item": per_item, "mean_n": float(N[N > 0].mean()),
-            "informative": informative}
+            "informative": informative, "null": null}
 
 
 def _pos_grid(blk) -> np.ndarray:

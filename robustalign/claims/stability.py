@@ -1262,10 +1262,13 @@ def _order_rows(ev, by, level, units) -> list:
                              pb["n_items"], "share of answers", float(pb["p_value"][j])))
     for fl, nf in zip(ev["flips"], ev.get("noise_floors", [])):
         if nf is not None:
+            a = (1 - level) / 2
+            lo, hi = (np.quantile(nf["null"], [a, 1 - a]) if "null" in nf else (nf["null_low"], nf["null_high"]))
             rows.append(_row("flip_noise_floor", {by: fl["unit"], "factor": fl["factor"]}, nf["floor"],
-                             nf["null_low"], nf["null_high"], np.nan, 0.95,
+                             float(lo), float(hi), np.nan, level,
                              f"expected modal flip rate under no effect at the sampled answers per cell (mean "
-                             f"{nf['mean_n']:.1f}; {nf['n_draws']} permutations of answers among levels; bounds: 2.5-97.5% of the null); p: "
+                             f"{nf['mean_n']:.1f}; {nf['n_draws']} permutations of answers among levels; bounds: the "
+                             f"central {level:.0%} of the null); p: "
                              "observed flip rate above it", int(np.isfinite(nf["per_item"]).sum()), "share of items",
                              nf["p_value"]))
     for e, il in zip(ev["effects"], ev.get("item_level", [])):

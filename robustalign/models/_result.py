@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, polygamma
 
+from robustalign._result import Result
 from robustalign._validation import resolve_level
 from robustalign.models._design import Design, _flat_index, cell_predictor
 from robustalign.models._sampling import GATE, gate_message
@@ -51,7 +52,7 @@ def _rho_rows(factor: str, per: dict, sigma_country: np.ndarray, level: float) -
 
 
 @dataclass
-class BayesFit:
+class BayesFit(Result):
     """A fitted response or score model.
 
     Attributes

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from robustalign._errors import DegenerateResampleWarning
+from robustalign._result import Result
 from robustalign._rng import RngRecord, as_generator
 from robustalign._validation import (
     as_float_array,
@@ -579,7 +580,7 @@ def two_way_bootstrap(
 # human reference uncertainty
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False, repr=False)
-class ReferenceDraws:
+class ReferenceDraws(Result):
     """Dirichlet draws of human reference distributions.
 
     Attributes
@@ -625,17 +626,38 @@ class ReferenceDraws:
             f"deff={self.deff}, n_unknown={self.n_unknown} used for {int((~self.n_known).sum())} cells)"
         )
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per item x group: ``item, group, n_eff, n_source`` (``"known"`` or ``"default"``)."""
-        Q, G = self.n_eff.shape
+    def to_frame(self, confidence_level: float | None = None) -> pd.DataFrame:
+        """One row per item x group x option: ``item, group, option, estimate`` (the published share),
+        ``conf_low, conf_high`` (equal-tailed interval of the Dirichlet draws at ``confidence_level``,
+        default 0.95), ``conf_level, method, n_eff, n_source`` (``"known"`` or ``"default"``)."""
+        level = check_confidence_level(0.95 if confidence_level is None else confidence_level)
+        Q, G, K = self.shares.shape
         items = self.items if self.items is not None else list(range(Q))
         groups = self.groups if self.groups is not None else list(range(G))
+        a = (1 - level) / 2
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells: no reference there
+            lo, hi = np.nanquantile(self.draws, [a, 1 - a], axis=0)
         return pd.DataFrame({
-            "item": np.repeat(items, G),
-            "group": np.tile(groups, Q),
-            "n_eff": self.n_eff.ravel(),
-            "n_source": np.where(self.n_known.ravel(), "known", "default"),
+            "item": np.repeat(items, G * K),
+            "group": np.tile(np.repeat(groups, K), Q),
+            "option": np.tile(np.arange(K), Q * G),
+            "estimate": self.shares.ravel(),
+            "conf_low": lo.ravel(),
+            "conf_high": hi.ravel(),
+            "conf_level": level,
+            "method": "dirichlet percentile",
+            "n_eff": np.repeat(self.n_eff.ravel(), K),
+            "n_source": np.repeat(np.where(self.n_known.ravel(), "known", "default"), K),
         })
+
+    def summary(self) -> str:
+        """The draws in words: how many, over what, and where the respondent count was assumed."""
+        n_def = int((~self.n_known & np.isfinite(self.shares).all(-1)).sum())
+        Q, G, _ = self.shares.shape
+        return (f"{self.n_resamples} Dirichlet draws of {Q} items x {G} groups (design effect {self.deff:g}); "
+                + (f"{n_def} item x group cells had no respondent count and assume {self.n_unknown:g} respondents."
+                   if n_def else "every respondent count came from the data."))
 
 
 def dirichlet_reference(

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from robustalign._errors import DegenerateResampleWarning
+from robustalign._result import Result
 from robustalign._rng import RngRecord
-from robustalign._validation import INTERVAL_METHODS, check_confidence_level, check_method
+from robustalign._validation import INTERVAL_METHODS, check_confidence_level, check_method, resolve_level
 from robustalign.resampling import intervals as _iv
 from robustalign.resampling.mcerror import p_value_mcse
 
@@ -56,7 +57,7 @@ def _fmt(x: float) -> str:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class BootstrapResult:
+class BootstrapResult(Result):
     """Bootstrap replicates of one or more statistics, with their intervals on demand.
 
     Attributes
@@ -139,7 +140,7 @@ class BootstrapResult:
 
     # ------------------------------------------------------------------ intervals
     def _interval(self, level, method) -> tuple[np.ndarray, np.ndarray, float, str]:
-        level = self.confidence_level if level is None else check_confidence_level(level, "level")
+        level = self.confidence_level if level is None else check_confidence_level(level)
         method = self.method if method is None else check_method(method, (*INTERVAL_METHODS, "bca_or_percentile"))
         if method == "bca_or_percentile":
             # BCa where it is defined; the percentile interval for the statistics where it is not (e.g.
@@ -179,19 +180,19 @@ class BootstrapResult:
                                             confidence_level=level)
         return lo, hi
 
-    def mcse(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+    def mcse(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
         """Monte Carlo standard errors of the interval endpoints (order-statistic estimate; for BCa with
         the noise of the bias correction): the label columns plus ``conf_low_mcse, conf_high_mcse``."""
-        _, _, level, method = self._interval(level, method)
+        _, _, level, method = self._interval(resolve_level(confidence_level, level, self.confidence_level), method)
         lo, hi = self._endpoint_mcse(level, method)
         return _with(self.labels, conf_low_mcse=lo, conf_high_mcse=hi)
 
-    def conf_int(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
         """Confidence intervals from the stored resamples (no new resampling).
 
         Parameters
         ----------
-        level : float, optional
+        confidence_level : float, optional
             Confidence level in (0, 1); default the level the result was made with (0.95 unless set).
         method : {"percentile", "bca", "bca_or_percentile"}, optional
             Default the result's method. ``"bca_or_percentile"`` falls back to the percentile interval
@@ -202,13 +203,15 @@ class BootstrapResult:
         DataFrame
             The label columns plus ``conf_low, conf_high, conf_level, method``.
         """
-        low, high, level, method = self._interval(level, method)
+        low, high, level, method = self._interval(resolve_level(confidence_level, level, self.confidence_level),
+                                                  method)
         return _with(self.labels, conf_low=low, conf_high=high, conf_level=level, method=method)
 
-    def to_frame(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+    def to_frame(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
         """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
         n_resamples, conf_low_mcse, conf_high_mcse`` (the endpoints' Monte Carlo standard errors)."""
-        low, high, level, method = self._interval(level, method)
+        low, high, level, method = self._interval(resolve_level(confidence_level, level, self.confidence_level),
+                                                  method)
         low_se, high_se = self._endpoint_mcse(level, method)
         return _with(
             self.labels, estimate=self.estimate, std_error=self.std_error, conf_low=low, conf_high=high,
@@ -216,39 +219,34 @@ class BootstrapResult:
             conf_high_mcse=high_se,
         )
 
-    def summary(self) -> str:
-        """One line of text: design, resamples, interval method and level, and the estimates."""
+    @property
+    def statistic_name(self) -> str:
+        """What was computed, in words (the same attribute name as on :class:`PermutationResult`)."""
+        return self.statistic
+
+    def summary(self, max_rows: int = 12) -> str:
+        """The estimates with their intervals in words, one line each (the first ``max_rows``), after a
+        line on the design, resamples, interval method and level."""
         n_cl = self.n_clusters if isinstance(self.n_clusters, int) else " x ".join(map(str, self.n_clusters))
         head = (
-            f"{self.design} bootstrap over {n_cl} clusters, {self.n_resamples} resamples, "
-            f"{self.method} {self.confidence_level:.0%} intervals"
+            f"{self.statistic or 'estimate'}: {self.design} bootstrap over {n_cl} clusters, {self.n_resamples} "
+            f"resamples, {self.method} {self.confidence_level:.0%} intervals"
         )
-        try:
-            low, high, _, _ = self._interval(None, None)
-        except ValueError:  # pragma: no cover - defaults are always valid
-            low = high = np.full(len(self), np.nan)
-        if len(self) == 1:
-            return f"{head}: {self.statistic or 'estimate'} {_fmt(self.estimate[0])} [{_fmt(low[0])}, {_fmt(high[0])}]"
-        width = high - low
-        return (
-            f"{head} for {len(self)} statistics ({self.statistic or 'estimates'} from {_fmt(np.nanmin(self.estimate))} "
-            f"to {_fmt(np.nanmax(self.estimate))}; interval widths {_fmt(np.nanmin(width))} to {_fmt(np.nanmax(width))})"
-        )
+        low, high, _, _ = self._interval(None, None)
+        names = (self.labels.astype(str).agg(" / ".join, axis=1) if self.labels.shape[1]
+                 else pd.Series([f"#{i}" for i in range(len(self))]))
+        lines = [f"  {n}: {_fmt(e)} [{_fmt(lo)}, {_fmt(hi)}]"
+                 for n, e, lo, hi in zip(names[:max_rows], self.estimate, low, high, strict=False)]
+        if len(self) > max_rows:
+            lines.append(f"  ... and {len(self) - max_rows} more (to_frame() has them all)")
+        return "\n".join([head, *lines])
 
-    def plot(self, ax=None, *, level: float | None = None, method: str | None = None):
+    def plot(self, ax=None, *, confidence_level: float | None = None, method: str | None = None, level=None):
         """Estimates with their intervals, one row per statistic. Returns the matplotlib Axes."""
-        import matplotlib.pyplot as plt  # heavy: only when a figure is asked for
+        from robustalign.plots.results import plot_estimates
 
-        frame = self.to_frame(level, method)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.25 * len(frame) + 1))
-        names = self.labels.astype(str).agg(" / ".join, axis=1) if self.labels.shape[1] else frame.index
-        y = np.arange(len(frame))[::-1]
-        err = np.vstack([frame["estimate"] - frame["conf_low"], frame["conf_high"] - frame["estimate"]])
-        ax.errorbar(frame["estimate"], y, xerr=err, fmt="o", capsize=2)
-        ax.set_yticks(y, labels=list(names))
-        ax.set_xlabel(f"{self.statistic or 'estimate'} ({frame['method'].iloc[0]} {frame['conf_level'].iloc[0]:.0%} CI)")
-        return ax
+        return plot_estimates(self, ax=ax, confidence_level=resolve_level(confidence_level, level,
+                                                                          self.confidence_level), method=method)
 
     # ------------------------------------------------------------------ derived results
     def apply(
@@ -416,7 +414,7 @@ class BootstrapResult:
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class PermutationResult:
+class PermutationResult(Result):
     """A stratified permutation (or sign-flip) test of one or more statistics.
 
     Attributes
@@ -477,24 +475,32 @@ class PermutationResult:
             f"n_resamples={self.n_resamples}, n_strata={self.n_strata}, alternative={self.alternative!r})"
         )
 
-    def conf_int(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+    @property
+    def estimate(self) -> np.ndarray:
+        """The observed statistics (the same attribute name as on :class:`BootstrapResult`)."""
+        return self.statistic
+
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
         """Bootstrap intervals of the statistics (needs ``n_bootstrap > 0`` in the test call)."""
         if self.bootstrap is None:
             raise ValueError(
                 "This test was run without a bootstrap, so it has no confidence interval. "
                 "Run it again with `n_bootstrap=2000` (or call `cluster_bootstrap` on the same aggregates)."
             )
-        out = self.bootstrap.conf_int(level, method)
+        out = self.bootstrap.conf_int(resolve_level(confidence_level, level, self.bootstrap.confidence_level),
+                                      method)
         return _with(self.labels, **{c: out[c].to_numpy() for c in ("conf_low", "conf_high", "conf_level", "method")})
 
-    def to_frame(self, level: float | None = None, method: str | None = None) -> pd.DataFrame:
+    def to_frame(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
         """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
         n_resamples, p_value, alternative, p_value_mcse, conf_low_mcse, conf_high_mcse`` (interval columns
         NaN without ``n_bootstrap``; ``*_mcse`` are Monte Carlo standard errors)."""
         cols: dict = {"estimate": self.statistic}
         boot_cols = ("std_error", "conf_low", "conf_high", "conf_level", "method")
         nan = np.full(len(self), np.nan)
-        b = self.bootstrap.to_frame(level, method) if self.bootstrap is not None else None
+        if level is not None:
+            confidence_level = resolve_level(confidence_level, level)
+        b = self.bootstrap.to_frame(confidence_level, method) if self.bootstrap is not None else None
         if b is not None:
             cols.update({c: b[c].to_numpy() for c in boot_cols})
         else:
@@ -505,25 +511,24 @@ class PermutationResult:
             cols[c] = b[c].to_numpy() if b is not None else nan
         return _with(self.labels, **cols)
 
-    def summary(self) -> str:
+    def summary(self, max_rows: int = 12) -> str:
+        """The observed statistics with their p-values in words, one line each (the first ``max_rows``)."""
         head = (
             f"{self.test} test of {self.statistic_name} ({self.alternative}), {self.n_strata} strata x "
             f"{self.n_levels} levels, {self.n_resamples} permutations"
         )
-        if len(self) == 1:
-            return (f"{head}: statistic {_fmt(self.statistic[0])}, p = {_fmt(self.p_value[0])} "
-                    f"(Monte Carlo SE {_fmt(self.p_value_mcse[0])})")
-        return (
-            f"{head}, {len(self)} statistics: p from {_fmt(np.nanmin(self.p_value))} to {_fmt(np.nanmax(self.p_value))}"
-        )
+        names = (self.labels.astype(str).agg(" / ".join, axis=1) if self.labels.shape[1]
+                 else pd.Series([f"#{i}" for i in range(len(self))]))
+        lines = [f"  {n}: statistic {_fmt(t)}, p = {_fmt(p)} (Monte Carlo SE {_fmt(se)})"
+                 for n, t, p, se in zip(names[:max_rows], self.statistic, self.p_value, self.p_value_mcse,
+                                        strict=False)]
+        if len(self) > max_rows:
+            lines.append(f"  ... and {len(self) - max_rows} more (to_frame() has them all)")
+        return "\n".join([head, *lines])
 
     def plot(self, ax=None, *, which: int = 0, bins: int = 50):
-        """Histogram of the permutation null of statistic ``which`` with the observed value."""
-        import matplotlib.pyplot as plt  # heavy: only when a figure is asked for
+        """Histogram of the permutation null of statistic ``which`` with the observed value; returns the Axes
+        (:func:`robustalign.plots.results.plot_null`)."""
+        from robustalign.plots.results import plot_null
 
-        if ax is None:
-            _, ax = plt.subplots(figsize=(5, 3))
-        ax.hist(self.null_distribution[:, which], bins=bins, color="0.7")
-        ax.axvline(self.statistic[which], color="C3")
-        ax.set_xlabel(f"{self.statistic_name} (p = {_fmt(self.p_value[which])})")
-        return ax
+        return plot_null(self, ax=ax, which=which, bins=bins)

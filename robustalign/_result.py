@@ -1,0 +1,75 @@
+"""The interface every robustalign result implements, and the default methods that give it.
+
+A result (bootstrap, permutation test, assessment, claim audit, Bayesian fit, simulated power,
+validity rates, reference draws, human-proxy similarity) answers the same five calls:
+
+``to_frame(confidence_level=None)``
+    the tidy table: key columns, then ``estimate`` and, where it has intervals, ``conf_low``,
+    ``conf_high``, ``conf_level`` (the level is a value, never part of a column name);
+``conf_int(confidence_level=None, method=None)``
+    only the key and interval columns of that table;
+``summary()``
+    the estimates (and verdicts, where there are any) in words;
+``plot(ax=None)``
+    a figure drawn by a function of :mod:`robustalign.plots`; returns the matplotlib Axes (an array of
+    Axes for a two-panel figure, as ``plt.subplots`` returns them);
+``_repr_html_()``
+    the summary and the table, for notebooks.
+
+Results are picklable (they hold arrays, frames and module-level functions), so they come back from
+a process pool or a Dask worker and can be cached. ``tests/test_result_interface.py`` checks every
+result class against this list.
+"""
+
+from __future__ import annotations
+
+import html
+
+__all__ = ["INTERVAL_COLUMNS", "Result"]
+
+#: Columns of ``conf_int()`` besides the keys.
+INTERVAL_COLUMNS = ("conf_low", "conf_high", "conf_level", "method")
+
+#: Columns that carry a statistic or bookkeeping rather than identify a row (the rest are keys).
+VALUE_COLUMNS = (
+    "quantity", "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "p_value",
+    "p_adjusted", "adjust_method", "family", "n_items", "units", "n_resamples", "alternative", "p_maxt", "holds",
+    "n_simulations", "alpha", "benchmark", "converged", "n_eff", "n_source", "n_rejected",
+)
+
+
+def key_columns(frame) -> list[str]:
+    """The columns of a result table that identify its rows (not values, not Monte Carlo errors)."""
+    return [c for c in frame.columns if c not in VALUE_COLUMNS and not str(c).endswith("_mcse")
+            and not str(c).startswith(("n_", "p_"))]
+
+
+class Result:
+    """Mixin with the shared defaults; a result class defines ``to_frame`` and ``summary``."""
+
+    def to_frame(self, confidence_level: float | None = None):  # pragma: no cover - every class overrides
+        raise NotImplementedError
+
+    def summary(self) -> str:  # pragma: no cover - every class overrides
+        raise NotImplementedError
+
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None):
+        """The key and interval columns of :meth:`to_frame` at ``confidence_level``."""
+        if method is not None:
+            raise ValueError(f"{type(self).__name__} has one interval method; `method` cannot be chosen.")
+        f = self.to_frame(confidence_level)
+        if "conf_low" not in f.columns:
+            raise ValueError(f"{type(self).__name__} has no confidence intervals.")
+        return f[[*key_columns(f), *[c for c in ("quantity", "estimate", *INTERVAL_COLUMNS) if c in f.columns]]]
+
+    def plot(self, ax=None, **kwargs):
+        """Estimates with their intervals, one row each (:func:`robustalign.plots.results.plot_estimates`)."""
+        from robustalign.plots.results import plot_estimates
+
+        return plot_estimates(self, ax=ax, **kwargs)
+
+    def _repr_html_(self) -> str:
+        frame = self.to_frame()
+        table = frame.to_html(index=False, max_rows=40, float_format=lambda x: f"{x:.4g}", na_rep="")
+        text = html.escape(self.summary()).replace("\n", "<br>")
+        return f"<p><b>{type(self).__name__}</b>: {text}</p>{table}"

@@ -1,0 +1,49 @@
+"""Generic figures of any result: estimates with intervals, and a permutation null. They read
+``result.to_frame()`` (or the stored null) and compute nothing."""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import numpy as np
+
+from robustalign.plots._style import PALETTE, RC, interval_err, new_axes, short_labels
+
+__all__ = ["plot_estimates", "plot_null"]
+
+
+@short_labels
+def plot_estimates(result, ax=None, *, confidence_level: float | None = None, **frame_kwargs):
+    """One row per estimate with its interval (where the result has intervals)."""
+    from robustalign._result import key_columns
+
+    f = result.to_frame(confidence_level, **frame_kwargs)
+    keys = key_columns(f)
+    if "quantity" in f.columns and f["quantity"].nunique() > 1:
+        keys = ["quantity", *keys]
+    names = f[keys].astype(str).agg(" / ".join, axis=1) if keys else f.index.astype(str)
+    fig, ax = new_axes(ax, height=0.22 * len(f) + 1.0)
+    with mpl.rc_context(RC):
+        y = np.arange(len(f))
+        has_ci = {"conf_low", "conf_high"} <= set(f.columns) and f[["conf_low", "conf_high"]].notna().any().any()
+        if has_ci:
+            ax.errorbar(f["estimate"], y, xerr=interval_err(f), fmt="o", ms=3, color=PALETTE[0], capsize=2)
+        else:
+            ax.plot(f["estimate"], y, "o", ms=3, color=PALETTE[0])
+        ax.set_yticks(y, list(names))
+        ax.set_ylim(len(f) - 0.5, -0.5)
+        level = f["conf_level"].dropna().iloc[0] if has_ci and f["conf_level"].notna().any() else None
+        what = getattr(result, "statistic_name", None) or "estimate"
+        ax.set_xlabel(f"{what} ({level:.0%} interval)" if level is not None else str(what))
+    return ax
+
+
+@short_labels
+def plot_null(result, ax=None, *, which: int = 0, bins: int = 50):
+    """Histogram of a permutation null (statistic ``which``) with the observed value as a line."""
+    fig, ax = new_axes(ax, height=2.2)
+    with mpl.rc_context(RC):
+        ax.hist(result.null_distribution[:, which], bins=bins, color="0.7")
+        ax.axvline(result.statistic[which], color=PALETTE[5 % len(PALETTE)])
+        ax.set_xlabel(f"{result.statistic_name} under the null (observed: line; p = {result.p_value[which]:.3g})")
+        ax.set_ylabel("permutations")
+    return ax

@@ -1,0 +1,167 @@
+"""Every result class answers the same calls (robustalign/_result.py): ``to_frame(confidence_level=)``,
+``conf_int(confidence_level=)``, ``summary()`` in words, ``plot(ax=None) -> Axes``, ``_repr_html_``; it
+survives a pickle round trip; and ``robustalign.export`` writes it with no special case.
+
+The Bayesian fit is checked in tests/test_models_checks.py, which already holds a fitted model.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+from robustalign._result import Result  # noqa: E402
+from robustalign.simulate import simulate  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    sim = simulate(n_models=2, n_items=16, n_groups=3, factors={"format": 2}, n_steer=3, n_samples=5, rng=11)
+    return sim.load()
+
+
+def _bootstrap(data):
+    from robustalign.resampling import cluster_bootstrap
+
+    a = np.random.default_rng(0).normal(0.5, 0.1, size=(30, 2))
+    return cluster_bootstrap(a, labels=pd.DataFrame({"model": ["a", "b"]}), n_resamples=200, rng=0)
+
+
+def _permutation(data):
+    from robustalign.resampling import stratified_permutation_test
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"item": np.repeat(np.arange(20), 2), "format": np.tile(["x", "y"], 20),
+                       "value": rng.normal(size=40)})
+    return stratified_permutation_test(df, value="value", factor="format", strata="item", n_resamples=199,
+                                       n_bootstrap=100, rng=2)
+
+
+def _power(data):
+    from robustalign.power import simulate_power
+
+    return simulate_power(lambda g: float(g.random()), n_simulations=30, rng=3)
+
+
+def _validity(data):
+    from robustalign.validity import validity_rates
+
+    return validity_rates(data[0])
+
+
+def _reference_draws(data):
+    from robustalign.resampling import dirichlet_reference
+
+    h = np.array([[[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]]])
+    return dirichlet_reference(h, np.array([[300, 500]]), n_resamples=200, rng=4)
+
+
+def _proxy(data):
+    from robustalign.metrics import human_proxy_similarity
+
+    h = np.array([[[0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [0.3, 0.3, 0.4]]] * 4)
+    return human_proxy_similarity(h, groups=["A", "B", "C"])
+
+
+def _stability(data):
+    from robustalign.claims.stability import assess_stability
+
+    return assess_stability(data[0], data[1], n_resamples=100, n_permutations=100, rng=5)
+
+
+def _steerability(data):
+    from robustalign.claims.steerability import assess_steerability
+
+    return assess_steerability(data[0], data[1], n_resamples=100, n_permutations=100, rng=6)
+
+
+def _claim(data):
+    from robustalign.claims.multiverse import Claim, audit_claim
+
+    return audit_claim(data[0], data[1], Claim.closer("model_1", than="model_2", group="C01"), metrics=["js"],
+                       n_resamples=100, n_permutations=100, rng=7)
+
+
+def _extrapolability(data):
+    from robustalign.claims.extrapolability import assess_extrapolability
+
+    resp, ref = data
+    items = sorted(resp.data["item"].unique())
+    domains = {q: ("d1" if i % 2 else "d2") for i, q in enumerate(items)}
+    return assess_extrapolability(resp, ref, domains=domains, n_resamples=50, n_permutations=49, n_splits=4, rng=8)
+
+
+MAKERS = {"bootstrap": _bootstrap, "permutation": _permutation, "power": _power, "validity": _validity,
+          "reference_draws": _reference_draws, "proxy": _proxy, "stability": _stability,
+          "steerability": _steerability, "claim": _claim, "extrapolability": _extrapolability}
+NO_INTERVALS = {"proxy"}  # a plug-in table: refuses a level instead of pretending to have intervals
+
+
+@pytest.fixture(scope="module", params=sorted(MAKERS))
+def result(request, data):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return request.param, MAKERS[request.param](data)
+
+
+def test_result_answers_the_shared_calls(result):
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+
+    name, res = result
+    assert isinstance(res, Result)
+    f = res.to_frame()
+    assert isinstance(f, pd.DataFrame) and len(f) and "estimate" in f.columns
+    if name in NO_INTERVALS:
+        with pytest.raises(ValueError, match="intervals"):
+            res.to_frame(confidence_level=0.9)
+    else:
+        g = res.to_frame(confidence_level=0.9)
+        lv = g["conf_level"].dropna()
+        assert len(lv) and (lv == 0.9).all()
+        ci = res.conf_int(confidence_level=0.9)
+        assert {"conf_low", "conf_high", "conf_level"} <= set(ci.columns)
+        # a narrower level never gives a wider interval (same stored resamples)
+        wide = res.to_frame(confidence_level=0.99)
+        both = np.isfinite(g["conf_low"].to_numpy(float)) & np.isfinite(wide["conf_low"].to_numpy(float))
+        assert (wide["conf_low"].to_numpy(float)[both] <= g["conf_low"].to_numpy(float)[both] + 1e-12).all()
+    text = res.summary()
+    assert isinstance(text, str) and len(text) > 20 and any(ch.isdigit() for ch in text)
+    ax = res.plot()  # an Axes, or an array of Axes for a two-panel figure (as plt.subplots returns)
+    axes = np.ravel(ax) if isinstance(ax, np.ndarray) else [ax]
+    assert all(isinstance(a, Axes) for a in axes) and len(axes)
+    plt.close(axes[0].figure)
+    page = res._repr_html_()
+    assert "<table" in page
+
+
+def test_result_survives_a_pickle_round_trip(result):
+    name, res = result
+    back = pickle.loads(pickle.dumps(res))
+    pd.testing.assert_frame_equal(back.to_frame(), res.to_frame())
+    if name not in NO_INTERVALS:
+        pd.testing.assert_frame_equal(back.to_frame(confidence_level=0.9), res.to_frame(confidence_level=0.9))
+    assert back.summary() == res.summary()
+
+
+def test_export_writes_every_result_without_special_cases(result, tmp_path):
+    from robustalign.export import to_csv, to_latex, to_parquet
+
+    name, res = result
+    want = res.to_frame()
+    got = pd.read_parquet(to_parquet(res, tmp_path / "r.parquet"))
+    pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_exact=True, check_dtype=False)
+    assert len(pd.read_csv(to_csv(res, tmp_path / "r.csv"))) == len(want)
+    assert "\\begin{tabular}" in to_latex(res)
+    if name not in NO_INTERVALS:
+        at = pd.read_parquet(to_parquet(res, tmp_path / "r9.parquet", level=0.9))
+        pd.testing.assert_frame_equal(at, res.to_frame(0.9).reset_index(drop=True), check_exact=True, check_dtype=False,
+                                      check_categorical=False)
