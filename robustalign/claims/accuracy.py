@@ -185,6 +185,7 @@ def _counts_times(idx, *, values, present, n):
     """Numerator and denominator sums of a resample given as item indices (rows x n)."""
     rows = idx.shape[0]
     counts = np.bincount((idx + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
+    counts = counts.astype(float)
     return np.stack([counts @ values, counts @ present], axis=1)  # (rows, 2, cells)
 
 
@@ -196,10 +197,12 @@ def _bootstrap_means(A: np.ndarray, strata: np.ndarray, *, n_resamples: int, rng
     den = np.zeros_like(num)
     for s in pd.unique(strata):
         rows = np.flatnonzero(strata == s)
-        stat = partial(_counts_times, values=values[rows], present=present[rows], n=len(rows))
+        cols = np.flatnonzero(present[rows].any(0))  # only the cells this stratum has data for
+        stat = partial(_counts_times, values=values[np.ix_(rows, cols)], present=present[np.ix_(rows, cols)],
+                       n=len(rows))
         out = nulls.item_bootstrap(stat, len(rows), n_resamples=n_resamples, rng=rng, key=(*key, str(s)))
-        num += out[:, 0]
-        den += out[:, 1]
+        num[:, cols] += out[:, 0]
+        den[:, cols] += out[:, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         return num / den
 
@@ -212,8 +215,14 @@ def _col_mean(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _interval(reps: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     a = (1 - level) / 2
-    with np.errstate(invalid="ignore"):
-        return np.nanquantile(reps, a, axis=0), np.nanquantile(reps, 1 - a, axis=0)
+    if reps.shape[1] == 0:
+        return np.empty(0), np.empty(0)
+    if np.isfinite(reps).all():
+        q = np.quantile(reps, [a, 1 - a], axis=0)
+    else:
+        with np.errstate(invalid="ignore"):
+            q = np.nanquantile(reps, [a, 1 - a], axis=0)
+    return q[0], q[1]
 
 
 def _sign_flip_p(D: np.ndarray, *, n_permutations: int, rng, key: tuple) -> np.ndarray:
@@ -251,19 +260,20 @@ def _cells(frame: pd.DataFrame, has_context: bool) -> tuple[np.ndarray, pd.DataF
 
 
 def _col(cells: pd.DataFrame, **want) -> int | None:
-    mask = np.ones(len(cells), bool)
-    for k, v in want.items():
-        if k in cells:
-            mask &= cells[k].astype(str).to_numpy() == str(v)
-    hit = np.flatnonzero(mask)
-    return int(hit[0]) if hit.size else None
+    """Column of the cell with these labels (a dict lookup, built once per cells table)."""
+    keys = [k for k in ("model", "culture", "context") if k in cells]
+    lookup = cells.attrs.get("lookup")
+    if lookup is None:
+        lookup = {tuple(str(v) for v in row): i for i, row in enumerate(cells[keys].itertuples(index=False))}
+        cells.attrs["lookup"] = lookup
+    return lookup.get(tuple(str(want.get(k, ALL)) for k in keys))
 
 
-def _contrasts(A, cells, models, cultures, order):
+def _contrasts(A, cells, models, cultures, order, pairs):
     """Per-item differences: every model pair on every culture, and each model's context-level contrasts."""
     cols, labels = [], []
     ctx = {"context": ALL} if order else {}
-    for a, b in combinations(models, 2):
+    for a, b in (combinations(models, 2) if pairs == "all" else pairs):
         for c in [ALL, *cultures]:
             i, j = _col(cells, model=a, culture=c, **ctx), _col(cells, model=b, culture=c, **ctx)
             if i is not None and j is not None:
@@ -343,7 +353,7 @@ def _verdict_difference(r, alpha, margin, what):
         n_needed = _items_needed(r["estimate"], r["std_error"], r["n_items"], alpha)
         why += f"; about {n_needed:g} items would detect a difference of this size at 80% power"
         if r.get("min_p", 0) >= alpha:
-            why += f" (but with {r['n_cultures']} cultures the culture permutation test cannot reach p < {alpha:g}:" \
+            why += f" (but with {int(r['n_cultures'])} cultures the culture permutation test cannot reach p < {alpha:g}:" \
                    " more cultures are needed, not more items)"
     return v, why, n_needed
 
@@ -427,7 +437,7 @@ def _p_adjust(contrasts: pd.DataFrame) -> pd.DataFrame:
     return c
 
 
-def assess_accuracy(data, *, groups: dict | None = None, margin: float = 0.05, alpha: float = 0.05,
+def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: float = 0.05, alpha: float = 0.05,
                     small_cell: int = 20, n_resamples: int = 2000, n_permutations: int = 9999,
                     confidence_level: float = 0.95, rng=None, **load_kwargs) -> AssessmentResult:
     """Accuracy per culture with item-clustered intervals, and the benchmark's claims with verdicts.
@@ -440,6 +450,8 @@ def assess_accuracy(data, *, groups: dict | None = None, margin: float = 0.05, a
         Two culture groups for the claim "models do better on group a than on group b": the difference
         of the groups' mean culture accuracy, an item-bootstrap interval (cultures fixed) and a permutation
         test of culture labels between the groups (cultures exchangeable; exact when there are few).
+    pairs : "all" or list of (model_a, model_b)
+        The model pairs whose paired difference (same items) is estimated and tested; ``[]`` for none.
     margin : float
         Differences smaller than this (accuracy points) count as no difference: a paired difference or
         contrast whose interval lies inside ``±margin`` is "not supported"; context effects all inside it
@@ -455,7 +467,7 @@ def assess_accuracy(data, *, groups: dict | None = None, margin: float = 0.05, a
     A, cells, strata = _cells(frame, order is not None)
     models = sorted(frame["model"].unique())
     cultures = sorted(frame["culture"].unique())
-    D, clabels = _contrasts(A, cells, models, cultures, order)
+    D, clabels = _contrasts(A, cells, models, cultures, order, pairs)
     R = _bootstrap_means(np.column_stack([A, D]), strata, n_resamples=n_resamples, rng=rng,
                          key=("accuracy.bootstrap",))
     acc, n_items = _col_mean(A)
