@@ -138,8 +138,10 @@ def _dimension_items(df: pd.DataFrame, units: list, dims: list, where: str) -> d
 
 def _scores_from(idx, *, M):
     """Resampled dimension scores ``(rows, units)`` from item indices ``(rows, items)``."""
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(M[:, idx], axis=2).T
+    X = M[:, idx]
+    ok = np.isfinite(X)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.where(ok, X, 0.0).sum(axis=2) / ok.sum(axis=2)).T
 
 
 def _ari_from_scores(Se: np.ndarray, Sh: np.ndarray, k: int) -> float:
@@ -170,13 +172,15 @@ def _one_group(df, group, evaluated, held_out, k, n_resamples, n_permutations, r
                                         key=("clustering.bootstrap", str(group), str(d))) for d, m in mats.items()}
         for b in range(n_resamples):
             Sb = np.column_stack([boot[d][b] for d in [*evaluated, *held_out]])
-            reps[b] = _ari_from_scores(Sb[:, :ne], Sb[:, ne:], k)
+            if np.isfinite(Sb).all():  # else a unit drew none of its items on a dimension: undefined, counted
+                reps[b] = _ari_from_scores(Sb[:, :ne], Sb[:, ne:], k)
     row = {"group": group, "quantity": "ARI evaluated vs held-out clustering", "estimate": ari,
            "std_error": float(np.nanstd(reps, ddof=1)) if n_resamples > 1 else math.nan, "p_value": p,
            "null_mean": float(np.nanmean(null)), "exact_null": exact, "n_units": len(units), "k": k,
            "silhouette_evaluated": silhouette_score(_zscore(S[:, :ne]), ce),
            "silhouette_held_out": silhouette_score(_zscore(S[:, ne:]), ch),
-           "n_items": int(sum(m.shape[1] for m in mats.values()))}
+           "n_items": int(sum(m.shape[1] for m in mats.values())),
+           "n_undefined_resamples": int(np.isnan(reps).sum()) if n_resamples else 0}
     clusters = pd.DataFrame({"group": group, "unit": units, "cluster_evaluated": ce, "cluster_held_out": ch})
     return row, reps, clusters
 
