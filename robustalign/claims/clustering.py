@@ -186,11 +186,13 @@ def _one_group(df, group, evaluated, held_out, k, n_resamples, n_permutations, r
 
 
 def _frame_at(ev: dict, level: float) -> pd.DataFrame:
-    """Basic (reverse-percentile) bootstrap interval ``[2 T - q_hi, 2 T - q_lo]``, clipped to [-1, 1] for ARI.
+    """Percentile interval of the item-bootstrap ARIs (indicative: see the module notes on coverage).
 
-    Re-clustering resampled data adds noise, and noise lowers an ARI, so the bootstrap distribution sits
-    below the estimate (``bootstrap_bias``); the basic interval carries that shift back to the estimand
-    (the agreement of clusterings of the dimension scores with infinitely many items).
+    Re-clustering resampled data adds noise, and noise moves an ARI (``bootstrap_bias`` = mean replicate
+    minus estimate). In a simulation with known truth (the ARI of the clusterings of the dimension scores
+    with infinitely many items; 30 units, k = 3, 5 items per dimension) the 95% percentile interval covered
+    99/120 = 0.83 and the basic (reverse-percentile) interval 62/120 = 0.52, so the percentile one is
+    reported and verdicts lean on the permutation test.
     """
     f = ev["table"].copy()
     a = (1 - level) / 2
@@ -200,15 +202,13 @@ def _frame_at(ev: dict, level: float) -> pd.DataFrame:
     if ok.any():
         with np.errstate(invalid="ignore"):
             q[:, ok] = np.nanquantile(R[:, ok], [a, 1 - a], axis=0)
-            f["bootstrap_bias"] = np.where(ok, np.nanmean(np.where(ok, R, 0.0), axis=0), np.nan) - f["estimate"]
-    est = f["estimate"].to_numpy(float)
-    lo, hi = 2 * est - q[1], 2 * est - q[0]
+        f["bootstrap_bias"] = np.where(ok, np.nanmean(np.where(np.isfinite(R), R, np.nan), axis=0), np.nan) - \
+            f["estimate"].to_numpy(float)
     diff = f["quantity"].str.startswith("ARI difference").to_numpy()
-    f["conf_low"] = np.where(diff, np.clip(lo, -2, 2), np.clip(lo, -1, 1))
-    f["conf_high"] = np.where(diff, np.clip(hi, -2, 2), np.clip(hi, -1, 1))
-    f["conf_level"] = level
-    f["method"] = np.where(diff, "basic bootstrap, items within dimension, both groups",
-                           "basic bootstrap, items within dimension; permutation of held-out profiles across units")
+    f["conf_low"], f["conf_high"], f["conf_level"] = q[0], q[1], level
+    f["method"] = np.where(diff, "percentile bootstrap, items within dimension, both groups",
+                           "percentile bootstrap, items within dimension; permutation of held-out profiles across "
+                           "units")
     f["units"] = "adjusted Rand index"
     return f
 
@@ -218,7 +218,7 @@ def _verdict(r, alpha: float, min_ari: float) -> tuple[str, str]:
     p = r["p_adjusted"]
     if p < alpha and r["conf_low"] > 0:
         v, why = "supported", f"ARI {ci} beats its permutation null (adjusted p = {p:.3g})"
-    elif r["conf_high"] < min_ari:
+    elif p >= alpha and r["conf_high"] < min_ari:
         v, why = "not supported", f"ARI {ci}: agreement below {min_ari:g} (adjusted p = {p:.3g})"
     else:
         v, why = "inconclusive", f"ARI {ci}, adjusted p = {p:.3g}"
@@ -273,7 +273,8 @@ def assess_cluster_agreement(data, *, evaluated, held_out, k: int, unit: str = "
     reference : str, optional
         A group (e.g. "human") whose ARI every other group's is compared with (difference and interval).
     min_ari : float
-        The claim "the clustering carries over" is *not supported* when the ARI interval lies below it.
+        The claim "the clustering carries over" is *not supported* when the permutation test does not reject
+        and the ARI interval lies below it.
     """
     evaluated, held_out = [str(d) for d in evaluated], [str(d) for d in held_out]
     if set(evaluated) & set(held_out) or not evaluated or not held_out:
