@@ -193,3 +193,23 @@ def test_to_frame_at_another_level_reuses_the_resamples():
     f95, f80 = res.to_frame(), res.to_frame(0.8)
     assert (f80.conf_high - f80.conf_low <= f95.conf_high - f95.conf_low + 1e-12).all()
     assert res.to_frame().equals(f95)
+
+
+def test_unknown_model_pair_is_an_error():
+    df = _simulate(np.random.default_rng(2), 1, 10)
+    with pytest.raises(ValueError, match=r"unknown \['zz'\]"):
+        assess_accuracy(df, pairs=[("a", "zz")], n_resamples=50, rng=0)
+
+
+def test_audit_report_has_an_accuracy_section_for_scored_responses():
+    from robustalign.report.audit import run_audit
+    from robustalign.schema import Scale, make_responses
+
+    df = _simulate(np.random.default_rng(6), 3, 20).rename(columns={"culture": "country"})
+    df["answer"] = np.where(df["correct"] == 1, "1", "2")
+    scales = {i: Scale(("1", "2"), ("yes", "no"), False) for i in df["item"].unique()}
+    rep = run_audit(make_responses(df, scales=scales), None, n_resamples=100, n_permutations=99, rng=1,
+                    design={"stability": {"enabled": False}})
+    v = rep.verdicts.query("assessment == 'accuracy'")
+    assert v.unit.tolist() == ["models differ in accuracy / a / b"]
+    assert v.verdict.iloc[0] in ("supported", "not supported", "inconclusive")

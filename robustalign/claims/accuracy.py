@@ -467,6 +467,12 @@ def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: fl
     A, cells, strata = _cells(frame, order is not None)
     models = sorted(frame["model"].unique())
     cultures = sorted(frame["culture"].unique())
+    if pairs != "all":
+        pairs = [tuple(str(m) for m in pr) for pr in pairs]
+        unknown = sorted({m for pr in pairs for m in pr} - set(models))
+        if unknown or any(len(pr) != 2 for pr in pairs):
+            raise ValueError(f"`pairs` must be 'all' or a list of (model_a, model_b) of models in the data; unknown "
+                             f"{preview(unknown)}; models present: {preview(models, 10)}.")
     D, clabels = _contrasts(A, cells, models, cultures, order, pairs)
     R = _bootstrap_means(np.column_stack([A, D]), strata, n_resamples=n_resamples, rng=rng,
                          key=("accuracy.bootstrap",))
