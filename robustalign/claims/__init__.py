@@ -11,8 +11,9 @@ from importlib import import_module
 
 from robustalign.claims._base import VERDICTS, AssessmentResult
 
-__all__ = ["VERDICTS", "AssessmentResult", "Claim", "assess_dimension_prediction", "assess_extrapolability",
-           "assess_stability", "assess_steerability", "audit_claim"]
+__all__ = ["VERDICTS", "AssessmentResult", "Claim", "assess_accuracy", "assess_cluster_agreement",
+           "assess_dimension_prediction", "assess_extrapolability", "assess_stability", "assess_steerability",
+           "audit_claim", "load_correctness"]
 
 _WHERE = {
     "assess_stability": "robustalign.claims.stability",
@@ -21,6 +22,9 @@ _WHERE = {
     "audit_claim": "robustalign.claims.multiverse",
     "Claim": "robustalign.claims.multiverse",
     "assess_dimension_prediction": "robustalign.claims.extrapolability",
+    "assess_accuracy": "robustalign.claims.accuracy",
+    "load_correctness": "robustalign.claims.accuracy",
+    "assess_cluster_agreement": "robustalign.claims.clustering",
 }
 
 

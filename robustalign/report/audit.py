@@ -382,6 +382,19 @@ def run_audit(
     else:
         not_run.append(("validity", "answers were not parsed from raw text (no invalid answers to count)"))
 
+    # ---- accuracy against a gold answer per culture (scored responses: a 0/1 `correct` column)
+    cult = next((c for c in ("culture", "country") if c in data.columns), None)
+    if "correct" in data.columns and cult is not None:
+        from robustalign.claims.accuracy import accuracy_report
+
+        pr.step("accuracy", f"accuracy per {cult}: {nres} item-bootstrap resamples")
+        acc, acc_v = accuracy_report(data, culture=cult, sample="sample" if "sample" in data.columns else None,
+                                     rng=keyed_stream(gen, "accuracy"), n_resamples=nres, n_permutations=nperm,
+                                     confidence_level=level)
+        sections.append(Section("accuracy", "Accuracy against a gold answer per culture", "",
+                                _vrows(part_name, "accuracy", acc_v, ["claim", "model", "model_b"]),
+                                {"accuracy": acc}, [("Accuracy", _headline(acc, ["quantity", "model", "culture"]))]))
+
     # ---- claims
     claims = design.claim_objects()
     if claims and reference is None:

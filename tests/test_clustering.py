@@ -1,0 +1,105 @@
+"""E4 clustering on evaluated vs held-out dimensions (robustalign.claims.clustering).
+
+The ARI is pinned against the examples published in scikit-learn's documentation of
+``adjusted_rand_score`` and against the pair-counting closed form of Hubert & Arabie (1985), written
+here independently (counts of unit pairs together/apart in each labeling). The permutation null's size
+is checked on data where the held-out dimensions are independent of the evaluated ones.
+"""
+
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from robustalign import SchemaError
+from robustalign.claims.clustering import adjusted_rand_index, assess_cluster_agreement, silhouette_score
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ([0, 0, 1, 1], [0, 0, 1, 1], 1.0),
+    ([0, 0, 1, 1], [1, 1, 0, 0], 1.0),
+    ([0, 0, 1, 2], [0, 0, 1, 1], 0.5714285714285714),  # 4/7
+    ([0, 0, 1, 1], [0, 0, 1, 2], 0.5714285714285714),
+    ([0, 0, 0, 0], [0, 1, 2, 3], 0.0),
+    ([0, 0, 1, 1], [0, 1, 0, 1], -0.5),
+])
+def test_ari_matches_published_examples(a, b, expected):
+    assert adjusted_rand_index(a, b) == pytest.approx(expected, abs=1e-12)
+
+
+def _pair_count_ari(a, b) -> float:
+    """ARI from pair counts: 2 (n11 n00 - n01 n10) / ((n11 + n01)(n01 + n00) + (n11 + n10)(n10 + n00))."""
+    n11 = n00 = n01 = n10 = 0
+    for i, j in combinations(range(len(a)), 2):
+        sa, sb = a[i] == a[j], b[i] == b[j]
+        n11 += sa and sb
+        n00 += (not sa) and (not sb)
+        n10 += sa and not sb
+        n01 += sb and not sa
+    return 2.0 * (n11 * n00 - n01 * n10) / ((n11 + n01) * (n01 + n00) + (n11 + n10) * (n10 + n00))
+
+
+def test_ari_matches_pair_counting_closed_form():
+    gen = np.random.default_rng(0)
+    for _ in range(25):
+        a, b = gen.integers(0, 4, 30), gen.integers(0, 3, 30)
+        assert adjusted_rand_index(a, b) == pytest.approx(_pair_count_ari(a, b), abs=1e-12)
+
+
+def test_silhouette_closed_form():
+    X = np.array([[0.0], [1.0], [10.0], [11.0]])
+    expected = (2 * (1 - 1 / 10.5) + 2 * (1 - 1 / 9.5)) / 4
+    assert silhouette_score(X, [0, 0, 1, 1]) == pytest.approx(expected, rel=1e-12)
+
+
+def _simulate(gen, n_units=30, k=3, shared=True, n_items=5, group="g") -> pd.DataFrame:
+    """Units in k latent clusters on the evaluated dimensions E1, E2; the held-out H1, H2 follow the same
+    clusters when ``shared``, else independent scores. Items are noisy measurements of a dimension score."""
+    lab = np.arange(n_units) % k
+    centres = gen.normal(0, 3, (k, 4))
+    score = centres[lab] if shared else np.column_stack([centres[lab][:, :2], gen.normal(0, 3, (n_units, 2))])
+    vals = score[:, :, None] + gen.normal(0, 1, (n_units, 4, n_items))
+    u, d, i = np.meshgrid(np.arange(n_units), np.arange(4), np.arange(n_items), indexing="ij")
+    dims = np.array(["E1", "E2", "H1", "H2"])
+    return pd.DataFrame({"group": group, "country": [f"u{x}" for x in u.ravel()], "dimension": dims[d.ravel()],
+                         "item": [f"{dims[y]}-{z}" for y, z in zip(d.ravel(), i.ravel())], "value": vals.ravel()})
+
+
+def test_permutation_null_holds_its_size():
+    gen = np.random.default_rng(20261203)
+    n_sets = 200
+    df = pd.concat([_simulate(gen, shared=False, group=f"s{j}") for j in range(n_sets)], ignore_index=True)
+    res = assess_cluster_agreement(df, evaluated=["E1", "E2"], held_out=["H1", "H2"], k=3, by="group",
+                                   n_resamples=0, n_permutations=199, rng=1)
+    p = res.to_frame()["p_value"].to_numpy()
+    rej = int((p <= 0.05).sum())
+    assert len(p) == n_sets
+    assert stats.binomtest(rej, n_sets, 0.05, alternative="greater").pvalue > 0.01, f"{rej}/{n_sets} rejections"
+    assert rej >= 3, f"{rej}/{n_sets}: the test never rejects"
+
+
+def test_shared_structure_is_supported_and_independent_is_not():
+    gen = np.random.default_rng(4)
+    df = pd.concat([_simulate(gen, shared=True, group="human"), _simulate(gen, shared=False, group="llm")])
+    res = assess_cluster_agreement(df, evaluated=["E1", "E2"], held_out=["H1", "H2"], k=3, by="group",
+                                   reference="human", n_resamples=60, n_permutations=999, rng=2)
+    v = res.verdicts.set_index("group")["verdict"]
+    assert v["human"] == "supported"
+    assert v["llm"] in ("not supported", "inconclusive")
+    f = res.to_frame()
+    d = f[f.quantity == "ARI difference from reference"].iloc[0]
+    assert d.estimate < 0 and d.conf_low < 0
+    # groups are clustered separately: every unit appears once per group
+    assert res.evidence["clusters"].groupby("group").size().tolist() == [30, 30]
+
+
+def test_overlapping_dimensions_and_missing_columns_are_errors():
+    df = _simulate(np.random.default_rng(1))
+    with pytest.raises(ValueError, match="disjoint"):
+        assess_cluster_agreement(df, evaluated=["E1", "H1"], held_out=["H1"], k=3)
+    with pytest.raises(SchemaError, match=r"missing column\(s\) \['nation'\]"):
+        assess_cluster_agreement(df, evaluated=["E1"], held_out=["H1"], k=3, unit="nation")
+    with pytest.raises(SchemaError, match="'H9' has no rows"):
+        assess_cluster_agreement(df, evaluated=["E1"], held_out=["H9"], k=3, n_resamples=0)
