@@ -92,6 +92,7 @@ __all__ = [
     "PersonaResult",
     "assess_persona",
     "load_respondent_reference",
+    "loo_influence",
     "make_respondent_reference",
     "persona_scores",
     "persona_report_section",
@@ -309,6 +310,9 @@ class _Scores:
     arrays: dict[str, np.ndarray]
     n_answers: np.ndarray
     exclusions: ExclusionLog
+    answers: np.ndarray | None = None  # (R, Q) option index, -1 not answered
+    kernels: dict[str, np.ndarray] | None = None  # "agreement"/"distance" -> (Q, K, K)
+    statistic: str = "expected"
 
 
 def _positions(scales, items) -> tuple[np.ndarray, np.ndarray]:
@@ -337,8 +341,10 @@ def _distance(P: np.ndarray, A: np.ndarray, x: np.ndarray, ordinal: np.ndarray) 
 
 def _majority(P: np.ndarray) -> np.ndarray:
     """The majority answer as a distribution: 1/m on each of the m modal options (ties split evenly)."""
-    top = np.isclose(P, np.nanmax(P, axis=-1, keepdims=True), rtol=0, atol=1e-9) & (P > 0)
-    return top / top.sum(axis=-1, keepdims=True)
+    Pz = np.nan_to_num(P, nan=0.0)
+    top = (Pz >= Pz.max(axis=-1, keepdims=True) - 1e-9) & (Pz > 0)
+    m = top.sum(axis=-1, keepdims=True)
+    return np.where(m > 0, top / np.maximum(m, 1), np.nan)
 
 
 def _group_baseline(A: np.ndarray, groups: np.ndarray, K: int, majority: bool) -> np.ndarray:
@@ -355,6 +361,59 @@ def _group_baseline(A: np.ndarray, groups: np.ndarray, K: int, majority: bool) -
             loo = np.where(n > 0, (C[None] - own) / n, np.nan)
         out[m] = _majority(loo) if majority else loo
     return out
+
+
+def loo_influence(answers: np.ndarray, groups, in_estimate: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    r"""Linearised cell scores of the mean of a leave-one-out group baseline, for :func:`twoway_mean`.
+
+    The baseline of respondent :math:`r` on item :math:`q` is
+    :math:`b_{rq} = \sum_{r' \ne r} k_q(a_{rq}, a_{r'q}) / (n_{gq} - 1)` over the other members of its
+    group (``kernel`` :math:`k_q`: 1 for equal answers, or the distance between them). Its mean is a
+    U-statistic over pairs of respondents: each respondent enters as a target *and* as a predictor of
+    the others, so its influence is about twice its own row's (Hoeffding). Clustering the plain rows on
+    respondents misses half of it and a persona-helps test over-rejects (0.10 at a nominal 0.05 in
+    ``tests/test_persona.py``). The score of cell :math:`(j, q)` is its own baseline (when in the
+    estimate) plus its share in the baselines of the others in the estimate, centred per item so that
+    item sums equal those of the plain deviations.
+
+    Parameters
+    ----------
+    answers : int array (R, Q)
+        Option index of each respondent's answer, -1 where not answered.
+    groups : array (R,)
+    in_estimate : bool array (R, Q)
+        Cells whose baseline enters the mean.
+    kernel : array (Q, K, K)
+
+    Returns
+    -------
+    array (R, Q)
+        The influence (NaN on cells that do not contribute), to pass as ``influence=`` (transposed).
+    """
+    A = np.asarray(answers)
+    grp = np.asarray(groups)
+    inS = np.asarray(in_estimate, bool) & (A >= 0)
+    K = kernel.shape[-1]
+    oh = ((A[..., None] == np.arange(K)) & (A >= 0)[..., None]).astype(float)  # (R, Q, K)
+    kk = np.einsum("qkl,rql->rqk", np.nan_to_num(kernel), oh)  # kernel(k, a_rq)
+    own_k = np.einsum("rqk,rqk->rq", oh, kk)
+    ell = np.zeros(A.shape)
+    b = np.zeros(A.shape)
+    involved = np.zeros(A.shape, bool)
+    for g in np.unique(grp):
+        m = grp == g
+        n_all = (A[m] >= 0).sum(0).astype(float)  # (Q,)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            b[m] = (np.einsum("qk,rqk->rq", oh[m].sum(0), kk[m]) - own_k[m]) / (n_all - 1)
+            o = (np.einsum("qk,rqk->rq", (oh[m] * inS[m][..., None]).sum(0), kk[m]) - inS[m] * own_k[m]) \
+                / (n_all - 1)
+        ell[m] = np.where(inS[m], b[m], 0.0) + o
+        involved[m] = (A[m] >= 0) & (inS[m].any(0))[None, :]
+    bS = np.where(inS, b, 0.0)
+    bbar = bS.sum() / inS.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = (np.where(involved, ell, 0.0).sum(0) - (bS.sum(0) - inS.sum(0) * bbar)) / involved.sum(0)
+    return np.where(involved, ell - c[None, :], np.nan)
 
 
 def _model_counts(resp: Responses, keys: list[str], units, people, items) -> tuple[np.ndarray, np.ndarray]:
@@ -473,7 +532,9 @@ def _score_arrays(resp: Responses, ref: RespondentReference, by: list[str], stat
         arrays["agreement_no_persona"] = _pick(P0r, A)
         arrays["distance_no_persona"] = _distance(P0r, A, x, ordinal)
     arrays = {k: np.where(n > 0, v, np.nan) for k, v in arrays.items()}
-    return _Scores(units, items, people, arrays, n, log)
+    kern = {"agreement": np.broadcast_to(np.eye(K), (len(items), K, K)),
+            "distance": np.where(ordinal[:, None, None], np.abs(x[:, :, None] - x[:, None, :]), np.nan)}
+    return _Scores(units, items, people, arrays, n, log, A, kern, statistic)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -505,7 +566,6 @@ def _levels(people: pd.DataFrame, attributes: Sequence[str]):
 
 
 def _table(s: _Scores, attributes, level: float) -> pd.DataFrame:
-    from robustalign.resampling.twoway import twoway_mean
 
     rows = []
     for u, unit in s.units.iterrows():
@@ -513,19 +573,49 @@ def _table(s: _Scores, attributes, level: float) -> pd.DataFrame:
             for name, a, b, sign in _QUANTITIES:
                 if a not in s.arrays or (b is not None and b not in s.arrays):
                     continue
-                y = s.arrays[a][u][mask]
-                if b is not None:
-                    y = sign * (y - s.arrays[b][u][mask])
-                if np.isfinite(y).sum() < 2:
+                t, method = _interval(s, u, mask, a, b, sign, level)
+                if t is None:
                     continue
-                t = twoway_mean(y.T, confidence_level=level)
                 rows.append({**unit.to_dict(), "level": kind, "group": grp, "attribute": attr, "value": val,
                              "quantity": name, "estimate": t.estimate, "std_error": t.std_error,
                              "conf_low": t.conf_low, "conf_high": t.conf_high, "conf_level": level,
-                             "method": "two-way cluster-robust t (items x respondents)", "p_value": t.p_value,
+                             "method": method, "p_value": t.p_value,
                              "df": t.df, "n_items": t.n_items, "n_respondents": t.n_respondents,
                              "n_pairs": t.n_cells, "units": _UNITS["distance" if "distance" in name else "agreement"]})
     return pd.DataFrame(rows)
+
+
+def _interval(s: _Scores, u: int, mask: np.ndarray, a: str, b: str | None, sign: float, level: float):
+    """Two-way interval of one quantity over the respondents in ``mask`` (None if under 2 scored pairs).
+
+    Quantities built on the leave-one-out group baseline get the linearised scores of
+    :func:`loo_influence` (each respondent also predicts the others); with the majority statistic the
+    baseline is not linear in the others' answers and the plain two-way variance is used (flagged).
+    """
+    from robustalign.resampling.twoway import twoway_mean
+
+    base = "two-way cluster-robust t (items x respondents)"
+    rows = mask[:, None]
+    y = np.where(rows, s.arrays[a][u], np.nan)
+    if b is not None:
+        y = sign * (y - np.where(rows, s.arrays[b][u], np.nan))
+    if np.isfinite(y).sum() < 2:
+        return None, base
+    group_part = [k for k in (a, b) if k is not None and k.endswith("_group")]
+    if not group_part or s.statistic == "majority":
+        note = "" if not group_part else "; group baseline's dependence between respondents not linearised"
+        return twoway_mean(y.T, confidence_level=level), base + note
+    kind = "distance" if a.startswith("distance") else "agreement"
+    inS = np.isfinite(y)
+    ell_b = loo_influence(s.answers, s.people["group"].to_numpy(), inS, s.kernels[kind])
+    if b is None:  # the baseline itself
+        infl = ell_b
+    else:
+        ym = s.arrays[a][u]
+        ell_y = np.where(inS, ym - ym[inS].mean(), 0.0)
+        infl = sign * (ell_y - np.where(np.isfinite(ell_b), ell_b, 0.0))
+        infl = np.where(np.isfinite(ell_b) | inS, infl, np.nan)
+    return twoway_mean(y.T, confidence_level=level, influence=infl.T), base + ", leave-one-out baseline linearised"
 
 
 def _respondent_table(s: _Scores, level: float) -> pd.DataFrame:

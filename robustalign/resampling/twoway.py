@@ -78,7 +78,7 @@ def _crv1(e: np.ndarray, along: int) -> tuple[float, int]:
 
 
 def twoway_mean(values, *, clusters: str = "two-way", confidence_level: float = 0.95,
-                null: float = 0.0) -> TwoWayMean:
+                null: float = 0.0, influence=None) -> TwoWayMean:
     """Mean of an ``(n_items, n_respondents)`` table (NaN = no score) with a cluster-robust t interval.
 
     Parameters
@@ -91,6 +91,13 @@ def twoway_mean(values, *, clusters: str = "two-way", confidence_level: float = 
         other source of variation (kept to show what it misses).
     null : float
         Value of the two-sided t test's null hypothesis.
+    influence : array (n_items, n_respondents), optional
+        Linearised contribution of each cell to the sum of ``values`` minus its mean, when a cell's
+        score also depends on *other* respondents (a leave-one-out group baseline: each respondent is
+        also a predictor of the others, see :func:`robustalign.persona.loo_influence`). Finite on every
+        cell that contributes, including respondents whose own cells are not in ``values``. The
+        variance is then computed from these scores instead of ``values - estimate``; the estimate is
+        still the mean of ``values``.
 
     Returns
     -------
@@ -104,16 +111,24 @@ def twoway_mean(values, *, clusters: str = "two-way", confidence_level: float = 
     if y.ndim != 2:
         raise ValueError(f"`values` must be a 2-D (items x respondents) array; got shape {y.shape}.")
     ok = ~np.isnan(y)
-    y = y[ok.any(axis=1)][:, ok.any(axis=0)]
-    ok = ~np.isnan(y)
     n = int(ok.sum())
     if n < 2:
         raise ValueError(f"a two-way interval needs at least 2 scored cells; got {n}.")
     est = float(y[ok].mean())
-    e = np.where(ok, y - est, 0.0) / n
+    if influence is None:
+        e = np.where(ok, y - est, 0.0) / n
+        e = e[ok.any(axis=1)][:, ok.any(axis=0)]
+    else:
+        f = np.asarray(influence, dtype=float)
+        if f.shape != y.shape:
+            raise ValueError(f"`influence` must have the shape of `values` {y.shape}; got {f.shape}.")
+        fin = np.isfinite(f)
+        e = (np.where(fin, f, 0.0) / n)[fin.any(axis=1)][:, fin.any(axis=0)]
+        ok = fin[fin.any(axis=1)][:, fin.any(axis=0)]
     v_q, n_q = _crv1(e, 1)
     v_r, n_r = _crv1(e, 0)
-    v_c = float(n / (n - 1) * (e**2).sum())
+    n_c = int(ok.sum())
+    v_c = float(n_c / (n_c - 1) * (e**2).sum())
     fallback = False
     if clusters == "items":
         var, dof = v_q, n_q - 1
@@ -128,5 +143,5 @@ def twoway_mean(values, *, clusters: str = "two-way", confidence_level: float = 
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (est - null) / se if se > 0 else (0.0 if est == null else np.inf)
     p = float(2 * stats.t.sf(abs(t), dof))
-    return TwoWayMean(est, se, est - tq * se, est + tq * se, p, int(dof), y.shape[0], y.shape[1], n,
+    return TwoWayMean(est, se, est - tq * se, est + tq * se, p, int(dof), n_q, n_r, n,
                       v_q, v_r, v_c, clusters, fallback)
