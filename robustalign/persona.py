@@ -94,8 +94,9 @@ __all__ = [
     "load_respondent_reference",
     "loo_influence",
     "make_respondent_reference",
-    "persona_scores",
     "persona_report_section",
+    "persona_scores",
+    "persona_section",
 ]
 
 STATISTICS = ("expected", "majority")
@@ -690,12 +691,15 @@ def _verdicts(table: pd.DataFrame, keys: list[str], alpha: float, adjust: str) -
             reasons.append(f"{where}: the persona hurts (agreement below the group baseline): {nums}.")
             needed.append(np.nan)
         else:
-            f = (_z(alpha, 0.8, True) * r["std_error"] / abs(r["estimate"])) ** 2 if r["estimate"] else np.inf
-            n_resp = float(np.ceil(f * r["n_respondents"])) if np.isfinite(f) else np.nan
+            # power at the per-test level of a Bonferroni split of the family (Holm is at least as powerful)
+            z = _z(alpha / max(len(v), 1), 0.8, True)
+            f = (z * r["std_error"] / abs(r["estimate"])) ** 2 if r["estimate"] else np.inf
+            n_items = float(np.ceil(f * r["n_items"])) if np.isfinite(f) else np.nan
             verdict.append(VERDICTS[2])
             reasons.append(f"{where}: cannot be judged at this size: {nums}; detecting a gain of this size with "
-                           f"80% power needs about {f:.1f} times as many items and respondents.")
-            needed.append(n_resp)
+                           f"80% power in this family needs about {f:.1f} times as many items and respondents "
+                           f"(about {n_items:.0f} items).")
+            needed.append(n_items)
     v["verdict"], v["reason"], v["n_needed"] = verdict, reasons, needed
     return v[[*keys, "group", "verdict", "reason", "n_needed", "estimate", "conf_low", "conf_high",
               "p_value", "p_adjusted", "adjust_method", "family"]]
@@ -760,3 +764,24 @@ def persona_report_section(result: PersonaResult) -> tuple[pd.DataFrame, pd.Data
         ["agreement", "agreement_group_baseline", "persona_gain_agreement", "agreement_no_persona",
          "persona_gain_agreement_vs_no_persona", "distance", "persona_gain_distance"])
     return f[keep].reset_index(drop=True), result.verdicts
+
+
+def persona_section(responses: Responses, respondents: RespondentReference, by: Sequence[str] = (), *, part: str,
+                    level: float = 0.95, **_):
+    """The audit report's persona section (:func:`robustalign.report.run_audit` with ``persona=``)."""
+    from robustalign.report.audit import Section, _headline, _vrows
+
+    res = assess_persona(responses, respondents, by=by, confidence_level=level)
+    est, verdicts = persona_report_section(res)
+    keys = ["model", *res.provenance["by"]]
+    disp = [(f"{q.replace('_', ' ')} per group", _headline(est[est["quantity"] == q], [*keys, "group"],
+                                                             ["n_items", "n_respondents", "p_value"]))
+            for q in ("agreement", "agreement_group_baseline", "persona_gain_agreement",
+                      "persona_gain_agreement_vs_no_persona") if (est["quantity"] == q).any()]
+    intro = ("Each model role-plays real survey respondents; scores compare its answer distribution with each "
+             "respondent's own answer (expected agreement; expected distance on ordinal items), against the "
+             "respondent's group without the respondent (leave-one-out) as a baseline that ignores the persona. "
+             "Intervals are two-way cluster-robust over items and respondents.")
+    tables = {"persona": res.to_frame(), "persona_respondents": res.respondent_frame()}
+    return Section("persona", "Persona experiment (respondent level)", intro, _vrows(part, "persona helps", verdicts,
+                   [*keys, "group"]), tables, disp, [], results={"persona": res}, notes=[])
