@@ -323,3 +323,41 @@ def test_persona_helps_verdict_keeps_its_size_at_the_null_slow():
         supported.append((res.verdicts["verdict"] == "supported").any())
     s = np.array(supported)
     assert stats.binomtest(int(s.sum()), len(s), 0.05, alternative="greater").pvalue > 0.01, s.mean()
+
+
+# --------------------------------------------------------------------------------------------------
+# the shipped example and the command line
+# --------------------------------------------------------------------------------------------------
+def test_simulated_persona_example_recovers_its_truth():
+    import robustalign as ra
+
+    sim = ra.simulate_persona(n_respondents=(100, 100), n_items=60, n_samples=2, persona_use={"m": 0.6},
+                              no_persona=False, rng=4)
+    people = make_respondent_reference(sim.reference, sim.scales)
+    res = assess_persona(make_responses(sim.responses, people.to_reference()), people, by=["language"])
+    f = res.to_frame().set_index(["language", "level", "group", "quantity"])
+    for lang in ("english", "native"):
+        for c, grp in enumerate(["C1", "C2"]):
+            for q, truth in (("agreement", sim.truth["agreement"][("m", lang)][c]),
+                             ("persona_gain_agreement", sim.truth["gain"][("m", lang)][c])):
+                row = f.loc[(lang, "group", grp, q)]
+                assert abs(row["estimate"] - truth) < 5 * row["std_error"], (lang, grp, q, row["estimate"], truth)
+    assert (res.verdicts["verdict"] == "supported").all()  # a true gain of about 0.04 at 60 items x 100 people
+
+
+def test_command_line_route_prints_persona_verdicts(capsys, tmp_path):
+    import robustalign as ra
+    from robustalign.cli import main
+
+    sim = ra.simulate_persona(n_respondents=(12, 12), n_items=8, n_samples=2, persona_use={"m": 0.6}, rng=6,
+                              n_truth_items=10)
+    sim.responses.to_csv(tmp_path / "r.csv", index=False)
+    sim.reference.to_csv(tmp_path / "people.csv", index=False)
+    sim.scales.to_csv(tmp_path / "s.csv", index=False)
+    args = ["audit", str(tmp_path / "r.csv"), "--reference-respondents", str(tmp_path / "people.csv"),
+            "--persona-by", "language", "--n-resamples", "20", "--n-permutations", "20", "--quiet"]
+    assert main([*args, "--scales", str(tmp_path / "s.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "persona helps: model=m language=native, C1" in out and "gain in agreement" in out
+    assert main(args) == 2
+    assert "give --scales" in capsys.readouterr().err
