@@ -19,7 +19,9 @@ and residual scores :math:`e_{qr} = (y_{qr} - \hat\theta) / N`,
 the item-clustered plus the respondent-clustered variance minus the variance clustered on their
 intersection (here one cell each), which both one-way terms count. It equals statsmodels'
 ``cov_cluster_2groups`` for an intercept-only regression. In the rare table where :math:`\hat V \le 0`
-the larger one-way variance is used (and flagged in ``fallback``).
+the larger one-way variance is used (and flagged in ``fallback``). When a cell's score also depends on
+other respondents (a leave-one-out group baseline), ``influence=`` gives linearised cell scores to use
+in place of :math:`y_{qr} - \hat\theta` (see :func:`robustalign.persona.loo_influence`).
 
 Why not the pigeonhole (product) bootstrap of :func:`~robustalign.resampling.two_way_bootstrap`: it
 counts the item x respondent interaction about three times (Owen 2007), and in persona data that
