@@ -157,7 +157,9 @@ class RespondentReference:
         c = a.groupby(["item", "group", "option"]).size().rename("count").reset_index()
         c["n"] = c.groupby(["item", "group"])["count"].transform("sum")
         c["share"] = c["count"] / c["n"]
-        return make_reference(c[["item", "group", "option", "share", "n"]], self.scales)
+        ref = make_reference(c[["item", "group", "option", "share", "n"]], self.scales)
+        ref.exclusions = self.exclusions.merged(ref.exclusions)  # the respondents' exclusions travel with it
+        return ref
 
     def __repr__(self) -> str:
         return (f"RespondentReference({len(self.respondents)} respondents in {len(self.groups)} groups, "
@@ -314,6 +316,7 @@ class _Scores:
     answers: np.ndarray | None = None  # (R, Q) option index, -1 not answered
     kernels: dict[str, np.ndarray] | None = None  # "agreement"/"distance" -> (Q, K, K)
     statistic: str = "expected"
+    loo: dict = field(default_factory=dict)  # cached leave-one-out parts per kernel
 
 
 def _positions(scales, items) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +367,24 @@ def _group_baseline(A: np.ndarray, groups: np.ndarray, K: int, majority: bool) -
     return out
 
 
-def loo_influence(answers: np.ndarray, groups, in_estimate: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def _loo_parts(A: np.ndarray, grp: np.ndarray, kernel: np.ndarray) -> dict:
+    """What :func:`loo_influence` needs that does not depend on the cells in the estimate."""
+    K = kernel.shape[-1]
+    oh = ((A[..., None] == np.arange(K)) & (A >= 0)[..., None]).astype(float)  # (R, Q, K)
+    kk = np.einsum("qkl,rql->rqk", np.nan_to_num(kernel), oh)  # kernel(k, a_rq)
+    own_k = np.einsum("rqk,rqk->rq", oh, kk)
+    b = np.zeros(A.shape)
+    masks, n_all = {}, {}
+    for g in np.unique(grp):
+        m = masks[g] = grp == g
+        n_all[g] = (A[m] >= 0).sum(0).astype(float)  # (Q,)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            b[m] = (np.einsum("qk,rqk->rq", oh[m].sum(0), kk[m]) - own_k[m]) / (n_all[g] - 1)
+    return {"oh": oh, "kk": kk, "own_k": own_k, "b": b, "masks": masks, "n_all": n_all}
+
+
+def loo_influence(answers: np.ndarray, groups, in_estimate: np.ndarray, kernel: np.ndarray, *,
+                  parts: dict | None = None) -> np.ndarray:
     r"""Linearised cell scores of the mean of a leave-one-out group baseline, for :func:`twoway_mean`.
 
     The baseline of respondent :math:`r` on item :math:`q` is
@@ -392,22 +412,17 @@ def loo_influence(answers: np.ndarray, groups, in_estimate: np.ndarray, kernel: 
         The influence (NaN on cells that do not contribute), to pass as ``influence=`` (transposed).
     """
     A = np.asarray(answers)
-    grp = np.asarray(groups)
     inS = np.asarray(in_estimate, bool) & (A >= 0)
-    K = kernel.shape[-1]
-    oh = ((A[..., None] == np.arange(K)) & (A >= 0)[..., None]).astype(float)  # (R, Q, K)
-    kk = np.einsum("qkl,rql->rqk", np.nan_to_num(kernel), oh)  # kernel(k, a_rq)
-    own_k = np.einsum("rqk,rqk->rq", oh, kk)
+    pt = _loo_parts(A, np.asarray(groups), kernel) if parts is None else parts
+    oh, kk, own_k, b = pt["oh"], pt["kk"], pt["own_k"], pt["b"]
     ell = np.zeros(A.shape)
-    b = np.zeros(A.shape)
     involved = np.zeros(A.shape, bool)
-    for g in np.unique(grp):
-        m = grp == g
-        n_all = (A[m] >= 0).sum(0).astype(float)  # (Q,)
+    for g, m in pt["masks"].items():
+        if not inS[m].any():
+            continue
         with np.errstate(invalid="ignore", divide="ignore"):
-            b[m] = (np.einsum("qk,rqk->rq", oh[m].sum(0), kk[m]) - own_k[m]) / (n_all - 1)
             o = (np.einsum("qk,rqk->rq", (oh[m] * inS[m][..., None]).sum(0), kk[m]) - inS[m] * own_k[m]) \
-                / (n_all - 1)
+                / (pt["n_all"][g] - 1)
         ell[m] = np.where(inS[m], b[m], 0.0) + o
         involved[m] = (A[m] >= 0) & (inS[m].any(0))[None, :]
     bS = np.where(inS, b, 0.0)
@@ -421,6 +436,8 @@ def _model_counts(resp: Responses, keys: list[str], units, people, items) -> tup
     """(units, R, Q, K) answer distributions of the persona rows and (units, R, Q) answer counts."""
     v = resp.valid()
     v = v[v[PERSONA].notna()]
+    if resp.kind == "choice":
+        return _choice_counts(v, resp.scales, keys, units, people, items)
     sub = Responses(v, resp.factors, resp.kind, resp.scales, resp.exclusions)
     cells, P = sub.distributions([*keys, PERSONA, "item"])
     u = pd.MultiIndex.from_frame(units).get_indexer(pd.MultiIndex.from_frame(cells[list(keys)])) \
@@ -433,6 +450,24 @@ def _model_counts(resp: Responses, keys: list[str], units, people, items) -> tup
     out[u[ok], r[ok], q[ok]] = P[ok]
     n[u[ok], r[ok], q[ok]] = cells["n"].to_numpy()[ok]
     return out, n
+
+
+def _choice_counts(v: pd.DataFrame, scales, keys, units, people, items) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_model_counts` for sampled answers, vectorised: one bincount over (unit, respondent, item, option)."""
+    U, R, Q = len(units), len(people), len(items)
+    K = max(scales[i].K for i in items)
+    u = pd.MultiIndex.from_frame(units).get_indexer(pd.MultiIndex.from_frame(v[keys]))
+    r = pd.Index(people["respondent"]).get_indexer(v[PERSONA])
+    q = pd.Index(items).get_indexer(v["item"])
+    table = pd.MultiIndex.from_tuples([(i, o) for i in items for o in scales[i].options])
+    kk = np.array([k for i in items for k in range(scales[i].K)])
+    j = table.get_indexer(pd.MultiIndex.from_arrays([v["item"].astype(str), v["option"].astype(str)]))
+    ok = (u >= 0) & (r >= 0) & (q >= 0) & (j >= 0)
+    flat = ((u[ok] * R + r[ok]) * Q + q[ok]) * K + kk[j[ok]]
+    counts = np.bincount(flat, minlength=U * R * Q * K).reshape(U, R, Q, K).astype(float)
+    n = counts.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n[..., None] > 0, counts / n[..., None], np.nan), n
 
 
 def _no_persona(resp: Responses, keys, units, items, K) -> np.ndarray | None:
@@ -608,7 +643,10 @@ def _interval(s: _Scores, u: int, mask: np.ndarray, a: str, b: str | None, sign:
         return twoway_mean(y.T, confidence_level=level), base + note
     kind = "distance" if a.startswith("distance") else "agreement"
     inS = np.isfinite(y)
-    ell_b = loo_influence(s.answers, s.people["group"].to_numpy(), inS, s.kernels[kind])
+    grp = s.people["group"].to_numpy()
+    if kind not in s.loo:
+        s.loo[kind] = _loo_parts(s.answers, grp, s.kernels[kind])
+    ell_b = loo_influence(s.answers, grp, inS, s.kernels[kind], parts=s.loo[kind])
     if b is None:  # the baseline itself
         infl = ell_b
     else:
@@ -783,5 +821,7 @@ def persona_section(responses: Responses, respondents: RespondentReference, by: 
              "respondent's group without the respondent (leave-one-out) as a baseline that ignores the persona. "
              "Intervals are two-way cluster-robust over items and respondents.")
     tables = {"persona": res.to_frame(), "persona_respondents": res.respondent_frame()}
+    notes = [f"Excluded from persona scores: {e['n_rows']} rows ({e['reason']})."
+             for _, e in res.evidence["exclusions"].to_frame().iterrows()]
     return Section("persona", "Persona experiment (respondent level)", intro, _vrows(part, "persona helps", verdicts,
-                   [*keys, "group"]), tables, disp, [], results={"persona": res}, notes=[])
+                   [*keys, "group"]), tables, disp, [], results={"persona": res}, notes=notes)
