@@ -100,7 +100,6 @@ __all__ = [
 ]
 
 STATISTICS = ("expected", "majority")
-QUANTITIES = ("agreement", "distance")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,6 +252,19 @@ def make_respondent_reference(
         raise SchemaError(f"{src}: items {preview(unknown)} have no scale; scales have {preview(sorted(sc), 3)}. "
                           "Add them to the scales file (`--scales`) or remove them.")
     log = ExclusionLog()
+    df = _answers(df, sc, missing_codes, src, log)
+    who = df.drop_duplicates("respondent")[["respondent", "group", *attrs]]
+    allr = table[respondent_col].map(_code).unique()
+    silent = sorted(set(allr) - set(who["respondent"]))
+    if silent:
+        log.add(src, "respondent answered no item (every answer empty or missing)", silent, "dropped")
+    who = who.sort_values(["group", "respondent"]).reset_index(drop=True)
+    answers = df[["respondent", "item", "option", "_k"]].reset_index(drop=True)
+    return RespondentReference(answers, who, tuple(attrs), sc, log, src)
+
+
+def _answers(df: pd.DataFrame, sc, missing_codes, src: str, log: ExclusionLog) -> pd.DataFrame:
+    """Answers as canonical options (``option``, ``_k``); no-answer rows dropped and counted, off-scale refused."""
     miss_codes = {_code(m) for m in missing_codes}
     miss = df["answer"].map(lambda v: _isna(v) or _code(v) in miss_codes)
     log.add(src, "no answer (empty or a missing code); the respondent is not scored on that item",
@@ -266,17 +278,10 @@ def make_respondent_reference(
         raise SchemaError(
             f"{src}: answers off the item's scale at rows {preview(bad['row'].unique())}: e.g. respondent "
             f"{r['respondent']!r} item {r['item']!r} answer {r['option']!r} not in {sc[r['item']].options}. Recode "
-            "them to the scale's codes, or list codes meaning 'no answer' in `missing_codes=` (`--missing-codes`)."
+            "them to the scale's codes, or list codes meaning 'no answer' in `missing_codes=`."
         )
     df["_k"] = [sc[i].index(o) for i, o in zip(df["item"], df["option"])]
-    who = df.drop_duplicates("respondent")[["respondent", "group", *attrs]]
-    allr = table[respondent_col].map(_code).unique()
-    silent = sorted(set(allr) - set(who["respondent"]))
-    if silent:
-        log.add(src, "respondent answered no item (every answer empty or missing)", silent, "dropped")
-    who = who.sort_values(["group", "respondent"]).reset_index(drop=True)
-    answers = df[["respondent", "item", "option", "_k"]].reset_index(drop=True)
-    return RespondentReference(answers, who, tuple(attrs), sc, log, src)
+    return df
 
 
 def _one_value_per_respondent(df, cols, src, names) -> None:
