@@ -508,7 +508,7 @@ def _check_inputs(resp: Responses, ref: RespondentReference, by: list[str], stat
     if bad:
         raise ValueError(f"`by` names {bad}, which are not design factors; the factors are {list(resp.factors)}.")
     d = resp.data[resp.data[PERSONA].notna()]
-    unknown = ~d[PERSONA].isin(set(ref.ids))
+    unknown = ~d[PERSONA].isin(ref.ids)
     if unknown.any():
         ids = sorted(d.loc[unknown, PERSONA].unique())
         raise SchemaError(
@@ -516,7 +516,7 @@ def _check_inputs(resp: Responses, ref: RespondentReference, by: list[str], stat
             f"{preview(d.loc[unknown, 'row'])}); it has e.g. {preview(ref.ids, 3)}. Use the respondent ids of the "
             "respondent-level reference (compared as text after stripping spaces)."
         )
-    items = sorted(set(resp.data["item"]) & set(ref.items))
+    items = sorted(set(resp.data["item"].unique()) & set(ref.items))
     unscored = resp.data.loc[~resp.data["item"].isin(items), "row"]
     log.add("responses", f"item not answered by any respondent in {ref.source}: not scored", unscored.tolist(),
             "excluded")
