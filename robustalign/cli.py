@@ -105,7 +105,7 @@ def _print_report(report, row_keys) -> None:
 def _inputs(args) -> dict:
     """The input files by role, which ``--out`` may neither be nor contain."""
     return {"responses": args.responses, "reference": args.reference, "scales": args.scales,
-            "design": args.design}
+            "design": args.design, "respondents": getattr(args, "reference_respondents", None)}
 
 
 def _run(args, report, row_keys, progress) -> int:
@@ -158,8 +158,10 @@ def _audit(args) -> int:
         check_out(args.out, args.force, _inputs(args))
     progress("reading and validating the input files")
     orders = {"order_column": design.orders["column"], "order_map": design.orders["map"]} if design.orders else {}
-    if args.reference is not None:
-        ref = load_reference(args.reference, scales=args.scales, group_col=args.group_col)
+    persona = _persona_inputs(args)
+    if args.reference is not None or persona is not None:
+        ref = (load_reference(args.reference, scales=args.scales, group_col=args.group_col)
+               if args.reference is not None else persona[0].to_reference())
         resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced,
                               allow_missing=args.allow_missing, **orders)
         excl = resp.exclusions.merged(ref.exclusions)
@@ -178,8 +180,21 @@ def _audit(args) -> int:
         item_table = read_table(args.scales)
     report = run_audit(resp, ref, design=design, rng=args.seed,
                        n_resamples=args.n_resamples, n_permutations=args.n_permutations, progress=progress,
-                       item_table=item_table)
+                       item_table=item_table, persona=persona)
     return _run(args, report, ["model", design.against, "group"], progress)
+
+
+def _persona_inputs(args):
+    """(respondent-level reference, cell factors) from ``--reference-respondents``, or None."""
+    if args.reference_respondents is None:
+        return None
+    if args.scales is None:
+        raise RobustAlignError("--reference-respondents needs --scales SCALES (item, options, labels, ordinal) to "
+                               "check each respondent's answers against the item's scale.")
+    from robustalign.persona import load_respondent_reference
+
+    rr = load_respondent_reference(args.reference_respondents, args.scales, group_col=args.group_col)
+    return rr, [b.strip() for b in (args.persona_by or "").split(",") if b.strip()]
 
 
 def _dispatch(args) -> int:
@@ -261,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "only the assessments that need no human data run, e.g. stability and position bias)")
     a.add_argument("--scales", help="item scales file: item, options, labels, ordinal[, domain ...]")
     a.add_argument("--design", help="design file (TOML): factors, claims, seed, resamples; see README")
+    a.add_argument("--reference-respondents", help="respondent-level human answers for a persona experiment: "
+                   "respondent, group, attributes, one answer per item (long or wide); responses name the respondent "
+                   "in a `persona` column. Without --reference the group shares are built from it")
+    a.add_argument("--persona-by", help="design factors that separate persona cells, comma-separated (e.g. language)")
     a.add_argument("--group-col", default="group", help="name of the group column in the reference")
     a.add_argument("--against", help="responses column naming each cell's own reference group (e.g. language)")
     a.add_argument("--drop-unreferenced", action="store_true",

@@ -15,7 +15,9 @@ answer column  meaning
 ============== ============================================================================
 
 ``option_order`` (optional) records the order in which the canonical options were shown, as codes
-joined by ``|`` (``"4|3|2|1"``) or a list. It is a design factor too. Displayed positions are mapped
+joined by ``|`` (``"4|3|2|1"``) or a list. It is a design factor too. A ``persona`` column (the
+respondent id a row role-plays, empty when prompted without a persona; see :mod:`robustalign.persona`)
+is kept and keys the cells, but it is never a design factor. Displayed positions are mapped
 back to canonical options in exactly one place, :func:`_to_canonical`; nothing else inverts an order.
 
 A *reference* table is long too: ``item``, ``group``, ``option``, ``share`` and optionally ``n``
@@ -56,6 +58,8 @@ STATUSES = ("valid", "refusal", "unparseable", "ambiguous")
 ANSWER_KINDS = ("answer", "answer_position", "raw_text", "prob", "score")
 _PROB_RE = re.compile(r"^prob_(\d+)$")
 _CORE = ("model", "item", "option_order", "row")
+#: Column naming the respondent a response role-plays (robustalign.persona); kept, never a design factor.
+PERSONA = "persona"
 #: Columns robustalign adds to a responses table itself, and columns of its per-cell result tables that
 #: design factors are joined to: a responses column with one of these names would be overwritten or
 #: clash, so it is refused with the fix (rename).
@@ -625,7 +629,7 @@ def make_responses(
         raise SchemaError(f"responses: the order label column {order_column!r} is not a column; found "
                           f"{list(df.columns)}. Name the column that records the order shown.")
     if factors is None:
-        factors = [c for c in df.columns if c not in ("model", "item", "row") and c not in answer_cols]
+        factors = [c for c in df.columns if c not in ("model", "item", "row", PERSONA) and c not in answer_cols]
     else:
         factors = list(factors)
         absent = [f for f in factors if f not in df]
@@ -635,12 +639,16 @@ def make_responses(
             factors.append("option_order")
         if order_column is not None and order_column in df and order_column not in factors:
             factors.append(order_column)
-        extra = [c for c in df.columns if c not in (*factors, "model", "item", *answer_cols)]
+        factors = [f for f in factors if f != PERSONA]
+        extra = [c for c in df.columns if c not in (*factors, "model", "item", PERSONA, *answer_cols)]
         df = df.drop(columns=extra)
     _no_nan(df, ["model", "item", *factors], "responses")
     _no_nested(df, ["model", "item", *[f for f in factors if f != "option_order"]], "responses")
     df["model"] = df["model"].astype(str)
     df["item"] = df["item"].map(_code)
+    if PERSONA in df:  # the respondent a row role-plays (empty: prompted without a persona); not a factor
+        _no_nested(df, [PERSONA], "responses")
+        df[PERSONA] = df[PERSONA].map(lambda v: None if _isna(v) else _code(v)).astype(object)
     if (order_column is None) != (order_map is None):
         raise SchemaError("responses: orders given as labels need both `order_column` (the column of labels) and "
                           "`order_map` (label -> order shown); got only one of them.")
@@ -667,7 +675,7 @@ def make_responses(
             df = df[~unref].reset_index(drop=True)
 
     # duplicates: the same model x item x design cell twice
-    key = ["model", "item", *factors]
+    key = ["model", "item", *factors, *([PERSONA] if PERSONA in df else [])]
     dup = df.duplicated(key, keep=False)
     if dup.any():
         ex = df.loc[dup, key].iloc[0].to_dict()

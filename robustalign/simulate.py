@@ -25,7 +25,7 @@ import pandas as pd
 
 from robustalign._rng import RngRecord, as_generator
 
-__all__ = ["SimulatedData", "simulate"]
+__all__ = ["SimulatedData", "simulate", "simulate_persona"]
 
 
 @dataclass
@@ -264,3 +264,107 @@ def simulate(
         },
     }
     return SimulatedData(responses, reference, scales, truth, record)
+
+
+def _persona_types(n: int) -> np.ndarray:
+    return np.array([-1.0, 0.0, 1.0])[np.arange(n) % 3]
+
+
+def simulate_persona(
+    *,
+    n_respondents: tuple[int, ...] = (60, 60),
+    n_items: int = 20,
+    persona_use: dict[str, float] | None = None,
+    n_samples: int = 5,
+    K: int = 4,  # noqa: N803
+    sd_type: float = 1.2,
+    sd_group_item: float = 0.6,
+    sd_model_item: float = 0.5,
+    native_error_ratio: float = 0.5,
+    no_persona: bool = True,
+    n_truth_items: int = 20000,
+    rng=None,
+) -> SimulatedData:
+    """A persona experiment with known truth: models role-play respondents of two (or more) countries.
+
+    Respondent ``r`` of country ``c`` has a type :math:`t_r \\in \\{-1, 0, 1\\}` (the attribute
+    ``age_group``: young, middle, old, in equal thirds) and answers item ``q`` from a cumulative logit
+    at :math:`\\theta_{cq} + s\\,t_r` with :math:`\\theta_{cq} = \\mu_c + a_{cq}`. A model role-playing
+    ``r`` answers at :math:`\\theta_{cq} + w_m s\\,t_r + \\lambda_\\ell e_{mq}`: ``w_m`` (``persona_use``)
+    is how much of the persona it uses, :math:`e_{mq} \\sim N(0, \\text{sd\\_model\\_item})` its item
+    errors, :math:`\\lambda_\\ell` 1 in ``english`` and ``native_error_ratio`` in the ``native`` language.
+    Rows without a persona (``persona`` empty) answer at :math:`\\bar\\theta_q + e_{mq}`.
+
+    Returns
+    -------
+    SimulatedData
+        ``responses`` (``model, item, language, persona, sample, answer``), ``reference`` (the
+        respondent table, wide: ``respondent, group, age_group`` and one column per item), ``scales``
+        and ``truth``: ``agreement`` and ``agreement_group_baseline`` per (model, language, country) over a
+        population of ``n_truth_items`` new items and respondents, and their difference ``gain``.
+    """
+    use = {"uses_persona": 0.6, "ignores_persona": 0.0} if persona_use is None else dict(persona_use)
+    gen, record = as_generator(rng)
+    n_groups = len(n_respondents)
+    groups = [f"C{g + 1}" for g in range(n_groups)]
+    codes = [str(k + 1) for k in range(K)]
+    items = [f"q{j + 1:03d}" for j in range(n_items)]
+    base_tau = np.log(np.arange(1, K) / (K - np.arange(1, K)))
+    mu_c = np.linspace(-0.5, 0.5, n_groups)
+    langs = {"english": 1.0, "native": native_error_ratio}
+
+    def draw_items(n):
+        loc = gen.normal(0, 1.0, n)
+        return base_tau[None, :] - loc[:, None], mu_c[:, None] + gen.normal(0, sd_group_item, (n_groups, n)), \
+            gen.normal(0, sd_model_item, (len(use), n))
+
+    tau, theta, e = draw_items(n_items)
+    grp = np.repeat(np.arange(n_groups), n_respondents)
+    typ = np.concatenate([gen.permutation(_persona_types(n)) for n in n_respondents])
+    people = [f"{groups[g]}-{i + 1:03d}" for g, i in zip(grp, np.concatenate([np.arange(n) for n in n_respondents]))]
+    p_resp = _ordinal_probs(tau[None], theta[grp] + sd_type * typ[:, None])  # (R, Q, K)
+    cdf = np.cumsum(p_resp, -1)
+    answers = (gen.random(p_resp.shape[:2])[..., None] > cdf[..., :-1]).sum(-1)
+    rows = []
+    for m, (model, w) in enumerate(use.items()):
+        for lang, lam in langs.items():
+            eta = theta[grp] + w * sd_type * typ[:, None] + lam * e[m][None, :]
+            p = _ordinal_probs(tau[None], eta)
+            draws = (gen.random((*p.shape[:2], n_samples))[..., None] > np.cumsum(p, -1)[:, :, None, :-1]).sum(-1)
+            r_i, q_i, s_i = np.meshgrid(np.arange(len(people)), np.arange(n_items), np.arange(n_samples),
+                                        indexing="ij")
+            rows.append(pd.DataFrame({"model": model, "item": np.array(items)[q_i.ravel()], "language": lang,
+                                      "persona": np.array(people)[r_i.ravel()], "sample": s_i.ravel(),
+                                      "answer": np.array(codes)[draws.ravel()]}))
+            if no_persona:
+                p0 = _ordinal_probs(tau, theta.mean(0) + lam * e[m])
+                d0 = (gen.random((n_items, n_samples))[..., None] > np.cumsum(p0, -1)[:, None, :-1]).sum(-1)
+                q0, s0 = np.meshgrid(np.arange(n_items), np.arange(n_samples), indexing="ij")
+                rows.append(pd.DataFrame({"model": model, "item": np.array(items)[q0.ravel()], "language": lang,
+                                          "persona": None, "sample": s0.ravel(),
+                                          "answer": np.array(codes)[d0.ravel()]}))
+    respondents = pd.DataFrame({"respondent": people, "group": np.array(groups)[grp],
+                                "age_group": np.array(["young", "middle", "old"])[(typ + 1).astype(int)]})
+    respondents = pd.concat([respondents, pd.DataFrame(np.array(codes)[answers], columns=items)], axis=1)
+    scales = pd.DataFrame({"item": items, "options": "|".join(codes), "ordinal": True})
+    truth = _persona_truth(draw_items(n_truth_items), use, langs, sd_type, K)
+    truth.update({"persona_use": use, "types": typ, "theta": theta, "model_item_error": e})
+    return SimulatedData(pd.concat(rows, ignore_index=True), respondents, scales, truth, record)
+
+
+def _persona_truth(item_draws, use, langs, sd_type, K) -> dict:
+    """Population expected agreement per (model, language, country) and of the leave-one-out group baseline."""
+    tau, theta, e = item_draws
+    t = np.array([-1.0, 0.0, 1.0])
+    p_r = _ordinal_probs(tau[None, None], theta[:, None, :] + sd_type * t[None, :, None])  # (C, 3, Q, K)
+    pbar = p_r.mean(1)  # the group's answer distribution (types in equal thirds)
+    base = (pbar**2).sum(-1).mean(-1)  # (C,)
+    agree, gain = {}, {}
+    for m, (model, w) in enumerate(use.items()):
+        for lang, lam in langs.items():
+            eta = theta[:, None, :] + w * sd_type * t[None, :, None] + lam * e[m][None, None, :]
+            pm = _ordinal_probs(tau[None, None], eta)
+            a = (pm * p_r).sum(-1).mean(axis=(1, 2))  # (C,)
+            agree[(model, lang)] = a
+            gain[(model, lang)] = a - base
+    return {"agreement": agree, "agreement_group_baseline": base, "gain": gain}

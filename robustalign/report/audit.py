@@ -267,6 +267,7 @@ def run_audit(
     part: str | None = None,
     prefix: str = "",
     item_table: pd.DataFrame | None = None,
+    persona: tuple | None = None,
 ) -> AuditReport:
     """Audit stored responses against human references: every assessment the design allows.
 
@@ -291,6 +292,9 @@ def run_audit(
         Report title, this part's heading and a prefix for its CSV and figure names.
     item_table : DataFrame, optional
         Item table with an ``item`` column, for ``[domains] column``.
+    persona : (RespondentReference, by), optional
+        Respondent-level human answers and the design factors that separate cells: adds the persona
+        section (:func:`robustalign.persona.persona_section`; responses need a ``persona`` column).
 
     Returns
     -------
@@ -407,6 +411,13 @@ def run_audit(
             sections.append(_with_notes(_claim_section, responses, reference, cl, i, g, **common))
     else:
         not_run.append(("claims", "no claims declared ([[claims]] in the design file)"))
+
+    # ---- persona experiment (respondent-level reference)
+    if persona is not None:
+        from robustalign.persona import persona_section
+
+        pr.step("persona", f"persona: respondent-level alignment, {len(persona[0].respondents)} respondents")
+        sections.append(_with_notes(persona_section, responses, *persona, **common))
 
     # ---- Bayesian fit
     if design.bayes.get("fit", False) and reference is None:
