@@ -117,6 +117,8 @@ class Claim:
     margin: float | None = None
     steer: str = "steer_target"
     text: str = ""
+    item_x: tuple = ()
+    method: str = "pearson"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -179,6 +181,51 @@ class Claim:
                          else f"the {len(cells)} cells are equally aligned (within {margin:g})")
         return cls("equivalent", cells=_cells(cells, group), margin=float(margin), metric=metric, steer=steer,
                    text=words)
+
+    @classmethod
+    def correlation(cls, values=None, *, cells=None, se=None, item_values: pd.DataFrame | None = None,
+                    group: str | None = None, metric: str | None = None, negative: bool = False,
+                    method: str = "pearson", text: str | None = None, steer: str = "steer_target") -> Claim:
+        """Alignment correlates (positively, or ``negative=True``) across units with another quantity.
+
+        ``values``: the quantity per unit, ``{model: value}`` (the units are those models) or a list in the
+        order of ``cells``; ``se``: its standard errors (same shape), redrawn in every bootstrap resample.
+        Or ``item_values``: a table items x units (columns: the models, or one per cell in order) whose
+        item means are the quantity, resampled with the same items as the alignment.
+        """
+        if method not in ("pearson", "spearman"):
+            raise ValueError(f"`method` must be 'pearson' or 'spearman'; got {method!r}.")
+        if (values is None) == (item_values is None):
+            raise ValueError("give the other quantity either as `values` (one per unit, optionally with `se`) or "
+                             "as `item_values` (a table items x units), not both or neither.")
+        src = values if values is not None else item_values
+        units = list(src.keys() if isinstance(src, dict) else src.columns if isinstance(src, pd.DataFrame) else [])
+        if cells is None:
+            if not units:
+                raise ValueError("without `cells`, `values` must map each model to its value, e.g. {'M1': 0.12}.")
+            cells = [{"model": u} for u in units]
+        cells = list(cells)
+        sign = -1.0 if negative else 1.0
+        x, sd, ix = (), (), ()
+        if values is not None:
+            v = [values[u] for u in units] if isinstance(values, dict) else list(values)
+            x = tuple(sign * float(a) for a in v)
+            if se is not None:
+                sd = tuple(float(a) for a in ([se[u] for u in units] if isinstance(se, dict) else se))
+        else:
+            cols = [c for c in units if c in item_values.columns]
+            ix = tuple((str(i), tuple(sign * float(a) for a in row)) for i, row in zip(item_values.index,
+                                                                                        item_values[cols].to_numpy()))
+        n = len(x) if values is not None else len(units)
+        if len(cells) < 3 or n != len(cells) or (sd and len(sd) != n):
+            raise ValueError(f"a correlation needs at least 3 units and one value (and standard error) per unit; got "
+                             f"{len(cells)} cells, {n} values{f' and {len(sd)} standard errors' if sd else ''}.")
+        if sd and not all(np.isfinite(a) and a >= 0 for a in sd):
+            raise ValueError(f"`se` must be finite non-negative numbers; got {list(sd)}.")
+        words = text or (f"alignment{' with ' + group if group else ''} correlates "
+                         f"{'negatively' if negative else 'positively'} with the units' other quantity ({method})")
+        return cls("correlation", cells=_cells(cells, group), x=x, se=sd, item_x=ix, metric=metric, steer=steer,
+                   method=method, text=words)
 
     # ---------------- shorthands
     @classmethod
@@ -401,11 +448,19 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     """
     from functools import partial
 
-    from robustalign.resampling.nulls import p_values, sign_flips
+    from robustalign.resampling.nulls import sign_flips
 
     obs = _stat(D, aggs)
     null = sign_flips(partial(_flip_stat, D, aggs), D.shape[0], n_permutations=n_permutations, rng=gen,
                       key=("audit_claim.sign_flip", *key), executor=executor)
+    return joint_from_null(obs, null, alpha)
+
+
+def joint_from_null(obs: np.ndarray, null: np.ndarray, alpha: float, test: str = "sign-flip") -> dict:
+    """Per-specification and joint p-values from observed statistics (specs,) and a null shared by every
+    specification (draws, specs): see :func:`joint_sign_flip`."""
+    from robustalign.resampling.nulls import p_values
+
     ok = np.isfinite(obs)  # a specification without any item has no test: NaN, not p = 1 / (1 + B)
     p_spec = np.full(obs.shape, np.nan)
     p_spec[ok] = p_values(obs[ok], null[:, ok], "two-sided")
@@ -427,6 +482,7 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
         "median_effect": float(med_obs),
         "p_median_greater": float(p_values(med_obs, med_null, "greater")[0]),
         "p_median_less": float(p_values(med_obs, med_null, "less")[0]),
+        "test": test,
     }
 
 
@@ -646,7 +702,8 @@ class ClaimResult(AssessmentResult):
             full[evaluable] = vals
             out[col] = full
         out["conf_level"] = lv
-        out["method"] = "cluster bootstrap (percentile)"
+        out["method"] = ("two-stage bootstrap (percentile)" if claim.form == "correlation"
+                         else "cluster bootstrap (percentile)")
         out["holds"] = pd.array(np.where(evaluable, est > ev["tolerance"], False), dtype="boolean")
         out.loc[~evaluable, "holds"] = pd.NA
         if joint is not None:
@@ -674,6 +731,8 @@ def _units(claim: Claim) -> str:
 
     if claim.form == "trend":
         return "slope of similarity per unit of x (claimed direction positive)"
+    if claim.form == "correlation":
+        return f"{claim.method} correlation across units (claimed direction positive)"
     if claim.form == "equivalent":
         return f"margin {claim.margin:g} minus the largest |difference| between cells"
     if claim.metric == "position":
@@ -690,14 +749,19 @@ def _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_specs):
     if claim.form == "equivalent":
         return _equivalence_verdict(claim, est, tol, share, joint, D, alpha, base)
     if joint is not None:
-        jt = (f"; joint sign-flip test of the median effect across specifications: median {joint['median_effect']:+.3f}, "
+        jt = (f"; joint {joint['test']} test of the median effect across specifications: median {joint['median_effect']:+.3f}, "
               f"p = {joint['p_median_greater']:.4f} (claimed direction); {joint['share_significant']:.0%} of "
               f"specifications significant at {alpha:g}, p = {joint['p_share_significant']:.4f}")
         if joint["p_median_greater"] < alpha and share >= SUPPORT_SHARE:
             return "supported", f"SUPPORTED: {base}{jt}.", n_needed
         if share < 0.5 or joint["p_median_less"] < alpha:
             return "not supported", f"NOT SUPPORTED: {base}{jt}.", n_needed
-        n_needed, more = _items_needed(abs(joint["median_effect"]), D, np.max(tol, initial=0.0))
+        if claim.form == "correlation":
+            from robustalign.claims.general import units_needed
+
+            n_needed, more = units_needed(joint["median_effect"], D.shape[2], alpha)
+        else:
+            n_needed, more = _items_needed(abs(joint["median_effect"]), D, np.max(tol, initial=0.0))
         return "inconclusive", f"INCONCLUSIVE: {base}{jt}{more}.", n_needed
     jb = (f"; the claim holds in at least 90% of specifications in {joint_boot['p_holds_in_90pct']:.0%} of "
           "bootstrap resamples of items")
