@@ -148,7 +148,9 @@ class Claim:
     @classmethod
     def trend(cls, cells, *, x: Sequence[float] | None = None, group: str | None = None, metric: str | None = None,
               decreasing: bool = False, text: str | None = None, steer: str = "steer_target") -> Claim:
+        of = "the cells' positions"
         if isinstance(cells, dict):  # {model: covariate}
+            of = "the models' covariate (" + ", ".join(f"{m} = {v:g}" for m, v in cells.items()) + ")"
             x, cells = list(cells.values()), [{"model": m} for m in cells]
         cells = list(cells)
         x = list(range(len(cells))) if x is None else list(x)
@@ -159,7 +161,7 @@ class Claim:
         if not np.all(np.isfinite(xs)) or np.ptp(xs) == 0:
             raise ValueError(f"the trend's positions `x` must be finite numbers that are not all equal; got {x}.")
         sign = "falls" if decreasing else "rises"
-        words = text or f"alignment{' with ' + group if group else ''} {sign} with the cells' positions {x}"
+        words = text or f"alignment{' with ' + group if group else ''} {sign} with {of if of[4] == 'm' else of + ' ' + str(x)}"
         return cls("trend", cells=_cells(cells, group), x=tuple(float(v) * (-1 if decreasing else 1) for v in x),
                    metric=metric, steer=steer, text=words)
 
