@@ -280,3 +280,76 @@ def test_equivalence_size_at_the_margin_slow():
     n = 400
     sup, _ = _rejections(lambda s: _equivalence_at_margin(20_000 + s, shift=0.1), range(n))
     assert _size_ok(sup, n), sup
+
+
+# --------------------------------------------------------------------------------------------------
+# design-file syntax
+# --------------------------------------------------------------------------------------------------
+DESIGN = '''
+[[claims]]
+kind = "contrast"
+a = { model = "M", language = "hi" }
+b = { model = "M", language = "en" }
+group = "IN"
+metric = "js"
+
+[[claims]]
+kind = "trend"
+models = { a = 1, b = 3, c = 7 }
+group = "IN"
+decreasing = true
+
+[[claims]]
+kind = "equivalent"
+model = "M"
+groups = ["IN", "US"]
+margin = 0.05
+
+[[claims]]
+kind = "correlation"
+values = { a = 0.1, b = 0.3, c = 0.2 }
+se = { a = 0.01, b = 0.02, c = 0.01 }
+group = "IN"
+negative = true
+method = "spearman"
+text = "cultural fit is traded against safety"
+'''
+
+
+def test_design_file_builds_the_same_general_claims_as_python():
+    import tomllib
+    from dataclasses import replace
+
+    from robustalign.report.design import AuditDesign
+
+    got = AuditDesign.from_dict(tomllib.loads(DESIGN), source="design.toml").claim_objects()
+    want = [
+        Claim.contrast({"model": "M", "language": "hi"}, {"model": "M", "language": "en"}, group="IN", metric="js"),
+        Claim.trend({"a": 1, "b": 3, "c": 7}, group="IN", decreasing=True),
+        Claim.equivalent(model="M", groups=["IN", "US"], margin=0.05),
+        replace(Claim.correlation({"a": 0.1, "b": 0.3, "c": 0.2}, se={"a": 0.01, "b": 0.02, "c": 0.01}, group="IN",
+                                  negative=True, method="spearman"), text="cultural fit is traded against safety"),
+    ]
+    assert got == want
+
+
+@pytest.mark.parametrize("body, words", [
+    ('kind = "contrast"\na = "M"\nb = { model = "N" }', r"claim 1 `a` must be a table naming a model"),
+    ('kind = "contrast"\na = { model = "M" }', r"claim 1 \(contrast\) needs keys \['b'\]"),
+    ('kind = "trend"\ncells = [{ model = "a" }, { model = "b" }, { model = "c" }]',
+     r"claim 1 \(trend\) needs models = .*or cells = \[...\] with x"),
+    ('kind = "trend"\ncells = [{ model = "a" }, { model = "b" }, { model = "c" }]\nx = [1, 2]',
+     r"3 cells but 2 positions `x`"),
+    ('kind = "equivalent"\nmodel = "M"\ngroups = ["A", "B"]\nmargin = "0.1"', r"claim 1 `margin` must be a number"),
+    ('kind = "equivalent"\nmodel = "M"\ngroups = ["A"]\nmargin = 0.1', r"needs at least 2 cells.*Fix the claim"),
+    ('kind = "correlation"\nvalues = { a = 1, b = 2, c = 3 }\nse = { a = 1 }', r"`se` must name the same models"),
+    ('kind = "correlation"\nvalues = { a = 1, b = 2, c = 3 }\nmetric = "cosine"', r"claim 1 `metric` must be one of"),
+])
+def test_design_file_errors_name_the_claim_key_and_fix(body, words):
+    import tomllib
+
+    from robustalign._errors import RobustAlignError
+    from robustalign.report.design import AuditDesign
+
+    with pytest.raises(RobustAlignError, match=words):
+        AuditDesign.from_dict(tomllib.loads("[[claims]]\n" + body), source="design.toml")
