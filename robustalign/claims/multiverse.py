@@ -18,11 +18,20 @@ allow** and reports
   bootstrap probability that the claim holds in at least 90% of specifications (items resampled
   jointly for every specification).
 
-Every claim is reduced, per specification, to per-item contrasts ``d_q`` (an items x J array): the
-claim holds when ``min_j agg_q d_qj > 0`` by more than rounding (:data:`ZERO_RTOL` of the largest
-``|d_qj|``; an estimate of exactly cancelling contrasts is zero, not a tiny positive effect). ``J = 1``
-for paired contrasts (``closer``, ``steering_raises``, ``human_proxy``, ``higher_position``); for
-``closest_group`` the J columns are the margins over every other group.
+A claim names cells of the design (a model with factor levels and a reference group; see
+:mod:`robustalign.claims.general`) and has one of four general forms: a **contrast** of two cells, a
+**trend** over cells with numeric positions, an **equivalence** of cells within a margin, a
+**correlation** across cells with another per-unit quantity. The five earlier kinds (``closer``,
+``steering_raises``, ``closest_group``, ``human_proxy``, ``higher_position``) are shorthands that build
+a contrast.
+
+Every claim is reduced, per specification, to per-item quantities ``d_q`` (an items x J array): for a
+contrast or trend the claim holds when ``min_j agg_q d_qj > 0`` by more than rounding (:data:`ZERO_RTOL`
+of the largest ``|d_qj|``; an estimate of exactly cancelling contrasts is zero, not a tiny positive
+effect). ``J = 1`` for paired contrasts and trends (per-item slopes); for ``closest_group`` the J columns
+are the margins over every other group. An equivalence holds when ``margin - max_j |agg_q d_qj| > 0``
+over the pairs of cells, and is tested per specification by a bootstrap TOST; a correlation is judged by
+a two-stage bootstrap and a permutation test across units (:func:`robustalign.claims.general.audit_correlation`).
 
 Verdicts: *supported* when the joint test rejects in the claimed direction and the claim holds in at
 least 90% of specifications; *not supported* when it holds in fewer than half, or the joint test
@@ -148,7 +157,7 @@ class Claim:
     @classmethod
     def trend(cls, cells, *, x: Sequence[float] | None = None, group: str | None = None, metric: str | None = None,
               decreasing: bool = False, text: str | None = None, steer: str = "steer_target") -> Claim:
-        of = "the cells' positions"
+        of = None
         if isinstance(cells, dict):  # {model: covariate}
             of = "the models' covariate (" + ", ".join(f"{m} = {v:g}" for m, v in cells.items()) + ")"
             x, cells = list(cells.values()), [{"model": m} for m in cells]
@@ -161,7 +170,8 @@ class Claim:
         if not np.all(np.isfinite(xs)) or np.ptp(xs) == 0:
             raise ValueError(f"the trend's positions `x` must be finite numbers that are not all equal; got {x}.")
         sign = "falls" if decreasing else "rises"
-        words = text or f"alignment{' with ' + group if group else ''} {sign} with {of if of[4] == 'm' else of + ' ' + str(x)}"
+        of = of or f"the cells' positions {x}"
+        words = text or f"alignment{' with ' + group if group else ''} {sign} with {of}"
         return cls("trend", cells=_cells(cells, group), x=tuple(float(v) * (-1 if decreasing else 1) for v in x),
                    metric=metric, steer=steer, text=words)
 
