@@ -171,6 +171,32 @@ def test_correlation_with_per_item_values_uses_their_item_means(four_models):
     assert f.loc["en", "estimate"] == pytest.approx(stats.pearsonr(a, table.mean().to_numpy())[0], abs=1e-9)
 
 
+def test_correlation_interval_carries_the_other_quantitys_standard_errors(four_models):
+    r, _ = four_models
+    y = {"m0": 0.3, "m1": -1.0, "m2": 2.0, "m3": 0.5}
+    kw = dict(factors=[], aggregations=["mean"], rng=4, **FAST)
+    width = {}
+    for s in (0.0, 1.0):
+        f = audit_claim(r, None, Claim.correlation(y, se={m: s for m in y}, metric="position"), **kw).to_frame()
+        width[s] = float(f["conf_high"].iloc[0] - f["conf_low"].iloc[0])
+        assert f["method"].iloc[0] == "two-stage bootstrap (percentile)"
+    assert width[1.0] > width[0.0] > 0
+
+
+def test_general_claims_give_the_serial_numbers_on_an_executor(four_models):
+    from concurrent.futures import ThreadPoolExecutor
+
+    r, _ = four_models
+    claims = [Claim.trend({"m0": 1, "m1": 2, "m2": 3}, metric="position"),
+              Claim.correlation({"m0": 1, "m1": 2, "m2": 3, "m3": 0}, se={"m0": 1, "m1": 1, "m2": 1, "m3": 1},
+                                metric="position")]
+    for claim in claims:
+        a = audit_claim(r, None, claim, rng=2, **FAST)
+        with ThreadPoolExecutor(2) as ex:
+            b = audit_claim(r, None, claim, rng=2, executor=ex, **FAST)
+        pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
+
+
 def test_bad_general_claims_are_refused(four_models):
     r, _ = four_models
     with pytest.raises(ValueError, match="names no 'model'"):
@@ -270,14 +296,14 @@ def test_equivalence_size_at_the_margin_fast_and_power_inside_it():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(NULLS))
 def test_null_size_slow(name):
-    n = 400
+    n = 200
     sup, joint = _rejections(NULLS[name], range(10_000, 10_000 + n))
     assert _size_ok(sup, n) and _size_ok(joint, n), (sup, joint)
 
 
 @pytest.mark.slow
 def test_equivalence_size_at_the_margin_slow():
-    n = 400
+    n = 200
     sup, _ = _rejections(lambda s: _equivalence_at_margin(20_000 + s, shift=0.1), range(n))
     assert _size_ok(sup, n), sup
 
