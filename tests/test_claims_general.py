@@ -209,6 +209,10 @@ def test_bad_general_claims_are_refused(four_models):
         Claim.equivalent(model="m0", groups=["A", "B"], margin=0)
     with pytest.raises(ValueError, match="not both or neither"):
         Claim.correlation()
+    with pytest.raises(ValueError, match="lists in the order of the cells"):
+        Claim.correlation({"m0": 1, "m1": 2, "m2": 3}, cells=[{"model": "m2"}, {"model": "m1"}, {"model": "m0"}])
+    with pytest.raises(ValueError, match="not both"):
+        Claim.trend({"m0": 1, "m1": 2, "m2": 3}, x=[1, 2, 3])
     with pytest.raises(ValueError, match="levels \\['fr'\\] of 'language' are not in the responses"):
         audit_claim(r, None, Claim.contrast({"model": "m1", "language": "fr"}, {"model": "m1", "language": "en"},
                                             metric="position"), **FAST)

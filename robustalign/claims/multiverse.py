@@ -159,6 +159,9 @@ class Claim:
               decreasing: bool = False, text: str | None = None, steer: str = "steer_target") -> Claim:
         of = None
         if isinstance(cells, dict):  # {model: covariate}
+            if x is not None:
+                raise ValueError("give the trend's positions either as {model: x} or as `x` with a list of cells, "
+                                 "not both.")
             of = "the models' covariate (" + ", ".join(f"{m} = {v:g}" for m, v in cells.items()) + ")"
             x, cells = list(cells.values()), [{"model": m} for m in cells]
         cells = list(cells)
@@ -212,6 +215,8 @@ class Claim:
                              "as `item_values` (a table items x units), not both or neither.")
         src = values if values is not None else item_values
         units = list(src.keys() if isinstance(src, dict) else src.columns if isinstance(src, pd.DataFrame) else [])
+        if cells is not None and (isinstance(values, dict) or isinstance(se, dict)):
+            raise ValueError("with `cells`, give `values` (and `se`) as lists in the order of the cells.")
         if cells is None:
             if not units:
                 raise ValueError("without `cells`, `values` must map each model to its value, e.g. {'M1': 0.12}.")
@@ -796,11 +801,11 @@ def _equivalence_verdict(claim, est, tol, share, joint, D, alpha, base):
         return "not supported", f"NOT SUPPORTED: {base}{words}.", np.nan
     med = float(np.nanmedian(est))
     d = np.abs(D).max(axis=2)  # the worst pair of each item and specification: its SD over items
-    n_needed, more = _items_needed(med, d[..., None], np.max(tol, initial=0.0))
+    n_needed, more = _items_needed(med, d[..., None], np.max(tol, initial=0.0), two_sided=False)  # TOST
     return "inconclusive", f"INCONCLUSIVE: {base}{words}{more}.", n_needed
 
 
-def _items_needed(med: float, D: np.ndarray, tol: float) -> tuple[float, str]:
+def _items_needed(med: float, D: np.ndarray, tol: float, two_sided: bool = True) -> tuple[float, str]:
     """Items needed to detect the median effect ``med`` at 80% power, and the words for the verdict.
 
     A median within rounding of zero (``<= tol``) is not estimable: ``inf``, said so in words.
@@ -817,7 +822,7 @@ def _items_needed(med: float, D: np.ndarray, tol: float) -> tuple[float, str]:
     sd = np.nanmedian(np.nanstd(d, axis=0, ddof=1)) if d.shape[1] else np.nan
     if not (np.isfinite(sd) and sd > 0):
         return np.nan, ""
-    n = n_for_mde(med, sd=sd)
+    n = n_for_mde(med, sd=sd, two_sided=two_sided)
     if not np.isfinite(n):
         return np.inf, "; the median effect is too small for any feasible number of items (not estimable)"
     return float(n), f"; about {n} items would detect the median effect at 80% power"
