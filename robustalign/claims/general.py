@@ -204,7 +204,7 @@ def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutatio
     A = _unit_aggregates(D, aggs)
     null, exact = label_permutations(partial(_perm_corr, A, y, claim.method), K, n_permutations=n_permutations,
                                      rng=gen, key=("audit_claim.permutation", claim.text))
-    joint = joint_from_null(est, null, alpha, test=f"permutation ({'all' if exact else len(null)} orders of units)")
+    joint = joint_from_null(est, null, alpha)
     holds_boot = np.mean(R > tol[evaluable], axis=1)
     joint_boot = {"p_holds_in_90pct": float(np.mean(holds_boot >= SUPPORT_SHARE)),
                   "p_holds_in_majority": float(np.mean(holds_boot > 0.5))}
@@ -216,7 +216,8 @@ def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutatio
                               "n_needed": n_needed}])
     evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
                 "contrasts": D, "items": items, "estimate": est, "tolerance": tol, "other_quantity": y,
-                "unit_alignment": A, "n_items": np.sum(~np.all(np.isnan(D), axis=2), axis=0)}
+                "unit_alignment": A, "n_items": np.sum(~np.all(np.isnan(D), axis=2), axis=0),
+                "permutations": {"n": len(null), "exact": exact}}
     return ClaimResult("claim", verdicts, evidence, provenance, level)
 
 

@@ -473,7 +473,7 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     return joint_from_null(obs, null, alpha)
 
 
-def joint_from_null(obs: np.ndarray, null: np.ndarray, alpha: float, test: str = "sign-flip") -> dict:
+def joint_from_null(obs: np.ndarray, null: np.ndarray, alpha: float) -> dict:
     """Per-specification and joint p-values from observed statistics (specs,) and a null shared by every
     specification (draws, specs): see :func:`joint_sign_flip`."""
     from robustalign.resampling.nulls import p_values
@@ -499,7 +499,6 @@ def joint_from_null(obs: np.ndarray, null: np.ndarray, alpha: float, test: str =
         "median_effect": float(med_obs),
         "p_median_greater": float(p_values(med_obs, med_null, "greater")[0]),
         "p_median_less": float(p_values(med_obs, med_null, "less")[0]),
-        "test": test,
     }
 
 
@@ -766,7 +765,8 @@ def _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_specs):
     if claim.form == "equivalent":
         return _equivalence_verdict(claim, est, tol, share, joint, D, alpha, base)
     if joint is not None:
-        jt = (f"; joint {joint['test']} test of the median effect across specifications: median {joint['median_effect']:+.3f}, "
+        test = "permutation (the other quantity across units)" if claim.form == "correlation" else "sign-flip"
+        jt = (f"; joint {test} test of the median effect across specifications: median {joint['median_effect']:+.3f}, "
               f"p = {joint['p_median_greater']:.4f} (claimed direction); {joint['share_significant']:.0%} of "
               f"specifications significant at {alpha:g}, p = {joint['p_share_significant']:.4f}")
         if joint["p_median_greater"] < alpha and share >= SUPPORT_SHARE:
