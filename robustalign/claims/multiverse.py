@@ -18,11 +18,20 @@ allow** and reports
   bootstrap probability that the claim holds in at least 90% of specifications (items resampled
   jointly for every specification).
 
-Every claim is reduced, per specification, to per-item contrasts ``d_q`` (an items x J array): the
-claim holds when ``min_j agg_q d_qj > 0`` by more than rounding (:data:`ZERO_RTOL` of the largest
-``|d_qj|``; an estimate of exactly cancelling contrasts is zero, not a tiny positive effect). ``J = 1``
-for paired contrasts (``closer``, ``steering_raises``, ``human_proxy``, ``higher_position``); for
-``closest_group`` the J columns are the margins over every other group.
+A claim names cells of the design (a model with factor levels and a reference group; see
+:mod:`robustalign.claims.general`) and has one of four general forms: a **contrast** of two cells, a
+**trend** over cells with numeric positions, an **equivalence** of cells within a margin, a
+**correlation** across cells with another per-unit quantity. The five earlier kinds (``closer``,
+``steering_raises``, ``closest_group``, ``human_proxy``, ``higher_position``) are shorthands that build
+a contrast.
+
+Every claim is reduced, per specification, to per-item quantities ``d_q`` (an items x J array): for a
+contrast or trend the claim holds when ``min_j agg_q d_qj > 0`` by more than rounding (:data:`ZERO_RTOL`
+of the largest ``|d_qj|``; an estimate of exactly cancelling contrasts is zero, not a tiny positive
+effect). ``J = 1`` for paired contrasts and trends (per-item slopes); for ``closest_group`` the J columns
+are the margins over every other group. An equivalence holds when ``margin - max_j |agg_q d_qj| > 0``
+over the pairs of cells, and is tested per specification by a bootstrap TOST; a correlation is judged by
+a two-stage bootstrap and a permutation test across units (:func:`robustalign.claims.general.audit_correlation`).
 
 Verdicts: *supported* when the joint test rejects in the claimed direction and the claim holds in at
 least 90% of specifications; *not supported* when it holds in fewer than half, or the joint test
@@ -35,7 +44,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -47,9 +56,11 @@ from robustalign.multiplicity import adjust
 from robustalign.resampling.permutation import maxt_p_values
 from robustalign.schema import Reference, Responses
 
-__all__ = ["Claim", "audit_claim", "enumerate_specifications"]
+__all__ = ["Claim", "ClaimResult", "audit_claim", "enumerate_specifications"]
 
-KINDS = ("closer", "steering_raises", "closest_group", "human_proxy", "higher_position")
+SHORTHANDS = ("closer", "steering_raises", "closest_group", "human_proxy", "higher_position")
+GENERAL = ("contrast", "trend", "equivalent", "correlation")
+KINDS = SHORTHANDS + GENERAL
 AGGREGATIONS = ("mean", "median")
 POOLED = "(pooled)"
 SUPPORT_SHARE = 0.9
@@ -62,9 +73,41 @@ ZERO_RTOL = 1e-9
 CONTRAST_TASKS = 32
 
 
+def _cell(c, group: str | None = None) -> tuple:
+    """A cell as a hashable tuple of (key, value) pairs (``group`` fills a missing group)."""
+    if not isinstance(c, dict) or not c:
+        raise ValueError(f"a cell must be a non-empty dict such as {{'model': 'M', 'language': 'hi'}}; got {c!r}.")
+    c = dict(c)
+    if "model" not in c and "human" not in c:
+        raise ValueError(f"the cell {c!r} names no 'model' (or 'human' group); add one, e.g. {{'model': 'M', ...}}.")
+    if group is not None and "group" not in c:
+        c["group"] = group
+    return tuple((str(k), str(v)) for k, v in c.items())
+
+
+def _cells(cells, group: str | None) -> tuple:
+    return tuple(_cell(c, group) for c in cells)
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A statement about the data. Build one with the class methods.
+    """A statement about the data: a contrast, trend, equivalence or correlation between named cells.
+
+    A *cell* is a dict naming a model and, where needed, factor levels and a reference group:
+    ``{"model": "M", "language": "hi", "group": "IN"}`` (see :mod:`robustalign.claims.general`). The
+    factors a claim names are fixed by it and are not specification choices.
+
+    General claims:
+
+    ``Claim.contrast(a=..., b=..., group="IN")``: cell a is closer to the group than cell b.
+    ``Claim.trend({"M1": 7, "M2": 13, "M3": 70}, group="IN")``: alignment rises with a covariate of the
+    cells (or over an ordered list of cells, ``x`` their positions); ``decreasing=True`` claims a fall.
+    ``Claim.equivalent(model="M", groups=["A", "B", "C"], margin=0.05)``: M is equally aligned with every
+    group: every pairwise difference is within the margin.
+    ``Claim.correlation({"M1": 0.12, ...}, se={...}, group="IN")``: alignment correlates with another
+    measured per-unit quantity across units (models or cells).
+
+    Shorthands (each builds the general claim and keeps its own name as ``kind``):
 
     ``Claim.closer("A", than="B", group="C")``: model A is closer to group C than model B.
     ``Claim.steering_raises("A", target="C")``: steering model A toward C raises its alignment with C
@@ -76,47 +119,173 @@ class Claim:
     """
 
     kind: str
-    model: str | None = None
-    other: str | None = None
-    group: str | None = None
-    target: str | None = None
+    cells: tuple = ()
+    x: tuple = ()
+    se: tuple = ()
+    metric: str | None = None
+    margin: float | None = None
     steer: str = "steer_target"
-    baseline: str = "none"
     text: str = ""
+    item_x: tuple = ()
+    method: str = "pearson"
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"`kind` must be one of {KINDS}; got {self.kind!r}.")
 
+    @property
+    def cell_dicts(self) -> list[dict]:
+        return [dict(c) for c in self.cells]
+
+    @property
+    def form(self) -> str:
+        """The general form: contrast, trend, equivalent or correlation."""
+        return self.kind if self.kind in GENERAL else "contrast"
+
+    # ---------------- general forms
+    @classmethod
+    def contrast(cls, a: dict, b: dict, *, group: str | None = None, metric: str | None = None,
+                 text: str | None = None, steer: str = "steer_target") -> Claim:
+        from robustalign.claims.general import describe_cell
+
+        cells = _cells([a, b], group)
+        g = {dict(c).get("group") for c in cells}
+        about = f"closer to {g.pop()} " if len(g) == 1 and None not in g else "higher "
+        words = text or f"{describe_cell(dict(cells[0]))} is {about}than {describe_cell(dict(cells[1]))}"
+        return cls("contrast", cells=cells, metric=metric, steer=steer, text=words)
+
+    @classmethod
+    def trend(cls, cells, *, x: Sequence[float] | None = None, group: str | None = None, metric: str | None = None,
+              decreasing: bool = False, text: str | None = None, steer: str = "steer_target") -> Claim:
+        of = None
+        if isinstance(cells, dict):  # {model: covariate}
+            if x is not None:
+                raise ValueError("give the trend's positions either as {model: x} or as `x` with a list of cells, "
+                                 "not both.")
+            of = "the models' covariate (" + ", ".join(f"{m} = {v:g}" for m, v in cells.items()) + ")"
+            x, cells = list(cells.values()), [{"model": m} for m in cells]
+        cells = list(cells)
+        x = list(range(len(cells))) if x is None else list(x)
+        if len(x) != len(cells) or len(cells) < 3:
+            raise ValueError(f"a trend needs at least 3 cells and one position `x` per cell; got {len(cells)} cells "
+                             f"and {len(x)} positions.")
+        xs = np.asarray(x, float)
+        if not np.all(np.isfinite(xs)) or np.ptp(xs) == 0:
+            raise ValueError(f"the trend's positions `x` must be finite numbers that are not all equal; got {x}.")
+        sign = "falls" if decreasing else "rises"
+        of = of or f"the cells' positions {x}"
+        words = text or f"alignment{' with ' + group if group else ''} {sign} with {of}"
+        return cls("trend", cells=_cells(cells, group), x=tuple(float(v) * (-1 if decreasing else 1) for v in x),
+                   metric=metric, steer=steer, text=words)
+
+    @classmethod
+    def equivalent(cls, cells=None, *, model: str | None = None, groups: Sequence[str] | None = None,
+                   margin: float, group: str | None = None, metric: str | None = None, text: str | None = None,
+                   steer: str = "steer_target") -> Claim:
+        if cells is None:
+            if model is None or not groups:
+                raise ValueError("an equivalence claim needs `cells`, or `model` and a list of `groups`.")
+            cells = [{"model": model, "group": g} for g in groups]
+        cells = list(cells)
+        if len(cells) < 2:
+            raise ValueError(f"an equivalence claim needs at least 2 cells; got {len(cells)}.")
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (np.isfinite(margin) and margin > 0):
+            raise ValueError(f"`margin` must be a positive number (the largest difference that counts as equal, in "
+                             f"the metric's units); got {margin!r}.")
+        words = text or (f"{model} is equally aligned with {', '.join(groups)} (within {margin:g})" if model
+                         else f"the {len(cells)} cells are equally aligned (within {margin:g})")
+        return cls("equivalent", cells=_cells(cells, group), margin=float(margin), metric=metric, steer=steer,
+                   text=words)
+
+    @classmethod
+    def correlation(cls, values=None, *, cells=None, se=None, item_values: pd.DataFrame | None = None,
+                    group: str | None = None, metric: str | None = None, negative: bool = False,
+                    method: str = "pearson", text: str | None = None, steer: str = "steer_target") -> Claim:
+        """Alignment correlates (positively, or ``negative=True``) across units with another quantity.
+
+        ``values``: the quantity per unit, ``{model: value}`` (the units are those models) or a list in the
+        order of ``cells``; ``se``: its standard errors (same shape), redrawn in every bootstrap resample.
+        Or ``item_values``: a table items x units (columns: the models, or one per cell in order) whose
+        item means are the quantity, resampled with the same items as the alignment.
+        """
+        if method not in ("pearson", "spearman"):
+            raise ValueError(f"`method` must be 'pearson' or 'spearman'; got {method!r}.")
+        if (values is None) == (item_values is None):
+            raise ValueError("give the other quantity either as `values` (one per unit, optionally with `se`) or "
+                             "as `item_values` (a table items x units), not both or neither.")
+        src = values if values is not None else item_values
+        units = list(src.keys() if isinstance(src, dict) else src.columns if isinstance(src, pd.DataFrame) else [])
+        if cells is not None and (isinstance(values, dict) or isinstance(se, dict)):
+            raise ValueError("with `cells`, give `values` (and `se`) as lists in the order of the cells.")
+        if cells is None:
+            if not units:
+                raise ValueError("without `cells`, `values` must map each model to its value, e.g. {'M1': 0.12}.")
+            cells = [{"model": u} for u in units]
+        cells = list(cells)
+        sign = -1.0 if negative else 1.0
+        x, sd, ix = (), (), ()
+        if values is not None:
+            v = [values[u] for u in units] if isinstance(values, dict) else list(values)
+            x = tuple(sign * float(a) for a in v)
+            if se is not None:
+                sd = tuple(float(a) for a in ([se[u] for u in units] if isinstance(se, dict) else se))
+        else:
+            cols = [c for c in units if c in item_values.columns]
+            ix = tuple((str(i), tuple(sign * float(a) for a in row)) for i, row in zip(item_values.index,
+                                                                                        item_values[cols].to_numpy()))
+        n = len(x) if values is not None else len(units)
+        if len(cells) < 3 or n != len(cells) or (sd and len(sd) != n):
+            raise ValueError(f"a correlation needs at least 3 units and one value (and standard error) per unit; got "
+                             f"{len(cells)} cells, {n} values{f' and {len(sd)} standard errors' if sd else ''}.")
+        if sd and not all(np.isfinite(a) and a >= 0 for a in sd):
+            raise ValueError(f"`se` must be finite non-negative numbers; got {list(sd)}.")
+        words = text or (f"alignment{' with ' + group if group else ''} correlates "
+                         f"{'negatively' if negative else 'positively'} with the units' other quantity ({method})")
+        return cls("correlation", cells=_cells(cells, group), x=x, se=sd, item_x=ix, metric=metric, steer=steer,
+                   method=method, text=words)
+
+    # ---------------- shorthands
     @classmethod
     def closer(cls, model: str, *, than: str, group: str) -> Claim:
-        return cls("closer", model=model, other=than, group=group,
+        return cls("closer", cells=_cells([{"model": model}, {"model": than}], group),
                    text=f"{model} is closer to {group} than {than}")
 
     @classmethod
     def steering_raises(cls, model: str, *, target: str, steer: str = "steer_target", baseline: str = "none",
                         group: str | None = None) -> Claim:
-        return cls("steering_raises", model=model, target=target, group=group or target, steer=steer,
-                   baseline=baseline, text=f"steering {model} toward {target} raises its alignment with "
-                   f"{group or target}")
+        g = group or target
+        return cls("steering_raises", cells=_cells([{"model": model, steer: target}, {"model": model, steer: baseline}],
+                                                   g),
+                   steer=steer, text=f"steering {model} toward {target} raises its alignment with {g}")
 
     @classmethod
     def closest_group(cls, model: str, *, group: str) -> Claim:
-        return cls("closest_group", model=model, group=group, text=f"{model}'s closest group is {group}")
+        from robustalign.claims.general import ALL_OTHERS
+
+        return cls("closest_group", cells=_cells([{"model": model, "group": group}, {"model": model,
+                                                                                    "group": ALL_OTHERS}], None),
+                   text=f"{model}'s closest group is {group}")
 
     @classmethod
     def human_proxy(cls, proxy: str, *, target: str, model: str) -> Claim:
-        return cls("human_proxy", model=model, group=proxy, target=target,
+        return cls("human_proxy", cells=_cells([{"human": proxy}, {"model": model}], target),
                    text=f"humans of {proxy} are a closer proxy for {target} than {model}")
 
     @classmethod
     def higher_position(cls, model: str, *, than: str) -> Claim:
-        return cls("higher_position", model=model, other=than,
+        return cls("higher_position", cells=_cells([{"model": model}, {"model": than}], None), metric="position",
                    text=f"{model}'s mean answer position is higher than {than}'s")
 
     @property
     def needs_reference(self) -> bool:
-        return self.kind != "higher_position"
+        return self.metric != "position"
+
+    @property
+    def fixed_factors(self) -> set[str]:
+        """Factors the claim's cells fix (never specification choices), and the steering factor."""
+        from robustalign.claims.general import cell_factors
+
+        return {self.steer} | {k for c in self.cell_dicts for k in cell_factors(c)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,7 +313,7 @@ def enumerate_specifications(
     from robustalign.metrics import METRICS
 
     if factors is None:
-        factors = [f for f in responses.factors if f not in ("sample", claim.steer)]
+        factors = [f for f in responses.factors if f != "sample" and f not in claim.fixed_factors]
     else:
         factors = list(factors)
         bad = [f for f in factors if f not in responses.data]
@@ -153,9 +322,11 @@ def enumerate_specifications(
     for a in aggregations:
         if a not in AGGREGATIONS:
             raise ValueError(f"`aggregations` must be drawn from {AGGREGATIONS}; got {a!r}.")
-    if claim.kind == "higher_position":
+    if claim.metric == "position":
         metrics = ["mean_position"]
-    elif metrics is None:
+    elif metrics is None and claim.metric is not None:
+        metrics = [claim.metric]
+    if metrics is None:
         metrics = ["js", "tv", "plurality"]
         if reference is not None and all(reference.scales[i].ordinal for i in responses.items if i in reference.scales):
             metrics += ["w1", "mean_position"]
@@ -190,42 +361,21 @@ def _subset(responses: Responses, spec: dict, factors: Sequence[str]) -> Respons
 
 def _contrasts(responses: Responses, reference: Reference | None, claim: Claim, spec: dict,
                factors: Sequence[str], items: list[str]) -> np.ndarray:
-    """Per-item contrasts (items x J) of one specification; NaN where an item has no data."""
-    from robustalign.scoring import human_pair_scores, item_scores, model_profiles
+    """Per-item quantities (items x J) of one specification; NaN where an item has no data (see
+    :mod:`robustalign.claims.general` for what each form makes of its cells' scores)."""
+    from robustalign.claims.general import cell_scores, pair_differences, per_item_slopes
 
     sub = _subset(responses, spec, factors)
-    metric = spec["metric"]
-    idx = pd.Index(items)
-
-    def scores(models, groups, by=("model",)):
-        s = item_scores(sub, reference, metric=metric, by=list(by), groups=groups)
-        return s[s["model"].isin(models)]
-
-    if claim.kind == "higher_position":
-        p = model_profiles(sub, by=["model"])
-        w = p.pivot_table(index="item", columns="model", values="value", observed=True).reindex(idx)
-        return (w.get(claim.model, np.nan) - w.get(claim.other, np.nan)).to_numpy(float)[:, None]
-    if claim.kind == "closer":
-        s = scores([claim.model, claim.other], [claim.group])
-        w = s.pivot_table(index="item", columns="model", values="score", observed=True).reindex(idx)
-        return (w.get(claim.model, np.nan) - w.get(claim.other, np.nan)).to_numpy(float)[:, None]
-    if claim.kind == "steering_raises":
-        s = scores([claim.model], [claim.group], by=("model", claim.steer))
-        s = s[s[claim.steer].astype(str).isin([claim.target, claim.baseline])]
-        w = s.pivot_table(index="item", columns=claim.steer, values="score", observed=True).reindex(idx)
-        w.columns = w.columns.astype(str)
-        return (w.get(claim.target, np.nan) - w.get(claim.baseline, np.nan)).to_numpy(float)[:, None]
-    if claim.kind == "human_proxy":
-        s = scores([claim.model], [claim.target]).set_index("item")["score"].reindex(idx)
-        h = human_pair_scores(reference, items, claim.group, claim.target, metric=metric)  # same estimand
-        return (h - s.to_numpy(float))[:, None]
-    # closest_group: margins over every other group
-    s = scores([claim.model], None)
-    w = s.pivot_table(index="item", columns="group", values="score", observed=True).reindex(idx)
-    if claim.group not in w:
-        return np.full((len(items), max(1, w.shape[1] - 1)), np.nan)
-    others = [g for g in w.columns if g != claim.group]
-    return (w[[claim.group]].to_numpy(float) - w[others].to_numpy(float))
+    metric = "position" if claim.metric == "position" else spec["metric"]
+    cells = claim.cell_dicts
+    first = cells[0].get("group")
+    S = [cell_scores(sub, reference, c, metric, items, first_group=first) for c in cells]
+    if claim.form == "trend":
+        return per_item_slopes(np.hstack(S), np.asarray(claim.x, float))[:, None]
+    if claim.form in ("equivalent", "correlation"):
+        X = np.hstack(S)
+        return pair_differences(X) if claim.form == "equivalent" else X
+    return S[0] - S[1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -252,13 +402,16 @@ def _aggregate(x: np.ndarray, how: str, axis: int) -> np.ndarray:
     return nanmean(x, axis) if how == "mean" else _nanmedian(x, axis)
 
 
-def _stat(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
-    """D: (..., items, specs, J) -> (..., specs): min over J of the aggregate over items."""
+def _stat(D: np.ndarray, aggs: np.ndarray, margin: float | None = None) -> np.ndarray:
+    """D: (..., items, specs, J) -> (..., specs): min over J of the aggregate over items; with a ``margin``
+    (equivalence) the margin minus the largest |aggregate| over J (> 0: every difference within it)."""
     out = np.empty(D.shape[:-3] + D.shape[-2:-1])
     for how in ("mean", "median"):
         m = aggs == how
         if m.any():
-            out[..., m] = np.fmin.reduce(_aggregate(D[..., m, :], how, axis=-3), axis=-1)  # NaN only if all are
+            A = _aggregate(D[..., m, :], how, axis=-3)
+            # NaN only if all J are
+            out[..., m] = np.fmin.reduce(A, axis=-1) if margin is None else margin - np.fmax.reduce(np.abs(A), axis=-1)
     return out
 
 
@@ -270,19 +423,19 @@ def _rows_per_chunk(D: np.ndarray) -> int:
     return max(1, _CHUNK_BYTES // max(D[0].nbytes * D.shape[0], 1))
 
 
-def _stat_rows(D: np.ndarray, aggs: np.ndarray, make, rows: int) -> np.ndarray:
+def _stat_rows(D: np.ndarray, aggs: np.ndarray, make, rows: int, margin: float | None = None) -> np.ndarray:
     """``_stat`` of ``make(s, e)`` (the resampled D of rows s..e) in memory-bounded chunks: (rows, specs)."""
     out = np.empty((rows, D.shape[1]))
     step = _rows_per_chunk(D)
     for s in range(0, rows, step):
         e = min(rows, s + step)
-        out[s:e] = _stat(make(s, e), aggs)
+        out[s:e] = _stat(make(s, e), aggs, margin)
     return out
 
 
-def _boot_stat(D: np.ndarray, aggs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def _boot_stat(D: np.ndarray, aggs: np.ndarray, idx: np.ndarray, margin: float | None = None) -> np.ndarray:
     """Statistic of the item resamples ``idx`` (rows, items) of ``D`` (module level: tasks pickle it)."""
-    return _stat_rows(D, aggs, lambda s, e: D[idx[s:e]], len(idx))
+    return _stat_rows(D, aggs, lambda s, e: D[idx[s:e]], len(idx), margin)
 
 
 def _flip_stat(D: np.ndarray, aggs: np.ndarray, signs: np.ndarray) -> np.ndarray:
@@ -291,12 +444,12 @@ def _flip_stat(D: np.ndarray, aggs: np.ndarray, signs: np.ndarray) -> np.ndarray
     return _stat_rows(D, aggs, lambda s, e: (signs[s:e, :, None] * d[None])[..., None], len(signs))
 
 
-def _jackknife(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
+def _jackknife(D: np.ndarray, aggs: np.ndarray, margin: float | None = None) -> np.ndarray:
     """Delete-one-item values (items, specs), for BCa intervals from the stored replicates."""
     from robustalign.resampling._weights import leave_one_out
 
     n = D.shape[0]
-    return _stat_rows(D, aggs, lambda s, e: D[leave_one_out(n, s, e)], n)
+    return _stat_rows(D, aggs, lambda s, e: D[leave_one_out(n, s, e)], n, margin)
 
 
 def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen, alpha: float = 0.05,
@@ -312,11 +465,19 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     """
     from functools import partial
 
-    from robustalign.resampling.nulls import p_values, sign_flips
+    from robustalign.resampling.nulls import sign_flips
 
     obs = _stat(D, aggs)
     null = sign_flips(partial(_flip_stat, D, aggs), D.shape[0], n_permutations=n_permutations, rng=gen,
                       key=("audit_claim.sign_flip", *key), executor=executor)
+    return joint_from_null(obs, null, alpha)
+
+
+def joint_from_null(obs: np.ndarray, null: np.ndarray, alpha: float) -> dict:
+    """Per-specification and joint p-values from observed statistics (specs,) and a null shared by every
+    specification (draws, specs): see :func:`joint_sign_flip`."""
+    from robustalign.resampling.nulls import p_values
+
     ok = np.isfinite(obs)  # a specification without any item has no test: NaN, not p = 1 / (1 + B)
     p_spec = np.full(obs.shape, np.nan)
     p_spec[ok] = p_values(obs[ok], null[:, ok], "two-sided")
@@ -347,7 +508,7 @@ def _contrast_chunk(args) -> list[np.ndarray]:
     return [_contrasts(responses, reference, claim, spec, factors, items) for spec in specs]
 
 
-def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, executor, key=()):
+def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, executor, key=(), margin=None):
     """Percentile cluster bootstrap over items of every specification (items resampled jointly), drawn by
     :func:`robustalign.resampling.nulls.item_bootstrap` from the stream ``("audit_claim.bootstrap", *key)``."""
     from functools import partial
@@ -357,26 +518,18 @@ def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, execut
     from robustalign.scaleout import warn_degenerate
 
     gen, record = as_generator(gen)
-    R = item_bootstrap(partial(_boot_stat, D, aggs), D.shape[0], n_resamples=n_resamples, rng=gen,
+    R = item_bootstrap(partial(_boot_stat, D, aggs, margin=margin), D.shape[0], n_resamples=n_resamples, rng=gen,
                        key=("audit_claim.bootstrap", *key), executor=executor)
     labels = specs.reset_index(drop=True)
     warn_degenerate(R, labels, stacklevel=4)
     return BootstrapResult(
-        estimate=_stat(D, aggs), resamples=np.asfortranarray(R), jackknife=_jackknife(D, aggs), labels=labels,
+        estimate=_stat(D, aggs, margin), resamples=np.asfortranarray(R), jackknife=_jackknife(D, aggs, margin),
+        labels=labels,
         design="cluster", method="percentile", confidence_level=level, n_clusters=int(D.shape[0]), rng=record,
         statistic="claim margin",
         provenance={"path": "blocks", "block_size": BLOCK_SIZE, "n_blocks": -(-n_resamples // BLOCK_SIZE),
                     "stream": ["audit_claim.bootstrap", *map(str, key)]},
     )
-
-
-@dataclass
-class _Evidence:
-    specs: pd.DataFrame
-    D: np.ndarray = field(repr=False)
-    aggs: np.ndarray = field(repr=False)
-    estimate: np.ndarray = field(repr=False)
-    boot: np.ndarray = field(repr=False)
 
 
 def audit_claim(
@@ -395,7 +548,7 @@ def audit_claim(
     max_specifications: int = 20_000,
     rng=None,
     executor=None,
-) -> AssessmentResult:
+) -> ClaimResult:
     """Evaluate ``claim`` under every admissible specification and judge it jointly.
 
     Parameters
@@ -408,7 +561,8 @@ def audit_claim(
     confidence_level, n_resamples
         Per-specification cluster-bootstrap intervals (items resampled jointly for all specifications).
     n_permutations
-        Sign-flip permutations of the joint null (paired contrasts).
+        Sign-flip permutations of the joint null (contrasts and trends: J = 1), or permutations of the
+        other quantity across units (correlation).
     alpha
         Level of the per-specification tests counted in the joint share statistic and of the verdict.
     executor : concurrent.futures.Executor, optional
@@ -424,7 +578,7 @@ def audit_claim(
 
     Returns
     -------
-    AssessmentResult
+    ClaimResult
         ``to_frame()``: one row per specification; ``verdicts``: one row with the verdict in words;
         ``evidence["joint"]``: the joint inference; ``plot()``: the specification curve.
     """
@@ -441,12 +595,66 @@ def audit_claim(
     specs = enumerate_specifications(responses, claim, reference=reference, factors=factors, metrics=metrics,
                                      aggregations=aggregations, include_pooled=include_pooled,
                                      max_specifications=max_specifications)
+    D, items = _per_item(responses, reference, claim, specs, executor)
+    aggs = specs["aggregation"].to_numpy()
+    if claim.form == "correlation":
+        from robustalign.claims.general import audit_correlation
+
+        return audit_correlation(claim, specs, D, items, aggs, n_resamples=n_resamples, n_permutations=n_permutations,
+                                 alpha=alpha, level=level, gen=gen, record=record, executor=executor,
+                                 provenance=_provenance(responses, reference, claim, specs, record, n_resamples,
+                                                        n_permutations, alpha, aggregations, include_pooled))
+    margin = claim.margin if claim.form == "equivalent" else None
+    est = _stat(D, aggs, margin)
+    tol = zero_tolerance(D)  # estimates within rounding of zero neither hold nor fail
+    evaluable = np.isfinite(est)  # specifications whose subset has no item for the claim are left out
+    boot = _cluster_bootstrap_blocks(D[:, evaluable], aggs[evaluable], specs[evaluable].reset_index(drop=True),
+                                     n_resamples=n_resamples, level=level, gen=gen, executor=executor,
+                                     key=(claim.text,), margin=margin)
+    joint = None
+    if D.shape[2] == 1 and margin is None:
+        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=gen, alpha=alpha, executor=executor,
+                                key=(claim.text,))
+    elif margin is not None:
+        joint = _equivalence_tests(boot.resamples, tol[evaluable], evaluable, D.shape[0])
+    holds_boot = np.mean(boot.resamples > tol[evaluable], axis=1)  # share of evaluable specs holding
+    joint_boot = {
+        "p_holds_in_90pct": float(np.mean(holds_boot >= SUPPORT_SHARE)),
+        "p_holds_in_majority": float(np.mean(holds_boot > 0.5)),
+    }
+    share = float(np.mean(est[evaluable] > tol[evaluable]))
+    n_eval = int(evaluable.sum())
+    verdict, reason, n_needed = _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
+    if n_eval < len(specs):
+        reason = reason[:-1] + (f"; {len(specs) - n_eval} specifications had no item with data for the claim "
+                                "and are left out.")
+    verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason,
+                              "share_holds": share, "n_specifications": n_eval,
+                              "n_specifications_empty": len(specs) - n_eval, "n_needed": n_needed}])
+    evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
+                "contrasts": D, "items": items, "estimate": est, "tolerance": tol,
+                "n_items": np.sum(~np.all(np.isnan(D), axis=2), axis=0)}
+    provenance = _provenance(responses, reference, claim, specs, record, n_resamples, n_permutations, alpha,
+                             aggregations, include_pooled)
+    return ClaimResult("claim", verdicts, evidence, provenance, level)
+
+
+def _provenance(responses, reference, claim, specs, record, n_resamples, n_permutations, alpha, aggregations,
+                include_pooled) -> dict:
+    return {"rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations,
+            "alpha": alpha, "claim": claim, "factors": [c for c in specs.columns if c not in ("metric", "aggregation")],
+            "metrics": sorted(set(specs["metric"])), "aggregations": list(aggregations),
+            "include_pooled": include_pooled, "responses_hash": responses.data_hash(),
+            "reference_hash": reference.data_hash() if reference is not None else None}
+
+
+def _per_item(responses, reference, claim, specs, executor) -> tuple[np.ndarray, list[str]]:
+    """The per-item quantities of every specification (items, specs, J), items without any value dropped."""
     fac = [c for c in specs.columns if c not in ("metric", "aggregation")]
     items = list(responses.items)
     # one contrast computation per (factor levels, metric); aggregations share it
     keys = specs[[*fac, "metric"]].drop_duplicates().reset_index(drop=True)
     tasks = [dict(r) for _, r in keys.iterrows()]
-
     if executor is None:
         parts = _contrast_chunk((responses, reference, claim, tasks, fac, items))
     else:  # chunks of specifications, so the data travel once per chunk rather than once per specification
@@ -461,37 +669,45 @@ def audit_claim(
         block[:, k, : p.shape[1]] = p
     pos = specs[[*fac, "metric"]].merge(keys.reset_index(), on=[*fac, "metric"], how="left")["index"].to_numpy()
     D = block[:, pos, :]  # (items, specs, J)
-    aggs = specs["aggregation"].to_numpy()
     keep_items = ~np.all(np.isnan(D), axis=(1, 2))
     D = D[keep_items]
     if D.shape[0] < 3:
         raise ValueError(f"the claim '{claim.text}' can be evaluated on only {D.shape[0]} items; check the names "
-                         "of models, groups and steering levels, and that they share items, and that the cells have "
-                         "enough answers for the metric (robustalign.metrics.MIN_ANSWERS: a nonlinear metric is not "
-                         "estimated for the answer distribution from fewer; metric 'agreement' is linear and works "
-                         "from one answer).")
-    est = _stat(D, aggs)
-    tol = zero_tolerance(D)  # estimates within rounding of zero neither hold nor fail
-    n_items = np.sum(~np.all(np.isnan(D), axis=2), axis=0)
+                         "of models, groups and factor levels in its cells, that they share items, and that the "
+                         "cells have enough answers for the metric (robustalign.metrics.MIN_ANSWERS: a nonlinear "
+                         "metric is not estimated for the answer distribution from fewer; metric 'agreement' is "
+                         "linear and works from one answer).")
+    return D, [i for i, k in zip(items, keep_items) if k]
 
-    evaluable = np.isfinite(est)  # specifications whose subset has no item for the claim are left out
-    boot = _cluster_bootstrap_blocks(D[:, evaluable], aggs[evaluable], specs[evaluable].reset_index(drop=True),
-                                     n_resamples=n_resamples, level=level, gen=gen, executor=executor,
-                                     key=(claim.text,))
-    joint = None
-    if J == 1:
-        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=gen, alpha=alpha, executor=executor,
-                                key=(claim.text,))
-    holds_boot = np.mean(boot.resamples > tol[evaluable], axis=1)  # share of evaluable specs holding
-    joint_boot = {
-        "p_holds_in_90pct": float(np.mean(holds_boot >= SUPPORT_SHARE)),
-        "p_holds_in_majority": float(np.mean(holds_boot > 0.5)),
-    }
-    share = float(np.mean(est[evaluable] > tol[evaluable]))
-    evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
-                "contrasts": D, "items": [i for i, k in zip(items, keep_items) if k]}
 
-    def build(lv: float) -> pd.DataFrame:
+def _equivalence_tests(R: np.ndarray, tol: np.ndarray, evaluable: np.ndarray, n_items: int) -> dict:
+    """Per-specification equivalence p-values from the bootstrap of ``margin - max|difference|``.
+
+    The share ``q`` of resamples in which the statistic is not above 0 is the percentile bootstrap's
+    one-sided p-value (TOST of every pair at once: intersection-union). The percentile bootstrap of a mean
+    over ``n`` items is too narrow by the t quantile and the divisor ``n`` (Hesterberg 2015), so ``q`` is read
+    as a normal quantile and converted: ``p = P(t_{n-1} > z_{1-q} sqrt(n / (n - 1)))``. ``q`` is kept within
+    half a resample of 0 and 1.
+    """
+    from scipy import stats
+
+    B = R.shape[0]
+    q = np.clip(np.mean(R <= tol[None], axis=0), 0.5 / B, 1 - 0.5 / B)
+    z = stats.norm.isf(q) * np.sqrt(n_items / max(n_items - 1, 1))
+    p = np.full(evaluable.shape, np.nan)
+    p[evaluable] = stats.t.sf(z, df=max(n_items - 1, 1))
+    return {"p_spec": p, "p_maxt": np.full(evaluable.shape, np.nan)}
+
+
+class ClaimResult(AssessmentResult):
+    """The result of :func:`audit_claim`: one row per specification, the joint verdict in words."""
+
+    def to_frame(self, confidence_level: float | None = None) -> pd.DataFrame:
+        lv = self.confidence_level if confidence_level is None else check_confidence_level(confidence_level)
+        ev = self.evidence
+        specs, est, boot, joint = ev["specifications"], ev["estimate"], ev["bootstrap"], ev["joint"]
+        claim = self.provenance["claim"]
+        evaluable = np.isfinite(est)
         ci = boot.conf_int(lv)
         out = specs.copy()
         out.insert(0, "quantity", "claim_margin")
@@ -502,8 +718,9 @@ def audit_claim(
             full[evaluable] = vals
             out[col] = full
         out["conf_level"] = lv
-        out["method"] = "cluster bootstrap (percentile)"
-        out["holds"] = pd.array(np.where(evaluable, est > tol, False), dtype="boolean")
+        out["method"] = ("two-stage bootstrap (percentile)" if claim.form == "correlation"
+                         else "cluster bootstrap (percentile)")
+        out["holds"] = pd.array(np.where(evaluable, est > ev["tolerance"], False), dtype="boolean")
         out.loc[~evaluable, "holds"] = pd.NA
         if joint is not None:
             out["p_value"] = joint["p_spec"]
@@ -515,36 +732,28 @@ def audit_claim(
             out["p_adjusted"] = np.nan
             out["adjust_method"] = "none"
         out["family"] = f"{len(specs)} specifications of the claim"
-        out["n_items"] = n_items
+        out["n_items"] = ev["n_items"]
         out["units"] = _units(claim)
         return out
 
-    n_eval = int(evaluable.sum())
-    verdict, reason, n_needed = _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
-    if n_eval < len(specs):
-        reason = reason[:-1] + (f"; {len(specs) - n_eval} specifications had no item with data for the claim "
-                                "and are left out.")
-    verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason,
-                              "share_holds": share, "n_specifications": n_eval,
-                              "n_specifications_empty": len(specs) - n_eval, "n_needed": n_needed}])
-    provenance = {"rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations,
-                  "alpha": alpha, "claim": claim, "factors": fac, "metrics": sorted(set(specs["metric"])),
-                  "aggregations": list(aggregations), "include_pooled": include_pooled,
-                  "responses_hash": responses.data_hash(),
-                  "reference_hash": reference.data_hash() if reference is not None else None}
-
-    def plotter(result, ax=None, **kw):
+    def plot(self, ax=None, **kw):
         from robustalign.plots.multiverse import plot_specification_curve
 
-        return plot_specification_curve(result, ax=ax, **kw)
-
-    return AssessmentResult("claim", verdicts, evidence, provenance, level, build, plotter)
+        return plot_specification_curve(self, ax=ax, **kw)
 
 
 def _units(claim: Claim) -> str:
-    if claim.kind == "higher_position":
+    from robustalign.claims.general import ALL_OTHERS
+
+    if claim.form == "trend":
+        return "slope of similarity per unit of x (claimed direction positive)"
+    if claim.form == "correlation":
+        return f"{claim.method} correlation across units (claimed direction positive)"
+    if claim.form == "equivalent":
+        return f"margin {claim.margin:g} minus the largest |difference| between cells"
+    if claim.metric == "position":
         return "difference in mean position on [0, 1]"
-    if claim.kind == "closest_group":
+    if claim.cell_dicts[-1].get("group") == ALL_OTHERS:
         return "smallest similarity margin over the other groups"
     return "difference in similarity (metric of the specification)"
 
@@ -553,15 +762,23 @@ def _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_specs):
     n_hold = int(np.sum(est > tol))
     base = f"'{claim.text}' holds in {n_hold} of {n_specs} specifications ({share:.0%})"
     n_needed = np.nan
+    if claim.form == "equivalent":
+        return _equivalence_verdict(claim, est, tol, share, joint, D, alpha, base)
     if joint is not None:
-        jt = (f"; joint sign-flip test of the median effect across specifications: median {joint['median_effect']:+.3f}, "
+        test = "permutation (the other quantity across units)" if claim.form == "correlation" else "sign-flip"
+        jt = (f"; joint {test} test of the median effect across specifications: median {joint['median_effect']:+.3f}, "
               f"p = {joint['p_median_greater']:.4f} (claimed direction); {joint['share_significant']:.0%} of "
               f"specifications significant at {alpha:g}, p = {joint['p_share_significant']:.4f}")
         if joint["p_median_greater"] < alpha and share >= SUPPORT_SHARE:
             return "supported", f"SUPPORTED: {base}{jt}.", n_needed
         if share < 0.5 or joint["p_median_less"] < alpha:
             return "not supported", f"NOT SUPPORTED: {base}{jt}.", n_needed
-        n_needed, more = _items_needed(abs(joint["median_effect"]), D, np.max(tol, initial=0.0))
+        if claim.form == "correlation":
+            from robustalign.claims.general import units_needed
+
+            n_needed, more = units_needed(joint["median_effect"], D.shape[2], alpha)
+        else:
+            n_needed, more = _items_needed(abs(joint["median_effect"]), D, np.max(tol, initial=0.0))
         return "inconclusive", f"INCONCLUSIVE: {base}{jt}{more}.", n_needed
     jb = (f"; the claim holds in at least 90% of specifications in {joint_boot['p_holds_in_90pct']:.0%} of "
           "bootstrap resamples of items")
@@ -572,7 +789,23 @@ def _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_specs):
     return "inconclusive", f"INCONCLUSIVE: {base}{jb}.", n_needed
 
 
-def _items_needed(med: float, D: np.ndarray, tol: float) -> tuple[float, str]:
+def _equivalence_verdict(claim, est, tol, share, joint, D, alpha, base):
+    """Supported when equivalence is shown (p < alpha) in at least 90% of the specifications."""
+    p = joint["p_spec"][np.isfinite(est)]
+    shown = float(np.mean(p < alpha)) if p.size else 0.0
+    words = (f"; every pairwise difference is shown to lie within +-{claim.margin:g} (bootstrap TOST at {alpha:g}) "
+             f"in {shown:.0%} of specifications (median p = {np.median(p):.4f})")
+    if shown >= SUPPORT_SHARE:
+        return "supported", f"SUPPORTED: {base}{words}.", np.nan
+    if share < 0.5:
+        return "not supported", f"NOT SUPPORTED: {base}{words}.", np.nan
+    med = float(np.nanmedian(est))
+    d = np.abs(D).max(axis=2)  # the worst pair of each item and specification: its SD over items
+    n_needed, more = _items_needed(med, d[..., None], np.max(tol, initial=0.0), two_sided=False)  # TOST
+    return "inconclusive", f"INCONCLUSIVE: {base}{words}{more}.", n_needed
+
+
+def _items_needed(med: float, D: np.ndarray, tol: float, two_sided: bool = True) -> tuple[float, str]:
     """Items needed to detect the median effect ``med`` at 80% power, and the words for the verdict.
 
     A median within rounding of zero (``<= tol``) is not estimable: ``inf``, said so in words.
@@ -589,26 +822,36 @@ def _items_needed(med: float, D: np.ndarray, tol: float) -> tuple[float, str]:
     sd = np.nanmedian(np.nanstd(d, axis=0, ddof=1)) if d.shape[1] else np.nan
     if not (np.isfinite(sd) and sd > 0):
         return np.nan, ""
-    n = n_for_mde(med, sd=sd)
+    n = n_for_mde(med, sd=sd, two_sided=two_sided)
     if not np.isfinite(n):
         return np.inf, "; the median effect is too small for any feasible number of items (not estimable)"
     return float(n), f"; about {n} items would detect the median effect at 80% power"
 
 
 def _check_claim_names(responses: Responses, reference: Reference | None, claim: Claim) -> None:
+    """Every model, group and factor level the claim's cells name exists in the data."""
+    from robustalign.claims.general import ALL_OTHERS, cell_factors
+
+    cells = claim.cell_dicts
     models = set(responses.models)
-    for m in (claim.model, claim.other if claim.kind in ("closer", "higher_position") else None):
-        if m is not None and m not in models:
-            raise ValueError(f"model {m!r} is not in the responses; models are {sorted(models)}.")
+    for c in cells:
+        if "model" in c and c["model"] not in models:
+            raise ValueError(f"model {c['model']!r} is not in the responses; models are {sorted(models)}.")
     if reference is not None:
         groups = set(reference.groups)
-        for g in (claim.group, claim.target if claim.kind == "human_proxy" else None):
-            if g is not None and g not in groups:
-                raise ValueError(f"group {g!r} is not in the reference; groups are {sorted(groups)}.")
-    if claim.kind == "steering_raises":
-        if claim.steer not in responses.data:
-            raise ValueError(f"steering factor {claim.steer!r} is not a column of the responses.")
-        levels = set(responses.data[claim.steer].astype(str))
-        missing = [v for v in (claim.target, claim.baseline) if v not in levels]
+        for c in cells:
+            for g in (c.get("human"), c.get("group")):
+                if g is not None and g != ALL_OTHERS and g not in groups:
+                    raise ValueError(f"group {g!r} is not in the reference; groups are {sorted(groups)}.")
+    wanted: dict[str, list[str]] = {}
+    for c in cells:
+        for k, v in cell_factors(c).items():
+            wanted.setdefault(k, []).append(v)
+    for k, vals in wanted.items():
+        if k not in responses.data:
+            what = "steering factor" if k == claim.steer else "factor"
+            raise ValueError(f"{what} {k!r} is not a column of the responses; factors are {list(responses.factors)}.")
+        levels = set(responses.data[k].astype(str))
+        missing = list(dict.fromkeys(v for v in vals if v not in levels))
         if missing:
-            raise ValueError(f"levels {missing} of {claim.steer!r} are not in the responses; levels are {sorted(levels)}.")
+            raise ValueError(f"levels {missing} of {k!r} are not in the responses; levels are {sorted(levels)}.")

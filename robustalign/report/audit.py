@@ -401,9 +401,9 @@ def run_audit(
 
     # ---- claims
     claims = design.claim_objects()
-    if claims and reference is None:
-        raise RobustAlignError(f"the design declares {len(claims)} claims, which are judged against a human "
-                               "reference; give --reference (or remove the [[claims]]).")
+    if any(cl.needs_reference for cl in claims) and reference is None:  # metric "position" claims need none
+        raise RobustAlignError(f"the design declares {sum(cl.needs_reference for cl in claims)} claims, which are "
+                               "judged against a human reference; give --reference (or remove the [[claims]]).")
     if claims:
         cg = [keyed_stream(streams["claims"], "claim", cl.text) for cl in claims]  # not by position
         for i, (cl, g) in enumerate(zip(claims, cg), 1):

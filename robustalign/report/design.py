@@ -47,11 +47,25 @@ Every key is optional; a missing file means "decide from the data". The schema (
 
     [[claims]]                         # any number of claims, audited over every specification
     kind = "closer"                    # closer | closest_group | steering_raises | human_proxy | higher_position
-    model = "gpt-4o"
+    model = "gpt-4o"                   #   | contrast | trend | equivalent | correlation (general claims, below)
     than = "gemma-2-27b-it"            # closer, higher_position
-    group = "en"                       # closer, closest_group, human_proxy (the proxy group)
+    group = "en"                       # closer, closest_group, human_proxy (the proxy group); the group of
+                                       #   every cell of a general claim that names none
     target = "DK"                      # steering_raises, human_proxy
     text = "..."                       # optional wording used in the report
+    metric = "js"                      # general claims: fix the metric (default: every admissible metric)
+
+    # general claims; a cell is a table naming a model and factor levels (and optionally a group)
+    a = { model = "M", language = "hi" }          # contrast: cell a is closer to `group` than cell b
+    b = { model = "M", language = "en" }
+    models = { M-7b = 7, M-13b = 13, M-70b = 70 } # trend over a covariate of models (or cells = [...], x = [...])
+    decreasing = false                            # trend: claim a fall instead of a rise
+    groups = ["DK", "NL", "PT"]                   # equivalent: `model` equally aligned with these groups ...
+    margin = 0.05                                 # ... within this margin (metric units), or cells = [...]
+    values = { M1 = 0.12, M2 = 0.30, M3 = 0.21 }  # correlation: another quantity per model ...
+    se = { M1 = 0.02, M2 = 0.03, M3 = 0.02 }      # ... with its standard errors (optional)
+    negative = false                              # correlation: claim a negative correlation
+    method = "pearson"                            # correlation: pearson | spearman
 """
 
 from __future__ import annotations
@@ -75,7 +89,8 @@ _SECTIONS = {
     "extrapolability": {"enabled", "min_domain_items"},
     "bayes": {"fit", "draws", "tune", "chains", "model", "sensitivity"},
 }
-_CLAIM_KEYS = {"kind", "model", "than", "group", "target", "text", "steer", "baseline"}
+_CLAIM_KEYS = {"kind", "model", "than", "group", "target", "text", "steer", "baseline", "metric", "a", "b", "cells",
+               "x", "models", "decreasing", "groups", "margin", "values", "se", "negative", "method"}
 # the type of every key (keys not listed here are checked where they are read)
 _TYPES = {
     "title": "str", "seed": "int", "n_resamples": "int", "n_permutations": "int", "confidence_level": "number",
@@ -90,7 +105,9 @@ _TYPES = {
     "bayes": {"fit": "bool", "draws": "int", "tune": "int", "chains": "int", "model": "str", "sensitivity": "bool"},
 }
 _CLAIM_TYPES = {"kind": "str", "model": "str", "than": "str", "group": "str", "target": "str", "text": "str",
-                "steer": "str", "baseline": "level"}
+                "steer": "str", "baseline": "level", "metric": "str", "a": "cell", "b": "cell", "cells": "cells",
+                "x": "numbers", "models": "numbermap", "decreasing": "bool", "groups": "strs", "margin": "number",
+                "values": "numbermap", "se": "numbermap", "negative": "bool", "method": "str"}
 _TYPE_WORDS = {
     "str": ("a text in quotes", 'e.g. {k} = "..."'),
     "int": ("a whole number", "e.g. {k} = 2000"),
@@ -99,6 +116,11 @@ _TYPE_WORDS = {
     "strs": ("a text or a list of texts", 'e.g. {k} = ["format", "template"]'),
     "level": ("a text or a number", 'e.g. {k} = "none"'),
     "map": ("a table of names to names", 'e.g. {k} = {{ da = "DK", en = "US" }}'),
+    "cell": ("a table naming a model and factor levels", 'e.g. {k} = {{ model = "M", language = "hi" }}'),
+    "cells": ("a list of cells (tables naming a model and factor levels)",
+              'e.g. {k} = [{{ model = "M", language = "hi" }}, {{ model = "M", language = "en" }}]'),
+    "numbers": ("a list of numbers", "e.g. {k} = [1, 2, 3]"),
+    "numbermap": ("a table of names to numbers", "e.g. {k} = {{ M1 = 0.12, M2 = 0.30 }}"),
 }
 
 
@@ -113,7 +135,20 @@ def _type_ok(v, kind: str) -> bool:
         "level": scalar,
         "map": isinstance(v, dict) and all(isinstance(x, (str, int, float)) and not isinstance(x, bool)
                                            for x in v.values()),
+        "cell": _is_cell(v),
+        "cells": isinstance(v, list) and len(v) > 0 and all(_is_cell(c) for c in v),
+        "numbers": isinstance(v, list) and all(_is_number(x) for x in v),
+        "numbermap": isinstance(v, dict) and all(_is_number(x) for x in v.values()),
     }[kind]
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_cell(v) -> bool:
+    return (isinstance(v, dict) and ("model" in v or "human" in v)
+            and all(isinstance(x, (str, int, float)) and not isinstance(x, bool) for x in v.values()))
 
 
 _EXAMPLES = {"`metrics`": '["spearman", "js"]', "[stability] `skip`": '["agreement"]',
@@ -154,7 +189,51 @@ _CLAIM_NEEDS = {
     "steering_raises": ("model", "target"),
     "human_proxy": ("group", "target", "model"),
     "higher_position": ("model", "than"),
+    "contrast": ("a", "b"),
+    "trend": (),  # `models`, or `cells` and `x`
+    "equivalent": ("margin",),  # and `model` with `groups`, or `cells`
+    "correlation": ("values",),
 }
+#: Keys of a general claim that need one another: (kind, the keys one of which must be there, words).
+_CLAIM_EITHER = {
+    "trend": ((("models",), ("cells", "x")), 'models = { M1 = 7, M2 = 13, M3 = 70 }, or cells = [...] with x = [...]'),
+    "equivalent": ((("model", "groups"), ("cells",)), 'model = "M" with groups = ["A", "B"], or cells = [...]'),
+}
+
+
+def _check_claim(c: dict, i: int, where: str) -> None:
+    """A claim's kind-specific keys are present (and fit together)."""
+    kind = c.get("kind")
+    if kind not in _CLAIM_NEEDS:
+        raise RobustAlignError(f"{where}: claim {i} `kind` must be one of {sorted(_CLAIM_NEEDS)}; got {kind!r}.")
+    missing = [k for k in _CLAIM_NEEDS[kind] if k not in c]
+    if missing:
+        raise RobustAlignError(f"{where}: claim {i} ({kind}) needs keys {missing}.")
+    if kind in _CLAIM_EITHER:
+        options, words = _CLAIM_EITHER[kind]
+        if not any(all(k in c for k in opt) for opt in options):
+            raise RobustAlignError(f"{where}: claim {i} ({kind}) needs {words}. Add them to the design file.")
+    if kind == "trend" and "cells" in c and len(c["cells"]) != len(c["x"]):
+        raise RobustAlignError(f"{where}: claim {i} (trend) has {len(c['cells'])} cells but {len(c['x'])} positions "
+                               "`x`; give one position per cell.")
+    if kind == "correlation" and "se" in c and set(c["se"]) != set(c["values"]):
+        raise RobustAlignError(f"{where}: claim {i} (correlation) `se` must name the same models as `values`; "
+                               f"got {sorted(c['se'])} and {sorted(c['values'])}.")
+    if kind == "equivalent" and not c["margin"] > 0:
+        raise RobustAlignError(f"{where}: claim {i} (equivalent) `margin` must be positive (the largest difference "
+                               f"that counts as equal, in the metric's units); got {c['margin']!r}.")
+    from robustalign.metrics import METRICS
+
+    if "metric" in c and c["metric"] not in METRICS and c["metric"] != "position":
+        raise RobustAlignError(f"{where}: claim {i} `metric` must be one of {sorted(METRICS)} or 'position' (the mean "
+                               f"answer position, no reference); got {c['metric']!r}. Fix the value in the design file.")
+    if kind in _CLAIM_EITHER or kind in ("contrast", "correlation"):
+        from robustalign.claims.multiverse import Claim
+
+        try:
+            _general_claim(Claim, c, "steer_target")
+        except ValueError as e:
+            raise RobustAlignError(f"{where}: claim {i} ({kind}): {e} Fix the claim in the design file.") from None
 
 
 @dataclass
@@ -258,12 +337,7 @@ class AuditDesign:
             if bad:
                 raise RobustAlignError(f"{where}: claim {i} has unknown keys {bad}; known keys are "
                                        f"{sorted(_CLAIM_KEYS)}.")
-            kind = c.get("kind")
-            if kind not in _CLAIM_NEEDS:
-                raise RobustAlignError(f"{where}: claim {i} `kind` must be one of {sorted(_CLAIM_NEEDS)}; got {kind!r}.")
-            missing = [k for k in _CLAIM_NEEDS[kind] if k not in c]
-            if missing:
-                raise RobustAlignError(f"{where}: claim {i} ({kind}) needs keys {missing}.")
+            _check_claim(c, i, where)
         out.claims = [dict(c) for c in claims]
         return out
 
@@ -312,6 +386,21 @@ class AuditDesign:
                     fail(f"claim {i} {key}", c[key], models, "a model of the responses")
             if "group" in c and c["group"] not in known_groups:
                 fail(f"claim {i} group", c["group"], groups, "a group of the reference")
+            for key in ("models", "values", "se"):
+                for m in c.get(key, {}):
+                    if m not in models:
+                        fail(f"claim {i} {key} entry", m, models, "a model of the responses")
+            for g in c.get("groups", []):
+                if g not in known_groups:
+                    fail(f"claim {i} groups entry", g, groups, "a group of the reference")
+            for key, cell in [("a", c.get("a")), ("b", c.get("b"))] + [("cells", x) for x in c.get("cells", [])]:
+                for k, v in (cell or {}).items():
+                    if k == "model" and v not in models:
+                        fail(f"claim {i} {key} model", v, models, "a model of the responses")
+                    elif k in ("group", "human") and v not in known_groups:
+                        fail(f"claim {i} {key} {k}", v, groups, "a group of the reference")
+                    elif k not in ("model", "group", "human") and k not in cols:
+                        fail(f"claim {i} {key} factor", k, list(responses.factors), "a column of the responses")
 
     def claim_objects(self) -> list:
         """The claims as :class:`robustalign.claims.multiverse.Claim` objects."""
@@ -331,14 +420,32 @@ class AuditDesign:
                                            group=c.get("group"))
             elif k == "human_proxy":
                 cl = Claim.human_proxy(c["group"], target=c["target"], model=c["model"])
-            else:
+            elif k == "higher_position":
                 cl = Claim.higher_position(c["model"], than=c["than"])
+            else:
+                cl = _general_claim(Claim, c, self.steering.get("column", "steer_target"))
             if c.get("text"):
                 from dataclasses import replace
 
                 cl = replace(cl, text=c["text"])
             out.append(cl)
         return out
+
+
+def _general_claim(Claim, c: dict, steer: str):
+    """A contrast, trend, equivalent or correlation claim from its design-file table."""
+    common = {"group": c.get("group"), "metric": c.get("metric"), "steer": c.get("steer", steer)}
+    k = c["kind"]
+    if k == "contrast":
+        return Claim.contrast(c["a"], c["b"], **common)
+    if k == "trend":
+        cells = c["models"] if "models" in c else c["cells"]
+        return Claim.trend(cells, x=c.get("x"), decreasing=c.get("decreasing", False), **common)
+    if k == "equivalent":
+        groups = [c["groups"]] if isinstance(c.get("groups"), str) else c.get("groups")
+        return Claim.equivalent(c.get("cells"), model=c.get("model"), groups=groups, margin=c["margin"], **common)
+    return Claim.correlation(c["values"], se=c.get("se"), negative=c.get("negative", False),
+                             method=c.get("method", "pearson"), **common)
 
 
 def _check_stability(st: dict, where: str) -> None:

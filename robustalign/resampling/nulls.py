@@ -12,6 +12,8 @@ Public names
 ------------
 item_bootstrap
     Items drawn with replacement: ``statistic(idx)`` for ``idx`` of shape ``(rows, n_items)``.
+item_bootstrap_normals
+    The same, with standard normal deviates drawn alongside: ``statistic((idx, z))``.
 sign_flips
     Random signs per item: ``statistic(signs)`` for ``signs`` of shape ``(rows, n_items)`` in {-1, +1}.
 within_item_permutations
@@ -41,6 +43,7 @@ __all__ = [
     "BLOCK_SIZE",
     "EXACT_MAX_LABELS",
     "item_bootstrap",
+    "item_bootstrap_normals",
     "label_permutations",
     "p_values",
     "sign_flips",
@@ -92,7 +95,13 @@ def _labels(gen, rows, shape):
     return np.argsort(gen.random((rows, k)), axis=-1)
 
 
-_DRAWS = {"indices": _indices, "signs": _signs, "within": _within, "labels": _labels}
+def _indices_normals(gen, rows, shape):
+    n, k = shape
+    return gen.integers(0, n, size=(rows, n), dtype=np.intp), gen.standard_normal((rows, k))
+
+
+_DRAWS = {"indices": _indices, "signs": _signs, "within": _within, "labels": _labels,
+          "indices_normals": _indices_normals}
 
 
 def _run(statistic: Callable, draw: str, shape: tuple, n_total: int, rng, key, executor) -> np.ndarray:
@@ -119,6 +128,14 @@ def item_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, 
     executor (a module-level function or a ``functools.partial`` of one).
     """
     return _run(statistic, "indices", (int(n_items),), n_resamples, rng, key, executor)
+
+
+def item_bootstrap_normals(statistic: Callable[[tuple], np.ndarray], n_items: int, n_normals: int, *,
+                           n_resamples: int, rng, key: tuple, executor=None) -> np.ndarray:
+    """``statistic((idx, z))`` for ``n_resamples`` item resamples ``idx`` (``(rows, n_items)``, as in
+    :func:`item_bootstrap`) drawn together with ``z``, ``(rows, n_normals)`` standard normal deviates: a
+    quantity known only as an estimate with a standard error is redrawn in the same resample."""
+    return _run(statistic, "indices_normals", (int(n_items), int(n_normals)), n_resamples, rng, key, executor)
 
 
 def sign_flips(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_permutations: int, rng,
