@@ -60,7 +60,7 @@ EXPECT = ("positive", "negative", None)
 # input: per-item values or a per-unit table with standard errors
 # --------------------------------------------------------------------------------------------------
 def _per_unit(data: pd.DataFrame, name: str, unit: str, item: str, value: str, se: str) -> dict:
-    """``{"units", "mean", "var", "n", "items": {unit: Series item -> value} or None}`` for one quantity."""
+    """``{"units", "mean", "var", "n", "items": {unit: (item labels, values)} or None}`` for one quantity."""
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"`{name}` must be a DataFrame; got {type(data).__name__}.")
     missing = [c for c in (unit, value) if c not in data.columns]
@@ -101,16 +101,20 @@ def _from_items(data: pd.DataFrame, name: str, unit: str, item: str, value: str)
         raise ValueError(f"`{name}` has more than one `{value}` for unit {data[unit].iloc[row]!r} and item "
                          f"{data[item].iloc[row]!r} (row {row}); average repeated samples per item first, "
                          "so that items are the resampled units.")
-    g = data.assign(**{unit: data[unit].astype(str)}).groupby(unit, sort=True)
-    agg = g[value].agg(["mean", "var", "count"])
-    few = agg[agg["count"] < 2]
-    if len(few):
-        raise ValueError(f"`{name}`: unit {few.index[0]!r} has {int(few['count'].iloc[0])} item(s); each unit "
-                         "needs at least 2 items for its own standard error.")
-    items = {u: d.set_index(item)[value].astype(float) for u, d in g}
-    return {"units": agg.index.to_numpy(str), "mean": agg["mean"].to_numpy(float),
-            "var": (agg["var"] / agg["count"]).to_numpy(float), "n": agg["count"].to_numpy(float),
-            "items": items}
+    u_lab, inv, cnt = np.unique(np.asarray(data[unit].astype(str), dtype=object).astype(str),
+                                return_inverse=True, return_counts=True)
+    vals = data[value].to_numpy(float)
+    if (cnt < 2).any():
+        k = int(np.flatnonzero(cnt < 2)[0])
+        raise ValueError(f"`{name}`: unit {u_lab[k]!r} has {cnt[k]} item(s); each unit needs at least 2 items "
+                         "for its own standard error.")
+    mean = np.bincount(inv, vals) / cnt
+    var = np.bincount(inv, (vals - mean[inv]) ** 2) / (cnt - 1)
+    order = np.argsort(inv, kind="stable")
+    labels, sv = data[item].to_numpy()[order], vals[order]
+    bounds = np.cumsum(cnt)
+    items = {u: (labels[b - k:b], sv[b - k:b]) for u, k, b in zip(u_lab, cnt, bounds)}
+    return {"units": u_lab, "mean": mean, "var": var / cnt, "n": cnt.astype(float), "items": items}
 
 
 def _error_cov(qx: dict, qy: dict, units: np.ndarray) -> np.ndarray:
@@ -119,11 +123,10 @@ def _error_cov(qx: dict, qy: dict, units: np.ndarray) -> np.ndarray:
     if qx["items"] is None or qy["items"] is None:
         return c
     for k, u in enumerate(units):
-        a, b = qx["items"][u], qy["items"][u]
-        shared = a.index.intersection(b.index)
-        if len(shared) >= 2:
-            cov = np.cov(a[shared].to_numpy(), b[shared].to_numpy(), ddof=1)[0, 1]
-            c[k] = cov * len(shared) / (len(a) * len(b))
+        (la, a), (lb, b) = qx["items"][u], qy["items"][u]
+        _, ia, ib = np.intersect1d(la, lb, assume_unique=True, return_indices=True)
+        if len(ia) >= 2:
+            c[k] = np.cov(a[ia], b[ib], ddof=1)[0, 1] * len(ia) / (len(a) * len(b))
     return c
 
 
@@ -154,23 +157,23 @@ def _fisher(r: float, U: int, level: float) -> tuple[float, float]:
 
 def _corrected_interval(m: dict, level: float) -> tuple[float, float]:
     lo, hi = _fisher(m["r_obs"], m["U"], level)
-    if not np.isfinite(m["r_c"]):
-        return np.nan, np.nan
+    if not (m["rel_x"] > 0 and m["rel_y"] > 0):  # no reliability above 0: the data cannot bound rho
+        return (-1.0, 1.0) if np.isfinite(lo) else (np.nan, np.nan)
     a = math.sqrt(m["rel_x"] * m["rel_y"])
     return max(lo / a, -1.0), min(hi / a, 1.0)
 
 
 def _unit_means(q: dict, units: np.ndarray, counts: dict) -> np.ndarray:
     """``(B, U)`` bootstrap means of each unit from its ``(B, n_items)`` item counts."""
-    return np.column_stack([counts[u] @ q["items"][u].to_numpy() / len(q["items"][u]) for u in units])
+    return np.column_stack([counts[u] @ q["items"][u][1] / len(q["items"][u][1]) for u in units])
 
 
 def _item_counts(q: dict, other: dict, units, rng, n_resamples: int, tag: str) -> dict:
     """Per unit, ``(B, n_items)`` bootstrap counts from the unit's own stream; shared items share draws."""
     out = {}
     for u in units:
-        a = q["items"][u]
-        shared = other is not None and other["items"] is not None and a.index.equals(other["items"][u].index)
+        a = q["items"][u][0]
+        shared = other["items"] is not None and np.array_equal(a, other["items"][u][0])
         gen = keyed_stream(rng, "association.items", "shared" if shared else tag, u)
         out[u] = bootstrap_counts(gen, len(a), n_resamples)
     return out
@@ -372,7 +375,8 @@ def _power_table(m, qx, qy, published, alpha) -> pd.DataFrame:
     ok = np.isfinite(m["rel_x"]) and np.isfinite(m["rel_y"]) and m["rel_x"] > 0 and m["rel_y"] > 0
     for what, r in targets:
         if not ok or r == 0:
-            rows.append({"target": what, "rho": r, "units_needed": np.nan, "units_needed_error_free": np.nan,
+            rows.append({"target": what, "rho": r, "units_needed": np.nan,
+                         "units_needed_error_free": units_needed(r, alpha=alpha) if r else np.inf,
                          "items_x_needed": np.nan, "items_y_needed": np.nan})
             continue
         ix, iy = items_needed(r, m["U"], rel_x=m["rel_x"], rel_y=m["rel_y"], alpha=alpha,
@@ -428,10 +432,17 @@ def _verdict(m, perm, frame, names, expect, alpha, power, n_perm, unit) -> pd.Da
         verdict, why = "supported", "the permutation test rejects 0 and the interval excludes it"
     else:
         verdict, why = "inconclusive", "the interval includes 0 or the permutation test does not reject it"
-    need = power.loc[power["target"] == ("published" if "published" in set(power["target"]) else "estimate"),
-                     "units_needed"]
-    n_needed = float(need.iloc[0]) if verdict == "inconclusive" and len(need) else np.nan
-    extra = f"; about {n_needed:.0f} {unit}s would detect it at 80% power" if np.isfinite(n_needed) else ""
+    n_needed, extra = np.nan, ""
+    target = power[power["target"] == ("published" if "published" in set(power["target"]) else "estimate")]
+    if verdict == "inconclusive" and len(target):
+        t = target.iloc[0]
+        if np.isfinite(t["units_needed"]):
+            n_needed = float(t["units_needed"])
+            extra = f"; about {n_needed:.0f} {unit}s would detect r = {t['rho']:.2f} at 80% power"
+        elif np.isfinite(t["units_needed_error_free"]):
+            n_needed = float(t["units_needed_error_free"])
+            extra = (f"; at least {n_needed:.0f} {unit}s (more with measurement error) would detect "
+                     f"r = {t['rho']:.2f} at 80% power")
     if m["clipped"]:
         extra += "; the corrected r exceeded 1 in size and is reported as is (reliabilities estimated low)"
     if mc:
