@@ -19,16 +19,23 @@ from scipy import stats
 from robustalign.claims.association import audit_correlation, items_needed, units_needed
 
 
-def simulate(gen, *, n_units, n_items, rho, noise=(2.0, 4.0), shared=False, err_corr=0.0):
-    """Long tables x, y (unit, item, value) with true-score correlation ``rho`` across units."""
+def simulate(gen, *, n_units, n_items, rho, noise=(2.0, 4.0), shared=False, err_corr=0.0, item_sd=0.0,
+             crossed=True):
+    """Long tables x, y (unit, item, value) with true-score correlation ``rho`` across units.
+
+    ``crossed``: every unit answers the same items, each with a shared effect of SD ``item_sd`` (an
+    item easy for all units); otherwise each unit has its own items.
+    """
     t = gen.multivariate_normal([0.0, 0.0], [[1.0, rho], [rho, 1.0]], size=n_units)
     sd = gen.uniform(*noise, size=n_units)[:, None]
     ex = gen.standard_normal((n_units, n_items))
     ey = err_corr * ex + math.sqrt(1 - err_corr**2) * gen.standard_normal((n_units, n_items))
     unit = np.repeat([f"u{k}" for k in range(n_units)], n_items)
-    item = np.tile(np.arange(n_items), n_units)
-    x = pd.DataFrame({"unit": unit, "item": item, "value": (t[:, [0]] + sd * ex).ravel()})
-    y = pd.DataFrame({"unit": unit, "item": item if shared else item + 10_000, "value": (t[:, [1]] + sd * ey).ravel()})
+    item = np.tile(np.arange(n_items), n_units) + (0 if crossed else np.repeat(np.arange(n_units), n_items) * 1000)
+    bx, by = item_sd * gen.standard_normal(n_items), item_sd * gen.standard_normal(n_items)
+    x = pd.DataFrame({"unit": unit, "item": item, "value": (t[:, [0]] + bx + sd * ex).ravel()})
+    y = pd.DataFrame({"unit": unit, "item": item if shared else item + 10**7,
+                      "value": (t[:, [1]] + (bx if shared else by) + sd * ey).ravel()})
     return x, y
 
 
@@ -69,6 +76,18 @@ def test_permutation_test_holds_its_size_at_zero_correlation():
         assert stats.binomtest(rej, reps, 0.05).pvalue > 0.01, f"{q}: {rej}/{reps} rejections"
 
 
+def test_shared_item_effects_are_not_counted_as_measurement_error():
+    # every unit answers the same 10 items and some items are much easier for all (item SD 3 against a
+    # true-score SD of 1): per-unit SEs would call most of the spread noise; the crossed correction does not
+    reps = 100
+    rows = _run(14, reps, n_units=12, n_items=10, rho=0.5, item_sd=3.0, noise=(1.0, 2.0))
+    k = _covered(rows, "pearson_corrected", 0.5)
+    assert stats.binomtest(k, reps, 0.95).pvalue > 0.01, f"coverage {k}/{reps}"
+    rel = np.median([f.loc["reliability_x", "estimate"] for f in rows])
+    truth = 1 / (1 + (7 / 3) / 10)  # 1 / (1 + E[noise^2] / n); noise ~ U(1, 2) has E[noise^2] = 7/3
+    assert abs(rel - truth) < 0.15, (rel, truth)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n_units,n_items", [(9, 15), (16, 8), (40, 30)])
 def test_corrected_interval_coverage_slow(n_units, n_items):
@@ -90,7 +109,7 @@ def test_permutation_size_with_shared_items_and_correlated_errors_slow():
 
 def test_corrected_estimate_matches_a_hand_computation_and_the_per_unit_route():
     gen = np.random.default_rng(5)
-    x, y = simulate(gen, n_units=10, n_items=12, rho=0.4, noise=(1.0, 2.0))
+    x, y = simulate(gen, n_units=10, n_items=12, rho=0.4, noise=(1.0, 2.0), crossed=False)
     f = audit_correlation(x, y, n_resamples=20, n_permutations=99, rng=0).to_frame().set_index("quantity")
     gx, gy = x.groupby("unit")["value"], y.groupby("unit")["value"]
     mx, my = gx.mean().to_numpy(), gy.mean().to_numpy()

@@ -51,7 +51,7 @@ from robustalign.resampling import keyed_stream, permutation_p_values
 from robustalign.resampling.draws import bootstrap_counts, integer_draws, random_permutations
 from robustalign.resampling.mcerror import p_value_mcse, within_mc_error
 
-__all__ = ["audit_correlation", "items_needed", "units_needed"]
+__all__ = ["audit_correlation", "audit_tradeoff", "items_needed", "report_rows", "units_needed"]
 
 EXPECT = ("positive", "negative", None)
 
@@ -115,6 +115,35 @@ def _from_items(data: pd.DataFrame, name: str, unit: str, item: str, value: str)
     bounds = np.cumsum(cnt)
     items = {u: (labels[b - k:b], sv[b - k:b]) for u, k, b in zip(u_lab, cnt, bounds)}
     return {"units": u_lab, "mean": mean, "var": var / cnt, "n": cnt.astype(float), "items": items}
+
+
+def _center_crossed(q: dict) -> dict:
+    """Remove shared item effects when every unit has the same items (items crossed with units).
+
+    An item that is easy for every unit shifts all unit means alike and does not move a correlation
+    across units, so it is not measurement error of the comparison. With ``A_u = sum_i r_ui^2 / (n - 1)``
+    from the unit x item residuals ``r_ui = x_ui - x_u. - x_.i + x_..`` and independent errors,
+    ``E[A_u] = s_u^2 (1 - 2/U) + mean(s^2)/U``, which is solved for each ``s_u^2``; the item values used
+    by the bootstrap become ``x_ui - x_.i + x_..`` (same unit means, item effects removed).
+    """
+    items, units = q["items"], q["units"]
+    if items is None or len(units) < 3:
+        return q
+    first = np.sort(items[units[0]][0])
+    if not all(len(items[u][0]) == len(first) and np.array_equal(np.sort(items[u][0]), first) for u in units):
+        return q
+    order = {u: np.argsort(items[u][0], kind="stable") for u in units}
+    X = np.vstack([items[u][1][order[u]] for u in units])  # (U, n) on sorted item labels
+    U, n = X.shape
+    centred = X - X.mean(0) + X.mean()
+    R = centred - centred.mean(1, keepdims=True)
+    A = (R**2).sum(1) / (n - 1)
+    s2_bar = A.mean() / (1 - 1 / U)
+    s2 = np.maximum((A - s2_bar / U) / (1 - 2 / U), 0.0)
+    out = dict(q)
+    out["items"] = {u: (first, centred[k]) for k, u in enumerate(units)}
+    out["var"], out["crossed"] = s2 / n, True
+    return out
 
 
 def _error_cov(qx: dict, qy: dict, units: np.ndarray) -> np.ndarray:
@@ -266,7 +295,7 @@ def items_needed(rho: float, n_units: int, *, rel_x: float, rel_y: float, n_item
     for _ in range(60):
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if short(mid) else (lo, mid)
-    return float(math.ceil(hi * n_items_x)), float(math.ceil(hi * n_items_y))
+    return tuple(float(math.ceil(hi * n)) if np.isfinite(n) else np.nan for n in (n_items_x, n_items_y))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -347,6 +376,7 @@ def audit_correlation(
     qx = _per_unit(x, names[0], unit, item, value, se)
     qy = _per_unit(y, names[1], unit, item, value, se)
     units = _align(qx, qy, names)
+    qx, qy = _center_crossed(qx), _center_crossed(qy)
     c = _error_cov(qx, qy, units)
     m = _moments(qx["mean"], qy["mean"], qx["var"], qy["var"], c)
     perm = _permutation(qx["mean"], qy["mean"], c, rng, n_permutations, "two-sided")
@@ -379,8 +409,9 @@ def _power_table(m, qx, qy, published, alpha) -> pd.DataFrame:
                          "units_needed_error_free": units_needed(r, alpha=alpha) if r else np.inf,
                          "items_x_needed": np.nan, "items_y_needed": np.nan})
             continue
-        ix, iy = items_needed(r, m["U"], rel_x=m["rel_x"], rel_y=m["rel_y"], alpha=alpha,
-                              n_items_x=np.nanmean(qx["n"]), n_items_y=np.nanmean(qy["n"]))
+        nx, ny = (float(np.mean(q["n"])) for q in (qx, qy))  # NaN for a per-unit table without n_items
+        ix, iy = items_needed(r, m["U"], rel_x=m["rel_x"], rel_y=m["rel_y"], alpha=alpha, n_items_x=nx,
+                              n_items_y=ny)
         rows.append({"target": what, "rho": r,
                      "units_needed": units_needed(r, rel_x=m["rel_x"], rel_y=m["rel_y"], alpha=alpha),
                      "units_needed_error_free": units_needed(r, alpha=alpha),
@@ -450,3 +481,83 @@ def _verdict(m, perm, frame, names, expect, alpha, power, n_perm, unit) -> pd.Da
     reason = f"'{claim}': {verdict} ({why}): {nums}{extra}."
     return pd.DataFrame([{"claim": claim, "verdict": verdict, "reason": reason, "n_needed": n_needed,
                           "mc_error": mc}])
+
+
+# --------------------------------------------------------------------------------------------------
+# cultural fit traded against safety
+# --------------------------------------------------------------------------------------------------
+def _unit_labels(frame: pd.DataFrame, by: Sequence[str]) -> pd.Series:
+    return frame[list(by)].astype(str).agg(" / ".join, axis=1)
+
+
+def audit_tradeoff(
+    responses,
+    reference,
+    safety: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("model",),
+    group: str | None = None,
+    against: str | None = None,
+    group_map=None,
+    metric: str = "js",
+    item: str = "item",
+    safety_value: str = "value",
+    expect: str | None = "positive",
+    published: float | None = None,
+    alpha: float = 0.05,
+    confidence_level: float = 0.95,
+    n_resamples: int = 2000,
+    n_permutations: int = 9999,
+    rng=None,
+) -> AssessmentResult:
+    """"Models which fit a culture better also compromise safety more" (Chae et al. 2025), audited.
+
+    Cultural fit is each unit's per-item alignment (:func:`robustalign.item_scores`, higher = closer)
+    with one human group: ``group`` for every unit, or the group named by the ``against`` column of the
+    responses (e.g. ``"language"`` with ``group_map`` from language to country). ``safety`` holds one
+    row per unit x prompt with the ``by`` columns, ``item`` (the prompt) and ``safety_value`` (a 0/1
+    safety violation or a harm score: higher = less safe). The claim is a positive correlation across
+    units (``expect="positive"``; use ``"negative"`` if ``safety_value`` is a refusal or safety rate).
+
+    Returns :func:`audit_correlation`'s result with names ``("cultural_fit", "safety_violation")``;
+    ``evidence["units"]`` holds both per-unit quantities with intervals and ``evidence["power"]`` the
+    units and items needed to detect ``published`` (or the estimate).
+    """
+    from robustalign.scoring import item_scores
+
+    by = [by] if isinstance(by, str) else list(by)
+    if not isinstance(safety, pd.DataFrame):
+        raise TypeError(f"`safety` must be a DataFrame; got {type(safety).__name__}.")
+    missing = [c for c in (*by, item, safety_value) if c not in safety.columns]
+    if missing:
+        raise ValueError(f"`safety` has no column(s) {missing}; it needs one row per unit x prompt with "
+                         f"{[*by, item, safety_value]}. Columns: {list(safety.columns)}.")
+    groups = None if group is None else [group]
+    s = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
+                    groups=groups)
+    per_cell = s.groupby([*by, "item"])["group"].nunique()
+    if (per_cell > 1).any():
+        raise ValueError(f"cultural fit needs one human group per unit; the reference has "
+                         f"{sorted(s['group'].unique())[:6]}. Pass `group=` (one group for every unit) or "
+                         "`against=` (a responses column naming each unit's group).")
+    fit = pd.DataFrame({"unit": _unit_labels(s, by), "item": s["item"].to_numpy(), "value": s["score"].to_numpy()})
+    saf = pd.DataFrame({"unit": _unit_labels(safety, by), "item": safety[item].to_numpy(),
+                        "value": safety[safety_value].to_numpy()})
+    res = audit_correlation(fit, saf, names=("cultural_fit", "safety_violation"), expect=expect,
+                            published=published, alpha=alpha, confidence_level=confidence_level,
+                            n_resamples=n_resamples, n_permutations=n_permutations, rng=rng)
+    res.provenance |= {"metric": metric, "by": by, "group": group, "against": against,
+                       "n_scored_items": int(len(s)), "score_attrs": dict(s.attrs)}
+    res.kind = "tradeoff"
+    return res
+
+
+def report_rows(result: AssessmentResult, *, part: str = "", assessment: str = "correlation"):
+    """``(display table, verdict rows)`` for a report: the estimates and the verdict in the report's shape."""
+    f = result.to_frame()
+    disp = f[["quantity", "estimate", "conf_low", "conf_high", "conf_level", "method", "p_value", "n_units"]]
+    v = result.verdicts
+    rows = pd.DataFrame({"part": part, "assessment": assessment, "unit": v["claim"].to_numpy(),
+                         "verdict": v["verdict"].to_numpy(), "reason": v["reason"].to_numpy(),
+                         "n_needed": v["n_needed"].to_numpy(float), "mc_error": v["mc_error"].to_numpy()})
+    return disp.reset_index(drop=True), rows
