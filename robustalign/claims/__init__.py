@@ -12,7 +12,7 @@ from importlib import import_module
 from robustalign.claims._base import VERDICTS, AssessmentResult
 
 __all__ = ["VERDICTS", "AssessmentResult", "Claim", "assess_dimension_prediction", "assess_extrapolability",
-           "assess_stability", "assess_steerability", "audit_claim"]
+           "assess_stability", "assess_steerability", "audit_claim", "audit_correlation", "audit_tradeoff"]
 
 _WHERE = {
     "assess_stability": "robustalign.claims.stability",
@@ -21,6 +21,8 @@ _WHERE = {
     "audit_claim": "robustalign.claims.multiverse",
     "Claim": "robustalign.claims.multiverse",
     "assess_dimension_prediction": "robustalign.claims.extrapolability",
+    "audit_correlation": "robustalign.claims.association",
+    "audit_tradeoff": "robustalign.claims.association",
 }
 
 
