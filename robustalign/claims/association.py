@@ -17,7 +17,9 @@ correction, with the error variances taken from each unit's own items):
 
 where ``S`` are the across-unit (co)variances of the unit estimates, ``v_u`` each unit's squared
 standard error and ``c_u`` the error covariance of its two estimates (non-zero only on shared items).
-The reliability of quantity x is ``1 - mean(v_x) / S_xx``. The interval is the Fisher-z interval of the
+The reliability of quantity x is ``1 - mean(v_x) / S_xx``; ``r_c`` is clipped to [-1, 1] (the verdict says
+when, since it signals a low, unstable reliability) and is not estimable when a reliability is not above
+0 (the units differ less than their own measurement error); its interval is then [-1, 1]. The interval is the Fisher-z interval of the
 error-covariance-corrected correlation ``(S_xy - mean c) / sqrt(S_xx S_yy)`` on ``U - 3`` degrees of
 freedom, with both ends divided by ``sqrt(rel_x rel_y)`` (the correction applied to the interval ends).
 Coverage is checked by simulation in ``tests/test_association.py``.
@@ -171,9 +173,9 @@ def _moments(mx, my, vx, vy, c) -> dict:
     r_naive = sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else np.nan
     r_obs = (sxy - np.mean(c)) / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else np.nan
     ok = rel_x > 0 and rel_y > 0
-    r_c = r_obs / math.sqrt(rel_x * rel_y) if ok else np.nan
-    return {"U": U, "r_naive": r_naive, "r_obs": r_obs, "r_c": r_c, "rel_x": rel_x, "rel_y": rel_y,
-            "clipped": bool(ok and abs(r_c) > 1)}
+    r_raw = r_obs / math.sqrt(rel_x * rel_y) if ok else np.nan
+    return {"U": U, "r_naive": r_naive, "r_obs": r_obs, "r_c": float(np.clip(r_raw, -1, 1)), "r_raw": r_raw,
+            "rel_x": rel_x, "rel_y": rel_y, "clipped": bool(ok and abs(r_raw) > 1)}
 
 
 def _fisher(r: float, U: int, level: float) -> tuple[float, float]:
@@ -475,7 +477,8 @@ def _verdict(m, perm, frame, names, expect, alpha, power, n_perm, unit) -> pd.Da
             extra = (f"; at least {n_needed:.0f} {unit}s (more with measurement error) would detect "
                      f"r = {t['rho']:.2f} at 80% power")
     if m["clipped"]:
-        extra += "; the corrected r exceeded 1 in size and is reported as is (reliabilities estimated low)"
+        extra += (f"; the corrected r was {m['r_raw']:.2f} before clipping to [-1, 1] (a reliability is estimated "
+                  "low: the correction is unstable)")
     if mc:
         extra += "; the p-value is within Monte Carlo error of alpha: rerun with more permutations"
     reason = f"'{claim}': {verdict} ({why}): {nums}{extra}."
