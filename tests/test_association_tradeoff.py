@@ -48,3 +48,15 @@ def test_needs_one_group_per_unit_and_named_columns(data):
     with pytest.raises(ValueError, match="same units"):
         audit_tradeoff(resp, ref, safety[safety["model"] != safety["model"].iloc[0]], group="C01",
                        safety_value="violation", n_resamples=10, n_permutations=19, rng=0)
+
+
+def test_report_section(data):
+    from robustalign.report.audit import association_section
+
+    resp, ref, safety = data
+    res = audit_tradeoff(resp, ref, safety, group="C01", safety_value="violation", n_resamples=50,
+                         n_permutations=99, rng=1)
+    sec = association_section(res, part="sim")
+    assert sec.verdicts["verdict"].iloc[0] == res.verdicts["verdict"].iloc[0]
+    assert set(sec.tables) == {"correlation_estimates", "correlation_units", "correlation_power"}
+    assert "estimate [95% interval]" in sec.display[0][1].columns
