@@ -169,6 +169,9 @@ def test_same_seed_same_result_and_units_keyed():
     b = audit_correlation(x, y, n_resamples=200, n_permutations=199, rng=4)
     pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
     assert a.provenance["rng"]["entropy"] == 4
+    fresh = audit_correlation(x, y, n_resamples=200, n_permutations=199)  # rng=None: the recorded seed repeats it
+    again = audit_correlation(x, y, n_resamples=200, n_permutations=199, rng=fresh.provenance["rng"]["entropy"])
+    pd.testing.assert_frame_equal(fresh.to_frame(), again.to_frame())
 
 
 @pytest.mark.parametrize("mutate,match", [

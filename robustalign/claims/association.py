@@ -374,7 +374,7 @@ def audit_correlation(
         raise ValueError(f"`expect` must be one of {EXPECT}; got {expect!r}.")
     level = check_confidence_level(confidence_level)
     names = tuple(str(n) for n in names)
-    _, record = as_generator(rng)
+    rng, record = as_generator(rng)  # one seed for every keyed stream, recorded (also when rng=None)
     qx = _per_unit(x, names[0], unit, item, value, se)
     qy = _per_unit(y, names[1], unit, item, value, se)
     units = _align(qx, qy, names)
