@@ -185,3 +185,12 @@ def test_bad_input_names_the_problem(mutate, match):
     x, y = simulate(np.random.default_rng(3), n_units=6, n_items=4, rho=0.0)
     with pytest.raises(ValueError, match=match):
         audit_correlation(*mutate(x, y), n_resamples=10, n_permutations=19, rng=0)
+
+
+def test_corrected_interval_is_ordered_and_inside_minus_one_one():
+    from robustalign.claims.association import _corrected_interval
+
+    for r in (-0.9, -0.3, 0.0, 0.5, 0.95):
+        for rel in (0.05, 0.3, 1.0):
+            lo, hi = _corrected_interval({"r_obs": r, "U": 50, "rel_x": rel, "rel_y": 0.8}, 0.95)
+            assert -1 <= lo <= hi <= 1

@@ -191,7 +191,7 @@ def _corrected_interval(m: dict, level: float) -> tuple[float, float]:
     if not (m["rel_x"] > 0 and m["rel_y"] > 0):  # no reliability above 0: the data cannot bound rho
         return (-1.0, 1.0) if np.isfinite(lo) else (np.nan, np.nan)
     a = math.sqrt(m["rel_x"] * m["rel_y"])
-    return max(lo / a, -1.0), min(hi / a, 1.0)
+    return float(np.clip(lo / a, -1.0, 1.0)), float(np.clip(hi / a, -1.0, 1.0))
 
 
 def _unit_means(q: dict, units: np.ndarray, counts: dict) -> np.ndarray:
