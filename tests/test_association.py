@@ -100,11 +100,21 @@ def test_corrected_interval_coverage_slow(n_units, n_items):
 
 @pytest.mark.slow
 def test_permutation_size_with_shared_items_and_correlated_errors_slow():
-    # the same items measure both quantities and their errors correlate 0.6 within a unit
+    # the same items measure both quantities and their errors correlate 0.6 within a unit. Permuting units
+    # breaks that dependence, so the test is anti-conservative here (83/1000 at 0.05 when measured); this
+    # pins the documented bound (size below 0.10) and that the verdict warns about it
     reps = 1000
     rows = _run(21, reps, n_units=12, n_items=8, rho=0.0, shared=True, err_corr=0.6)
     rej = sum(bool(f.loc["pearson_corrected", "p_value"] <= 0.05) for f in rows)
-    assert stats.binomtest(rej, reps, 0.05).pvalue > 0.01, f"{rej}/{reps}"
+    assert stats.binomtest(rej, reps, 0.10, alternative="greater").pvalue > 0.01, f"{rej}/{reps}"
+
+
+def test_shared_items_are_flagged_in_the_verdict():
+    x, y = simulate(np.random.default_rng(22), n_units=8, n_items=6, rho=0.0, shared=True, err_corr=0.6)
+    res = audit_correlation(x, y, n_resamples=20, n_permutations=99, rng=0)
+    assert "shared items" in res.verdicts["reason"].iloc[0]
+    x, y = simulate(np.random.default_rng(22), n_units=8, n_items=6, rho=0.0)
+    assert "shared items" not in audit_correlation(x, y, n_resamples=20, n_permutations=99, rng=0).summary()
 
 
 def test_corrected_estimate_matches_a_hand_computation_and_the_per_unit_route():

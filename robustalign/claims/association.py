@@ -30,7 +30,10 @@ each drawn unit its items resampled, with the same draws for both quantities on 
 
 Zero correlation across units is tested by permuting one quantity's unit estimates across units
 (``p = (1 + b)/(1 + B)`` from :func:`robustalign.resampling.permutation_p_values`); with shared items
-the observed cross-product is first corrected by ``mean(c_u)``, which permuting removes.
+the observed cross-product is first corrected by ``mean(c_u)``, which permuting removes; permuting also
+breaks the within-unit error dependence, so with shared items whose errors correlate the test is
+anti-conservative (measured: 83 of 1,000 rejections at 0.05 with error correlation 0.6, 12 units, 8
+items), and the verdict says so.
 
 Public names
 ------------
@@ -380,7 +383,7 @@ def audit_correlation(
     units = _align(qx, qy, names)
     qx, qy = _center_crossed(qx), _center_crossed(qy)
     c = _error_cov(qx, qy, units)
-    m = _moments(qx["mean"], qy["mean"], qx["var"], qy["var"], c)
+    m = _moments(qx["mean"], qy["mean"], qx["var"], qy["var"], c) | {"shared_items": bool(np.any(c != 0))}
     perm = _permutation(qx["mean"], qy["mean"], c, rng, n_permutations, "two-sided")
     bx, by_ = _two_stage(qx, qy, units, rng, n_resamples)
     spear_boot = _spearman_rows(bx, by_)
@@ -479,6 +482,10 @@ def _verdict(m, perm, frame, names, expect, alpha, power, n_perm, unit) -> pd.Da
     if m["clipped"]:
         extra += (f"; the corrected r was {m['r_raw']:.2f} before clipping to [-1, 1] (a reliability is estimated "
                   "low: the correction is unstable)")
+    if m.get("shared_items"):
+        extra += (f"; {names[0]} and {names[1]} are measured on shared items, whose errors may correlate: the "
+                  "permutation test then rejects too often (8% at a nominal 5% in a simulation with error "
+                  "correlation 0.6), so measure them on separate items where possible")
     if mc:
         extra += "; the p-value is within Monte Carlo error of alpha: rerun with more permutations"
     reason = f"'{claim}': {verdict} ({why}): {nums}{extra}."
