@@ -46,6 +46,8 @@ _LAZY = {
     "assess_accuracy": "robustalign.claims",
     "load_correctness": "robustalign.claims",
     "assess_cluster_agreement": "robustalign.claims",
+    "audit_correlation": "robustalign.claims",
+    "audit_tradeoff": "robustalign.claims",
     "Claim": "robustalign.claims",
     "cluster_bootstrap": "robustalign.resampling",
     "paired_bootstrap": "robustalign.resampling",

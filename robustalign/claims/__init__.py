@@ -13,7 +13,7 @@ from robustalign.claims._base import VERDICTS, AssessmentResult
 
 __all__ = ["VERDICTS", "AssessmentResult", "Claim", "assess_accuracy", "assess_cluster_agreement",
            "assess_dimension_prediction", "assess_extrapolability", "assess_stability", "assess_steerability",
-           "audit_claim", "load_correctness"]
+           "audit_claim", "audit_correlation", "audit_tradeoff", "load_correctness"]
 
 _WHERE = {
     "assess_stability": "robustalign.claims.stability",
@@ -25,6 +25,8 @@ _WHERE = {
     "assess_accuracy": "robustalign.claims.accuracy",
     "load_correctness": "robustalign.claims.accuracy",
     "assess_cluster_agreement": "robustalign.claims.clustering",
+    "audit_correlation": "robustalign.claims.association",
+    "audit_tradeoff": "robustalign.claims.association",
 }
 
 

@@ -803,6 +803,21 @@ def _claim_section(responses, reference, claim, i, gen, *, part, n_resamples, n_
                    verdicts, {f"{name}_specifications": f}, disp, figs, results={name: res})
 
 
+def association_section(result, *, part: str = "", key: str = "correlation") -> Section:
+    """A report section from an ``audit_correlation`` / ``audit_tradeoff`` result (estimates, units, verdict)."""
+    from robustalign.claims.association import report_rows
+
+    disp, verdicts = report_rows(result, part=part, assessment=key)
+    units = result.evidence["units"]
+    claim = result.verdicts["claim"].iloc[0]
+    return Section(key, f"Correlation across units: {claim}", "The correlation of the units' true scores, "
+                   "corrected for each unit's measurement error, with a permutation test and the units needed.",
+                   verdicts, {f"{key}_estimates": result.to_frame(), f"{key}_units": units,
+                              f"{key}_power": result.evidence["power"]},
+                   [("Correlation estimates", _headline(disp, ["quantity", "method"], ["p_value"])),
+                    ("Both quantities per unit", units.round(3))], results={key: result})
+
+
 def _bayes_section(responses, reference, design, factors, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.models import fit_response_model, fit_score_model
 
