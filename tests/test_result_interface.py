@@ -97,9 +97,51 @@ def _extrapolability(data):
     return assess_extrapolability(resp, ref, domains=domains, n_resamples=50, n_permutations=49, n_splits=4, rng=8)
 
 
+def _persona(data):
+    import robustalign as ra
+    from robustalign.persona import assess_persona, make_respondent_reference
+
+    sim = ra.simulate_persona(n_respondents=(12, 12), n_items=8, rng=1)
+    people = make_respondent_reference(sim.reference, sim.scales)
+    resp = ra.make_responses(sim.responses, people.to_reference())
+    return assess_persona(resp, people)
+
+
+def _accuracy(data):
+    from robustalign.claims.accuracy import assess_accuracy
+
+    rng = np.random.default_rng(9)
+    rows = [{"model": m, "item": f"q{i}", "culture": c, "correct": int(rng.random() < 0.6)}
+            for m in ("a", "b") for c in ("X", "Y", "Z") for i in range(25)]
+    return assess_accuracy(pd.DataFrame(rows), n_resamples=100, n_permutations=99, rng=9)
+
+
+def _clusters(data):
+    from robustalign.claims.clustering import assess_cluster_agreement
+
+    rng = np.random.default_rng(10)
+    rows = [{"country": f"c{u}", "dimension": d, "item": f"{d}{i}", "value": float(rng.normal(u % 2, 1))}
+            for u in range(8) for d in ("D1", "D2", "H1") for i in range(6)]
+    return assess_cluster_agreement(pd.DataFrame(rows), evaluated=["D1", "D2"], held_out=["H1"], k=2,
+                                    n_resamples=100, n_permutations=99, rng=10)
+
+
+def _correlation(data):
+    from robustalign.claims.association import audit_correlation
+
+    rng = np.random.default_rng(12)
+    true = rng.normal(size=8)
+    x = pd.DataFrame([{"unit": f"u{u}", "item": f"q{i}", "value": true[u] + rng.normal()}
+                      for u in range(8) for i in range(10)])
+    y = pd.DataFrame([{"unit": f"u{u}", "item": f"r{i}", "value": 0.5 * true[u] + rng.normal()}
+                      for u in range(8) for i in range(10)])
+    return audit_correlation(x, y, n_resamples=100, n_permutations=99, rng=12)
+
+
 MAKERS = {"bootstrap": _bootstrap, "permutation": _permutation, "power": _power, "validity": _validity,
           "reference_draws": _reference_draws, "proxy": _proxy, "stability": _stability,
-          "steerability": _steerability, "claim": _claim, "extrapolability": _extrapolability}
+          "steerability": _steerability, "claim": _claim, "extrapolability": _extrapolability,
+          "persona": _persona, "accuracy": _accuracy, "clusters": _clusters, "correlation": _correlation}
 NO_INTERVALS = {"proxy"}  # a plug-in table: refuses a level instead of pretending to have intervals
 
 
