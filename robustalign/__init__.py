@@ -36,6 +36,8 @@ _LAZY = {
     "assess_steerability": "robustalign.claims",
     "assess_extrapolability": "robustalign.claims",
     "audit_claim": "robustalign.claims",
+    "assess_preferences": "robustalign.claims",
+    "load_pairwise": "robustalign.claims",
     "Claim": "robustalign.claims",
     "cluster_bootstrap": "robustalign.resampling",
     "paired_bootstrap": "robustalign.resampling",

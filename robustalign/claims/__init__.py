@@ -12,7 +12,8 @@ from importlib import import_module
 from robustalign.claims._base import VERDICTS, AssessmentResult
 
 __all__ = ["VERDICTS", "AssessmentResult", "Claim", "assess_dimension_prediction", "assess_extrapolability",
-           "assess_stability", "assess_steerability", "audit_claim"]
+           "assess_preferences", "assess_stability", "assess_steerability", "audit_claim",
+           "load_pairwise"]
 
 _WHERE = {
     "assess_stability": "robustalign.claims.stability",
@@ -21,6 +22,8 @@ _WHERE = {
     "audit_claim": "robustalign.claims.multiverse",
     "Claim": "robustalign.claims.multiverse",
     "assess_dimension_prediction": "robustalign.claims.extrapolability",
+    "assess_preferences": "robustalign.claims.preferences",
+    "load_pairwise": "robustalign.claims.preferences",
 }
 
 
