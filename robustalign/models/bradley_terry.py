@@ -52,8 +52,8 @@ class BradleyTerryFit:
         return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
 
     def to_frame(self, level: float = 0.9) -> pd.DataFrame:
-        """Posterior mean and equal-tailed interval of each utility, of the position effect and of each
-        outcome's rank (1 = most preferred); ``converged`` on every row."""
+        """Posterior mean (median for ranks) and equal-tailed interval of each utility, of the position
+        effect and of each outcome's rank (1 = most preferred); ``converged`` on every row."""
         if not 0 < level < 1:
             raise ValueError(f"`level` must be in (0, 1); got {level!r}.")
         a = (1 - level) / 2
@@ -64,7 +64,8 @@ class BradleyTerryFit:
                               ("position_effect", g[:, None], [None])):
             lo, hi = np.quantile(x, [a, 1 - a], axis=0)
             for k, o in enumerate(outs):
-                rows.append({"quantity": name, "outcome": o, "estimate": float(x[:, k].mean()),
+                centre = np.median(x[:, k]) if name == "rank" else x[:, k].mean()
+                rows.append({"quantity": name, "outcome": o, "estimate": float(centre),
                              "conf_low": float(lo[k]), "conf_high": float(hi[k]), "conf_level": level,
                              "method": "posterior (equal-tailed)", "converged": self.converged})
         return pd.DataFrame(rows)
