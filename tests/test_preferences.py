@@ -222,3 +222,17 @@ def test_verdicts_in_words_and_stored_resamples():
     a = res.to_frame().query("quantity == 'utility'")["conf_low"].to_numpy()
     b = res2.to_frame().query("model == 'm' and quantity == 'utility'")["conf_low"].to_numpy()
     np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+def test_audit_report_takes_forced_choice_data(tmp_path):
+    from robustalign.report import run_audit
+
+    df = simulate_choices(np.array([-1.0, 0.0, 0.5, 1.0]), gamma=0.8, reps=6, rng=1)
+    df.loc[0, "choice"] = None  # one unparsed answer: excluded and counted in the report
+    rep = run_audit(P.load_pairwise(df), None, n_resamples=50, n_permutations=99, rng=1)
+    v = rep.verdicts
+    assert set(v["assessment"]) == {"preferences"} and v["verdict"].isin(["supported", "not supported",
+                                                                          "inconclusive"]).all()
+    assert int(rep.parts[0].exclusions["n_rows"].sum()) == 1
+    rep.write(tmp_path / "rep")
+    assert (tmp_path / "rep" / "preferences.csv").exists()

@@ -595,3 +595,44 @@ def preference_section(data, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For the audit report: the estimates table and the verdict rows of :func:`assess_preferences`."""
     res = assess_preferences(data, **kwargs)
     return res.to_frame(), res.verdicts
+
+
+def preference_report(data, *, design=None, rng=None, n_resamples=None, n_permutations=None, compare=None,
+                      human=None, title=None, part=None, prefix=""):
+    """An audit report (:class:`robustalign.report.audit.AuditReport`) of forced-choice data: one section
+    with the verdicts, utilities with rank intervals and the order / coherence tests.
+
+    Settings come from the design (``seed``, ``n_resamples``, ``n_permutations``,
+    ``confidence_level``) unless given here, as in :func:`robustalign.report.run_audit`.
+    """
+    from robustalign.report.audit import AuditPart, AuditReport, Section, _headline, _versions, _vrows
+    from robustalign.report.design import AuditDesign
+
+    design = AuditDesign() if design is None else AuditDesign.from_dict(design) if isinstance(design, dict) \
+        else design
+    pc = data if isinstance(data, PairwiseChoices) else load_pairwise(data)
+    nres, nperm = int(n_resamples or design.n_resamples), int(n_permutations or design.n_permutations)
+    res = assess_preferences(pc, compare=compare, human=human, n_resamples=nres, n_permutations=nperm,
+                             confidence_level=design.confidence_level, rng=design.seed if rng is None else rng)
+    name = part or title or design.title or "Forced-choice preferences"
+    f = res.to_frame()
+    util = f[f["quantity"].isin(["utility", "rank"])].pivot(index="outcome", columns="quantity")
+    order = util[("estimate", "utility")].sort_values(ascending=False).index
+    rest = f[~f["quantity"].isin(["utility", "rank"])]
+    disp = [("Utilities (centred log-odds) and ranks, most preferred first",
+             pd.concat([_headline(f[(f["quantity"] == q)].set_index("outcome").loc[order].reset_index(),
+                                  ["outcome"]).set_axis(["outcome", q], axis=1).set_index("outcome")
+                        for q in ("utility", "rank")], axis=1).reset_index()),
+            ("Position effect, coherence, neutral option, human match",
+             _headline(rest, ["model", "quantity", "outcome", "outcome_b", "group"], ["p_value", "benchmark"]))]
+    sec = Section("preferences", "Forced-choice preferences", "Bradley-Terry utilities with a position effect; "
+                  "pairs of outcomes are the resampling unit (docs/claims.md, 'Forced-choice preferences').",
+                  _vrows(name, "preferences", res.verdicts, ["model", "claim"]), {"preferences": f}, disp,
+                  results={"preferences": res}, notes=[res.summary()])
+    settings = {"seed": res.provenance["rng"], "n_resamples": nres, "n_permutations": nperm,
+                "confidence_level": design.confidence_level, "design_file": design.source}
+    desc = (f"{len(pc.data):,} forced choices of {len(pc.models)} models between "
+            f"{pd.unique(pc.data[['outcome_a', 'outcome_b']].to_numpy().ravel()).size} outcomes.")
+    p = AuditPart(name, desc, [sec], pc.exclusions.to_frame(), {"choices": None}, settings, [], [], {}, prefix)
+    return AuditReport(title or design.title or name, [p], {"versions": _versions(False),
+                                                            "parts": [{"title": name, **settings}]})
