@@ -47,11 +47,11 @@ def test_loader_names_file_column_rows_and_fix(tmp_path):
     bad = df.copy()
     bad.loc[3, "order"] = "AB"
     bad.to_csv(path, index=False)
-    with pytest.raises(SchemaError, match=r"choices\.csv: column 'order' has values \['ab'\] in rows \[5\].*a_first"):
+    with pytest.raises(SchemaError, match=r"choices\.csv: column 'order' has values \['ab'\] in lines \[5\].*a_first"):
         P.load_pairwise(path)
     same = df.copy()
     same.loc[0, "outcome_b"] = same.loc[0, "outcome_a"]
-    with pytest.raises(SchemaError, match="outcome_a equals outcome_b in rows \\[2\\]"):
+    with pytest.raises(SchemaError, match="outcome_a equals outcome_b in rows \\[0\\]"):
         P.load_pairwise(same)
 
 

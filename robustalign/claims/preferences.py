@@ -79,14 +79,20 @@ class PairwiseChoices:
         return list(pd.unique(self.data["model"]))
 
 
+def _rows(df: pd.DataFrame, mask) -> str:
+    """The offending rows: file line numbers (header = line 1) for files, index labels for DataFrames."""
+    if df.attrs.get("source"):
+        return f"lines {preview(list(df.index[mask] + 2))}"
+    return f"rows {preview(list(df.index[mask]))}"
+
+
 def _bad_values(df, col, allowed, where):
     bad = ~df[col].isin(allowed)
     if bad.any():
-        rows = list(df.index[bad] + 2)
         raise SchemaError(
-            f"{where}: column {col!r} has values {preview(pd.unique(df.loc[bad, col]))} in rows "
-            f"{preview(rows)} (file line numbers); allowed: {list(allowed)}. Recode them (e.g. 'AB' -> "
-            f"'a_first', 'A' -> 'a'), or leave `choice` empty for an answer that could not be parsed."
+            f"{where}: column {col!r} has values {preview(pd.unique(df.loc[bad, col]))} in "
+            f"{_rows(df, bad)}; allowed: {list(allowed)} (any case). Recode them (e.g. 'AB' -> 'a_first'), "
+            f"or leave `choice` empty for an answer that could not be parsed."
         )
 
 
@@ -97,29 +103,32 @@ def load_pairwise(data, *, source: str | None = None) -> PairwiseChoices:
     columns, empty labels, identical outcomes in a pair and unknown ``order`` / ``choice`` values.
     Rows whose ``choice`` is empty (no parsed answer) are excluded and counted in ``exclusions``.
     """
-    df = read_table(data).copy()
+    df = read_table(data)
+    attrs = dict(df.attrs)
+    df = df.reset_index(drop=True)
+    df.attrs.update(attrs)
     where = source or df.attrs.get("source") or "pairwise data"
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise SchemaError(f"{where}: missing column(s) {missing}; found {list(df.columns)}. A forced-choice "
                           f"table needs {list(REQUIRED)} (rename the columns that hold them).")
-    df = df.reset_index(drop=True)
     for col in ("model", "outcome_a", "outcome_b", "order"):
         empty = df[col].isna() | (df[col].astype(str).str.strip() == "")
         if empty.any():
-            raise SchemaError(f"{where}: column {col!r} is empty in rows {preview(list(df.index[empty] + 2))} "
-                              f"(file line numbers). Fill it in or remove those rows before loading.")
+            raise SchemaError(f"{where}: column {col!r} is empty in {_rows(df, empty)}. Fill it in or remove "
+                              "those rows before loading.")
         df[col] = df[col].astype(str).str.strip()
     df["order"] = df["order"].str.lower()
     same = df["outcome_a"] == df["outcome_b"]
     if same.any():
-        raise SchemaError(f"{where}: outcome_a equals outcome_b in rows {preview(list(df.index[same] + 2))}; "
+        raise SchemaError(f"{where}: outcome_a equals outcome_b in {_rows(df, same)}; "
                           "a forced choice needs two different outcomes. Fix or remove those rows.")
     _bad_values(df, "order", ORDERS, where)
     log = ExclusionLog()
     no_answer = df["choice"].isna() | (df["choice"].astype(str).str.strip() == "")
-    log.add(where, "no parsed choice (empty `choice`)", list(df.index[no_answer] + 2), "excluded")
+    log.add(where, "no parsed choice (empty `choice`)", list(df.index[no_answer]), "excluded")
     df = df.loc[~no_answer].copy()
+    df.attrs.update(attrs)
     df["choice"] = df["choice"].astype(str).str.strip().str.lower()
     _bad_values(df, "choice", CHOICES, where)
     return PairwiseChoices(df.reset_index(drop=True), log, where)
@@ -375,7 +384,6 @@ def _neutral_test(df: pd.DataFrame, outcomes, gen, n_perm: int):
             diff = np.where(keep_pair, k1 / np.where(n1 > 0, n1, 1) - k0 / np.where(n0 > 0, n0, 1), 0.0)
         return (np.where(keep_pair, nn, 0) * diff**2).sum(axis=1)
 
-    nn = np.bincount(pair, minlength=d.n_pairs).astype(float)
     obs = float(stat(lab)[0])
     null = np.concatenate([stat(L) for L in _within_group_shuffle(lab, pair, gen, n_perm)])
     return obs, float(permutation_p_values(np.array([obs]), null[:, None], "greater")[0]), int(keep_pair.sum())
