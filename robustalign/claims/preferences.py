@@ -150,6 +150,7 @@ class _Design:
     pair_ij: np.ndarray  # (n_pairs, 2)
     cells: tuple  # (ci, cj, cs, n, k, cell_pair)
     n_neutral: int = 0
+    row_cell: np.ndarray | None = None  # cell of each row
 
     @property
     def n_pairs(self) -> int:
@@ -175,7 +176,7 @@ def _design(df: pd.DataFrame, outcomes=None) -> _Design:
     k = np.bincount(inv, weights=y)
     cp = ucell // 2
     cells = (pair_ij[cp, 0], pair_ij[cp, 1], np.where(ucell % 2 == 1, 1.0, -1.0), n, k, cp)
-    return _Design(outcomes, i, j, y, s, pcode, pair_ij, cells, int((df["choice"] == "neutral").sum()))
+    return _Design(outcomes, i, j, y, s, pcode, pair_ij, cells, int((df["choice"] == "neutral").sum()), inv)
 
 
 def _codes(key: np.ndarray, K: int):
@@ -213,13 +214,16 @@ def _hessian(theta, ci, cj, cs, n, K, penalty, position):
     return H
 
 
-def _fit_cells(cells, K, *, penalty=1e-3, position=True, weights=None, x0=None, tol=1e-10) -> np.ndarray:
+def _fit_cells(cells, K, *, penalty=1e-3, position=True, weights=None, counts=None, x0=None,
+               tol=1e-10) -> np.ndarray:
     """``(K + 1,)``: centred utilities (NaN for outcomes without comparisons) and the position effect.
 
     Damped Newton-Raphson on the (penalised) negative log-likelihood; the minimum-norm step handles
     ``penalty=0`` (utilities are identified only up to a constant).
     """
     ci, cj, cs, n, k, cp = cells
+    if counts is not None:
+        k = counts
     if weights is not None:
         w = weights[cp]
         n, k = n * w, k * w
@@ -277,11 +281,44 @@ def _one_model(pc: PairwiseChoices, model):
     return pc.data[pc.data["model"] == model]
 
 
+#: Below this many pairs the pair bootstrap under-covers (docs/claims.md); ``unit="auto"`` then resamples
+#: choices within pair x order cells instead.
+MIN_PAIRS = 30
+UNITS = ("auto", "pair", "choice")
+
+
+def _unit(unit: str, d: _Design) -> str:
+    if unit not in UNITS:
+        raise ValueError(f"`unit` must be one of {UNITS}; got {unit!r}.")
+    if unit != "auto":
+        return unit
+    return "pair" if d.n_pairs >= MIN_PAIRS else "choice"
+
+
 def _boot_stat(idx, *, cells, K, n_pairs, x0, penalty):
     out = np.empty((idx.shape[0], K + 1))
     for r in range(idx.shape[0]):
         w = np.bincount(idx[r], minlength=n_pairs).astype(float)
         out[r] = _fit_cells(cells, K, penalty=penalty, weights=w, x0=x0)
+    return out
+
+
+def _choice_bootstrap(d: _Design, est: np.ndarray, n_resamples: int, gen, penalty, chunk: int = 250):
+    """Refits on choices resampled with replacement within each pair x order cell (the pairs are fixed)."""
+    K = len(d.outcomes)
+    order = np.argsort(d.row_cell, kind="stable")
+    n_cell = np.bincount(d.row_cell).astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(n_cell)[:-1]])
+    y_sorted = d.y[order]
+    rc = d.row_cell[order]
+    out = np.empty((n_resamples, K + 1))
+    for s0 in range(0, n_resamples, chunk):
+        b = min(chunk, n_resamples - s0)
+        u = integer_draws(gen, 2**31, (b, rc.size))
+        pick = start[rc] + (u * n_cell[rc]) // 2**31  # a uniform row of the same cell
+        k_star = np.stack([np.bincount(rc, y_sorted[row], len(n_cell)) for row in pick])
+        for r in range(b):
+            out[s0 + r] = _fit_cells(d.cells, K, penalty=penalty, counts=k_star[r], x0=est)
     return out
 
 
@@ -421,15 +458,20 @@ def _corr_rows(u: np.ndarray, hu: np.ndarray) -> np.ndarray:
     return out
 
 
-def _model_evidence(df, *, human, n_resamples, n_permutations, n_sims, penalty, rng, model):
+def _model_evidence(df, *, human, n_resamples, n_permutations, n_sims, penalty, rng, model, unit):
     d = _design(df)
     K = len(d.outcomes)
     if d.y.size == 0:
         raise ValueError(f"model {model!r} has no decisive (a / b) choices; nothing can be estimated.")
     est = _fit_cells(d.cells, K, penalty=penalty)
-    stat = partial(_boot_stat, cells=d.cells, K=K, n_pairs=d.n_pairs, x0=est, penalty=penalty)
-    boot = item_bootstrap(stat, d.n_pairs, n_resamples=n_resamples, rng=rng,
-                          key=("preferences.bootstrap", model))
+    unit = _unit(unit, d)
+    if unit == "pair":
+        stat = partial(_boot_stat, cells=d.cells, K=K, n_pairs=d.n_pairs, x0=est, penalty=penalty)
+        boot = item_bootstrap(stat, d.n_pairs, n_resamples=n_resamples, rng=rng,
+                              key=("preferences.bootstrap", model))
+    else:
+        boot = _choice_bootstrap(d, est, n_resamples, keyed_stream(rng, "preferences.choice_bootstrap", model),
+                                 penalty)
     order = _order_test(d, keyed_stream(rng, "preferences.order", model), n_permutations)
     share = _pair_share(d.pair, d.y, d.n_pairs)
     floor = _noise_floor(d, est, n_sims, keyed_stream(rng, "preferences.noise_floor", model))
@@ -437,7 +479,7 @@ def _model_evidence(df, *, human, n_resamples, n_permutations, n_sims, penalty, 
     first = np.where(d.s > 0, d.y, 1 - d.y)
     ev = {"design": d, "estimate": est, "boot": boot, "order": order, "floor": floor, "neutral": neutral,
           "intransitivity": float(intransitivity_rate(d.pair_ij, share, K)),
-          "first_rate": float(first.mean()), "n_choices": int(d.y.size), "human": {}}
+          "first_rate": float(first.mean()), "n_choices": int(d.y.size), "human": {}, "unit": unit}
     if human is not None:
         for g, hg in human.groupby("group", sort=False):
             m = d.outcomes.get_indexer(hg["outcome"])
@@ -459,18 +501,19 @@ def _frame(evidence: dict, compare, level: float) -> pd.DataFrame:
     for model, ev in evidence.items():
         d, est, boot = ev["design"], ev["estimate"], ev["boot"]
         K = len(d.outcomes)
+        how = "pair bootstrap (percentile)" if ev["unit"] == "pair" else "choice bootstrap within pair x order"
         lo, hi = percentile_interval(boot, confidence_level=level)
         se = np.nanstd(boot, axis=0, ddof=1)
         ranks = _ranks(boot[:, :K])
         rlo, rhi = percentile_interval(ranks, confidence_level=level)
         r0 = _ranks(est[None, :K])[0]
         for k, o in enumerate(d.outcomes):
-            rows.append(_row(model, "utility", est[k], lo[k], hi[k], level, "pair bootstrap (percentile)",
+            rows.append(_row(model, "utility", est[k], lo[k], hi[k], level, how,
                              UNITS_U, outcome=o, std_error=se[k], n_items=d.n_pairs))
-            rows.append(_row(model, "rank", r0[k], rlo[k], rhi[k], level, "pair bootstrap (percentile)",
+            rows.append(_row(model, "rank", r0[k], rlo[k], rhi[k], level, how,
                              "rank (1 = most preferred)", outcome=o, n_items=d.n_pairs))
-        rows.append(_row(model, "position_effect", est[K], lo[K], hi[K], level, "pair bootstrap (percentile); "
-                         "p: within-pair order permutation", "log-odds of choosing the first-shown option",
+        rows.append(_row(model, "position_effect", est[K], lo[K], hi[K], level, how + "; p: within-pair "
+                         "order permutation", "log-odds of choosing the first-shown option",
                          std_error=se[K], p_value=ev["order"][1], n_items=d.n_pairs))
         rows.append(_row(model, "first_position_rate", ev["first_rate"], np.nan, np.nan, level, "descriptive",
                          "share of decisive choices", n_items=d.n_pairs))
@@ -481,7 +524,7 @@ def _frame(evidence: dict, compare, level: float) -> pd.DataFrame:
             diff = boot[:, ia] - boot[:, ib]
             dl, dh = percentile_interval(diff, confidence_level=level)
             rows.append(_row(model, "utility_difference", est[ia] - est[ib], dl, dh, level,
-                             "pair bootstrap (percentile)", UNITS_U, outcome=a, outcome_b=b,
+                             how, UNITS_U, outcome=a, outcome_b=b,
                              std_error=np.nanstd(diff, ddof=1), n_items=d.n_pairs))
         fl = ev["floor"]
         rows.append(_row(model, "intransitivity_rate", ev["intransitivity"], np.nan, np.nan, level,
@@ -495,8 +538,8 @@ def _frame(evidence: dict, compare, level: float) -> pd.DataFrame:
                              p_value=ev["neutral"][1], n_items=ev["neutral"][2]))
         for g, (r, rb, m) in ev["human"].items():
             cl, ch = percentile_interval(rb, confidence_level=level)
-            rows.append(_row(model, "human_correlation", r, cl, ch, level, "pair bootstrap (percentile); "
-                             "human utilities held fixed", "Pearson r", group=g, n_items=m))
+            rows.append(_row(model, "human_correlation", r, cl, ch, level, how + "; human "
+                             "utilities held fixed", "Pearson r", group=g, n_items=m))
     return pd.DataFrame(rows)
 
 
@@ -550,7 +593,7 @@ def _verdicts(frame: pd.DataFrame, *, alpha, order_margin, match_threshold, floo
     return pd.DataFrame(out)
 
 
-def assess_preferences(data, *, compare=None, human=None, models=None, n_resamples: int = 1000,
+def assess_preferences(data, *, compare=None, human=None, models=None, unit: str = "auto", n_resamples: int = 1000,
                        n_permutations: int = 2000, n_sims: int = 500, confidence_level: float = 0.95,
                        alpha: float = 0.05, penalty: float = 1e-3, order_margin: float = 0.25,
                        floor_margin: float = 0.10, match_threshold: float = 0.5, rng=None) -> AssessmentResult:
@@ -564,6 +607,11 @@ def assess_preferences(data, *, compare=None, human=None, models=None, n_resampl
         Pairs for the claims "M prefers A to B" (utility difference with its interval).
     human : path or DataFrame, optional
         Human utilities (``outcome``, ``utility``, optional ``group``) for "M's utilities match G's".
+    unit : {"auto", "pair", "choice"}
+        Resampling unit of the intervals: pairs of outcomes (every choice about a pair moves together;
+        robust to pair-level misfit of the model) or choices within each pair x order cell (pairs
+        fixed; assumes independent choices given the pair). ``"auto"``: pairs when there are at least
+        :data:`MIN_PAIRS`, else choices.
     n_resamples, n_permutations, n_sims : int
         Pair-bootstrap refits, within-pair permutations, transitive-model simulations (noise floor).
     order_margin, floor_margin, match_threshold : float
@@ -586,7 +634,7 @@ def assess_preferences(data, *, compare=None, human=None, models=None, n_resampl
     models = pc.models if models is None else list(models)
     evidence = {m: _model_evidence(_one_model(pc, m), human=hum, n_resamples=n_resamples,
                                    n_permutations=n_permutations, n_sims=n_sims, penalty=penalty,
-                                   rng=gen, model=m) for m in models}
+                                   rng=gen, model=m, unit=unit) for m in models}
 
     def build(lv):
         return _frame(evidence, compare, lv)
@@ -595,7 +643,8 @@ def assess_preferences(data, *, compare=None, human=None, models=None, n_resampl
                          match_threshold=match_threshold, floor_margin=floor_margin)
     prov = {"rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations,
             "n_sims": n_sims, "penalty": penalty, "source": pc.source, "exclusions": pc.exclusions.to_frame(),
-            "n_neutral": {m: evidence[m]["design"].n_neutral for m in models}}
+            "n_neutral": {m: evidence[m]["design"].n_neutral for m in models},
+            "unit": {m: evidence[m]["unit"] for m in models}}
     return AssessmentResult("preferences", verdicts, evidence, prov, level, build)
 
 
