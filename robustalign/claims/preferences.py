@@ -442,8 +442,8 @@ def _check_human(human) -> pd.DataFrame | None:
                           "and optionally `group`.")
     bad = ~np.isfinite(pd.to_numeric(h["utility"], errors="coerce"))
     if bad.any():
-        raise SchemaError(f"{where}: column 'utility' is not a finite number in rows "
-                          f"{preview(list(h.index[bad] + 2))}. Fix or remove those rows.")
+        raise SchemaError(f"{where}: column 'utility' is not a finite number in {_rows(h, bad)}. Fix or "
+                          "remove those rows.")
     h["utility"] = pd.to_numeric(h["utility"])
     return h
 
