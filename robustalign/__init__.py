@@ -48,6 +48,8 @@ _LAZY = {
     "assess_cluster_agreement": "robustalign.claims",
     "audit_correlation": "robustalign.claims",
     "audit_tradeoff": "robustalign.claims",
+    "assess_preferences": "robustalign.claims",
+    "load_pairwise": "robustalign.claims",
     "Claim": "robustalign.claims",
     "cluster_bootstrap": "robustalign.resampling",
     "paired_bootstrap": "robustalign.resampling",
@@ -93,3 +95,7 @@ __all__ = [
     "read_table",
     *_LAZY,
 ]
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -12,8 +12,9 @@ from importlib import import_module
 from robustalign.claims._base import VERDICTS, AssessmentResult
 
 __all__ = ["VERDICTS", "AssessmentResult", "Claim", "assess_accuracy", "assess_cluster_agreement",
-           "assess_dimension_prediction", "assess_extrapolability", "assess_stability", "assess_steerability",
-           "audit_claim", "audit_correlation", "audit_tradeoff", "load_correctness"]
+           "assess_dimension_prediction", "assess_extrapolability", "assess_preferences", "assess_stability",
+           "assess_steerability", "audit_claim", "audit_correlation", "audit_tradeoff", "load_correctness",
+           "load_pairwise"]
 
 _WHERE = {
     "assess_stability": "robustalign.claims.stability",
@@ -27,6 +28,8 @@ _WHERE = {
     "assess_cluster_agreement": "robustalign.claims.clustering",
     "audit_correlation": "robustalign.claims.association",
     "audit_tradeoff": "robustalign.claims.association",
+    "assess_preferences": "robustalign.claims.preferences",
+    "load_pairwise": "robustalign.claims.preferences",
 }
 
 
@@ -34,3 +37,7 @@ def __getattr__(name):
     if name in _WHERE:
         return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'robustalign.claims' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

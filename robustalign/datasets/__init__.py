@@ -33,3 +33,7 @@ def __getattr__(name):
     if name in _WHERE:
         return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'robustalign.datasets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

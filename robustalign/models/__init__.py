@@ -13,6 +13,7 @@ The only subpackage that imports PyMC, PyTensor and ArviZ, and only when a model
   variance shares and the stability index, factor effects relative to human between-group spread,
   alignment per model x group, rank and flip probabilities, provenance.
 * :func:`sbc_response_model` -- simulation-based calibration of the response model.
+* :func:`fit_bradley_terry_model` -- Bradley-Terry model of forced choices with a position effect.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from importlib import import_module
 __all__ = [
     "GATE",
     "BayesFit",
+    "BradleyTerryFit",
     "build_response_model",
     "build_score_model",
+    "fit_bradley_terry_model",
     "fit_response_model",
     "fit_score_model",
     "sbc_response_model",
@@ -37,6 +40,8 @@ _WHERE = {
     "BayesFit": "robustalign.models._result",
     "GATE": "robustalign.models._sampling",
     "sbc_response_model": "robustalign.models.calibration",
+    "fit_bradley_terry_model": "robustalign.models.bradley_terry",
+    "BradleyTerryFit": "robustalign.models.bradley_terry",
 }
 
 
@@ -44,3 +49,7 @@ def __getattr__(name):
     if name in _WHERE:
         return getattr(import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'robustalign.models' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -301,9 +301,13 @@ def run_audit(
     AuditReport
     """
     from robustalign._rng import as_generator
+    from robustalign.claims.preferences import PairwiseChoices, preference_report
     from robustalign.resampling import keyed_stream
     from robustalign.schema import Reference, Responses
 
+    if isinstance(responses, PairwiseChoices):  # forced-choice data: the preferences section (docs/claims.md)
+        return preference_report(responses, design=design, rng=rng, n_resamples=n_resamples,
+                                 n_permutations=n_permutations, title=title, part=part, prefix=prefix)
     if not isinstance(responses, Responses):
         raise TypeError(f"`responses` must be a Responses object; got {type(responses).__name__}.")
     if reference is not None and not isinstance(reference, Reference):
