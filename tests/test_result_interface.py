@@ -138,10 +138,28 @@ def _correlation(data):
     return audit_correlation(x, y, n_resamples=100, n_permutations=99, rng=12)
 
 
+def _preferences(data):
+    from itertools import combinations
+
+    from robustalign.claims.preferences import assess_preferences
+
+    rng = np.random.default_rng(13)
+    u = [0.0, 0.5, 1.0, 1.5, 2.0]
+    rows = []
+    for a, b in combinations(range(5), 2):
+        for r in range(6):
+            first = r % 2 == 0
+            p = 1 / (1 + np.exp(-(u[a] - u[b] + (0.5 if first else -0.5))))
+            rows.append(("m", f"o{a}", f"o{b}", "a_first" if first else "b_first", "a" if rng.random() < p else "b"))
+    df = pd.DataFrame(rows, columns=["model", "outcome_a", "outcome_b", "order", "choice"])
+    return assess_preferences(df, n_resamples=100, n_permutations=99, n_sims=50, rng=13)
+
+
 MAKERS = {"bootstrap": _bootstrap, "permutation": _permutation, "power": _power, "validity": _validity,
           "reference_draws": _reference_draws, "proxy": _proxy, "stability": _stability,
           "steerability": _steerability, "claim": _claim, "extrapolability": _extrapolability,
-          "persona": _persona, "accuracy": _accuracy, "clusters": _clusters, "correlation": _correlation}
+          "persona": _persona, "accuracy": _accuracy, "clusters": _clusters, "correlation": _correlation,
+          "preferences": _preferences}
 NO_INTERVALS = {"proxy"}  # a plug-in table: refuses a level instead of pretending to have intervals
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from robustalign._result import Result
+from robustalign._validation import resolve_level
 from robustalign.models._sampling import (
     attach_provenance,
     check_args,
@@ -33,7 +35,7 @@ __all__ = ["BradleyTerryFit", "fit_bradley_terry_model"]
 
 
 @dataclass
-class BradleyTerryFit:
+class BradleyTerryFit(Result):
     """Posterior of the Bradley-Terry model and its gate verdict (``converged``, ``diagnostics``)."""
 
     idata: object = field(repr=False)
@@ -51,11 +53,10 @@ class BradleyTerryFit:
         a = np.asarray(self.idata["posterior"][name].values, float)
         return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
 
-    def to_frame(self, level: float = 0.9) -> pd.DataFrame:
-        """Posterior mean (median for ranks) and equal-tailed interval of each utility, of the position
-        effect and of each outcome's rank (1 = most preferred); ``converged`` on every row."""
-        if not 0 < level < 1:
-            raise ValueError(f"`level` must be in (0, 1); got {level!r}.")
+    def to_frame(self, confidence_level: float | None = None, *, level=None) -> pd.DataFrame:
+        """Posterior mean (median for ranks) and equal-tailed interval (default 95%) of each utility, of the
+        position effect and of each outcome's rank (1 = most preferred); ``converged`` on every row."""
+        level = resolve_level(confidence_level, level, 0.95)
         a = (1 - level) / 2
         u, g = self.draws("u"), self.draws("gamma")
         ranks = (-u).argsort(axis=1).argsort(axis=1) + 1.0
@@ -69,6 +70,17 @@ class BradleyTerryFit:
                              "conf_low": float(lo[k]), "conf_high": float(hi[k]), "conf_level": level,
                              "method": "posterior (equal-tailed)", "converged": self.converged})
         return pd.DataFrame(rows)
+
+    def summary(self) -> str:
+        """The gate verdict, the position effect and the top-ranked outcomes, in words."""
+        f = self.to_frame()
+        g = f[f["quantity"] == "position_effect"].iloc[0]
+        top = f[f["quantity"] == "utility"].sort_values("estimate", ascending=False).head(3)
+        head = ("converged" if self.converged else "NOT CONVERGED -- DO NOT USE THESE NUMBERS") + (
+            f": Bradley-Terry model of {len(self.outcomes)} outcomes; position effect {g['estimate']:.2f} "
+            f"[{g['conf_low']:.2f}, {g['conf_high']:.2f}] log-odds (95% posterior interval)")
+        return head + "; most preferred: " + ", ".join(
+            f"{r.outcome} ({r.estimate:.2f})" for r in top.itertuples()) + "."
 
     def prefer_probability(self, a, b) -> float:
         """Posterior probability that ``u_a > u_b``."""

@@ -20,7 +20,12 @@ def plot_estimates(result, ax=None, *, confidence_level: float | None = None, **
     keys = key_columns(f)
     if "quantity" in f.columns and f["quantity"].nunique() > 1:
         keys = ["quantity", *keys]
-    names = f[keys].astype(str).agg(" / ".join, axis=1) if keys else f.index.astype(str)
+    import pandas as pd
+
+    def label(row) -> str:  # key values that are set, joined (a missing key is left out, not written "nan")
+        return " / ".join(str(v) for v in row if not (v is None or (not isinstance(v, str) and pd.isna(v))))
+
+    names = f[keys].apply(label, axis=1) if keys else f.index.astype(str)
     fig, ax = new_axes(ax, height=0.22 * len(f) + 1.0)
     with mpl.rc_context(RC):
         y = np.arange(len(f))
