@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import as_generator
 
 __all__ = ["BLOCK_SIZE", "block_streams", "bootstrap_cells", "map_chunks", "map_tasks", "n_workers"]
@@ -182,9 +180,9 @@ def _bootstrap_task(args):
     from robustalign.resampling import cluster_bootstrap
 
     values, weights, labels, gen, kw = args
-    with warnings.catch_warnings():  # warned once for all cells by the caller
-        warnings.simplefilter("ignore", DegenerateResampleWarning)
-        res = cluster_bootstrap(values, weights=weights, labels=labels, rng=gen, **kw)
+    # warned once for all cells by the caller; `warn=False` instead of catch_warnings, which would change
+    # the process-wide warning filters from inside a worker thread
+    res = cluster_bootstrap(values, weights=weights, labels=labels, rng=gen, warn=False, **kw)
     return res, gen.bit_generator.state
 
 

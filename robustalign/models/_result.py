@@ -12,7 +12,7 @@ from scipy.special import expit, polygamma
 from robustalign._result import Result
 from robustalign._validation import resolve_level
 from robustalign.models._design import Design, _flat_index, cell_predictor
-from robustalign.models._sampling import GATE, gate_message
+from robustalign.models._sampling import gate_message
 
 LOGISTIC_VAR = np.pi**2 / 3
 
@@ -660,7 +660,3 @@ class BayesFit(Result):
 
     def __repr__(self) -> str:
         return f"BayesFit({self.summary()})"
-
-
-def gate_thresholds() -> dict:
-    return dict(GATE)

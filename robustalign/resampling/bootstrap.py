@@ -305,6 +305,7 @@ def cluster_bootstrap(
     method: str = "bca",
     rng=None,
     chunk_size: int | None = None,
+    warn: bool = True,
 ) -> BootstrapResult:
     r"""Cluster bootstrap over items: resample items with replacement, keeping every row of a drawn item.
 
@@ -347,6 +348,9 @@ def cluster_bootstrap(
         Seed; its entropy is recorded in the result.
     chunk_size : int, optional
         Resamples per chunk (default: what fits in about 16 MiB). Results do not depend on it.
+    warn : bool
+        Warn about undefined or constant replicates (default). ``False`` leaves that to a caller that
+        warns once for many calls (e.g. ``scaleout.bootstrap_cells``).
 
     Returns
     -------
@@ -394,7 +398,8 @@ def cluster_bootstrap(
         lab, n_cl = t.labels, t.n_clusters
         desc = f"mean {t.meta.get('value', 'value')}"
         meta = {"path": "fast", **t.meta}
-    _check_replicates(res, lab)
+    if warn:
+        _check_replicates(res, lab)
     return BootstrapResult(
         estimate=est, resamples=res, jackknife=jack, labels=lab,
         design="cluster" if perturbed is None else "cluster+dirichlet",
