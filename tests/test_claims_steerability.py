@@ -62,7 +62,19 @@ def _mu(p):
 @pytest.fixture(scope="module")
 def tiny_result():
     resp, ref = _tiny()
-    return assess_steerability(resp, ref, n_resamples=200, n_permutations=200, rng=0)
+    # two answers per cell: the hand computations below are of the plug-in, asked for by name
+    return assess_steerability(resp, ref, n_resamples=200, n_permutations=200, rng=0, estimand="plug-in")
+
+
+def test_default_estimand_refuses_two_answers_for_js_and_keeps_a_linear_metric():
+    resp, ref = _tiny()
+    with pytest.raises(ValueError, match=r"'js' is not estimable.*fewer than 5 valid answers.*estimand='plug-in'"):
+        assess_steerability(resp, ref, n_resamples=20, n_permutations=20, rng=0)
+    res = assess_steerability(resp, ref, metric="agreement", n_resamples=20, n_permutations=20, rng=0)
+    assert res.provenance["estimand"] == "answer-distribution" and res.provenance["n_not_estimable"] == 0
+    for t in ("A", "B"):  # agreement is linear in the distribution: sum_k p_k h_k, no correction
+        d = [_p_model(q, t) @ H[q][t] - _p_model(q, "none") @ H[q][t] for q in H]
+        assert _row(res.to_frame(), "gain", target=t)["estimate"] == pytest.approx(np.mean(d), abs=1e-12)
 
 
 def _row(frame, quantity, **keys):
@@ -141,7 +153,8 @@ def test_without_baseline_gain_is_undefined_and_said_so():
     keep = resp.data["steer_target"] != "none"
     rows = pd.DataFrame({"model": "m", "item": resp.data["item"], "steer_target": resp.data["steer_target"],
                          "sample": resp.data["sample"], "answer": resp.data["option"]})[keep]
-    res = assess_steerability(make_responses(rows, ref), ref, n_resamples=50, n_permutations=50, rng=1)
+    res = assess_steerability(make_responses(rows, ref), ref, n_resamples=50, n_permutations=50, rng=1,
+                              estimand="plug-in")
     f = res.to_frame()
     assert "gain" not in set(f["quantity"]) and "exaggeration_slope" not in set(f["quantity"])
     assert "undefined" in res.provenance["note"] and "gain undefined" in res.summary()

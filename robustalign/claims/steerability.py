@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from robustalign._rng import as_generator
-from robustalign._validation import check_alternative, check_confidence_level, check_n_resamples
+from robustalign._validation import check_alternative, check_choice, check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.metrics import profile_correlation
 from robustalign.multiplicity import adjust
@@ -180,6 +180,7 @@ def assess_steerability(
     confidence_level: float = 0.95,
     n_resamples: int = 2000,
     n_permutations: int = 10_000,
+    estimand: str = "answer-distribution",
     rng=None,
 ) -> SteerabilityResult:
     r"""Assess whether steering prompts move a model toward the named group, specifically.
@@ -226,6 +227,12 @@ def assess_steerability(
         Item bootstrap resamples for intervals (default 2,000).
     n_permutations : int
         Sign flips / label permutations for p-values (default 10,000).
+    estimand : {"answer-distribution", "plug-in"}
+        What the per-item similarities estimate (:data:`robustalign.scoring.ESTIMANDS`). The default
+        corrects nonlinear metrics for the number of answers per cell, so a gain compares answer
+        distributions, not how many answers each prompt got; cells with too few answers are not scored
+        and counted in ``provenance["n_not_estimable"]``. ``"plug-in"``: similarities of the observed
+        shares. ``metric="spearman"`` (with ``compare``) correlates mean positions, which need no correction.
     rng : int, Generator or None
         Seed; recorded in ``provenance``. Independent parts get child generators.
 
@@ -249,7 +256,9 @@ def assess_steerability(
     share one item resample, so differences between models or targets are paired.
     """
     from robustalign.metrics import METRICS
+    from robustalign.scoring import ESTIMANDS
 
+    check_choice(estimand, ESTIMANDS, "estimand")
     by_l = _as_list(by)
     data = responses.data
     missing = [c for c in [*by_l, steer] if c not in data]
@@ -290,6 +299,7 @@ def assess_steerability(
         "targets": targets, "targets_reference": targets_ref, "confidence_level": level, "alpha": alpha,
         "responses_hash": responses.data_hash(), "reference_hash": reference.data_hash(),
         "n_invalid": int(validity["n_invalid"].sum()), "n_answers": int(validity["n_total"].sum()),
+        "estimand": estimand,
     }
     if compare is not None:
         return _assess_compare(responses, reference, by_l, steer, targets, targets_ref, has_baseline, baseline,
@@ -301,6 +311,15 @@ def assess_steerability(
     return _assess_full(responses, reference, by_l, steer, targets, targets_ref, has_baseline, str(baseline),
                         metric, centre_groups, alternative or "greater", alpha, adjust_method, level,
                         n_resamples, n_permutations, gen, prov, validity)
+
+
+def _estimable(sc: pd.DataFrame, metric: str, cells: list, prov: dict) -> None:
+    """Record how many cells were too small for the estimand; refuse when none was scorable."""
+    from robustalign.scoring import _not_estimable_message
+
+    if sc.empty and sc.attrs.get("n_not_estimable", 0):
+        raise ValueError(_not_estimable_message(metric, sc.attrs, cells))
+    prov.update({k: sc.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers") if k in sc.attrs})
 
 
 def _validity(responses, cols) -> pd.DataFrame:
@@ -322,9 +341,9 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     levels = ([baseline] if has_baseline else []) + targets
     L0 = 1 if has_baseline else 0
     R = len(targets)
-    # plug-in until the steering calibration is re-checked for the answer-distribution estimand
     sc = item_scores(responses, reference, metric=metric, by=[*by, steer], groups=list(dict.fromkeys(targets_ref)),
-                     estimand="plug-in")
+                     estimand=prov["estimand"])
+    _estimable(sc, metric, [*by, steer], prov)
     sc = sc[sc[steer].astype(str).isin(levels)]
     items = sorted(sc["item"].unique())
     cells = _cell_keys(sc, by)
@@ -921,7 +940,8 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
         Xm[~np.isfinite(Y)] = np.nan
     else:
         sc = item_scores(responses, reference, metric=metric, by=[*by, steer], against=steer,
-                         group_map={t: r for t, r in tmap.items()}, estimand="plug-in")
+                         group_map={t: r for t, r in tmap.items()}, estimand=prov["estimand"])
+        _estimable(sc, metric, [*by, steer], prov)
         sc = sc[sc[steer].astype(str).isin(targets)]
         items = sorted(sc["item"].unique())
         Xm = _fill(sc, cells, by, steer, targets, items, "score")
