@@ -329,3 +329,30 @@ def test_human_pair_scores_jackknife_both_surveys_by_brute_force():
     got = human_pair_scores(ref, ["q1"], "A", "B", metric="tv")
     assert got[0] == pytest.approx(s0 - bias_a - bias_b, abs=1e-12)
     assert human_pair_scores(ref, ["q1"], "A", "B", metric="tv", estimand="plug-in")[0] == pytest.approx(s0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Spearman of mean positions: not corrected, but its attenuation is measured and reported
+# --------------------------------------------------------------------------------------------------
+def test_spearman_profile_reports_its_attenuation_at_five_answers():
+    pos = np.arange(K) / (K - 1)
+    obs, truth, factor, rel_true = [], [], [], []
+    for d in range(12):
+        rng = np.random.default_rng([77, d])
+        resp, ref = _dataset(rng, 150, 5)
+        h, p = _population(np.random.default_rng([77, d]), 150)  # the same draws as _dataset's
+        res = alignment(resp, ref, metric="spearman", n_resamples=50, rng=d)
+        fr = res.to_frame().set_index("model")
+        for j, m in enumerate(res.labels["model"]):
+            mu = p[m] @ pos
+            within = (p[m] @ pos**2 - mu**2) / 5  # variance of a 5-answer mean, from the true distributions
+            rel_true.append(np.var(mu, ddof=1) / (np.var(mu, ddof=1) + within.mean()))
+            truth.append(stats.spearmanr(mu, h @ pos).statistic)
+            obs.append(fr.loc[m, "estimate"])
+            factor.append(res.provenance["attenuation_factor"][j])
+            assert res.provenance["profile_reliability"][j] == pytest.approx(rel_true[-1], abs=0.12)
+    obs, truth, factor = map(np.array, (obs, truth, factor))
+    assert np.mean(truth - obs) > 0.02  # the premise: attenuated at 5 answers
+    # the reported factor predicts the attenuation: observed ~ truth x factor, on average over data sets
+    assert np.mean(obs - truth * factor) == pytest.approx(0.0, abs=0.015), (np.mean(truth - obs),
+                                                                             np.mean(truth * (1 - factor)))
