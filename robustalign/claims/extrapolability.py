@@ -53,12 +53,9 @@ from robustalign.multiplicity import adjust
 from robustalign.resampling import BootstrapResult, keyed_stream
 from robustalign.resampling.draws import bootstrap_counts, half_masks, integer_draws, random_permutations
 from robustalign.resampling.mcerror import (
-    MC_K,
-    WITHIN_MC_ERROR,
     adjusted_p_mcse,
     p_value_mcse,
-    resamples_to_resolve,
-    within_mc_error,
+    verdict_mc_check,
 )
 from robustalign.resampling.permutation import permutation_p_values
 
@@ -180,22 +177,8 @@ def _e3_verdict(c: dict) -> str:
 
 
 def _mc_check(checks: dict, decide, fixed: Mapping | None = None) -> tuple[bool, str]:
-    """Is the verdict within Monte Carlo error? ``checks`` maps a comparison's name to
-    ``(holds, value, threshold, mcse, n_resamples, text)``; a comparison within ``MC_K`` MC SEs of its
-    threshold whose flip changes ``decide``'s verdict makes the verdict unstable to the seed. ``fixed``
-    holds further flags ``decide`` reads that do not move with the seed."""
-    flags = {**(fixed or {}), **{k: v[0] for k, v in checks.items()}}
-    verdict = decide(flags)
-    notes = []
-    for k, (_, value, thr, se, n, text) in checks.items():
-        if not within_mc_error(value, thr, se) or decide({**flags, k: not flags[k]}) == verdict:
-            continue
-        need = resamples_to_resolve(value, thr, se, n)
-        more = f"about {int(need):,} resamples would settle it" if np.isfinite(need) else "more resamples cannot settle it"
-        notes.append(f"{text} {_fmt(value, 4)} is within {MC_K:g} Monte Carlo SEs ({_fmt(se, 4)}) of {_fmt(thr, 4)}; {more}")
-    if not notes:
-        return False, ""
-    return True, f" Verdict {WITHIN_MC_ERROR} (it could change with another seed): " + "; ".join(notes) + "."
+    """See :func:`robustalign.resampling.mcerror.verdict_mc_check`."""
+    return verdict_mc_check(checks, decide, fixed)
 
 
 # ==================================================================================================
