@@ -110,6 +110,7 @@ from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import as_generator
 from robustalign._validation import check_choice, check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
+from robustalign.claims._stability_mc import add_mc_flags
 from robustalign.claims._stability_parts import (
     item_level,
     noise_floor,
@@ -366,7 +367,8 @@ def assess_stability(
     for e, fl, nf, il in zip(effects, flips, floors, item_lv):
         verdict_rows.append(_verdict(e, fl, nf, il, flip_margin, level, by, converged, fit is not None,
                                      pb_of.get((e["unit"], e["factor"]))))
-    verdicts = pd.DataFrame(verdict_rows)
+    verdicts = add_mc_flags(pd.DataFrame(verdict_rows), effects, flips, floors, item_lv, flip_margin, level,
+                            n_permutations)  # Monte Carlo error of each verdict (claims/_stability_mc.py)
 
     evidence = {
         "status_counts": cells.status_counts, "effects": effects, "pairwise": pairwise, "flips": flips,
