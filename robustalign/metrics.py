@@ -754,7 +754,7 @@ def _m_plurality(p, q, K=None, ordinal=None, *, check=True):
 
 
 #: Similarity functions by name, each ``f(p, q, K=None, ordinal=None, *, check=True)`` returning a
-#: similarity in [0, 1] (higher = closer). ``"w1"`` and ``"mean_position"`` give NaN where
+#: similarity in [0, 1] (higher = closer). ``"w1"``, ``"mean_position"`` and ``"cramer"`` give NaN where
 #: ``ordinal`` is False; the others ignore ``K`` and ``ordinal``, as padding does not change them.
 def _m_agreement(p, q, K=None, ordinal=None, *, check=True):
     """Agreement probability sum_k p_k q_k (a random answer matches a random respondent); any scale."""
@@ -916,7 +916,8 @@ def finite_sample_similarity(metric, p, q, n_p, n_q=None, *, K=None, ordinal=Non
         Order 2 applies from 3 answers; cells with 2 answers get the first order. 0 = no correction
         (plurality, whose indicator a jackknife cannot correct near ties).
     min_n : int, optional
-        Fewest answers for an estimate; default :data:`MIN_ANSWERS` (5 for every nonlinear metric).
+        Fewest answers for an estimate; default :data:`MIN_ANSWERS` (2 for the metrics in
+        :data:`QUADRATIC_METRICS`, whose first-order jackknife is exactly unbiased; 5 for the others).
 
     Returns
     -------
