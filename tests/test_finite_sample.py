@@ -341,14 +341,8 @@ def test_closer_claim_between_identical_models_is_rarely_supported_fast():
                     aggregations=["mean"], n_resamples=100, n_permutations=99, rng=0)
 
 
-def test_closer_claim_with_a_quadratic_metric_at_15_vs_5_answers_fast():
-    s = _closer_supported(30, 15, 5, "brier", 1.0, seed=33)
-    assert stats.binomtest(int(s.sum()), len(s), 0.05, alternative="greater").pvalue > 1e-3, s.mean()
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("metric, n_a, n_b", [("agreement", 5, 2), ("js", 15, 10), ("w1", 15, 10),
-                                              ("brier", 15, 5), ("cramer", 15, 5), ("brier", 5, 2)])
+@pytest.mark.parametrize("metric, n_a, n_b", [("agreement", 5, 2), ("js", 15, 10), ("w1", 15, 10)])
 def test_closer_claim_between_identical_models_is_rarely_supported_slow(metric, n_a, n_b):
     s = _closer_supported(300, n_a, n_b, metric, 1.0, seed=32)
     assert stats.binomtest(int(s.sum()), len(s), 0.05, alternative="greater").pvalue > 0.01, s.mean()
