@@ -436,8 +436,9 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
     seeds = [keyed_stream(gen, "alignment", m) for m in metrics]  # a metric's numbers do not depend on the others
     results, frames, ranks, pairs = {}, [], [], []
     within = "group"
-    not_estimable = {}
-    for m, g in zip(metrics, seeds):
+    not_estimable, todo = {}, list(zip(metrics, seeds))
+    fallback = [m for m in ("brier", "agreement") if m not in metrics]  # unbiased from 2 and from 1 answer
+    for m, g in todo:  # `todo` grows by one fallback metric when none of the asked ones is estimable
         try:  # the answer-distribution estimand (metrics corrected for the answers per cell)
             res = alignment(responses, reference, metric=m, against=against, group_map=design.group_map,
                             n_resamples=n_resamples, confidence_level=level, rng=g)
@@ -445,6 +446,9 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
             if "not estimable" not in str(e):
                 raise
             not_estimable[m] = str(e)  # said in the section's introduction, never a biased number
+            if m == todo[-1][0] and not results and fallback:
+                todo.append((fallback[0], keyed_stream(gen, "alignment", fallback[0])))
+                fallback.pop(0)
             continue
         results[m] = res
         f = res.to_frame()
@@ -465,7 +469,8 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
             pairs.append(pf)
     if not results:  # no metric estimable: the first metric's message says why and what to do
         raise ValueError(next(iter(not_estimable.values())))
-    metrics = [m for m in metrics if m in results]
+    substituted = [m for m in results if m not in metrics]
+    metrics = list(results)
     tab = pd.concat(frames, ignore_index=True)
     tables = {"alignment": tab, "alignment_ranks": pd.concat(ranks, ignore_index=True)}
     if pairs:
@@ -555,7 +560,10 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
              + (" (Spearman of means is not corrected: attenuated toward 0)" if "spearman" in metrics else "")
              + "."
              + "".join(f" Not reported: metric {m!r} is not estimable for the answer distribution (too few "
-                       "answers per cell; the linear 'agreement' metric is)." for m in not_estimable))
+                       "answers per cell)." for m in not_estimable)
+             + "".join(f" Reported instead: {m!r}, which is estimable from these answers ("
+                       + ("exactly unbiased from 2 answers per cell" if m == "brier" else "linear, unbiased from one")
+                       + ")." for m in substituted))
     return Section("alignment", "Alignment and ranking of models", intro, verdicts, tables, display, figs,
                    results=results)
 
