@@ -56,6 +56,7 @@ from robustalign.multiplicity import adjust
 from robustalign.resampling import cluster_bootstrap, sign_flip_test
 from robustalign.resampling.mcerror import (
     adjusted_p_mcse,
+    n_needed_mcse,
     p_value_mcse,
     resamples_to_resolve,
     verdict_mc_check,
@@ -833,6 +834,14 @@ def _frame(derived, labels, stored, level) -> pd.DataFrame:
     return f.reset_index(drop=True)
 
 
+def _needed_text(n_need: float, n_resamples) -> str:
+    """"Items needed" with its Monte Carlo SE (it is proportional to a squared bootstrap SE)."""
+    if not np.isfinite(n_need):
+        return ""
+    se = float(n_needed_mcse(n_need, n_resamples))
+    return f"; about {int(n_need)} items (Monte Carlo SE {se:.0f}) would be needed at 80% power"
+
+
 def _fmt_ci(row) -> str:
     return f"{row['estimate']:.3f} [{row['conf_low']:.3f}, {row['conf_high']:.3f}]"
 
@@ -914,7 +923,7 @@ def _verdicts_full(frame, cells, by, has_baseline, alpha, level, metric, n_permu
         mt = frame[m & (frame["quantity"] == "structure_mantel_r")]
         if len(mt) and np.isfinite(mt.iloc[0]["estimate"]):
             parts.append(f"structure recovery Mantel r {_fmt_ci(mt.iloc[0])} (p = {mt.iloc[0]['p_value']:.3g})")
-        extra = f"; about {int(n_need)} items would be needed at 80% power" if np.isfinite(n_need) else ""
+        extra = _needed_text(n_need, frame["n_resamples"].iloc[0])
         mc, mc_txt = verdict_mc_check(checks, _full_verdict, {"has_baseline": has_baseline})
         reason = (f"{name}: steerability {verdict} — {why}: " + "; ".join(parts)
                   + f" ({pct} intervals, {_UNITS.get(metric, metric)}){extra}." + mc_txt)
@@ -1028,7 +1037,8 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
     stored = {"p_value": p, "p_adjusted": padj, "adjust_method": np.where(is_diff, adjust_method, None),
               "family": fam, "alternative": np.where(is_diff, alternative, None),
               "test": np.where(is_diff, test, None), "n_items": n_items_arr,
-              "units": np.array([_UNITS.get(metric, metric)] * len(lab), dtype=object)}
+              "units": np.array([_UNITS.get(metric, metric)] * len(lab), dtype=object),
+              "p_value_mcse": p_value_mcse(p, n_permutations), "p_adjusted_mcse": adjusted_p_mcse(padj, p, n_permutations)}
 
     def build(lev):
         f = _frame(boot, lab, stored, lev)
@@ -1053,7 +1063,7 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
         if verdict == "inconclusive":
             n_need = _n_needed(r["estimate"], r["std_error"], r["n_items"], alpha)
         name = ", ".join(f"{k}={v}" for k, v in key.items())
-        extra = f"; about {int(n_need)} items would be needed at 80% power" if np.isfinite(n_need) else ""
+        extra = _needed_text(n_need, frame["n_resamples"].iloc[0])
         mc, mc_txt = _p_within_mc_error(r["p_adjusted"], r["p_value"], alpha, n_permutations)
         reason = (f"{name}: {column}={a} vs {column}={b_} — {verdict} ({why}): {a} {_fmt_ci(f.loc[aname])}, {b_} "
                   f"{_fmt_ci(f.loc[bname])}, difference {_fmt_ci(r)} ({level:.0%} interval, "
