@@ -34,6 +34,7 @@ from robustalign._result import Result
 
 __all__ = [
     "LINEAR_METRICS",
+    "QUADRATIC_METRICS",
     "JACKKNIFE_ORDER",
     "METRICS",
     "MIN_ANSWERS",
@@ -43,6 +44,8 @@ __all__ = [
     "ProxySimilarity",
     "agreement_probability",
     "between_group_sd",
+    "brier_similarity",
+    "cramer_similarity",
     "closest_groups",
     "finite_sample_similarity",
     "js_distance",
@@ -596,6 +599,46 @@ def mean_position_similarity(p, q, K=None, positions=None, *, ordinal=None, chec
     return _scalar(np.clip(np.subtract(1.0, d), 0.0, 1.0))
 
 
+def brier_similarity(p, q, *, check: bool = True):
+    r"""Quadratic (Brier) similarity :math:`1 - \tfrac12 \sum_k (p_k - q_k)^2`, in [0, 1] (1 = identical).
+
+    A polynomial of degree 2 in each distribution, so it has an exactly unbiased estimator from any
+    number of sampled answers >= 2 (the U-statistic :math:`\sum_k n_k (n_k - 1) / (n (n - 1))` for
+    :math:`\sum_k p_k^2`, which the first-order jackknife of :func:`finite_sample_similarity` gives
+    exactly). Valid for nominal and ordinal items; padding changes nothing.
+
+    Notes
+    -----
+    .. math:: S_{B}(P, Q) = 1 - \tfrac12 \lVert P - Q \rVert_2^2 \in [0, 1],
+
+    since :math:`\lVert P - Q \rVert_2^2 \le \lVert P - Q \rVert_1 \le 2`.
+    """
+    p, q = _pair(p, q, check)
+    d = np.asarray(((p - q) ** 2).sum(-1))
+    return _scalar(np.clip(1.0 - 0.5 * d, 0.0, 1.0))
+
+
+def cramer_similarity(p, q, K=None, *, ordinal=None, check: bool = True):
+    r"""Cramér similarity for ordered scales: 1 - the Cramér distance between the answer positions, in [0, 1].
+
+    With options at equally spaced positions :math:`(k - 1)/(K - 1)` on [0, 1],
+
+    .. math:: S_{C}(P, Q) = 1 - \frac{1}{K - 1} \sum_{k=1}^{K-1} \big(F_P(k) - F_Q(k)\big)^2,
+
+    where :math:`F` is the cumulative distribution: the integral of the squared difference of the CDFs
+    (half the squared energy distance, :func:`scipy.stats.energy_distance`). Like W1 it respects the
+    order of the options; unlike W1 it is a polynomial of degree 2 in each distribution, so its value for
+    the answer distribution has an exactly unbiased estimator from two or more sampled answers. 1 =
+    identical, 0 = all mass on opposite ends. NaN where ``ordinal`` is False.
+    """
+    p, q = _pair(p, q, check)
+    kmax = p.shape[-1]
+    k = _as_K(K, kmax, _lead_shape(p, q), [("p", p), ("q", q)], check)
+    d = (np.cumsum(p, -1) - np.cumsum(q, -1))[..., :-1]  # beyond an item's K both CDFs are 1
+    c = np.asarray((d * d).sum(-1)) / ((kmax if k is None else k) - 1.0)
+    return _scalar(_ordinal_mask(np.clip(1.0 - c, 0.0, 1.0), ordinal))
+
+
 def _argmax_sets(a: np.ndarray, tie_tol: float) -> np.ndarray:
     """Boolean mask of the options within ``tie_tol`` of the row maximum (all False for NaN rows)."""
     with np.errstate(invalid="ignore"):
@@ -697,13 +740,23 @@ def _m_mean_position(p, q, K=None, ordinal=None, *, check=True):
     return mean_position_similarity(p, q, K, ordinal=ordinal, check=check)
 
 
+def _m_brier(p, q, K=None, ordinal=None, *, check=True):
+    """1 - half the squared Euclidean distance; any scale; quadratic (unbiased from 2 answers)."""
+    return brier_similarity(p, q, check=check)
+
+
+def _m_cramer(p, q, K=None, ordinal=None, *, check=True):
+    """1 - Cramér distance on [0, 1] positions; NaN on nominal items; quadratic (unbiased from 2 answers)."""
+    return cramer_similarity(p, q, K, ordinal=ordinal, check=check)
+
+
 def _m_plurality(p, q, K=None, ordinal=None, *, check=True):
     """1[argmax P = argmax Q] (ties: overlap of the modal sets); any scale."""
     return plurality_agreement(p, q, check=check)
 
 
 #: Similarity functions by name, each ``f(p, q, K=None, ordinal=None, *, check=True)`` returning a
-#: similarity in [0, 1] (higher = closer). ``"w1"`` and ``"mean_position"`` give NaN where
+#: similarity in [0, 1] (higher = closer). ``"w1"``, ``"mean_position"`` and ``"cramer"`` give NaN where
 #: ``ordinal`` is False; the others ignore ``K`` and ``ordinal``, as padding does not change them.
 def _m_agreement(p, q, K=None, ordinal=None, *, check=True):
     """Agreement probability sum_k p_k q_k (a random answer matches a random respondent); any scale."""
@@ -717,6 +770,8 @@ METRICS: dict[str, Callable] = {
     "mean_position": _m_mean_position,
     "plurality": _m_plurality,
     "agreement": _m_agreement,
+    "brier": _m_brier,
+    "cramer": _m_cramer,
 }
 
 #: Metrics whose per-item similarity is linear in each distribution: the plug-in value from n sampled
@@ -728,7 +783,12 @@ LINEAR_METRICS = frozenset({"agreement"})
 #: Fewest answers per cell from which a nonlinear metric is estimated for the answer distribution.
 #: The jackknife needs two; below these counts its measured residual bias (docs/resampling.md) is as
 #: large as the interval, so cells with fewer answers are reported as not estimable instead.
-MIN_ANSWERS = {"js": 5, "tv": 5, "w1": 5, "mean_position": 5, "plurality": 5}
+MIN_ANSWERS = {"js": 5, "tv": 5, "w1": 5, "mean_position": 5, "plurality": 5, "brier": 2, "cramer": 2}
+
+#: Nonlinear metrics that are polynomials of degree 2 in each distribution: the first-order jackknife
+#: is their U-statistic, exactly unbiased for the answer distribution from 2 answers per cell (and 2
+#: respondents). Every other nonlinear metric keeps a residual bias that shrinks with n.
+QUADRATIC_METRICS = frozenset({"brier", "cramer"})
 MIN_ANSWERS_NONLINEAR = 2
 
 
@@ -858,7 +918,8 @@ def finite_sample_similarity(metric, p, q, n_p, n_q=None, *, K=None, ordinal=Non
         Order 2 applies from 3 answers; cells with 2 answers get the first order. 0 = no correction
         (plurality, whose indicator a jackknife cannot correct near ties).
     min_n : int, optional
-        Fewest answers for an estimate; default :data:`MIN_ANSWERS` (5 for every nonlinear metric).
+        Fewest answers for an estimate; default :data:`MIN_ANSWERS` (2 for the metrics in
+        :data:`QUADRATIC_METRICS`, whose first-order jackknife is exactly unbiased; 5 for the others).
 
     Returns
     -------

@@ -294,9 +294,34 @@ def _spearman(responses, reference, cells, against, group_map, groups, boot):
 
     res = cluster_bootstrap((X, Hm), stat, labels=labels, **boot)
     # the mean positions are unbiased at any n, but their sampling noise attenuates the correlation
-    # across items; no correction is applied yet, whatever `estimand` says (docs/resampling.md)
-    res.provenance.update(estimand="plug-in", metric="spearman")
+    # across items; it is not corrected, but measured: the reliability of each cell's profile
+    rel = _profile_reliability(responses, cells, labels[cells])
+    res.provenance.update(estimand="plug-in", metric="spearman", profile_reliability=rel,
+                          attenuation_factor=np.sqrt(np.clip(rel, 0.0, 1.0)),
+                          note="Spearman of mean positions is attenuated toward 0 by the sampling noise of the "
+                               "model's means: expect about r * attenuation_factor (sqrt of profile_reliability).")
     return res
+
+
+def _profile_reliability(responses: Responses, cells: list[str], keys: pd.DataFrame) -> np.ndarray:
+    """Share of the across-item variance of a cell's mean positions that is not sampling noise, per row of
+    ``keys``: 1 - mean_q Var(mean_q) / Var_q(mean_q), with Var(mean_q) = s_q^2 / n_q from the answers
+    (sample variance of the positions). A Pearson correlation with an exact profile is attenuated by
+    sqrt(reliability) (Spearman 1904); NaN for probabilities and scores (no answer-level noise known)."""
+    if responses.kind != "choice":
+        return np.full(len(keys), np.nan)
+    kd, P = responses.distributions([*cells, "item"])
+    K = np.array([responses.scales[i].K for i in kd["item"]])
+    pos = np.arange(P.shape[1])[None, :] / np.maximum(K[:, None] - 1, 1)
+    mu = (P * pos).sum(1)
+    var = np.clip((P * pos**2).sum(1) - mu**2, 0.0, None)
+    n = kd["n"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kd = kd.assign(_mu=mu, _err=np.where(n >= 2, var / (n - 1), np.nan))  # s^2 / n with s^2 = var n / (n - 1)
+    g = kd.groupby(cells, observed=True)
+    rel = 1.0 - g["_err"].mean() / g["_mu"].var(ddof=1)
+    idx = pd.MultiIndex.from_frame(keys) if len(cells) > 1 else pd.Index(keys[cells[0]])
+    return rel.reindex(idx).to_numpy(float)
 
 
 def _not_estimable_message(metric: str, attrs: dict, cells: list[str]) -> str:

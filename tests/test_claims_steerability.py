@@ -62,7 +62,19 @@ def _mu(p):
 @pytest.fixture(scope="module")
 def tiny_result():
     resp, ref = _tiny()
-    return assess_steerability(resp, ref, n_resamples=200, n_permutations=200, rng=0)
+    # two answers per cell: the hand computations below are of the plug-in, asked for by name
+    return assess_steerability(resp, ref, n_resamples=200, n_permutations=200, rng=0, estimand="plug-in")
+
+
+def test_default_estimand_refuses_two_answers_for_js_and_keeps_a_linear_metric():
+    resp, ref = _tiny()
+    with pytest.raises(ValueError, match=r"'js' is not estimable.*fewer than 5 valid answers.*estimand='plug-in'"):
+        assess_steerability(resp, ref, n_resamples=20, n_permutations=20, rng=0)
+    res = assess_steerability(resp, ref, metric="agreement", n_resamples=20, n_permutations=20, rng=0)
+    assert res.provenance["estimand"] == "answer-distribution" and res.provenance["n_not_estimable"] == 0
+    for t in ("A", "B"):  # agreement is linear in the distribution: sum_k p_k h_k, no correction
+        d = [_p_model(q, t) @ H[q][t] - _p_model(q, "none") @ H[q][t] for q in H]
+        assert _row(res.to_frame(), "gain", target=t)["estimate"] == pytest.approx(np.mean(d), abs=1e-12)
 
 
 def _row(frame, quantity, **keys):
@@ -141,7 +153,8 @@ def test_without_baseline_gain_is_undefined_and_said_so():
     keep = resp.data["steer_target"] != "none"
     rows = pd.DataFrame({"model": "m", "item": resp.data["item"], "steer_target": resp.data["steer_target"],
                          "sample": resp.data["sample"], "answer": resp.data["option"]})[keep]
-    res = assess_steerability(make_responses(rows, ref), ref, n_resamples=50, n_permutations=50, rng=1)
+    res = assess_steerability(make_responses(rows, ref), ref, n_resamples=50, n_permutations=50, rng=1,
+                              estimand="plug-in")
     f = res.to_frame()
     assert "gain" not in set(f["quantity"]) and "exaggeration_slope" not in set(f["quantity"])
     assert "undefined" in res.provenance["note"] and "gain undefined" in res.summary()
@@ -435,3 +448,52 @@ def test_a_verdict_that_changes_with_the_seed_is_flagged_within_monte_carlo_erro
     assert not flags.loc[["da", "en", "pt"]].to_numpy().any()
     flagged = [r.loc["nl", "reason"] for r in runs if r.loc["nl", "mc_error"]]
     assert flagged and all("within Monte Carlo error" in t and "permutations would settle it" in t for t in flagged)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Monte Carlo error of the full-mode verdict (gain and specificity)
+# ---------------------------------------------------------------------------------------------------
+def _strong_steering(seed=0, Q=30, n_samples=10):
+    """Each target prompt answers from its target's distribution, the unsteered prompt uniformly: the mean
+    gain and specificity are far above 0, so no sign flip or label permutation reaches them and their
+    p-values are the smallest possible, 1 / (B + 1), at every seed (a flip of all 30 signs to +1: 2^-30)."""
+    g = np.random.default_rng(seed)
+    items, groups = [f"q{i:02d}" for i in range(Q)], ("G1", "G2", "G3")
+    h = g.dirichlet(np.full(4, 0.3), size=(Q, 3))
+    scales = pd.DataFrame({"item": items, "options": "1|2|3|4", "ordinal": True})
+    ref = make_reference(pd.DataFrame([{"item": it, "group": gr, "option": str(k + 1), "share": h[q, r, k]}
+                                       for q, it in enumerate(items) for r, gr in enumerate(groups)
+                                       for k in range(4)]), scales)
+    rows = [{"model": "m", "item": it, "steer_target": lev, "sample": j, "answer": str(a + 1)}
+            for q, it in enumerate(items) for r, lev in enumerate(("none", *groups))
+            for j, a in enumerate(g.choice(4, size=n_samples, p=np.full(4, 0.25) if r == 0 else h[q, r - 1]))]
+    return make_responses(pd.DataFrame(rows), ref), ref
+
+
+def test_full_verdict_within_monte_carlo_error_is_flagged_and_resolved_by_more_permutations():
+    from robustalign.resampling.mcerror import resolve_by_resampling
+
+    resp, ref = _strong_steering()
+
+    def run(B):
+        res = assess_steerability(resp, ref, n_resamples=200, n_permutations=B, rng=1)
+        return res, _row(res.to_frame(), "gain_mean")
+
+    # flagged: at 29 permutations the smallest p is 1/30 = 0.033, MC SE 0.033, within 2 SEs of 0.05
+    res, g = run(29)
+    v = res.verdicts.iloc[0]
+    assert g["p_adjusted"] == pytest.approx(1 / 30) and g["p_adjusted_mcse"] == pytest.approx(
+        np.sqrt(1 / 30 * 29 / 30 / 29))
+    assert v["verdict"] == "supported" and bool(v["mc_error"])
+    assert "within Monte Carlo error" in v["reason"] and "adjusted p" in v["reason"]
+    assert "resamples (now 29) would settle it" in v["reason"]
+    # resolved: doubling up to a stated limit; 1/59 is still within 2 SEs (0.0331 < 0.0339), 1/117 is not
+    out = resolve_by_resampling(lambda B: tuple(run(B)[1][["p_adjusted", "p_adjusted_mcse"]]), 0.05,
+                                n_resamples=29, max_resamples=1000)
+    assert out["decision"] == "below" and out["n_resamples"] == 116
+    assert [b for b, *_ in out["history"]] == [29, 58, 116]
+    res, _ = run(116)
+    assert res.verdicts.iloc[0]["verdict"] == "supported" and not bool(res.verdicts.iloc[0]["mc_error"])
+    # a limit too low to settle it is reported as such
+    assert resolve_by_resampling(lambda B: tuple(run(B)[1][["p_adjusted", "p_adjusted_mcse"]]), 0.05,
+                                 n_resamples=29, max_resamples=58)["decision"] == "within Monte Carlo error"

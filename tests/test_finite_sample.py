@@ -142,12 +142,22 @@ def _population(rng, n_items):
     return h, out
 
 
+def _brier(p, h):  # closed forms, written here (checked against scipy below)
+    return 1 - 0.5 * ((p - h) ** 2).sum(-1)
+
+
+def _cramer(p, h):
+    return 1 - ((np.cumsum(p, -1) - np.cumsum(h, -1))[..., :-1] ** 2).sum(-1) / (p.shape[-1] - 1)
+
+
 @cache
 def _truth(metric):
     """Estimand per model: the mean over 200,000 new items of S(answer distribution, human)."""
     h, p = _population(np.random.default_rng(20261203), 200_000)
-    f = M.METRICS[metric]
-    return {m: float(np.mean(f(p[m], h, K=K, ordinal=True))) for m in p}
+    f = {"brier": _brier, "cramer": _cramer}.get(metric)
+    if f is None:
+        f = lambda a, b: M.METRICS[metric](a, b, K=K, ordinal=True)  # noqa: E731
+    return {m: float(np.mean(f(p[m], h))) for m in p}
 
 
 def _dataset(rng, n_items, n_answers, n_human=None):
@@ -207,6 +217,45 @@ def test_intervals_cover_the_answer_distribution_estimand_fast():
         hits = _coverage(metrics, n_answers, 40, seed=n_answers)
         for h in hits.values():
             _judge(h, 3, 0.93, 0.97, 1e-4)
+
+
+def test_quadratic_metrics_match_scipy_and_are_exactly_unbiased_from_two_answers():
+    from scipy.stats import energy_distance
+
+    p, h = np.array([0.5, 0.3, 0.2, 0.0]), np.array([0.1, 0.2, 0.3, 0.4])
+    x = np.arange(K) / (K - 1)
+    assert M.cramer_similarity(p, h) == pytest.approx(1 - energy_distance(x, x, p, h) ** 2 / 2, abs=1e-12)
+    assert M.brier_similarity(p, h) == pytest.approx(1 - 0.5 * np.sum((p - h) ** 2), abs=1e-12)
+    assert M.cramer_similarity(np.pad(p, (0, 2)), np.pad(h, (0, 2)), K=K) == pytest.approx(M.cramer_similarity(p, h))
+    # exact expectation over Multinomial(n, p) on the model side and Multinomial(m, h) on the human side
+    for metric, f in (("brier", _brier), ("cramer", _cramer)):
+        for n, m in ((2, None), (3, 2), (5, 4)):
+            def corrected(a, b=h, mt=metric, n=n, m=m):
+                return M.finite_sample_similarity(mt, a, b, n, m, K=K, ordinal=True)
+
+            def over_h(a, c=corrected, m=m):
+                return _exact_mean(lambda b: c(a, b), h, m)
+
+            got = _exact_mean(corrected if m is None else over_h, p, n)
+            plug = _exact_mean(lambda a, f=f: f(a, h), p, n)
+            assert abs(plug - f(p, h)) > 0.02  # the plug-in is biased at these counts ...
+            assert got == pytest.approx(f(p, h), abs=1e-12), (metric, n, m)  # ... the correction is exact
+
+
+def test_quadratic_metrics_cover_the_estimand_from_two_answers_fast():
+    # 40 data sets x 3 models of different sharpness; a rate of 0.80 or less fails (p_min 1e-4)
+    for n_answers in (2, 5):
+        hits = _coverage(("brier", "cramer"), n_answers, 40, seed=300 + n_answers)
+        for h in hits.values():
+            _judge(h, 3, 0.93, 0.97, 1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_answers", [2, 5, 15, 50])
+def test_quadratic_metrics_cover_the_estimand_slow(n_answers):
+    hits = _coverage(("brier", "cramer"), n_answers, 400, seed=3000 + n_answers)
+    for h in hits.values():
+        _judge(h, 3, 0.93, 0.97, 0.01)
 
 
 def test_plug_in_misses_the_estimand_that_the_correction_covers():
@@ -329,3 +378,30 @@ def test_human_pair_scores_jackknife_both_surveys_by_brute_force():
     got = human_pair_scores(ref, ["q1"], "A", "B", metric="tv")
     assert got[0] == pytest.approx(s0 - bias_a - bias_b, abs=1e-12)
     assert human_pair_scores(ref, ["q1"], "A", "B", metric="tv", estimand="plug-in")[0] == pytest.approx(s0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Spearman of mean positions: not corrected, but its attenuation is measured and reported
+# --------------------------------------------------------------------------------------------------
+def test_spearman_profile_reports_its_attenuation_at_five_answers():
+    pos = np.arange(K) / (K - 1)
+    obs, truth, factor, rel_true = [], [], [], []
+    for d in range(12):
+        rng = np.random.default_rng([77, d])
+        resp, ref = _dataset(rng, 150, 5)
+        h, p = _population(np.random.default_rng([77, d]), 150)  # the same draws as _dataset's
+        res = alignment(resp, ref, metric="spearman", n_resamples=50, rng=d)
+        fr = res.to_frame().set_index("model")
+        for j, m in enumerate(res.labels["model"]):
+            mu = p[m] @ pos
+            within = (p[m] @ pos**2 - mu**2) / 5  # variance of a 5-answer mean, from the true distributions
+            rel_true.append(np.var(mu, ddof=1) / (np.var(mu, ddof=1) + within.mean()))
+            truth.append(stats.spearmanr(mu, h @ pos).statistic)
+            obs.append(fr.loc[m, "estimate"])
+            factor.append(res.provenance["attenuation_factor"][j])
+            assert res.provenance["profile_reliability"][j] == pytest.approx(rel_true[-1], abs=0.12)
+    obs, truth, factor = map(np.array, (obs, truth, factor))
+    assert np.mean(truth - obs) > 0.02  # the premise: attenuated at 5 answers
+    # the reported factor predicts the attenuation: observed ~ truth x factor, on average over data sets
+    assert np.mean(obs - truth * factor) == pytest.approx(0.0, abs=0.015), (np.mean(truth - obs),
+                                                                             np.mean(truth * (1 - factor)))

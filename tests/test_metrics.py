@@ -219,13 +219,13 @@ def test_registry_common_signature_and_bounds(rng):
         P[c, :k] = _dirichlet(rng, k, 1)[0]
         Q[c, :, :k] = _dirichlet(rng, k, groups)
     ordinal = np.arange(cells) % 3 != 0
-    assert set(M.METRICS) == {"js", "w1", "tv", "mean_position", "plurality", "agreement"}
+    assert set(M.METRICS) == {"js", "w1", "tv", "mean_position", "plurality", "agreement", "brier", "cramer"}
     for name, f in M.METRICS.items():
         s = f(P[:, None, :], Q, K=K[:, None], ordinal=ordinal[:, None])
         assert s.shape == (cells, groups), name
         ok = ~np.isnan(s)
         assert ((s[ok] >= 0) & (s[ok] <= 1)).all(), name
-        if name in ("w1", "mean_position"):
+        if name in ("w1", "mean_position", "cramer"):
             assert np.isnan(s[~ordinal]).all() and ok[ordinal].all()
         else:
             assert ok.all()
@@ -461,7 +461,7 @@ def test_validation_messages_name_argument_and_fix():
         M.js_distance([0.5, 0.5], [0.5, 0.5], base=1)
     with pytest.raises(ValueError, match=r"`method` must be one of \('pearson', 'spearman', 'cosine'\)"):
         M.profile_correlation([1, 2, 3], [1, 2, 3], method="kendall")
-    with pytest.raises(ValueError, match=r"`metric` must be one of \['agreement', 'js', 'mean_position'"):
+    with pytest.raises(ValueError, match=r"`metric` must be one of \['agreement', 'brier', 'cramer', 'js', 'mean_position'"):
         M.human_proxy_similarity(np.full((2, 2, 2), 0.5), "jsd")
     with pytest.raises(ValueError, match=r"`scores` must be 1-D"):
         M.closest_groups(np.zeros((2, 2, 2)))

@@ -47,7 +47,7 @@ def pair_and_perm(draw):
     return p, q, np.array(perm)
 
 
-SYMMETRIC = ["js", "tv", "w1", "mean_position", "plurality", "agreement"]
+SYMMETRIC = ["js", "tv", "w1", "mean_position", "plurality", "agreement", "brier", "cramer"]
 
 
 @fast

@@ -22,6 +22,7 @@ from robustalign.resampling.mcerror import (
     p_value_mcse,
     resamples_to_resolve,
     resolve_by_resampling,
+    verdict_mc_check,
     within_mc_error,
 )
 
@@ -143,6 +144,72 @@ def test_resolve_stops_at_the_stated_limit_and_says_so():
     assert [h[0] for h in out["history"]] == [100, 200, 400, 800, 1000]
     with pytest.raises(ValueError, match="max_resamples"):
         resolve_by_resampling(lambda B: (0.0, 0.0), 0.05, n_resamples=100, max_resamples=10)
+
+
+def test_verdict_mc_check_names_only_comparisons_that_would_change_the_verdict():
+    def decide(c):  # supported needs both; not supported when the upper end is below 0
+        return "supported" if c["p"] and c["low"] else "not supported" if c["high"] else "inconclusive"
+
+    se = float(p_value_mcse(0.045, 1000))
+    checks = {"p": (True, 0.045, 0.05, se, 1000, "adjusted p"),
+              "low": (True, 0.20, 0.0, 0.01, 2000, "lower end"),
+              "high": (False, 0.001, 0.0, 0.01, 2000, "upper end")}  # near 0, but cannot change "supported"
+    flag, text = verdict_mc_check(checks, decide)
+    need = int(np.ceil(1000 * (2 * se / 0.005) ** 2))
+    assert flag and "adjusted p 0.0450" in text and f"about {need:,} resamples (now 1,000)" in text
+    assert WITHIN_MC_ERROR in text and "upper end" not in text
+    far = {**checks, "p": (True, 0.001, 0.05, float(p_value_mcse(0.001, 1000)), 1000, "adjusted p")}
+    assert verdict_mc_check(far, decide) == (False, "")
+    assert verdict_mc_check({**checks, "p": (True, np.nan, 0.05, np.nan, 1000, "p")}, decide) == (False, "")
+
+
+def _two_models_far_apart(Q=30, n=10, seed=0):
+    """Model A answers from the human distribution, B uniformly: A is closer on every item (agreement
+    probability sum_k p_k h_k is larger for A whenever h is not uniform), so no sign flip of the 30 item
+    differences reaches the observed mean and the joint p-value is 1 / (B + 1) at every seed."""
+    import pandas as pd
+
+    from robustalign.schema import make_reference, make_responses
+
+    g = np.random.default_rng(seed)
+    items = [f"q{i:02d}" for i in range(Q)]
+    h = g.dirichlet(np.full(4, 0.3), size=Q)
+    ref = make_reference(pd.DataFrame([{"item": it, "group": "G1", "option": str(k + 1), "share": h[q, k]}
+                                       for q, it in enumerate(items) for k in range(4)]),
+                         pd.DataFrame({"item": items, "options": "1|2|3|4", "ordinal": True}))
+    rows = [{"model": m, "item": it, "sample": j, "answer": str(a + 1)}
+            for q, it in enumerate(items) for m, p in (("A", h[q]), ("B", np.full(4, 0.25)))
+            for j, a in enumerate(g.choice(4, size=n, p=p))]
+    return make_responses(pd.DataFrame(rows), ref), ref
+
+
+def test_audit_claim_verdict_within_monte_carlo_error_is_flagged_then_resolved():
+    from robustalign.claims.multiverse import Claim, audit_claim
+
+    resp, ref = _two_models_far_apart()
+
+    def run(B):
+        return audit_claim(resp, ref, Claim.closer("A", than="B", group="G1"), factors=[], metrics=["agreement"],
+                           aggregations=["mean"], n_resamples=200, n_permutations=B, rng=3)
+
+    res = run(29)  # p = 1/30 = 0.033 with MC SE 0.033: within 2 SEs of 0.05
+    v = res.verdicts.iloc[0]
+    assert res.evidence["joint"]["p_median_greater"] == pytest.approx(1 / 30)
+    assert v["verdict"] == "supported" and bool(v["mc_error"]) and WITHIN_MC_ERROR in v["reason"]
+    assert "resamples (now 29) would settle it" in v["reason"]
+    f = res.to_frame()
+    assert f["p_value_mcse"].iloc[0] == pytest.approx(np.sqrt(f["p_value"].iloc[0] * (1 - f["p_value"].iloc[0]) / 29))
+    assert np.isfinite(f[["conf_low_mcse", "conf_high_mcse"]].to_numpy()).all()
+    # resolved by doubling up to a stated limit: 1/59 is still within 2 SEs (gap 0.0331 < 0.0339), 1/117 is not
+
+    def p_and_se(B):
+        p = run(B).evidence["joint"]["p_median_greater"]
+        return p, float(p_value_mcse(p, B))
+
+    out = resolve_by_resampling(p_and_se, 0.05, n_resamples=29, max_resamples=1000)
+    assert out["decision"] == "below" and [b for b, *_ in out["history"]] == [29, 58, 116]
+    v = run(116).verdicts.iloc[0]
+    assert v["verdict"] == "supported" and not bool(v["mc_error"])
 
 
 def test_std_error_and_items_needed_mcse_match_spread_over_seeds():

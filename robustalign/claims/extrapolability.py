@@ -46,19 +46,16 @@ from scipy import stats
 
 from robustalign._errors import RobustAlignWarning, preview
 from robustalign._rng import as_generator
-from robustalign._validation import check_confidence_level, check_n_resamples
+from robustalign._validation import check_choice, check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult
 from robustalign.metrics import spearman_alignment
 from robustalign.multiplicity import adjust
 from robustalign.resampling import BootstrapResult, keyed_stream
 from robustalign.resampling.draws import bootstrap_counts, half_masks, integer_draws, random_permutations
 from robustalign.resampling.mcerror import (
-    MC_K,
-    WITHIN_MC_ERROR,
     adjusted_p_mcse,
     p_value_mcse,
-    resamples_to_resolve,
-    within_mc_error,
+    verdict_mc_check,
 )
 from robustalign.resampling.permutation import permutation_p_values
 
@@ -180,22 +177,8 @@ def _e3_verdict(c: dict) -> str:
 
 
 def _mc_check(checks: dict, decide, fixed: Mapping | None = None) -> tuple[bool, str]:
-    """Is the verdict within Monte Carlo error? ``checks`` maps a comparison's name to
-    ``(holds, value, threshold, mcse, n_resamples, text)``; a comparison within ``MC_K`` MC SEs of its
-    threshold whose flip changes ``decide``'s verdict makes the verdict unstable to the seed. ``fixed``
-    holds further flags ``decide`` reads that do not move with the seed."""
-    flags = {**(fixed or {}), **{k: v[0] for k, v in checks.items()}}
-    verdict = decide(flags)
-    notes = []
-    for k, (_, value, thr, se, n, text) in checks.items():
-        if not within_mc_error(value, thr, se) or decide({**flags, k: not flags[k]}) == verdict:
-            continue
-        need = resamples_to_resolve(value, thr, se, n)
-        more = f"about {int(need):,} resamples would settle it" if np.isfinite(need) else "more resamples cannot settle it"
-        notes.append(f"{text} {_fmt(value, 4)} is within {MC_K:g} Monte Carlo SEs ({_fmt(se, 4)}) of {_fmt(thr, 4)}; {more}")
-    if not notes:
-        return False, ""
-    return True, f" Verdict {WITHIN_MC_ERROR} (it could change with another seed): " + "; ".join(notes) + "."
+    """See :func:`robustalign.resampling.mcerror.verdict_mc_check`."""
+    return verdict_mc_check(checks, decide, fixed)
 
 
 # ==================================================================================================
@@ -243,9 +226,14 @@ def _score_array(scores: pd.DataFrame, by: list[str]):
     return units, items, targets, S
 
 
-def _human_scores(reference, items, targets, metric: str) -> np.ndarray:
-    """S(h_{c'}, h_c) per item: (NI, C', C), NaN on the diagonal and where a reference is absent."""
-    from robustalign.metrics import METRICS
+def _human_scores(reference, items, targets, metric: str, estimand: str = "answer-distribution") -> np.ndarray:
+    """S(h_{c'}, h_c) per item: (NI, C', C), NaN on the diagonal and where a reference is absent.
+
+    With the answer-distribution estimand both groups are bias-corrected for their numbers of
+    respondents where the reference gives them (unknown counts: the shares are taken as exact), the
+    same treatment as the model side in :func:`robustalign.scoring.item_scores`.
+    """
+    from robustalign.metrics import LINEAR_METRICS, METRICS, finite_sample_similarity
 
     H = reference.array(items, targets)
     K = reference.K(items)[:, None, None]
@@ -254,6 +242,18 @@ def _human_scores(reference, items, targets, metric: str) -> np.ndarray:
     Hz = np.where(np.isnan(H), 0.0, H)
     Hz[absent] = 1.0 / H.shape[-1]  # placeholder only, masked below
     S = np.asarray(METRICS[metric](Hz[:, :, None, :], Hz[:, None, :, :], K=K, ordinal=ordinal, check=False), float)
+    if estimand == "answer-distribution" and metric not in LINEAR_METRICS:
+        n = reference.n_array(items, targets)  # respondents per item x group, NaN = unknown (exact)
+        if np.isfinite(n).any():
+            n = np.where(absent, np.nan, n)
+            n_p = np.where(np.isfinite(n), n, np.inf)
+            C, kmax = len(targets), H.shape[-1]
+            step = max(1, 2_000_000 // (C * C * kmax**3))  # the jackknife's arrays are C x C x K^3 per item
+            S = np.broadcast_to(S, (len(items), C, C)).copy()
+            for a in range(0, len(items), step):
+                sl = slice(a, a + step)
+                S[sl] = finite_sample_similarity(metric, Hz[sl, :, None, :], Hz[sl, None, :, :], n_p[sl, :, None],
+                                                 n[sl, None, :], K=K[sl], ordinal=ordinal[sl], min_n=1)
     S = np.broadcast_to(S, (len(items), len(targets), len(targets))).copy()
     S[absent[:, :, None] | absent[:, None, :]] = np.nan
     idx = np.arange(len(targets))
@@ -487,6 +487,7 @@ def assess_extrapolability(
     n_resamples: int = 2000,
     n_permutations: int = 10_000,
     adjust_method: str = "fdr_bh",
+    estimand: str = "answer-distribution",
     rng=None,
 ) -> ExtrapolabilityResult:
     r"""Does a model's alignment on one set of items carry over to held-out items, as it does for humans?
@@ -533,6 +534,11 @@ def assess_extrapolability(
         Random item halves for the split-half point estimates.
     confidence_level, n_resamples, n_permutations, adjust_method, rng
         Interval level, bootstrap resamples, permutations, multiplicity method across units, seed.
+    estimand : {"answer-distribution", "plug-in"}
+        What the per-item similarities estimate (:data:`robustalign.scoring.ESTIMANDS`). The default
+        corrects nonlinear metrics for the number of answers per cell (and the human benchmark for known
+        respondent counts); cells with too few answers are not scored and counted in
+        ``provenance["n_not_estimable"]``. ``"plug-in"`` gives the similarities of the observed shares.
 
     Returns
     -------
@@ -565,7 +571,7 @@ def assess_extrapolability(
     higher with JS similarity on every domain); the human benchmark has the same property.
     Spearman's correlation is symmetric, so each unordered domain pair is one statistic.
     """
-    from robustalign.scoring import item_scores
+    from robustalign.scoring import ESTIMANDS, _not_estimable_message, item_scores
 
     by_l = [by] if isinstance(by, str) else list(by)
     if not by_l:
@@ -582,11 +588,14 @@ def assess_extrapolability(
     gen, record = as_generator(rng)
     alpha = 1 - confidence_level
 
-    # plug-in until this claim's calibration is re-checked for the answer-distribution estimand
+    check_choice(estimand, ESTIMANDS, "estimand")
     scores = item_scores(responses, reference, metric=metric, by=by_l, against=against,
-                         group_map=group_map, groups=groups, estimand="plug-in")
+                         group_map=group_map, groups=groups, estimand=estimand)
+    if scores.empty and scores.attrs.get("n_not_estimable", 0):
+        raise ValueError(_not_estimable_message(metric, scores.attrs, by_l))
     if scores.empty:
         raise ValueError("no item could be scored: check that responses and reference share items and groups.")
+    est_info = {k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers") if k in scores.attrs}
     units, items, targets, S = _score_array(scores, by_l)
     C = len(targets)
     if C < 3:
@@ -594,7 +603,7 @@ def assess_extrapolability(
             f"transfer and ranking reliability correlate across target groups and need at least 3; got {C} "
             f"({targets}). Compare against more groups (e.g. `against=None` with a per-country reference)."
         )
-    Sh = _human_scores(reference, items, targets, metric)
+    Sh = _human_scores(reference, items, targets, metric, estimand)
     counts = responses.status_counts(by_l)
     n_invalid = (counts["total"] - counts["valid"]).rename("n_invalid")
 
@@ -867,7 +876,7 @@ def assess_extrapolability(
         "alternative": alternative, "margin": margin, "centre": centre, "adjust_method": adjust_method,
         "min_domain_items": min_domain_items, "responses_hash": responses.data_hash(),
         "reference_hash": reference.data_hash(), "n_invalid": int(verdicts["n_invalid"].sum()),
-        "n_missing_reference": scores.attrs.get("n_missing_reference"),
+        "n_missing_reference": scores.attrs.get("n_missing_reference"), **est_info,
     }
     return ExtrapolabilityResult(kind="extrapolability", verdicts=verdicts, evidence=evidence,
                                  provenance=provenance, confidence_level=confidence_level, build=build,

@@ -53,6 +53,7 @@ from robustalign._rng import as_generator
 from robustalign._validation import check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.multiplicity import adjust
+from robustalign.resampling.mcerror import adjusted_p_mcse, p_value_mcse, verdict_mc_check
 from robustalign.resampling.permutation import maxt_p_values
 from robustalign.schema import Reference, Responses
 
@@ -625,12 +626,16 @@ def audit_claim(
     share = float(np.mean(est[evaluable] > tol[evaluable]))
     n_eval = int(evaluable.sum())
     verdict, reason, n_needed = _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
+    mc, mc_txt = (False, "") if claim.form == "equivalent" else _verdict_mc(share, joint, joint_boot, alpha,
+                                                                           n_permutations, n_resamples)
+    reason += mc_txt
     if n_eval < len(specs):
         reason = reason[:-1] + (f"; {len(specs) - n_eval} specifications had no item with data for the claim "
                                 "and are left out.")
     verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason,
                               "share_holds": share, "n_specifications": n_eval,
-                              "n_specifications_empty": len(specs) - n_eval, "n_needed": n_needed}])
+                              "n_specifications_empty": len(specs) - n_eval, "n_needed": n_needed,
+                              "mc_error": mc}])
     evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
                 "contrasts": D, "items": items, "estimate": est, "tolerance": tol,
                 "n_items": np.sum(~np.all(np.isnan(D), axis=2), axis=0)}
@@ -708,12 +713,14 @@ class ClaimResult(AssessmentResult):
         specs, est, boot, joint = ev["specifications"], ev["estimate"], ev["bootstrap"], ev["joint"]
         claim = self.provenance["claim"]
         evaluable = np.isfinite(est)
-        ci = boot.conf_int(lv)
+        ci = boot.to_frame(lv)  # with the endpoints' Monte Carlo SEs
         out = specs.copy()
         out.insert(0, "quantity", "claim_margin")
         out["estimate"] = est
         for col, vals in (("std_error", boot.std_error), ("conf_low", ci["conf_low"].to_numpy()),
-                          ("conf_high", ci["conf_high"].to_numpy())):
+                          ("conf_high", ci["conf_high"].to_numpy()),
+                          ("conf_low_mcse", ci["conf_low_mcse"].to_numpy()),
+                          ("conf_high_mcse", ci["conf_high_mcse"].to_numpy())):
             full = np.full(len(specs), np.nan)
             full[evaluable] = vals
             out[col] = full
@@ -727,6 +734,11 @@ class ClaimResult(AssessmentResult):
             out["p_adjusted"] = adjust(joint["p_spec"], "fdr_bh")
             out["adjust_method"] = "fdr_bh"
             out["p_maxt"] = joint["p_maxt"]
+            if claim.form != "equivalent":  # sign-flip p-values: Monte Carlo error of B permutations
+                B = self.provenance["n_permutations"]
+                out["p_value_mcse"] = p_value_mcse(out["p_value"].to_numpy(float), B)
+                out["p_adjusted_mcse"] = adjusted_p_mcse(out["p_adjusted"].to_numpy(float),
+                                                         out["p_value"].to_numpy(float), B)
         else:
             out["p_value"] = np.nan
             out["p_adjusted"] = np.nan
@@ -803,6 +815,35 @@ def _equivalence_verdict(claim, est, tol, share, joint, D, alpha, base):
     d = np.abs(D).max(axis=2)  # the worst pair of each item and specification: its SD over items
     n_needed, more = _items_needed(med, d[..., None], np.max(tol, initial=0.0), two_sided=False)  # TOST
     return "inconclusive", f"INCONCLUSIVE: {base}{words}{more}.", n_needed
+
+
+def _decide(c: dict) -> str:
+    """The verdict of :func:`_verdict` from its yes/no comparisons (for the Monte Carlo check)."""
+    if c["joint"]:
+        if c["median_greater"] and c["share_90"]:
+            return "supported"
+        return "not supported" if c["share_below_half"] or c["median_less"] else "inconclusive"
+    if c["boot_90"] and c["share_90"]:
+        return "supported"
+    return "not supported" if c["share_below_half"] else "inconclusive"
+
+
+def _verdict_mc(share, joint, joint_boot, alpha, n_permutations, n_resamples) -> tuple[bool, str]:
+    """Is the verdict within Monte Carlo error of one of its thresholds? The share of specifications that hold
+    does not move with the seed; the joint test's p-values (``n_permutations`` sign flips) and the bootstrap
+    share of resamples holding in 90% of specifications (``n_resamples``) do."""
+    fixed = {"joint": joint is not None, "share_90": share >= SUPPORT_SHARE, "share_below_half": share < 0.5}
+    if joint is not None:
+        pg, pl = joint["p_median_greater"], joint["p_median_less"]
+        checks = {"median_greater": (pg < alpha, pg, alpha, p_value_mcse(pg, n_permutations), n_permutations,
+                                     "the joint test's p (claimed direction)"),
+                  "median_less": (pl < alpha, pl, alpha, p_value_mcse(pl, n_permutations), n_permutations,
+                                  "the joint test's p (opposite direction)")}
+    else:
+        pb = joint_boot["p_holds_in_90pct"]
+        checks = {"boot_90": (pb >= 1 - alpha, pb, 1 - alpha, p_value_mcse(pb, n_resamples), n_resamples,
+                              "the bootstrap share holding in 90% of specifications")}
+    return verdict_mc_check(checks, _decide, fixed)
 
 
 def _items_needed(med: float, D: np.ndarray, tol: float, two_sided: bool = True) -> tuple[float, str]:

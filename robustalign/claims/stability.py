@@ -108,8 +108,9 @@ from scipy import stats
 
 from robustalign._errors import DegenerateResampleWarning
 from robustalign._rng import as_generator
-from robustalign._validation import check_confidence_level, check_n_resamples
+from robustalign._validation import check_choice, check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
+from robustalign.claims._stability_mc import add_mc_flags
 from robustalign.claims._stability_parts import (
     item_level,
     noise_floor,
@@ -161,6 +162,7 @@ def assess_stability(
     fit=None,
     adjust_method: str = "fdr_bh",
     skip=(),
+    estimand: str = "answer-distribution",
     rng=None,
 ) -> StabilityResult:
     """Judge whether each model's answers are stable across the levels of each design factor.
@@ -189,6 +191,10 @@ def assess_stability(
     metric : str
         Alignment metric (:data:`robustalign.metrics.METRICS`) for the ranking of models or groups
         when a reference is given. The factor effect is always on mean position (or score).
+    estimand : {"answer-distribution", "plug-in"}
+        What the ranking's per-item similarities estimate (:data:`robustalign.scoring.ESTIMANDS`); the
+        default corrects nonlinear metrics for the answers per cell. Cells too small for it are not
+        ranked; their count per factor is in ``provenance["n_not_estimable"]``.
     confidence_level : float
         Level of the reported intervals (default 0.95); the TOST uses ``1 - 2 (1 - confidence_level)``.
     n_resamples : int
@@ -250,6 +256,7 @@ def assess_stability(
         raise TypeError(f"`reference` must be a Reference (robustalign.make_reference) or None; got "
                         f"{type(reference).__name__}.")
     level = check_confidence_level(confidence_level)
+    check_choice(estimand, ("answer-distribution", "plug-in"), "estimand")
     n_resamples = check_n_resamples(n_resamples)
     n_permutations = check_n_resamples(n_permutations, "n_permutations")
     if by not in responses.data.columns:
@@ -350,8 +357,9 @@ def assess_stability(
         k += n
 
     retest = None if "retest" in skip else _retest(responses, by, cells, n_resamples, level, stream("retest"))
+    not_est: dict = {}
     ranking = [] if "ranking" in skip else _ranking(responses, reference, by, factors, metric, cells, n_resamples,
-                                                    level, stream("ranking", *cells.units))
+                                                    level, stream("ranking", *cells.units), estimand, not_est)
     validity = {} if "validity" in skip else _validity(responses, by, factors)
     shares, converged = _variance_shares(fit)
 
@@ -359,7 +367,8 @@ def assess_stability(
     for e, fl, nf, il in zip(effects, flips, floors, item_lv):
         verdict_rows.append(_verdict(e, fl, nf, il, flip_margin, level, by, converged, fit is not None,
                                      pb_of.get((e["unit"], e["factor"]))))
-    verdicts = pd.DataFrame(verdict_rows)
+    verdicts = add_mc_flags(pd.DataFrame(verdict_rows), effects, flips, floors, item_lv, flip_margin, level,
+                            n_permutations)  # Monte Carlo error of each verdict (claims/_stability_mc.py)
 
     evidence = {
         "status_counts": cells.status_counts, "effects": effects, "pairwise": pairwise, "flips": flips,
@@ -375,6 +384,7 @@ def assess_stability(
         "adjust_method": adjust_method, "responses_hash": responses.data_hash(),
         "reference_hash": reference.data_hash() if reference is not None else None,
         "fit_converged": converged, "kind": responses.kind, "skipped_parts": list(skip),
+        "estimand": estimand, "n_not_estimable": not_est,
     }
     res = StabilityResult(kind="stability", verdicts=verdicts, evidence=evidence, provenance=provenance,
                           confidence_level=level)
@@ -839,7 +849,8 @@ def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | Non
 # --------------------------------------------------------------------------------------------------
 # ranking changes
 # --------------------------------------------------------------------------------------------------
-def _ranking(responses, reference, by, factors, metric, cells, n_resamples, level, gen) -> list:
+def _ranking(responses, reference, by, factors, metric, cells, n_resamples, level, gen, estimand="answer-distribution",
+             not_est=None) -> list:
     out = []
     units = cells.units
     for f, g in zip(factors, gen.spawn(len(factors))):
@@ -847,8 +858,11 @@ def _ranking(responses, reference, by, factors, metric, cells, n_resamples, leve
         if reference is not None:
             from robustalign.scoring import item_scores
 
-            # plug-in until this claim's calibration is re-checked for the answer-distribution estimand
-            sc = item_scores(responses, reference, metric=metric, by=[by, f], estimand="plug-in")
+            sc = item_scores(responses, reference, metric=metric, by=[by, f], estimand=estimand)
+            if not_est is not None:
+                not_est[f] = sc.attrs.get("n_not_estimable", 0)
+            if sc.empty:
+                continue
             if len(units) >= 2:
                 agg = sc.groupby([by, f, "item"], observed=True)["score"].mean().reset_index()
                 ukey, what = by, f"mean {metric} alignment with the reference groups"

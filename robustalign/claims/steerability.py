@@ -49,12 +49,19 @@ import numpy as np
 import pandas as pd
 
 from robustalign._rng import as_generator
-from robustalign._validation import check_alternative, check_confidence_level, check_n_resamples
+from robustalign._validation import check_alternative, check_choice, check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.metrics import profile_correlation
 from robustalign.multiplicity import adjust
 from robustalign.resampling import cluster_bootstrap, sign_flip_test
-from robustalign.resampling.mcerror import adjusted_p_mcse, resamples_to_resolve, within_mc_error
+from robustalign.resampling.mcerror import (
+    adjusted_p_mcse,
+    n_needed_mcse,
+    p_value_mcse,
+    resamples_to_resolve,
+    verdict_mc_check,
+    within_mc_error,
+)
 from robustalign.resampling.nulls import label_permutations, p_values, sign_flips, within_item_permutations
 
 __all__ = ["SteerabilityResult", "assess_steerability"]
@@ -180,6 +187,7 @@ def assess_steerability(
     confidence_level: float = 0.95,
     n_resamples: int = 2000,
     n_permutations: int = 10_000,
+    estimand: str = "answer-distribution",
     rng=None,
 ) -> SteerabilityResult:
     r"""Assess whether steering prompts move a model toward the named group, specifically.
@@ -226,6 +234,12 @@ def assess_steerability(
         Item bootstrap resamples for intervals (default 2,000).
     n_permutations : int
         Sign flips / label permutations for p-values (default 10,000).
+    estimand : {"answer-distribution", "plug-in"}
+        What the per-item similarities estimate (:data:`robustalign.scoring.ESTIMANDS`). The default
+        corrects nonlinear metrics for the number of answers per cell, so a gain compares answer
+        distributions, not how many answers each prompt got; cells with too few answers are not scored
+        and counted in ``provenance["n_not_estimable"]``. ``"plug-in"``: similarities of the observed
+        shares. ``metric="spearman"`` (with ``compare``) correlates mean positions, which need no correction.
     rng : int, Generator or None
         Seed; recorded in ``provenance``. Independent parts get child generators.
 
@@ -249,7 +263,9 @@ def assess_steerability(
     share one item resample, so differences between models or targets are paired.
     """
     from robustalign.metrics import METRICS
+    from robustalign.scoring import ESTIMANDS
 
+    check_choice(estimand, ESTIMANDS, "estimand")
     by_l = _as_list(by)
     data = responses.data
     missing = [c for c in [*by_l, steer] if c not in data]
@@ -290,6 +306,7 @@ def assess_steerability(
         "targets": targets, "targets_reference": targets_ref, "confidence_level": level, "alpha": alpha,
         "responses_hash": responses.data_hash(), "reference_hash": reference.data_hash(),
         "n_invalid": int(validity["n_invalid"].sum()), "n_answers": int(validity["n_total"].sum()),
+        "estimand": estimand,
     }
     if compare is not None:
         return _assess_compare(responses, reference, by_l, steer, targets, targets_ref, has_baseline, baseline,
@@ -301,6 +318,15 @@ def assess_steerability(
     return _assess_full(responses, reference, by_l, steer, targets, targets_ref, has_baseline, str(baseline),
                         metric, centre_groups, alternative or "greater", alpha, adjust_method, level,
                         n_resamples, n_permutations, gen, prov, validity)
+
+
+def _estimable(sc: pd.DataFrame, metric: str, cells: list, prov: dict) -> None:
+    """Record how many cells were too small for the estimand; refuse when none was scorable."""
+    from robustalign.scoring import _not_estimable_message
+
+    if sc.empty and sc.attrs.get("n_not_estimable", 0):
+        raise ValueError(_not_estimable_message(metric, sc.attrs, cells))
+    prov.update({k: sc.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers") if k in sc.attrs})
 
 
 def _validity(responses, cols) -> pd.DataFrame:
@@ -322,9 +348,9 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     levels = ([baseline] if has_baseline else []) + targets
     L0 = 1 if has_baseline else 0
     R = len(targets)
-    # plug-in until the steering calibration is re-checked for the answer-distribution estimand
     sc = item_scores(responses, reference, metric=metric, by=[*by, steer], groups=list(dict.fromkeys(targets_ref)),
-                     estimand="plug-in")
+                     estimand=prov["estimand"])
+    _estimable(sc, metric, [*by, steer], prov)
     sc = sc[sc[steer].astype(str).isin(levels)]
     items = sorted(sc["item"].unique())
     cells = _cell_keys(sc, by)
@@ -567,14 +593,15 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     n_items_derived = _derived_n_items(out_lab, lab, n_items, by, np.isfinite(T).any(axis=(2, 3)).sum(1), cells)
     units = _units_for(out_lab["quantity"], metric)
     stored = {"p_value": p, "p_adjusted": padj, "adjust_method": meth, "family": fam, "alternative": alt_col,
-              "test": test_col, "n_items": n_items_derived, "units": units}
+              "test": test_col, "n_items": n_items_derived, "units": units,
+              "p_value_mcse": p_value_mcse(p, n_permutations),  # exact tests (few items) have less
+              "p_adjusted_mcse": adjusted_p_mcse(padj, p, n_permutations)}
 
     def build(lev):
         return _frame(derived, out_lab, stored, lev)
 
     frame = build(level)
-    verdicts = _verdicts_full(frame, cells, by, has_baseline, alpha, level, sd_item, n_items_derived, out_lab,
-                              metric)
+    verdicts = _verdicts_full(frame, cells, by, has_baseline, alpha, level, metric, n_permutations)
     evidence = {"bootstrap": boot, "derived": derived, "item_table": pd.DataFrame(X, index=items),
                 "item_labels": lab, "permutation_null": perm_null, "mantel": mantel, "validity": validity,
                 "human_distance": {tuple(ckeys[b].values()): _square(dist_h[b], R) for b in range(nb) if len(pairs)},
@@ -785,7 +812,7 @@ def _frame(derived, labels, stored, level) -> pd.DataFrame:
         fp = derived.to_frame(level, "percentile")
         f = fb.copy()
         use_p = labels["quantity"].isin(_PERCENTILE_QUANTITIES).to_numpy()
-        for c in ("conf_low", "conf_high", "method"):
+        for c in ("conf_low", "conf_high", "method", "conf_low_mcse", "conf_high_mcse"):
             f[c] = np.where(use_p, fp[c], fb[c])
         # means over items: intervals at the small-sample expanded level (same replicates, wider quantiles)
         linear = labels["quantity"].isin(_LINEAR_QUANTITIES).to_numpy()
@@ -793,17 +820,26 @@ def _frame(derived, labels, stored, level) -> pd.DataFrame:
         for lv in np.unique(lev_n[linear & np.isfinite(lev_n)]):
             rows = linear & (lev_n == lv)
             fe = derived.to_frame(float(lv), "bca_or_percentile")
-            f.loc[rows, "conf_low"] = fe.loc[rows, "conf_low"]
-            f.loc[rows, "conf_high"] = fe.loc[rows, "conf_high"]
+            for c in ("conf_low", "conf_high", "conf_low_mcse", "conf_high_mcse"):
+                f.loc[rows, c] = fe.loc[rows, c]
             f.loc[rows, "method"] = fe.loc[rows, "method"].astype(str) + "_expanded"
     for c, v in stored.items():
         f[c] = v
     keys = [c for c in labels.columns if c != "quantity"]
     cols = ["quantity", *keys, "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "p_value",
             "p_adjusted", "adjust_method", "family", "alternative", "test", "n_items", "units", "n_resamples"]
+    cols += [c for c in ("conf_low_mcse", "conf_high_mcse", "p_value_mcse", "p_adjusted_mcse") if c in f]
     f = f[cols]
     f.loc[f["quantity"].isin(["exaggeration_slope", "exaggeration_slope_pooled"]), "benchmark"] = 1.0
     return f.reset_index(drop=True)
+
+
+def _needed_text(n_need: float, n_resamples) -> str:
+    """"Items needed" with its Monte Carlo SE (it is proportional to a squared bootstrap SE)."""
+    if not np.isfinite(n_need):
+        return ""
+    se = float(n_needed_mcse(n_need, n_resamples))
+    return f"; about {int(n_need)} items (Monte Carlo SE {se:.0f}) would be needed at 80% power"
 
 
 def _fmt_ci(row) -> str:
@@ -818,7 +854,32 @@ def _n_needed(est, se, n, alpha=0.05):
     return n_for_mde(abs(est), sd=se * math.sqrt(n), alpha=alpha)
 
 
-def _verdicts_full(frame, cells, by, has_baseline, alpha, level, sd_item, n_items, out_lab, metric):
+def _full_verdict(c: dict) -> str:
+    """The steerability verdict from its yes/no comparisons (names as in :func:`_full_checks`)."""
+    spec_ok = c["spec_p"] and c["spec_low"]
+    if c["has_baseline"]:
+        if c["gain_p"] and c["gain_low"] and spec_ok:
+            return "supported"
+        return "not supported" if c["gain_high"] or c["spec_high"] else "inconclusive"
+    return "supported" if spec_ok else "not supported" if c["spec_high"] else "inconclusive"
+
+
+def _full_checks(g, sp, alpha, n_permutations) -> dict:
+    """Comparisons a verdict rests on: ``name -> (holds, value, threshold, mcse, resamples, text)``."""
+    out = {}
+    for name, r, what in (("gain", g, "mean gain"), ("spec", sp, "mean specificity")):
+        if r is None:
+            continue
+        out[f"{name}_p"] = (r["p_adjusted"] <= alpha, r["p_adjusted"], alpha, r["p_adjusted_mcse"], n_permutations,
+                            f"the {what}'s adjusted p")
+        out[f"{name}_low"] = (r["conf_low"] > 0, r["conf_low"], 0.0, r["conf_low_mcse"], r["n_resamples"],
+                              f"the {what}'s lower end")
+        out[f"{name}_high"] = (r["conf_high"] < 0, r["conf_high"], 0.0, r["conf_high_mcse"], r["n_resamples"],
+                               f"the {what}'s upper end")
+    return out
+
+
+def _verdicts_full(frame, cells, by, has_baseline, alpha, level, metric, n_permutations):
     rows = []
     pct = f"{level:.0%}"
     for key in cells.to_dict("records"):
@@ -826,51 +887,47 @@ def _verdicts_full(frame, cells, by, has_baseline, alpha, level, sd_item, n_item
         name = ", ".join(f"{k}={v}" for k, v in key.items())
         sp = frame[m & (frame["quantity"] == "specificity_mean")].iloc[0]
         auc = frame[m & (frame["quantity"] == "identification_auc")].iloc[0]
-        spec_ok = sp["p_adjusted"] <= alpha and sp["conf_low"] > 0
-        spec_neg = sp["conf_high"] < 0
+        g = frame[m & (frame["quantity"] == "gain_mean")].iloc[0] if has_baseline else None
+        checks = _full_checks(g, sp, alpha, n_permutations)
+        flags = {"has_baseline": has_baseline, **{k: bool(v[0]) for k, v in checks.items()}}
+        verdict = _full_verdict(flags)
+        gain_ok, spec_ok = has_baseline and flags["gain_p"] and flags["gain_low"], flags["spec_p"] and flags["spec_low"]
         parts = [f"mean specificity {_fmt_ci(sp)} (p_adj = {sp['p_adjusted']:.3g})",
                  f"identification AUC {_fmt_ci(auc)}"]
         n_need = np.nan
         if has_baseline:
-            g = frame[m & (frame["quantity"] == "gain_mean")].iloc[0]
-            gain_ok = g["p_adjusted"] <= alpha and g["conf_low"] > 0
-            gain_neg = g["conf_high"] < 0
             parts.insert(0, f"mean gain {_fmt_ci(g)} (p_adj = {g['p_adjusted']:.3g})")
             b = frame[m & (frame["quantity"] == "exaggeration_slope_pooled")].iloc[0]
             parts.append(f"exaggeration slope {_fmt_ci(b)}" + (" (caricature: beta > 1)" if b["conf_low"] > 1 else ""))
-            if gain_ok and spec_ok:
-                verdict, why = "supported", "steering raises alignment with the target, specifically"
-            elif gain_neg or spec_neg:
-                verdict, why = "not supported", ("steering lowers alignment with the target" if gain_neg
-                                                 else "the target's prompt fits the target worse than others' prompts")
+            if verdict == "supported":
+                why = "steering raises alignment with the target, specifically"
+            elif verdict == "not supported":
+                why = ("steering lowers alignment with the target" if flags["gain_high"]
+                       else "the target's prompt fits the target worse than others' prompts")
             else:
-                verdict = "inconclusive"
                 why = ("gain but no clear specificity" if gain_ok else
                        "specific but no clear gain over the unsteered prompt" if spec_ok else "neither gain nor "
                        "specificity is established")
-                cand = []
-                if not gain_ok:
-                    cand.append(_n_needed(g["estimate"], g["std_error"], g["n_items"], alpha))
+                cand = [] if gain_ok else [_n_needed(g["estimate"], g["std_error"], g["n_items"], alpha)]
                 if not spec_ok:
                     cand.append(_n_needed(sp["estimate"], sp["std_error"], sp["n_items"], alpha))
                 cand = [c for c in cand if np.isfinite(c)]
                 n_need = max(cand) if cand else np.nan
         else:
             parts.insert(0, "gain undefined (no unsteered baseline)")
-            if spec_ok:
-                verdict, why = "supported", "prompts are specific to their targets (gain not assessable)"
-            elif spec_neg:
-                verdict, why = "not supported", "the target's prompt fits the target worse than others' prompts"
-            else:
-                verdict, why = "inconclusive", "specificity is not established"
+            why = {"supported": "prompts are specific to their targets (gain not assessable)",
+                   "not supported": "the target's prompt fits the target worse than others' prompts",
+                   "inconclusive": "specificity is not established"}[verdict]
+            if verdict == "inconclusive":
                 n_need = _n_needed(sp["estimate"], sp["std_error"], sp["n_items"], alpha)
         mt = frame[m & (frame["quantity"] == "structure_mantel_r")]
         if len(mt) and np.isfinite(mt.iloc[0]["estimate"]):
             parts.append(f"structure recovery Mantel r {_fmt_ci(mt.iloc[0])} (p = {mt.iloc[0]['p_value']:.3g})")
-        extra = f"; about {int(n_need)} items would be needed at 80% power" if np.isfinite(n_need) else ""
+        extra = _needed_text(n_need, frame["n_resamples"].iloc[0])
+        mc, mc_txt = verdict_mc_check(checks, _full_verdict, {"has_baseline": has_baseline})
         reason = (f"{name}: steerability {verdict} — {why}: " + "; ".join(parts)
-                  + f" ({pct} intervals, {_UNITS.get(metric, metric)}){extra}.")
-        rows.append({**key, "verdict": verdict, "reason": reason, "n_needed": n_need})
+                  + f" ({pct} intervals, {_UNITS.get(metric, metric)}){extra}." + mc_txt)
+        rows.append({**key, "verdict": verdict, "reason": reason, "n_needed": n_need, "mc_error": mc})
     return pd.DataFrame(rows)
 
 
@@ -921,7 +978,8 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
         Xm[~np.isfinite(Y)] = np.nan
     else:
         sc = item_scores(responses, reference, metric=metric, by=[*by, steer], against=steer,
-                         group_map={t: r for t, r in tmap.items()}, estimand="plug-in")
+                         group_map={t: r for t, r in tmap.items()}, estimand=prov["estimand"])
+        _estimable(sc, metric, [*by, steer], prov)
         sc = sc[sc[steer].astype(str).isin(targets)]
         items = sorted(sc["item"].unique())
         Xm = _fill(sc, cells, by, steer, targets, items, "score")
@@ -979,7 +1037,8 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
     stored = {"p_value": p, "p_adjusted": padj, "adjust_method": np.where(is_diff, adjust_method, None),
               "family": fam, "alternative": np.where(is_diff, alternative, None),
               "test": np.where(is_diff, test, None), "n_items": n_items_arr,
-              "units": np.array([_UNITS.get(metric, metric)] * len(lab), dtype=object)}
+              "units": np.array([_UNITS.get(metric, metric)] * len(lab), dtype=object),
+              "p_value_mcse": p_value_mcse(p, n_permutations), "p_adjusted_mcse": adjusted_p_mcse(padj, p, n_permutations)}
 
     def build(lev):
         f = _frame(boot, lab, stored, lev)
@@ -1004,7 +1063,7 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
         if verdict == "inconclusive":
             n_need = _n_needed(r["estimate"], r["std_error"], r["n_items"], alpha)
         name = ", ".join(f"{k}={v}" for k, v in key.items())
-        extra = f"; about {int(n_need)} items would be needed at 80% power" if np.isfinite(n_need) else ""
+        extra = _needed_text(n_need, frame["n_resamples"].iloc[0])
         mc, mc_txt = _p_within_mc_error(r["p_adjusted"], r["p_value"], alpha, n_permutations)
         reason = (f"{name}: {column}={a} vs {column}={b_} — {verdict} ({why}): {a} {_fmt_ci(f.loc[aname])}, {b_} "
                   f"{_fmt_ci(f.loc[bname])}, difference {_fmt_ci(r)} ({level:.0%} interval, "

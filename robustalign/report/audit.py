@@ -464,10 +464,20 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
     seeds = [keyed_stream(gen, "alignment", m) for m in metrics]  # a metric's numbers do not depend on the others
     results, frames, ranks, pairs = {}, [], [], []
     within = "group"
-    for m, g in zip(metrics, seeds):
-        # plug-in until the example audit is re-run with the answer-distribution estimand
-        res = alignment(responses, reference, metric=m, against=against, group_map=design.group_map,
-                        n_resamples=n_resamples, confidence_level=level, rng=g, estimand="plug-in")
+    not_estimable, todo = {}, list(zip(metrics, seeds))
+    fallback = [m for m in ("brier", "agreement") if m not in metrics]  # unbiased from 2 and from 1 answer
+    for m, g in todo:  # `todo` grows by one fallback metric when none of the asked ones is estimable
+        try:  # the answer-distribution estimand (metrics corrected for the answers per cell)
+            res = alignment(responses, reference, metric=m, against=against, group_map=design.group_map,
+                            n_resamples=n_resamples, confidence_level=level, rng=g)
+        except ValueError as e:
+            if "not estimable" not in str(e):
+                raise
+            not_estimable[m] = str(e)  # said in the section's introduction, never a biased number
+            if m == todo[-1][0] and not results and fallback:
+                todo.append((fallback[0], keyed_stream(gen, "alignment", fallback[0])))
+                fallback.pop(0)
+            continue
         results[m] = res
         f = res.to_frame()
         f.insert(0, "metric", m)
@@ -485,6 +495,10 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
             pf.insert(0, "metric", m)
             pf["p_flip"] = pw.flip_probability()["p_flip"].to_numpy()
             pairs.append(pf)
+    if not results:  # no metric estimable: the first metric's message says why and what to do
+        raise ValueError(next(iter(not_estimable.values())))
+    substituted = [m for m in results if m not in metrics]
+    metrics = list(results)
     tab = pd.concat(frames, ignore_index=True)
     tables = {"alignment": tab, "alignment_ranks": pd.concat(ranks, ignore_index=True)}
     if pairs:
@@ -568,7 +582,16 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
                                f"resampling of items ({m0}), per group.",
                                lambda: _flip_grid(res0, within)))
     intro = (f"Alignment of each model's answers with the human answers, per {'prompt ' + against if against else 'group'}"
-             f"; {', '.join(metrics)}; items are resampled as a sample of possible items ({n_resamples} resamples).")
+             f"; {', '.join(metrics)}; items are resampled as a sample of possible items ({n_resamples} resamples). "
+             "Each score estimates the alignment of the model's answer distribution (what it would answer given "
+             "unlimited samples), corrected for the number of answers per cell"
+             + (" (Spearman of means is not corrected: attenuated toward 0)" if "spearman" in metrics else "")
+             + "."
+             + "".join(f" Not reported: metric {m!r} is not estimable for the answer distribution (too few "
+                       "answers per cell)." for m in not_estimable)
+             + "".join(f" Reported instead: {m!r}, which is estimable from these answers ("
+                       + ("exactly unbiased from 2 answers per cell" if m == "brier" else "linear, unbiased from one")
+                       + ")." for m in substituted))
     return Section("alignment", "Alignment and ranking of models", intro, verdicts, tables, display, figs,
                    results=results)
 
@@ -677,9 +700,17 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
     g_full, g_cmp = gen.spawn(2)
     targets = [v for v in responses.levels(steer) if str(v) != str(baseline)]
     if len(targets) >= 2:
-        res = assess_steerability(responses, reference, steer=steer, baseline=baseline, by=by, metric=metric,
-                                  group_map=st.get("group_map"), confidence_level=level, n_resamples=n_resamples,
-                                  n_permutations=n_permutations, rng=g_full)
+        try:
+            res = assess_steerability(responses, reference, steer=steer, baseline=baseline, by=by, metric=metric,
+                                      group_map=st.get("group_map"), confidence_level=level,
+                                      n_resamples=n_resamples, n_permutations=n_permutations, rng=g_full)
+        except ValueError as e:
+            if "not estimable" not in str(e):
+                raise
+            res = None
+            out.append(_not_estimable_section("steerability", "Steerability", part, by, e,
+                                              '[steering] metric = "agreement"'))
+    if len(targets) >= 2 and res is not None:
         f = res.to_frame()
         q = ["gain_mean", "specificity_mean", "identification_auc", "exaggeration_slope_pooled",
              "structure_mantel_r"]
@@ -721,6 +752,13 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
                                _vrows(part, f"{a} vs {b} steering ({m})", res.verdicts, by), {name: f}, disp, figs,
                                results={name: res}))
     return out
+
+
+def _not_estimable_section(key, title, part, by, err, fix) -> Section:
+    """A section that says why its assessment was not run (a nonlinear metric from too few answers per cell)
+    instead of reporting a number biased by the number of answers."""
+    return Section(key, title, f"Not estimated: {err} In the design file, {fix} gives a metric that is.",
+                   _vrows(part, title, None, by), notes=[str(err)])
 
 
 def _domains(design, responses, reference, item_table):

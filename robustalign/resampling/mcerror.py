@@ -30,12 +30,12 @@ outside Monte Carlo error or a stated limit is reached.
 Public names
 ------------
 p_value_mcse, adjusted_p_mcse, std_error_mcse, n_needed_mcse, within_mc_error, mc_decision,
-resamples_to_resolve, resolve_by_resampling
+resamples_to_resolve, resolve_by_resampling, verdict_mc_check
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -49,6 +49,7 @@ __all__ = [
     "resamples_to_resolve",
     "resolve_by_resampling",
     "std_error_mcse",
+    "verdict_mc_check",
     "within_mc_error",
 ]
 
@@ -170,3 +171,41 @@ def resolve_by_resampling(
         if decision != WITHIN_MC_ERROR or B >= limit:
             return {"value": value, "mcse": se, "n_resamples": B, "decision": decision, "history": history}
         B = min(2 * B, limit)
+
+
+def verdict_mc_check(checks: Mapping, decide: Callable[[dict], str], fixed: Mapping | None = None, *,
+                     k: float = MC_K) -> tuple[bool, str]:
+    """Is a verdict within Monte Carlo error? A verdict is a function of yes/no comparisons; it is unstable
+    to the seed when a comparison within ``k`` MC SEs of its threshold would, flipped, change it.
+
+    Parameters
+    ----------
+    checks : mapping
+        Comparison name -> ``(holds, value, threshold, mcse, n_resamples, text)``: whether it holds now, the
+        number compared (an adjusted p-value, an interval endpoint), its threshold, its Monte Carlo SE, the
+        resamples behind it and a short description for the message.
+    decide : callable
+        ``decide(flags) -> verdict`` from a dict name -> bool (the comparisons and ``fixed``).
+    fixed : mapping, optional
+        Further flags ``decide`` reads that do not move with the seed.
+
+    Returns
+    -------
+    (bool, str)
+        The flag, and a sentence for the verdict's reason naming each unstable comparison and the resamples
+        that would put it ``k`` SEs from its threshold (:func:`resamples_to_resolve`); ``""`` when stable.
+    """
+    flags = {**(fixed or {}), **{name: bool(v[0]) for name, v in checks.items()}}
+    verdict = decide(flags)
+    notes = []
+    for name, (_, value, thr, se, n, text) in checks.items():
+        if not bool(within_mc_error(value, thr, se, k=k)) or decide({**flags, name: not flags[name]}) == verdict:
+            continue
+        need = float(resamples_to_resolve(value, thr, se, n, k=k))
+        more = (f"about {int(need):,} resamples (now {int(n):,}) would settle it" if np.isfinite(need)
+                else "more resamples cannot settle it")
+        notes.append(f"{text} {float(value):.4f} is within {k:g} Monte Carlo SEs ({float(se):.4f}) of "
+                     f"{float(thr):.4f}; {more}")
+    if not notes:
+        return False, ""
+    return True, f" Verdict {WITHIN_MC_ERROR} (it could change with another seed): " + "; ".join(notes) + "."
