@@ -38,7 +38,11 @@ _METRIC_LABEL = {"spearman": "Spearman alignment", "js": "JS similarity", "tv": 
                  "w1": "W1 similarity", "mean_position": "mean-position similarity", "plurality": "plurality agreement"}
 #: ``mc_error``: True when the verdict is within Monte Carlo error of a threshold (it could change with
 #: another seed; see robustalign.resampling.mcerror), False when not, None when the assessment does not check.
-VERDICT_COLUMNS = ["part", "assessment", "unit", "verdict", "reason", "n_needed", "mc_error"]
+#: ``estimate, conf_low, conf_high, conf_level, p_value, p_adjusted``: the verdict's key number (what the
+#: summary grid shows), NaN where the assessment has none; ``grid_row``/``grid_column``: its cell in the grid.
+VERDICT_COLUMNS = ["part", "assessment", "unit", "verdict", "reason", "estimate", "conf_low", "conf_high",
+                   "conf_level", "p_value", "p_adjusted", "n_needed", "mc_error", "grid_row", "grid_column"]
+NUMBER_COLUMNS = ["estimate", "conf_low", "conf_high", "conf_level", "p_value", "p_adjusted"]
 
 
 @dataclass
@@ -160,25 +164,59 @@ class AuditReport:
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
-def ci(est, lo, hi, d: int = 3) -> str:
-    """``est [lo, hi]`` with ``d`` decimals (display only)."""
-    def f(x):
-        return "nan" if x is None or not np.isfinite(x) else f"{x:.{d}f}"
-    return f"{f(est)} [{f(lo)}, {f(hi)}]"
+def ci(est, lo, hi, d: int = 3, reason: str = "") -> str:
+    """``est [lo, hi]`` with ``d`` decimals (display only); never ``nan`` (see words.fmt_interval)."""
+    from robustalign.report.words import fmt_interval
+
+    return fmt_interval(est, lo, hi, d, reason)
 
 
-def _vrows(part, assessment, frame, unit_cols) -> pd.DataFrame:
-    """Verdict rows in the report's shape from a result's ``verdicts`` frame."""
+def _vrows(part, assessment, frame, unit_cols, column_keys=()) -> pd.DataFrame:
+    """Verdict rows in the report's shape from a result's ``verdicts`` frame.
+
+    The frame's ``estimate, conf_low, ...`` columns (:data:`NUMBER_COLUMNS`), where present, are the
+    verdict's key number. In the summary grid the row is the unit without ``column_keys``, the column the
+    assessment with them (e.g. row = model, column = "stability (language)").
+    """
+    from robustalign.report.words import plain
+
     if frame is None or not len(frame):
         return pd.DataFrame(columns=VERDICT_COLUMNS)
     cols = [c for c in unit_cols if c in frame.columns]
     unit = frame[cols].astype(str).agg(" / ".join, axis=1) if cols else pd.Series([""] * len(frame))
-    return pd.DataFrame({
+    rcols = [c for c in cols if c not in column_keys] or cols
+    ccols = [c for c in cols if c in column_keys]
+    row = frame[rcols].astype(str).agg(" / ".join, axis=1).to_numpy() if rcols else unit.to_numpy()
+    col = [assessment + (f" ({' / '.join(map(str, v))})" if ccols else "")
+           for v in (frame[ccols].itertuples(index=False) if ccols else [()] * len(frame))]
+    out = pd.DataFrame({
         "part": part, "assessment": assessment, "unit": unit.to_numpy(),
-        "verdict": frame["verdict"].to_numpy(), "reason": frame["reason"].astype(str).to_numpy(),
+        "verdict": frame["verdict"].to_numpy(), "reason": [plain(x) for x in frame["reason"].astype(str)],
+        **{c: pd.to_numeric(frame[c], errors="coerce").to_numpy(float) if c in frame else np.nan
+           for c in NUMBER_COLUMNS},
         "n_needed": frame["n_needed"].to_numpy(float) if "n_needed" in frame else np.nan,
         "mc_error": frame["mc_error"].astype(object).to_numpy() if "mc_error" in frame else None,
+        "grid_row": row, "grid_column": col,
     })
+    return out[VERDICT_COLUMNS]
+
+
+def _key_numbers(verdicts: pd.DataFrame, frame: pd.DataFrame, keys: list[str], quantity) -> pd.DataFrame:
+    """``verdicts`` with the estimate, interval and p-values of ``quantity`` (rows of ``frame`` with that
+    quantity, matched on ``keys``; where several match, the one with a p-value)."""
+    if verdicts is None or not len(verdicts) or frame is None or "quantity" not in frame:
+        return verdicts
+    qs = [quantity] if isinstance(quantity, str) else list(quantity)
+    sub = frame[frame["quantity"].isin(qs)]
+    if "p_value" in sub and sub["p_value"].notna().any():
+        sub = sub[sub["p_value"].notna()] if sub.groupby(keys, dropna=False).size().max() > 1 else sub
+    keys = [k for k in keys if k in sub and k in verdicts]
+    take = [c for c in NUMBER_COLUMNS if c in sub]
+    sub = sub.drop_duplicates(keys)[keys + take]
+    v = verdicts.drop(columns=[c for c in take if c in verdicts and c not in ("estimate", "conf_low", "conf_high")])
+    if {"estimate", "conf_low", "conf_high"} <= set(verdicts.columns):  # the verdict's own interval wins
+        sub = sub.drop(columns=["estimate", "conf_low", "conf_high"])
+    return v.merge(sub, on=keys, how="left") if keys else v
 
 
 def _headline(frame: pd.DataFrame, keys: list[str], extra: list[str] = ()) -> pd.DataFrame:
@@ -188,7 +226,7 @@ def _headline(frame: pd.DataFrame, keys: list[str], extra: list[str] = ()) -> pd
     keys = [k for k in keys if k in frame.columns]
     lvl = frame["conf_level"].dropna()
     name = f"estimate [{lvl.iloc[0]:.0%} interval]" if len(lvl) else "estimate [interval]"
-    out = frame[keys].astype(str).copy()
+    out = frame[keys].astype(object).where(frame[keys].notna(), "").astype(str).copy()
     out[name] = [ci(e, lo, hi) for e, lo, hi in zip(frame["estimate"], frame["conf_low"], frame["conf_high"])]
     for c in extra:
         if c in frame.columns:
@@ -508,7 +546,9 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
         if mc:
             reason += (" Verdict within Monte Carlo error: a P(rank 1) is within 2 Monte Carlo SEs of its "
                        "rank-interval cut, so another seed could change it; more resamples would settle it.")
-        rows.append({"group": grp, "verdict": verdict, "reason": reason, "n_needed": n_needed, "mc_error": mc})
+        rows.append({"group": grp, "verdict": verdict, "reason": reason, "n_needed": n_needed, "mc_error": mc,
+                     "estimate": e["estimate"], "conf_low": e["conf_low"], "conf_high": e["conf_high"],
+                     "conf_level": e["conf_level"]})
     verdicts = _vrows(part, "closest model", pd.DataFrame(rows), ["group"])
 
     key_cols = [c for c in ["model", against, "group"] if c]
@@ -589,6 +629,26 @@ def _plots():
     return p
 
 
+def margin_source(design, reference) -> str | None:
+    """Where the stability margin comes from, in words (None: no margin)."""
+    return ("the margin given in the design file" if design.stability.get("margin") is not None else
+            "the human between-group SD" if reference is not None else None)
+
+
+def _stability_words(v: pd.DataFrame, margin_src: str | None, alpha: float) -> pd.DataFrame:
+    """A stable verdict whose effect is nonetheless significant says so: a real but small effect."""
+    if v is None or not len(v) or "p_adjusted" not in v:
+        return v
+    v = v.copy()
+    spread = ("the human between-group spread" if margin_src == "the human between-group SD" else
+              "the margin given in the design file")
+    p = pd.to_numeric(v["p_adjusted"], errors="coerce")
+    small = (v["verdict"] == "supported") & (p < alpha)
+    v.loc[small, "reason"] = v.loc[small, "reason"].str.replace(
+        ": stable:", f": stable - a real but small effect: smaller than {spread}:", n=1, regex=False)
+    return v
+
+
 def _stability_section(responses, reference, design, factors, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.claims import assess_stability
 
@@ -598,9 +658,11 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
                            margin=design.stability.get("margin"), flip_margin=design.stability.get("flip_margin"))
     f = res.to_frame()
     by = res.provenance["by"]
-    verdicts = _vrows(part, "stability", res.verdicts, [by, "factor"])
-    margin_src = ("the margin given in the design file" if design.stability.get("margin") is not None else
-                  "the human between-group SD" if reference is not None else None)
+    verdicts = _vrows(part, "stability", _stability_words(_key_numbers(res.verdicts, f, [by, "factor"],
+                                                                       "factor_effect"), margin_source(design, reference),
+                                                        1 - level),
+                      [by, "factor"], column_keys=["factor"])
+    margin_src = margin_source(design, reference)
     disp = [(f"Factor effects (average) and item-level effects{' against ' + margin_src if margin_src else ''}",
              _headline(f[f["quantity"].isin(["factor_effect", "item_level_sd", "human_between_group_sd"])],
                        [by, "factor", "quantity"], ["p_adjusted"])),
@@ -671,7 +733,8 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
                  + ("Gains are over the unsteered prompt." if res.provenance.get("gain_available") else
                     "There is no unsteered prompt, so gains are undefined; specificity compares the target's prompt "
                     "with other targets' prompts."))
-        out.append(Section("steerability", "Steerability", intro, _vrows(part, "steerability", res.verdicts, by),
+        out.append(Section("steerability", "Steerability", intro, _vrows(part, "steerability",
+                           _key_numbers(res.verdicts, f, by, "specificity_mean"), by),
                            {"steerability": f}, disp, figs, results={"steerability": res}))
     if st.get("compare"):
         col, a, b = st["compare"]
@@ -690,7 +753,9 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
             intro = (f"Paired comparison: does steering toward {a} targets align better than toward {b} targets "
                      f"({col}), item by item, on {m}?")
             out.append(Section(name, f"Steering: {a} vs {b} ({m})", intro,
-                               _vrows(part, f"{a} vs {b} steering ({m})", res.verdicts, by), {name: f}, disp, figs,
+                               _vrows(part, f"{a} vs {b} steering ({m})",
+                                      _key_numbers(res.verdicts, f, by, [q for q in f["quantity"].unique()
+                                                                         if str(q).endswith("difference")]), by), {name: f}, disp, figs,
                                results={name: res}))
     return out
 
@@ -711,6 +776,13 @@ def _domains(design, responses, reference, item_table):
         raise RobustAlignError(f"[domains] column = {col!r}: no item table with that column (give the scales file "
                                "with a domain column, or use [domains] prefix/map).")
     return {str(k): str(v) for k, v in zip(table["item"], table[col]) if pd.notna(v)}
+
+
+def _transfer_numbers(verdicts, f, by):
+    """The verdict's key number: the transfer gap to humans over all domain pairs, with the transfer test's p."""
+    allp = f[f["domain_a"].astype(str) == "all pairs"] if "domain_a" in f else f
+    v = _key_numbers(verdicts, allp, by, "transfer_delta")
+    return _key_numbers(v, allp, by, "transfer_r")
 
 
 def _extrapolability_section(responses, reference, design, domains, against, gen, *, part, n_resamples,
@@ -736,7 +808,7 @@ def _extrapolability_section(responses, reference, design, domains, against, gen
     intro = (f"Does alignment measured on one domain of items carry over to held-out domains ({ndom} domains), "
              "as it does for human groups?")
     return Section("extrapolability", "Extrapolability to held-out items", intro,
-                   _vrows(part, "extrapolability", res.verdicts, by), {"extrapolability": f}, disp, figs,
+                   _vrows(part, "extrapolability", _transfer_numbers(res.verdicts, f, by), by), {"extrapolability": f}, disp, figs,
                    results={"extrapolability": res})
 
 
@@ -765,6 +837,9 @@ def _claim_section(responses, reference, claim, i, gen, *, part, n_resamples, n_
     f = res.to_frame()
     v = res.verdicts.copy()
     v["claim"] = claim.text
+    joint = res.evidence.get("joint", {})
+    v["estimate"] = joint.get("median_effect", np.nan)  # median margin across specifications
+    v["p_value"] = joint.get("p_median_greater", np.nan)  # the joint test in the claimed direction
     verdicts = _vrows(part, f"claim {i}", v, ["claim"])
     keys = [c for c in f.columns if c in res.evidence["specifications"].columns]
     best = f.sort_values("estimate")
