@@ -50,7 +50,7 @@ _ADJ = {"fdr_bh": "Benjamini-Hochberg", "BH": "Benjamini-Hochberg", "holm": "Hol
 
 def _needed(m: re.Match) -> str:
     n = int(m.group(1).replace(",", ""))
-    out = f"about {n:,} items would be needed"
+    out = f"about {n:,}{m.group(2) or ''} items would be needed"
     return out + (f" ({HUGE_COMMENT})" if n > MAX_SURVEY_ITEMS else "")
 
 
@@ -67,7 +67,7 @@ def plain(text) -> str:
     # "congruent=congruent vs congruent=incongruent" -> "congruent vs incongruent steering"
     s = re.sub(r"([\w.-]+)=([\w.-]+) vs \1=([\w.-]+)", r"\2 vs \3 steering", s)
     s = re.sub(r"^(NOT SUPPORTED|SUPPORTED): ", "", s)
-    s = re.sub(r"about ([\d,]+) items would be needed", _needed, s)
+    s = re.sub(r"about ([\d,]+)( \([^)]*\))? items would be needed", _needed, s)
     s = re.sub(r"1/(\d+)!(?! =)", _factorial, s)
     s = re.sub(r"\[nan, nan\]", "[no interval]", s)
     return re.sub(r"(?<![\w])nan(?![\w])", "n/a", s)
