@@ -395,6 +395,7 @@ def audit_claim(
     max_specifications: int = 20_000,
     rng=None,
     executor=None,
+    progress: bool | None = None,
 ) -> AssessmentResult:
     """Evaluate ``claim`` under every admissible specification and judge it jointly.
 
@@ -421,6 +422,9 @@ def audit_claim(
         numbers are identical with or without an executor.
     rng : int, Generator or None
         Seed of the bootstrap and the permutations (recorded).
+    progress : bool or None
+        Progress bar with an ETA on stderr or in a notebook; None: on in a terminal or notebook, off in CI
+        and tests (see :mod:`robustalign._progress`).
 
     Returns
     -------
@@ -447,14 +451,21 @@ def audit_claim(
     keys = specs[[*fac, "metric"]].drop_duplicates().reset_index(drop=True)
     tasks = [dict(r) for _, r in keys.iterrows()]
 
-    if executor is None:
-        parts = _contrast_chunk((responses, reference, claim, tasks, fac, items))
-    else:  # chunks of specifications, so the data travel once per chunk rather than once per specification
-        from robustalign.scaleout import map_tasks, split, tasks_for
+    from robustalign._progress import phase, progress_bar
 
-        chunks = [(responses, reference, claim, tasks[a:b], fac, items)
-                  for a, b in split(len(tasks), tasks_for(executor, len(tasks), default=CONTRAST_TASKS))]
-        parts = [p for chunk in map_tasks(_contrast_chunk, chunks, executor=executor) for p in chunk]
+    with progress_bar(len(tasks), f"claim '{claim.text[:40]}': contrasts", progress=progress) as bar:
+        if executor is None:  # in about 20 blocks, so the bar moves without costing anything per specification
+            parts, step = [], max(1, len(tasks) // 20)
+            for a in range(0, len(tasks), step):
+                parts += _contrast_chunk((responses, reference, claim, tasks[a:a + step], fac, items))
+                bar.advance(len(tasks[a:a + step]))
+        else:  # chunks of specifications, so the data travel once per chunk rather than once per specification
+            from robustalign.scaleout import map_tasks, split, tasks_for
+
+            chunks = [(responses, reference, claim, tasks[a:b], fac, items)
+                      for a, b in split(len(tasks), tasks_for(executor, len(tasks), default=CONTRAST_TASKS))]
+            parts = [p for chunk in map_tasks(_contrast_chunk, chunks, executor=executor) for p in chunk]
+            bar.advance(len(tasks))
     J = max(p.shape[1] for p in parts)
     block = np.full((len(items), len(tasks), J), np.nan)
     for k, p in enumerate(parts):
@@ -475,13 +486,14 @@ def audit_claim(
     n_items = np.sum(~np.all(np.isnan(D), axis=2), axis=0)
 
     evaluable = np.isfinite(est)  # specifications whose subset has no item for the claim are left out
-    boot = _cluster_bootstrap_blocks(D[:, evaluable], aggs[evaluable], specs[evaluable].reset_index(drop=True),
-                                     n_resamples=n_resamples, level=level, gen=gen, executor=executor,
-                                     key=(claim.text,))
-    joint = None
-    if J == 1:
-        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=gen, alpha=alpha, executor=executor,
-                                key=(claim.text,))
+    with phase(f"claim '{claim.text[:40]}': bootstrap and sign flips", progress=progress):
+        boot = _cluster_bootstrap_blocks(D[:, evaluable], aggs[evaluable],
+                                         specs[evaluable].reset_index(drop=True), n_resamples=n_resamples,
+                                         level=level, gen=gen, executor=executor, key=(claim.text,))
+        joint = None
+        if J == 1:
+            joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=gen, alpha=alpha,
+                                    executor=executor, key=(claim.text,))
     holds_boot = np.mean(boot.resamples > tol[evaluable], axis=1)  # share of evaluable specs holding
     joint_boot = {
         "p_holds_in_90pct": float(np.mean(holds_boot >= SUPPORT_SHARE)),

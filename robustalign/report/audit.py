@@ -254,19 +254,30 @@ def _with_notes(fn, *args, **kwargs):
 
 
 class _Progress:
+    """Times every step; calls ``progress`` with a line per step; shows a spinner with the elapsed time
+    while a step runs (in a terminal or notebook; quiet in CI and tests, see robustalign._progress)."""
+
     def __init__(self, progress):
         self.fn = progress
         self.timings = {}
         self._cur = None
         self._t = None
+        self._spin = None
 
     def step(self, name: str, msg: str):
+        from robustalign._progress import phase
+
         self.done()
         self._cur, self._t = name, time.time()
         if self.fn is not None:
             self.fn(msg)
+        self._spin = phase(name)
+        self._spin.__enter__()
 
     def done(self):
+        if self._spin is not None:
+            self._spin.__exit__(None, None, None)
+            self._spin = None
         if self._cur is not None:
             self.timings[self._cur] = round(time.time() - self._t, 2)
             self._cur = None
