@@ -607,16 +607,18 @@ def _flip_grid(res, within):
     from robustalign.plots._style import DOUBLE_COLUMN, RC
 
     groups = list(dict.fromkeys(res.labels[within]))
+    f = res.to_frame()
+    order = list(f.groupby("model", sort=False)["estimate"].mean().sort_values(ascending=False).index)
     n = len(groups)
     ncol = min(n, 2)
     nrow = int(np.ceil(n / ncol))
     import matplotlib as mpl
 
     with mpl.rc_context(RC):
-        fig, axes = plt.subplots(nrow, ncol, figsize=(DOUBLE_COLUMN, 3.0 * nrow), layout="constrained",
+        fig, axes = plt.subplots(nrow, ncol, figsize=(DOUBLE_COLUMN, 3.3 * nrow), layout="constrained",
                                  squeeze=False)
     for ax, g in zip(axes.ravel(), groups):
-        _plots().plot_flip_heatmap(res, ax=ax, **{within: g}, colorbar=False)
+        _plots().plot_flip_heatmap(res, ax=ax, **{within: g}, colorbar=False, order=order)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     im = axes.ravel()[0].images[0] if axes.ravel()[0].images else None
@@ -734,7 +736,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
         figs = [FigureSpec(f"steering_matrix_{i + 1}", "Steering matrix of " + ", ".join(f"{k} = {v}" for k, v in
                            c.items()) + ": mean similarity of the answers under each steering prompt (rows) to "
                            "each human group (columns); the diagonal outlined; specificity with its interval "
-                           "below each column.",
+                           "on the axis above each column.",
                            lambda c=c, r=res: _plots().plot_steering_matrix(r, ax=_wide_axes(3.4), **c))
                 for i, c in enumerate(cells[:8])]
         if res.provenance.get("gain_available"):

@@ -246,12 +246,22 @@ def _figure_of(obj):
     return obj.figure
 
 
+def draw_figure(spec):
+    """The matplotlib Figure of a report figure, as the report draws it (house style, long names cut)."""
+    import matplotlib
+
+    from robustalign.plots._style import RC, fit_to_texts, shorten_labels
+
+    with matplotlib.rc_context(RC):
+        return fit_to_texts(shorten_labels(_figure_of(spec.draw())))  # long names cut; tables keep them
+
+
 def _render_figures(report, fig_dir: Path, progress) -> dict:
     """Draw every figure once; write PDF and PNG; return name -> (png bytes, caption) or an error."""
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from robustalign.plots._style import RC, shorten_labels
+    from robustalign.plots._style import RC
 
     out = {}
     for p in report.parts:
@@ -263,7 +273,7 @@ def _render_figures(report, fig_dir: Path, progress) -> dict:
                 t0 = time.perf_counter()
                 try:
                     with matplotlib.rc_context(RC):
-                        fig = shorten_labels(_figure_of(spec.draw()))  # long names cut; tables keep them
+                        fig = draw_figure(spec)
                         fig.savefig(fig_dir / f"{name}.pdf")
                         buf = io.BytesIO()
                         fig.savefig(buf, format="png", dpi=200)
