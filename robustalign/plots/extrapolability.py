@@ -84,7 +84,7 @@ def plot_split_half(result, ax=None, *, confidence_level: float | None = None):
     ax.errorbar(m["estimate"].to_numpy(float), y, xerr=interval_err(m), fmt="o", ms=3, lw=0.8, color=PALETTE[0])
     ax.set_yticks(y)
     ax.set_yticklabels([_unit_name(r, keys) for r in m.to_dict("records")])
-    ax.set_xlabel("split-half reliability of the group ranking (Spearman-Brown)")
+    ax.set_xlabel("split-half reliability of the\ngroup ranking (Spearman-Brown)")
     ax.axvline(0, color="0.6", lw=0.6, ls=":")
     ax.legend(frameon=False, fontsize=6, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     return ax

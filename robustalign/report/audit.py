@@ -378,6 +378,15 @@ def run_audit(
                                f"{list(data.columns)}.")
 
     common = dict(part=part_name, n_resamples=nres, n_permutations=nperm, level=level)
+    if len(responses.items) < 2 and reference is not None:  # intervals resample items: one item has none
+        pr.step("alignment", "alignment on one item: point estimates only")
+        sections.append(_with_notes(_one_item_section, responses, reference, design, against, streams["alignment"],
+                                    **common))
+        not_run += [(a, ONE_ITEM) for a in ("stability", "steerability", "extrapolability", "validity", "claims",
+                                            "Bayesian model")]
+        pr.done()
+        return _assemble(responses, reference, design, record, sections, not_run, fits, pr, part_name, title,
+                         prefix, nres, nperm, level, against)
 
     # ---- alignment
     if reference is None:
@@ -457,6 +466,14 @@ def run_audit(
                                           "interval in this report is from resampling"))
     pr.done()
 
+    return _assemble(responses, reference, design, record, sections, not_run, fits, pr, part_name, title, prefix,
+                     nres, nperm, level, against)
+
+
+def _assemble(responses, reference, design, record, sections, not_run, fits, pr, part_name, title, prefix, nres,
+              nperm, level, against) -> AuditReport:
+    """The report of one part: its sections, exclusions, settings, hashes and step times."""
+    data = responses.data
     excl = (responses.exclusions if reference is None else responses.exclusions.merged(reference.exclusions)).to_frame()
     desc = (f"{len(data):,} stored answers ({responses.kind}) of {len(responses.models)} models to "
             f"{len(responses.items)} items; design factors {list(responses.factors)}; "
@@ -474,6 +491,40 @@ def run_audit(
 # --------------------------------------------------------------------------------------------------
 # sections
 # --------------------------------------------------------------------------------------------------
+ONE_ITEM = ("only one item: every interval and test in robustalign resamples items (the sampled units), so "
+            "one item gives no interval, no p-value and no verdict; audit at least 2 items (better 30 or more)")
+
+
+def _one_item_section(responses, reference, design, against, gen, *, part, n_resamples, n_permutations, level):
+    """Alignment of a one-item audit: the point estimates, and why there is no interval or verdict."""
+    from robustalign.scoring import alignment
+
+    frames, skipped = [], []
+    for m in design.metrics:
+        try:
+            with warnings.catch_warnings():  # the resamples of one item are that item: nothing to warn about
+                warnings.simplefilter("ignore")
+                res = alignment(responses, reference, metric=m, against=against, group_map=design.group_map,
+                                n_resamples=2, confidence_level=level, rng=gen, estimand="plug-in")
+        except (ValueError, IndexError, RobustAlignError) as e:  # e.g. Spearman on a nominal item
+            skipped.append(f"{m}: {e}")
+            continue
+        f = res.to_frame(method="percentile")
+        f[["std_error", "conf_low", "conf_high", "conf_low_mcse", "conf_high_mcse"]] = np.nan
+        f.insert(0, "metric", m)
+        frames.append(f)
+    tab = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    keys = [c for c in ["metric", "model", against, "group"] if c and c in tab]
+    disp = [("Alignment on the one item (point estimates)", pd.DataFrame({
+        **{k: tab[k].astype(str) for k in keys},
+        "estimate": [ci(e, np.nan, np.nan, reason="one item") for e in tab.get("estimate", [])]}))] if len(tab) \
+        else []
+    return Section("alignment", "Alignment (one item: no interval possible)", f"No interval: {ONE_ITEM}.", None,
+                   {"alignment": tab} if len(tab) else {}, disp, [],
+                   notes=[f"No interval is possible: {ONE_ITEM}."]
+                   + [f"No point estimate for metric {x}" for x in skipped])
+
+
 def _alignment_section(responses, reference, design, against, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.power import n_for_mde
     from robustalign.resampling import keyed_stream

@@ -200,6 +200,13 @@ def cell_text(r) -> str:
     return fmt_interval(est, r["conf_low"], r["conf_high"])
 
 
+def no_verdict_lines(report) -> list[str]:
+    """For each part without any verdict, why (its assessments that did not run, with the reasons)."""
+    have = set(report.verdicts["part"])
+    return [f"No verdict for {p.title}: " + "; ".join(f"{a}: {why}" for a, why in p.not_run) + "."
+            for p in report.parts if p.title not in have]
+
+
 def grid_frames(report):
     """``(part, DataFrame of (verdict, text) cells)`` per part: rows = units, columns = assessments."""
     v = report.verdicts
@@ -350,7 +357,7 @@ def _md_figure(name: str, spec, f: dict) -> str:
 
 def _md_summary(report) -> list[str]:
     e = md_escape
-    out = ["## Summary\n", _count_line(report.verdicts) + "\n"]
+    out = ["## Summary\n", _count_line(report.verdicts) + "\n", *(f"{e(x)}\n" for x in no_verdict_lines(report))]
     for part, g in grid_frames(report):
         out.append(f"**{e(part)}**\n")
         lines = ["| | " + " | ".join(e(c) for c in g.columns) + " |", "|---" * (g.shape[1] + 1) + "|"]
@@ -493,7 +500,8 @@ def _badge(key: str) -> str:
 
 def summary_html(report) -> str:
     """The one-screen summary: per part a grid of units x assessments, a badge and the key number per cell."""
-    out = [f"<p class='count'>{_esc(_count_line(report.verdicts))}</p>"]
+    out = [f"<p class='count'>{_esc(_count_line(report.verdicts))}</p>",
+           *(f"<p class='note'>{_esc(x)}</p>" for x in no_verdict_lines(report))]
     for part, g in grid_frames(report):
         head = "".join(f"<th title='{_esc(key_number_of(c))}'>{_esc(c)}</th>" for c in g.columns)
         body = []
