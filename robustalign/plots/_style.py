@@ -170,19 +170,22 @@ def short_labels(plot):
     return wrapper
 
 
-def fit_to_texts(fig, *, rounds: int = 6, pad: float = 0.1):
-    """Grow ``fig`` until every text lies inside the figure area (a long name or a wrapped axis label
-    otherwise hangs over the edge, and a viewer that does not crop "tight" cuts it). The layout engine
-    (constrained, set when the figure has none) then places the axes in the larger canvas. Returns ``fig``."""
+def fit_to_texts(fig, *, rounds: int = 6, pad: float = 0.1, margin: float = 0.03):
+    """Grow ``fig`` until every text lies inside the figure area, ``margin`` inches clear of its edge (a
+    long name or a wrapped axis label otherwise hangs over the edge, and a viewer that does not crop
+    "tight" cuts it). The layout engine (constrained, set when the figure has none) places the axes in the
+    larger canvas; the final layout is then frozen, so that drawing the figure again cannot move a label
+    back over the edge. Returns ``fig``."""
     if fig.get_layout_engine() is None:
         fig.set_layout_engine("constrained")
     for _ in range(rounds):
         fig.canvas.draw()
         tb = fig.get_tightbbox(fig.canvas.get_renderer())
         w, h = fig.get_size_inches()
-        left, bottom = max(0.0, -tb.x0), max(0.0, -tb.y0)
-        right, top = max(0.0, tb.x1 - w), max(0.0, tb.y1 - h)
+        left, bottom = max(0.0, margin - tb.x0), max(0.0, margin - tb.y0)
+        right, top = max(0.0, tb.x1 - w + margin), max(0.0, tb.y1 - h + margin)
         if max(left, bottom, right, top) <= 0.0:
             break
         fig.set_size_inches(w + left + right + pad, h + bottom + top + pad)
+    fig.set_layout_engine("none")  # keep the positions of the last layout
     return fig

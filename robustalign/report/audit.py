@@ -152,9 +152,9 @@ class AuditReport:
         return write_report(self, out_dir, force=force, progress=progress)
 
     def _repr_html_(self) -> str:
-        from robustalign.report.render import verdicts_html
+        from robustalign.report.render import summary_html
 
-        return verdicts_html(self)
+        return summary_html(self)
 
     def __repr__(self) -> str:
         v = self.verdicts["verdict"].value_counts().to_dict()
