@@ -14,6 +14,9 @@ import sys
 
 __all__ = ["enabled", "progress_bar", "phase"]
 
+#: The rich display on screen, if any (rich allows one live display at a time; nested bars join it).
+_ACTIVE: list = []
+
 
 def _in_notebook() -> bool:
     try:
@@ -85,10 +88,22 @@ def progress_bar(total: float | None, description: str, *, progress: bool | None
         TimeRemainingColumn,
     )
 
+    if _ACTIVE:  # a bar inside another (a claim inside an audit step): one more line in the same display
+        prog = _ACTIVE[-1]
+        task = prog.add_task(description, total=total)
+        try:
+            yield _Bar(prog, task)
+        finally:
+            prog.remove_task(task)
+        return
     cols = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     with Progress(*cols, console=_console(), transient=False) as prog:
-        yield _Bar(prog, prog.add_task(description, total=total))
+        _ACTIVE.append(prog)
+        try:
+            yield _Bar(prog, prog.add_task(description, total=total))
+        finally:
+            _ACTIVE.remove(prog)
 
 
 @contextlib.contextmanager

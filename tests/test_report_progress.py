@@ -64,3 +64,14 @@ def test_progress_is_off_by_default_in_ci_and_in_tests(monkeypatch, env):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert not enabled(None)
+
+
+def test_a_bar_inside_another_joins_its_display(capsys):
+    from robustalign._progress import phase
+
+    with phase("audit step", progress=True):
+        with progress_bar(3, "inner work", progress=True) as bar:
+            for _ in range(3):
+                bar.advance()
+    err = capsys.readouterr().err
+    assert "audit step" in err and "inner work" in err

@@ -96,18 +96,20 @@ def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, 
     def get_model():
         return model() if callable(model) else model
 
-    from robustalign._progress import enabled, phase
+    from robustalign._progress import _ACTIVE, enabled, phase
 
     gen, record = as_generator(rng)
     seed = int(gen.integers(0, 2**31 - 1))
     timings = {}
-    show = enabled()  # the samplers' own bars show the tune and draw phases with an ETA
+    # the samplers' own bars show the tune and draw phases with an ETA; inside another display (an audit
+    # step) only that display's spinner, as a terminal holds one live display at a time
+    show = enabled() and not _ACTIVE
     if sampler == "nutpie":
         import nutpie
 
         t0 = time.perf_counter()
         reused = compiled is not None
-        with phase("compiling the model (once per data structure)", progress=show and compiled is None):
+        with phase("compiling the model (once per data structure)", progress=enabled() and compiled is None):
             if compiled is None and cache_key is not None:
                 compiled, reused = compiled_for((cache_key, backend),
                                                 lambda: compile_nutpie(get_model(), backend))
