@@ -178,8 +178,12 @@ def fit_to_texts(fig, *, rounds: int = 6, pad: float = 0.1, margin: float = 0.03
     back over the edge. Returns ``fig``."""
     if fig.get_layout_engine() is None:
         fig.set_layout_engine("constrained")
+    import warnings
+
     for _ in range(rounds):
-        fig.canvas.draw()
+        with warnings.catch_warnings():  # too small before it has grown: that is what this loop fixes
+            warnings.filterwarnings("ignore", message="constrained_layout not applied")
+            fig.canvas.draw()
         tb = fig.get_tightbbox(fig.canvas.get_renderer())
         w, h = fig.get_size_inches()
         left, bottom = max(0.0, margin - tb.x0), max(0.0, margin - tb.y0)
