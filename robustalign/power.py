@@ -167,10 +167,17 @@ def simulate_power(
         raise ValueError(f"`n_simulations` must be >= 1; got {n_simulations}.")
     gen, record = as_generator(rng)
     children = gen.spawn(n_simulations)
-    if executor is None:
-        p = np.array([simulate_pvalue(c) for c in children], float)
-    else:
-        p = np.array(list(executor.map(simulate_pvalue, children)), float)
+    from robustalign._progress import progress_bar
+
+    with progress_bar(n_simulations, "power simulations") as bar:
+        if executor is None:
+            p = np.empty(n_simulations)
+            for i, c in enumerate(children):  # one simulated study per step: a block, not a draw
+                p[i] = simulate_pvalue(c)
+                bar.advance()
+        else:
+            p = np.array(list(executor.map(simulate_pvalue, children)), float)
+            bar.advance(n_simulations)
     k = int(np.sum(p <= alpha))
     from statsmodels.stats.proportion import proportion_confint
 

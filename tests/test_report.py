@@ -72,13 +72,13 @@ def test_report_opens_with_every_verdict_in_words(example):
     assert "gpt-4o is closer to en than gemma-2-27b-it" in md
     inc = v[v["verdict"] == "inconclusive"]
     assert inc["n_needed"].notna().any()
-    assert "Needed: about" in html
+    assert "<th>items needed</th>" in html and "Needed: about" in md
 
 
 def test_html_is_self_contained_and_images_decode(example):
     rep, out = example
     html = (out / "report.html").read_text()
-    assert not re.search(r"""(src|href)=['"](?!data:)""", html), "external asset referenced"
+    assert not re.search(r"""(src|href)=['"](?!data:|#)""", html), "external asset referenced"
     imgs = re.findall(r"src='data:image/png;base64,([^']+)'", html)
     n_figs = sum(len(s.figures) for p in rep.parts for s in p.sections)
     assert len(imgs) == n_figs and "could not be drawn" not in html
@@ -173,3 +173,77 @@ def test_audit_bayes_section_reports_both_alignment_scopes_and_the_gate():
     assert flagged.sum() == (not fit.converged) + (not alt.converged)
     with pytest.raises(RobustAlignError, match="`sensitivity` must be true or false"):
         AuditDesign.from_dict({"bayes": {"sensitivity": "yes"}})
+
+
+def _no_data_uris(html: str) -> str:
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+
+
+def test_no_nan_anywhere_in_the_report(example):
+    _, out = example
+    for text in (_no_data_uris((out / "report.html").read_text()), (out / "report.md").read_text()):
+        assert not re.search(r"(?<![A-Za-z0-9_])nan(?![A-Za-z0-9_])", text, re.IGNORECASE)
+
+
+def test_report_opens_with_a_summary_grid_and_contents(example):
+    rep, out = example
+    html, md = (out / "report.html").read_text(), (out / "report.md").read_text()
+    assert html.index("id='toc'") < html.index("id='summary'") < html.index("id='verdicts'")
+    assert html.count("<td class='cell'>") == len(rep.verdicts)  # one badge per verdict
+    assert md.index("## Summary") < md.index("## Verdicts")
+    # the grid's number for a stability verdict is the stability result's own factor effect
+    st = rep.section("stability").results["stability"].to_frame().query("quantity == 'factor_effect'")
+    first = st.iloc[0]
+    assert f"{first['estimate']:.3f} [{first['conf_low']:.3f}, {first['conf_high']:.3f}]" in md.split("## Verdicts")[0]
+
+
+def test_verdicts_csv_has_numbers_and_whole_items_needed(example):
+    rep, out = example
+    v = pd.read_csv(out / "verdicts.csv")
+    for c in ["estimate", "conf_low", "conf_high", "conf_level", "p_value", "p_adjusted"]:
+        assert v[c].dtype.kind == "f", c
+    n = v["n_needed"].dropna()
+    assert len(n) and (n == np.round(n)).all()
+    st = rep.section("stability").results["stability"].to_frame().query("quantity == 'factor_effect'")
+    got = v[v["assessment"] == "stability"]
+    np.testing.assert_allclose(got["estimate"], st["estimate"])
+    np.testing.assert_allclose(got["p_adjusted"], st["p_adjusted"])
+    assert "grid_row" not in v
+
+
+def test_plain_words_in_the_report(example):
+    _, out = example
+    md = (out / "report.md").read_text()
+    for jargon in ("fdr_bh", "congruent=congruent", "SUPPORTED:", "1/4!  ", "Holds"):
+        assert jargon not in md, jargon
+    assert "Benjamini-Hochberg" in md and "congruent vs incongruent steering" in md
+    from robustalign.report.words import HUGE_COMMENT, MAX_SURVEY_ITEMS, plain
+
+    assert HUGE_COMMENT in plain("about 321448 items would be needed")
+    assert HUGE_COMMENT not in plain(f"about {MAX_SURVEY_ITEMS} items would be needed")
+    assert plain("p can reach at most 1/4! per pair") == "p can reach at most 1/4! = 1/24 per pair"
+    assert "## Terms" in md and "TOST" in md[md.index("## Terms"):md.index("## Evidence")]
+
+
+def test_one_item_audit_says_why_there_is_no_interval(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from robustalign.simulate import simulate
+
+    sim = simulate(n_items=12, n_groups=3, rng=2)
+    it = sim.responses["item"].iloc[0]
+    sim.responses[sim.responses["item"] == it].to_parquet(tmp_path / "r.parquet")
+    sim.reference[sim.reference["item"] == it].to_csv(tmp_path / "h.csv", index=False)
+    sim.scales[sim.scales["item"] == it].to_csv(tmp_path / "s.csv", index=False)
+    p = subprocess.run([sys.executable, "-m", "robustalign", "audit", str(tmp_path / "r.parquet"), "--reference",
+                        str(tmp_path / "h.csv"), "--scales", str(tmp_path / "s.csv"), "--n-resamples", "100",
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, env={**os.environ})
+    assert p.returncode == 0, p.stderr
+    assert "Warning" not in p.stderr and ".py:" not in p.stderr  # no raw warnings with source paths
+    md = (tmp_path / "out" / "report.md").read_text()
+    html = _no_data_uris((tmp_path / "out" / "report.html").read_text())
+    assert "one item gives no interval" in md and "No verdict for" in md
+    for text in (md, html):
+        assert not re.search(r"(?<![A-Za-z0-9_])nan(?![A-Za-z0-9_])", text, re.IGNORECASE)

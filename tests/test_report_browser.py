@@ -67,18 +67,21 @@ def report_html(tmp_path_factory):
     return out / "report.html"
 
 
-def test_report_renders_in_chromium_with_every_figure_and_no_console_errors(report_html, tmp_path):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A headless Chromium and a DevTools connection to its page; one per module (it starts in seconds)."""
     port = _free_port()
+    profile = tmp_path_factory.mktemp("profile")
     proc = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", f"--remote-debugging-port={port}",
-         "about:blank"],
+         "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
+         f"--remote-debugging-port={port}", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         ws_url = None
-        for _ in range(100):
+        for _ in range(150):
             try:
                 targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2))
                 pages = [t for t in targets if t.get("type") == "page"]
@@ -92,20 +95,9 @@ def test_report_renders_in_chromium_with_every_figure_and_no_console_errors(repo
         cdp = _CDP(ws_url)
         for m in ("Page.enable", "Runtime.enable", "Log.enable"):
             cdp.send(m)
-        cdp.send("Page.navigate", url=report_html.as_uri())
-        cdp.wait_for("Page.loadEventFired")
-        res = cdp.send("Runtime.evaluate", returnByValue=True, expression="""JSON.stringify({
-            title: document.title,
-            images: Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]),
-            verdicts: document.querySelectorAll('div.v').length,
-            sections: Array.from(document.querySelectorAll('h2')).map(h => h.id),
-            external: Array.from(document.querySelectorAll('[src],[href]'))
-                .map(e => e.getAttribute('src') || e.getAttribute('href')).filter(u => !u.startsWith('data:'))
-        })""")
-        info = json.loads(res["result"]["value"])
-        errors = [e for e in cdp.events if e.get("method") == "Runtime.exceptionThrown"
-                  or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+        # the first screen of a laptop: 1280 x 800 CSS pixels
+        cdp.send("Emulation.setDeviceMetricsOverride", width=1280, height=800, deviceScaleFactor=1, mobile=False)
+        yield cdp
         cdp.ws.close()
     finally:
         proc.terminate()
@@ -113,11 +105,86 @@ def test_report_renders_in_chromium_with_every_figure_and_no_console_errors(repo
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _open(cdp, path):
+    cdp.events.clear()
+    cdp.send("Page.navigate", url=path.as_uri())
+    cdp.wait_for("Page.loadEventFired")
+
+
+def _js(cdp, expression):
+    return json.loads(cdp.send("Runtime.evaluate", returnByValue=True,
+                               expression=f"JSON.stringify({expression})")["result"]["value"])
+
+
+def _broken_images(cdp) -> list[int]:
+    """Indices of the page's images that did not decode (the check a broken report must fail)."""
+    imgs = _js(cdp, "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+    return [i for i, (complete, w, h) in enumerate(imgs) if not (complete and w > 0 and h > 0)]
+
+
+def test_report_renders_in_chromium_with_every_figure_and_no_console_errors(report_html, browser):
+    cdp = browser
+    _open(cdp, report_html)
+    info = _js(cdp, """{
+        title: document.title,
+        n_images: document.images.length,
+        verdicts: document.querySelectorAll('.v').length,
+        sections: Array.from(document.querySelectorAll('h2')).map(h => h.id),
+        external: Array.from(document.querySelectorAll('[src],[href]'))
+            .map(e => e.getAttribute('src') || e.getAttribute('href'))
+            .filter(u => !u.startsWith('data:') && !u.startsWith('#'))
+    }""")
+    errors = [e for e in cdp.events if e.get("method") == "Runtime.exceptionThrown"
+              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
     assert not errors, f"console errors: {errors}"
-    assert info["sections"] == ["verdicts", "evidence", "diagnostics"]
+    assert info["sections"] == ["summary", "verdicts", "terms", "evidence", "diagnostics"]
     assert info["verdicts"] > 10
     assert info["external"] == []
     n_png = report_html.read_text().count("data:image/png;base64,")
-    assert len(info["images"]) == n_png > 10
-    bad = [i for i, (complete, w, h) in enumerate(info["images"]) if not (complete and w > 0 and h > 0)]
+    assert info["n_images"] == n_png > 10
+    bad = _broken_images(cdp)
     assert not bad, f"images that did not load: {bad}"
+
+
+def test_the_image_check_catches_a_broken_image(report_html, browser, tmp_path):
+    html = report_html.read_text()
+    start = html.index("data:image/png;base64,") + len("data:image/png;base64,")
+    end = html.index("'", start)
+    broken = tmp_path / "broken.html"
+    broken.write_text(html[:start] + "iVBORw0KGgoAAAANotapng" + html[end:])  # a PNG header, then garbage
+    _open(browser, broken)
+    assert _broken_images(browser) == [0]
+
+
+def test_first_screen_shows_the_summary_grid_toc_and_every_verdict(report_html, browser, tmp_path):
+    import base64
+
+    cdp = browser
+    _open(cdp, report_html)
+    shot = base64.b64decode(cdp.send("Page.captureScreenshot", format="png")["data"])
+    (tmp_path / "first_screen.png").write_bytes(shot)
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(shot[16:20], "big"), int.from_bytes(shot[20:24], "big")
+    assert (width, height) == (1280, 800)  # the screenshot is the first screen, nothing more
+    box = "e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }"
+    pos = _js(cdp, f"""{{
+        toc: ({box})(document.querySelector('#toc')),
+        summary: ({box})(document.querySelector('#summary')),
+        grids: Array.from(document.querySelectorAll('table.grid')).map({box}),
+        badges: Array.from(document.querySelectorAll('table.grid .badge')).map({box}),
+        window: [window.innerWidth, window.innerHeight, window.scrollY]
+    }}""")
+    from robustalign.report import run_example_audit  # noqa: F401  (same audit as the fixture)
+
+    assert pos["window"] == [1280, 800, 0]
+    n_verdicts = report_html.read_text().count("<tr class='v ") + report_html.read_text().count("<div class='v ")
+    assert len(pos["badges"]) == n_verdicts > 10  # one badge per verdict in the grid
+    for name in ("toc", "summary"):
+        left, top, right, bottom = pos[name]
+        assert 0 <= top and bottom <= 800 and right <= 1280, (name, pos[name])
+    off = [b for b in pos["badges"] if not (b[0] >= 0 and b[1] >= 0 and b[2] <= 1280 and b[3] <= 800
+                                            and b[2] > b[0] and b[3] > b[1])]
+    assert not off, f"{len(off)} of {len(pos['badges'])} verdict badges are outside the first screen: {off[:3]}"

@@ -549,6 +549,7 @@ def audit_claim(
     max_specifications: int = 20_000,
     rng=None,
     executor=None,
+    progress: bool | None = None,
 ) -> ClaimResult:
     """Evaluate ``claim`` under every admissible specification and judge it jointly.
 
@@ -576,6 +577,9 @@ def audit_claim(
         numbers are identical with or without an executor.
     rng : int, Generator or None
         Seed of the bootstrap and the permutations (recorded).
+    progress : bool or None
+        Progress bar with an ETA on stderr or in a notebook; None: on in a terminal or notebook, off in CI
+        and tests (see :mod:`robustalign._progress`). Numbers do not depend on it.
 
     Returns
     -------
@@ -596,7 +600,7 @@ def audit_claim(
     specs = enumerate_specifications(responses, claim, reference=reference, factors=factors, metrics=metrics,
                                      aggregations=aggregations, include_pooled=include_pooled,
                                      max_specifications=max_specifications)
-    D, items = _per_item(responses, reference, claim, specs, executor)
+    D, items = _per_item(responses, reference, claim, specs, executor, progress)
     aggs = specs["aggregation"].to_numpy()
     if claim.form == "correlation":
         from robustalign.claims.general import audit_correlation
@@ -609,14 +613,17 @@ def audit_claim(
     est = _stat(D, aggs, margin)
     tol = zero_tolerance(D)  # estimates within rounding of zero neither hold nor fail
     evaluable = np.isfinite(est)  # specifications whose subset has no item for the claim are left out
-    boot = _cluster_bootstrap_blocks(D[:, evaluable], aggs[evaluable], specs[evaluable].reset_index(drop=True),
-                                     n_resamples=n_resamples, level=level, gen=gen, executor=executor,
-                                     key=(claim.text,), margin=margin)
-    joint = None
-    if D.shape[2] == 1 and margin is None:
-        joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=gen, alpha=alpha, executor=executor,
-                                key=(claim.text,))
-    elif margin is not None:
+    from robustalign._progress import phase
+
+    with phase(f"claim '{claim.text[:40]}': bootstrap and sign flips", progress=progress):
+        boot = _cluster_bootstrap_blocks(D[:, evaluable], aggs[evaluable], specs[evaluable].reset_index(drop=True),
+                                         n_resamples=n_resamples, level=level, gen=gen, executor=executor,
+                                         key=(claim.text,), margin=margin)
+        joint = None
+        if D.shape[2] == 1 and margin is None:
+            joint = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=gen, alpha=alpha,
+                                    executor=executor, key=(claim.text,))
+    if margin is not None:
         joint = _equivalence_tests(boot.resamples, tol[evaluable], evaluable, D.shape[0])
     holds_boot = np.mean(boot.resamples > tol[evaluable], axis=1)  # share of evaluable specs holding
     joint_boot = {
@@ -653,21 +660,28 @@ def _provenance(responses, reference, claim, specs, record, n_resamples, n_permu
             "reference_hash": reference.data_hash() if reference is not None else None}
 
 
-def _per_item(responses, reference, claim, specs, executor) -> tuple[np.ndarray, list[str]]:
+def _per_item(responses, reference, claim, specs, executor, progress=None) -> tuple[np.ndarray, list[str]]:
     """The per-item quantities of every specification (items, specs, J), items without any value dropped."""
+    from robustalign._progress import progress_bar
+
     fac = [c for c in specs.columns if c not in ("metric", "aggregation")]
     items = list(responses.items)
     # one contrast computation per (factor levels, metric); aggregations share it
     keys = specs[[*fac, "metric"]].drop_duplicates().reset_index(drop=True)
     tasks = [dict(r) for _, r in keys.iterrows()]
-    if executor is None:
-        parts = _contrast_chunk((responses, reference, claim, tasks, fac, items))
-    else:  # chunks of specifications, so the data travel once per chunk rather than once per specification
-        from robustalign.scaleout import map_tasks, split, tasks_for
+    with progress_bar(len(tasks), f"claim '{claim.text[:40]}': contrasts", progress=progress) as bar:
+        if executor is None:  # in about 20 blocks, so the bar moves without costing anything per specification
+            parts, step = [], max(1, len(tasks) // 20)
+            for a in range(0, len(tasks), step):
+                parts += _contrast_chunk((responses, reference, claim, tasks[a:a + step], fac, items))
+                bar.advance(len(tasks[a:a + step]))
+        else:  # chunks of specifications, so the data travel once per chunk rather than once per specification
+            from robustalign.scaleout import map_tasks, split, tasks_for
 
-        chunks = [(responses, reference, claim, tasks[a:b], fac, items)
-                  for a, b in split(len(tasks), tasks_for(executor, len(tasks), default=CONTRAST_TASKS))]
-        parts = [p for chunk in map_tasks(_contrast_chunk, chunks, executor=executor) for p in chunk]
+            chunks = [(responses, reference, claim, tasks[a:b], fac, items)
+                      for a, b in split(len(tasks), tasks_for(executor, len(tasks), default=CONTRAST_TASKS))]
+            parts = [p for chunk in map_tasks(_contrast_chunk, chunks, executor=executor) for p in chunk]
+            bar.advance(len(tasks))
     J = max(p.shape[1] for p in parts)
     block = np.full((len(items), len(tasks), J), np.nan)
     for k, p in enumerate(parts):

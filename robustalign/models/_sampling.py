@@ -96,23 +96,30 @@ def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, 
     def get_model():
         return model() if callable(model) else model
 
+    from robustalign._progress import _ACTIVE, enabled, phase
+
     gen, record = as_generator(rng)
     seed = int(gen.integers(0, 2**31 - 1))
     timings = {}
+    # the samplers' own bars show the tune and draw phases with an ETA; inside another display (an audit
+    # step) only that display's spinner, as a terminal holds one live display at a time
+    show = enabled() and not _ACTIVE
     if sampler == "nutpie":
         import nutpie
 
         t0 = time.perf_counter()
         reused = compiled is not None
-        if compiled is None and cache_key is not None:
-            compiled, reused = compiled_for((cache_key, backend), lambda: compile_nutpie(get_model(), backend))
-        elif compiled is None:
-            compiled = compile_nutpie(get_model(), backend)
+        with phase("compiling the model (once per data structure)", progress=enabled() and compiled is None):
+            if compiled is None and cache_key is not None:
+                compiled, reused = compiled_for((cache_key, backend),
+                                                lambda: compile_nutpie(get_model(), backend))
+            elif compiled is None:
+                compiled = compile_nutpie(get_model(), backend)
         timings["compile_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         idata = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-            target_accept=target_accept, progress_bar=False, save_warmup=False, adaptation=adaptation,
+            target_accept=target_accept, progress_bar=show, save_warmup=False, adaptation=adaptation,
         )
         timings["sample_s"] = time.perf_counter() - t0
     else:
@@ -122,7 +129,7 @@ def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, 
         with get_model():
             idata = pm.sample(
                 draws, tune=tune, chains=chains, cores=cores, random_seed=seed, nuts_sampler="pymc",
-                nuts={"target_accept": target_accept}, progressbar=False, compute_convergence_checks=False,
+                nuts={"target_accept": target_accept}, progressbar=show, compute_convergence_checks=False,
             )
         timings["sample_s"] = time.perf_counter() - t0  # includes the C/numba compile
         timings["compile_s"] = float("nan")

@@ -9,8 +9,12 @@ import matplotlib as mpl
 import matplotlib.ticker as mticker
 import numpy as np
 
-# Okabe-Ito palette (colour-blind safe)
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+# Okabe-Ito palette (colour-blind safe) first, then twelve more qualitative colours (from tab20, the ones far
+# from the first eight in CIELAB), so that up to 20 models get distinct colours; a model's colour is its
+# position in the result's model order, the same in every figure of one result.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+           "#9467BD", "#8C564B", "#7F7F7F", "#BCBD22", "#17BECF", "#D62728", "#98DF8A", "#AEC7E8",
+           "#FFBB78", "#C5B0D5", "#C49C94", "#F7B6D2"]
 HUMAN_BAND = "#BBBBBB"
 SINGLE_COLUMN = 3.3  # inches
 DOUBLE_COLUMN = 6.9
@@ -164,3 +168,28 @@ def short_labels(plot):
         return out
 
     return wrapper
+
+
+def fit_to_texts(fig, *, rounds: int = 6, pad: float = 0.1, margin: float = 0.03):
+    """Grow ``fig`` until every text lies inside the figure area, ``margin`` inches clear of its edge (a
+    long name or a wrapped axis label otherwise hangs over the edge, and a viewer that does not crop
+    "tight" cuts it). The layout engine (constrained, set when the figure has none) places the axes in the
+    larger canvas; the final layout is then frozen, so that drawing the figure again cannot move a label
+    back over the edge. Returns ``fig``."""
+    if fig.get_layout_engine() is None:
+        fig.set_layout_engine("constrained")
+    import warnings
+
+    for _ in range(rounds):
+        with warnings.catch_warnings():  # too small before it has grown: that is what this loop fixes
+            warnings.filterwarnings("ignore", message="constrained_layout not applied")
+            fig.canvas.draw()
+        tb = fig.get_tightbbox(fig.canvas.get_renderer())
+        w, h = fig.get_size_inches()
+        left, bottom = max(0.0, margin - tb.x0), max(0.0, margin - tb.y0)
+        right, top = max(0.0, tb.x1 - w + margin), max(0.0, tb.y1 - h + margin)
+        if max(left, bottom, right, top) <= 0.0:
+            break
+        fig.set_size_inches(w + left + right + pad, h + bottom + top + pad)
+    fig.set_layout_engine("none")  # keep the positions of the last layout
+    return fig

@@ -108,12 +108,13 @@ def plot_rank_caterpillar(result, ax=None, *, within: str | None = "group", row:
 
 
 @short_labels
-def plot_flip_heatmap(result, ax=None, *, factor: str = "model", colorbar: bool = True, **keys):
+def plot_flip_heatmap(result, ax=None, *, factor: str = "model", colorbar: bool = True, order=None, **keys):
     """Heat map of the probability that the order of two levels of ``factor`` flips under resampling.
 
     ``keys`` select one cell of the other label columns (e.g. ``group="en"``); without them the result
     must have no other varying label. Lower triangle: P(flip) of each pair (darker = less certain order);
-    rows and columns are ordered by the estimate, best first.
+    rows and columns are ordered by the estimate, best first, or by ``order`` (one order for every panel
+    of a grid). Names are shown whole.
     """
     lab = result.labels
     sub = result.subset(**keys) if keys else result
@@ -122,7 +123,7 @@ def plot_flip_heatmap(result, ax=None, *, factor: str = "model", colorbar: bool 
         raise ValueError(f"the result varies in {others} besides {factor!r}; select one cell with keywords, e.g. "
                          f"plot_flip_heatmap(res, {others[0]}={lab[others[0]].iloc[0]!r}).")
     est = sub.to_frame().set_index(factor)["estimate"].sort_values(ascending=False)
-    levels = list(est.index)
+    levels = list(est.index) if order is None else [v for v in order if v in set(est.index)]
     fp = sub.pairwise(factor).flip_probability()
     n = len(levels)
     M = np.full((n, n), np.nan)
@@ -139,7 +140,7 @@ def plot_flip_heatmap(result, ax=None, *, factor: str = "model", colorbar: bool 
                 if np.isfinite(M[a, b]):
                     ax.text(b, a, f"{M[a, b]:.2f}".lstrip("0") if M[a, b] < 1 else "1", ha="center", va="center",
                             fontsize=5, color="white" if M[a, b] > 0.3 else "black")
-        names = [_short(v, 18) for v in levels]
+        names = [str(v) for v in levels]
         ax.set_xticks(range(n - 1), names[:-1], rotation=90, fontsize=6)
         ax.set_yticks(range(n - 1), names[1:], fontsize=6)
         ax.spines[["left", "bottom"]].set_visible(False)

@@ -9,6 +9,9 @@ from robustalign.plots._style import HUMAN_BAND, PALETTE, interval_err, new_axes
 
 __all__ = ["plot_extrapolability", "plot_split_half", "plot_transfer"]
 
+#: An interval of a correlation at least this wide (of the range 2) is drawn faint: it rules out almost nothing.
+WIDE_SPAN = 1.5
+
 
 def _unit_name(row, keys) -> str:
     return ", ".join(str(row[k]) for k in keys)
@@ -47,14 +50,23 @@ def plot_transfer(result, ax=None, *, confidence_level: float | None = None):
             sel &= tr[c].astype(str).to_numpy() == str(u[c])
         t = tr[sel].set_index(["domain_a", "domain_b"]).reindex(pairs)
         xs = x - 0.3 + width * (k + 0.5)
-        ax.errorbar(xs, t["estimate"].to_numpy(float), yerr=interval_err(t), fmt="o", ms=3, lw=0.8,
-                    color=PALETTE[k % len(PALETTE)], label=_unit_name(u, keys))
+        colour = PALETTE[k % len(PALETTE)]
+        wide = (t["conf_high"] - t["conf_low"]).to_numpy(float) >= WIDE_SPAN  # says nothing: drawn faint
+        ax.errorbar(xs, t["estimate"].to_numpy(float), yerr=np.where(wide, 0, interval_err(t)), fmt="o", ms=3,
+                    lw=0.8, color=colour, label=_unit_name(u, keys))
+        if wide.any():
+            ax.vlines(xs[wide], t["conf_low"].to_numpy(float)[wide], t["conf_high"].to_numpy(float)[wide],
+                      color=colour, lw=0.5, alpha=0.3, linestyles=":")
     ax.axhline(0, color="0.6", lw=0.6, ls=":")
     ax.set_xticks(x)
-    ax.set_xticklabels([f"{a} | {b}" if a != "all pairs" else "mean" for a, b in pairs], rotation=45, ha="right")
+    ax.set_xticklabels([f"domains {a} & {b}" if a != "all pairs" else "mean of all pairs" for a, b in pairs],
+                       rotation=45, ha="right")
+    ax.set_xlabel("pair of item domains (alignment on one predicts the other?)")
     ax.set_ylabel("transfer r across targets")
     ax.set_ylim(-1.05, 1.05)
     ax.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(f"faint dotted line: an interval {WIDE_SPAN:g} or wider on the -1 to 1 scale (rules out almost "
+                 "nothing)", fontsize=6, loc="left")
     return ax
 
 
@@ -72,7 +84,7 @@ def plot_split_half(result, ax=None, *, confidence_level: float | None = None):
     ax.errorbar(m["estimate"].to_numpy(float), y, xerr=interval_err(m), fmt="o", ms=3, lw=0.8, color=PALETTE[0])
     ax.set_yticks(y)
     ax.set_yticklabels([_unit_name(r, keys) for r in m.to_dict("records")])
-    ax.set_xlabel("split-half reliability of the group ranking (Spearman-Brown)")
+    ax.set_xlabel("split-half reliability of the\ngroup ranking (Spearman-Brown)")
     ax.axvline(0, color="0.6", lw=0.6, ls=":")
     ax.legend(frameon=False, fontsize=6, loc="lower left", bbox_to_anchor=(0.0, 1.0))
     return ax

@@ -38,7 +38,11 @@ _METRIC_LABEL = {"spearman": "Spearman alignment", "js": "JS similarity", "tv": 
                  "w1": "W1 similarity", "mean_position": "mean-position similarity", "plurality": "plurality agreement"}
 #: ``mc_error``: True when the verdict is within Monte Carlo error of a threshold (it could change with
 #: another seed; see robustalign.resampling.mcerror), False when not, None when the assessment does not check.
-VERDICT_COLUMNS = ["part", "assessment", "unit", "verdict", "reason", "n_needed", "mc_error"]
+#: ``estimate, conf_low, conf_high, conf_level, p_value, p_adjusted``: the verdict's key number (what the
+#: summary grid shows), NaN where the assessment has none; ``grid_row``/``grid_column``: its cell in the grid.
+VERDICT_COLUMNS = ["part", "assessment", "unit", "verdict", "reason", "estimate", "conf_low", "conf_high",
+                   "conf_level", "p_value", "p_adjusted", "n_needed", "mc_error", "grid_row", "grid_column"]
+NUMBER_COLUMNS = ["estimate", "conf_low", "conf_high", "conf_level", "p_value", "p_adjusted"]
 
 
 @dataclass
@@ -148,9 +152,9 @@ class AuditReport:
         return write_report(self, out_dir, force=force, progress=progress)
 
     def _repr_html_(self) -> str:
-        from robustalign.report.render import verdicts_html
+        from robustalign.report.render import summary_html
 
-        return verdicts_html(self)
+        return summary_html(self)
 
     def __repr__(self) -> str:
         v = self.verdicts["verdict"].value_counts().to_dict()
@@ -160,25 +164,59 @@ class AuditReport:
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
-def ci(est, lo, hi, d: int = 3) -> str:
-    """``est [lo, hi]`` with ``d`` decimals (display only)."""
-    def f(x):
-        return "nan" if x is None or not np.isfinite(x) else f"{x:.{d}f}"
-    return f"{f(est)} [{f(lo)}, {f(hi)}]"
+def ci(est, lo, hi, d: int = 3, reason: str = "") -> str:
+    """``est [lo, hi]`` with ``d`` decimals (display only); never ``nan`` (see words.fmt_interval)."""
+    from robustalign.report.words import fmt_interval
+
+    return fmt_interval(est, lo, hi, d, reason)
 
 
-def _vrows(part, assessment, frame, unit_cols) -> pd.DataFrame:
-    """Verdict rows in the report's shape from a result's ``verdicts`` frame."""
+def _vrows(part, assessment, frame, unit_cols, column_keys=()) -> pd.DataFrame:
+    """Verdict rows in the report's shape from a result's ``verdicts`` frame.
+
+    The frame's ``estimate, conf_low, ...`` columns (:data:`NUMBER_COLUMNS`), where present, are the
+    verdict's key number. In the summary grid the row is the unit without ``column_keys``, the column the
+    assessment with them (e.g. row = model, column = "stability (language)").
+    """
+    from robustalign.report.words import plain
+
     if frame is None or not len(frame):
         return pd.DataFrame(columns=VERDICT_COLUMNS)
     cols = [c for c in unit_cols if c in frame.columns]
     unit = frame[cols].astype(str).agg(" / ".join, axis=1) if cols else pd.Series([""] * len(frame))
-    return pd.DataFrame({
+    rcols = [c for c in cols if c not in column_keys] or cols
+    ccols = [c for c in cols if c in column_keys]
+    row = frame[rcols].astype(str).agg(" / ".join, axis=1).to_numpy() if rcols else unit.to_numpy()
+    col = [assessment + (f" ({' / '.join(map(str, v))})" if ccols else "")
+           for v in (frame[ccols].itertuples(index=False) if ccols else [()] * len(frame))]
+    out = pd.DataFrame({
         "part": part, "assessment": assessment, "unit": unit.to_numpy(),
-        "verdict": frame["verdict"].to_numpy(), "reason": frame["reason"].astype(str).to_numpy(),
+        "verdict": frame["verdict"].to_numpy(), "reason": [plain(x) for x in frame["reason"].astype(str)],
+        **{c: pd.to_numeric(frame[c], errors="coerce").to_numpy(float) if c in frame else np.nan
+           for c in NUMBER_COLUMNS},
         "n_needed": frame["n_needed"].to_numpy(float) if "n_needed" in frame else np.nan,
         "mc_error": frame["mc_error"].astype(object).to_numpy() if "mc_error" in frame else None,
+        "grid_row": row, "grid_column": col,
     })
+    return out[VERDICT_COLUMNS]
+
+
+def _key_numbers(verdicts: pd.DataFrame, frame: pd.DataFrame, keys: list[str], quantity) -> pd.DataFrame:
+    """``verdicts`` with the estimate, interval and p-values of ``quantity`` (rows of ``frame`` with that
+    quantity, matched on ``keys``; where several match, the one with a p-value)."""
+    if verdicts is None or not len(verdicts) or frame is None or "quantity" not in frame:
+        return verdicts
+    qs = [quantity] if isinstance(quantity, str) else list(quantity)
+    sub = frame[frame["quantity"].isin(qs)]
+    if "p_value" in sub and sub["p_value"].notna().any():
+        sub = sub[sub["p_value"].notna()] if sub.groupby(keys, dropna=False).size().max() > 1 else sub
+    keys = [k for k in keys if k in sub and k in verdicts]
+    take = [c for c in NUMBER_COLUMNS if c in sub]
+    sub = sub.drop_duplicates(keys)[keys + take]
+    v = verdicts.drop(columns=[c for c in take if c in verdicts and c not in ("estimate", "conf_low", "conf_high")])
+    if {"estimate", "conf_low", "conf_high"} <= set(verdicts.columns):  # the verdict's own interval wins
+        sub = sub.drop(columns=["estimate", "conf_low", "conf_high"])
+    return v.merge(sub, on=keys, how="left") if keys else v
 
 
 def _headline(frame: pd.DataFrame, keys: list[str], extra: list[str] = ()) -> pd.DataFrame:
@@ -188,7 +226,7 @@ def _headline(frame: pd.DataFrame, keys: list[str], extra: list[str] = ()) -> pd
     keys = [k for k in keys if k in frame.columns]
     lvl = frame["conf_level"].dropna()
     name = f"estimate [{lvl.iloc[0]:.0%} interval]" if len(lvl) else "estimate [interval]"
-    out = frame[keys].astype(str).copy()
+    out = frame[keys].astype(object).where(frame[keys].notna(), "").astype(str).copy()
     out[name] = [ci(e, lo, hi) for e, lo, hi in zip(frame["estimate"], frame["conf_low"], frame["conf_high"])]
     for c in extra:
         if c in frame.columns:
@@ -216,19 +254,30 @@ def _with_notes(fn, *args, **kwargs):
 
 
 class _Progress:
+    """Times every step; calls ``progress`` with a line per step; shows a spinner with the elapsed time
+    while a step runs (in a terminal or notebook; quiet in CI and tests, see robustalign._progress)."""
+
     def __init__(self, progress):
         self.fn = progress
         self.timings = {}
         self._cur = None
         self._t = None
+        self._spin = None
 
     def step(self, name: str, msg: str):
+        from robustalign._progress import phase
+
         self.done()
         self._cur, self._t = name, time.time()
         if self.fn is not None:
             self.fn(msg)
+        self._spin = phase(name)
+        self._spin.__enter__()
 
     def done(self):
+        if self._spin is not None:
+            self._spin.__exit__(None, None, None)
+            self._spin = None
         if self._cur is not None:
             self.timings[self._cur] = round(time.time() - self._t, 2)
             self._cur = None
@@ -337,6 +386,15 @@ def run_audit(
                                f"{list(data.columns)}.")
 
     common = dict(part=part_name, n_resamples=nres, n_permutations=nperm, level=level)
+    if len(responses.items) < 2 and reference is not None:  # intervals resample items: one item has none
+        pr.step("alignment", "alignment on one item: point estimates only")
+        sections.append(_with_notes(_one_item_section, responses, reference, design, against, streams["alignment"],
+                                    **common))
+        not_run += [(a, ONE_ITEM) for a in ("stability", "steerability", "extrapolability", "validity", "claims",
+                                            "Bayesian model")]
+        pr.done()
+        return _assemble(responses, reference, design, record, sections, not_run, fits, pr, part_name, title,
+                         prefix, nres, nperm, level, against)
 
     # ---- alignment
     if reference is None:
@@ -436,6 +494,14 @@ def run_audit(
                                           "interval in this report is from resampling"))
     pr.done()
 
+    return _assemble(responses, reference, design, record, sections, not_run, fits, pr, part_name, title, prefix,
+                     nres, nperm, level, against)
+
+
+def _assemble(responses, reference, design, record, sections, not_run, fits, pr, part_name, title, prefix, nres,
+              nperm, level, against) -> AuditReport:
+    """The report of one part: its sections, exclusions, settings, hashes and step times."""
+    data = responses.data
     excl = (responses.exclusions if reference is None else responses.exclusions.merged(reference.exclusions)).to_frame()
     desc = (f"{len(data):,} stored answers ({responses.kind}) of {len(responses.models)} models to "
             f"{len(responses.items)} items; design factors {list(responses.factors)}; "
@@ -453,6 +519,40 @@ def run_audit(
 # --------------------------------------------------------------------------------------------------
 # sections
 # --------------------------------------------------------------------------------------------------
+ONE_ITEM = ("only one item: every interval and test in robustalign resamples items (the sampled units), so "
+            "one item gives no interval, no p-value and no verdict; audit at least 2 items (better 30 or more)")
+
+
+def _one_item_section(responses, reference, design, against, gen, *, part, n_resamples, n_permutations, level):
+    """Alignment of a one-item audit: the point estimates, and why there is no interval or verdict."""
+    from robustalign.scoring import alignment
+
+    frames, skipped = [], []
+    for m in design.metrics:
+        try:
+            with warnings.catch_warnings():  # the resamples of one item are that item: nothing to warn about
+                warnings.simplefilter("ignore")
+                res = alignment(responses, reference, metric=m, against=against, group_map=design.group_map,
+                                n_resamples=2, confidence_level=level, rng=gen, estimand="plug-in")
+        except (ValueError, IndexError, RobustAlignError) as e:  # e.g. Spearman on a nominal item
+            skipped.append(f"{m}: {e}")
+            continue
+        f = res.to_frame(method="percentile")
+        f[["std_error", "conf_low", "conf_high", "conf_low_mcse", "conf_high_mcse"]] = np.nan
+        f.insert(0, "metric", m)
+        frames.append(f)
+    tab = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    keys = [c for c in ["metric", "model", against, "group"] if c and c in tab]
+    disp = [("Alignment on the one item (point estimates)", pd.DataFrame({
+        **{k: tab[k].astype(str) for k in keys},
+        "estimate": [ci(e, np.nan, np.nan, reason="one item") for e in tab.get("estimate", [])]}))] if len(tab) \
+        else []
+    return Section("alignment", "Alignment (one item: no interval possible)", f"No interval: {ONE_ITEM}.", None,
+                   {"alignment": tab} if len(tab) else {}, disp, [],
+                   notes=[f"No interval is possible: {ONE_ITEM}."]
+                   + [f"No point estimate for metric {x}" for x in skipped])
+
+
 def _alignment_section(responses, reference, design, against, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.power import n_for_mde
     from robustalign.resampling import keyed_stream
@@ -550,7 +650,9 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
         if mc:
             reason += (" Verdict within Monte Carlo error: a P(rank 1) is within 2 Monte Carlo SEs of its "
                        "rank-interval cut, so another seed could change it; more resamples would settle it.")
-        rows.append({"group": grp, "verdict": verdict, "reason": reason, "n_needed": n_needed, "mc_error": mc})
+        rows.append({"group": grp, "verdict": verdict, "reason": reason, "n_needed": n_needed, "mc_error": mc,
+                     "estimate": e["estimate"], "conf_low": e["conf_low"], "conf_high": e["conf_high"],
+                     "conf_level": e["conf_level"]})
     verdicts = _vrows(part, "closest model", pd.DataFrame(rows), ["group"])
 
     key_cols = [c for c in ["model", against, "group"] if c]
@@ -607,16 +709,18 @@ def _flip_grid(res, within):
     from robustalign.plots._style import DOUBLE_COLUMN, RC
 
     groups = list(dict.fromkeys(res.labels[within]))
+    f = res.to_frame()
+    order = list(f.groupby("model", sort=False)["estimate"].mean().sort_values(ascending=False).index)
     n = len(groups)
     ncol = min(n, 2)
     nrow = int(np.ceil(n / ncol))
     import matplotlib as mpl
 
     with mpl.rc_context(RC):
-        fig, axes = plt.subplots(nrow, ncol, figsize=(DOUBLE_COLUMN, 3.0 * nrow), layout="constrained",
+        fig, axes = plt.subplots(nrow, ncol, figsize=(DOUBLE_COLUMN, 3.3 * nrow), layout="constrained",
                                  squeeze=False)
     for ax, g in zip(axes.ravel(), groups):
-        _plots().plot_flip_heatmap(res, ax=ax, **{within: g}, colorbar=False)
+        _plots().plot_flip_heatmap(res, ax=ax, **{within: g}, colorbar=False, order=order)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     im = axes.ravel()[0].images[0] if axes.ravel()[0].images else None
@@ -640,6 +744,26 @@ def _plots():
     return p
 
 
+def margin_source(design, reference) -> str | None:
+    """Where the stability margin comes from, in words (None: no margin)."""
+    return ("the margin given in the design file" if design.stability.get("margin") is not None else
+            "the human between-group SD" if reference is not None else None)
+
+
+def _stability_words(v: pd.DataFrame, margin_src: str | None, alpha: float) -> pd.DataFrame:
+    """A stable verdict whose effect is nonetheless significant says so: a real but small effect."""
+    if v is None or not len(v) or "p_adjusted" not in v:
+        return v
+    v = v.copy()
+    spread = ("the human between-group spread" if margin_src == "the human between-group SD" else
+              "the margin given in the design file")
+    p = pd.to_numeric(v["p_adjusted"], errors="coerce")
+    small = (v["verdict"] == "supported") & (p < alpha)
+    v.loc[small, "reason"] = v.loc[small, "reason"].str.replace(
+        ": stable:", f": stable - a real but small effect: smaller than {spread}:", n=1, regex=False)
+    return v
+
+
 def _stability_section(responses, reference, design, factors, gen, *, part, n_resamples, n_permutations, level):
     from robustalign.claims import assess_stability
 
@@ -649,9 +773,11 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
                            margin=design.stability.get("margin"), flip_margin=design.stability.get("flip_margin"))
     f = res.to_frame()
     by = res.provenance["by"]
-    verdicts = _vrows(part, "stability", res.verdicts, [by, "factor"])
-    margin_src = ("the margin given in the design file" if design.stability.get("margin") is not None else
-                  "the human between-group SD" if reference is not None else None)
+    verdicts = _vrows(part, "stability", _stability_words(_key_numbers(res.verdicts, f, [by, "factor"],
+                                                                       "factor_effect"), margin_source(design, reference),
+                                                        1 - level),
+                      [by, "factor"], column_keys=["factor"])
+    margin_src = margin_source(design, reference)
     disp = [(f"Factor effects (average) and item-level effects{' against ' + margin_src if margin_src else ''}",
              _headline(f[f["quantity"].isin(["factor_effect", "item_level_sd", "human_between_group_sd"])],
                        [by, "factor", "quantity"], ["p_adjusted"])),
@@ -720,7 +846,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
         figs = [FigureSpec(f"steering_matrix_{i + 1}", "Steering matrix of " + ", ".join(f"{k} = {v}" for k, v in
                            c.items()) + ": mean similarity of the answers under each steering prompt (rows) to "
                            "each human group (columns); the diagonal outlined; specificity with its interval "
-                           "below each column.",
+                           "on the axis above each column.",
                            lambda c=c, r=res: _plots().plot_steering_matrix(r, ax=_wide_axes(3.4), **c))
                 for i, c in enumerate(cells[:8])]
         if res.provenance.get("gain_available"):
@@ -730,7 +856,8 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
                  + ("Gains are over the unsteered prompt." if res.provenance.get("gain_available") else
                     "There is no unsteered prompt, so gains are undefined; specificity compares the target's prompt "
                     "with other targets' prompts."))
-        out.append(Section("steerability", "Steerability", intro, _vrows(part, "steerability", res.verdicts, by),
+        out.append(Section("steerability", "Steerability", intro, _vrows(part, "steerability",
+                           _key_numbers(res.verdicts, f, by, "specificity_mean"), by),
                            {"steerability": f}, disp, figs, results={"steerability": res}))
     if st.get("compare"):
         col, a, b = st["compare"]
@@ -749,7 +876,9 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
             intro = (f"Paired comparison: does steering toward {a} targets align better than toward {b} targets "
                      f"({col}), item by item, on {m}?")
             out.append(Section(name, f"Steering: {a} vs {b} ({m})", intro,
-                               _vrows(part, f"{a} vs {b} steering ({m})", res.verdicts, by), {name: f}, disp, figs,
+                               _vrows(part, f"{a} vs {b} steering ({m})",
+                                      _key_numbers(res.verdicts, f, by, [q for q in f["quantity"].unique()
+                                                                         if str(q).endswith("difference")]), by), {name: f}, disp, figs,
                                results={name: res}))
     return out
 
@@ -779,6 +908,13 @@ def _domains(design, responses, reference, item_table):
     return {str(k): str(v) for k, v in zip(table["item"], table[col]) if pd.notna(v)}
 
 
+def _transfer_numbers(verdicts, f, by):
+    """The verdict's key number: the transfer gap to humans over all domain pairs, with the transfer test's p."""
+    allp = f[f["domain_a"].astype(str) == "all pairs"] if "domain_a" in f else f
+    v = _key_numbers(verdicts, allp, by, "transfer_delta")
+    return _key_numbers(v, allp, by, "transfer_r")
+
+
 def _extrapolability_section(responses, reference, design, domains, against, gen, *, part, n_resamples,
                              n_permutations, level):
     from robustalign.claims import assess_extrapolability
@@ -802,7 +938,7 @@ def _extrapolability_section(responses, reference, design, domains, against, gen
     intro = (f"Does alignment measured on one domain of items carry over to held-out domains ({ndom} domains), "
              "as it does for human groups?")
     return Section("extrapolability", "Extrapolability to held-out items", intro,
-                   _vrows(part, "extrapolability", res.verdicts, by), {"extrapolability": f}, disp, figs,
+                   _vrows(part, "extrapolability", _transfer_numbers(res.verdicts, f, by), by), {"extrapolability": f}, disp, figs,
                    results={"extrapolability": res})
 
 
@@ -831,6 +967,9 @@ def _claim_section(responses, reference, claim, i, gen, *, part, n_resamples, n_
     f = res.to_frame()
     v = res.verdicts.copy()
     v["claim"] = claim.text
+    joint = res.evidence.get("joint", {})
+    v["estimate"] = joint.get("median_effect", np.nan)  # median margin across specifications
+    v["p_value"] = joint.get("p_median_greater", np.nan)  # the joint test in the claimed direction
     verdicts = _vrows(part, f"claim {i}", v, ["claim"])
     keys = [c for c in f.columns if c in res.evidence["specifications"].columns]
     best = f.sort_values("estimate")

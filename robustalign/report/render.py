@@ -19,6 +19,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,21 @@ import pandas as pd
 
 from robustalign._errors import RobustAlignError
 from robustalign.export import csv_safe
+from robustalign.report.words import OUTCOME, fmt_interval, glossary_for, needed_text
 
-WORDS = {
-    "supported": "Holds",
-    "not supported": "Does not hold",
-    "inconclusive": "Cannot be judged at this sample size",
-}
+WORDS = {k: v.capitalize() for k, v in OUTCOME.items()}
 ORDER = ["supported", "not supported", "inconclusive"]
-
+#: What the number in a summary-grid cell is, by the start of the assessment's name.
+KEY_NUMBER = {
+    "closest model": "alignment of the first-ranked model with that group",
+    "stability": "the factor effect: SD across levels of the model's mean answer position",
+    "extrapolability": "transfer gap to humans: model minus human Spearman r over all domain pairs",
+    "steerability": "mean specificity of the steering prompts",
+    "claim": "median margin of the claim across specifications (no interval; p of the joint test)",
+    "Bayesian": "no single number; see the convergence diagnostics",
+}
+#: An assessment with at least this many verdicts is shown as one table rather than one card each.
+TABLE_FROM = 4
 
 MANIFEST_MARK = {"tool": "robustalign", "manifest": 1}
 #: Files every report has; an existing one that no robustalign run recorded is never replaced.
@@ -144,15 +152,14 @@ def _refuse_conflicts(out: Path, files: list[str], dirs: list[str], own: set[str
 
 
 def _needed(r) -> str:
-    """The sample size an inconclusive verdict would need, formatted, or ``""``."""
-    n = r["n_needed"]
-    return f"{int(n):,}" if r["verdict"] == "inconclusive" and n is not None and np.isfinite(n) else ""
+    """The sample size an inconclusive verdict would need, formatted (with a comment when huge), or ``""``."""
+    return needed_text(r["n_needed"]) if r["verdict"] == "inconclusive" else ""
 
 
 def _count_line(v: pd.DataFrame) -> str:
     counts = v["verdict"].value_counts()
-    return (f"{len(v)} verdicts: {counts.get('supported', 0)} hold, {counts.get('not supported', 0)} do not "
-            f"hold, {counts.get('inconclusive', 0)} cannot be judged at this sample size.")
+    return (f"{len(v)} verdicts: {counts.get('supported', 0)} supported, {counts.get('not supported', 0)} not "
+            f"supported, {counts.get('inconclusive', 0)} inconclusive (cannot be judged at this sample size).")
 
 
 def _groups(v: pd.DataFrame):
@@ -163,8 +170,58 @@ def _groups(v: pd.DataFrame):
             yield key, sub
 
 
+def _assessments(v: pd.DataFrame):
+    """``(part, assessment, rows)`` in the order the audit produced them."""
+    for (part, a), sub in v.groupby(["part", "assessment"], sort=False):
+        yield part, a, sub
+
+
+def key_number_of(assessment: str) -> str:
+    for k, words in KEY_NUMBER.items():
+        if str(assessment).startswith(k) or (k == "steerability" and " vs " in str(assessment)):
+            return words if not (k == "steerability" and " vs " in str(assessment)) else \
+                "difference in alignment between the two kinds of steering"
+    return "the assessment's estimate"
+
+
+def _p_text(r) -> str:
+    p, pa = r.get("p_value", np.nan), r.get("p_adjusted", np.nan)
+    out = [f"p = {p:.3g}" if pd.notna(p) else "", f"adjusted {pa:.3g}" if pd.notna(pa) else ""]
+    return ", ".join(x for x in out if x)
+
+
+def cell_text(r) -> str:
+    """The number of a summary-grid cell: the estimate with its interval, or why there is none."""
+    est = r.get("estimate", np.nan)
+    if pd.isna(est):
+        return ""
+    if pd.isna(r.get("conf_low", np.nan)):
+        return f"{est:.3f}" + (f" (p = {r['p_value']:.3g})" if pd.notna(r.get("p_value", np.nan)) else "")
+    return fmt_interval(est, r["conf_low"], r["conf_high"])
+
+
+def no_verdict_lines(report) -> list[str]:
+    """For each part without any verdict, why (its assessments that did not run, with the reasons)."""
+    have = set(report.verdicts["part"])
+    return [f"No verdict for {p.title}: " + "; ".join(f"{a}: {why}" for a, why in p.not_run) + "."
+            for p in report.parts if p.title not in have]
+
+
+def grid_frames(report):
+    """``(part, DataFrame of (verdict, text) cells)`` per part: rows = units, columns = assessments."""
+    v = report.verdicts
+    for part, sub in v.groupby("part", sort=False):
+        sub = sub.assign(col=[("claims" if str(c).startswith("claim ") else c) for c in sub["grid_column"]])
+        cols = list(dict.fromkeys(sub["col"]))
+        rows = list(dict.fromkeys(sub["grid_row"]))
+        g = pd.DataFrame(index=rows, columns=cols, dtype=object)
+        for _, r in sub.iterrows():
+            g.at[r["grid_row"], r["col"]] = (r["verdict"], cell_text(r))
+        yield part, g
+
+
 def verdict_lines(report) -> list[str]:
-    """The verdicts in words, grouped: what holds, what does not, what cannot be judged (and the n needed)."""
+    """The verdicts in words, grouped: what is supported, what is not, what cannot be judged (and the n needed)."""
     v = report.verdicts
     lines = [_count_line(v)]
     for key, sub in _groups(v):
@@ -173,6 +230,12 @@ def verdict_lines(report) -> list[str]:
             need = f" [needed: about {n}]" if (n := _needed(r)) else ""
             lines.append(f"  - {r['assessment']}: {r['reason']}{need}")
     return lines
+
+
+def glossary(report) -> list[str]:
+    texts = list(report.verdicts["reason"]) + [s.intro for p in report.parts for s in p.sections] + \
+        [t for p in report.parts for s in p.sections for t, _ in s.display]
+    return glossary_for(texts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -190,12 +253,22 @@ def _figure_of(obj):
     return obj.figure
 
 
+def draw_figure(spec):
+    """The matplotlib Figure of a report figure, as the report draws it (house style, long names cut)."""
+    import matplotlib
+
+    from robustalign.plots._style import RC, fit_to_texts, shorten_labels
+
+    with matplotlib.rc_context(RC):
+        return fit_to_texts(shorten_labels(_figure_of(spec.draw())))  # long names cut; tables keep them
+
+
 def _render_figures(report, fig_dir: Path, progress) -> dict:
     """Draw every figure once; write PDF and PNG; return name -> (png bytes, caption) or an error."""
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from robustalign.plots._style import RC, shorten_labels
+    from robustalign.plots._style import RC
 
     out = {}
     for p in report.parts:
@@ -204,16 +277,18 @@ def _render_figures(report, fig_dir: Path, progress) -> dict:
                 name = p.prefix + spec.name
                 if progress:
                     progress(f"figure {name}")
+                t0 = time.perf_counter()
                 try:
                     with matplotlib.rc_context(RC):
-                        fig = shorten_labels(_figure_of(spec.draw()))  # long names cut; tables keep them
+                        fig = draw_figure(spec)
                         fig.savefig(fig_dir / f"{name}.pdf")
                         buf = io.BytesIO()
                         fig.savefig(buf, format="png", dpi=200)
                     plt.close(fig)
                     png = buf.getvalue()
                     (fig_dir / f"{name}.png").write_bytes(png)
-                    out[name] = {"png": png, "caption": spec.caption, "error": None}
+                    out[name] = {"png": png, "caption": spec.caption, "error": None,
+                                 "seconds": time.perf_counter() - t0}
                 except Exception as e:  # a figure must not take the report down; say so in it
                     plt.close("all")
                     out[name] = {"png": None, "caption": spec.caption, "error": f"{type(e).__name__}: {e}"}
@@ -251,10 +326,22 @@ def _md_block(x) -> str:
     return _MD_BLOCK_START.sub(r"\1\\\2", s, count=1)
 
 
+def _cell(x) -> str:
+    """A table cell as text: a missing number is an empty cell, never ``nan``."""
+    if x is None or (isinstance(x, (float, np.floating)) and not np.isfinite(x)) or x is pd.NA or x is pd.NaT:
+        return ""
+    t = str(x)
+    return "" if t.strip().lower() in ("nan", "<na>", "none", "nat") else t
+
+
+def _text_frame(df: pd.DataFrame) -> pd.DataFrame:
+    return df.apply(lambda c: c.map(_cell)) if len(df.columns) else df
+
+
 def _md_table(df: pd.DataFrame, max_rows: int = 60) -> str:
     if df is None or not len(df):
         return "_(empty)_\n"
-    d = df.head(max_rows).astype(str)
+    d = _text_frame(df.head(max_rows))
     lines = ["| " + " | ".join(md_escape(c) for c in d.columns) + " |", "|" + "---|" * d.shape[1]]
     lines += ["| " + " | ".join(md_escape(x) for x in row) + " |" for row in d.itertuples(index=False)]
     more = f"\n_{len(df) - max_rows} more rows in the CSV._\n" if len(df) > max_rows else ""
@@ -268,21 +355,44 @@ def _md_figure(name: str, spec, f: dict) -> str:
             f"([PDF](figures/{name}.pdf))\n")
 
 
+def _md_summary(report) -> list[str]:
+    e = md_escape
+    out = ["## Summary\n", _count_line(report.verdicts) + "\n", *(f"{e(x)}\n" for x in no_verdict_lines(report))]
+    for part, g in grid_frames(report):
+        out.append(f"**{e(part)}**\n")
+        lines = ["| | " + " | ".join(e(c) for c in g.columns) + " |", "|---" * (g.shape[1] + 1) + "|"]
+        for row, vals in g.iterrows():
+            cells = [f"**{e(c[0])}** {e(c[1])}".strip() if isinstance(c, tuple) else "" for c in vals]
+            lines.append(f"| {e(row)} | " + " | ".join(cells) + " |")
+        out.append("\n".join(lines) + "\n")
+        out.append("Numbers: " + "; ".join(f"{e(c)}: {e(key_number_of(c))}" for c in g.columns) + ".\n")
+    return out
+
+
+def _md_verdicts(report) -> list[str]:
+    e = md_escape
+    out = ["## Verdicts\n"]
+    for part, a, sub in _assessments(report.verdicts):
+        out.append(f"### {e(a)} ({e(part)})\n")
+        for _, r in sub.iterrows():
+            need = f" **Needed: about {e(n)}.**" if (n := _needed(r)) else ""
+            out.append(f"- **{e(r['verdict'])}**, {e(r['unit'])}: {e(r['reason'])}{need}")
+        out.append("")
+    return out
+
+
 def to_markdown(report, figs: dict) -> str:
     """The report as Markdown; every name and message in it goes through :func:`md_escape`."""
     e = md_escape
     out = [f"# {e(report.title)}\n"]
     if report.provenance.get("data"):
         out.append(f"Data: {e(report.provenance['data'])}\n")
-    out.append("## Verdicts\n")
-    v = report.verdicts
-    out.append(_count_line(v) + "\n")
-    for key, sub in _groups(v):
-        out.append(f"### {WORDS[key]} ({len(sub)})\n")
-        for _, r in sub.iterrows():
-            need = f" **Needed: about {n}.**" if (n := _needed(r)) else ""
-            out.append(f"- **{e(r['assessment'])}** ({e(r['part'])}): {e(r['reason'])}{need}")
-        out.append("")
+    out.append("Contents: Summary, Verdicts, Terms, Evidence ("
+               + ", ".join(e(p.title) for p in report.parts) + "), Diagnostics.\n")
+    out += _md_summary(report)
+    out += _md_verdicts(report)
+    out.append("## Terms\n")
+    out += [f"- {e(g)}" for g in glossary(report)] + [""]
     out.append("## Evidence\n")
     for p in report.parts:
         out.append(f"### {e(p.title)}\n\n{_md_block(p.description)}\n")
@@ -297,15 +407,24 @@ def to_markdown(report, figs: dict) -> str:
             for n in s.notes:
                 out.append(f"> {e(n)}\n")
     out.append("## Diagnostics\n")
-    for title, body in _diagnostics(report):
+    for title, body in _diagnostics(report, figs):
         out.append(f"### {e(title)}\n")
         out.append(_md_table(body) if isinstance(body, pd.DataFrame) else f"{_md_block(body)}\n")
     return "\n".join(out) + "\n"
 
 
-def _diagnostics(report) -> list[tuple[str, object]]:
+def step_times(report, figs: dict | None = None) -> pd.DataFrame:
+    """Seconds per step of the audit and per figure drawn (the report's step table)."""
+    rows = [(p.title, k, v) for p in report.parts for k, v in p.timings.items()]
+    rows += [("figures", f"figure {k}", v["seconds"]) for k, v in (figs or {}).items() if "seconds" in v]
+    d = pd.DataFrame(rows, columns=["part", "step", "seconds"])
+    d["seconds"] = d["seconds"].map(lambda x: f"{x:.2f}")
+    return d
+
+
+def _diagnostics(report, figs: dict | None = None) -> list[tuple[str, object]]:
     """(title, DataFrame or text) blocks shared by the Markdown and HTML renderers."""
-    blocks = []
+    blocks = [("Time per step", step_times(report, figs))]
     for p in report.parts:
         ex = p.exclusions.copy()
         if len(ex):
@@ -324,7 +443,6 @@ def _diagnostics(report) -> list[tuple[str, object]]:
                            "so there is no convergence to report; every interval is from resampling items."))
         st = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in p.settings.items()}
         st.update({f"hash of {k}": v for k, v in p.hashes.items()})
-        st.update({f"time: {k} (s)": v for k, v in p.timings.items()})
         blocks.append((f"{p.title}: settings, seeds, data hashes",
                        pd.DataFrame({"setting": list(st), "value": [str(x) for x in st.values()]})))
     vers = report.provenance.get("versions", {})
@@ -336,9 +454,16 @@ def _diagnostics(report) -> list[tuple[str, object]]:
 # html
 # --------------------------------------------------------------------------------------------------
 CSS = """
-body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1000px;margin:2em auto;
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1120px;margin:.8em auto;
 padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.6em}h2{border-bottom:2px solid #0072B2;padding-bottom:.2em;margin-top:2em}
+h1{font-size:1.35em;margin:.2em 0}h2{border-bottom:2px solid #0072B2;padding-bottom:.2em;margin-top:2em}
+#toc{font-size:.85em;margin:.2em 0 .4em}#summary{margin-top:.4em;font-size:1.15em}
+h3.gp{font-size:.9em;margin:.5em 0 .1em}p.count{font-size:.85em;margin:.1em 0}
+table.grid{font-size:.74em;margin:.1em 0 .1em}table.grid td,table.grid th{padding:.05em .35em;line-height:1.3}
+table.grid th{max-width:13em;white-space:normal;font-weight:600}table.grid td.cell{white-space:nowrap}
+table.grid th.unit{background:#fff;max-width:22em}
+p.keys{font-size:.7em;color:#555;margin:0 0 .3em}
+table.vt td.reason{font-size:.9em;color:#444}ul.terms{font-size:.9em}
 h3{margin-top:1.6em}h4{margin-bottom:.3em}
 table{border-collapse:collapse;font-size:.82em;margin:.5em 0 1em}
 th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}
@@ -361,39 +486,81 @@ def _esc(x) -> str:
 def _html_table(df: pd.DataFrame, max_rows: int = 80) -> str:
     if df is None or not len(df):
         return "<p><i>(empty)</i></p>"
-    d = df.head(max_rows).astype(str)
+    d = _text_frame(df.head(max_rows))
     head = "".join(f"<th>{_esc(c)}</th>" for c in d.columns)
     body = "".join("<tr>" + "".join(f"<td>{_esc(x)}</td>" for x in row) + "</tr>" for row in d.itertuples(index=False))
     more = f"<p class='tables'>{len(df) - max_rows} more rows in the CSV.</p>" if len(df) > max_rows else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
+def _badge(key: str) -> str:
+    cls = key.replace(" ", "-")
+    return f"<span class='badge b-{cls}'>{_esc(OUTCOME.get(key, key))}</span>"
+
+
+def summary_html(report) -> str:
+    """The one-screen summary: per part a grid of units x assessments, a badge and the key number per cell."""
+    out = [f"<p class='count'>{_esc(_count_line(report.verdicts))}</p>",
+           *(f"<p class='note'>{_esc(x)}</p>" for x in no_verdict_lines(report))]
+    for part, g in grid_frames(report):
+        head = "".join(f"<th title='{_esc(key_number_of(c))}'>{_esc(c)}</th>" for c in g.columns)
+        body = []
+        for row, vals in g.iterrows():
+            cells = "".join(f"<td class='cell'>{_badge(c[0])} <span class='est'>{_esc(c[1])}</span></td>"
+                            if isinstance(c, tuple) else "<td class='cell empty'></td>" for c in vals)
+            body.append(f"<tr><th class='unit'>{_esc(row)}</th>{cells}</tr>")
+        keys = "; ".join(f"<i>{_esc(c)}</i>: {_esc(key_number_of(c))}" for c in g.columns)
+        out.append(f"<h3 class='gp'>{_esc(part)}</h3><table class='grid'><thead><tr><th></th>{head}</tr></thead>"
+                   f"<tbody>{''.join(body)}</tbody></table><p class='keys'>Numbers: {keys}.</p>")
+    return "\n".join(out)
+
+
 def verdicts_html(report) -> str:
+    """Every verdict with its reason, by assessment; an assessment with many verdicts is one table."""
     v = report.verdicts
     out = [f"<p><b>{_esc(_count_line(v))}</b></p>"]
-    for key, sub in _groups(v):
-        cls = key.replace(" ", "-")
-        out.append(f"<h3>{_esc(WORDS[key])} ({len(sub)})</h3>")
+    for part, a, sub in _assessments(v):
+        out.append(f"<h3>{_esc(a)} <small>({_esc(part)})</small></h3>")
+        if len(sub) >= TABLE_FROM:
+            rows = "".join(
+                f"<tr class='v {r['verdict'].replace(' ', '-')}'><td>{_esc(r['unit'])}</td><td>{_badge(r['verdict'])}</td>"
+                f"<td>{_esc(cell_text(r))}</td><td>{_esc(_p_text(r))}</td><td>{_esc(_needed(r))}</td>"
+                f"<td class='reason'>{_esc(r['reason'])}</td></tr>" for _, r in sub.iterrows())
+            out.append("<table class='vt'><thead><tr><th>unit</th><th>verdict</th><th>estimate [interval]</th>"
+                       "<th>p</th><th>items needed</th><th>reason</th></tr></thead>"
+                       f"<tbody>{rows}</tbody></table>")
+            continue
         for _, r in sub.iterrows():
-            need = f" <b>Needed: about {n}.</b>" if (n := _needed(r)) else ""
-            out.append(f"<div class='v {cls}'><span class='badge b-{cls}'>{_esc(key.upper())}</span> "
-                       f"<b>{_esc(r['assessment'])}</b> <small>({_esc(r['part'])})</small><br>"
+            cls = r["verdict"].replace(" ", "-")
+            need = f" <b>Needed: about {_esc(n)}.</b>" if (n := _needed(r)) else ""
+            out.append(f"<div class='v {cls}'>{_badge(r['verdict'])} <b>{_esc(r['unit'])}</b><br>"
                        f"{_esc(r['reason'])}{need}</div>")
     return "\n".join(out)
+
+
+def _toc(report) -> str:
+    parts = " ".join(f"<a href='#part-{i}'>{_esc(p.title.split('.')[0] if '.' in p.title[:4] else i + 1)}</a>"
+                     for i, p in enumerate(report.parts))
+    return ("<nav id='toc'><b>Contents</b>: <a href='#summary'>Summary</a> &middot; <a href='#verdicts'>Verdicts"
+            "</a> &middot; <a href='#terms'>Terms</a> &middot; <a href='#evidence'>Evidence</a> "
+            f"(parts {parts}) &middot; <a href='#diagnostics'>Diagnostics</a></nav>")
 
 
 def to_html(report, figs: dict) -> str:
     out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
            f"<title>{_esc(report.title)}</title><style>{CSS}</style></head><body>",
-           f"<h1>{_esc(report.title)}</h1>"]
+           f"<h1>{_esc(report.title)}</h1>", _toc(report),
+           "<h2 id='summary'>Summary</h2>", summary_html(report)]
     if report.provenance.get("data"):
         out.append(f"<p class='note'>Data: {_esc(report.provenance['data'])}</p>")
     out.append("<h2 id='verdicts'>Verdicts</h2>")
     out.append(verdicts_html(report))
+    out.append("<h2 id='terms'>Terms</h2><ul class='terms'>"
+               + "".join(f"<li>{_esc(g)}</li>" for g in glossary(report)) + "</ul>")
     out.append("<h2 id='evidence'>Evidence</h2>")
-    for p in report.parts:
-        out.append(f"<h3>{_esc(p.title)}</h3><p>{_esc(p.description)}</p>")
+    for i, p in enumerate(report.parts):
+        out.append(f"<h3 id='part-{i}'>{_esc(p.title)}</h3><p>{_esc(p.description)}</p>")
         for s in p.sections:
             out.append(f"<h4>{_esc(s.title)}</h4><p>{_esc(s.intro)}</p>")
             for spec in s.figures:
@@ -413,7 +580,7 @@ def to_html(report, figs: dict) -> str:
             names = [p.prefix + n for n in s.tables]
             out.append("<p class='tables'>Tables: " + ", ".join(f"<code>{_esc(n)}.csv</code>" for n in names) + "</p>")
     out.append("<h2 id='diagnostics'>Diagnostics</h2>")
-    for title, body in _diagnostics(report):
+    for title, body in _diagnostics(report, figs):
         out.append(f"<h4>{_esc(title)}</h4>")
         out.append(_html_table(body, 200) if isinstance(body, pd.DataFrame) else f"<p>{_esc(body)}</p>")
     out.append("</body></html>")
@@ -441,13 +608,21 @@ def _deferred_interrupt():
         raise InterruptedAfterWrite("after the report was written")
 
 
+def verdicts_table(report) -> pd.DataFrame:
+    """verdicts.csv: one row per verdict, the numbers numeric and ``n_needed`` a whole number (blank if none)."""
+    v = report.verdicts.drop(columns=["grid_row", "grid_column"], errors="ignore").copy()
+    n = pd.to_numeric(v["n_needed"], errors="coerce")
+    v["n_needed"] = np.ceil(n.where(np.isfinite(n))).astype("Int64")
+    return v
+
+
 def _write_files(report, stage: Path, progress) -> tuple[list[str], list[str]]:
     """Write every file of the report into the fresh folder ``stage``; return (files, folders) written."""
     fig_dir = stage / "figures"
     fig_dir.mkdir()
     for name, tab in report.tables.items():
         csv_safe(tab).to_csv(stage / f"{name}.csv", index=False)
-    csv_safe(report.verdicts).to_csv(stage / "verdicts.csv", index=False)
+    csv_safe(verdicts_table(report)).to_csv(stage / "verdicts.csv", index=False)
     figs = _render_figures(report, fig_dir, progress)
     (stage / "report.md").write_text(to_markdown(report, figs), encoding="utf-8")
     (stage / "report.html").write_text(to_html(report, figs), encoding="utf-8")
