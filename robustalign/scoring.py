@@ -100,7 +100,8 @@ def item_scores(
     rows, names = _cell_groups(keys, reference, against, group_map, groups)  # one row per cell x group
     gl = list(dict.fromkeys(names))
     Q = reference.array(items, gl)  # (I, G, K)
-    ii = keys["item"].map({k: j for j, k in enumerate(items)}).to_numpy()[rows]
+    # as objects: a categorical column keeps unused categories, which map to NaN and make the codes float
+    ii = keys["item"].astype(object).map({k: j for j, k in enumerate(items)}).to_numpy(np.intp)[rows]
     gi = pd.Series(names).map({k: j for j, k in enumerate(gl)}).to_numpy()
     kmax = max(P.shape[1], Q.shape[2])
     Pr, Qr = _pad(P, kmax)[rows], _pad(Q, kmax)[ii, gi]
