@@ -125,16 +125,21 @@ class AnswerPermuter:
 
 
 def _item_level_dists(freq, ok, item_of, n_items):
-    """(n_items, L, K) equal-weight means over each item's strata of the cell distributions."""
-    L, K = freq.shape[1:]
-    pi = np.full((n_items, L, K), np.nan)
-    for lv in range(L):
-        o = ok[:, lv]
-        sums = np.zeros((n_items, K))
-        np.add.at(sums, item_of[o], freq[o, lv])
-        cnt = np.bincount(item_of[o], minlength=n_items)
-        pi[:, lv] = np.divide(sums, cnt[:, None], out=np.full((n_items, K), np.nan), where=cnt[:, None] > 0)
-    return pi
+    """(..., n_items, L, K) equal-weight means over each item's strata of the cell distributions ``freq``
+    (..., S, L, K), cells where ``ok`` (S, L) is False left out. Sums run over the strata in order (one
+    ``bincount`` over every leading index at once), as a loop over strata would add them."""
+    lead, (S, L, K) = freq.shape[:-3], freq.shape[-3:]
+    B = int(np.prod(lead, dtype=np.int64))
+    f = np.where(ok[:, :, None], freq.reshape(B, S, L, K), 0.0)
+    cell = (item_of[:, None, None] * L + np.arange(L)[None, :, None]) * K + np.arange(K)[None, None, :]
+    idx = (np.arange(B)[:, None, None, None] * (n_items * L * K) + cell[None]).reshape(B, -1)
+    keep = np.broadcast_to(ok[:, :, None], (S, L, K)).reshape(-1)
+    sums = np.bincount(idx[:, keep].ravel(), weights=f.reshape(B, -1)[:, keep].ravel(),
+                       minlength=B * n_items * L * K).reshape(B, n_items, L, K)
+    cnt = np.stack([np.bincount(item_of[ok[:, lv]], minlength=n_items) for lv in range(L)], axis=1)  # (Q, L)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pi = np.where(cnt[None, :, :, None] > 0, sums / cnt[None, :, :, None], np.nan)
+    return pi.reshape(*lead, n_items, L, K)
 
 
 def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_items: int, n_draws: int, gen,
@@ -146,6 +151,7 @@ def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_it
     (:class:`AnswerPermuter`), forms each item's level distribution as the equal-weight mean over its
     strata (as the observed statistic does), and returns the mean over items of the mean over level
     pairs of the modal flip. Returns ``(n_draws,)`` and the per-item mean flip ``(n_items,)``.
+    Draws are processed ``chunk`` at a time, all arrays at once.
     """
     S, L, K = counts.shape
     pairs = [(a, b) for a in range(L) for b in range(a + 1, L)]
@@ -155,20 +161,19 @@ def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_it
     acc, acc_n = np.zeros(n_items), np.zeros(n_items)
     for s0 in range(0, n_draws, chunk):
         draws = perm.draw(gen, min(chunk, n_draws - s0))
-        for t, c in enumerate(draws):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                freq = c / n[..., None]
-            pi = _item_level_dists(freq, ok, item_of, n_items)
-            F = np.full((n_items, len(pairs)), np.nan)
-            for j, (a, b) in enumerate(pairs):
-                okp = np.isfinite(pi[:, a, 0]) & np.isfinite(pi[:, b, 0])
-                F[okp, j] = modal_flip(pi[okp, a], pi[okp, b])
-            cnt = np.isfinite(F).sum(1)
-            fq = np.divide(np.nansum(F, 1), cnt, out=np.full(n_items, np.nan), where=cnt > 0)
-            good = np.isfinite(fq)
-            out[s0 + t] = fq[good].mean() if good.any() else np.nan
-            acc[good] += fq[good]
-            acc_n[good] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            freq = draws / n[..., None]
+        pi = _item_level_dists(freq, ok, item_of, n_items)  # (b, Q, L, K)
+        F = np.stack([modal_flip(pi[:, :, a], pi[:, :, b]) for a, b in pairs], axis=-1)  # NaN where absent
+        cnt = np.isfinite(F).sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fq = np.where(cnt > 0, np.nansum(F, -1) / cnt, np.nan)  # (b, Q)
+        good = np.isfinite(fq)
+        n_good = good.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[s0:s0 + len(draws)] = np.where(n_good > 0, np.where(good, fq, 0.0).sum(1) / n_good, np.nan)
+        acc += np.where(good, fq, 0.0).sum(0)
+        acc_n += good.sum(0)
     return out, np.divide(acc, acc_n, out=np.full(n_items, np.nan), where=acc_n > 0)
 
 
@@ -176,11 +181,11 @@ def interaction_null(counts: np.ndarray, stat, n_draws: int, gen, chunk: int = 5
     """Null of an interaction statistic: every stratum's answers re-allocated among its levels at random
     (no level effect, no item x level interaction), cell sizes kept.
 
-    ``stat(counts)`` maps ``(S, L, K)`` counts to a scalar. Returns ``(n_draws,)``.
+    ``stat(counts)`` maps a batch of draws ``(b, S, L, K)`` to ``(b,)`` values. Returns ``(n_draws,)``.
     """
     perm = AnswerPermuter(counts)
     out = np.empty(n_draws)
     for s0 in range(0, n_draws, chunk):
         draws = perm.draw(gen, min(chunk, n_draws - s0))
-        out[s0:s0 + len(draws)] = [stat(c) for c in draws]
+        out[s0:s0 + len(draws)] = stat(draws)
     return out
