@@ -109,19 +109,23 @@ class AnswerPermuter:
             slot_level[s, :tot[s]] = np.repeat(np.arange(L), n[s])
         self.ans, self.slot_level = ans, slot_level
         self.pad = ans < 0
+        self.any_pad = bool(self.pad.any())
+        # bin of each slot within one draw (stratum, level) x K; padding slots go to one spare bin at the end
+        self.base = np.where(slot_level >= 0, (np.arange(S)[:, None] * L + slot_level) * K, -1)
 
     def draw(self, gen, b: int) -> np.ndarray:
         S, L, K = self.shape
         keys = gen.random((b, S, self.T))
-        keys[:, self.pad] = np.inf  # padding stays at the end of every stratum
+        if self.any_pad:
+            keys[:, self.pad] = np.inf  # padding stays at the end of every stratum
         order = np.argsort(keys, axis=2)
-        perm = np.take_along_axis(np.broadcast_to(self.ans, keys.shape), order, axis=2)
-        lvl = np.broadcast_to(self.slot_level, keys.shape)
-        ok = lvl >= 0
-        bb = np.broadcast_to(np.arange(b)[:, None, None], keys.shape)
-        ss = np.broadcast_to(np.arange(S)[None, :, None], keys.shape)
-        idx = ((bb * S + ss) * L + lvl) * K + perm
-        return np.bincount(idx[ok], minlength=b * S * L * K).reshape(b, S, L, K).astype(float)
+        del keys
+        order += np.arange(S)[:, None] * self.T  # positions in the flattened (S, T) answers
+        perm = self.ans.ravel()[order]
+        size = S * L * K
+        idx = np.where(self.base >= 0, self.base + perm, b * size)  # padding slots: the spare bin
+        idx += np.arange(b)[:, None, None] * size * (self.base >= 0)
+        return np.bincount(idx.ravel(), minlength=b * size + 1)[:-1].reshape(b, S, L, K).astype(float)
 
 
 def _item_level_dists(freq, ok, item_of, n_items):
