@@ -112,3 +112,13 @@ def test_factor_effect_plot_draws_an_sd_against_zero_to_margin():
     for poly in bands:  # the margin bands: [0, margin], not +-margin
         xs = np.concatenate([p.vertices[:, 0] for p in poly.get_paths()])
         assert xs.min() == pytest.approx(0) and xs.max() == pytest.approx(0.05)
+
+
+def test_progress_is_called_once_per_unit_and_factor_and_changes_no_number():
+    resp, _ = simulate(n_models=2, n_items=8, factors={"template": 2, "format": 2}, n_orders=1, n_samples=2,
+                       rng=3).load()
+    kw = dict(margin=0.1, n_resamples=50, n_permutations=50, rng=1, skip=SKIP)
+    seen = []
+    with_progress = assess_stability(resp, progress=seen.append, **kw).to_frame()
+    assert len(seen) == 4 and seen[-1].endswith("(4/4)") and all(s.startswith("stability: model ") for s in seen)
+    pd.testing.assert_frame_equal(with_progress, assess_stability(resp, **kw).to_frame())

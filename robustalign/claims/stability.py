@@ -162,6 +162,7 @@ def assess_stability(
     adjust_method: str = "fdr_bh",
     skip=(),
     rng=None,
+    progress=None,
 ) -> StabilityResult:
     """Judge whether each model's answers are stable across the levels of each design factor.
 
@@ -211,6 +212,9 @@ def assess_stability(
         Seed; recorded in ``provenance``. Every unit (``by`` value) x factor x part draws from its own
         stream (:func:`robustalign.resampling.keyed_stream`), so a unit's numbers do not depend on which
         other units are in the data.
+    progress : callable, optional
+        Called with a short text before each unit x factor (``"stability: model m1, factor language (3/16)"``),
+        so that a long run is never silent; nothing else depends on it.
 
     Returns
     -------
@@ -304,8 +308,11 @@ def assess_stability(
 
     effects, pairwise, flips, agreement, verdict_rows = [], [], [], [], []
     margins, pos_bias, floors, item_lv = [], [], [], []
-    for unit in cells.units:
-        for f in factors:
+    for u, unit in enumerate(cells.units):
+        for j, f in enumerate(factors):
+            if progress is not None:
+                progress(f"stability: {by} {unit}, factor {f} ({u * len(factors) + j + 1}/"
+                         f"{len(cells.units) * len(factors)})")
             blk = cells.block(unit, f)
             eff = _factor_effect(blk, n_resamples, n_permutations, level, stream("effect", unit, f))
             eff.update(unit=unit, factor=f)
