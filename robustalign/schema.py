@@ -716,7 +716,7 @@ def make_responses(
     # option order must be a permutation of the item's scale
     if "option_order" in df:
         inv, first = _pair_codes(df["item"], df["option_order"])
-        pairs = zip(df["item"].to_numpy()[first], df["option_order"].to_numpy()[first])
+        pairs = zip(df["item"].iloc[first].to_numpy(), df["option_order"].iloc[first].to_numpy())
         ok = np.array([sorted(o.split("|")) == sorted(scales[i].options) for i, o in pairs], dtype=bool)[inv]
         if not ok.all():
             bad = df.index[~ok]
@@ -790,7 +790,7 @@ def _orders_from_labels(df, column, order_map, scales) -> list[str]:
                           "Give their scales.")
     inv, first = _pair_codes(df["item"], labels)
     out = []
-    for item, lab in zip(df["item"].to_numpy()[first], labels.to_numpy()[first]):
+    for item, lab in zip(df["item"].iloc[first].to_numpy(), labels.iloc[first].to_numpy()):
         sc = scales[item]
         out.append("|".join(sc.options[p - 1] for p in _order_perm(lab, spec[lab], sc.K, where)))
     return np.array(out, dtype=object)[inv].tolist()
@@ -800,9 +800,9 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
     """The one place where shown positions become canonical options."""
     # the order shown depends on the item and option_order only: work once per distinct pair
     inv, first = _pair_codes(df["item"], df["option_order"] if "option_order" in df else np.zeros(len(df)))
-    first_items = df["item"].to_numpy()[first]
+    first_items = df["item"].iloc[first].to_numpy()
     shown_u = (
-        [o.split("|") for o in df["option_order"].to_numpy()[first]]
+        [o.split("|") for o in df["option_order"].iloc[first].to_numpy()]
         if "option_order" in df
         else [list(scales[i].options) for i in first_items]
     )
@@ -816,8 +816,8 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
                 "`raw_text` so they are parsed and counted."
             )
         ci, cf = _pair_codes(df["item"], codes)
-        ok = np.array([c in scales[i].options for i, c in zip(df["item"].to_numpy()[cf], codes.to_numpy()[cf])],
-                      dtype=bool)[ci]
+        pairs = zip(df["item"].iloc[cf].to_numpy(), codes.iloc[cf].to_numpy())
+        ok = np.array([c in scales[i].options for i, c in pairs], dtype=bool)[ci]
         if not ok.all():
             bad = df.index[~ok]
             r = df.loc[bad[0]]
@@ -1068,8 +1068,8 @@ def _map_unique(values: pd.Series, fn) -> pd.Series:
 
 def _pair_codes(a, b) -> tuple[np.ndarray, np.ndarray]:
     """Codes of the distinct pairs ``(a[i], b[i])`` and the row of each pair's first occurrence."""
-    ca, _ = pd.factorize(np.asarray(a, dtype=object) if not isinstance(a, pd.Series) else a)
-    cb, ub = pd.factorize(np.asarray(b, dtype=object) if not isinstance(b, pd.Series) else b)
+    ca, _ = pd.factorize(a if isinstance(a, (pd.Series, np.ndarray)) else np.asarray(a, dtype=object))
+    cb, ub = pd.factorize(b if isinstance(b, (pd.Series, np.ndarray)) else np.asarray(b, dtype=object))
     inv, _ = pd.factorize(ca.astype(np.int64) * (len(ub) + 1) + cb)
     # codes are numbered in order of first appearance: a pair is new where the running maximum grows
     return inv, np.flatnonzero(np.diff(np.maximum.accumulate(inv), prepend=-1) > 0)

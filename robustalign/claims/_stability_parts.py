@@ -33,7 +33,12 @@ from __future__ import annotations
 import numpy as np
 
 from robustalign.resampling import permutation_p_values
-from robustalign.resampling.stability_nulls import interaction_null, level_permutation_null, modal_flip_null
+from robustalign.resampling.stability_nulls import (
+    interaction_null,
+    item_sums,
+    level_permutation_null,
+    modal_flip_null,
+)
 
 
 def cluster_bootstrap(*args, **kwargs):
@@ -152,7 +157,7 @@ def _xv(counts, N, grid, item_of, Q):
     """Item x level mean position and the sampling variance of that mean, from cell counts.
 
     ``counts`` (..., S, L, K), any leading (draw) axes; returns X and V of shape (..., Q, L). Sums run over
-    the strata in order (one ``bincount`` over every leading index at once)."""
+    the strata in order (:func:`~robustalign.resampling.stability_nulls.item_sums`)."""
     lead, (S, L, K) = counts.shape[:-3], counts.shape[-3:]
     B = int(np.prod(lead, dtype=np.int64))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -161,12 +166,9 @@ def _xv(counts, N, grid, item_of, Q):
         m = (f * g).sum(-1)
         v = (f * (g - m[..., None]) ** 2).sum(-1) / (N - 1)
     ok = (N >= 2) & np.isfinite(grid[:, 0])[:, None]  # ordinal items (padding beyond K is NaN)
-    idx = (np.arange(B)[:, None] * (Q * L) + (item_of[:, None] * L + np.arange(L)[None, :]).ravel()[None]
-           ).reshape(B, S, L)
-    sel = idx[:, ok]
     cnt = np.stack([np.bincount(item_of[ok[:, lv]], minlength=Q) for lv in range(L)], axis=1).astype(float)
-    sx = np.bincount(sel.ravel(), weights=m[:, ok].ravel(), minlength=B * Q * L).reshape(B, Q, L)
-    sv = np.bincount(sel.ravel(), weights=v[:, ok].ravel(), minlength=B * Q * L).reshape(B, Q, L)
+    sx = item_sums(np.where(ok, m, 0.0), item_of, Q)
+    sv = item_sums(np.where(ok, v, 0.0), item_of, Q)
     with np.errstate(invalid="ignore", divide="ignore"):
         X = np.where(cnt > 0, sx / cnt, np.nan)
         V = np.where(cnt > 0, sv / cnt**2, np.nan)

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AnswerPermuter", "interaction_null", "level_permutation_null", "modal_flip_null", "spread_permutation_null"]
+__all__ = ["AnswerPermuter", "interaction_null", "item_sums", "level_permutation_null", "modal_flip_null",
+           "spread_permutation_null"]
 
 _TIE_TOL = 1e-9
 
@@ -128,18 +129,24 @@ class AnswerPermuter:
         return np.bincount(idx.ravel(), minlength=b * size + 1)[:-1].reshape(b, S, L, K).astype(float)
 
 
+def item_sums(x: np.ndarray, item_of: np.ndarray, n_items: int) -> np.ndarray:
+    """Sums of ``x`` (B, S, ...) over the strata of each item, adding strata in their order: (B, n_items, ...)."""
+    if len(item_of) > 1 and (np.diff(item_of) < 0).any():
+        order = np.argsort(item_of, kind="stable")
+        x, item_of = x[:, order], item_of[order]
+    present, starts = np.unique(item_of, return_index=True)
+    out = np.zeros((x.shape[0], n_items, *x.shape[2:]))
+    if len(present):
+        out[:, present] = np.add.reduceat(x, starts, axis=1)
+    return out
+
+
 def _item_level_dists(freq, ok, item_of, n_items):
     """(..., n_items, L, K) equal-weight means over each item's strata of the cell distributions ``freq``
-    (..., S, L, K), cells where ``ok`` (S, L) is False left out. Sums run over the strata in order (one
-    ``bincount`` over every leading index at once), as a loop over strata would add them."""
+    (..., S, L, K), cells where ``ok`` (S, L) is False left out."""
     lead, (S, L, K) = freq.shape[:-3], freq.shape[-3:]
     B = int(np.prod(lead, dtype=np.int64))
-    f = np.where(ok[:, :, None], freq.reshape(B, S, L, K), 0.0)
-    cell = (item_of[:, None, None] * L + np.arange(L)[None, :, None]) * K + np.arange(K)[None, None, :]
-    idx = (np.arange(B)[:, None, None, None] * (n_items * L * K) + cell[None]).reshape(B, -1)
-    keep = np.broadcast_to(ok[:, :, None], (S, L, K)).reshape(-1)
-    sums = np.bincount(idx[:, keep].ravel(), weights=f.reshape(B, -1)[:, keep].ravel(),
-                       minlength=B * n_items * L * K).reshape(B, n_items, L, K)
+    sums = item_sums(np.where(ok[:, :, None], freq.reshape(B, S, L, K), 0.0), item_of, n_items)
     cnt = np.stack([np.bincount(item_of[ok[:, lv]], minlength=n_items) for lv in range(L)], axis=1)  # (Q, L)
     with np.errstate(invalid="ignore", divide="ignore"):
         pi = np.where(cnt[None, :, :, None] > 0, sums / cnt[None, :, :, None], np.nan)
