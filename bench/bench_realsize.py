@@ -73,17 +73,26 @@ def workload(n_personas=600, n_items=30, n_models=4, n_lang=2, n_para=4, n_sampl
     return df, ref, scales
 
 
-def _median_time(fn, repeats):
-    times, out = [], None
+_CPU: dict[str, float] = {}
+
+
+def _median_time(fn, repeats, label=None):
+    """Median wall seconds of ``repeats`` calls (and the median CPU seconds of this process, kept under
+    ``label``: on a shared machine the CPU time is the steadier figure)."""
+    times, cpu, out = [], [], None
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    if label:
+        _CPU[label] = statistics.median(cpu)
     return statistics.median(times), out
 
 
 def _line(label, seconds, goal=None, against=None):
-    parts = [f"  {label:<58s} {seconds:8.2f} s"]
+    cpu = f" (cpu {_CPU[label]:.2f} s)" if label in _CPU else ""
+    parts = [f"  {label:<44s} {seconds:8.2f} s{cpu}"]
     if goal is not None:
         parts.append(f"goal {goal:.3g} s: {'met' if seconds <= goal else 'NOT met'}")
     if against is not None:
@@ -99,17 +108,17 @@ def bench_make_responses(scale, repeats, tmp):
     R = ra.make_reference(ref, scales)
     df.to_parquet(tmp / "responses.parquet")
     df.to_csv(tmp / "responses.csv", index=False)
-    t_pq, _ = _median_time(lambda: pd.read_parquet(tmp / "responses.parquet"), repeats)
-    t_csv, _ = _median_time(lambda: pd.read_csv(tmp / "responses.csv"), repeats)
-    t_mr, resp = _median_time(lambda: ra.make_responses(df, R), repeats)
+    t_pq, _ = _median_time(lambda: pd.read_parquet(tmp / "responses.parquet"), repeats, "pd.read_parquet")
+    t_csv, _ = _median_time(lambda: pd.read_csv(tmp / "responses.csv"), repeats, "pd.read_csv")
+    t_mr, resp = _median_time(lambda: ra.make_responses(df, R), repeats, "make_responses")
     goal = 5.0 * len(df) / 2_770_000  # the goal scales with the rows
     print(f"(a) make_responses, {len(df):,} rows ({n_p} personas)")
     _line("pd.read_parquet", t_pq)
     _line("pd.read_csv", t_csv)
     _line("make_responses", t_mr, goal,
           f"{t_mr / t_csv:.2f} x read_csv, {t_mr / t_pq:.2f} x read_parquet")
-    t_sub, sub = _median_time(lambda: resp.subset(country="IN", language="xx"), repeats)
-    _line(f"Responses.subset(country=, language=) -> {len(sub.data):,} rows", t_sub, None,
+    t_sub, sub = _median_time(lambda: resp.subset(country="IN", language="xx"), repeats, "subset")
+    _line("subset", t_sub, None, f"Responses.subset(country=, language=) -> {len(sub.data):,} rows; "
           f"{t_sub / t_mr:.3f} x make_responses")
     return resp, R
 
@@ -127,9 +136,8 @@ def bench_stability(personas, n_units, quick):
     R = ra.make_reference(ref, scales)
     resp = ra.make_responses(df, R)
     kw = {"n_resamples": 200, "n_permutations": 1000} if quick else {}
-    t = time.perf_counter()
-    assess_stability(resp, R, by="unit", factors=["language", "paraphrase"], rng=0, **kw)
-    sec = time.perf_counter() - t
+    sec, _ = _median_time(lambda: assess_stability(resp, R, by="unit", factors=["language", "paraphrase"], rng=0,
+                                                   **kw), 1, "assess_stability")
     print(f"(b) assess_stability, {n_units} units x 2 factors, {personas} personas per unit, {len(df):,} rows"
           f"{' (quick: 200 resamples, 1,000 permutations)' if quick else ''}")
     before = BEFORE_STABILITY_S
@@ -148,9 +156,7 @@ def bench_audit_claim(resp, R, quick):
     t_sub = time.perf_counter() - t_sub
     claim = Claim.steering_raises("model_0", target="xx", steer="language", baseline="en", group="IN")
     kw = {"n_resamples": 200, "n_permutations": 1000} if quick else {}
-    t = time.perf_counter()
-    audit_claim(one, R, claim, factors=["paraphrase"], rng=0, **kw)
-    sec = time.perf_counter() - t
+    sec, _ = _median_time(lambda: audit_claim(one, R, claim, factors=["paraphrase"], rng=0, **kw), 1, "audit_claim")
     print(f"(c) audit_claim, one model x country ({len(one.data):,} rows, taken with subset in {t_sub:.2f} s), "
           "'xx' vs 'en'")
     _line("audit_claim", sec)
@@ -158,6 +164,7 @@ def bench_audit_claim(resp, R, quick):
 
 def _run_command(args, env):
     """Run a command; wall time, peak memory of the child and the longest gap between its stderr lines."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     stamps = [t0]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
@@ -175,17 +182,20 @@ def _run_command(args, env):
     end = time.perf_counter()
     stamps.append(end)
     gaps = np.diff(stamps)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return code, end - t0, float(gaps.max()), peak_mb, lines
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mb = after.ru_maxrss / 1024  # the largest child so far (the commands run in order of size)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return code, end - t0, float(gaps.max()), peak_mb, cpu, lines
 
 
 def bench_commands(tmp, audit, audit_rows, quick):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     py = [sys.executable, "-m", "robustalign"]
     extra = ["--n-resamples", "200", "--n-permutations", "200"] if quick else []
-    code, wall, gap, peak, lines = _run_command([*py, "audit", "--example", "--out", str(tmp / "ex"), *extra], env)
+    code, wall, gap, peak, cpu, lines = _run_command([*py, "audit", "--example", "--out", str(tmp / "ex"), *extra],
+                                                     env)
     print(f"(d) robustalign audit --example (exit {code})")
-    _line("wall", wall, 15.0, f"longest silence {gap:.1f} s")
+    _line("wall", wall, 15.0, f"cpu {cpu:.1f} s; longest silence {gap:.1f} s; peak memory {peak:.0f} MB")
     for line in lines:
         if line.startswith("["):
             print(f"      {line}")
@@ -199,9 +209,9 @@ def bench_commands(tmp, audit, audit_rows, quick):
     scales.to_csv(tmp / "scales.csv", index=False)
     args = [*py, "audit", str(tmp / "big.parquet"), "--reference", str(tmp / "ref.csv"), "--scales",
             str(tmp / "scales.csv"), "--out", str(tmp / "big"), *extra]
-    code, wall, gap, peak, lines = _run_command(args, env)
+    code, wall, gap, peak, cpu, lines = _run_command(args, env)
     print(f"(e) robustalign audit on {len(df):,} rows (exit {code})")
-    _line("wall", wall, None, f"peak memory {peak:.0f} MB; longest silence {gap:.1f} s (goal <= 10 s: "
+    _line("wall", wall, None, f"cpu {cpu:.1f} s; peak memory {peak:.0f} MB; longest silence {gap:.1f} s (goal <= 10 s: "
           f"{'met' if gap <= 10 else 'NOT met'})")
     if code != 0:
         print("\n".join(f"      {line}" for line in lines[-5:]))
