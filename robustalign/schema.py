@@ -554,8 +554,9 @@ class Responses:
         else:
             kmax = max(self.scales[i].K for i in v["item"].unique())
         if self.kind == "choice":
-            k = v["option"].to_numpy()
-            kidx = np.fromiter((self.scales[i].index(o) for i, o in zip(v["item"], k)), int, len(v))
+            inv, first = _pair_codes(v["item"], v["option"])  # each distinct item x option looked up once
+            pairs = zip(v["item"].iloc[first].to_numpy(), v["option"].iloc[first].to_numpy())
+            kidx = np.array([self.scales[i].index(o) for i, o in pairs], dtype=int)[inv]
             codes, keys = _group_codes(v, by)
             counts = np.zeros((len(keys), kmax))
             np.add.at(counts, (codes, kidx), 1.0)

@@ -300,3 +300,17 @@ def test_make_responses_maps_each_distinct_value_once_with_the_same_result_as_ro
         assert [None if pd.isna(v) else v for v in d["option"]] == want
     if kind == "raw_text":
         assert (d["status"] == "valid").sum() == int((pos < 3).sum())
+
+
+def test_distributions_of_choices_equal_normalised_counts_per_cell():
+    from robustalign.simulate import simulate
+
+    resp, _ = simulate(n_models=2, n_items=5, n_samples=4, factors={"template": 2}, rng=4).load()
+    keys, P = resp.distributions(["model", "item", "template"])
+    v = resp.valid()
+    for r, cell in keys.iterrows():
+        rows = v[(v["model"] == cell["model"]) & (v["item"] == cell["item"]) & (v["template"] == cell["template"])]
+        opts = resp.scales[cell["item"]].options
+        want = rows["option"].value_counts(normalize=True).reindex(opts, fill_value=0.0).to_numpy()
+        np.testing.assert_allclose(P[r, :len(opts)], want, rtol=1e-12)
+        assert cell["n"] == len(rows) and (P[r, len(opts):] == 0).all()
