@@ -226,7 +226,9 @@ def bench_commands(tmp, example, audit, audit_rows, quick):
     print(f"(e) robustalign audit on {len(df):,} rows (exit {code})")
     _line("wall", wall, None, f"cpu {cpu:.1f} s; peak memory {peak:.0f} MB; longest silence {gap:.1f} s (goal <= 10 s: "
           f"{'met' if gap <= 10 else 'NOT met'})")
-    print("\n".join(f"      {line}" for line in (lines if code != 0 else lines[-1:])[-6:]))
+    for line in lines if code == 0 else lines[-6:]:
+        if code != 0 or line.startswith(("[", "longest")):
+            print(f"      {line}")
 
 
 def main(argv=None) -> int:
