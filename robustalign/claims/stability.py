@@ -817,14 +817,14 @@ def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | Non
     shift = np.full(len(ck), np.nan)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(ck) + 1))
-    for c in range(len(ck)):
-        rows = order[bounds[c]:bounds[c + 1]]
-        if len(rows) < 2:
-            continue
-        i, j = np.triu_indices(len(rows), 1)
-        a, b = P[rows[i]], P[rows[j]]
-        flip[c] = np.mean(1 - plurality_agreement(a, b, tie_tol=_TIE_TOL, check=False))
-        shift[c] = np.mean(np.abs(pos[rows[i]] - pos[rows[j]]))
+    sizes = np.diff(bounds)
+    for m in np.unique(sizes[sizes >= 2]):  # cells with m answers at once: all their pairs of answers
+        cs = np.flatnonzero(sizes == m)
+        rows = order[bounds[cs][:, None] + np.arange(m)[None, :]]  # (cells, m), in row order as before
+        i, j = np.triu_indices(m, 1)
+        a, b = P[rows[:, i]], P[rows[:, j]]
+        flip[cs] = np.mean(1 - plurality_agreement(a, b, tie_tol=_TIE_TOL, check=False), axis=1)
+        shift[cs] = np.mean(np.abs(pos[rows[:, i]] - pos[rows[:, j]]), axis=1)
     ck["flip"], ck["shift"] = flip, shift
     per_item = ck.groupby([by, "item"], observed=True)[["flip", "shift"]].mean().reset_index()
     wide_f = per_item.pivot(index="item", columns=by, values="flip")
