@@ -6,6 +6,8 @@ name order; otherwise only the named ones (``resampling`` or ``bench_resampling`
 
     python bench/run.py                      # every benchmark
     python bench/run.py resampling -- --quick
+    python bench/run.py realsize -- --scale 0.05 --quick    # real-size timings, small while developing
+    python bench/run.py realsize -- --audit                 # ... with the 2,000,000-row audit (minutes)
 """
 
 from __future__ import annotations

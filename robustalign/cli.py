@@ -146,7 +146,7 @@ def _audit(args) -> int:
     if args.reference is None and args.scales is None:
         raise RobustAlignError("without --reference, give --scales SCALES (item, options, labels, ordinal) so that "
                                "answers can be mapped to options.")
-    from robustalign.io import load_reference, load_responses, read_table
+    from robustalign.io import load_reference, read_table
     from robustalign.report import load_design, run_audit
     from robustalign.schema import make_scales
 
@@ -162,13 +162,11 @@ def _audit(args) -> int:
     if args.reference is not None or persona is not None:
         ref = (load_reference(args.reference, scales=args.scales, group_col=args.group_col)
                if args.reference is not None else persona[0].to_reference())
-        resp = load_responses(args.responses, ref, drop_unreferenced=args.drop_unreferenced,
-                              allow_missing=args.allow_missing, **orders)
+        resp = _load_responses(args, ref, None, orders)
         excl = resp.exclusions.merged(ref.exclusions)
     else:
         ref = None
-        resp = load_responses(args.responses, None, scales=make_scales(read_table(args.scales)),
-                              allow_missing=args.allow_missing, **orders)
+        resp = _load_responses(args, None, make_scales(read_table(args.scales)), orders)
         excl = resp.exclusions
     design.check_data(resp, ref)
     _check_memory(args, design, resp, ref)
@@ -195,6 +193,50 @@ def _persona_inputs(args):
 
     rr = load_respondent_reference(args.reference_respondents, args.scales, group_col=args.group_col)
     return rr, [b.strip() for b in (args.persona_by or "").split(",") if b.strip()]
+#: Where ``--from`` reads responses: a table file, Inspect eval logs, lm-evaluation-harness samples files.
+SOURCES = {"table": "a CSV, Parquet or JSON-lines table", "inspect": "Inspect eval logs (.eval or .json)",
+           "lm-eval": "lm-evaluation-harness samples files (samples_<task>_<date>.jsonl)"}
+
+
+def _load_responses(args, ref, scales, orders):
+    """Responses from ``args.responses`` as ``--from`` says: a table, or the logs of an evaluation tool
+    (a file or a folder searched for them), read by the matching importer."""
+    from robustalign.io import load_responses
+
+    source = getattr(args, "source", "table")
+    fields = {}
+    if getattr(args, "item_field", None):
+        fields["item_field"] = args.item_field
+    if getattr(args, "factor_fields", None):
+        fields["factor_fields"] = [f.strip() for f in args.factor_fields.split(",") if f.strip()]
+    if source == "table":
+        if fields:
+            raise RobustAlignError("--item-field and --factor-fields apply with --from inspect or lm-eval (fields of "
+                                   "the tool's logs); a table names its columns itself.")
+        return load_responses(args.responses, ref, scales=scales, drop_unreferenced=args.drop_unreferenced,
+                              allow_missing=args.allow_missing, **orders)
+    from pathlib import Path
+
+    if not Path(args.responses).exists():
+        raise RobustAlignError(f"--from {source}: {args.responses!r} does not exist. Give {SOURCES[source]}, or "
+                               "the folder they were written to.")
+    module, reader, package = {"inspect": ("inspect_log", "read_inspect", "inspect_ai"),
+                               "lm-eval": ("lm_eval", "read_lm_eval", None)}[source]
+    try:
+        from importlib import import_module
+
+        df = getattr(import_module(f"robustalign.importers.{module}"), reader)(args.responses, ref, scales=scales,
+                                                                               **fields)
+    except ModuleNotFoundError as e:
+        if package is None or e.name != package:
+            raise
+        raise RobustAlignError(f"--from {source} reads logs with the `{package}` package, which is not "
+                               f"installed. Install it (`pip install {package}`), or export the responses "
+                               "to a table and omit --from.") from None
+    from robustalign.importers._common import finish
+
+    return finish(df, ref, scales, args.drop_unreferenced, f"--from {source} ({args.responses})",
+                  allow_missing=args.allow_missing, **orders)
 
 
 def _dispatch(args) -> int:
@@ -271,7 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("audit", help="audit stored responses against human references",
                        description="Run every assessment the data's design allows and write a report.")
-    a.add_argument("responses", nargs="?", help="responses file (CSV, Parquet or JSONL)")
+    a.add_argument("responses", nargs="?", help="responses file (CSV, Parquet or JSONL), or with --from the "
+                   "logs of an evaluation tool (files or a folder)")
+    a.add_argument("--from", dest="source", choices=list(SOURCES), default="table",
+                   help="what RESPONSES is: table (default), inspect (Inspect eval logs) or lm-eval "
+                   "(lm-evaluation-harness samples_*.jsonl, written with --log_samples)")
+    a.add_argument("--item-field", help="with --from: the sample metadata (Inspect) or doc (lm-eval) field that holds "
+                   "the item id (default: the sample id / doc_id)")
+    a.add_argument("--factor-fields", help="with --from: comma-separated metadata/doc fields kept as design factors "
+                   "(default: Inspect keeps every scalar metadata field, lm-eval none)")
     a.add_argument("--reference", help="human reference file: item, group, option, share[, n] (optional: without it, "
                    "only the assessments that need no human data run, e.g. stability and position bias)")
     a.add_argument("--scales", help="item scales file: item, options, labels, ordinal[, domain ...]")

@@ -268,12 +268,24 @@ class Reference:
     def ordinal(self, items: Sequence[str]) -> np.ndarray:
         return np.array([self.scales[i].ordinal for i in items])
 
-    def subset(self, items=None, groups=None) -> Reference:
+    def subset(self, items=None, groups=None, *, group=None) -> Reference:
+        """The shares of some items and/or groups (``group=`` is the same as ``groups=``, e.g.
+        ``ref.subset(group="IN")``); names not in the reference raise with the valid ones."""
+        if group is not None:
+            if groups is not None:
+                raise ValueError("subset: give the groups once, as `groups=` or `group=`, not both.")
+            groups = group
         s = self.shares
-        if items is not None:
-            s = s[s["item"].isin(list(items))]
-        if groups is not None:
-            s = s[s["group"].isin(list(groups))]
+        for col, want in (("item", items), ("group", groups)):
+            if want is None:
+                continue
+            want = [want] if isinstance(want, str) else list(want)
+            have = set(s[col].unique())
+            unknown = [w for w in want if w not in have]
+            if unknown:
+                raise SchemaError(f"subset: {col}s {preview(unknown)} are not in the reference; it has "
+                                  f"{preview(sorted(have), 20)}. Pick from these.")
+            s = s[s[col].isin(want)]
         keep = pd.MultiIndex.from_frame(s[["item", "group"]].drop_duplicates())
         return Reference(s.reset_index(drop=True), self.n.reindex(keep), self.scales, self.exclusions)
 
@@ -470,10 +482,14 @@ class Responses:
     def levels(self, factor: str) -> list:
         return sorted(self.data[factor].unique(), key=_sort_key)
 
-    def subset(self, items: Sequence[str] | None = None, models: Sequence[str] | None = None) -> Responses:
-        """The rows of some items and/or models (e.g. ordinal and nominal items fitted apart).
+    def subset(self, items: Sequence[str] | None = None, models: Sequence[str] | None = None,
+               **levels) -> Responses:
+        """The rows of some items, models and/or levels of design factors.
 
-        Input row numbers (``row``) and the exclusion log are kept; names not in the data raise.
+        ``resp.subset(language="hi")``, ``resp.subset(country=["IN", "US"], models=["m1"])``: each keyword
+        names a design factor (:attr:`factors`) and one level or a list of levels; a level matches by value
+        or by its text (``paraphrase="2"`` selects the level 2). Input row numbers (``row``), the factors and
+        the exclusion log are kept; names or levels not in the data raise with the valid ones.
         """
         keep = np.ones(len(self.data), bool)
         for col, want in (("item", items), ("model", models)):
@@ -485,7 +501,27 @@ class Responses:
                 raise SchemaError(f"subset: {col}s {unknown[:5]} are not in the responses; "
                                   f"they have {len(self.data[col].unique())} {col}s, e.g. {sorted(self.data[col].unique())[:5]}.")
             keep &= self.data[col].isin(want).to_numpy()
+        for factor, want in levels.items():
+            keep &= self._level_mask(factor, want)
         return Responses(self.data[keep].reset_index(drop=True), self.factors, self.kind, self.scales, self.exclusions)
+
+    def _level_mask(self, factor: str, want) -> np.ndarray:
+        """Rows whose ``factor`` is one of the levels ``want`` (compared once per distinct level)."""
+        if factor not in self.factors:
+            raise SchemaError(f"subset: {factor!r} is not a design factor of the responses; the factors are "
+                              f"{list(self.factors)} (items and models: `items=`, `models=`).")
+        want = [want] if isinstance(want, (str, int, float, np.integer, np.floating)) else list(want)
+        codes, uniq = pd.factorize(self.data[factor])
+        text = [_code(u) for u in uniq]
+        hit = np.zeros(len(uniq) + 1, bool)  # the last slot stays False (codes of missing values are -1)
+        for w in want:
+            match = [j for j, u in enumerate(uniq) if u == w or text[j] == _code(w)]
+            if not match:
+                valid = sorted(map(str, uniq), key=_sort_key)
+                raise SchemaError(f"subset: level {w!r} of factor {factor!r} is not in the responses; its levels "
+                                  f"are {preview(valid, 20)}. Pick one of these (e.g. `{factor}={valid[0]!r}`).")
+            hit[match] = True
+        return hit[codes]
 
     def valid(self) -> pd.DataFrame:
         """Rows that enter alignment statistics (status ``valid``)."""
@@ -522,8 +558,9 @@ class Responses:
         else:
             kmax = max(self.scales[i].K for i in v["item"].unique())
         if self.kind == "choice":
-            k = v["option"].to_numpy()
-            kidx = np.fromiter((self.scales[i].index(o) for i, o in zip(v["item"], k)), int, len(v))
+            inv, first = _pair_codes(v["item"], v["option"])  # each distinct item x option looked up once
+            pairs = zip(v["item"].iloc[first].to_numpy(), v["option"].iloc[first].to_numpy())
+            kidx = np.array([self.scales[i].index(o) for i, o in pairs], dtype=int)[inv]
             codes, keys = _group_codes(v, by)
             counts = np.zeros((len(keys), kmax))
             np.add.at(counts, (codes, kidx), 1.0)
@@ -645,15 +682,15 @@ def make_responses(
     _no_nan(df, ["model", "item", *factors], "responses")
     _no_nested(df, ["model", "item", *[f for f in factors if f != "option_order"]], "responses")
     df["model"] = df["model"].astype(str)
-    df["item"] = df["item"].map(_code)
+    df["item"] = _map_unique(df["item"], _code)
     if PERSONA in df:  # the respondent a row role-plays (empty: prompted without a persona); not a factor
         _no_nested(df, [PERSONA], "responses")
-        df[PERSONA] = df[PERSONA].map(lambda v: None if _isna(v) else _code(v)).astype(object)
+        df[PERSONA] = _map_unique(df[PERSONA], lambda v: None if _isna(v) else _code(v)).astype(object)
     if (order_column is None) != (order_map is None):
         raise SchemaError("responses: orders given as labels need both `order_column` (the column of labels) and "
                           "`order_map` (label -> order shown); got only one of them.")
     if "option_order" in df:
-        df["option_order"] = df["option_order"].map(lambda v: "|".join(_split(v)))
+        df["option_order"] = _map_unique(df["option_order"], lambda v: "|".join(_split(v)))
     df.insert(0, "row", np.arange(len(df)))
     df = _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log)
     if order_column is not None and kind_in != "score":
@@ -687,10 +724,9 @@ def make_responses(
 
     # option order must be a permutation of the item's scale
     if "option_order" in df:
-        ok = np.array(
-            [sorted(o.split("|")) == sorted(scales[i].options) for i, o in zip(df["item"], df["option_order"])],
-            dtype=bool,
-        )
+        inv, first = _pair_codes(df["item"], df["option_order"])
+        pairs = zip(df["item"].iloc[first].to_numpy(), df["option_order"].iloc[first].to_numpy())
+        ok = np.array([sorted(o.split("|")) == sorted(scales[i].options) for i, o in pairs], dtype=bool)[inv]
         if not ok.all():
             bad = df.index[~ok]
             r = df.loc[bad[0]]
@@ -761,27 +797,26 @@ def _orders_from_labels(df, column, order_map, scales) -> list[str]:
     if missing:
         raise SchemaError(f"{where}: items {preview(missing)} have no scale, so their number of options is unknown. "
                           "Give their scales.")
-    cache: dict = {}
+    inv, first = _pair_codes(df["item"], labels)
     out = []
-    for item, lab in zip(df["item"], labels):
-        key = (item, lab)
-        if key not in cache:
-            sc = scales[item]
-            perm = _order_perm(lab, spec[lab], sc.K, where)
-            cache[key] = "|".join(sc.options[p - 1] for p in perm)
-        out.append(cache[key])
-    return out
+    for item, lab in zip(df["item"].iloc[first].to_numpy(), labels.iloc[first].to_numpy()):
+        sc = scales[item]
+        out.append("|".join(sc.options[p - 1] for p in _order_perm(lab, spec[lab], sc.K, where)))
+    return np.array(out, dtype=object)[inv].tolist()
 
 
 def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFrame:
     """The one place where shown positions become canonical options."""
-    shown = (
-        df["option_order"].str.split("|").tolist()
+    # the order shown depends on the item and option_order only: work once per distinct pair
+    inv, first = _pair_codes(df["item"], df["option_order"] if "option_order" in df else np.zeros(len(df)))
+    first_items = df["item"].iloc[first].to_numpy()
+    shown_u = (
+        [o.split("|") for o in df["option_order"].iloc[first].to_numpy()]
         if "option_order" in df
-        else [list(scales[i].options) for i in df["item"]]
+        else [list(scales[i].options) for i in first_items]
     )
     if kind_in == "answer":
-        codes = df["answer"].map(lambda v: None if _isna(v) else _code(v))
+        codes = _map_unique(df["answer"], lambda v: None if _isna(v) else _code(v))
         na = codes.isna()
         if na.any():
             raise SchemaError(
@@ -789,7 +824,9 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
                 "not imputed: give the raw text in `raw_text`, or mark refusals with an answer column "
                 "`raw_text` so they are parsed and counted."
             )
-        ok = np.array([c in scales[i].options for i, c in zip(df["item"], codes)], dtype=bool)
+        ci, cf = _pair_codes(df["item"], codes)
+        pairs = zip(df["item"].iloc[cf].to_numpy(), codes.iloc[cf].to_numpy())
+        ok = np.array([c in scales[i].options for i, c in pairs], dtype=bool)[ci]
         if not ok.all():
             bad = df.index[~ok]
             r = df.loc[bad[0]]
@@ -804,7 +841,7 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
         df["parse_rule"] = "given"
     elif kind_in == "answer_position":
         pos = pd.to_numeric(df["answer_position"], errors="coerce")
-        k = np.array([len(s) for s in shown])
+        k = np.array([len(s) for s in shown_u])[inv]
         bad = df.index[pos.isna() | (pos < 1) | (pos > k) | (pos % 1 != 0)]
         if len(bad):
             raise SchemaError(
@@ -812,29 +849,33 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
                 f"options; rows {preview(df.loc[bad, 'row'])} have {preview(df.loc[bad, 'answer_position'])}. Give the "
                 "1-based position of the chosen option as shown (or use `answer` for canonical codes)."
             )
-        df["option"] = [s[int(p) - 1] for s, p in zip(shown, pos)]
+        pi, pf = _pair_codes(inv, pos.to_numpy(int))
+        df["option"] = np.array([shown_u[inv[r]][int(pos.iloc[r]) - 1] for r in pf], dtype=object)[pi].tolist()
         df["status"] = "valid"
         df["parse_rule"] = "position"
     elif kind_in == "raw_text":
         from robustalign.parsing import PARSER_VERSION, parse_answer
 
         options, statuses, rules = [], [], []
-        for item, s, text in zip(df["item"], shown, df["raw_text"]):
-            labels = [scales[item].labels[scales[item].index(c)] for c in s]
-            res = parse_answer("" if _isna(text) else str(text), labels)
-            options.append(s[res.position] if res.position is not None else None)
+        texts = _map_unique(df["raw_text"], lambda t: "" if _isna(t) else str(t))
+        ti, tf = _pair_codes(inv, texts)  # each distinct (item, order shown, text) is parsed once
+        for r in tf:
+            item, s_ = first_items[inv[r]], shown_u[inv[r]]
+            labels = [scales[item].labels[scales[item].index(c)] for c in s_]
+            res = parse_answer(texts.iloc[r], labels)
+            options.append(s_[res.position] if res.position is not None else None)
             statuses.append(res.status)
             rules.append(res.rule)
-        df["option"] = options
-        df["status"] = statuses
-        df["parse_rule"] = rules
+        df["option"] = np.array(options, dtype=object)[ti].tolist()
+        df["status"] = np.array(statuses, dtype=object)[ti].tolist()
+        df["parse_rule"] = np.array(rules, dtype=object)[ti].tolist()
         df.attrs["parser_version"] = PARSER_VERSION
         for st in STATUSES[1:]:
             log.add("responses", f"answer status '{st}' (kept, excluded from alignment)",
                     df.loc[df["status"] == st, "row"], "excluded")
     else:  # probabilities over shown positions
         p = df[answer_cols].apply(pd.to_numeric, errors="coerce")
-        ks = np.array([len(s) for s in shown])
+        ks = np.array([len(s) for s in shown_u])[inv]
         jj = np.array([int(_PROB_RE.match(c).group(1)) for c in answer_cols])
         _check_prob_columns(df, p, jj, ks)
         P = np.zeros((len(df), max(ks.max(), jj.max())))
@@ -865,8 +906,10 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
                     df.loc[rn, "row"], "recoded")
             P = P / tot[:, None]
         C = np.zeros_like(P)
-        for r, (item, s) in enumerate(zip(df["item"], shown)):
-            C[r, [scales[item].index(c) for c in s]] = P[r, : len(s)]
+        rows_of = pd.Series(np.arange(len(inv))).groupby(inv).indices
+        for u, (item, s_) in enumerate(zip(first_items, shown_u)):
+            r = rows_of[u]
+            C[np.ix_(r, [scales[item].index(c) for c in s_])] = P[r, : len(s_)]
         df = df.drop(columns=answer_cols)
         for j in range(C.shape[1]):
             df[f"prob_{j + 1}"] = C[:, j]
@@ -981,7 +1024,7 @@ def _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log) -> pd.Da
     vals = df[answer_cols]
     miss = vals.isna().all(axis=1) if kind_in == "prob" else vals.iloc[:, 0].isna()
     if kind_in == "answer":
-        miss |= vals.iloc[:, 0].map(lambda v: isinstance(v, str) and not v.strip())
+        miss |= _map_unique(vals.iloc[:, 0], lambda v: isinstance(v, str) and not v.strip()).astype(bool)
     if not miss.any():
         return df
     if not allow_missing:
@@ -1008,6 +1051,37 @@ def _no_nan(df: pd.DataFrame, cols: Iterable[str], table: str) -> None:
                 "Fill them with an explicit level (e.g. 'none') or remove the rows before loading; "
                 "robustalign does not impute."
             )
+
+
+_HASH_SAFE = frozenset({"string", "integer", "floating", "mixed-integer-float", "boolean", "empty", "categorical"})
+
+
+def _map_unique(values: pd.Series, fn) -> pd.Series:
+    """``values.map(fn)`` with ``fn`` called once per distinct value (the same result, far faster on the
+    long columns of real responses). Missing values, and object columns whose values hash alike while
+    differing (``True`` and ``1``), or cannot be hashed (lists), are mapped one by one."""
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in _HASH_SAFE:
+        return values.map(fn)
+    try:
+        codes, uniq = pd.factorize(values, use_na_sentinel=True)
+    except TypeError:  # unhashable values
+        return values.map(fn)
+    mapped = np.empty(len(uniq) + 1, dtype=object)
+    mapped[:-1] = [fn(u) for u in uniq]
+    out = mapped[codes]
+    na = codes < 0
+    if na.any():
+        out[na] = [fn(v) for v in values.to_numpy(object)[na]]
+    return pd.Series(out, index=values.index)
+
+
+def _pair_codes(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the distinct pairs ``(a[i], b[i])`` and the row of each pair's first occurrence."""
+    ca, _ = pd.factorize(a if isinstance(a, (pd.Series, np.ndarray)) else np.asarray(a, dtype=object))
+    cb, ub = pd.factorize(b if isinstance(b, (pd.Series, np.ndarray)) else np.asarray(b, dtype=object))
+    inv, _ = pd.factorize(ca.astype(np.int64) * (len(ub) + 1) + cb)
+    # codes are numbered in order of first appearance: a pair is new where the running maximum grows
+    return inv, np.flatnonzero(np.diff(np.maximum.accumulate(inv), prepend=-1) > 0)
 
 
 def _group_codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFrame]:

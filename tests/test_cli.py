@@ -7,6 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
+# the harness run that the lm-eval importer's tests use, as fixture `harness_run` (lm_eval is imported inside it)
+from test_importers_lm_eval import run as harness_run  # noqa: F401
+
 from robustalign.cli import main
 
 
@@ -209,3 +212,86 @@ def test_every_plot_function_returns_axes_with_short_labels():
     ax.figure.canvas.draw()
     assert max(len(t.get_text()) for t in ax.get_yticklabels() + ax.get_legend().get_texts()) == LABEL_MAX_CHARS
     plt.close(ax.figure)
+
+
+def _write_reference(tmp_path, items, labels, groups):
+    """Reference and scales files of a small survey (uniform shares: only the routing is under test)."""
+    pd.DataFrame([{"item": i, "group": g, "option": str(k + 1), "share": 1 / len(labels)}
+                  for i in items for g in groups for k in range(len(labels))]).to_csv(tmp_path / "h.csv", index=False)
+    pd.DataFrame({"item": list(items), "options": "|".join(str(k + 1) for k in range(len(labels))),
+                  "labels": "|".join(labels), "ordinal": True}).to_csv(tmp_path / "s.csv", index=False)
+    return ["--reference", str(tmp_path / "h.csv"), "--scales", str(tmp_path / "s.csv")]
+
+
+def _capture_audit(monkeypatch):
+    """Stop the audit after the input step and keep the responses the command built."""
+    import robustalign.cli as cli
+    import robustalign.report
+
+    seen = {}
+
+    def fake_run_audit(resp, ref, **kwargs):
+        seen["resp"], seen["ref"] = resp, ref
+        return "report"
+
+    monkeypatch.setattr(robustalign.report, "run_audit", fake_run_audit)
+    monkeypatch.setattr(cli, "_run", lambda args, report, row_keys, progress: 0)
+    return seen
+
+
+def test_from_inspect_reads_a_folder_of_logs_as_the_importer_does(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("inspect_ai")
+    from inspect_ai import eval as inspect_eval
+    from test_importers_inspect import ITEMS, LABELS, _mock, _survey
+
+    from robustalign.importers import from_inspect
+    from robustalign.io import load_reference
+
+    calls = []
+    inspect_eval(_survey("dataset", "survey", epochs=2), model=[_mock("bot-a", calls), _mock("bot-b", calls)],
+                 log_dir=str(tmp_path / "logs"), log_format="eval", display="none")
+    files = _write_reference(tmp_path, ITEMS, LABELS, ["Japan", "Brazil"])
+    seen = _capture_audit(monkeypatch)
+    fields = ["--item-field", "item", "--factor-fields", "persona,fmt"]
+    assert main(["audit", str(tmp_path / "logs"), "--from", "inspect", *files, *fields, "--quiet"]) == 0
+    want = from_inspect(tmp_path / "logs", load_reference(tmp_path / "h.csv", scales=tmp_path / "s.csv"),
+                        item_field="item", factor_fields=["persona", "fmt"])
+    pd.testing.assert_frame_equal(seen["resp"].data, want.data)
+    assert set(seen["resp"].models) == {"mockllm/bot-a", "mockllm/bot-b"} and len(want.data) == 2 * 9 * 2 - 2
+    assert seen["resp"].exclusions.total() == 2  # bot-a declined one item x persona in both epochs
+    one = next((tmp_path / "logs").glob("*.eval"))  # a single log file works too
+    assert main(["audit", str(one), "--from", "inspect", *files, *fields, "--quiet"]) == 0
+    assert len(seen["resp"].models) == 1
+
+
+def test_from_lm_eval_reads_the_harness_samples_as_the_importer_does(tmp_path, monkeypatch, harness_run):  # noqa: F811
+    """``harness_run``: the harness run of the importer's tests (two prompt templates as two tasks)."""
+    from test_importers_lm_eval import ITEMS, LABELS
+
+    from robustalign.importers import from_lm_eval
+    from robustalign.io import load_reference
+
+    out = harness_run
+    files = _write_reference(tmp_path, ITEMS, LABELS, ["Japan"])
+    seen = _capture_audit(monkeypatch)
+    fields = ["--item-field", "qid", "--factor-fields", "country,order_id"]
+    assert main(["audit", str(out["out"]), "--from", "lm-eval", *files, *fields, "--quiet"]) == 0
+    want = from_lm_eval(out["out"], load_reference(tmp_path / "h.csv", scales=tmp_path / "s.csv"),
+                        item_field="qid", factor_fields=["country", "order_id"])
+    pd.testing.assert_frame_equal(seen["resp"].data, want.data)
+    assert seen["resp"].kind == "prob" and set(seen["resp"].data["task"]) == {"survey_plain", "survey_persona"}
+
+
+def test_from_a_tool_names_the_path_and_what_was_looked_for(tmp_path, capsys):
+    files = _write_reference(tmp_path, ["Q1"], ["yes", "no"], ["X"])
+    assert main(["audit", str(tmp_path / "nope"), "--from", "lm-eval", *files]) == 2
+    err = capsys.readouterr().err
+    assert "--from lm-eval" in err and "does not exist" in err and "samples_<task>_<date>.jsonl" in err
+    (tmp_path / "empty").mkdir()
+    assert main(["audit", str(tmp_path / "empty"), "--from", "lm-eval", *files]) == 2
+    assert "no lm-eval samples files found in this folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["audit", str(tmp_path / "empty"), "--from", "csv", *files])
+    assert "invalid choice: 'csv'" in capsys.readouterr().err
+    assert main(["audit", str(tmp_path / "h.csv"), "--item-field", "qid", *files]) == 2
+    assert "--item-field and --factor-fields apply with --from inspect or lm-eval" in capsys.readouterr().err

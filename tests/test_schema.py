@@ -234,3 +234,83 @@ def test_absent_reference_cell_is_counted_and_the_array_marks_it(ref):
     arr = r.array(["q1", "q2"], ["X", "Y"])
     assert np.isnan(arr[1, 1]).all() and not np.isnan(arr[1, 0]).any()
     assert len(ref.exclusions.to_frame().query("action == 'absent'")) == 0  # the complete reference has none
+
+
+def test_responses_subset_by_factor_level_matches_a_boolean_filter_and_names_bad_levels():
+    from robustalign.simulate import simulate
+
+    resp, ref = simulate(n_models=2, n_items=4, n_samples=2, factors={"template": 3}, rng=0).load()
+    want = resp.data[resp.data["template"].isin(["template_1", "template_3"]) & (resp.data["sample"] == 1)]
+    sub = resp.subset(template=["template_1", "template_3"], sample="1")  # a level matches by its text too
+    assert list(sub.data["row"]) == list(want["row"]) and len(want) > 0
+    assert sub.factors == resp.factors and sub.exclusions is resp.exclusions
+    one = resp.subset(template="template_2", models=resp.models[:1])
+    assert set(one.data["template"]) == {"template_2"} and one.models == resp.models[:1]
+    with pytest.raises(ra.SchemaError, match=r"level 'template_9' of factor 'template'.*'template_1', 'template_2'"):
+        resp.subset(template="template_9")
+    with pytest.raises(ra.SchemaError, match=r"'language' is not a design factor.*\['template', 'option_order'"):
+        resp.subset(language="hi")
+    g = ref.groups[1]
+    assert ref.subset(group=g).groups == [g] and ref.subset(groups=[g]).groups == [g]
+    with pytest.raises(ra.SchemaError, match=r"groups \['XX'\] are not in the reference"):
+        ref.subset(group="XX")
+
+
+@pytest.mark.parametrize("kind", ["answer", "answer_position", "raw_text", "prob", "labels"])
+def test_make_responses_maps_each_distinct_value_once_with_the_same_result_as_row_by_row(kind):
+    """The per-distinct-value work of make_responses gives what a row-by-row reading of the rules gives."""
+    rng = np.random.default_rng(3)
+    n = 400
+    from robustalign.schema import make_scales
+
+    sc = make_scales(pd.DataFrame({"item": ["a", "b"], "options": ["1|2|3|4", "x|y|z"], "ordinal": [True, False]}))
+    item = rng.choice(["a", "b"], n)
+    K = np.where(item == "a", 4, 3)
+    rev = rng.random(n) < 0.5
+    opts = [list(sc[i].options) for i in item]
+    shown = [o[::-1] if r else o for o, r in zip(opts, rev)]
+    pos = (rng.random(n) * K).astype(int)  # 0-based position shown
+    df = pd.DataFrame({"model": rng.choice(["m1", "m2"], n), "item": item, "row_id": np.arange(n)})
+    if kind == "answer":
+        df["answer"] = [s[p] for s, p in zip(shown, pos)]
+        want = df["answer"].tolist()
+    elif kind in ("answer_position", "labels"):
+        df["answer_position"] = pos + 1
+        want = [s[p] for s, p in zip(shown, pos)]
+    elif kind == "raw_text":
+        df["raw_text"] = [str(p + 1) if p < 3 else "no answer" for p in pos]
+        want = [s[p] if p < 3 else None for s, p in zip(shown, pos)]
+    else:
+        P = np.zeros((n, 4))
+        P[np.arange(n), pos] = 1.0
+        for j in range(4):
+            df[f"prob_{j + 1}"] = P[:, j]
+    if kind == "labels":
+        df["shown"] = np.where(rev, "rev", "fwd")
+        resp = ra.make_responses(df, scales=sc, order_column="shown", order_map={"fwd": "identity", "rev": "reverse"})
+    else:
+        df["option_order"] = ["|".join(s) for s in shown]
+        resp = ra.make_responses(df, scales=sc)
+    d = resp.data
+    if kind == "prob":
+        canon = [o.index(s[p]) for o, s, p in zip(opts, shown, pos)]
+        got = d[[f"prob_{j + 1}" for j in range(4)]].to_numpy().argmax(1)
+        assert list(got) == canon
+    else:
+        assert [None if pd.isna(v) else v for v in d["option"]] == want
+    if kind == "raw_text":
+        assert (d["status"] == "valid").sum() == int((pos < 3).sum())
+
+
+def test_distributions_of_choices_equal_normalised_counts_per_cell():
+    from robustalign.simulate import simulate
+
+    resp, _ = simulate(n_models=2, n_items=5, n_samples=4, factors={"template": 2}, rng=4).load()
+    keys, P = resp.distributions(["model", "item", "template"])
+    v = resp.valid()
+    for r, cell in keys.iterrows():
+        rows = v[(v["model"] == cell["model"]) & (v["item"] == cell["item"]) & (v["template"] == cell["template"])]
+        opts = resp.scales[cell["item"]].options
+        want = rows["option"].value_counts(normalize=True).reindex(opts, fill_value=0.0).to_numpy()
+        np.testing.assert_allclose(P[r, :len(opts)], want, rtol=1e-12)
+        assert cell["n"] == len(rows) and (P[r, len(opts):] == 0).all()

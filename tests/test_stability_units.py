@@ -112,3 +112,34 @@ def test_factor_effect_plot_draws_an_sd_against_zero_to_margin():
     for poly in bands:  # the margin bands: [0, margin], not +-margin
         xs = np.concatenate([p.vertices[:, 0] for p in poly.get_paths()])
         assert xs.min() == pytest.approx(0) and xs.max() == pytest.approx(0.05)
+
+
+def test_progress_is_called_once_per_unit_and_factor_and_changes_no_number():
+    resp, _ = simulate(n_models=2, n_items=8, factors={"template": 2, "format": 2}, n_orders=1, n_samples=2,
+                       rng=3).load()
+    kw = dict(margin=0.1, n_resamples=50, n_permutations=50, rng=1, skip=SKIP)
+    seen = []
+    with_progress = assess_stability(resp, progress=seen.append, **kw).to_frame()
+    assert len(seen) == 4 and seen[-1].endswith("(4/4)") and all(s.startswith("stability: model ") for s in seen)
+    pd.testing.assert_frame_equal(with_progress, assess_stability(resp, **kw).to_frame())
+
+
+def test_retest_flip_of_each_cell_is_the_mean_over_its_pairs_of_answers():
+    """Cells of unequal size (dropped answers): each cell's test-retest flip and shift are the means over all
+    pairs of its answers of 'modal answers differ' and |position difference|, counted here pair by pair."""
+    resp, _ = simulate(n_models=2, n_items=6, factors={"template": 2}, n_orders=1, n_samples=4, rng=8).load()
+    d = resp.data
+    resp.data = d[~((d["sample"] == 3) & (d["item"] == resp.items[0]))].reset_index(drop=True)  # 3 answers there
+    res = assess_stability(resp, margin=0.1, n_resamples=20, n_permutations=20, rng=0,
+                           skip=("agreement", "ranking", "validity", "pairwise", "noise_floor", "item_level"))
+    cells = res.evidence["retest"]["cells"]
+    K = {i: s.K for i, s in resp.scales.items()}
+    for _, c in cells.iterrows():
+        rows = resp.data[(resp.data["model"] == c["model"]) & (resp.data["item"] == c["item"])
+                         & (resp.data["template"] == c["template"])]
+        opts = [resp.scales[c["item"]].index(o) for o in rows["option"]]
+        pairs = [(a, b) for n, a in enumerate(opts) for b in opts[n + 1:]]
+        assert np.isclose(c["flip"], np.mean([a != b for a, b in pairs]), rtol=1e-12)
+        assert np.isclose(c["shift"], np.mean([abs(a - b) / (K[c["item"]] - 1) for a, b in pairs]), rtol=1e-12)
+    assert {3, 4} <= set(rows_per_cell := resp.data.groupby(["model", "item", "template"]).size()) and len(cells) == len(
+        rows_per_cell)

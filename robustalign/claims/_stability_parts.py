@@ -33,7 +33,12 @@ from __future__ import annotations
 import numpy as np
 
 from robustalign.resampling import permutation_p_values
-from robustalign.resampling.stability_nulls import interaction_null, level_permutation_null, modal_flip_null
+from robustalign.resampling.stability_nulls import (
+    interaction_null,
+    item_sums,
+    level_permutation_null,
+    modal_flip_null,
+)
 
 
 def cluster_bootstrap(*args, **kwargs):
@@ -149,24 +154,25 @@ def _pos_grid(blk) -> np.ndarray:
 
 
 def _xv(counts, N, grid, item_of, Q):
-    """Item x level mean position and the sampling variance of that mean, from cell counts."""
+    """Item x level mean position and the sampling variance of that mean, from cell counts.
+
+    ``counts`` (..., S, L, K), any leading (draw) axes; returns X and V of shape (..., Q, L). Sums run over
+    the strata in order (:func:`~robustalign.resampling.stability_nulls.item_sums`)."""
+    lead, (S, L, K) = counts.shape[:-3], counts.shape[-3:]
+    B = int(np.prod(lead, dtype=np.int64))
     with np.errstate(invalid="ignore", divide="ignore"):
-        f = counts / N[..., None]
+        f = counts.reshape(B, S, L, K) / N[..., None]
         g = np.nan_to_num(grid)[:, None, :]
         m = (f * g).sum(-1)
         v = (f * (g - m[..., None]) ** 2).sum(-1) / (N - 1)
     ok = (N >= 2) & np.isfinite(grid[:, 0])[:, None]  # ordinal items (padding beyond K is NaN)
-    L = N.shape[1]
-    X, V = np.full((Q, L), np.nan), np.full((Q, L), np.nan)
-    for lv in range(L):
-        o = ok[:, lv]
-        cnt = np.bincount(item_of[o], minlength=Q).astype(float)
-        sx = np.bincount(item_of[o], weights=m[o, lv], minlength=Q)
-        sv = np.bincount(item_of[o], weights=v[o, lv], minlength=Q)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            X[:, lv] = np.where(cnt > 0, sx / cnt, np.nan)
-            V[:, lv] = np.where(cnt > 0, sv / cnt**2, np.nan)
-    return X, V
+    cnt = np.stack([np.bincount(item_of[ok[:, lv]], minlength=Q) for lv in range(L)], axis=1).astype(float)
+    sx = item_sums(np.where(ok, m, 0.0), item_of, Q)
+    sv = item_sums(np.where(ok, v, 0.0), item_of, Q)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        X = np.where(cnt > 0, sx / cnt, np.nan)
+        V = np.where(cnt > 0, sv / cnt**2, np.nan)
+    return X.reshape(*lead, Q, L), V.reshape(*lead, Q, L)
 
 
 def _tau2(X, V):
@@ -196,9 +202,9 @@ def item_level(blk, n_resamples, n_permutations, level, gen) -> dict | None:
                              n_resamples=n_resamples, confidence_level=level, rng=g_boot)
     rows = np.isin(item_of, keep_items)
 
-    def stat(c):
+    def stat(c):  # a batch of draws (b, S, L, K) -> (b,)
         x, v = _xv(c, N[rows], grid[rows], item_of[rows], Q)
-        return _tau2(x[comp], v[comp])
+        return _tau2(x[..., comp, :], v[..., comp, :])
 
     null = interaction_null(counts[rows], stat, n_permutations, g_null)
     p = float(permutation_p_values(np.array([t2]), null[:, None], "greater")[0])

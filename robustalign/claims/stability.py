@@ -164,6 +164,7 @@ def assess_stability(
     skip=(),
     estimand: str = "answer-distribution",
     rng=None,
+    progress=None,
 ) -> StabilityResult:
     """Judge whether each model's answers are stable across the levels of each design factor.
 
@@ -217,6 +218,9 @@ def assess_stability(
         Seed; recorded in ``provenance``. Every unit (``by`` value) x factor x part draws from its own
         stream (:func:`robustalign.resampling.keyed_stream`), so a unit's numbers do not depend on which
         other units are in the data.
+    progress : callable, optional
+        Called with a short text before each unit x factor (``"stability: model m1, factor language (3/16)"``),
+        so that a long run is never silent; nothing else depends on it.
 
     Returns
     -------
@@ -311,8 +315,11 @@ def assess_stability(
 
     effects, pairwise, flips, agreement, verdict_rows = [], [], [], [], []
     margins, pos_bias, floors, item_lv = [], [], [], []
-    for unit in cells.units:
-        for f in factors:
+    for u, unit in enumerate(cells.units):
+        for j, f in enumerate(factors):
+            if progress is not None:
+                progress(f"stability: {by} {unit}, factor {f} ({u * len(factors) + j + 1}/"
+                         f"{len(cells.units) * len(factors)})")
             blk = cells.block(unit, f)
             eff = _factor_effect(blk, n_resamples, n_permutations, level, stream("effect", unit, f))
             eff.update(unit=unit, factor=f)
@@ -820,14 +827,14 @@ def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | Non
     shift = np.full(len(ck), np.nan)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(ck) + 1))
-    for c in range(len(ck)):
-        rows = order[bounds[c]:bounds[c + 1]]
-        if len(rows) < 2:
-            continue
-        i, j = np.triu_indices(len(rows), 1)
-        a, b = P[rows[i]], P[rows[j]]
-        flip[c] = np.mean(1 - plurality_agreement(a, b, tie_tol=_TIE_TOL, check=False))
-        shift[c] = np.mean(np.abs(pos[rows[i]] - pos[rows[j]]))
+    sizes = np.diff(bounds)
+    for m in np.unique(sizes[sizes >= 2]):  # cells with m answers at once: all their pairs of answers
+        cs = np.flatnonzero(sizes == m)
+        rows = order[bounds[cs][:, None] + np.arange(m)[None, :]]  # (cells, m), in row order as before
+        i, j = np.triu_indices(m, 1)
+        a, b = P[rows[:, i]], P[rows[:, j]]
+        flip[cs] = np.mean(1 - plurality_agreement(a, b, tie_tol=_TIE_TOL, check=False), axis=1)
+        shift[cs] = np.mean(np.abs(pos[rows[:, i]] - pos[rows[:, j]]), axis=1)
     ck["flip"], ck["shift"] = flip, shift
     per_item = ck.groupby([by, "item"], observed=True)[["flip", "shift"]].mean().reset_index()
     wide_f = per_item.pivot(index="item", columns=by, values="flip")

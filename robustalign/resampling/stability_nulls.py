@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AnswerPermuter", "interaction_null", "level_permutation_null", "modal_flip_null", "spread_permutation_null"]
+__all__ = ["AnswerPermuter", "interaction_null", "item_sums", "level_permutation_null", "modal_flip_null",
+           "spread_permutation_null"]
 
 _TIE_TOL = 1e-9
 
@@ -109,32 +110,47 @@ class AnswerPermuter:
             slot_level[s, :tot[s]] = np.repeat(np.arange(L), n[s])
         self.ans, self.slot_level = ans, slot_level
         self.pad = ans < 0
+        self.any_pad = bool(self.pad.any())
+        # bin of each slot within one draw (stratum, level) x K; padding slots go to one spare bin at the end
+        self.base = np.where(slot_level >= 0, (np.arange(S)[:, None] * L + slot_level) * K, -1)
 
     def draw(self, gen, b: int) -> np.ndarray:
         S, L, K = self.shape
         keys = gen.random((b, S, self.T))
-        keys[:, self.pad] = np.inf  # padding stays at the end of every stratum
+        if self.any_pad:
+            keys[:, self.pad] = np.inf  # padding stays at the end of every stratum
         order = np.argsort(keys, axis=2)
-        perm = np.take_along_axis(np.broadcast_to(self.ans, keys.shape), order, axis=2)
-        lvl = np.broadcast_to(self.slot_level, keys.shape)
-        ok = lvl >= 0
-        bb = np.broadcast_to(np.arange(b)[:, None, None], keys.shape)
-        ss = np.broadcast_to(np.arange(S)[None, :, None], keys.shape)
-        idx = ((bb * S + ss) * L + lvl) * K + perm
-        return np.bincount(idx[ok], minlength=b * S * L * K).reshape(b, S, L, K).astype(float)
+        del keys
+        order += np.arange(S)[:, None] * self.T  # positions in the flattened (S, T) answers
+        perm = self.ans.ravel()[order]
+        size = S * L * K
+        idx = np.where(self.base >= 0, self.base + perm, b * size)  # padding slots: the spare bin
+        idx += np.arange(b)[:, None, None] * size * (self.base >= 0)
+        return np.bincount(idx.ravel(), minlength=b * size + 1)[:-1].reshape(b, S, L, K).astype(float)
+
+
+def item_sums(x: np.ndarray, item_of: np.ndarray, n_items: int) -> np.ndarray:
+    """Sums of ``x`` (B, S, ...) over the strata of each item, adding strata in their order: (B, n_items, ...)."""
+    if len(item_of) > 1 and (np.diff(item_of) < 0).any():
+        order = np.argsort(item_of, kind="stable")
+        x, item_of = x[:, order], item_of[order]
+    present, starts = np.unique(item_of, return_index=True)
+    out = np.zeros((x.shape[0], n_items, *x.shape[2:]))
+    if len(present):
+        out[:, present] = np.add.reduceat(x, starts, axis=1)
+    return out
 
 
 def _item_level_dists(freq, ok, item_of, n_items):
-    """(n_items, L, K) equal-weight means over each item's strata of the cell distributions."""
-    L, K = freq.shape[1:]
-    pi = np.full((n_items, L, K), np.nan)
-    for lv in range(L):
-        o = ok[:, lv]
-        sums = np.zeros((n_items, K))
-        np.add.at(sums, item_of[o], freq[o, lv])
-        cnt = np.bincount(item_of[o], minlength=n_items)
-        pi[:, lv] = np.divide(sums, cnt[:, None], out=np.full((n_items, K), np.nan), where=cnt[:, None] > 0)
-    return pi
+    """(..., n_items, L, K) equal-weight means over each item's strata of the cell distributions ``freq``
+    (..., S, L, K), cells where ``ok`` (S, L) is False left out."""
+    lead, (S, L, K) = freq.shape[:-3], freq.shape[-3:]
+    B = int(np.prod(lead, dtype=np.int64))
+    sums = item_sums(np.where(ok[:, :, None], freq.reshape(B, S, L, K), 0.0), item_of, n_items)
+    cnt = np.stack([np.bincount(item_of[ok[:, lv]], minlength=n_items) for lv in range(L)], axis=1)  # (Q, L)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pi = np.where(cnt[None, :, :, None] > 0, sums / cnt[None, :, :, None], np.nan)
+    return pi.reshape(*lead, n_items, L, K)
 
 
 def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_items: int, n_draws: int, gen,
@@ -146,6 +162,7 @@ def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_it
     (:class:`AnswerPermuter`), forms each item's level distribution as the equal-weight mean over its
     strata (as the observed statistic does), and returns the mean over items of the mean over level
     pairs of the modal flip. Returns ``(n_draws,)`` and the per-item mean flip ``(n_items,)``.
+    Draws are processed ``chunk`` at a time, all arrays at once.
     """
     S, L, K = counts.shape
     pairs = [(a, b) for a in range(L) for b in range(a + 1, L)]
@@ -155,20 +172,19 @@ def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_it
     acc, acc_n = np.zeros(n_items), np.zeros(n_items)
     for s0 in range(0, n_draws, chunk):
         draws = perm.draw(gen, min(chunk, n_draws - s0))
-        for t, c in enumerate(draws):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                freq = c / n[..., None]
-            pi = _item_level_dists(freq, ok, item_of, n_items)
-            F = np.full((n_items, len(pairs)), np.nan)
-            for j, (a, b) in enumerate(pairs):
-                okp = np.isfinite(pi[:, a, 0]) & np.isfinite(pi[:, b, 0])
-                F[okp, j] = modal_flip(pi[okp, a], pi[okp, b])
-            cnt = np.isfinite(F).sum(1)
-            fq = np.divide(np.nansum(F, 1), cnt, out=np.full(n_items, np.nan), where=cnt > 0)
-            good = np.isfinite(fq)
-            out[s0 + t] = fq[good].mean() if good.any() else np.nan
-            acc[good] += fq[good]
-            acc_n[good] += 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            freq = draws / n[..., None]
+        pi = _item_level_dists(freq, ok, item_of, n_items)  # (b, Q, L, K)
+        F = np.stack([modal_flip(pi[:, :, a], pi[:, :, b]) for a, b in pairs], axis=-1)  # NaN where absent
+        cnt = np.isfinite(F).sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fq = np.where(cnt > 0, np.nansum(F, -1) / cnt, np.nan)  # (b, Q)
+        good = np.isfinite(fq)
+        n_good = good.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[s0:s0 + len(draws)] = np.where(n_good > 0, np.where(good, fq, 0.0).sum(1) / n_good, np.nan)
+        acc += np.where(good, fq, 0.0).sum(0)
+        acc_n += good.sum(0)
     return out, np.divide(acc, acc_n, out=np.full(n_items, np.nan), where=acc_n > 0)
 
 
@@ -176,11 +192,11 @@ def interaction_null(counts: np.ndarray, stat, n_draws: int, gen, chunk: int = 5
     """Null of an interaction statistic: every stratum's answers re-allocated among its levels at random
     (no level effect, no item x level interaction), cell sizes kept.
 
-    ``stat(counts)`` maps ``(S, L, K)`` counts to a scalar. Returns ``(n_draws,)``.
+    ``stat(counts)`` maps a batch of draws ``(b, S, L, K)`` to ``(b,)`` values. Returns ``(n_draws,)``.
     """
     perm = AnswerPermuter(counts)
     out = np.empty(n_draws)
     for s0 in range(0, n_draws, chunk):
         draws = perm.draw(gen, min(chunk, n_draws - s0))
-        out[s0:s0 + len(draws)] = [stat(c) for c in draws]
+        out[s0:s0 + len(draws)] = stat(draws)
     return out

@@ -1,0 +1,263 @@
+"""Benchmark at the size of a real persona experiment: timings against their goals, in one run.
+
+Workload (generated here, seeded)
+    4 models x ~600 personas (half from each of two countries) x 2 prompt languages x 4 paraphrases x
+    5 samples x 30 items (4- and 5-point ordinal scales): 2.88 million response rows at ``--scale 1``,
+    with ``persona``, ``country``, ``language``, ``paraphrase`` and ``sample`` as design factors.
+    ``--scale`` shrinks the number of personas (0.05 while developing).
+
+Timings (medians of ``--repeats``; the machine's load average is printed, since other processes share it)
+    (a) ``make_responses`` on the generated table, against reading the same rows with ``pd.read_csv`` and
+        ``pd.read_parquet`` (the ratio). Goal: under 5 s at full size.
+    (b) ``assess_stability`` per model x country unit (``by="unit"``), factors language and paraphrase, the
+        personas a design factor, default resamples. At full size one unit has 36,000 strata per factor
+        and each noise-floor null draws 10,000 x 360,000 random keys, so (b) runs on ``--stab-personas``
+        personas per country, for ``--stab-units`` units (model x country). Goal: 10 times faster than the
+        time measured on the same workload before the nulls were vectorised (``BEFORE_STABILITY_S``).
+    (c) ``audit_claim`` for one model x country: "prompting in the country's language raises alignment"
+        (``Claim.steering_raises`` with ``steer="language"``), multiverse over paraphrases.
+    (d) ``robustalign audit --example`` as a command, wall time. Goal: under 15 s on 2 cores.
+    (e) ``robustalign audit`` on ``--audit-rows`` rows (default 2,000,000) as a command: wall time, peak
+        memory of the process (``resource.getrusage``) and the longest silence between its progress lines
+        (goal: none over 10 s). Off unless ``--audit``: it takes minutes.
+
+Run with ``python bench/run.py realsize`` (``make bench``); ``-- --scale 0.05 --quick`` while developing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: (b) before the nulls were vectorised, on its default workload (2 units, 10 personas per unit, 2,000
+#: resamples, 10,000 permutations), on the shared 2-core development machine (load average about 10):
+#: 473.8 s wall, 100.2 s CPU. After, run back to back with it: 84.8 s wall (load about 5), 55.0 s CPU, and
+#: the same ``to_frame()`` within 1e-16.
+BEFORE_STABILITY_S = {"units": 2, "personas": 10, "seconds": 473.8, "cpu": 100.2}
+
+
+def workload(n_personas=600, n_items=30, n_models=4, n_lang=2, n_para=4, n_samples=5, n_countries=2, seed=0):
+    """Responses, reference and scales of a simulated persona experiment (answers uniform at random)."""
+    rng = np.random.default_rng(seed)
+    countries = ["IN", "US", "DE", "BR", "JP", "NG"][:n_countries]
+    K = np.where(np.arange(n_items) % 3 == 0, 5, 4)
+    shape = (n_models, n_personas, n_lang, n_para, n_samples, n_items)
+    m, p, lang, para, s, i = (a.ravel() for a in np.indices(shape, dtype=np.int32))
+    persona_country = np.repeat(np.arange(n_countries), -(-n_personas // n_countries))[:n_personas]
+    items = np.array([f"Q{j:02d}" for j in range(n_items)])
+    df = pd.DataFrame({
+        "model": pd.Categorical.from_codes(m, [f"model_{j}" for j in range(n_models)]).astype(str),
+        "persona": pd.Categorical.from_codes(p, [f"P{j:04d}" for j in range(n_personas)]).astype(str),
+        "country": np.array(countries)[persona_country[p]],
+        "language": np.array(["en", "xx"])[lang],
+        "paraphrase": para + 1,
+        "sample": s + 1,
+        "item": items[i],
+        "answer": (rng.random(len(m)) * K[i]).astype(np.int64) + 1,
+    })
+    ref = pd.DataFrame([{"item": it, "group": g, "option": o + 1, "share": sh, "n": 500}
+                        for j, it in enumerate(items) for g in countries
+                        for o, sh in enumerate(rng.dirichlet(np.ones(K[j])))])
+    scales = pd.DataFrame({"item": items, "options": ["|".join(str(o + 1) for o in range(k)) for k in K],
+                           "ordinal": True})
+    return df, ref, scales
+
+
+_CPU: dict[str, float] = {}
+
+
+def _median_time(fn, repeats, label=None):
+    """Median wall seconds of ``repeats`` calls (and the median CPU seconds of this process, kept under
+    ``label``: on a shared machine the CPU time is the steadier figure)."""
+    times, cpu, out = [], [], None
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        out = fn()
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    if label:
+        _CPU[label] = statistics.median(cpu)
+    return statistics.median(times), out
+
+
+def _line(label, seconds, goal=None, against=None):
+    cpu = f" (cpu {_CPU[label]:.2f} s)" if label in _CPU else ""
+    parts = [f"  {label:<44s} {seconds:8.2f} s{cpu}"]
+    if goal is not None:
+        parts.append(f"goal {goal:.3g} s: {'met' if seconds <= goal else 'NOT met'}")
+    if against is not None:
+        parts.append(against)
+    print("; ".join(parts), flush=True)
+
+
+def bench_make_responses(scale, repeats, tmp):
+    import robustalign as ra
+
+    n_p = max(2, round(600 * scale))
+    df, ref, scales = workload(n_personas=n_p)
+    R = ra.make_reference(ref, scales)
+    df.to_parquet(tmp / "responses.parquet")
+    df.to_csv(tmp / "responses.csv", index=False)
+    t_pq, _ = _median_time(lambda: pd.read_parquet(tmp / "responses.parquet"), repeats, "pd.read_parquet")
+    t_csv, _ = _median_time(lambda: pd.read_csv(tmp / "responses.csv"), repeats, "pd.read_csv")
+    t_mr, resp = _median_time(lambda: ra.make_responses(df, R), repeats, "make_responses")
+    goal = 5.0 * len(df) / 2_770_000  # the goal scales with the rows
+    print(f"(a) make_responses, {len(df):,} rows ({n_p} personas)")
+    _line("pd.read_parquet", t_pq)
+    _line("pd.read_csv", t_csv)
+    _line("make_responses", t_mr, goal,
+          f"{t_mr / t_csv:.2f} x read_csv, {t_mr / t_pq:.2f} x read_parquet")
+    t_sub, sub = _median_time(lambda: resp.subset(country="IN", language="xx"), repeats, "subset")
+    _line("subset", t_sub, None, f"Responses.subset(country=, language=) -> {len(sub.data):,} rows; "
+          f"{t_sub / t_mr:.3f} x make_responses")
+    return resp, R
+
+
+def bench_stability(personas, n_units, quick):
+    import robustalign as ra
+    from robustalign.claims.stability import assess_stability
+
+    n_countries = 4 if n_units > 8 else 2
+    n_models = -(-n_units // n_countries)
+    df, ref, scales = workload(n_personas=personas * n_countries, n_models=n_models, n_countries=n_countries)
+    df["unit"] = df["model"] + "|" + df["country"]
+    keep = sorted(df["unit"].unique())[:n_units]
+    df = df[df["unit"].isin(keep)].drop(columns=["country"]).reset_index(drop=True)
+    R = ra.make_reference(ref, scales)
+    resp = ra.make_responses(df, R)
+    kw = {"n_resamples": 200, "n_permutations": 1000} if quick else {}
+    sec, _ = _median_time(lambda: assess_stability(resp, R, by="unit", factors=["language", "paraphrase"], rng=0,
+                                                   **kw), 1, "assess_stability")
+    print(f"(b) assess_stability, {n_units} units x 2 factors, {personas} personas per unit, {len(df):,} rows"
+          f"{' (quick: 200 resamples, 1,000 permutations)' if quick else ''}")
+    before = BEFORE_STABILITY_S
+    per_unit_before = before["seconds"] / before["units"]
+    same = personas == before["personas"] and not quick
+    cpu_before = before["cpu"] / before["units"] * n_units
+    _line("assess_stability", sec, per_unit_before * n_units / 10 if same else None,
+          f"{sec / n_units:.2f} s per unit" + (f"; before: {per_unit_before:.1f} s per unit, "
+                                                f"{per_unit_before * n_units / sec:.1f} x faster (wall), "
+                                                f"{cpu_before / _CPU['assess_stability']:.1f} x (cpu)" if same else ""))
+
+
+def bench_audit_claim(resp, R, quick):
+    from robustalign.claims.multiverse import Claim, audit_claim
+
+    t_sub = time.perf_counter()
+    one = resp.subset(models=["model_0"], country="IN")
+    t_sub = time.perf_counter() - t_sub
+    claim = Claim.steering_raises("model_0", target="xx", steer="language", baseline="en", group="IN")
+    kw = {"n_resamples": 200, "n_permutations": 1000} if quick else {}
+    sec, _ = _median_time(lambda: audit_claim(one, R, claim, factors=["paraphrase"], rng=0, **kw), 1, "audit_claim")
+    print(f"(c) audit_claim, one model x country ({len(one.data):,} rows, taken with subset in {t_sub:.2f} s), "
+          "'xx' vs 'en'")
+    _line("audit_claim", sec)
+
+
+def bench_example(tmp, py, env, extra):
+    code, wall, gap, peak, cpu, lines = _run_command([*py, "audit", "--example", "--out", str(tmp / "ex"), *extra],
+                                                     env)
+    print(f"(d) robustalign audit --example (exit {code})")
+    _line("wall", wall, 15.0, f"cpu {cpu:.1f} s; longest silence {gap:.1f} s; peak memory {peak:.0f} MB")
+    for line in lines:
+        if line.startswith(("[", "longest")):
+            print(f"      {line}")
+
+
+def _run_command(args, env):
+    """Run a command; wall time, peak memory of the child and the longest gap between its stderr lines."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    stamps = [t0]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+
+    def read():
+        for line in proc.stderr:
+            stamps.append(time.perf_counter())
+            lines.append(line.rstrip())
+
+    th = threading.Thread(target=read)
+    th.start()
+    code = proc.wait()
+    th.join()
+    end = time.perf_counter()
+    stamps.append(end)
+    gaps = np.diff(stamps)
+    j = int(np.argmax(gaps))  # the silence ends with line j (or with the exit)
+    lines.append(f"longest silence before: {lines[j] if j < len(lines) else 'the exit'}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mb = after.ru_maxrss / 1024  # the largest child so far (the commands run in order of size)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return code, end - t0, float(gaps.max()), peak_mb, cpu, lines
+
+
+def bench_commands(tmp, example, audit, audit_rows, quick):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    py = [sys.executable, "-m", "robustalign"]
+    extra = ["--n-resamples", "200", "--n-permutations", "200"] if quick else []
+    if example:
+        bench_example(tmp, py, env, extra)
+    if not audit:
+        print("(e) 2,000,000-row audit: skipped (pass --audit)")
+        return
+    n_p = max(2, round(audit_rows / (4 * 2 * 4 * 5 * 30)))
+    df, ref, scales = workload(n_personas=n_p)
+    df.to_parquet(tmp / "big.parquet")
+    ref.to_csv(tmp / "ref.csv", index=False)
+    scales.to_csv(tmp / "scales.csv", index=False)
+    # alignment against each persona's country; stability across the prompt language and the paraphrase
+    (tmp / "design.toml").write_text('[alignment]\nagainst = "country"\n\n[stability]\n'
+                                     'factors = ["language", "paraphrase"]\n', encoding="utf-8")
+    args = [*py, "audit", str(tmp / "big.parquet"), "--reference", str(tmp / "ref.csv"), "--scales",
+            str(tmp / "scales.csv"), "--design", str(tmp / "design.toml"), "--out", str(tmp / "big"), *extra]
+    code, wall, gap, peak, cpu, lines = _run_command(args, env)
+    print(f"(e) robustalign audit on {len(df):,} rows (exit {code})")
+    _line("wall", wall, None, f"cpu {cpu:.1f} s; peak memory {peak:.0f} MB; longest silence {gap:.1f} s (goal <= 10 s: "
+          f"{'met' if gap <= 10 else 'NOT met'})")
+    for line in lines if code == 0 else lines[-6:]:
+        if code != 0 or line.startswith(("[", "longest")):
+            print(f"      {line}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="bench_realsize")
+    ap.add_argument("--scale", type=float, default=1.0, help="share of the ~600 personas for (a) and (c)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--stab-personas", type=int, default=10, help="personas per unit for (b)")
+    ap.add_argument("--stab-units", type=int, default=2, help="model x country units for (b) (16 in the issue)")
+    ap.add_argument("--audit", action="store_true", help="run (e), the 2,000,000-row audit (minutes)")
+    ap.add_argument("--audit-rows", type=int, default=2_000_000)
+    ap.add_argument("--quick", action="store_true", help="fewer resamples and repeats, for a smoke run")
+    ap.add_argument("--only", default="abcde", help="which parts to run, e.g. 'ab'")
+    a = ap.parse_args(argv)
+    repeats = 1 if a.quick else a.repeats
+    print(f"load average at start: {os.getloadavg()[0]:.1f} (cpus: {os.cpu_count()})", flush=True)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        resp = R = None
+        if "a" in a.only or "c" in a.only:
+            resp, R = bench_make_responses(a.scale, repeats, tmp)
+        if "b" in a.only:
+            bench_stability(a.stab_personas, a.stab_units, a.quick)
+        if "c" in a.only:
+            bench_audit_claim(resp, R, a.quick)
+        if "d" in a.only or "e" in a.only:
+            bench_commands(tmp, "d" in a.only, a.audit and "e" in a.only, a.audit_rows, a.quick)
+    print(f"load average at end: {os.getloadavg()[0]:.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
