@@ -417,7 +417,8 @@ def run_audit(
                                      "levels"))
     else:
         pr.step("stability", f"stability across {factors}: {nres} resamples, {nperm} permutations")
-        sections.append(_with_notes(_stability_section, responses, reference, design, factors, streams["stability"], **common))
+        sections.append(_with_notes(_stability_section, responses, reference, design, factors, streams["stability"],
+                                    progress=pr.fn, **common))
 
     # ---- steerability
     if reference is None:
@@ -764,13 +765,15 @@ def _stability_words(v: pd.DataFrame, margin_src: str | None, alpha: float) -> p
     return v
 
 
-def _stability_section(responses, reference, design, factors, gen, *, part, n_resamples, n_permutations, level):
+def _stability_section(responses, reference, design, factors, gen, *, part, n_resamples, n_permutations, level,
+                       progress=None):
     from robustalign.claims import assess_stability
 
     skip = design.stability.get("skip", ["agreement"])
     res = assess_stability(responses, reference, factors=factors, n_resamples=n_resamples,
                            n_permutations=n_permutations, confidence_level=level, skip=skip, rng=gen,
-                           margin=design.stability.get("margin"), flip_margin=design.stability.get("flip_margin"))
+                           margin=design.stability.get("margin"), flip_margin=design.stability.get("flip_margin"),
+                           progress=progress)  # a line per unit x factor: no long silence on big data
     f = res.to_frame()
     by = res.provenance["by"]
     verdicts = _vrows(part, "stability", _stability_words(_key_numbers(res.verdicts, f, [by, "factor"],
