@@ -57,7 +57,6 @@ __all__ = [
 STATUSES = ("valid", "refusal", "unparseable", "ambiguous")
 ANSWER_KINDS = ("answer", "answer_position", "raw_text", "prob", "score")
 _PROB_RE = re.compile(r"^prob_(\d+)$")
-_CORE = ("model", "item", "option_order", "row")
 #: Column naming the respondent a response role-plays (robustalign.persona); kept, never a design factor.
 PERSONA = "persona"
 #: Columns robustalign adds to a responses table itself, and columns of its per-cell result tables that

@@ -65,7 +65,6 @@ __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extra
 SPLITS_PER_RESAMPLE = 10
 #: Below this many target groups a correlation across targets is too coarse to judge transfer.
 MIN_TARGETS_FOR_VERDICT = 6
-_HUMAN = "human groups"
 
 
 class ExtrapolabilityResult(AssessmentResult):
