@@ -24,6 +24,10 @@ result class against this list.
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["INTERVAL_COLUMNS", "Result"]
 
@@ -62,7 +66,7 @@ class Result:
             raise ValueError(f"{type(self).__name__} has no confidence intervals.")
         return f[[*key_columns(f), *[c for c in ("quantity", "estimate", *INTERVAL_COLUMNS) if c in f.columns]]]
 
-    def plot(self, ax=None, **kwargs):
+    def plot(self, ax: Axes | None = None, **kwargs):
         """Estimates with their intervals, one row each (:func:`robustalign.plots.results.plot_estimates`)."""
         from robustalign.plots.results import plot_estimates
 

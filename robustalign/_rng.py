@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: What every ``rng=`` accepts: None (fresh entropy, recorded), an int seed, a SeedSequence or a Generator.
+RngLike = None | int | np.random.SeedSequence | np.random.Generator
+
 
 @dataclass(frozen=True)
 class RngRecord:
@@ -18,7 +21,7 @@ class RngRecord:
         return {"entropy": self.entropy, "spawn_key": list(self.spawn_key)}
 
 
-def as_generator(rng=None) -> tuple[np.random.Generator, RngRecord]:
+def as_generator(rng: RngLike = None) -> tuple[np.random.Generator, RngRecord]:
     """Normalise ``rng`` (None, int, SeedSequence or Generator) to a Generator and its record.
 
     With ``rng=None`` fresh entropy is drawn and recorded, so even an unseeded run can be repeated.

@@ -26,7 +26,7 @@ def check_confidence_level(value, name: str = "confidence_level") -> float:
     return v
 
 
-def resolve_level(confidence_level, level=None, default: float = 0.95) -> float:
+def resolve_level(confidence_level, level: float | None = None, default: float = 0.95) -> float:
     """The confidence level from ``confidence_level`` (the name every result uses) or the older ``level``.
 
     ``level=`` still works with a DeprecationWarning; giving both is an error.

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from robustalign._result import Result
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_confidence_level
 
 __all__ = [
@@ -155,7 +155,7 @@ def simulate_power(
     *,
     n_simulations: int = 500,
     alpha: float = 0.05,
-    rng=None,
+    rng: RngLike = None,
     executor=None,
 ) -> PowerResult:
     """Power by simulation: ``simulate_pvalue(rng)`` draws one data set and returns its test's p-value.

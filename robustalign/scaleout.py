@@ -34,7 +34,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 
 __all__ = ["BLOCK_SIZE", "block_streams", "bootstrap_cells", "map_chunks", "map_tasks", "n_workers"]
 
@@ -197,7 +197,7 @@ def bootstrap_cells(
     n_resamples: int = 2000,
     confidence_level: float = 0.95,
     method: str = "bca",
-    rng=None,
+    rng: RngLike = None,
     chunk_size: int | None = None,
     executor=None,
     n_tasks: int | None = None,

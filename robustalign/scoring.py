@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from robustalign._rng import RngLike
 from robustalign._validation import check_choice, check_instance
 from robustalign.metrics import (
     LINEAR_METRICS,
@@ -202,7 +203,7 @@ def alignment(
     n_resamples: int = 2000,
     confidence_level: float = 0.95,
     method: str = "bca",
-    rng=None,
+    rng: RngLike = None,
     estimand: str = "answer-distribution",
     min_answers: int | None = None,
 ):

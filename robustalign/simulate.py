@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from robustalign._rng import RngRecord, as_generator
+from robustalign._rng import RngLike, RngRecord, as_generator
 
 __all__ = ["SimulatedData", "simulate", "simulate_persona"]
 
@@ -88,7 +88,7 @@ def simulate(
     steer_slope: float | np.ndarray = 0.8,
     model_gap_ratio: float | np.ndarray = 1.0,
     n_respondents: int = 1000,
-    rng=None,
+    rng: RngLike = None,
 ) -> SimulatedData:
     """Simulate stored model responses and human references with known truth.
 
@@ -283,7 +283,7 @@ def simulate_persona(
     native_error_ratio: float = 0.5,
     no_persona: bool = True,
     n_truth_items: int = 20000,
-    rng=None,
+    rng: RngLike = None,
 ) -> SimulatedData:
     """A persona experiment with known truth: models role-play respondents of two (or more) countries.
 

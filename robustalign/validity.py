@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ import pandas as pd
 from robustalign._result import Result
 from robustalign._validation import check_choice, check_confidence_level
 from robustalign.schema import STATUSES, Responses
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["ValidityResult", "validity_rates"]
 
@@ -81,7 +85,7 @@ class ValidityResult(Result):
             )
         return text
 
-    def plot(self, ax=None):
+    def plot(self, ax: Axes | None = None):
         from robustalign.plots import plot_rates
 
         return plot_rates(self, ax=ax)

@@ -26,12 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from robustalign._result import Result
 from robustalign._validation import check_confidence_level
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["VERDICTS", "AssessmentResult"]
 
@@ -126,7 +130,7 @@ class AssessmentResult(Result):
             return f"{self.kind}: nothing could be judged."
         return "\n".join(self.verdicts["reason"].astype(str))
 
-    def plot(self, ax=None, **kwargs):
+    def plot(self, ax: Axes | None = None, **kwargs):
         """The result's main figure (matplotlib is imported here, not before); returns the Axes. Without
         a dedicated figure: the estimates with their intervals (``plots.results.plot_estimates``)."""
         if self.plotter is None:

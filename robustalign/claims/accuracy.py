@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from robustalign._errors import SchemaError, preview
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_confidence_level
 from robustalign.claims._base import AssessmentResult
 from robustalign.multiplicity import adjust
@@ -439,7 +439,7 @@ def _p_adjust(contrasts: pd.DataFrame) -> pd.DataFrame:
 
 def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: float = 0.05, alpha: float = 0.05,
                     small_cell: int = 20, n_resamples: int = 2000, n_permutations: int = 9999,
-                    confidence_level: float = 0.95, rng=None, **load_kwargs) -> AssessmentResult:
+                    confidence_level: float = 0.95, rng: RngLike = None, **load_kwargs) -> AssessmentResult:
     """Accuracy per culture with item-clustered intervals, and the benchmark's claims with verdicts.
 
     Parameters

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_confidence_level
 from robustalign.claims._base import AssessmentResult
 from robustalign.resampling import keyed_stream, permutation_p_values
@@ -347,7 +347,7 @@ def audit_correlation(
     confidence_level: float = 0.95,
     n_resamples: int = 2000,
     n_permutations: int = 9999,
-    rng=None,
+    rng: RngLike = None,
 ) -> AssessmentResult:
     """Correlation across units of two quantities each measured with error (see the module docstring).
 
@@ -518,7 +518,7 @@ def audit_tradeoff(
     confidence_level: float = 0.95,
     n_resamples: int = 2000,
     n_permutations: int = 9999,
-    rng=None,
+    rng: RngLike = None,
 ) -> AssessmentResult:
     """"Models which fit a culture better also compromise safety more" (Chae et al. 2025), audited.
 

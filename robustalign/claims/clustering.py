@@ -39,7 +39,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.special import comb
 
 from robustalign._errors import SchemaError, preview
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_confidence_level
 from robustalign.claims._base import AssessmentResult
 from robustalign.multiplicity import adjust
@@ -253,7 +253,7 @@ def assess_cluster_agreement(data, *, evaluated, held_out, k: int, unit: str = "
                              dimension: str = "dimension", item: str = "item", value: str = "value",
                              by: str | None = None, reference: str | None = None, n_resamples: int = 1000,
                              n_permutations: int = 9999, alpha: float = 0.05, min_ari: float = 0.2,
-                             confidence_level: float = 0.95, rng=None, source: str | None = None
+                             confidence_level: float = 0.95, rng: RngLike = None, source: str | None = None
                              ) -> AssessmentResult:
     """E4: agreement (ARI) between the clustering of units on evaluated and on held-out dimensions.
 

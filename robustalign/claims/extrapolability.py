@@ -39,13 +39,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from robustalign._errors import RobustAlignWarning, preview
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_choice, check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult
 from robustalign.metrics import spearman_alignment
@@ -58,6 +59,10 @@ from robustalign.resampling.mcerror import (
     verdict_mc_check,
 )
 from robustalign.resampling.permutation import permutation_p_values
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
 
@@ -487,7 +492,7 @@ def assess_extrapolability(
     n_permutations: int = 10_000,
     adjust_method: str = "fdr_bh",
     estimand: str = "answer-distribution",
-    rng=None,
+    rng: RngLike = None,
 ) -> ExtrapolabilityResult:
     r"""Does a model's alignment on one set of items carry over to held-out items, as it does for humans?
 
@@ -882,7 +887,7 @@ def assess_extrapolability(
                                  plotter=_plotter)
 
 
-def _plotter(result, ax=None, **kwargs):
+def _plotter(result, ax: Axes | None = None, **kwargs):
     from robustalign.plots.extrapolability import plot_extrapolability
 
     return plot_extrapolability(result, ax=ax, **kwargs)
@@ -931,7 +936,7 @@ def assess_dimension_prediction(
     k: int = 5,
     confidence_level: float = 0.95,
     n_resamples: int = 2000,
-    rng=None,
+    rng: RngLike = None,
 ) -> ExtrapolabilityResult:
     r"""Held-out-dimension prediction (METHODS 3.5, E2) for Hofstede-style dimension scores.
 

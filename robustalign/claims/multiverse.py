@@ -45,17 +45,22 @@ import itertools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.multiplicity import adjust
 from robustalign.resampling.mcerror import adjusted_p_mcse, p_value_mcse, verdict_mc_check
 from robustalign.resampling.permutation import maxt_p_values
 from robustalign.schema import Reference, Responses
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 
 __all__ = ["Claim", "ClaimResult", "audit_claim", "enumerate_specifications"]
 
@@ -547,7 +552,7 @@ def audit_claim(
     n_permutations: int = 10_000,
     alpha: float = 0.05,
     max_specifications: int = 20_000,
-    rng=None,
+    rng: RngLike = None,
     executor=None,
     progress: bool | None = None,
 ) -> ClaimResult:
@@ -762,7 +767,7 @@ class ClaimResult(AssessmentResult):
         out["units"] = _units(claim)
         return out
 
-    def plot(self, ax=None, **kw):
+    def plot(self, ax: Axes | None = None, **kw):
         from robustalign.plots.multiverse import plot_specification_curve
 
         return plot_specification_curve(self, ax=ax, **kw)

@@ -39,7 +39,7 @@ import pandas as pd
 from scipy.special import expit
 
 from robustalign._errors import SchemaError, preview
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_confidence_level
 from robustalign.claims._base import AssessmentResult
 from robustalign.io import read_table
@@ -596,7 +596,7 @@ def _verdicts(frame: pd.DataFrame, *, alpha, order_margin, match_threshold, floo
 def assess_preferences(data, *, compare=None, human=None, models=None, unit: str = "auto", n_resamples: int = 1000,
                        n_permutations: int = 2000, n_sims: int = 500, confidence_level: float = 0.95,
                        alpha: float = 0.05, penalty: float = 1e-3, order_margin: float = 0.25,
-                       floor_margin: float = 0.10, match_threshold: float = 0.5, rng=None) -> AssessmentResult:
+                       floor_margin: float = 0.10, match_threshold: float = 0.5, rng: RngLike = None) -> AssessmentResult:
     """Utilities, order and neutral-option effects, coherence and human match of forced-choice data.
 
     Parameters
@@ -654,7 +654,7 @@ def preference_section(data, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
     return res.to_frame(), res.verdicts
 
 
-def preference_report(data, *, design=None, rng=None, n_resamples=None, n_permutations=None, compare=None,
+def preference_report(data, *, design=None, rng: RngLike = None, n_resamples=None, n_permutations=None, compare=None,
                       human=None, title=None, part=None, prefix=""):
     """An audit report (:class:`robustalign.report.audit.AuditReport`) of forced-choice data: one section
     with the verdicts, utilities with rank intervals and the order / coherence tests.

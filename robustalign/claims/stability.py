@@ -101,13 +101,14 @@ from __future__ import annotations
 
 import warnings
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from robustalign._errors import DegenerateResampleWarning
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_choice, check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.claims._stability_mc import add_mc_flags
@@ -121,6 +122,10 @@ from robustalign.claims._stability_parts import (
 from robustalign.resampling import cluster_bootstrap, keyed_stream, permutation_p_values, sign_flip_test
 from robustalign.resampling.stability_nulls import spread_permutation_null
 from robustalign.schema import Reference, Responses, _sort_key
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 
 __all__ = ["StabilityResult", "assess_stability"]
 
@@ -163,7 +168,7 @@ def assess_stability(
     adjust_method: str = "fdr_bh",
     skip=(),
     estimand: str = "answer-distribution",
-    rng=None,
+    rng: RngLike = None,
     progress=None,
 ) -> StabilityResult:
     """Judge whether each model's answers are stable across the levels of each design factor.
@@ -1319,7 +1324,7 @@ def _row_nanmean(a, axis, keepdims=False):
     return np.divide(s, n, out=np.full(np.shape(s), np.nan), where=n > 0)
 
 
-def _plot(result, ax=None, **kwargs):
+def _plot(result, ax: Axes | None = None, **kwargs):
     from robustalign.plots.stability import plot_factor_effects
 
     return plot_factor_effects(result, ax=ax, **kwargs)

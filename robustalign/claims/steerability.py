@@ -44,11 +44,12 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_alternative, check_choice, check_confidence_level, check_n_resamples
 from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.metrics import profile_correlation
@@ -63,6 +64,10 @@ from robustalign.resampling.mcerror import (
     within_mc_error,
 )
 from robustalign.resampling.nulls import label_permutations, p_values, sign_flips, within_item_permutations
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 
 __all__ = ["SteerabilityResult", "assess_steerability"]
 
@@ -188,7 +193,7 @@ def assess_steerability(
     n_resamples: int = 2000,
     n_permutations: int = 10_000,
     estimand: str = "answer-distribution",
-    rng=None,
+    rng: RngLike = None,
 ) -> SteerabilityResult:
     r"""Assess whether steering prompts move a model toward the named group, specifically.
 
@@ -615,7 +620,7 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
                               confidence_level=level, build=build, plotter=_plot)
 
 
-def _plot(result, ax=None, **kwargs):
+def _plot(result, ax: Axes | None = None, **kwargs):
     from robustalign.plots.steerability import plot_steerability
 
     return plot_steerability(result, ax=ax, **kwargs)
@@ -730,7 +735,7 @@ def _mantel_stats(D1: np.ndarray, y: np.ndarray, iu, perms: np.ndarray) -> np.nd
     return np.column_stack([profile_correlation(Xp, y[None]), profile_correlation(Xp, y[None], method="spearman")])
 
 
-def mantel_test(D1, D2, *, n_permutations: int = 10_000, alternative: str = "greater", rng=None,
+def mantel_test(D1, D2, *, n_permutations: int = 10_000, alternative: str = "greater", rng: RngLike = None,
                 key: tuple = ()) -> dict:
     """Mantel test of two distance matrices by permuting the group labels of the first.
 

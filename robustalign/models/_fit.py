@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from robustalign._rng import RngLike
 from robustalign.models._design import ordinal_design, score_design
 from robustalign.models._result import BayesFit
 from robustalign.models._sampling import (
@@ -59,7 +60,7 @@ def fit_response_model(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    rng=None,
+    rng: RngLike = None,
     sampler: str = "nutpie",
     target_accept: float = 0.9,
     backend: str = "auto",
@@ -164,7 +165,7 @@ def fit_score_model(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
-    rng=None,
+    rng: RngLike = None,
     sampler: str = "nutpie",
     target_accept: float = 0.9,
     backend: str = "auto",

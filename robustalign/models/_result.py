@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, polygamma
 
 from robustalign._result import Result
+from robustalign._rng import RngLike
 from robustalign._validation import resolve_level
 from robustalign.models._design import Design, _flat_index, cell_predictor
 from robustalign.models._sampling import gate_message
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 
 LOGISTIC_VAR = np.pi**2 / 3
 
@@ -134,7 +140,7 @@ class BayesFit(Result):
             out["residual"] = np.repeat((2 * polygamma(1, phi / 2))[:, None], M, 1)
         return out
 
-    def variance_shares(self, confidence_level: float | None = None, *, level=None) -> pd.DataFrame:
+    def variance_shares(self, confidence_level: float | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Share of the latent variance of each model's answers per component, with intervals.
 
         Components: ``item`` (shared item location), ``model_item`` (the model's own view of the item),
@@ -167,7 +173,7 @@ class BayesFit(Result):
         th = np.where(asked, theta, np.nan)
         return np.nanmean(np.nanstd(th, axis=1), axis=1)
 
-    def factor_vs_human(self, confidence_level: float | None = None, *, level=None) -> pd.DataFrame:
+    def factor_vs_human(self, confidence_level: float | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Each factor's effect size relative to the human between-country spread, on one scale.
 
         ``rho = SD over levels of the factor's effects / sigma_country``, where ``sigma_country`` is
@@ -334,7 +340,7 @@ class BayesFit(Result):
         return [lv.index(g) for g in d.groups]
 
     def alignment_draws(self, match: str | None = None, scope: str = "evaluated", n_new_items: int = 1000,
-                        rng=None) -> np.ndarray:
+                        rng: RngLike = None) -> np.ndarray:
         """Posterior draws of alignment, (S, models, groups): 1 - mean over items of |model - human|.
 
         The model's expected answer on an item (mean position on [0, 1], or expected score) is
@@ -480,7 +486,7 @@ class BayesFit(Result):
         return A
 
     def alignment(self, confidence_level: float | None = None, match: str | None = None, scope: str = "evaluated",
-                  n_new_items: int = 1000, rng=None, *, level=None) -> pd.DataFrame:
+                  n_new_items: int = 1000, rng: RngLike = None, *, level: float | None = None) -> pd.DataFrame:
         """Alignment per model x group with intervals (see :meth:`alignment_draws` for the estimand).
 
         ``scope="population"`` generalises to new items (wider intervals); its seed record is in
@@ -509,7 +515,7 @@ class BayesFit(Result):
             out.attrs["rng"] = record.to_dict()
         return out
 
-    def rank_probabilities(self, match: str | None = None, scope: str = "evaluated", rng=None) -> pd.DataFrame:
+    def rank_probabilities(self, match: str | None = None, scope: str = "evaluated", rng: RngLike = None) -> pd.DataFrame:
         """P(model has rank r) among the models, per group (rank 1 = best aligned), and expected rank.
 
         ``scope`` and ``rng`` as in :meth:`alignment_draws`.
@@ -526,7 +532,7 @@ class BayesFit(Result):
                                  "expected_rank": float(r.mean())})
         return self._frame(pd.DataFrame(rows))
 
-    def flip_probabilities(self, match: str | None = None, scope: str = "evaluated", rng=None) -> pd.DataFrame:
+    def flip_probabilities(self, match: str | None = None, scope: str = "evaluated", rng: RngLike = None) -> pd.DataFrame:
         """For every pair of models and group: P(the pair is ordered against its more probable order).
 
         ``attrs["p_any_flip"]`` (and :meth:`any_flip_probability`) give, per group, the probability
@@ -545,7 +551,7 @@ class BayesFit(Result):
         out.attrs["p_any_flip"] = self._any_flip(A).set_index("group")["p_any_flip"].to_dict()
         return out
 
-    def any_flip_probability(self, match: str | None = None, scope: str = "evaluated", rng=None) -> pd.DataFrame:
+    def any_flip_probability(self, match: str | None = None, scope: str = "evaluated", rng: RngLike = None) -> pd.DataFrame:
         """Per group, P(the posterior-mean ranking of the models is wrong somewhere)."""
         return self._any_flip(self.alignment_draws(match, scope=scope, rng=rng))
 
@@ -561,7 +567,7 @@ class BayesFit(Result):
                 "cutpoint_offset_")
         return [v for v in self.idata["posterior"].data_vars if v.startswith(keep)]
 
-    def to_frame(self, confidence_level: float | None = None, *, level=None) -> pd.DataFrame:
+    def to_frame(self, confidence_level: float | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Posterior summary of the model's parameters (SDs, factor effects, means, cutpoints)."""
         import arviz as az
 
@@ -574,7 +580,7 @@ class BayesFit(Result):
         s.index.name = "parameter"
         return self._frame(s.reset_index())
 
-    def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Equal-tailed posterior intervals of the parameters (``parameter, estimate, conf_low, ...``);
         ``method`` may only be ``"equal-tailed"`` (the default)."""
         level = resolve_level(confidence_level, level, LEVEL)
@@ -611,7 +617,7 @@ class BayesFit(Result):
         r = self.variance_shares().query("component == 'stability_index'")["estimate"]
         return f"converged: {what}; {diag}; stability index R_m {r.min():.2f}-{r.max():.2f}."
 
-    def plot(self, ax=None, *, confidence_level: float | None = None, level=None):
+    def plot(self, ax: Axes | None = None, *, confidence_level: float | None = None, level: float | None = None):
         """Variance shares per model (stacked bars) with the stability index and its interval; returns the
         Axes (``robustalign.plots.plot_variance_shares``)."""
         from robustalign.plots import plot_variance_shares
@@ -638,7 +644,7 @@ class BayesFit(Result):
             self.add_log_likelihood()
         return az.loo(self.idata, var_name="y", **kwargs)
 
-    def posterior_predictive(self, *, n_draws: int = 200, rng=None):
+    def posterior_predictive(self, *, n_draws: int = 200, rng: RngLike = None):
         """Replicated cell means from ``n_draws`` posterior draws per chain (``posterior_predictive`` and
         ``observed_data`` groups of ``idata``, variable ``y`` per cell); ``rng`` is recorded in
         ``idata["posterior_predictive"].attrs``."""
@@ -650,7 +656,7 @@ class BayesFit(Result):
         self.idata["posterior_predictive"].attrs["rng"] = str(record)
         return self.idata
 
-    def plot_ppc(self, ax=None, *, n_draws: int = 200, rng=None):
+    def plot_ppc(self, ax: Axes | None = None, *, n_draws: int = 200, rng: RngLike = None):
         """Observed vs replicated distribution of cell means (draws the replicates if none are stored)."""
         from robustalign.plots.ppc import plot_ppc
 

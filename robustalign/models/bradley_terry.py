@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from robustalign._result import Result
+from robustalign._rng import RngLike
 from robustalign._validation import resolve_level
 from robustalign.models._sampling import (
     attach_provenance,
@@ -53,7 +54,7 @@ class BradleyTerryFit(Result):
         a = np.asarray(self.idata["posterior"][name].values, float)
         return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
 
-    def to_frame(self, confidence_level: float | None = None, *, level=None) -> pd.DataFrame:
+    def to_frame(self, confidence_level: float | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Posterior mean (median for ranks) and equal-tailed interval (default 95%) of each utility, of the
         position effect and of each outcome's rank (1 = most preferred); ``converged`` on every row."""
         level = resolve_level(confidence_level, level, 0.95)
@@ -103,7 +104,7 @@ def build_bradley_terry_model(cells, K: int):
 
 
 def fit_bradley_terry_model(data, *, model: str | None = None, draws: int = 1000, tune: int = 1000,
-                            chains: int = 4, rng=None, sampler: str = "nutpie", target_accept: float = 0.9,
+                            chains: int = 4, rng: RngLike = None, sampler: str = "nutpie", target_accept: float = 0.9,
                             backend: str = "auto", cores: int | None = None) -> BradleyTerryFit:
     """Fit the Bayesian Bradley-Terry model to one model's forced choices.
 

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit
 
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign.models._design import Design, cell_predictor
 
 __all__ = ["SBCResult", "sbc_design", "sbc_response_model"]
@@ -135,7 +135,7 @@ def sbc_response_model(
     tune: int = 300,
     chains: int = 2,
     n_keep: int = 99,
-    rng=None,
+    rng: RngLike = None,
     target_accept: float = 0.9,
     executor=None,
 ) -> SBCResult:

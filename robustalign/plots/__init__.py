@@ -27,6 +27,8 @@ validity                       :func:`plot_rates`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import numpy as np
 
@@ -38,6 +40,9 @@ from robustalign.plots.multiverse import plot_specification_curve
 from robustalign.plots.stability import plot_factor_effects, plot_flip_rates, plot_position_bias
 from robustalign.plots.steerability import plot_steerability, plot_steering_gains, plot_steering_matrix
 from robustalign.plots.variance import plot_variance_shares
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "plot_alignment_forest",
@@ -62,7 +67,7 @@ __all__ = [
 
 
 @short_labels
-def plot_rates(result, ax=None, *, confidence_level: float | None = None):
+def plot_rates(result, ax: Axes | None = None, *, confidence_level: float | None = None):
     """Rates with interval bars per cell (e.g. valid-answer rate per model x forcing level)."""
     f = result.to_frame(confidence_level)
     fig, ax = new_axes(ax, height=0.25 * len(f) / max(1, f[result.condition].nunique()) + 1.2

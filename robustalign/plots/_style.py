@@ -4,10 +4,14 @@ single-column paper width (3.3 in) with 7-8 pt text."""
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import matplotlib as mpl
 import matplotlib.ticker as mticker
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # Okabe-Ito palette (colour-blind safe) first, then twelve more qualitative colours (from tab20, the ones far
 # from the first eight in CIELAB), so that up to 20 models get distinct colours; a model's colour is its
@@ -38,7 +42,7 @@ RC = {
 }
 
 
-def new_axes(ax=None, *, width: float = SINGLE_COLUMN, height: float = 2.4):
+def new_axes(ax: Axes | None = None, *, width: float = SINGLE_COLUMN, height: float = 2.4):
     """Return (fig, ax): the given axes, or a new figure in the house style."""
     import matplotlib.pyplot as plt
 

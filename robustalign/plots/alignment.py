@@ -5,10 +5,15 @@ pairwise flip-probability heat map. Every number is read from the result (``to_f
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import numpy as np
 
 from robustalign.plots._style import PALETTE, RC, SINGLE_COLUMN, dodge, interval_err, new_axes, short_labels
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_alignment_forest", "plot_flip_heatmap", "plot_rank_caterpillar"]
 
@@ -33,7 +38,7 @@ def _colour_col(labels, row: str):
 
 
 @short_labels
-def plot_alignment_forest(result, ax=None, *, row: str = "model", confidence_level: float | None = None,
+def plot_alignment_forest(result, ax: Axes | None = None, *, row: str = "model", confidence_level: float | None = None,
                           xlabel: str | None = None):
     """Forest plot: one row per ``row`` level (models), one marker per group (colour), with intervals.
 
@@ -74,7 +79,7 @@ def plot_alignment_forest(result, ax=None, *, row: str = "model", confidence_lev
 
 
 @short_labels
-def plot_rank_caterpillar(result, ax=None, *, within: str | None = "group", row: str = "model",
+def plot_rank_caterpillar(result, ax: Axes | None = None, *, within: str | None = "group", row: str = "model",
                           confidence_level: float | None = None, higher_is_better: bool = True):
     """Rank of each model (1 = closest) with its bootstrap rank interval, within each group (colour).
 
@@ -108,7 +113,7 @@ def plot_rank_caterpillar(result, ax=None, *, within: str | None = "group", row:
 
 
 @short_labels
-def plot_flip_heatmap(result, ax=None, *, factor: str = "model", colorbar: bool = True, order=None, **keys):
+def plot_flip_heatmap(result, ax: Axes | None = None, *, factor: str = "model", colorbar: bool = True, order=None, **keys):
     """Heat map of the probability that the order of two levels of ``factor`` flips under resampling.
 
     ``keys`` select one cell of the other label columns (e.g. ``group="en"``); without them the result

@@ -3,6 +3,8 @@ of each coverage), and SBC rank histograms. They read tables; nothing is compute
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import numpy as np
 
@@ -16,6 +18,9 @@ from robustalign.plots._style import (
     short_labels,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 __all__ = ["plot_calibration", "plot_sbc_ranks"]
 
 
@@ -24,7 +29,7 @@ def _frame(result):
 
 
 @short_labels
-def plot_calibration(result, ax=None, *, by: str = "method"):
+def plot_calibration(result, ax: Axes | None = None, *, by: str = "method"):
     """Empirical against nominal coverage, one line per ``by`` level, with intervals of the coverage.
 
     ``result`` is a table (or an object with ``to_frame()``) with columns ``nominal``, ``estimate``
@@ -61,7 +66,7 @@ def plot_calibration(result, ax=None, *, by: str = "method"):
 
 
 @short_labels
-def plot_sbc_ranks(result, ax=None, *, bins: int = 10, max_panels: int = 8):
+def plot_sbc_ranks(result, ax: Axes | None = None, *, bins: int = 10, max_panels: int = 8):
     """Histograms of simulation-based calibration ranks per parameter with the uniform band (99%).
 
     ``result`` is a table (or has ``to_frame()``) with columns ``parameter``, ``rank`` and

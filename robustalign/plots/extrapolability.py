@@ -3,9 +3,14 @@ band, and split-half reliability of the group ranking against the human value.""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from robustalign.plots._style import HUMAN_BAND, PALETTE, interval_err, new_axes, short_labels
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_extrapolability", "plot_split_half", "plot_transfer"]
 
@@ -25,7 +30,7 @@ def _keys(frame) -> list[str]:
 
 
 @short_labels
-def plot_transfer(result, ax=None, *, confidence_level: float | None = None):
+def plot_transfer(result, ax: Axes | None = None, *, confidence_level: float | None = None):
     """Transfer r (Spearman across targets) per domain pair: one marker with interval per unit, the human
     benchmark as a grey band (its interval) with a line at its estimate."""
     f = result.to_frame(confidence_level)
@@ -71,7 +76,7 @@ def plot_transfer(result, ax=None, *, confidence_level: float | None = None):
 
 
 @short_labels
-def plot_split_half(result, ax=None, *, confidence_level: float | None = None):
+def plot_split_half(result, ax: Axes | None = None, *, confidence_level: float | None = None):
     """Spearman-Brown split-half reliability of each unit's group ranking, with the human band."""
     f = result.to_frame(confidence_level)
     rel = f[f["quantity"] == "split_half_reliability"]
@@ -91,7 +96,7 @@ def plot_split_half(result, ax=None, *, confidence_level: float | None = None):
 
 
 @short_labels
-def plot_extrapolability(result, ax=None, *, which: str = "both", confidence_level: float | None = None):
+def plot_extrapolability(result, ax: Axes | None = None, *, which: str = "both", confidence_level: float | None = None):
     """``which="transfer"``, ``"split_half"`` or ``"both"`` (two panels; returns the two axes)."""
     if which == "transfer":
         return plot_transfer(result, ax, confidence_level=confidence_level)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
 from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC, short_labels
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 __all__ = ["plot_specification_curve"]
 
 
 @short_labels
-def plot_specification_curve(result, ax=None, *, confidence_level: float | None = None, max_choices: int = 12):
+def plot_specification_curve(result, ax: Axes | None = None, *, confidence_level: float | None = None, max_choices: int = 12):
     """Estimates with intervals per specification (sorted), and a dot matrix of the choices made.
 
     Blue: the interval lies above 0 (claim holds); vermillion: below 0; grey: the interval spans 0.

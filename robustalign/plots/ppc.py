@@ -6,16 +6,21 @@ stores; computes nothing but their empirical CDFs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import numpy as np
 
 from robustalign.plots._style import PALETTE, RC, new_axes, short_labels
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 __all__ = ["plot_ppc"]
 
 
 @short_labels
-def plot_ppc(fit, ax=None, *, n_replicates: int = 40):
+def plot_ppc(fit, ax: Axes | None = None, *, n_replicates: int = 40):
     """Distribution of the cells' mean answer: observed (black) over ``n_replicates`` replicated data sets
     (light lines), as empirical CDFs. A model that reproduces its data puts the black
     line inside the band of replicates."""

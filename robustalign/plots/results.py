@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import numpy as np
 
 from robustalign.plots._style import PALETTE, RC, interval_err, new_axes, short_labels
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 __all__ = ["plot_estimates", "plot_null"]
 
 
 @short_labels
-def plot_estimates(result, ax=None, *, confidence_level: float | None = None, **frame_kwargs):
+def plot_estimates(result, ax: Axes | None = None, *, confidence_level: float | None = None, **frame_kwargs):
     """One row per estimate with its interval (where the result has intervals)."""
     from robustalign._result import key_columns
 
@@ -43,7 +48,7 @@ def plot_estimates(result, ax=None, *, confidence_level: float | None = None, **
 
 
 @short_labels
-def plot_null(result, ax=None, *, which: int = 0, bins: int = 50):
+def plot_null(result, ax: Axes | None = None, *, which: int = 0, bins: int = 50):
     """Histogram of a permutation null (statistic ``which``) with the observed value as a line."""
     fig, ax = new_axes(ax, height=2.2)
     with mpl.rc_context(RC):

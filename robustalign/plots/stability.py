@@ -3,16 +3,21 @@ between-group band, and flip rates with intervals. They read ``result.to_frame()
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import numpy as np
 
 from robustalign.plots._style import HUMAN_BAND, PALETTE, RC, dodge, interval_err, new_axes, short_labels
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 __all__ = ["plot_factor_effects", "plot_flip_rates", "plot_position_bias"]
 
 
 @short_labels
-def plot_factor_effects(result, ax=None, *, confidence_level: float | None = None):
+def plot_factor_effects(result, ax: Axes | None = None, *, confidence_level: float | None = None):
     """Each unit's factor effect (mean difference or SD across levels) with its interval, per factor,
     against the margin (grey; the human between-group SD or ``margin=``): ``(-margin, margin)`` for a
     difference of two levels, ``[0, margin]`` for an SD across more levels (an SD is never negative)."""
@@ -47,7 +52,7 @@ def plot_factor_effects(result, ax=None, *, confidence_level: float | None = Non
 
 
 @short_labels
-def plot_flip_rates(result, ax=None, *, confidence_level: float | None = None):
+def plot_flip_rates(result, ax: Axes | None = None, *, confidence_level: float | None = None):
     """Mean modal flip rate between levels per unit and factor, with intervals, against its noise floor
     (the flip rate expected under no effect at the sampled answers per cell: grey bar with the 2.5-97.5%
     range of the null). The single-answer test-retest flip rate, where measured, is an open marker; it is
@@ -90,7 +95,7 @@ def plot_flip_rates(result, ax=None, *, confidence_level: float | None = None):
 
 
 @short_labels
-def plot_position_bias(result, ax=None, *, confidence_level: float | None = None):
+def plot_position_bias(result, ax: Axes | None = None, *, confidence_level: float | None = None):
     """Position bias (change in an option's share when it is shown first) beside the content-order effect
     (shift of mean canonical position), per unit, with intervals: two different quantities."""
     by = result.provenance["by"]

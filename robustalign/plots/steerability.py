@@ -4,10 +4,15 @@ number is read from ``result.to_frame()``."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import numpy as np
 
 from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC, interval_err, new_axes, short_labels
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_steerability", "plot_steering_gains", "plot_steering_matrix"]
 
@@ -30,7 +35,7 @@ def _first_cell(result, keys):
 
 
 @short_labels
-def plot_steering_matrix(result, ax=None, *, confidence_level: float | None = None, **keys):
+def plot_steering_matrix(result, ax: Axes | None = None, *, confidence_level: float | None = None, **keys):
     """Heat map of the steering matrix of one cell (rows = steering prompt, columns = human group),
     the diagonal outlined and each column's specificity (with interval) written under it."""
     if result.provenance.get("mode") != "full":
@@ -64,7 +69,7 @@ def plot_steering_matrix(result, ax=None, *, confidence_level: float | None = No
 
 
 @short_labels
-def plot_steering_gains(result, ax=None, *, confidence_level: float | None = None):
+def plot_steering_gains(result, ax: Axes | None = None, *, confidence_level: float | None = None):
     """Gains over the unsteered prompt per cell x target with intervals (or, for a paired
     comparison, the difference between the two kinds of steering per cell)."""
     f = result.to_frame(confidence_level)
@@ -98,7 +103,7 @@ def plot_steering_gains(result, ax=None, *, confidence_level: float | None = Non
 
 
 @short_labels
-def plot_steerability(result, ax=None, *, kind: str | None = None, confidence_level: float | None = None, **keys):
+def plot_steerability(result, ax: Axes | None = None, *, kind: str | None = None, confidence_level: float | None = None, **keys):
     """The main figure: the steering matrix next to the gains (``kind=None``), or one of them
     (``kind="matrix"`` / ``"gains"``). A paired comparison always shows its differences."""
     if kind not in (None, "matrix", "gains"):

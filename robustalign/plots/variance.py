@@ -3,10 +3,15 @@ with the stability index and its posterior interval. Reads the fit's table; comp
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib as mpl
 import numpy as np
 
 from robustalign.plots._style import PALETTE, RC, interval_err, new_axes, short_labels
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_variance_shares"]
 
@@ -14,7 +19,7 @@ _SUMMARY = ("stability_index", "presentation_share")
 
 
 @short_labels
-def plot_variance_shares(fit, ax=None, *, confidence_level: float = 0.95):
+def plot_variance_shares(fit, ax: Axes | None = None, *, confidence_level: float = 0.95):
     """Stacked share of the latent variance per component for each model, with the stability index
     (content share: item + model x item) and its interval as a black bar. A fit that did not pass the
     convergence gate is titled NOT CONVERGED."""

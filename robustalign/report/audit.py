@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from robustalign._errors import RobustAlignError
+from robustalign._rng import RngLike
 from robustalign.report.design import AuditDesign
 
 __all__ = ["AuditPart", "AuditReport", "FigureSpec", "Section", "run_audit", "run_example_audit"]
@@ -308,7 +309,7 @@ def run_audit(
     reference,
     *,
     design: AuditDesign | dict | None = None,
-    rng=None,
+    rng: RngLike = None,
     n_resamples: int | None = None,
     n_permutations: int | None = None,
     progress: Callable[[str], None] | None = None,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from robustalign._rng import RngLike
+
 __all__ = ["bootstrap_coverage"]
 
 
@@ -25,7 +27,7 @@ def _population() -> np.ndarray:
 
 def bootstrap_coverage(*, population=None, n_items: int = 32, n_studies: int = 400,
                        levels=(0.5, 0.8, 0.9, 0.95, 0.99), methods=("percentile", "bca"),
-                       n_resamples: int = 1000, rng=None) -> pd.DataFrame:
+                       n_resamples: int = 1000, rng: RngLike = None) -> pd.DataFrame:
     """Empirical coverage of cluster-bootstrap intervals of a mean over items, per nominal level.
 
     Returns one row per method x nominal level: ``method, nominal, n_items, n_studies, n_covered,

@@ -40,7 +40,7 @@ import pandas as pd
 
 from robustalign._errors import DegenerateResampleWarning
 from robustalign._result import Result
-from robustalign._rng import RngRecord, as_generator
+from robustalign._rng import RngLike, RngRecord, as_generator
 from robustalign._validation import (
     as_float_array,
     check_chunk_size,
@@ -303,7 +303,7 @@ def cluster_bootstrap(
     n_resamples: int = 2000,
     confidence_level: float = 0.95,
     method: str = "bca",
-    rng=None,
+    rng: RngLike = None,
     chunk_size: int | None = None,
     warn: bool = True,
 ) -> BootstrapResult:
@@ -423,7 +423,7 @@ def paired_bootstrap(
     n_resamples: int = 2000,
     confidence_level: float = 0.95,
     method: str = "bca",
-    rng=None,
+    rng: RngLike = None,
     chunk_size: int | None = None,
 ) -> BootstrapResult:
     """Paired cluster bootstrap of every pairwise difference between the levels of ``compare``.
@@ -491,7 +491,7 @@ def two_way_bootstrap(
     n_resamples: int = 2000,
     confidence_level: float = 0.95,
     method: str = "percentile",
-    rng=None,
+    rng: RngLike = None,
     chunk_size: int | None = None,
 ) -> BootstrapResult:
     r"""Two-way (pigeonhole) bootstrap when both items and groups (or formats) are random factors.
@@ -676,7 +676,7 @@ def dirichlet_reference(
     n_options=None,
     items: Sequence | None = None,
     groups: Sequence | None = None,
-    rng=None,
+    rng: RngLike = None,
 ) -> ReferenceDraws:
     r"""Resample human reference distributions to propagate survey sampling error (METHODS 3.6).
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign._validation import (
     as_float_array,
     check_alternative,
@@ -273,7 +273,7 @@ def sign_flip_test(
     n_bootstrap: int = 0,
     confidence_level: float = 0.95,
     labels: pd.DataFrame | Sequence | None = None,
-    rng=None,
+    rng: RngLike = None,
     chunk_size: int | None = None,
 ) -> PermutationResult:
     r"""Paired permutation test of a mean within-stratum difference by random sign flips.
@@ -346,7 +346,7 @@ def stratified_permutation_test(
     n_bootstrap: int = 0,
     confidence_level: float = 0.95,
     labels: pd.DataFrame | Sequence | None = None,
-    rng=None,
+    rng: RngLike = None,
     chunk_size: int | None = None,
 ) -> PermutationResult:
     r"""Test a factor's effect by permuting its level labels within strata (e.g. formats within item).

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ from robustalign._rng import RngRecord
 from robustalign._validation import INTERVAL_METHODS, check_confidence_level, check_method, resolve_level
 from robustalign.resampling import intervals as _iv
 from robustalign.resampling.mcerror import p_value_mcse
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["BootstrapResult", "PermutationResult"]
 
@@ -180,14 +184,14 @@ class BootstrapResult(Result):
                                             confidence_level=level)
         return lo, hi
 
-    def mcse(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
+    def mcse(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Monte Carlo standard errors of the interval endpoints (order-statistic estimate; for BCa with
         the noise of the bias correction): the label columns plus ``conf_low_mcse, conf_high_mcse``."""
         _, _, level, method = self._interval(resolve_level(confidence_level, level, self.confidence_level), method)
         lo, hi = self._endpoint_mcse(level, method)
         return _with(self.labels, conf_low_mcse=lo, conf_high_mcse=hi)
 
-    def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Confidence intervals from the stored resamples (no new resampling).
 
         Parameters
@@ -207,7 +211,7 @@ class BootstrapResult(Result):
                                                   method)
         return _with(self.labels, conf_low=low, conf_high=high, conf_level=level, method=method)
 
-    def to_frame(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
+    def to_frame(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
         """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
         n_resamples, conf_low_mcse, conf_high_mcse`` (the endpoints' Monte Carlo standard errors)."""
         low, high, level, method = self._interval(resolve_level(confidence_level, level, self.confidence_level),
@@ -241,7 +245,7 @@ class BootstrapResult(Result):
             lines.append(f"  ... and {len(self) - max_rows} more (to_frame() has them all)")
         return "\n".join([head, *lines])
 
-    def plot(self, ax=None, *, confidence_level: float | None = None, method: str | None = None, level=None):
+    def plot(self, ax: Axes | None = None, *, confidence_level: float | None = None, method: str | None = None, level: float | None = None):
         """Estimates with their intervals, one row per statistic. Returns the matplotlib Axes."""
         from robustalign.plots.results import plot_estimates
 
@@ -480,7 +484,7 @@ class PermutationResult(Result):
         """The observed statistics (the same attribute name as on :class:`BootstrapResult`)."""
         return self.statistic
 
-    def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Bootstrap intervals of the statistics (needs ``n_bootstrap > 0`` in the test call)."""
         if self.bootstrap is None:
             raise ValueError(
@@ -491,7 +495,7 @@ class PermutationResult(Result):
                                       method)
         return _with(self.labels, **{c: out[c].to_numpy() for c in ("conf_low", "conf_high", "conf_level", "method")})
 
-    def to_frame(self, confidence_level: float | None = None, method: str | None = None, *, level=None) -> pd.DataFrame:
+    def to_frame(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
         """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
         n_resamples, p_value, alternative, p_value_mcse, conf_low_mcse, conf_high_mcse`` (interval columns
         NaN without ``n_bootstrap``; ``*_mcse`` are Monte Carlo standard errors)."""
@@ -526,7 +530,7 @@ class PermutationResult(Result):
             lines.append(f"  ... and {len(self) - max_rows} more (to_frame() has them all)")
         return "\n".join([head, *lines])
 
-    def plot(self, ax=None, *, which: int = 0, bins: int = 50):
+    def plot(self, ax: Axes | None = None, *, which: int = 0, bins: int = 50):
         """Histogram of the permutation null of statistic ``which`` with the observed value; returns the Axes
         (:func:`robustalign.plots.results.plot_null`)."""
         from robustalign.plots.results import plot_null
