@@ -675,14 +675,15 @@ def make_responses(
             factors.append("option_order")
         if order_column is not None and order_column in df and order_column not in factors:
             factors.append(order_column)
-        factors = [f for f in factors if f != PERSONA]
+        # a `persona` column the caller lists as a factor stays one (e.g. steering personas); unlisted, it
+        # names the respondent a row role-plays (persona experiments) and keys the cells
         extra = [c for c in df.columns if c not in (*factors, "model", "item", PERSONA, *answer_cols)]
         df = df.drop(columns=extra)
     _no_nan(df, ["model", "item", *factors], "responses")
     _no_nested(df, ["model", "item", *[f for f in factors if f != "option_order"]], "responses")
     df["model"] = df["model"].astype(str)
     df["item"] = _map_unique(df["item"], _code)
-    if PERSONA in df:  # the respondent a row role-plays (empty: prompted without a persona); not a factor
+    if PERSONA in df and PERSONA not in factors:  # the respondent a row role-plays (empty: no persona)
         _no_nested(df, [PERSONA], "responses")
         df[PERSONA] = _map_unique(df[PERSONA], lambda v: None if _isna(v) else _code(v)).astype(object)
     if (order_column is None) != (order_map is None):
@@ -711,7 +712,7 @@ def make_responses(
             df = df[~unref].reset_index(drop=True)
 
     # duplicates: the same model x item x design cell twice
-    key = ["model", "item", *factors, *([PERSONA] if PERSONA in df else [])]
+    key = ["model", "item", *factors, *([PERSONA] if PERSONA in df and PERSONA not in factors else [])]
     dup = df.duplicated(key, keep=False)
     if dup.any():
         ex = df.loc[dup, key].iloc[0].to_dict()

@@ -150,7 +150,8 @@ def test_dataset_shuffle_eval_log_round_trips_every_answer_and_factor(logs, refe
     # choices really were shuffled, differently across items
     assert (d["option_order"] != "1|2|3|4").any() and d["option_order"].nunique() > 1
     # design factors: metadata (scalars only), epochs as `sample`; the list-valued field is skipped and named
-    assert set(resp.factors) == {"persona", "fmt", "wave", "sample", "option_order"}
+    # `persona` names a role-played respondent (README, data contract): it keys the cells, not a factor
+    assert set(resp.factors) == {"fmt", "wave", "sample", "option_order"} and "persona" in d
     assert set(d["persona"]) == set(PERSONAS) and set(d["fmt"]) == {"letter"} and set(d["wave"]) == {7}
     cells = d.groupby(["model", "item", "persona"])["sample"].apply(lambda s: sorted(s))
     assert all(v == [1, 2, 3] for k, v in cells.items() if (k[1], k[2]) != REFUSES or k[0].endswith("bot-b"))

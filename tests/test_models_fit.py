@@ -118,6 +118,9 @@ def test_gate_flags_a_deliberately_bad_fit(sim_centred):
     assert again.provenance["compiled_reused"] and again.provenance["compile_s"] < 1.0
     a, b, c = (f.idata["posterior"]["sd_item"].values for f in (fit, again, other))
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+    # the reused compiled model still knows its effect tables: the log-likelihood is computed from them
+    assert [t.name for t in again.design.terms] == [t.name for t in fit.design.terms]
+    assert np.allclose(again.idata["log_likelihood"]["y"].values, fit.idata["log_likelihood"]["y"].values)
 
 
 def _format_effect_truth(sim):

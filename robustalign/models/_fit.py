@@ -18,6 +18,9 @@ from robustalign.models._sampling import (
 #: ``az.loo``) at once; larger ones on request (``BayesFit.add_log_likelihood``).
 AUTO_LOGLIK_VALUES = 5_000_000
 
+#: The effect tables (``Design.terms``) of each compiled model structure, by cache key.
+_TERMS: dict = {}
+
 
 def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> BayesFit:
     """Build the graph for design ``d``, sample it with explicit settings, gate it, wrap the result.
@@ -31,10 +34,14 @@ def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> 
     fused = not (backend == "jax" and d.kind == "ordinal")
 
     def model():
-        return build(d) if fused else build(d, fused=False)
+        m = build(d) if fused else build(d, fused=False)
+        _TERMS[key] = list(d.terms)  # a later fit that reuses the compiled model gets the same terms
+        return m
 
     key = (f"{build.__module__}.{build.__qualname__}", fused, d.kind, d.data_hash, d.cutpoints, repr(options))
     idata, prov, _ = sample(model, backend=backend, cache_key=key, **sampling)
+    if not d.terms and key in _TERMS:  # the compiled model was reused: the graph builder, which records
+        d.terms = list(_TERMS[key])    # the effect tables of the linear predictor, did not run for this design
     if d.kind == "score":
         prov["squeeze_n"] = d.squeeze_n
     diag, overall = diagnose(idata)
