@@ -314,3 +314,14 @@ def test_distributions_of_choices_equal_normalised_counts_per_cell():
         want = rows["option"].value_counts(normalize=True).reindex(opts, fill_value=0.0).to_numpy()
         np.testing.assert_allclose(P[r, :len(opts)], want, rtol=1e-12)
         assert cell["n"] == len(rows) and (P[r, len(opts):] == 0).all()
+
+
+def test_a_persona_column_is_a_factor_only_when_listed():
+    from robustalign.schema import make_responses
+
+    df = pd.DataFrame({"model": "m", "item": ["q1", "q1", "q2", "q2"], "persona": ["a", "b", "a", "b"],
+                       "score": [0.1, 0.2, 0.3, 0.4]})
+    listed = make_responses(df, factors=["persona"])
+    assert "persona" in listed.factors and len(listed.data) == 4
+    unlisted = make_responses(df)
+    assert "persona" not in unlisted.factors and unlisted.data["persona"].tolist() == ["a", "b", "a", "b"]
