@@ -104,7 +104,10 @@ print("posterior predictive p-value of the SD of cell means:", round(float((rep.
 # %%
 import arviz as az
 
-az.loo(fit.idata)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)  # ArviZ's Pareto-k warning: the table below shows it per cell
+    loo = az.loo(fit.idata)
+loo
 
 # %% [markdown]
 # ## Two routes to alignment, at one level
