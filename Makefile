@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo browser test test-slow bench figures analyses lint clean
+.PHONY: demo browser test test-slow bench figures analyses notebooks lint clean
 
 $(PY):
 	$(PYTHON312) -m venv $(VENV)
@@ -41,6 +41,9 @@ figures: $(STAMP)
 
 analyses: $(STAMP)
 	for f in analyses/*/run.py; do $(PY) $$f || exit 1; done
+
+notebooks: $(STAMP)
+	$(PY) tools/execute_notebooks.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -32,3 +32,19 @@ def test_notebook_executes(stem, tmp_path, monkeypatch):
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_committed_notebook_is_executed_and_current(stem):
+    """The .ipynb on the repository page shows results, and they come from the current .py source."""
+    jupytext = pytest.importorskip("jupytext")
+    src = [c.source for c in jupytext.read(NB / f"{stem}.py").cells if c.cell_type == "code"]
+    nb = jupytext.read(NB / f"{stem}.ipynb")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.source for c in code] == src, f"{stem}.ipynb is stale: re-execute it from {stem}.py"
+    with_output = [c for c in code if c.get("outputs")]
+    assert len(with_output) >= len(code) / 2
+    kinds = {k for c in with_output for o in c["outputs"] for k in o.get("data", {})}
+    assert "image/png" in kinds
+    text = (NB / f"{stem}.ipynb").read_text()
+    assert "Traceback" not in text and "site-packages" not in text  # no errors, no paths of a machine
