@@ -55,6 +55,7 @@ from robustalign.claims._base import AssessmentResult
 from robustalign.resampling import keyed_stream, permutation_p_values
 from robustalign.resampling.draws import bootstrap_counts, integer_draws, random_permutations
 from robustalign.resampling.mcerror import p_value_mcse, within_mc_error
+from robustalign.schema import Reference, Responses
 
 __all__ = ["audit_correlation", "audit_tradeoff", "items_needed", "report_rows", "units_needed"]
 
@@ -501,8 +502,8 @@ def _unit_labels(frame: pd.DataFrame, by: Sequence[str]) -> pd.Series:
 
 
 def audit_tradeoff(
-    responses,
-    reference,
+    responses: Responses,
+    reference: Reference,
     safety: pd.DataFrame,
     *,
     by: Sequence[str] = ("model",),

@@ -59,6 +59,7 @@ from robustalign.resampling.mcerror import (
     verdict_mc_check,
 )
 from robustalign.resampling.permutation import permutation_p_values
+from robustalign.schema import Reference, Responses
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -472,8 +473,8 @@ def _pack_split(mean_m: np.ndarray, mean_h: np.ndarray) -> np.ndarray:
 # public: E1 + E3
 # ==================================================================================================
 def assess_extrapolability(
-    responses,
-    reference,
+    responses: Responses,
+    reference: Reference,
     *,
     domains=None,
     item_table: pd.DataFrame | None = None,

@@ -64,6 +64,7 @@ from robustalign.resampling.mcerror import (
     within_mc_error,
 )
 from robustalign.resampling.nulls import label_permutations, p_values, sign_flips, within_item_permutations
+from robustalign.schema import Reference, Responses
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -176,8 +177,8 @@ def _matrix_stats(M: np.ndarray) -> dict[str, np.ndarray]:
 # public function
 # --------------------------------------------------------------------------------------------------
 def assess_steerability(
-    responses,
-    reference,
+    responses: Responses,
+    reference: Reference,
     *,
     steer: str = "steer_target",
     baseline: str | None = "none",
