@@ -138,6 +138,7 @@ def sbc_response_model(
     rng: RngLike = None,
     target_accept: float = 0.9,
     executor=None,
+    progress: bool | None = None,
 ) -> SBCResult:
     """Run SBC of the cumulative-logit response model on a small design.
 
@@ -148,7 +149,8 @@ def sbc_response_model(
     Each simulation draws its answers and its sampler seed from its own child of ``rng``
     (``SeedSequence.spawn``), so the ranks are the same whether the simulations run here or on an
     ``executor`` (any ``concurrent.futures.Executor``, e.g. a Dask client's ``get_executor()``); each
-    worker process compiles the model once and reuses it.
+    worker process compiles the model once and reuses it. ``progress`` shows a bar with an ETA over the
+    simulations (None: in a terminal or notebook, not in CI or tests; see :mod:`robustalign._progress`).
     """
     import time
 
@@ -172,7 +174,17 @@ def sbc_response_model(
     children = gen.bit_generator.seed_seq.spawn(n_sims)
     tasks = [(d, {v: pr[v][s] for v in tables}, names, K, draws, tune, chains, n_keep, target_accept, children[s])
              for s in range(n_sims)]
-    out = map_tasks(_sbc_one, tasks, executor=executor)
+    from robustalign._progress import progress_bar
+
+    with progress_bar(n_sims, f"SBC: {n_sims} simulated studies", progress=progress) as bar:
+        if executor is None:  # one simulation at a time, so the bar moves with each
+            out = []
+            for t in tasks:
+                out.append(_sbc_one(t))
+                bar.advance(1)
+        else:
+            out = map_tasks(_sbc_one, tasks, executor=executor)
+            bar.advance(n_sims)
     rows = [r for r, _ in out]
     divs = [v for _, v in out]
     random = {"model_opinion", "item_effect", *(t.name for t in d.terms if "_x_" in t.name)}
