@@ -72,13 +72,12 @@ class StoredTables:
 
 
 def _picklable(fn) -> bool:
-    import pickle
+    """False for a lambda or a function defined inside another (pickle stores functions by name)."""
+    from functools import partial
 
-    try:
-        pickle.dumps(fn)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        return False
-    return True
+    f = fn.func if isinstance(fn, partial) else fn
+    name = getattr(f, "__qualname__", "")
+    return "<locals>" not in name and "<lambda>" not in name
 
 
 @dataclass
@@ -116,7 +115,11 @@ class AssessmentResult(Result):
         level = self.confidence_level if confidence_level is None else check_confidence_level(confidence_level)
         if self.build is None:
             raise NotImplementedError("this result has no estimates table")
-        return self.build(level)
+        # built once per level (a table re-reads every stored resample: the report asks for it per figure)
+        cache = self.__dict__.setdefault("_tables", {})
+        if level not in cache:
+            cache[level] = self.build(level)
+        return cache[level].copy()
 
     def conf_int(self, confidence_level: float | None = None) -> pd.DataFrame:
         """Only the interval columns of :meth:`to_frame`, at another level if asked."""
@@ -139,6 +142,7 @@ class AssessmentResult(Result):
 
     def __getstate__(self):
         state = self.__dict__.copy()
+        state.pop("_tables", None)  # a cache: rebuilt on demand
         build = state.get("build")
         if build is not None and not isinstance(build, StoredTables) and not _picklable(build):
             levels = sorted({*PICKLED_LEVELS, float(self.confidence_level)})

@@ -100,6 +100,7 @@ Wilson intervals and a paired test (:func:`robustalign.validity.validity_rates`)
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from itertools import combinations
 from typing import TYPE_CHECKING
 
@@ -400,7 +401,7 @@ def assess_stability(
     }
     res = StabilityResult(kind="stability", verdicts=verdicts, evidence=evidence, provenance=provenance,
                           confidence_level=level)
-    res.build = lambda lv: _build(res, lv)
+    res.build = partial(_build, res)  # a module-level function: the result pickles whole
     res.plotter = _plot
     return res
 

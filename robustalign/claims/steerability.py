@@ -44,6 +44,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -603,9 +604,7 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
               "p_value_mcse": p_value_mcse(p, n_permutations),  # exact tests (few items) have less
               "p_adjusted_mcse": adjusted_p_mcse(padj, p, n_permutations)}
 
-    def build(lev):
-        return _frame(derived, out_lab, stored, lev)
-
+    build = partial(_frame, derived, out_lab, stored)  # module-level: the result pickles whole
     frame = build(level)
     verdicts = _verdicts_full(frame, cells, by, has_baseline, alpha, level, metric, n_permutations)
     evidence = {"bootstrap": boot, "derived": derived, "item_table": pd.DataFrame(X, index=items),
