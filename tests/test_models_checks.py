@@ -178,3 +178,23 @@ def test_bayes_fit_answers_the_shared_result_calls(ordinal, tmp_path):
     pd.testing.assert_frame_equal(back.to_frame(), fit.to_frame())
     pd.testing.assert_frame_equal(pd.read_parquet(to_parquet(fit, tmp_path / "f.parquet", level=0.9)), f90,
                                   check_dtype=False)
+
+
+def test_score_model_posterior_predictive_and_plot(scores):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df, fit = scores
+    ax = fit.plot_ppc(rng=6)
+    rep = np.asarray(fit.idata["posterior_predictive"]["y"].values).reshape(-1, fit.design.n_cells)
+    obs = np.asarray(fit.idata["observed_data"]["y"].values)
+    # the observed statistic is the geometric mean of each cell's squeezed scores, from the raw data here
+    N = fit.design.squeeze_n
+    ys = (df["score"] * (N - 1) + 0.5) / N
+    geo = np.exp(np.log(ys).groupby([df["model"], df["item"], df["language"]]).mean())
+    assert np.allclose(np.sort(obs), np.sort(geo.to_numpy()))
+    assert np.all((rep > 0) & (rep < 1)) and 0.001 < (rep.mean(1) >= obs.mean()).mean() < 0.999
+    assert "cell mean score" in ax.get_xlabel()
+    plt.close(ax.figure)
