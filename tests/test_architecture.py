@@ -130,3 +130,71 @@ def test_allow_list_is_current():
     present = {r[0] for r in _offenders()}
     stale = sorted(set(ALLOWED) - present)
     assert not stale, f"allow-list entries with nothing left to allow (delete them): {stale}"
+
+
+# --------------------------------------------------------------------------------------------------
+# function length
+# --------------------------------------------------------------------------------------------------
+#: Code lines (docstring excluded) a function may have; longer ones say why in a comment starting
+#: "# long:" inside the function, or are listed below.
+MAX_LINES = 80
+
+#: Functions that were longer when this guard was written, with their length then. They may shrink, never
+#: grow; cut each along its validate -> prepare -> estimate -> test -> verdict -> result steps and delete
+#: its entry. No new entry may be added.
+LONG: dict[str, int] = {
+    "claims/extrapolability.py:assess_extrapolability": 310,
+    "claims/steerability.py:_assess_full": 272,
+    "claims/extrapolability.py:assess_dimension_prediction": 154,
+    "claims/steerability.py:_assess_compare": 149,
+    "claims/stability.py:assess_stability": 148,
+    "report/audit.py:run_audit": 148,
+    "report/audit.py:_alignment_section": 143,
+    "simulate.py:simulate": 131,
+    "claims/stability.py:_build": 116,
+    "schema.py:make_responses": 116,
+    "schema.py:make_reference": 110,
+    "schema.py:_to_canonical": 108,
+    "importers/inspect_log.py:read_inspect": 105,
+    "resampling/permutation.py:_spread_null": 97,
+    "resampling/permutation.py:stratified_permutation_test": 93,
+    "importers/wide_csv.py:read_wide_csv": 89,
+    "parsing.py:__init__": 81,
+}
+
+
+def _function_lengths() -> dict[str, tuple[int, bool]]:
+    """``"path:function" -> (code lines without the docstring, has a '# long:' comment)``."""
+    out = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            body = node.body
+            doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str)
+            first = (body[1].lineno if len(body) > 1 else body[0].end_lineno) if doc else node.lineno
+            n = node.end_lineno - first + 1
+            said = any("# long:" in ln for ln in lines[node.lineno - 1:node.end_lineno])
+            key = f"{rel}:{node.name}"
+            if n > out.get(key, (0, False))[0]:
+                out[key] = (n, said)
+    return out
+
+
+def test_no_function_is_longer_than_80_lines_without_saying_why():
+    too_long = {k: n for k, (n, said) in _function_lengths().items()
+                if n > MAX_LINES and not said and n > LONG.get(k, MAX_LINES)}
+    assert not too_long, (
+        f"functions over {MAX_LINES} code lines (or longer than their entry in LONG): {too_long}. Cut them along "
+        "their steps (validate -> prepare -> estimate -> test -> verdict -> result), or say why in a '# long:' "
+        "comment inside the function.")
+
+
+def test_long_list_is_current():
+    lengths = _function_lengths()
+    stale = {k: lengths.get(k, (0, False))[0] for k in LONG if lengths.get(k, (0, False))[0] <= MAX_LINES}
+    assert not stale, f"these functions are now at most {MAX_LINES} lines: delete their LONG entries: {stale}"
