@@ -50,6 +50,7 @@ def spawn(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
     return list(rng.spawn(n))
 
 
-def _entropy(ss: np.random.SeedSequence):
+def _entropy(ss: np.random.SeedSequence) -> int | tuple[int, ...]:
     e = ss.entropy
+    assert e is not None  # a SeedSequence draws fresh entropy when given none
     return int(e) if isinstance(e, (int, np.integer)) else tuple(int(x) for x in e)

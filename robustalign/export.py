@@ -33,6 +33,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -257,7 +258,7 @@ def _jsonable(value):
         return json.dumps(value, default=str)
 
 
-def posterior_to_zarr(fit_or_datatree, path, *, mode: str = "w-") -> Path:
+def posterior_to_zarr(fit_or_datatree: Any, path: str | Path, *, mode: Literal["w-", "w", "a"] = "w-") -> Path:
     """Write a posterior (an arviz 1 ``xarray.DataTree``, or a fit holding one in ``.idata``) to a zarr store.
 
     Every group (posterior, sample_stats, observed_data, ...) is kept. Attributes that JSON cannot hold

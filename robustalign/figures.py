@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 
 def save_figure(fig_or_ax, stem) -> list[Path]:
@@ -31,7 +32,7 @@ def save_figure(fig_or_ax, stem) -> list[Path]:
     stem = Path(stem)
     fig = _figure_of(fig_or_ax)
     paths = [stem.with_name(f"{stem.name}.pdf"), stem.with_name(f"{stem.name}.png")]
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(cast(Any, RC)):  # RC's keys are rcParams names; the stubs want them as Literals
         for path in paths:
             fig.savefig(path)
     plt.close(fig)

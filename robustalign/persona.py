@@ -647,6 +647,7 @@ def _interval(s: _Scores, u: int, mask: np.ndarray, a: str, b: str | None, sign:
         note = "" if not group_part else "; group baseline's dependence between respondents not linearised"
         return twoway_mean(y.T, confidence_level=level), base + note
     kind = "distance" if a.startswith("distance") else "agreement"
+    assert s.answers is not None and s.kernels is not None  # scores of answers keep them (not the majority)
     inS = np.isfinite(y)
     grp = s.people["group"].to_numpy()
     if kind not in s.loo:

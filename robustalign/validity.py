@@ -85,7 +85,8 @@ class ValidityResult(Result):
             )
         return text
 
-    def plot(self, ax: Axes | None = None):
+    # narrower than Result.plot's pass-through keywords on purpose: this figure has no options
+    def plot(self, ax: Axes | None = None) -> Axes:  # type: ignore[override]
         from robustalign.plots import plot_rates
 
         return plot_rates(self, ax=ax)

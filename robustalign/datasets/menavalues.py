@@ -81,5 +81,7 @@ def load_menavalues(*, substantive_only: bool = True) -> Reference:
             np.flatnonzero(mask).tolist(),
             "recoded",
         )
-    ref.items_info = items.rename(columns={"item_id": "item"}).reset_index(drop=True)
+    # Reference declares no items_info: this loader attaches its item table for the report to find
+    ref.items_info = (  # type: ignore[attr-defined]
+        items.rename(columns={"item_id": "item"}).reset_index(drop=True))
     return ref

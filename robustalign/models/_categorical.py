@@ -62,12 +62,14 @@ def item_bases(K_item: np.ndarray, kmax: int) -> np.ndarray:
 
 def live(d: Design) -> np.ndarray:
     """(items, Kmax - 1): which contrast coordinates an item uses."""
+    assert d.counts is not None and d.K_item is not None  # set for every categorical design
     kc = d.counts.shape[1] - 1
     return np.arange(kc)[None, :] < (d.K_item[:, None] - 1)
 
 
 def answers_per(d: Design, axes) -> float:
     """Answers per entry of a table over ``axes`` (e.g. per model x item)."""
+    assert d.counts is not None  # set for every categorical design
     return float(d.counts.sum() / np.prod(d.shape(axes)))
 
 
@@ -83,13 +85,15 @@ def centred_choice(d: Design) -> dict[str, bool]:
     for f in d.factors:
         out[f] = answers_per(d, ("model", "item", f)) >= FACTOR_CENTRE_MIN
     if d.human_counts is not None:
-        asked = d.human_n > 0
+        assert d.human_n is not None  # set together with human_counts
+        asked = np.asarray(d.human_n > 0)
         out["group_item"] = bool(d.human_n[asked].mean() >= CENTRE_MIN) if asked.any() else False
     return out
 
 
 def categorical_data(d: Design) -> dict[str, np.ndarray]:
     """Likelihood data: projected counts ``B^T n`` and totals per cell (and per human cell)."""
+    assert d.counts is not None and d.K_item is not None  # set for every categorical design
     kmax = d.counts.shape[1]
     B = item_bases(d.K_item, kmax)  # (Q, Kmax, Kc)
     q = d.idx["item"]
@@ -108,6 +112,7 @@ def _k_groups(K_item: np.ndarray) -> list[int]:
 
 
 def _coords(d: Design) -> dict[str, list[str]]:
+    assert d.counts is not None  # set for every categorical design
     kmax = d.counts.shape[1]
     c = dict(d.coords)
     c["category"] = [str(k + 1) for k in range(kmax)]
@@ -125,6 +130,7 @@ def build_categorical(d: Design):
     import pytensor.tensor as pt
 
     M, Q = len(d.models), len(d.items)
+    assert d.counts is not None and d.K_item is not None  # set for every categorical design
     kmax = d.counts.shape[1]
     kc = kmax - 1
     ks = _k_groups(d.K_item)
@@ -159,7 +165,7 @@ def build_categorical(d: Design):
         for f in d.factors:
             L = len(d.levels[f])
             H = basis(L)  # (L, L-1)
-            dims = ("model", "item", f"{f}_contrast", "category_contrast")
+            dims: tuple[str, ...] = ("model", "item", f"{f}_contrast", "category_contrast")
             sd_f = pm.HalfNormal(f"sd_{f}", SD_PRIOR, dims="model")
             sd_fb = sd_f[:, None, None, None]
             if centred[f]:

@@ -8,6 +8,7 @@ the answer counts per cell (ordinal) and the score model only needs ``n``, ``sum
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,7 +104,7 @@ def cell_predictor(d: Design, tables: dict, lead: int = 0) -> np.ndarray:
 
     Tables may carry ``lead`` leading axes (e.g. posterior draws); the result is (*lead, cells).
     """
-    eta = 0.0
+    eta: Any = 0.0  # a float until the first term adds an array
     for t in d.terms:
         tab = np.asarray(tables[t.name])
         eta = eta + tab.reshape(*tab.shape[:lead], -1)[..., _flat_index(d, t.axes)]
@@ -267,6 +268,7 @@ def _add_humans(d: Design, reference, human_n) -> None:
             "reference: respondent counts `n` are unknown for some item x group cells, so human sampling "
             "noise cannot be modelled. Pass `human_n=` (respondents per cell, e.g. an effective sample size)."
         )
+    assert d.counts is not None and d.K_item is not None  # humans join ordinal or categorical designs
     kmax = d.counts.shape[1]
     sh = np.nan_to_num(shares)[..., :kmax]
     counts = sh * np.nan_to_num(n)[..., None]

@@ -152,7 +152,7 @@ def fit_response_model(
     d = ordinal_design(responses, reference, factors=factors, interactions=interactions,
                        min_df_scale=min_df_scale, human_n=human_n)
     if cutpoints == "offset":
-        if d.kind != "ordinal" or d.K_item.max() < 3:
+        if d.kind != "ordinal" or d.K_item is None or d.K_item.max() < 3:
             raise ValueError("`cutpoints='offset'` needs ordinal items with 3 or more options: a 2-option scale "
                              "has one cutpoint, whose shift is the model mean.")
         d.cutpoints = "offset"

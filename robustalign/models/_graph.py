@@ -15,6 +15,8 @@ The linear predictor is evaluated per observed cell or on the dense model x item
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 
 from robustalign.models._design import Design, Term, _flat_index
@@ -27,7 +29,7 @@ CENTRE_MIN = 50  # answers per level above which an item-level effect is centred
 
 
 def _centred(d: Design, axes) -> bool:
-    n_cell = d.counts.sum(1) if d.kind == "ordinal" else d.n
+    n_cell = cast(np.ndarray, d.counts).sum(1) if d.kind == "ordinal" else cast(np.ndarray, d.n)
     per_level = n_cell.sum() / np.prod(d.shape(axes))
     if axes == ("item",) and d.human_n is not None:
         per_level += d.human_n.sum() / len(d.items)
@@ -46,6 +48,7 @@ def signal_to_noise(d: Design, axes: tuple[str, str]) -> float:
     """
     if d.kind != "ordinal":
         return 0.0
+    assert d.counts is not None and d.K_item is not None  # set for every ordinal design
     K = d.K_item[d.idx["item"]]
     pos = np.arange(d.counts.shape[1])[None, :] / np.maximum(K[:, None] - 1, 1)
     n = d.counts.sum(1)
@@ -209,7 +212,8 @@ def cell_layout(d: Design, x: np.ndarray) -> np.ndarray:
     return d.to_grid(x) if d.dense else x
 
 
-def _k_groups(d: Design):
+def _k_groups(d: Design) -> tuple[list[int], np.ndarray]:
+    assert d.K_item is not None  # set for every ordinal or categorical design
     ks = sorted(set(int(k) for k in d.K_item))
     gid = {k: i for i, k in enumerate(ks)}
     return ks, np.array([gid[int(k)] for k in d.K_item])
@@ -239,6 +243,7 @@ def ordinal_data(d: Design, fused: bool | None = None) -> dict[str, np.ndarray]:
     ``A_mg``, ``A_qg``).
     """
     ks, g_item = _k_groups(d)
+    assert d.counts is not None and d.K_item is not None  # set for every ordinal design
     kmax = d.counts.shape[1]
     Q = len(d.items)
     out = {}
@@ -340,6 +345,7 @@ def build_ordinal(d: Design, fused: bool | None = None):
     import pytensor.tensor as pt
 
     ks, g_item = _k_groups(d)
+    assert d.counts is not None  # set for every ordinal design
     kmax = d.counts.shape[1]
     coords = d.coords
     fused = fused_likelihood(d, fused)
@@ -385,7 +391,7 @@ def build_ordinal(d: Design, fused: bool | None = None):
         if fused:
             from robustalign.models._kernel import dense_softplus
 
-            cells = dense_softplus(*tables, T_items, N)[0] - sum(
+            cells = cast("list[Any]", dense_softplus(*tables, T_items, N))[0] - sum(
                 pt.sum(A * t) for A, t in zip(margins, tables, strict=True))
         else:
             if d.dense:
@@ -421,6 +427,7 @@ def build_score(d: Design):
     import pymc as pm
     import pytensor.tensor as pt
 
+    assert d.n is not None and d.sum_log is not None and d.sum_log1m is not None  # set for every score design
     with pm.Model(coords=d.coords) as model:
         n = pm.Data("n", cell_layout(d, d.n))
         s1 = pm.Data("sum_log", cell_layout(d, d.sum_log))

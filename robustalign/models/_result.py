@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,7 @@ class BayesFit(Result):
         The cell design the model was fitted on.
     """
 
-    idata: object
+    idata: Any  # an xarray.DataTree
     design: Design = field(repr=False)
     diagnostics: pd.DataFrame = field(repr=False)
     gate: dict = field(repr=False)
@@ -169,6 +169,7 @@ class BayesFit(Result):
     def _sigma_country(self) -> np.ndarray:
         d = self.design
         theta = self._draws("mu_group")[:, :, None] + self._draws("group_item")  # (S, C, Q)
+        assert d.human_n is not None  # a fit with group effects has human data
         asked = (d.human_n > 0)[None]
         th = np.where(asked, theta, np.nan)
         return np.nanmean(np.nanstd(th, axis=1), axis=1)
@@ -259,10 +260,12 @@ class BayesFit(Result):
         if p_h is not None:
             h = p_h
         elif d.human_counts is not None:
+            assert d.human_n is not None  # set together with human_counts
             with np.errstate(invalid="ignore", divide="ignore"):
                 h = (d.human_counts / d.human_n[..., None])[None]
         else:
             raise ValueError("alignment needs human reference data: fit with `reference=`.")
+        assert d.human_n is not None  # human data are present past the check above
         h = np.where((d.human_n > 0)[None, :, :, None], h, np.nan)  # (S or 1, C, Q, K)
         M, Q = len(d.models), len(d.items)
         key = d.idx["model"] * Q + d.idx["item"]
@@ -295,6 +298,7 @@ class BayesFit(Result):
         if d.kind == "score":
             return expit(eta)
         out = np.empty_like(eta)
+        assert d.K_item is not None  # set for every ordinal design
         K_cell = d.K_item[d.idx["item"]]
         for K in np.unique(K_cell):
             sel = K_cell == K
@@ -314,6 +318,7 @@ class BayesFit(Result):
             theta = (self._draws("mu_group", thin=True)[:, :, None] + self._draws("group_item", thin=True)
                      + self._draws("item_effect", thin=True)[:, None, :])  # (S, C, Q)
             out = np.empty_like(theta)
+            assert d.K_item is not None  # set for every ordinal design
             for K in np.unique(d.K_item):
                 sel = d.K_item == K
                 tau = self._draws(f"cutpoints_K{K}", thin=True)
@@ -418,13 +423,14 @@ class BayesFit(Result):
             )
         if not isinstance(n_new_items, (int, np.integer)) or n_new_items < 10:
             raise ValueError(f"`n_new_items` must be an integer >= 10; got {n_new_items!r}.")
+        assert d.human_n is not None and d.K_item is not None  # an ordinal design with humans, checked above
         gen, _ = as_generator(rng)
         M, C, G = len(d.models), len(d.groups), d.n_combos
         combo = (np.ravel_multi_index([d.idx[f] for f in d.factors], d.shape(d.factors)) if d.factors
                  else np.zeros(d.n_cells, np.int64))
         if match is None:
             W = np.zeros((M, 1, G))
-            np.add.at(W, (d.idx["model"], 0, combo), 1.0)
+            np.add.at(W, (d.idx["model"], 0, combo), 1.0)  # type: ignore[arg-type]  # stubs lack tuple indices
         else:
             lv = self._match_levels(match)
             W = np.zeros((M, C, G))
@@ -499,7 +505,7 @@ class BayesFit(Result):
 
             gen, record = as_generator(rng)
             if rng is None or isinstance(rng, (int, np.integer)):
-                rng = int(record.entropy)  # the recorded seed reproduces the draws (and keys the cache)
+                rng = int(cast(int, record.entropy))  # the recorded seed reproduces the draws (and keys the cache)
             else:
                 rng = gen
         A = self.alignment_draws(match, scope=scope, n_new_items=n_new_items, rng=rng)
@@ -617,7 +623,9 @@ class BayesFit(Result):
         r = self.variance_shares().query("component == 'stability_index'")["estimate"]
         return f"converged: {what}; {diag}; stability index R_m {r.min():.2f}-{r.max():.2f}."
 
-    def plot(self, ax: Axes | None = None, *, confidence_level: float | None = None, level: float | None = None):
+    # narrower than Result.plot's pass-through keywords on purpose: the options this figure has
+    def plot(self, ax: Axes | None = None, *, confidence_level: float | None = None,  # type: ignore[override]
+             level: float | None = None) -> Axes:
         """Variance shares per model (stacked bars) with the stability index and its interval; returns the
         Axes (``robustalign.plots.plot_variance_shares``)."""
         from robustalign.plots import plot_variance_shares

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -80,6 +81,7 @@ def _compiled(d: Design):
     from robustalign.models._graph import build_ordinal
     from robustalign.models._sampling import compile_nutpie
 
+    assert d.K_item is not None  # set for every ordinal design
     key = (tuple(d.models), tuple(d.items), tuple(d.factors), tuple(map(tuple, d.levels.values())),
            tuple(int(k) for k in d.K_item), d.n_cells)
     if key not in _COMPILED:
@@ -162,6 +164,7 @@ def sbc_response_model(
     gen, _ = as_generator(rng)
     d = design if design is not None else sbc_design(n_samples=n_samples, centred=centred)
     model = build_ordinal(d)
+    assert d.K_item is not None  # set for every ordinal design
     K = int(d.K_item[0])
     names = ["sd_item", "sd_model_x_format", "sd_item_x_format"]
     tables = sorted({t.name for t in d.terms} | set(names) | {"sd_model_item", f"cutpoints_K{K}", "beta_format"})
@@ -171,7 +174,7 @@ def sbc_response_model(
                                            random_seed=int(gen.integers(2**31 - 1)))
     pr = {v: np.asarray(prior["prior"][v].values)[0] for v in tables}
     t0 = time.perf_counter()
-    children = gen.bit_generator.seed_seq.spawn(n_sims)
+    children = cast(np.random.SeedSequence, gen.bit_generator.seed_seq).spawn(n_sims)
     tasks = [(d, {v: pr[v][s] for v in tables}, names, K, draws, tune, chains, n_keep, target_accept, children[s])
              for s in range(n_sims)]
     from robustalign._progress import progress_bar

@@ -46,9 +46,9 @@ def _axis_codes(df: pd.DataFrame, cols: Sequence[str]) -> tuple[np.ndarray | Non
         flat = parts[0][0]
     else:
         flat = parts[0][0].astype(np.int64)
-        for (c, _), d in zip(parts[1:], dims[1:]):
+        for (code, _), d in zip(parts[1:], dims[1:]):
             flat *= d
-            flat += c
+            flat += code
     size = int(np.prod(dims))
     seen = np.bincount(flat, minlength=size) > 0
     new = (np.cumsum(seen) - 1).astype(np.int32 if size < 2**31 else np.int64)
@@ -85,7 +85,7 @@ def group_array(
             f"{list(df.index[bad[:5]])}). Drop or fill them explicitly; resampling does not impute."
         )
     del finite
-    flat = None
+    flat: np.ndarray | None = None
     labels = []
     for ax in axes:
         codes, lab = _axis_codes(df, list(ax))
@@ -96,6 +96,7 @@ def group_array(
             flat *= len(lab)
             if codes is not None:
                 flat += codes
+    assert flat is not None, "group_array needs at least one axis"
     shape = tuple(len(lab) for lab in labels)
     size = int(np.prod(shape))
     sums = np.bincount(flat, weights=v, minlength=size)

@@ -114,6 +114,7 @@ def _as_table(data, *, value, cluster, by, weights, labels) -> _Table:
     elif value is not None or by is not None:
         raise ValueError("`value` and `by` apply to a DataFrame; with an array, pass per-cluster aggregates directly.")
     if isinstance(data, ItemAggregates):
+        w: np.ndarray | None
         if weights is None or isinstance(weights, str):
             w = data.weights("equal" if weights is None else weights)
         else:
@@ -539,6 +540,7 @@ def two_way_bootstrap(
             raise ValueError(f"`clusters` must name two columns; got {clusters!r}.")
         by_l = [by] if isinstance(by, str) else list(by or [])
         vals, counts, (_, _, lab) = group_array(data, value, [[clusters[0]], [clusters[1]], by_l])
+        w: np.ndarray | None
         if weights is None or isinstance(weights, str):
             w = count_weights(counts, "equal" if weights is None else weights)
         else:

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import combinations
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -143,7 +143,7 @@ class BootstrapResult(Result):
         )
 
     # ------------------------------------------------------------------ intervals
-    def _interval(self, level, method) -> tuple[np.ndarray, np.ndarray, float, str]:
+    def _interval(self, level: float | None, method: str | None) -> tuple[np.ndarray, np.ndarray, float, str | np.ndarray]:
         level = self.confidence_level if level is None else check_confidence_level(level)
         method = self.method if method is None else check_method(method, (*INTERVAL_METHODS, "bca_or_percentile"))
         if method == "bca_or_percentile":
@@ -171,7 +171,7 @@ class BootstrapResult(Result):
             low, high = _iv.percentile_interval(self.resamples, confidence_level=level)
         return np.atleast_1d(low), np.atleast_1d(high), level, method
 
-    def _endpoint_mcse(self, level: float, method) -> tuple[np.ndarray, np.ndarray]:
+    def _endpoint_mcse(self, level: float, method: str | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Monte Carlo SE of the endpoints for ``method`` (a name, or one name per statistic)."""
         per = np.broadcast_to(np.asarray(method, dtype=object), (len(self),))
         lo, hi = np.full(len(self), np.nan), np.full(len(self), np.nan)
@@ -187,8 +187,8 @@ class BootstrapResult(Result):
     def mcse(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Monte Carlo standard errors of the interval endpoints (order-statistic estimate; for BCa with
         the noise of the bias correction): the label columns plus ``conf_low_mcse, conf_high_mcse``."""
-        _, _, level, method = self._interval(resolve_level(confidence_level, level, self.confidence_level), method)
-        lo, hi = self._endpoint_mcse(level, method)
+        _, _, level, used = self._interval(resolve_level(confidence_level, level, self.confidence_level), method)
+        lo, hi = self._endpoint_mcse(level, used)
         return _with(self.labels, conf_low_mcse=lo, conf_high_mcse=hi)
 
     def conf_int(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
@@ -207,19 +207,19 @@ class BootstrapResult(Result):
         DataFrame
             The label columns plus ``conf_low, conf_high, conf_level, method``.
         """
-        low, high, level, method = self._interval(resolve_level(confidence_level, level, self.confidence_level),
-                                                  method)
-        return _with(self.labels, conf_low=low, conf_high=high, conf_level=level, method=method)
+        low, high, level, used = self._interval(resolve_level(confidence_level, level, self.confidence_level),
+                                                method)
+        return _with(self.labels, conf_low=low, conf_high=high, conf_level=level, method=used)
 
     def to_frame(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
         """One row per statistic: labels, ``estimate, std_error, conf_low, conf_high, conf_level, method,
         n_resamples, conf_low_mcse, conf_high_mcse`` (the endpoints' Monte Carlo standard errors)."""
-        low, high, level, method = self._interval(resolve_level(confidence_level, level, self.confidence_level),
-                                                  method)
-        low_se, high_se = self._endpoint_mcse(level, method)
+        low, high, level, used = self._interval(resolve_level(confidence_level, level, self.confidence_level),
+                                                method)
+        low_se, high_se = self._endpoint_mcse(level, used)
         return _with(
             self.labels, estimate=self.estimate, std_error=self.std_error, conf_low=low, conf_high=high,
-            conf_level=level, method=method, n_resamples=self.n_resamples, conf_low_mcse=low_se,
+            conf_level=level, method=used, n_resamples=self.n_resamples, conf_low_mcse=low_se,
             conf_high_mcse=high_se,
         )
 
@@ -245,7 +245,9 @@ class BootstrapResult(Result):
             lines.append(f"  ... and {len(self) - max_rows} more (to_frame() has them all)")
         return "\n".join([head, *lines])
 
-    def plot(self, ax: Axes | None = None, *, confidence_level: float | None = None, method: str | None = None, level: float | None = None):
+    # narrower than Result.plot's pass-through keywords on purpose: the options this figure has
+    def plot(self, ax: Axes | None = None, *, confidence_level: float | None = None,  # type: ignore[override]
+             method: str | None = None, level: float | None = None) -> Axes:
         """Estimates with their intervals, one row per statistic. Returns the matplotlib Axes."""
         from robustalign.plots.results import plot_estimates
 
@@ -325,7 +327,8 @@ class BootstrapResult(Result):
             first = int(np.flatnonzero(in_g)[0])
             sel = [in_g & (f_codes == k) for k in range(len(levels))]
             keys = [frozenset(o_codes[m].tolist()) if other else int(m.sum()) for m in sel]
-            if any(k != keys[0] for k in keys) or any(int(m.sum()) != len(keys[0]) for m in sel if other):
+            if any(k != keys[0] for k in keys) or any(int(m.sum()) != len(cast(frozenset, keys[0]))
+                                                      for m in sel if other):
                 raise ValueError(
                     f"pairwise({factor!r}): the levels of {factor!r} do not share the same combinations of {other}, "
                     "so their means would average different cells. Pass `within=` to compare inside each "
@@ -530,7 +533,8 @@ class PermutationResult(Result):
             lines.append(f"  ... and {len(self) - max_rows} more (to_frame() has them all)")
         return "\n".join([head, *lines])
 
-    def plot(self, ax: Axes | None = None, *, which: int = 0, bins: int = 50):
+    # narrower than Result.plot's pass-through keywords on purpose: the options this figure has
+    def plot(self, ax: Axes | None = None, *, which: int = 0, bins: int = 50) -> Axes:  # type: ignore[override]
         """Histogram of the permutation null of statistic ``which`` with the observed value; returns the Axes
         (:func:`robustalign.plots.results.plot_null`)."""
         from robustalign.plots.results import plot_null
