@@ -24,12 +24,19 @@ result class against this list.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["INTERVAL_COLUMNS", "Result"]
+__all__ = ["INTERVAL_COLUMNS", "HasFrame", "Result"]
+
+
+class HasFrame(Protocol):
+    """Anything with a ``to_frame()`` table: every robustalign result (what the exporters take)."""
+
+    def to_frame(self, *args: Any, **kwargs: Any) -> pd.DataFrame: ...
 
 #: Columns of ``conf_int()`` besides the keys.
 INTERVAL_COLUMNS = ("conf_low", "conf_high", "conf_level", "method")

@@ -30,13 +30,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from robustalign._result import HasFrame
 
 __all__ = ["csv_safe", "posterior_to_zarr", "result_frame", "to_csv", "to_latex", "to_parquet"]
 
@@ -53,7 +57,7 @@ _LATEX_SPECIAL = {
 }
 
 
-def result_frame(result, level: float | None = None) -> pd.DataFrame:
+def result_frame(result: HasFrame | pd.DataFrame, level: float | None = None) -> pd.DataFrame:
     """``result.to_frame()`` (at ``level`` when given), or a copy of ``result`` if it is a DataFrame."""
     if isinstance(result, pd.DataFrame):
         if level is not None:
@@ -96,7 +100,8 @@ def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def to_csv(result, path, level: float | None = None, *, formula_safe: bool = True, **kwargs) -> Path:
+def to_csv(result: HasFrame | pd.DataFrame, path: str | os.PathLike[str], level: float | None = None, *,
+           formula_safe: bool = True, **kwargs: Any) -> Path:
     """Write ``result.to_frame()`` to a tidy CSV file (no index; floats written to round-trip exactly).
 
     With ``formula_safe`` (default) a text cell that a spreadsheet would run as a formula gets a
@@ -109,7 +114,8 @@ def to_csv(result, path, level: float | None = None, *, formula_safe: bool = Tru
     return path
 
 
-def to_parquet(result, path, level: float | None = None, **kwargs) -> Path:
+def to_parquet(result: HasFrame | pd.DataFrame, path: str | os.PathLike[str], level: float | None = None,
+               **kwargs: Any) -> Path:
     """Write ``result.to_frame()`` to Parquet (pyarrow): column types kept, no index. Returns the path."""
     path = Path(path)
     result_frame(result, level).to_parquet(path, index=False, **kwargs)
@@ -148,8 +154,8 @@ def _key_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def to_latex(
-    result,
-    path=None,
+    result: HasFrame | pd.DataFrame,
+    path: str | os.PathLike[str] | None = None,
     *,
     columns: Sequence[str] | None = None,
     level: float | None = None,
@@ -258,7 +264,7 @@ def _jsonable(value):
         return json.dumps(value, default=str)
 
 
-def posterior_to_zarr(fit_or_datatree: Any, path: str | Path, *, mode: Literal["w-", "w", "a"] = "w-") -> Path:
+def posterior_to_zarr(fit_or_datatree: Any, path: str | os.PathLike[str], *, mode: Literal["w-", "w", "a"] = "w-") -> Path:
     """Write a posterior (an arviz 1 ``xarray.DataTree``, or a fit holding one in ``.idata``) to a zarr store.
 
     Every group (posterior, sample_stats, observed_data, ...) is kept. Attributes that JSON cannot hold

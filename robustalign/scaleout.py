@@ -30,17 +30,27 @@ import copy
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from robustalign._rng import RngLike, as_generator
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from robustalign.resampling import BootstrapResult
+
 __all__ = ["BLOCK_SIZE", "block_streams", "bootstrap_cells", "map_chunks", "map_tasks", "n_workers"]
 
 #: Resamples (or permutations) drawn from one child stream. Part of the definition of a result:
 #: resample ``b`` comes from child ``b // BLOCK_SIZE`` of the seed, whatever the executor or task count.
 BLOCK_SIZE = 250
+
+#: What ``executor=`` takes: None (serial), a ``concurrent.futures`` executor, a Dask ``Client`` or its
+#: ``get_executor()``, a Ray ``Pool``, or anything with ``map(fn, tasks)`` or ``submit(fn, arg)`` (duck-typed).
+ExecutorLike = Any
 
 
 # --------------------------------------------------------------------------------------------------
@@ -51,7 +61,7 @@ def _is_dask_client(executor) -> bool:
     return t.__module__.split(".")[0] == "distributed" and hasattr(executor, "gather") and hasattr(executor, "submit")
 
 
-def map_tasks(fn: Callable, tasks: Iterable, *, executor=None) -> list:
+def map_tasks(fn: Callable, tasks: Iterable, *, executor: ExecutorLike = None) -> list:
     """``[fn(t) for t in tasks]``, run on ``executor`` when one is given; results in task order.
 
     Parameters
@@ -98,7 +108,7 @@ def map_tasks(fn: Callable, tasks: Iterable, *, executor=None) -> list:
     )
 
 
-def n_workers(executor) -> int | None:
+def n_workers(executor: ExecutorLike) -> int | None:
     """How many tasks ``executor`` runs at once, when it says so (threads of a Dask cluster, pool size).
 
     ``None`` when unknown. Used only to choose how many tasks to make, which never changes a result.
@@ -115,7 +125,7 @@ def n_workers(executor) -> int | None:
     return int(n) if isinstance(n, int) and n > 0 else None
 
 
-def tasks_for(executor, n_items: int, *, per_worker: int = 4, default: int = 32) -> int:
+def tasks_for(executor: ExecutorLike, n_items: int, *, per_worker: int = 4, default: int = 32) -> int:
     """Tasks to split ``n_items`` into: a few per worker (load balance without drowning in overhead)."""
     w = n_workers(executor)
     return max(1, min(n_items, default if w is None else per_worker * w))
@@ -133,7 +143,8 @@ def _call_chunk(args):
     return list(fn(chunk))
 
 
-def map_chunks(fn: Callable[[list], Sequence], items: Sequence, *, executor=None, n_tasks: int | None = None) -> list:
+def map_chunks(fn: Callable[[list], Sequence], items: Sequence, *, executor: ExecutorLike = None,
+               n_tasks: int | None = None) -> list:
     """Apply ``fn`` to consecutive chunks of ``items`` (one task per chunk) and concatenate the results.
 
     ``fn(chunk)`` receives a list of items and returns one result per item. Chunking cuts the per-task
@@ -151,7 +162,7 @@ def map_chunks(fn: Callable[[list], Sequence], items: Sequence, *, executor=None
     return [r for part in map_tasks(_call_chunk, chunks, executor=executor) for r in part]
 
 
-def block_streams(rng, n_total: int, block_size: int = BLOCK_SIZE) -> list[tuple[int, np.random.Generator]]:
+def block_streams(rng: RngLike, n_total: int, block_size: int = BLOCK_SIZE) -> list[tuple[int, np.random.Generator]]:
     """``(rows, generator)`` for consecutive blocks of ``n_total`` resamples, one child stream each.
 
     The children are spawned from ``rng`` (``Generator.spawn``), so block ``k`` draws the same numbers
@@ -187,21 +198,21 @@ def _bootstrap_task(args):
 
 
 def bootstrap_cells(
-    data,
+    data: pd.DataFrame | ArrayLike,
     *,
     value: str | None = None,
     cluster: str = "item",
     by: Sequence[str] | str | None = None,
-    weights=None,
+    weights: str | ArrayLike | None = None,
     labels: pd.DataFrame | Sequence | None = None,
     n_resamples: int = 2000,
     confidence_level: float = 0.95,
     method: str = "bca",
     rng: RngLike = None,
     chunk_size: int | None = None,
-    executor=None,
+    executor: ExecutorLike = None,
     n_tasks: int | None = None,
-):
+) -> BootstrapResult:
     """Cluster bootstrap of very many cells, the cells split across tasks, every cell paired with every other.
 
     The result is that of :func:`robustalign.resampling.cluster_bootstrap` on all cells at once with the

@@ -34,9 +34,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from robustalign._errors import DegenerateResampleWarning
 from robustalign._result import Result
@@ -51,6 +53,9 @@ from robustalign._validation import (
 from robustalign.resampling import _weights as _w
 from robustalign.resampling._aggregate import ItemAggregates, count_weights, group_array, item_aggregates
 from robustalign.resampling.results import BootstrapResult
+
+if TYPE_CHECKING:
+    from robustalign.schema import Reference
 
 __all__ = [
     "ReferenceDraws",
@@ -292,15 +297,15 @@ def _check_replicates(resamples: np.ndarray, labels: pd.DataFrame, stacklevel: i
 # public designs
 # --------------------------------------------------------------------------------------------------
 def cluster_bootstrap(
-    data,
+    data: pd.DataFrame | ItemAggregates | ArrayLike | Sequence[ArrayLike],
     statistic: Callable | None = None,
     *,
     value: str | None = None,
     cluster: str = "item",
     by: Sequence[str] | str | None = None,
-    weights=None,
+    weights: str | ArrayLike | None = None,
     labels: pd.DataFrame | Sequence | None = None,
-    perturbed=None,
+    perturbed: ArrayLike | Callable[[int, int], np.ndarray] | None = None,
     n_resamples: int = 2000,
     confidence_level: float = 0.95,
     method: str = "bca",
@@ -411,16 +416,16 @@ def cluster_bootstrap(
 
 
 def paired_bootstrap(
-    data,
+    data: pd.DataFrame | ItemAggregates | ArrayLike,
     *,
     compare: str,
     within: Sequence[str] | str | None = None,
     value: str | None = None,
     cluster: str = "item",
     by: Sequence[str] | str | None = None,
-    weights=None,
+    weights: str | ArrayLike | None = None,
     labels: pd.DataFrame | Sequence | None = None,
-    perturbed=None,
+    perturbed: ArrayLike | Callable[[int, int], np.ndarray] | None = None,
     n_resamples: int = 2000,
     confidence_level: float = 0.95,
     method: str = "bca",
@@ -482,12 +487,12 @@ def paired_bootstrap(
 
 
 def two_way_bootstrap(
-    data,
+    data: pd.DataFrame | ArrayLike,
     *,
     value: str | None = None,
     clusters: tuple[str, str] = ("item", "group"),
     by: Sequence[str] | str | None = None,
-    weights=None,
+    weights: str | ArrayLike | None = None,
     labels: pd.DataFrame | Sequence | None = None,
     n_resamples: int = 2000,
     confidence_level: float = 0.95,
@@ -668,14 +673,14 @@ class ReferenceDraws(Result):
 
 
 def dirichlet_reference(
-    reference,
-    n=None,
+    reference: Reference | ArrayLike,
+    n: ArrayLike | None = None,
     *,
     n_resamples: int = 2000,
     deff: float = DEFAULT_DEFF,
     n_unknown: float = DEFAULT_N_UNKNOWN,
     prior: float = 0.5,
-    n_options=None,
+    n_options: ArrayLike | None = None,
     items: Sequence | None = None,
     groups: Sequence | None = None,
     rng: RngLike = None,

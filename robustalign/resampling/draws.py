@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["bootstrap_counts", "half_masks", "integer_draws", "random_permutations", "sample_with_replacement"]
 
@@ -62,7 +63,8 @@ def half_masks(gen: np.random.Generator, rows: int, n: int) -> np.ndarray:
     return mask
 
 
-def sample_with_replacement(gen: np.random.Generator, population, shape: Sequence[int] | int) -> np.ndarray:
+def sample_with_replacement(gen: np.random.Generator, population: ArrayLike,
+                            shape: Sequence[int] | int) -> np.ndarray:
     """Values of ``population`` (1-D) drawn uniformly with replacement, in the given shape."""
     pop = np.asarray(population)
     if pop.ndim != 1 or pop.size == 0:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import ndtr, ndtri
 
 from robustalign._errors import DegenerateResampleWarning
@@ -151,7 +152,7 @@ def quantiles_by_column(resamples: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return out
 
 
-def percentile_interval(resamples, *, confidence_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(resamples: ArrayLike, *, confidence_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile interval of each column of ``resamples`` ``(n_resamples, k)``.
 
     Returns ``(low, high)`` arrays of length ``k`` (scalars for 1-D input).
@@ -163,7 +164,7 @@ def percentile_interval(resamples, *, confidence_level: float = 0.95) -> tuple[n
     return (q[0, 0], q[1, 0]) if flat else (q[0], q[1])
 
 
-def jackknife_acceleration(jackknife) -> np.ndarray:
+def jackknife_acceleration(jackknife: ArrayLike) -> np.ndarray:
     """BCa acceleration :math:`\\hat a` from delete-one-cluster jackknife values ``(n_clusters, k)``.
 
     NaN where the jackknife values do not vary (acceleration undefined).
@@ -222,7 +223,8 @@ def _bca_inputs(resamples, estimate, jackknife, acceleration, caller: str):
 
 
 def bca_interval(
-    resamples, estimate, jackknife=None, *, confidence_level: float = 0.95, acceleration=None
+    resamples: ArrayLike, estimate: ArrayLike, jackknife: ArrayLike | None = None, *, confidence_level: float = 0.95,
+    acceleration: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bias-corrected and accelerated interval of each column of ``resamples``.
 
@@ -273,7 +275,7 @@ def _quantile_slope(r: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.where(np.isfinite(probs), slope, np.nan), n
 
 
-def quantile_mcse(resamples, probs) -> np.ndarray:
+def quantile_mcse(resamples: ArrayLike, probs: ArrayLike) -> np.ndarray:
     r"""Monte Carlo SE of the empirical quantiles at ``probs`` ``(m, k)`` of the columns of ``resamples``.
 
     :math:`Q'(p)\sqrt{p(1-p)/B}` with ``B`` the finite replicates of the column (order-statistic
@@ -286,7 +288,7 @@ def quantile_mcse(resamples, probs) -> np.ndarray:
         return slope * np.sqrt(probs * (1.0 - probs) / n[None, :])
 
 
-def percentile_mcse(resamples, *, confidence_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def percentile_mcse(resamples: ArrayLike, *, confidence_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo SE of the percentile interval's ``(low, high)`` endpoints (scalars for 1-D input)."""
     r, flat = _as_2d(resamples)
     alpha = (1.0 - confidence_level) / 2.0
@@ -295,7 +297,8 @@ def percentile_mcse(resamples, *, confidence_level: float = 0.95) -> tuple[np.nd
 
 
 def bca_mcse(
-    resamples, estimate, jackknife=None, *, confidence_level: float = 0.95, acceleration=None
+    resamples: ArrayLike, estimate: ArrayLike, jackknife: ArrayLike | None = None, *, confidence_level: float = 0.95,
+    acceleration: ArrayLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo SE of the BCa interval's ``(low, high)`` endpoints, including the noise of ``z0``.
 

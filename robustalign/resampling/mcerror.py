@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "MC_K",
@@ -59,7 +60,7 @@ MC_K = 2.0
 WITHIN_MC_ERROR = "within Monte Carlo error"
 
 
-def p_value_mcse(p, n_resamples) -> np.ndarray:
+def p_value_mcse(p: ArrayLike, n_resamples: ArrayLike) -> np.ndarray:
     """Monte Carlo SE :math:`\\sqrt{p(1-p)/B}` of permutation p-values from ``n_resamples`` draws (NaN stays NaN).
 
     An exact p-value (all permutations enumerated) has no Monte Carlo error: pass ``n_resamples=np.inf``.
@@ -72,7 +73,7 @@ def p_value_mcse(p, n_resamples) -> np.ndarray:
         return np.sqrt(np.clip(p, 0.0, 1.0) * (1.0 - np.clip(p, 0.0, 1.0)) / B)
 
 
-def adjusted_p_mcse(p_adjusted, p_value, n_resamples) -> np.ndarray:
+def adjusted_p_mcse(p_adjusted: ArrayLike, p_value: ArrayLike, n_resamples: ArrayLike) -> np.ndarray:
     """Monte Carlo SE of multiplicity-adjusted p-values: ``(p_adj / p) * sqrt(p (1 - p) / B)``.
 
     Adjusted p-values capped at 1 have SE 0 (the cap does not move with the seed unless the raw value
@@ -86,7 +87,7 @@ def adjusted_p_mcse(p_adjusted, p_value, n_resamples) -> np.ndarray:
     return np.where(pa >= 1.0, 0.0, out)
 
 
-def std_error_mcse(std_error, n_resamples) -> np.ndarray:
+def std_error_mcse(std_error: ArrayLike, n_resamples: ArrayLike) -> np.ndarray:
     """Monte Carlo SE of a bootstrap standard error from ``n_resamples`` replicates: ``se / sqrt(2 (B - 1))``
     (the SE of a sample SD of near-normal values)."""
     B = np.asarray(n_resamples, dtype=float)
@@ -95,7 +96,7 @@ def std_error_mcse(std_error, n_resamples) -> np.ndarray:
     return np.asarray(std_error, dtype=float) / np.sqrt(2.0 * (B - 1.0))
 
 
-def n_needed_mcse(n_needed, n_resamples) -> np.ndarray:
+def n_needed_mcse(n_needed: ArrayLike, n_resamples: ArrayLike) -> np.ndarray:
     """Monte Carlo SE of a sample size proportional to a squared bootstrap SE (``n_for_mde`` with
     ``sd = std_error * sqrt(n)``): ``n * sqrt(2 / (B - 1))`` (delta method: twice the SD's relative SE)."""
     B = np.asarray(n_resamples, dtype=float)
@@ -104,7 +105,7 @@ def n_needed_mcse(n_needed, n_resamples) -> np.ndarray:
     return np.asarray(n_needed, dtype=float) * np.sqrt(2.0 / (B - 1.0))
 
 
-def within_mc_error(value, threshold, mcse, *, k: float = MC_K) -> np.ndarray:
+def within_mc_error(value: ArrayLike, threshold: ArrayLike, mcse: ArrayLike, *, k: float = MC_K) -> np.ndarray:
     """True where ``|value - threshold| <= k * mcse`` (the comparison could flip with another seed).
 
     NaN values or SEs give False (there is no comparison to flip).
@@ -114,7 +115,7 @@ def within_mc_error(value, threshold, mcse, *, k: float = MC_K) -> np.ndarray:
         return np.abs(v - t) <= k * s
 
 
-def mc_decision(value, threshold, mcse, *, k: float = MC_K) -> np.ndarray:
+def mc_decision(value: ArrayLike, threshold: ArrayLike, mcse: ArrayLike, *, k: float = MC_K) -> np.ndarray:
     """``"below"``, ``"above"`` or ``"within Monte Carlo error"`` for each value against its threshold.
 
     A value equal to the threshold with zero SE is ``"above"`` (``value >= threshold``); NaN gives ``"nan"``.
@@ -126,7 +127,8 @@ def mc_decision(value, threshold, mcse, *, k: float = MC_K) -> np.ndarray:
     return np.where(np.isnan(v) | np.isnan(t), "nan", out)
 
 
-def resamples_to_resolve(value, threshold, mcse, n_resamples, *, k: float = MC_K) -> np.ndarray:
+def resamples_to_resolve(value: ArrayLike, threshold: ArrayLike, mcse: ArrayLike, n_resamples: ArrayLike, *,
+                         k: float = MC_K) -> np.ndarray:
     """Resamples that would put ``value`` ``k`` SEs from ``threshold`` (SE shrinks as ``1/sqrt(B)``).
 
     ``n_resamples`` where the comparison is already resolved; ``inf`` where the value equals the threshold.

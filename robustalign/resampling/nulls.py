@@ -32,12 +32,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from itertools import permutations
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 from robustalign.resampling.permutation import permutation_p_values
 from robustalign.resampling.streams import keyed_stream
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from robustalign.scaleout import ExecutorLike
 
 __all__ = [
     "BLOCK_SIZE",
@@ -118,8 +124,8 @@ def _run(statistic: Callable, draw: str, shape: tuple, n_total: int, rng, key, e
     return np.concatenate(parts, axis=0)
 
 
-def item_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_resamples: int, rng,
-                   key: tuple, executor=None) -> np.ndarray:
+def item_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_resamples: int, rng: RngLike,
+                   key: tuple, executor: ExecutorLike = None) -> np.ndarray:
     """``statistic(idx)`` for ``n_resamples`` item resamples; ``idx`` is ``(rows, n_items)`` indices drawn
     with replacement. Returns the stacked results, ``(n_resamples, ...)``.
 
@@ -131,29 +137,29 @@ def item_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, 
 
 
 def item_bootstrap_normals(statistic: Callable[[tuple], np.ndarray], n_items: int, n_normals: int, *,
-                           n_resamples: int, rng, key: tuple, executor=None) -> np.ndarray:
+                           n_resamples: int, rng: RngLike, key: tuple, executor: ExecutorLike = None) -> np.ndarray:
     """``statistic((idx, z))`` for ``n_resamples`` item resamples ``idx`` (``(rows, n_items)``, as in
     :func:`item_bootstrap`) drawn together with ``z``, ``(rows, n_normals)`` standard normal deviates: a
     quantity known only as an estimate with a standard error is redrawn in the same resample."""
     return _run(statistic, "indices_normals", (int(n_items), int(n_normals)), n_resamples, rng, key, executor)
 
 
-def sign_flips(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_permutations: int, rng,
-               key: tuple, executor=None) -> np.ndarray:
+def sign_flips(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_permutations: int, rng: RngLike,
+               key: tuple, executor: ExecutorLike = None) -> np.ndarray:
     """``statistic(signs)`` for ``n_permutations`` draws of ``signs`` (``(rows, n_items)``, each -1 or +1 with
     probability 1/2): the null of a paired contrast whose two labels are exchangeable within item."""
     return _run(statistic, "signs", (int(n_items),), n_permutations, rng, key, executor)
 
 
 def within_item_permutations(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, n_labels: int, *,
-                             n_permutations: int, rng, key: tuple, executor=None) -> np.ndarray:
+                             n_permutations: int, rng: RngLike, key: tuple, executor: ExecutorLike = None) -> np.ndarray:
     """``statistic(perm)`` for ``n_permutations`` draws of ``perm`` (``(rows, n_items, n_labels)``): in every
     item an independent uniform permutation of the labels (labels exchangeable within item)."""
     return _run(statistic, "within", (int(n_items), int(n_labels)), n_permutations, rng, key, executor)
 
 
 def label_permutations(statistic: Callable[[np.ndarray], np.ndarray], n_labels: int, *, n_permutations: int,
-                       rng, key: tuple) -> tuple[np.ndarray, bool]:
+                       rng: RngLike, key: tuple) -> tuple[np.ndarray, bool]:
     """``statistic(perm)`` over permutations ``perm`` (``(rows, n_labels)``) of ``n_labels`` labels.
 
     With ``n_labels <= EXACT_MAX_LABELS`` and ``n_labels! <= n_permutations`` every order except the
@@ -168,7 +174,8 @@ def label_permutations(statistic: Callable[[np.ndarray], np.ndarray], n_labels: 
     return _run(statistic, "labels", (k,), n_permutations, rng, key, None), False
 
 
-def p_values(observed, null, alternative: str, *, centre=None, scale=None) -> np.ndarray:
+def p_values(observed: ArrayLike, null: ArrayLike, alternative: str, *, centre: ArrayLike | None = None,
+             scale: ArrayLike | None = None) -> np.ndarray:
     """Permutation p-values ``(1 + b) / (1 + B)`` per column of ``null`` (``(B, C)``), through
     :func:`robustalign.resampling.permutation_p_values` (its tie rule).
 
@@ -177,7 +184,8 @@ def p_values(observed, null, alternative: str, *, centre=None, scale=None) -> np
     Two-sided tests compare distances from ``centre`` (default 0; e.g. 0.5 for an AUC).
     """
     obs = np.atleast_1d(np.asarray(observed, float))
-    null = np.asarray(null, float).reshape(len(null), -1)
+    null = np.asarray(null, float)
+    null = null.reshape(len(null), -1)
     if null.shape[1] != obs.shape[0]:
         raise ValueError(f"`null` has {null.shape[1]} columns for {obs.shape[0]} observed statistics.")
     c = np.zeros(obs.shape) if centre is None else np.broadcast_to(np.asarray(centre, float), obs.shape)

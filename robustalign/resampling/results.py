@@ -28,6 +28,7 @@ from robustalign.resampling.mcerror import p_value_mcse
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
 
 __all__ = ["BootstrapResult", "PermutationResult"]
 
@@ -282,7 +283,7 @@ class BootstrapResult(Result):
             statistic=self.statistic if statistic is None else statistic,
         )
 
-    def contrast(self, coefficients, *, labels: pd.DataFrame | Sequence | None = None) -> BootstrapResult:
+    def contrast(self, coefficients: pd.DataFrame | ArrayLike, *, labels: pd.DataFrame | Sequence | None = None) -> BootstrapResult:
         """Linear combinations of the statistics, paired through the shared resamples.
 
         ``coefficients`` is ``(k, m)`` (a DataFrame's columns name the contrasts).
@@ -347,7 +348,7 @@ class BootstrapResult(Result):
         return replace(out, design="paired" if self.design == "cluster" else self.design,
                        statistic=f"difference in {self.statistic}" if self.statistic else "difference")
 
-    def subset(self, **levels) -> BootstrapResult:
+    def subset(self, **levels: object) -> BootstrapResult:
         """The statistics whose label columns equal the given values (``res.subset(model="m1")``)."""
         keep = np.ones(len(self), bool)
         for name, val in levels.items():

@@ -25,12 +25,12 @@ import hashlib
 
 import numpy as np
 
-from robustalign._rng import as_generator
+from robustalign._rng import RngLike, as_generator
 
 __all__ = ["key_words", "keyed_seed", "keyed_stream"]
 
 
-def _canonical(part) -> str:
+def _canonical(part: object) -> str:
     if isinstance(part, (tuple, list)):
         return "(" + ",".join(_canonical(p) for p in part) + ")"
     if isinstance(part, (np.integer, int)) and not isinstance(part, bool):
@@ -40,7 +40,7 @@ def _canonical(part) -> str:
     return "s" + str(part).replace("\\", "\\\\").replace("|", "\\|")
 
 
-def key_words(*key) -> tuple[int, ...]:
+def key_words(*key: object) -> tuple[int, ...]:
     """Four 32-bit words that identify ``key`` (any nesting of strings, numbers and tuples).
 
     >>> key_words("stability", "model_a") == key_words("stability", "model_a")
@@ -53,7 +53,7 @@ def key_words(*key) -> tuple[int, ...]:
     return tuple(int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4))
 
 
-def keyed_seed(rng, *key) -> np.random.SeedSequence:
+def keyed_seed(rng: RngLike, *key: object) -> np.random.SeedSequence:
     """The SeedSequence for ``key`` under the seed ``rng`` (None, int, SeedSequence or Generator).
 
     A Generator contributes its *seed* (its ``SeedSequence``), not its current state, so the stream of a
@@ -67,7 +67,7 @@ def keyed_seed(rng, *key) -> np.random.SeedSequence:
     return np.random.SeedSequence(entropy=ss.entropy, spawn_key=tuple(ss.spawn_key) + key_words(*key))
 
 
-def keyed_stream(rng, *key) -> np.random.Generator:
+def keyed_stream(rng: RngLike, *key: object) -> np.random.Generator:
     """An independent Generator for ``key`` under the seed ``rng``.
 
     Parameters

@@ -41,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 __all__ = ["TwoWayMean", "twoway_mean"]
@@ -79,8 +80,8 @@ def _crv1(e: np.ndarray, along: int) -> tuple[float, int]:
     return float(g / (g - 1) * (s**2).sum()), s.size
 
 
-def twoway_mean(values, *, clusters: str = "two-way", confidence_level: float = 0.95,
-                null: float = 0.0, influence=None) -> TwoWayMean:
+def twoway_mean(values: ArrayLike, *, clusters: str = "two-way", confidence_level: float = 0.95,
+                null: float = 0.0, influence: ArrayLike | None = None) -> TwoWayMean:
     """Mean of an ``(n_items, n_respondents)`` table (NaN = no score) with a cluster-robust t interval.
 
     Parameters
