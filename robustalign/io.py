@@ -18,14 +18,16 @@ import csv
 import io
 import itertools
 import json
+import os
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from robustalign._errors import RobustAlignWarning, SchemaError, preview
-from robustalign.schema import Reference, Responses, make_reference, make_responses
+from robustalign.schema import Reference, Responses, Scale, make_reference, make_responses
 
 __all__ = ["load_reference", "load_responses", "read_table"]
 
@@ -157,7 +159,7 @@ _READERS = {".csv": _read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parqu
             ".jsonl": _read_jsonl, ".ndjson": _read_jsonl}
 
 
-def read_table(path) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str] | pd.DataFrame) -> pd.DataFrame:
     """Read a CSV, Parquet or JSON-lines file into a DataFrame (a DataFrame passes through).
 
     The file's name is kept in ``df.attrs["source"]`` so that later errors can name it.
@@ -209,7 +211,9 @@ def _named(fn, source, *args, **kwargs):
         raise
 
 
-def load_reference(path, scales=None, *, group_col: str = "group", **kwargs) -> Reference:
+def load_reference(path: str | os.PathLike[str] | pd.DataFrame,
+                   scales: str | os.PathLike[str] | pd.DataFrame | dict[str, Scale] | None = None, *,
+                   group_col: str = "group", **kwargs: Any) -> Reference:
     """Load and validate a human-reference table (see :func:`robustalign.schema.make_reference`)."""
     sc = read_table(scales) if scales is not None and not isinstance(scales, dict) else scales
     if isinstance(sc, pd.DataFrame) and not isinstance(scales, pd.DataFrame):
@@ -220,7 +224,8 @@ def load_reference(path, scales=None, *, group_col: str = "group", **kwargs) -> 
     return _named(make_reference, df.attrs.get("source"), df, sc, group_col=group_col, **kwargs)
 
 
-def load_responses(path, reference: Reference | None = None, **kwargs) -> Responses:
+def load_responses(path: str | os.PathLike[str] | pd.DataFrame, reference: Reference | None = None,
+                   **kwargs: Any) -> Responses:
     """Load and validate a responses table (see :func:`robustalign.schema.make_responses`).
 
     ``allow_missing=True`` accepts empty answers (counted in the exclusion log as "missing answer").

@@ -66,8 +66,10 @@ default to compare models sampled with different numbers of answers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -86,6 +88,11 @@ from robustalign.schema import (
     make_reference,
     make_scales,
 )
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from robustalign.report.audit import Section
 
 __all__ = [
     "RespondentReference",
@@ -295,7 +302,9 @@ def _one_value_per_respondent(df, cols, src, names) -> None:
                               "fix the value or give the rows distinct respondent ids.")
 
 
-def load_respondent_reference(path, scales, **kwargs) -> RespondentReference:
+def load_respondent_reference(path: str | os.PathLike[str] | pd.DataFrame,
+                              scales: str | os.PathLike[str] | pd.DataFrame | Mapping[str, Scale] | Reference,
+                              **kwargs: Any) -> RespondentReference:
     """Load and validate a respondent-level reference file (CSV, Parquet, JSON lines)."""
     from robustalign.io import read_table
 
@@ -388,7 +397,7 @@ def _loo_parts(A: np.ndarray, grp: np.ndarray, kernel: np.ndarray) -> dict:
     return {"oh": oh, "kk": kk, "own_k": own_k, "b": b, "masks": masks, "n_all": n_all}
 
 
-def loo_influence(answers: np.ndarray, groups, in_estimate: np.ndarray, kernel: np.ndarray, *,
+def loo_influence(answers: np.ndarray, groups: ArrayLike, in_estimate: np.ndarray, kernel: np.ndarray, *,
                   parts: dict | None = None) -> np.ndarray:
     r"""Linearised cell scores of the mean of a leave-one-out group baseline, for :func:`twoway_mean`.
 
@@ -811,7 +820,7 @@ def persona_report_section(result: PersonaResult) -> tuple[pd.DataFrame, pd.Data
 
 
 def persona_section(responses: Responses, respondents: RespondentReference, by: Sequence[str] = (), *, part: str,
-                    level: float = 0.95, **_):
+                    level: float = 0.95, **_: Any) -> Section:
     """The audit report's persona section (:func:`robustalign.report.run_audit` with ``persona=``)."""
     from robustalign.report.audit import Section, _headline, _vrows
 

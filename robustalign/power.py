@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
@@ -17,6 +18,11 @@ from scipy import stats
 from robustalign._result import Result
 from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_confidence_level
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from robustalign.scaleout import ExecutorLike
 
 __all__ = [
     "PowerResult",
@@ -128,7 +134,7 @@ class PowerResult(Result):
     alpha: float
     seed: object
 
-    def to_frame(self, confidence_level: float | None = None):
+    def to_frame(self, confidence_level: float | None = None) -> pd.DataFrame:
         """One row: ``estimate`` (power), its Wilson interval at ``confidence_level`` (default 0.95; the
         interval is the Monte Carlo error of the simulated power), ``n_simulations``, ``n_rejected``,
         ``alpha``."""
@@ -156,7 +162,7 @@ def simulate_power(
     n_simulations: int = 500,
     alpha: float = 0.05,
     rng: RngLike = None,
-    executor=None,
+    executor: ExecutorLike = None,
 ) -> PowerResult:
     """Power by simulation: ``simulate_pvalue(rng)`` draws one data set and returns its test's p-value.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ from robustalign.metrics import (
     spearman_alignment,
 )
 from robustalign.schema import Reference, Responses
+
+if TYPE_CHECKING:
+    from robustalign.resampling import BootstrapResult
 
 __all__ = ["ESTIMANDS", "alignment", "human_pair_scores", "human_profiles", "item_scores", "model_profiles"]
 
@@ -206,7 +210,7 @@ def alignment(
     rng: RngLike = None,
     estimand: str = "answer-distribution",
     min_answers: int | None = None,
-):
+) -> BootstrapResult:
     """Alignment of every cell with every (or its own) human group, with cluster-bootstrap intervals.
 
     Items are resampled with replacement (the questions are a sample of possible questions), one

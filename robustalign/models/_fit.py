@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 from robustalign._rng import RngLike
 from robustalign.models._design import ordinal_design, score_design
 from robustalign.models._result import BayesFit
@@ -13,6 +16,12 @@ from robustalign.models._sampling import (
     sample,
     warn_if_failed,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pymc as pm
+
+    from robustalign.schema import Reference, Responses
 
 #: Fits with at most this many chains x draws x cells store their pointwise log-likelihood (for
 #: ``az.loo``) at once; larger ones on request (``BayesFit.add_log_likelihood``).
@@ -59,11 +68,11 @@ def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> 
 
 
 def fit_response_model(
-    responses,
-    reference=None,
+    responses: Responses,
+    reference: Reference | None = None,
     *,
-    factors=None,
-    interactions=True,
+    factors: Sequence[str] | None = None,
+    interactions: bool | Mapping[str, bool] = True,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -164,11 +173,11 @@ def fit_response_model(
 
 
 def fit_score_model(
-    responses,
-    reference=None,
+    responses: Responses | pd.DataFrame,
+    reference: Reference | None = None,
     *,
-    factors=None,
-    interactions=True,
+    factors: Sequence[str] | None = None,
+    interactions: bool | Mapping[str, bool] = True,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
@@ -215,13 +224,14 @@ def _response_builder(d):
     return build_ordinal
 
 
-def build_response_model(responses, reference=None, **kwargs):
+def build_response_model(responses: Responses, reference: Reference | None = None, **kwargs: Any) -> pm.Model:
     """The PyMC model of :func:`fit_response_model` without sampling (for inspection)."""
     d = ordinal_design(responses, reference, **kwargs)
     return _response_builder(d)(d)
 
 
-def build_score_model(responses, reference=None, **kwargs):
+def build_score_model(responses: Responses | pd.DataFrame, reference: Reference | None = None,
+                      **kwargs: Any) -> pm.Model:
     """The PyMC model of :func:`fit_score_model` without sampling."""
     from robustalign.models._graph import build_score
 

@@ -17,7 +17,9 @@ from robustalign.models._design import Design, _flat_index, cell_predictor
 from robustalign.models._sampling import gate_message
 
 if TYPE_CHECKING:
+    from arviz import ELPDData
     from matplotlib.axes import Axes
+    from xarray import DataTree
 
 
 LOGISTIC_VAR = np.pi**2 / 3
@@ -633,7 +635,7 @@ class BayesFit(Result):
         return plot_variance_shares(self, ax=ax, confidence_level=resolve_level(confidence_level, level, LEVEL))
 
     # ------------------------------------------------------------------ model checks (ArviZ)
-    def add_log_likelihood(self, *, humans: bool = False, max_values: int | None = None):
+    def add_log_likelihood(self, *, humans: bool = False, max_values: int | None = None) -> DataTree:
         """Store the pointwise log-likelihood per design cell in ``idata`` so ``az.loo(fit.idata)`` works.
 
         Fits store it already when chains x draws x cells is at most ``AUTO_LOGLIK_VALUES``; call this
@@ -644,7 +646,7 @@ class BayesFit(Result):
 
         return add_log_likelihood(self, humans=humans, max_values=MAX_VALUES if max_values is None else max_values)
 
-    def loo(self, **kwargs):
+    def loo(self, **kwargs: Any) -> ELPDData:
         """``az.loo`` over design cells (adds the log-likelihood first if it is not stored)."""
         import arviz as az
 
@@ -652,7 +654,7 @@ class BayesFit(Result):
             self.add_log_likelihood()
         return az.loo(self.idata, var_name="y", **kwargs)
 
-    def posterior_predictive(self, *, n_draws: int = 200, rng: RngLike = None):
+    def posterior_predictive(self, *, n_draws: int = 200, rng: RngLike = None) -> DataTree:
         """Replicated cell means from ``n_draws`` posterior draws per chain (``posterior_predictive`` and
         ``observed_data`` groups of ``idata``, variable ``y`` per cell); ``rng`` is recorded in
         ``idata["posterior_predictive"].attrs``."""
@@ -664,7 +666,7 @@ class BayesFit(Result):
         self.idata["posterior_predictive"].attrs["rng"] = str(record)
         return self.idata
 
-    def plot_ppc(self, ax: Axes | None = None, *, n_draws: int = 200, rng: RngLike = None):
+    def plot_ppc(self, ax: Axes | None = None, *, n_draws: int = 200, rng: RngLike = None) -> Axes:
         """Observed vs replicated distribution of cell means (draws the replicates if none are stored)."""
         from robustalign.plots.ppc import plot_ppc
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from scipy.special import expit
 
 from robustalign._rng import RngLike, as_generator
 from robustalign.models._design import Design, cell_predictor
+
+if TYPE_CHECKING:
+    from robustalign.scaleout import ExecutorLike
 
 __all__ = ["SBCResult", "sbc_design", "sbc_response_model"]
 
@@ -139,7 +142,7 @@ def sbc_response_model(
     n_keep: int = 99,
     rng: RngLike = None,
     target_accept: float = 0.9,
-    executor=None,
+    executor: ExecutorLike = None,
     progress: bool | None = None,
 ) -> SBCResult:
     """Run SBC of the cumulative-logit response model on a small design.
