@@ -49,7 +49,7 @@ VALUE_COLUMNS = (
 )
 
 
-def key_columns(frame) -> list[str]:
+def key_columns(frame: pd.DataFrame) -> list[str]:
     """The columns of a result table that identify its rows (not values, not Monte Carlo errors)."""
     return [c for c in frame.columns if c not in VALUE_COLUMNS and not str(c).endswith("_mcse")
             and not str(c).startswith(("n_", "p_"))]
@@ -58,13 +58,13 @@ def key_columns(frame) -> list[str]:
 class Result:
     """Mixin with the shared defaults; a result class defines ``to_frame`` and ``summary``."""
 
-    def to_frame(self, confidence_level: float | None = None):  # pragma: no cover - every class overrides
+    def to_frame(self, confidence_level: float | None = None) -> pd.DataFrame:  # pragma: no cover - every class overrides
         raise NotImplementedError
 
     def summary(self) -> str:  # pragma: no cover - every class overrides
         raise NotImplementedError
 
-    def conf_int(self, confidence_level: float | None = None, method: str | None = None):
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None) -> pd.DataFrame:
         """The key and interval columns of :meth:`to_frame` at ``confidence_level``."""
         if method is not None:
             raise ValueError(f"{type(self).__name__} has one interval method; `method` cannot be chosen.")
@@ -73,7 +73,7 @@ class Result:
             raise ValueError(f"{type(self).__name__} has no confidence intervals.")
         return f[[*key_columns(f), *[c for c in ("quantity", "estimate", *INTERVAL_COLUMNS) if c in f.columns]]]
 
-    def plot(self, ax: Axes | None = None, **kwargs):
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Any:  # Axes, or an array of them for two panels
         """Estimates with their intervals, one row each (:func:`robustalign.plots.results.plot_estimates`)."""
         from robustalign.plots.results import plot_estimates
 
