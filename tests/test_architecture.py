@@ -150,7 +150,6 @@ LONG: dict[str, int] = {
     "claims/stability.py:assess_stability": 148,
     "report/audit.py:run_audit": 148,
     "report/audit.py:_alignment_section": 143,
-    "simulate.py:simulate": 131,
     "claims/stability.py:_build": 116,
     "schema.py:make_responses": 116,
     "schema.py:make_reference": 110,
