@@ -841,9 +841,9 @@ def _extrapolability_table(boot: BootstrapResult, labels: pd.DataFrame, p_frame:
     for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "conf_low_mcse",
               "conf_high_mcse"):
         out[c] = f[c].to_numpy()
-    out["method"] = np.where(out["quantity"].str.startswith(("transfer", "human_transfer")),
-                             "two-way bootstrap (items within domain x targets), percentile",
-                             "item bootstrap, percentile")
+    out["method"] = "percentile"
+    out["method_note"] = np.where(out["quantity"].str.startswith(("transfer", "human_transfer")),
+                                  "two-way bootstrap (items within domain x targets)", "item bootstrap")
     out["n_targets"] = C
     out["units"] = out["quantity"].map(_UNITS_TEXT)
     for c in ("p_value", "p_adjusted"):
@@ -868,7 +868,7 @@ def _extrapolability_table(boot: BootstrapResult, labels: pd.DataFrame, p_frame:
     out["benchmark"] = np.where(out["subject"] == "model", bench.reindex(idx).to_numpy(), np.nan)
     out.loc[out["quantity"].isin(["transfer_delta", "reliability_delta"]), "benchmark"] = 0.0
     cols = ["quantity", "subject", *by_l, "domain_a", "domain_b", "estimate", "std_error", "conf_low",
-            "conf_high", "conf_level", "method", "p_value", "p_adjusted", "adjust_method", "family",
+            "conf_high", "conf_level", "method", "method_note", "p_value", "p_adjusted", "adjust_method", "family",
             "n_items", "n_targets", "units", "benchmark", "conf_low_mcse", "conf_high_mcse", "p_value_mcse",
             "p_adjusted_mcse"]
     return out[cols]
@@ -1232,7 +1232,8 @@ def _dimension_table(boot: BootstrapResult, labels: pd.DataFrame, by_l: list[str
     out = labels.copy()
     for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level"):
         out[c] = f[c].to_numpy()
-    out["method"] = f"bootstrap over target countries, percentile; predictor {method} (leave-one-country-out)"
+    out["method"] = "percentile"
+    out["method_note"] = f"bootstrap over target countries; predictor {method} (leave-one-country-out)"
     out["p_value"] = np.nan
     out["p_adjusted"] = np.nan
     out["adjust_method"] = None
@@ -1241,7 +1242,7 @@ def _dimension_table(boot: BootstrapResult, labels: pd.DataFrame, by_l: list[str
     out["units"] = out["quantity"].map(_DIM_UNITS)
     out["benchmark"] = np.where(out["quantity"] == "ss_direct", 0.0, np.nan)
     cols = ["quantity", *by_l, "dimension", "estimate", "std_error", "conf_low", "conf_high", "conf_level",
-            "method", "p_value", "p_adjusted", "adjust_method", "family", "n_items", "n_targets", "units",
+            "method", "method_note", "p_value", "p_adjusted", "adjust_method", "family", "n_items", "n_targets", "units",
             "benchmark"]
     return out[cols]
 

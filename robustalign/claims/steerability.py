@@ -906,7 +906,7 @@ def _frame(derived, labels, stored, level) -> pd.DataFrame:
             fe = derived.to_frame(float(lv), "bca_or_percentile")
             for c in ("conf_low", "conf_high", "conf_low_mcse", "conf_high_mcse"):
                 f.loc[rows, c] = fe.loc[rows, c]
-            f.loc[rows, "method"] = fe.loc[rows, "method"].astype(str) + "_expanded"
+            f.loc[rows, "method"] = fe.loc[rows, "method"].astype(str) + "-expanded"
     for c, v in stored.items():
         f[c] = v
     keys = [c for c in labels.columns if c != "quantity"]
