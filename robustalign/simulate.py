@@ -19,11 +19,15 @@ recorded ``option_order``, which exercises the canonical mapping.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from robustalign._rng import RngLike, RngRecord, as_generator
+
+if TYPE_CHECKING:
+    from robustalign.schema import Reference, Responses
 
 __all__ = ["SimulatedData", "simulate", "simulate_persona"]
 
@@ -52,7 +56,7 @@ class SimulatedData:
     truth: dict = field(repr=False)
     rng: RngRecord | None = None
 
-    def load(self, **kwargs):
+    def load(self, **kwargs: Any) -> tuple[Responses, Reference]:
         """Validate through the data contract: returns ``(Responses, Reference)``."""
         from robustalign.schema import make_reference, make_responses
 

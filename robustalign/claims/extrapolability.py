@@ -37,7 +37,7 @@ p-values are never summarised by a median; every unit (model) is analysed on its
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import combinations
@@ -69,6 +69,7 @@ from robustalign.schema import Reference, Responses
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
 
 
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
@@ -99,15 +100,15 @@ class ExtrapolabilityResult(AssessmentResult):
 # ==================================================================================================
 # small vectorised statistics
 # ==================================================================================================
-def spearman_brown(r, k: float = 2.0):
+def spearman_brown(r: ArrayLike, k: float = 2.0) -> np.ndarray:
     r"""Spearman-Brown prophecy: reliability of a test ``k`` times as long, :math:`k r / (1 + (k - 1) r)`.
 
     A reliability is not negative: a negative half-test correlation (no shared signal, plus noise)
     is taken as 0 before the prophecy, which otherwise runs off to minus infinity as r -> -1/(k - 1).
     """
-    r = np.clip(np.asarray(r, dtype=float), 0.0, None)
+    x = np.clip(np.asarray(r, dtype=float), 0.0, None)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return k * r / (1.0 + (k - 1.0) * r)
+        return k * x / (1.0 + (k - 1.0) * x)
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -482,7 +483,7 @@ def assess_extrapolability(
     responses: Responses,
     reference: Reference,
     *,
-    domains=None,
+    domains: Mapping[str, str] | pd.Series | Callable[[str], object] | str | None = None,
     item_table: pd.DataFrame | None = None,
     by: str | Sequence[str] = "model",
     against: str | None = None,
@@ -759,7 +760,7 @@ def _label_rows(by_l: list[str], quantity: str, subject: str, unit_list: list, p
     out = []
     for u in unit_list:
         for pr, ni in zip(pair_list, n_items):
-            row = {"quantity": quantity, "subject": subject}
+            row: dict[str, object] = {"quantity": quantity, "subject": subject}
             for c in by_l:
                 row[c] = None if u is None else u[c]
             row["domain_a"], row["domain_b"] = pr

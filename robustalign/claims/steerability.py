@@ -100,7 +100,7 @@ class SteerabilityResult(AssessmentResult):
     def __repr__(self) -> str:
         return AssessmentResult.__repr__(self)
 
-    def matrix(self, confidence_level: float | None = None, **keys) -> pd.DataFrame:
+    def matrix(self, confidence_level: float | None = None, **keys: object) -> pd.DataFrame:
         """The steering matrix as a table: rows = steering prompt, columns = human group, values =
         mean similarity, for the cell given by ``keys`` (e.g. ``model="m1"``)."""
         f = self.to_frame(confidence_level)
