@@ -231,8 +231,8 @@ def test_export_writes_every_result_without_special_cases(result, tmp_path):
 # one `method` vocabulary for every table
 # --------------------------------------------------------------------------------------------------
 #: Result classes whose tables still write sentences in `method` (the stability assessment's intervals
-#: switch per row between BCa, percentile and Wilson; its table is being rebuilt). Delete an entry when
-#: its class conforms: the test below then fails to remind you.
+#: switch per row between BCa, percentile and Wilson, and its table does not yet record which). Delete an
+#: entry when its class conforms: the test below then fails to remind you.
 METHOD_VOCABULARY_PENDING = {"stability"}
 
 
