@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
-__all__ = ["INTERVAL_COLUMNS", "HasFrame", "Result"]
+__all__ = ["INTERVAL_COLUMNS", "METHODS", "HasFrame", "Result", "check_method_vocabulary"]
 
 
 class HasFrame(Protocol):
@@ -41,9 +41,42 @@ class HasFrame(Protocol):
 #: Columns of ``conf_int()`` besides the keys.
 INTERVAL_COLUMNS = ("conf_low", "conf_high", "conf_level", "method")
 
+#: The vocabulary of every table's ``method`` column: short lowercase tokens naming how a row's interval
+#: (or, for a row without one, its value) was obtained. Anything longer (the resampling design, the test
+#: behind the p-value, a caveat) goes in a ``method_note`` column or in the summary.
+METHODS: dict[str, str] = {
+    "percentile": "bootstrap percentile interval",
+    "bca": "bootstrap bias-corrected and accelerated (BCa) interval",
+    "percentile-expanded": "bootstrap percentile interval at the small-sample expanded level (Hesterberg 2015)",
+    "bca-expanded": "BCa interval at the small-sample expanded level (Hesterberg 2015)",
+    "dirichlet-percentile": "percentile interval of Dirichlet posterior draws",
+    "wilson": "Wilson score interval of a proportion",
+    "clopper-pearson": "exact (beta) interval of a proportion",
+    "jeffreys": "Jeffreys interval of a proportion",
+    "agresti-coull": "Agresti-Coull interval of a proportion",
+    "t": "t interval",
+    "two-way-cgm": "two-way cluster-robust t interval (Cameron, Gelbach and Miller 2011)",
+    "fisher-z": "Fisher z interval of a correlation",
+    "f-test": "F-test interval of an intraclass correlation",
+    "posterior-eti": "Bayesian posterior equal-tailed interval",
+    "permutation": "bounds from a permutation null",
+    "plug-in": "point estimate without an interval",
+}
+
+
+def check_method_vocabulary(frame, where: str = "result") -> None:
+    """Every value of ``frame["method"]`` (if it has one) is a token of :data:`METHODS`."""
+    if "method" not in getattr(frame, "columns", ()):
+        return
+    bad = sorted({str(v) for v in frame["method"].dropna().unique()} - set(METHODS))
+    if bad:
+        raise ValueError(f"{where}: `method` values {bad} are not in the vocabulary {sorted(METHODS)} "
+                         "(robustalign._result.METHODS); put a longer description in `method_note`.")
+
+
 #: Columns that carry a statistic or bookkeeping rather than identify a row (the rest are keys).
 VALUE_COLUMNS = (
-    "quantity", "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "p_value",
+    "quantity", "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "method_note", "p_value",
     "p_adjusted", "adjust_method", "family", "n_items", "units", "n_resamples", "alternative", "p_maxt", "holds",
     "n_simulations", "alpha", "benchmark", "converged", "n_eff", "n_source", "n_rejected",
 )

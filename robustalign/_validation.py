@@ -48,6 +48,15 @@ def check_n_resamples(value, name: str = "n_resamples", minimum: int = 1) -> int
     return int(value)
 
 
+def check_resampling_args(confidence_level, n_resamples, n_permutations=None) -> tuple[float, int, int | None]:
+    """The arguments every assessment shares, checked in one place (like scipy's ``_bootstrap_iv``):
+    ``(confidence_level, n_resamples, n_permutations)``; ``n_permutations`` stays None when not given."""
+    level = check_confidence_level(confidence_level)
+    n_resamples = check_n_resamples(n_resamples)
+    n_perm = None if n_permutations is None else check_n_resamples(n_permutations, "n_permutations")
+    return level, n_resamples, n_perm
+
+
 def check_chunk_size(value, name: str = "chunk_size") -> int | None:
     if value is None:
         return None

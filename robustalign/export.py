@@ -46,8 +46,9 @@ __all__ = ["csv_safe", "posterior_to_zarr", "result_frame", "to_csv", "to_latex"
 
 #: Columns that carry a statistic or bookkeeping rather than identify a row.
 VALUE_COLUMNS = (
-    "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "p_value", "p_adjusted",
-    "adjust_method", "family", "n_items", "units", "n_resamples", "alternative", "p_maxt", "holds",
+    "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "method_note", "p_value",
+    "p_adjusted", "adjust_method", "family", "n_items", "units", "n_resamples", "alternative", "p_maxt",
+    "holds",
     "n_simulations", "alpha", "benchmark",
 )
 

@@ -20,7 +20,7 @@ __all__ = ["METHODS", "adjust", "adjust_frame"]
 METHODS = ("fdr_bh", "holm", "bonferroni", "fdr_by", "none")
 
 
-def adjust(p_values: Sequence[float], method: str = "fdr_bh") -> np.ndarray:
+def adjust(p_values: Sequence[float] | np.ndarray, method: str = "fdr_bh") -> np.ndarray:
     """Adjusted p-values (NaN stays NaN and is not counted in the family)."""
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}; got {method!r}.")

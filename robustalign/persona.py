@@ -629,7 +629,7 @@ def _table(s: _Scores, attributes, level: float) -> pd.DataFrame:
                 rows.append({**unit.to_dict(), "level": kind, "group": grp, "attribute": attr, "value": val,
                              "quantity": name, "estimate": t.estimate, "std_error": t.std_error,
                              "conf_low": t.conf_low, "conf_high": t.conf_high, "conf_level": level,
-                             "method": method, "p_value": t.p_value,
+                             "method": "two-way-cgm", "method_note": method, "p_value": t.p_value,
                              "df": t.df, "n_items": t.n_items, "n_respondents": t.n_respondents,
                              "n_pairs": t.n_cells, "units": _UNITS["distance" if "distance" in name else "agreement"]})
     return pd.DataFrame(rows)

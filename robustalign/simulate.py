@@ -19,11 +19,15 @@ recorded ``option_order``, which exercises the canonical mapping.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from robustalign._rng import RngLike, RngRecord, as_generator
+
+if TYPE_CHECKING:
+    from robustalign.schema import Reference, Responses
 
 __all__ = ["SimulatedData", "simulate", "simulate_persona"]
 
@@ -52,7 +56,7 @@ class SimulatedData:
     truth: dict = field(repr=False)
     rng: RngRecord | None = None
 
-    def load(self, **kwargs):
+    def load(self, **kwargs: Any) -> tuple[Responses, Reference]:
         """Validate through the data contract: returns ``(Responses, Reference)``."""
         from robustalign.schema import make_reference, make_responses
 
@@ -134,33 +138,77 @@ def simulate(
     SimulatedData
     """
     factors = {"format": 3} if factors is None else dict(factors)
+    ratio = _check_simulate(n_orders, n_steer, n_groups, K, model_gap_ratio)
+    gen, record = as_generator(rng)
+    sdf = {f: (sd_factor[f] if isinstance(sd_factor, dict) else sd_factor) for f in factors}
+    names = {"models": [f"model_{i + 1}" for i in range(n_models)], "items": [f"q{j + 1:03d}" for j in range(n_items)],
+             "groups": [f"C{g + 1:02d}" for g in range(n_groups)], "codes": [str(k + 1) for k in range(K)]}
+
+    # items: cutpoints at logistic quantiles of equal shares, shifted per item
+    base_tau = np.log(np.arange(1, K) / (K - np.arange(1, K)))
+    item_loc = gen.normal(0, sd_item, n_items)
+    tau = base_tau[None, :] - item_loc[:, None]  # (Q, K-1)
+    humans = _draw_humans(gen, tau, n_groups, n_items, sd_group, sd_group_item, n_respondents)
+    models = _draw_models(gen, n_models, n_items, factors, sdf, sd_model_item, sd_model_factor)
+    models["slopes"] = np.broadcast_to(np.asarray(steer_slope, float), (n_models,)).copy()
+    steer_levels = ["none", *names["groups"][:n_steer]] if n_steer else ["none"]
+    cells = _design_cells(n_models, n_items, factors, n_orders, len(steer_levels))
+    eta, u = _cell_locations(gen, cells, models, humans["theta"], n_items, factors, sd_item_format, order_effect)
+    raw = np.concatenate([[0.0], np.cumsum(np.diff(base_tau) * ratio)])
+    tau_model = (raw - raw.mean() + base_tau.mean())[None, :] - item_loc[:, None]  # (Q, K-1)
+    p_cell = _ordinal_probs(tau_model[cells["q"]], eta)  # (cells, K)
+
+    # sample n_samples answers per cell (inverse CDF)
+    cdf = np.cumsum(p_cell, axis=1)
+    uu = gen.random((len(eta), n_samples))
+    canon = (uu[..., None] > cdf[:, None, :-1]).sum(-1)  # (cells, S) canonical index 0..K-1
+    reversed_ = np.repeat(cells["o"] == 1, n_samples)
+    shown_pos = np.where(reversed_, K - 1 - canon.ravel(), canon.ravel()) + 1
+    responses = _responses_frame(cells, names, factors, n_orders, steer_levels if n_steer else None, n_samples,
+                                 shown_pos)
+    reference, scales = _reference_frames(names, humans["shares"], n_respondents)
+    truth = {
+        "models": names["models"], "items": names["items"], "groups": names["groups"], "factors": factors,
+        "steer_levels": steer_levels, "tau": tau, "tau_model": tau_model, "model_gap_ratio": ratio,
+        "mu_model": models["mu"], "a_model_item": models["a"], "beta_pop": models["beta_pop"],
+        "beta_model": models["beta"], "order_effect": order_effect, "u_item_format": u,
+        "steer_slope": models["slopes"], "mu_group": humans["mu"], "theta_group_item": humans["theta"],
+        "p_human": humans["p"],
+        "sd": {"item": sd_item, "model_item": sd_model_item, "factor": sdf, "model_factor": sd_model_factor,
+               "item_format": sd_item_format, "group": sd_group, "group_item": sd_group_item},
+    }
+    return SimulatedData(responses, reference, scales, truth, record)
+
+
+def _check_simulate(n_orders: int, n_steer: int, n_groups: int, K: int,  # noqa: N803
+                    model_gap_ratio: float | np.ndarray) -> np.ndarray:
+    """Refuse impossible designs; returns the cutpoint-gap ratios (K - 2 of them)."""
     if n_orders not in (1, 2):
         raise ValueError(f"`n_orders` must be 1 or 2; got {n_orders}.")
     if n_steer > n_groups:
         raise ValueError(f"`n_steer` ({n_steer}) cannot exceed `n_groups` ({n_groups}).")
     if K < 2:
         raise ValueError(f"`K` must be at least 2; got {K}.")
-    gen, record = as_generator(rng)
-    sdf = {f: (sd_factor[f] if isinstance(sd_factor, dict) else sd_factor) for f in factors}
+    ratio = np.broadcast_to(np.asarray(model_gap_ratio, float), (max(K - 2, 0),))
+    if (ratio <= 0).any():
+        raise ValueError(f"`model_gap_ratio` must be positive; got {model_gap_ratio}.")
+    return ratio
 
-    models = [f"model_{i + 1}" for i in range(n_models)]
-    items = [f"q{j + 1:03d}" for j in range(n_items)]
-    groups = [f"C{g + 1:02d}" for g in range(n_groups)]
-    codes = [str(k + 1) for k in range(K)]
 
-    # items: cutpoints at logistic quantiles of equal shares, shifted per item
-    base_tau = np.log(np.arange(1, K) / (K - np.arange(1, K)))
-    item_loc = gen.normal(0, sd_item, n_items)
-    tau = base_tau[None, :] - item_loc[:, None]  # (Q, K-1)
-
-    # humans
+def _draw_humans(gen: np.random.Generator, tau: np.ndarray, n_groups: int, n_items: int, sd_group: float,
+                 sd_group_item: float, n_respondents: int) -> dict[str, np.ndarray]:
+    """Group locations, group x item deviations and the sampled reference shares."""
     mu_c = gen.normal(0, sd_group, n_groups)
     a_cq = gen.normal(0, sd_group_item, (n_groups, n_items))
     theta = mu_c[:, None] + a_cq  # (C, Q)
     p_human = _ordinal_probs(tau[None], theta)  # (C, Q, K)
     shares = gen.multinomial(n_respondents, p_human) / n_respondents
+    return {"mu": mu_c, "theta": theta, "p": p_human, "shares": shares}
 
-    # models
+
+def _draw_models(gen: np.random.Generator, n_models: int, n_items: int, factors: dict[str, int],
+                 sdf: dict[str, float], sd_model_item: float, sd_model_factor: float) -> dict:
+    """Model locations, item opinions and factor effects (population and per model, sum to zero)."""
     mu_m = gen.normal(0, 0.5, n_models)
     a_mq = gen.normal(0, sd_model_item, (n_models, n_items))
     beta_pop = {f: gen.normal(0, sdf[f], L) for f, L in factors.items()}
@@ -169,101 +217,68 @@ def simulate(
     for f, L in factors.items():
         dev = gen.normal(0, sd_model_factor, (n_models, L))
         beta_m[f] = beta_pop[f][None, :] + dev - dev.mean(1, keepdims=True)
-    slopes = np.broadcast_to(np.asarray(steer_slope, float), (n_models,)).copy()
+    return {"mu": mu_m, "a": a_mq, "beta_pop": beta_pop, "beta": beta_m}
 
-    fac_names = list(factors)
-    fac_levels = [factors[f] for f in fac_names]
-    steer_levels = ["none", *groups[:n_steer]] if n_steer else ["none"]
-    shape = (n_models, n_items, *fac_levels, n_orders, len(steer_levels))
+
+def _design_cells(n_models: int, n_items: int, factors: dict[str, int], n_orders: int,
+                  n_steer_levels: int) -> dict:
+    """Flat indices of every design cell: model, item, factor levels, order, steering level."""
+    fac_levels = [factors[f] for f in factors]
+    shape = (n_models, n_items, *fac_levels, n_orders, n_steer_levels)
     grids = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
-    m_i, q_i = grids[0].ravel(), grids[1].ravel()
-    lev = [g.ravel() for g in grids[2 : 2 + len(fac_names)]]
-    o_i = grids[2 + len(fac_names)].ravel()
-    s_i = grids[3 + len(fac_names)].ravel()
+    return {"m": grids[0].ravel(), "q": grids[1].ravel(), "lev": [g.ravel() for g in grids[2: 2 + len(factors)]],
+            "o": grids[2 + len(factors)].ravel(), "s": grids[3 + len(factors)].ravel()}
 
-    eta = mu_m[m_i] + a_mq[m_i, q_i]
-    for f, li in zip(fac_names, lev):
-        eta = eta + beta_m[f][m_i, li]
-    fmt_cell = np.ravel_multi_index(lev, fac_levels) if fac_names else np.zeros_like(m_i)
-    n_cells_f = int(np.prod(fac_levels)) if fac_names else 1
+
+def _cell_locations(gen: np.random.Generator, cells: dict, models: dict, theta: np.ndarray, n_items: int,
+                    factors: dict[str, int], sd_item_format: float,
+                    order_effect: float) -> tuple[np.ndarray, np.ndarray]:
+    """Latent location of every cell and the item x format-cell interaction ``u`` it drew."""
+    m_i, q_i, lev, s_i = cells["m"], cells["q"], cells["lev"], cells["s"]
+    fac_levels = [factors[f] for f in factors]
+    eta = models["mu"][m_i] + models["a"][m_i, q_i]
+    for f, li in zip(factors, lev):
+        eta = eta + models["beta"][f][m_i, li]
+    fmt_cell = np.ravel_multi_index(lev, fac_levels) if factors else np.zeros_like(m_i)
+    n_cells_f = int(np.prod(fac_levels)) if factors else 1
     u = gen.normal(0, sd_item_format, (n_items, n_cells_f))
-    eta = eta + u[q_i, fmt_cell] + order_effect * (o_i == 1)
+    eta = eta + u[q_i, fmt_cell] + order_effect * (cells["o"] == 1)
     theta_c = theta - theta.mean(0, keepdims=True)  # (C, Q) distinctive deviations
     steered = s_i > 0
-    eta[steered] += slopes[m_i[steered]] * theta_c[s_i[steered] - 1, q_i[steered]]
-    ratio = np.broadcast_to(np.asarray(model_gap_ratio, float), (max(K - 2, 0),))
-    if (ratio <= 0).any():
-        raise ValueError(f"`model_gap_ratio` must be positive; got {model_gap_ratio}.")
-    raw = np.concatenate([[0.0], np.cumsum(np.diff(base_tau) * ratio)])
-    tau_model = (raw - raw.mean() + base_tau.mean())[None, :] - item_loc[:, None]  # (Q, K-1)
-    p_cell = _ordinal_probs(tau_model[q_i], eta)  # (cells, K)
+    eta[steered] += models["slopes"][m_i[steered]] * theta_c[s_i[steered] - 1, q_i[steered]]
+    return eta, u
 
-    # sample n_samples answers per cell (inverse CDF)
-    cdf = np.cumsum(p_cell, axis=1)
-    uu = gen.random((len(eta), n_samples))
-    canon = (uu[..., None] > cdf[:, None, :-1]).sum(-1)  # (cells, S) canonical index 0..K-1
-    reversed_ = np.repeat(o_i == 1, n_samples)
-    canon = canon.ravel()
-    shown_pos = np.where(reversed_, K - 1 - canon, canon) + 1
 
+def _responses_frame(cells: dict, names: dict, factors: dict[str, int], n_orders: int,
+                     steer_levels: list[str] | None, n_samples: int, shown_pos: np.ndarray) -> pd.DataFrame:
+    """The raw contract form: one row per sampled answer, as shown under its option order."""
     rep = np.repeat
+    codes = names["codes"]
     data = {
-        "model": pd.Categorical.from_codes(rep(m_i, n_samples), models),
-        "item": pd.Categorical.from_codes(rep(q_i, n_samples), items),
+        "model": pd.Categorical.from_codes(rep(cells["m"], n_samples), names["models"]),
+        "item": pd.Categorical.from_codes(rep(cells["q"], n_samples), names["items"]),
     }
-    for f, li in zip(fac_names, lev):
+    for f, li in zip(factors, cells["lev"]):
         data[f] = pd.Categorical.from_codes(rep(li, n_samples), [f"{f}_{k + 1}" for k in range(factors[f])])
     orders = ["|".join(codes), "|".join(reversed(codes))][:n_orders]
-    data["option_order"] = pd.Categorical.from_codes(rep(o_i, n_samples), orders)
-    if n_steer:
-        data["steer_target"] = pd.Categorical.from_codes(rep(s_i, n_samples), steer_levels)
-    data["sample"] = np.tile(np.arange(n_samples), len(eta))
+    data["option_order"] = pd.Categorical.from_codes(rep(cells["o"], n_samples), orders)
+    if steer_levels is not None:
+        data["steer_target"] = pd.Categorical.from_codes(rep(cells["s"], n_samples), steer_levels)
+    data["sample"] = np.tile(np.arange(n_samples), len(cells["m"]))
     data["answer_position"] = shown_pos
-    responses = pd.DataFrame(data)
+    return pd.DataFrame(data)
 
-    gi, qi, ki = np.meshgrid(np.arange(n_groups), np.arange(n_items), np.arange(K), indexing="ij")
-    reference = pd.DataFrame(
-        {
-            "item": np.array(items)[qi.ravel()],
-            "group": np.array(groups)[gi.ravel()],
-            "option": np.array(codes)[ki.ravel()],
-            "share": shares.ravel(),
-            "n": n_respondents,
-        }
-    )
+
+def _reference_frames(names: dict, shares: np.ndarray, n_respondents: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reference (``item, group, option, share, n``) and the scales table."""
+    items, groups, codes = names["items"], names["groups"], names["codes"]
+    gi, qi, ki = np.meshgrid(np.arange(len(groups)), np.arange(len(items)), np.arange(len(codes)), indexing="ij")
+    reference = pd.DataFrame({"item": np.array(items)[qi.ravel()], "group": np.array(groups)[gi.ravel()],
+                              "option": np.array(codes)[ki.ravel()], "share": shares.ravel(), "n": n_respondents})
     scales = pd.DataFrame(
         {"item": items, "options": "|".join(codes), "labels": "|".join(f"option {c}" for c in codes), "ordinal": True}
     )
-    truth = {
-        "models": models,
-        "items": items,
-        "groups": groups,
-        "factors": factors,
-        "steer_levels": steer_levels,
-        "tau": tau,
-        "tau_model": tau_model,
-        "model_gap_ratio": ratio,
-        "mu_model": mu_m,
-        "a_model_item": a_mq,
-        "beta_pop": beta_pop,
-        "beta_model": beta_m,
-        "order_effect": order_effect,
-        "u_item_format": u,
-        "steer_slope": slopes,
-        "mu_group": mu_c,
-        "theta_group_item": theta,
-        "p_human": p_human,
-        "sd": {
-            "item": sd_item,
-            "model_item": sd_model_item,
-            "factor": sdf,
-            "model_factor": sd_model_factor,
-            "item_format": sd_item_format,
-            "group": sd_group,
-            "group_item": sd_group_item,
-        },
-    }
-    return SimulatedData(responses, reference, scales, truth, record)
+    return reference, scales
 
 
 def _persona_types(n: int) -> np.ndarray:

@@ -59,7 +59,8 @@ class ValidityResult(Result):
         method = self.method if method is None else check_choice(method, ("wilson", "beta", "jeffreys",
                                                                           "agresti_coull"), "method")
         lo, hi = proportion_confint(k, n, alpha=1 - level, method=method)
-        return pd.DataFrame({"conf_low": lo, "conf_high": hi, "conf_level": level, "method": method},
+        token = {"beta": "clopper-pearson", "agresti_coull": "agresti-coull"}.get(method, method)  # METHODS
+        return pd.DataFrame({"conf_low": lo, "conf_high": hi, "conf_level": level, "method": token},
                             index=self.counts.index)
 
     def to_frame(self, confidence_level: float | None = None) -> pd.DataFrame:

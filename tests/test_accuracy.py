@@ -126,7 +126,8 @@ def test_tiny_cells_get_wilson_and_estimates_are_item_means():
     assert f.loc["x", "n_items"] == 3
     ref = proportion_confint(1.5, 3, alpha=0.05, method="wilson")
     assert (f.loc["x", "conf_low"], f.loc["x", "conf_high"]) == pytest.approx(ref)
-    assert f.loc["x", "method"].startswith("Wilson") and "bootstrap" in f.loc["y", "method"]
+    assert f.loc["x", "method"] == "wilson" and f.loc["y", "method"] == "percentile"
+    assert "bootstrap" in f.loc["y", "method_note"]
     # pooled: mean over the 63 items, each item weighted equally
     assert f.loc["(all)", "estimate"] == pytest.approx((1.5 + 40) / 63)
 

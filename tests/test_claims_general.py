@@ -179,7 +179,7 @@ def test_correlation_interval_carries_the_other_quantitys_standard_errors(four_m
     for s in (0.0, 1.0):
         f = audit_claim(r, None, Claim.correlation(y, se={m: s for m in y}, metric="position"), **kw).to_frame()
         width[s] = float(f["conf_high"].iloc[0] - f["conf_low"].iloc[0])
-        assert f["method"].iloc[0] == "two-stage bootstrap (percentile)"
+        assert (f["method"].iloc[0], f["method_note"].iloc[0]) == ("percentile", "two-stage bootstrap")
     assert width[1.0] > width[0.0] > 0
 
 

@@ -317,7 +317,7 @@ def test_mean_gain_interval_is_not_too_narrow_with_few_items():
         row, d = _gain_mean_interval(seed, 8, 4000, concentration=3.0)
         lo, hi = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
         ratios.append((row["conf_high"] - row["conf_low"]) / (hi - lo))
-        assert row["method"].endswith("_expanded") and row["conf_level"] == 0.95
+        assert row["method"].endswith("-expanded") and row["conf_level"] == 0.95
     assert 0.9 < np.mean(ratios) < 1.1, ratios
 
 

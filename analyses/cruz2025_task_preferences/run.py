@@ -90,7 +90,7 @@ def published_vs_ours(df: pd.DataFrame, *, n_resamples: int = N_BOOT, rng=SEED) 
     lo, hi = percentile_interval(boot, confidence_level=0.95)
     return pd.DataFrame({"quantity": list(PUBLISHED), "published": list(PUBLISHED.values()), "ours": est,
                          "conf_low": lo, "conf_high": hi, "conf_level": 0.95,
-                         "method": "pair bootstrap (percentile)"})
+                         "method": "percentile", "method_note": "pair bootstrap"})
 
 
 def main(n_resamples: int = N_BOOT, n_permutations: int = N_PERM, n_sims: int = N_SIMS):

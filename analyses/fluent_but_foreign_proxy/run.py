@@ -244,8 +244,8 @@ def run(n_boot: int | None = None, n_perm: int | None = None, seed: int = SEED, 
                              "basic_low": 2 * est - q_hi, "basic_high": 2 * est - q_lo,
                              "p_margin_le_0": float(np.mean(r <= 0)),
                              "n_items": len(items), "n_resamples": res.n_resamples,
-                             "method": "paired item bootstrap (percentile)" + ("" if pert is None else
-                                                                               " + Dirichlet draws")})
+                             "method": "percentile",
+                             "method_note": "paired item bootstrap" + ("" if pert is None else " + Dirichlet draws")})
     table = pd.DataFrame(rows)
     sims = pd.DataFrame({"source": [f"{PROXY} (humans)", *MODELS],
                          "mean_js_similarity_sampled_answers": S.mean(0),
@@ -316,7 +316,7 @@ def main() -> None:
     res["audits"].to_csv(OUT / "audit_claim_verdicts.csv", index=False)
     print(f"{res['n_items']} items; library human_proxy_similarity {PROXY}->{TARGET}: {res['lib_proxy']:.4f}")
     print(res["similarities"].to_string(index=False))
-    print(res["table"].drop(columns=["method"]).to_string(index=False))
+    print(res["table"].drop(columns=["method", "method_note"]).to_string(index=False))
     print(res["audits"].drop(columns=["reason"]).to_string(index=False))
     for r in res["audits"]["reason"]:
         print(" -", r)

@@ -524,7 +524,7 @@ def human_benchmark(n_resamples: int = N_BOOT, seed: int = HUMAN_SEED, n_unknown
                              rng=g_boot)
     rows = [{"analysis": "all ordinal items, item bootstrap", "n_items": int(keep.sum()),
              "n_countries": len(groups), "estimate": ours, **_ci(boot, 0), "n_unknown": "",
-             "method": "cluster bootstrap over items (BCa)"}]
+             "method": "bca", "method_note": "cluster bootstrap over items"}]
     # human sampling noise: Dirichlet draws of every country's shares (unknown n), combined with the items
     g_chunks = g_dir.spawn(len(n_unknown_values))
     for n_unk, gc in zip(n_unknown_values, g_chunks):
@@ -550,8 +550,9 @@ def human_benchmark(n_resamples: int = N_BOOT, seed: int = HUMAN_SEED, n_unknown
         rows.append({"analysis": "all ordinal items, item bootstrap + Dirichlet human noise",
                      "n_items": int(keep.sum()), "n_countries": len(groups), "estimate": ours, **_ci(b2, 0),
                      "n_unknown": "inf (no human noise)" if not np.isfinite(n_unk) else int(n_unk),
-                     "method": "cluster bootstrap over items with Dirichlet reference draws (percentile); "
-                               f"mean of the perturbed replicates {b2.resamples.mean():.4f}"})
+                     "method": "percentile",
+                     "method_note": "cluster bootstrap over items with Dirichlet reference draws; "
+                                    f"mean of the perturbed replicates {b2.resamples.mean():.4f}"})
     # sensitivities: subsets of items and countries
     subsets = {
         "K = 3..5 only (Khan's scale sizes)": (K >= 3) & (K <= 5),
@@ -565,7 +566,7 @@ def human_benchmark(n_resamples: int = N_BOOT, seed: int = HUMAN_SEED, n_unknown
                               rng=gen.spawn(1)[0])
         rows.append({"analysis": label, "n_items": int(m.sum()), "n_countries": int((np.isfinite(mp[m]).any(0)).sum()),
                      "estimate": float(np.mean(per_item[m])), **_ci(b, 0), "n_unknown": "",
-                     "method": "cluster bootstrap over items (BCa)"})
+                     "method": "bca", "method_note": "cluster bootstrap over items"})
     overlap = [groups.index(c) for c in ("Jordan", "Lebanon", "Turkey")]
     mp3 = mp[:, overlap]
     sd3, per3 = khan_human_sd(mp3)
@@ -574,10 +575,10 @@ def human_benchmark(n_resamples: int = N_BOOT, seed: int = HUMAN_SEED, n_unknown
                           rng=gen.spawn(1)[0])
     rows.append({"analysis": "only Jordan, Lebanon, Turkey (also in Khan's 15), items with all three",
                  "n_items": int(ok3.sum()), "n_countries": 3, "estimate": float(np.mean(per3[ok3])), **_ci(b, 0),
-                 "n_unknown": "", "method": "cluster bootstrap over items (BCa)"})
+                 "n_unknown": "", "method": "bca", "method_note": "cluster bootstrap over items"})
     rows.append({"analysis": "all ordinal items, ddof = 1 (robustalign's stability margin)",
                  "n_items": int(keep.sum()), "n_countries": len(groups), "estimate": float(lib1),
-                 "conf_low": np.nan, "conf_high": np.nan, "n_unknown": "", "method": "point estimate"})
+                 "conf_low": np.nan, "conf_high": np.nan, "n_unknown": "", "method": "plug-in"})
     table = pd.DataFrame(rows)
     table.insert(1, "published", PUBLISHED_SD)
     per_k = (pd.DataFrame({"K": K[keep], "sd": per_item[keep]}).groupby("K")["sd"].agg(["size", "mean"])

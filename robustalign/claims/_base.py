@@ -41,7 +41,7 @@ __all__ = ["VERDICTS", "AssessmentResult"]
 
 VERDICTS = ("supported", "not supported", "inconclusive")
 FRAME_COLUMNS = (
-    "quantity", "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method",
+    "quantity", "estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "method_note",
     "p_value", "p_adjusted", "adjust_method", "family", "n_items", "units",
 )
 

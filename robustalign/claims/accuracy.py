@@ -417,7 +417,8 @@ def _frame_at(ev: dict, level: float) -> pd.DataFrame:
             f["wilson_low"], f["wilson_high"] = wl, wh
             tiny = (f["n_items"] < ev["small_cell"]).to_numpy()
             f.loc[tiny, ["conf_low", "conf_high"]] = np.column_stack([wl, wh])[tiny]
-            f["method"] = np.where(tiny, "Wilson (items as trials; tiny cell)", "item cluster bootstrap, percentile")
+            f["method"] = np.where(tiny, "wilson", "percentile")
+            f["method_note"] = np.where(tiny, "items as trials; tiny cell", "item cluster bootstrap")
         parts.append(f)
     f = pd.concat(parts, ignore_index=True)
     f["conf_level"], f["units"] = level, UNITS
@@ -487,7 +488,8 @@ def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: fl
         p = _sign_flip_p(D, n_permutations=n_permutations, rng=rng, key=("accuracy.sign_flip",))
         ev["contrasts"] = _p_adjust(clabels.assign(estimate=est, n_items=n, p_value=p,
                                                    std_error=np.nanstd(R[:, A.shape[1]:], axis=0, ddof=1),
-                                                   method="item cluster bootstrap; sign-flip test"))
+                                                   method="percentile",
+                                                   method_note="item cluster bootstrap; sign-flip test"))
     if groups:
         if len(groups) != 2:
             raise ValueError(f"`groups` must name exactly two culture groups; got {list(groups)}.")
@@ -500,7 +502,7 @@ def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: fl
         if len(g):
             g["std_error"] = np.nanstd(gr, axis=0, ddof=1)
             g["n_items"] = int(len(A))
-            g["method"] = "item cluster bootstrap; culture-label permutation test"
+            g["method"], g["method_note"] = "percentile", "item cluster bootstrap; culture-label permutation test"
         ev["groups"], ev["groups_reps"] = g, gr
     table = _frame_at(ev, level)
     _, record = as_generator(rng)

@@ -435,16 +435,19 @@ def _frame(m, perm, spear_boot, names, level, qx, qy) -> pd.DataFrame:
     fin = spear_boot[np.isfinite(spear_boot)]
     lo_s, hi_s = (percentile_interval(fin[:, None], confidence_level=level) if fin.size else ([np.nan], [np.nan]))
     n_items = float(np.nansum(qx["n"]) + np.nansum(qy["n"]))
+    rel = ("plug-in", "1 - mean(se^2) / var(unit estimates)")
     rows = [
-        ("pearson_corrected", m["r_c"], lo_c, hi_c, "Fisher z (U-3), corrected for attenuation", perm["pearson"]),
-        ("pearson_naive", m["r_naive"], lo_n, hi_n, "Fisher z (U-3) of unit estimates; ignores measurement error",
-         np.nan),
-        ("spearman_estimates", perm["spearman_obs"], float(lo_s[0]), float(hi_s[0]),
-         "two-stage bootstrap percentile (units, then items within unit)", perm["spearman"]),
-        (f"reliability_{names[0]}", m["rel_x"], np.nan, np.nan, "1 - mean(se^2) / var(unit estimates)", np.nan),
-        (f"reliability_{names[1]}", m["rel_y"], np.nan, np.nan, "1 - mean(se^2) / var(unit estimates)", np.nan),
+        ("pearson_corrected", m["r_c"], lo_c, hi_c, "fisher-z", "Fisher z (U-3), corrected for attenuation",
+         perm["pearson"]),
+        ("pearson_naive", m["r_naive"], lo_n, hi_n, "fisher-z",
+         "Fisher z (U-3) of unit estimates; ignores measurement error", np.nan),
+        ("spearman_estimates", perm["spearman_obs"], float(lo_s[0]), float(hi_s[0]), "percentile",
+         "two-stage bootstrap (units, then items within unit)", perm["spearman"]),
+        (f"reliability_{names[0]}", m["rel_x"], np.nan, np.nan, *rel, np.nan),
+        (f"reliability_{names[1]}", m["rel_y"], np.nan, np.nan, *rel, np.nan),
     ]
-    f = pd.DataFrame(rows, columns=["quantity", "estimate", "conf_low", "conf_high", "method", "p_value"])
+    f = pd.DataFrame(rows, columns=["quantity", "estimate", "conf_low", "conf_high", "method", "method_note",
+                                    "p_value"])
     return f.assign(std_error=np.nan, conf_level=level, p_adjusted=f["p_value"], adjust_method="none",
                     family="association", n_items=n_items, n_units=m["U"], units="correlation across units",
                     x=names[0], y=names[1])

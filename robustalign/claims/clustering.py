@@ -206,9 +206,9 @@ def _frame_at(ev: dict, level: float) -> pd.DataFrame:
             f["estimate"].to_numpy(float)
     diff = f["quantity"].str.startswith("ARI difference").to_numpy()
     f["conf_low"], f["conf_high"], f["conf_level"] = q[0], q[1], level
-    f["method"] = np.where(diff, "percentile bootstrap, items within dimension, both groups",
-                           "percentile bootstrap, items within dimension; permutation of held-out profiles across "
-                           "units")
+    f["method"] = "percentile"
+    f["method_note"] = np.where(diff, "bootstrap of items within dimension, both groups",
+                                "bootstrap of items within dimension; permutation of held-out profiles across units")
     f["units"] = "adjusted Rand index"
     return f
 

@@ -37,7 +37,9 @@ p-values are never summarised by a median; every unit (model) is analysed on its
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from itertools import combinations
 from typing import TYPE_CHECKING
 
@@ -47,7 +49,11 @@ from scipy import stats
 
 from robustalign._errors import RobustAlignWarning, preview
 from robustalign._rng import RngLike, as_generator
-from robustalign._validation import check_choice, check_confidence_level, check_n_resamples
+from robustalign._validation import (
+    check_choice,
+    check_n_resamples,
+    check_resampling_args,
+)
 from robustalign.claims._base import AssessmentResult
 from robustalign.metrics import spearman_alignment
 from robustalign.multiplicity import adjust
@@ -63,6 +69,7 @@ from robustalign.schema import Reference, Responses
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
 
 
 __all__ = ["ExtrapolabilityResult", "assess_dimension_prediction", "assess_extrapolability", "spearman_brown"]
@@ -93,15 +100,15 @@ class ExtrapolabilityResult(AssessmentResult):
 # ==================================================================================================
 # small vectorised statistics
 # ==================================================================================================
-def spearman_brown(r, k: float = 2.0):
+def spearman_brown(r: ArrayLike, k: float = 2.0) -> np.ndarray:
     r"""Spearman-Brown prophecy: reliability of a test ``k`` times as long, :math:`k r / (1 + (k - 1) r)`.
 
     A reliability is not negative: a negative half-test correlation (no shared signal, plus noise)
     is taken as 0 before the prophecy, which otherwise runs off to minus infinity as r -> -1/(k - 1).
     """
-    r = np.clip(np.asarray(r, dtype=float), 0.0, None)
+    x = np.clip(np.asarray(r, dtype=float), 0.0, None)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return k * r / (1.0 + (k - 1.0) * r)
+        return k * x / (1.0 + (k - 1.0) * x)
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -476,7 +483,7 @@ def assess_extrapolability(
     responses: Responses,
     reference: Reference,
     *,
-    domains=None,
+    domains: Mapping[str, str] | pd.Series | Callable[[str], object] | str | None = None,
     item_table: pd.DataFrame | None = None,
     by: str | Sequence[str] = "model",
     against: str | None = None,
@@ -576,22 +583,109 @@ def assess_extrapolability(
     higher with JS similarity on every domain); the human benchmark has the same property.
     Spearman's correlation is symmetric, so each unordered domain pair is one statistic.
     """
-    from robustalign.scoring import ESTIMANDS, _not_estimable_message, item_scores
+    by_l, confidence_level, n_resamples, n_permutations, n_splits, min_domain_items = _check_extrapolability_args(
+        by, confidence_level, n_resamples, n_permutations, n_splits, min_domain_items, alternative, margin)
+    gen, record = as_generator(rng)
+    alpha = 1 - confidence_level
+    sc = _prepare_scores(responses, reference, by_l, against, metric, group_map, groups, estimand)
+    items, targets, S, Sh = sc.items, sc.targets, sc.S, sc.Sh
+    C = len(targets)
+    dom_names, dom_items, excluded = _split_domains(domains, items, reference, item_table, min_domain_items, C)
 
+    # ---------------------------------------------------------------- estimates (E1 transfer, E3 split halves)
+    pairs = list(combinations(range(len(dom_names)), 2))
+    unit_keys = sc.units.to_dict("records")
+    label_frames, est_parts, rep_parts = [], [], []
+    tr = None
+    if dom_names:
+        tr = _transfer(S, Sh, dom_items, dom_names, pairs, gen, n_resamples, n_permutations, alternative, centre)
+        label_frames.append(_transfer_labels(by_l, unit_keys, dom_names, dom_items, pairs))
+        est_parts.append(tr["estimate"])
+        rep_parts.append(tr["resamples"])
+    sh = _split_half(S, Sh, gen, n_splits, n_resamples)
+    label_frames.append(_split_labels(by_l, unit_keys, len(items)))
+    est_parts.append(sh["estimate"])
+    rep_parts.append(sh["resamples"])
+    labels = pd.concat(label_frames, ignore_index=True)
+    boot = BootstrapResult(
+        estimate=np.concatenate(est_parts), resamples=np.hstack(rep_parts), jackknife=None, labels=labels,
+        design="two-way" if tr is not None else "cluster", method="percentile",
+        confidence_level=confidence_level, n_clusters=(len(items), C), rng=record,
+        statistic="transfer and split-half statistics",
+        provenance={"transfer": "items within domain x targets", "split_half": "items"},
+    )
+
+    # ---------------------------------------------------------------- tests (E1 p-values per unit and pair)
+    p_frame = None if tr is None else _transfer_p_frame(tr, unit_keys, dom_names, pairs, adjust_method)
+    build = partial(_extrapolability_table, boot, labels, p_frame, by_l, C, n_permutations)
+
+    # ---------------------------------------------------------------- verdicts
+    ctx = _VerdictContext(by=by_l, alpha=alpha, margin=margin, n_targets=C, n_domains=len(dom_names),
+                          n_pairs=len(pairs), n_units=len(sc.units), adjust_method=adjust_method,
+                          n_resamples=n_resamples, n_permutations=n_permutations)
+    frame = build(confidence_level)
+    verdicts = pd.DataFrame([_unit_verdict(frame, u, tr is not None, ctx, sc.n_invalid) for u in unit_keys])
+
+    # ---------------------------------------------------------------- result
+    evidence = {"bootstrap": boot, "scores": sc.scores, "targets": targets, "items": items,
+                "domains": dict(zip(dom_names, [[items[i] for i in ix] for ix in dom_items])),
+                "excluded": excluded}
+    if tr is not None:
+        evidence.update(null=tr["null"], domain_alignment=tr["A"], human_domain_alignment=tr["A_human"],
+                        human_transfer_each=pd.DataFrame(tr["r_human_each"], index=targets,
+                                                         columns=[f"{dom_names[e]} | {dom_names[h]}" for e, h in pairs]))
+    provenance = {
+        "rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations, "n_splits": n_splits,
+        "splits_per_resample": SPLITS_PER_RESAMPLE, "metric": metric, "by": by_l, "against": against,
+        "alternative": alternative, "margin": margin, "centre": centre, "adjust_method": adjust_method,
+        "min_domain_items": min_domain_items, "responses_hash": responses.data_hash(),
+        "reference_hash": reference.data_hash(), "n_invalid": int(verdicts["n_invalid"].sum()),
+        "n_missing_reference": sc.scores.attrs.get("n_missing_reference"), **sc.est_info,
+    }
+    return ExtrapolabilityResult(kind="extrapolability", verdicts=verdicts, evidence=evidence,
+                                 provenance=provenance, confidence_level=confidence_level, build=build,
+                                 plotter=_plotter)
+
+
+# --------------------------------------------------------------------------------------------------
+# steps of assess_extrapolability: validate -> prepare -> estimate -> test -> verdict
+# --------------------------------------------------------------------------------------------------
+def _check_extrapolability_args(by: str | Sequence[str], confidence_level: float, n_resamples: int,
+                                n_permutations: int, n_splits: int, min_domain_items: int, alternative: str,
+                                margin: float | None) -> tuple[list[str], float, int, int, int, int]:
+    """Checked ``(by, confidence_level, n_resamples, n_permutations, n_splits, min_domain_items)``."""
     by_l = [by] if isinstance(by, str) else list(by)
     if not by_l:
         raise ValueError("`by` must name at least one column (e.g. 'model').")
-    confidence_level = check_confidence_level(confidence_level)
-    n_resamples = check_n_resamples(n_resamples)
-    n_permutations = check_n_resamples(n_permutations, "n_permutations")
+    level, n_res, n_perm = check_resampling_args(confidence_level, n_resamples, n_permutations)
+    assert n_perm is not None  # given, so checked
     n_splits = check_n_resamples(n_splits, "n_splits")
     min_domain_items = check_n_resamples(min_domain_items, "min_domain_items")
     if alternative not in ("greater", "two-sided"):
         raise ValueError(f"`alternative` must be 'greater' or 'two-sided'; got {alternative!r}.")
     if margin is not None and not (np.isfinite(margin) and margin >= 0):
         raise ValueError(f"`margin` must be a non-negative number or None; got {margin!r}.")
-    gen, record = as_generator(rng)
-    alpha = 1 - confidence_level
+    return by_l, level, n_res, n_perm, n_splits, min_domain_items
+
+
+@dataclass
+class _Scores:
+    """Per-item similarities as arrays: model (items, units, targets) and human (items, groups, targets)."""
+
+    scores: pd.DataFrame
+    units: pd.DataFrame
+    items: list[str]
+    targets: list[str]
+    S: np.ndarray
+    Sh: np.ndarray
+    n_invalid: pd.Series
+    est_info: dict
+
+
+def _prepare_scores(responses: Responses, reference: Reference, by_l: list[str], against: str | None, metric: str,
+                    group_map: Mapping[str, str] | None, groups: Sequence[str] | None, estimand: str) -> _Scores:
+    """Score every item of every unit against every target, and the human groups against each other."""
+    from robustalign.scoring import ESTIMANDS, _not_estimable_message, item_scores
 
     check_choice(estimand, ESTIMANDS, "estimand")
     scores = item_scores(responses, reference, metric=metric, by=by_l, against=against,
@@ -611,11 +705,16 @@ def assess_extrapolability(
     Sh = _human_scores(reference, items, targets, metric, estimand)
     counts = responses.status_counts(by_l)
     n_invalid = (counts["total"] - counts["valid"]).rename("n_invalid")
+    return _Scores(scores, units, items, targets, S, Sh, n_invalid, est_info)
 
-    # ---------------------------------------------------------------- domains
+
+def _split_domains(domains, items: list[str], reference: Reference, item_table: pd.DataFrame | None,
+                   min_domain_items: int, C: int) -> tuple[list[str], list[np.ndarray], dict[str, list[str]]]:  # noqa: N803
+    """Domains kept for E1 (names, item positions) and what was left out, with a warning for each."""
     dmap = _domain_map(domains, items, reference, item_table)
-    excluded = {}
-    dom_names, dom_items = [], []
+    excluded: dict[str, list[str]] = {}
+    dom_names: list[str] = []
+    dom_items: list[np.ndarray] = []
     if dmap is not None:
         no_dom = [i for i in items if i not in dmap]
         if no_dom:
@@ -637,7 +736,7 @@ def assess_extrapolability(
                 + "; ".join(f"{k}: {preview(v)}" for k, v in excluded.items())
                 + f". Map every item to a domain, or lower `min_domain_items` (now {min_domain_items}).",
                 RobustAlignWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if len(dom_names) < 2:
             raise ValueError(
@@ -650,242 +749,252 @@ def assess_extrapolability(
             f"only {C} target groups: correlations across so few targets are coarse (a permutation test can "
             f"reach at most p = 1/{C}! per domain pair); read the intervals, not the points.",
             RobustAlignWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+    return dom_names, dom_items, excluded
 
-    U = len(units)
-    pairs = list(combinations(range(len(dom_names)), 2))
-    P = len(pairs)
-    label_frames, est_parts, rep_parts = [], [], []
-    unit_keys = units.to_dict("records")
 
-    def rows(quantity, subject, unit_list, pair_list, n_items):
-        out = []
-        for u in unit_list:
-            for pr, ni in zip(pair_list, n_items):
-                row = {"quantity": quantity, "subject": subject}
-                for c in by_l:
-                    row[c] = None if u is None else u[c]
-                row["domain_a"], row["domain_b"] = pr
-                row["n_items"] = ni
-                out.append(row)
-        return out
+def _label_rows(by_l: list[str], quantity: str, subject: str, unit_list: list, pair_list: list,
+                n_items: list[int]) -> list[dict]:
+    """Label rows of one quantity: one per unit (None: the human benchmark) and domain pair."""
+    out = []
+    for u in unit_list:
+        for pr, ni in zip(pair_list, n_items):
+            row: dict[str, object] = {"quantity": quantity, "subject": subject}
+            for c in by_l:
+                row[c] = None if u is None else u[c]
+            row["domain_a"], row["domain_b"] = pr
+            row["n_items"] = ni
+            out.append(row)
+    return out
 
-    tr = None
-    if dom_names:
-        tr = _transfer(S, Sh, dom_items, dom_names, pairs, gen, n_resamples, n_permutations, alternative, centre)
-        pair_names = [(dom_names[e], dom_names[h]) for e, h in pairs]
-        pair_n = [len(dom_items[e]) + len(dom_items[h]) for e, h in pairs]
-        all_n = sum(len(ix) for ix in dom_items)
-        labs = (
-            rows("transfer_r", "model", unit_keys, pair_names, pair_n)
-            + rows("human_transfer_r", "humans", [None], pair_names, pair_n)
-            + rows("transfer_delta", "model", unit_keys, pair_names, pair_n)
-            + rows("transfer_r", "model", unit_keys, [("all pairs", "all pairs")], [all_n])
-            + rows("human_transfer_r", "humans", [None], [("all pairs", "all pairs")], [all_n])
-            + rows("transfer_delta", "model", unit_keys, [("all pairs", "all pairs")], [all_n])
-        )
-        label_frames.append(pd.DataFrame(labs))
-        est_parts.append(tr["estimate"])
-        rep_parts.append(tr["resamples"])
 
-    sh = _split_half(S, Sh, gen, n_splits, n_resamples)
-    NI = len(items)
-    labs = []
-    for u in unit_keys:
-        for q in ("split_half_tau", "split_half_rho", "split_half_top1", "split_half_reliability"):
-            labs += rows(q, "model", [u], [(None, None)], [NI])
-    for q in ("split_half_tau", "split_half_rho", "split_half_top1", "split_half_reliability"):
-        labs += rows(q, "humans", [None], [(None, None)], [NI])
-    labs += rows("reliability_delta", "model", unit_keys, [(None, None)], [NI])
-    label_frames.append(pd.DataFrame(labs))
-    est_parts.append(sh["estimate"])
-    rep_parts.append(sh["resamples"])
-
-    labels = pd.concat(label_frames, ignore_index=True)
-    boot = BootstrapResult(
-        estimate=np.concatenate(est_parts), resamples=np.hstack(rep_parts), jackknife=None, labels=labels,
-        design="two-way" if tr is not None else "cluster", method="percentile",
-        confidence_level=confidence_level, n_clusters=(NI, C), rng=record,
-        statistic="transfer and split-half statistics",
-        provenance={"transfer": "items within domain x targets", "split_half": "items"},
+def _transfer_labels(by_l: list[str], unit_keys: list[dict], dom_names: list[str], dom_items: list[np.ndarray],
+                     pairs: list[tuple[int, int]]) -> pd.DataFrame:
+    """Labels of the transfer statistics, in the order of :func:`_pack`."""
+    pair_names = [(dom_names[e], dom_names[h]) for e, h in pairs]
+    pair_n = [len(dom_items[e]) + len(dom_items[h]) for e, h in pairs]
+    all_n = [sum(len(ix) for ix in dom_items)]
+    every = [("all pairs", "all pairs")]
+    return pd.DataFrame(
+        _label_rows(by_l, "transfer_r", "model", unit_keys, pair_names, pair_n)
+        + _label_rows(by_l, "human_transfer_r", "humans", [None], pair_names, pair_n)
+        + _label_rows(by_l, "transfer_delta", "model", unit_keys, pair_names, pair_n)
+        + _label_rows(by_l, "transfer_r", "model", unit_keys, every, all_n)
+        + _label_rows(by_l, "human_transfer_r", "humans", [None], every, all_n)
+        + _label_rows(by_l, "transfer_delta", "model", unit_keys, every, all_n)
     )
 
-    # ---------------------------------------------------------------- p-values (E1, per unit and pair)
-    p_frame = None
-    if tr is not None:
-        pr_pairs = tr["p"][: U * P].reshape(U, P)
-        pr_mean = tr["p"][U * P :]
-        p_rows = []
-        for j, u in enumerate(unit_keys):
-            for k, (e, h) in enumerate(pairs):
-                p_rows.append({**u, "domain_a": dom_names[e], "domain_b": dom_names[h], "p_value": pr_pairs[j, k]})
-        pp = pd.DataFrame(p_rows)
-        pp["p_adjusted"] = adjust(pp["p_value"].to_numpy(float), adjust_method)
-        pp["family"] = "units x domain pairs: permutation tests of transfer_r"
-        pm = pd.DataFrame([{**u, "domain_a": "all pairs", "domain_b": "all pairs", "p_value": pr_mean[j]}
-                           for j, u in enumerate(unit_keys)])
-        pm["p_adjusted"] = adjust(pm["p_value"].to_numpy(float), adjust_method)
-        pm["family"] = "units: permutation tests of mean transfer_r over domain pairs"
-        p_frame = pd.concat([pp, pm], ignore_index=True)
-        p_frame["quantity"] = "transfer_r"
-        p_frame["subject"] = "model"
-        p_frame["adjust_method"] = adjust_method
 
-    units_text = {
-        "transfer_r": "Spearman r across targets", "human_transfer_r": "Spearman r across targets",
-        "transfer_delta": "difference in Spearman r", "split_half_tau": "Kendall tau-b",
-        "split_half_rho": "Spearman r", "split_half_top1": "share of splits",
-        "split_half_reliability": "Spearman-Brown reliability", "reliability_delta": "difference in reliability",
-    }
+_SPLIT_QUANTITIES = ("split_half_tau", "split_half_rho", "split_half_top1", "split_half_reliability")
 
-    def build(level: float) -> pd.DataFrame:
-        f = boot.to_frame(level)
-        out = labels.copy()
-        for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "conf_low_mcse",
-                  "conf_high_mcse"):
-            out[c] = f[c].to_numpy()
-        out["method"] = np.where(out["quantity"].str.startswith(("transfer", "human_transfer")),
-                                 "two-way bootstrap (items within domain x targets), percentile",
-                                 "item bootstrap, percentile")
-        out["n_targets"] = C
-        out["units"] = out["quantity"].map(units_text)
-        for c in ("p_value", "p_adjusted"):
-            out[c] = np.nan
-        out["adjust_method"] = None
-        out["family"] = None
-        if p_frame is not None:
-            key = ["quantity", "subject", *by_l, "domain_a", "domain_b"]
-            m = out[key].astype(str).merge(p_frame.astype({c: str for c in key})[key].assign(_j=range(len(p_frame))),
-                                           on=key, how="left")
-            hit = m["_j"].notna().to_numpy()
-            j = m["_j"].to_numpy()[hit].astype(int)
-            for c in ("p_value", "p_adjusted", "adjust_method", "family"):
-                out.loc[hit, c] = p_frame[c].to_numpy()[j]
-        pv, pa = out["p_value"].to_numpy(float), out["p_adjusted"].to_numpy(float)
-        out["p_value_mcse"] = p_value_mcse(pv, n_permutations)
-        out["p_adjusted_mcse"] = adjusted_p_mcse(pa, pv, n_permutations)
-        # benchmark column: the human value of the same quantity
-        bench = out[out["subject"] == "humans"].set_index(["quantity", "domain_a", "domain_b"])["estimate"]
-        qmap = out["quantity"].map({"transfer_r": "human_transfer_r"}).fillna(out["quantity"])
-        idx = pd.MultiIndex.from_arrays([qmap, out["domain_a"], out["domain_b"]])
-        out["benchmark"] = np.where(out["subject"] == "model", bench.reindex(idx).to_numpy(), np.nan)
-        out.loc[out["quantity"].isin(["transfer_delta", "reliability_delta"]), "benchmark"] = 0.0
-        cols = ["quantity", "subject", *by_l, "domain_a", "domain_b", "estimate", "std_error", "conf_low",
-                "conf_high", "conf_level", "method", "p_value", "p_adjusted", "adjust_method", "family",
-                "n_items", "n_targets", "units", "benchmark", "conf_low_mcse", "conf_high_mcse", "p_value_mcse",
-                "p_adjusted_mcse"]
-        return out[cols]
 
-    # ---------------------------------------------------------------- verdicts
-    frame = build(confidence_level)
-    verdict_rows = []
+def _split_labels(by_l: list[str], unit_keys: list[dict], NI: int) -> pd.DataFrame:  # noqa: N803
+    """Labels of the split-half statistics, in the order of :func:`_pack_split`."""
+    labs: list[dict] = []
+    none = [(None, None)]
     for u in unit_keys:
-        name = ", ".join(str(u[c]) for c in by_l)
-        sel = np.ones(len(frame), bool)
-        for c in by_l:
-            sel &= frame[c].astype(str).to_numpy() == str(u[c])
+        for q in _SPLIT_QUANTITIES:
+            labs += _label_rows(by_l, q, "model", [u], none, [NI])
+    for q in _SPLIT_QUANTITIES:
+        labs += _label_rows(by_l, q, "humans", [None], none, [NI])
+    labs += _label_rows(by_l, "reliability_delta", "model", unit_keys, none, [NI])
+    return pd.DataFrame(labs)
 
-        def one(q, subject="model", domain=None, _sel=sel):
-            m = (frame["quantity"] == q) & (frame["subject"] == subject)
-            m &= _sel if subject == "model" else True
-            if domain is not None:
-                m &= frame["domain_a"] == domain
-            else:
-                m &= frame["domain_a"].isna()
-            return frame[m].iloc[0]
 
-        rel, relh, reld = one("split_half_reliability"), one("split_half_reliability", "humans"), one("reliability_delta")
-        rel_text = (f"split-half reliability of its group ranking {_fmt(rel.estimate)} "
-                    f"[{_fmt(rel.conf_low)}, {_fmt(rel.conf_high)}] vs humans {_fmt(relh.estimate)} "
-                    f"[{_fmt(relh.conf_low)}, {_fmt(relh.conf_high)}]")
+def _transfer_p_frame(tr: dict, unit_keys: list[dict], dom_names: list[str], pairs: list[tuple[int, int]],
+                      adjust_method: str) -> pd.DataFrame:
+    """Permutation p-values of the model transfer per unit and pair, and of its mean, adjusted per family."""
+    U, P = len(unit_keys), len(pairs)
+    pr_pairs = tr["p"][: U * P].reshape(U, P)
+    pr_mean = tr["p"][U * P:]
+    p_rows = []
+    for j, u in enumerate(unit_keys):
+        for k, (e, h) in enumerate(pairs):
+            p_rows.append({**u, "domain_a": dom_names[e], "domain_b": dom_names[h], "p_value": pr_pairs[j, k]})
+    pp = pd.DataFrame(p_rows)
+    pp["p_adjusted"] = adjust(pp["p_value"].to_numpy(float), adjust_method)
+    pp["family"] = "units x domain pairs: permutation tests of transfer_r"
+    pm = pd.DataFrame([{**u, "domain_a": "all pairs", "domain_b": "all pairs", "p_value": pr_mean[j]}
+                       for j, u in enumerate(unit_keys)])
+    pm["p_adjusted"] = adjust(pm["p_value"].to_numpy(float), adjust_method)
+    pm["family"] = "units: permutation tests of mean transfer_r over domain pairs"
+    p_frame = pd.concat([pp, pm], ignore_index=True)
+    p_frame["quantity"] = "transfer_r"
+    p_frame["subject"] = "model"
+    p_frame["adjust_method"] = adjust_method
+    return p_frame
+
+
+_UNITS_TEXT = {
+    "transfer_r": "Spearman r across targets", "human_transfer_r": "Spearman r across targets",
+    "transfer_delta": "difference in Spearman r", "split_half_tau": "Kendall tau-b",
+    "split_half_rho": "Spearman r", "split_half_top1": "share of splits",
+    "split_half_reliability": "Spearman-Brown reliability", "reliability_delta": "difference in reliability",
+}
+
+
+def _extrapolability_table(boot: BootstrapResult, labels: pd.DataFrame, p_frame: pd.DataFrame | None,
+                           by_l: list[str], C: int, n_permutations: int, level: float) -> pd.DataFrame:  # noqa: N803
+    """The estimates table of :func:`assess_extrapolability` at ``level``, from the stored resamples."""
+    f = boot.to_frame(level)
+    out = labels.copy()
+    for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "conf_low_mcse",
+              "conf_high_mcse"):
+        out[c] = f[c].to_numpy()
+    out["method"] = "percentile"
+    out["method_note"] = np.where(out["quantity"].str.startswith(("transfer", "human_transfer")),
+                                  "two-way bootstrap (items within domain x targets)", "item bootstrap")
+    out["n_targets"] = C
+    out["units"] = out["quantity"].map(_UNITS_TEXT)
+    for c in ("p_value", "p_adjusted"):
+        out[c] = np.nan
+    out["adjust_method"] = None
+    out["family"] = None
+    if p_frame is not None:
+        key = ["quantity", "subject", *by_l, "domain_a", "domain_b"]
+        m = out[key].astype(str).merge(p_frame.astype({c: str for c in key})[key].assign(_j=range(len(p_frame))),
+                                       on=key, how="left")
+        hit = m["_j"].notna().to_numpy()
+        j = m["_j"].to_numpy()[hit].astype(int)
+        for c in ("p_value", "p_adjusted", "adjust_method", "family"):
+            out.loc[hit, c] = p_frame[c].to_numpy()[j]
+    pv, pa = out["p_value"].to_numpy(float), out["p_adjusted"].to_numpy(float)
+    out["p_value_mcse"] = p_value_mcse(pv, n_permutations)
+    out["p_adjusted_mcse"] = adjusted_p_mcse(pa, pv, n_permutations)
+    # benchmark column: the human value of the same quantity
+    bench = out[out["subject"] == "humans"].set_index(["quantity", "domain_a", "domain_b"])["estimate"]
+    qmap = out["quantity"].map({"transfer_r": "human_transfer_r"}).fillna(out["quantity"])
+    idx = pd.MultiIndex.from_arrays([qmap, out["domain_a"], out["domain_b"]])
+    out["benchmark"] = np.where(out["subject"] == "model", bench.reindex(idx).to_numpy(), np.nan)
+    out.loc[out["quantity"].isin(["transfer_delta", "reliability_delta"]), "benchmark"] = 0.0
+    cols = ["quantity", "subject", *by_l, "domain_a", "domain_b", "estimate", "std_error", "conf_low",
+            "conf_high", "conf_level", "method", "method_note", "p_value", "p_adjusted", "adjust_method", "family",
+            "n_items", "n_targets", "units", "benchmark", "conf_low_mcse", "conf_high_mcse", "p_value_mcse",
+            "p_adjusted_mcse"]
+    return out[cols]
+
+
+@dataclass
+class _VerdictContext:
+    """What every unit's verdict of :func:`assess_extrapolability` shares."""
+
+    by: list[str]
+    alpha: float
+    margin: float | None
+    n_targets: int
+    n_domains: int
+    n_pairs: int
+    n_units: int
+    adjust_method: str
+    n_resamples: int
+    n_permutations: int
+
+
+def _row_of(frame: pd.DataFrame, sel: np.ndarray, q: str, subject: str = "model",
+            domain: str | None = None) -> pd.Series:
+    """The table row of quantity ``q`` for the selected unit (or the humans), one domain pair or none."""
+    m = (frame["quantity"] == q) & (frame["subject"] == subject)
+    m &= sel if subject == "model" else True
+    if domain is not None:
+        m &= frame["domain_a"] == domain
+    else:
+        m &= frame["domain_a"].isna()
+    return frame[m].iloc[0]
+
+
+def _unit_verdict(frame: pd.DataFrame, u: dict, transfer: bool, ctx: _VerdictContext,
+                  n_invalid: pd.Series) -> dict:
+    """One unit's verdict row: from the transfer (E1) when there are domains, else the split halves (E3)."""
+    name = ", ".join(str(u[c]) for c in ctx.by)
+    sel = np.ones(len(frame), bool)
+    for c in ctx.by:
+        sel &= frame[c].astype(str).to_numpy() == str(u[c])
+    rel, relh = _row_of(frame, sel, "split_half_reliability"), _row_of(frame, sel, "split_half_reliability", "humans")
+    reld = _row_of(frame, sel, "reliability_delta")
+    rel_text = (f"split-half reliability of its group ranking {_fmt(rel.estimate)} "
+                f"[{_fmt(rel.conf_low)}, {_fmt(rel.conf_high)}] vs humans {_fmt(relh.estimate)} "
+                f"[{_fmt(relh.conf_low)}, {_fmt(relh.conf_high)}]")
+    if transfer:
+        verdict, mc_flag, reason, n_needed = _e1_unit(frame, sel, name, rel_text, ctx)
+    else:
+        verdict, mc_flag, reason = _e3_unit(rel, reld, name, rel_text, ctx)
         n_needed = np.nan
-        if tr is not None:
-            rm = one("transfer_r", domain="all pairs")
-            rh = one("human_transfer_r", "humans", domain="all pairs")
-            dl = one("transfer_delta", domain="all pairs")
-            p_adj = float(rm.p_adjusted)
-            rejected = p_adj < alpha
-            below = dl.conf_high < 0
-            ok_delta = (dl.conf_low > -margin) if margin is not None else not below
-            checks = {
-                "rejected": (rejected, p_adj, alpha, rm.p_adjusted_mcse, n_permutations, "adjusted p"),
-                "below": (below, dl.conf_high, 0.0, dl.conf_high_mcse, n_resamples,
-                          "the upper end of the difference"),
-                "humans_transfer": (rh.conf_low > 0, rh.conf_low, 0.0, rh.conf_low_mcse, n_resamples,
-                                    "the lower end of the human transfer"),
-            }
-            if margin is not None:
-                checks["ok_delta"] = (ok_delta, dl.conf_low, -margin, dl.conf_low_mcse, n_resamples,
-                                      "the lower end of the difference")
-            if C < MIN_TARGETS_FOR_VERDICT:
-                verdict, mc_flag, mc_text = "inconclusive", False, ""
-            else:
-                verdict = _e1_verdict({k: v[0] for k, v in checks.items()})
-                mc_flag, mc_text = _mc_check(checks, _e1_verdict)
-            if verdict == "inconclusive" and C >= MIN_TARGETS_FOR_VERDICT and not rejected:
-                n_needed = _targets_needed(float(rm.estimate), alpha)
-            reason = (
-                f"{name}: extrapolability {verdict} - transfer of alignment across {len(dom_names)} domains "
-                f"(mean Spearman r over {P} domain pairs, {C} targets) r = {_fmt(rm.estimate)} "
-                f"[{_fmt(rm.conf_low)}, {_fmt(rm.conf_high)}] vs humans {_fmt(rh.estimate)} "
-                f"[{_fmt(rh.conf_low)}, {_fmt(rh.conf_high)}]; difference {_fmt(dl.estimate)} "
-                f"[{_fmt(dl.conf_low)}, {_fmt(dl.conf_high)}]; permutation p = {_fmt_p(rm.p_value)} "
-                f"({adjust_method}-adjusted {_fmt_p(p_adj)} over {U} units); {rel_text}."
-            )
-            if C < MIN_TARGETS_FOR_VERDICT:
-                reason += (f" Only {C} target groups: a correlation across fewer than {MIN_TARGETS_FOR_VERDICT} "
-                           "targets cannot judge transfer, whatever its point value; compare with more groups.")
-            elif verdict == "inconclusive" and np.isfinite(n_needed):
-                reason += f" About {int(n_needed)} targets would detect r = {_fmt(rm.estimate)} with 80% power."
-            reason += mc_text
-        else:
-            checks = {
-                "reliable": (rel.conf_low > 0, rel.conf_low, 0.0, rel.conf_low_mcse, n_resamples,
-                             "the lower end of the reliability"),
-                "below": (reld.conf_high < 0, reld.conf_high, 0.0, reld.conf_high_mcse, n_resamples,
-                          "the upper end of the reliability difference"),
-            }
-            if C < MIN_TARGETS_FOR_VERDICT:
-                verdict, mc_flag, mc_text = "inconclusive", False, ""
-            else:
-                defined = {"defined": bool(np.isfinite(reld.conf_high))}
-                verdict = _e3_verdict({**defined, **{k: v[0] for k, v in checks.items()}})
-                mc_flag, mc_text = _mc_check(checks, _e3_verdict, defined)
-            reason = (
-                f"{name}: extrapolability to random item halves {verdict} (no domains given, so no held-out "
-                f"domain test) - {rel_text}; difference {_fmt(reld.estimate)} "
-                f"[{_fmt(reld.conf_low)}, {_fmt(reld.conf_high)}]."
-            )
-            if C < MIN_TARGETS_FOR_VERDICT:
-                reason += f" Only {C} target groups: too few to rank reliably; compare with more groups."
-            reason += mc_text
-        key = tuple(u[c] for c in by_l)
-        ninv = int(n_invalid.get(key if len(by_l) > 1 else key[0], 0))
-        if ninv:
-            reason += f" {ninv} invalid answers excluded."
-        verdict_rows.append({**u, "verdict": verdict, "reason": reason, "n_needed": n_needed, "n_invalid": ninv,
-                             "mc_error": mc_flag})
-    verdicts = pd.DataFrame(verdict_rows)
+    key = tuple(u[c] for c in ctx.by)
+    ninv = int(n_invalid.get(key if len(ctx.by) > 1 else key[0], 0))
+    if ninv:
+        reason += f" {ninv} invalid answers excluded."
+    return {**u, "verdict": verdict, "reason": reason, "n_needed": n_needed, "n_invalid": ninv, "mc_error": mc_flag}
 
-    evidence = {"bootstrap": boot, "scores": scores, "targets": targets, "items": items,
-                "domains": dict(zip(dom_names, [[items[i] for i in ix] for ix in dom_items])),
-                "excluded": excluded}
-    if tr is not None:
-        evidence.update(null=tr["null"], domain_alignment=tr["A"], human_domain_alignment=tr["A_human"],
-                        human_transfer_each=pd.DataFrame(tr["r_human_each"], index=targets,
-                                                         columns=[f"{dom_names[e]} | {dom_names[h]}" for e, h in pairs]))
-    provenance = {
-        "rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations, "n_splits": n_splits,
-        "splits_per_resample": SPLITS_PER_RESAMPLE, "metric": metric, "by": by_l, "against": against,
-        "alternative": alternative, "margin": margin, "centre": centre, "adjust_method": adjust_method,
-        "min_domain_items": min_domain_items, "responses_hash": responses.data_hash(),
-        "reference_hash": reference.data_hash(), "n_invalid": int(verdicts["n_invalid"].sum()),
-        "n_missing_reference": scores.attrs.get("n_missing_reference"), **est_info,
+
+def _e1_unit(frame: pd.DataFrame, sel: np.ndarray, name: str, rel_text: str,
+             ctx: _VerdictContext) -> tuple[str, bool, str, float]:
+    """E1 verdict, Monte Carlo flag, reason and targets needed, from the mean transfer over domain pairs."""
+    C, alpha, margin = ctx.n_targets, ctx.alpha, ctx.margin
+    rm = _row_of(frame, sel, "transfer_r", domain="all pairs")
+    rh = _row_of(frame, sel, "human_transfer_r", "humans", domain="all pairs")
+    dl = _row_of(frame, sel, "transfer_delta", domain="all pairs")
+    p_adj = float(rm.p_adjusted)
+    rejected = p_adj < alpha
+    below = dl.conf_high < 0
+    ok_delta = (dl.conf_low > -margin) if margin is not None else not below
+    checks = {
+        "rejected": (rejected, p_adj, alpha, rm.p_adjusted_mcse, ctx.n_permutations, "adjusted p"),
+        "below": (below, dl.conf_high, 0.0, dl.conf_high_mcse, ctx.n_resamples, "the upper end of the difference"),
+        "humans_transfer": (rh.conf_low > 0, rh.conf_low, 0.0, rh.conf_low_mcse, ctx.n_resamples,
+                            "the lower end of the human transfer"),
     }
-    return ExtrapolabilityResult(kind="extrapolability", verdicts=verdicts, evidence=evidence,
-                                 provenance=provenance, confidence_level=confidence_level, build=build,
-                                 plotter=_plotter)
+    if margin is not None:
+        checks["ok_delta"] = (ok_delta, dl.conf_low, -margin, dl.conf_low_mcse, ctx.n_resamples,
+                              "the lower end of the difference")
+    if C < MIN_TARGETS_FOR_VERDICT:
+        verdict, mc_flag, mc_text = "inconclusive", False, ""
+    else:
+        verdict = _e1_verdict({k: v[0] for k, v in checks.items()})
+        mc_flag, mc_text = _mc_check(checks, _e1_verdict)
+    n_needed = np.nan
+    if verdict == "inconclusive" and C >= MIN_TARGETS_FOR_VERDICT and not rejected:
+        n_needed = _targets_needed(float(rm.estimate), alpha)
+    reason = (
+        f"{name}: extrapolability {verdict} - transfer of alignment across {ctx.n_domains} domains "
+        f"(mean Spearman r over {ctx.n_pairs} domain pairs, {C} targets) r = {_fmt(rm.estimate)} "
+        f"[{_fmt(rm.conf_low)}, {_fmt(rm.conf_high)}] vs humans {_fmt(rh.estimate)} "
+        f"[{_fmt(rh.conf_low)}, {_fmt(rh.conf_high)}]; difference {_fmt(dl.estimate)} "
+        f"[{_fmt(dl.conf_low)}, {_fmt(dl.conf_high)}]; permutation p = {_fmt_p(rm.p_value)} "
+        f"({ctx.adjust_method}-adjusted {_fmt_p(p_adj)} over {ctx.n_units} units); {rel_text}."
+    )
+    if C < MIN_TARGETS_FOR_VERDICT:
+        reason += (f" Only {C} target groups: a correlation across fewer than {MIN_TARGETS_FOR_VERDICT} "
+                   "targets cannot judge transfer, whatever its point value; compare with more groups.")
+    elif verdict == "inconclusive" and np.isfinite(n_needed):
+        reason += f" About {int(n_needed)} targets would detect r = {_fmt(rm.estimate)} with 80% power."
+    return verdict, mc_flag, reason + mc_text, n_needed
+
+
+def _e3_unit(rel: pd.Series, reld: pd.Series, name: str, rel_text: str,
+             ctx: _VerdictContext) -> tuple[str, bool, str]:
+    """E3 verdict (no domains: random item halves only), Monte Carlo flag and reason."""
+    C = ctx.n_targets
+    checks = {
+        "reliable": (rel.conf_low > 0, rel.conf_low, 0.0, rel.conf_low_mcse, ctx.n_resamples,
+                     "the lower end of the reliability"),
+        "below": (reld.conf_high < 0, reld.conf_high, 0.0, reld.conf_high_mcse, ctx.n_resamples,
+                  "the upper end of the reliability difference"),
+    }
+    if C < MIN_TARGETS_FOR_VERDICT:
+        verdict, mc_flag, mc_text = "inconclusive", False, ""
+    else:
+        defined = {"defined": bool(np.isfinite(reld.conf_high))}
+        verdict = _e3_verdict({**defined, **{k: v[0] for k, v in checks.items()}})
+        mc_flag, mc_text = _mc_check(checks, _e3_verdict, defined)
+    reason = (
+        f"{name}: extrapolability to random item halves {verdict} (no domains given, so no held-out "
+        f"domain test) - {rel_text}; difference {_fmt(reld.estimate)} "
+        f"[{_fmt(reld.conf_low)}, {_fmt(reld.conf_high)}]."
+    )
+    if C < MIN_TARGETS_FOR_VERDICT:
+        reason += f" Only {C} target groups: too few to rank reliably; compare with more groups."
+    return verdict, mc_flag, reason + mc_text
 
 
 def _plotter(result, ax: Axes | None = None, **kwargs):
@@ -990,14 +1099,66 @@ def assess_dimension_prediction(
     Published scores come from different eras and samples than any persona run.
     """
     by_l = [by] if isinstance(by, str) else list(by)
-    confidence_level = check_confidence_level(confidence_level)
-    n_resamples = check_n_resamples(n_resamples)
+    confidence_level, n_resamples, _ = check_resampling_args(confidence_level, n_resamples)
     if method not in ("ridge", "knn"):
         raise ValueError(f"`method` must be 'ridge' or 'knn'; got {method!r}.")
     if not (np.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"`alpha` must be a non-negative number; got {alpha!r}.")
     k = check_n_resamples(k, "k")
     gen, record = as_generator(rng)
+    hum, dims, p = _dimension_inputs(persona, human, by_l, group, dimensions, method, k)
+    agg = p.groupby([*by_l, group], sort=True)[dims].mean()
+    n_rows = p.groupby([*by_l, group], sort=True).size()
+    Y = hum[dims].to_numpy(float)  # (G, J)
+    G, J = len(hum), len(dims)
+    gi = {g: j for j, g in enumerate(hum.index)}
+    # random-other-country baseline: exact mean absolute difference to every other country
+    perm_err = np.abs(Y[:, None, :] - Y[None, :, :]).sum(1) / (G - 1)  # (G, J)
+
+    rows, est, reps, verdict_rows = [], [], [], []
+    for u in agg.index.droplevel(group).unique():
+        sub = agg.xs(u, level=tuple(range(len(by_l)))) if len(by_l) > 1 else agg.xs(u, level=0)
+        tg = [gi[g] for g in sub.index]
+        E = _unit_errors(sub[dims].to_numpy(float), Y, tg, perm_err, method, alpha, k)
+        n_c = len(tg)
+        e0 = _skill_stats(E, np.ones((1, n_c)))[0]
+        g_unit = keyed_stream(gen, "extrapolability.dimension_prediction", *(u if isinstance(u, tuple) else (u,)))
+        r0 = _skill_stats(E, bootstrap_counts(g_unit, n_c, n_resamples))
+        key = dict(zip(by_l, u if isinstance(u, tuple) else (u,)))
+        for qi, q in enumerate(_DIM_QUANTITIES):
+            for j, d in enumerate([*dims, "all"]):
+                rows.append({"quantity": q, **key, "dimension": d, "n_targets": n_c})
+                est.append(e0[qi, j])
+                reps.append(r0[:, qi, j])
+        verdict_rows.append((key, n_c, int(n_rows.xs(u, level=tuple(range(len(by_l)))).sum()
+                                           if len(by_l) > 1 else n_rows.xs(u, level=0).sum())))
+    labels = pd.DataFrame(rows)
+    boot = BootstrapResult(estimate=np.array(est), resamples=np.column_stack(reps), jackknife=None,
+                           labels=labels, design="cluster", method="percentile",
+                           confidence_level=confidence_level, n_clusters=G, rng=record,
+                           statistic="held-out-dimension skill scores",
+                           provenance={"resampled": "target countries of each unit"})
+    build = partial(_dimension_table, boot, labels, by_l, method, len(dims))
+    frame = build(confidence_level)
+    vrows = [_dimension_verdict(frame, key, n_c, nr, by_l, J) for key, n_c, nr in verdict_rows]
+    provenance = {"rng": record.to_dict(), "n_resamples": n_resamples, "method": method, "alpha": alpha, "k": k,
+                  "dimensions": dims, "n_human_groups": G, "by": by_l,
+                  "caveat": "dimension scores are country-level constructs (ecological fallacy for personas)"}
+    return ExtrapolabilityResult(kind="extrapolability", verdicts=pd.DataFrame(vrows),
+                                 evidence={"bootstrap": boot, "persona_means": agg, "n_rows": n_rows},
+                                 provenance=provenance, confidence_level=confidence_level, build=build,
+                                 plotter=None)
+
+
+_DIM_QUANTITIES = ("ss_direct", "ss_structure", "ss_human", "ss_difference", "mae_direct", "mae_perm")
+_DIM_UNITS = {"ss_direct": "skill score", "ss_structure": "skill score", "ss_human": "skill score",
+              "ss_difference": "difference in skill score", "mae_direct": "score points", "mae_perm": "score points"}
+
+
+def _dimension_inputs(persona: pd.DataFrame, human: pd.DataFrame, by_l: list[str], group: str,
+                      dimensions: Sequence[str] | None, method: str,
+                      k: int) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """Checked tables: human scores indexed by group, the dimension columns, the persona table."""
     for name, df, need in (("persona", persona, [*by_l, group]), ("human", human, [])):
         if not isinstance(df, pd.DataFrame):
             raise ValueError(f"`{name}` must be a DataFrame; got {type(df).__name__}.")
@@ -1030,117 +1191,86 @@ def assess_dimension_prediction(
     unknown = sorted(set(p[group]) - set(hum.index))
     if unknown:
         raise ValueError(f"`persona` groups {preview(unknown)} have no row in `human`; add their published scores.")
-    agg = p.groupby([*by_l, group], sort=True)[dims].mean()
-    n_rows = p.groupby([*by_l, group], sort=True).size()
-    Y = hum[dims].to_numpy(float)  # (G, J)
-    gi = {g: j for j, g in enumerate(hum.index)}
-    J = len(dims)
-    # random-other-country baseline: exact mean absolute difference to every other country
-    diff = np.abs(Y[:, None, :] - Y[None, :, :])  # (G, G, J)
-    perm_err = diff.sum(1) / (G - 1)  # (G, J)
+    return hum, dims, p
 
-    rows, est, reps = [], [], []
-    units = agg.index.droplevel(group).unique()
-    verdict_rows = []
-    for u in units:
-        sub = agg.xs(u, level=tuple(range(len(by_l)))) if len(by_l) > 1 else agg.xs(u, level=0)
-        tg = [gi[g] for g in sub.index]
-        Xp = sub[dims].to_numpy(float)  # (n_c, J)
-        n_c = len(tg)
-        err_d = np.abs(Xp - Y[tg])  # (n_c, J)
-        err_s = np.empty((n_c, J))
-        err_h = np.empty((n_c, J))
-        for j in range(J):
-            others = [t for t in range(J) if t != j]
-            Xnew = np.full((G, 2, J - 1), np.nan)
-            Xnew[tg, 0] = Xp[:, others]
-            Xnew[tg, 1] = Y[tg][:, others]
-            Xnew = np.nan_to_num(Xnew)
-            pred = _loco_predict(Y[:, others], Y[:, j], Xnew, method, alpha, k)
-            err_s[:, j] = np.abs(pred[tg, 0] - Y[tg, j])
-            err_h[:, j] = np.abs(pred[tg, 1] - Y[tg, j])
-        base = perm_err[tg]  # (n_c, J)
-        E = np.stack([err_d, err_s, err_h, base], axis=0)  # (4, n_c, J)
-        E = np.concatenate([E, E.sum(-1, keepdims=True)], axis=-1)  # + pooled "all"
 
-        def stats_of(w, E=E):  # w: (b, n_c) country weights
-            tot = np.einsum("bc,ecj->bej", w, E)  # (b, 4, J+1)
-            n = w.sum(1)[:, None]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ss = 1 - tot[:, :3] / tot[:, 3:4]
-                return np.concatenate([ss, (ss[:, 0] - ss[:, 1])[:, None], tot[:, [0]] / n[:, :, None],
-                                       tot[:, [3]] / n[:, :, None]], axis=1)  # (b, 6, J+1)
+def _unit_errors(Xp: np.ndarray, Y: np.ndarray, tg: list[int], perm_err: np.ndarray, method: str, alpha: float,
+                 k: int) -> np.ndarray:  # noqa: N803
+    """Absolute errors (direct, structure, human ceiling, random-other-country baseline) of one unit's
+    target countries ``tg``: (4, n_c, J + 1), the last column pooled over dimensions."""
+    n_c, J = len(tg), Y.shape[1]
+    G = Y.shape[0]
+    err_d = np.abs(Xp - Y[tg])  # (n_c, J)
+    err_s = np.empty((n_c, J))
+    err_h = np.empty((n_c, J))
+    for j in range(J):
+        others = [t for t in range(J) if t != j]
+        Xnew = np.full((G, 2, J - 1), np.nan)
+        Xnew[tg, 0] = Xp[:, others]
+        Xnew[tg, 1] = Y[tg][:, others]
+        Xnew = np.nan_to_num(Xnew)
+        pred = _loco_predict(Y[:, others], Y[:, j], Xnew, method, alpha, k)
+        err_s[:, j] = np.abs(pred[tg, 0] - Y[tg, j])
+        err_h[:, j] = np.abs(pred[tg, 1] - Y[tg, j])
+    E = np.stack([err_d, err_s, err_h, perm_err[tg]], axis=0)  # (4, n_c, J)
+    return np.concatenate([E, E.sum(-1, keepdims=True)], axis=-1)  # + pooled "all"
 
-        e0 = stats_of(np.ones((1, n_c)))[0]
-        g_unit = keyed_stream(gen, "extrapolability.dimension_prediction", *(u if isinstance(u, tuple) else (u,)))
-        W = bootstrap_counts(g_unit, n_c, n_resamples)
-        r0 = stats_of(W)
-        key = dict(zip(by_l, u if isinstance(u, tuple) else (u,)))
-        for qi, q in enumerate(("ss_direct", "ss_structure", "ss_human", "ss_difference", "mae_direct", "mae_perm")):
-            for j, d in enumerate([*dims, "all"]):
-                rows.append({"quantity": q, **key, "dimension": d, "n_targets": n_c})
-                est.append(e0[qi, j])
-                reps.append(r0[:, qi, j])
-        verdict_rows.append((key, n_c, int(n_rows.xs(u, level=tuple(range(len(by_l)))).sum()
-                                           if len(by_l) > 1 else n_rows.xs(u, level=0).sum())))
-    labels = pd.DataFrame(rows)
-    boot = BootstrapResult(estimate=np.array(est), resamples=np.column_stack(reps), jackknife=None,
-                           labels=labels, design="cluster", method="percentile",
-                           confidence_level=confidence_level, n_clusters=G, rng=record,
-                           statistic="held-out-dimension skill scores",
-                           provenance={"resampled": "target countries of each unit"})
-    units_text = {"ss_direct": "skill score", "ss_structure": "skill score", "ss_human": "skill score",
-                  "ss_difference": "difference in skill score", "mae_direct": "score points",
-                  "mae_perm": "score points"}
 
-    def build(level: float) -> pd.DataFrame:
-        f = boot.to_frame(level)
-        out = labels.copy()
-        for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level"):
-            out[c] = f[c].to_numpy()
-        out["method"] = f"bootstrap over target countries, percentile; predictor {method} (leave-one-country-out)"
-        out["p_value"] = np.nan
-        out["p_adjusted"] = np.nan
-        out["adjust_method"] = None
-        out["family"] = None
-        out["n_items"] = len(dims)
-        out["units"] = out["quantity"].map(units_text)
-        out["benchmark"] = np.where(out["quantity"] == "ss_direct", 0.0, np.nan)
-        cols = ["quantity", *by_l, "dimension", "estimate", "std_error", "conf_low", "conf_high", "conf_level",
-                "method", "p_value", "p_adjusted", "adjust_method", "family", "n_items", "n_targets", "units",
-                "benchmark"]
-        return out[cols]
+def _skill_stats(E: np.ndarray, w: np.ndarray) -> np.ndarray:  # noqa: N803
+    """Skill scores, their difference and the two MAEs under country weights ``w`` (b, n_c): (b, 6, J + 1)."""
+    tot = np.einsum("bc,ecj->bej", w, E)  # (b, 4, J+1)
+    n = w.sum(1)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ss = 1 - tot[:, :3] / tot[:, 3:4]
+        return np.concatenate([ss, (ss[:, 0] - ss[:, 1])[:, None], tot[:, [0]] / n[:, :, None],
+                               tot[:, [3]] / n[:, :, None]], axis=1)  # (b, 6, J+1)
 
-    frame = build(confidence_level)
-    vrows = []
-    for key, n_c, nr in verdict_rows:
-        sel = (frame["dimension"] == "all").to_numpy().copy()
-        for c in by_l:
-            sel &= (frame[c].astype(str) == str(key[c])).to_numpy()
-        f = frame[sel].set_index("quantity")
-        d, s, h, df_ = f.loc["ss_direct"], f.loc["ss_structure"], f.loc["ss_human"], f.loc["ss_difference"]
-        if d.conf_low > 0 and df_.conf_high >= 0:
-            verdict = "supported"
-        elif d.conf_high < 0 or df_.conf_high < 0:
-            verdict = "not supported"
-        else:
-            verdict = "inconclusive"
-        name = ", ".join(str(key[c]) for c in by_l)
-        reason = (
-            f"{name}: held-out-dimension extrapolability {verdict} - over {n_c} countries and {J} held-out "
-            f"dimensions, the persona's own held-out scores have skill {_fmt(d.estimate)} "
-            f"[{_fmt(d.conf_low)}, {_fmt(d.conf_high)}] against a random other country (0) and the human "
-            f"structure applied to its evaluated scores {_fmt(s.estimate)} [{_fmt(s.conf_low)}, {_fmt(s.conf_high)}] "
-            f"(difference {_fmt(df_.estimate)} [{_fmt(df_.conf_low)}, {_fmt(df_.conf_high)}]; ceiling from "
-            f"true evaluated scores {_fmt(h.estimate)} [{_fmt(h.conf_low)}, {_fmt(h.conf_high)}]). Country-level "
-            "indices applied to personas: an ecological reading, see Notes."
-        )
-        vrows.append({**key, "verdict": verdict, "reason": reason, "n_needed": np.nan, "n_rows": nr})
-    provenance = {"rng": record.to_dict(), "n_resamples": n_resamples, "method": method, "alpha": alpha, "k": k,
-                  "dimensions": dims, "n_human_groups": G, "by": by_l,
-                  "caveat": "dimension scores are country-level constructs (ecological fallacy for personas)"}
-    return ExtrapolabilityResult(kind="extrapolability", verdicts=pd.DataFrame(vrows),
-                                 evidence={"bootstrap": boot, "persona_means": agg, "n_rows": n_rows},
-                                 provenance=provenance, confidence_level=confidence_level, build=build,
-                                 plotter=None)
+
+def _dimension_table(boot: BootstrapResult, labels: pd.DataFrame, by_l: list[str], method: str, n_dims: int,
+                     level: float) -> pd.DataFrame:
+    """The estimates table of :func:`assess_dimension_prediction` at ``level``, from the stored resamples."""
+    f = boot.to_frame(level)
+    out = labels.copy()
+    for c in ("estimate", "std_error", "conf_low", "conf_high", "conf_level"):
+        out[c] = f[c].to_numpy()
+    out["method"] = "percentile"
+    out["method_note"] = f"bootstrap over target countries; predictor {method} (leave-one-country-out)"
+    out["p_value"] = np.nan
+    out["p_adjusted"] = np.nan
+    out["adjust_method"] = None
+    out["family"] = None
+    out["n_items"] = n_dims
+    out["units"] = out["quantity"].map(_DIM_UNITS)
+    out["benchmark"] = np.where(out["quantity"] == "ss_direct", 0.0, np.nan)
+    cols = ["quantity", *by_l, "dimension", "estimate", "std_error", "conf_low", "conf_high", "conf_level",
+            "method", "method_note", "p_value", "p_adjusted", "adjust_method", "family", "n_items", "n_targets", "units",
+            "benchmark"]
+    return out[cols]
+
+
+def _dimension_verdict(frame: pd.DataFrame, key: dict, n_c: int, nr: int, by_l: list[str], J: int) -> dict:  # noqa: N803
+    """One unit's verdict row, from the intervals pooled over dimensions."""
+    sel = (frame["dimension"] == "all").to_numpy().copy()
+    for c in by_l:
+        sel &= (frame[c].astype(str) == str(key[c])).to_numpy()
+    f = frame[sel].set_index("quantity")
+    d, s, h, df_ = f.loc["ss_direct"], f.loc["ss_structure"], f.loc["ss_human"], f.loc["ss_difference"]
+    if d.conf_low > 0 and df_.conf_high >= 0:
+        verdict = "supported"
+    elif d.conf_high < 0 or df_.conf_high < 0:
+        verdict = "not supported"
+    else:
+        verdict = "inconclusive"
+    name = ", ".join(str(key[c]) for c in by_l)
+    reason = (
+        f"{name}: held-out-dimension extrapolability {verdict} - over {n_c} countries and {J} held-out "
+        f"dimensions, the persona's own held-out scores have skill {_fmt(d.estimate)} "
+        f"[{_fmt(d.conf_low)}, {_fmt(d.conf_high)}] against a random other country (0) and the human "
+        f"structure applied to its evaluated scores {_fmt(s.estimate)} [{_fmt(s.conf_low)}, {_fmt(s.conf_high)}] "
+        f"(difference {_fmt(df_.estimate)} [{_fmt(df_.conf_low)}, {_fmt(df_.conf_high)}]; ceiling from "
+        f"true evaluated scores {_fmt(h.estimate)} [{_fmt(h.conf_low)}, {_fmt(h.conf_high)}]). Country-level "
+        "indices applied to personas: an ecological reading, see Notes."
+    )
+    return {**key, "verdict": verdict, "reason": reason, "n_needed": np.nan, "n_rows": nr}
+
 

@@ -744,8 +744,8 @@ class ClaimResult(AssessmentResult):
             full[evaluable] = vals
             out[col] = full
         out["conf_level"] = lv
-        out["method"] = ("two-stage bootstrap (percentile)" if claim.form == "correlation"
-                         else "cluster bootstrap (percentile)")
+        out["method"], out["method_note"] = "percentile", ("two-stage bootstrap" if claim.form == "correlation"
+                                                           else "cluster bootstrap")
         out["holds"] = pd.array(np.where(evaluable, est > ev["tolerance"], False), dtype="boolean")
         out.loc[~evaluable, "holds"] = pd.NA
         if joint is not None:

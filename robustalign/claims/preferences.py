@@ -491,9 +491,14 @@ def _model_evidence(df, *, human, n_resamples, n_permutations, n_sims, penalty, 
     return ev
 
 
+#: Quantities reported without an interval (``method`` "plug-in"); the others have percentile intervals.
+_PLUG_IN = ("first_position_rate", "intransitivity_rate", "neutral_shift")
+
+
 def _row(model, quantity, est, lo, hi, level, method, units, **kw):
     return {"model": model, "quantity": quantity, "estimate": est, "conf_low": lo, "conf_high": hi,
-            "conf_level": level, "method": method, "units": units, **kw}
+            "conf_level": level, "method": "plug-in" if quantity in _PLUG_IN else "percentile",
+            "method_note": method, "units": units, **kw}
 
 
 def _frame(evidence: dict, compare, level: float) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -55,7 +55,7 @@ from robustalign._validation import check_alternative, check_choice, check_confi
 from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.metrics import profile_correlation
 from robustalign.multiplicity import adjust
-from robustalign.resampling import cluster_bootstrap, sign_flip_test
+from robustalign.resampling import BootstrapResult, cluster_bootstrap, sign_flip_test
 from robustalign.resampling.mcerror import (
     adjusted_p_mcse,
     n_needed_mcse,
@@ -100,7 +100,7 @@ class SteerabilityResult(AssessmentResult):
     def __repr__(self) -> str:
         return AssessmentResult.__repr__(self)
 
-    def matrix(self, confidence_level: float | None = None, **keys) -> pd.DataFrame:
+    def matrix(self, confidence_level: float | None = None, **keys: object) -> pd.DataFrame:
         """The steering matrix as a table: rows = steering prompt, columns = human group, values =
         mean similarity, for the cell given by ``keys`` (e.g. ``model="m1"``)."""
         f = self.to_frame(confidence_level)
@@ -349,45 +349,110 @@ def _validity(responses, cols) -> pd.DataFrame:
 def _assess_full(responses, reference, by, steer, targets, targets_ref, has_baseline, baseline, metric,
                  centre_groups, alternative, alpha, adjust_method, level, n_resamples, n_permutations, gen,
                  prov, validity):
-    from robustalign.metrics import METRICS, mean_position
-    from robustalign.scoring import _pad, human_profiles, item_scores
-
     levels = ([baseline] if has_baseline else []) + targets
-    L0 = 1 if has_baseline else 0
     R = len(targets)
+    # ---- prepare: similarities (cells, items, prompts, targets), mean positions, distances
+    S, items, cells = _full_scores(responses, reference, by, steer, levels, targets_ref, metric, prov)
+    nb, Q = len(cells), len(items)
+    T = S[:, :, (1 if has_baseline else 0):, :]  # targets only (b, q, R, R)
+    _warn_incomplete(T, prov)
+    pos = _positions(responses, reference, by, steer, levels, items, cells, centre_groups, targets_ref)
+    pairs = [(i, j) for i in range(R) for j in range(i + 1, R)]
+    X, lab, n_items = _item_columns(S, T, pos, cells, levels, targets, pairs, has_baseline, metric)
+
+    # ---- estimate: one item bootstrap, every derived statistic a function of its replicates
+    g_boot, g_flip, _, _ = gen.spawn(4)  # the label permutations and Mantel nulls use keyed streams of `gen`
+    boot = _quiet_bootstrap(X, lab, n_resamples, level, g_boot, prov)
+    lay = _derived_layout(lab, cells, by, targets, levels, pairs, has_baseline)
+    out_lab = lay.pop("labels")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        derived = boot.apply(partial(_derive_full, lay, nb, has_baseline), labels=out_lab,
+                             statistic="steerability statistics")
+    qd = out_lab["quantity"].to_numpy()
+
+    # ---- test: sign flips, label permutations, Mantel; multiplicity families
+    tests = _full_tests(X, lab, out_lab, T, derived.estimate, by, cells, alternative, n_permutations, gen, g_flip,
+                        has_baseline)
+    dist_llm, dist_h = _take(boot.estimate, lay["dl"]), _take(boot.estimate, lay["dh"])  # item-mean distances
+    tests["mantel"] = _mantel_tests(dist_llm, dist_h, R, out_lab, by, cells, tests, alternative, n_permutations, gen)
+    p = tests["p_value"]
+    padj, fam, meth = _full_families(qd, p, by, adjust_method)
+    n_items_derived = _derived_n_items(out_lab, lab, n_items, by, np.isfinite(T).any(axis=(2, 3)).sum(1), cells)
+    stored = {"p_value": p, "p_adjusted": padj, "adjust_method": meth, "family": fam,
+              "alternative": tests["alternative"], "test": tests["test"], "n_items": n_items_derived,
+              "units": _units_for(out_lab["quantity"], metric),
+              "p_value_mcse": p_value_mcse(p, n_permutations),  # exact tests (few items) have less
+              "p_adjusted_mcse": adjusted_p_mcse(padj, p, n_permutations)}
+
+    # ---- verdict and result
+    build = partial(_frame, derived, out_lab, stored)  # module-level: the result pickles whole
+    verdicts = _verdicts_full(build(level), cells, by, has_baseline, alpha, level, metric, n_permutations)
+    ckeys = cells.to_dict("records")
+    evidence = {"bootstrap": boot, "derived": derived, "item_table": pd.DataFrame(X, index=items),
+                "item_labels": lab, "permutation_null": tests["null"], "mantel": tests["mantel"],
+                "validity": validity,
+                "human_distance": {tuple(ckeys[b].values()): _square(dist_h[b], R) for b in range(nb) if len(pairs)},
+                "persona_distance": {tuple(ckeys[b].values()): _square(dist_llm[b], R)
+                                     for b in range(nb) if len(pairs)}}
+    prov.update(n_items=Q, mode="full", gain_available=has_baseline, steer_levels=levels,
+                note=None if has_baseline else
+                f"no unsteered baseline level {baseline!r} in `{steer}`: gain and exaggeration slope are undefined "
+                "and not reported (no baseline was invented).")
+    return SteerabilityResult(kind="steerability", verdicts=verdicts, evidence=evidence, provenance=prov,
+                              confidence_level=level, build=build, plotter=_plot)
+
+
+def _full_scores(responses: Responses, reference: Reference, by: list[str], steer: str, levels: list[str],
+                 targets_ref: list[str], metric: str, prov: dict) -> tuple[np.ndarray, list, pd.DataFrame]:
+    """``S[b, q, s, r]``: similarity of prompt s's answers to human group r on item q, in cell b."""
+    from robustalign.scoring import item_scores
+
+    R = len(targets_ref)
     sc = item_scores(responses, reference, metric=metric, by=[*by, steer], groups=list(dict.fromkeys(targets_ref)),
                      estimand=prov["estimand"])
     _estimable(sc, metric, [*by, steer], prov)
     sc = sc[sc[steer].astype(str).isin(levels)]
     items = sorted(sc["item"].unique())
     cells = _cell_keys(sc, by)
-    nb, Q = len(cells), len(items)
     it = {v: j for j, v in enumerate(items)}
     lv = {v: j for j, v in enumerate(levels)}
-    # S[b, q, s, r]: similarity of prompt s's answers to human group r on item q
-    S = np.full((nb, Q, len(levels), R), np.nan)
+    S = np.full((len(cells), len(items), len(levels), R), np.nan)
     bi = _index_of(sc, cells, by)
     qi = sc["item"].map(it).to_numpy()
     si = sc[steer].astype(str).map(lv).to_numpy()
     for r, g in enumerate(targets_ref):
         m = (sc["group"] == g).to_numpy()
         S[bi[m], qi[m], si[m], r] = sc["score"].to_numpy()[m]
-    T = S[:, :, L0:, :]  # targets only (b, q, R, R)
+    return S, items, cells
+
+
+def _warn_incomplete(T: np.ndarray, prov: dict) -> None:  # noqa: N803
+    """Warn (and record) when some target prompts were not answered on some items of a cell."""
     asked = np.isfinite(T).any(-1)  # (b, q, prompt): the prompt was answered on the item
-    incomplete = bool((asked.any(-1) & ~asked.all(-1)).any())
-    if incomplete:
-        from robustalign._errors import RobustAlignWarning
+    if not bool((asked.any(-1) & ~asked.all(-1)).any()):
+        return
+    from robustalign._errors import RobustAlignWarning
 
-        n_cells = int((asked.any(-1) & ~asked.all(-1)).sum())
-        warnings.warn(
-            f"the steering design is incomplete: on {n_cells} cell x item combinations some target prompts were not "
-            "answered, so steering-matrix cells average different items and specificity, discriminability and the "
-            "identification AUC are confounded by item mix. Restrict to items every prompt answered for a clean "
-            "matrix.", RobustAlignWarning, stacklevel=3,
-        )
-        prov["incomplete_design"] = n_cells
+    n_cells = int((asked.any(-1) & ~asked.all(-1)).sum())
+    warnings.warn(
+        f"the steering design is incomplete: on {n_cells} cell x item combinations some target prompts were not "
+        "answered, so steering-matrix cells average different items and specificity, discriminability and the "
+        "identification AUC are confounded by item mix. Restrict to items every prompt answered for a clean "
+        "matrix.", RobustAlignWarning, stacklevel=4,
+    )
+    prov["incomplete_design"] = n_cells
 
-    # mean positions for the exaggeration slope (ordinal items only)
+
+def _positions(responses: Responses, reference: Reference, by: list[str], steer: str, levels: list[str],
+               items: list, cells: pd.DataFrame, centre_groups: Sequence[str] | None,
+               targets_ref: list[str]) -> dict[str, np.ndarray]:
+    """Distributions (model ``Pm``, human ``H``, padded to one K) and the mean positions of the slope:
+    model ``mu_m`` (b, Q, L) and the targets' distinctive human deviations ``dev`` (Q, R)."""
+    from robustalign.metrics import mean_position
+    from robustalign.scoring import _pad, human_profiles
+
+    nb = len(cells)
     cells_d, Pm = _distribution_array(responses, by, steer, levels, items)
     Pm = Pm[_index_of(cells, cells_d, by)] if len(cells_d) != nb or not cells_d.equals(cells) else Pm
     K = reference.K(items)
@@ -403,36 +468,32 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     mu_bar = nanmean(mu_h, axis=1)  # (Q,)
     dev = np.where(ordinal[:, None], human_profiles(reference, items, targets_ref), np.nan) - mu_bar[:, None]
     mu_m = np.where(ordinal[None, :, None], mean_position(Pm, K[None, :, None], check=False), np.nan)  # (b, Q, L)
+    return {"Pm": Pm, "H": H, "K": K, "ordinal": ordinal, "dev": dev, "mu_m": mu_m}
 
-    # per-item table: one column per statistic that is a mean over items
+
+def _item_columns(S: np.ndarray, T: np.ndarray, pos: dict, cells: pd.DataFrame, levels: list[str],  # noqa: N803
+                  targets: list[str], pairs: list[tuple[int, int]], has_baseline: bool,
+                  metric: str) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+    """The per-item table: one column per statistic that is a mean over items, its labels and item counts
+    (columns without any item are left out)."""
+    from robustalign.metrics import METRICS
+
+    nb, Q, R = S.shape[0], S.shape[1], len(targets)
     cols, labels = [], []
+    ckeys = cells.to_dict("records")
 
     def add(values, quantity, **lab):
         cols.append(values)
         labels.append({"quantity": quantity, **lab})
 
-    ckeys = cells.to_dict("records")
     for b in range(nb):
         for s, sl in enumerate(levels):
             for r, t in enumerate(targets):
                 add(S[b, :, s, r], "steering_matrix", **ckeys[b], steer=sl, target=t)
     if has_baseline:
-        gains = np.stack([T[:, :, r, r] - S[:, :, 0, r] for r in range(R)], axis=-1)  # (b, Q, R)
-        delta = mu_m[:, :, L0:] - mu_m[:, :, :1]  # (b, Q, R)
-        num, den, dsq = delta * dev[None], np.broadcast_to(dev[None] ** 2, delta.shape).copy(), delta**2
-        miss = ~(np.isfinite(num) & np.isfinite(den))
-        num[miss], den[miss], dsq[miss] = np.nan, np.nan, np.nan
-        for b in range(nb):
-            for r, t in enumerate(targets):
-                add(gains[b, :, r], "gain", **ckeys[b], target=t)
-            add(nanmean(gains[b], axis=-1), "gain_mean", **ckeys[b])
-            for r, t in enumerate(targets):
-                add(num[b, :, r], "_beta_num", **ckeys[b], target=t)
-                add(den[b, :, r], "_beta_den", **ckeys[b], target=t)
-                add(dsq[b, :, r], "_delta_sq", **ckeys[b], target=t)
+        _gain_columns(add, S, T, pos, ckeys, targets)
     # structure: distances between steered personas and between human groups, same items
-    pairs = [(i, j) for i in range(R) for j in range(i + 1, R)]
-    Pt, Hp = Pm[:, :, L0:], H
+    Pt, Hp, K, ordinal = pos["Pm"][:, :, len(levels) - R:], pos["H"], pos["K"], pos["ordinal"]
     f_metric = METRICS[metric]  # K and ordinal matter to the ordinal metrics only
     with np.errstate(invalid="ignore"):
         d_llm = np.stack([1 - f_metric(Pt[:, :, i], Pt[:, :, j], K=K, ordinal=ordinal, check=False)
@@ -453,24 +514,62 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
     if empty.any():
         keep = ~empty
         X, lab, n_items = X[:, keep], lab[keep].reset_index(drop=True), n_items[keep]
-    q_of = lab["quantity"].to_numpy()
+    return X, lab, n_items
 
-    g_boot, g_flip, _, _ = gen.spawn(4)  # the label permutations and Mantel nulls use keyed streams of `gen`
-    boot = _quiet_bootstrap(X, lab, n_resamples, level, g_boot, prov)
 
-    # ---- derived statistics as one function of the per-statistic means
+def _gain_columns(add: Callable, S: np.ndarray, T: np.ndarray, pos: dict, ckeys: list[dict],  # noqa: N803
+                  targets: list[str]) -> None:
+    """Per-item gains and the terms of the exaggeration slope (needs the unsteered baseline, level 0)."""
+    R, mu_m, dev = len(targets), pos["mu_m"], pos["dev"]
+    gains = np.stack([T[:, :, r, r] - S[:, :, 0, r] for r in range(R)], axis=-1)  # (b, Q, R)
+    delta = mu_m[:, :, 1:] - mu_m[:, :, :1]  # (b, Q, R)
+    num, den, dsq = delta * dev[None], np.broadcast_to(dev[None] ** 2, delta.shape).copy(), delta**2
+    miss = ~(np.isfinite(num) & np.isfinite(den))
+    num[miss], den[miss], dsq[miss] = np.nan, np.nan, np.nan
+    for b in range(len(ckeys)):
+        for r, t in enumerate(targets):
+            add(gains[b, :, r], "gain", **ckeys[b], target=t)
+        add(nanmean(gains[b], axis=-1), "gain_mean", **ckeys[b])
+        for r, t in enumerate(targets):
+            add(num[b, :, r], "_beta_num", **ckeys[b], target=t)
+            add(den[b, :, r], "_beta_den", **ckeys[b], target=t)
+            add(dsq[b, :, r], "_delta_sq", **ckeys[b], target=t)
+
+
+def _derived_layout(lab: pd.DataFrame, cells: pd.DataFrame, by: list[str], targets: list[str], levels: list[str],
+                    pairs: list[tuple[int, int]], has_baseline: bool) -> dict:
+    """Where each input of the derived statistics sits among the item-table columns (-1: absent), and the
+    labels of the derived statistics (``"labels"``), in the order :func:`_derive_full` fills them."""
     idx = {}
     for j, row in enumerate(lab.to_dict("records")):
         key = (row["quantity"], tuple(row[c] for c in by), _nz(row.get("steer")), _nz(row.get("target")),
                _nz(row.get("target_b")))
         idx[key] = j
     keyt = [tuple(r) for r in cells[by].itertuples(index=False, name=None)]
+    nb = len(cells)
 
     def col(q, b, steer_=None, target=None, target_b=None):
         return idx.get((q, keyt[b], steer_, target, target_b), -1)
 
-    mat_idx = np.array([[[col("steering_matrix", b, s, t) for t in targets] for s in targets] for b in range(nb)])
+    def target_idx(q):
+        return np.array([[col(q, b, None, t) for t in targets] for b in range(nb)])
+
+    return {
+        "labels": _derived_labels(cells, targets, levels, has_baseline),
+        "mat": np.array([[[col("steering_matrix", b, s, t) for t in targets] for s in targets] for b in range(nb)]),
+        "full_mat": np.array([[[col("steering_matrix", b, s, t) for t in targets] for s in levels]
+                              for b in range(nb)]),
+        "gain": target_idx("gain"), "bn": target_idx("_beta_num"), "bd": target_idx("_beta_den"),
+        "ds": target_idx("_delta_sq"), "gmean": np.array([col("gain_mean", b) for b in range(nb)]),
+        "dl": np.array([[col("_dist_llm", b, None, targets[i], targets[j]) for i, j in pairs] for b in range(nb)]),
+        "dh": np.array([[col("_dist_human", b, None, targets[i], targets[j]) for i, j in pairs] for b in range(nb)]),
+    }
+
+
+def _derived_labels(cells: pd.DataFrame, targets: list[str], levels: list[str], has_baseline: bool) -> pd.DataFrame:
+    """Labels of the derived statistics, in the order :func:`_derive_full` fills them."""
     out_lab = []
+    ckeys = cells.to_dict("records")
 
     def lab_rows(q, b, per_target=False, **kw):
         for t in targets if per_target else [None]:
@@ -479,8 +578,7 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
                 row["target"] = t
             out_lab.append(row)
 
-    # label bookkeeping in the same order as derive() fills
-    for b in range(nb):
+    for b in range(len(cells)):
         for s in levels:
             lab_rows("steering_matrix", b, per_target=True, steer=s)
         lab_rows("specificity", b, per_target=True)
@@ -495,47 +593,40 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
             lab_rows("steering_noise_rms", b, per_target=True)
         lab_rows("structure_mantel_r", b)
         lab_rows("structure_rsa_spearman", b)
-    out_lab = pd.DataFrame(out_lab)
+    return pd.DataFrame(out_lab)
 
-    def target_idx(q):
-        return np.array([[col(q, b, None, t) for t in targets] for b in range(nb)])
 
-    full_mat_idx = np.array([[[col("steering_matrix", b, s, t) for t in targets] for s in levels] for b in range(nb)])
-    gain_idx, bn_idx, bd_idx, ds_idx = (target_idx(q) for q in ("gain", "_beta_num", "_beta_den", "_delta_sq"))
-    gmean_idx = np.array([col("gain_mean", b) for b in range(nb)])
-    dl_idx = np.array([[col("_dist_llm", b, None, targets[i], targets[j]) for i, j in pairs] for b in range(nb)])
-    dh_idx = np.array([[col("_dist_human", b, None, targets[i], targets[j]) for i, j in pairs] for b in range(nb)])
+def _derive_full(lay: dict, nb: int, has_baseline: bool, v: np.ndarray) -> np.ndarray:
+    """Every derived statistic from the item means ``v`` (..., columns): matrix, specificity,
+    discriminability, AUC, gains, slopes, noise, structure correlations."""
+    v = np.asarray(v, float)
+    lead = v.shape[:-1]
+    ms = _matrix_stats(_take(v, lay["mat"]))  # (..., b, R, R)
+    parts = [_take(v, lay["full_mat"]).reshape(*lead, nb, -1), ms["specificity"], ms["specificity_mean"][..., None],
+             ms["discriminability"], ms["identification_auc"][..., None]]
+    if has_baseline:
+        nm, dn, dq = _take(v, lay["bn"]), _take(v, lay["bd"]), _take(v, lay["ds"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            beta = nm / dn
+            pooled = np.nansum(nm, -1) / np.nansum(np.where(np.isfinite(nm), dn, np.nan), -1)
+            rms = np.sqrt(np.clip(dq - nm**2 / dn, 0, None))
+        parts += [_take(v, lay["gain"]), _take(v, lay["gmean"])[..., None], beta, pooled[..., None], rms]
+    dl, dh = _take(v, lay["dl"]), _take(v, lay["dh"])
+    if dl.shape[-1] >= 2:
+        r_p = profile_correlation(dl, dh)
+        r_s = profile_correlation(dl, dh, method="spearman")
+    else:
+        r_p = r_s = np.full(dl.shape[:-1], np.nan)
+    parts += [r_p[..., None], r_s[..., None]]
+    return np.concatenate(parts, axis=-1).reshape(*lead, -1)
 
-    def derive(v):
-        v = np.asarray(v, float)
-        lead = v.shape[:-1]
-        M = _take(v, mat_idx)  # (..., b, R, R)
-        ms = _matrix_stats(M)
-        parts = [_take(v, full_mat_idx).reshape(*lead, nb, -1), ms["specificity"], ms["specificity_mean"][..., None],
-                 ms["discriminability"], ms["identification_auc"][..., None]]
-        if has_baseline:
-            nm, dn, dq = _take(v, bn_idx), _take(v, bd_idx), _take(v, ds_idx)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                beta = nm / dn
-                pooled = np.nansum(nm, -1) / np.nansum(np.where(np.isfinite(nm), dn, np.nan), -1)
-                rms = np.sqrt(np.clip(dq - nm**2 / dn, 0, None))
-            parts += [_take(v, gain_idx), _take(v, gmean_idx)[..., None], beta, pooled[..., None], rms]
-        dl, dh = _take(v, dl_idx), _take(v, dh_idx)
-        if dl.shape[-1] >= 2:
-            r_p = profile_correlation(dl, dh)
-            r_s = profile_correlation(dl, dh, method="spearman")
-        else:
-            r_p = r_s = np.full(dl.shape[:-1], np.nan)
-        parts += [r_p[..., None], r_s[..., None]]
-        return np.concatenate(parts, axis=-1).reshape(*lead, -1)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        derived = boot.apply(derive, labels=out_lab, statistic="steerability statistics")
-    est = derived.estimate
-    qd = out_lab["quantity"].to_numpy()
-
-    # ---- p-values
+def _full_tests(X: np.ndarray, lab: pd.DataFrame, out_lab: pd.DataFrame, T: np.ndarray,  # noqa: N803
+                est: np.ndarray, by: list[str], cells: pd.DataFrame, alternative: str, n_permutations: int,
+                gen: np.random.Generator, g_flip: np.random.Generator, has_baseline: bool) -> dict:
+    """p-values of the gains (sign flips within item) and the matrix statistics (labels permuted within
+    item), with the alternative and the test of each row; the permutation null is kept."""
+    q_of, qd = lab["quantity"].to_numpy(), out_lab["quantity"].to_numpy()
     p = np.full(len(out_lab), np.nan)
     alt_col = np.full(len(out_lab), None, dtype=object)
     test_col = np.full(len(out_lab), None, dtype=object)
@@ -551,30 +642,44 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
                 m &= (out_lab["target"] == row["target"]).to_numpy()
             p[m] = flip.p_value[j]
             alt_col[m], test_col[m] = alternative, "sign flip within item"
+    keyt = [tuple(r) for r in cells[by].itertuples(index=False, name=None)]
     perm_null = _permutation_null(T, n_permutations, gen, keys=keyt)
     for name in ("specificity", "specificity_mean", "discriminability", "identification_auc"):
         rows = np.flatnonzero(qd == name)
         nul = perm_null[name].reshape(n_permutations, -1)
         p[rows] = p_values(est[rows], nul, alternative, centre=_NULL_CENTRE[name])
         alt_col[rows], test_col[rows] = alternative, "steering labels permuted across targets within item"
+    return {"p_value": p, "alternative": alt_col, "test": test_col, "null": perm_null}
+
+
+def _mantel_tests(dist_llm: np.ndarray, dist_h: np.ndarray, R: int, out_lab: pd.DataFrame, by: list[str],  # noqa: N803
+                  cells: pd.DataFrame, tests: dict, alternative: str, n_permutations: int,
+                  gen: np.random.Generator) -> dict:
+    """Mantel test of each cell's persona distances against the human ones; fills the rows of ``tests``."""
+    qd = out_lab["quantity"].to_numpy()
+    keyt = [tuple(r) for r in cells[by].itertuples(index=False, name=None)]
+    ckeys = cells.to_dict("records")
     mantel = {}
-    dist_llm, dist_h = _take(boot.estimate, dl_idx), _take(boot.estimate, dh_idx)  # item-mean distances (b, pairs)
-    for b in range(nb):
+    for b in range(len(cells)):
         dl, dh = dist_llm[b], dist_h[b]
-        if len(pairs) >= 2 and np.isfinite(dl).all() and np.isfinite(dh).all():
+        if dl.shape[-1] >= 2 and np.isfinite(dl).all() and np.isfinite(dh).all():
             mt = mantel_test(_square(dl, R), _square(dh, R), n_permutations=n_permutations,
                              alternative=alternative, rng=gen, key=keyt[b])
             mantel[b] = mt
             for name, key in (("structure_mantel_r", "p_pearson"), ("structure_rsa_spearman", "p_spearman")):
                 m = (qd == name) & _cell_mask(out_lab, by, ckeys[b])
-                p[m] = mt[key]
-                alt_col[m] = alternative
-                test_col[m] = "Mantel: group labels permuted" + (" (exact)" if mt["exact"] else "")
+                tests["p_value"][m] = mt[key]
+                tests["alternative"][m] = alternative
+                tests["test"][m] = "Mantel: group labels permuted" + (" (exact)" if mt["exact"] else "")
+    return mantel
 
-    # ---- multiplicity families
-    fam = np.full(len(out_lab), None, dtype=object)
-    padj = np.full(len(out_lab), np.nan)
-    meth = np.full(len(out_lab), None, dtype=object)
+
+def _full_families(qd: np.ndarray, p: np.ndarray, by: list[str],
+                   adjust_method: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adjusted p-values, family names and methods: one family per statistic (models x targets or models)."""
+    fam = np.full(len(qd), None, dtype=object)
+    padj = np.full(len(qd), np.nan)
+    meth = np.full(len(qd), None, dtype=object)
     by_txt = " x ".join(by)
     families = [
         (["gain"], f"gain: {by_txt} x targets", adjust_method or "fdr_bh"),
@@ -591,33 +696,7 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
         if m.any():
             padj[m] = adjust(p[m], method)
             fam[m], meth[m] = name, method
-
-    # per-item SDs for "items needed" (linear statistics)
-    sd_item = {}
-    for name in ("gain_mean",):
-        for j in np.flatnonzero(q_of == name):
-            sd_item[tuple(lab.loc[j, by])] = float(np.nanstd(X[:, j], ddof=1))
-    n_items_derived = _derived_n_items(out_lab, lab, n_items, by, np.isfinite(T).any(axis=(2, 3)).sum(1), cells)
-    units = _units_for(out_lab["quantity"], metric)
-    stored = {"p_value": p, "p_adjusted": padj, "adjust_method": meth, "family": fam, "alternative": alt_col,
-              "test": test_col, "n_items": n_items_derived, "units": units,
-              "p_value_mcse": p_value_mcse(p, n_permutations),  # exact tests (few items) have less
-              "p_adjusted_mcse": adjusted_p_mcse(padj, p, n_permutations)}
-
-    build = partial(_frame, derived, out_lab, stored)  # module-level: the result pickles whole
-    frame = build(level)
-    verdicts = _verdicts_full(frame, cells, by, has_baseline, alpha, level, metric, n_permutations)
-    evidence = {"bootstrap": boot, "derived": derived, "item_table": pd.DataFrame(X, index=items),
-                "item_labels": lab, "permutation_null": perm_null, "mantel": mantel, "validity": validity,
-                "human_distance": {tuple(ckeys[b].values()): _square(dist_h[b], R) for b in range(nb) if len(pairs)},
-                "persona_distance": {tuple(ckeys[b].values()): _square(dist_llm[b], R)
-                                     for b in range(nb) if len(pairs)}}
-    prov.update(n_items=Q, mode="full", gain_available=has_baseline, steer_levels=levels,
-                note=None if has_baseline else
-                f"no unsteered baseline level {baseline!r} in `{steer}`: gain and exaggeration slope are undefined "
-                "and not reported (no baseline was invented).")
-    return SteerabilityResult(kind="steerability", verdicts=verdicts, evidence=evidence, provenance=prov,
-                              confidence_level=level, build=build, plotter=_plot)
+    return padj, fam, meth
 
 
 def _plot(result, ax: Axes | None = None, **kwargs):
@@ -827,7 +906,7 @@ def _frame(derived, labels, stored, level) -> pd.DataFrame:
             fe = derived.to_frame(float(lv), "bca_or_percentile")
             for c in ("conf_low", "conf_high", "conf_low_mcse", "conf_high_mcse"):
                 f.loc[rows, c] = fe.loc[rows, c]
-            f.loc[rows, "method"] = fe.loc[rows, "method"].astype(str) + "_expanded"
+            f.loc[rows, "method"] = fe.loc[rows, "method"].astype(str) + "-expanded"
     for c, v in stored.items():
         f[c] = v
     keys = [c for c in labels.columns if c != "quantity"]
@@ -941,8 +1020,60 @@ def _verdicts_full(frame, cells, by, has_baseline, alpha, level, metric, n_permu
 # --------------------------------------------------------------------------------------------------
 def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_baseline, baseline, metric, compare,
                     alternative, alpha, adjust_method, level, n_resamples, n_permutations, gen, prov, validity):
-    from robustalign.scoring import human_profiles, item_scores, model_profiles
+    arms = _compare_arms(responses, by, steer, targets, targets_ref, compare)
+    column, a, b_, cells = arms["column"], arms["a"], arms["b"], arms["cells"]
+    nb = len(cells)
+    items, Xm, Y = _compare_values(responses, reference, by, steer, targets, arms["tmap"], cells, metric, prov)
+    fin = np.isfinite(Xm)
+    has_a = (fin & arms["in_a"][:, None, :]).any(-1)
+    has_b = (fin & arms["in_b"][:, None, :]).any(-1)
+    paired = has_a & has_b  # (b, Q)
+    n_dropped = (~paired & (has_a | has_b)).sum(1)
+    g_boot, g_flip = gen.spawn(2)
+    ckeys = cells.to_dict("records")
+    lab = pd.DataFrame([{"quantity": q, **ckeys[i]} for i in range(nb) for q in
+                        ("alignment_a", "alignment_b", "alignment_difference")])
+    if metric != "spearman":
+        boot, p_diff, test, sd = _compare_means(Xm, paired, arms, lab, alternative, level, n_resamples,
+                                                n_permutations, g_boot, g_flip, prov)
+    else:
+        lab["quantity"] = lab["quantity"].str.replace("alignment_", "alignment_spearman_")
+        boot, p_diff, test, sd = _compare_profiles(Xm, Y, paired, arms, lab, alternative, level, n_resamples,
+                                                   n_permutations, g_boot, gen)
+    qd = lab["quantity"].to_numpy()
+    p = np.full(len(lab), np.nan)
+    is_diff = np.char.endswith(qd.astype(str), "difference")
+    p[is_diff] = p_diff
+    padj = np.full(len(lab), np.nan)
+    padj[is_diff] = adjust(p_diff, adjust_method)
+    fam = np.where(is_diff, f"{column}: {a} - {b_} across {' x '.join(by)} ({nb} tests)", None)
+    stored = {"p_value": p, "p_adjusted": padj, "adjust_method": np.where(is_diff, adjust_method, None),
+              "family": fam, "alternative": np.where(is_diff, alternative, None),
+              "test": np.where(is_diff, test, None), "n_items": np.repeat(paired.sum(1), 3),
+              "units": np.array([_UNITS.get(metric, metric)] * len(lab), dtype=object),
+              "p_value_mcse": p_value_mcse(p, n_permutations), "p_adjusted_mcse": adjusted_p_mcse(padj, p, n_permutations)}
+    build = partial(_compare_frame, boot, lab, stored, len(by), a, b_)  # module-level: the result pickles whole
+    frame = build(level)
+    ctx = {"column": column, "a": a, "b": b_, "metric": metric, "alpha": alpha, "level": level,
+           "adjust_method": adjust_method, "n_permutations": n_permutations}
+    verdicts = pd.DataFrame([_compare_verdict(frame, key, by, int(n_dropped[i]), sd[i], ctx)
+                             for i, key in enumerate(ckeys)])
+    note = None if has_baseline else (
+        f"no unsteered baseline level {baseline!r} in `{steer}`: the gain over the unsteered prompt is undefined "
+        "and is not reported (no baseline was invented)."
+    )
+    prov.update(mode="compare", compare=[column, a, b_], n_items=len(items), gain_available=False if not has_baseline
+                else None, note=note,
+                n_items_dropped={" / ".join(map(str, k)): int(v) for k, v in zip(arms["keyt"], n_dropped)})
+    evidence = {"bootstrap": boot, "validity": validity, "arms": pd.DataFrame(arms["arm"], columns=targets).assign(
+        **{c: cells[c] for c in by})}
+    return SteerabilityResult(kind="steerability", verdicts=verdicts, evidence=evidence, provenance=prov,
+                              confidence_level=level, build=build, plotter=_plot)
 
+
+def _compare_arms(responses: Responses, by: list[str], steer: str, targets: list[str], targets_ref: list[str],
+                  compare: tuple[str, str, str]) -> dict:
+    """Check ``compare`` and find each cell's arm (kind of steering) per target."""
     if not (isinstance(compare, (tuple, list)) and len(compare) == 3):
         raise ValueError(f"`compare` must be (column, level_a, level_b), e.g. ('congruent', 'congruent', "
                          f"'incongruent'); got {compare!r}.")
@@ -963,131 +1094,115 @@ def _assess_compare(responses, reference, by, steer, targets, targets_ref, has_b
     tmap = dict(zip(targets, targets_ref))
     kinds["ref"] = kinds[steer].map(tmap)
     cells = _cell_keys(kinds, by)
-    nb = len(cells)
     kind_of = {(tuple(r[c] for c in by), r[steer]): r[column] for r in kinds.to_dict("records")}
     keyt = [tuple(str(x) for x in r) for r in cells[by].itertuples(index=False, name=None)]
-    arm = np.zeros((nb, len(targets)), dtype="U64")
+    arm = np.zeros((len(cells), len(targets)), dtype="U64")
     for bi_, kt in enumerate(keyt):
         for s, t in enumerate(targets):
             arm[bi_, s] = kind_of.get((kt, t), "")
-    in_a, in_b = arm == a, arm == b_
+    return {"column": column, "a": a, "b": b_, "tmap": tmap, "cells": cells, "keyt": keyt, "arm": arm,
+            "in_a": arm == a, "in_b": arm == b_}
+
+
+def _compare_values(responses: Responses, reference: Reference, by: list[str], steer: str, targets: list[str],
+                    tmap: dict, cells: pd.DataFrame, metric: str,
+                    prov: dict) -> tuple[list, np.ndarray, np.ndarray | None]:
+    """Items and (cells, items, targets) values: per-item similarities, or with ``metric="spearman"`` the
+    model's mean positions and the human ones (``Y``), missing where either is."""
+    from robustalign.scoring import human_profiles, item_scores, model_profiles
 
     if metric == "spearman":
         prof = model_profiles(responses, by=[*by, steer])
         prof = prof[prof[steer].astype(str).isin(targets)]
         items = sorted(prof["item"].unique())
         Xm = _fill(prof, cells, by, steer, targets, items, "value")
-        mu_h = human_profiles(reference, items, targets_ref)  # (Q, R), rounded like the model profiles
+        mu_h = human_profiles(reference, items, [tmap[t] for t in targets])  # (Q, R), rounded like the model's
         Y = np.broadcast_to(mu_h[None], Xm.shape).copy()
         Y[~np.isfinite(Xm)] = np.nan
         Xm[~np.isfinite(Y)] = np.nan
+        return items, Xm, Y
+    sc = item_scores(responses, reference, metric=metric, by=[*by, steer], against=steer,
+                     group_map={t: r for t, r in tmap.items()}, estimand=prov["estimand"])
+    _estimable(sc, metric, [*by, steer], prov)
+    sc = sc[sc[steer].astype(str).isin(targets)]
+    items = sorted(sc["item"].unique())
+    return items, _fill(sc, cells, by, steer, targets, items, "score"), None
+
+
+def _compare_means(Xm: np.ndarray, paired: np.ndarray, arms: dict, lab: pd.DataFrame, alternative: str,  # noqa: N803
+                   level: float, n_resamples: int, n_permutations: int, g_boot: np.random.Generator,
+                   g_flip: np.random.Generator, prov: dict) -> tuple:
+    """Per-item mean alignment of each arm and their difference: item bootstrap and sign flips within item.
+    Returns ``(bootstrap, p of the differences, test name, per-item SD of the differences)``."""
+    in_a, in_b = arms["in_a"], arms["in_b"]
+    nb, Q = paired.shape
+    with np.errstate(invalid="ignore"):
+        ma = nanmean(np.where(in_a[:, None, :], Xm, np.nan), -1)
+        mb = nanmean(np.where(in_b[:, None, :], Xm, np.nan), -1)
+    ma[~paired], mb[~paired] = np.nan, np.nan
+    diff = ma - mb  # (b, Q)
+    X = np.stack([ma, mb, diff], axis=-1).transpose(1, 0, 2).reshape(Q, nb * 3)
+    keep_items = paired.any(0)
+    X, diff_q = X[keep_items], diff[:, keep_items].T
+    boot = _quiet_bootstrap(X, lab, n_resamples, level, g_boot, prov)
+    flip = sign_flip_test(diff_q, alternative=alternative, n_resamples=n_permutations, rng=g_flip)
+    return boot, flip.p_value, "sign flip within item", np.nanstd(diff_q, axis=0, ddof=1)
+
+
+def _compare_profiles(Xm: np.ndarray, Y: np.ndarray, paired: np.ndarray, arms: dict, lab: pd.DataFrame,  # noqa: N803
+                      alternative: str, level: float, n_resamples: int, n_permutations: int,
+                      g_boot: np.random.Generator, gen: np.random.Generator) -> tuple:
+    """Spearman profile correlation of each arm and their difference: item bootstrap (percentile) and arms
+    swapped within random items. Returns as :func:`_compare_means` (no per-item SD: NaN)."""
+    in_a, in_b = arms["in_a"], arms["in_b"]
+    nb = paired.shape[0]
+    keep_items = paired.any(0)
+    Xk, Yk = Xm[:, keep_items], Y[:, keep_items]
+    Xk = np.where(paired[:, keep_items, None], Xk, np.nan)
+    Yk = np.where(paired[:, keep_items, None], Yk, np.nan)
+    xs, ys = Xk.transpose(1, 0, 2), Yk.transpose(1, 0, 2)  # (Q, b, R)
+    boot = cluster_bootstrap((xs, ys), statistic=partial(_spearman_arms, in_a=in_a, in_b=in_b), labels=lab,
+                             n_resamples=n_resamples, confidence_level=level, method="percentile", rng=g_boot)
+    p_diff = _arm_swap_p(xs, ys, in_a, in_b, boot.estimate.reshape(nb, 3)[:, 2], alternative, n_permutations,
+                         gen, arms["keyt"])
+    return boot, p_diff, "arms swapped within item", np.full(nb, np.nan)
+
+
+def _compare_frame(boot: BootstrapResult, lab: pd.DataFrame, stored: dict, n_by: int, a: str, b: str,
+                   level: float) -> pd.DataFrame:
+    """The estimates table of a ``compare`` assessment at ``level``, with the two levels compared."""
+    f = _frame(boot, lab, stored, level)
+    f.insert(1 + n_by, "level_a", a)
+    f.insert(2 + n_by, "level_b", b)
+    return f
+
+
+def _compare_verdict(frame: pd.DataFrame, key: dict, by: list[str], n_dropped: int, sd: float, ctx: dict) -> dict:
+    """One cell's verdict row from the interval and adjusted p of the difference between the arms."""
+    a, b_, metric, alpha = ctx["a"], ctx["b"], ctx["metric"], ctx["alpha"]
+    f = frame[_cell_mask(frame, by, key)].set_index("quantity")
+    dname = "alignment_spearman_difference" if metric == "spearman" else "alignment_difference"
+    aname, bname = dname.replace("difference", "a"), dname.replace("difference", "b")
+    r = f.loc[dname]
+    if r["p_adjusted"] <= alpha and r["conf_low"] > 0:
+        verdict, why = "supported", f"steering toward {a} targets aligns better than toward {b_} targets"
+    elif r["conf_high"] < 0:
+        verdict, why = "not supported", f"steering toward {a} targets aligns worse than toward {b_} targets"
     else:
-        sc = item_scores(responses, reference, metric=metric, by=[*by, steer], against=steer,
-                         group_map={t: r for t, r in tmap.items()}, estimand=prov["estimand"])
-        _estimable(sc, metric, [*by, steer], prov)
-        sc = sc[sc[steer].astype(str).isin(targets)]
-        items = sorted(sc["item"].unique())
-        Xm = _fill(sc, cells, by, steer, targets, items, "score")
-        Y = None
-    Q = len(items)
-    fin = np.isfinite(Xm)
-    has_a = (fin & in_a[:, None, :]).any(-1)
-    has_b = (fin & in_b[:, None, :]).any(-1)
-    paired = has_a & has_b  # (b, Q)
-    n_dropped = (~paired & (has_a | has_b)).sum(1)
-    g_boot, g_flip = gen.spawn(2)
-    ckeys = cells.to_dict("records")
-    lab = pd.DataFrame([{"quantity": q, **ckeys[i]} for i in range(nb) for q in
-                        ("alignment_a", "alignment_b", "alignment_difference")])
-    if metric != "spearman":
-        with np.errstate(invalid="ignore"):
-            ma = nanmean(np.where(in_a[:, None, :], Xm, np.nan), -1)
-            mb = nanmean(np.where(in_b[:, None, :], Xm, np.nan), -1)
-        ma[~paired], mb[~paired] = np.nan, np.nan
-        diff = ma - mb  # (b, Q)
-        X = np.stack([ma, mb, diff], axis=-1).transpose(1, 0, 2).reshape(Q, nb * 3)
-        keep_items = paired.any(0)
-        X, diff_q = X[keep_items], diff[:, keep_items].T
-        boot = _quiet_bootstrap(X, lab, n_resamples, level, g_boot, prov)
-        flip = sign_flip_test(diff_q, alternative=alternative, n_resamples=n_permutations, rng=g_flip)
-        p_diff = flip.p_value
-        test = "sign flip within item"
-        sd = np.nanstd(diff_q, axis=0, ddof=1)
-    else:
-        lab["quantity"] = lab["quantity"].str.replace("alignment_", "alignment_spearman_")
-        keep_items = paired.any(0)
-        Xk, Yk = Xm[:, keep_items], Y[:, keep_items]
-        Xk = np.where(paired[:, keep_items, None], Xk, np.nan)
-        Yk = np.where(paired[:, keep_items, None], Yk, np.nan)
-        xs, ys = Xk.transpose(1, 0, 2), Yk.transpose(1, 0, 2)  # (Q, b, R)
-
-        def stat(x, y):
-            return _spearman_arms(x, y, in_a, in_b)
-
-        boot = cluster_bootstrap((xs, ys), statistic=stat, labels=lab, n_resamples=n_resamples,
-                                 confidence_level=level, method="percentile", rng=g_boot)
-        p_diff = _arm_swap_p(xs, ys, in_a, in_b, boot.estimate.reshape(nb, 3)[:, 2], alternative, n_permutations,
-                             gen, keyt)
-        test = "arms swapped within item"
-        sd = np.full(nb, np.nan)
-    qd = lab["quantity"].to_numpy()
-    p = np.full(len(lab), np.nan)
-    is_diff = np.char.endswith(qd.astype(str), "difference")
-    p[is_diff] = p_diff
-    padj = np.full(len(lab), np.nan)
-    padj[is_diff] = adjust(p_diff, adjust_method)
-    by_txt = " x ".join(by)
-    fam = np.where(is_diff, f"{column}: {a} - {b_} across {by_txt} ({nb} tests)", None)
-    n_items_arr = np.repeat(paired.sum(1), 3)
-    stored = {"p_value": p, "p_adjusted": padj, "adjust_method": np.where(is_diff, adjust_method, None),
-              "family": fam, "alternative": np.where(is_diff, alternative, None),
-              "test": np.where(is_diff, test, None), "n_items": n_items_arr,
-              "units": np.array([_UNITS.get(metric, metric)] * len(lab), dtype=object),
-              "p_value_mcse": p_value_mcse(p, n_permutations), "p_adjusted_mcse": adjusted_p_mcse(padj, p, n_permutations)}
-
-    def build(lev):
-        f = _frame(boot, lab, stored, lev)
-        f.insert(1 + len(by), "level_a", a)
-        f.insert(2 + len(by), "level_b", b_)
-        return f
-
-    frame = build(level)
-    rows = []
-    for i, key in enumerate(ckeys):
-        f = frame[_cell_mask(frame, by, key)].set_index("quantity")
-        dname = "alignment_spearman_difference" if metric == "spearman" else "alignment_difference"
-        aname, bname = dname.replace("difference", "a"), dname.replace("difference", "b")
-        r = f.loc[dname]
-        if r["p_adjusted"] <= alpha and r["conf_low"] > 0:
-            verdict, why = "supported", f"steering toward {a} targets aligns better than toward {b_} targets"
-        elif r["conf_high"] < 0:
-            verdict, why = "not supported", f"steering toward {a} targets aligns worse than toward {b_} targets"
-        else:
-            verdict, why = "inconclusive", f"no clear difference between {a} and {b_} steering"
-        n_need = np.nan
-        if verdict == "inconclusive":
-            n_need = _n_needed(r["estimate"], r["std_error"], r["n_items"], alpha)
-        name = ", ".join(f"{k}={v}" for k, v in key.items())
-        extra = _needed_text(n_need, frame["n_resamples"].iloc[0])
-        mc, mc_txt = _p_within_mc_error(r["p_adjusted"], r["p_value"], alpha, n_permutations)
-        reason = (f"{name}: {column}={a} vs {column}={b_} — {verdict} ({why}): {a} {_fmt_ci(f.loc[aname])}, {b_} "
-                  f"{_fmt_ci(f.loc[bname])}, difference {_fmt_ci(r)} ({level:.0%} interval, "
-                  f"{_UNITS.get(metric, metric)}), p = {r['p_value']:.3g}, p_adj = {r['p_adjusted']:.3g} "
-                  f"({adjust_method}); {int(r['n_items'])} paired items ({int(n_dropped[i])} with only one kind "
-                  f"dropped){extra}{mc_txt}.")
-        rows.append({**key, "verdict": verdict, "reason": reason, "n_needed": n_need, "sd_item": sd[i],
-                     "mc_error": mc})
-    verdicts = pd.DataFrame(rows)
-    note = None if has_baseline else (
-        f"no unsteered baseline level {baseline!r} in `{steer}`: the gain over the unsteered prompt is undefined "
-        "and is not reported (no baseline was invented)."
-    )
-    prov.update(mode="compare", compare=[column, a, b_], n_items=Q, gain_available=False if not has_baseline else
-                None, note=note, n_items_dropped={" / ".join(map(str, k)): int(v) for k, v in zip(keyt, n_dropped)})
-    evidence = {"bootstrap": boot, "validity": validity, "arms": pd.DataFrame(arm, columns=targets).assign(
-        **{c: cells[c] for c in by})}
-    return SteerabilityResult(kind="steerability", verdicts=verdicts, evidence=evidence, provenance=prov,
-                              confidence_level=level, build=build, plotter=_plot)
+        verdict, why = "inconclusive", f"no clear difference between {a} and {b_} steering"
+    n_need = np.nan
+    if verdict == "inconclusive":
+        n_need = _n_needed(r["estimate"], r["std_error"], r["n_items"], alpha)
+    name = ", ".join(f"{k}={v}" for k, v in key.items())
+    extra = _needed_text(n_need, frame["n_resamples"].iloc[0])
+    mc, mc_txt = _p_within_mc_error(r["p_adjusted"], r["p_value"], alpha, ctx["n_permutations"])
+    column = ctx["column"]
+    reason = (f"{name}: {column}={a} vs {column}={b_} — {verdict} ({why}): {a} {_fmt_ci(f.loc[aname])}, {b_} "
+              f"{_fmt_ci(f.loc[bname])}, difference {_fmt_ci(r)} ({ctx['level']:.0%} interval, "
+              f"{_UNITS.get(metric, metric)}), p = {r['p_value']:.3g}, p_adj = {r['p_adjusted']:.3g} "
+              f"({ctx['adjust_method']}); {int(r['n_items'])} paired items ({n_dropped} with only one kind "
+              f"dropped){extra}{mc_txt}.")
+    return {**key, "verdict": verdict, "reason": reason, "n_needed": n_need, "sd_item": sd, "mc_error": mc}
 
 
 def _fill(tab, cells, by, steer, targets, items, value) -> np.ndarray:

@@ -69,7 +69,7 @@ class BradleyTerryFit(Result):
                 centre = np.median(x[:, k]) if name == "rank" else x[:, k].mean()
                 rows.append({"quantity": name, "outcome": o, "estimate": float(centre),
                              "conf_low": float(lo[k]), "conf_high": float(hi[k]), "conf_level": level,
-                             "method": "posterior (equal-tailed)", "converged": self.converged})
+                             "method": "posterior-eti", "converged": self.converged})
         return pd.DataFrame(rows)
 
     def summary(self) -> str:

@@ -24,8 +24,8 @@ def _unit_name(row, keys) -> str:
 
 def _keys(frame) -> list[str]:
     fixed = {"quantity", "subject", "domain_a", "domain_b", "estimate", "std_error", "conf_low", "conf_high",
-             "conf_level", "method", "p_value", "p_adjusted", "adjust_method", "family", "n_items", "n_targets",
-             "units", "benchmark"}
+             "conf_level", "method", "method_note", "p_value", "p_adjusted", "adjust_method", "family", "n_items",
+             "n_targets", "units", "benchmark"}
     return [c for c in frame.columns if c not in fixed and not c.endswith("_mcse")]
 
 

@@ -658,7 +658,7 @@ class ReferenceDraws(Result):
             "conf_low": lo.ravel(),
             "conf_high": hi.ravel(),
             "conf_level": level,
-            "method": "dirichlet percentile",
+            "method": "dirichlet-percentile",
             "n_eff": np.repeat(self.n_eff.ravel(), K),
             "n_source": np.repeat(np.where(self.n_known.ravel(), "known", "default"), K),
         })
