@@ -37,12 +37,13 @@ class Bar(Protocol):
 
 
 def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
+    """Whether this runs in a Jupyter kernel (JupyterLab, VS Code, Colab: shells derived from ipykernel's).
+
+    Looks only at modules already loaded, so a plain script never imports IPython here."""
+    ipython, zmqshell = sys.modules.get("IPython"), sys.modules.get("ipykernel.zmqshell")
+    if ipython is None or zmqshell is None:
         return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    return isinstance(ipython.get_ipython(), zmqshell.ZMQInteractiveShell)
 
 
 def enabled(progress: bool | None = None) -> bool:

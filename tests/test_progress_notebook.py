@@ -150,3 +150,29 @@ def test_a_bayesian_fit_shows_progress_in_a_terminal_and_none_under_ci(ci):
     assert "fit done: True" in out
     if ci:
         assert out.strip().startswith("fit done:"), out[-2000:]
+
+
+def test_a_notebook_is_recognised_by_its_kernel_shell_and_a_terminal_ipython_is_not(monkeypatch):
+    """Shells derived from ipykernel's (as Colab's is) count as notebooks; IPython in a terminal does not."""
+    import types
+
+    from robustalign import _progress
+
+    class ZMQInteractiveShell:
+        pass
+
+    class ColabShell(ZMQInteractiveShell):
+        pass
+
+    class TerminalInteractiveShell:
+        pass
+
+    zmqshell = types.SimpleNamespace(ZMQInteractiveShell=ZMQInteractiveShell)
+    for shell, expected in ((ZMQInteractiveShell(), True), (ColabShell(), True),
+                            (TerminalInteractiveShell(), False), (None, False)):
+        ipython = types.SimpleNamespace(get_ipython=lambda shell=shell: shell)
+        monkeypatch.setitem(sys.modules, "IPython", ipython)
+        monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", zmqshell)
+        assert _progress._in_notebook() is expected
+    monkeypatch.delitem(sys.modules, "ipykernel.zmqshell")
+    assert _progress._in_notebook() is False  # no kernel loaded: a plain script or a terminal
