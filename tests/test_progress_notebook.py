@@ -6,7 +6,6 @@ Each case runs in a fresh process whose environment is the user's: without pytes
 """
 
 import os
-import pty
 import re
 import select
 import subprocess
@@ -69,6 +68,7 @@ def _plain(outputs: list[dict]) -> str:
 
 def _terminal_output(code: str, env: dict[str, str], timeout: float) -> str:
     """Run ``python -c code`` with stdout and stderr on a pseudo-terminal; what the terminal received."""
+    pty = pytest.importorskip("pty", reason="pseudo-terminals are POSIX only")
     main, child = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=child,
                             stderr=child, env=env, close_fds=True)
