@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -121,8 +121,10 @@ class AssessmentResult(Result):
             cache[level] = self.build(level)
         return cache[level].copy()
 
-    def conf_int(self, confidence_level: float | None = None) -> pd.DataFrame:
+    def conf_int(self, confidence_level: float | None = None, method: str | None = None) -> pd.DataFrame:
         """Only the interval columns of :meth:`to_frame`, at another level if asked."""
+        if method is not None:  # the signature of Result.conf_int; one interval method here
+            raise ValueError(f"{type(self).__name__} has one interval method; `method` cannot be chosen.")
         f = self.to_frame(confidence_level)
         keys = [c for c in f.columns if c not in FRAME_COLUMNS and f[c].dtype == object]
         return f[[*keys, "quantity", "conf_low", "conf_high", "conf_level"]]
@@ -133,7 +135,7 @@ class AssessmentResult(Result):
             return f"{self.kind}: nothing could be judged."
         return "\n".join(self.verdicts["reason"].astype(str))
 
-    def plot(self, ax: Axes | None = None, **kwargs):
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Axes | np.ndarray:
         """The result's main figure (matplotlib is imported here, not before); returns the Axes. Without
         a dedicated figure: the estimates with their intervals (``plots.results.plot_estimates``)."""
         if self.plotter is None:

@@ -21,9 +21,13 @@ Each kind reduces the cells' items x cells scores to per-item quantities ``d`` (
 from __future__ import annotations
 
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from robustalign.schema import Reference, Responses
 
 __all__ = ["CELL_KEYS", "cell_factors", "cell_scores", "describe_cell", "pair_differences", "per_item_slopes"]
 
@@ -58,15 +62,23 @@ def _replace(sub, data):
     return replace(sub, data=data)
 
 
-def cell_scores(sub, reference, cell: dict, metric: str, items: list[str], first_group: str | None = None) -> np.ndarray:
+def _no_reference(cell: dict, metric: str) -> ValueError:
+    return ValueError(f"the cell {describe_cell(cell)} is scored against human answers (metric {metric!r}): pass "
+                      "`reference=`.")
+
+
+def cell_scores(sub: Responses, reference: Reference | None, cell: dict, metric: str, items: list[str],
+                first_group: str | None = None) -> np.ndarray:
     """Per-item scores (items x 1, or items x other groups for group ``"*"``) of one cell in ``sub``; NaN
     where an item has no data."""
     from robustalign.scoring import human_pair_scores, item_scores, model_profiles
 
     idx = pd.Index(items)
     if "human" in cell:
+        if reference is None:  # audit_claim checks this first
+            raise _no_reference(cell, metric)
         return np.asarray(human_pair_scores(reference, items, cell["human"], cell["group"], metric=metric),
-                          float)[:, None]
+                          dtype=np.float64)[:, None]
     d = _filter(sub, cell)
     star = cell.get("group") == ALL_OTHERS
     if len(d.data) == 0:
@@ -74,6 +86,8 @@ def cell_scores(sub, reference, cell: dict, metric: str, items: list[str], first
     if metric == "position":
         p = model_profiles(d, by=["model"])
         return p.set_index("item")["value"].reindex(idx).to_numpy(float)[:, None]
+    if reference is None:
+        raise _no_reference(cell, metric)
     s = item_scores(d, reference, metric=metric, by=["model"], groups=None if star else [cell["group"]])
     w = s.pivot_table(index="item", columns="group", values="score", observed=True).reindex(idx)
     if not star:

@@ -45,7 +45,7 @@ import itertools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -198,7 +198,7 @@ class Claim:
         if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not (np.isfinite(margin) and margin > 0):
             raise ValueError(f"`margin` must be a positive number (the largest difference that counts as equal, in "
                              f"the metric's units); got {margin!r}.")
-        words = text or (f"{model} is equally aligned with {', '.join(groups)} (within {margin:g})" if model
+        words = text or (f"{model} is equally aligned with {', '.join(groups)} (within {margin:g})" if model and groups
                          else f"the {len(cells)} cells are equally aligned (within {margin:g})")
         return cls("equivalent", cells=_cells(cells, group), margin=float(margin), metric=metric, steer=steer,
                    text=words)
@@ -229,13 +229,16 @@ class Claim:
             cells = [{"model": u} for u in units]
         cells = list(cells)
         sign = -1.0 if negative else 1.0
-        x, sd, ix = (), (), ()
+        x: tuple[float, ...] = ()
+        sd: tuple[float, ...] = ()
+        ix: tuple[tuple[str, tuple[float, ...]], ...] = ()
         if values is not None:
             v = [values[u] for u in units] if isinstance(values, dict) else list(values)
             x = tuple(sign * float(a) for a in v)
             if se is not None:
                 sd = tuple(float(a) for a in ([se[u] for u in units] if isinstance(se, dict) else se))
         else:
+            assert item_values is not None  # given when `values` is not (checked above)
             cols = [c for c in units if c in item_values.columns]
             ix = tuple((str(i), tuple(sign * float(a) for a in row)) for i, row in zip(item_values.index,
                                                                                         item_values[cols].to_numpy()))
@@ -553,7 +556,7 @@ def audit_claim(
     alpha: float = 0.05,
     max_specifications: int = 20_000,
     rng: RngLike = None,
-    executor=None,
+    executor: Any = None,
     progress: bool | None = None,
 ) -> ClaimResult:
     """Evaluate ``claim`` under every admissible specification and judge it jointly.
@@ -767,7 +770,7 @@ class ClaimResult(AssessmentResult):
         out["units"] = _units(claim)
         return out
 
-    def plot(self, ax: Axes | None = None, **kw):
+    def plot(self, ax: Axes | None = None, **kw: Any) -> Axes:
         from robustalign.plots.multiverse import plot_specification_curve
 
         return plot_specification_curve(self, ax=ax, **kw)

@@ -44,6 +44,8 @@ from robustalign.plots.variance import plot_variance_shares
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from robustalign.validity import ValidityResult
+
 __all__ = [
     "plot_alignment_forest",
     "plot_calibration",
@@ -67,7 +69,7 @@ __all__ = [
 
 
 @short_labels
-def plot_rates(result, ax: Axes | None = None, *, confidence_level: float | None = None):
+def plot_rates(result: ValidityResult, ax: Axes | None = None, *, confidence_level: float | None = None) -> Axes:
     """Rates with interval bars per cell (e.g. valid-answer rate per model x forcing level)."""
     f = result.to_frame(confidence_level)
     fig, ax = new_axes(ax, height=0.25 * len(f) / max(1, f[result.condition].nunique()) + 1.2

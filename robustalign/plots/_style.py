@@ -4,14 +4,19 @@ single-column paper width (3.3 in) with 7-8 pt text."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import matplotlib.ticker as mticker
 import numpy as np
+from matplotlib.rcsetup import cycler
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+    from matplotlib.text import Text
+    from matplotlib.typing import RcKeyType
 
 # Okabe-Ito palette (colour-blind safe) first, then twelve more qualitative colours (from tab20, the ones far
 # from the first eight in CIELAB), so that up to 20 models get distinct colours; a model's colour is its
@@ -23,7 +28,7 @@ HUMAN_BAND = "#BBBBBB"
 SINGLE_COLUMN = 3.3  # inches
 DOUBLE_COLUMN = 6.9
 
-RC = {
+RC: dict[RcKeyType, Any] = {
     "font.size": 8,
     "axes.titlesize": 8,
     "axes.labelsize": 8,
@@ -32,7 +37,7 @@ RC = {
     "legend.fontsize": 7,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "axes.prop_cycle": mpl.cycler(color=PALETTE),
+    "axes.prop_cycle": cycler(color=PALETTE),
     "figure.dpi": 150,
     "savefig.dpi": 300,
     "savefig.bbox": "tight",
@@ -42,7 +47,8 @@ RC = {
 }
 
 
-def new_axes(ax: Axes | None = None, *, width: float = SINGLE_COLUMN, height: float = 2.4):
+def new_axes(ax: Axes | None = None, *, width: float = SINGLE_COLUMN,
+             height: float = 2.4) -> tuple[Figure | SubFigure, Axes]:
     """Return (fig, ax): the given axes, or a new figure in the house style."""
     import matplotlib.pyplot as plt
 
@@ -53,7 +59,7 @@ def new_axes(ax: Axes | None = None, *, width: float = SINGLE_COLUMN, height: fl
     return fig, ax
 
 
-def interval_err(frame, est: str = "estimate", low: str = "conf_low", high: str = "conf_high") -> np.ndarray:
+def interval_err(frame: Any, est: str = "estimate", low: str = "conf_low", high: str = "conf_high") -> np.ndarray:
     """Error-bar lengths ``(2, n)`` from an estimate and its interval columns, clipped at 0.
 
     A percentile or BCa interval need not contain its point estimate; matplotlib refuses negative
@@ -76,7 +82,7 @@ TEXT_MAX_CHARS = 240
 TEXT_WRAP_CHARS = 70
 
 
-def shorten(text, max_chars: int = LABEL_MAX_CHARS) -> str:
+def shorten(text: object, max_chars: int = LABEL_MAX_CHARS) -> str:
     """``text`` cut to ``max_chars`` characters with a trailing ellipsis when it is longer."""
     s = str(text)
     return s if len(s) <= max_chars else s[: max_chars - 1] + "\u2026"
@@ -85,27 +91,27 @@ def shorten(text, max_chars: int = LABEL_MAX_CHARS) -> str:
 class _ShortFormatter(mticker.Formatter):
     """Wraps an axis formatter so that every tick label it makes is :func:`shorten`-ed."""
 
-    def __init__(self, inner, max_chars: int):
+    def __init__(self, inner: mticker.Formatter, max_chars: int) -> None:
         self.inner, self.max_chars = inner, max_chars
 
-    def __call__(self, x, pos=None):
+    def __call__(self, x: float, pos: int | None = None) -> str:
         return shorten(self.inner(x, pos), self.max_chars)
 
-    def format_ticks(self, values):
+    def format_ticks(self, values: Any) -> list[str]:
         return [shorten(s, self.max_chars) for s in self.inner.format_ticks(values)]
 
-    def set_locs(self, locs):
+    def set_locs(self, locs: Any) -> None:
         self.inner.set_locs(locs)
 
-    def get_offset(self):
+    def get_offset(self) -> str:
         return self.inner.get_offset()
 
-    def set_axis(self, axis):
+    def set_axis(self, axis: Any) -> None:
         super().set_axis(axis)
         self.inner.set_axis(axis)
 
 
-def _shorten_texts(texts, max_chars: int, wrap: int | None = None) -> None:
+def _shorten_texts(texts: Iterable[Text], max_chars: int, wrap: int | None = None) -> None:
     """Cut each text to ``max_chars``; with ``wrap``, a one-line text longer than ``wrap`` is wrapped
     onto lines of that width first (an axis label is kept whole rather than cut)."""
     import textwrap
@@ -120,12 +126,13 @@ def _shorten_texts(texts, max_chars: int, wrap: int | None = None) -> None:
             t.set_text(s)
 
 
-def _shorten_axes(ax, max_chars: int, max_text_chars: int) -> None:
+def _shorten_axes(ax: Axes, max_chars: int, max_text_chars: int) -> None:
     from matplotlib.text import Text
 
     _shorten_texts(ax.findobj(Text), max_text_chars, TEXT_WRAP_CHARS)
-    if ax.get_legend() is not None:
-        _shorten_texts([*ax.get_legend().get_texts(), ax.get_legend().get_title()], max_chars)
+    legend = ax.get_legend()
+    if legend is not None:
+        _shorten_texts([*legend.get_texts(), legend.get_title()], max_chars)
     for axis in (ax.xaxis, ax.yaxis):
         for get, put in ((axis.get_major_formatter, axis.set_major_formatter),
                          (axis.get_minor_formatter, axis.set_minor_formatter)):
@@ -133,7 +140,8 @@ def _shorten_axes(ax, max_chars: int, max_text_chars: int) -> None:
                 put(_ShortFormatter(get(), max_chars))
 
 
-def shorten_labels(fig, max_chars: int = LABEL_MAX_CHARS, max_text_chars: int = TEXT_MAX_CHARS):
+def shorten_labels(fig: Figure, max_chars: int = LABEL_MAX_CHARS,
+                   max_text_chars: int = TEXT_MAX_CHARS) -> Figure:
     """Cut the texts of ``fig`` so that a very long model or group name cannot blow up its layout.
 
     Tick labels (now and whenever the figure is drawn) and legend entries get at most ``max_chars``
@@ -150,7 +158,7 @@ def shorten_labels(fig, max_chars: int = LABEL_MAX_CHARS, max_text_chars: int = 
     return fig
 
 
-def _axes_in(obj):
+def _axes_in(obj: object) -> Iterator[Axes]:
     from matplotlib.axes import Axes
 
     if isinstance(obj, Axes):
@@ -160,12 +168,12 @@ def _axes_in(obj):
             yield from _axes_in(x)
 
 
-def short_labels(plot):
+def short_labels[**P, R](plot: Callable[P, R]) -> Callable[P, R]:
     """Decorator: the axes a plot function returns get :func:`shorten`-ed texts (only those axes, so
     a figure the caller built keeps its other labels)."""
 
     @functools.wraps(plot)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         out = plot(*args, **kwargs)
         for ax in _axes_in(out):
             _shorten_axes(ax, LABEL_MAX_CHARS, TEXT_MAX_CHARS)
@@ -174,7 +182,7 @@ def short_labels(plot):
     return wrapper
 
 
-def fit_to_texts(fig, *, rounds: int = 6, pad: float = 0.1, margin: float = 0.03):
+def fit_to_texts(fig: Figure, *, rounds: int = 6, pad: float = 0.1, margin: float = 0.03) -> Figure:
     """Grow ``fig`` until every text lies inside the figure area, ``margin`` inches clear of its edge (a
     long name or a wrapped axis label otherwise hangs over the edge, and a viewer that does not crop
     "tight" cuts it). The layout engine (constrained, set when the figure has none) places the axes in the
@@ -188,7 +196,7 @@ def fit_to_texts(fig, *, rounds: int = 6, pad: float = 0.1, margin: float = 0.03
         with warnings.catch_warnings():  # too small before it has grown: that is what this loop fixes
             warnings.filterwarnings("ignore", message="constrained_layout not applied")
             fig.canvas.draw()
-        tb = fig.get_tightbbox(fig.canvas.get_renderer())
+        tb = fig.get_tightbbox(fig.canvas.get_renderer())  # type: ignore[attr-defined]  # an Agg canvas after draw()
         w, h = fig.get_size_inches()
         left, bottom = max(0.0, margin - tb.x0), max(0.0, margin - tb.y0)
         right, top = max(0.0, tb.x1 - w + margin), max(0.0, tb.y1 - h + margin)

@@ -5,7 +5,7 @@ pairwise flip-probability heat map. Every number is read from the result (``to_f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
@@ -13,7 +13,11 @@ import numpy as np
 from robustalign.plots._style import PALETTE, RC, SINGLE_COLUMN, dodge, interval_err, new_axes, short_labels
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from matplotlib.axes import Axes
+
+    from robustalign.resampling.results import BootstrapResult
 
 __all__ = ["plot_alignment_forest", "plot_flip_heatmap", "plot_rank_caterpillar"]
 
@@ -38,8 +42,8 @@ def _colour_col(labels, row: str):
 
 
 @short_labels
-def plot_alignment_forest(result, ax: Axes | None = None, *, row: str = "model", confidence_level: float | None = None,
-                          xlabel: str | None = None):
+def plot_alignment_forest(result: BootstrapResult, ax: Axes | None = None, *, row: str = "model", confidence_level: float | None = None,
+                          xlabel: str | None = None) -> Axes:
     """Forest plot: one row per ``row`` level (models), one marker per group (colour), with intervals.
 
     Parameters
@@ -79,8 +83,8 @@ def plot_alignment_forest(result, ax: Axes | None = None, *, row: str = "model",
 
 
 @short_labels
-def plot_rank_caterpillar(result, ax: Axes | None = None, *, within: str | None = "group", row: str = "model",
-                          confidence_level: float | None = None, higher_is_better: bool = True):
+def plot_rank_caterpillar(result: BootstrapResult, ax: Axes | None = None, *, within: str | None = "group", row: str = "model",
+                          confidence_level: float | None = None, higher_is_better: bool = True) -> Axes:
     """Rank of each model (1 = closest) with its bootstrap rank interval, within each group (colour).
 
     Reads :meth:`BootstrapResult.ranks`; models are ordered by their mean rank.
@@ -113,7 +117,8 @@ def plot_rank_caterpillar(result, ax: Axes | None = None, *, within: str | None 
 
 
 @short_labels
-def plot_flip_heatmap(result, ax: Axes | None = None, *, factor: str = "model", colorbar: bool = True, order=None, **keys):
+def plot_flip_heatmap(result: BootstrapResult, ax: Axes | None = None, *, factor: str = "model", colorbar: bool = True,
+                      order: Sequence[str] | None = None, **keys: Any) -> Axes:
     """Heat map of the probability that the order of two levels of ``factor`` flips under resampling.
 
     ``keys`` select one cell of the other label columns (e.g. ``group="en"``); without them the result

@@ -19,7 +19,11 @@ from robustalign.plots._style import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
+
+    from robustalign._result import Result
+    from robustalign.models.calibration import SBCResult
 
 __all__ = ["plot_calibration", "plot_sbc_ranks"]
 
@@ -29,7 +33,7 @@ def _frame(result):
 
 
 @short_labels
-def plot_calibration(result, ax: Axes | None = None, *, by: str = "method"):
+def plot_calibration(result: pd.DataFrame | Result, ax: Axes | None = None, *, by: str = "method") -> Axes:
     """Empirical against nominal coverage, one line per ``by`` level, with intervals of the coverage.
 
     ``result`` is a table (or an object with ``to_frame()``) with columns ``nominal``, ``estimate``
@@ -66,7 +70,8 @@ def plot_calibration(result, ax: Axes | None = None, *, by: str = "method"):
 
 
 @short_labels
-def plot_sbc_ranks(result, ax: Axes | None = None, *, bins: int = 10, max_panels: int = 8):
+def plot_sbc_ranks(result: pd.DataFrame | SBCResult, ax: Axes | None = None, *, bins: int = 10,
+                   max_panels: int = 8) -> Axes:
     """Histograms of simulation-based calibration ranks per parameter with the uniform band (99%).
 
     ``result`` is a table (or has ``to_frame()``) with columns ``parameter``, ``rank`` and

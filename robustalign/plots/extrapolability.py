@@ -12,6 +12,8 @@ from robustalign.plots._style import HUMAN_BAND, PALETTE, interval_err, new_axes
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from robustalign.claims.extrapolability import ExtrapolabilityResult
+
 __all__ = ["plot_extrapolability", "plot_split_half", "plot_transfer"]
 
 #: An interval of a correlation at least this wide (of the range 2) is drawn faint: it rules out almost nothing.
@@ -30,7 +32,8 @@ def _keys(frame) -> list[str]:
 
 
 @short_labels
-def plot_transfer(result, ax: Axes | None = None, *, confidence_level: float | None = None):
+def plot_transfer(result: ExtrapolabilityResult, ax: Axes | None = None, *,
+                  confidence_level: float | None = None) -> Axes:
     """Transfer r (Spearman across targets) per domain pair: one marker with interval per unit, the human
     benchmark as a grey band (its interval) with a line at its estimate."""
     f = result.to_frame(confidence_level)
@@ -76,7 +79,8 @@ def plot_transfer(result, ax: Axes | None = None, *, confidence_level: float | N
 
 
 @short_labels
-def plot_split_half(result, ax: Axes | None = None, *, confidence_level: float | None = None):
+def plot_split_half(result: ExtrapolabilityResult, ax: Axes | None = None, *,
+                    confidence_level: float | None = None) -> Axes:
     """Spearman-Brown split-half reliability of each unit's group ranking, with the human band."""
     f = result.to_frame(confidence_level)
     rel = f[f["quantity"] == "split_half_reliability"]
@@ -96,7 +100,8 @@ def plot_split_half(result, ax: Axes | None = None, *, confidence_level: float |
 
 
 @short_labels
-def plot_extrapolability(result, ax: Axes | None = None, *, which: str = "both", confidence_level: float | None = None):
+def plot_extrapolability(result: ExtrapolabilityResult, ax: Axes | None = None, *, which: str = "both",
+                         confidence_level: float | None = None) -> Axes | np.ndarray:
     """``which="transfer"``, ``"split_half"`` or ``"both"`` (two panels; returns the two axes)."""
     if which == "transfer":
         return plot_transfer(result, ax, confidence_level=confidence_level)

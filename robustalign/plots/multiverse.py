@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -13,11 +13,14 @@ from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC, short_labels
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from robustalign.claims.multiverse import ClaimResult
+
 __all__ = ["plot_specification_curve"]
 
 
 @short_labels
-def plot_specification_curve(result, ax: Axes | None = None, *, confidence_level: float | None = None, max_choices: int = 12):
+def plot_specification_curve(result: ClaimResult, ax: Axes | None = None, *, confidence_level: float | None = None,
+                             max_choices: int = 12) -> Axes:
     """Estimates with intervals per specification (sorted), and a dot matrix of the choices made.
 
     Blue: the interval lies above 0 (claim holds); vermillion: below 0; grey: the interval spans 0.
@@ -37,7 +40,7 @@ def plot_specification_curve(result, ax: Axes | None = None, *, confidence_level
         else:
             ax2 = None
         colour = np.where(f["conf_low"] > 0, PALETTE[0], np.where(f["conf_high"] < 0, PALETTE[3], "#999999"))
-        ax.vlines(x, f["conf_low"], f["conf_high"], colors=colour, lw=0.6, alpha=0.8)
+        ax.vlines(x, f["conf_low"], f["conf_high"], colors=cast("list[str]", colour), lw=0.6, alpha=0.8)
         ax.scatter(x, f["estimate"], c=colour, s=6, zorder=3)
         ax.axhline(0, color="black", lw=0.6)
         ax.set_ylabel(f"claim margin\n({int(f['conf_level'].iloc[0] * 100)}% interval)")

@@ -6,7 +6,7 @@ stores; computes nothing but their empirical CDFs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
@@ -16,15 +16,17 @@ from robustalign.plots._style import PALETTE, RC, new_axes, short_labels
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from robustalign.models._result import BayesFit
+
 __all__ = ["plot_ppc"]
 
 
 @short_labels
-def plot_ppc(fit, ax: Axes | None = None, *, n_replicates: int = 40):
+def plot_ppc(fit: BayesFit, ax: Axes | None = None, *, n_replicates: int = 40) -> Axes:
     """Distribution of the cells' mean answer: observed (black) over ``n_replicates`` replicated data sets
     (light lines), as empirical CDFs. A model that reproduces its data puts the black
     line inside the band of replicates."""
-    idata = fit.idata
+    idata: Any = fit.idata  # an xarray DataTree (typed `object` on BayesFit)
     if "posterior_predictive" not in idata.children:
         raise ValueError("no posterior predictive draws: call `fit.posterior_predictive()` first.")
     rep = np.asarray(idata["posterior_predictive"]["y"].values, float)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
@@ -13,11 +13,15 @@ from robustalign.plots._style import PALETTE, RC, interval_err, new_axes, short_
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from robustalign._result import Result
+    from robustalign.resampling.results import PermutationResult
+
 __all__ = ["plot_estimates", "plot_null"]
 
 
 @short_labels
-def plot_estimates(result, ax: Axes | None = None, *, confidence_level: float | None = None, **frame_kwargs):
+def plot_estimates(result: Result, ax: Axes | None = None, *, confidence_level: float | None = None,
+                   **frame_kwargs: Any) -> Axes:
     """One row per estimate with its interval (where the result has intervals)."""
     from robustalign._result import key_columns
 
@@ -48,7 +52,7 @@ def plot_estimates(result, ax: Axes | None = None, *, confidence_level: float | 
 
 
 @short_labels
-def plot_null(result, ax: Axes | None = None, *, which: int = 0, bins: int = 50):
+def plot_null(result: PermutationResult, ax: Axes | None = None, *, which: int = 0, bins: int = 50) -> Axes:
     """Histogram of a permutation null (statistic ``which``) with the observed value as a line."""
     fig, ax = new_axes(ax, height=2.2)
     with mpl.rc_context(RC):

@@ -13,11 +13,14 @@ from robustalign.plots._style import HUMAN_BAND, PALETTE, RC, dodge, interval_er
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from robustalign.claims.stability import StabilityResult
+
 __all__ = ["plot_factor_effects", "plot_flip_rates", "plot_position_bias"]
 
 
 @short_labels
-def plot_factor_effects(result, ax: Axes | None = None, *, confidence_level: float | None = None):
+def plot_factor_effects(result: StabilityResult, ax: Axes | None = None, *,
+                        confidence_level: float | None = None) -> Axes:
     """Each unit's factor effect (mean difference or SD across levels) with its interval, per factor,
     against the margin (grey; the human between-group SD or ``margin=``): ``(-margin, margin)`` for a
     difference of two levels, ``[0, margin]`` for an SD across more levels (an SD is never negative)."""
@@ -52,7 +55,8 @@ def plot_factor_effects(result, ax: Axes | None = None, *, confidence_level: flo
 
 
 @short_labels
-def plot_flip_rates(result, ax: Axes | None = None, *, confidence_level: float | None = None):
+def plot_flip_rates(result: StabilityResult, ax: Axes | None = None, *,
+                    confidence_level: float | None = None) -> Axes:
     """Mean modal flip rate between levels per unit and factor, with intervals, against its noise floor
     (the flip rate expected under no effect at the sampled answers per cell: grey bar with the 2.5-97.5%
     range of the null). The single-answer test-retest flip rate, where measured, is an open marker; it is
@@ -95,7 +99,8 @@ def plot_flip_rates(result, ax: Axes | None = None, *, confidence_level: float |
 
 
 @short_labels
-def plot_position_bias(result, ax: Axes | None = None, *, confidence_level: float | None = None):
+def plot_position_bias(result: StabilityResult, ax: Axes | None = None, *,
+                       confidence_level: float | None = None) -> Axes:
     """Position bias (change in an option's share when it is shown first) beside the content-order effect
     (shift of mean canonical position), per unit, with intervals: two different quantities."""
     by = result.provenance["by"]

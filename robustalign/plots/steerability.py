@@ -4,7 +4,7 @@ number is read from ``result.to_frame()``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import numpy as np
@@ -13,6 +13,8 @@ from robustalign.plots._style import DOUBLE_COLUMN, PALETTE, RC, interval_err, n
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+    from robustalign.claims.steerability import SteerabilityResult
 
 __all__ = ["plot_steerability", "plot_steering_gains", "plot_steering_matrix"]
 
@@ -35,7 +37,8 @@ def _first_cell(result, keys):
 
 
 @short_labels
-def plot_steering_matrix(result, ax: Axes | None = None, *, confidence_level: float | None = None, **keys):
+def plot_steering_matrix(result: SteerabilityResult, ax: Axes | None = None, *,
+                         confidence_level: float | None = None, **keys: Any) -> Axes:
     """Heat map of the steering matrix of one cell (rows = steering prompt, columns = human group),
     the diagonal outlined and each column's specificity (with interval) written under it."""
     if result.provenance.get("mode") != "full":
@@ -69,7 +72,8 @@ def plot_steering_matrix(result, ax: Axes | None = None, *, confidence_level: fl
 
 
 @short_labels
-def plot_steering_gains(result, ax: Axes | None = None, *, confidence_level: float | None = None):
+def plot_steering_gains(result: SteerabilityResult, ax: Axes | None = None, *,
+                        confidence_level: float | None = None) -> Axes:
     """Gains over the unsteered prompt per cell x target with intervals (or, for a paired
     comparison, the difference between the two kinds of steering per cell)."""
     f = result.to_frame(confidence_level)
@@ -103,7 +107,8 @@ def plot_steering_gains(result, ax: Axes | None = None, *, confidence_level: flo
 
 
 @short_labels
-def plot_steerability(result, ax: Axes | None = None, *, kind: str | None = None, confidence_level: float | None = None, **keys):
+def plot_steerability(result: SteerabilityResult, ax: Axes | None = None, *, kind: str | None = None,
+                      confidence_level: float | None = None, **keys: Any) -> Axes | np.ndarray:
     """The main figure: the steering matrix next to the gains (``kind=None``), or one of them
     (``kind="matrix"`` / ``"gains"``). A paired comparison always shows its differences."""
     if kind not in (None, "matrix", "gains"):

@@ -13,13 +13,15 @@ from robustalign.plots._style import PALETTE, RC, interval_err, new_axes, short_
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from robustalign.models._result import BayesFit
+
 __all__ = ["plot_variance_shares"]
 
 _SUMMARY = ("stability_index", "presentation_share")
 
 
 @short_labels
-def plot_variance_shares(fit, ax: Axes | None = None, *, confidence_level: float = 0.95):
+def plot_variance_shares(fit: BayesFit, ax: Axes | None = None, *, confidence_level: float = 0.95) -> Axes:
     """Stacked share of the latent variance per component for each model, with the stability index
     (content share: item + model x item) and its interval as a black bar. A fit that did not pass the
     convergence gate is titled NOT CONVERGED."""

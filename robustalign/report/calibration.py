@@ -8,8 +8,11 @@ studies whose interval contains the population mean, with a Wilson interval for 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from robustalign._rng import RngLike
 
@@ -25,8 +28,9 @@ def _population() -> np.ndarray:
     return s["score"].to_numpy(float)
 
 
-def bootstrap_coverage(*, population=None, n_items: int = 32, n_studies: int = 400,
-                       levels=(0.5, 0.8, 0.9, 0.95, 0.99), methods=("percentile", "bca"),
+def bootstrap_coverage(*, population: ArrayLike | None = None, n_items: int = 32, n_studies: int = 400,
+                       levels: Sequence[float] = (0.5, 0.8, 0.9, 0.95, 0.99),
+                       methods: Sequence[str] = ("percentile", "bca"),
                        n_resamples: int = 1000, rng: RngLike = None) -> pd.DataFrame:
     """Empirical coverage of cluster-bootstrap intervals of a mean over items, per nominal level.
 

@@ -73,8 +73,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from robustalign._errors import RobustAlignError
+
+if TYPE_CHECKING:
+    from robustalign.schema import Reference, Responses
 
 __all__ = ["AuditDesign", "load_design"]
 
@@ -92,7 +96,7 @@ _SECTIONS = {
 _CLAIM_KEYS = {"kind", "model", "than", "group", "target", "text", "steer", "baseline", "metric", "a", "b", "cells",
                "x", "models", "decreasing", "groups", "margin", "values", "se", "negative", "method"}
 # the type of every key (keys not listed here are checked where they are read)
-_TYPES = {
+_TYPES: dict[str, str | dict[str, str]] = {
     "title": "str", "seed": "int", "n_resamples": "int", "n_permutations": "int", "confidence_level": "number",
     "metrics": "strs",
     "alignment": {"against": "str", "group_map": "map"},
@@ -341,7 +345,7 @@ class AuditDesign:
         out.claims = [dict(c) for c in claims]
         return out
 
-    def check_data(self, responses, reference) -> None:
+    def check_data(self, responses: Responses, reference: Reference | None) -> None:
         """Names in the design (columns, models, groups, metrics) exist in the data; checked before the audit.
 
         Raises :class:`~robustalign.RobustAlignError` naming the design file, the key, the value and
