@@ -179,8 +179,13 @@ class RespondentReference:
                 f"{self.exclusions.total()} rows in the exclusion log)")
 
 
-def _long_form(df: pd.DataFrame, rcol: str, gcol: str, scales: Mapping[str, Scale], attributes, src: str):
+def _long_form(df: pd.DataFrame, rcol: str, gcol: str, scales: Mapping[str, Scale],
+               attributes: Sequence[str] | None, src: str) -> tuple[pd.DataFrame, list[str]]:
     """(long table ``row, respondent, group, item, answer``, attribute columns)."""
+    absent = [a for a in attributes or () if a not in df]
+    if absent:
+        raise SchemaError(f"{src}: attribute columns {absent} are not in the table; found {list(df.columns)}. Name "
+                          "demographic columns of the respondent file in `attributes=`, or leave it out.")
     if "item" in df and "answer" in df:
         attrs = [c for c in df.columns if c not in (rcol, gcol, "item", "answer")] if attributes is None \
             else list(attributes)
@@ -237,9 +242,6 @@ def make_respondent_reference(
                               f"column or name it (`{'respondent_col' if col == respondent_col else 'group_col'}=`).")
     _check_table(table, src, [respondent_col, group_col])
     df, attrs = _long_form(table.reset_index(drop=True), respondent_col, group_col, sc, attributes, src)
-    absent = [a for a in attrs if a not in df]
-    if absent:
-        raise SchemaError(f"{src}: attribute columns {absent} are not in the table; found {list(table.columns)}.")
     na = df["respondent"].isna()
     if na.any():
         raise SchemaError(f"{src}: column `{respondent_col}` is empty at rows {preview(df.loc[na, 'row'].unique())}. "
@@ -511,8 +513,11 @@ def _check_inputs(resp: Responses, ref: RespondentReference, by: list[str], stat
     if statistic not in STATISTICS:
         raise ValueError(f"`statistic` must be one of {STATISTICS}; got {statistic!r}.")
     if PERSONA not in resp.data or resp.data[PERSONA].isna().all():
+        ids = set(ref.ids)
+        named = [c for c in resp.factors if resp.data[c].map(_code).isin(ids).any()]
+        hint = f" Column {named[0]!r} holds respondent ids of {ref.source}: rename it to `persona`." if named else ""
         raise SchemaError("responses: no `persona` column (or it is empty everywhere). A persona experiment needs a "
-                          "`persona` column with the id of the respondent each row role-plays.")
+                          f"`persona` column with the id of the respondent each row role-plays.{hint}")
     if resp.kind == "score":
         raise SchemaError("responses: persona scores need answers on the items' scales (`answer`, `answer_position`, "
                           "`raw_text` or `prob_*`), not `score`.")
@@ -829,7 +834,10 @@ def assess_persona(
     verdicts = _verdicts(table, keys, alpha, adjust, baseline)
     prov = {"statistic": statistic, "baseline": baseline, "by": by, "alpha": alpha, "adjust": adjust,
             "interval": "two-way cluster-robust (Cameron-Gelbach-Miller CRV1), t with min(items, respondents) - 1 df",
-            "n_respondents": len(s.people), "n_items": len(s.items), "responses_hash": responses.data_hash()}
+            "n_respondents": len(s.people), "n_items": len(s.items), "responses_hash": responses.data_hash(),
+            "n_rows_without_persona": int(responses.valid()[PERSONA].isna().sum()),
+            "attribute_missing": {a: s.people.loc[s.people[a].isna(), "respondent"].tolist()
+                                  for a in respondents.attributes if s.people[a].isna().any()}}
     return PersonaResult(
         kind="persona", verdicts=verdicts, evidence={"arrays": s, "exclusions": s.exclusions}, provenance=prov,
         confidence_level=level, build=lambda lv: _table(s, respondents.attributes, lv),
@@ -914,6 +922,11 @@ def persona_section(responses: Responses, persona: tuple[RespondentReference, Se
     tables = {"persona": res.to_frame(), "persona_respondents": res.respondent_frame()}
     notes = [f"Excluded from persona scores: {e['n_rows']} rows ({e['reason']})."
              for _, e in res.evidence["exclusions"].to_frame().iterrows()]
+    notes += [f"{len(ids)} respondents have no value of `{a}` (e.g. {preview(ids, 3)}): they count in their group's "
+              f"rows but in no level of {a}." for a, ids in res.provenance["attribute_missing"].items()]
+    if res.provenance["n_rows_without_persona"]:
+        notes.append(f"{res.provenance['n_rows_without_persona']} response rows have an empty `persona`: they are the "
+                     "no-persona baseline (the model prompted without a persona), not scored against a respondent.")
     fig = FigureSpec("persona", f"Agreement with the respondents' own answers per group and demographic level, "
                      f"{level:.0%} two-way (items x respondents) intervals; open marks: the group baseline "
                      "(leave-one-out), crosses: the same model without a persona.", lambda: res.plot())
