@@ -236,10 +236,12 @@ def make_respondent_reference(
     """
     sc = scales.scales if isinstance(scales, Reference) else make_scales(scales)
     src = source
-    for col, what in ((respondent_col, "respondent id"), (group_col, "group (country)")):
+    for col, what, key in ((respondent_col, "respondent id", "respondent_col"),
+                           (group_col, "group (country)", "group_col")):
         if col not in table:
             raise SchemaError(f"{src}: no column {col!r} with the {what}; found {list(table.columns)}. Rename the "
-                              f"column or name it (`{'respondent_col' if col == respondent_col else 'group_col'}=`).")
+                              f"column or name it (`{key}=`; in a design file [persona] {key}"
+                              f"{', on the command line --group-col' if key == 'group_col' else ''}).")
     _check_table(table, src, [respondent_col, group_col])
     df, attrs = _long_form(table.reset_index(drop=True), respondent_col, group_col, sc, attributes, src)
     na = df["respondent"].isna()
