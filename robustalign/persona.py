@@ -515,8 +515,8 @@ def _check_inputs(resp: Responses, ref: RespondentReference, by: list[str], stat
     if statistic not in STATISTICS:
         raise ValueError(f"`statistic` must be one of {STATISTICS}; got {statistic!r}.")
     if PERSONA not in resp.data or resp.data[PERSONA].isna().all():
-        ids = set(ref.ids)
-        named = [c for c in resp.factors if resp.data[c].map(_code).isin(ids).any()]
+        known = set(ref.ids)
+        named = [c for c in resp.factors if resp.data[c].map(_code).isin(known).any()]
         hint = f" Column {named[0]!r} holds respondent ids of {ref.source}: rename it to `persona`." if named else ""
         raise SchemaError("responses: no `persona` column (or it is empty everywhere). A persona experiment needs a "
                           f"`persona` column with the id of the respondent each row role-plays.{hint}")

@@ -5,7 +5,7 @@ the same model prompted without a persona. Every number is read from ``result.to
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import matplotlib as mpl
 import pandas as pd
@@ -65,10 +65,12 @@ def plot_persona(result: Any, ax: Axes | None = None, *, confidence_level: float
     if est.empty:
         raise ValueError(f"the result has no {quantity!r} estimates (distance needs ordinal items).")
     models = list(dict.fromkeys(result.to_frame(confidence_level)["model"]))
-    cells = list(dict.fromkeys(map(tuple, est[by].astype(str).to_numpy()))) if by else [()]
+    cells: list[tuple[str, ...]] = list(dict.fromkeys(tuple(str(x) for x in row) for row in est[by].to_numpy())) \
+        if by else [()]
     units = [(m, c) for m in models for c in cells]
     fig, ax = new_axes(ax, height=0.09 * len(rows) * max(1, min(len(units), 4)) + 1.2)
-    with mpl.rc_context(RC):
+    # RC is typed dict[str, Any] in _style; matplotlib's stubs want its literal rc keys
+    with mpl.rc_context(cast(Any, RC)):
         for j, (m, c) in enumerate(units):
             sel = (f["model"] == m).to_numpy()
             for b, v in zip(by, c):
