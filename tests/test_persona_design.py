@@ -45,6 +45,8 @@ def _files(tmp_path: Path, sim, design: str) -> list[str]:
 
 DESIGN = """
 title = "persona audit"
+[stability]
+enabled = false
 [persona]
 reference_respondents = "people.csv"
 group_col = "country"
