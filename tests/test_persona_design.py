@@ -155,3 +155,25 @@ def test_persona_figure_marks_baselines_and_gives_each_model_its_colour(sim):
     assert len(colours) == 2 and set(colours) <= {c.lower() for c in PALETTE[:2]} and _min_delta_e(colours) > 10
     assert all(len(t) <= 26 for t in leg)  # the long model name is cut in the legend
     plt.close(fig)
+
+
+def test_run_audit_section_reads_the_respondents_and_the_statistic_from_the_design(sim, tmp_path):
+    """The Python route: a design with [persona] and no `persona=` argument; the majority statistic of the
+    design gives the same table as assess_persona(statistic="majority") on the same files."""
+    from robustalign.persona import persona_section
+
+    _files(tmp_path, sim, "")
+    design = load_design(_design(tmp_path, '[persona]\nreference_respondents = "people.csv"\ngroup_col = "country"\n'
+                                           'by = "language"\nstatistic = "majority"\n'))
+    people = make_respondent_reference(sim.reference, sim.scales)
+    resp = ra.make_responses(sim.responses, people.to_reference())
+    sec = persona_section(resp, None, design=design, part="p")
+    want = assess_persona(resp, people, by=["language"], statistic="majority").to_frame()
+    pd.testing.assert_frame_equal(sec.tables["persona"], want)
+    assert "majority of the sampled answers" in sec.intro and [f.name for f in sec.figures] == ["persona"]
+    assert any("empty `persona`" in n for n in sec.notes)  # the no-persona rows are said to be the baseline
+
+
+def _design(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "design.toml").write_text(text, encoding="utf-8")
+    return tmp_path / "design.toml"
