@@ -158,7 +158,7 @@ def _audit(args) -> int:
         check_out(args.out, args.force, _inputs(args))
     progress("reading and validating the input files")
     orders = {"order_column": design.orders["column"], "order_map": design.orders["map"]} if design.orders else {}
-    persona = _persona_inputs(args)
+    persona = _persona_inputs(args, design)
     if args.reference is not None or persona is not None:
         ref = (load_reference(args.reference, scales=args.scales, group_col=args.group_col)
                if args.reference is not None else persona[0].to_reference())
@@ -182,17 +182,17 @@ def _audit(args) -> int:
     return _run(args, report, ["model", design.against, "group"], progress)
 
 
-def _persona_inputs(args):
-    """(respondent-level reference, cell factors) from ``--reference-respondents``, or None."""
-    if args.reference_respondents is None:
+def _persona_inputs(args, design):
+    """(respondent-level reference, cell factors) from ``--reference-respondents`` or the design's [persona]."""
+    if args.reference_respondents is None and not design.persona:
         return None
     if args.scales is None:
-        raise RobustAlignError("--reference-respondents needs --scales SCALES (item, options, labels, ordinal) to "
-                               "check each respondent's answers against the item's scale.")
-    from robustalign.persona import load_respondent_reference
+        raise RobustAlignError("--reference-respondents (or a design's [persona]) needs --scales SCALES (item, "
+                               "options, labels, ordinal) to check each respondent's answers against the item's scale.")
+    from robustalign.persona import persona_inputs
 
-    rr = load_respondent_reference(args.reference_respondents, args.scales, group_col=args.group_col)
-    return rr, [b.strip() for b in (args.persona_by or "").split(",") if b.strip()]
+    return persona_inputs(design.persona, args.scales, path=args.reference_respondents, by=args.persona_by,
+                          group_col=args.group_col)
 #: Where ``--from`` reads responses: a table file, Inspect eval logs, lm-evaluation-harness samples files.
 SOURCES = {"table": "a CSV, Parquet or JSON-lines table", "inspect": "Inspect eval logs (.eval or .json)",
            "lm-eval": "lm-evaluation-harness samples files (samples_<task>_<date>.jsonl)"}

@@ -90,6 +90,7 @@ from robustalign.schema import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from numpy.typing import ArrayLike
 
     from robustalign.report.audit import Section
@@ -98,15 +99,20 @@ __all__ = [
     "RespondentReference",
     "PersonaResult",
     "assess_persona",
+    "check_design_persona",
     "load_respondent_reference",
     "loo_influence",
     "make_respondent_reference",
+    "persona_inputs",
     "persona_report_section",
     "persona_scores",
     "persona_section",
 ]
 
 STATISTICS = ("expected", "majority")
+#: What "the persona helps" is judged against -> (gain quantity, words for the baseline)
+BASELINES = {"group": ("persona_gain_agreement", "the group baseline"),
+             "no_persona": ("persona_gain_agreement_vs_no_persona", "the same model without a persona")}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,8 +179,13 @@ class RespondentReference:
                 f"{self.exclusions.total()} rows in the exclusion log)")
 
 
-def _long_form(df: pd.DataFrame, rcol: str, gcol: str, scales: Mapping[str, Scale], attributes, src: str):
+def _long_form(df: pd.DataFrame, rcol: str, gcol: str, scales: Mapping[str, Scale],
+               attributes: Sequence[str] | None, src: str) -> tuple[pd.DataFrame, list[str]]:
     """(long table ``row, respondent, group, item, answer``, attribute columns)."""
+    absent = [a for a in attributes or () if a not in df]
+    if absent:
+        raise SchemaError(f"{src}: attribute columns {absent} are not in the table; found {list(df.columns)}. Name "
+                          "demographic columns of the respondent file in `attributes=`, or leave it out.")
     if "item" in df and "answer" in df:
         attrs = [c for c in df.columns if c not in (rcol, gcol, "item", "answer")] if attributes is None \
             else list(attributes)
@@ -225,15 +236,14 @@ def make_respondent_reference(
     """
     sc = scales.scales if isinstance(scales, Reference) else make_scales(scales)
     src = source
-    for col, what in ((respondent_col, "respondent id"), (group_col, "group (country)")):
+    for col, what, key in ((respondent_col, "respondent id", "respondent_col"),
+                           (group_col, "group (country)", "group_col")):
         if col not in table:
             raise SchemaError(f"{src}: no column {col!r} with the {what}; found {list(table.columns)}. Rename the "
-                              f"column or name it (`{'respondent_col' if col == respondent_col else 'group_col'}=`).")
+                              f"column or name it (`{key}=`; in a design file [persona] {key}"
+                              f"{', on the command line --group-col' if key == 'group_col' else ''}).")
     _check_table(table, src, [respondent_col, group_col])
     df, attrs = _long_form(table.reset_index(drop=True), respondent_col, group_col, sc, attributes, src)
-    absent = [a for a in attrs if a not in df]
-    if absent:
-        raise SchemaError(f"{src}: attribute columns {absent} are not in the table; found {list(table.columns)}.")
     na = df["respondent"].isna()
     if na.any():
         raise SchemaError(f"{src}: column `{respondent_col}` is empty at rows {preview(df.loc[na, 'row'].unique())}. "
@@ -505,8 +515,11 @@ def _check_inputs(resp: Responses, ref: RespondentReference, by: list[str], stat
     if statistic not in STATISTICS:
         raise ValueError(f"`statistic` must be one of {STATISTICS}; got {statistic!r}.")
     if PERSONA not in resp.data or resp.data[PERSONA].isna().all():
+        known = set(ref.ids)
+        named = [c for c in resp.factors if resp.data[c].map(_code).isin(known).any()]
+        hint = f" Column {named[0]!r} holds respondent ids of {ref.source}: rename it to `persona`." if named else ""
         raise SchemaError("responses: no `persona` column (or it is empty everywhere). A persona experiment needs a "
-                          "`persona` column with the id of the respondent each row role-plays.")
+                          f"`persona` column with the id of the respondent each row role-plays.{hint}")
     if resp.kind == "score":
         raise SchemaError("responses: persona scores need answers on the items' scales (`answer`, `answer_position`, "
                           "`raw_text` or `prob_*`), not `score`.")
@@ -717,15 +730,24 @@ class PersonaResult(AssessmentResult):
         level = self.confidence_level if confidence_level is None else confidence_level
         return _respondent_table(self.evidence["arrays"], level)
 
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Any:
+        """Agreement by group and demographic level with two-way intervals, the group and no-persona
+        baselines marked (:func:`robustalign.plots.persona.plot_persona`); returns the Axes."""
+        from robustalign.plots.persona import plot_persona
+
+        return plot_persona(self, ax=ax, **kwargs)
+
     def __repr__(self) -> str:
         return AssessmentResult.__repr__(self)
 
 
-def _verdicts(table: pd.DataFrame, keys: list[str], alpha: float, adjust: str) -> pd.DataFrame:
+def _verdicts(table: pd.DataFrame, keys: list[str], alpha: float, adjust: str,
+              baseline: str = "group") -> pd.DataFrame:
     from robustalign.multiplicity import adjust as adjust_p
     from robustalign.power import _z
 
-    v = table[(table["quantity"] == "persona_gain_agreement") & table["level"].isin(["group", "all groups"])]
+    gain, words = BASELINES[baseline]
+    v = table[(table["quantity"] == gain) & table["level"].isin(["group", "all groups"])]
     v = v.reset_index(drop=True).copy()
     v["p_adjusted"] = adjust_p(v["p_value"].to_numpy(), adjust)
     v["adjust_method"] = adjust
@@ -733,7 +755,7 @@ def _verdicts(table: pd.DataFrame, keys: list[str], alpha: float, adjust: str) -
     verdict, reasons, needed = [], [], []
     for _, r in v.iterrows():
         where = " ".join(f"{k}={r[k]}" for k in keys) + f", {r['group']}"
-        nums = (f"gain in agreement {r['estimate']:+.4f} [{r['conf_low']:+.4f}, {r['conf_high']:+.4f}] "
+        nums = (f"gain in agreement over {words} {r['estimate']:+.4f} [{r['conf_low']:+.4f}, {r['conf_high']:+.4f}] "
                 f"({r['n_items']} items x {r['n_respondents']} respondents), p_adj = {r['p_adjusted']:.3g}")
         if r["p_adjusted"] < alpha and r["estimate"] > 0:
             verdict.append(VERDICTS[0])
@@ -741,7 +763,7 @@ def _verdicts(table: pd.DataFrame, keys: list[str], alpha: float, adjust: str) -
             needed.append(np.nan)
         elif r["p_adjusted"] < alpha:
             verdict.append(VERDICTS[1])
-            reasons.append(f"{where}: the persona hurts (agreement below the group baseline): {nums}.")
+            reasons.append(f"{where}: the persona hurts (agreement below {words}): {nums}.")
             needed.append(np.nan)
         else:
             # power at the per-test level of a Bonferroni split of the family (Holm is at least as powerful)
@@ -764,6 +786,7 @@ def assess_persona(
     *,
     by: Sequence[str] = (),
     statistic: str = "expected",
+    baseline: str = "group",
     confidence_level: float = 0.95,
     alpha: float = 0.05,
     adjust: str = "holm",
@@ -783,6 +806,10 @@ def assess_persona(
         ``"expected"`` (default): expected agreement of the answer distribution, unbiased at any number
         of answers. ``"majority"``: the published statistic, majority of the sampled answers vs the
         respondent's answer (ties split); it depends on the number of samples (module docstring).
+    baseline : {"group", "no_persona"}
+        What the verdicts judge the persona against: the respondent's group without the respondent
+        (default), or the same model prompted without a persona (needs rows with an empty ``persona``).
+        Both gains are in the table either way.
     confidence_level, alpha, adjust
         Interval level; test level and p-value adjustment (:mod:`robustalign.multiplicity`) of the
         persona-helps family (one test per model x cell x group and per model x cell over all groups).
@@ -796,14 +823,23 @@ def assess_persona(
 
     level = check_confidence_level(confidence_level)
     check_confidence_level(1 - alpha, "1 - alpha")
+    if baseline not in BASELINES:
+        raise ValueError(f"`baseline` must be one of {sorted(BASELINES)}; got {baseline!r}.")
     by = [by] if isinstance(by, str) else list(by)
     s = _score_arrays(responses, respondents, by, statistic)
+    if baseline == "no_persona" and "agreement_no_persona" not in s.arrays:
+        raise SchemaError("responses: `baseline='no_persona'` needs rows prompted without a persona (an empty "
+                          "`persona`); there are none. Add them, or judge against the group baseline "
+                          "(`baseline='group'`).")
     keys = ["model", *by]
     table = _table(s, respondents.attributes, level)
-    verdicts = _verdicts(table, keys, alpha, adjust)
-    prov = {"statistic": statistic, "by": by, "alpha": alpha, "adjust": adjust,
+    verdicts = _verdicts(table, keys, alpha, adjust, baseline)
+    prov = {"statistic": statistic, "baseline": baseline, "by": by, "alpha": alpha, "adjust": adjust,
             "interval": "two-way cluster-robust (Cameron-Gelbach-Miller CRV1), t with min(items, respondents) - 1 df",
-            "n_respondents": len(s.people), "n_items": len(s.items), "responses_hash": responses.data_hash()}
+            "n_respondents": len(s.people), "n_items": len(s.items), "responses_hash": responses.data_hash(),
+            "n_rows_without_persona": int(responses.valid()[PERSONA].isna().sum()),
+            "attribute_missing": {a: s.people.loc[s.people[a].isna(), "respondent"].tolist()
+                                  for a in respondents.attributes if s.people[a].isna().any()}}
     return PersonaResult(
         kind="persona", verdicts=verdicts, evidence={"arrays": s, "exclusions": s.exclusions}, provenance=prov,
         confidence_level=level, build=lambda lv: _table(s, respondents.attributes, lv),
@@ -819,12 +855,59 @@ def persona_report_section(result: PersonaResult) -> tuple[pd.DataFrame, pd.Data
     return f[keep].reset_index(drop=True), result.verdicts
 
 
-def persona_section(responses: Responses, respondents: RespondentReference, by: Sequence[str] = (), *, part: str,
-                    level: float = 0.95, **_: Any) -> Section:
-    """The audit report's persona section (:func:`robustalign.report.run_audit` with ``persona=``)."""
-    from robustalign.report.audit import Section, _headline, _vrows
+def check_design_persona(section: dict, where: str = "design") -> dict:
+    """Validate the values of a design file's ``[persona]`` table (key names and types are checked by
+    :mod:`robustalign.report.design`); a single name for ``by`` or ``attributes`` is a list of one."""
+    from robustalign._errors import RobustAlignError
 
-    res = assess_persona(responses, respondents, by=by, confidence_level=level)
+    out = dict(section)
+    for k in ("by", "attributes"):
+        if isinstance(out.get(k), str):
+            out[k] = [out[k]]
+    for key, allowed in (("statistic", STATISTICS), ("baseline", tuple(BASELINES))):
+        if key in out and out[key] not in allowed:
+            raise RobustAlignError(f"{where}: [persona] `{key}` must be one of {list(allowed)}; got {out[key]!r}. "
+                                   "Fix the value in the design file.")
+    return out
+
+
+def persona_inputs(
+    settings: Mapping[str, Any],
+    scales: str | os.PathLike[str] | pd.DataFrame | Mapping[str, Scale] | Reference,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    by: str | Sequence[str] | None = None,
+    group_col: str | None = None,
+) -> tuple[RespondentReference, list[str]]:
+    """(respondent-level reference, cell factors) from a design's ``[persona]`` table; ``path``, ``by``
+    and ``group_col`` (command-line flags) take precedence over it."""
+    from robustalign._errors import RobustAlignError
+
+    src = path if path is not None else settings.get("reference_respondents")
+    if src is None:
+        raise RobustAlignError("a persona audit needs the respondent-level answers: give --reference-respondents "
+                               "FILE, or `reference_respondents = \"FILE\"` in the design's [persona] table.")
+    if not isinstance(src, pd.DataFrame) and not os.path.isfile(src):
+        raise RobustAlignError(f"respondent file {str(src)!r} (`reference_respondents`) does not exist. Give the path "
+                               "of the respondent-level answers (in a design file: relative to its folder).")
+    kw = {k: settings[k] for k in ("respondent_col", "attributes", "missing_codes") if k in settings}
+    kw["group_col"] = settings.get("group_col", group_col or "group") if group_col in (None, "group") else group_col
+    rr = load_respondent_reference(src, scales, **kw)
+    cells = by if by is not None else settings.get("by", [])
+    cells = [b.strip() for b in cells.split(",") if b.strip()] if isinstance(cells, str) else list(cells)
+    return rr, cells
+
+
+def persona_section(responses: Responses, persona: tuple[RespondentReference, Sequence[str]] | None = None, *,
+                    design: Any = None, part: str, level: float = 0.95, **_: Any) -> Section:
+    """The audit report's persona section (:func:`robustalign.report.run_audit` with ``persona=`` or a
+    design with a ``[persona]`` table, whose ``statistic`` and ``baseline`` it applies)."""
+    from robustalign.report.audit import FigureSpec, Section, _headline, _vrows
+
+    settings = dict(getattr(design, "persona", None) or {})
+    respondents, by = persona if persona is not None else persona_inputs(settings, responses.scales)
+    res = assess_persona(responses, respondents, by=by, confidence_level=level,
+                         statistic=settings.get("statistic", "expected"), baseline=settings.get("baseline", "group"))
     est, verdicts = persona_report_section(res)
     keys = ["model", *res.provenance["by"]]
     disp = [(f"{q.replace('_', ' ')} per group", _headline(est[est["quantity"] == q], [*keys, "group"],
@@ -835,8 +918,19 @@ def persona_section(responses: Responses, respondents: RespondentReference, by: 
              "respondent's own answer (expected agreement; expected distance on ordinal items), against the "
              "respondent's group without the respondent (leave-one-out) as a baseline that ignores the persona. "
              "Intervals are two-way cluster-robust over items and respondents.")
+    intro += f" \"The persona helps\" is judged against {BASELINES[res.provenance['baseline']][1]}."
+    if res.provenance["statistic"] == "majority":
+        intro += " Scores use the majority of the sampled answers (the published statistic; it moves with k)."
     tables = {"persona": res.to_frame(), "persona_respondents": res.respondent_frame()}
     notes = [f"Excluded from persona scores: {e['n_rows']} rows ({e['reason']})."
              for _, e in res.evidence["exclusions"].to_frame().iterrows()]
+    notes += [f"{len(ids)} respondents have no value of `{a}` (e.g. {preview(ids, 3)}): they count in their group's "
+              f"rows but in no level of {a}." for a, ids in res.provenance["attribute_missing"].items()]
+    if res.provenance["n_rows_without_persona"]:
+        notes.append(f"{res.provenance['n_rows_without_persona']} response rows have an empty `persona`: they are the "
+                     "no-persona baseline (the model prompted without a persona), not scored against a respondent.")
+    fig = FigureSpec("persona", f"Agreement with the respondents' own answers per group and demographic level, "
+                     f"{level:.0%} two-way (items x respondents) intervals; open marks: the group baseline "
+                     "(leave-one-out), crosses: the same model without a persona.", lambda: res.plot())
     return Section("persona", "Persona experiment (respondent level)", intro, _vrows(part, "persona helps", verdicts,
-                   [*keys, "group"]), tables, disp, [], results={"persona": res}, notes=notes)
+                   [*keys, "group"]), tables, disp, [fig], results={"persona": res}, notes=notes)

@@ -19,6 +19,7 @@ steerability                   :func:`plot_steering_matrix`, :func:`plot_steerin
 extrapolability                :func:`plot_extrapolability`, :func:`plot_transfer`,
                                :func:`plot_split_half`
 multiverse audit of a claim    :func:`plot_specification_curve`
+persona experiment             :func:`plot_persona`
 Bayesian fit                   :func:`plot_variance_shares`
 calibration                    :func:`plot_calibration`, :func:`plot_sbc_ranks`
 validity                       :func:`plot_rates`
@@ -37,6 +38,7 @@ from robustalign.plots.alignment import plot_alignment_forest, plot_flip_heatmap
 from robustalign.plots.calibration import plot_calibration, plot_sbc_ranks
 from robustalign.plots.extrapolability import plot_extrapolability, plot_split_half, plot_transfer
 from robustalign.plots.multiverse import plot_specification_curve
+from robustalign.plots.persona import plot_persona
 from robustalign.plots.stability import plot_factor_effects, plot_flip_rates, plot_position_bias
 from robustalign.plots.steerability import plot_steerability, plot_steering_gains, plot_steering_matrix
 from robustalign.plots.variance import plot_variance_shares
@@ -53,6 +55,7 @@ __all__ = [
     "plot_factor_effects",
     "plot_flip_heatmap",
     "plot_flip_rates",
+    "plot_persona",
     "plot_position_bias",
     "plot_rank_caterpillar",
     "plot_rates",

@@ -476,12 +476,12 @@ def run_audit(
     else:
         not_run.append(("claims", "no claims declared ([[claims]] in the design file)"))
 
-    # ---- persona experiment (respondent-level reference)
-    if persona is not None:
+    # ---- persona experiment (respondent-level reference: `persona=` or the design's [persona] table)
+    if persona is not None or design.persona:
         from robustalign.persona import persona_section
 
-        pr.step("persona", f"persona: respondent-level alignment, {len(persona[0].respondents)} respondents")
-        sections.append(_with_notes(persona_section, responses, *persona, **common))
+        pr.step("persona", "persona: respondent-level alignment of the role-played respondents")
+        sections.append(_with_notes(persona_section, responses, persona, design=design, **common))
 
     # ---- Bayesian fit
     if design.bayes.get("fit", False) and reference is None:

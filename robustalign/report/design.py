@@ -45,6 +45,16 @@ Every key is optional; a missing file means "decide from the data". The schema (
     chains = 2
     sensitivity = false                # also fit the models' own cutpoint spacing (measurement invariance)
 
+    [persona]                          # a persona experiment (responses name a respondent in `persona`)
+    reference_respondents = "people.csv"   # respondent-level answers (relative to the design file's folder)
+    by = ["language"]                  # design factors that separate persona cells
+    statistic = "expected"             # expected | majority (the published majority-of-samples statistic)
+    baseline = "group"                 # what "the persona helps" is judged against: group | no_persona
+    respondent_col = "respondent"      # column names in the respondent file
+    group_col = "country"
+    attributes = ["age_group"]         # demographic columns (default: every other non-item column)
+    missing_codes = [-99, "DK"]        # answer codes meaning "no answer" (dropped and counted)
+
     [[claims]]                         # any number of claims, audited over every specification
     kind = "closer"                    # closer | closest_group | steering_raises | human_proxy | higher_position
     model = "gpt-4o"                   #   | contrast | trend | equivalent | correlation (general claims, below)
@@ -83,7 +93,7 @@ if TYPE_CHECKING:
 __all__ = ["AuditDesign", "load_design"]
 
 _TOP = {"title", "seed", "n_resamples", "n_permutations", "confidence_level", "metrics", "alignment",
-        "stability", "steering", "domains", "bayes", "claims", "extrapolability", "orders"}
+        "stability", "steering", "domains", "bayes", "claims", "extrapolability", "orders", "persona"}
 _SECTIONS = {
     "alignment": {"against", "group_map"},
     "stability": {"enabled", "factors", "skip", "margin", "flip_margin"},
@@ -92,6 +102,8 @@ _SECTIONS = {
     "domains": {"prefix", "map", "column"},
     "extrapolability": {"enabled", "min_domain_items"},
     "bayes": {"fit", "draws", "tune", "chains", "model", "sensitivity"},
+    "persona": {"reference_respondents", "by", "statistic", "baseline", "respondent_col", "group_col", "attributes",
+                "missing_codes"},
 }
 _CLAIM_KEYS = {"kind", "model", "than", "group", "target", "text", "steer", "baseline", "metric", "a", "b", "cells",
                "x", "models", "decreasing", "groups", "margin", "values", "se", "negative", "method"}
@@ -107,6 +119,8 @@ _TYPES: dict[str, str | dict[str, str]] = {
     "domains": {"prefix": "int", "map": "map", "column": "str"},
     "extrapolability": {"enabled": "bool", "min_domain_items": "int"},
     "bayes": {"fit": "bool", "draws": "int", "tune": "int", "chains": "int", "model": "str", "sensitivity": "bool"},
+    "persona": {"reference_respondents": "str", "by": "strs", "statistic": "str", "baseline": "str",
+                "respondent_col": "str", "group_col": "str", "attributes": "strs", "missing_codes": "levels"},
 }
 _CLAIM_TYPES = {"kind": "str", "model": "str", "than": "str", "group": "str", "target": "str", "text": "str",
                 "steer": "str", "baseline": "level", "metric": "str", "a": "cell", "b": "cell", "cells": "cells",
@@ -119,6 +133,7 @@ _TYPE_WORDS = {
     "bool": ("true or false (TOML booleans, without quotes)", "e.g. {k} = false"),
     "strs": ("a text or a list of texts", 'e.g. {k} = ["format", "template"]'),
     "level": ("a text or a number", 'e.g. {k} = "none"'),
+    "levels": ("a list of texts or numbers", 'e.g. {k} = [-99, "DK"]'),
     "map": ("a table of names to names", 'e.g. {k} = {{ da = "DK", en = "US" }}'),
     "cell": ("a table naming a model and factor levels", 'e.g. {k} = {{ model = "M", language = "hi" }}'),
     "cells": ("a list of cells (tables naming a model and factor levels)",
@@ -137,6 +152,7 @@ def _type_ok(v, kind: str) -> bool:
         "bool": isinstance(v, bool),
         "strs": isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
         "level": scalar,
+        "levels": isinstance(v, list) and all(isinstance(x, (str, int, float)) and not isinstance(x, bool) for x in v),
         "map": isinstance(v, dict) and all(isinstance(x, (str, int, float)) and not isinstance(x, bool)
                                            for x in v.values()),
         "cell": _is_cell(v),
@@ -259,6 +275,7 @@ class AuditDesign:
     extrapolability: dict = field(default_factory=dict)
     bayes: dict = field(default_factory=dict)
     claims: list[dict] = field(default_factory=list)
+    persona: dict = field(default_factory=dict)
     source: str | None = None
 
     @classmethod
@@ -331,6 +348,9 @@ class AuditDesign:
         for k in ("fit", "sensitivity"):
             if not isinstance(out.bayes.get(k, False), bool):
                 raise RobustAlignError(f"{where}: [bayes] `{k}` must be true or false; got {out.bayes[k]!r}.")
+        from robustalign.persona import check_design_persona
+
+        out.persona = check_design_persona(dict(d.get("persona", {})), where)
         claims = d.get("claims", [])
         if not isinstance(claims, list):
             raise RobustAlignError(f"{where}: `claims` must be an array of tables ([[claims]]); got {claims!r}.")
@@ -383,6 +403,9 @@ class AuditDesign:
         for f in (st.get("group_map") or {}).values():
             if f not in groups:
                 fail("[steering] group_map value", f, groups, "a group of the reference")
+        for f in self.persona.get("by") or []:
+            if f not in responses.factors:
+                fail("[persona] by entry", f, list(responses.factors), "a design factor of the responses")
         known_groups = {*groups, *(self.group_map or {}), *(st.get("group_map") or {})}
         for i, c in enumerate(self.claims, 1):
             for key in ("model", "than"):
@@ -503,9 +526,13 @@ def load_design(path: str | Path | None) -> AuditDesign:
         raise RobustAlignError(f"design file {str(p)!r} is not valid TOML: {e}. Fix the syntax at that place "
                                "(strings in double quotes, lists in [ ], tables as [name]).") from None
     try:
-        return AuditDesign.from_dict(d, source=p.name)
+        design = AuditDesign.from_dict(d, source=p.name)
     except RobustAlignError as e:
         msg = str(e)
         if "Fix" not in msg:  # every message ends with what to do
             msg += " Fix the design file (its keys are described in the README and robustalign.report.design)."
         raise RobustAlignError(msg) from None
+    rr = design.persona.get("reference_respondents")
+    if rr is not None and not Path(rr).is_absolute():  # paths in a design file are relative to its folder
+        design.persona["reference_respondents"] = str(p.parent / rr)
+    return design
