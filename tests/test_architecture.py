@@ -152,10 +152,8 @@ LONG: dict[str, int] = {
     "report/audit.py:_alignment_section": 143,
     "simulate.py:simulate": 131,
     "claims/stability.py:_build": 116,
-    "importers/inspect_log.py:read_inspect": 105,
     "resampling/permutation.py:_spread_null": 97,
     "resampling/permutation.py:stratified_permutation_test": 93,
-    "importers/wide_csv.py:read_wide_csv": 89,
     "parsing.py:__init__": 81,
 }
 
