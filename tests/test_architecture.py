@@ -154,7 +154,6 @@ LONG: dict[str, int] = {
     "claims/stability.py:_build": 116,
     "resampling/permutation.py:_spread_null": 97,
     "resampling/permutation.py:stratified_permutation_test": 93,
-    "parsing.py:__init__": 81,
 }
 
 
