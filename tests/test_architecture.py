@@ -148,8 +148,6 @@ LONG: dict[str, int] = {
     "claims/extrapolability.py:assess_dimension_prediction": 154,
     "claims/steerability.py:_assess_compare": 149,
     "claims/stability.py:assess_stability": 148,
-    "report/audit.py:run_audit": 148,
-    "report/audit.py:_alignment_section": 143,
     "simulate.py:simulate": 131,
     "claims/stability.py:_build": 116,
     "resampling/permutation.py:_spread_null": 97,
