@@ -15,7 +15,7 @@ import sys
 __all__ = ["enabled", "progress_bar", "phase"]
 
 #: The rich display on screen, if any (rich allows one live display at a time; nested bars join it).
-_ACTIVE: list = []
+ACTIVE: list = []
 
 
 def _in_notebook() -> bool:
@@ -88,8 +88,8 @@ def progress_bar(total: float | None, description: str, *, progress: bool | None
         TimeRemainingColumn,
     )
 
-    if _ACTIVE:  # a bar inside another (a claim inside an audit step): one more line in the same display
-        prog = _ACTIVE[-1]
+    if ACTIVE:  # a bar inside another (a claim inside an audit step): one more line in the same display
+        prog = ACTIVE[-1]
         task = prog.add_task(description, total=total)
         try:
             yield _Bar(prog, task)
@@ -99,11 +99,11 @@ def progress_bar(total: float | None, description: str, *, progress: bool | None
     cols = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     with Progress(*cols, console=_console(), transient=False) as prog:
-        _ACTIVE.append(prog)
+        ACTIVE.append(prog)
         try:
             yield _Bar(prog, prog.add_task(description, total=total))
         finally:
-            _ACTIVE.remove(prog)
+            ACTIVE.remove(prog)
 
 
 @contextlib.contextmanager

@@ -80,9 +80,9 @@ from robustalign.schema import (
     Reference,
     Responses,
     Scale,
-    _check_table,
-    _code,
-    _isna,
+    as_code,
+    check_table,
+    is_missing,
     make_reference,
     make_scales,
 )
@@ -174,7 +174,7 @@ def _long_form(df: pd.DataFrame, rcol: str, gcol: str, scales: Mapping[str, Scal
         out = df.rename(columns={rcol: "respondent", gcol: "group"})
         out.insert(0, "row", np.arange(len(df)))
         return out[["row", "respondent", "group", "item", "answer", *attrs]], attrs
-    item_cols = [c for c in df.columns if c not in (rcol, gcol) and _code(c) in scales]
+    item_cols = [c for c in df.columns if c not in (rcol, gcol) and as_code(c) in scales]
     if not item_cols:
         raise SchemaError(
             f"{src}: no `item` and `answer` columns (long format) and no column named after an item of the scales "
@@ -222,7 +222,7 @@ def make_respondent_reference(
         if col not in table:
             raise SchemaError(f"{src}: no column {col!r} with the {what}; found {list(table.columns)}. Rename the "
                               f"column or name it (`{'respondent_col' if col == respondent_col else 'group_col'}=`).")
-    _check_table(table, src, [respondent_col, group_col])
+    check_table(table, src, [respondent_col, group_col])
     df, attrs = _long_form(table.reset_index(drop=True), respondent_col, group_col, sc, attributes, src)
     absent = [a for a in attrs if a not in df]
     if absent:
@@ -231,8 +231,8 @@ def make_respondent_reference(
     if na.any():
         raise SchemaError(f"{src}: column `{respondent_col}` is empty at rows {preview(df.loc[na, 'row'].unique())}. "
                           "Give every row its respondent id.")
-    df["respondent"] = df["respondent"].map(_code)
-    df["item"] = df["item"].map(_code)
+    df["respondent"] = df["respondent"].map(as_code)
+    df["item"] = df["item"].map(as_code)
     nog = df["group"].isna()
     if nog.any():
         ids = df.loc[nog, "respondent"].unique()
@@ -254,7 +254,7 @@ def make_respondent_reference(
     log = ExclusionLog()
     df = _answers(df, sc, missing_codes, src, log)
     who = df.drop_duplicates("respondent")[["respondent", "group", *attrs]]
-    allr = table[respondent_col].map(_code).unique()
+    allr = table[respondent_col].map(as_code).unique()
     silent = sorted(set(allr) - set(who["respondent"]))
     if silent:
         log.add(src, "respondent answered no item (every answer empty or missing)", silent, "dropped")
@@ -265,12 +265,12 @@ def make_respondent_reference(
 
 def _answers(df: pd.DataFrame, sc, missing_codes, src: str, log: ExclusionLog) -> pd.DataFrame:
     """Answers as canonical options (``option``, ``_k``); no-answer rows dropped and counted, off-scale refused."""
-    miss_codes = {_code(m) for m in missing_codes}
-    miss = df["answer"].map(lambda v: _isna(v) or _code(v) in miss_codes)
+    miss_codes = {as_code(m) for m in missing_codes}
+    miss = df["answer"].map(lambda v: is_missing(v) or as_code(v) in miss_codes)
     log.add(src, "no answer (empty or a missing code); the respondent is not scored on that item",
             df.loc[miss, "row"].tolist(), "dropped")
     df = df[~miss].copy()
-    df["option"] = df["answer"].map(_code)
+    df["option"] = df["answer"].map(as_code)
     ok = np.array([o in sc[i].options for i, o in zip(df["item"], df["option"])], dtype=bool)
     if not ok.all():
         bad = df[~ok]
@@ -713,7 +713,7 @@ class PersonaResult(AssessmentResult):
 
 def _verdicts(table: pd.DataFrame, keys: list[str], alpha: float, adjust: str) -> pd.DataFrame:
     from robustalign.multiplicity import adjust as adjust_p
-    from robustalign.power import _z
+    from robustalign.power import z_alpha_power
 
     v = table[(table["quantity"] == "persona_gain_agreement") & table["level"].isin(["group", "all groups"])]
     v = v.reset_index(drop=True).copy()
@@ -735,7 +735,7 @@ def _verdicts(table: pd.DataFrame, keys: list[str], alpha: float, adjust: str) -
             needed.append(np.nan)
         else:
             # power at the per-test level of a Bonferroni split of the family (Holm is at least as powerful)
-            z = _z(alpha / max(len(v), 1), 0.8, True)
+            z = z_alpha_power(alpha / max(len(v), 1), 0.8, True)
             f = (z * r["std_error"] / abs(r["estimate"])) ** 2 if r["estimate"] else np.inf
             n_items = float(np.ceil(f * r["n_items"])) if np.isfinite(f) else np.nan
             verdict.append(VERDICTS[2])
@@ -812,12 +812,12 @@ def persona_report_section(result: PersonaResult) -> tuple[pd.DataFrame, pd.Data
 def persona_section(responses: Responses, respondents: RespondentReference, by: Sequence[str] = (), *, part: str,
                     level: float = 0.95, **_):
     """The audit report's persona section (:func:`robustalign.report.run_audit` with ``persona=``)."""
-    from robustalign.report.audit import Section, _headline, _vrows
+    from robustalign.report.audit import Section, headline, verdict_rows
 
     res = assess_persona(responses, respondents, by=by, confidence_level=level)
     est, verdicts = persona_report_section(res)
     keys = ["model", *res.provenance["by"]]
-    disp = [(f"{q.replace('_', ' ')} per group", _headline(est[est["quantity"] == q], [*keys, "group"],
+    disp = [(f"{q.replace('_', ' ')} per group", headline(est[est["quantity"] == q], [*keys, "group"],
                                                              ["n_items", "n_respondents", "p_value"]))
             for q in ("agreement", "agreement_group_baseline", "persona_gain_agreement",
                       "persona_gain_agreement_vs_no_persona") if (est["quantity"] == q).any()]
@@ -828,5 +828,5 @@ def persona_section(responses: Responses, respondents: RespondentReference, by: 
     tables = {"persona": res.to_frame(), "persona_respondents": res.respondent_frame()}
     notes = [f"Excluded from persona scores: {e['n_rows']} rows ({e['reason']})."
              for _, e in res.evidence["exclusions"].to_frame().iterrows()]
-    return Section("persona", "Persona experiment (respondent level)", intro, _vrows(part, "persona helps", verdicts,
+    return Section("persona", "Persona experiment (respondent level)", intro, verdict_rows(part, "persona helps", verdicts,
                    [*keys, "group"]), tables, disp, [], results={"persona": res}, notes=notes)

@@ -144,12 +144,14 @@ class Scale:
 
 def _split(value) -> list[str]:
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_code(v) for v in value]
+        return [as_code(v) for v in value]
     return [s.strip() for s in str(value).split("|")]
 
 
-def _code(v) -> str:
-    """Canonical string form of an option code (``1.0`` and ``1`` are the same code)."""
+def as_code(v: object) -> str:
+    """Canonical string form of an option code (``1.0`` and ``1`` are the same code).
+
+    Internal: shared with robustalign.persona."""
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v).strip()
@@ -171,9 +173,9 @@ def make_scales(table: pd.DataFrame | Mapping[str, Scale]) -> dict[str, Scale]:
     if isinstance(table, Mapping):
         return dict(table)
     _require(table, ["item", "options", "ordinal"], "scales", fix="one row per item")
-    _check_table(table, "scales", ["item", "options", "ordinal"], lists=("options", "labels"))
+    check_table(table, "scales", ["item", "options", "ordinal"], lists=("options", "labels"))
     _no_nan(table, ["item", "options"], "scales")
-    keys = table["item"].map(_code)
+    keys = table["item"].map(as_code)
     dup = keys[keys.duplicated()]
     if len(dup):
         raise SchemaError(
@@ -183,15 +185,16 @@ def make_scales(table: pd.DataFrame | Mapping[str, Scale]) -> dict[str, Scale]:
     out = {}
     for i, r in table.iterrows():
         opts = _split(r["options"])
-        labels = _split(r["labels"]) if "labels" in table and not _isna(r["labels"]) else opts
+        labels = _split(r["labels"]) if "labels" in table and not is_missing(r["labels"]) else opts
         try:
-            out[_code(r["item"])] = Scale(tuple(opts), tuple(labels), _as_bool(r["ordinal"], f"scales row {i}"))
+            out[as_code(r["item"])] = Scale(tuple(opts), tuple(labels), _as_bool(r["ordinal"], f"scales row {i}"))
         except SchemaError as e:
             raise SchemaError(f"scales row {i} (item {r['item']!r}): {e}") from None
     return out
 
 
-def _isna(v) -> bool:
+def is_missing(v: object) -> bool:
+    """None, NaN or pd.NA. Internal: shared with robustalign.persona."""
     return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
 
 
@@ -324,11 +327,11 @@ def make_reference(
     log = ExclusionLog()
     df = _reference_columns(shares.copy(), group_col)
     _require(df, ["item", "group", "option", "share"], "reference", fix="one row per item x group x option")
-    _check_table(df, "reference", ["item", "group", "option", "share"])
+    check_table(df, "reference", ["item", "group", "option", "share"])
     _no_nan(df, ["item", "group", "option", "share"], "reference")
-    df["item"] = df["item"].map(_code)
+    df["item"] = df["item"].map(as_code)
     df["group"] = df["group"].astype(str)
-    df["option"] = df["option"].map(_code)
+    df["option"] = df["option"].map(as_code)
     df["share"] = pd.to_numeric(df["share"], errors="coerce")
     bad = df.index[df["share"].isna() | (df["share"] < 0) | (df["share"] > 1 + share_tol)]
     if len(bad):
@@ -377,7 +380,7 @@ def _reference_scales(df: pd.DataFrame, scales: pd.DataFrame | Mapping[str, Scal
             )
         rows = []
         for item, g in df.groupby("item", sort=False):
-            opts = sorted(g["option"].unique(), key=_sort_key)
+            opts = sorted(g["option"].unique(), key=sort_key)
             rows.append({"item": item, "options": opts, "ordinal": g["ordinal"].iloc[0]})
         scales_d = make_scales(pd.DataFrame(rows))
     else:
@@ -501,7 +504,7 @@ class Responses:
         return sorted(self.data["item"].unique())
 
     def levels(self, factor: str) -> list:
-        return sorted(self.data[factor].unique(), key=_sort_key)
+        return sorted(self.data[factor].unique(), key=sort_key)
 
     def subset(self, items: Sequence[str] | None = None, models: Sequence[str] | None = None,
                **levels) -> Responses:
@@ -533,12 +536,12 @@ class Responses:
                               f"{list(self.factors)} (items and models: `items=`, `models=`).")
         want = [want] if isinstance(want, (str, int, float, np.integer, np.floating)) else list(want)
         codes, uniq = pd.factorize(self.data[factor])
-        text = [_code(u) for u in uniq]
+        text = [as_code(u) for u in uniq]
         hit = np.zeros(len(uniq) + 1, bool)  # the last slot stays False (codes of missing values are -1)
         for w in want:
-            match = [j for j, u in enumerate(uniq) if u == w or text[j] == _code(w)]
+            match = [j for j, u in enumerate(uniq) if u == w or text[j] == as_code(w)]
             if not match:
-                valid = sorted(map(str, uniq), key=_sort_key)
+                valid = sorted(map(str, uniq), key=sort_key)
                 raise SchemaError(f"subset: level {w!r} of factor {factor!r} is not in the responses; its levels "
                                   f"are {preview(valid, 20)}. Pick one of these (e.g. `{factor}={valid[0]!r}`).")
             hit[match] = True
@@ -659,7 +662,7 @@ def make_responses(
     log = ExclusionLog()
     df = responses.reset_index(drop=True).copy()
     _require(df, ["model", "item"], "responses", fix="one row per stored answer")
-    _check_table(df, "responses", ["model", "item"])
+    check_table(df, "responses", ["model", "item"])
     _refuse_reserved(df)
     kind_in, answer_cols = _answer_kind(df)
     if scales is None:
@@ -735,10 +738,10 @@ def _code_labels(df: pd.DataFrame, factors: list[str], order_column: str | None,
     _no_nan(df, ["model", "item", *factors], "responses")
     _no_nested(df, ["model", "item", *[f for f in factors if f != "option_order"]], "responses")
     df["model"] = df["model"].astype(str)
-    df["item"] = _map_unique(df["item"], _code)
+    df["item"] = _map_unique(df["item"], as_code)
     if PERSONA in df and PERSONA not in factors:  # the respondent a row role-plays (empty: no persona)
         _no_nested(df, [PERSONA], "responses")
-        df[PERSONA] = _map_unique(df[PERSONA], lambda v: None if _isna(v) else _code(v)).astype(object)
+        df[PERSONA] = _map_unique(df[PERSONA], lambda v: None if is_missing(v) else as_code(v)).astype(object)
     if (order_column is None) != (order_map is None):
         raise SchemaError("responses: orders given as labels need both `order_column` (the column of labels) and "
                           "`order_map` (label -> order shown); got only one of them.")
@@ -880,7 +883,7 @@ def _to_canonical(df: pd.DataFrame, kind_in: str, answer_cols: list[str], scales
 
 def _canonical_answers(df: pd.DataFrame, scales: Mapping[str, Scale]) -> None:
     """``answer`` holds canonical codes already: check them against the scale (adds option, status)."""
-    codes = _map_unique(df["answer"], lambda v: None if _isna(v) else _code(v))
+    codes = _map_unique(df["answer"], lambda v: None if is_missing(v) else as_code(v))
     na = codes.isna()
     if na.any():
         raise SchemaError(
@@ -928,7 +931,7 @@ def _canonical_texts(df: pd.DataFrame, inv: np.ndarray, first_items: np.ndarray,
     from robustalign.parsing import PARSER_VERSION, parse_answer
 
     options, statuses, rules = [], [], []
-    texts = _map_unique(df["raw_text"], lambda t: "" if _isna(t) else str(t))
+    texts = _map_unique(df["raw_text"], lambda t: "" if is_missing(t) else str(t))
     ti, tf = _pair_codes(inv, texts)  # each distinct (item, order shown, text) is parsed once
     for r in tf:
         item, s_ = first_items[inv[r]], shown_u[inv[r]]
@@ -1045,8 +1048,10 @@ def _require(df: pd.DataFrame, cols: Iterable[str], table: str, *, fix: str) -> 
         )
 
 
-def _check_table(df: pd.DataFrame, table: str, needed: Sequence[str], lists: Sequence[str] = ()) -> None:
-    """A table has rows, no index column written by pandas, and no nested values in its key columns."""
+def check_table(df: pd.DataFrame, table: str, needed: Sequence[str], lists: Sequence[str] = ()) -> None:
+    """A table has rows, no index column written by pandas, and no nested values in its key columns.
+
+    Internal: shared with robustalign.persona."""
     dup = df.columns[df.columns.duplicated()]
     if len(dup):
         raise SchemaError(f"{table}: column names appear more than once: {preview(dup.unique())}. Rename or remove "
@@ -1164,7 +1169,8 @@ def _group_codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFr
     return g.ngroup().to_numpy(), g.size().index.to_frame(index=False)
 
 
-def _sort_key(v):
+def sort_key(v: object) -> tuple[int, float, str]:
+    """Sort key of a level or option code: numbers numerically, then texts. Internal: shared with claims/."""
     s = str(v)
     try:
         return (0, float(s), s)

@@ -576,7 +576,7 @@ def assess_extrapolability(
     higher with JS similarity on every domain); the human benchmark has the same property.
     Spearman's correlation is symmetric, so each unordered domain pair is one statistic.
     """
-    from robustalign.scoring import ESTIMANDS, _not_estimable_message, item_scores
+    from robustalign.scoring import ESTIMANDS, item_scores, not_estimable_message
 
     by_l = [by] if isinstance(by, str) else list(by)
     if not by_l:
@@ -597,7 +597,7 @@ def assess_extrapolability(
     scores = item_scores(responses, reference, metric=metric, by=by_l, against=against,
                          group_map=group_map, groups=groups, estimand=estimand)
     if scores.empty and scores.attrs.get("n_not_estimable", 0):
-        raise ValueError(_not_estimable_message(metric, scores.attrs, by_l))
+        raise ValueError(not_estimable_message(metric, scores.attrs, by_l))
     if scores.empty:
         raise ValueError("no item could be scored: check that responses and reference share items and groups.")
     est_info = {k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers") if k in scores.attrs}

@@ -329,10 +329,10 @@ def assess_steerability(
 
 def _estimable(sc: pd.DataFrame, metric: str, cells: list, prov: dict) -> None:
     """Record how many cells were too small for the estimand; refuse when none was scorable."""
-    from robustalign.scoring import _not_estimable_message
+    from robustalign.scoring import not_estimable_message
 
     if sc.empty and sc.attrs.get("n_not_estimable", 0):
-        raise ValueError(_not_estimable_message(metric, sc.attrs, cells))
+        raise ValueError(not_estimable_message(metric, sc.attrs, cells))
     prov.update({k: sc.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers") if k in sc.attrs})
 
 
@@ -350,7 +350,7 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
                  centre_groups, alternative, alpha, adjust_method, level, n_resamples, n_permutations, gen,
                  prov, validity):
     from robustalign.metrics import METRICS, mean_position
-    from robustalign.scoring import _pad, human_profiles, item_scores
+    from robustalign.scoring import human_profiles, item_scores, pad_options
 
     levels = ([baseline] if has_baseline else []) + targets
     L0 = 1 if has_baseline else 0
@@ -398,7 +398,7 @@ def _assess_full(responses, reference, by, steer, targets, targets_ref, has_base
         raise ValueError(f"`centre_groups` {bad} are not reference groups; groups are {reference.groups}.")
     H = reference.array(items, targets_ref)  # (Q, R, K)
     kmax = max(Pm.shape[-1], H.shape[-1])
-    Pm, H = _pad(Pm, kmax), _pad(H, kmax)
+    Pm, H = pad_options(Pm, kmax), pad_options(H, kmax)
     mu_h = np.where(ordinal[:, None], human_profiles(reference, items, groups_all), np.nan)  # (Q, G)
     mu_bar = nanmean(mu_h, axis=1)  # (Q,)
     dev = np.where(ordinal[:, None], human_profiles(reference, items, targets_ref), np.nan) - mu_bar[:, None]

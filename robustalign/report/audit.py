@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -177,12 +177,14 @@ def ci(est, lo, hi, d: int = 3, reason: str = "") -> str:
     return fmt_interval(est, lo, hi, d, reason)
 
 
-def _vrows(part, assessment, frame, unit_cols, column_keys=()) -> pd.DataFrame:
+def verdict_rows(part: str, assessment: str, frame: pd.DataFrame | None, unit_cols: Sequence[str],
+                 column_keys: Sequence[str] = ()) -> pd.DataFrame:
     """Verdict rows in the report's shape from a result's ``verdicts`` frame.
 
     The frame's ``estimate, conf_low, ...`` columns (:data:`NUMBER_COLUMNS`), where present, are the
     verdict's key number. In the summary grid the row is the unit without ``column_keys``, the column the
-    assessment with them (e.g. row = model, column = "stability (language)").
+    assessment with them (e.g. row = model, column = "stability (language)"). Internal: shared with the
+    persona and preferences sections.
     """
     from robustalign.report.words import plain
 
@@ -225,8 +227,10 @@ def _key_numbers(verdicts: pd.DataFrame, frame: pd.DataFrame, keys: list[str], q
     return v.merge(sub, on=keys, how="left") if keys else v
 
 
-def _headline(frame: pd.DataFrame, keys: list[str], extra: list[str] = ()) -> pd.DataFrame:
-    """Display table: keys, ``estimate [interval]`` and any extra columns (rounded for reading only)."""
+def headline(frame: pd.DataFrame, keys: list[str], extra: list[str] = ()) -> pd.DataFrame:
+    """Display table: keys, ``estimate [interval]`` and any extra columns (rounded for reading only).
+
+    Internal: shared with the persona and preferences sections."""
     if frame is None or not len(frame):
         return pd.DataFrame()
     keys = [k for k in keys if k in frame.columns]
@@ -289,7 +293,8 @@ class _Progress:
             self._cur = None
 
 
-def _versions(bayes: bool) -> dict:
+def package_versions(bayes: bool) -> dict[str, str]:
+    """Versions of Python, the platform and the packages behind the numbers. Internal: for provenance."""
     import platform
     import sys
     from importlib.metadata import PackageNotFoundError, version
@@ -517,8 +522,8 @@ def _run_accuracy(run: _AuditRun) -> None:
                                      rng=keyed_stream(run.gen, "accuracy"), n_resamples=run.nres,
                                      n_permutations=run.nperm, confidence_level=run.common["level"])
         run.sections.append(Section("accuracy", "Accuracy against a gold answer per culture", "",
-                                    _vrows(run.common["part"], "accuracy", acc_v, ["claim", "model", "model_b"]),
-                                    {"accuracy": acc}, [("Accuracy", _headline(acc, ["quantity", "model", "culture"]))]))
+                                    verdict_rows(run.common["part"], "accuracy", acc_v, ["claim", "model", "model_b"]),
+                                    {"accuracy": acc}, [("Accuracy", headline(acc, ["quantity", "model", "culture"]))]))
 
 
 def _run_claims(run: _AuditRun) -> None:
@@ -567,7 +572,7 @@ def _assemble(responses, reference, design, record, sections, not_run, fits, pr,
                 "metrics": list(design.metrics), "against": against, "design_file": design.source}
     hashes = {"responses": responses.data_hash(), "reference": None if reference is None else reference.data_hash()}
     p = AuditPart(part_name, desc, sections, excl, hashes, settings, not_run, fits, pr.timings, prefix)
-    prov = {"versions": _versions(bool(fits)), "parts": [{"title": part_name, **settings, "data_hash": hashes}]}
+    prov = {"versions": package_versions(bool(fits)), "parts": [{"title": part_name, **settings, "data_hash": hashes}]}
     return AuditReport(title or design.title or part_name, [p], prov)
 
 
@@ -626,9 +631,9 @@ def _alignment_section(responses: Responses, reference: Reference, design: Audit
     rows = closest_model_verdicts(results[m0], tables["alignment_ranks"].query("metric == @m0"),
                                   tab[tab["metric"] == m0], metric=m0, n_items=len(responses.items),
                                   confidence_level=level)
-    verdicts = _vrows(part, "closest model", rows, ["group"])
+    verdicts = verdict_rows(part, "closest model", rows, ["group"])
     key_cols = [c for c in ["model", against, "group"] if c]
-    display = [(f"Alignment ({m}) per model x group", _headline(tab[tab["metric"] == m], key_cols))
+    display = [(f"Alignment ({m}) per model x group", headline(tab[tab["metric"] == m], key_cols))
                for m in metrics]
     display.append(_rank_display(tables["alignment_ranks"], m0))
     figs = _alignment_figures(responses, results, against, level, pairs="alignment_pairwise" in tables)
@@ -827,17 +832,17 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
                            progress=progress)  # a line per unit x factor: no long silence on big data
     f = res.to_frame()
     by = res.provenance["by"]
-    verdicts = _vrows(part, "stability", _stability_words(_key_numbers(res.verdicts, f, [by, "factor"],
+    verdicts = verdict_rows(part, "stability", _stability_words(_key_numbers(res.verdicts, f, [by, "factor"],
                                                                        "factor_effect"), margin_source(design, reference),
                                                         1 - level),
                       [by, "factor"], column_keys=["factor"])
     margin_src = margin_source(design, reference)
     disp = [(f"Factor effects (average) and item-level effects{' against ' + margin_src if margin_src else ''}",
-             _headline(f[f["quantity"].isin(["factor_effect", "item_level_sd", "human_between_group_sd"])],
+             headline(f[f["quantity"].isin(["factor_effect", "item_level_sd", "human_between_group_sd"])],
                        [by, "factor", "quantity"], ["p_adjusted"])),
             ("Modal flip rates between levels against their noise floor (expected flip rate under no effect at "
              "the sampled answers per cell)",
-             _headline(f[f["quantity"].isin(["flip_rate_mean", "flip_noise_floor", "retest_flip_rate"])],
+             headline(f[f["quantity"].isin(["flip_rate_mean", "flip_noise_floor", "retest_flip_rate"])],
                        [by, "factor", "quantity"], ["p_value"]))]
     figs = [FigureSpec("stability_factor_effects", "Each model's factor effect with its interval against the "
                        "margin (grey: ± the margin for a difference of two levels, [0, margin] for an SD across "
@@ -850,7 +855,7 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
     if len(pb):
         disp.insert(1, ("Position bias (change in an option's share when it is shown first / last rather than "
                         "elsewhere) - not the same as the content-order effect above (shift of mean canonical "
-                        "position)", _headline(pb, [by, "factor", "position"], ["p_value"])))
+                        "position)", headline(pb, [by, "factor", "position"], ["p_value"])))
         figs.append(FigureSpec("stability_position_bias", "Position bias (first shown option) beside the "
                                "content-order effect (shift of mean canonical position), per model.",
                                lambda: _plots().plot_position_bias(res)))
@@ -894,7 +899,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
         f = res.to_frame()
         q = ["gain_mean", "specificity_mean", "identification_auc", "exaggeration_slope_pooled",
              "structure_mantel_r"]
-        disp = [("Steering: headline quantities", _headline(f[f["quantity"].isin(q)], [*by, "quantity"],
+        disp = [("Steering: headline quantities", headline(f[f["quantity"].isin(q)], [*by, "quantity"],
                                                              ["p_adjusted"]))]
         cells = res.verdicts[by].drop_duplicates().to_dict("records")
         figs = [FigureSpec(f"steering_matrix_{i + 1}", "Steering matrix of " + ", ".join(f"{k} = {v}" for k, v in
@@ -910,7 +915,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
                  + ("Gains are over the unsteered prompt." if res.provenance.get("gain_available") else
                     "There is no unsteered prompt, so gains are undefined; specificity compares the target's prompt "
                     "with other targets' prompts."))
-        out.append(Section("steerability", "Steerability", intro, _vrows(part, "steerability",
+        out.append(Section("steerability", "Steerability", intro, verdict_rows(part, "steerability",
                            _key_numbers(res.verdicts, f, by, "specificity_mean"), by),
                            {"steerability": f}, disp, figs, results={"steerability": res}))
     if st.get("compare"):
@@ -924,13 +929,13 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
                                       n_resamples=n_resamples, n_permutations=n_permutations, rng=g)
             f = res.to_frame()
             name = f"steering_comparison_{m}"
-            disp = [(f"{a} vs {b} steering ({m})", _headline(f, [*by, "quantity"], ["p_value", "p_adjusted"]))]
+            disp = [(f"{a} vs {b} steering ({m})", headline(f, [*by, "quantity"], ["p_value", "p_adjusted"]))]
             figs = [FigureSpec(name, f"Alignment under {a} minus {b} steering ({m}) per cell, with intervals.",
                                lambda r=res: _plots().plot_steering_gains(r))]
             intro = (f"Paired comparison: does steering toward {a} targets align better than toward {b} targets "
                      f"({col}), item by item, on {m}?")
             out.append(Section(name, f"Steering: {a} vs {b} ({m})", intro,
-                               _vrows(part, f"{a} vs {b} steering ({m})",
+                               verdict_rows(part, f"{a} vs {b} steering ({m})",
                                       _key_numbers(res.verdicts, f, by, [q for q in f["quantity"].unique()
                                                                          if str(q).endswith("difference")]), by), {name: f}, disp, figs,
                                results={name: res}))
@@ -941,7 +946,7 @@ def _not_estimable_section(key, title, part, by, err, fix) -> Section:
     """A section that says why its assessment was not run (a nonlinear metric from too few answers per cell)
     instead of reporting a number biased by the number of answers."""
     return Section(key, title, f"Not estimated: {err} In the design file, {fix} gives a metric that is.",
-                   _vrows(part, title, None, by), notes=[str(err)])
+                   verdict_rows(part, title, None, by), notes=[str(err)])
 
 
 def _domains(design, responses, reference, item_table):
@@ -983,7 +988,7 @@ def _extrapolability_section(responses, reference, design, domains, against, gen
     by = res.provenance.get("by", ["model"]) if isinstance(res.provenance.get("by"), list) else ["model"]
     sel = f[f["quantity"].isin(["transfer_delta", "split_half_reliability", "reliability_delta"])]
     keys = [c for c in [*by, "subject", "domain_a", "domain_b", "quantity"] if c in f.columns]
-    disp = [("Transfer and reliability against humans", _headline(sel, keys, ["p_adjusted"]))]
+    disp = [("Transfer and reliability against humans", headline(sel, keys, ["p_adjusted"]))]
     figs = []
     if res.plotter is not None:
         figs.append(FigureSpec("extrapolability", "Transfer of alignment across held-out domains and split-half "
@@ -992,7 +997,7 @@ def _extrapolability_section(responses, reference, design, domains, against, gen
     intro = (f"Does alignment measured on one domain of items carry over to held-out domains ({ndom} domains), "
              "as it does for human groups?")
     return Section("extrapolability", "Extrapolability to held-out items", intro,
-                   _vrows(part, "extrapolability", _transfer_numbers(res.verdicts, f, by), by), {"extrapolability": f}, disp, figs,
+                   verdict_rows(part, "extrapolability", _transfer_numbers(res.verdicts, f, by), by), {"extrapolability": f}, disp, figs,
                    results={"extrapolability": res})
 
 
@@ -1002,7 +1007,7 @@ def _validity_section(responses, factors, *, part, n_resamples, n_permutations, 
     cond = factors[0] if factors else None
     res = validity_rates(responses, by=("model",), condition=cond, confidence_level=level)
     f = res.to_frame()
-    disp = [("Valid-answer rate per cell", _headline(f, ["model", *([cond] if cond else [])], ["n"]))]
+    disp = [("Valid-answer rate per cell", headline(f, ["model", *([cond] if cond else [])], ["n"]))]
     figs = [FigureSpec("validity", "Share of answers the parser could read as exactly one option, with Wilson "
                        "intervals.", lambda: _plots().plot_rates(res))]
     notes = [res.summary()]
@@ -1024,11 +1029,11 @@ def _claim_section(responses, reference, claim, i, gen, *, part, n_resamples, n_
     joint = res.evidence.get("joint", {})
     v["estimate"] = joint.get("median_effect", np.nan)  # median margin across specifications
     v["p_value"] = joint.get("p_median_greater", np.nan)  # the joint test in the claimed direction
-    verdicts = _vrows(part, f"claim {i}", v, ["claim"])
+    verdicts = verdict_rows(part, f"claim {i}", v, ["claim"])
     keys = [c for c in f.columns if c in res.evidence["specifications"].columns]
     best = f.sort_values("estimate")
     disp = [(f"Claim {i}: the specifications with the lowest and highest margins",
-             _headline(pd.concat([best.head(3), best.tail(3)]), keys, ["p_adjusted"]))]
+             headline(pd.concat([best.head(3), best.tail(3)]), keys, ["p_adjusted"]))]
     name = f"claim_{i}"
     figs = [FigureSpec(f"{name}_specification_curve", f"Specification curve of claim {i} ('{claim.text}'): the "
                        "claim's margin with its interval under every admissible specification, sorted; the choices "
@@ -1049,7 +1054,7 @@ def association_section(result, *, part: str = "", key: str = "correlation") -> 
                    "corrected for each unit's measurement error, with a permutation test and the units needed.",
                    verdicts, {f"{key}_estimates": result.to_frame(), f"{key}_units": units,
                               f"{key}_power": result.evidence["power"]},
-                   [("Correlation estimates", _headline(disp, ["quantity", "method"], ["p_value"])),
+                   [("Correlation estimates", headline(disp, ["quantity", "method"], ["p_value"])),
                     ("Both quantities per unit", units.round(3))], results={key: result})
 
 
@@ -1095,9 +1100,9 @@ def _bayes_section(responses, reference, design, factors, gen, *, part, n_resamp
                              "reason": f"cutpoints='offset' fit: {alt.summary()} Its numbers are not used."})
         else:
             notes.append("Sensitivity fit not run: it needs the ordinal response model with human counts.")
-    verdicts = _vrows(part, "Bayesian model", pd.DataFrame(rows), ["unit"]) if rows else None
+    verdicts = verdict_rows(part, "Bayesian model", pd.DataFrame(rows), ["unit"]) if rows else None
     si = vs[vs["component"] == "stability_index"]
-    disp = [("Stability index (content share of the latent variance) per model", _headline(si, ["model"]))]
+    disp = [("Stability index (content share of the latent variance) per model", headline(si, ["model"]))]
     figs = [FigureSpec("bayes_variance_shares", "Share of the latent variance of each model's answers by component, "
                        f"with {level:.0%} posterior intervals.", lambda: _plots().plot_variance_shares(fit))]
     info = {"model": kind, "converged": fit.converged, "summary": fit.summary(), "gate": fit.gate,
