@@ -85,6 +85,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "PARSER_VERSION", "PRIMARY_RULES", "FALLBACK_RULES", "ParseResult", "parse_answer", "parse_answers",
@@ -569,7 +573,7 @@ def _echo_groups(mentions: list[_Mention], t: str, k: int) -> set[int]:
 
     run: list[int] = []
     for idx in starts:
-        if run and mentions[idx].position == mentions[run[-1]].position + 1:
+        if run and mentions[idx].position == cast(int, mentions[run[-1]].position) + 1:  # starts have one
             run.append(idx)
         else:
             flush(run)
@@ -670,7 +674,7 @@ def parse_answer(text: str, labels: Sequence[str]) -> ParseResult:
     return ParseResult(None, "unparseable", "options_listed" if had_echo else "no_option")
 
 
-def parse_answers(texts: Iterable[str], labels: Sequence[str]):
+def parse_answers(texts: Iterable[str], labels: Sequence[str]) -> pd.DataFrame:
     """Parse many completions shown with the same options.
 
     Returns a :class:`pandas.DataFrame` with columns ``position`` (nullable Int64), ``status`` and

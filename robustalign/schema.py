@@ -256,7 +256,7 @@ class Reference:
         out[ix, gx, kx] = s["share"].to_numpy()
         return out if len(uniq) == len(groups) else out[:, [gg[g] for g in groups], :]
 
-    def n_array(self, items=None, groups=None) -> np.ndarray:
+    def n_array(self, items: Sequence[str] | None = None, groups: Sequence[str] | None = None) -> np.ndarray:
         """Respondent counts as an (items, groups) array, NaN where unknown or absent."""
         items = list(self.items if items is None else items)
         groups = list(self.groups if groups is None else groups)
@@ -270,7 +270,8 @@ class Reference:
     def ordinal(self, items: Sequence[str]) -> np.ndarray:
         return np.array([self.scales[i].ordinal for i in items])
 
-    def subset(self, items=None, groups=None, *, group=None) -> Reference:
+    def subset(self, items: str | Sequence[str] | None = None, groups: str | Sequence[str] | None = None, *,
+               group: str | Sequence[str] | None = None) -> Reference:
         """The shares of some items and/or groups (``group=`` is the same as ``groups=``, e.g.
         ``ref.subset(group="IN")``); names not in the reference raise with the valid ones."""
         if group is not None:
@@ -507,7 +508,7 @@ class Responses:
         return sorted(self.data[factor].unique(), key=sort_key)
 
     def subset(self, items: Sequence[str] | None = None, models: Sequence[str] | None = None,
-               **levels) -> Responses:
+               **levels: object) -> Responses:
         """The rows of some items, models and/or levels of design factors.
 
         ``resp.subset(language="hi")``, ``resp.subset(country=["IN", "US"], models=["m1"])``: each keyword
@@ -525,8 +526,8 @@ class Responses:
                 raise SchemaError(f"subset: {col}s {unknown[:5]} are not in the responses; "
                                   f"they have {len(self.data[col].unique())} {col}s, e.g. {sorted(self.data[col].unique())[:5]}.")
             keep &= self.data[col].isin(want).to_numpy()
-        for factor, want in levels.items():
-            keep &= self._level_mask(factor, want)
+        for factor, level in levels.items():
+            keep &= self._level_mask(factor, level)
         return Responses(self.data[keep].reset_index(drop=True), self.factors, self.kind, self.scales, self.exclusions)
 
     def _level_mask(self, factor: str, want) -> np.ndarray:
@@ -588,7 +589,7 @@ class Responses:
             codes, keys = _group_codes(v, by)
             counts = np.zeros((len(keys), kmax))
             np.add.at(counts, (codes, kidx), 1.0)
-            n = counts.sum(1)
+            n: np.ndarray = counts.sum(1)
             keys["n"] = n.astype(int)
             return keys, counts / n[:, None]
         if self.kind == "prob":

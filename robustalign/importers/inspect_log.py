@@ -61,6 +61,8 @@ import pandas as pd
 
 from robustalign._errors import SchemaError, preview
 from robustalign.importers._common import (
+    Paths,
+    ScalesLike,
     attach,
     check_factor_names,
     expand_paths,
@@ -83,10 +85,10 @@ _OPTION_LINE = re.compile(r"^(?P<mark>[A-Z]|[1-9][0-9]*)\) (?P<text>.*)$")
 
 
 def read_inspect(
-    logs,
+    logs: Paths,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     item_field: str = "id",
     factor_fields: Sequence[str] | None = None,
     scorer: str | None = None,
@@ -172,7 +174,7 @@ class _SampleReader:
                 f"{where}: field `choices` is empty. robustalign imports multiple-choice samples: give each "
                 "Sample its options in `choices` and use the multiple_choice() solver."
             )
-        row = {"model": model, "item": _item(s, self.item_field, where)}
+        row: dict[str, Any] = {"model": model, "item": _item(s, self.item_field, where)}
         meta = {k: v for k, v in (s.metadata or {}).items() if not (self.item_field != "id" and k == self.item_field)}
         for k, v in meta.items():
             if k not in self.meta_keys:
@@ -267,12 +269,12 @@ def _add_run_factors(rows: list[dict], run_info: list[dict], fields: list[str]) 
 
 
 def from_inspect(
-    logs,
+    logs: Paths,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     drop_unreferenced: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> Responses:
     """Read Inspect eval logs and validate them into :class:`~robustalign.Responses`.
 

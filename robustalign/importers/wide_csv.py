@@ -34,24 +34,26 @@ column order.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from robustalign._errors import SchemaError
-from robustalign.importers._common import attach, check_factor_names, finish, scales_from
+from robustalign.importers._common import ScalesLike, attach, check_factor_names, finish, scales_from
 from robustalign.schema import SHARE_TOL, ExclusionLog, Reference, Responses, Scale
 
 __all__ = ["from_wide_csv", "read_wide_csv"]
 
 
 def read_wide_csv(
-    path,
+    path: str | os.PathLike[str] | pd.DataFrame,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     values: str = "auto",
     option_prefix: str = "opt_",
 ) -> pd.DataFrame:
@@ -185,12 +187,12 @@ def _count_rows(df: pd.DataFrame, base: pd.DataFrame, X: np.ndarray, codes: list
 
 
 def from_wide_csv(
-    path,
+    path: str | os.PathLike[str] | pd.DataFrame,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     drop_unreferenced: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> Responses:
     """Read a wide CSV and validate it into :class:`~robustalign.Responses`; see :func:`read_wide_csv`."""
     df = read_wide_csv(path, reference, scales=scales, **kwargs)

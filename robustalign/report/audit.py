@@ -21,11 +21,13 @@ and the report only arranges them.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +38,7 @@ from robustalign._rng import RngLike
 from robustalign.report.design import AuditDesign
 
 if TYPE_CHECKING:
+    from robustalign.claims.preferences import PairwiseChoices
     from robustalign.schema import Reference, Responses
 
 __all__ = ["AuditPart", "AuditReport", "FigureSpec", "Section", "run_audit", "run_example_audit"]
@@ -148,7 +151,8 @@ class AuditReport:
 
         return "\n".join(verdict_lines(self))
 
-    def write(self, out_dir, *, force: bool = False, progress: Callable[[str], None] | None = None):
+    def write(self, out_dir: str | os.PathLike[str], *, force: bool = False,
+              progress: Callable[[str], None] | None = None) -> Path:
         """Write ``report.html`` (self-contained), ``report.md``, one CSV per table, figures as PDF and PNG.
 
         An existing non-empty directory is refused unless ``force=True``. Returns the directory path.
@@ -227,7 +231,7 @@ def _key_numbers(verdicts: pd.DataFrame, frame: pd.DataFrame, keys: list[str], q
     return v.merge(sub, on=keys, how="left") if keys else v
 
 
-def headline(frame: pd.DataFrame, keys: list[str], extra: list[str] = ()) -> pd.DataFrame:
+def headline(frame: pd.DataFrame, keys: list[str], extra: Sequence[str] = ()) -> pd.DataFrame:
     """Display table: keys, ``estimate [interval]`` and any extra columns (rounded for reading only).
 
     Internal: shared with the persona and preferences sections."""
@@ -315,8 +319,8 @@ def package_versions(bayes: bool) -> dict[str, str]:
 # the audit
 # --------------------------------------------------------------------------------------------------
 def run_audit(
-    responses,
-    reference,
+    responses: Responses | PairwiseChoices,
+    reference: Reference | None,
     *,
     design: AuditDesign | dict | None = None,
     rng: RngLike = None,
@@ -1115,7 +1119,7 @@ def _bayes_section(responses, reference, design, factors, gen, *, part, n_resamp
 # --------------------------------------------------------------------------------------------------
 # the bundled example
 # --------------------------------------------------------------------------------------------------
-EXAMPLE_MAIN = {
+EXAMPLE_MAIN: dict[str, Any] = {
     "title": "Cultural alignment of nine LLMs in four languages (Rystrøm et al. 2025 data)",
     "metrics": ["spearman", "js"],
     "alignment": {"against": "language"},
@@ -1135,7 +1139,7 @@ EXAMPLE_STEERING = {
 }
 
 
-def run_example_audit(*, rng=0, n_resamples: int = 2000, n_permutations: int = 2000,
+def run_example_audit(*, rng: RngLike = 0, n_resamples: int = 2000, n_permutations: int = 2000,
                       progress: Callable[[str], None] | None = None) -> AuditReport:
     """The audit of the bundled multicultural-alignment data (``robustalign audit --example``).
 
