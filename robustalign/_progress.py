@@ -21,7 +21,7 @@ from typing import Any, Protocol
 __all__ = ["Bar", "enabled", "progress_bar", "phase"]
 
 #: The rich display on screen, if any (rich allows one live display at a time; nested bars join it).
-_ACTIVE: list[Any] = []
+ACTIVE: list[Any] = []
 #: Seconds between redraws of a notebook display (a spinner and the elapsed time move between advances).
 NOTEBOOK_REFRESH_S = 0.5
 #: Characters per line of the notebook display.
@@ -155,8 +155,8 @@ def progress_bar(total: float | None, description: str, *, progress: bool | None
         TimeRemainingColumn,
     )
 
-    if _ACTIVE:  # a bar inside another (a claim inside an audit step): one more line in the same display
-        prog = _ACTIVE[-1]
+    if ACTIVE:  # a bar inside another (a claim inside an audit step): one more line in the same display
+        prog = ACTIVE[-1]
         task = prog.add_task(description, total=total)
         try:
             yield _Bar(prog, task)
@@ -167,11 +167,11 @@ def progress_bar(total: float | None, description: str, *, progress: bool | None
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     prog = Progress(*cols, console=_console(), transient=False)
     with _live(prog):
-        _ACTIVE.append(prog)
+        ACTIVE.append(prog)
         try:
             yield _Bar(prog, prog.add_task(description, total=total))
         finally:
-            _ACTIVE.remove(prog)
+            ACTIVE.remove(prog)
 
 
 @contextlib.contextmanager

@@ -27,10 +27,10 @@ def save_figure(fig_or_ax, stem) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from robustalign.plots._style import RC
-    from robustalign.report.render import _figure_of
+    from robustalign.report.render import figure_of
 
     stem = Path(stem)
-    fig = _figure_of(fig_or_ax)
+    fig = figure_of(fig_or_ax)
     paths = [stem.with_name(f"{stem.name}.pdf"), stem.with_name(f"{stem.name}.png")]
     with matplotlib.rc_context(cast(Any, RC)):  # RC's keys are rcParams names; the stubs want them as Literals
         for path in paths:

@@ -85,6 +85,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "PARSER_VERSION", "PRIMARY_RULES", "FALLBACK_RULES", "ParseResult", "parse_answer", "parse_answers",
@@ -179,38 +183,24 @@ class _Patterns:
                 tok.setdefault(chr(97 + i), set()).add(i)
                 tok.setdefault(chr(65 + i), set()).add(i)
         self.tokens = {t: frozenset(p) for t, p in tok.items()}
-        self.token_style = {}
-        for t in tok:
-            styles = set()
-            if t.isdigit():
-                styles.add("digit")
-            if len(t) == 1 and t.isalpha() and ord(t.lower()) - 97 < k:
-                styles.add("letter")
-            if re.fullmatch(r"[ivxlcdm]+|[IVXLCDM]+", t) and t.lower() in {_roman(i + 1) for i in range(k)}:
-                styles.add("roman")
-            self.token_style[t] = styles
+        self.token_style = {t: _token_styles(t, k) for t in tok}
         ordered = sorted(tok, key=lambda s: (-len(s), s))
         token_re = "|".join(re.escape(t) for t in ordered)
         digits_re = "|".join(re.escape(str(i + 1)) for i in sorted(range(k), key=lambda i: -len(str(i + 1))))
 
         # ---- option texts -> positions (longest first, whole words, case-insensitive)
-        self.text_pos: dict[str, frozenset[int]] = {}
-        for i, lab in enumerate(labels):
-            key = _norm_label(lab)
-            if not key:
-                raise ValueError(
-                    f"`labels` must be non-empty option texts; got {lab!r} at position {i}. Pass the text "
-                    "of every option in the order shown."
-                )
-            self.text_pos[key] = self.text_pos.get(key, frozenset()) | {i}
+        self.text_pos = _label_positions(labels)
         alts = sorted(self.text_pos, key=lambda s: (-len(s), s))
         label_re = "|".join(r"\s+".join(re.escape(w) for w in a.split(" ")) for a in alts)
-        lab = rf"(?<![\w])(?P<lab>{label_re})(?![\w])"
-
-        flags = re.IGNORECASE
-        tk = rf"(?P<tok>{token_re})"
+        self.text = re.compile(rf"(?<![\w])(?P<lab>{label_re})(?![\w])", re.IGNORECASE)
         # every marker starts with one of these characters: a cheap first test for the scanners below
         first = "[" + "".join(sorted({re.escape(t[0]) for t in tok})) + "]"
+        self._compile_markers(token_re, digits_re, first, k)
+
+    def _compile_markers(self, token_re: str, digits_re: str, first: str, k: int) -> None:
+        """The scanners for markers with option text, markers alone, bare answers and marker lists."""
+        flags = re.IGNORECASE
+        tk = rf"(?P<tok>{token_re})"
         # marker + text. Every such mention contains an option text, so the scanners look for a marker
         # just before (or, in brackets, just after) each option text found: "3) Agree", "(3) Agree",
         # "[3] Agree", "3. Agree", "1. I strongly disagree", "option 3, Agree", "a 2, Disagree",
@@ -245,7 +235,32 @@ class _Patterns:
             rf"[(\[]?(?<![\w.])(?={first})(?:{token_re})[)\]]?(?:(?:\s*(?:,|or|and|/|-|to))+\s*[(\[]?(?:{token_re})[)\]]?(?![\w]))+",
             flags,
         )
-        self.text = re.compile(lab, flags)
+
+
+def _token_styles(t: str, k: int) -> set[str]:
+    """The marker styles a token can be: digit, letter (of the first k), roman (of 1..k)."""
+    styles = set()
+    if t.isdigit():
+        styles.add("digit")
+    if len(t) == 1 and t.isalpha() and ord(t.lower()) - 97 < k:
+        styles.add("letter")
+    if re.fullmatch(r"[ivxlcdm]+|[IVXLCDM]+", t) and t.lower() in {_roman(i + 1) for i in range(k)}:
+        styles.add("roman")
+    return styles
+
+
+def _label_positions(labels: tuple[str, ...]) -> dict[str, frozenset[int]]:
+    """Normalised option text -> the positions it names (two options may share a text)."""
+    text_pos: dict[str, frozenset[int]] = {}
+    for i, lab in enumerate(labels):
+        key = _norm_label(lab)
+        if not key:
+            raise ValueError(
+                f"`labels` must be non-empty option texts; got {lab!r} at position {i}. Pass the text "
+                "of every option in the order shown."
+            )
+        text_pos[key] = text_pos.get(key, frozenset()) | {i}
+    return text_pos
 
 
 @lru_cache(maxsize=256)
@@ -558,7 +573,7 @@ def _echo_groups(mentions: list[_Mention], t: str, k: int) -> set[int]:
 
     run: list[int] = []
     for idx in starts:
-        if run and mentions[idx].position == mentions[run[-1]].position + 1:
+        if run and mentions[idx].position == cast(int, mentions[run[-1]].position) + 1:  # starts have one
             run.append(idx)
         else:
             flush(run)
@@ -659,7 +674,7 @@ def parse_answer(text: str, labels: Sequence[str]) -> ParseResult:
     return ParseResult(None, "unparseable", "options_listed" if had_echo else "no_option")
 
 
-def parse_answers(texts: Iterable[str], labels: Sequence[str]):
+def parse_answers(texts: Iterable[str], labels: Sequence[str]) -> pd.DataFrame:
     """Parse many completions shown with the same options.
 
     Returns a :class:`pandas.DataFrame` with columns ``position`` (nullable Int64), ``status`` and

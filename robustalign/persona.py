@@ -82,9 +82,9 @@ from robustalign.schema import (
     Reference,
     Responses,
     Scale,
-    _check_table,
-    _code,
-    _isna,
+    as_code,
+    check_table,
+    is_missing,
     make_reference,
     make_scales,
 )
@@ -192,7 +192,7 @@ def _long_form(df: pd.DataFrame, rcol: str, gcol: str, scales: Mapping[str, Scal
         out = df.rename(columns={rcol: "respondent", gcol: "group"})
         out.insert(0, "row", np.arange(len(df)))
         return out[["row", "respondent", "group", "item", "answer", *attrs]], attrs
-    item_cols = [c for c in df.columns if c not in (rcol, gcol) and _code(c) in scales]
+    item_cols = [c for c in df.columns if c not in (rcol, gcol) and as_code(c) in scales]
     if not item_cols:
         raise SchemaError(
             f"{src}: no `item` and `answer` columns (long format) and no column named after an item of the scales "
@@ -242,14 +242,14 @@ def make_respondent_reference(
             raise SchemaError(f"{src}: no column {col!r} with the {what}; found {list(table.columns)}. Rename the "
                               f"column or name it (`{key}=`; in a design file [persona] {key}"
                               f"{', on the command line --group-col' if key == 'group_col' else ''}).")
-    _check_table(table, src, [respondent_col, group_col])
+    check_table(table, src, [respondent_col, group_col])
     df, attrs = _long_form(table.reset_index(drop=True), respondent_col, group_col, sc, attributes, src)
     na = df["respondent"].isna()
     if na.any():
         raise SchemaError(f"{src}: column `{respondent_col}` is empty at rows {preview(df.loc[na, 'row'].unique())}. "
                           "Give every row its respondent id.")
-    df["respondent"] = df["respondent"].map(_code)
-    df["item"] = df["item"].map(_code)
+    df["respondent"] = df["respondent"].map(as_code)
+    df["item"] = df["item"].map(as_code)
     nog = df["group"].isna()
     if nog.any():
         ids = df.loc[nog, "respondent"].unique()
@@ -271,7 +271,7 @@ def make_respondent_reference(
     log = ExclusionLog()
     df = _answers(df, sc, missing_codes, src, log)
     who = df.drop_duplicates("respondent")[["respondent", "group", *attrs]]
-    allr = table[respondent_col].map(_code).unique()
+    allr = table[respondent_col].map(as_code).unique()
     silent = sorted(set(allr) - set(who["respondent"]))
     if silent:
         log.add(src, "respondent answered no item (every answer empty or missing)", silent, "dropped")
@@ -282,12 +282,12 @@ def make_respondent_reference(
 
 def _answers(df: pd.DataFrame, sc, missing_codes, src: str, log: ExclusionLog) -> pd.DataFrame:
     """Answers as canonical options (``option``, ``_k``); no-answer rows dropped and counted, off-scale refused."""
-    miss_codes = {_code(m) for m in missing_codes}
-    miss = df["answer"].map(lambda v: _isna(v) or _code(v) in miss_codes)
+    miss_codes = {as_code(m) for m in missing_codes}
+    miss = df["answer"].map(lambda v: is_missing(v) or as_code(v) in miss_codes)
     log.add(src, "no answer (empty or a missing code); the respondent is not scored on that item",
             df.loc[miss, "row"].tolist(), "dropped")
     df = df[~miss].copy()
-    df["option"] = df["answer"].map(_code)
+    df["option"] = df["answer"].map(as_code)
     ok = np.array([o in sc[i].options for i, o in zip(df["item"], df["option"])], dtype=bool)
     if not ok.all():
         bad = df[~ok]
@@ -516,7 +516,7 @@ def _check_inputs(resp: Responses, ref: RespondentReference, by: list[str], stat
         raise ValueError(f"`statistic` must be one of {STATISTICS}; got {statistic!r}.")
     if PERSONA not in resp.data or resp.data[PERSONA].isna().all():
         known = set(ref.ids)
-        named = [c for c in resp.factors if resp.data[c].map(_code).isin(known).any()]
+        named = [c for c in resp.factors if resp.data[c].map(as_code).isin(known).any()]
         hint = f" Column {named[0]!r} holds respondent ids of {ref.source}: rename it to `persona`." if named else ""
         raise SchemaError("responses: no `persona` column (or it is empty everywhere). A persona experiment needs a "
                           f"`persona` column with the id of the respondent each row role-plays.{hint}")
@@ -744,7 +744,7 @@ class PersonaResult(AssessmentResult):
 def _verdicts(table: pd.DataFrame, keys: list[str], alpha: float, adjust: str,
               baseline: str = "group") -> pd.DataFrame:
     from robustalign.multiplicity import adjust as adjust_p
-    from robustalign.power import _z
+    from robustalign.power import z_alpha_power
 
     gain, words = BASELINES[baseline]
     v = table[(table["quantity"] == gain) & table["level"].isin(["group", "all groups"])]
@@ -767,7 +767,7 @@ def _verdicts(table: pd.DataFrame, keys: list[str], alpha: float, adjust: str,
             needed.append(np.nan)
         else:
             # power at the per-test level of a Bonferroni split of the family (Holm is at least as powerful)
-            z = _z(alpha / max(len(v), 1), 0.8, True)
+            z = z_alpha_power(alpha / max(len(v), 1), 0.8, True)
             f = (z * r["std_error"] / abs(r["estimate"])) ** 2 if r["estimate"] else np.inf
             n_items = float(np.ceil(f * r["n_items"])) if np.isfinite(f) else np.nan
             verdict.append(VERDICTS[2])
@@ -902,7 +902,7 @@ def persona_section(responses: Responses, persona: tuple[RespondentReference, Se
                     design: Any = None, part: str, level: float = 0.95, **_: Any) -> Section:
     """The audit report's persona section (:func:`robustalign.report.run_audit` with ``persona=`` or a
     design with a ``[persona]`` table, whose ``statistic`` and ``baseline`` it applies)."""
-    from robustalign.report.audit import FigureSpec, Section, _headline, _vrows
+    from robustalign.report.audit import FigureSpec, Section, headline, verdict_rows
 
     settings = dict(getattr(design, "persona", None) or {})
     respondents, by = persona if persona is not None else persona_inputs(settings, responses.scales)
@@ -910,7 +910,7 @@ def persona_section(responses: Responses, persona: tuple[RespondentReference, Se
                          statistic=settings.get("statistic", "expected"), baseline=settings.get("baseline", "group"))
     est, verdicts = persona_report_section(res)
     keys = ["model", *res.provenance["by"]]
-    disp = [(f"{q.replace('_', ' ')} per group", _headline(est[est["quantity"] == q], [*keys, "group"],
+    disp = [(f"{q.replace('_', ' ')} per group", headline(est[est["quantity"] == q], [*keys, "group"],
                                                              ["n_items", "n_respondents", "p_value"]))
             for q in ("agreement", "agreement_group_baseline", "persona_gain_agreement",
                       "persona_gain_agreement_vs_no_persona") if (est["quantity"] == q).any()]
@@ -932,5 +932,5 @@ def persona_section(responses: Responses, persona: tuple[RespondentReference, Se
     fig = FigureSpec("persona", f"Agreement with the respondents' own answers per group and demographic level, "
                      f"{level:.0%} two-way (items x respondents) intervals; open marks: the group baseline "
                      "(leave-one-out), crosses: the same model without a persona.", lambda: res.plot())
-    return Section("persona", "Persona experiment (respondent level)", intro, _vrows(part, "persona helps", verdicts,
+    return Section("persona", "Persona experiment (respondent level)", intro, verdict_rows(part, "persona helps", verdicts,
                    [*keys, "group"]), tables, disp, [fig], results={"persona": res}, notes=notes)

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-def _z(alpha: float, power: float, two_sided: bool) -> float:
+def z_alpha_power(alpha: float, power: float, two_sided: bool) -> float:
     alpha = check_confidence_level(alpha, "alpha")
     power = check_confidence_level(power, "power")
     return stats.norm.ppf(1 - alpha / (2 if two_sided else 1)) + stats.norm.ppf(power)
@@ -65,7 +65,7 @@ def mde_paired(
     if (n < 2).any():
         raise ValueError(f"`n` must be at least 2 items; got {n.min():g}.")
     var = deff * (np.asarray(omega2, float) + sigma2_a / k_a + sigma2_b / k_b)
-    return _z(alpha, power, two_sided) * np.sqrt(var / n)
+    return z_alpha_power(alpha, power, two_sided) * np.sqrt(var / n)
 
 
 #: An effect below this fraction of the per-item SD is zero to floating-point precision (estimates of a zero
@@ -83,7 +83,7 @@ def n_for_mde(mde: float, *, sd: float, alpha: float = 0.05, power: float = 0.8,
     """
     if not (np.isfinite(mde) and np.isfinite(sd)) or mde < 0 or sd <= 0:
         raise ValueError(f"`mde` must be finite and >= 0 and `sd` must be positive; got mde={mde}, sd={sd}.")
-    z = _z(alpha, power, two_sided)
+    z = z_alpha_power(alpha, power, two_sided)
     if mde <= ZERO_EFFECT_RTOL * sd:
         return math.inf
     return int(np.ceil((z * sd / mde) ** 2))
@@ -119,7 +119,7 @@ def mde_proportion(n: int, p0: float, *, alpha: float = 0.05, power: float = 0.8
     approximation with the variance at ``p0``); e.g. for a flip rate against a noise floor."""
     if not 0 < p0 < 1:
         raise ValueError(f"`p0` must be in (0, 1); got {p0}.")
-    return float(_z(alpha, power, two_sided) * np.sqrt(p0 * (1 - p0) / n))
+    return float(z_alpha_power(alpha, power, two_sided) * np.sqrt(p0 * (1 - p0) / n))
 
 
 @dataclass(frozen=True)

@@ -181,9 +181,9 @@ def block_streams(rng: RngLike, n_total: int, block_size: int = BLOCK_SIZE) -> l
 # --------------------------------------------------------------------------------------------------
 def warn_degenerate(resamples: np.ndarray, labels: pd.DataFrame, *, stacklevel: int = 3) -> None:
     """One warning for undefined replicates and one for constant statistics, over all tasks' columns."""
-    from robustalign.resampling.bootstrap import _check_replicates
+    from robustalign.resampling.bootstrap import check_replicates
 
-    _check_replicates(resamples, labels, stacklevel=stacklevel + 1)
+    check_replicates(resamples, labels, stacklevel=stacklevel + 1)
 
 
 def _bootstrap_task(args):
@@ -258,10 +258,10 @@ def bootstrap_cells(
     >>> bool(np.allclose(res.resamples, one.resamples, rtol=1e-12, atol=0))
     True
     """
-    from robustalign.resampling.bootstrap import _as_table, _check_replicates
+    from robustalign.resampling.bootstrap import as_table, check_replicates
 
     gen, record = as_generator(rng)
-    t = _as_table(data, value=value, cluster=cluster, by=by, weights=weights, labels=labels)
+    t = as_table(data, value=value, cluster=cluster, by=by, weights=weights, labels=labels)
     values, w, lab = t.values, t.weights, t.labels.reset_index(drop=True)
     n_cells = values.shape[1]
     if n_tasks is None:
@@ -287,5 +287,5 @@ def bootstrap_cells(
         statistic=f"mean {t.meta.get('value', 'value')}",
         provenance={**first.provenance, **t.meta, "n_tasks": len(parts), "split": "cells (item resamples shared)"},
     )
-    _check_replicates(res.resamples, lab, stacklevel=3)
+    check_replicates(res.resamples, lab, stacklevel=3)
     return res

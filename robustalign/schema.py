@@ -144,12 +144,14 @@ class Scale:
 
 def _split(value) -> list[str]:
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_code(v) for v in value]
+        return [as_code(v) for v in value]
     return [s.strip() for s in str(value).split("|")]
 
 
-def _code(v) -> str:
-    """Canonical string form of an option code (``1.0`` and ``1`` are the same code)."""
+def as_code(v: object) -> str:
+    """Canonical string form of an option code (``1.0`` and ``1`` are the same code).
+
+    Internal: shared with robustalign.persona."""
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v).strip()
@@ -171,9 +173,9 @@ def make_scales(table: pd.DataFrame | Mapping[str, Scale]) -> dict[str, Scale]:
     if isinstance(table, Mapping):
         return dict(table)
     _require(table, ["item", "options", "ordinal"], "scales", fix="one row per item")
-    _check_table(table, "scales", ["item", "options", "ordinal"], lists=("options", "labels"))
+    check_table(table, "scales", ["item", "options", "ordinal"], lists=("options", "labels"))
     _no_nan(table, ["item", "options"], "scales")
-    keys = table["item"].map(_code)
+    keys = table["item"].map(as_code)
     dup = keys[keys.duplicated()]
     if len(dup):
         raise SchemaError(
@@ -183,15 +185,16 @@ def make_scales(table: pd.DataFrame | Mapping[str, Scale]) -> dict[str, Scale]:
     out = {}
     for i, r in table.iterrows():
         opts = _split(r["options"])
-        labels = _split(r["labels"]) if "labels" in table and not _isna(r["labels"]) else opts
+        labels = _split(r["labels"]) if "labels" in table and not is_missing(r["labels"]) else opts
         try:
-            out[_code(r["item"])] = Scale(tuple(opts), tuple(labels), _as_bool(r["ordinal"], f"scales row {i}"))
+            out[as_code(r["item"])] = Scale(tuple(opts), tuple(labels), _as_bool(r["ordinal"], f"scales row {i}"))
         except SchemaError as e:
             raise SchemaError(f"scales row {i} (item {r['item']!r}): {e}") from None
     return out
 
 
-def _isna(v) -> bool:
+def is_missing(v: object) -> bool:
+    """None, NaN or pd.NA. Internal: shared with robustalign.persona."""
     return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
 
 
@@ -253,7 +256,7 @@ class Reference:
         out[ix, gx, kx] = s["share"].to_numpy()
         return out if len(uniq) == len(groups) else out[:, [gg[g] for g in groups], :]
 
-    def n_array(self, items=None, groups=None) -> np.ndarray:
+    def n_array(self, items: Sequence[str] | None = None, groups: Sequence[str] | None = None) -> np.ndarray:
         """Respondent counts as an (items, groups) array, NaN where unknown or absent."""
         items = list(self.items if items is None else items)
         groups = list(self.groups if groups is None else groups)
@@ -267,7 +270,8 @@ class Reference:
     def ordinal(self, items: Sequence[str]) -> np.ndarray:
         return np.array([self.scales[i].ordinal for i in items])
 
-    def subset(self, items=None, groups=None, *, group=None) -> Reference:
+    def subset(self, items: str | Sequence[str] | None = None, groups: str | Sequence[str] | None = None, *,
+               group: str | Sequence[str] | None = None) -> Reference:
         """The shares of some items and/or groups (``group=`` is the same as ``groups=``, e.g.
         ``ref.subset(group="IN")``); names not in the reference raise with the valid ones."""
         if group is not None:
@@ -322,21 +326,13 @@ def make_reference(
         tables); each renormalised cell is counted in the exclusion log as recoded.
     """
     log = ExclusionLog()
-    df = shares.copy()
-    if group_col != "group":
-        if group_col not in df:
-            raise SchemaError(f"reference: `group_col={group_col!r}` is not a column; found {list(df.columns)}. "
-                              "Name the column that holds the human groups (`--group-col`).")
-        if "group" in df:
-            raise SchemaError(f"reference: has both a `group` column and the group column {group_col!r}; one would "
-                              "overwrite the other. Drop or rename `group`, or use it (omit `--group-col`).")
-        df = df.rename(columns={group_col: "group"})
+    df = _reference_columns(shares.copy(), group_col)
     _require(df, ["item", "group", "option", "share"], "reference", fix="one row per item x group x option")
-    _check_table(df, "reference", ["item", "group", "option", "share"])
+    check_table(df, "reference", ["item", "group", "option", "share"])
     _no_nan(df, ["item", "group", "option", "share"], "reference")
-    df["item"] = df["item"].map(_code)
+    df["item"] = df["item"].map(as_code)
     df["group"] = df["group"].astype(str)
-    df["option"] = df["option"].map(_code)
+    df["option"] = df["option"].map(as_code)
     df["share"] = pd.to_numeric(df["share"], errors="coerce")
     bad = df.index[df["share"].isna() | (df["share"] < 0) | (df["share"] > 1 + share_tol)]
     if len(bad):
@@ -350,7 +346,32 @@ def make_reference(
             f"reference: duplicate rows for the same item x group x option at rows {preview(df.index[dup])} "
             f"(e.g. {df.loc[dup, ['item', 'group', 'option']].iloc[0].to_dict()}). Keep one row per key."
         )
+    scales_d = _reference_scales(df, scales)
+    df["_k"] = [scales_d[i].index(o) for i, o in zip(df["item"], df["option"])]
+    n = _respondent_counts(df)
+    df = _renormalise_shares(df, share_tol, log)
+    df = _fill_absent_options(df, scales_d, log)
+    out = df[["item", "group", "option", "share", "_k"]].sort_values(["item", "group", "_k"]).reset_index(drop=True)
+    _log_absent_cells(out, log)
+    return Reference(out, n.sort_index(), scales_d, log)
 
+
+def _reference_columns(df: pd.DataFrame, group_col: str) -> pd.DataFrame:
+    """The reference table with its group column named ``group`` (never overwriting one)."""
+    if group_col == "group":
+        return df
+    if group_col not in df:
+        raise SchemaError(f"reference: `group_col={group_col!r}` is not a column; found {list(df.columns)}. "
+                          "Name the column that holds the human groups (`--group-col`).")
+    if "group" in df:
+        raise SchemaError(f"reference: has both a `group` column and the group column {group_col!r}; one would "
+                          "overwrite the other. Drop or rename `group`, or use it (omit `--group-col`).")
+    return df.rename(columns={group_col: "group"})
+
+
+def _reference_scales(df: pd.DataFrame, scales: pd.DataFrame | Mapping[str, Scale] | None) -> dict[str, Scale]:
+    """The item scales (given, or inferred from the options seen and an ``ordinal`` column), checked
+    to cover every item and option of the reference."""
     if scales is None:
         if "ordinal" not in df:
             raise SchemaError(
@@ -360,12 +381,11 @@ def make_reference(
             )
         rows = []
         for item, g in df.groupby("item", sort=False):
-            opts = sorted(g["option"].unique(), key=_sort_key)
+            opts = sorted(g["option"].unique(), key=sort_key)
             rows.append({"item": item, "options": opts, "ordinal": g["ordinal"].iloc[0]})
         scales_d = make_scales(pd.DataFrame(rows))
     else:
         scales_d = make_scales(scales)
-
     missing = sorted(set(df["item"]) - set(scales_d))
     if missing:
         raise SchemaError(
@@ -381,9 +401,11 @@ def make_reference(
             f"e.g. item {ex['item']!r} option {ex['option']!r} not in {scales_d[ex['item']].options}. "
             "Recode the option or fix the scale."
         )
-    df["_k"] = [scales_d[i].index(o) for i, o in zip(df["item"], df["option"])]
+    return scales_d
 
-    # n: respondent counts, per item x group; unknown is allowed and recorded
+
+def _respondent_counts(df: pd.DataFrame) -> pd.Series:
+    """Respondents per item x group (NaN = unknown, which is allowed); codes ``df['n']`` in place."""
     if "n" in df:
         nn = pd.to_numeric(df["n"], errors="coerce")
         if ((nn < 0) | (df["n"].notna() & nn.isna())).any():
@@ -401,8 +423,11 @@ def make_reference(
     else:
         n = pd.Series(np.nan, index=pd.MultiIndex.from_frame(df[["item", "group"]].drop_duplicates()))
     n.index.names = ["item", "group"]
+    return n
 
-    # sums per item x group
+
+def _renormalise_shares(df: pd.DataFrame, share_tol: float, log: ExclusionLog) -> pd.DataFrame:
+    """Shares sum to 1 in each item x group: within ``share_tol`` they are renormalised (and counted)."""
     tot = df.groupby(["item", "group"])["share"].sum()
     off = (tot - 1).abs()
     bad = off[off > share_tol]
@@ -417,8 +442,11 @@ def make_reference(
         df["share"] = df["share"] / df.groupby(["item", "group"])["share"].transform("sum")
         rows = df.index[df.set_index(["item", "group"]).index.isin(renorm.index)]
         log.add("reference", f"shares summed to 1 +/- {share_tol} and were renormalised", rows, "recoded")
+    return df
 
-    # fill options absent from a cell with 0 (counted)
+
+def _fill_absent_options(df: pd.DataFrame, scales_d: Mapping[str, Scale], log: ExclusionLog) -> pd.DataFrame:
+    """Options absent from an item x group cell get share 0 (counted as recoded)."""
     full = []
     for (item, group), g in df.groupby(["item", "group"], sort=False):
         have = set(g["option"])
@@ -428,9 +456,7 @@ def make_reference(
     if full:
         log.add("reference", "option absent from an item x group; share set to 0", range(len(full)), "recoded")
         df = pd.concat([df, pd.DataFrame(full)], ignore_index=True)
-    out = df[["item", "group", "option", "share", "_k"]].sort_values(["item", "group", "_k"]).reset_index(drop=True)
-    _log_absent_cells(out, log)
-    return Reference(out, n.sort_index(), scales_d, log)
+    return df
 
 
 def _log_absent_cells(shares: pd.DataFrame, log: ExclusionLog) -> None:
@@ -479,10 +505,10 @@ class Responses:
         return sorted(self.data["item"].unique())
 
     def levels(self, factor: str) -> list:
-        return sorted(self.data[factor].unique(), key=_sort_key)
+        return sorted(self.data[factor].unique(), key=sort_key)
 
     def subset(self, items: Sequence[str] | None = None, models: Sequence[str] | None = None,
-               **levels) -> Responses:
+               **levels: object) -> Responses:
         """The rows of some items, models and/or levels of design factors.
 
         ``resp.subset(language="hi")``, ``resp.subset(country=["IN", "US"], models=["m1"])``: each keyword
@@ -500,8 +526,8 @@ class Responses:
                 raise SchemaError(f"subset: {col}s {unknown[:5]} are not in the responses; "
                                   f"they have {len(self.data[col].unique())} {col}s, e.g. {sorted(self.data[col].unique())[:5]}.")
             keep &= self.data[col].isin(want).to_numpy()
-        for factor, want in levels.items():
-            keep &= self._level_mask(factor, want)
+        for factor, level in levels.items():
+            keep &= self._level_mask(factor, level)
         return Responses(self.data[keep].reset_index(drop=True), self.factors, self.kind, self.scales, self.exclusions)
 
     def _level_mask(self, factor: str, want) -> np.ndarray:
@@ -511,12 +537,12 @@ class Responses:
                               f"{list(self.factors)} (items and models: `items=`, `models=`).")
         want = [want] if isinstance(want, (str, int, float, np.integer, np.floating)) else list(want)
         codes, uniq = pd.factorize(self.data[factor])
-        text = [_code(u) for u in uniq]
+        text = [as_code(u) for u in uniq]
         hit = np.zeros(len(uniq) + 1, bool)  # the last slot stays False (codes of missing values are -1)
         for w in want:
-            match = [j for j, u in enumerate(uniq) if u == w or text[j] == _code(w)]
+            match = [j for j, u in enumerate(uniq) if u == w or text[j] == as_code(w)]
             if not match:
-                valid = sorted(map(str, uniq), key=_sort_key)
+                valid = sorted(map(str, uniq), key=sort_key)
                 raise SchemaError(f"subset: level {w!r} of factor {factor!r} is not in the responses; its levels "
                                   f"are {preview(valid, 20)}. Pick one of these (e.g. `{factor}={valid[0]!r}`).")
             hit[match] = True
@@ -563,7 +589,7 @@ class Responses:
             codes, keys = _group_codes(v, by)
             counts = np.zeros((len(keys), kmax))
             np.add.at(counts, (codes, kidx), 1.0)
-            n = counts.sum(1)
+            n: np.ndarray = counts.sum(1)
             keys["n"] = n.astype(int)
             return keys, counts / n[:, None]
         if self.kind == "prob":
@@ -637,8 +663,39 @@ def make_responses(
     log = ExclusionLog()
     df = responses.reset_index(drop=True).copy()
     _require(df, ["model", "item"], "responses", fix="one row per stored answer")
-    _check_table(df, "responses", ["model", "item"])
+    check_table(df, "responses", ["model", "item"])
     _refuse_reserved(df)
+    kind_in, answer_cols = _answer_kind(df)
+    if scales is None:
+        if reference is None and kind_in != "score":
+            raise SchemaError("responses: pass `reference=` (or `scales=`) so answers can be mapped to options.")
+        scales = reference.scales if reference is not None else {}
+    scales = dict(scales)
+    if order_column is not None and order_column not in df:
+        raise SchemaError(f"responses: the order label column {order_column!r} is not a column; found "
+                          f"{list(df.columns)}. Name the column that records the order shown.")
+    df, factors = _select_factors(df, factors, answer_cols, order_column)
+    df = _code_labels(df, factors, order_column, order_map)
+    df.insert(0, "row", np.arange(len(df)))
+    df = _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log)
+    if order_column is not None and kind_in != "score":
+        df["option_order"] = _orders_from_labels(df, order_column, order_map, scales)
+    if kind_in != "score" or reference is not None:
+        known = set(reference.items) if reference is not None else set(scales)
+        df = _drop_unreferenced(df, known, drop_unreferenced, log)
+    _refuse_duplicate_cells(df, factors)
+    if "option_order" in df:
+        _check_option_orders(df, scales)
+    if kind_in == "score":
+        df["score"] = _checked_scores(df)
+        return Responses(df, tuple(factors), "score", scales, log)
+    out = _to_canonical(df, kind_in, answer_cols, scales, log, share_tol)
+    kind = "prob" if kind_in == "prob" else "choice"
+    return Responses(out, tuple(factors), kind, scales, log)
+
+
+def _answer_kind(df: pd.DataFrame) -> tuple[str, list[str]]:
+    """The one kind of answer a responses table carries, and its columns."""
     kind_cols = _answer_columns(df)
     if not kind_cols:
         raise SchemaError(
@@ -654,64 +711,64 @@ def make_responses(
     (kind_in,) = kind_cols
     answer_cols = [c for c in df if _PROB_RE.match(c)] if kind_in == "prob" else [kind_in]
     _no_nested(df, answer_cols, "responses")
+    return kind_in, answer_cols
 
-    if scales is None:
-        if reference is None and kind_in != "score":
-            raise SchemaError("responses: pass `reference=` (or `scales=`) so answers can be mapped to options.")
-        scales = reference.scales if reference is not None else {}
-    scales = dict(scales)
 
-    if order_column is not None and order_column not in df:
-        raise SchemaError(f"responses: the order label column {order_column!r} is not a column; found "
-                          f"{list(df.columns)}. Name the column that records the order shown.")
+def _select_factors(df: pd.DataFrame, factors: Sequence[str] | None, answer_cols: list[str],
+                    order_column: str | None) -> tuple[pd.DataFrame, list[str]]:
+    """The design factors (given, or every other column) and the table without unlisted columns."""
     if factors is None:
-        factors = [c for c in df.columns if c not in ("model", "item", "row", PERSONA) and c not in answer_cols]
-    else:
-        factors = list(factors)
-        absent = [f for f in factors if f not in df]
-        if absent:
-            raise SchemaError(f"responses: factors {absent} are not columns; found {list(df.columns)}.")
-        if "option_order" in df and "option_order" not in factors:
-            factors.append("option_order")
-        if order_column is not None and order_column in df and order_column not in factors:
-            factors.append(order_column)
-        # a `persona` column the caller lists as a factor stays one (e.g. steering personas); unlisted, it
-        # names the respondent a row role-plays (persona experiments) and keys the cells
-        extra = [c for c in df.columns if c not in (*factors, "model", "item", PERSONA, *answer_cols)]
-        df = df.drop(columns=extra)
+        return df, [c for c in df.columns if c not in ("model", "item", "row", PERSONA) and c not in answer_cols]
+    factors = list(factors)
+    absent = [f for f in factors if f not in df]
+    if absent:
+        raise SchemaError(f"responses: factors {absent} are not columns; found {list(df.columns)}.")
+    if "option_order" in df and "option_order" not in factors:
+        factors.append("option_order")
+    if order_column is not None and order_column in df and order_column not in factors:
+        factors.append(order_column)
+    # a `persona` column the caller lists as a factor stays one (e.g. steering personas); unlisted, it
+    # names the respondent a row role-plays (persona experiments) and keys the cells
+    extra = [c for c in df.columns if c not in (*factors, "model", "item", PERSONA, *answer_cols)]
+    return df.drop(columns=extra), factors
+
+
+def _code_labels(df: pd.DataFrame, factors: list[str], order_column: str | None,
+                 order_map: Mapping | None) -> pd.DataFrame:
+    """Check the label columns (no gaps, no nesting) and code model, item, persona and option_order."""
     _no_nan(df, ["model", "item", *factors], "responses")
     _no_nested(df, ["model", "item", *[f for f in factors if f != "option_order"]], "responses")
     df["model"] = df["model"].astype(str)
-    df["item"] = _map_unique(df["item"], _code)
+    df["item"] = _map_unique(df["item"], as_code)
     if PERSONA in df and PERSONA not in factors:  # the respondent a row role-plays (empty: no persona)
         _no_nested(df, [PERSONA], "responses")
-        df[PERSONA] = _map_unique(df[PERSONA], lambda v: None if _isna(v) else _code(v)).astype(object)
+        df[PERSONA] = _map_unique(df[PERSONA], lambda v: None if is_missing(v) else as_code(v)).astype(object)
     if (order_column is None) != (order_map is None):
         raise SchemaError("responses: orders given as labels need both `order_column` (the column of labels) and "
                           "`order_map` (label -> order shown); got only one of them.")
     if "option_order" in df:
         df["option_order"] = _map_unique(df["option_order"], lambda v: "|".join(_split(v)))
-    df.insert(0, "row", np.arange(len(df)))
-    df = _drop_missing_answers(df, kind_in, answer_cols, allow_missing, log)
-    if order_column is not None and kind_in != "score":
-        df["option_order"] = _orders_from_labels(df, order_column, order_map, scales)
+    return df
 
-    # items without a reference / scale
-    known = set(reference.items) if reference is not None else set(scales)
-    if kind_in != "score" or reference is not None:
-        unref = ~df["item"].isin(known)
-        if unref.any():
-            items = sorted(df.loc[unref, "item"].unique())
-            if not drop_unreferenced:
-                raise SchemaError(
-                    f"responses: items {preview(items)} ({int(unref.sum())} rows, e.g. rows "
-                    f"{preview(df.index[unref])}) have no human reference. Add them to the reference, or pass "
-                    "`drop_unreferenced=True` to drop these rows (they are counted in the exclusion log)."
-                )
-            log.add("responses", "item has no human reference", df.loc[unref, "row"], "dropped")
-            df = df[~unref].reset_index(drop=True)
 
-    # duplicates: the same model x item x design cell twice
+def _drop_unreferenced(df: pd.DataFrame, known: set, drop_unreferenced: bool, log: ExclusionLog) -> pd.DataFrame:
+    """Rows of items without a reference (or scale): an error, or dropped and counted."""
+    unref = ~df["item"].isin(known)
+    if not unref.any():
+        return df
+    items = sorted(df.loc[unref, "item"].unique())
+    if not drop_unreferenced:
+        raise SchemaError(
+            f"responses: items {preview(items)} ({int(unref.sum())} rows, e.g. rows "
+            f"{preview(df.index[unref])}) have no human reference. Add them to the reference, or pass "
+            "`drop_unreferenced=True` to drop these rows (they are counted in the exclusion log)."
+        )
+    log.add("responses", "item has no human reference", df.loc[unref, "row"], "dropped")
+    return df[~unref].reset_index(drop=True)
+
+
+def _refuse_duplicate_cells(df: pd.DataFrame, factors: list[str]) -> None:
+    """The same model x item x design cell (x persona) may appear once."""
     key = ["model", "item", *factors, *([PERSONA] if PERSONA in df and PERSONA not in factors else [])]
     dup = df.duplicated(key, keep=False)
     if dup.any():
@@ -722,34 +779,32 @@ def make_responses(
             "column that numbers them; otherwise remove the duplicates."
         )
 
-    # option order must be a permutation of the item's scale
-    if "option_order" in df:
-        inv, first = _pair_codes(df["item"], df["option_order"])
-        pairs = zip(df["item"].iloc[first].to_numpy(), df["option_order"].iloc[first].to_numpy())
-        ok = np.array([sorted(o.split("|")) == sorted(scales[i].options) for i, o in pairs], dtype=bool)[inv]
-        if not ok.all():
-            bad = df.index[~ok]
-            r = df.loc[bad[0]]
-            raise SchemaError(
-                f"responses: column `option_order` is not a permutation of the item's options at rows "
-                f"{preview(df.loc[bad, 'row'])}; e.g. item {r['item']!r} shows {r['option_order']!r} but its "
-                f"scale is {'|'.join(scales[r['item']].options)!r}. Record the codes in the order shown."
-            )
 
-    if kind_in == "score":
-        s = pd.to_numeric(df["score"], errors="coerce")
-        bad = df.index[s.isna() | (s < 0) | (s > 1)]
-        if len(bad):
-            raise SchemaError(
-                f"responses: column `score` must be a number in [0, 1]; rows {preview(df.loc[bad, 'row'])} have "
-                f"{preview(df.loc[bad, 'score'])}. Rescale scores to [0, 1]; missing answers are not imputed."
-            )
-        df["score"] = s.astype(float)
-        return Responses(df, tuple(factors), "score", scales, log)
+def _check_option_orders(df: pd.DataFrame, scales: Mapping[str, Scale]) -> None:
+    """Every ``option_order`` is a permutation of its item's scale."""
+    inv, first = _pair_codes(df["item"], df["option_order"])
+    pairs = zip(df["item"].iloc[first].to_numpy(), df["option_order"].iloc[first].to_numpy())
+    ok = np.array([sorted(o.split("|")) == sorted(scales[i].options) for i, o in pairs], dtype=bool)[inv]
+    if not ok.all():
+        bad = df.index[~ok]
+        r = df.loc[bad[0]]
+        raise SchemaError(
+            f"responses: column `option_order` is not a permutation of the item's options at rows "
+            f"{preview(df.loc[bad, 'row'])}; e.g. item {r['item']!r} shows {r['option_order']!r} but its "
+            f"scale is {'|'.join(scales[r['item']].options)!r}. Record the codes in the order shown."
+        )
 
-    out = _to_canonical(df, kind_in, answer_cols, scales, log, share_tol)
-    kind = "prob" if kind_in == "prob" else "choice"
-    return Responses(out, tuple(factors), kind, scales, log)
+
+def _checked_scores(df: pd.DataFrame) -> pd.Series:
+    """The ``score`` column as floats in [0, 1]; anything else is an error."""
+    s = pd.to_numeric(df["score"], errors="coerce")
+    bad = df.index[s.isna() | (s < 0) | (s > 1)]
+    if len(bad):
+        raise SchemaError(
+            f"responses: column `score` must be a number in [0, 1]; rows {preview(df.loc[bad, 'row'])} have "
+            f"{preview(df.loc[bad, 'score'])}. Rescale scores to [0, 1]; missing answers are not imputed."
+        )
+    return s.astype(float)
 
 
 def _order_perm(label, spec, K, where):
@@ -805,7 +860,8 @@ def _orders_from_labels(df, column, order_map, scales) -> list[str]:
     return np.array(out, dtype=object)[inv].tolist()
 
 
-def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFrame:
+def _to_canonical(df: pd.DataFrame, kind_in: str, answer_cols: list[str], scales: Mapping[str, Scale],
+                  log: ExclusionLog, share_tol: float) -> pd.DataFrame:
     """The one place where shown positions become canonical options."""
     # the order shown depends on the item and option_order only: work once per distinct pair
     inv, first = _pair_codes(df["item"], df["option_order"] if "option_order" in df else np.zeros(len(df)))
@@ -816,106 +872,129 @@ def _to_canonical(df, kind_in, answer_cols, scales, log, share_tol) -> pd.DataFr
         else [list(scales[i].options) for i in first_items]
     )
     if kind_in == "answer":
-        codes = _map_unique(df["answer"], lambda v: None if _isna(v) else _code(v))
-        na = codes.isna()
-        if na.any():
-            raise SchemaError(
-                f"responses: column `answer` is empty at rows {preview(df.loc[na, 'row'])}. Missing answers are "
-                "not imputed: give the raw text in `raw_text`, or mark refusals with an answer column "
-                "`raw_text` so they are parsed and counted."
-            )
-        ci, cf = _pair_codes(df["item"], codes)
-        pairs = zip(df["item"].iloc[cf].to_numpy(), codes.iloc[cf].to_numpy())
-        ok = np.array([c in scales[i].options for i, c in pairs], dtype=bool)[ci]
-        if not ok.all():
-            bad = df.index[~ok]
-            r = df.loc[bad[0]]
-            raise SchemaError(
-                f"responses: column `answer` has values outside the item's scale at rows "
-                f"{preview(df.loc[bad, 'row'])}: e.g. item {r['item']!r} answer {codes[bad[0]]!r} not in "
-                f"{scales[r['item']].options}. Map answers to the scale's codes (or use `answer_position` for "
-                "positions as shown)."
-            )
-        df["option"] = codes.astype(object)
-        df["status"] = "valid"
-        df["parse_rule"] = "given"
+        _canonical_answers(df, scales)
     elif kind_in == "answer_position":
-        pos = pd.to_numeric(df["answer_position"], errors="coerce")
-        k = np.array([len(s) for s in shown_u])[inv]
-        bad = df.index[pos.isna() | (pos < 1) | (pos > k) | (pos % 1 != 0)]
-        if len(bad):
-            raise SchemaError(
-                f"responses: column `answer_position` must be a whole number from 1 to the item's number of "
-                f"options; rows {preview(df.loc[bad, 'row'])} have {preview(df.loc[bad, 'answer_position'])}. Give the "
-                "1-based position of the chosen option as shown (or use `answer` for canonical codes)."
-            )
-        pi, pf = _pair_codes(inv, pos.to_numpy(int))
-        df["option"] = np.array([shown_u[inv[r]][int(pos.iloc[r]) - 1] for r in pf], dtype=object)[pi].tolist()
-        df["status"] = "valid"
-        df["parse_rule"] = "position"
+        _canonical_positions(df, inv, shown_u)
     elif kind_in == "raw_text":
-        from robustalign.parsing import PARSER_VERSION, parse_answer
-
-        options, statuses, rules = [], [], []
-        texts = _map_unique(df["raw_text"], lambda t: "" if _isna(t) else str(t))
-        ti, tf = _pair_codes(inv, texts)  # each distinct (item, order shown, text) is parsed once
-        for r in tf:
-            item, s_ = first_items[inv[r]], shown_u[inv[r]]
-            labels = [scales[item].labels[scales[item].index(c)] for c in s_]
-            res = parse_answer(texts.iloc[r], labels)
-            options.append(s_[res.position] if res.position is not None else None)
-            statuses.append(res.status)
-            rules.append(res.rule)
-        df["option"] = np.array(options, dtype=object)[ti].tolist()
-        df["status"] = np.array(statuses, dtype=object)[ti].tolist()
-        df["parse_rule"] = np.array(rules, dtype=object)[ti].tolist()
-        df.attrs["parser_version"] = PARSER_VERSION
-        for st in STATUSES[1:]:
-            log.add("responses", f"answer status '{st}' (kept, excluded from alignment)",
-                    df.loc[df["status"] == st, "row"], "excluded")
+        _canonical_texts(df, inv, first_items, shown_u, scales, log)
     else:  # probabilities over shown positions
-        p = df[answer_cols].apply(pd.to_numeric, errors="coerce")
-        ks = np.array([len(s) for s in shown_u])[inv]
-        jj = np.array([int(_PROB_RE.match(c).group(1)) for c in answer_cols])
-        _check_prob_columns(df, p, jj, ks)
-        P = np.zeros((len(df), max(ks.max(), jj.max())))
-        P[:, jj - 1] = p.to_numpy(float)
-        within = jj[None, :] <= ks[:, None]
-        nan_in = (np.isnan(p.to_numpy(float)) & within).any(1)
-        extra = (~np.isnan(p.to_numpy(float)) & (p.to_numpy(float) != 0) & ~within).any(1)
-        neg = (np.nan_to_num(P) < 0).any(1)
-        bad = df.index[nan_in | neg | extra]
-        if len(bad):
-            raise SchemaError(
-                f"responses: `prob_*` columns must be non-negative numbers for options 1..K of the item and "
-                f"empty/0 beyond K; rows {preview(df.loc[bad, 'row'])} break this. Give each row the probabilities of its "
-                f"item's own options (0 or empty beyond K); missing probabilities are not imputed."
-            )
-        P = np.nan_to_num(P)[:, : ks.max()]
-        tot = P.sum(1)
-        off = np.abs(tot - 1)
-        bad = df.index[off > share_tol]
-        if len(bad):
-            raise SchemaError(
-                f"responses: option probabilities must sum to 1; rows {preview(df.loc[bad, 'row'])} sum to "
-                f"{preview(np.round(tot[bad], 4))}. Renormalise over the options (and say so) before loading."
-            )
-        rn = off > 1e-12
-        if rn.any():
-            log.add("responses", f"probabilities summed to 1 +/- {share_tol} and were renormalised",
-                    df.loc[rn, "row"], "recoded")
-            P = P / tot[:, None]
-        C = np.zeros_like(P)
-        rows_of = pd.Series(np.arange(len(inv))).groupby(inv).indices
-        for u, (item, s_) in enumerate(zip(first_items, shown_u)):
-            r = rows_of[u]
-            C[np.ix_(r, [scales[item].index(c) for c in s_])] = P[r, : len(s_)]
-        df = df.drop(columns=answer_cols)
-        for j in range(C.shape[1]):
-            df[f"prob_{j + 1}"] = C[:, j]
-        df["status"] = "valid"
-        return df
+        return _canonical_probs(df, answer_cols, inv, first_items, shown_u, scales, log, share_tol)
     return df.drop(columns=answer_cols)
+
+
+def _canonical_answers(df: pd.DataFrame, scales: Mapping[str, Scale]) -> None:
+    """``answer`` holds canonical codes already: check them against the scale (adds option, status)."""
+    codes = _map_unique(df["answer"], lambda v: None if is_missing(v) else as_code(v))
+    na = codes.isna()
+    if na.any():
+        raise SchemaError(
+            f"responses: column `answer` is empty at rows {preview(df.loc[na, 'row'])}. Missing answers are "
+            "not imputed: give the raw text in `raw_text`, or mark refusals with an answer column "
+            "`raw_text` so they are parsed and counted."
+        )
+    ci, cf = _pair_codes(df["item"], codes)
+    pairs = zip(df["item"].iloc[cf].to_numpy(), codes.iloc[cf].to_numpy())
+    ok = np.array([c in scales[i].options for i, c in pairs], dtype=bool)[ci]
+    if not ok.all():
+        bad = df.index[~ok]
+        r = df.loc[bad[0]]
+        raise SchemaError(
+            f"responses: column `answer` has values outside the item's scale at rows "
+            f"{preview(df.loc[bad, 'row'])}: e.g. item {r['item']!r} answer {codes[bad[0]]!r} not in "
+            f"{scales[r['item']].options}. Map answers to the scale's codes (or use `answer_position` for "
+            "positions as shown)."
+        )
+    df["option"] = codes.astype(object)
+    df["status"] = "valid"
+    df["parse_rule"] = "given"
+
+
+def _canonical_positions(df: pd.DataFrame, inv: np.ndarray, shown_u: list[list[str]]) -> None:
+    """``answer_position`` (1-based, as shown) to the canonical option (adds option, status)."""
+    pos = pd.to_numeric(df["answer_position"], errors="coerce")
+    k = np.array([len(s) for s in shown_u])[inv]
+    bad = df.index[pos.isna() | (pos < 1) | (pos > k) | (pos % 1 != 0)]
+    if len(bad):
+        raise SchemaError(
+            f"responses: column `answer_position` must be a whole number from 1 to the item's number of "
+            f"options; rows {preview(df.loc[bad, 'row'])} have {preview(df.loc[bad, 'answer_position'])}. Give the "
+            "1-based position of the chosen option as shown (or use `answer` for canonical codes)."
+        )
+    pi, pf = _pair_codes(inv, pos.to_numpy(int))
+    df["option"] = np.array([shown_u[inv[r]][int(pos.iloc[r]) - 1] for r in pf], dtype=object)[pi].tolist()
+    df["status"] = "valid"
+    df["parse_rule"] = "position"
+
+
+def _canonical_texts(df: pd.DataFrame, inv: np.ndarray, first_items: np.ndarray, shown_u: list[list[str]],
+                     scales: Mapping[str, Scale], log: ExclusionLog) -> None:
+    """Parse ``raw_text`` against the labels as shown (adds option, status, parse_rule; counts non-valid)."""
+    from robustalign.parsing import PARSER_VERSION, parse_answer
+
+    options, statuses, rules = [], [], []
+    texts = _map_unique(df["raw_text"], lambda t: "" if is_missing(t) else str(t))
+    ti, tf = _pair_codes(inv, texts)  # each distinct (item, order shown, text) is parsed once
+    for r in tf:
+        item, s_ = first_items[inv[r]], shown_u[inv[r]]
+        labels = [scales[item].labels[scales[item].index(c)] for c in s_]
+        res = parse_answer(texts.iloc[r], labels)
+        options.append(s_[res.position] if res.position is not None else None)
+        statuses.append(res.status)
+        rules.append(res.rule)
+    df["option"] = np.array(options, dtype=object)[ti].tolist()
+    df["status"] = np.array(statuses, dtype=object)[ti].tolist()
+    df["parse_rule"] = np.array(rules, dtype=object)[ti].tolist()
+    df.attrs["parser_version"] = PARSER_VERSION
+    for st in STATUSES[1:]:
+        log.add("responses", f"answer status '{st}' (kept, excluded from alignment)",
+                df.loc[df["status"] == st, "row"], "excluded")
+
+
+def _canonical_probs(df: pd.DataFrame, answer_cols: list[str], inv: np.ndarray, first_items: np.ndarray,
+                     shown_u: list[list[str]], scales: Mapping[str, Scale], log: ExclusionLog,
+                     share_tol: float) -> pd.DataFrame:
+    """``prob_j`` over positions as shown to ``prob_k`` over canonical options (renormalised, counted)."""
+    p = df[answer_cols].apply(pd.to_numeric, errors="coerce")
+    ks = np.array([len(s) for s in shown_u])[inv]
+    jj = np.array([int(m.group(1)) for m in map(_PROB_RE.match, answer_cols) if m is not None])
+    _check_prob_columns(df, p, jj, ks)
+    P = np.zeros((len(df), max(ks.max(), jj.max())))
+    P[:, jj - 1] = p.to_numpy(float)
+    within = jj[None, :] <= ks[:, None]
+    nan_in = (np.isnan(p.to_numpy(float)) & within).any(1)
+    extra = (~np.isnan(p.to_numpy(float)) & (p.to_numpy(float) != 0) & ~within).any(1)
+    neg = (np.nan_to_num(P) < 0).any(1)
+    bad = df.index[nan_in | neg | extra]
+    if len(bad):
+        raise SchemaError(
+            f"responses: `prob_*` columns must be non-negative numbers for options 1..K of the item and "
+            f"empty/0 beyond K; rows {preview(df.loc[bad, 'row'])} break this. Give each row the probabilities of its "
+            f"item's own options (0 or empty beyond K); missing probabilities are not imputed."
+        )
+    P = np.nan_to_num(P)[:, : ks.max()]
+    tot = P.sum(1)
+    off = np.abs(tot - 1)
+    bad = df.index[off > share_tol]
+    if len(bad):
+        raise SchemaError(
+            f"responses: option probabilities must sum to 1; rows {preview(df.loc[bad, 'row'])} sum to "
+            f"{preview(np.round(tot[bad], 4))}. Renormalise over the options (and say so) before loading."
+        )
+    rn = off > 1e-12
+    if rn.any():
+        log.add("responses", f"probabilities summed to 1 +/- {share_tol} and were renormalised",
+                df.loc[rn, "row"], "recoded")
+        P = P / tot[:, None]
+    C = np.zeros_like(P)
+    rows_of = pd.Series(np.arange(len(inv))).groupby(inv).indices
+    for u, (item, s_) in enumerate(zip(first_items, shown_u)):
+        r = rows_of[u]
+        C[np.ix_(r, [scales[item].index(c) for c in s_])] = P[r, : len(s_)]
+    df = df.drop(columns=answer_cols)
+    for j in range(C.shape[1]):
+        df[f"prob_{j + 1}"] = C[:, j]
+    df["status"] = "valid"
+    return df
 
 
 # --------------------------------------------------------------------------------------------------
@@ -970,8 +1049,10 @@ def _require(df: pd.DataFrame, cols: Iterable[str], table: str, *, fix: str) -> 
         )
 
 
-def _check_table(df: pd.DataFrame, table: str, needed: Sequence[str], lists: Sequence[str] = ()) -> None:
-    """A table has rows, no index column written by pandas, and no nested values in its key columns."""
+def check_table(df: pd.DataFrame, table: str, needed: Sequence[str], lists: Sequence[str] = ()) -> None:
+    """A table has rows, no index column written by pandas, and no nested values in its key columns.
+
+    Internal: shared with robustalign.persona."""
     dup = df.columns[df.columns.duplicated()]
     if len(dup):
         raise SchemaError(f"{table}: column names appear more than once: {preview(dup.unique())}. Rename or remove "
@@ -1089,7 +1170,8 @@ def _group_codes(df: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataFr
     return g.ngroup().to_numpy(), g.size().index.to_frame(index=False)
 
 
-def _sort_key(v):
+def sort_key(v: object) -> tuple[int, float, str]:
+    """Sort key of a level or option code: numbers numerically, then texts. Internal: shared with claims/."""
     s = str(v)
     try:
         return (0, float(s), s)

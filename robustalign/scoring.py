@@ -109,7 +109,7 @@ def item_scores(
     ii = keys["item"].astype(object).map({k: j for j, k in enumerate(items)}).to_numpy(np.intp)[rows]
     gi = pd.Series(names).map({k: j for j, k in enumerate(gl)}).to_numpy()
     kmax = max(P.shape[1], Q.shape[2])
-    Pr, Qr = _pad(P, kmax)[rows], _pad(Q, kmax)[ii, gi]
+    Pr, Qr = pad_options(P, kmax)[rows], pad_options(Q, kmax)[ii, gi]
     Kr, Or = reference.K(items)[ii], reference.ordinal(items)[ii]
     S = METRICS[metric](Pr, Qr, K=Kr, ordinal=Or)
     scorable = ~np.isnan(S)
@@ -267,7 +267,7 @@ def alignment(
         scores = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
                              groups=groups, estimand=estimand, min_answers=min_answers)
         if scores.empty and scores.attrs.get("n_not_estimable", 0):
-            raise ValueError(_not_estimable_message(metric, scores.attrs, cells))
+            raise ValueError(not_estimable_message(metric, scores.attrs, cells))
         res = cluster_bootstrap(scores, value="score", cluster="item", by=list(dict.fromkeys([*cells, "group"])),
                                 n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng)
         res.provenance.update({k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers",
@@ -330,7 +330,7 @@ def _profile_reliability(responses: Responses, cells: list[str], keys: pd.DataFr
     return rel.reindex(idx).to_numpy(float)
 
 
-def _not_estimable_message(metric: str, attrs: dict, cells: list[str]) -> str:
+def not_estimable_message(metric: str, attrs: dict, cells: list[str]) -> str:
     return (
         f"metric {metric!r} is not estimable for the answer distribution from these data: all "
         f"{attrs['n_not_estimable']} cell x item x group rows have fewer than "
@@ -379,7 +379,7 @@ def _cell_groups(keys: pd.DataFrame, reference: Reference, against: str | None,
     return np.arange(len(keys)), target.to_numpy()
 
 
-def _pad(a: np.ndarray, k: int) -> np.ndarray:
+def pad_options(a: np.ndarray, k: int) -> np.ndarray:
     if a.shape[-1] == k:
         return a
     width = [(0, 0)] * (a.ndim - 1) + [(0, k - a.shape[-1])]

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from robustalign.claims import assess_stability
-from robustalign.claims.stability import _ci_frame, _icc_ci
+from robustalign.claims.stability import _icc_ci, ci_frame
 from robustalign.metrics import between_group_sd
 from robustalign.schema import Scale, make_responses
 from robustalign.simulate import _ordinal_probs, simulate
@@ -271,7 +271,7 @@ def test_wilson_floor_for_rates_at_zero():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         b = cluster_bootstrap(np.zeros((11, 1)), n_resamples=50, rng=0)
-    f = _ci_frame(b, 0.95, 11)
+    f = ci_frame(b, 0.95, 11)
     assert f["conf_low"].item() == 0 and f["conf_high"].item() == pytest.approx(0.2588, abs=1e-3)
 
 

@@ -182,7 +182,7 @@ def _order_size(n_reps, seed0, gamma=0.0):
     u = np.array([-1.0, 0.0, 0.3, 1.0, 1.5])
     rejections = 0
     for r in range(n_reps):
-        d = P._design(P.load_pairwise(simulate_choices(u, gamma=gamma, reps=4, rng=seed0 + r)).data)
+        d = P.pair_design(P.load_pairwise(simulate_choices(u, gamma=gamma, reps=4, rng=seed0 + r)).data)
         _, p = P._order_test(d, np.random.default_rng(r), 199)
         rejections += p < 0.05
     return rejections

@@ -12,7 +12,7 @@ import pytest
 
 from robustalign.claims import assess_stability
 from robustalign.claims._stability_mc import _margin_checks, _margin_decide
-from robustalign.claims.stability import _ci_frame
+from robustalign.claims.stability import ci_frame
 from robustalign.resampling.mcerror import WITHIN_MC_ERROR
 from robustalign.simulate import simulate
 
@@ -41,7 +41,7 @@ def test_stability_verdict_near_the_margin_is_flagged_and_far_from_it_is_not(dat
         assert _margin_decide({**fixed, **{k: c[0] for k, c in checks.items()}}) == v
     # margin just above model_1's item-level upper end (on the SD scale), by half a Monte Carlo SE
     il = far.evidence["item_level"][0]
-    f = _ci_frame(il["boot"], 0.9).iloc[0]
+    f = ci_frame(il["boot"], 0.9).iloc[0]
     assert f["conf_high_mcse"] > 0
     near = _run(data, float(np.sqrt(f["conf_high"] + 0.5 * f["conf_high_mcse"])))
     v = near.verdicts.iloc[0]

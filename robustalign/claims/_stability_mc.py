@@ -22,11 +22,11 @@ __all__ = ["add_mc_flags"]
 def _ends(boot, level, n_items=None) -> tuple[float, float, float, float, int]:
     """Interval endpoints as the verdict reads them, their MC SEs (0 where a Wilson interval replaced a
     degenerate bootstrap one: it does not depend on the seed) and the resamples behind them."""
-    from robustalign.claims.stability import _ci_frame
+    from robustalign.claims.stability import ci_frame
 
     if boot is None:
         return np.nan, np.nan, np.nan, np.nan, 0
-    f = _ci_frame(boot, level, n_items).iloc[0]
+    f = ci_frame(boot, level, n_items).iloc[0]
     wilson = str(f["method"]).startswith("wilson")
     lo_se, hi_se = (0.0, 0.0) if wilson else (float(f["conf_low_mcse"]), float(f["conf_high_mcse"]))
     return float(f["conf_low"]), float(f["conf_high"]), lo_se, hi_se, int(boot.n_resamples)

@@ -685,13 +685,13 @@ class _Scores:
 def _prepare_scores(responses: Responses, reference: Reference, by_l: list[str], against: str | None, metric: str,
                     group_map: Mapping[str, str] | None, groups: Sequence[str] | None, estimand: str) -> _Scores:
     """Score every item of every unit against every target, and the human groups against each other."""
-    from robustalign.scoring import ESTIMANDS, _not_estimable_message, item_scores
+    from robustalign.scoring import ESTIMANDS, item_scores, not_estimable_message
 
     check_choice(estimand, ESTIMANDS, "estimand")
     scores = item_scores(responses, reference, metric=metric, by=by_l, against=against,
                          group_map=group_map, groups=groups, estimand=estimand)
     if scores.empty and scores.attrs.get("n_not_estimable", 0):
-        raise ValueError(_not_estimable_message(metric, scores.attrs, by_l))
+        raise ValueError(not_estimable_message(metric, scores.attrs, by_l))
     if scores.empty:
         raise ValueError("no item could be scored: check that responses and reference share items and groups.")
     est_info = {k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers") if k in scores.attrs}

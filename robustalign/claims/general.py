@@ -122,13 +122,13 @@ def pair_differences(S: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 def _unit_aggregates(D: np.ndarray, aggs: np.ndarray) -> np.ndarray:
     """(..., items, specs, K) -> (..., specs, K): each unit's scores aggregated over items."""
-    from robustalign.claims.multiverse import _aggregate
+    from robustalign.claims.multiverse import aggregate_specifications
 
     out = np.empty(D.shape[:-3] + D.shape[-2:])
     for how in ("mean", "median"):
         m = aggs == how
         if m.any():
-            out[..., m, :] = _aggregate(D[..., m, :], how, axis=-3)
+            out[..., m, :] = aggregate_specifications(D[..., m, :], how, axis=-3)
     return out
 
 
@@ -197,7 +197,13 @@ def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutatio
     """
     from functools import partial
 
-    from robustalign.claims.multiverse import SUPPORT_SHARE, ZERO_RTOL, ClaimResult, _verdict, joint_from_null
+    from robustalign.claims.multiverse import (
+        SUPPORT_SHARE,
+        ZERO_RTOL,
+        ClaimResult,
+        claim_verdict,
+        joint_from_null,
+    )
     from robustalign.resampling import BootstrapResult
     from robustalign.resampling.nulls import BLOCK_SIZE, item_bootstrap_normals, label_permutations
 
@@ -224,7 +230,7 @@ def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutatio
                   "p_holds_in_majority": float(np.mean(holds_boot > 0.5))}
     share = float(np.mean(est[evaluable] > tol[evaluable]))
     n_eval = int(evaluable.sum())
-    verdict, reason, n_needed = _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
+    verdict, reason, n_needed = claim_verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
     verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason, "share_holds": share,
                               "n_specifications": n_eval, "n_specifications_empty": len(specs) - n_eval,
                               "n_needed": n_needed}])

@@ -407,7 +407,7 @@ def zero_tolerance(D: np.ndarray) -> np.ndarray:
     return ZERO_RTOL * np.nan_to_num(scale, nan=0.0)
 
 
-def _aggregate(x: np.ndarray, how: str, axis: int) -> np.ndarray:
+def aggregate_specifications(x: np.ndarray, how: str, axis: int) -> np.ndarray:
     return nanmean(x, axis) if how == "mean" else _nanmedian(x, axis)
 
 
@@ -418,7 +418,7 @@ def _stat(D: np.ndarray, aggs: np.ndarray, margin: float | None = None) -> np.nd
     for how in ("mean", "median"):
         m = aggs == how
         if m.any():
-            A = _aggregate(D[..., m, :], how, axis=-3)
+            A = aggregate_specifications(D[..., m, :], how, axis=-3)
             # NaN only if all J are
             out[..., m] = np.fmin.reduce(A, axis=-1) if margin is None else margin - np.fmax.reduce(np.abs(A), axis=-1)
     return out
@@ -640,7 +640,7 @@ def audit_claim(
     }
     share = float(np.mean(est[evaluable] > tol[evaluable]))
     n_eval = int(evaluable.sum())
-    verdict, reason, n_needed = _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
+    verdict, reason, n_needed = claim_verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
     mc, mc_txt = (False, "") if claim.form == "equivalent" else _verdict_mc(share, joint, joint_boot, alpha,
                                                                            n_permutations, n_resamples)
     reason += mc_txt
@@ -792,7 +792,7 @@ def _units(claim: Claim) -> str:
     return "difference in similarity (metric of the specification)"
 
 
-def _verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_specs):
+def claim_verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_specs):
     n_hold = int(np.sum(est > tol))
     base = f"'{claim.text}' holds in {n_hold} of {n_specs} specifications ({share:.0%})"
     n_needed = np.nan
@@ -840,7 +840,7 @@ def _equivalence_verdict(claim, est, tol, share, joint, D, alpha, base):
 
 
 def _decide(c: dict) -> str:
-    """The verdict of :func:`_verdict` from its yes/no comparisons (for the Monte Carlo check)."""
+    """The verdict of :func:`claim_verdict` from its yes/no comparisons (for the Monte Carlo check)."""
     if c["joint"]:
         if c["median_greater"] and c["share_90"]:
             return "supported"

@@ -157,7 +157,7 @@ class _Design:
         return len(self.pair_ij)
 
 
-def _design(df: pd.DataFrame, outcomes=None) -> _Design:
+def pair_design(df: pd.DataFrame, outcomes=None) -> _Design:
     dec = df[df["choice"] != "neutral"]
     outcomes = pd.Index(sorted(pd.unique(pd.concat([df["outcome_a"], df["outcome_b"]])))) if outcomes is None \
         else pd.Index(outcomes)
@@ -261,8 +261,8 @@ def fit_bradley_terry(data, *, model: str | None = None, position: bool = True,
     ``position`` is true. Neutral answers are left out of the fit (they are counted in ``assess_preferences``).
     """
     pc = data if isinstance(data, PairwiseChoices) else load_pairwise(data)
-    df = _one_model(pc, model)
-    d = _design(df)
+    df = one_model(pc, model)
+    d = pair_design(df)
     est = _fit_cells(d.cells, len(d.outcomes), penalty=penalty, position=position)
     out = pd.DataFrame({"outcome": list(d.outcomes), "utility": est[:-1]})
     if position:
@@ -270,7 +270,7 @@ def fit_bradley_terry(data, *, model: str | None = None, position: bool = True,
     return out
 
 
-def _one_model(pc: PairwiseChoices, model):
+def one_model(pc: PairwiseChoices, model):
     models = pc.models
     if model is None:
         if len(models) != 1:
@@ -402,7 +402,7 @@ def _neutral_test(df: pd.DataFrame, outcomes, gen, n_perm: int):
         return None
     off = df["neutral_offered"].astype(str).str.lower().isin(["true", "1", "yes"]).to_numpy()
     dec = (df["choice"] != "neutral").to_numpy()
-    d = _design(df[dec], outcomes)
+    d = pair_design(df[dec], outcomes)
     lab = off[dec].astype(float)
     both = np.bincount(d.pair, lab, d.n_pairs)
     nn = np.bincount(d.pair, minlength=d.n_pairs)
@@ -459,7 +459,7 @@ def _corr_rows(u: np.ndarray, hu: np.ndarray) -> np.ndarray:
 
 
 def _model_evidence(df, *, human, n_resamples, n_permutations, n_sims, penalty, rng, model, unit):
-    d = _design(df)
+    d = pair_design(df)
     K = len(d.outcomes)
     if d.y.size == 0:
         raise ValueError(f"model {model!r} has no decisive (a / b) choices; nothing can be estimated.")
@@ -637,7 +637,7 @@ def assess_preferences(data, *, compare=None, human=None, models=None, unit: str
     hum = _check_human(human)
     gen, record = as_generator(rng)  # a Generator passes its seed to every keyed stream, not its state
     models = pc.models if models is None else list(models)
-    evidence = {m: _model_evidence(_one_model(pc, m), human=hum, n_resamples=n_resamples,
+    evidence = {m: _model_evidence(one_model(pc, m), human=hum, n_resamples=n_resamples,
                                    n_permutations=n_permutations, n_sims=n_sims, penalty=penalty,
                                    rng=gen, model=m, unit=unit) for m in models}
 
@@ -667,7 +667,14 @@ def preference_report(data, *, design=None, rng: RngLike = None, n_resamples=Non
     Settings come from the design (``seed``, ``n_resamples``, ``n_permutations``,
     ``confidence_level``) unless given here, as in :func:`robustalign.report.run_audit`.
     """
-    from robustalign.report.audit import AuditPart, AuditReport, Section, _headline, _versions, _vrows
+    from robustalign.report.audit import (
+        AuditPart,
+        AuditReport,
+        Section,
+        headline,
+        package_versions,
+        verdict_rows,
+    )
     from robustalign.report.design import AuditDesign
 
     design = AuditDesign() if design is None else AuditDesign.from_dict(design) if isinstance(design, dict) \
@@ -682,19 +689,19 @@ def preference_report(data, *, design=None, rng: RngLike = None, n_resamples=Non
     order = util[("estimate", "utility")].sort_values(ascending=False).index
     rest = f[~f["quantity"].isin(["utility", "rank"])]
     disp = [("Utilities (centred log-odds) and ranks, most preferred first",
-             pd.concat([_headline(f[(f["quantity"] == q)].set_index("outcome").loc[order].reset_index(),
+             pd.concat([headline(f[(f["quantity"] == q)].set_index("outcome").loc[order].reset_index(),
                                   ["outcome"]).set_axis(["outcome", q], axis=1).set_index("outcome")
                         for q in ("utility", "rank")], axis=1).reset_index()),
             ("Position effect, coherence, neutral option, human match",
-             _headline(rest, ["model", "quantity", "outcome", "outcome_b", "group"], ["p_value", "benchmark"]))]
+             headline(rest, ["model", "quantity", "outcome", "outcome_b", "group"], ["p_value", "benchmark"]))]
     sec = Section("preferences", "Forced-choice preferences", "Bradley-Terry utilities with a position effect; "
                   "pairs of outcomes are the resampling unit (docs/claims.md, 'Forced-choice preferences').",
-                  _vrows(name, "preferences", res.verdicts, ["model", "claim"]), {"preferences": f}, disp,
+                  verdict_rows(name, "preferences", res.verdicts, ["model", "claim"]), {"preferences": f}, disp,
                   results={"preferences": res}, notes=[res.summary()])
     settings = {"seed": res.provenance["rng"], "n_resamples": nres, "n_permutations": nperm,
                 "confidence_level": design.confidence_level, "design_file": design.source}
     desc = (f"{len(pc.data):,} forced choices of {len(pc.models)} models between "
             f"{pd.unique(pc.data[['outcome_a', 'outcome_b']].to_numpy().ravel()).size} outcomes.")
     p = AuditPart(name, desc, [sec], pc.exclusions.to_frame(), {"choices": None}, settings, [], [], {}, prefix)
-    return AuditReport(title or design.title or name, [p], {"versions": _versions(False),
+    return AuditReport(title or design.title or name, [p], {"versions": package_versions(False),
                                                             "parts": [{"title": name, **settings}]})

@@ -122,7 +122,7 @@ from robustalign.claims._stability_parts import (
 )
 from robustalign.resampling import cluster_bootstrap, keyed_stream, permutation_p_values, sign_flip_test
 from robustalign.resampling.stability_nulls import spread_permutation_null
-from robustalign.schema import Reference, Responses, _sort_key
+from robustalign.schema import Reference, Responses, sort_key
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -424,7 +424,7 @@ class _Cells:
         self.P = P
         self.pos = _positions(responses, keys["item"], P)
         self.units = sorted(d[by].unique(), key=str)
-        self.levels = {f: sorted(d[f].unique(), key=_sort_key) for f in design}
+        self.levels = {f: sorted(d[f].unique(), key=sort_key) for f in design}
 
     def block(self, unit, factor) -> dict:
         """Arrays for one unit and factor: strata (item x other cells) x levels."""
@@ -975,7 +975,7 @@ def _variance_shares(fit):
             None if conv is None else bool(conv))
 
 
-def _ci_frame(boot, level, n_items=None):
+def ci_frame(boot, level, n_items=None):
     """``boot.to_frame(level)`` with BCa, falling back to the percentile interval for the statistics
     whose BCa interval is undefined (e.g. a flip rate that is 0 in most resamples); ``method`` says which.
 
@@ -999,7 +999,7 @@ def _ci_frame(boot, level, n_items=None):
 def _interval(boot, level, n_items=None):
     if boot is None:
         return np.nan, np.nan, np.nan
-    ci = _ci_frame(boot, level, n_items)
+    ci = ci_frame(boot, level, n_items)
     return float(ci["conf_low"].iloc[0]), float(ci["conf_high"].iloc[0]), float(ci["std_error"].iloc[0])
 
 
@@ -1110,7 +1110,7 @@ def _flip_text(fl, nf, level):
     fr = fl.get("flip")
     if fr is None:
         return "no modal flip rate"
-    fm = _ci_frame(fr["mean"], level, fr["n_items_mean"])
+    fm = ci_frame(fr["mean"], level, fr["n_items_mean"])
     txt = (f"modal flip rate {fm['estimate'].iloc[0]:.2f} [{fm['conf_low'].iloc[0]:.2f}, "
            f"{fm['conf_high'].iloc[0]:.2f}]")
     if nf is not None and nf["informative"]:
@@ -1179,7 +1179,7 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
     for pw in ev["pairwise"]:
         if pw["boot"] is None:
             continue
-        f = _ci_frame(pw["boot"], level)
+        f = ci_frame(pw["boot"], level)
         keep = pw["keep"]
         for j, r in enumerate(f.itertuples(index=False)):
             k = np.flatnonzero(keep)[j]
@@ -1198,7 +1198,7 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
             rows.append(_row(q_mean, {by: fl["unit"], "factor": fl["factor"]}, float(x["mean"].estimate[0]), lo, hi,
                              se, level, "mean over level pairs, cluster bootstrap", x["n_items_mean"], u))
             n_it = (fl["n_items"] if name == "flip" else fl["n_items_shift"])[x["keep"]]
-            f = _ci_frame(x["pairs"], level, n_it if name == "flip" else None)
+            f = ci_frame(x["pairs"], level, n_it if name == "flip" else None)
             for j, r in enumerate(f.itertuples(index=False)):
                 rows.append(_row(q_pair, {by: fl["unit"], "factor": fl["factor"], "level_a": r.level_a,
                                  "level_b": r.level_b}, r.estimate, r.conf_low, r.conf_high, r.std_error, level,
@@ -1206,7 +1206,7 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
     rows.extend(_order_rows(ev, by, level, units))
     if ev["retest"] is not None:
         for t in ev["retest"]["tables"]:
-            f = _ci_frame(t["boot"], level)
+            f = ci_frame(t["boot"], level)
             u = "share of sample pairs" if t["quantity"] == "retest_flip_rate" else units
             for j, r in enumerate(f.itertuples(index=False)):
                 rows.append(_row(t["quantity"], {by: f.iloc[j][by]},
@@ -1280,7 +1280,7 @@ def _order_rows(ev, by, level, units) -> list:
     """Rows for position bias, the modal flip rate's noise floor and the item-level effect."""
     rows = []
     for pb in ev.get("position_bias", []):
-        f = _ci_frame(pb["boot"], level)
+        f = ci_frame(pb["boot"], level)
         for j, r in enumerate(f.itertuples(index=False)):
             rows.append(_row("position_bias", {by: pb["unit"], "factor": pb["factor"], "position": pb["positions"][j]},
                              float(pb["estimate"][j]), r.conf_low, r.conf_high, r.std_error, level,

@@ -329,10 +329,10 @@ def assess_steerability(
 
 def _estimable(sc: pd.DataFrame, metric: str, cells: list, prov: dict) -> None:
     """Record how many cells were too small for the estimand; refuse when none was scorable."""
-    from robustalign.scoring import _not_estimable_message
+    from robustalign.scoring import not_estimable_message
 
     if sc.empty and sc.attrs.get("n_not_estimable", 0):
-        raise ValueError(_not_estimable_message(metric, sc.attrs, cells))
+        raise ValueError(not_estimable_message(metric, sc.attrs, cells))
     prov.update({k: sc.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers") if k in sc.attrs})
 
 
@@ -450,7 +450,7 @@ def _positions(responses: Responses, reference: Reference, by: list[str], steer:
     """Distributions (model ``Pm``, human ``H``, padded to one K) and the mean positions of the slope:
     model ``mu_m`` (b, Q, L) and the targets' distinctive human deviations ``dev`` (Q, R)."""
     from robustalign.metrics import mean_position
-    from robustalign.scoring import _pad, human_profiles
+    from robustalign.scoring import human_profiles, pad_options
 
     nb = len(cells)
     cells_d, Pm = _distribution_array(responses, by, steer, levels, items)
@@ -463,7 +463,7 @@ def _positions(responses: Responses, reference: Reference, by: list[str], steer:
         raise ValueError(f"`centre_groups` {bad} are not reference groups; groups are {reference.groups}.")
     H = reference.array(items, targets_ref)  # (Q, R, K)
     kmax = max(Pm.shape[-1], H.shape[-1])
-    Pm, H = _pad(Pm, kmax), _pad(H, kmax)
+    Pm, H = pad_options(Pm, kmax), pad_options(H, kmax)
     mu_h = np.where(ordinal[:, None], human_profiles(reference, items, groups_all), np.nan)  # (Q, G)
     mu_bar = nanmean(mu_h, axis=1)  # (Q,)
     dev = np.where(ordinal[:, None], human_profiles(reference, items, targets_ref), np.nan) - mu_bar[:, None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -11,6 +12,11 @@ import pandas as pd
 
 from robustalign._errors import SchemaError, preview
 from robustalign.schema import RESERVED_COLUMNS, ExclusionLog, Reference, Responses, Scale, make_responses
+
+#: A file path, or several (folders are searched).
+Paths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+#: Item scales as a table (see robustalign.schema.make_scales) or a mapping item -> Scale.
+ScalesLike = pd.DataFrame | Mapping[str, Scale] | None
 
 #: Columns of the responses contract that a design factor may not be called.
 RESERVED = frozenset(
@@ -76,8 +82,8 @@ def texts_to_codes(texts: Sequence[str], item: str, scales: Mapping[str, Scale] 
             )
         return [str(t) for t in texts]
     by_label: dict[str, list[str]] = {}
-    for code, label in zip(scale.options, scale.labels):
-        by_label.setdefault(norm_text(label), []).append(code)
+    for option, label in zip(scale.options, scale.labels):
+        by_label.setdefault(norm_text(label), []).append(option)
     by_code = {norm_text(c): c for c in scale.options}
     codes = []
     for t in texts:
@@ -119,7 +125,7 @@ def literal(text, tokens: re.Pattern, where: str, expected: str):
     while ok and pos < len(text):
         m = tokens.match(text, pos)
         ok = m is not None and m.end() > pos
-        pos = m.end() if ok else pos
+        pos = m.end() if ok and m is not None else pos
     value = None
     if ok:
         try:

@@ -39,9 +39,11 @@ log with its reason:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,7 +60,7 @@ _NON_NATIONAL = re.compile(r"\(\s*non-?\s*national", re.I)
 
 
 def from_goqa(
-    path,
+    path: str | os.PathLike[str],
     *,
     ordinal: Mapping[str, bool] | Iterable[str] | Callable[[list[str]], bool] | None = None,
     refused: str = "keep",
@@ -109,7 +111,8 @@ def from_goqa(
     def note(reason, action, what):
         drops.setdefault((reason, action), []).append(what)
 
-    shares, scales = [], {}
+    shares: list[dict[str, Any]] = []
+    scales: dict[str, Scale] = {}
     for i, item in zip(raw.index, ids):
         where = f"{p.name} row {i + 1} (item {item!r})"
         options = _options(raw.at[i, "options"], where)
@@ -168,7 +171,7 @@ def from_goqa(
     return ref
 
 
-def read_goqa_questions(path, *, id_prefix: str = "goqa_", item_col: str | None = None) -> pd.DataFrame:
+def read_goqa_questions(path: str | os.PathLike[str], *, id_prefix: str = "goqa_", item_col: str | None = None) -> pd.DataFrame:
     """The questions of a GlobalOpinionQA-style CSV: ``item, question, options (list), source``.
 
     Item ids are those of :func:`from_goqa` with the same ``id_prefix`` / ``item_col``.

@@ -52,13 +52,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from robustalign._errors import SchemaError, preview
 from robustalign.importers._common import (
+    Paths,
+    ScalesLike,
     attach,
     check_factor_names,
     expand_paths,
@@ -68,7 +72,7 @@ from robustalign.importers._common import (
     scales_from,
     texts_to_codes,
 )
-from robustalign.schema import ExclusionLog, Reference, Responses
+from robustalign.schema import ExclusionLog, Reference, Responses, Scale
 
 __all__ = ["from_inspect", "read_inspect"]
 
@@ -81,10 +85,10 @@ _OPTION_LINE = re.compile(r"^(?P<mark>[A-Z]|[1-9][0-9]*)\) (?P<text>.*)$")
 
 
 def read_inspect(
-    logs,
+    logs: Paths,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     item_field: str = "id",
     factor_fields: Sequence[str] | None = None,
     scorer: str | None = None,
@@ -126,8 +130,6 @@ def read_inspect(
     """
     if answer not in ("score", "raw_text"):
         raise SchemaError(f"`answer` must be 'score' or 'raw_text'; got {answer!r}.")
-    from inspect_ai.log import read_eval_log, read_eval_log_samples
-
     files = _log_files(logs)
     sc = scales_from(reference, scales)
     log = ExclusionLog()
@@ -136,62 +138,99 @@ def read_inspect(
     skipped: set[str] = set()
     meta_keys: list[str] = []
     for path in files:
-        header = read_eval_log(str(path), header_only=True)
-        spec = header.eval
         n_before = len(rows)
-        if header.status != "success":
-            log.add("responses", f"log status {header.status!r}: samples that did not finish are missing",
-                    [path.name], "incomplete")
-        samples = read_eval_log_samples(
-            str(path), all_samples_required=False, resolve_attachments=answer == "raw_text",
-            exclude_fields={"events", "store"},
-        )
-        seen = 0
-        for s in samples:
-            seen += 1
-            where = f"{path.name}: sample {s.id!r} epoch {s.epoch}"
-            if s.error is not None:
-                log.add("responses", "sample errored in Inspect (no answer)", [f"{path.name}:{s.id}/{s.epoch}"],
-                        "dropped")
-                continue
-            if not s.choices:
-                raise SchemaError(
-                    f"{where}: field `choices` is empty. robustalign imports multiple-choice samples: give each "
-                    "Sample its options in `choices` and use the multiple_choice() solver."
-                )
-            row = {"model": spec.model, "item": _item(s, item_field, where)}
-            meta = {k: v for k, v in (s.metadata or {}).items() if not (item_field != "id" and k == item_field)}
-            for k, v in meta.items():
-                if k not in meta_keys:
-                    meta_keys.append(k)
-                if not is_scalar(v):
-                    skipped.add(k)
-            row["_meta"] = meta
-            row["_where"] = where
-            row["sample"] = int(s.epoch)
-            shown, sc_answer, completion_rewritten = _shown_and_answer(s, scorer, answer, where)
-            codes = texts_to_codes(shown, row["item"], sc, where)
-            row["option_order"] = "|".join(codes)
-            if answer == "raw_text":
-                if completion_rewritten:
-                    raise SchemaError(
-                        f"{where}: choices were shuffled by multiple_choice(shuffle=True), and Inspect rewrote the "
-                        "completion to the unshuffled letter, so the raw text no longer matches the order shown. "
-                        "Use answer='score', or shuffle choices in the dataset instead."
-                    )
-                row["raw_text"] = s.output.completion if s.output is not None else ""
-            else:
-                if sc_answer is None:
-                    log.add("responses", "scorer found no answer letter (use answer='raw_text' to keep and parse "
-                            "such completions)", [f"{path.name}:{s.id}/{s.epoch}"], "dropped")
-                    continue
-                row["answer_position"] = sc_answer + 1
-            rows.append(row)
-        if seen == 0 and header.status == "success":
-            raise SchemaError(f"{path.name}: the log holds no samples. Check that the eval ran and logged samples.")
+        spec = _read_log_samples(path, _SampleReader(item_field, scorer, answer, sc, log, meta_keys, skipped), rows)
         run_info.append({"task": spec.task, "args": dict(spec.task_args or {}), "n": len(rows) - n_before})
+    fields = _metadata_factors(rows, meta_keys, skipped, factor_fields)
+    run_cols = _add_run_factors(rows, run_info, fields)
+    answer_col = "answer_position" if answer == "score" else "raw_text"
+    cols = ["model", "item", *fields, *run_cols, "sample", "option_order", answer_col]
+    df = pd.DataFrame(rows, columns=cols)
+    df.attrs["skipped_metadata"] = sorted(skipped)
+    return attach(df, log, files, "inspect_ai")
 
-    # design factors from metadata
+
+@dataclass
+class _SampleReader:
+    """What turns one Inspect sample into a raw responses row, and what it records on the way."""
+
+    item_field: str
+    scorer: str | None
+    answer: str
+    scales: Mapping[str, Scale] | None
+    log: ExclusionLog
+    meta_keys: list[str]  # metadata fields in order of first appearance
+    skipped: set[str]  # metadata fields holding lists or dicts
+
+    def row(self, s: Any, model: str, path: Path) -> dict | None:
+        """The row of one sample, or None when it is dropped (and counted)."""
+        where = f"{path.name}: sample {s.id!r} epoch {s.epoch}"
+        if s.error is not None:
+            self.log.add("responses", "sample errored in Inspect (no answer)", [f"{path.name}:{s.id}/{s.epoch}"],
+                         "dropped")
+            return None
+        if not s.choices:
+            raise SchemaError(
+                f"{where}: field `choices` is empty. robustalign imports multiple-choice samples: give each "
+                "Sample its options in `choices` and use the multiple_choice() solver."
+            )
+        row: dict[str, Any] = {"model": model, "item": _item(s, self.item_field, where)}
+        meta = {k: v for k, v in (s.metadata or {}).items() if not (self.item_field != "id" and k == self.item_field)}
+        for k, v in meta.items():
+            if k not in self.meta_keys:
+                self.meta_keys.append(k)
+            if not is_scalar(v):
+                self.skipped.add(k)
+        row["_meta"] = meta
+        row["_where"] = where
+        row["sample"] = int(s.epoch)
+        shown, sc_answer, completion_rewritten = _shown_and_answer(s, self.scorer, self.answer, where)
+        codes = texts_to_codes(shown, row["item"], self.scales, where)
+        row["option_order"] = "|".join(codes)
+        if self.answer == "raw_text":
+            if completion_rewritten:
+                raise SchemaError(
+                    f"{where}: choices were shuffled by multiple_choice(shuffle=True), and Inspect rewrote the "
+                    "completion to the unshuffled letter, so the raw text no longer matches the order shown. "
+                    "Use answer='score', or shuffle choices in the dataset instead."
+                )
+            row["raw_text"] = s.output.completion if s.output is not None else ""
+        else:
+            if sc_answer is None:
+                self.log.add("responses", "scorer found no answer letter (use answer='raw_text' to keep and parse "
+                             "such completions)", [f"{path.name}:{s.id}/{s.epoch}"], "dropped")
+                return None
+            row["answer_position"] = sc_answer + 1
+        return row
+
+
+def _read_log_samples(path: Path, reader: _SampleReader, rows: list[dict]) -> Any:
+    """Append the rows of one log file to ``rows``; return the log's eval spec."""
+    from inspect_ai.log import read_eval_log, read_eval_log_samples
+
+    header = read_eval_log(str(path), header_only=True)
+    spec = header.eval
+    if header.status != "success":
+        reader.log.add("responses", f"log status {header.status!r}: samples that did not finish are missing",
+                       [path.name], "incomplete")
+    samples = read_eval_log_samples(
+        str(path), all_samples_required=False, resolve_attachments=reader.answer == "raw_text",
+        exclude_fields={"events", "store"},
+    )
+    seen = 0
+    for s in samples:
+        seen += 1
+        row = reader.row(s, spec.model, path)
+        if row is not None:
+            rows.append(row)
+    if seen == 0 and header.status == "success":
+        raise SchemaError(f"{path.name}: the log holds no samples. Check that the eval ran and logged samples.")
+    return spec
+
+
+def _metadata_factors(rows: list[dict], meta_keys: list[str], skipped: set[str],
+                      factor_fields: Sequence[str] | None) -> list[str]:
+    """Design factors from sample metadata: chosen, checked, and set on every row."""
     if factor_fields is None:
         fields = [k for k in meta_keys if k not in skipped]
     else:
@@ -213,8 +252,11 @@ def read_inspect(
                     f"this field, or leave it out of `factor_fields` (found {sorted(meta)})."
                 )
             r[f] = meta[f]
+    return fields
 
-    # task and task arguments that differ between logs are design factors too
+
+def _add_run_factors(rows: list[dict], run_info: list[dict], fields: list[str]) -> list[str]:
+    """The task and task arguments that differ between logs become design factors too."""
     run_cols = _run_factors(run_info, fields)
     k = 0
     for info in run_info:
@@ -223,21 +265,16 @@ def read_inspect(
                 v = info["task"] if c == "task" else info["args"].get(c)
                 r[c] = v if is_scalar(v) else json.dumps(v, sort_keys=True)
         k += info["n"]
-
-    answer_col = "answer_position" if answer == "score" else "raw_text"
-    cols = ["model", "item", *fields, *run_cols, "sample", "option_order", answer_col]
-    df = pd.DataFrame(rows, columns=cols)
-    df.attrs["skipped_metadata"] = sorted(skipped)
-    return attach(df, log, files, "inspect_ai")
+    return run_cols
 
 
 def from_inspect(
-    logs,
+    logs: Paths,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     drop_unreferenced: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> Responses:
     """Read Inspect eval logs and validate them into :class:`~robustalign.Responses`.
 

@@ -38,6 +38,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +46,8 @@ import pandas as pd
 from robustalign._errors import SchemaError, preview
 from robustalign.importers._common import (
     NUM,
+    Paths,
+    ScalesLike,
     attach,
     check_factor_names,
     expand_paths,
@@ -67,10 +70,10 @@ _RESPS_TOKENS = tokens_re(rf"'{_QATOM}'", rf'"{_QATOM}"', rf"{_ATOM}(?![\w.])")
 
 
 def read_lm_eval(
-    samples,
+    samples: Paths,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     model: str | None = None,
     item_field: str = "doc_id",
     factor_fields: Sequence[str] = (),
@@ -128,7 +131,7 @@ def read_lm_eval(
             prompt, conts = _arguments(rec.get("arguments"), where)
             lls = _loglikelihoods(rec.get("filtered_resps", rec.get("resps")), len(conts), where)
             item = _doc_value(rec, doc, item_field, where, "item id")
-            row = {"model": mdl, "item": str(item), "task": task}
+            row: dict[str, Any] = {"model": mdl, "item": str(item), "task": task}
             for f in factor_fields:
                 row[f] = _doc_value(rec, doc, f, where, "design factor")
             codes = texts_to_codes([c.strip() for c in conts], row["item"], sc, where)
@@ -151,12 +154,12 @@ def read_lm_eval(
 
 
 def from_lm_eval(
-    samples,
+    samples: Paths,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     drop_unreferenced: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> Responses:
     """Read lm-eval samples files and validate them into :class:`~robustalign.Responses` (kind ``prob``).
 
@@ -236,7 +239,7 @@ def _arguments(args, where: str) -> tuple[str, list[str]]:
         )
     if len({c for c, _ in pairs}) != 1:
         raise SchemaError(f"{where}: the options were scored after different prompts; expected one prompt per document.")
-    return pairs[0][0], [t for _, t in pairs]
+    return str(pairs[0][0]), [str(t) for _, t in pairs]  # checked: all texts
 
 
 def _loglikelihoods(resps, k: int, where: str) -> np.ndarray:

@@ -34,23 +34,26 @@ column order.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from robustalign._errors import SchemaError
-from robustalign.importers._common import attach, check_factor_names, finish, scales_from
-from robustalign.schema import SHARE_TOL, ExclusionLog, Reference, Responses
+from robustalign.importers._common import ScalesLike, attach, check_factor_names, finish, scales_from
+from robustalign.schema import SHARE_TOL, ExclusionLog, Reference, Responses, Scale
 
 __all__ = ["from_wide_csv", "read_wide_csv"]
 
 
 def read_wide_csv(
-    path,
+    path: str | os.PathLike[str] | pd.DataFrame,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     values: str = "auto",
     option_prefix: str = "opt_",
 ) -> pd.DataFrame:
@@ -102,7 +105,29 @@ def read_wide_csv(
                           "probabilities are non-negative.")
     sc = scales_from(reference, scales)
     item = df["item"].astype(str).str.strip()
-    # each item's options, in canonical order
+    opts_of = _item_option_columns(item, codes, V, sc, name, option_prefix)
+    mask = np.zeros_like(V, dtype=bool)
+    for r, it in enumerate(item):
+        mask[r, opts_of[it]] = True
+    X = np.where(mask, np.nan_to_num(V), 0.0)
+    gaps = mask & np.isnan(V)
+    kind = _kind(X, values, name)
+
+    log = ExclusionLog()
+    base = df[["model", *factors]].copy()
+    base.insert(1, "item", item)
+    if "option_order" in df:
+        base["option_order"] = df["option_order"].astype(str).str.strip()
+    if kind == "probs":
+        out = _prob_rows(base, item, X, gaps, codes, opts_of, name)
+    else:
+        out = _count_rows(df, base, X, codes, log, name)
+    return attach(out, log, [Path(name)], "wide CSV")
+
+
+def _item_option_columns(item: pd.Series, codes: list[str], V: np.ndarray, sc: Mapping[str, Scale] | None,
+                         name: str, option_prefix: str) -> dict[str, list[int]]:
+    """Each item's option columns (indices into ``codes``), in canonical order."""
     opts_of: dict[str, list[int]] = {}
     for it in item.unique():
         rows = (item == it).to_numpy()
@@ -124,33 +149,30 @@ def read_wide_csv(
         else:
             cols = [j for j in range(len(codes)) if (~np.isnan(V[rows, j])).any()]
         opts_of[it] = cols
-    mask = np.zeros_like(V, dtype=bool)
-    for r, it in enumerate(item):
-        mask[r, opts_of[it]] = True
-    X = np.where(mask, np.nan_to_num(V), 0.0)
-    gaps = mask & np.isnan(V)
-    kind = _kind(X, values, name)
+    return opts_of
 
-    log = ExclusionLog()
-    base = df[["model", *factors]].copy()
-    base.insert(1, "item", item)
-    if "option_order" in df:
-        base["option_order"] = df["option_order"].astype(str).str.strip()
-    if kind == "probs":
-        if gaps.any():
-            r = int(np.argwhere(gaps)[0][0])
-            raise SchemaError(f"{name}: row {r + 1} leaves an option of its item empty; give every option a "
-                              "probability (0 if none).")
-        kmax = max(len(c) for c in opts_of.values())
-        P = np.full((len(df), kmax), np.nan)
-        for r, it in enumerate(item):
-            shown = _shown(base, r, [codes[j] for j in opts_of[it]], name)
-            P[r, : len(shown)] = [X[r, codes.index(c)] for c in shown]
-        out = base.copy()
-        for j in range(kmax):
-            out[f"prob_{j + 1}"] = P[:, j]
-        return attach(out, log, [Path(name)], "wide CSV")
-    # counts: one row per answer
+
+def _prob_rows(base: pd.DataFrame, item: pd.Series, X: np.ndarray, gaps: np.ndarray, codes: list[str],
+               opts_of: dict[str, list[int]], name: str) -> pd.DataFrame:
+    """Probabilities: one row per wide row, ``prob_j`` over the options as shown."""
+    if gaps.any():
+        r = int(np.argwhere(gaps)[0][0])
+        raise SchemaError(f"{name}: row {r + 1} leaves an option of its item empty; give every option a "
+                          "probability (0 if none).")
+    kmax = max(len(c) for c in opts_of.values())
+    P = np.full((len(base), kmax), np.nan)
+    for r, it in enumerate(item):
+        shown = _shown(base, r, [codes[j] for j in opts_of[it]], name)
+        P[r, : len(shown)] = [X[r, codes.index(c)] for c in shown]
+    out = base.copy()
+    for j in range(kmax):
+        out[f"prob_{j + 1}"] = P[:, j]
+    return out
+
+
+def _count_rows(df: pd.DataFrame, base: pd.DataFrame, X: np.ndarray, codes: list[str], log: ExclusionLog,
+                name: str) -> pd.DataFrame:
+    """Counts: one row per answer, numbered by ``sample``; rows without answers are counted as dropped."""
     if "sample" in df:
         raise SchemaError(f"{name}: a counts file cannot have a `sample` column; samples are numbered from the counts.")
     n = X.sum(1).astype(int)
@@ -161,16 +183,16 @@ def read_wide_csv(
     out = base.iloc[rep].reset_index(drop=True)
     out["sample"] = np.concatenate([np.arange(1, k + 1) for k in n]) if len(n) else []
     out["answer"] = answers
-    return attach(out, log, [Path(name)], "wide CSV")
+    return out
 
 
 def from_wide_csv(
-    path,
+    path: str | os.PathLike[str] | pd.DataFrame,
     reference: Reference | None = None,
     *,
-    scales=None,
+    scales: ScalesLike = None,
     drop_unreferenced: bool = False,
-    **kwargs,
+    **kwargs: Any,
 ) -> Responses:
     """Read a wide CSV and validate it into :class:`~robustalign.Responses`; see :func:`read_wide_csv`."""
     df = read_wide_csv(path, reference, scales=scales, **kwargs)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import helmert
 
-from robustalign.models._design import Design, Term, _flat_index
+from robustalign.models._design import Design, Term, flat_index
 from robustalign.models._graph import CENTRE_MIN, SD_PRIOR
 
 ALPHA_PRIOR = 1.5  # scale of the items' baseline logits (zero-sum over options)
@@ -142,7 +142,7 @@ def build_categorical(d: Design):
     with pm.Model(coords=_coords(d)) as model:
         ntilde = pm.Data("ntilde", data["ntilde"])
         N = pm.Data("N", data["N"])
-        idx_mq = pm.Data("idx_model_item", _flat_index(d, ("model", "item")))
+        idx_mq = pm.Data("idx_model_item", flat_index(d, ("model", "item")))
 
         a = pm.Normal("alpha_coef", 0.0, ALPHA_PRIOR, dims=("item", "category_contrast"))
         pm.Deterministic("alpha", pt.sum(a[:, None, :] * Bq, -1), dims=("item", "category"))
@@ -173,7 +173,7 @@ def build_categorical(d: Design):
             else:
                 coef = sd_fb * pm.Normal(f"z_u_{f}", 0.0, 1.0, dims=dims)
             U = pt.tensordot(coef, H.T, axes=[[2], [0]]).transpose(0, 1, 3, 2)  # (M, Q, L, kc)
-            idx = pm.Data(f"idx_model_item_{f}", _flat_index(d, ("model", "item", f)))
+            idx = pm.Data(f"idx_model_item_{f}", flat_index(d, ("model", "item", f)))
             c = c + U.reshape((M * Q * L, kc))[idx]
             terms.append(Term(f"u_{f}", ("model", "item", f), f, f))
 

@@ -95,7 +95,7 @@ class Design:
     def to_grid(self, x: np.ndarray) -> np.ndarray:
         """Per-cell rows ``x`` (cells, ...) placed on the (models, items, G, ...) grid, zero elsewhere."""
         out = np.zeros((len(self.models) * len(self.items) * self.n_combos, *x.shape[1:]))
-        out[_flat_index(self, ("model", "item", *self.factors))] = x
+        out[flat_index(self, ("model", "item", *self.factors))] = x
         return out.reshape(len(self.models), len(self.items), self.n_combos, *x.shape[1:])
 
 
@@ -107,11 +107,11 @@ def cell_predictor(d: Design, tables: dict, lead: int = 0) -> np.ndarray:
     eta: Any = 0.0  # a float until the first term adds an array
     for t in d.terms:
         tab = np.asarray(tables[t.name])
-        eta = eta + tab.reshape(*tab.shape[:lead], -1)[..., _flat_index(d, t.axes)]
+        eta = eta + tab.reshape(*tab.shape[:lead], -1)[..., flat_index(d, t.axes)]
     return eta
 
 
-def _flat_index(d: Design, axes) -> np.ndarray:
+def flat_index(d: Design, axes) -> np.ndarray:
     """Position of each cell in the flattened table over ``axes``."""
     return np.ravel_multi_index([d.idx[a] for a in axes], d.shape(axes)).astype(np.int64)
 

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from robustalign.models._design import Design, Term, _flat_index
+from robustalign.models._design import Design, Term, flat_index
 
 SD_PRIOR = 1.0  # HalfNormal scale of every standard deviation (logit scale)
 MU_PRIOR = 1.5  # scale of model means
@@ -55,7 +55,7 @@ def signal_to_noise(d: Design, axes: tuple[str, str]) -> float:
     s1 = (d.counts * pos).sum(1)
     s2 = (d.counts * pos**2).sum(1)
     shp = d.shape(axes)
-    key = _flat_index(d, axes)
+    key = flat_index(d, axes)
     N = np.bincount(key, n, int(np.prod(shp)))
     if (N == 0).any():
         return 0.0
@@ -169,7 +169,7 @@ def _gathered_eta(terms: list[Term], d: Design, model):
     for t in terms:
         key = "idx_" + "_".join(t.axes)
         if key not in index:
-            arr = d.idx[t.axes[0]] if len(t.axes) == 1 else _flat_index(d, t.axes)
+            arr = d.idx[t.axes[0]] if len(t.axes) == 1 else flat_index(d, t.axes)
             index[key] = pm.Data(key, arr.astype(np.int64))
         table = model[t.name]
         eta = eta + (table if len(t.axes) == 1 else table.flatten())[index[key]]

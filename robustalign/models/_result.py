@@ -13,7 +13,7 @@ from scipy.special import expit, polygamma
 from robustalign._result import Result
 from robustalign._rng import RngLike
 from robustalign._validation import resolve_level
-from robustalign.models._design import Design, _flat_index, cell_predictor
+from robustalign.models._design import Design, cell_predictor, flat_index
 from robustalign.models._sampling import gate_message
 
 if TYPE_CHECKING:
@@ -457,7 +457,7 @@ class BayesFit(Result):
         # N(0, sd^2 / n_items), which the posterior of those parameters does not carry. It is added back
         # per draw (without it, 22 of 30 population intervals covered the truth in the calibration test).
         # Centred opinions have a hierarchical model mean that already carries it.
-        q_model = np.bincount(np.unique(_flat_index(d, ("model", "item"))) // len(d.items), minlength=M)
+        q_model = np.bincount(np.unique(flat_index(d, ("model", "item"))) // len(d.items), minlength=M)
         q_group = np.maximum((d.human_n > 0).sum(1), 1)
         model_mean_sd = (np.zeros_like(sd_mi) if self._has("model_opinion")
                          else sd_mi / np.sqrt(np.maximum(q_model, 1))[None, :])

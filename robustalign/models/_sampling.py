@@ -96,14 +96,14 @@ def sample(model, *, draws, tune, chains, rng, sampler, target_accept, backend, 
     def get_model():
         return model() if callable(model) else model
 
-    from robustalign._progress import _ACTIVE, enabled, phase
+    from robustalign._progress import ACTIVE, enabled, phase
 
     gen, record = as_generator(rng)
     seed = int(gen.integers(0, 2**31 - 1))
     timings = {}
     # the samplers' own bars show the tune and draw phases with an ETA; inside another display (an audit
     # step) only that display's spinner, as a terminal holds one live display at a time
-    show = enabled() and not _ACTIVE
+    show = enabled() and not ACTIVE
     if sampler == "nutpie":
         import nutpie
 

@@ -116,8 +116,8 @@ def fit_bradley_terry_model(data, *, model: str | None = None, draws: int = 1000
     from robustalign.claims import preferences as P
 
     pc = data if isinstance(data, P.PairwiseChoices) else P.load_pairwise(data)
-    df = P._one_model(pc, model)
-    d = P._design(df)
+    df = P.one_model(pc, model)
+    d = P.pair_design(df)
     check_args(draws, tune, chains, sampler, target_accept)
     ci, cj, cs, n, k, _ = d.cells
     counts = np.round(k).astype(np.int64)

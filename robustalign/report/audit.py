@@ -21,10 +21,14 @@ and the report only arranges them.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +36,10 @@ import pandas as pd
 from robustalign._errors import RobustAlignError
 from robustalign._rng import RngLike
 from robustalign.report.design import AuditDesign
+
+if TYPE_CHECKING:
+    from robustalign.claims.preferences import PairwiseChoices
+    from robustalign.schema import Reference, Responses
 
 __all__ = ["AuditPart", "AuditReport", "FigureSpec", "Section", "run_audit", "run_example_audit"]
 
@@ -143,7 +151,8 @@ class AuditReport:
 
         return "\n".join(verdict_lines(self))
 
-    def write(self, out_dir, *, force: bool = False, progress: Callable[[str], None] | None = None):
+    def write(self, out_dir: str | os.PathLike[str], *, force: bool = False,
+              progress: Callable[[str], None] | None = None) -> Path:
         """Write ``report.html`` (self-contained), ``report.md``, one CSV per table, figures as PDF and PNG.
 
         An existing non-empty directory is refused unless ``force=True``. Returns the directory path.
@@ -172,12 +181,14 @@ def ci(est, lo, hi, d: int = 3, reason: str = "") -> str:
     return fmt_interval(est, lo, hi, d, reason)
 
 
-def _vrows(part, assessment, frame, unit_cols, column_keys=()) -> pd.DataFrame:
+def verdict_rows(part: str, assessment: str, frame: pd.DataFrame | None, unit_cols: Sequence[str],
+                 column_keys: Sequence[str] = ()) -> pd.DataFrame:
     """Verdict rows in the report's shape from a result's ``verdicts`` frame.
 
     The frame's ``estimate, conf_low, ...`` columns (:data:`NUMBER_COLUMNS`), where present, are the
     verdict's key number. In the summary grid the row is the unit without ``column_keys``, the column the
-    assessment with them (e.g. row = model, column = "stability (language)").
+    assessment with them (e.g. row = model, column = "stability (language)"). Internal: shared with the
+    persona and preferences sections.
     """
     from robustalign.report.words import plain
 
@@ -220,8 +231,10 @@ def _key_numbers(verdicts: pd.DataFrame, frame: pd.DataFrame, keys: list[str], q
     return v.merge(sub, on=keys, how="left") if keys else v
 
 
-def _headline(frame: pd.DataFrame, keys: list[str], extra: list[str] = ()) -> pd.DataFrame:
-    """Display table: keys, ``estimate [interval]`` and any extra columns (rounded for reading only)."""
+def headline(frame: pd.DataFrame, keys: list[str], extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Display table: keys, ``estimate [interval]`` and any extra columns (rounded for reading only).
+
+    Internal: shared with the persona and preferences sections."""
     if frame is None or not len(frame):
         return pd.DataFrame()
     keys = [k for k in keys if k in frame.columns]
@@ -284,7 +297,8 @@ class _Progress:
             self._cur = None
 
 
-def _versions(bayes: bool) -> dict:
+def package_versions(bayes: bool) -> dict[str, str]:
+    """Versions of Python, the platform and the packages behind the numbers. Internal: for provenance."""
     import platform
     import sys
     from importlib.metadata import PackageNotFoundError, version
@@ -305,8 +319,8 @@ def _versions(bayes: bool) -> dict:
 # the audit
 # --------------------------------------------------------------------------------------------------
 def run_audit(
-    responses,
-    reference,
+    responses: Responses | PairwiseChoices,
+    reference: Reference | None,
     *,
     design: AuditDesign | dict | None = None,
     rng: RngLike = None,
@@ -352,16 +366,11 @@ def run_audit(
     """
     from robustalign._rng import as_generator
     from robustalign.claims.preferences import PairwiseChoices, preference_report
-    from robustalign.resampling import keyed_stream
-    from robustalign.schema import Reference, Responses
 
     if isinstance(responses, PairwiseChoices):  # forced-choice data: the preferences section (docs/claims.md)
         return preference_report(responses, design=design, rng=rng, n_resamples=n_resamples,
                                  n_permutations=n_permutations, title=title, part=part, prefix=prefix)
-    if not isinstance(responses, Responses):
-        raise TypeError(f"`responses` must be a Responses object; got {type(responses).__name__}.")
-    if reference is not None and not isinstance(reference, Reference):
-        raise TypeError(f"`reference` must be a Reference object or None; got {type(reference).__name__}.")
+    _check_audit_inputs(responses, reference)
     if design is None:
         design = AuditDesign()
     elif isinstance(design, dict):
@@ -374,130 +383,183 @@ def run_audit(
     streams = dict(zip(["alignment", "stability", "steerability", "extrapolability", "claims", "bayes"],
                        gen.spawn(6)))
     part_name = part or title or design.title or "Audit"
-    pr = _Progress(progress)
-    sections: list[Section] = []
-    not_run: list[tuple[str, str]] = []
-    fits: list[dict] = []
-    data = responses.data
-    steer_col = design.steering.get("column", "steer_target")
-    has_steer = steer_col in data.columns and design.steering.get("enabled", True)
+    run = _AuditRun(responses, reference, design, gen, streams, _Progress(progress),
+                    dict(part=part_name, n_resamples=nres, n_permutations=nperm, level=level))
     against = design.against
-    if against is not None and against not in data.columns:
+    if against is not None and against not in responses.data.columns:
         raise RobustAlignError(f"[alignment] against = {against!r} is not a column of the responses; columns are "
-                               f"{list(data.columns)}.")
-
-    common = dict(part=part_name, n_resamples=nres, n_permutations=nperm, level=level)
+                               f"{list(responses.data.columns)}.")
     if len(responses.items) < 2 and reference is not None:  # intervals resample items: one item has none
-        pr.step("alignment", "alignment on one item: point estimates only")
-        sections.append(_with_notes(_one_item_section, responses, reference, design, against, streams["alignment"],
-                                    **common))
-        not_run += [(a, ONE_ITEM) for a in ("stability", "steerability", "extrapolability", "validity", "claims",
-                                            "Bayesian model")]
-        pr.done()
-        return _assemble(responses, reference, design, record, sections, not_run, fits, pr, part_name, title,
-                         prefix, nres, nperm, level, against)
-
-    # ---- alignment
-    if reference is None:
-        not_run.append(("alignment", "no human reference given"))
+        run.pr.step("alignment", "alignment on one item: point estimates only")
+        run.sections.append(_with_notes(_one_item_section, responses, reference, design, against,
+                                        streams["alignment"], **run.common))
+        run.not_run += [(a, ONE_ITEM) for a in ("stability", "steerability", "extrapolability", "validity", "claims",
+                                                "Bayesian model")]
     else:
-        pr.step("alignment", f"alignment: {len(responses.models)} models x {len(responses.items)} items, metrics "
-                             f"{list(design.metrics)}, {nres} item-bootstrap resamples")
-        sections.append(_with_notes(_alignment_section, responses, reference, design, against, streams["alignment"],
-                                    **common))
+        _run_assessments(run, item_table, persona)
+    run.pr.done()
+    return _assemble(responses, reference, design, record, run.sections, run.not_run, run.fits, run.pr, part_name,
+                     title, prefix, nres, nperm, level, against)
 
-    # ---- stability
-    factors = [f for f in responses.factors if f not in ("sample", steer_col)
+
+def _check_audit_inputs(responses: Any, reference: Any) -> None:
+    from robustalign.schema import Reference, Responses
+
+    if not isinstance(responses, Responses):
+        raise TypeError(f"`responses` must be a Responses object; got {type(responses).__name__}.")
+    if reference is not None and not isinstance(reference, Reference):
+        raise TypeError(f"`reference` must be a Reference object or None; got {type(reference).__name__}.")
+
+
+@dataclass
+class _AuditRun:
+    """One part's audit while it runs: the inputs, the streams, and the sections collected so far."""
+
+    responses: Responses
+    reference: Reference | None
+    design: AuditDesign
+    gen: np.random.Generator
+    streams: dict[str, np.random.Generator]
+    pr: _Progress
+    common: dict[str, Any]  # part, n_resamples, n_permutations, level: every section builder's keywords
+    sections: list[Section] = field(default_factory=list)
+    not_run: list[tuple[str, str]] = field(default_factory=list)
+    fits: list[dict] = field(default_factory=list)
+
+    @property
+    def nres(self) -> int:
+        return int(self.common["n_resamples"])
+
+    @property
+    def nperm(self) -> int:
+        return int(self.common["n_permutations"])
+
+
+def _run_assessments(run: _AuditRun, item_table: pd.DataFrame | None, persona: tuple | None) -> None:
+    """Every assessment the design allows, in the report's order; the others are listed as not run."""
+    responses, reference, design = run.responses, run.reference, run.design
+    if reference is None:
+        run.not_run.append(("alignment", "no human reference given"))
+    else:
+        run.pr.step("alignment", f"alignment: {len(responses.models)} models x {len(responses.items)} items, "
+                                 f"metrics {list(design.metrics)}, {run.nres} item-bootstrap resamples")
+        run.sections.append(_with_notes(_alignment_section, responses, reference, design, design.against,
+                                        run.streams["alignment"], **run.common))
+    factors = _run_stability(run)
+    _run_steerability(run)
+    _run_extrapolability(run, item_table)
+    data = responses.data
+    if "status" in data.columns and (data["status"] != "valid").any():
+        run.pr.step("validity", "validity of parsed answers")
+        run.sections.append(_with_notes(_validity_section, responses, factors, **run.common))
+    else:
+        run.not_run.append(("validity", "answers were not parsed from raw text (no invalid answers to count)"))
+    _run_accuracy(run)
+    _run_claims(run)
+    if persona is not None or run.design.persona:  # respondent-level reference: `persona=` or [persona]
+        from robustalign.persona import persona_section
+
+        run.pr.step("persona", "persona: respondent-level alignment of the role-played respondents")
+        run.sections.append(_with_notes(persona_section, responses, persona, design=run.design, **run.common))
+    _run_bayes(run, factors)
+
+
+def _run_stability(run: _AuditRun) -> list[str]:
+    """The stability section (when a factor other than sample and steering varies); returns the factors."""
+    data, design = run.responses.data, run.design
+    steer_col = design.steering.get("column", "steer_target")
+    factors = [f for f in run.responses.factors if f not in ("sample", steer_col)
                and data[f].nunique() >= 2]
     if design.stability.get("factors") is not None:
         factors = list(design.stability["factors"])
     if not design.stability.get("enabled", True):
-        not_run.append(("stability", "turned off in the design file"))
+        run.not_run.append(("stability", "turned off in the design file"))
     elif not factors:
-        not_run.append(("stability", "no design factor (other than sample and the steering factor) has two or more "
-                                     "levels"))
+        run.not_run.append(("stability", "no design factor (other than sample and the steering factor) has two or "
+                                         "more levels"))
     else:
-        pr.step("stability", f"stability across {factors}: {nres} resamples, {nperm} permutations")
-        sections.append(_with_notes(_stability_section, responses, reference, design, factors, streams["stability"],
-                                    progress=pr.fn, **common))
+        run.pr.step("stability", f"stability across {factors}: {run.nres} resamples, {run.nperm} permutations")
+        run.sections.append(_with_notes(_stability_section, run.responses, run.reference, design, factors,
+                                        run.streams["stability"], progress=run.pr.fn, **run.common))
+    return factors
 
-    # ---- steerability
-    if reference is None:
-        not_run.append(("steerability", "no human reference given"))
+
+def _run_steerability(run: _AuditRun) -> None:
+    design = run.design
+    steer_col = design.steering.get("column", "steer_target")
+    has_steer = steer_col in run.responses.data.columns and design.steering.get("enabled", True)
+    if run.reference is None:
+        run.not_run.append(("steerability", "no human reference given"))
     elif has_steer:
-        pr.step("steerability", f"steerability ({steer_col}): {nres} resamples, {nperm} permutations")
-        sections.extend(_with_notes(_steering_sections, responses, reference, design, steer_col, streams["steerability"],
-                                           **common))
+        run.pr.step("steerability", f"steerability ({steer_col}): {run.nres} resamples, {run.nperm} permutations")
+        run.sections.extend(_with_notes(_steering_sections, run.responses, run.reference, design, steer_col,
+                                        run.streams["steerability"], **run.common))
     else:
-        not_run.append(("steerability", f"no steering factor (column {steer_col!r} is not in the responses)"))
+        run.not_run.append(("steerability", f"no steering factor (column {steer_col!r} is not in the responses)"))
 
-    # ---- extrapolability
-    domains = None if reference is None else _domains(design, responses, reference, item_table)
+
+def _run_extrapolability(run: _AuditRun, item_table: pd.DataFrame | None) -> None:
+    reference, design = run.reference, run.design
+    domains = None if reference is None else _domains(design, run.responses, reference, item_table)
     if reference is None:
-        not_run.append(("extrapolability", "no human reference given"))
+        run.not_run.append(("extrapolability", "no human reference given"))
     elif domains is not None and design.extrapolability.get("enabled", True):
-        pr.step("extrapolability", f"extrapolability over {len(set(domains.values()))} domains")
-        sections.append(_with_notes(_extrapolability_section, responses, reference, design, domains, against,
-                                                 streams["extrapolability"], **common))
+        run.pr.step("extrapolability", f"extrapolability over {len(set(domains.values()))} domains")
+        run.sections.append(_with_notes(_extrapolability_section, run.responses, reference, design, domains,
+                                        design.against, run.streams["extrapolability"], **run.common))
     else:
-        not_run.append(("extrapolability", "no item domains given ([domains] in the design file)"
-                        if domains is None else "turned off in the design file"))
+        run.not_run.append(("extrapolability", "no item domains given ([domains] in the design file)"
+                            if domains is None else "turned off in the design file"))
 
-    # ---- validity
-    if "status" in data.columns and (data["status"] != "valid").any():
-        pr.step("validity", "validity of parsed answers")
-        sections.append(_with_notes(_validity_section, responses, factors, **common))
-    else:
-        not_run.append(("validity", "answers were not parsed from raw text (no invalid answers to count)"))
 
-    # ---- accuracy against a gold answer per culture (scored responses: a 0/1 `correct` column)
+def _run_accuracy(run: _AuditRun) -> None:
+    """Accuracy against a gold answer per culture (scored responses: a 0/1 ``correct`` column)."""
+    from robustalign.resampling import keyed_stream
+
+    data = run.responses.data
     cult = next((c for c in ("culture", "country") if c in data.columns), None)
     if "correct" in data.columns and cult is not None:
         from robustalign.claims.accuracy import accuracy_report
 
-        pr.step("accuracy", f"accuracy per {cult}: {nres} item-bootstrap resamples")
+        run.pr.step("accuracy", f"accuracy per {cult}: {run.nres} item-bootstrap resamples")
         acc, acc_v = accuracy_report(data, culture=cult, sample="sample" if "sample" in data.columns else None,
-                                     rng=keyed_stream(gen, "accuracy"), n_resamples=nres, n_permutations=nperm,
-                                     confidence_level=level)
-        sections.append(Section("accuracy", "Accuracy against a gold answer per culture", "",
-                                _vrows(part_name, "accuracy", acc_v, ["claim", "model", "model_b"]),
-                                {"accuracy": acc}, [("Accuracy", _headline(acc, ["quantity", "model", "culture"]))]))
+                                     rng=keyed_stream(run.gen, "accuracy"), n_resamples=run.nres,
+                                     n_permutations=run.nperm, confidence_level=run.common["level"])
+        run.sections.append(Section("accuracy", "Accuracy against a gold answer per culture", "",
+                                    verdict_rows(run.common["part"], "accuracy", acc_v, ["claim", "model", "model_b"]),
+                                    {"accuracy": acc}, [("Accuracy", headline(acc, ["quantity", "model", "culture"]))]))
 
-    # ---- claims
-    claims = design.claim_objects()
-    if any(cl.needs_reference for cl in claims) and reference is None:  # metric "position" claims need none
+
+def _run_claims(run: _AuditRun) -> None:
+    """Each declared claim over every admissible specification (one keyed stream per claim text)."""
+    from robustalign.resampling import keyed_stream
+
+    claims = run.design.claim_objects()
+    if any(cl.needs_reference for cl in claims) and run.reference is None:  # metric "position" claims need none
         raise RobustAlignError(f"the design declares {sum(cl.needs_reference for cl in claims)} claims, which are "
                                "judged against a human reference; give --reference (or remove the [[claims]]).")
-    if claims:
-        cg = [keyed_stream(streams["claims"], "claim", cl.text) for cl in claims]  # not by position
-        for i, (cl, g) in enumerate(zip(claims, cg), 1):
-            pr.step(f"claim_{i}", f"claim {i} of {len(claims)}: '{cl.text}' over every specification")
-            sections.append(_with_notes(_claim_section, responses, reference, cl, i, g, **common))
-    else:
-        not_run.append(("claims", "no claims declared ([[claims]] in the design file)"))
+    if not claims:
+        run.not_run.append(("claims", "no claims declared ([[claims]] in the design file)"))
+        return
+    cg = [keyed_stream(run.streams["claims"], "claim", cl.text) for cl in claims]  # not by position
+    for i, (cl, g) in enumerate(zip(claims, cg), 1):
+        run.pr.step(f"claim_{i}", f"claim {i} of {len(claims)}: '{cl.text}' over every specification")
+        run.sections.append(_with_notes(_claim_section, run.responses, run.reference, cl, i, g, **run.common))
 
-    # ---- persona experiment (respondent-level reference: `persona=` or the design's [persona] table)
-    if persona is not None or design.persona:
-        from robustalign.persona import persona_section
 
-        pr.step("persona", "persona: respondent-level alignment of the role-played respondents")
-        sections.append(_with_notes(persona_section, responses, persona, design=design, **common))
-
-    # ---- Bayesian fit
-    if design.bayes.get("fit", False) and reference is None:
+def _run_bayes(run: _AuditRun, factors: list[str]) -> None:
+    design = run.design
+    if design.bayes.get("fit", False) and run.reference is None:
         raise RobustAlignError("[bayes] fit = true needs a human reference; give --reference or set fit = false.")
     if design.bayes.get("fit", False):
-        pr.step("bayes", "Bayesian model: compiling and sampling (this takes minutes)")
-        sec, fit_info = _with_notes(_bayes_section, responses, reference, design, factors, streams["bayes"], **common)
-        sections.append(sec)
-        fits.append(fit_info)
+        run.pr.step("bayes", "Bayesian model: compiling and sampling (this takes minutes)")
+        sec, fit_info = _with_notes(_bayes_section, run.responses, run.reference, design, factors,
+                                    run.streams["bayes"], **run.common)
+        run.sections.append(sec)
+        run.fits.append(fit_info)
     else:
-        not_run.append(("Bayesian model", "not requested (set [bayes] fit = true in the design file); every "
-                                          "interval in this report is from resampling"))
-    pr.done()
-
-    return _assemble(responses, reference, design, record, sections, not_run, fits, pr, part_name, title, prefix,
-                     nres, nperm, level, against)
+        run.not_run.append(("Bayesian model", "not requested (set [bayes] fit = true in the design file); every "
+                                              "interval in this report is from resampling"))
 
 
 def _assemble(responses, reference, design, record, sections, not_run, fits, pr, part_name, title, prefix, nres,
@@ -514,7 +576,7 @@ def _assemble(responses, reference, design, record, sections, not_run, fits, pr,
                 "metrics": list(design.metrics), "against": against, "design_file": design.source}
     hashes = {"responses": responses.data_hash(), "reference": None if reference is None else reference.data_hash()}
     p = AuditPart(part_name, desc, sections, excl, hashes, settings, not_run, fits, pr.timings, prefix)
-    prov = {"versions": _versions(bool(fits)), "parts": [{"title": part_name, **settings, "data_hash": hashes}]}
+    prov = {"versions": package_versions(bool(fits)), "parts": [{"title": part_name, **settings, "data_hash": hashes}]}
     return AuditReport(title or design.title or part_name, [p], prov)
 
 
@@ -555,136 +617,30 @@ def _one_item_section(responses, reference, design, against, gen, *, part, n_res
                    + [f"No point estimate for metric {x}" for x in skipped])
 
 
-def _alignment_section(responses, reference, design, against, gen, *, part, n_resamples, n_permutations, level):
-    from robustalign.power import n_for_mde
-    from robustalign.resampling import keyed_stream
-    from robustalign.resampling.mcerror import n_needed_mcse, p_value_mcse, within_mc_error
-    from robustalign.scoring import alignment
+def _alignment_section(responses: Responses, reference: Reference, design: AuditDesign, against: str | None,
+                       gen: np.random.Generator, *, part: str, n_resamples: int, n_permutations: int,
+                       level: float) -> Section:
+    """Alignment of every model with every group, ranks and pairwise flips; the closest-model verdicts
+    come from :func:`robustalign.claims.ranking.closest_model_verdicts`."""
+    from robustalign.claims.ranking import closest_model_verdicts
 
-    metrics = [m for m in design.metrics if not (m == "spearman" and responses.kind != "score" and not all(
+    asked = [m for m in design.metrics if not (m == "spearman" and responses.kind != "score" and not all(
         reference.scales[i].ordinal for i in responses.items))]
-    seeds = [keyed_stream(gen, "alignment", m) for m in metrics]  # a metric's numbers do not depend on the others
-    results, frames, ranks, pairs = {}, [], [], []
-    within = "group"
-    not_estimable, todo = {}, list(zip(metrics, seeds))
-    fallback = [m for m in ("brier", "agreement") if m not in metrics]  # unbiased from 2 and from 1 answer
-    for m, g in todo:  # `todo` grows by one fallback metric when none of the asked ones is estimable
-        try:  # the answer-distribution estimand (metrics corrected for the answers per cell)
-            res = alignment(responses, reference, metric=m, against=against, group_map=design.group_map,
-                            n_resamples=n_resamples, confidence_level=level, rng=g)
-        except ValueError as e:
-            if "not estimable" not in str(e):
-                raise
-            not_estimable[m] = str(e)  # said in the section's introduction, never a biased number
-            if m == todo[-1][0] and not results and fallback:
-                todo.append((fallback[0], keyed_stream(gen, "alignment", fallback[0])))
-                fallback.pop(0)
-            continue
-        results[m] = res
-        f = res.to_frame()
-        f.insert(0, "metric", m)
-        frames.append(f)
-        rk = res.ranks(within=within)  # same row order as to_frame(): both follow the result's labels
-        rk.insert(0, "metric", m)
-        rk.insert(rk.columns.get_loc("estimate") + 1, "conf_low", f["conf_low"].to_numpy())
-        rk.insert(rk.columns.get_loc("conf_low") + 1, "conf_high", f["conf_high"].to_numpy())
-        rk = rk.rename(columns={"conf_level": "rank_conf_level"})
-        rk["conf_level"] = f["conf_level"].to_numpy()
-        ranks.append(rk)
-        if responses.data["model"].nunique() >= 2:
-            pw = res.pairwise("model", within=within)
-            pf = pw.to_frame()
-            pf.insert(0, "metric", m)
-            pf["p_flip"] = pw.flip_probability()["p_flip"].to_numpy()
-            pairs.append(pf)
-    if not results:  # no metric estimable: the first metric's message says why and what to do
-        raise ValueError(next(iter(not_estimable.values())))
-    substituted = [m for m in results if m not in metrics]
+    results, tables, not_estimable = _alignment_results(responses, reference, design, against, gen, asked,
+                                                        n_resamples=n_resamples, level=level)
+    substituted = [m for m in results if m not in asked]
     metrics = list(results)
-    tab = pd.concat(frames, ignore_index=True)
-    tables = {"alignment": tab, "alignment_ranks": pd.concat(ranks, ignore_index=True)}
-    if pairs:
-        tables["alignment_pairwise"] = pd.concat(pairs, ignore_index=True)
-
-    # verdicts: is the closest model identified, per group (first metric)?
-    m0 = metrics[0]
-    res0 = results[m0]
-    rk0 = tables["alignment_ranks"].query("metric == @m0")
-    est = tab[tab["metric"] == m0]
-    rows = []
-    n_items = len(responses.items)
-    for grp, r in rk0.groupby("group", sort=False):
-        r = r.sort_values("rank")
-        lead = r.iloc[0]
-        tied = r[r["rank_low"] <= 1]
-        e = est[(est["group"] == grp) & (est["model"] == lead["model"])].iloc[0]
-        head = (f"{m0} alignment with {grp}: {lead['model']} ranks first, {ci(e['estimate'], e['conf_low'], e['conf_high'])}, "
-                f"rank interval {_int_or_na(lead['rank_low'])}-{_int_or_na(lead['rank_high'])}, "
-                f"P(rank 1) = {lead['p_top']:.2f}")
-        n_needed = np.nan
-        if len(r) < 2:
-            continue
-        if len(tied) == 1 and lead["rank_high"] == 1:
-            verdict = "supported"
-            reason = f"{head}; no other model's rank interval includes 1."
-        else:
-            second = r.iloc[1]
-            sub = res0.subset(group=grp, model=[lead["model"], second["model"]])
-            d = sub.pairwise("model").to_frame().iloc[0]
-            sign = 1 if d["model_a"] == lead["model"] else -1
-            dd, dlo, dhi = sign * d["estimate"], *(sorted([sign * d["conf_low"], sign * d["conf_high"]]))
-            if abs(dd) > 0 and d["std_error"] > 0:
-                n_needed = n_for_mde(abs(dd), sd=d["std_error"] * np.sqrt(n_items))
-            verdict = "inconclusive"
-            n_se = n_needed_mcse(n_needed, res0.n_resamples)
-            reason = (f"{head}; but {len(tied)} models have rank intervals that include 1 "
-                      f"({', '.join(tied['model'].astype(str))}); the lead over {second['model']} is "
-                      f"{ci(dd, dlo, dhi)}"
-                      + (f"; about {int(n_needed)} (Monte Carlo SE {n_se:.0f}) items would be needed to separate "
-                         "the two at 80% power." if np.isfinite(n_needed) else "."))
-        # the rank-interval cuts: the leader's P(rank 1) against 1 - a/2, the others' against a/2; "supported"
-        # flips if any is near its cut, "inconclusive" only if every blocking one is
-        p_top = r["p_top"].to_numpy(float)
-        cut = np.r_[1 - (1 - level) / 2, np.full(len(r) - 1, (1 - level) / 2)]
-        near = within_mc_error(p_top, cut, p_value_mcse(p_top, res0.n_resamples))
-        blocking = np.r_[lead["rank_high"] > 1, r["rank_low"].to_numpy()[1:] <= 1]
-        mc = bool(near.any()) if verdict == "supported" else bool(near[blocking].all())
-        if mc:
-            reason += (" Verdict within Monte Carlo error: a P(rank 1) is within 2 Monte Carlo SEs of its "
-                       "rank-interval cut, so another seed could change it; more resamples would settle it.")
-        rows.append({"group": grp, "verdict": verdict, "reason": reason, "n_needed": n_needed, "mc_error": mc,
-                     "estimate": e["estimate"], "conf_low": e["conf_low"], "conf_high": e["conf_high"],
-                     "conf_level": e["conf_level"]})
-    verdicts = _vrows(part, "closest model", pd.DataFrame(rows), ["group"])
-
+    tab = tables["alignment"]
+    m0 = metrics[0]  # verdicts: is the closest model identified, per group (first metric)?
+    rows = closest_model_verdicts(results[m0], tables["alignment_ranks"].query("metric == @m0"),
+                                  tab[tab["metric"] == m0], metric=m0, n_items=len(responses.items),
+                                  confidence_level=level)
+    verdicts = verdict_rows(part, "closest model", rows, ["group"])
     key_cols = [c for c in ["model", against, "group"] if c]
-    display = [(f"Alignment ({m}) per model x group", _headline(tab[tab["metric"] == m], key_cols))
+    display = [(f"Alignment ({m}) per model x group", headline(tab[tab["metric"] == m], key_cols))
                for m in metrics]
-    rkd = tables["alignment_ranks"].query("metric == @m0").copy()
-    rkd["rank [interval]"] = [f"{_int_or_na(a)} [{_int_or_na(b)}, {_int_or_na(c)}]" for a, b, c in
-                              zip(rkd["rank"], rkd["rank_low"], rkd["rank_high"])]
-    rkd["P(rank 1)"] = rkd["p_top"].map(lambda x: f"{x:.2f}")
-    rkd = rkd.sort_values(["group", "rank", "rank_low"], kind="stable")  # numeric order, not 1, 10, 11, 2, ...
-    display.append((f"Ranks ({m0}) within each group", rkd[["group", "model", "rank [interval]", "P(rank 1)"]]
-                    .reset_index(drop=True)))
-
-    figs = []
-    one_model = responses.data["model"].nunique() < 2
-    row = against if one_model and against else "model"
-    for m in metrics:
-        figs.append(FigureSpec(f"alignment_forest_{m}", f"Alignment ({m}) of each {row} with "
-                               f"{'its' if against else 'each'} human group, {level:.0%} cluster-bootstrap "
-                               "intervals over items.",
-                               lambda r=results[m], m=m: _plots().plot_alignment_forest(
-                                   r, row=row, xlabel=_METRIC_LABEL.get(m, m))))
-    if not one_model:
-        figs.append(FigureSpec(f"alignment_ranks_{m0}", f"Rank of each model within each group ({m0}), with "
-                               f"{level:.0%} bootstrap rank intervals.",
-                               lambda: _plots().plot_rank_caterpillar(res0, within=within)))
-    if pairs:
-        figs.append(FigureSpec(f"alignment_flip_{m0}", "Probability that the order of two models flips under "
-                               f"resampling of items ({m0}), per group.",
-                               lambda: _flip_grid(res0, within)))
+    display.append(_rank_display(tables["alignment_ranks"], m0))
+    figs = _alignment_figures(responses, results, against, level, pairs="alignment_pairwise" in tables)
     intro = (f"Alignment of each model's answers with the human answers, per {'prompt ' + against if against else 'group'}"
              f"; {', '.join(metrics)}; items are resampled as a sample of possible items ({n_resamples} resamples). "
              "Each score estimates the alignment of the model's answer distribution (what it would answer given "
@@ -700,9 +656,112 @@ def _alignment_section(responses, reference, design, against, gen, *, part, n_re
                    results=results)
 
 
-def _int_or_na(x) -> str:
-    """A rank as an integer, or "n/a" when it is undefined (e.g. Spearman against a one-group reference)."""
-    return str(int(x)) if np.isfinite(x) else "n/a"
+def _alignment_results(responses: Responses, reference: Reference, design: AuditDesign, against: str | None,
+                       gen: np.random.Generator, metrics: list[str], *, n_resamples: int,
+                       level: float) -> tuple[dict[str, Any], dict[str, pd.DataFrame], dict[str, str]]:
+    """The alignment result of each estimable metric (one keyed stream each), the section's tables, and
+    the metrics that are not estimable with the reason. With none of the asked metrics estimable, the
+    first estimable fallback (Brier, agreement) is reported instead."""
+    from robustalign.resampling import keyed_stream
+    from robustalign.scoring import alignment
+
+    seeds = [keyed_stream(gen, "alignment", m) for m in metrics]  # a metric's numbers do not depend on the others
+    results: dict[str, Any] = {}
+    frames: list[pd.DataFrame] = []
+    ranks: list[pd.DataFrame] = []
+    pairs: list[pd.DataFrame] = []
+    not_estimable: dict[str, str] = {}
+    todo = list(zip(metrics, seeds))
+    fallback = [m for m in ("brier", "agreement") if m not in metrics]  # unbiased from 2 and from 1 answer
+    for m, g in todo:  # `todo` grows by one fallback metric when none of the asked ones is estimable
+        try:  # the answer-distribution estimand (metrics corrected for the answers per cell)
+            res = alignment(responses, reference, metric=m, against=against, group_map=design.group_map,
+                            n_resamples=n_resamples, confidence_level=level, rng=g)
+        except ValueError as e:
+            if "not estimable" not in str(e):
+                raise
+            not_estimable[m] = str(e)  # said in the section's introduction, never a biased number
+            if m == todo[-1][0] and not results and fallback:
+                todo.append((fallback[0], keyed_stream(gen, "alignment", fallback[0])))
+                fallback.pop(0)
+            continue
+        results[m] = res
+        f, rk, pf = _metric_tables(res, m, pairwise=responses.data["model"].nunique() >= 2)
+        frames.append(f)
+        ranks.append(rk)
+        if pf is not None:
+            pairs.append(pf)
+    if not results:  # no metric estimable: the first metric's message says why and what to do
+        raise ValueError(next(iter(not_estimable.values())))
+    tables = {"alignment": pd.concat(frames, ignore_index=True), "alignment_ranks": pd.concat(ranks, ignore_index=True)}
+    if pairs:
+        tables["alignment_pairwise"] = pd.concat(pairs, ignore_index=True)
+    return results, tables, not_estimable
+
+
+def _metric_tables(res: Any, m: str, *, pairwise: bool,
+                   within: str = "group") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """One metric's rows of the alignment, rank and pairwise tables (pairwise only with 2+ models)."""
+    f = res.to_frame()
+    f.insert(0, "metric", m)
+    rk = res.ranks(within=within)  # same row order as to_frame(): both follow the result's labels
+    rk.insert(0, "metric", m)
+    rk.insert(rk.columns.get_loc("estimate") + 1, "conf_low", f["conf_low"].to_numpy())
+    rk.insert(rk.columns.get_loc("conf_low") + 1, "conf_high", f["conf_high"].to_numpy())
+    rk = rk.rename(columns={"conf_level": "rank_conf_level"})
+    rk["conf_level"] = f["conf_level"].to_numpy()
+    if not pairwise:
+        return f, rk, None
+    pw = res.pairwise("model", within=within)
+    pf = pw.to_frame()
+    pf.insert(0, "metric", m)
+    pf["p_flip"] = pw.flip_probability()["p_flip"].to_numpy()
+    return f, rk, pf
+
+
+def _rank_display(ranks: pd.DataFrame, m0: str) -> tuple[str, pd.DataFrame]:
+    """The rank table of the first metric, for reading: rank [interval] and P(rank 1)."""
+    from robustalign.claims.ranking import int_or_na
+
+    rkd = ranks.query("metric == @m0").copy()
+    rkd["rank [interval]"] = [f"{int_or_na(a)} [{int_or_na(b)}, {int_or_na(c)}]" for a, b, c in
+                              zip(rkd["rank"], rkd["rank_low"], rkd["rank_high"])]
+    rkd["P(rank 1)"] = rkd["p_top"].map(lambda x: f"{x:.2f}")
+    rkd = rkd.sort_values(["group", "rank", "rank_low"], kind="stable")  # numeric order, not 1, 10, 11, 2, ...
+    return (f"Ranks ({m0}) within each group", rkd[["group", "model", "rank [interval]", "P(rank 1)"]]
+            .reset_index(drop=True))
+
+
+def _alignment_figures(responses: Responses, results: dict[str, Any], against: str | None, level: float, *,
+                       pairs: bool, within: str = "group") -> list[FigureSpec]:
+    """Forest plot per metric; rank caterpillar and flip heatmaps of the first metric (2+ models)."""
+    figs = []
+    one_model = responses.data["model"].nunique() < 2
+    row = against if one_model and against else "model"
+    for m in results:
+        figs.append(FigureSpec(f"alignment_forest_{m}", f"Alignment ({m}) of each {row} with "
+                               f"{'its' if against else 'each'} human group, {level:.0%} cluster-bootstrap "
+                               "intervals over items.",
+                               partial(_forest_figure, results[m], row, _METRIC_LABEL.get(m, m))))
+    m0 = next(iter(results))
+    res0 = results[m0]
+    if not one_model:
+        figs.append(FigureSpec(f"alignment_ranks_{m0}", f"Rank of each model within each group ({m0}), with "
+                               f"{level:.0%} bootstrap rank intervals.",
+                               partial(_rank_figure, res0, within)))
+    if pairs:
+        figs.append(FigureSpec(f"alignment_flip_{m0}", "Probability that the order of two models flips under "
+                               f"resampling of items ({m0}), per group.",
+                               partial(_flip_grid, res0, within)))
+    return figs
+
+
+def _forest_figure(res: Any, row: str, xlabel: str) -> Any:
+    return _plots().plot_alignment_forest(res, row=row, xlabel=xlabel)
+
+
+def _rank_figure(res: Any, within: str) -> Any:
+    return _plots().plot_rank_caterpillar(res, within=within)
 
 
 def _flip_grid(res, within):
@@ -777,17 +836,17 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
                            progress=progress)  # a line per unit x factor: no long silence on big data
     f = res.to_frame()
     by = res.provenance["by"]
-    verdicts = _vrows(part, "stability", _stability_words(_key_numbers(res.verdicts, f, [by, "factor"],
+    verdicts = verdict_rows(part, "stability", _stability_words(_key_numbers(res.verdicts, f, [by, "factor"],
                                                                        "factor_effect"), margin_source(design, reference),
                                                         1 - level),
                       [by, "factor"], column_keys=["factor"])
     margin_src = margin_source(design, reference)
     disp = [(f"Factor effects (average) and item-level effects{' against ' + margin_src if margin_src else ''}",
-             _headline(f[f["quantity"].isin(["factor_effect", "item_level_sd", "human_between_group_sd"])],
+             headline(f[f["quantity"].isin(["factor_effect", "item_level_sd", "human_between_group_sd"])],
                        [by, "factor", "quantity"], ["p_adjusted"])),
             ("Modal flip rates between levels against their noise floor (expected flip rate under no effect at "
              "the sampled answers per cell)",
-             _headline(f[f["quantity"].isin(["flip_rate_mean", "flip_noise_floor", "retest_flip_rate"])],
+             headline(f[f["quantity"].isin(["flip_rate_mean", "flip_noise_floor", "retest_flip_rate"])],
                        [by, "factor", "quantity"], ["p_value"]))]
     figs = [FigureSpec("stability_factor_effects", "Each model's factor effect with its interval against the "
                        "margin (grey: ± the margin for a difference of two levels, [0, margin] for an SD across "
@@ -800,7 +859,7 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
     if len(pb):
         disp.insert(1, ("Position bias (change in an option's share when it is shown first / last rather than "
                         "elsewhere) - not the same as the content-order effect above (shift of mean canonical "
-                        "position)", _headline(pb, [by, "factor", "position"], ["p_value"])))
+                        "position)", headline(pb, [by, "factor", "position"], ["p_value"])))
         figs.append(FigureSpec("stability_position_bias", "Position bias (first shown option) beside the "
                                "content-order effect (shift of mean canonical position), per model.",
                                lambda: _plots().plot_position_bias(res)))
@@ -844,7 +903,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
         f = res.to_frame()
         q = ["gain_mean", "specificity_mean", "identification_auc", "exaggeration_slope_pooled",
              "structure_mantel_r"]
-        disp = [("Steering: headline quantities", _headline(f[f["quantity"].isin(q)], [*by, "quantity"],
+        disp = [("Steering: headline quantities", headline(f[f["quantity"].isin(q)], [*by, "quantity"],
                                                              ["p_adjusted"]))]
         cells = res.verdicts[by].drop_duplicates().to_dict("records")
         figs = [FigureSpec(f"steering_matrix_{i + 1}", "Steering matrix of " + ", ".join(f"{k} = {v}" for k, v in
@@ -860,7 +919,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
                  + ("Gains are over the unsteered prompt." if res.provenance.get("gain_available") else
                     "There is no unsteered prompt, so gains are undefined; specificity compares the target's prompt "
                     "with other targets' prompts."))
-        out.append(Section("steerability", "Steerability", intro, _vrows(part, "steerability",
+        out.append(Section("steerability", "Steerability", intro, verdict_rows(part, "steerability",
                            _key_numbers(res.verdicts, f, by, "specificity_mean"), by),
                            {"steerability": f}, disp, figs, results={"steerability": res}))
     if st.get("compare"):
@@ -874,13 +933,13 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
                                       n_resamples=n_resamples, n_permutations=n_permutations, rng=g)
             f = res.to_frame()
             name = f"steering_comparison_{m}"
-            disp = [(f"{a} vs {b} steering ({m})", _headline(f, [*by, "quantity"], ["p_value", "p_adjusted"]))]
+            disp = [(f"{a} vs {b} steering ({m})", headline(f, [*by, "quantity"], ["p_value", "p_adjusted"]))]
             figs = [FigureSpec(name, f"Alignment under {a} minus {b} steering ({m}) per cell, with intervals.",
                                lambda r=res: _plots().plot_steering_gains(r))]
             intro = (f"Paired comparison: does steering toward {a} targets align better than toward {b} targets "
                      f"({col}), item by item, on {m}?")
             out.append(Section(name, f"Steering: {a} vs {b} ({m})", intro,
-                               _vrows(part, f"{a} vs {b} steering ({m})",
+                               verdict_rows(part, f"{a} vs {b} steering ({m})",
                                       _key_numbers(res.verdicts, f, by, [q for q in f["quantity"].unique()
                                                                          if str(q).endswith("difference")]), by), {name: f}, disp, figs,
                                results={name: res}))
@@ -891,7 +950,7 @@ def _not_estimable_section(key, title, part, by, err, fix) -> Section:
     """A section that says why its assessment was not run (a nonlinear metric from too few answers per cell)
     instead of reporting a number biased by the number of answers."""
     return Section(key, title, f"Not estimated: {err} In the design file, {fix} gives a metric that is.",
-                   _vrows(part, title, None, by), notes=[str(err)])
+                   verdict_rows(part, title, None, by), notes=[str(err)])
 
 
 def _domains(design, responses, reference, item_table):
@@ -933,7 +992,7 @@ def _extrapolability_section(responses, reference, design, domains, against, gen
     by = res.provenance.get("by", ["model"]) if isinstance(res.provenance.get("by"), list) else ["model"]
     sel = f[f["quantity"].isin(["transfer_delta", "split_half_reliability", "reliability_delta"])]
     keys = [c for c in [*by, "subject", "domain_a", "domain_b", "quantity"] if c in f.columns]
-    disp = [("Transfer and reliability against humans", _headline(sel, keys, ["p_adjusted"]))]
+    disp = [("Transfer and reliability against humans", headline(sel, keys, ["p_adjusted"]))]
     figs = []
     if res.plotter is not None:
         figs.append(FigureSpec("extrapolability", "Transfer of alignment across held-out domains and split-half "
@@ -942,7 +1001,7 @@ def _extrapolability_section(responses, reference, design, domains, against, gen
     intro = (f"Does alignment measured on one domain of items carry over to held-out domains ({ndom} domains), "
              "as it does for human groups?")
     return Section("extrapolability", "Extrapolability to held-out items", intro,
-                   _vrows(part, "extrapolability", _transfer_numbers(res.verdicts, f, by), by), {"extrapolability": f}, disp, figs,
+                   verdict_rows(part, "extrapolability", _transfer_numbers(res.verdicts, f, by), by), {"extrapolability": f}, disp, figs,
                    results={"extrapolability": res})
 
 
@@ -952,7 +1011,7 @@ def _validity_section(responses, factors, *, part, n_resamples, n_permutations, 
     cond = factors[0] if factors else None
     res = validity_rates(responses, by=("model",), condition=cond, confidence_level=level)
     f = res.to_frame()
-    disp = [("Valid-answer rate per cell", _headline(f, ["model", *([cond] if cond else [])], ["n"]))]
+    disp = [("Valid-answer rate per cell", headline(f, ["model", *([cond] if cond else [])], ["n"]))]
     figs = [FigureSpec("validity", "Share of answers the parser could read as exactly one option, with Wilson "
                        "intervals.", lambda: _plots().plot_rates(res))]
     notes = [res.summary()]
@@ -974,11 +1033,11 @@ def _claim_section(responses, reference, claim, i, gen, *, part, n_resamples, n_
     joint = res.evidence.get("joint", {})
     v["estimate"] = joint.get("median_effect", np.nan)  # median margin across specifications
     v["p_value"] = joint.get("p_median_greater", np.nan)  # the joint test in the claimed direction
-    verdicts = _vrows(part, f"claim {i}", v, ["claim"])
+    verdicts = verdict_rows(part, f"claim {i}", v, ["claim"])
     keys = [c for c in f.columns if c in res.evidence["specifications"].columns]
     best = f.sort_values("estimate")
     disp = [(f"Claim {i}: the specifications with the lowest and highest margins",
-             _headline(pd.concat([best.head(3), best.tail(3)]), keys, ["p_adjusted"]))]
+             headline(pd.concat([best.head(3), best.tail(3)]), keys, ["p_adjusted"]))]
     name = f"claim_{i}"
     figs = [FigureSpec(f"{name}_specification_curve", f"Specification curve of claim {i} ('{claim.text}'): the "
                        "claim's margin with its interval under every admissible specification, sorted; the choices "
@@ -999,7 +1058,7 @@ def association_section(result, *, part: str = "", key: str = "correlation") -> 
                    "corrected for each unit's measurement error, with a permutation test and the units needed.",
                    verdicts, {f"{key}_estimates": result.to_frame(), f"{key}_units": units,
                               f"{key}_power": result.evidence["power"]},
-                   [("Correlation estimates", _headline(disp, ["quantity", "method"], ["p_value"])),
+                   [("Correlation estimates", headline(disp, ["quantity", "method"], ["p_value"])),
                     ("Both quantities per unit", units.round(3))], results={key: result})
 
 
@@ -1045,9 +1104,9 @@ def _bayes_section(responses, reference, design, factors, gen, *, part, n_resamp
                              "reason": f"cutpoints='offset' fit: {alt.summary()} Its numbers are not used."})
         else:
             notes.append("Sensitivity fit not run: it needs the ordinal response model with human counts.")
-    verdicts = _vrows(part, "Bayesian model", pd.DataFrame(rows), ["unit"]) if rows else None
+    verdicts = verdict_rows(part, "Bayesian model", pd.DataFrame(rows), ["unit"]) if rows else None
     si = vs[vs["component"] == "stability_index"]
-    disp = [("Stability index (content share of the latent variance) per model", _headline(si, ["model"]))]
+    disp = [("Stability index (content share of the latent variance) per model", headline(si, ["model"]))]
     figs = [FigureSpec("bayes_variance_shares", "Share of the latent variance of each model's answers by component, "
                        f"with {level:.0%} posterior intervals.", lambda: _plots().plot_variance_shares(fit))]
     info = {"model": kind, "converged": fit.converged, "summary": fit.summary(), "gate": fit.gate,
@@ -1060,7 +1119,7 @@ def _bayes_section(responses, reference, design, factors, gen, *, part, n_resamp
 # --------------------------------------------------------------------------------------------------
 # the bundled example
 # --------------------------------------------------------------------------------------------------
-EXAMPLE_MAIN = {
+EXAMPLE_MAIN: dict[str, Any] = {
     "title": "Cultural alignment of nine LLMs in four languages (Rystrøm et al. 2025 data)",
     "metrics": ["spearman", "js"],
     "alignment": {"against": "language"},
@@ -1080,7 +1139,7 @@ EXAMPLE_STEERING = {
 }
 
 
-def run_example_audit(*, rng=0, n_resamples: int = 2000, n_permutations: int = 2000,
+def run_example_audit(*, rng: RngLike = 0, n_resamples: int = 2000, n_permutations: int = 2000,
                       progress: Callable[[str], None] | None = None) -> AuditReport:
     """The audit of the bundled multicultural-alignment data (``robustalign audit --example``).
 

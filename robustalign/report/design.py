@@ -338,31 +338,11 @@ class AuditDesign:
         if "prefix" in out.domains:
             _int(out.domains["prefix"], "[domains] prefix", where, 1)
         out.extrapolability = dict(d.get("extrapolability", {}))
-        out.bayes = dict(d.get("bayes", {}))
-        if out.bayes.get("model", "auto") not in ("auto", "score", "response"):
-            raise RobustAlignError(f"{where}: [bayes] `model` must be 'auto', 'score' or 'response'; got "
-                                   f"{out.bayes['model']!r}.")
-        for k in ("draws", "tune", "chains"):
-            if k in out.bayes:
-                _int(out.bayes[k], f"[bayes] {k}", where, 1)
-        for k in ("fit", "sensitivity"):
-            if not isinstance(out.bayes.get(k, False), bool):
-                raise RobustAlignError(f"{where}: [bayes] `{k}` must be true or false; got {out.bayes[k]!r}.")
+        out.bayes = _check_bayes(dict(d.get("bayes", {})), where)
         from robustalign.persona import check_design_persona
 
         out.persona = check_design_persona(dict(d.get("persona", {})), where)
-        claims = d.get("claims", [])
-        if not isinstance(claims, list):
-            raise RobustAlignError(f"{where}: `claims` must be an array of tables ([[claims]]); got {claims!r}.")
-        for i, c in enumerate(claims, 1):
-            if not isinstance(c, dict):
-                raise RobustAlignError(f"{where}: claim {i} must be a table; got {c!r}.")
-            bad = sorted(set(c) - _CLAIM_KEYS)
-            if bad:
-                raise RobustAlignError(f"{where}: claim {i} has unknown keys {bad}; known keys are "
-                                       f"{sorted(_CLAIM_KEYS)}.")
-            _check_claim(c, i, where)
-        out.claims = [dict(c) for c in claims]
+        out.claims = _check_claims(d.get("claims", []), where)
         return out
 
     def check_data(self, responses: Responses, reference: Reference | None) -> None:
@@ -536,3 +516,32 @@ def load_design(path: str | Path | None) -> AuditDesign:
     if rr is not None and not Path(rr).is_absolute():  # paths in a design file are relative to its folder
         design.persona["reference_respondents"] = str(p.parent / rr)
     return design
+
+
+def _check_bayes(bayes: dict, where: str) -> dict:
+    """The ``[bayes]`` table's values (keys and types are checked by :func:`_check_types`)."""
+    if bayes.get("model", "auto") not in ("auto", "score", "response"):
+        raise RobustAlignError(f"{where}: [bayes] `model` must be 'auto', 'score' or 'response'; got "
+                               f"{bayes['model']!r}.")
+    for k in ("draws", "tune", "chains"):
+        if k in bayes:
+            _int(bayes[k], f"[bayes] {k}", where, 1)
+    for k in ("fit", "sensitivity"):
+        if not isinstance(bayes.get(k, False), bool):
+            raise RobustAlignError(f"{where}: [bayes] `{k}` must be true or false; got {bayes[k]!r}.")
+    return bayes
+
+
+def _check_claims(claims: object, where: str) -> list[dict]:
+    """The ``[[claims]]`` array: each a table with known keys, checked by :func:`_check_claim`."""
+    if not isinstance(claims, list):
+        raise RobustAlignError(f"{where}: `claims` must be an array of tables ([[claims]]); got {claims!r}.")
+    for i, c in enumerate(claims, 1):
+        if not isinstance(c, dict):
+            raise RobustAlignError(f"{where}: claim {i} must be a table; got {c!r}.")
+        bad = sorted(set(c) - _CLAIM_KEYS)
+        if bad:
+            raise RobustAlignError(f"{where}: claim {i} has unknown keys {bad}; known keys are "
+                                   f"{sorted(_CLAIM_KEYS)}.")
+        _check_claim(c, i, where)
+    return [dict(c) for c in claims]

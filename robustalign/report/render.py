@@ -241,7 +241,7 @@ def glossary(report) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------------
-def _figure_of(obj):
+def figure_of(obj):
     import matplotlib.figure
 
     if isinstance(obj, matplotlib.figure.Figure):
@@ -260,7 +260,7 @@ def draw_figure(spec):
     from robustalign.plots._style import RC, fit_to_texts, shorten_labels
 
     with matplotlib.rc_context(RC):
-        return fit_to_texts(shorten_labels(_figure_of(spec.draw())))  # long names cut; tables keep them
+        return fit_to_texts(shorten_labels(figure_of(spec.draw())))  # long names cut; tables keep them
 
 
 def _render_figures(report, fig_dir: Path, progress) -> dict:

@@ -85,7 +85,7 @@ class _Table:
         return self.values.shape[0]
 
 
-def _labels_for(labels, n_cells: int, default_name: str = "cell") -> pd.DataFrame:
+def labels_for(labels, n_cells: int, default_name: str = "cell") -> pd.DataFrame:
     if labels is None:
         return pd.DataFrame({default_name: np.arange(n_cells)})
     lab = labels if isinstance(labels, pd.DataFrame) else pd.DataFrame({default_name: list(labels)})
@@ -111,7 +111,7 @@ def _weights_array(weights, values: np.ndarray, name: str = "weights") -> np.nda
     return np.array(w, dtype=float)
 
 
-def _as_table(data, *, value, cluster, by, weights, labels) -> _Table:
+def as_table(data, *, value, cluster, by, weights, labels) -> _Table:
     if isinstance(data, pd.DataFrame):
         if value is None:
             raise ValueError("`value` is required with a DataFrame: the numeric column to aggregate, e.g. value='score'.")
@@ -135,7 +135,7 @@ def _as_table(data, *, value, cluster, by, weights, labels) -> _Table:
     if np.isinf(vals).any():
         raise ValueError("`data` contains infinite values.")
     w = _weights_array(weights, vals)
-    return _Table(vals, w, _labels_for(labels, vals.shape[1]), {"weights": None if weights is None else "array"})
+    return _Table(vals, w, labels_for(labels, vals.shape[1]), {"weights": None if weights is None else "array"})
 
 
 def _check_common(n_resamples, confidence_level, method, chunk_size, allowed=("percentile", "bca")):
@@ -260,7 +260,7 @@ def _general_engine(arrays, statistic, gen, n_resamples: int, chunk_size, jackkn
     return est, out.T, jack
 
 
-def _check_replicates(resamples: np.ndarray, labels: pd.DataFrame, stacklevel: int = 3) -> None:
+def check_replicates(resamples: np.ndarray, labels: pd.DataFrame, stacklevel: int = 3) -> None:
     """Warn about undefined replicates and about statistics that never vary (two passes in all)."""
     if resamples.size == 0:
         return
@@ -394,18 +394,18 @@ def cluster_bootstrap(
             )
         arrays = _as_arrays(data)
         est, res, jack = _general_engine(arrays, statistic, gen, n_resamples, chunk_size, jackknife=True)
-        lab = _labels_for(labels, est.size, "statistic")
+        lab = labels_for(labels, est.size, "statistic")
         n_cl = arrays[0].shape[0]
         desc = getattr(statistic, "__name__", "statistic")
         meta = {"path": "general"}
     else:
-        t = _as_table(data, value=value, cluster=cluster, by=by, weights=weights, labels=labels)
+        t = as_table(data, value=value, cluster=cluster, by=by, weights=weights, labels=labels)
         est, res, jack = _linear_engine(t, gen, n_resamples, chunk_size, perturbed)
         lab, n_cl = t.labels, t.n_clusters
         desc = f"mean {t.meta.get('value', 'value')}"
         meta = {"path": "fast", **t.meta}
     if warn:
-        _check_replicates(res, lab)
+        check_replicates(res, lab)
     return BootstrapResult(
         estimate=est, resamples=res, jackknife=jack, labels=lab,
         design="cluster" if perturbed is None else "cluster+dirichlet",
@@ -557,7 +557,7 @@ def two_way_bootstrap(
         if vals.ndim == 2:
             vals = vals[:, :, None]
         w = _weights_array(weights, vals)
-        lab = _labels_for(labels, vals.shape[2])
+        lab = labels_for(labels, vals.shape[2])
     wa, w, _ = _masked(vals, w)
     Q, G, C = wa.shape
     den0 = w.sum(axis=(0, 1))
@@ -579,7 +579,7 @@ def two_way_bootstrap(
         with np.errstate(invalid="ignore", divide="ignore"):
             out[:, s:e] = (num / den).T
     out = out.T
-    _check_replicates(out, lab)
+    check_replicates(out, lab)
     return BootstrapResult(
         estimate=est, resamples=out, jackknife=None, labels=lab, design="two-way", method=method,
         confidence_level=confidence_level, n_clusters=(int(Q), int(G)), rng=record,

@@ -39,7 +39,7 @@ from robustalign._validation import (
 )
 from robustalign.resampling import _weights as _w
 from robustalign.resampling._aggregate import group_array
-from robustalign.resampling.bootstrap import _labels_for, cluster_bootstrap
+from robustalign.resampling.bootstrap import cluster_bootstrap, labels_for
 from robustalign.resampling.intervals import TIE_REL_TOL
 from robustalign.resampling.results import BootstrapResult, PermutationResult
 
@@ -323,7 +323,7 @@ def sign_flip_test(
     gen, record = as_generator(rng)
     boot_gen = gen.spawn(1)[0]
     obs, null, scale = _sign_flip_null(d, gen, n_resamples, chunk_size)
-    lab = _labels_for(labels, d.shape[1])
+    lab = labels_for(labels, d.shape[1])
     boot = None
     if n_boot:
         boot = cluster_bootstrap(d, labels=lab, n_resamples=n_boot, confidence_level=confidence_level, rng=boot_gen)
@@ -427,7 +427,7 @@ def stratified_permutation_test(
                 x = x[:, :, None]
         level_names = list(range(x.shape[1]))
         strata_names = list(range(x.shape[0]))
-        lab = _labels_for(labels, x.shape[2] if x.ndim >= 3 else 1) if not callable(statistic) else None
+        lab = labels_for(labels, x.shape[2] if x.ndim >= 3 else 1) if not callable(statistic) else None
     if levels is not None:
         missing = [lv for lv in levels if lv not in level_names]
         if missing:
@@ -468,7 +468,7 @@ def stratified_permutation_test(
     boot: BootstrapResult | None = None
     if callable(statistic):
         obs, null, scale = _general_null(x, statistic, gen, n_resamples, chunk_size)
-        lab = _labels_for(labels, obs.size, "statistic")
+        lab = labels_for(labels, obs.size, "statistic")
         test = "stratified permutation"
         if n_boot:
             boot = cluster_bootstrap(x, statistic=statistic, labels=lab, n_resamples=n_boot,
