@@ -18,6 +18,9 @@ Conventions
   argument, the offending value and the fix.
 * Metrics for ordered scales (W1, mean position) return NaN where ``ordinal=False``; for nominal
   items use JS, total variation or plurality agreement instead.
+* Results are an ndarray over the leading axes, or a NumPy scalar where those are empty (as NumPy's
+  own reductions do); their return annotation is ``Any`` for that reason, and ``np.asarray`` of either
+  is an array.
 
 :data:`METRICS` maps short names to similarity functions with one signature,
 ``f(p, q, K=None, ordinal=None) -> similarity in [0, 1]``, so that a multiverse can loop over them.
@@ -39,9 +42,6 @@ if TYPE_CHECKING:
 
     from robustalign.schema import Reference
 
-#: What the metrics return: an ndarray over the leading axes, or a NumPy scalar where they are empty
-#: (as NumPy's own reductions do); ``np.asarray`` of either is an array.
-type Values = Any
 
 __all__ = [
     "LINEAR_METRICS",
@@ -218,7 +218,7 @@ def _xlogx_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # distribution metrics
 # --------------------------------------------------------------------------------------------------
-def js_distance(p: ArrayLike, q: ArrayLike, base: float = 2, *, check: bool = True) -> Values:
+def js_distance(p: ArrayLike, q: ArrayLike, base: float = 2, *, check: bool = True) -> Any:
     r"""Jensen-Shannon distance between distributions (the square root of the JS divergence).
 
     Parameters
@@ -260,7 +260,7 @@ def js_distance(p: ArrayLike, q: ArrayLike, base: float = 2, *, check: bool = Tr
     return _scalar(js)
 
 
-def js_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Values:
+def js_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Jensen-Shannon similarity :math:`1 - D_{JS}` in base 2, in [0, 1] (1 = identical).
 
     Parameters
@@ -296,7 +296,7 @@ def js_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Values:
     return _scalar(np.subtract(1.0, d))
 
 
-def total_variation(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Values:
+def total_variation(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Total variation distance :math:`\tfrac12 \sum_k |p_k - q_k|`, in [0, 1] (0 = identical).
 
     Parameters
@@ -322,7 +322,7 @@ def total_variation(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Values
     return _scalar(d)
 
 
-def tv_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Values:
+def tv_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Total-variation similarity :math:`1 - TV(P, Q)`, in [0, 1] (1 = identical).
 
     See :func:`total_variation`. Valid for nominal and ordinal items alike.
@@ -331,7 +331,7 @@ def tv_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Values:
 
 
 def kl_divergence(p: ArrayLike, q: ArrayLike, *, eps: float = 1e-6, K: ArrayLike | None = None,
-                  check: bool = True) -> Values:
+                  check: bool = True) -> Any:
     r"""Kullback-Leibler divergence :math:`KL(P \| Q)` in bits, with epsilon smoothing.
 
     A diagnostic, not a similarity: it is asymmetric and unbounded.
@@ -386,7 +386,7 @@ def kl_divergence(p: ArrayLike, q: ArrayLike, *, eps: float = 1e-6, K: ArrayLike
     return _scalar(kl)
 
 
-def normalized_entropy(p: ArrayLike, K: ArrayLike | None = None, *, check: bool = True) -> Values:
+def normalized_entropy(p: ArrayLike, K: ArrayLike | None = None, *, check: bool = True) -> Any:
     r"""Shannon entropy divided by its maximum, :math:`H(P) / \log_2 K`, in [0, 1].
 
     Parameters
@@ -455,7 +455,7 @@ def _positions(positions, kmax: int, k, lead) -> np.ndarray | None:
 
 
 def w1_distance(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None, positions: ArrayLike | None = None, *,
-                ordinal: ArrayLike | None = None, check: bool = True) -> Values:
+                ordinal: ArrayLike | None = None, check: bool = True) -> Any:
     r"""Wasserstein-1 (earth mover's) distance on an ordered scale, in units of the positions.
 
     Parameters
@@ -515,7 +515,7 @@ def _span(x, k, kmax: int):
 
 
 def w1_similarity(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None, positions: ArrayLike | None = None, *,
-                  ordinal: ArrayLike | None = None, check: bool = True) -> Values:
+                  ordinal: ArrayLike | None = None, check: bool = True) -> Any:
     r"""Ordinal Wasserstein similarity :math:`1 - W_1 / (x_K - x_1)`, in [0, 1] (1 = identical).
 
     Only meaningful on ordered scales; the result is NaN where ``ordinal`` is False, so callers fall
@@ -553,7 +553,7 @@ def w1_similarity(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None, positi
 
 
 def mean_position(p: ArrayLike, K: ArrayLike | None = None, positions: ArrayLike | None = None, *,
-                  check: bool = True) -> Values:
+                  check: bool = True) -> Any:
     r"""Mean answer position on [0, 1]: :math:`\mu(P) = \sum_k p_k (k - 1)/(K - 1)`.
 
     Parameters
@@ -594,7 +594,7 @@ def _mean_position(p, K, positions, check):
 
 
 def mean_position_distance(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None, positions: ArrayLike | None = None,
-                           *, ordinal: ArrayLike | None = None, check: bool = True) -> Values:
+                           *, ordinal: ArrayLike | None = None, check: bool = True) -> Any:
     r"""Distance between mean positions, :math:`|\mu(P) - \mu(Q)|`, in [0, 1] (Khan et al. 2025).
 
     Lossy (ignores dispersion) but interpretable; the same unit as :func:`between_group_sd`. NaN where
@@ -611,13 +611,13 @@ def mean_position_distance(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = Non
 
 def mean_position_similarity(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None,
                              positions: ArrayLike | None = None, *, ordinal: ArrayLike | None = None,
-                             check: bool = True) -> Values:
+                             check: bool = True) -> Any:
     r"""Mean-position similarity :math:`1 - |\mu(P) - \mu(Q)|`, in [0, 1]; NaN where not ordinal."""
     d = mean_position_distance(p, q, K, positions, ordinal=ordinal, check=check)
     return _scalar(np.clip(np.subtract(1.0, d), 0.0, 1.0))
 
 
-def brier_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Values:
+def brier_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Quadratic (Brier) similarity :math:`1 - \tfrac12 \sum_k (p_k - q_k)^2`, in [0, 1] (1 = identical).
 
     A polynomial of degree 2 in each distribution, so it has an exactly unbiased estimator from any
@@ -637,7 +637,7 @@ def brier_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Value
 
 
 def cramer_similarity(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None, *, ordinal: ArrayLike | None = None,
-                      check: bool = True) -> Values:
+                      check: bool = True) -> Any:
     r"""Cramér similarity for ordered scales: 1 - the Cramér distance between the answer positions, in [0, 1].
 
     With options at equally spaced positions :math:`(k - 1)/(K - 1)` on [0, 1],
@@ -664,7 +664,7 @@ def _argmax_sets(a: np.ndarray, tie_tol: float) -> np.ndarray:
         return a >= a.max(-1, keepdims=True) - tie_tol
 
 
-def plurality_agreement(p: ArrayLike, q: ArrayLike, *, tie_tol: float = 1e-9, check: bool = True) -> Values:
+def plurality_agreement(p: ArrayLike, q: ArrayLike, *, tie_tol: float = 1e-9, check: bool = True) -> Any:
     r"""Whether the modal (plurality) options agree, :math:`1[\arg\max P = \arg\max Q]`, in [0, 1].
 
     Parameters
@@ -704,7 +704,7 @@ def plurality_agreement(p: ArrayLike, q: ArrayLike, *, tie_tol: float = 1e-9, ch
     return _scalar(np.where(missing, np.nan, out))
 
 
-def mass_on_model_answer(p: ArrayLike, q: ArrayLike, *, tie_tol: float = 1e-9, check: bool = True) -> Values:
+def mass_on_model_answer(p: ArrayLike, q: ArrayLike, *, tie_tol: float = 1e-9, check: bool = True) -> Any:
     r"""Human share on the model's modal answer, :math:`Q(\arg\max P)`, in [0, 1].
 
     Parameters
@@ -811,7 +811,7 @@ QUADRATIC_METRICS = frozenset({"brier", "cramer"})
 MIN_ANSWERS_NONLINEAR = 2
 
 
-def agreement_probability(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Values:
+def agreement_probability(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Probability that a random answer from P agrees with a random draw from Q, :math:`\sum_k p_k q_k`.
 
     Linear in each distribution, so the value computed from sampled answers (and from a sampled human
@@ -1006,7 +1006,7 @@ _NAN_POLICIES = ("propagate", "omit")
 
 
 def profile_correlation(x: ArrayLike, y: ArrayLike, *, centred_on: ArrayLike | None = None, method: str = "pearson",
-                        nan_policy: str = "propagate") -> Values:
+                        nan_policy: str = "propagate") -> Any:
     r"""Correlation of two item profiles across items, optionally centred on the across-group mean.
 
     Parameters
@@ -1094,7 +1094,7 @@ def profile_correlation(x: ArrayLike, y: ArrayLike, *, centred_on: ArrayLike | N
     return _scalar(np.clip(r, -1.0, 1.0))
 
 
-def spearman_alignment(model_scores: ArrayLike, human_scores: ArrayLike, *, nan_policy: str = "propagate") -> Values:
+def spearman_alignment(model_scores: ArrayLike, human_scores: ArrayLike, *, nan_policy: str = "propagate") -> Any:
     r"""Spearman correlation across items between model and human scores (Rystrøm et al. 2025).
 
     The multicultural-alignment measure: per item, the model's mean "pro" score (share of pro
@@ -1149,7 +1149,7 @@ def _rank_desc(s: np.ndarray, tie_tol: float) -> tuple[np.ndarray, np.ndarray]:
     return r_out.reshape(shape), s_out.reshape(shape)
 
 
-def rank_groups(scores: ArrayLike, *, tie_tol: float = 1e-12) -> Values:
+def rank_groups(scores: ArrayLike, *, tie_tol: float = 1e-12) -> Any:
     r"""Rank groups by similarity, closest first, along the last axis, with ties sharing a rank.
 
     Parameters
@@ -1376,7 +1376,7 @@ def human_proxy_similarity(ref_shares: Reference | ArrayLike, metric: str | Call
     return ProxySimilarity(sim, cnt, groups, name)
 
 
-def between_group_sd(mean_positions: ArrayLike | pd.DataFrame, ddof: int = 0, *, min_groups: int = 2) -> Values:
+def between_group_sd(mean_positions: ArrayLike | pd.DataFrame, ddof: int = 0, *, min_groups: int = 2) -> Any:
     r"""Human benchmark: SD of mean positions across groups, per item, averaged over items.
 
     The "+1 SD between-country variation" of Khan et al. (2025): 0.114 on their 77 GlobalOpinionQA
