@@ -18,6 +18,9 @@ Conventions
   argument, the offending value and the fix.
 * Metrics for ordered scales (W1, mean position) return NaN where ``ordinal=False``; for nominal
   items use JS, total variation or plurality agreement instead.
+* Results are an ndarray over the leading axes, or a NumPy scalar where those are empty (as NumPy's
+  own reductions do); their return annotation is ``Any`` for that reason, and ``np.asarray`` of either
+  is an array.
 
 :data:`METRICS` maps short names to similarity functions with one signature,
 ``f(p, q, K=None, ordinal=None) -> similarity in [0, 1]``, so that a multiverse can loop over them.
@@ -27,10 +30,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from robustalign._result import Result
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from robustalign.schema import Reference
+
 
 __all__ = [
     "LINEAR_METRICS",
@@ -207,7 +218,7 @@ def _xlogx_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # distribution metrics
 # --------------------------------------------------------------------------------------------------
-def js_distance(p, q, base: float = 2, *, check: bool = True):
+def js_distance(p: ArrayLike, q: ArrayLike, base: float = 2, *, check: bool = True) -> Any:
     r"""Jensen-Shannon distance between distributions (the square root of the JS divergence).
 
     Parameters
@@ -249,7 +260,7 @@ def js_distance(p, q, base: float = 2, *, check: bool = True):
     return _scalar(js)
 
 
-def js_similarity(p, q, *, check: bool = True):
+def js_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Jensen-Shannon similarity :math:`1 - D_{JS}` in base 2, in [0, 1] (1 = identical).
 
     Parameters
@@ -285,7 +296,7 @@ def js_similarity(p, q, *, check: bool = True):
     return _scalar(np.subtract(1.0, d))
 
 
-def total_variation(p, q, *, check: bool = True):
+def total_variation(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Total variation distance :math:`\tfrac12 \sum_k |p_k - q_k|`, in [0, 1] (0 = identical).
 
     Parameters
@@ -311,7 +322,7 @@ def total_variation(p, q, *, check: bool = True):
     return _scalar(d)
 
 
-def tv_similarity(p, q, *, check: bool = True):
+def tv_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Total-variation similarity :math:`1 - TV(P, Q)`, in [0, 1] (1 = identical).
 
     See :func:`total_variation`. Valid for nominal and ordinal items alike.
@@ -319,7 +330,8 @@ def tv_similarity(p, q, *, check: bool = True):
     return _scalar(np.subtract(1.0, total_variation(p, q, check=check)))
 
 
-def kl_divergence(p, q, *, eps: float = 1e-6, K=None, check: bool = True):
+def kl_divergence(p: ArrayLike, q: ArrayLike, *, eps: float = 1e-6, K: ArrayLike | None = None,
+                  check: bool = True) -> Any:
     r"""Kullback-Leibler divergence :math:`KL(P \| Q)` in bits, with epsilon smoothing.
 
     A diagnostic, not a similarity: it is asymmetric and unbounded.
@@ -356,25 +368,25 @@ def kl_divergence(p, q, *, eps: float = 1e-6, K=None, check: bool = True):
     """
     if not (np.isscalar(eps) and np.isfinite(eps) and eps >= 0):
         raise ValueError(f"`eps` must be a finite number >= 0 (smoothing mass per option); got {eps!r}.")
-    p, q = _pair(p, q, check)
-    kmax = p.shape[-1]
-    k = _as_K(K, kmax, _lead_shape(p, q), [("p", p), ("q", q)], check)
+    pa, qa = _pair(p, q, check)
+    kmax = pa.shape[-1]
+    k = _as_K(K, kmax, _lead_shape(pa, qa), [("p", pa), ("q", qa)], check)
     if eps > 0:
         if k is None:
-            p = (p + eps) / (1 + kmax * eps)
-            q = (q + eps) / (1 + kmax * eps)
+            pa = (pa + eps) / (1 + kmax * eps)
+            qa = (qa + eps) / (1 + kmax * eps)
         else:
             add = np.where(np.arange(kmax) < k[..., None], eps, 0.0)
             den = (1 + k * eps)[..., None]
-            p = (p + add) / den
-            q = (q + add) / den
-    kl = np.asarray(_xlogx_ratio(p, q).sum(-1))
+            pa = (pa + add) / den
+            qa = (qa + add) / den
+    kl = np.asarray(_xlogx_ratio(pa, qa).sum(-1))
     kl /= _LN2
     np.maximum(kl, 0.0, out=kl)  # KL >= 0; terms of mixed sign can sum to -1e-16
     return _scalar(kl)
 
 
-def normalized_entropy(p, K=None, *, check: bool = True):
+def normalized_entropy(p: ArrayLike, K: ArrayLike | None = None, *, check: bool = True) -> Any:
     r"""Shannon entropy divided by its maximum, :math:`H(P) / \log_2 K`, in [0, 1].
 
     Parameters
@@ -442,7 +454,8 @@ def _positions(positions, kmax: int, k, lead) -> np.ndarray | None:
     return x
 
 
-def w1_distance(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
+def w1_distance(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None, positions: ArrayLike | None = None, *,
+                ordinal: ArrayLike | None = None, check: bool = True) -> Any:
     r"""Wasserstein-1 (earth mover's) distance on an ordered scale, in units of the positions.
 
     Parameters
@@ -501,7 +514,8 @@ def _span(x, k, kmax: int):
     return np.take_along_axis(x, kk[..., None] - 1, axis=-1)[..., 0] - x[..., 0]
 
 
-def w1_similarity(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
+def w1_similarity(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None, positions: ArrayLike | None = None, *,
+                  ordinal: ArrayLike | None = None, check: bool = True) -> Any:
     r"""Ordinal Wasserstein similarity :math:`1 - W_1 / (x_K - x_1)`, in [0, 1] (1 = identical).
 
     Only meaningful on ordered scales; the result is NaN where ``ordinal`` is False, so callers fall
@@ -538,7 +552,8 @@ def w1_similarity(p, q, K=None, positions=None, *, ordinal=None, check: bool = T
     return _scalar(_ordinal_mask(np.clip(s, 0.0, 1.0), ordinal))
 
 
-def mean_position(p, K=None, positions=None, *, check: bool = True):
+def mean_position(p: ArrayLike, K: ArrayLike | None = None, positions: ArrayLike | None = None, *,
+                  check: bool = True) -> Any:
     r"""Mean answer position on [0, 1]: :math:`\mu(P) = \sum_k p_k (k - 1)/(K - 1)`.
 
     Parameters
@@ -578,7 +593,8 @@ def _mean_position(p, K, positions, check):
     return rel.sum(-1) / _span(x, k, kmax)
 
 
-def mean_position_distance(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
+def mean_position_distance(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None, positions: ArrayLike | None = None,
+                           *, ordinal: ArrayLike | None = None, check: bool = True) -> Any:
     r"""Distance between mean positions, :math:`|\mu(P) - \mu(Q)|`, in [0, 1] (Khan et al. 2025).
 
     Lossy (ignores dispersion) but interpretable; the same unit as :func:`between_group_sd`. NaN where
@@ -593,13 +609,15 @@ def mean_position_distance(p, q, K=None, positions=None, *, ordinal=None, check:
     return _scalar(_ordinal_mask(d, ordinal))
 
 
-def mean_position_similarity(p, q, K=None, positions=None, *, ordinal=None, check: bool = True):
+def mean_position_similarity(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None,
+                             positions: ArrayLike | None = None, *, ordinal: ArrayLike | None = None,
+                             check: bool = True) -> Any:
     r"""Mean-position similarity :math:`1 - |\mu(P) - \mu(Q)|`, in [0, 1]; NaN where not ordinal."""
     d = mean_position_distance(p, q, K, positions, ordinal=ordinal, check=check)
     return _scalar(np.clip(np.subtract(1.0, d), 0.0, 1.0))
 
 
-def brier_similarity(p, q, *, check: bool = True):
+def brier_similarity(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Quadratic (Brier) similarity :math:`1 - \tfrac12 \sum_k (p_k - q_k)^2`, in [0, 1] (1 = identical).
 
     A polynomial of degree 2 in each distribution, so it has an exactly unbiased estimator from any
@@ -618,7 +636,8 @@ def brier_similarity(p, q, *, check: bool = True):
     return _scalar(np.clip(1.0 - 0.5 * d, 0.0, 1.0))
 
 
-def cramer_similarity(p, q, K=None, *, ordinal=None, check: bool = True):
+def cramer_similarity(p: ArrayLike, q: ArrayLike, K: ArrayLike | None = None, *, ordinal: ArrayLike | None = None,
+                      check: bool = True) -> Any:
     r"""Cramér similarity for ordered scales: 1 - the Cramér distance between the answer positions, in [0, 1].
 
     With options at equally spaced positions :math:`(k - 1)/(K - 1)` on [0, 1],
@@ -645,7 +664,7 @@ def _argmax_sets(a: np.ndarray, tie_tol: float) -> np.ndarray:
         return a >= a.max(-1, keepdims=True) - tie_tol
 
 
-def plurality_agreement(p, q, *, tie_tol: float = 1e-9, check: bool = True):
+def plurality_agreement(p: ArrayLike, q: ArrayLike, *, tie_tol: float = 1e-9, check: bool = True) -> Any:
     r"""Whether the modal (plurality) options agree, :math:`1[\arg\max P = \arg\max Q]`, in [0, 1].
 
     Parameters
@@ -685,7 +704,7 @@ def plurality_agreement(p, q, *, tie_tol: float = 1e-9, check: bool = True):
     return _scalar(np.where(missing, np.nan, out))
 
 
-def mass_on_model_answer(p, q, *, tie_tol: float = 1e-9, check: bool = True):
+def mass_on_model_answer(p: ArrayLike, q: ArrayLike, *, tie_tol: float = 1e-9, check: bool = True) -> Any:
     r"""Human share on the model's modal answer, :math:`Q(\arg\max P)`, in [0, 1].
 
     Parameters
@@ -792,7 +811,7 @@ QUADRATIC_METRICS = frozenset({"brier", "cramer"})
 MIN_ANSWERS_NONLINEAR = 2
 
 
-def agreement_probability(p, q, *, check: bool = True):
+def agreement_probability(p: ArrayLike, q: ArrayLike, *, check: bool = True) -> Any:
     r"""Probability that a random answer from P agrees with a random draw from Q, :math:`\sum_k p_k q_k`.
 
     Linear in each distribution, so the value computed from sampled answers (and from a sampled human
@@ -878,7 +897,10 @@ def _jackknife_shift(f: Callable, x, other, n, s0, K, ordinal, x_first: bool, or
 JACKKNIFE_ORDER = {"js": 2, "plurality": 0}
 
 
-def finite_sample_similarity(metric, p, q, n_p, n_q=None, *, K=None, ordinal=None, order=None, min_n=None):
+def finite_sample_similarity(metric: str | Callable[..., Any], p: ArrayLike, q: ArrayLike, n_p: ArrayLike,
+                             n_q: ArrayLike | None = None, *, K: ArrayLike | None = None,
+                             ordinal: ArrayLike | None = None, order: int | None = None,
+                             min_n: int | None = None) -> np.ndarray:
     r"""Similarity of the distributions behind sampled ``p`` (n_p answers) and ``q`` (n_q respondents).
 
     The plug-in value :math:`S(\hat p_n, \hat q_m)` of a nonlinear metric is biased for
@@ -937,9 +959,9 @@ def finite_sample_similarity(metric, p, q, n_p, n_q=None, *, K=None, ordinal=Non
     if (n_p < 1).any():
         raise ValueError(f"`n_p` must be >= 1 answers per row; got {float(n_p[n_p < 1].ravel()[0])!r}.")
     if order is None:
-        order = JACKKNIFE_ORDER.get(name, 1)
+        order = JACKKNIFE_ORDER.get(name or "", 1)
     if min_n is None:
-        min_n = MIN_ANSWERS.get(name, MIN_ANSWERS_NONLINEAR)
+        min_n = MIN_ANSWERS.get(name or "", MIN_ANSWERS_NONLINEAR)
     out = s0
     if order > 0:
         out = s0 - _jackknife_shift(f, p, q, n_p, s0, K, ordinal, True, order)
@@ -983,7 +1005,8 @@ _METHODS = ("pearson", "spearman", "cosine")
 _NAN_POLICIES = ("propagate", "omit")
 
 
-def profile_correlation(x, y, *, centred_on=None, method: str = "pearson", nan_policy: str = "propagate"):
+def profile_correlation(x: ArrayLike, y: ArrayLike, *, centred_on: ArrayLike | None = None, method: str = "pearson",
+                        nan_policy: str = "propagate") -> Any:
     r"""Correlation of two item profiles across items, optionally centred on the across-group mean.
 
     Parameters
@@ -1071,7 +1094,7 @@ def profile_correlation(x, y, *, centred_on=None, method: str = "pearson", nan_p
     return _scalar(np.clip(r, -1.0, 1.0))
 
 
-def spearman_alignment(model_scores, human_scores, *, nan_policy: str = "propagate"):
+def spearman_alignment(model_scores: ArrayLike, human_scores: ArrayLike, *, nan_policy: str = "propagate") -> Any:
     r"""Spearman correlation across items between model and human scores (Rystrøm et al. 2025).
 
     The multicultural-alignment measure: per item, the model's mean "pro" score (share of pro
@@ -1126,7 +1149,7 @@ def _rank_desc(s: np.ndarray, tie_tol: float) -> tuple[np.ndarray, np.ndarray]:
     return r_out.reshape(shape), s_out.reshape(shape)
 
 
-def rank_groups(scores, *, tie_tol: float = 1e-12):
+def rank_groups(scores: ArrayLike, *, tie_tol: float = 1e-12) -> Any:
     r"""Rank groups by similarity, closest first, along the last axis, with ties sharing a rank.
 
     Parameters
@@ -1147,7 +1170,8 @@ def rank_groups(scores, *, tie_tol: float = 1e-12):
     return _scalar(_rank_desc(s, tie_tol)[0])
 
 
-def closest_groups(scores, groups=None, *, tie_tol: float = 1e-12):
+def closest_groups(scores: ArrayLike | pd.Series | pd.DataFrame, groups: Sequence[Any] | None = None, *,
+                   tie_tol: float = 1e-12) -> pd.DataFrame:
     r"""Groups ordered from closest to farthest, with ties explicit.
 
     Parameters
@@ -1239,7 +1263,7 @@ class ProxySimilarity(Result):
     groups: tuple
     metric: str
 
-    def to_frame(self, confidence_level: float | None = None, *, include_self: bool = False):
+    def to_frame(self, confidence_level: float | None = None, *, include_self: bool = False) -> pd.DataFrame:
         """Long table ``proxy, target, similarity, estimate, n_items`` (self-pairs only when asked).
 
         A plug-in table without intervals (``estimate`` repeats ``similarity`` under the shared column
@@ -1274,7 +1298,9 @@ class ProxySimilarity(Result):
                 f"{best['target']} ({best['similarity']:.3f}). Plug-in values, no intervals.")
 
 
-def human_proxy_similarity(ref_shares, metric="js", *, K=None, ordinal=None, groups=None, check: bool = True):
+def human_proxy_similarity(ref_shares: Reference | ArrayLike, metric: str | Callable[..., Any] = "js", *,
+                           K: ArrayLike | None = None, ordinal: ArrayLike | None = None,
+                           groups: Sequence[Any] | None = None, check: bool = True) -> ProxySimilarity:
     r"""Human-proxy baseline: how similar each human group is, as a "model", to every other group.
 
     Parameters
@@ -1311,7 +1337,7 @@ def human_proxy_similarity(ref_shares, metric="js", *, K=None, ordinal=None, gro
     only on the same items; with unequal item sets, restrict ``ref_shares`` to a common set first.
     """
     if hasattr(ref_shares, "array") and hasattr(ref_shares, "scales"):
-        ref = ref_shares
+        ref = cast("Reference", ref_shares)
         items = ref.items
         groups = list(ref.groups) if groups is None else list(groups)
         h = ref.array(items, groups)
@@ -1350,7 +1376,7 @@ def human_proxy_similarity(ref_shares, metric="js", *, K=None, ordinal=None, gro
     return ProxySimilarity(sim, cnt, groups, name)
 
 
-def between_group_sd(mean_positions, ddof: int = 0, *, min_groups: int = 2):
+def between_group_sd(mean_positions: ArrayLike | pd.DataFrame, ddof: int = 0, *, min_groups: int = 2) -> Any:
     r"""Human benchmark: SD of mean positions across groups, per item, averaged over items.
 
     The "+1 SD between-country variation" of Khan et al. (2025): 0.114 on their 77 GlobalOpinionQA
@@ -1416,7 +1442,9 @@ _VSM_CONST = {"C_pd": "PDI", "C_ic": "IDV", "C_mf": "MAS", "C_ua": "UAI", "C_ls"
 _VSM_ITEMS = [f"m{i:02d}" for i in range(1, 25)]
 
 
-def vsm2013_indices(item_means, constants: Mapping[str, float] | None = None, *, check: bool = True):
+def vsm2013_indices(item_means: Mapping[str, Any] | pd.Series | pd.DataFrame,
+                    constants: Mapping[str, float] | None = None, *,
+                    check: bool = True) -> dict[str, Any] | pd.Series | pd.DataFrame:
     r"""The six Hofstede VSM-2013 indices from the means of items m01..m24.
 
     Parameters
