@@ -581,7 +581,9 @@ class Responses:
         if self.kind == "score":
             kmax = 2
         else:
-            kmax = max(self.scales[i].K for i in v["item"].unique())
+            kmax = max((self.scales[i].K for i in v["item"].unique()), default=0)
+        if len(v) == 0:  # no valid answer at all: no cells
+            return pd.DataFrame(columns=[*by, "n"]), np.zeros((0, max(kmax, 2)))
         if self.kind == "choice":
             inv, first = _pair_codes(v["item"], v["option"])  # each distinct item x option looked up once
             pairs = zip(v["item"].iloc[first].to_numpy(), v["option"].iloc[first].to_numpy())

@@ -383,3 +383,31 @@ def test_design_file_errors_name_the_claim_key_and_fix(body, words):
 
     with pytest.raises(RobustAlignError, match=words):
         AuditDesign.from_dict(tomllib.loads("[[claims]]\n" + body), source="design.toml")
+
+
+def test_a_cell_with_no_valid_answer_is_not_estimable_not_a_crash():
+    """A model that refuses every item under one prompt leaves that cell with rows but no valid answer
+    (the PCT audit's forcing levels): its specifications score NaN and the claim is judged on the others."""
+    from robustalign.schema import Scale
+
+    rng = np.random.default_rng(11)
+    scales = {f"q{i}": Scale(("1", "2", "3", "4"), ("A", "B", "C", "D"), True) for i in range(30)}
+    rows = []
+    for m, shift in (("hi", 1), ("lo", 0)):
+        for i in range(30):
+            for prompt in ("p1", "p2"):
+                for s in range(3):
+                    refuse = m == "lo" and prompt == "p2"
+                    text = "I cannot answer that." if refuse else "ABCD"[min(3, rng.integers(0, 3) + shift)]
+                    rows.append({"model": m, "item": f"q{i}", "prompt": prompt, "sample": s, "raw_text": text})
+    resp = make_responses(pd.DataFrame(rows), scales=scales)
+    assert resp.distributions(["model", "item"])[1].shape[0] == 60
+    only_refusals = resp.subset(models=["lo"], prompt="p2")
+    keys, P = only_refusals.distributions(["model", "item"])
+    assert len(keys) == 0 and P.shape[0] == 0
+    res = audit_claim(resp, None, Claim.higher_position("hi", than="lo"), factors=["prompt"], n_resamples=200,
+                      n_permutations=200, rng=3)
+    per_spec = res.to_frame()
+    p2 = per_spec[per_spec["prompt"].astype(str) == "p2"] if "prompt" in per_spec else per_spec.iloc[:0]
+    assert len(p2) == 0 or p2["estimate"].isna().all()
+    assert np.isfinite(per_spec["estimate"]).any()

@@ -81,7 +81,7 @@ def cell_scores(sub: Responses, reference: Reference | None, cell: dict, metric:
                           dtype=np.float64)[:, None]
     d = _filter(sub, cell)
     star = cell.get("group") == ALL_OTHERS
-    if len(d.data) == 0:
+    if len(d.valid()) == 0:  # a cell with no valid answer (or none at all) scores NaN, not an error
         return np.full((len(items), 1), np.nan)
     if metric == "position":
         p = model_profiles(d, by=["model"])
