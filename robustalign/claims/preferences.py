@@ -478,6 +478,7 @@ def _model_evidence(df, *, human, n_resamples, n_permutations, n_sims, penalty, 
     neutral = _neutral_test(df, d.outcomes, keyed_stream(rng, "preferences.neutral", model), n_permutations)
     first = np.where(d.s > 0, d.y, 1 - d.y)
     ev = {"design": d, "estimate": est, "boot": boot, "order": order, "floor": floor, "neutral": neutral,
+          "cov": _covariance(d, est, penalty),
           "intransitivity": float(intransitivity_rate(d.pair_ij, share, K)),
           "first_rate": float(first.mean()), "n_choices": int(d.y.size), "human": {}, "unit": unit}
     if human is not None:
@@ -489,6 +490,25 @@ def _model_evidence(df, *, human, n_resamples, n_permutations, n_sims, penalty, 
                 ev["human"][g] = (float(_corr_rows(est[None, m[ok]], hu)[0]), _corr_rows(boot[:, m[ok]], hu),
                                   int(ok.sum()))
     return ev
+
+
+def _covariance(d: _Design, est: np.ndarray, penalty: float) -> np.ndarray:
+    """``(K + 1, K + 1)`` covariance of (utilities, position effect): the inverse observed information of the
+    Bradley-Terry fit (pseudo-inverse: the utilities are identified up to a constant, contrasts are not)."""
+    K = len(d.outcomes)
+    ci, cj, cs, n, _, _ = d.cells
+    theta = np.nan_to_num(est)
+    return np.linalg.pinv(_hessian(theta, ci, cj, cs, n, K, penalty, True))
+
+
+def _wald(ev: dict, contrasts: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimates, standard errors and ``level`` Wald intervals ``(lo, hi)`` of rows ``contrasts @ theta``."""
+    from scipy.stats import norm
+
+    est = contrasts @ np.nan_to_num(ev["estimate"])
+    se = np.sqrt(np.maximum(np.einsum("rk,kl,rl->r", contrasts, ev["cov"], contrasts), 0.0))
+    z = norm.ppf(0.5 + level / 2)
+    return se, est - z * se, est + z * se
 
 
 def _row(model, quantity, est, lo, hi, level, method, units, **kw):
@@ -504,15 +524,21 @@ def _frame(evidence: dict, compare, level: float) -> pd.DataFrame:
         how = "pair bootstrap (percentile)" if ev["unit"] == "pair" else "choice bootstrap within pair x order"
         lo, hi = percentile_interval(boot, confidence_level=level)
         se = np.nanstd(boot, axis=0, ddof=1)
+        wald = ev["unit"] == "choice"  # choices independent given the pair: the model's information is the SE
+        if wald:
+            centre = np.eye(K + 1) - np.append(np.full(K, 1.0 / K), 0.0)[None, :] * (np.arange(K + 1) < K)[:, None]
+            se, lo, hi = _wald(ev, centre, level)
+            lo, hi = np.where(np.isfinite(est), lo, np.nan), np.where(np.isfinite(est), hi, np.nan)
+        how_u = "Wald, observed Bradley-Terry information (choices independent given the pair)" if wald else how
         ranks = _ranks(boot[:, :K])
         rlo, rhi = percentile_interval(ranks, confidence_level=level)
         r0 = _ranks(est[None, :K])[0]
         for k, o in enumerate(d.outcomes):
-            rows.append(_row(model, "utility", est[k], lo[k], hi[k], level, how,
+            rows.append(_row(model, "utility", est[k], lo[k], hi[k], level, how_u,
                              UNITS_U, outcome=o, std_error=se[k], n_items=d.n_pairs))
             rows.append(_row(model, "rank", r0[k], rlo[k], rhi[k], level, how,
                              "rank (1 = most preferred)", outcome=o, n_items=d.n_pairs))
-        rows.append(_row(model, "position_effect", est[K], lo[K], hi[K], level, how + "; p: within-pair "
+        rows.append(_row(model, "position_effect", est[K], lo[K], hi[K], level, how_u + "; p: within-pair "
                          "order permutation", "log-odds of choosing the first-shown option",
                          std_error=se[K], p_value=ev["order"][1], n_items=d.n_pairs))
         rows.append(_row(model, "first_position_rate", ev["first_rate"], np.nan, np.nan, level, "descriptive",
@@ -522,10 +548,14 @@ def _frame(evidence: dict, compare, level: float) -> pd.DataFrame:
             if min(ia, ib) < 0:
                 continue
             diff = boot[:, ia] - boot[:, ib]
-            dl, dh = percentile_interval(diff, confidence_level=level)
+            (dl,), (dh,) = percentile_interval(diff[:, None], confidence_level=level)
+            dse = float(np.nanstd(diff, ddof=1))
+            if wald:
+                c = np.zeros((1, K + 1))
+                c[0, ia], c[0, ib] = 1.0, -1.0
+                (dse,), (dl,), (dh,) = _wald(ev, c, level)
             rows.append(_row(model, "utility_difference", est[ia] - est[ib], dl, dh, level,
-                             how, UNITS_U, outcome=a, outcome_b=b,
-                             std_error=np.nanstd(diff, ddof=1), n_items=d.n_pairs))
+                             how_u, UNITS_U, outcome=a, outcome_b=b, std_error=dse, n_items=d.n_pairs))
         fl = ev["floor"]
         rows.append(_row(model, "intransitivity_rate", ev["intransitivity"], np.nan, np.nan, level,
                          "p: parametric bootstrap under the fitted transitive model", "share of cyclic triads",
