@@ -39,7 +39,7 @@ from robustalign.multiplicity import adjust
 from robustalign.power import n_for_equivalence, n_for_mde
 from robustalign.resampling import nulls
 
-__all__ = ["CorrectnessData", "accuracy_report", "assess_accuracy", "load_correctness", "wilson_interval"]
+__all__ = ["CorrectnessData", "accuracy_audit_report", "accuracy_report", "assess_accuracy", "load_correctness", "wilson_interval"]
 
 TRUE_TEXT = {"1", "1.0", "true", "t", "yes", "y", "correct"}
 FALSE_TEXT = {"0", "0.0", "false", "f", "no", "n", "incorrect", "wrong"}
@@ -516,3 +516,44 @@ def accuracy_report(data, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The report entry for scored (correctness) data: ``(estimates table, verdict rows)``."""
     res = assess_accuracy(data, **kwargs)
     return res.to_frame(), res.verdicts
+
+
+def accuracy_audit_report(data, *, culture: str = "culture", design=None, rng: RngLike = None,
+                          n_resamples: int | None = None, n_permutations: int | None = None,
+                          title: str | None = None, prefix: str = ""):
+    """An audit report (:class:`robustalign.report.audit.AuditReport`) of scored answers alone: one section
+    with accuracy per model x culture, the paired model differences and their verdicts.
+
+    ``data`` is a path or DataFrame for :func:`load_correctness` (``culture`` names its culture column;
+    a ``context`` or ``sample`` column is used when present). Settings come from the design (``seed``,
+    ``n_resamples``, ``n_permutations``, ``confidence_level``) unless given here.
+    """
+    from robustalign.report.audit import AuditPart, AuditReport, Section, _headline, _versions, _vrows
+    from robustalign.report.design import AuditDesign
+
+    design = AuditDesign() if design is None else AuditDesign.from_dict(design) if isinstance(design, dict) \
+        else design
+    raw = data if isinstance(data, pd.DataFrame) else _read(data, None)[0]
+    kw = {k: k for k in ("context", "sample") if k in raw.columns}
+    d = data if isinstance(data, CorrectnessData) else load_correctness(data, culture=culture, **kw)
+    nres, nperm = int(n_resamples or design.n_resamples), int(n_permutations or design.n_permutations)
+    res = assess_accuracy(d, n_resamples=nres, n_permutations=nperm, confidence_level=design.confidence_level,
+                          rng=design.seed if rng is None else rng)
+    name = title or design.title or "Accuracy against a gold answer"
+    f = res.to_frame()
+    sec = Section("accuracy", "Accuracy against a gold answer per culture", "Item-clustered bootstrap intervals "
+                  "(Wilson for small cells) and sign-flip tests of paired model differences (docs/claims.md, "
+                  "'Accuracy against a gold answer').", _vrows(name, "accuracy", res.verdicts,
+                                                               ["claim", "model", "model_b"]),
+                  {"accuracy": f}, [("Accuracy", _headline(f, ["quantity", "model", "culture"]))],
+                  results={"accuracy": res})
+    settings = {"seed": res.provenance["rng"], "n_resamples": nres, "n_permutations": nperm,
+                "confidence_level": design.confidence_level, "design_file": design.source}
+    fr = d.frame
+    desc = (f"{len(fr):,} scored answers of {fr['model'].nunique()} models to {fr['item'].nunique()} items in "
+            f"{fr['culture'].nunique()} cultures.")
+    ex = d.exclusions[d.exclusions["n_rows"] > 0]
+    excl = pd.DataFrame({"table": d.source, "reason": ex["reason"], "action": "excluded", "n_rows": ex["n_rows"],
+                         "example_rows": ex["example_rows"].map(str)})
+    p = AuditPart(name, desc, [sec], excl, {"scored": None}, settings, [], [], {}, prefix)
+    return AuditReport(name, [p], {"versions": _versions(False), "parts": [{"title": name, **settings}]})
