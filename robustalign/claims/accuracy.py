@@ -22,13 +22,17 @@ accuracy_report
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import combinations
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from robustalign._errors import SchemaError, preview
@@ -119,8 +123,10 @@ def _context_order(col: pd.Series, context_order, where: str) -> list:
     return order
 
 
-def load_correctness(data, *, model="model", item="item", culture="culture", correct="correct",
-                     answer="answer", gold="gold", context=None, context_order=None, sample=None,
+def load_correctness(data: pd.DataFrame | str | PathLike, *, model: str = "model", item: str = "item",
+                     culture: str = "culture", correct: str = "correct", answer: str = "answer", gold: str = "gold",
+                     context: str | None = None, context_order: Sequence[str] | None = None,
+                     sample: str | None = None,
                      missing: str = "exclude", source: str | None = None) -> CorrectnessData:
     """Check a long table of scored responses (a DataFrame or a CSV path; CSVs are read as text).
 
@@ -168,7 +174,8 @@ def load_correctness(data, *, model="model", item="item", culture="culture", cor
     return CorrectnessData(frame, excl, order, where, recoded)
 
 
-def wilson_interval(count, nobs, confidence_level: float = 0.95):
+def wilson_interval(count: ArrayLike, nobs: ArrayLike, confidence_level: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval (statsmodels' ``proportion_confint(method="wilson")``), vectorised."""
     count, nobs = np.asarray(count, float), np.asarray(nobs, float)
     z = stats.norm.ppf(0.5 + confidence_level / 2)
@@ -437,9 +444,10 @@ def _p_adjust(contrasts: pd.DataFrame) -> pd.DataFrame:
     return c
 
 
-def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: float = 0.05, alpha: float = 0.05,
+def assess_accuracy(data: CorrectnessData | pd.DataFrame | str | PathLike, *, groups: dict | None = None,
+                    pairs: str | Sequence[tuple[str, str]] = "all", margin: float = 0.05, alpha: float = 0.05,
                     small_cell: int = 20, n_resamples: int = 2000, n_permutations: int = 9999,
-                    confidence_level: float = 0.95, rng: RngLike = None, **load_kwargs) -> AssessmentResult:
+                    confidence_level: float = 0.95, rng: RngLike = None, **load_kwargs: Any) -> AssessmentResult:
     """Accuracy per culture with item-clustered intervals, and the benchmark's claims with verdicts.
 
     Parameters
@@ -512,15 +520,16 @@ def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: fl
                             provenance=prov, confidence_level=level, build=partial(_frame_at, ev))
 
 
-def accuracy_report(data, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+def accuracy_report(data: CorrectnessData | pd.DataFrame | str | PathLike, **kwargs: Any
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The report entry for scored (correctness) data: ``(estimates table, verdict rows)``."""
     res = assess_accuracy(data, **kwargs)
     return res.to_frame(), res.verdicts
 
 
-def accuracy_audit_report(data, *, culture: str = "culture", design=None, rng: RngLike = None,
-                          n_resamples: int | None = None, n_permutations: int | None = None,
-                          title: str | None = None, prefix: str = ""):
+def accuracy_audit_report(data: pd.DataFrame | str | PathLike, *, culture: str = "culture", design: Any = None,
+                          rng: RngLike = None, n_resamples: int | None = None, n_permutations: int | None = None,
+                          title: str | None = None, prefix: str = "") -> Any:
     """An audit report (:class:`robustalign.report.audit.AuditReport`) of scored answers alone: one section
     with accuracy per model x culture, the paired model differences and their verdicts.
 

@@ -20,8 +20,12 @@ Model (Bradley-Terry with a position effect)
     checked in the tests against ``statsmodels`` logistic regression on the design matrix.
 
 Uncertainty
-    Intervals resample *pairs* (every choice about a pair moves together, METHODS 3.6) and refit;
-    rank intervals are percentiles of each outcome's rank across resamples. The order test permutes
+    With at least :data:`MIN_PAIRS` pairs, intervals resample *pairs* (every choice about a pair moves
+    together, METHODS 3.6) and refit. With fewer, choices are the unit (independent given the pair): the
+    Bradley-Terry likelihood is then the noise model, and utilities, their differences and the position
+    effect take Wald intervals from its observed information (the choice bootstrap's percentile interval
+    called equal outcomes "preferred" 3.8% of the time at a nominal 2.5%; the Wald one 2.4%). Rank
+    intervals are percentiles of each outcome's rank across resamples. The order test permutes
     the order labels within pair (exact under "order does not change the choice"); the neutral test
     permutes the ``neutral_offered`` label within pair among decisive answers. The intransitivity
     rate (share of cyclic triads among majority preferences) is judged against its noise floor: the
@@ -31,8 +35,11 @@ Uncertainty
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from os import PathLike
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -96,7 +103,7 @@ def _bad_values(df, col, allowed, where):
         )
 
 
-def load_pairwise(data, *, source: str | None = None) -> PairwiseChoices:
+def load_pairwise(data: pd.DataFrame | str | PathLike, *, source: str | None = None) -> PairwiseChoices:
     """Read and check forced-choice data (CSV / Parquet / JSON-lines path, or a DataFrame).
 
     Raises :class:`~robustalign.SchemaError` naming the file, column, rows and the fix for missing
@@ -252,7 +259,7 @@ def _fit_cells(cells, K, *, penalty=1e-3, position=True, weights=None, counts=No
     return np.append(u, theta[K] if position else 0.0)
 
 
-def fit_bradley_terry(data, *, model: str | None = None, position: bool = True,
+def fit_bradley_terry(data: PairwiseChoices | pd.DataFrame | str | PathLike, *, model: str | None = None, position: bool = True,
                       penalty: float = 1e-3) -> pd.DataFrame:
     """Bradley-Terry utilities (and the position effect) of one model by maximum likelihood.
 
@@ -623,7 +630,10 @@ def _verdicts(frame: pd.DataFrame, *, alpha, order_margin, match_threshold, floo
     return pd.DataFrame(out)
 
 
-def assess_preferences(data, *, compare=None, human=None, models=None, unit: str = "auto", n_resamples: int = 1000,
+def assess_preferences(data: PairwiseChoices | pd.DataFrame | str | PathLike, *,
+                       compare: Sequence[tuple[str, str]] | None = None,
+                       human: pd.DataFrame | str | PathLike | None = None, models: Sequence[str] | None = None,
+                       unit: str = "auto", n_resamples: int = 1000,
                        n_permutations: int = 2000, n_sims: int = 500, confidence_level: float = 0.95,
                        alpha: float = 0.05, penalty: float = 1e-3, order_margin: float = 0.25,
                        floor_margin: float = 0.10, match_threshold: float = 0.5, rng: RngLike = None) -> AssessmentResult:
@@ -678,7 +688,8 @@ def assess_preferences(data, *, compare=None, human=None, models=None, unit: str
     return AssessmentResult("preferences", verdicts, evidence, prov, level, build)
 
 
-def preference_section(data, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+def preference_section(data: PairwiseChoices | pd.DataFrame | str | PathLike, **kwargs: Any
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For the audit report: the estimates table and the verdict rows of :func:`assess_preferences`."""
     res = assess_preferences(data, **kwargs)
     return res.to_frame(), res.verdicts
