@@ -180,17 +180,29 @@ def _audit(args) -> int:
     item_table = None
     if args.scales and design.domains.get("column"):
         item_table = read_table(args.scales)
-    if args.association is not None:
-        from robustalign.claims.association import load_unit_measure
-
-        extra = {"association": load_unit_measure(args.association, group=args.association_group,
-                                                       expect=args.association_expect)}
-    else:
-        extra = {}
-    report = run_audit(resp, ref, design=design, rng=args.seed, **extra,
+    measure = _association_input(args, ref)  # checked before the audit spends its time
+    report = run_audit(resp, ref, design=design, rng=args.seed,
                        n_resamples=args.n_resamples, n_permutations=args.n_permutations, progress=progress,
                        item_table=item_table, persona=persona)
+    if measure is not None and ref is not None:  # _association_input refuses a measure without a reference
+        from robustalign.claims.association import add_measure_section
+
+        progress(f"cultural fit vs {measure.name} across models")
+        add_measure_section(report, resp, ref, measure, design=design, rng=args.seed, n_resamples=args.n_resamples,
+                            n_permutations=args.n_permutations)
     return _run(args, report, ["model", design.against, "group"], progress)
+
+
+def _association_input(args, ref):
+    """The ``--association`` measure, checked (file, column, line, fix), or None."""
+    if args.association is None:
+        return None
+    if ref is None:
+        raise RobustAlignError(f"--association {args.association}: correlating a measure with cultural fit needs "
+                               "a human reference; give --reference.")
+    from robustalign.claims.association import load_unit_measure
+
+    return load_unit_measure(args.association, group=args.association_group, expect=args.association_expect)
 
 
 def _own_kind_report(args) -> int | None:

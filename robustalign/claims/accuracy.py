@@ -149,7 +149,7 @@ def load_correctness(data: pd.DataFrame | str | PathLike, *, model: str = "model
                           f"Fix: rename them or pass e.g. culture='country'; give '{correct}' (0/1) or "
                           f"'{answer}' and '{gold}' to be scored.")
     out = pd.DataFrame({k: df[v] for k, v in names.items() if v is not None})
-    recoded = {}
+    recoded: dict = {}
     if scored:
         out["correct"] = _as_correct(df[correct], where)
     else:
@@ -476,11 +476,12 @@ def assess_accuracy(data: CorrectnessData | pd.DataFrame | str | PathLike, *, gr
     models = sorted(frame["model"].unique())
     cultures = sorted(frame["culture"].unique())
     if pairs != "all":
-        pairs = [tuple(str(m) for m in pr) for pr in pairs]
-        unknown = sorted({m for pr in pairs for m in pr} - set(models))
-        if unknown or any(len(pr) != 2 for pr in pairs):
+        named = [tuple(str(m) for m in pr) for pr in pairs]
+        unknown = sorted({m for pr in named for m in pr} - set(models))
+        if unknown or any(len(pr) != 2 for pr in named):
             raise ValueError(f"`pairs` must be 'all' or a list of (model_a, model_b) of models in the data; unknown "
                              f"{preview(unknown)}; models present: {preview(models, 10)}.")
+        pairs = [(a, b) for a, b in named]
     D, clabels = _contrasts(A, cells, models, cultures, order, pairs)
     R = _bootstrap_means(np.column_stack([A, D]), strata, n_resamples=n_resamples, rng=rng,
                          key=("accuracy.bootstrap",))

@@ -62,7 +62,7 @@ from robustalign.resampling.draws import bootstrap_counts, integer_draws, random
 from robustalign.resampling.mcerror import p_value_mcse, within_mc_error
 from robustalign.schema import Reference, Responses
 
-__all__ = ["UnitMeasure", "audit_correlation", "audit_tradeoff", "items_needed", "load_unit_measure", "measure_section",
+__all__ = ["UnitMeasure", "add_measure_section", "audit_correlation", "audit_tradeoff", "items_needed", "load_unit_measure", "measure_section",
            "report_rows", "units_needed"]
 
 EXPECT = ("positive", "negative", None)
@@ -327,7 +327,8 @@ def items_needed(rho: float, n_units: int, *, rel_x: float, rel_y: float, n_item
     for _ in range(60):
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if short(mid) else (lo, mid)
-    return tuple(float(math.ceil(hi * n)) if np.isfinite(n) else np.nan for n in (n_items_x, n_items_y))
+    nx, ny = (float(math.ceil(hi * n)) if np.isfinite(n) else np.nan for n in (n_items_x, n_items_y))
+    return nx, ny
 
 
 # --------------------------------------------------------------------------------------------------
@@ -672,6 +673,22 @@ def load_unit_measure(path: str | PathLike, *, name: str | None = None, group: s
     table = pd.DataFrame({"model": df["model"].astype(str).str.strip(), "item": df["item"].astype(str),
                           "value": vals.to_numpy(float)})
     return UnitMeasure(table, where, name or Path(where).stem, group, expect)
+
+
+def add_measure_section(report: Any, responses: Responses, reference: Reference, measure: UnitMeasure, *,
+                        design: Any, rng: RngLike = None, n_resamples: int | None = None,
+                        n_permutations: int | None = None) -> Any:
+    """Append :func:`measure_section` to the first part of an audit report (from
+    :func:`robustalign.report.run_audit`) with the design's settings, its own keyed stream
+    (``association``) and cultural fit as per-item JS similarity; returns the report."""
+    seed = design.seed if rng is None else rng
+    sec = measure_section(responses, reference, measure, against=design.against,
+                          rng=keyed_stream(seed, "association"), part=report.parts[0].title,
+                          n_resamples=int(n_resamples or design.n_resamples),
+                          n_permutations=int(n_permutations or design.n_permutations),
+                          level=design.confidence_level)
+    report.parts[0].sections.append(sec)
+    return report
 
 
 def measure_section(responses: Responses, reference: Reference, measure: UnitMeasure, *, against: str | None,

@@ -313,6 +313,8 @@ def _boot_stat(idx, *, cells, K, n_pairs, x0, penalty):
 def _choice_bootstrap(d: _Design, est: np.ndarray, n_resamples: int, gen, penalty, chunk: int = 250):
     """Refits on choices resampled with replacement within each pair x order cell (the pairs are fixed)."""
     K = len(d.outcomes)
+    if d.row_cell is None:
+        raise ValueError("the design has no row cells; build it with _design().")
     order = np.argsort(d.row_cell, kind="stable")
     n_cell = np.bincount(d.row_cell).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(n_cell)[:-1]])

@@ -40,7 +40,7 @@ __all__ = ["BradleyTerryFit", "fit_bradley_terry_model"]
 class BradleyTerryFit(Result):
     """Posterior of the Bradley-Terry model and its gate verdict (``converged``, ``diagnostics``)."""
 
-    idata: object = field(repr=False)
+    idata: Any = field(repr=False)  # an arviz DataTree (arviz is imported only when a model is fitted)
     outcomes: list
     diagnostics: pd.DataFrame = field(repr=False)
     overall: dict

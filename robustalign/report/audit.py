@@ -318,7 +318,6 @@ def run_audit(
     prefix: str = "",
     item_table: pd.DataFrame | None = None,
     persona: tuple | None = None,
-    association=None,
 ) -> AuditReport:
     """Audit stored responses against human references: every assessment the design allows.
 
@@ -346,9 +345,6 @@ def run_audit(
     persona : (RespondentReference, by), optional
         Respondent-level human answers and the design factors that separate cells: adds the persona
         section (:func:`robustalign.persona.persona_section`; responses need a ``persona`` column).
-    association : UnitMeasure, optional
-        Another per-model measure (e.g. a refusal rate, :func:`robustalign.claims.association.load_unit_measure`):
-        adds the section on its correlation with cultural fit across models.
 
     Returns
     -------
@@ -486,17 +482,6 @@ def run_audit(
 
         pr.step("persona", f"persona: respondent-level alignment, {len(persona[0].respondents)} respondents")
         sections.append(_with_notes(persona_section, responses, *persona, **common))
-
-    # ---- cultural fit against another per-model measure (e.g. refusal rate; docs/claims.md)
-    if association is not None:
-        from robustalign.claims.association import measure_section
-
-        if reference is None:
-            raise RobustAlignError(f"{association.source}: correlating with cultural fit needs a human reference; "
-                                   "give --reference.")
-        pr.step("association", f"cultural fit vs {association.name} across models")
-        sections.append(_with_notes(measure_section, responses, reference, association, against=against,
-                                    rng=keyed_stream(gen, "association"), **common))
 
     # ---- Bayesian fit
     if design.bayes.get("fit", False) and reference is None:
