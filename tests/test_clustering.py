@@ -135,8 +135,9 @@ def _coverage(n_sets, seed, n_resamples, draws, n_units=30, k=3, n_items=5):
 
 
 def test_interval_covers_the_expected_ari_fast():
-    # measured on this design with 200 resamples and 100 draws: 138 / 150 = 0.92 (docs/claims.md, E4); the
-    # percentile interval covered the ARI of infinitely many items 0.57-0.61 of the time
+    # measured on this design with 200 resamples and 100 draws (docs/claims.md, E4): the percentile interval
+    # covered E_n in 149 / 150 and 295 / 300 data sets (conservative), the ARI of infinitely many items in
+    # 0.52-0.57 of them; the normal interval (estimate +- z SE) covered E_n in 0.88-0.92
     n = 30
     c = _coverage(n, 7, 60, 30)
     assert stats.binomtest(c, n, 0.95, alternative="less").pvalue > 0.001, f"coverage {c}/{n}"
@@ -146,8 +147,8 @@ def test_interval_covers_the_expected_ari_fast():
 def test_interval_covers_the_expected_ari_slow():
     n = 400
     c = _coverage(n, 11, 200, 100)
-    assert stats.binomtest(c, n, 0.95).pvalue > 0.001, f"coverage {c}/{n}"
-    assert 0.90 <= c / n <= 0.97, f"coverage {c}/{n}"
+    assert stats.binomtest(c, n, 0.95, alternative="less").pvalue > 0.001, f"coverage {c}/{n}"
+    assert c / n <= 0.998, f"coverage {c}/{n}: the interval should miss sometimes"
 
 
 def test_fast_cut_gives_fclusters_partition():

@@ -145,7 +145,7 @@ def _judge_coverage(cover, false_prefers, n):
 def test_difference_coverage_and_prefers_size_fast():
     # 6 pairs: the choice unit, whose differences take the Wald interval of the Bradley-Terry information
     # (no resamples needed for it; measured 1908 / 2000 = 95.4% covered, 48 / 2000 = 2.4% false 'prefers')
-    n = 150
+    n = 100
     cover, fp = _coverage_run(n, 2, 1000)
     _judge_coverage(cover, fp, n)
     assert binomtest(cover, n, 0.95, alternative="less").pvalue > ALPHA_BINOM, (cover, n)  # not too wide either
