@@ -112,7 +112,7 @@ def test_permutation_size_with_shared_items_and_correlated_errors():
     # the same items measure both quantities and their errors correlate 0.6 within a unit. Permuting the
     # unit estimates broke that dependence (83 / 1,000 rejections at 0.05); the p-value now comes from
     # item-disjoint halves (x on one half of each unit's items, y on the other), where permuting is exact
-    reps = 150
+    reps = 100
     rej = _shared_size(23, reps)
     assert stats.binomtest(rej, reps, 0.05).pvalue > 0.001, f"{rej}/{reps} rejections"
 
