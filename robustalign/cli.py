@@ -225,6 +225,10 @@ def _own_kind_report(args) -> int | None:
         if val is not None and pairwise:
             raise RobustAlignError(f"{args.responses} holds forced choices (columns {list(REQUIRED)}); {flag} "
                                    "does not apply to them. Remove it, or audit the survey answers separately.")
+    if scored and args.association is not None:
+        raise RobustAlignError(f"{args.responses} holds scored answers without a human reference; --association "
+                               "correlates a measure with cultural fit, which needs --reference. Remove it, or give "
+                               "survey responses with --reference.")
     from robustalign.report import load_design
 
     progress = _Progress(args.quiet)

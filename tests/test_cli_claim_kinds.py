@@ -67,6 +67,7 @@ def test_scored_table_gets_the_accuracy_report(tmp_path):
                  "--out", str(out), "--quiet"]) == 0
     v = pd.read_csv(out / "verdicts.csv")
     assert v["assessment"].tolist() == ["accuracy"]
+    assert main(["audit", str(path), "--association", str(path), "--quiet"]) == 2  # needs a reference
     lib = assess_accuracy(path, culture="country", n_resamples=200, n_permutations=199, rng=1).verdicts
     assert v["verdict"].tolist() == lib["verdict"].tolist() == ["supported"]  # 0.9 vs 0.4 on 30 items
 
