@@ -697,8 +697,11 @@ def preference_section(data: PairwiseChoices | pd.DataFrame | str | PathLike, **
     return res.to_frame(), res.verdicts
 
 
-def preference_report(data, *, design=None, rng: RngLike = None, n_resamples=None, n_permutations=None, compare=None,
-                      human=None, title=None, part=None, prefix=""):
+def preference_report(data: PairwiseChoices | pd.DataFrame | str | PathLike, *, design: Any = None,
+                      rng: RngLike = None, n_resamples: int | None = None, n_permutations: int | None = None,
+                      compare: Sequence[tuple[str, str]] | None = None,
+                      human: pd.DataFrame | str | PathLike | None = None, title: str | None = None,
+                      part: str | None = None, prefix: str = "") -> Any:
     """An audit report (:class:`robustalign.report.audit.AuditReport`) of forced-choice data: one section
     with the verdicts, utilities with rank intervals and the order / coherence tests.
 
