@@ -214,7 +214,9 @@ def _own_kind_report(args) -> int | None:
     from robustalign.claims.preferences import REQUIRED
     from robustalign.io import read_table
 
-    cols = set(read_table(args.responses).columns)
+    with warnings.catch_warnings():  # only the columns are looked at here: the loader below warns once
+        warnings.simplefilter("ignore")
+        cols = set(read_table(args.responses).columns)
     pairwise = set(REQUIRED) <= cols
     scored = "correct" in cols and bool({"culture", "country"} & cols) and args.reference is None \
         and args.scales is None
