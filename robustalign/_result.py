@@ -55,6 +55,7 @@ METHODS: dict[str, str] = {
     "jeffreys": "Jeffreys interval of a proportion",
     "agresti-coull": "Agresti-Coull interval of a proportion",
     "t": "t interval",
+    "wald": "normal (Wald) interval from the estimate's standard error (e.g. a model's observed information)",
     "two-way-cgm": "two-way cluster-robust t interval (Cameron, Gelbach and Miller 2011)",
     "fisher-z": "Fisher z interval of a correlation",
     "f-test": "F-test interval of an intraclass correlation",

@@ -105,7 +105,8 @@ def _print_report(report, row_keys) -> None:
 def _inputs(args) -> dict:
     """The input files by role, which ``--out`` may neither be nor contain."""
     return {"responses": args.responses, "reference": args.reference, "scales": args.scales,
-            "design": args.design, "respondents": getattr(args, "reference_respondents", None)}
+            "design": args.design, "respondents": getattr(args, "reference_respondents", None),
+            "association": getattr(args, "association", None)}
 
 
 def _run(args, report, row_keys, progress) -> int:
@@ -143,6 +144,9 @@ def _audit(args) -> int:
     if args.responses is None:
         raise RobustAlignError("give RESPONSES (with --reference REFERENCE, or --scales SCALES for an audit without "
                                "a human reference), or --example for the bundled data.")
+    own = _own_kind_report(args)  # forced-choice or scored (correct / wrong) tables: their own report
+    if own is not None:
+        return own
     if args.reference is None and args.scales is None:
         raise RobustAlignError("without --reference, give --scales SCALES (item, options, labels, ordinal) so that "
                                "answers can be mapped to options.")
@@ -176,10 +180,78 @@ def _audit(args) -> int:
     item_table = None
     if args.scales and design.domains.get("column"):
         item_table = read_table(args.scales)
+    measure = _association_input(args, ref)  # checked before the audit spends its time
     report = run_audit(resp, ref, design=design, rng=args.seed,
                        n_resamples=args.n_resamples, n_permutations=args.n_permutations, progress=progress,
                        item_table=item_table, persona=persona)
+    if measure is not None and ref is not None:  # _association_input refuses a measure without a reference
+        from robustalign.claims.association import add_measure_section
+
+        progress(f"cultural fit vs {measure.name} across models")
+        add_measure_section(report, resp, ref, measure, design=design, rng=args.seed, n_resamples=args.n_resamples,
+                            n_permutations=args.n_permutations)
     return _run(args, report, ["model", design.against, "group"], progress)
+
+
+def _association_input(args, ref):
+    """The ``--association`` measure, checked (file, column, line, fix), or None."""
+    if args.association is None:
+        return None
+    if ref is None:
+        raise RobustAlignError(f"--association {args.association}: correlating a measure with cultural fit needs "
+                               "a human reference; give --reference.")
+    from robustalign.claims.association import load_unit_measure
+
+    return load_unit_measure(args.association, group=args.association_group, expect=args.association_expect)
+
+
+def _own_kind_report(args) -> int | None:
+    """Audit a table whose columns mark its own kind: forced choices (``outcome_a``, ``outcome_b``, ``order``,
+    ``choice``: the preferences report) or scored answers (``correct`` and ``culture`` or ``country``, given
+    without --reference/--scales: the accuracy report). None for any other table."""
+    if getattr(args, "source", "table") != "table":
+        return None
+    from robustalign.claims.preferences import REQUIRED
+    from robustalign.io import read_table
+
+    with warnings.catch_warnings():  # only the columns are looked at here: the loader below warns once
+        warnings.simplefilter("ignore")
+        cols = set(read_table(args.responses).columns)
+    pairwise = set(REQUIRED) <= cols
+    scored = "correct" in cols and bool({"culture", "country"} & cols) and args.reference is None \
+        and args.scales is None
+    if not (pairwise or scored):
+        return None
+    for flag, val in (("--reference", args.reference), ("--scales", args.scales),
+                      ("--association", args.association)):
+        if val is not None and pairwise:
+            raise RobustAlignError(f"{args.responses} holds forced choices (columns {list(REQUIRED)}); {flag} "
+                                   "does not apply to them. Remove it, or audit the survey answers separately.")
+    if scored and args.association is not None:
+        raise RobustAlignError(f"{args.responses} holds scored answers without a human reference; --association "
+                               "correlates a measure with cultural fit, which needs --reference. Remove it, or give "
+                               "survey responses with --reference.")
+    from robustalign.report import load_design
+
+    progress = _Progress(args.quiet)
+    design = load_design(args.design)
+    if args.out:
+        check_out(args.out, args.force, _inputs(args))
+    progress("reading and validating the input files")
+    if pairwise:
+        from robustalign.claims.preferences import load_pairwise, preference_report
+
+        data = load_pairwise(args.responses)
+        print(f"  {len(data.data):,} forced choices of {len(data.models)} models")
+        report = preference_report(data, design=design, rng=args.seed, n_resamples=args.n_resamples,
+                                   n_permutations=args.n_permutations)
+        return _run(args, report, ["model", "claim"], progress)
+    from robustalign.claims.accuracy import accuracy_audit_report
+
+    report = accuracy_audit_report(args.responses, culture="culture" if "culture" in cols else "country",
+                                   design=design, rng=args.seed, n_resamples=args.n_resamples,
+                                   n_permutations=args.n_permutations)
+    return _run(args, report, ["claim", "model"], progress)
 
 
 def _persona_inputs(args, design):
@@ -193,6 +265,8 @@ def _persona_inputs(args, design):
 
     return persona_inputs(design.persona, args.scales, path=args.reference_respondents, by=args.persona_by,
                           group_col=args.group_col)
+
+
 #: Where ``--from`` reads responses: a table file, Inspect eval logs, lm-evaluation-harness samples files.
 SOURCES = {"table": "a CSV, Parquet or JSON-lines table", "inspect": "Inspect eval logs (.eval or .json)",
            "lm-eval": "lm-evaluation-harness samples files (samples_<task>_<date>.jsonl)"}
@@ -330,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "respondent, group, attributes, one answer per item (long or wide); responses name the respondent "
                    "in a `persona` column. Without --reference the group shares are built from it")
     a.add_argument("--persona-by", help="design factors that separate persona cells, comma-separated (e.g. language)")
+    a.add_argument("--association", help="per-model measure file (model, item, value; e.g. 1 = refused) whose "
+                   "correlation with cultural fit across models is audited (needs --reference)")
+    a.add_argument("--association-group", help="with --association: the human group cultural fit is measured "
+                   "against (default: --against, or the reference's only group)")
+    a.add_argument("--association-expect", choices=["positive", "negative"], default=None,
+                   help="with --association: the claimed sign of the correlation (default: either sign)")
     a.add_argument("--group-col", default="group", help="name of the group column in the reference")
     a.add_argument("--against", help="responses column naming each cell's own reference group (e.g. language)")
     a.add_argument("--drop-unreferenced", action="store_true",

@@ -22,13 +22,17 @@ accuracy_report
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import combinations
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 from robustalign._errors import SchemaError, preview
@@ -39,7 +43,7 @@ from robustalign.multiplicity import adjust
 from robustalign.power import n_for_equivalence, n_for_mde
 from robustalign.resampling import nulls
 
-__all__ = ["CorrectnessData", "accuracy_report", "assess_accuracy", "load_correctness", "wilson_interval"]
+__all__ = ["CorrectnessData", "accuracy_audit_report", "accuracy_report", "assess_accuracy", "load_correctness", "wilson_interval"]
 
 TRUE_TEXT = {"1", "1.0", "true", "t", "yes", "y", "correct"}
 FALSE_TEXT = {"0", "0.0", "false", "f", "no", "n", "incorrect", "wrong"}
@@ -119,8 +123,10 @@ def _context_order(col: pd.Series, context_order, where: str) -> list:
     return order
 
 
-def load_correctness(data, *, model="model", item="item", culture="culture", correct="correct",
-                     answer="answer", gold="gold", context=None, context_order=None, sample=None,
+def load_correctness(data: pd.DataFrame | str | PathLike, *, model: str = "model", item: str = "item",
+                     culture: str = "culture", correct: str = "correct", answer: str = "answer", gold: str = "gold",
+                     context: str | None = None, context_order: Sequence[str] | None = None,
+                     sample: str | None = None,
                      missing: str = "exclude", source: str | None = None) -> CorrectnessData:
     """Check a long table of scored responses (a DataFrame or a CSV path; CSVs are read as text).
 
@@ -143,7 +149,7 @@ def load_correctness(data, *, model="model", item="item", culture="culture", cor
                           f"Fix: rename them or pass e.g. culture='country'; give '{correct}' (0/1) or "
                           f"'{answer}' and '{gold}' to be scored.")
     out = pd.DataFrame({k: df[v] for k, v in names.items() if v is not None})
-    recoded = {}
+    recoded: dict = {}
     if scored:
         out["correct"] = _as_correct(df[correct], where)
     else:
@@ -168,7 +174,8 @@ def load_correctness(data, *, model="model", item="item", culture="culture", cor
     return CorrectnessData(frame, excl, order, where, recoded)
 
 
-def wilson_interval(count, nobs, confidence_level: float = 0.95):
+def wilson_interval(count: ArrayLike, nobs: ArrayLike, confidence_level: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval (statsmodels' ``proportion_confint(method="wilson")``), vectorised."""
     count, nobs = np.asarray(count, float), np.asarray(nobs, float)
     z = stats.norm.ppf(0.5 + confidence_level / 2)
@@ -438,9 +445,10 @@ def _p_adjust(contrasts: pd.DataFrame) -> pd.DataFrame:
     return c
 
 
-def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: float = 0.05, alpha: float = 0.05,
+def assess_accuracy(data: CorrectnessData | pd.DataFrame | str | PathLike, *, groups: dict | None = None,
+                    pairs: str | Sequence[tuple[str, str]] = "all", margin: float = 0.05, alpha: float = 0.05,
                     small_cell: int = 20, n_resamples: int = 2000, n_permutations: int = 9999,
-                    confidence_level: float = 0.95, rng: RngLike = None, **load_kwargs) -> AssessmentResult:
+                    confidence_level: float = 0.95, rng: RngLike = None, **load_kwargs: Any) -> AssessmentResult:
     """Accuracy per culture with item-clustered intervals, and the benchmark's claims with verdicts.
 
     Parameters
@@ -469,11 +477,12 @@ def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: fl
     models = sorted(frame["model"].unique())
     cultures = sorted(frame["culture"].unique())
     if pairs != "all":
-        pairs = [tuple(str(m) for m in pr) for pr in pairs]
-        unknown = sorted({m for pr in pairs for m in pr} - set(models))
-        if unknown or any(len(pr) != 2 for pr in pairs):
+        named = [tuple(str(m) for m in pr) for pr in pairs]
+        unknown = sorted({m for pr in named for m in pr} - set(models))
+        if unknown or any(len(pr) != 2 for pr in named):
             raise ValueError(f"`pairs` must be 'all' or a list of (model_a, model_b) of models in the data; unknown "
                              f"{preview(unknown)}; models present: {preview(models, 10)}.")
+        pairs = [(a, b) for a, b in named]
     D, clabels = _contrasts(A, cells, models, cultures, order, pairs)
     R = _bootstrap_means(np.column_stack([A, D]), strata, n_resamples=n_resamples, rng=rng,
                          key=("accuracy.bootstrap",))
@@ -514,7 +523,56 @@ def assess_accuracy(data, *, groups: dict | None = None, pairs="all", margin: fl
                             provenance=prov, confidence_level=level, build=partial(_frame_at, ev))
 
 
-def accuracy_report(data, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+def accuracy_report(data: CorrectnessData | pd.DataFrame | str | PathLike, **kwargs: Any
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The report entry for scored (correctness) data: ``(estimates table, verdict rows)``."""
     res = assess_accuracy(data, **kwargs)
     return res.to_frame(), res.verdicts
+
+
+def accuracy_audit_report(data: pd.DataFrame | str | PathLike, *, culture: str = "culture", design: Any = None,
+                          rng: RngLike = None, n_resamples: int | None = None, n_permutations: int | None = None,
+                          title: str | None = None, prefix: str = "") -> Any:
+    """An audit report (:class:`robustalign.report.audit.AuditReport`) of scored answers alone: one section
+    with accuracy per model x culture, the paired model differences and their verdicts.
+
+    ``data`` is a path or DataFrame for :func:`load_correctness` (``culture`` names its culture column;
+    a ``context`` or ``sample`` column is used when present). Settings come from the design (``seed``,
+    ``n_resamples``, ``n_permutations``, ``confidence_level``) unless given here.
+    """
+    from robustalign.report.audit import (
+        AuditPart,
+        AuditReport,
+        Section,
+        headline,
+        package_versions,
+        verdict_rows,
+    )
+    from robustalign.report.design import AuditDesign
+
+    design = AuditDesign() if design is None else AuditDesign.from_dict(design) if isinstance(design, dict) \
+        else design
+    raw = data if isinstance(data, pd.DataFrame) else _read(data, None)[0]
+    kw = {k: k for k in ("context", "sample") if k in raw.columns}
+    d = data if isinstance(data, CorrectnessData) else load_correctness(data, culture=culture, **kw)
+    nres, nperm = int(n_resamples or design.n_resamples), int(n_permutations or design.n_permutations)
+    res = assess_accuracy(d, n_resamples=nres, n_permutations=nperm, confidence_level=design.confidence_level,
+                          rng=design.seed if rng is None else rng)
+    name = title or design.title or "Accuracy against a gold answer"
+    f = res.to_frame()
+    sec = Section("accuracy", "Accuracy against a gold answer per culture", "Item-clustered bootstrap intervals "
+                  "(Wilson for small cells) and sign-flip tests of paired model differences (docs/claims.md, "
+                  "'Accuracy against a gold answer').", verdict_rows(name, "accuracy", res.verdicts,
+                                                               ["claim", "model", "model_b"]),
+                  {"accuracy": f}, [("Accuracy", headline(f, ["quantity", "model", "culture"]))],
+                  results={"accuracy": res})
+    settings = {"seed": res.provenance["rng"], "n_resamples": nres, "n_permutations": nperm,
+                "confidence_level": design.confidence_level, "design_file": design.source}
+    fr = d.frame
+    desc = (f"{len(fr):,} scored answers of {fr['model'].nunique()} models to {fr['item'].nunique()} items in "
+            f"{fr['culture'].nunique()} cultures.")
+    ex = d.exclusions[d.exclusions["n_rows"] > 0]
+    excl = pd.DataFrame({"table": d.source, "reason": ex["reason"], "action": "excluded", "n_rows": ex["n_rows"],
+                         "example_rows": ex["example_rows"].map(str)})
+    p = AuditPart(name, desc, [sec], excl, {"scored": None}, settings, [], [], {}, prefix)
+    return AuditReport(name, [p], {"versions": package_versions(False), "parts": [{"title": name, **settings}]})

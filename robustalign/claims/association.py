@@ -29,11 +29,13 @@ ranking the data show) with a two-stage bootstrap interval: units resampled with
 each drawn unit its items resampled, with the same draws for both quantities on shared items.
 
 Zero correlation across units is tested by permuting one quantity's unit estimates across units
-(``p = (1 + b)/(1 + B)`` from :func:`robustalign.resampling.permutation_p_values`); with shared items
-the observed cross-product is first corrected by ``mean(c_u)``, which permuting removes; permuting also
-breaks the within-unit error dependence, so with shared items whose errors correlate the test is
-anti-conservative (measured: 83 of 1,000 rejections at 0.05 with error correlation 0.6, 12 units, 8
-items), and the verdict says so.
+(``p = (1 + b)/(1 + B)`` from :func:`robustalign.resampling.permutation_p_values`). With shared items the
+two estimates of a unit have correlated errors, which permuting units breaks (the permutation test of
+the full estimates rejected 83 of 1,000 at 0.05 with error correlation 0.6, 12 units, 8 items). The
+Pearson p-value then comes from item-disjoint halves: each unit's items are split at random (its own
+keyed stream, ``association.split``), x is averaged over one half and y over the other, and the
+half-scores are permuted; their errors share no item, so the test is exact under "no correlation across
+units" (measured: 28 of 600 rejections, 4.7%), at the cost of the power that half the items give.
 
 Public names
 ------------
@@ -43,7 +45,10 @@ audit_correlation, audit_tradeoff, units_needed, items_needed, report_rows
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +62,8 @@ from robustalign.resampling.draws import bootstrap_counts, integer_draws, random
 from robustalign.resampling.mcerror import p_value_mcse, within_mc_error
 from robustalign.schema import Reference, Responses
 
-__all__ = ["audit_correlation", "audit_tradeoff", "items_needed", "report_rows", "units_needed"]
+__all__ = ["UnitMeasure", "add_measure_section", "audit_correlation", "audit_tradeoff", "items_needed", "load_unit_measure", "measure_section",
+           "report_rows", "units_needed"]
 
 EXPECT = ("positive", "negative", None)
 
@@ -239,6 +245,26 @@ def _spearman_rows(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         return (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
 
 
+def _split_halves(qx: dict, qy: dict, units, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, x's mean over a random half of its shared items and y's mean over the other half.
+
+    The halves share no item, so under "no correlation across units" each unit's two half-scores are
+    independent and permuting units is exact, whatever the error covariance on shared items. Each unit's
+    split comes from its own keyed stream.
+    """
+    hx, hy = np.empty(len(units)), np.empty(len(units))
+    for k, u in enumerate(units):
+        (la, a), (lb, b) = qx["items"][u], qy["items"][u]
+        labels = np.union1d(la, lb)
+        order = random_permutations(keyed_stream(rng, "association.split", u), 1, len(labels))[0]
+        in_a = np.isin(la, labels[order[: len(labels) // 2]])
+        in_b = ~np.isin(lb, labels[order[: len(labels) // 2]])
+        if not in_a.any() or not in_b.any():
+            return np.full(len(units), np.nan), np.full(len(units), np.nan)
+        hx[k], hy[k] = a[in_a].mean(), b[in_b].mean()
+    return hx, hy
+
+
 def _permutation(mx, my, c, rng, n_permutations: int, alternative: str) -> dict:
     """Permutation p-values of zero correlation across units, Pearson (error-corrected) and Spearman."""
     U = len(mx)
@@ -301,7 +327,8 @@ def items_needed(rho: float, n_units: int, *, rel_x: float, rel_y: float, n_item
     for _ in range(60):
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if short(mid) else (lo, mid)
-    return tuple(float(math.ceil(hi * n)) if np.isfinite(n) else np.nan for n in (n_items_x, n_items_y))
+    nx, ny = (float(math.ceil(hi * n)) if np.isfinite(n) else np.nan for n in (n_items_x, n_items_y))
+    return nx, ny
 
 
 # --------------------------------------------------------------------------------------------------
@@ -386,6 +413,11 @@ def audit_correlation(
     c = _error_cov(qx, qy, units)
     m = _moments(qx["mean"], qy["mean"], qx["var"], qy["var"], c) | {"shared_items": bool(np.any(c != 0))}
     perm = _permutation(qx["mean"], qy["mean"], c, rng, n_permutations, "two-sided")
+    if m["shared_items"]:  # errors on shared items may correlate: the Pearson p from item-disjoint halves
+        hx, hy = _split_halves(qx, qy, units, rng)
+        if np.isfinite(hx).all():
+            perm["pearson"] = _permutation(hx, hy, np.zeros(len(units)), rng, n_permutations, "two-sided")["pearson"]
+            perm["split_halves"] = True
     bx, by_ = _two_stage(qx, qy, units, rng, n_resamples)
     spear_boot = _spearman_rows(bx, by_)
     power = _power_table(m, qx, qy, published, alpha)
@@ -398,7 +430,8 @@ def audit_correlation(
     verdicts = _verdict(m, perm, build(level), names, expect, alpha, power, n_permutations, unit)
     prov = {"rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations,
             "estimand": "Pearson correlation of the units' true scores (population of units)",
-            "stream_purposes": ["association.items", "association.units", "association.permutation"],
+            "stream_purposes": ["association.items", "association.units", "association.permutation",
+                                "association.split"],
             "alpha": alpha, "expect": expect, "published": published}
     return AssessmentResult("correlation", verdicts, evidence, prov, level, build)
 
@@ -486,10 +519,14 @@ def _verdict(m, perm, frame, names, expect, alpha, power, n_perm, unit) -> pd.Da
     if m["clipped"]:
         extra += (f"; the corrected r was {m['r_raw']:.2f} before clipping to [-1, 1] (a reliability is estimated "
                   "low: the correction is unstable)")
-    if m.get("shared_items"):
+    if perm.get("split_halves"):
         extra += (f"; {names[0]} and {names[1]} are measured on shared items, whose errors may correlate: the "
-                  "permutation test then rejects too often (8% at a nominal 5% in a simulation with error "
-                  "correlation 0.6), so measure them on separate items where possible")
+                  "permutation p-value correlates them on item-disjoint halves (exact whatever that correlation, "
+                  "at some cost in power)")
+    elif m.get("shared_items"):
+        extra += (f"; {names[0]} and {names[1]} are measured on shared items, whose errors may correlate, and "
+                  "a unit has too few items to split: the permutation test may reject too often (8% at a "
+                  "nominal 5% in a simulation with error correlation 0.6)")
     if mc:
         extra += "; the p-value is within Monte Carlo error of alpha: rerun with more permutations"
     reason = f"'{claim}': {verdict} ({why}): {nums}{extra}."
@@ -512,11 +549,12 @@ def audit_tradeoff(
     by: Sequence[str] = ("model",),
     group: str | None = None,
     against: str | None = None,
-    group_map=None,
+    group_map: Mapping[str, str] | None = None,
     metric: str = "js",
     item: str = "item",
     safety_value: str = "value",
     expect: str | None = "positive",
+    names: Sequence[str] = ("cultural_fit", "safety_violation"),
     published: float | None = None,
     alpha: float = 0.05,
     confidence_level: float = 0.95,
@@ -533,7 +571,7 @@ def audit_tradeoff(
     safety violation or a harm score: higher = less safe). The claim is a positive correlation across
     units (``expect="positive"``; use ``"negative"`` if ``safety_value`` is a refusal or safety rate).
 
-    Returns :func:`audit_correlation`'s result with names ``("cultural_fit", "safety_violation")``;
+    Returns :func:`audit_correlation`'s result with ``names`` (default ``("cultural_fit", "safety_violation")``);
     ``evidence["units"]`` holds both per-unit quantities with intervals and ``evidence["power"]`` the
     units and items needed to detect ``published`` (or the estimate).
     """
@@ -549,6 +587,10 @@ def audit_tradeoff(
     groups = None if group is None else [group]
     s = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
                     groups=groups)
+    if s.empty:
+        raise ValueError(f"no item could be scored for cultural fit (metric {metric!r}, group {group!r}; "
+                         f"{ {k: v for k, v in s.attrs.items() if k.startswith('n_')} }). Fix: check that the "
+                         "group is in the reference and that every model has enough samples per item.")
     per_cell = s.groupby([*by, "item"])["group"].nunique()
     if (per_cell > 1).any():
         raise ValueError(f"cultural fit needs one human group per unit; the reference has "
@@ -557,7 +599,7 @@ def audit_tradeoff(
     fit = pd.DataFrame({"unit": _unit_labels(s, by), "item": s["item"].to_numpy(), "value": s["score"].to_numpy()})
     saf = pd.DataFrame({"unit": _unit_labels(safety, by), "item": safety[item].to_numpy(),
                         "value": safety[safety_value].to_numpy()})
-    res = audit_correlation(fit, saf, names=("cultural_fit", "safety_violation"), expect=expect,
+    res = audit_correlation(fit, saf, names=tuple(names), expect=expect,
                             published=published, alpha=alpha, confidence_level=confidence_level,
                             n_resamples=n_resamples, n_permutations=n_permutations, rng=rng)
     res.provenance |= {"metric": metric, "by": by, "group": group, "against": against,
@@ -566,7 +608,8 @@ def audit_tradeoff(
     return res
 
 
-def report_rows(result: AssessmentResult, *, part: str = "", assessment: str = "correlation"):
+def report_rows(result: AssessmentResult, *, part: str = "", assessment: str = "correlation"
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(display table, verdict rows)`` for a report: the estimates and the verdict in the report's shape."""
     f = result.to_frame()
     disp = f[["quantity", "estimate", "conf_low", "conf_high", "conf_level", "method", "p_value", "n_units"]]
@@ -575,3 +618,104 @@ def report_rows(result: AssessmentResult, *, part: str = "", assessment: str = "
                          "verdict": v["verdict"].to_numpy(), "reason": v["reason"].to_numpy(),
                          "n_needed": v["n_needed"].to_numpy(float), "mc_error": v["mc_error"].to_numpy()})
     return disp.reset_index(drop=True), rows
+
+
+# --------------------------------------------------------------------------------------------------
+# the audit report: another per-model measure correlated with cultural fit
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class UnitMeasure:
+    """A per-unit measure for the report's correlation with cultural fit (e.g. a refusal rate).
+
+    ``table`` has one row per model x item (``model``, ``item``, numeric ``value``); ``name`` says what
+    the value is, ``group`` which human group cultural fit is measured against (None: the design's
+    ``against`` column, or the reference's only group), ``expect`` the claimed sign.
+    """
+
+    table: pd.DataFrame
+    source: str
+    name: str = "other_measure"
+    group: str | None = None
+    expect: str | None = None
+
+
+def load_unit_measure(path: str | PathLike, *, name: str | None = None, group: str | None = None,
+                      expect: str | None = None) -> UnitMeasure:
+    """Read and check a per-model measure file (CSV, Parquet or JSON lines): ``model``, ``item``, ``value``.
+
+    Raises :class:`~robustalign.SchemaError` naming the file, the column, the first bad rows (file lines,
+    header = line 1) and the fix; nothing is dropped.
+    """
+    from pathlib import Path
+
+    from robustalign._errors import SchemaError, preview
+    from robustalign.io import read_table
+
+    if expect not in EXPECT:
+        raise ValueError(f"the expected sign must be one of {EXPECT[:2]} or none; got {expect!r}.")
+    df = read_table(path)
+    where = str(path)
+    missing = [c for c in ("model", "item", "value") if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{where}: missing column(s) {missing}; columns present: {preview(list(df.columns), 12)}. "
+                          "Fix: one row per model x item (prompt) with columns model, item and value (e.g. 1 = "
+                          "refused, 0 = answered).")
+    vals = pd.to_numeric(df["value"], errors="coerce")
+    bad = (vals.isna() | ~np.isfinite(vals)).to_numpy()
+    if bad.any():
+        lines = [int(i) + 2 for i in np.flatnonzero(bad)[:5]]
+        raise SchemaError(f"{where}: column 'value' is not a number in {int(bad.sum())} rows (lines {lines}, e.g. "
+                          f"{df['value'].iloc[int(np.flatnonzero(bad)[0])]!r}). Fix: give a number for every "
+                          "model x item, or remove those rows (and say why) before the audit.")
+    for col in ("model", "item"):
+        empty = (df[col].isna() | (df[col].astype(str).str.strip() == "")).to_numpy()
+        if empty.any():
+            lines = [int(i) + 2 for i in np.flatnonzero(empty)[:5]]
+            raise SchemaError(f"{where}: column {col!r} is empty in lines {lines}. Fix: fill it in or remove "
+                              "those rows.")
+    table = pd.DataFrame({"model": df["model"].astype(str).str.strip(), "item": df["item"].astype(str),
+                          "value": vals.to_numpy(float)})
+    return UnitMeasure(table, where, name or Path(where).stem, group, expect)
+
+
+def add_measure_section(report: Any, responses: Responses, reference: Reference, measure: UnitMeasure, *,
+                        design: Any, rng: RngLike = None, n_resamples: int | None = None,
+                        n_permutations: int | None = None) -> Any:
+    """Append :func:`measure_section` to the first part of an audit report (from
+    :func:`robustalign.report.run_audit`) with the design's settings, its own keyed stream
+    (``association``) and cultural fit as per-item JS similarity; returns the report."""
+    seed = design.seed if rng is None else rng
+    sec = measure_section(responses, reference, measure, against=design.against,
+                          rng=keyed_stream(seed, "association"), part=report.parts[0].title,
+                          n_resamples=int(n_resamples or design.n_resamples),
+                          n_permutations=int(n_permutations or design.n_permutations),
+                          level=design.confidence_level)
+    report.parts[0].sections.append(sec)
+    return report
+
+
+def measure_section(responses: Responses, reference: Reference, measure: UnitMeasure, *, against: str | None,
+                    rng: RngLike, part: str, n_resamples: int, n_permutations: int, level: float,
+                    metric: str = "js") -> Any:
+    """The report section (:func:`robustalign.report.audit.association_section`) of :func:`audit_tradeoff`
+    between each model's cultural fit and ``measure``, with the verdict on the claimed sign."""
+    from robustalign._errors import SchemaError, preview
+    from robustalign.report.audit import association_section
+
+    unknown = sorted(set(measure.table["model"]) - set(map(str, responses.models)))
+    if unknown:
+        raise SchemaError(f"{measure.source}: models {preview(unknown)} are not in the responses (models there: "
+                          f"{preview(list(map(str, responses.models)))}). Fix: name the models as the responses do.")
+    group = measure.group
+    if group is None and against is None:
+        if len(reference.groups) != 1:
+            raise SchemaError(f"{measure.source}: cultural fit needs one human group; the reference has "
+                              f"{preview(list(reference.groups))}. Fix: pass --association-group GROUP (or set "
+                              "[alignment] against in the design).")
+        group = str(reference.groups[0])
+    res = audit_tradeoff(responses, reference, measure.table, by=("model",), group=group,
+                         against=None if group is not None else against, metric=metric, expect=measure.expect,
+                         names=("cultural_fit", measure.name), confidence_level=level, n_resamples=n_resamples,
+                         n_permutations=n_permutations, rng=rng)
+    res.provenance["measure_source"] = measure.source
+    return association_section(res, part=part, key="association")

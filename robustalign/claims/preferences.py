@@ -20,8 +20,12 @@ Model (Bradley-Terry with a position effect)
     checked in the tests against ``statsmodels`` logistic regression on the design matrix.
 
 Uncertainty
-    Intervals resample *pairs* (every choice about a pair moves together, METHODS 3.6) and refit;
-    rank intervals are percentiles of each outcome's rank across resamples. The order test permutes
+    With at least :data:`MIN_PAIRS` pairs, intervals resample *pairs* (every choice about a pair moves
+    together, METHODS 3.6) and refit. With fewer, choices are the unit (independent given the pair): the
+    Bradley-Terry likelihood is then the noise model, and utilities, their differences and the position
+    effect take Wald intervals from its observed information (the choice bootstrap's percentile interval
+    called equal outcomes "preferred" 3.8% of the time at a nominal 2.5%; the Wald one 2.4%). Rank
+    intervals are percentiles of each outcome's rank across resamples. The order test permutes
     the order labels within pair (exact under "order does not change the choice"); the neutral test
     permutes the ``neutral_offered`` label within pair among decisive answers. The intransitivity
     rate (share of cyclic triads among majority preferences) is judged against its noise floor: the
@@ -31,8 +35,11 @@ Uncertainty
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from os import PathLike
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -96,7 +103,7 @@ def _bad_values(df, col, allowed, where):
         )
 
 
-def load_pairwise(data, *, source: str | None = None) -> PairwiseChoices:
+def load_pairwise(data: pd.DataFrame | str | PathLike, *, source: str | None = None) -> PairwiseChoices:
     """Read and check forced-choice data (CSV / Parquet / JSON-lines path, or a DataFrame).
 
     Raises :class:`~robustalign.SchemaError` naming the file, column, rows and the fix for missing
@@ -252,7 +259,7 @@ def _fit_cells(cells, K, *, penalty=1e-3, position=True, weights=None, counts=No
     return np.append(u, theta[K] if position else 0.0)
 
 
-def fit_bradley_terry(data, *, model: str | None = None, position: bool = True,
+def fit_bradley_terry(data: PairwiseChoices | pd.DataFrame | str | PathLike, *, model: str | None = None, position: bool = True,
                       penalty: float = 1e-3) -> pd.DataFrame:
     """Bradley-Terry utilities (and the position effect) of one model by maximum likelihood.
 
@@ -306,6 +313,8 @@ def _boot_stat(idx, *, cells, K, n_pairs, x0, penalty):
 def _choice_bootstrap(d: _Design, est: np.ndarray, n_resamples: int, gen, penalty, chunk: int = 250):
     """Refits on choices resampled with replacement within each pair x order cell (the pairs are fixed)."""
     K = len(d.outcomes)
+    if d.row_cell is None:
+        raise ValueError("the design has no row cells; build it with _design().")
     order = np.argsort(d.row_cell, kind="stable")
     n_cell = np.bincount(d.row_cell).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(n_cell)[:-1]])
@@ -478,6 +487,7 @@ def _model_evidence(df, *, human, n_resamples, n_permutations, n_sims, penalty, 
     neutral = _neutral_test(df, d.outcomes, keyed_stream(rng, "preferences.neutral", model), n_permutations)
     first = np.where(d.s > 0, d.y, 1 - d.y)
     ev = {"design": d, "estimate": est, "boot": boot, "order": order, "floor": floor, "neutral": neutral,
+          "cov": _covariance(d, est, penalty),
           "intransitivity": float(intransitivity_rate(d.pair_ij, share, K)),
           "first_rate": float(first.mean()), "n_choices": int(d.y.size), "human": {}, "unit": unit}
     if human is not None:
@@ -493,11 +503,29 @@ def _model_evidence(df, *, human, n_resamples, n_permutations, n_sims, penalty, 
 
 #: Quantities reported without an interval (``method`` "plug-in"); the others have percentile intervals.
 _PLUG_IN = ("first_position_rate", "intransitivity_rate", "neutral_shift")
+def _covariance(d: _Design, est: np.ndarray, penalty: float) -> np.ndarray:
+    """``(K + 1, K + 1)`` covariance of (utilities, position effect): the inverse observed information of the
+    Bradley-Terry fit (pseudo-inverse: the utilities are identified up to a constant, contrasts are not)."""
+    K = len(d.outcomes)
+    ci, cj, cs, n, _, _ = d.cells
+    theta = np.nan_to_num(est)
+    return np.linalg.pinv(_hessian(theta, ci, cj, cs, n, K, penalty, True))
+
+
+def _wald(ev: dict, contrasts: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimates, standard errors and ``level`` Wald intervals ``(lo, hi)`` of rows ``contrasts @ theta``."""
+    from scipy.stats import norm
+
+    est = contrasts @ np.nan_to_num(ev["estimate"])
+    se = np.sqrt(np.maximum(np.einsum("rk,kl,rl->r", contrasts, ev["cov"], contrasts), 0.0))
+    z = norm.ppf(0.5 + level / 2)
+    return se, est - z * se, est + z * se
 
 
 def _row(model, quantity, est, lo, hi, level, method, units, **kw):
     return {"model": model, "quantity": quantity, "estimate": est, "conf_low": lo, "conf_high": hi,
-            "conf_level": level, "method": "plug-in" if quantity in _PLUG_IN else "percentile",
+            "conf_level": level,
+            "method": "plug-in" if quantity in _PLUG_IN else "wald" if method.startswith("Wald") else "percentile",
             "method_note": method, "units": units, **kw}
 
 
@@ -509,15 +537,21 @@ def _frame(evidence: dict, compare, level: float) -> pd.DataFrame:
         how = "pair bootstrap (percentile)" if ev["unit"] == "pair" else "choice bootstrap within pair x order"
         lo, hi = percentile_interval(boot, confidence_level=level)
         se = np.nanstd(boot, axis=0, ddof=1)
+        wald = ev["unit"] == "choice"  # choices independent given the pair: the model's information is the SE
+        if wald:
+            centre = np.eye(K + 1) - np.append(np.full(K, 1.0 / K), 0.0)[None, :] * (np.arange(K + 1) < K)[:, None]
+            se, lo, hi = _wald(ev, centre, level)
+            lo, hi = np.where(np.isfinite(est), lo, np.nan), np.where(np.isfinite(est), hi, np.nan)
+        how_u = "Wald, observed Bradley-Terry information (choices independent given the pair)" if wald else how
         ranks = _ranks(boot[:, :K])
         rlo, rhi = percentile_interval(ranks, confidence_level=level)
         r0 = _ranks(est[None, :K])[0]
         for k, o in enumerate(d.outcomes):
-            rows.append(_row(model, "utility", est[k], lo[k], hi[k], level, how,
+            rows.append(_row(model, "utility", est[k], lo[k], hi[k], level, how_u,
                              UNITS_U, outcome=o, std_error=se[k], n_items=d.n_pairs))
             rows.append(_row(model, "rank", r0[k], rlo[k], rhi[k], level, how,
                              "rank (1 = most preferred)", outcome=o, n_items=d.n_pairs))
-        rows.append(_row(model, "position_effect", est[K], lo[K], hi[K], level, how + "; p: within-pair "
+        rows.append(_row(model, "position_effect", est[K], lo[K], hi[K], level, how_u + "; p: within-pair "
                          "order permutation", "log-odds of choosing the first-shown option",
                          std_error=se[K], p_value=ev["order"][1], n_items=d.n_pairs))
         rows.append(_row(model, "first_position_rate", ev["first_rate"], np.nan, np.nan, level, "descriptive",
@@ -527,10 +561,14 @@ def _frame(evidence: dict, compare, level: float) -> pd.DataFrame:
             if min(ia, ib) < 0:
                 continue
             diff = boot[:, ia] - boot[:, ib]
-            dl, dh = percentile_interval(diff, confidence_level=level)
+            (dl,), (dh,) = percentile_interval(diff[:, None], confidence_level=level)
+            dse = float(np.nanstd(diff, ddof=1))
+            if wald:
+                c = np.zeros((1, K + 1))
+                c[0, ia], c[0, ib] = 1.0, -1.0
+                (dse,), (dl,), (dh,) = _wald(ev, c, level)
             rows.append(_row(model, "utility_difference", est[ia] - est[ib], dl, dh, level,
-                             how, UNITS_U, outcome=a, outcome_b=b,
-                             std_error=np.nanstd(diff, ddof=1), n_items=d.n_pairs))
+                             how_u, UNITS_U, outcome=a, outcome_b=b, std_error=dse, n_items=d.n_pairs))
         fl = ev["floor"]
         rows.append(_row(model, "intransitivity_rate", ev["intransitivity"], np.nan, np.nan, level,
                          "p: parametric bootstrap under the fitted transitive model", "share of cyclic triads",
@@ -598,7 +636,10 @@ def _verdicts(frame: pd.DataFrame, *, alpha, order_margin, match_threshold, floo
     return pd.DataFrame(out)
 
 
-def assess_preferences(data, *, compare=None, human=None, models=None, unit: str = "auto", n_resamples: int = 1000,
+def assess_preferences(data: PairwiseChoices | pd.DataFrame | str | PathLike, *,
+                       compare: Sequence[tuple[str, str]] | None = None,
+                       human: pd.DataFrame | str | PathLike | None = None, models: Sequence[str] | None = None,
+                       unit: str = "auto", n_resamples: int = 1000,
                        n_permutations: int = 2000, n_sims: int = 500, confidence_level: float = 0.95,
                        alpha: float = 0.05, penalty: float = 1e-3, order_margin: float = 0.25,
                        floor_margin: float = 0.10, match_threshold: float = 0.5, rng: RngLike = None) -> AssessmentResult:
@@ -653,14 +694,18 @@ def assess_preferences(data, *, compare=None, human=None, models=None, unit: str
     return AssessmentResult("preferences", verdicts, evidence, prov, level, build)
 
 
-def preference_section(data, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+def preference_section(data: PairwiseChoices | pd.DataFrame | str | PathLike, **kwargs: Any
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """For the audit report: the estimates table and the verdict rows of :func:`assess_preferences`."""
     res = assess_preferences(data, **kwargs)
     return res.to_frame(), res.verdicts
 
 
-def preference_report(data, *, design=None, rng: RngLike = None, n_resamples=None, n_permutations=None, compare=None,
-                      human=None, title=None, part=None, prefix=""):
+def preference_report(data: PairwiseChoices | pd.DataFrame | str | PathLike, *, design: Any = None,
+                      rng: RngLike = None, n_resamples: int | None = None, n_permutations: int | None = None,
+                      compare: Sequence[tuple[str, str]] | None = None,
+                      human: pd.DataFrame | str | PathLike | None = None, title: str | None = None,
+                      part: str | None = None, prefix: str = "") -> Any:
     """An audit report (:class:`robustalign.report.audit.AuditReport`) of forced-choice data: one section
     with the verdicts, utilities with rank intervals and the order / coherence tests.
 

@@ -16,6 +16,7 @@ log-odds scale as the maximum-likelihood fit. PyMC is imported only when a model
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ __all__ = ["BradleyTerryFit", "fit_bradley_terry_model"]
 class BradleyTerryFit(Result):
     """Posterior of the Bradley-Terry model and its gate verdict (``converged``, ``diagnostics``)."""
 
-    idata: object = field(repr=False)
+    idata: Any = field(repr=False)  # an arviz DataTree (arviz is imported only when a model is fitted)
     outcomes: list
     diagnostics: pd.DataFrame = field(repr=False)
     overall: dict
@@ -83,7 +84,7 @@ class BradleyTerryFit(Result):
         return head + "; most preferred: " + ", ".join(
             f"{r.outcome} ({r.estimate:.2f})" for r in top.itertuples()) + "."
 
-    def prefer_probability(self, a, b) -> float:
+    def prefer_probability(self, a: str, b: str) -> float:
         """Posterior probability that ``u_a > u_b``."""
         ia, ib = self.outcomes.index(a), self.outcomes.index(b)
         u = self.draws("u")
@@ -103,7 +104,7 @@ def build_bradley_terry_model(cells, K: int):
     return model
 
 
-def fit_bradley_terry_model(data, *, model: str | None = None, draws: int = 1000, tune: int = 1000,
+def fit_bradley_terry_model(data: Any, *, model: str | None = None, draws: int = 1000, tune: int = 1000,
                             chains: int = 4, rng: RngLike = None, sampler: str = "nutpie", target_accept: float = 0.9,
                             backend: str = "auto", cores: int | None = None) -> BradleyTerryFit:
     """Fit the Bayesian Bradley-Terry model to one model's forced choices.
