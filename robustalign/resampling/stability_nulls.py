@@ -91,9 +91,11 @@ def modal_flip(p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
     return 1.0 - plurality_agreement(p_a, p_b, tie_tol=_TIE_TOL, check=False)
 
 
-#: How :class:`AnswerPermuter` draws: ``"tables"`` (multivariate hypergeometric tables, the default) or
-#: ``"sort"`` (sorting one uniform key per answer, the method before; kept for benchmarks and tests).
+#: How :class:`AnswerPermuter` draws: ``"tables"`` (multivariate hypergeometric tables) or ``"sort"``
+#: (sorting one uniform key per answer, the method of earlier versions; kept for benchmarks and tests).
 DRAW_METHODS = ("tables", "sort")
+#: The method used when none is given (recorded in the provenance of stability results).
+NULL_DRAWS = "tables"
 #: Largest number of enumerated level outcomes (summed over the patterns of one permuter) for
 #: ``"tables"``; beyond it (many answers per stratum) the permuter sorts keys instead.
 MAX_OUTCOMES = 2_000_000
@@ -240,7 +242,8 @@ class AnswerPermuter:
     Both give the same distribution, not the same draws.
     """
 
-    def __init__(self, counts: np.ndarray, method: str = "tables"):
+    def __init__(self, counts: np.ndarray, method: str | None = None):
+        method = NULL_DRAWS if method is None else method
         if method not in DRAW_METHODS:
             raise ValueError(f"`method` must be one of {list(DRAW_METHODS)}; got {method!r}.")
         S, L, K = counts.shape
@@ -332,7 +335,7 @@ def _item_level_dists(freq, ok, item_of, n_items):
 
 
 def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_items: int, n_draws: int,
-                    gen: np.random.Generator, chunk: int = 50, method: str = "tables") -> tuple[np.ndarray, np.ndarray]:
+                    gen: np.random.Generator, chunk: int = 50, method: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean modal flip rate over items under no effect, at the numbers of answers actually sampled.
 
     ``counts`` (S, L, K): answer counts per stratum (item x other cells) and level; ``n`` (S, L) their
@@ -367,7 +370,7 @@ def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_it
 
 
 def interaction_null(counts: np.ndarray, stat: Callable[[np.ndarray], np.ndarray], n_draws: int,
-                     gen: np.random.Generator, chunk: int = 50, method: str = "tables") -> np.ndarray:
+                     gen: np.random.Generator, chunk: int = 50, method: str | None = None) -> np.ndarray:
     """Null of an interaction statistic: every stratum's answers re-allocated among its levels at random
     (no level effect, no item x level interaction), cell sizes kept.
 
