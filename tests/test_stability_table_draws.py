@@ -7,7 +7,8 @@ References written here, independently of the code under test:
   ``n_1`` go to level 1, the next ``n_2`` to level 2, ...;
 * the exact probability of a table with level sizes ``n_l`` and option totals ``c_k``:
   ``prod_l n_l! prod_k c_k! / (T! prod_lk x_lk!)`` (Fisher's formula for an L x K table with fixed margins);
-* the hypergeometric moments of a cell: mean ``n_l c_k / T``, variance
+* the hypergeometric moments of a cell (also for strata with many answers, where numpy's sampler takes
+  the place of the enumerated tables): mean ``n_l c_k / T``, variance
   ``n_l (c_k / T)(1 - c_k / T)(T - n_l) / (T - 1)``, and the covariance of two options in one level
   ``-n_l c_k c_j (T - n_l) / (T^2 (T - 1))``.
 
@@ -62,18 +63,29 @@ def _frequencies(draws, tables):
     return f
 
 
+@pytest.fixture(params=["alias", "hypergeometric"])
+def path(request, monkeypatch):
+    """Both ways of drawing tables: alias tables of enumerated outcomes (few answers per stratum) and numpy's
+    hypergeometric sampler option by option (many answers)."""
+    if request.param == "hypergeometric":
+        monkeypatch.setattr(sn, "ALIAS_MAX_ANSWERS", 0)
+    return request.param
+
+
 def _stratum(n, c):
     """counts (1, L, K) of one stratum with level sizes ``n`` and option totals ``c`` (a valid table)."""
     return _exact_pmf(n, c)[0][0][None].astype(float)
 
 
 @pytest.mark.parametrize(("n", "c"), [((2, 3, 1), (3, 2, 1)), ((4, 4), (1, 3, 0, 4)), ((1, 2, 2, 1), (2, 2, 2))])
-def test_tables_follow_the_exact_distribution_of_a_row_permutation(n, c):
+def test_tables_follow_the_exact_distribution_of_a_row_permutation(n, c, path):
     counts = _stratum(n, c)
     tables, p = _exact_pmf(n, c)
     assert np.isclose(p.sum(), 1.0)
     B = 12_000
-    got = _frequencies(AnswerPermuter(counts, "tables").draw(np.random.default_rng(11), B)[:, 0], tables)
+    perm = AnswerPermuter(counts, "tables")
+    assert (perm.start is not None) == (path == "alias")
+    got = _frequencies(perm.draw(np.random.default_rng(11), B)[:, 0], tables)
     rows = _frequencies(_row_permutation_tables(counts, np.random.default_rng(12), B)[:, 0], tables)
     # goodness of fit against the closed form, and the two samplers against each other
     assert stats.chisquare(got, B * p).pvalue > 1e-3
@@ -82,14 +94,18 @@ def test_tables_follow_the_exact_distribution_of_a_row_permutation(n, c):
     assert (got > 0).sum() == len(tables)  # every table is reachable
 
 
-def test_cell_moments_are_hypergeometric_for_many_strata_at_once():
+def test_cell_moments_are_hypergeometric_for_many_strata_at_once(path):
     rng = np.random.default_rng(3)
     S, L = 60, 3
     counts = rng.multinomial(6, [0.4, 0.3, 0.2, 0.1, 0.0], size=(S, L)).astype(float)
     counts[::4, 2] = 0  # a level without answers in some strata
+    if path == "hypergeometric":  # many answers (alias tables are for few): large hypergeometric draws
+        counts[2] = rng.multinomial(30, [0.4, 0.3, 0.2, 0.1, 0.0], size=L)
     counts[1, 0] = [4, 0, 0, 0, 0]
     B = 10_000
-    draws = AnswerPermuter(counts, "tables").draw(np.random.default_rng(4), B)
+    perm = AnswerPermuter(counts, "tables")
+    assert (perm.start is not None) == (path == "alias")
+    draws = perm.draw(np.random.default_rng(4), B)
     n = counts.sum(-1)[:, :, None]  # (S, L, 1)
     c = counts.sum(1)[:, None, :]  # (S, 1, K)
     T = n.sum(1, keepdims=True)
@@ -112,19 +128,19 @@ def test_cell_moments_are_hypergeometric_for_many_strata_at_once():
     assert (np.abs(cov - want) <= 6 * se_cov + 1e-12).all()
 
 
-def test_strata_are_drawn_independently():
+def test_strata_are_drawn_independently(path):
     counts = np.tile(np.array([[[2.0, 1, 1], [1, 2, 1]]]), (2, 1, 1))  # two identical strata
     draws = AnswerPermuter(counts, "tables").draw(np.random.default_rng(8), 20_000)
     r = stats.pearsonr(draws[:, 0, 0, 0], draws[:, 1, 0, 0])
     assert abs(r.statistic) < 6 / np.sqrt(20_000)
 
 
-def test_too_many_outcomes_fall_back_to_sorting(monkeypatch):
+def test_too_many_outcomes_draw_option_by_option(monkeypatch):
     monkeypatch.setattr(sn, "MAX_OUTCOMES", 3)
     monkeypatch.setattr(sn, "_PATTERNS", {})
     counts = _stratum((2, 3, 1), (3, 2, 1))
     perm = AnswerPermuter(counts)
-    assert perm.method == "sort"
+    assert perm.method == "tables" and perm.start is None
     d = perm.draw(np.random.default_rng(0), 50)
     assert (d.sum(2) == counts.sum(1)).all() and (d.sum(3) == counts.sum(2)).all()
 
@@ -141,7 +157,7 @@ def _design(seed):
     return counts, np.repeat(np.arange(6), 4)
 
 
-def test_modal_flip_null_has_the_same_distribution_with_either_draw():
+def test_modal_flip_null_has_the_same_distribution_with_either_draw(path):
     counts, item_of = _design(5)
     n = counts.sum(-1)
     a, a_items = modal_flip_null(counts, n, item_of, 6, 4000, np.random.default_rng(1), method="tables")

@@ -96,9 +96,11 @@ def modal_flip(p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
 DRAW_METHODS = ("tables", "sort")
 #: The method used when none is given (recorded in the provenance of stability results).
 NULL_DRAWS = "tables"
-#: Largest number of enumerated level outcomes (summed over the patterns of one permuter) for
-#: ``"tables"``; beyond it (many answers per stratum) the permuter sorts keys instead.
-MAX_OUTCOMES = 2_000_000
+#: ``"tables"`` enumerates the outcomes of every level (alias tables) when no stratum has more answers than
+#: this, and at most :data:`MAX_OUTCOMES` outcomes in all; otherwise it draws option by option with numpy's
+#: hypergeometric sampler (cheaper per draw than enumeration beyond about 30 answers per stratum).
+ALIAS_MAX_ANSWERS = 32
+MAX_OUTCOMES = 500_000
 
 
 @lru_cache(maxsize=256)
@@ -226,6 +228,36 @@ def _table_draws(start: np.ndarray, pooled: np.ndarray, L: int, gen: np.random.G
     return out
 
 
+def _hypergeometric_draws(pooled: np.ndarray, sizes: np.ndarray, gen: np.random.Generator, b: int) -> np.ndarray:
+    """``b`` tables per stratum, level by level and option by option: the count of option ``k`` in level
+    ``l`` is Hypergeometric(good = its answers not yet placed, bad = the later options' answers not yet
+    placed, sample = the level's slots still free). Drawn only where the outcome is not forced; numpy's
+    sampler is O(1) per draw for large counts (ratio of uniforms), so this is the path for many answers."""
+    S, K = pooled.shape
+    L = sizes.shape[1]
+    out = np.empty((b, S, L, K))
+    left = np.broadcast_to(pooled, (b, S, K)).copy()  # answers of each option not yet placed
+    pool = np.broadcast_to(sizes.sum(1), (b, S)).copy()  # answers not yet placed
+    for lv in range(L - 1):
+        need = np.broadcast_to(sizes[:, lv], (b, S)).copy()  # slots of the level still to fill
+        rest = pool.copy()
+        for k in range(K - 1):
+            good = left[:, :, k]
+            rest -= good  # answers of the later options
+            x = np.where(rest == 0, need, 0)  # forced: nothing else left, or nothing to fill
+            free = (need > 0) & (good > 0) & (rest > 0)
+            if free.any():
+                x[free] = gen.hypergeometric(good[free], rest[free], need[free])
+            out[:, :, lv, k] = x
+            need -= x
+            good -= x
+        out[:, :, lv, K - 1] = need
+        left[:, :, K - 1] -= need
+        pool -= sizes[:, lv][None]
+    out[:, :, L - 1] = left
+    return out
+
+
 class AnswerPermuter:
     """Random re-allocations of each stratum's answers among its levels, cell sizes kept (the exact
     conditional null of "the level does not matter": answers are exchangeable within a stratum).
@@ -235,10 +267,12 @@ class AnswerPermuter:
     A random permutation of a stratum's answers among its levels changes only how many answers of each
     option land in each level; that table (level sizes and option totals fixed) is multivariate
     hypergeometric, level by level: the answers of level ``l`` are ``n_l`` answers taken at random from
-    those not placed in levels ``< l``. ``method="tables"`` enumerates the outcomes of each level once per
-    pattern and draws one uniform per stratum, draw and level (an alias table), O(L x K) per stratum and
-    draw whatever the number of answers. ``method="sort"`` sorts a uniform key per answer (O(T log T) per
-    stratum and draw), as before; it is also used when the enumeration would exceed :data:`MAX_OUTCOMES`.
+    those not placed in levels ``< l``. ``method="tables"`` draws these tables: with at most
+    :data:`ALIAS_MAX_ANSWERS` answers per stratum it enumerates the outcomes of each level once per pattern
+    and draws one uniform per stratum, draw and level (an alias table); with more, it draws option by option
+    with numpy's hypergeometric sampler. Either way O(L x K) per stratum and draw, whatever the number of
+    answers. ``method="sort"`` sorts a uniform key per answer (O(T log T) per stratum and draw), as earlier
+    versions did.
     Both give the same distribution, not the same draws.
     """
 
@@ -252,14 +286,15 @@ class AnswerPermuter:
         self.sizes = c.sum(-1)  # (S, L)
         self.pooled = c.sum(1)  # (S, K)
         self.start: np.ndarray | None = None
-        if method == "tables" and L >= 2 and S:
+        self.method = method
+        if method == "tables" and L >= 2 and S and int(self.sizes.sum(1).max()) <= ALIAS_MAX_ANSWERS:
             self.start = self._patterns()
-        self.method = "tables" if self.start is not None or L < 2 or not S else "sort"
         if self.method == "sort":
             self._init_sort()
 
     def _patterns(self) -> np.ndarray | None:
-        """Each stratum's pattern in the process-wide registry; None (sort instead) when too many outcomes."""
+        """Each stratum's pattern in the process-wide registry; None (draw option by option instead) when
+        there would be too many outcomes."""
         keys = [(tuple(c), tuple(n)) for c, n in zip(self.pooled.tolist(), self.sizes.tolist())]
         reg = _registry(self.shape[2])
         for _ in range(2):
@@ -291,8 +326,10 @@ class AnswerPermuter:
         S, L, K = self.shape
         if self.start is not None:
             return _table_draws(self.start, self.pooled, L, gen, b)
-        if self.method == "tables":  # one level or no stratum: nothing to re-allocate
-            return np.broadcast_to(self.pooled[:, None, :] * (L == 1), (b, S, L, K)).astype(float)
+        if self.method == "tables":
+            if L < 2 or not S:  # one level or no stratum: nothing to re-allocate
+                return np.broadcast_to(self.pooled[:, None, :] * (L == 1), (b, S, L, K)).astype(float)
+            return _hypergeometric_draws(self.pooled, self.sizes, gen, b)
         return self._draw_sort(gen, b)
 
     def _draw_sort(self, gen: np.random.Generator, b: int) -> np.ndarray:
