@@ -79,8 +79,8 @@ canonical [0, 1] units, i.e. :math:`|k_a - k_b|/(K - 1)` for single answers. Rat
 items with valid answers at both levels; the factor's rate is the mean over level pairs.
 
 *Agreement across levels* (targets = items, raters = levels, ratings = item positions): ICC(2,1)
-(absolute agreement, pingouin's ``ICC(A,1)``) and ICC(3,1) (consistency, ``ICC(C,1)``) with pingouin's
-F-test intervals on the items answered at every level; Krippendorff's alpha (``krippendorff`` package)
+(absolute agreement, pingouin's ``ICC(A,1)``) and ICC(3,1) (consistency, ``ICC(C,1)``), from the two-way
+mean squares, with F-test intervals on the items answered at every level; Krippendorff's alpha (``krippendorff`` package)
 on the modal option's position (ordinal when every item is ordinal, nominal otherwise; interval on the
 mean score for score data), missing values allowed, tied modes counted as missing, with a cluster
 bootstrap over items.
@@ -711,25 +711,13 @@ def _flips(blk, unit, factor, n_resamples, level, gen) -> dict:
 
 
 def _agreement(blk, unit, factor, kind, n_resamples, level, gen) -> dict:
-    import pingouin as pg
-
     xi, pi, ordinal = blk["xi"], blk["pi"], blk["ordinal"]
     Q, L = xi.shape
     out = {"unit": unit, "factor": factor}
     # ICC on items answered at every level (ordinal items: positions are meaningful)
     comp = np.isfinite(xi).all(1) & ordinal
     out["icc_n_items"] = int(comp.sum())
-    if comp.sum() >= 3 and np.nanvar(xi[comp]) > 0:
-        long = pd.DataFrame({"item": np.repeat(np.arange(comp.sum()), L), "level": np.tile(np.arange(L), comp.sum()),
-                             "pos": xi[comp].ravel()})
-        with warnings.catch_warnings():  # perfect agreement divides by a zero error mean square
-            warnings.simplefilter("ignore", RuntimeWarning)
-            icc = pg.intraclass_corr(long, targets="item", raters="level", ratings="pos").set_index("Type")
-        out["icc"] = {"ICC(A,1)": float(icc.loc["ICC(A,1)", "ICC"]), "ICC(C,1)": float(icc.loc["ICC(C,1)", "ICC"]),
-                      "ci95": {t: [float(v) for v in icc.loc[t, "CI95"]] for t in ("ICC(A,1)", "ICC(C,1)")},
-                      "ms": _mean_squares(xi[comp])}
-    else:
-        out["icc"] = None
+    out["icc"] = _icc(xi[comp]) if comp.sum() >= 3 and np.nanvar(xi[comp]) > 0 else None
     # Krippendorff's alpha
     if kind == "score":
         values, lvl = xi.copy(), "interval"
@@ -769,6 +757,18 @@ def _agreement(blk, unit, factor, kind, n_resamples, level, gen) -> dict:
         out["alpha"] = np.nan
         out["alpha_boot"] = None
     return out
+
+
+def _icc(x: np.ndarray) -> dict:
+    """ICC(A,1) and ICC(C,1) of a complete items x raters matrix from its two-way mean squares (McGraw &
+    Wong 1996, the formulas of pingouin's ``intraclass_corr``, which the tests hold it to) and the mean
+    squares themselves (for the F-test intervals)."""
+    ms = _mean_squares(x)
+    msb, msj, mse, n, k = ms["msb"], ms["msj"], ms["mse"], ms["n"], ms["k"]
+    with np.errstate(invalid="ignore", divide="ignore"):  # perfect agreement: a zero error mean square
+        icc_a = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
+        icc_c = (msb - mse) / (msb + (k - 1) * mse)
+    return {"ICC(A,1)": float(icc_a), "ICC(C,1)": float(icc_c), "ms": ms}
 
 
 def _mean_squares(x: np.ndarray) -> dict:
@@ -1276,7 +1276,8 @@ def _agreement_rows(ev, by, level, units) -> list:
             for q, t in (("icc2_1", "ICC(A,1)"), ("icc3_1", "ICC(C,1)")):
                 lo, hi = _icc_ci(a["icc"]["ms"], t, level)
                 rows.append(_row(q, keys, a["icc"][t], lo, hi, np.nan, level,
-                                 f"pingouin {t}, F-test interval (items x levels)", a["icc_n_items"], "ICC"))
+                                 f"{t} (McGraw & Wong; as pingouin), F-test interval (items x levels)",
+                                 a["icc_n_items"], "ICC"))
         if np.isfinite(a.get("alpha", np.nan)):
             lo, hi, se = _interval(a["alpha_boot"], level)
             rows.append(_row("krippendorff_alpha", keys, a["alpha"], lo, hi, se, level,
