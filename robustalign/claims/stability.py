@@ -100,10 +100,10 @@ Wilson intervals and a paired test (:func:`robustalign.validity.validity_rates`)
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import combinations
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -164,7 +164,7 @@ def assess_stability(
     responses: Responses,
     reference: Reference | None = None,
     *,
-    factors=None,
+    factors: str | Sequence[str] | None = None,
     by: str = "model",
     margin: float | None = None,
     flip_margin: float | None = None,
@@ -172,12 +172,12 @@ def assess_stability(
     confidence_level: float = 0.95,
     n_resamples: int = 2000,
     n_permutations: int = 10_000,
-    fit=None,
+    fit: Any = None,
     adjust_method: str = "fdr_bh",
-    skip=(),
+    skip: str | Sequence[str] = (),
     estimand: str = "answer-distribution",
     rng: RngLike = None,
-    progress=None,
+    progress: Callable[[str], None] | None = None,
 ) -> StabilityResult:
     """Judge whether each model's answers are stable across the levels of each design factor.
 

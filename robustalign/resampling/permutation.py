@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from robustalign._rng import RngLike, as_generator
 from robustalign._validation import (
@@ -299,7 +300,7 @@ def _make_result(obs, null, scale, alternative, test, name, labels, S, L, record
 
 
 def sign_flip_test(
-    differences,
+    differences: ArrayLike,
     *,
     alternative: str = "two-sided",
     n_resamples: int = 10_000,
@@ -365,7 +366,7 @@ def sign_flip_test(
 
 
 def stratified_permutation_test(
-    data,
+    data: pd.DataFrame | ArrayLike,
     statistic: str | Callable = "auto",
     *,
     value: str | None = None,

@@ -32,11 +32,12 @@ __all__ = ["AnswerPermuter", "interaction_null", "item_sums", "level_permutation
 _TIE_TOL = 1e-9
 
 
-def _random_perms(gen, b: int, S: int, L: int) -> np.ndarray:
+def _random_perms(gen: np.random.Generator, b: int, S: int, L: int) -> np.ndarray:
     return np.argsort(gen.random((b, S, L)), axis=2)
 
 
-def level_permutation_null(A: np.ndarray, weights: np.ndarray, n_permutations: int, gen, chunk: int = 500):
+def level_permutation_null(A: np.ndarray, weights: np.ndarray, n_permutations: int, gen: np.random.Generator,
+                           chunk: int = 500) -> np.ndarray:
     """Null of ``T = sum_s w_s sum_l A[c, s, l, pi_s(l)]`` under uniform random permutations ``pi_s`` of the
     levels of every stratum ``s`` (the same permutation for every statistic ``c``).
 
@@ -55,7 +56,8 @@ def level_permutation_null(A: np.ndarray, weights: np.ndarray, n_permutations: i
     return out
 
 
-def spread_permutation_null(c, obs, w, C, n_perm, gen, chunk=1000):
+def spread_permutation_null(c: np.ndarray, obs: np.ndarray, w: np.ndarray, C: np.ndarray, n_perm: int,
+                            gen: np.random.Generator, chunk: int = 1000) -> np.ndarray:
     """Permute each stratum's centred values ``c`` (S, L) among the levels it has (``obs``), refit the
     additive model (normal matrix ``C``, stratum weights ``w``) and return the SD (ddof=1) of the level
     effects, ``(n_perm,)``; all NaN when the design is not connected."""
