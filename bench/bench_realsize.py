@@ -13,10 +13,14 @@ Timings (medians of ``--repeats``; the machine's load average is printed, since 
         personas a design factor, default resamples. At full size one unit has 36,000 strata per factor
         and each noise-floor null draws 10,000 x 360,000 random keys, so (b) runs on ``--stab-personas``
         personas per country, for ``--stab-units`` units (model x country). Goal: 10 times faster than the
-        time measured on the same workload before the nulls were vectorised (``BEFORE_STABILITY_S``).
+        time measured on the same workload before the nulls were vectorised (``BEFORE_STABILITY_S``, CPU
+        seconds: the steadier figure on a shared machine). ``--stab-compare`` also runs the previous null
+        draws (a random key sorted per answer) in the same run and prints the ratio and whether the verdicts
+        agree; the default draws multivariate hypergeometric tables.
     (c) ``audit_claim`` for one model x country: "prompting in the country's language raises alignment"
         (``Claim.steering_raises`` with ``steer="language"``), multiverse over paraphrases.
-    (d) ``robustalign audit --example`` as a command, wall time. Goal: under 15 s on 2 cores.
+    (d) ``robustalign audit --example`` as a command, wall time and CPU time (its own and its figure
+        workers'). Goal: under 15 s on 2 cores.
     (e) ``robustalign audit`` on ``--audit-rows`` rows (default 2,000,000) as a command: wall time, peak
         memory of the process (``resource.getrusage``) and the longest silence between its progress lines
         (goal: none over 10 s). Off unless ``--audit``: it takes minutes.
