@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,11 +74,13 @@ def _draw_one(i: int) -> dict:
 
 
 def _workers(n_jobs: int) -> int:
+    """2 when forking is possible and safe here (no other Python thread that could hold a lock), else 1."""
     import multiprocessing as mp
+    import threading
 
     if n_jobs < 2 or "fork" not in mp.get_all_start_methods() or (os.cpu_count() or 1) < 2:
         return 1
-    return 2
+    return 1 if threading.active_count() > 1 else 2
 
 
 def render_figures(report: Any, fig_dir: Path, progress: Callable[[str], None] | None,
@@ -98,7 +101,13 @@ def render_figures(report: Any, fig_dir: Path, progress: Callable[[str], None] |
         else:
             if progress:
                 progress(f"figures: {len(_JOBS)}, drawn by 2 processes")
-            with mp.get_context("fork").Pool(2) as pool:
+            with warnings.catch_warnings():
+                # Python warns on any fork of a process with threads; the only other threads here are the
+                # numerical libraries' idle pools (_workers refuses when another Python thread runs), and
+                # the children only draw with Agg and write files
+                warnings.filterwarnings("ignore", message=".*multi-threaded, use of fork", category=DeprecationWarning)
+                pool = mp.get_context("fork").Pool(2)
+            with pool:
                 for i, res in enumerate(pool.imap(_draw_one, range(len(_JOBS)))):
                     out[_JOBS[i][0]] = res
                     if progress:
