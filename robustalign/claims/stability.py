@@ -103,7 +103,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -425,11 +425,11 @@ def _adjust_families(effects: list, pairwise: list, adjust_method: str) -> None:
     """Multiplicity over the declared families: factor effects, and pairwise level differences."""
     from robustalign.multiplicity import adjust
 
-    padj = adjust(np.array([e["p_value"] for e in effects]), adjust_method)
+    padj = adjust([float(e["p_value"]) for e in effects], adjust_method)
     for e, pa in zip(effects, padj):
         e["p_adjusted"] = pa
     pw_p = np.concatenate([pw["p_value"] for pw in pairwise]) if pairwise else np.array([])
-    pw_adj = adjust(pw_p, adjust_method) if pw_p.size else pw_p
+    pw_adj = adjust(pw_p.tolist(), adjust_method) if pw_p.size else pw_p
     k = 0
     for pw in pairwise:
         n = len(pw["p_value"])
@@ -720,7 +720,8 @@ def _agreement(blk, unit, factor, kind, n_resamples, level, gen) -> dict:
     out["icc"] = _icc(xi[comp]) if comp.sum() >= 3 and np.nanvar(xi[comp]) > 0 else None
     # Krippendorff's alpha
     if kind == "score":
-        values, lvl = xi.copy(), "interval"
+        lvl: Literal["nominal", "ordinal", "interval"] = "interval"
+        values = xi.copy()
     else:
         modal = np.full((Q, L), np.nan)
         ok = np.isfinite(pi[..., 0])

@@ -52,9 +52,10 @@ def _draw_one(i: int) -> dict:
 
     name, spec = _JOBS[i]
     fig_dir, formats = _OUT["dir"], _OUT["formats"]
+    rc: Any = RC  # matplotlib types rc_context's keys as literal names
     t0 = time.perf_counter()
     try:
-        with matplotlib.rc_context(RC):
+        with matplotlib.rc_context(rc):
             fig = draw_figure(spec)
             # the tight box of the drawing just made (no extra drawing per file); the same pad as "tight"
             box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])

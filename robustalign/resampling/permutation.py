@@ -218,6 +218,7 @@ def _level_sums(stream, blocks: list, bufs: list, perms: np.ndarray | None, rows
                 acc = part
             else:
                 acc += part
+        assert acc is not None  # there is at least one block (L >= 2)
         sums[:, s:e] = acc[:, :C].reshape(L1, b, C)
         ones[:, s:e] = acc[:, C].reshape(L1, b)
     return sums, ones, codes_g
