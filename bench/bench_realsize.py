@@ -160,7 +160,7 @@ def bench_stability(personas, n_units, quick, compare=False):
     same = personas == before["personas"] and not quick
     cpu_before = before["cpu"] / before["units"] * n_units
     cpu = _CPU["assess_stability (tables)"]
-    _line("assess_stability (tables)", sec, per_unit_before * n_units / 10 if same else None,
+    _line("assess_stability (tables)", sec, None,  # the goal is in CPU time: the machine is shared
           f"{sec / n_units:.2f} s per unit" + (f"; first version: {per_unit_before:.1f} s per unit wall, "
                                                 f"{cpu_before:.1f} s cpu; now {cpu_before / cpu:.1f} x faster (cpu; "
                                                 f"goal 10 x: {'met' if cpu_before / cpu >= 10 else 'NOT met'})"
