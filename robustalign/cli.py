@@ -102,6 +102,15 @@ def _print_report(report, row_keys) -> None:
     print(report.summary())
 
 
+def _figure_formats(text: str) -> tuple[str, ...]:
+    from robustalign.report._figures import check_figure_formats
+
+    try:
+        return check_figure_formats(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _inputs(args) -> dict:
     """The input files by role, which ``--out`` may neither be nor contain."""
     return {"responses": args.responses, "reference": args.reference, "scales": args.scales,
@@ -112,7 +121,8 @@ def _inputs(args) -> dict:
 def _run(args, report, row_keys, progress) -> int:
     _print_report(report, row_keys)
     if args.out:
-        out = write_report(report, args.out, force=args.force, progress=progress, inputs=_inputs(args))
+        out = write_report(report, args.out, force=args.force, progress=progress, inputs=_inputs(args),
+                           figure_formats=getattr(args, "figure_formats", None))
         print(f"\nReport written to {out}/report.html (also report.md, {len(report.tables)} CSV tables, figures/)")
     else:
         print("\n(no --out given: nothing was written; pass --out DIR for the report, tables and figures)")
@@ -419,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--example", action="store_true", help="run on the bundled multicultural-alignment data")
     a.add_argument("--out", help="directory for the report, tables and figures (never overwritten without --force)")
     a.add_argument("--force", action="store_true", help="allow writing into a non-empty --out")
+    a.add_argument("--figure-formats", type=_figure_formats, default=None, metavar="png,svg[,pdf]",
+                   help="figure files: PNG (always; the HTML embeds it) and vector copies, default 'png,svg' "
+                        "(SVG is vector with editable text); add 'pdf' for PDF copies (slower: font subsetting)")
     a.add_argument("--seed", type=int, default=None, help="random seed (default: the design's, else 0; recorded)")
     a.add_argument("--n-resamples", type=int, default=None, help="bootstrap resamples for intervals (default 2000)")
     a.add_argument("--n-permutations", type=int, default=None,

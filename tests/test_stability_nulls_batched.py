@@ -1,6 +1,8 @@
 """The stability nulls process a chunk of draws at once; they must give the numbers of a plain loop over
 draws (the rules as written in the module docstrings), from the same random stream, up to round-off.
 
+The draws are compared with ``method="sort"`` (one uniform key per answer, the stream the loops below read);
+the default ``"tables"`` draws the same distribution from a different stream (tests/test_stability_table_draws.py).
 The loops here are written from the rules, one draw and one stratum at a time, independently of the
 array code under test: answers re-allocated by sorting uniform keys within each stratum, item x level
 distributions as equal-weight means over strata, the modal flip as 1 - Jaccard overlap of modal sets,
@@ -75,7 +77,7 @@ def _modal_flip_loop(counts, item_of, Q, n_draws, gen, chunk=50):
 
 def test_answer_permuter_gives_the_draws_of_a_loop_over_strata():
     counts = _counts(0)
-    got = AnswerPermuter(counts).draw(np.random.default_rng(7), 6)
+    got = AnswerPermuter(counts, "sort").draw(np.random.default_rng(7), 6)
     want = _draw_loop(counts, np.random.default_rng(7), 6)
     np.testing.assert_array_equal(got, want)
     assert (got.sum(2) == counts.sum(1)).all() and (got.sum(-1) == counts.sum(-1)).all()  # margins kept
@@ -84,7 +86,8 @@ def test_answer_permuter_gives_the_draws_of_a_loop_over_strata():
 def test_modal_flip_null_equals_the_loop_over_draws_items_and_level_pairs():
     counts = _counts(1)
     item_of = np.repeat(np.arange(8), 5)
-    got, got_items = modal_flip_null(counts, counts.sum(-1), item_of, 8, 120, np.random.default_rng(3), chunk=50)
+    got, got_items = modal_flip_null(counts, counts.sum(-1), item_of, 8, 120, np.random.default_rng(3), chunk=50,
+                                    method="sort")
     want, want_items = _modal_flip_loop(counts, item_of, 8, 120, np.random.default_rng(3))
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got_items, want_items, rtol=1e-10, atol=1e-12)
@@ -117,9 +120,9 @@ def test_item_level_null_equals_the_statistic_of_each_draw_computed_alone(chunk)
         x, v = parts._xv(c, N, grid, item_of, 6)
         return parts._tau2(x, v)
 
-    got = interaction_null(counts, batched, 30, np.random.default_rng(5), chunk=chunk)
+    got = interaction_null(counts, batched, 30, np.random.default_rng(5), chunk=chunk, method="sort")
     # uniform doubles come off the stream in order, so chunks of draws are the rows of one block of 30
-    draws = AnswerPermuter(counts).draw(np.random.default_rng(5), 30)
+    draws = AnswerPermuter(counts, "sort").draw(np.random.default_rng(5), 30)
     want = np.array([one(c) for c in draws])
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     obs_x, obs_v = parts._xv(counts, N, grid, item_of, 6)  # unbatched call: the observed statistic

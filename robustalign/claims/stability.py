@@ -79,8 +79,8 @@ canonical [0, 1] units, i.e. :math:`|k_a - k_b|/(K - 1)` for single answers. Rat
 items with valid answers at both levels; the factor's rate is the mean over level pairs.
 
 *Agreement across levels* (targets = items, raters = levels, ratings = item positions): ICC(2,1)
-(absolute agreement, pingouin's ``ICC(A,1)``) and ICC(3,1) (consistency, ``ICC(C,1)``) with pingouin's
-F-test intervals on the items answered at every level; Krippendorff's alpha (``krippendorff`` package)
+(absolute agreement, pingouin's ``ICC(A,1)``) and ICC(3,1) (consistency, ``ICC(C,1)``), from the two-way
+mean squares, with F-test intervals on the items answered at every level; Krippendorff's alpha (``krippendorff`` package)
 on the modal option's position (ordinal when every item is ordinal, nominal otherwise; interval on the
 mean score for score data), missing values allowed, tied modes counted as missing, with a cluster
 bootstrap over items.
@@ -100,9 +100,10 @@ Wilson intervals and a paired test (:func:`robustalign.validity.validity_rates`)
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import combinations
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -120,7 +121,13 @@ from robustalign.claims._stability_parts import (
     position_bias,
     shown_positions,
 )
-from robustalign.resampling import cluster_bootstrap, keyed_stream, permutation_p_values, sign_flip_test
+from robustalign.resampling import (
+    cluster_bootstrap,
+    keyed_stream,
+    permutation_p_values,
+    sign_flip_test,
+    stability_nulls,
+)
 from robustalign.resampling.stability_nulls import spread_permutation_null
 from robustalign.schema import Reference, Responses, sort_key
 
@@ -157,7 +164,7 @@ def assess_stability(
     responses: Responses,
     reference: Reference | None = None,
     *,
-    factors=None,
+    factors: str | Sequence[str] | None = None,
     by: str = "model",
     margin: float | None = None,
     flip_margin: float | None = None,
@@ -165,12 +172,12 @@ def assess_stability(
     confidence_level: float = 0.95,
     n_resamples: int = 2000,
     n_permutations: int = 10_000,
-    fit=None,
+    fit: Any = None,
     adjust_method: str = "fdr_bh",
-    skip=(),
+    skip: str | Sequence[str] = (),
     estimand: str = "answer-distribution",
     rng: RngLike = None,
-    progress=None,
+    progress: Callable[[str], None] | None = None,
 ) -> StabilityResult:
     """Judge whether each model's answers are stable across the levels of each design factor.
 
@@ -256,6 +263,72 @@ def assess_stability(
     >>> res.verdicts.columns[:3].tolist()
     ['model', 'factor', 'verdict']
     """
+    level, n_resamples, n_permutations, skip = _check_args(
+        responses, reference, by, metric, adjust_method, margin, flip_margin, skip, estimand, confidence_level,
+        n_resamples, n_permutations)
+    design = [f for f in responses.factors if f != by]
+    factors, skipped = _choose_factors(responses, factors, design)
+    gen, record = as_generator(rng)
+
+    def stream(purpose, *unit):  # one stream per purpose and unit: a unit's numbers ignore other units
+        return keyed_stream(gen, f"stability.{purpose}", *unit)
+
+    cells = _Cells(responses, by, [f for f in design if f != "sample"])
+    human = _human_positions(reference) if reference is not None else None
+    ofac = order_factors(responses, factors)
+    parts: dict[str, list] = {k: [] for k in ("effects", "pairwise", "flips", "agreement", "margins",
+                                              "position_bias", "noise_floors", "item_level")}
+    n_steps = len(cells.units) * len(factors)
+    for u, unit in enumerate(cells.units):
+        for j, f in enumerate(factors):
+            if progress is not None:
+                progress(f"stability: {by} {unit}, factor {f} ({u * len(factors) + j + 1}/{n_steps})")
+            _unit_factor(parts, responses, cells.block(unit, f), unit, f, by, human, margin, f in ofac, skip,
+                         n_resamples, n_permutations, level, stream)
+    effects, pairwise, flips = parts["effects"], parts["pairwise"], parts["flips"]
+    floors, item_lv = parts["noise_floors"], parts["item_level"]
+    _adjust_families(effects, pairwise, adjust_method)
+
+    retest = None if "retest" in skip else _retest(responses, by, cells, n_resamples, level, stream("retest"))
+    not_est: dict = {}
+    ranking = [] if "ranking" in skip else _ranking(responses, reference, by, factors, metric, cells, n_resamples,
+                                                    level, stream("ranking", *cells.units), estimand, not_est)
+    validity = {} if "validity" in skip else _validity(responses, by, factors)
+    shares, converged = _variance_shares(fit)
+
+    pb_of = {(p["unit"], p["factor"]): p for p in parts["position_bias"]}
+    verdict_rows = [_verdict(e, fl, nf, il, flip_margin, level, by, converged, fit is not None,
+                             pb_of.get((e["unit"], e["factor"]))) for e, fl, nf, il in zip(effects, flips, floors, item_lv)]
+    verdicts = add_mc_flags(pd.DataFrame(verdict_rows), effects, flips, floors, item_lv, flip_margin, level,
+                            n_permutations)  # Monte Carlo error of each verdict (claims/_stability_mc.py)
+
+    evidence = {
+        "status_counts": cells.status_counts, "effects": effects, "pairwise": pairwise, "flips": flips,
+        "retest": retest, "agreement": parts["agreement"], "ranking": ranking, "validity": validity,
+        "variance_shares": shares, "margins": pd.DataFrame(parts["margins"]), "position_bias": parts["position_bias"],
+        "noise_floors": floors, "item_level": item_lv, "order_factors": ofac,
+    }
+    provenance = {
+        "rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations,
+        "confidence_level": level, "tost_level": 1 - 2 * (1 - level), "factors": list(factors),
+        "skipped_factors": skipped, "by": by, "margin": margin, "flip_margin": flip_margin, "metric": metric,
+        "families": {"factor_effect": f"{by}s x factors", "level_difference": f"{by}s x factors x level pairs"},
+        "adjust_method": adjust_method, "responses_hash": responses.data_hash(),
+        "reference_hash": reference.data_hash() if reference is not None else None,
+        "fit_converged": converged, "kind": responses.kind, "skipped_parts": list(skip),
+        "estimand": estimand, "n_not_estimable": not_est, "null_draws": stability_nulls.NULL_DRAWS,
+    }
+    res = StabilityResult(kind="stability", verdicts=verdicts, evidence=evidence, provenance=provenance,
+                          confidence_level=level)
+    res.build = partial(_build, res)  # a module-level function: the result pickles whole
+    res.plotter = _plot
+    return res
+
+
+def _check_args(responses: Responses, reference: Reference | None, by: str, metric: str, adjust_method: str,
+                margin: float | None, flip_margin: float | None, skip: str | Sequence[str], estimand: str,
+                confidence_level: float, n_resamples: int, n_permutations: int) -> tuple[float, int, int, tuple]:
+    """Validate the arguments of :func:`assess_stability`: (level, n_resamples, n_permutations, skip)."""
     from robustalign.metrics import METRICS
     from robustalign.multiplicity import METHODS as ADJ
 
@@ -284,20 +357,25 @@ def assess_stability(
     bad = [s for s in skip if s not in OPTIONAL_PARTS]
     if bad:
         raise ValueError(f"`skip` entries must be in {list(OPTIONAL_PARTS)}; got {bad}.")
-    design = [f for f in responses.factors if f != by]
-    skipped = []
+    return level, n_resamples, n_permutations, skip
+
+
+def _choose_factors(responses: Responses, factors: str | Sequence[str] | None,
+                    design: list[str]) -> tuple[list[str], list[str]]:
+    """The factors to assess (checked) and the single-level factors skipped by default."""
+    skipped: list[str] = []
     if factors is None:
-        factors = []
+        chosen = []
         for f in design:
             if f in NOT_ASSESSED:
                 continue
             if responses.data[f].nunique() < 2:
                 skipped.append(f)
             else:
-                factors.append(f)
+                chosen.append(f)
     else:
-        factors = [factors] if isinstance(factors, str) else list(factors)
-        for f in factors:
+        chosen = [factors] if isinstance(factors, str) else list(factors)
+        for f in chosen:
             if f not in design:
                 raise ValueError(f"`factors` entry {f!r} is not a design factor; the factors are {design}.")
             if f == "sample":
@@ -306,104 +384,57 @@ def assess_stability(
             if responses.data[f].nunique() < 2:
                 raise ValueError(f"factor {f!r} has a single level ({responses.data[f].iloc[0]!r}); "
                                  "stability across it cannot be assessed. Drop it from `factors`.")
-    if not factors:
+    if not chosen:
         raise ValueError(f"no design factor with at least 2 levels to assess; factors are {design} "
                          f"(single-level: {skipped}). Pass `factors=`.")
+    return chosen, skipped
 
-    gen, record = as_generator(rng)
 
-    def stream(purpose, *unit):  # one stream per purpose and unit: a unit's numbers ignore other units
-        return keyed_stream(gen, f"stability.{purpose}", *unit)
+def _unit_factor(parts: dict, responses: Responses, blk: dict, unit, f: str, by: str, human, margin, is_order: bool,
+                 skip: tuple, n_resamples: int, n_permutations: int, level: float, stream) -> None:
+    """Every part of one unit x factor, appended to the lists of ``parts``."""
+    eff = _factor_effect(blk, n_resamples, n_permutations, level, stream("effect", unit, f))
+    eff.update(unit=unit, factor=f)
+    delta, n_delta = _margin(margin, human, blk, eff["items_used"])
+    eff.update(margin=delta)
+    parts["margins"].append({by: unit, "factor": f, "margin": delta, "n_items": n_delta,
+                             "source": "margin=" if margin is not None else ("reference" if human is not None
+                                                                            else "none")})
+    parts["effects"].append(eff)
+    if "pairwise" not in skip:
+        parts["pairwise"].append(_pairwise(blk, unit, f, n_resamples, n_permutations, level,
+                                           stream("pairwise", unit, f)))
+    fl = _flips(blk, unit, f, n_resamples, level, stream("flips", unit, f))
+    parts["flips"].append(fl)
+    obs = float(fl["flip"]["mean"].estimate[0]) if fl.get("flip") is not None else np.nan
+    parts["noise_floors"].append(None if "noise_floor" in skip else
+                                 noise_floor(blk, obs, n_permutations, stream("noise_floor", unit, f)))
+    parts["item_level"].append(None if "item_level" in skip else
+                               item_level(blk, n_resamples, n_permutations, level, stream("item_level", unit, f)))
+    if is_order and "position_bias" not in skip:
+        pb = position_bias(blk, shown_positions(responses, blk, f), n_resamples, n_permutations, level,
+                           stream("position_bias", unit, f))
+        if pb is not None:
+            parts["position_bias"].append({**pb, "unit": unit, "factor": f})
+    if "agreement" not in skip:
+        parts["agreement"].append(_agreement(blk, unit, f, responses.kind, n_resamples, level,
+                                             stream("agreement", unit, f)))
 
-    cells = _Cells(responses, by, [f for f in design if f != "sample"])
-    human = _human_positions(reference) if reference is not None else None
-    ofac = order_factors(responses, factors)
 
-    effects, pairwise, flips, agreement, verdict_rows = [], [], [], [], []
-    margins, pos_bias, floors, item_lv = [], [], [], []
-    for u, unit in enumerate(cells.units):
-        for j, f in enumerate(factors):
-            if progress is not None:
-                progress(f"stability: {by} {unit}, factor {f} ({u * len(factors) + j + 1}/"
-                         f"{len(cells.units) * len(factors)})")
-            blk = cells.block(unit, f)
-            eff = _factor_effect(blk, n_resamples, n_permutations, level, stream("effect", unit, f))
-            eff.update(unit=unit, factor=f)
-            delta, n_delta = _margin(margin, human, blk, eff["items_used"])
-            eff.update(margin=delta)
-            margins.append({by: unit, "factor": f, "margin": delta, "n_items": n_delta,
-                            "source": "margin=" if margin is not None else ("reference" if human is not None
-                                                                           else "none")})
-            effects.append(eff)
-            if "pairwise" not in skip:
-                pairwise.append(_pairwise(blk, unit, f, n_resamples, n_permutations, level,
-                                          stream("pairwise", unit, f)))
-            fl = _flips(blk, unit, f, n_resamples, level, stream("flips", unit, f))
-            flips.append(fl)
-            obs = float(fl["flip"]["mean"].estimate[0]) if fl.get("flip") is not None else np.nan
-            floors.append(None if "noise_floor" in skip else
-                          noise_floor(blk, obs, n_permutations, stream("noise_floor", unit, f)))
-            item_lv.append(None if "item_level" in skip else
-                           item_level(blk, n_resamples, n_permutations, level, stream("item_level", unit, f)))
-            if f in ofac and "position_bias" not in skip:
-                pb = position_bias(blk, shown_positions(responses, blk, f), n_resamples, n_permutations, level,
-                                   stream("position_bias", unit, f))
-                if pb is not None:
-                    pos_bias.append({**pb, "unit": unit, "factor": f})
-            if "agreement" not in skip:
-                agreement.append(_agreement(blk, unit, f, responses.kind, n_resamples, level,
-                                            stream("agreement", unit, f)))
-
-    # multiplicity over the declared families
+def _adjust_families(effects: list, pairwise: list, adjust_method: str) -> None:
+    """Multiplicity over the declared families: factor effects, and pairwise level differences."""
     from robustalign.multiplicity import adjust
 
-    p = np.array([e["p_value"] for e in effects])
-    padj = adjust(p, adjust_method)
+    padj = adjust([float(e["p_value"]) for e in effects], adjust_method)
     for e, pa in zip(effects, padj):
         e["p_adjusted"] = pa
     pw_p = np.concatenate([pw["p_value"] for pw in pairwise]) if pairwise else np.array([])
-    pw_adj = adjust(pw_p, adjust_method) if pw_p.size else pw_p
+    pw_adj = adjust(pw_p.tolist(), adjust_method) if pw_p.size else pw_p
     k = 0
     for pw in pairwise:
         n = len(pw["p_value"])
         pw["p_adjusted"] = pw_adj[k:k + n]
         k += n
-
-    retest = None if "retest" in skip else _retest(responses, by, cells, n_resamples, level, stream("retest"))
-    not_est: dict = {}
-    ranking = [] if "ranking" in skip else _ranking(responses, reference, by, factors, metric, cells, n_resamples,
-                                                    level, stream("ranking", *cells.units), estimand, not_est)
-    validity = {} if "validity" in skip else _validity(responses, by, factors)
-    shares, converged = _variance_shares(fit)
-
-    pb_of = {(p["unit"], p["factor"]): p for p in pos_bias}
-    for e, fl, nf, il in zip(effects, flips, floors, item_lv):
-        verdict_rows.append(_verdict(e, fl, nf, il, flip_margin, level, by, converged, fit is not None,
-                                     pb_of.get((e["unit"], e["factor"]))))
-    verdicts = add_mc_flags(pd.DataFrame(verdict_rows), effects, flips, floors, item_lv, flip_margin, level,
-                            n_permutations)  # Monte Carlo error of each verdict (claims/_stability_mc.py)
-
-    evidence = {
-        "status_counts": cells.status_counts, "effects": effects, "pairwise": pairwise, "flips": flips,
-        "retest": retest, "agreement": agreement, "ranking": ranking, "validity": validity,
-        "variance_shares": shares, "margins": pd.DataFrame(margins), "position_bias": pos_bias,
-        "noise_floors": floors, "item_level": item_lv, "order_factors": ofac,
-    }
-    provenance = {
-        "rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations,
-        "confidence_level": level, "tost_level": 1 - 2 * (1 - level), "factors": list(factors),
-        "skipped_factors": skipped, "by": by, "margin": margin, "flip_margin": flip_margin, "metric": metric,
-        "families": {"factor_effect": f"{by}s x factors", "level_difference": f"{by}s x factors x level pairs"},
-        "adjust_method": adjust_method, "responses_hash": responses.data_hash(),
-        "reference_hash": reference.data_hash() if reference is not None else None,
-        "fit_converged": converged, "kind": responses.kind, "skipped_parts": list(skip),
-        "estimand": estimand, "n_not_estimable": not_est,
-    }
-    res = StabilityResult(kind="stability", verdicts=verdicts, evidence=evidence, provenance=provenance,
-                          confidence_level=level)
-    res.build = partial(_build, res)  # a module-level function: the result pickles whole
-    res.plotter = _plot
-    return res
 
 
 # --------------------------------------------------------------------------------------------------
@@ -680,28 +711,17 @@ def _flips(blk, unit, factor, n_resamples, level, gen) -> dict:
 
 
 def _agreement(blk, unit, factor, kind, n_resamples, level, gen) -> dict:
-    import pingouin as pg
-
     xi, pi, ordinal = blk["xi"], blk["pi"], blk["ordinal"]
     Q, L = xi.shape
     out = {"unit": unit, "factor": factor}
     # ICC on items answered at every level (ordinal items: positions are meaningful)
     comp = np.isfinite(xi).all(1) & ordinal
     out["icc_n_items"] = int(comp.sum())
-    if comp.sum() >= 3 and np.nanvar(xi[comp]) > 0:
-        long = pd.DataFrame({"item": np.repeat(np.arange(comp.sum()), L), "level": np.tile(np.arange(L), comp.sum()),
-                             "pos": xi[comp].ravel()})
-        with warnings.catch_warnings():  # perfect agreement divides by a zero error mean square
-            warnings.simplefilter("ignore", RuntimeWarning)
-            icc = pg.intraclass_corr(long, targets="item", raters="level", ratings="pos").set_index("Type")
-        out["icc"] = {"ICC(A,1)": float(icc.loc["ICC(A,1)", "ICC"]), "ICC(C,1)": float(icc.loc["ICC(C,1)", "ICC"]),
-                      "ci95": {t: [float(v) for v in icc.loc[t, "CI95"]] for t in ("ICC(A,1)", "ICC(C,1)")},
-                      "ms": _mean_squares(xi[comp])}
-    else:
-        out["icc"] = None
+    out["icc"] = _icc(xi[comp]) if comp.sum() >= 3 and np.nanvar(xi[comp]) > 0 else None
     # Krippendorff's alpha
     if kind == "score":
-        values, lvl = xi.copy(), "interval"
+        lvl: Literal["nominal", "ordinal", "interval"] = "interval"
+        values = xi.copy()
     else:
         modal = np.full((Q, L), np.nan)
         ok = np.isfinite(pi[..., 0])
@@ -738,6 +758,18 @@ def _agreement(blk, unit, factor, kind, n_resamples, level, gen) -> dict:
         out["alpha"] = np.nan
         out["alpha_boot"] = None
     return out
+
+
+def _icc(x: np.ndarray) -> dict:
+    """ICC(A,1) and ICC(C,1) of a complete items x raters matrix from its two-way mean squares (McGraw &
+    Wong 1996, the formulas of pingouin's ``intraclass_corr``, which the tests hold it to) and the mean
+    squares themselves (for the F-test intervals)."""
+    ms = _mean_squares(x)
+    msb, msj, mse, n, k = ms["msb"], ms["msj"], ms["mse"], ms["n"], ms["k"]
+    with np.errstate(invalid="ignore", divide="ignore"):  # perfect agreement: a zero error mean square
+        icc_a = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
+        icc_c = (msb - mse) / (msb + (k - 1) * mse)
+    return {"ICC(A,1)": float(icc_a), "ICC(C,1)": float(icc_c), "ms": ms}
 
 
 def _mean_squares(x: np.ndarray) -> dict:
@@ -1162,8 +1194,19 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
     ev, prov = res.evidence, res.provenance
     by = prov["by"]
     units = "score on [0, 1]" if prov["kind"] == "score" else "mean position on [0, 1]"
-    adj = prov["adjust_method"]
-    rows = []
+    rows = [*_effect_rows(ev, prov, level, units), *_pairwise_rows(ev, prov, level, units),
+            *_flip_rows(ev, by, level, units), *_order_rows(ev, by, level, units),
+            *_agreement_rows(ev, by, level, units), *_ranking_rows(ev, level),
+            *_validity_rows(ev, prov, level)]
+    out = pd.DataFrame(rows)
+    first = ["quantity", by, "factor", "level_a", "level_b", "position", "group_a", "group_b"]
+    first = [c for c in first if c in out] + [c for c in out.columns if c not in first]
+    return out[first]
+
+
+def _effect_rows(ev, prov, level, units) -> list:
+    by, adj = prov["by"], prov["adjust_method"]
+    rows: list = []
     for e in ev["effects"]:
         keys = {by: e["unit"], "factor": e["factor"]}
         lo, hi, se = _interval(e["boot"], level)
@@ -1176,6 +1219,12 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
             rows.append(_row("human_between_group_sd", {by: m[by], "factor": m["factor"]}, m["margin"], np.nan,
                              np.nan, np.nan, level, f"equivalence margin from {m['source']} "
                              "(SD across groups per item, ddof=1, mean over items)", m["n_items"], units))
+    return rows
+
+
+def _pairwise_rows(ev, prov, level, units) -> list:
+    by, adj = prov["by"], prov["adjust_method"]
+    rows: list = []
     for pw in ev["pairwise"]:
         if pw["boot"] is None:
             continue
@@ -1188,6 +1237,11 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
                              "paired mean difference (b - a), cluster bootstrap; sign-flip test",
                              int(pw["n_items"][k]), units, pw["p_value"][k], pw["p_adjusted"][k],
                              prov["families"]["level_difference"], adj))
+    return rows
+
+
+def _flip_rows(ev, by, level, units) -> list:
+    rows: list = []
     for fl in ev["flips"]:
         for name, q_mean, q_pair, u in (("flip", "flip_rate_mean", "flip_rate", "share of items"),
                                         ("shift", "ordinal_shift_mean", "ordinal_shift", units)):
@@ -1203,7 +1257,11 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
                 rows.append(_row(q_pair, {by: fl["unit"], "factor": fl["factor"], "level_a": r.level_a,
                                  "level_b": r.level_b}, r.estimate, r.conf_low, r.conf_high, r.std_error, level,
                                  "mean over items, cluster bootstrap", int(n_it[j]), u))
-    rows.extend(_order_rows(ev, by, level, units))
+    return rows
+
+
+def _agreement_rows(ev, by, level, units) -> list:
+    rows: list = []
     if ev["retest"] is not None:
         for t in ev["retest"]["tables"]:
             f = ci_frame(t["boot"], level)
@@ -1219,12 +1277,18 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
             for q, t in (("icc2_1", "ICC(A,1)"), ("icc3_1", "ICC(C,1)")):
                 lo, hi = _icc_ci(a["icc"]["ms"], t, level)
                 rows.append(_row(q, keys, a["icc"][t], lo, hi, np.nan, level,
-                                 f"pingouin {t}, F-test interval (items x levels)", a["icc_n_items"], "ICC"))
+                                 f"{t} (McGraw & Wong; as pingouin), F-test interval (items x levels)",
+                                 a["icc_n_items"], "ICC"))
         if np.isfinite(a.get("alpha", np.nan)):
             lo, hi, se = _interval(a["alpha_boot"], level)
             rows.append(_row("krippendorff_alpha", keys, a["alpha"], lo, hi, se, level,
                              f"krippendorff ({a['alpha_level']}), cluster bootstrap over items", a["alpha_n_items"],
                              "alpha"))
+    return rows
+
+
+def _ranking_rows(ev, level) -> list:
+    rows: list = []
     for rk in ev["ranking"]:
         f = rk["factor"]
         for t in rk["taus"]:
@@ -1249,6 +1313,12 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
                 rows.append(_row("p_rank_flip", {"factor": f, "group_a": r.unit_a, "group_b": r.unit_b}, r.p_flip,
                                  np.nan, np.nan, np.nan, level, "bootstrap probability that the pair's order differs "
                                  "between two levels, mean over level pairs", rk["n_items"], "probability"))
+    return rows
+
+
+def _validity_rows(ev, prov, level) -> list:
+    by = prov["by"]
+    rows: list = []
     for f, vr in ev["validity"].items():
         t = vr.to_frame(level)
         cond = f if f in t else None
@@ -1270,10 +1340,7 @@ def _build(res: StabilityResult, level: float) -> pd.DataFrame:
                              r.get("conf_high", r.get("hdi_high", np.nan)), r.get("std_error", r.get("sd", np.nan)),
                              r.get("conf_level", np.nan), "Bayesian response model (posterior); converged="
                              f"{prov['fit_converged']}", np.nan, "share of latent variance"))
-    out = pd.DataFrame(rows)
-    first = ["quantity", by, "factor", "level_a", "level_b", "position", "group_a", "group_b"]
-    first = [c for c in first if c in out] + [c for c in out.columns if c not in first]
-    return out[first]
+    return rows
 
 
 def _order_rows(ev, by, level, units) -> list:

@@ -152,14 +152,15 @@ class AuditReport:
         return "\n".join(verdict_lines(self))
 
     def write(self, out_dir: str | os.PathLike[str], *, force: bool = False,
-              progress: Callable[[str], None] | None = None) -> Path:
-        """Write ``report.html`` (self-contained), ``report.md``, one CSV per table, figures as PDF and PNG.
+              progress: Callable[[str], None] | None = None, figure_formats: Sequence[str] | None = None) -> Path:
+        """Write ``report.html`` (self-contained), ``report.md``, one CSV per table, figures as PNG and SVG
+        (and PDF with ``figure_formats=("png", "svg", "pdf")``).
 
         An existing non-empty directory is refused unless ``force=True``. Returns the directory path.
         """
         from robustalign.report.render import write_report
 
-        return write_report(self, out_dir, force=force, progress=progress)
+        return write_report(self, out_dir, force=force, progress=progress, figure_formats=figure_formats)
 
     def _repr_html_(self) -> str:
         from robustalign.report.render import summary_html

@@ -1,8 +1,8 @@
 """Render an :class:`~robustalign.report.audit.AuditReport`: self-contained HTML, Markdown, CSVs, figures.
 
 The HTML embeds every figure as a base64 PNG and its style inline, so it opens offline and can be
-mailed as one file. Figures are also written as PDF (vector) and PNG next to it, tables as CSV with the
-statistics modules' own ``to_frame()`` columns (``estimate, conf_low, conf_high, conf_level``, ...).
+mailed as one file. Figures are also written as PNG and SVG (vector; PDF on request) next to it, tables as
+CSV with the statistics modules' own ``to_frame()`` columns (``estimate, conf_low, conf_high, conf_level``, ...).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import base64
 import contextlib
 import hashlib
 import html
-import io
 import json
 import os
 import re
@@ -19,7 +18,6 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -263,36 +261,11 @@ def draw_figure(spec):
         return fit_to_texts(shorten_labels(figure_of(spec.draw())))  # long names cut; tables keep them
 
 
-def _render_figures(report, fig_dir: Path, progress) -> dict:
-    """Draw every figure once; write PDF and PNG; return name -> (png bytes, caption) or an error."""
-    import matplotlib
-    import matplotlib.pyplot as plt
+def _render_figures(report, fig_dir: Path, progress, formats=None) -> dict:
+    """Draw every figure once; write PNG and the vector copies (SVG by default; report/_figures.py)."""
+    from robustalign.report._figures import check_figure_formats, render_figures
 
-    from robustalign.plots._style import RC
-
-    out = {}
-    for p in report.parts:
-        for s in p.sections:
-            for spec in s.figures:
-                name = p.prefix + spec.name
-                if progress:
-                    progress(f"figure {name}")
-                t0 = time.perf_counter()
-                try:
-                    with matplotlib.rc_context(RC):
-                        fig = draw_figure(spec)
-                        fig.savefig(fig_dir / f"{name}.pdf")
-                        buf = io.BytesIO()
-                        fig.savefig(buf, format="png", dpi=200)
-                    plt.close(fig)
-                    png = buf.getvalue()
-                    (fig_dir / f"{name}.png").write_bytes(png)
-                    out[name] = {"png": png, "caption": spec.caption, "error": None,
-                                 "seconds": time.perf_counter() - t0}
-                except Exception as e:  # a figure must not take the report down; say so in it
-                    plt.close("all")
-                    out[name] = {"png": None, "caption": spec.caption, "error": f"{type(e).__name__}: {e}"}
-    return out
+    return render_figures(report, fig_dir, progress, check_figure_formats(formats))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,8 +324,9 @@ def _md_table(df: pd.DataFrame, max_rows: int = 60) -> str:
 def _md_figure(name: str, spec, f: dict) -> str:
     if f.get("error"):
         return f"_Figure {name} could not be drawn: {md_escape(f['error'])}_\n"
-    return (f"![{md_escape(spec.caption, alt=True)}](figures/{name}.png)\n\n{_md_block(spec.caption)} "
-            f"([PDF](figures/{name}.pdf))\n")
+    vector = f.get("vector")
+    link = f" ([{vector.rsplit('.', 1)[1].upper()}](figures/{vector}))" if vector else ""
+    return f"![{md_escape(spec.caption, alt=True)}](figures/{name}.png)\n\n{_md_block(spec.caption)}{link}\n"
 
 
 def _md_summary(report) -> list[str]:
@@ -616,14 +590,14 @@ def verdicts_table(report) -> pd.DataFrame:
     return v
 
 
-def _write_files(report, stage: Path, progress) -> tuple[list[str], list[str]]:
+def _write_files(report, stage: Path, progress, formats=None) -> tuple[list[str], list[str]]:
     """Write every file of the report into the fresh folder ``stage``; return (files, folders) written."""
     fig_dir = stage / "figures"
     fig_dir.mkdir()
     for name, tab in report.tables.items():
         csv_safe(tab).to_csv(stage / f"{name}.csv", index=False)
     csv_safe(verdicts_table(report)).to_csv(stage / "verdicts.csv", index=False)
-    figs = _render_figures(report, fig_dir, progress)
+    figs = _render_figures(report, fig_dir, progress, formats)
     (stage / "report.md").write_text(to_markdown(report, figs), encoding="utf-8")
     (stage / "report.html").write_text(to_html(report, figs), encoding="utf-8")
     files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
@@ -631,10 +605,12 @@ def _write_files(report, stage: Path, progress) -> tuple[list[str], list[str]]:
     return files, dirs
 
 
-def _planned_files(report) -> list[str]:
+def _planned_files(report, formats=None) -> list[str]:
     """The files a report will write (figures that fail to draw are left out later)."""
+    from robustalign.report._figures import check_figure_formats
+
     figs = [f"figures/{p.prefix}{spec.name}.{ext}" for p in report.parts for s in p.sections for spec in s.figures
-            for ext in ("pdf", "png")]
+            for ext in check_figure_formats(formats)]
     return [*FIXED_FILES, *(f"{n}.csv" for n in report.tables), *figs]
 
 
@@ -681,7 +657,8 @@ def _commit(report, stage: Path, out: Path, files: list[str], dirs: list[str]) -
         os.replace(stage / f, out / f)
 
 
-def write_report(report, out_dir, *, force: bool = False, progress=None, inputs: dict | None = None) -> Path:
+def write_report(report, out_dir, *, force: bool = False, progress=None, inputs: dict | None = None,
+                 figure_formats=None) -> Path:
     """Write the report into ``out_dir``: CSV tables, figures, report.md, report.html, provenance.json.
 
     Every file is written into a fresh folder beside ``out_dir`` and moved into place only when all
@@ -689,14 +666,15 @@ def write_report(report, out_dir, *, force: bool = False, progress=None, inputs:
     files of this run (``files``, with their ``sha256``) under a robustalign mark; with ``force``, the
     recorded files of an earlier report, while unchanged, are the only ones replaced or removed, and a
     run that would replace any other file is refused before it draws a figure. ``inputs`` (role -> path)
-    may not lie in ``out_dir``. See :func:`check_out` for what else is refused.
+    may not lie in ``out_dir``. See :func:`check_out` for what else is refused. ``figure_formats``: PNG plus
+    the vector copies, default ``("png", "svg")``; add ``"pdf"`` for PDF copies.
     """
     out = check_out(out_dir, force, inputs)
     if out.is_dir():  # refuse before drawing anything, and again when moving into place
-        _refuse_conflicts(out, _planned_files(report), ["figures"], _own_files(out)[0])
+        _refuse_conflicts(out, _planned_files(report, figure_formats), ["figures"], _own_files(out)[0])
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.robustalign-", suffix=".partial", dir=out.parent))
     try:
-        files, dirs = _write_files(report, stage, progress)
+        files, dirs = _write_files(report, stage, progress, figure_formats)
         sums = {f: _sha256(stage / f) for f in files}
         (stage / "provenance.json").write_text(_manifest(report, files, dirs, True, sums), encoding="utf-8")
         files.append("provenance.json")

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from robustalign._rng import RngLike, as_generator
 from robustalign._validation import (
@@ -114,7 +115,8 @@ def _spread(level_means: np.ndarray, axis: int) -> np.ndarray:
     return np.sqrt(np.mean((level_means - level_means.mean(axis=axis, keepdims=True)) ** 2, axis=axis))
 
 
-def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
+def _spread_null(x: np.ndarray, gen: np.random.Generator, n_resamples: int,
+                 chunk_size: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observed spread, its permutation null and scale for complete blocks ``x`` (strata, L, C).
 
     The permuted level sums are one-hot matrix products in single precision (half the memory traffic
@@ -126,14 +128,32 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
     xc = x - x.mean(axis=1, keepdims=True)
     obs = _spread(x.mean(axis=0), axis=0)
     L1 = L - 1
+    perms = _w.permutation_table(L) if _w.uses_table(L) else None
+    blocks = _spread_blocks(xc, perms)
+    bound = _spread_bound(xc, obs)
+    rows = _w.chunk_rows(n_resamples, L1 * S * L1 * 4, chunk_size, cap=1000)
+    if chunk_size is None:
+        rows = min(rows, max(16, (5 * 2**20) // max(L1 * S * L1 * 4, 1)), n_resamples)
+    bufs = [np.empty((L1, rows, S, w), dtype=np.float32) for w, _, _ in blocks]
+    stream = _w.PermutationStream(gen, S, L, n_resamples)
+    # level sums of every permutation (single precision), post-processed in groups of chunks
+    group = max(rows, min(n_resamples, 4096))
+    null = np.empty((n_resamples, C))
+    for g0, g1 in _w.chunks(n_resamples, group):
+        sums, ones, codes = _level_sums(stream, blocks, bufs, perms, rows, g1 - g0, S, L, C)
+        v = _refined_sums_of_squares(sums, ones, codes, bound, xc, perms, len(blocks))
+        null[g0:g1] = np.sqrt(v / L) / S
+    return obs, null, bound["scale"]
+
+
+def _spread_blocks(xc: np.ndarray, perms: np.ndarray | None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(width, one-hot rows per permutation code, data) blocks of the level sums of :func:`_spread_null`."""
+    S, L, C = xc.shape
+    L1 = L - 1
     # The last level is minus the sum of the others once every stratum is centred, so level l's sum is
     # E_l @ X with E_l[b, (q, g)] = 1[pi_bq(l) = g] - 1[pi_bq(l) = L-1] over the first L-1 levels g.
     eye = np.eye(L, dtype=np.float32)
     rows_of = eye[:, :L1] - eye[:, L1:]  # value from original level g, expressed on the first L-1 levels
-    perms = _w.permutation_table(L) if _w.uses_table(L) else None
-    if perms is not None:
-        perms32 = np.zeros((len(perms), 8 * (-(-L // 8))), dtype=np.int32)
-        perms32[:, :L] = perms
     source = rows_of[perms].transpose(1, 0, 2) if perms is not None else rows_of  # (L, L!, L-1) or (L, L-1)
     # E is gathered row by row; rows of 1, 2, 4 or 8 float32 use numpy's fast copy path, so the L-1
     # columns are split into such blocks, each with its own matrix product.
@@ -151,74 +171,89 @@ def _spread_null(x: np.ndarray, gen, n_resamples: int, chunk_size):
             X = np.ascontiguousarray(xp[:, g0 : g0 + width, :]).reshape(S * width, Cp)
             blocks.append((width, tab, X))
             g0 += width
-    # Rounding bound of a permuted level sum (Higham, Accuracy and Stability, 2nd ed., sec. 4.2): the
-    # inputs are rounded to float32 (u) and a sum of m nonzero exact products (E is 0 or +-1; adding an
-    # exact zero does not round) errs by at most gamma_m * sum|terms|. With k strata whose last level
-    # moved to level l, m <= S + (L-2) k and sum|terms| <= M1 + k M2.
-    u = 2.0**-24
-    absx = np.abs(xc[:, :L1, :])
-    m1 = absx.max(axis=1).sum(axis=0)  # (C,) one term per stratum
-    m2 = absx.sum(axis=1).max(axis=0)  # (C,) the largest whole-row stratum
-    mass = absx.sum(axis=(0, 1))
-    v_obs = L * (S * obs) ** 2  # sum over levels of squared level sums, observed
-    scale = mass / S
-    tol_v = L * S**2 * (4 * TIE_REL_TOL * np.maximum(obs, scale) * np.maximum(obs, scale))
-    rows = _w.chunk_rows(n_resamples, L1 * S * L1 * 4, chunk_size, cap=1000)
-    if chunk_size is None:
-        rows = min(rows, max(16, (5 * 2**20) // max(L1 * S * L1 * 4, 1)), n_resamples)
-    bufs = [np.empty((L1, rows, S, w), dtype=np.float32) for w, _, _ in blocks]
-    stream = _w.PermutationStream(gen, S, L, n_resamples)
-    # level sums of every permutation (single precision), post-processed in groups of chunks
-    group = max(rows, min(n_resamples, 4096))
-    null = np.empty((n_resamples, C))
-    offsets = (np.arange(S, dtype=np.int64) * L)[None, :, None]
-    for g0, g1 in _w.chunks(n_resamples, group):
-        sums = np.empty((L1, g1 - g0, C), dtype=np.float32)
-        ones = np.empty((L1, g1 - g0), dtype=np.float32)
-        codes_g = []
-        for s, e in _w.chunks(g1 - g0, rows):
-            b = e - s
-            raw = stream.next(b, raw=True)
-            codes_g.append(raw)  # kept small for the refinement
-            codes = raw.astype(np.intp) if perms is not None else raw
-            acc = None
-            for (w, tab, X), buf in zip(blocks, bufs):
-                E = buf if b == rows else np.empty((L1, b, S, w), dtype=np.float32)
-                for lev in range(L1):
-                    if perms is not None:
-                        np.take(tab[lev], codes, axis=0, out=E[lev], mode="clip")
-                    else:
-                        np.take(tab, codes[:, :, lev], axis=0, out=E[lev], mode="clip")
-                part = E.reshape(L1 * b, S * w) @ X
-                if acc is None:
-                    acc = part
+    return blocks
+
+
+def _spread_bound(xc: np.ndarray, obs: np.ndarray) -> dict[str, np.ndarray]:
+    """Pieces of the rounding bound of a permuted level sum, and the observed sum of squares.
+
+    Higham, Accuracy and Stability, 2nd ed., sec. 4.2: the inputs are rounded to float32 (u) and a sum of
+    m nonzero exact products (E is 0 or +-1; adding an exact zero does not round) errs by at most
+    gamma_m * sum|terms|. With k strata whose last level moved to level l, m <= S + (L-2) k and
+    sum|terms| <= M1 + k M2.
+    """
+    S, L, _ = xc.shape
+    absx = np.abs(xc[:, :L - 1, :])
+    scale = absx.sum(axis=(0, 1)) / S
+    return {"m1": absx.max(axis=1).sum(axis=0),  # (C,) one term per stratum
+            "m2": absx.sum(axis=1).max(axis=0),  # (C,) the largest whole-row stratum
+            "v_obs": L * (S * obs) ** 2,  # sum over levels of squared level sums, observed
+            "scale": scale,
+            "tol_v": L * S**2 * (4 * TIE_REL_TOL * np.maximum(obs, scale) * np.maximum(obs, scale))}
+
+
+def _level_sums(stream, blocks: list, bufs: list, perms: np.ndarray | None, rows: int, n: int, S: int, L: int,
+                C: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Single-precision level sums (L-1, n, C) of the next ``n`` permutations, the ones column (L-1, n)
+    and the permutation codes drawn (kept for the refinement)."""
+    L1 = L - 1
+    sums = np.empty((L1, n, C), dtype=np.float32)
+    ones = np.empty((L1, n), dtype=np.float32)
+    codes_g = []
+    for s, e in _w.chunks(n, rows):
+        b = e - s
+        raw = stream.next(b, raw=True)
+        codes_g.append(raw)  # kept small for the refinement
+        codes = raw.astype(np.intp) if perms is not None else raw
+        acc = None
+        for (w, tab, X), buf in zip(blocks, bufs):
+            E = buf if b == rows else np.empty((L1, b, S, w), dtype=np.float32)
+            for lev in range(L1):
+                if perms is not None:
+                    np.take(tab[lev], codes, axis=0, out=E[lev], mode="clip")
                 else:
-                    acc += part
-            sums[:, s:e] = acc[:, :C].reshape(L1, b, C)
-            ones[:, s:e] = acc[:, C].reshape(L1, b)
-        sums64 = sums.astype(float)
-        last = -sums64.sum(axis=0)
-        v = np.einsum("lbc,lbc->bc", sums64, sums64) + last**2
-        k = np.rint((S - ones.astype(float)) / L)  # (L1, b): E @ 1 = S - L k exactly (small integers)
-        m = S + (L - 2) * k + len(blocks)
-        gamma = m * u / (1 - m * u)
-        delta = ((u + gamma * (1 + u)) * 1.01)[..., None] * (m1 + k[..., None] * m2) + 1e-300  # (L1, b, C)
-        d_last = delta.sum(axis=0)
-        err = (2 * np.abs(sums64) * delta + delta**2).sum(axis=0) + 2 * np.abs(last) * d_last + d_last**2
-        bb, cc = np.nonzero(np.abs(v - v_obs) <= err + tol_v)
-        if bb.size:  # exact (double) level sums for the (permutation, cell) pairs near the observed value
-            codes_all = np.concatenate(codes_g)
-            if perms is not None:  # rows of 8 int32 (32 bytes) take numpy's fast copy path
-                perm = np.take(perms32, codes_all[bb].astype(np.intp), axis=0, mode="clip")[..., :L]  # (n, S, L)
+                    np.take(tab, codes[:, :, lev], axis=0, out=E[lev], mode="clip")
+            part = E.reshape(L1 * b, S * w) @ X
+            if acc is None:
+                acc = part
             else:
-                perm = codes_all[bb]
-            flat = perm + offsets
-            flat *= C
-            flat += cc[:, None, None]
-            exact = xc.ravel().take(flat).sum(axis=1)  # (n, L) level sums in double precision
-            v[bb, cc] = (exact**2).sum(axis=1)
-        null[g0:g1] = np.sqrt(v / L) / S
-    return obs, null, scale
+                acc += part
+        assert acc is not None  # there is at least one block (L >= 2)
+        sums[:, s:e] = acc[:, :C].reshape(L1, b, C)
+        ones[:, s:e] = acc[:, C].reshape(L1, b)
+    return sums, ones, codes_g
+
+
+def _refined_sums_of_squares(sums: np.ndarray, ones: np.ndarray, codes_g: list[np.ndarray], bound: dict,
+                             xc: np.ndarray, perms: np.ndarray | None, n_blocks: int) -> np.ndarray:
+    """Sum over levels of squared level sums (n, C); recomputed in double precision from the data for
+    every (permutation, cell) whose single-precision value could tie with or cross the observed one."""
+    S, L, C = xc.shape
+    u = 2.0**-24
+    sums64 = sums.astype(float)
+    last = -sums64.sum(axis=0)
+    v = np.einsum("lbc,lbc->bc", sums64, sums64) + last**2
+    k = np.rint((S - ones.astype(float)) / L)  # (L1, b): E @ 1 = S - L k exactly (small integers)
+    m = S + (L - 2) * k + n_blocks
+    gamma = m * u / (1 - m * u)
+    delta = ((u + gamma * (1 + u)) * 1.01)[..., None] * (bound["m1"] + k[..., None] * bound["m2"]) + 1e-300
+    d_last = delta.sum(axis=0)
+    err = (2 * np.abs(sums64) * delta + delta**2).sum(axis=0) + 2 * np.abs(last) * d_last + d_last**2
+    bb, cc = np.nonzero(np.abs(v - bound["v_obs"]) <= err + bound["tol_v"])
+    if bb.size:  # exact (double) level sums for the (permutation, cell) pairs near the observed value
+        codes_all = np.concatenate(codes_g)
+        if perms is not None:  # rows of 8 int32 (32 bytes) take numpy's fast copy path
+            perms32 = np.zeros((len(perms), 8 * (-(-L // 8))), dtype=np.int32)
+            perms32[:, :L] = perms
+            perm = np.take(perms32, codes_all[bb].astype(np.intp), axis=0, mode="clip")[..., :L]  # (n, S, L)
+        else:
+            perm = codes_all[bb]
+        flat = perm + (np.arange(S, dtype=np.int64) * L)[None, :, None]
+        flat *= C
+        flat += cc[:, None, None]
+        exact = xc.ravel().take(flat).sum(axis=1)  # (n, L) level sums in double precision
+        v[bb, cc] = (exact**2).sum(axis=1)
+    return v
 
 
 def _general_null(x: np.ndarray, statistic, gen, n_resamples: int, chunk_size):
@@ -266,7 +301,7 @@ def _make_result(obs, null, scale, alternative, test, name, labels, S, L, record
 
 
 def sign_flip_test(
-    differences,
+    differences: ArrayLike,
     *,
     alternative: str = "two-sided",
     n_resamples: int = 10_000,
@@ -332,7 +367,7 @@ def sign_flip_test(
 
 
 def stratified_permutation_test(
-    data,
+    data: pd.DataFrame | ArrayLike,
     statistic: str | Callable = "auto",
     *,
     value: str | None = None,
@@ -404,56 +439,9 @@ def stratified_permutation_test(
     if not callable(statistic) and statistic not in STATISTICS:
         raise ValueError(f"`statistic` must be one of {list(STATISTICS)} or a callable; got {statistic!r}.")
     prov: dict = {"chunk_size": chunk_size}
-    if isinstance(data, pd.DataFrame):
-        if value is None or factor is None:
-            raise ValueError("with a DataFrame, give `value` (numeric column) and `factor` (the column to permute).")
-        by_l = [by] if isinstance(by, str) else list(by or [])
-        if factor in by_l or strata in by_l or factor == strata:
-            raise ValueError(f"`factor` ({factor!r}), `strata` ({strata!r}) and `by` ({by_l}) must be different columns.")
-        x, _, (st_lab, lev_lab, lab) = group_array(data, value, [[strata], [factor], by_l])
-        level_names = list(lev_lab[factor])
-        prov.update(value=value, factor=factor, strata=strata, by=by_l)
-        strata_names = list(st_lab[strata])
-    else:
-        if value is not None or factor is not None or by is not None:
-            raise ValueError("`value`, `factor` and `by` apply to a DataFrame; pass blocks (strata, levels[, cells]).")
-        if callable(statistic):
-            x = np.asarray(data, dtype=float)
-            if x.ndim < 2:
-                raise ValueError(f"`data` must have a strata and a level axis; got shape {x.shape}.")
-        else:
-            x = as_float_array(data, "data", (2, 3))
-            if x.ndim == 2:
-                x = x[:, :, None]
-        level_names = list(range(x.shape[1]))
-        strata_names = list(range(x.shape[0]))
-        lab = labels_for(labels, x.shape[2] if x.ndim >= 3 else 1) if not callable(statistic) else None
-    if levels is not None:
-        missing = [lv for lv in levels if lv not in level_names]
-        if missing:
-            raise ValueError(f"`levels` {missing} are not levels of the factor; it has {level_names}.")
-        x = x[:, [level_names.index(lv) for lv in levels]]
-        level_names = list(levels)
+    x, level_names, strata_names, lab = _blocks_of(data, statistic, value, factor, strata, by, labels, prov)
+    x, level_names = _complete_blocks(x, levels, level_names, strata_names, drop_incomplete, prov)
     S, L = x.shape[:2]
-    if L < 2:
-        raise ValueError(f"a permutation test needs at least 2 levels; got {L} ({level_names}).")
-    incomplete = ~np.isfinite(x).reshape(S, -1).all(axis=1)
-    if incomplete.any():
-        if not drop_incomplete:
-            raise ValueError(
-                f"{int(incomplete.sum())} of {S} strata lack some level in some cell (e.g. "
-                f"{[strata_names[i] for i in np.flatnonzero(incomplete)[:5]]}), so labels cannot be swapped "
-                "within them. Pass `drop_incomplete=True` to drop them (counted in `provenance`), or choose "
-                "`levels=` that every stratum has."
-            )
-        x = x[~incomplete]
-        S = x.shape[0]
-        if S == 0:
-            raise ValueError("no complete stratum is left after dropping incomplete ones.")
-    prov.update(levels=level_names, n_dropped_strata=int(incomplete.sum()))
-    if np.isinf(x).any():
-        raise ValueError("`data` contains infinite values.")
-
     name = statistic if isinstance(statistic, str) else getattr(statistic, "__name__", "statistic")
     if name == "auto":
         name = "mean_difference" if L == 2 else "spread"
@@ -462,7 +450,6 @@ def stratified_permutation_test(
     if name == "spread" and alternative == "less":
         raise ValueError("statistic='spread' is non-negative and large when levels differ; alternative='less' "
                          "is not meaningful. Use 'two-sided' (same as 'greater').")
-
     gen, record = as_generator(rng)
     boot_gen = gen.spawn(1)[0]
     boot: BootstrapResult | None = None
@@ -483,11 +470,73 @@ def stratified_permutation_test(
         obs, null, scale = _spread_null(x, gen, n_resamples, chunk_size)
         test = "stratified permutation"
         if n_boot:
-            C = x.shape[2]
-            cells = cluster_bootstrap(x.reshape(S, L * C), n_resamples=n_boot, confidence_level=confidence_level,
-                                      rng=boot_gen)
-            boot = cells.apply(lambda m: _spread(m.reshape(*m.shape[:-1], L, C), axis=-2), labels=lab,
-                               statistic="spread of level means")
+            boot = _spread_bootstrap(x, lab, n_boot, confidence_level, boot_gen)
     desc = {"mean_difference": f"mean difference ({level_names[1]} - {level_names[0]})",
             "spread": "spread (SD) of level means"}.get(name, name)
     return _make_result(obs, null, scale, alternative, test, desc, lab, S, L, record, boot, prov)
+
+
+def _blocks_of(data, statistic, value: str | None, factor: str | None, strata: str, by, labels,
+               prov: dict) -> tuple[np.ndarray, list, list, pd.DataFrame | None]:
+    """The blocks (strata, levels[, cells]) of :func:`stratified_permutation_test`, level and stratum names,
+    and the cell labels (None for a callable statistic)."""
+    if isinstance(data, pd.DataFrame):
+        if value is None or factor is None:
+            raise ValueError("with a DataFrame, give `value` (numeric column) and `factor` (the column to permute).")
+        by_l = [by] if isinstance(by, str) else list(by or [])
+        if factor in by_l or strata in by_l or factor == strata:
+            raise ValueError(f"`factor` ({factor!r}), `strata` ({strata!r}) and `by` ({by_l}) must be different columns.")
+        x, _, (st_lab, lev_lab, lab) = group_array(data, value, [[strata], [factor], by_l])
+        prov.update(value=value, factor=factor, strata=strata, by=by_l)
+        return x, list(lev_lab[factor]), list(st_lab[strata]), lab
+    if value is not None or factor is not None or by is not None:
+        raise ValueError("`value`, `factor` and `by` apply to a DataFrame; pass blocks (strata, levels[, cells]).")
+    if callable(statistic):
+        x = np.asarray(data, dtype=float)
+        if x.ndim < 2:
+            raise ValueError(f"`data` must have a strata and a level axis; got shape {x.shape}.")
+    else:
+        x = as_float_array(data, "data", (2, 3))
+        if x.ndim == 2:
+            x = x[:, :, None]
+    lab = labels_for(labels, x.shape[2] if x.ndim >= 3 else 1) if not callable(statistic) else None
+    return x, list(range(x.shape[1])), list(range(x.shape[0])), lab
+
+
+def _complete_blocks(x: np.ndarray, levels: Sequence | None, level_names: list, strata_names: list,
+                     drop_incomplete: bool, prov: dict) -> tuple[np.ndarray, list]:
+    """The chosen ``levels`` of ``x`` and its complete strata (or an error naming the incomplete ones)."""
+    if levels is not None:
+        missing = [lv for lv in levels if lv not in level_names]
+        if missing:
+            raise ValueError(f"`levels` {missing} are not levels of the factor; it has {level_names}.")
+        x = x[:, [level_names.index(lv) for lv in levels]]
+        level_names = list(levels)
+    S, L = x.shape[:2]
+    if L < 2:
+        raise ValueError(f"a permutation test needs at least 2 levels; got {L} ({level_names}).")
+    incomplete = ~np.isfinite(x).reshape(S, -1).all(axis=1)
+    if incomplete.any():
+        if not drop_incomplete:
+            raise ValueError(
+                f"{int(incomplete.sum())} of {S} strata lack some level in some cell (e.g. "
+                f"{[strata_names[i] for i in np.flatnonzero(incomplete)[:5]]}), so labels cannot be swapped "
+                "within them. Pass `drop_incomplete=True` to drop them (counted in `provenance`), or choose "
+                "`levels=` that every stratum has."
+            )
+        x = x[~incomplete]
+        if x.shape[0] == 0:
+            raise ValueError("no complete stratum is left after dropping incomplete ones.")
+    prov.update(levels=level_names, n_dropped_strata=int(incomplete.sum()))
+    if np.isinf(x).any():
+        raise ValueError("`data` contains infinite values.")
+    return x, level_names
+
+
+def _spread_bootstrap(x: np.ndarray, lab, n_boot: int, confidence_level: float,
+                      gen: np.random.Generator) -> BootstrapResult:
+    """Cluster bootstrap over strata of the spread of level means of every cell."""
+    S, L, C = x.shape
+    cells = cluster_bootstrap(x.reshape(S, L * C), n_resamples=n_boot, confidence_level=confidence_level, rng=gen)
+    return cells.apply(lambda m: _spread(m.reshape(*m.shape[:-1], L, C), axis=-2), labels=lab,
+                       statistic="spread of level means")

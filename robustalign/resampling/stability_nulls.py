@@ -20,7 +20,11 @@ interaction_null
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
+
 import numpy as np
+from scipy.special import gammaln
 
 __all__ = ["AnswerPermuter", "interaction_null", "item_sums", "level_permutation_null", "modal_flip_null",
            "spread_permutation_null"]
@@ -28,11 +32,12 @@ __all__ = ["AnswerPermuter", "interaction_null", "item_sums", "level_permutation
 _TIE_TOL = 1e-9
 
 
-def _random_perms(gen, b: int, S: int, L: int) -> np.ndarray:
+def _random_perms(gen: np.random.Generator, b: int, S: int, L: int) -> np.ndarray:
     return np.argsort(gen.random((b, S, L)), axis=2)
 
 
-def level_permutation_null(A: np.ndarray, weights: np.ndarray, n_permutations: int, gen, chunk: int = 500):
+def level_permutation_null(A: np.ndarray, weights: np.ndarray, n_permutations: int, gen: np.random.Generator,
+                           chunk: int = 500) -> np.ndarray:
     """Null of ``T = sum_s w_s sum_l A[c, s, l, pi_s(l)]`` under uniform random permutations ``pi_s`` of the
     levels of every stratum ``s`` (the same permutation for every statistic ``c``).
 
@@ -51,7 +56,8 @@ def level_permutation_null(A: np.ndarray, weights: np.ndarray, n_permutations: i
     return out
 
 
-def spread_permutation_null(c, obs, w, C, n_perm, gen, chunk=1000):
+def spread_permutation_null(c: np.ndarray, obs: np.ndarray, w: np.ndarray, C: np.ndarray, n_perm: int,
+                            gen: np.random.Generator, chunk: int = 1000) -> np.ndarray:
     """Permute each stratum's centred values ``c`` (S, L) among the levels it has (``obs``), refit the
     additive model (normal matrix ``C``, stratum weights ``w``) and return the SD (ddof=1) of the level
     effects, ``(n_perm,)``; all NaN when the design is not connected."""
@@ -87,34 +93,248 @@ def modal_flip(p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
     return 1.0 - plurality_agreement(p_a, p_b, tie_tol=_TIE_TOL, check=False)
 
 
+#: How :class:`AnswerPermuter` draws: ``"tables"`` (multivariate hypergeometric tables) or ``"sort"``
+#: (sorting one uniform key per answer, the method of earlier versions; kept for benchmarks and tests).
+DRAW_METHODS = ("tables", "sort")
+#: The method used when none is given (recorded in the provenance of stability results).
+NULL_DRAWS = "tables"
+#: ``"tables"`` enumerates the outcomes of every level (alias tables) when no stratum has more answers than
+#: this, and at most :data:`MAX_OUTCOMES` outcomes in all; otherwise it draws option by option with numpy's
+#: hypergeometric sampler (cheaper per draw than enumeration beyond about 30 answers per stratum).
+ALIAS_MAX_ANSWERS = 32
+MAX_OUTCOMES = 500_000
+
+
+@lru_cache(maxsize=256)
+def _compositions(n: int, K: int) -> np.ndarray:
+    """Every ``x >= 0`` with ``K`` entries summing to ``n``, ``(m, K)`` (stars and bars)."""
+    x = np.zeros((1, 0), np.int64)
+    for k in range(K):
+        rem = n - x.sum(1)
+        cnt = rem + 1 if k < K - 1 else np.ones_like(rem)
+        rep = np.repeat(np.arange(len(x)), cnt)
+        start = np.cumsum(cnt) - cnt
+        val = np.arange(int(cnt.sum())) - start[rep] if k < K - 1 else rem
+        x = np.column_stack([x[rep], val])
+    return x
+
+
+def _level_outcomes(pool: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every way ``x`` of taking ``n`` answers from a pool with ``pool[k]`` answers of option ``k``
+    (``0 <= x <= pool``, ``sum x = n``), with the alias table of their multivariate hypergeometric
+    probabilities ``prod_k C(pool_k, x_k) / C(sum pool, n)``: ``(x (m, K), threshold (m,), alias (m,))``."""
+    c = np.asarray(pool, np.int64)
+    x = _compositions(n, len(pool))
+    x = x[(x <= c).all(1)]
+    logp = (gammaln(c + 1.0) - gammaln(x + 1.0) - gammaln(c - x + 1.0)).sum(1)
+    prob = np.exp(logp - logp.max())
+    return x, *_alias(prob / prob.sum())
+
+
+def _alias(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table (Vose's construction): outcome ``j`` (uniform) is kept when a second uniform
+    is below ``threshold[j]``, else replaced by ``alias[j]``."""
+    m = len(p)
+    q = p * m
+    alias = np.arange(m)
+    small = np.flatnonzero(q < 1.0).tolist()
+    large = np.flatnonzero(q >= 1.0).tolist()
+    ql = q.tolist()
+    while small and large:
+        s, g = small.pop(), large.pop()
+        alias[s] = g
+        ql[g] -= 1.0 - ql[s]
+        (small if ql[g] < 1.0 else large).append(g)
+    q = np.array(ql)
+    q[small + large] = 1.0  # leftovers are 1 up to round-off
+    return q, alias
+
+
+class _Patterns:
+    """The level outcomes of every *pattern* met so far in the process, for :class:`AnswerPermuter`.
+
+    A pattern is (answers left per option, sizes of the levels still to fill, at least 2). Its outcomes are
+    the tables of its first level, each with the pattern it leaves (or -1 when one level is left, which
+    takes the answers left). Enumerated once per process: units and factors share most patterns.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.ids: dict[tuple, int] = {}
+        self.tables: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.n_outcomes = 0
+        self.flat: dict[str, np.ndarray] | None = None
+
+    def register(self, pool: tuple[int, ...], sizes: tuple[int, ...]) -> int:
+        key = (pool, sizes)
+        pid = self.ids.get(key)
+        if pid is not None:
+            return pid
+        pid = len(self.tables)
+        self.ids[key] = pid
+        x, thr, alias = _level_outcomes(pool, sizes[0])
+        self.n_outcomes += len(x)
+        if self.n_outcomes > MAX_OUTCOMES:
+            raise OverflowError
+        child = np.full(len(x), -1, np.int64)
+        self.tables.append((x, thr, alias, child))
+        if len(sizes) > 2:
+            child[:] = [self.register(tuple(r), sizes[1:]) for r in (np.asarray(pool) - x).tolist()]
+        self.flat = None
+        return pid
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        if self.flat is None:
+            x, thr, alias, child = (np.concatenate(a) for a in zip(*self.tables))
+            m = np.array([len(t[0]) for t in self.tables], np.int64)
+            base = np.cumsum(m) - m
+            self.flat = {"m": m, "base": base, "x": x.astype(np.float64), "thr": thr,
+                         "alias": alias + np.repeat(base, m), "child": child}
+        return self.flat
+
+
+#: One registry per number of options K (the outcomes of a registry are rows of K counts).
+_PATTERNS: dict[int, _Patterns] = {}
+
+
+def _registry(K: int) -> _Patterns:
+    return _PATTERNS.setdefault(K, _Patterns())
+
+
+def _table_draws(start: np.ndarray, pooled: np.ndarray, L: int, gen: np.random.Generator, b: int) -> np.ndarray:
+    """``b`` tables per stratum, level by level, from the patterns ``start`` (S,): one uniform per stratum,
+    draw and level (an alias-table draw among the level's outcomes); the last level takes what is left."""
+    S, K = pooled.shape
+    t = _registry(K).arrays()
+    out = np.empty((b, S, L, K))
+    pid = np.broadcast_to(start, (b, S))
+    m, base = t["m"].take(start), t["base"].take(start)
+    placed = np.zeros((b, S, K))
+    for lv in range(L - 1):
+        if lv:
+            m, base = t["m"].take(pid), t["base"].take(pid)
+        u = gen.random((b, S))
+        u *= m
+        j = u.astype(np.int64)
+        u -= j
+        o = base + j
+        o = np.where(u < t["thr"].take(o), o, t["alias"].take(o))  # the outcome (a global index)
+        x = t["x"].take(o, axis=0)
+        out[:, :, lv] = x
+        placed += x
+        if lv < L - 2:
+            pid = t["child"].take(o)
+    np.subtract(pooled, placed, out=out[:, :, L - 1])
+    return out
+
+
+def _hypergeometric_draws(pooled: np.ndarray, sizes: np.ndarray, gen: np.random.Generator, b: int) -> np.ndarray:
+    """``b`` tables per stratum, level by level and option by option: the count of option ``k`` in level
+    ``l`` is Hypergeometric(good = its answers not yet placed, bad = the later options' answers not yet
+    placed, sample = the level's slots still free). Drawn only where the outcome is not forced; numpy's
+    sampler is O(1) per draw for large counts (ratio of uniforms), so this is the path for many answers."""
+    S, K = pooled.shape
+    L = sizes.shape[1]
+    out = np.empty((b, S, L, K))
+    left = np.broadcast_to(pooled, (b, S, K)).copy()  # answers of each option not yet placed
+    pool = np.broadcast_to(sizes.sum(1), (b, S)).copy()  # answers not yet placed
+    for lv in range(L - 1):
+        need = np.broadcast_to(sizes[:, lv], (b, S)).copy()  # slots of the level still to fill
+        rest = pool.copy()
+        for k in range(K - 1):
+            good = left[:, :, k]
+            rest -= good  # answers of the later options
+            x = np.where(rest == 0, need, 0)  # forced: nothing else left, or nothing to fill
+            free = (need > 0) & (good > 0) & (rest > 0)
+            if free.any():
+                x[free] = gen.hypergeometric(good[free], rest[free], need[free])
+            out[:, :, lv, k] = x
+            need -= x
+            good -= x
+        out[:, :, lv, K - 1] = need
+        left[:, :, K - 1] -= need
+        pool -= sizes[:, lv][None]
+    out[:, :, L - 1] = left
+    return out
+
+
 class AnswerPermuter:
     """Random re-allocations of each stratum's answers among its levels, cell sizes kept (the exact
     conditional null of "the level does not matter": answers are exchangeable within a stratum).
 
     ``counts`` (S, L, K) answer counts per stratum and level. :meth:`draw` returns ``(b, S, L, K)``.
+
+    A random permutation of a stratum's answers among its levels changes only how many answers of each
+    option land in each level; that table (level sizes and option totals fixed) is multivariate
+    hypergeometric, level by level: the answers of level ``l`` are ``n_l`` answers taken at random from
+    those not placed in levels ``< l``. ``method="tables"`` draws these tables: with at most
+    :data:`ALIAS_MAX_ANSWERS` answers per stratum it enumerates the outcomes of each level once per pattern
+    and draws one uniform per stratum, draw and level (an alias table); with more, it draws option by option
+    with numpy's hypergeometric sampler. Either way O(L x K) per stratum and draw, whatever the number of
+    answers. ``method="sort"`` sorts a uniform key per answer (O(T log T) per stratum and draw), as earlier
+    versions did.
+    Both give the same distribution, not the same draws.
     """
 
-    def __init__(self, counts: np.ndarray):
+    def __init__(self, counts: np.ndarray, method: str | None = None):
+        method = NULL_DRAWS if method is None else method
+        if method not in DRAW_METHODS:
+            raise ValueError(f"`method` must be one of {list(DRAW_METHODS)}; got {method!r}.")
         S, L, K = counts.shape
         c = np.rint(counts).astype(np.int64)
         self.shape = (S, L, K)
-        n = c.sum(-1)  # (S, L)
+        self.sizes = c.sum(-1)  # (S, L)
+        self.pooled = c.sum(1)  # (S, K)
+        self.start: np.ndarray | None = None
+        self.method = method
+        if method == "tables" and L >= 2 and S and int(self.sizes.sum(1).max()) <= ALIAS_MAX_ANSWERS:
+            self.start = self._patterns()
+        if self.method == "sort":
+            self._init_sort()
+
+    def _patterns(self) -> np.ndarray | None:
+        """Each stratum's pattern in the process-wide registry; None (draw option by option instead) when
+        there would be too many outcomes."""
+        keys = [(tuple(c), tuple(n)) for c, n in zip(self.pooled.tolist(), self.sizes.tolist())]
+        reg = _registry(self.shape[2])
+        for _ in range(2):
+            try:
+                return np.array([reg.register(*k) for k in keys], np.int64)
+            except OverflowError:
+                reg.clear()  # forget other permuters' patterns, then try this one's alone
+        return None
+
+    def _init_sort(self) -> None:
+        S, L, K = self.shape
+        n, pooled = self.sizes, self.pooled
         tot = n.sum(1)
         self.T = int(tot.max()) if S else 0
-        pooled = c.sum(1)  # (S, K)
         ans = np.full((S, self.T), -1, np.int64)
         slot_level = np.full((S, self.T), -1, np.int64)
         for s in range(S):
             a = np.repeat(np.arange(K), pooled[s])
             ans[s, :len(a)] = a
             slot_level[s, :tot[s]] = np.repeat(np.arange(L), n[s])
-        self.ans, self.slot_level = ans, slot_level
+        self.ans = ans
         self.pad = ans < 0
         self.any_pad = bool(self.pad.any())
         # bin of each slot within one draw (stratum, level) x K; padding slots go to one spare bin at the end
         self.base = np.where(slot_level >= 0, (np.arange(S)[:, None] * L + slot_level) * K, -1)
 
-    def draw(self, gen, b: int) -> np.ndarray:
+    def draw(self, gen: np.random.Generator, b: int) -> np.ndarray:
+        """``b`` random re-allocations, ``(b, S, L, K)`` answer counts (floats)."""
+        S, L, K = self.shape
+        if self.start is not None:
+            return _table_draws(self.start, self.pooled, L, gen, b)
+        if self.method == "tables":
+            if L < 2 or not S:  # one level or no stratum: nothing to re-allocate
+                return np.broadcast_to(self.pooled[:, None, :] * (L == 1), (b, S, L, K)).astype(float)
+            return _hypergeometric_draws(self.pooled, self.sizes, gen, b)
+        return self._draw_sort(gen, b)
+
+    def _draw_sort(self, gen: np.random.Generator, b: int) -> np.ndarray:
         S, L, K = self.shape
         keys = gen.random((b, S, self.T))
         if self.any_pad:
@@ -153,8 +373,8 @@ def _item_level_dists(freq, ok, item_of, n_items):
     return pi.reshape(*lead, n_items, L, K)
 
 
-def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_items: int, n_draws: int, gen,
-                    chunk: int = 50):
+def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_items: int, n_draws: int,
+                    gen: np.random.Generator, chunk: int = 50, method: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean modal flip rate over items under no effect, at the numbers of answers actually sampled.
 
     ``counts`` (S, L, K): answer counts per stratum (item x other cells) and level; ``n`` (S, L) their
@@ -162,12 +382,12 @@ def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_it
     (:class:`AnswerPermuter`), forms each item's level distribution as the equal-weight mean over its
     strata (as the observed statistic does), and returns the mean over items of the mean over level
     pairs of the modal flip. Returns ``(n_draws,)`` and the per-item mean flip ``(n_items,)``.
-    Draws are processed ``chunk`` at a time, all arrays at once.
+    Draws are processed ``chunk`` at a time, all arrays at once; ``method`` is :class:`AnswerPermuter`'s.
     """
     S, L, K = counts.shape
     pairs = [(a, b) for a in range(L) for b in range(a + 1, L)]
     ok = n > 0
-    perm = AnswerPermuter(counts)
+    perm = AnswerPermuter(counts, method)
     out = np.empty(n_draws)
     acc, acc_n = np.zeros(n_items), np.zeros(n_items)
     for s0 in range(0, n_draws, chunk):
@@ -188,13 +408,15 @@ def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_it
     return out, np.divide(acc, acc_n, out=np.full(n_items, np.nan), where=acc_n > 0)
 
 
-def interaction_null(counts: np.ndarray, stat, n_draws: int, gen, chunk: int = 50) -> np.ndarray:
+def interaction_null(counts: np.ndarray, stat: Callable[[np.ndarray], np.ndarray], n_draws: int,
+                     gen: np.random.Generator, chunk: int = 50, method: str | None = None) -> np.ndarray:
     """Null of an interaction statistic: every stratum's answers re-allocated among its levels at random
     (no level effect, no item x level interaction), cell sizes kept.
 
-    ``stat(counts)`` maps a batch of draws ``(b, S, L, K)`` to ``(b,)`` values. Returns ``(n_draws,)``.
+    ``stat(counts)`` maps a batch of draws ``(b, S, L, K)`` to ``(b,)`` values. Returns ``(n_draws,)``;
+    ``method`` is :class:`AnswerPermuter`'s.
     """
-    perm = AnswerPermuter(counts)
+    perm = AnswerPermuter(counts, method)
     out = np.empty(n_draws)
     for s0 in range(0, n_draws, chunk):
         draws = perm.draw(gen, min(chunk, n_draws - s0))

@@ -1,0 +1,53 @@
+"""Figure formats of a report: PNG always (the HTML embeds it), SVG by default, PDF on request."""
+
+from __future__ import annotations
+
+import matplotlib
+import pytest
+
+from robustalign.report._figures import check_figure_formats, render_figures
+
+matplotlib.use("Agg")
+
+
+def test_formats_are_checked_and_png_comes_first():
+    assert check_figure_formats(None) == ("png", "svg")
+    assert check_figure_formats("pdf, SVG,png") == ("png", "pdf", "svg")
+    assert check_figure_formats(["pdf"]) == ("png", "pdf")
+    with pytest.raises(ValueError, match=r"\['eps'\].*png,svg,pdf"):
+        check_figure_formats("png,eps")
+
+
+class _Spec:
+    def __init__(self, name, fail=False):
+        self.name, self.caption, self.fail = name, f"caption of {name}", fail
+
+    def draw(self):
+        import matplotlib.pyplot as plt
+
+        if self.fail:
+            raise RuntimeError("no data")
+        fig, ax = plt.subplots(figsize=(2, 1.5))
+        ax.plot([0, 1], [1, 0], label="a line")
+        ax.set_title("a title")
+        return fig
+
+
+class _Part:
+    def __init__(self, prefix, specs):
+        self.prefix = prefix
+        self.sections = [type("S", (), {"figures": specs})()]
+
+
+def test_each_figure_is_written_in_every_format_and_a_failure_is_reported(tmp_path):
+    rep = type("R", (), {"parts": [_Part("a_", [_Spec("one"), _Spec("two", fail=True)]), _Part("b_", [_Spec("three")])]})()
+    lines = []
+    out = render_figures(rep, tmp_path, lines.append, check_figure_formats("png,svg,pdf"))
+    assert list(out) == ["a_one", "a_two", "b_three"]  # the report's order, whatever process drew them
+    for name in ("a_one", "b_three"):
+        assert out[name]["png"][:8] == b"\x89PNG\r\n\x1a\n" == (tmp_path / f"{name}.png").read_bytes()[:8]
+        assert b"<svg" in (tmp_path / f"{name}.svg").read_bytes()[:2000]
+        assert (tmp_path / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+        assert out[name]["vector"] == f"{name}.svg" and out[name]["seconds"] > 0
+    assert out["a_two"]["png"] is None and "RuntimeError: no data" in out["a_two"]["error"]
+    assert not list(tmp_path.glob("a_two.*")) and any("figure" in x for x in lines)
