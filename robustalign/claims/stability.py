@@ -851,8 +851,6 @@ def _alpha_stat(delta2, lvl):
 # test-retest noise floor
 # --------------------------------------------------------------------------------------------------
 def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | None:
-    from robustalign.metrics import plurality_agreement
-
     if "sample" not in responses.data or responses.data["sample"].nunique() < 2:
         return None
     key = [by, "item", *cells.design]
@@ -861,18 +859,10 @@ def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | Non
     g = v.groupby(key, sort=True, observed=True)
     codes = g.ngroup().to_numpy()
     ck = g.size().index.to_frame(index=False)
-    flip = np.full(len(ck), np.nan)
-    shift = np.full(len(ck), np.nan)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(ck) + 1))
-    sizes = np.diff(bounds)
-    for m in np.unique(sizes[sizes >= 2]):  # cells with m answers at once: all their pairs of answers
-        cs = np.flatnonzero(sizes == m)
-        rows = order[bounds[cs][:, None] + np.arange(m)[None, :]]  # (cells, m), in row order as before
-        i, j = np.triu_indices(m, 1)
-        a, b = P[rows[:, i]], P[rows[:, j]]
-        flip[cs] = np.mean(1 - plurality_agreement(a, b, tie_tol=_TIE_TOL, check=False), axis=1)
-        shift[cs] = np.mean(np.abs(pos[rows[:, i]] - pos[rows[:, j]]), axis=1)
+    if np.all((P == 0) | (P == 1)):  # one answer per row: closed forms over each cell's answers
+        flip, shift = _retest_one_hot(codes, len(ck), P, pos)
+    else:
+        flip, shift = _retest_pairs(codes, len(ck), P, pos)
     ck["flip"], ck["shift"] = flip, shift
     per_item = ck.groupby([by, "item"], observed=True)[["flip", "shift"]].mean().reset_index()
     wide_f = per_item.pivot(index="item", columns=by, values="flip")
@@ -889,6 +879,55 @@ def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | Non
                             n_resamples=n_resamples, confidence_level=level, rng=gg)
         out.append({"quantity": q, "boot": boot, "n_items": W.notna().sum(axis=0).to_numpy(), "warnings": warn})
     return {"tables": out, "cells": ck}
+
+
+def _retest_one_hot(codes: np.ndarray, n_cells: int, P: np.ndarray, pos: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over all pairs of a cell's answers of (option differs, |position difference|), for one-hot rows.
+
+    With ``c_k`` answers of option k among m, the share of pairs that differ is
+    ``1 - sum_k c_k (c_k - 1) / (m (m - 1))``; with the positions sorted, ``x_(0) <= ... <= x_(m-1)``, the
+    sum of pairwise distances is ``sum_r (2 r - m + 1) x_(r)``. Memory and time are linear in the answers
+    (all pairs of 2,000 answers per cell, as when personas pool into one cell, took tens of GB)."""
+    m = np.bincount(codes, minlength=n_cells).astype(float)
+    counts = np.zeros((n_cells, P.shape[1]))
+    np.add.at(counts, codes, P)
+    pairs = m * (m - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flip = 1 - (counts * (counts - 1)).sum(1) / pairs
+        order = np.lexsort((pos, codes))  # by cell, then position (NaN last within the cell)
+        start = np.concatenate([[0], np.cumsum(m)[:-1]]).astype(int)
+        rank = np.arange(len(codes)) - start[codes[order]]
+        w = 2 * rank - (m[codes[order]] - 1)
+        dist = np.zeros(n_cells)
+        np.add.at(dist, codes[order], w * pos[order])  # NaN positions (nominal items) give NaN
+        shift = dist / (pairs / 2)
+    ok = m >= 2
+    return np.where(ok, flip, np.nan), np.where(ok, shift, np.nan)
+
+
+def _retest_pairs(codes: np.ndarray, n_cells: int, P: np.ndarray, pos: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`_retest_one_hot` for rows that are distributions (probabilities): every pair compared,
+    in blocks of cells small enough to keep memory bounded."""
+    from robustalign.metrics import plurality_agreement
+
+    flip = np.full(n_cells, np.nan)
+    shift = np.full(n_cells, np.nan)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(n_cells + 1))
+    sizes = np.diff(bounds)
+    for m in np.unique(sizes[sizes >= 2]):  # cells with m answers at once: all their pairs of answers
+        i, j = np.triu_indices(m, 1)
+        cs_all = np.flatnonzero(sizes == m)
+        step = max(1, 2_000_000 // max(len(i) * P.shape[1], 1))
+        for s in range(0, len(cs_all), step):
+            cs = cs_all[s:s + step]
+            rows = order[bounds[cs][:, None] + np.arange(m)[None, :]]  # (cells, m), in row order as before
+            a, b = P[rows[:, i]], P[rows[:, j]]
+            flip[cs] = np.mean(1 - plurality_agreement(a, b, tie_tol=_TIE_TOL, check=False), axis=1)
+            shift[cs] = np.mean(np.abs(pos[rows[:, i]] - pos[rows[:, j]]), axis=1)
+    return flip, shift
 
 
 # --------------------------------------------------------------------------------------------------

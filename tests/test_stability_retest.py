@@ -1,0 +1,49 @@
+"""The test-retest noise floor's per-cell statistics, against every pair of answers compared by hand."""
+
+from itertools import combinations
+
+import numpy as np
+
+from robustalign.claims.stability import _retest_one_hot, _retest_pairs
+
+
+def _cells(seed: int, n_cells: int = 40, K: int = 4):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 12, n_cells)
+    codes = rng.permutation(np.repeat(np.arange(n_cells), sizes))  # cells interleaved, as rows arrive
+    options = rng.integers(0, K, len(codes))
+    P = np.eye(K)[options]
+    pos = options / (K - 1)
+    return codes, P, pos, options
+
+
+def test_closed_forms_equal_the_mean_over_every_pair_of_answers():
+    codes, P, pos, options = _cells(1)
+    flip, shift = _retest_one_hot(codes, 40, P, pos)
+    for c in range(40):
+        rows = np.flatnonzero(codes == c)
+        pairs = list(combinations(rows, 2))
+        if not pairs:
+            assert np.isnan(flip[c]) and np.isnan(shift[c])
+            continue
+        assert np.isclose(flip[c], np.mean([options[a] != options[b] for a, b in pairs]), atol=1e-12)
+        assert np.isclose(shift[c], np.mean([abs(pos[a] - pos[b]) for a, b in pairs]), atol=1e-12)
+
+
+def test_one_hot_and_pairwise_routes_agree_and_nominal_items_give_nan():
+    codes, P, pos, _ = _cells(2)
+    f1, s1 = _retest_one_hot(codes, 40, P, pos)
+    f2, s2 = _retest_pairs(codes, 40, P, pos)
+    np.testing.assert_allclose(f1, f2, atol=1e-12)
+    np.testing.assert_allclose(s1, s2, atol=1e-12)
+    _, s_nominal = _retest_one_hot(codes, 40, P, np.full(len(codes), np.nan))
+    assert np.isnan(s_nominal).all()
+
+
+def test_a_cell_of_two_thousand_answers_costs_no_pairs():
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(3), 2000)
+    options = rng.integers(0, 4, len(codes))
+    flip, _ = _retest_one_hot(codes, 3, np.eye(4)[options], options / 3)
+    c = np.stack([np.bincount(options[codes == k], minlength=4) for k in range(3)])
+    np.testing.assert_allclose(flip, 1 - (c * (c - 1)).sum(1) / (2000 * 1999), atol=1e-12)
