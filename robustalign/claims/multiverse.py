@@ -482,6 +482,12 @@ def joint_sign_flip(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen
     return joint_from_null(obs, null, alpha)
 
 
+#: Fewest items in a specification for the bootstrap-t joint test; below it the sign flip (exact for
+#: symmetric contrasts) is used: with a handful of items the bootstrap distribution of t* is too coarse
+#: (5 items give 126 distinct resamples) and its tails are not trustworthy (Hall 1992, sec. 3.10).
+MIN_ITEMS_BOOTSTRAP_T = 20
+
+
 def joint_bootstrap_t(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, gen: RngLike, alpha: float = 0.05,
                       executor: object = None, key: tuple = ()) -> dict:
     """Joint null of :func:`joint_sign_flip` from the studentised item bootstrap (J = 1 contrasts): the null
@@ -491,9 +497,16 @@ def joint_bootstrap_t(D: np.ndarray, aggs: np.ndarray, *, n_permutations: int, g
     ``("audit_claim.bootstrap_t", *key)``."""
     from robustalign.resampling.studentized import bootstrap_t_null
 
+    n_items = np.isfinite(D[..., 0]).sum(0)
+    n_items = n_items[n_items > 0]
+    if n_items.size and n_items.min() < MIN_ITEMS_BOOTSTRAP_T:  # too few items to estimate t*'s distribution
+        out = joint_sign_flip(D, aggs, n_permutations=n_permutations, gen=gen, alpha=alpha, executor=executor,
+                              key=key)
+        return {**out, "test": f"sign-flip (a specification has {int(n_items.min())} items, under "
+                               f"{MIN_ITEMS_BOOTSTRAP_T}: too few for the bootstrap-t)"}
     null = bootstrap_t_null(D[..., 0], median=aggs == "median", n_resamples=n_permutations, rng=gen,
                             key=("audit_claim.bootstrap_t", *key), executor=executor)
-    return joint_from_null(_stat(D, aggs), null, alpha)
+    return {**joint_from_null(_stat(D, aggs), null, alpha), "test": "bootstrap-t"}
 
 
 def joint_from_null(obs: np.ndarray, null: np.ndarray, alpha: float) -> dict:
@@ -813,7 +826,8 @@ def claim_verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_specs):
     if claim.form == "equivalent":
         return _equivalence_verdict(claim, est, tol, share, joint, D, alpha, base)
     if joint is not None:
-        test = "permutation (the other quantity across units)" if claim.form == "correlation" else "bootstrap-t"
+        test = "permutation (the other quantity across units)" if claim.form == "correlation" \
+            else joint.get("test", "sign-flip")
         jt = (f"; joint {test} test of the median effect across specifications: median {joint['median_effect']:+.3f}, "
               f"p = {joint['p_median_greater']:.4f} (claimed direction); {joint['share_significant']:.0%} of "
               f"specifications significant at {alpha:g}, p = {joint['p_share_significant']:.4f}")
