@@ -1063,15 +1063,22 @@ def ci_frame(boot, level, n_items=None):
         if edge.any():
             lo, hi = proportion_confint(np.round(est[edge] * n[edge]), n[edge], alpha=1 - level, method="wilson")
             f.loc[edge, "conf_low"], f.loc[edge, "conf_high"] = lo, hi
-            f.loc[edge, "method"] = "wilson (rate at a bound)"
+            f.loc[edge, "method"] = "wilson"  # the rate is at a bound: see the docstring
     return f
 
 
 def _interval(boot, level, n_items=None):
+    """(low, high, standard error) of the first statistic of ``boot``: see :func:`ci_frame`."""
+    return _interval_how(boot, level, n_items)[:3]
+
+
+def _interval_how(boot, level, n_items=None) -> tuple[float, float, float, str]:
+    """:func:`_interval` and the method token of the interval (``bca``, ``percentile`` or ``wilson``)."""
     if boot is None:
-        return np.nan, np.nan, np.nan
+        return np.nan, np.nan, np.nan, "plug-in"
     ci = ci_frame(boot, level, n_items)
-    return float(ci["conf_low"].iloc[0]), float(ci["conf_high"].iloc[0]), float(ci["std_error"].iloc[0])
+    return (float(ci["conf_low"].iloc[0]), float(ci["conf_high"].iloc[0]), float(ci["std_error"].iloc[0]),
+            str(ci["method"].iloc[0]))
 
 
 def _verdict(e, fl, nf, il, flip_margin, level, by, converged, has_fit, pb=None) -> dict:
@@ -1222,11 +1229,13 @@ def _flip_verdict(fl, nf, flip_margin, level):
 # --------------------------------------------------------------------------------------------------
 # estimates table
 # --------------------------------------------------------------------------------------------------
-def _row(quantity, keys, est, lo, hi, se, level, method, n_items, units, p=np.nan, padj=np.nan, family=None,
+def _row(quantity, keys, est, lo, hi, se, level, how, note, n_items, units, p=np.nan, padj=np.nan, family=None,
          adj=None, benchmark=np.nan):
+    """One row of the estimates table: ``how`` is the interval's token in :data:`robustalign._result.METHODS`,
+    ``note`` says in words what was computed and tested."""
     return {"quantity": quantity, **keys, "estimate": est, "std_error": se, "conf_low": lo, "conf_high": hi,
-            "conf_level": level, "method": method, "p_value": p, "p_adjusted": padj, "adjust_method": adj,
-            "family": family, "n_items": n_items, "units": units, "benchmark": benchmark}
+            "conf_level": level, "method": how, "method_note": note, "p_value": p, "p_adjusted": padj,
+            "adjust_method": adj, "family": family, "n_items": n_items, "units": units, "benchmark": benchmark}
 
 
 def _build(res: StabilityResult, level: float) -> pd.DataFrame:
@@ -1248,15 +1257,15 @@ def _effect_rows(ev, prov, level, units) -> list:
     rows: list = []
     for e in ev["effects"]:
         keys = {by: e["unit"], "factor": e["factor"]}
-        lo, hi, se = _interval(e["boot"], level)
+        lo, hi, se, how = _interval_how(e["boot"], level)
         la, lb = (e["levels"][0], e["levels"][1]) if len(e["levels"]) == 2 else (None, None)
         rows.append(_row("factor_effect", {**keys, "level_a": la, "level_b": lb}, e["estimate"], lo, hi, se, level,
-                         e["method"], e["n_items"], units, e["p_value"], e.get("p_adjusted", np.nan),
+                         how, e["method"], e["n_items"], units, e["p_value"], e.get("p_adjusted", np.nan),
                          prov["families"]["factor_effect"], adj, e["margin"]))
     for m in ev["margins"].to_dict("records"):
         if np.isfinite(m["margin"]):
             rows.append(_row("human_between_group_sd", {by: m[by], "factor": m["factor"]}, m["margin"], np.nan,
-                             np.nan, np.nan, level, f"equivalence margin from {m['source']} "
+                             np.nan, np.nan, level, "plug-in", f"equivalence margin from {m['source']} "
                              "(SD across groups per item, ddof=1, mean over items)", m["n_items"], units))
     return rows
 
@@ -1273,7 +1282,7 @@ def _pairwise_rows(ev, prov, level, units) -> list:
             k = np.flatnonzero(keep)[j]
             rows.append(_row("level_difference", {by: pw["unit"], "factor": pw["factor"], "level_a": r.level_a,
                              "level_b": r.level_b}, r.estimate, r.conf_low, r.conf_high, r.std_error, level,
-                             "paired mean difference (b - a), cluster bootstrap; sign-flip test",
+                             r.method, "paired mean difference (b - a), cluster bootstrap; sign-flip test",
                              int(pw["n_items"][k]), units, pw["p_value"][k], pw["p_adjusted"][k],
                              prov["families"]["level_difference"], adj))
     return rows
@@ -1287,15 +1296,15 @@ def _flip_rows(ev, by, level, units) -> list:
             x = fl.get(name)
             if x is None:
                 continue
-            lo, hi, se = _interval(x["mean"], level, x["n_items_mean"] if name == "flip" else None)
+            lo, hi, se, how = _interval_how(x["mean"], level, x["n_items_mean"] if name == "flip" else None)
             rows.append(_row(q_mean, {by: fl["unit"], "factor": fl["factor"]}, float(x["mean"].estimate[0]), lo, hi,
-                             se, level, "mean over level pairs, cluster bootstrap", x["n_items_mean"], u))
+                             se, level, how, "mean over level pairs, cluster bootstrap", x["n_items_mean"], u))
             n_it = (fl["n_items"] if name == "flip" else fl["n_items_shift"])[x["keep"]]
             f = ci_frame(x["pairs"], level, n_it if name == "flip" else None)
             for j, r in enumerate(f.itertuples(index=False)):
                 rows.append(_row(q_pair, {by: fl["unit"], "factor": fl["factor"], "level_a": r.level_a,
                                  "level_b": r.level_b}, r.estimate, r.conf_low, r.conf_high, r.std_error, level,
-                                 "mean over items, cluster bootstrap", int(n_it[j]), u))
+                                 r.method, "mean over items, cluster bootstrap", int(n_it[j]), u))
     return rows
 
 
@@ -1307,7 +1316,7 @@ def _agreement_rows(ev, by, level, units) -> list:
             u = "share of sample pairs" if t["quantity"] == "retest_flip_rate" else units
             for j, r in enumerate(f.itertuples(index=False)):
                 rows.append(_row(t["quantity"], {by: f.iloc[j][by]},
-                                 r.estimate, r.conf_low, r.conf_high, r.std_error, level,
+                                 r.estimate, r.conf_low, r.conf_high, r.std_error, level, r.method,
                                  "pairs of samples of one prompt, mean over cells and items, cluster bootstrap",
                                  int(t["n_items"][j]), u))
     for a in ev["agreement"]:
@@ -1315,12 +1324,12 @@ def _agreement_rows(ev, by, level, units) -> list:
         if a["icc"] is not None:
             for q, t in (("icc2_1", "ICC(A,1)"), ("icc3_1", "ICC(C,1)")):
                 lo, hi = _icc_ci(a["icc"]["ms"], t, level)
-                rows.append(_row(q, keys, a["icc"][t], lo, hi, np.nan, level,
+                rows.append(_row(q, keys, a["icc"][t], lo, hi, np.nan, level, "f-test",
                                  f"{t} (McGraw & Wong; as pingouin), F-test interval (items x levels)",
                                  a["icc_n_items"], "ICC"))
         if np.isfinite(a.get("alpha", np.nan)):
-            lo, hi, se = _interval(a["alpha_boot"], level)
-            rows.append(_row("krippendorff_alpha", keys, a["alpha"], lo, hi, se, level,
+            lo, hi, se, how = _interval_how(a["alpha_boot"], level)
+            rows.append(_row("krippendorff_alpha", keys, a["alpha"], lo, hi, se, level, how,
                              f"krippendorff ({a['alpha_level']}), cluster bootstrap over items", a["alpha_n_items"],
                              "alpha"))
     return rows
@@ -1334,7 +1343,7 @@ def _ranking_rows(ev, level) -> list:
             lo, hi = np.nanquantile(t["boot"], [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(t["boot"]).any() \
                 else (np.nan, np.nan)
             rows.append(_row("kendall_tau", {"factor": f, "level_a": t["level_a"], "level_b": t["level_b"]},
-                             t["tau"], lo, hi, _finite_sd(t["boot"]), level,
+                             t["tau"], lo, hi, _finite_sd(t["boot"]), level, "percentile",
                              f"Kendall tau-b of {rk['unit_name']} ranks by {rk['what']}, percentile bootstrap",
                              rk["n_items"], "tau"))
         if rk["taus"]:
@@ -1342,15 +1351,15 @@ def _ranking_rows(ev, level) -> list:
             lo, hi = (np.nanquantile(mt, [(1 - level) / 2, (1 + level) / 2]) if np.isfinite(mt).any()
                       else (np.nan, np.nan))
             rows.append(_row("kendall_tau_mean", {"factor": f}, float(np.mean([t["tau"] for t in rk["taus"]])), lo,
-                             hi, _finite_sd(mt), level, f"mean over level pairs; {rk['unit_name']} ranked by "
+                             hi, _finite_sd(mt), level, "percentile", f"mean over level pairs; {rk['unit_name']} ranked by "
                              f"{rk['what']}", rk["n_items"], "tau"))
             rows.append(_row("discordant_share", {"factor": f}, float(np.mean([t["discordant"] for t in rk["taus"]])),
-                             np.nan, np.nan, np.nan, level, f"share of discordant {rk['unit_name']} pairs, mean over "
+                             np.nan, np.nan, np.nan, level, "plug-in", f"share of discordant {rk['unit_name']} pairs, mean over "
                              "level pairs", rk["n_items"], "share of pairs"))
             fp = rk["flips"].groupby(["unit_a", "unit_b"], sort=False)["p_flip"].mean().reset_index()
             for r in fp.itertuples(index=False):
                 rows.append(_row("p_rank_flip", {"factor": f, "group_a": r.unit_a, "group_b": r.unit_b}, r.p_flip,
-                                 np.nan, np.nan, np.nan, level, "bootstrap probability that the pair's order differs "
+                                 np.nan, np.nan, np.nan, level, "plug-in", "bootstrap probability that the pair's order differs "
                                  "between two levels, mean over level pairs", rk["n_items"], "probability"))
     return rows
 
@@ -1368,7 +1377,7 @@ def _validity_rows(ev, prov, level) -> list:
             if cond and len(test):
                 m = test[test[by] == r[by]]
                 p = float(m["p_value"].iloc[0]) if len(m) else np.nan
-            rows.append(_row("valid_rate", keys, r["estimate"], r["conf_low"], r["conf_high"], np.nan, level,
+            rows.append(_row("valid_rate", keys, r["estimate"], r["conf_low"], r["conf_high"], np.nan, level, "wilson",
                              f"Wilson interval; p: paired test across {f} (Cochran's Q / exact McNemar)", np.nan,
                              "share of answers", p))
     if isinstance(ev["variance_shares"], pd.DataFrame):
@@ -1377,7 +1386,7 @@ def _validity_rows(ev, prov, level) -> list:
             keys = {k: v for k, v in r.items() if isinstance(v, str)}
             rows.append(_row("variance_share", keys, est, r.get("conf_low", r.get("hdi_low", np.nan)),
                              r.get("conf_high", r.get("hdi_high", np.nan)), r.get("std_error", r.get("sd", np.nan)),
-                             r.get("conf_level", np.nan), "Bayesian response model (posterior); converged="
+                             r.get("conf_level", np.nan), "posterior-eti", "Bayesian response model (posterior); converged="
                              f"{prov['fit_converged']}", np.nan, "share of latent variance"))
     return rows
 
@@ -1389,7 +1398,7 @@ def _order_rows(ev, by, level, units) -> list:
         f = ci_frame(pb["boot"], level)
         for j, r in enumerate(f.itertuples(index=False)):
             rows.append(_row("position_bias", {by: pb["unit"], "factor": pb["factor"], "position": pb["positions"][j]},
-                             float(pb["estimate"][j]), r.conf_low, r.conf_high, r.std_error, level,
+                             float(pb["estimate"][j]), r.conf_low, r.conf_high, r.std_error, level, r.method,
                              f"change in an option's share when shown {pb['positions'][j]} rather than elsewhere "
                              "(mean over options and items); cluster bootstrap; order levels permuted within items",
                              pb["n_items"], "share of answers", float(pb["p_value"][j])))
@@ -1398,7 +1407,7 @@ def _order_rows(ev, by, level, units) -> list:
             a = (1 - level) / 2
             lo, hi = (np.quantile(nf["null"], [a, 1 - a]) if "null" in nf else (nf["null_low"], nf["null_high"]))
             rows.append(_row("flip_noise_floor", {by: fl["unit"], "factor": fl["factor"]}, nf["floor"],
-                             float(lo), float(hi), np.nan, level,
+                             float(lo), float(hi), np.nan, level, "permutation",
                              f"expected modal flip rate under no effect at the sampled answers per cell (mean "
                              f"{nf['mean_n']:.1f}; {nf['n_draws']} permutations of answers among levels; bounds: the "
                              f"central {level:.0%} of the null); p: "
@@ -1406,10 +1415,10 @@ def _order_rows(ev, by, level, units) -> list:
                              nf["p_value"]))
     for e, il in zip(ev["effects"], ev.get("item_level", [])):
         if il is not None:
-            lo, hi, _ = _interval(il["boot"], level)
+            lo, hi, _, how = _interval_how(il["boot"], level)
             rows.append(_row("item_level_sd", {by: e["unit"], "factor": e["factor"]}, il["tau"],
                              np.sqrt(max(lo, 0.0)), np.sqrt(max(hi, 0.0)) if np.isfinite(hi) else np.nan, np.nan,
-                             level, "SD of the item x level interaction of mean positions beyond within-cell noise; "
+                             level, how, "SD of the item x level interaction of mean positions beyond within-cell noise; "
                              "cluster bootstrap (on its square); p: answers permuted among levels within strata",
                              il["n_items"], units, il["p_value"], benchmark=e["margin"]))
     return rows
