@@ -53,19 +53,35 @@ def _peak_mb() -> float:
 
 
 def _gate_row(route, idata, n_responses, compile_s, sample_s, wall_s, extra=None):
-    from robustalign.models._sampling import diagnose
+    import os
 
+    from robustalign.models._sampling import GATE, diagnose
+
+    t0 = time.perf_counter()
     _, g = diagnose(idata)
+    diagnose_s = time.perf_counter() - t0
+    # the earlier rule (R-hat <= 1.01 in every scalar), reported next to the gate's verdict
+    every_scalar = bool(g["max_r_hat"] <= GATE["max_r_hat"] and g["min_ess_bulk"] >= GATE["min_ess_bulk"]
+                        and g["min_ess_tail"] >= GATE["min_ess_tail"] and g["divergences"] <= GATE["max_divergences"]
+                        and not g["min_e_bfmi"] < GATE["min_e_bfmi"])
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     ss = idata["sample_stats"]
     steps = float(np.asarray(ss["n_steps"]).mean()) if "n_steps" in ss else float("nan")
     return {"route": route, "n_responses": n_responses, "wall_s": wall_s, "compile_s": compile_s,
             "sample_s": sample_s, "min_ess_bulk": g["min_ess_bulk"], "min_ess_tail": g["min_ess_tail"],
             "ess_per_s": g["min_ess_bulk"] / sample_s, "max_r_hat": g["max_r_hat"],
             "divergences": g["divergences"], "converged": g["converged"], "steps_per_draw": steps,
+            "max_r_hat_each": g["max_r_hat_each"], "max_r_hat_table": g["max_r_hat_table"],
+            "max_share_r_hat_above": g["max_share_r_hat_above"], "max_spread_r_hat": g["max_spread_r_hat"],
+            "min_e_bfmi": g["min_e_bfmi"], "converged_every_scalar_rule": every_scalar, "diagnose_s": diagnose_s,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "load_avg_1min_end": os.getloadavg()[0],
             "peak_mb": _peak_mb(), **(extra or {})}
 
 
 def route_robustalign(n_items: int, tune: int, seed: int = 1) -> dict:
+    import os
+
+    load0 = os.getloadavg()[0]
     from robustalign.models import fit_response_model
 
     resp, _ = workload(n_items)
@@ -76,7 +92,8 @@ def route_robustalign(n_items: int, tune: int, seed: int = 1) -> dict:
     wall = time.perf_counter() - t0
     p = fit.provenance
     return _gate_row("robustalign", fit.idata, fit.design.n_responses, p["compile_s"], p["sample_s"], wall,
-                     {"n_cells": fit.design.n_cells, "backend": p["backend"], "tune": tune})
+                     {"n_cells": fit.design.n_cells, "backend": p["backend"], "tune": tune, "seed": seed,
+                      "compiled_reused": p.get("compiled_reused"), "load_avg_1min_start": load0})
 
 
 def naive_model(resp):
@@ -181,14 +198,15 @@ def _show(label: str, r: dict) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="bench_models")
     ap.add_argument("--route", nargs="+", help=argparse.SUPPRESS)
-    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--naive-sampler", default="default", choices=["default", "pymc", "nutpie"])
     ap.add_argument("--skip-full", action="store_true")
     args = ap.parse_args(argv if argv is not None else [])
     if args.route:  # child process: one route, JSON on the last line
         name, n_items = args.route[0], int(args.route[1])
-        fn = {"robustalign": lambda: route_robustalign(n_items, args.tune),
-              "naive": lambda: route_naive(n_items, args.tune, args.naive_sampler),
+        fn = {"robustalign": lambda: route_robustalign(n_items, args.tune, args.seed),
+              "naive": lambda: route_naive(n_items, args.tune, args.naive_sampler, args.seed),
               "gradient": lambda: route_naive_gradient(n_items),
               "kernel": lambda: route_kernel_gradient(n_items)}[name]
         print(json.dumps(fn(), default=float))
