@@ -7,6 +7,7 @@ import time
 import warnings
 from collections import OrderedDict
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -67,6 +68,21 @@ def compile_nutpie(model, backend: str):
 
     with pytensor.config.change_flags(numba__fastmath=False):
         return nutpie.compile_pymc_model(model, backend=backend)
+
+
+def compile_cache_dirs() -> dict[str, str]:
+    """Where compiled models are cached on disk, for reuse by later processes (docs/bayesian.md, section 3).
+
+    ``numba``: machine code of the log density and its gradient (PyTensor's numba cache, which also holds
+    the fused likelihood kernel); ``pytensor``: PyTensor's compile directory for this platform. Both are
+    under ``pytensor.config.base_compiledir`` (``~/.pytensor`` unless ``PYTENSOR_FLAGS=base_compiledir=...``
+    moves it). Deleting them is safe (the next fit compiles again). nutpie's wrapper around the compiled
+    function is not cacheable on disk; within a process it is reused (:func:`compiled_for`).
+    """
+    import pytensor
+
+    base = Path(pytensor.config.base_compiledir)
+    return {"numba": str(base / "numba"), "pytensor": str(pytensor.config.compiledir)}
 
 
 #: Compiled nutpie models of this process, newest last, keyed by what determines the graph (see _run).
