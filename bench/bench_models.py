@@ -190,8 +190,9 @@ def _spawn(args: list[str]) -> dict:
 
 
 def _show(label: str, r: dict) -> None:
-    keys = ("wall_s", "compile_s", "sample_s", "min_ess_bulk", "ess_per_s", "max_r_hat", "divergences",
-            "converged", "steps_per_draw", "peak_mb", "gradient_ms")
+    keys = ("wall_s", "compile_s", "sample_s", "cpu_s", "min_ess_bulk", "ess_per_s", "max_r_hat", "max_r_hat_each",
+            "max_share_r_hat_above", "divergences", "converged", "converged_every_scalar_rule", "steps_per_draw",
+            "peak_mb", "gradient_ms", "load_avg_1min_start")
     print(f"{label:<34}" + "  ".join(f"{k}={r[k]:.4g}" if isinstance(r[k], float) else f"{k}={r[k]}"
                                      for k in keys if k in r), flush=True)
 
