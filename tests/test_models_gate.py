@@ -45,18 +45,22 @@ def test_converged_chains_pass_and_the_table_rule_applies_to_tables_only():
     assert row["n_scalars"] == 300 and row["share_r_hat_above"] <= GATE["table_max_share"]
 
 
-def test_a_table_entry_above_1_01_by_chance_does_not_fail_the_fit():
-    """A converged table with one entry whose R-hat is 1.01-1.05 (one chain's mean moved by 0.4 SD: about 1.02; as
-    chance does in a few of 17,000 entries) passes; the same R-hat in a reported parameter fails."""
-    post = _posterior(np.random.default_rng(1), 500)
-    post["model_item"][0, :, 3, 4] += 0.4
+def test_a_table_entry_above_1_01_passes_the_table_r_hat_rule_and_is_caught_by_ess():
+    """One entry of a table with one chain's mean moved by 0.5 SD: split R-hat about 1.025 (sampling SD
+    about 0.003 at 4 x 2,000 draws, both bounds 5 SDs away). The table's R-hat rule accepts it (one entry
+    of 120 between 1.01 and 1.05), the same R-hat in a reported parameter fails; and the per-scalar ESS
+    rule still fails the fit, because a persistent offset between chains costs bulk ESS: with 8 split
+    chains, ESS is about 8 / (R-hat^2 - 1), about 160 here (docs/bayesian.md, section 3)."""
+    post = _posterior(np.random.default_rng(1), 2000, shape=(12, 10))
+    post["model_item"][0, :, 3, 4] += 0.5
     diag, overall = diagnose(_tree(post))
     row = diag.set_index("variable").loc["model_item"]
     assert GATE["max_r_hat"] < row["max_r_hat"] < GATE["table_max_r_hat"], row["max_r_hat"]
-    assert overall["converged"], gate_message(overall)
+    assert overall["rhat_passed"] and "R-hat" not in gate_message(overall)
+    assert row["min_ess_bulk"] < 300 and not overall["converged"] and "bulk ESS" in gate_message(overall)
     post["sd_model_item"] = post.pop("model_item")
     _, overall = diagnose(_tree(post))
-    assert not overall["converged"] and "R-hat of the parameters" in gate_message(overall)
+    assert not overall["rhat_passed"] and "R-hat of the parameters" in gate_message(overall)
 
 
 def test_one_chain_stuck_elsewhere_fails():
