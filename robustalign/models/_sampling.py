@@ -224,13 +224,9 @@ def _gate_row(v: str, arr: np.ndarray, rh, eb, et) -> dict:
            "share_r_hat_above": float(np.mean(~(r <= GATE["max_r_hat"]))) if r.size else 0.0,
            "spread_r_hat": float("nan")}
     ess_ok = row["min_ess_bulk"] >= GATE["min_ess_bulk"] and row["min_ess_tail"] >= GATE["min_ess_tail"]
-    if row["rule"] == "each":
-        rhat_ok = row["max_r_hat"] <= GATE["max_r_hat"]  # NaN (one chain or constant) fails
-    else:
+    if row["rule"] == "table":
         row["spread_r_hat"] = _spread_r_hat(arr[..., ~const.reshape(arr.shape[2:])] if const.any() else arr)
-        rhat_ok = (row["share_r_hat_above"] <= GATE["table_max_share"]
-                   and row["max_r_hat"] <= GATE["table_max_r_hat"] and row["spread_r_hat"] <= GATE["max_r_hat"])
-    row["passed"] = bool(rhat_ok and ess_ok)
+    row["passed"] = bool(_r_hat_passed(row) and ess_ok)
     return row
 
 
@@ -287,6 +283,7 @@ def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
 
 
 def _r_hat_passed(row: dict) -> bool:
+    """The R-hat part of a variable's verdict, by its rule; NaN (one chain, constant) fails."""
     if row["rule"] == "each":
         return bool(row["max_r_hat"] <= GATE["max_r_hat"])
     return bool(row["share_r_hat_above"] <= GATE["table_max_share"] and row["max_r_hat"] <= GATE["table_max_r_hat"]
