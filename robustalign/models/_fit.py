@@ -56,8 +56,9 @@ def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> 
     diag, overall = diagnose(idata)
     prov.update({"data_hash": d.data_hash, "n_cells": int(d.n_cells), "n_responses": int(d.n_responses),
                  "model": d.kind, "factors": list(d.factors), "cutpoints": d.cutpoints, "converged": overall["converged"],
-                 "gate": {k: overall[k] for k in ("max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences",
-                                                  "min_e_bfmi")}})
+                 "gate": {k: overall[k] for k in ("max_r_hat", "max_r_hat_each", "max_r_hat_table",
+                                                  "max_share_r_hat_above", "max_spread_r_hat", "rhat_passed",
+                                                  "min_ess_bulk", "min_ess_tail", "divergences", "min_e_bfmi")}})
     attach_provenance(idata, prov)
     fit = BayesFit(idata=idata, design=d, diagnostics=diag, gate=overall, provenance=prov, max_draws=max_draws)
     post = idata["posterior"]
@@ -74,7 +75,7 @@ def fit_response_model(
     factors: Sequence[str] | None = None,
     interactions: bool | Mapping[str, bool] = True,
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int = 500,
     chains: int = 4,
     rng: RngLike = None,
     sampler: str = "nutpie",
@@ -179,7 +180,7 @@ def fit_score_model(
     factors: Sequence[str] | None = None,
     interactions: bool | Mapping[str, bool] = True,
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int = 500,
     chains: int = 4,
     rng: RngLike = None,
     sampler: str = "nutpie",

@@ -68,11 +68,13 @@ class BayesFit(Result):
     idata : xarray.DataTree
         Posterior (and sample stats) as returned by the sampler; provenance in ``idata.attrs``.
     converged : bool
-        Whether the fit passed the gate: max R-hat <= 1.01, min bulk and tail ESS >= 400, no
-        divergences, E-BFMI >= 0.3 in every chain. Every table derived from the fit carries this flag in a ``converged`` column.
+        Whether the fit passed the gate: R-hat <= 1.01 in every reported parameter and small variable,
+        the table rule for large effect tables (docs/bayesian.md, section 3), min bulk and tail ESS >= 400,
+        no divergences, E-BFMI >= 0.3 in every chain. Every table derived from the fit carries this flag in a ``converged`` column.
     diagnostics : DataFrame
-        One row per posterior variable: ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``, ``passed``,
-        plus the fit's ``divergences`` and ``converged``.
+        One row per posterior variable: ``n_scalars``, ``rule`` (``each`` or ``table``), ``max_r_hat``,
+        ``min_ess_bulk``, ``min_ess_tail``, ``share_r_hat_above``, ``spread_r_hat``, ``passed``, plus the
+        fit's ``divergences`` and ``converged``.
     gate : dict
         The overall extremes and the verdict.
     provenance : dict
@@ -618,7 +620,9 @@ class BayesFit(Result):
         what = (f"{label.get(d.kind, 'score (Beta)')} model, "
                 f"{len(d.models)} models x {len(d.items)} items, factors {d.factors}, {d.n_cells} cells from "
                 f"{d.n_responses} responses")
-        diag = (f"max R-hat {g['max_r_hat']:.3f}, min ESS bulk {g['min_ess_bulk']:.0f} / tail "
+        tables = (f" (parameters {g['max_r_hat_each']:.3f}; tables: largest share above 1.01 "
+                  f"{g['max_share_r_hat_above']:.1%})" if np.isfinite(g.get("max_r_hat_table", np.nan)) else "")
+        diag = (f"max R-hat {g['max_r_hat']:.3f}{tables}, min ESS bulk {g['min_ess_bulk']:.0f} / tail "
                 f"{g['min_ess_tail']:.0f}, {g['divergences']} divergences, min E-BFMI {g.get('min_e_bfmi', np.nan):.2f}")
         if not self.converged:
             return f"NOT CONVERGED -- DO NOT USE THESE NUMBERS: {what}; failed gate: {gate_message(g)} ({diag})."

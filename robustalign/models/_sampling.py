@@ -7,6 +7,7 @@ import time
 import warnings
 from collections import OrderedDict
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,12 @@ from robustalign._errors import ConvergenceWarning
 from robustalign._rng import as_generator
 
 #: The gate every fit must pass before its numbers may be read as posterior summaries.
-GATE = {"max_r_hat": 1.01, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "max_divergences": 0, "min_e_bfmi": 0.3}
+#: ``max_r_hat`` applies to every scalar of the reported parameters and of variables with at most
+#: ``table_min_size`` scalars; larger tables of effects are judged by ``table_max_share`` (the share of
+#: their entries above ``max_r_hat``), ``table_max_r_hat`` (every entry) and the R-hat of their spread
+#: (docs/bayesian.md, section 3: why, and a simulation showing what it catches).
+GATE = {"max_r_hat": 1.01, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "max_divergences": 0, "min_e_bfmi": 0.3,
+        "table_min_size": 100, "table_max_share": 0.01, "table_max_r_hat": 1.05}
 
 SAMPLERS = ("nutpie", "pymc")
 BACKENDS = ("numba", "jax", "auto")
@@ -62,6 +68,21 @@ def compile_nutpie(model, backend: str):
 
     with pytensor.config.change_flags(numba__fastmath=False):
         return nutpie.compile_pymc_model(model, backend=backend)
+
+
+def compile_cache_dirs() -> dict[str, str]:
+    """Where compiled models are cached on disk, for reuse by later processes (docs/bayesian.md, section 3).
+
+    ``numba``: machine code of the log density and its gradient (PyTensor's numba cache, which also holds
+    the fused likelihood kernel); ``pytensor``: PyTensor's compile directory for this platform. Both are
+    under ``pytensor.config.base_compiledir`` (``~/.pytensor`` unless ``PYTENSOR_FLAGS=base_compiledir=...``
+    moves it). Deleting them is safe (the next fit compiles again). nutpie's wrapper around the compiled
+    function is not cacheable on disk; within a process it is reused (:func:`compiled_for`).
+    """
+    import pytensor
+
+    base = Path(pytensor.config.base_compiledir)
+    return {"numba": str(base / "numba"), "pytensor": str(pytensor.config.compiledir)}
 
 
 #: Compiled nutpie models of this process, newest last, keyed by what determines the graph (see _run).
@@ -167,19 +188,64 @@ def e_bfmi(energy) -> np.ndarray:
     return np.square(np.diff(e, axis=1)).sum(axis=1) / np.square(e - e.mean(axis=1, keepdims=True)).sum(axis=1)
 
 
-def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
-    """Per-variable R-hat / ESS and the overall gate verdict.
+#: Variables judged scalar by scalar whatever their size: the reported parameters (``BayesFit.to_frame``).
+REPORTED_PREFIXES = ("sd_", "beta_", "mu_model", "mu_group", "phi", "intercept", "cutpoints_", "model_cutpoints_",
+                     "cutpoint_offset_", "log_gaps_", "p_cut_")
 
-    Returns a frame with one row per variable (``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``,
-    ``passed``) and a dict with the overall extremes, divergences and ``converged``.
+
+def _judged_as_table(name: str, n_scalars: int) -> bool:
+    """Whether a variable's R-hat is judged as a table (docs/bayesian.md, section 3)."""
+    return n_scalars > GATE["table_min_size"] and not name.startswith(REPORTED_PREFIXES)
+
+
+def _spread_r_hat(arr: np.ndarray) -> float:
+    """Rank-normalised R-hat of a table's spread: the SD over its entries, per draw."""
+    from arviz_stats.base import array_stats
+
+    flat = arr.reshape(arr.shape[0], arr.shape[1], -1)
+    return float(array_stats.rhat(flat.std(axis=2), chain_axis=0, draw_axis=1))
+
+
+def _gate_row(v: str, arr: np.ndarray, rh, eb, et) -> dict:
+    """R-hat and ESS of one variable, reduced over its non-constant entries, and its verdict."""
+    # constant entries (e.g. padded options of short scales) give 0/0 in R-hat; they are left out
+    const = np.ptp(arr.reshape(arr.shape[0] * arr.shape[1], -1), axis=0) == 0
+
+    def vals(x) -> np.ndarray:
+        a = np.asarray(x[v].values, float).ravel()
+        return a[~const.ravel()] if a.size == const.size else a
+
+    r = vals(rh) if rh is not None else np.array([np.nan])
+    b, t = vals(eb), vals(et)
+    n = int((~const).sum())
+    row = {"variable": v, "n_scalars": n, "rule": "table" if _judged_as_table(v, n) else "each",
+           "max_r_hat": float(r.max()) if r.size else float("nan"),
+           "min_ess_bulk": float(b.min()) if b.size else np.inf, "min_ess_tail": float(t.min()) if t.size else np.inf,
+           "share_r_hat_above": float(np.mean(~(r <= GATE["max_r_hat"]))) if r.size else 0.0,
+           "spread_r_hat": float("nan")}
+    ess_ok = row["min_ess_bulk"] >= GATE["min_ess_bulk"] and row["min_ess_tail"] >= GATE["min_ess_tail"]
+    if row["rule"] == "table":
+        row["spread_r_hat"] = _spread_r_hat(arr[..., ~const.reshape(arr.shape[2:])] if const.any() else arr)
+    row["passed"] = bool(_r_hat_passed(row) and ess_ok)
+    return row
+
+
+def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
+    """Per-variable R-hat / ESS and the overall gate verdict (docs/bayesian.md, section 3).
+
+    Returns a frame with one row per variable (``n_scalars``, ``rule``, ``max_r_hat``, ``min_ess_bulk``,
+    ``min_ess_tail``, ``share_r_hat_above``, ``spread_r_hat``, ``passed``) and a dict with the overall
+    extremes, divergences and ``converged``. The reported parameters, and every variable of at most
+    ``GATE["table_min_size"]`` scalars, need R-hat <= ``GATE["max_r_hat"]`` in every scalar. A larger table
+    of effects (``rule == "table"``) needs at most ``GATE["table_max_share"]`` of its entries above that, none
+    above ``GATE["table_max_r_hat"]``, and R-hat <= ``GATE["max_r_hat"]`` for its spread (the SD over its
+    entries, per draw). Every scalar needs the ESS thresholds.
     """
     import arviz as az
 
     post = idata["posterior"].to_dataset()
     names = [v for v in (var_names or list(post.data_vars))]
     n_chains = post.sizes["chain"]
-    rows = []
-    # constant entries (e.g. padded options of short scales) give 0/0 in R-hat; they are left out below
     with np.errstate(invalid="ignore", divide="ignore"):
         rh = az.rhat(idata, var_names=names) if n_chains > 1 else None
         eb = az.ess(idata, var_names=names, method="bulk")
@@ -189,34 +255,25 @@ def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
         return x.to_dataset() if hasattr(x, "to_dataset") else x
 
     rh, eb, et = (ds(x) if x is not None else None for x in (rh, eb, et))
-    for v in names:
-        arr = post[v].values
-        const = np.ptp(arr.reshape(arr.shape[0] * arr.shape[1], -1), axis=0) == 0
-
-        def red(x, fn, fill, v=v, const=const):
-            a = np.asarray(x[v].values, float).ravel()
-            a = a[~const.ravel()] if a.size == const.size else a
-            return float(fn(a)) if a.size else fill
-
-        r = red(rh, np.max, float("nan")) if rh is not None else float("nan")
-        rows.append({"variable": v, "max_r_hat": r, "min_ess_bulk": red(eb, np.min, np.inf),
-                     "min_ess_tail": red(et, np.min, np.inf)})
-    diag = pd.DataFrame(rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diag = pd.DataFrame([_gate_row(v, post[v].values, rh, eb, et) for v in names])
     ss = idata["sample_stats"]
     div = int(np.asarray(ss["diverging"]).sum()) if "diverging" in ss else 0
     # a sampler that records no energy cannot be judged on it: NaN, reported, and not a failure
     bfmi = float(np.min(e_bfmi(ss["energy"].values))) if "energy" in ss else float("nan")
-    rhat_ok = diag["max_r_hat"].le(GATE["max_r_hat"])  # NaN (one chain or constant) fails
-    diag["passed"] = rhat_ok & diag["min_ess_bulk"].ge(GATE["min_ess_bulk"]) & diag["min_ess_tail"].ge(
-        GATE["min_ess_tail"]
-    )
+    each, table = diag[diag["rule"] == "each"], diag[diag["rule"] == "table"]
     overall = {
         "max_r_hat": float(diag["max_r_hat"].max()),
+        "max_r_hat_each": float(each["max_r_hat"].max()) if len(each) else float("nan"),
+        "max_r_hat_table": float(table["max_r_hat"].max()) if len(table) else float("nan"),
+        "max_share_r_hat_above": float(table["share_r_hat_above"].max()) if len(table) else 0.0,
+        "max_spread_r_hat": float(table["spread_r_hat"].max()) if len(table) else float("nan"),
         "min_ess_bulk": float(diag["min_ess_bulk"].min()),
         "min_ess_tail": float(diag["min_ess_tail"].min()),
         "divergences": div,
         "min_e_bfmi": bfmi,
         "n_draws": int(post.sizes["chain"] * post.sizes["draw"]),
+        "rhat_passed": bool(all(_r_hat_passed(r) for r in diag.to_dict("records"))),
     }
     overall["converged"] = bool(diag["passed"].all() and div <= GATE["max_divergences"]
                                 and not bfmi < GATE["min_e_bfmi"])
@@ -225,10 +282,18 @@ def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
     return diag, overall
 
 
+def _r_hat_passed(row: dict) -> bool:
+    """The R-hat part of a variable's verdict, by its rule; NaN (one chain, constant) fails."""
+    if row["rule"] == "each":
+        return bool(row["max_r_hat"] <= GATE["max_r_hat"])
+    return bool(row["share_r_hat_above"] <= GATE["table_max_share"] and row["max_r_hat"] <= GATE["table_max_r_hat"]
+                and row["spread_r_hat"] <= GATE["max_r_hat"])
+
+
 def gate_message(overall: dict) -> str:
     fails = []
-    if not overall["max_r_hat"] <= GATE["max_r_hat"]:
-        fails.append(f"max R-hat {overall['max_r_hat']:.3f} > {GATE['max_r_hat']}")
+    if not overall.get("rhat_passed", overall["max_r_hat"] <= GATE["max_r_hat"]):
+        fails.append(_r_hat_message(overall))
     if not overall["min_ess_bulk"] >= GATE["min_ess_bulk"]:
         fails.append(f"min bulk ESS {overall['min_ess_bulk']:.0f} < {GATE['min_ess_bulk']:.0f}")
     if not overall["min_ess_tail"] >= GATE["min_ess_tail"]:
@@ -238,6 +303,22 @@ def gate_message(overall: dict) -> str:
     if overall.get("min_e_bfmi", float("nan")) < GATE["min_e_bfmi"]:
         fails.append(f"min E-BFMI {overall['min_e_bfmi']:.2f} < {GATE['min_e_bfmi']}")
     return "; ".join(fails)
+
+
+def _r_hat_message(overall: dict) -> str:
+    if "max_r_hat_each" not in overall:
+        return f"max R-hat {overall['max_r_hat']:.3f} > {GATE['max_r_hat']}"
+    parts = []
+    if not overall["max_r_hat_each"] <= GATE["max_r_hat"]:
+        parts.append(f"max R-hat of the parameters {overall['max_r_hat_each']:.3f} > {GATE['max_r_hat']}")
+    if overall["max_share_r_hat_above"] > GATE["table_max_share"]:
+        parts.append(f"{overall['max_share_r_hat_above']:.1%} of a table's entries have R-hat > {GATE['max_r_hat']} "
+                     f"(at most {GATE['table_max_share']:.0%})")
+    if overall["max_r_hat_table"] > GATE["table_max_r_hat"]:
+        parts.append(f"max R-hat of a table entry {overall['max_r_hat_table']:.3f} > {GATE['table_max_r_hat']}")
+    if overall["max_spread_r_hat"] > GATE["max_r_hat"]:
+        parts.append(f"R-hat of a table's spread {overall['max_spread_r_hat']:.3f} > {GATE['max_r_hat']}")
+    return "; ".join(parts) or f"max R-hat {overall['max_r_hat']:.3f}"
 
 
 def warn_if_failed(overall: dict, what: str, stacklevel: int = 3) -> None:
