@@ -8,6 +8,7 @@ import warnings
 from collections import OrderedDict
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,8 @@ from robustalign._rng import as_generator
 #: ``table_min_size`` scalars; larger tables of effects are judged by ``table_max_share`` (the share of
 #: their entries above ``max_r_hat``), ``table_max_r_hat`` (every entry) and the R-hat of their spread
 #: (docs/bayesian.md, section 3: why, and a simulation showing what it catches).
-GATE = {"max_r_hat": 1.01, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "max_divergences": 0, "min_e_bfmi": 0.3,
-        "table_min_size": 100, "table_max_share": 0.01, "table_max_r_hat": 1.05}
+GATE: dict[str, float] = {"max_r_hat": 1.01, "min_ess_bulk": 400.0, "min_ess_tail": 400.0, "max_divergences": 0, "min_e_bfmi": 0.3,
+                          "table_min_size": 100, "table_max_share": 0.01, "table_max_r_hat": 1.05}
 
 SAMPLERS = ("nutpie", "pymc")
 BACKENDS = ("numba", "jax", "auto")
@@ -218,7 +219,7 @@ def _gate_row(v: str, arr: np.ndarray, rh, eb, et) -> dict:
     r = vals(rh) if rh is not None else np.array([np.nan])
     b, t = vals(eb), vals(et)
     n = int((~const).sum())
-    row = {"variable": v, "n_scalars": n, "rule": "table" if _judged_as_table(v, n) else "each",
+    row: dict[str, Any] = {"variable": v, "n_scalars": n, "rule": "table" if _judged_as_table(v, n) else "each",
            "max_r_hat": float(r.max()) if r.size else float("nan"),
            "min_ess_bulk": float(b.min()) if b.size else np.inf, "min_ess_tail": float(t.min()) if t.size else np.inf,
            "share_r_hat_above": float(np.mean(~(r <= GATE["max_r_hat"]))) if r.size else 0.0,
