@@ -550,8 +550,7 @@ def accuracy_audit_report(data: pd.DataFrame | str | PathLike, *, culture: str =
     )
     from robustalign.report.design import AuditDesign
 
-    design = AuditDesign() if design is None else AuditDesign.from_dict(design) if isinstance(design, dict) \
-        else design
+    design = AuditDesign.coerce(design)
     raw = data if isinstance(data, pd.DataFrame) else _read(data, None)[0]
     kw = {k: k for k in ("context", "sample") if k in raw.columns}
     d = data if isinstance(data, CorrectnessData) else load_correctness(data, culture=culture, **kw)

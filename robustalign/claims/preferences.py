@@ -722,8 +722,7 @@ def preference_report(data: PairwiseChoices | pd.DataFrame | str | PathLike, *, 
     )
     from robustalign.report.design import AuditDesign
 
-    design = AuditDesign() if design is None else AuditDesign.from_dict(design) if isinstance(design, dict) \
-        else design
+    design = AuditDesign.coerce(design)
     pc = data if isinstance(data, PairwiseChoices) else load_pairwise(data)
     nres, nperm = int(n_resamples or design.n_resamples), int(n_permutations or design.n_permutations)
     res = assess_preferences(pc, compare=compare, human=human, n_resamples=nres, n_permutations=nperm,

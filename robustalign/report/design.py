@@ -279,6 +279,13 @@ class AuditDesign:
     source: str | None = None
 
     @classmethod
+    def coerce(cls, design: AuditDesign | dict | None) -> AuditDesign:
+        """``design`` as an :class:`AuditDesign`: the defaults for None, a parsed TOML dict validated."""
+        if design is None:
+            return cls()
+        return cls.from_dict(design) if isinstance(design, dict) else design
+
+    @classmethod
     def from_dict(cls, d: dict, *, source: str | None = None) -> AuditDesign:
         """Validate a design given as a dict (the parsed TOML); unknown keys are errors, not ignored."""
         where = f"design file {source!r}" if source else "design"
