@@ -34,10 +34,10 @@ import numpy as np
 
 from robustalign.resampling import permutation_p_values
 from robustalign.resampling.stability_nulls import (
-    interaction_null,
+    ModalFlipStatistic,
+    answer_permutation_nulls,
     item_sums,
     level_permutation_null,
-    modal_flip_null,
 )
 
 
@@ -123,14 +123,33 @@ def position_bias(blk, SP, n_resamples, n_permutations, level, gen) -> dict | No
     return {"estimate": obs, "boot": boot, "p_value": p, "n_items": len(items), "positions": ["first", "last"]}
 
 
-def noise_floor(blk, observed, n_draws, gen) -> dict | None:
-    """Modal flip rate under no effect at the observed numbers of answers per cell (choice data)."""
+def answer_nulls(blk, observed, n_resamples, n_permutations, level, gen_null, gen_item, floor=True, item=True,
+                 tick=None) -> tuple[dict | None, dict | None]:
+    """The noise floor of the modal flip rate and the item-level instability (choice data), their nulls
+    from one set of draws: both re-allocate every stratum's answers among its levels at random, cell sizes
+    kept, so one draw serves both (:func:`~robustalign.resampling.stability_nulls.answer_permutation_nulls`).
+
+    ``observed``: the observed mean modal flip rate; ``gen_null`` draws the nulls, ``gen_item`` the
+    item-level bootstrap; ``floor`` / ``item``: which parts to compute; ``tick(done, total)`` after each
+    chunk of draws. Returns ``(noise floor, item-level)``, None for a part left out or not estimable.
+    """
     N = blk.get("N")
-    if N is None or not np.isfinite(observed):
-        return None
+    if N is None:
+        return None, None
     counts = np.nan_to_num(blk["D"]) * N[..., None]
     Q = len(blk["items"])
-    null, per_item = modal_flip_null(counts, N, blk["item_of_stratum"], Q, n_draws, gen)
+    flip_stat = ModalFlipStatistic(N, blk["item_of_stratum"], Q) if floor and np.isfinite(observed) else None
+    il = _item_level_setup(blk, counts, n_resamples, level, gen_item) if item else None
+    stats = ([(None, flip_stat)] if flip_stat is not None else []) + ([il["null_stat"]] if il is not None else [])
+    if not stats:
+        return None, None
+    nulls = answer_permutation_nulls(counts, stats, n_permutations, gen_null, tick=tick)
+    nf = _floor(flip_stat, nulls[0], observed, N) if flip_stat is not None else None
+    return nf, (_item_level_finish(il, nulls[-1]) if il is not None else None)
+
+
+def _floor(stat, null, observed, N) -> dict | None:
+    """Modal flip rate under no effect at the observed numbers of answers per cell, from its null draws."""
     null = null[np.isfinite(null)]
     if not len(null):
         return None
@@ -140,7 +159,7 @@ def noise_floor(blk, observed, n_draws, gen) -> dict | None:
     # equals the observed rate and says nothing about an effect, so verdicts do not use it
     informative = bool((N >= 2).any())
     return {"floor": float(null.mean()), "null_low": float(lo), "null_high": float(hi), "p_value": p,
-            "n_draws": len(null), "per_item": per_item, "mean_n": float(N[N > 0].mean()),
+            "n_draws": len(null), "per_item": stat.per_item(), "mean_n": float(N[N > 0].mean()),
             "informative": informative, "null": null}
 
 
@@ -160,11 +179,11 @@ def _xv(counts, N, grid, item_of, Q):
     the strata in order (:func:`~robustalign.resampling.stability_nulls.item_sums`)."""
     lead, (S, L, K) = counts.shape[:-3], counts.shape[-3:]
     B = int(np.prod(lead, dtype=np.int64))
+    g = np.nan_to_num(grid)  # (S, K)
+    sums = np.matmul(counts.reshape(B, S, L, K), np.stack([g, g * g], -1))  # (B, S, L, 2): sum of x, of x^2
     with np.errstate(invalid="ignore", divide="ignore"):
-        f = counts.reshape(B, S, L, K) / N[..., None]
-        g = np.nan_to_num(grid)[:, None, :]
-        m = (f * g).sum(-1)
-        v = (f * (g - m[..., None]) ** 2).sum(-1) / (N - 1)
+        m = sums[..., 0] / N
+        v = (sums[..., 1] / N - m * m) / (N - 1)  # within-cell variance / n (the mean's sampling variance)
     ok = (N >= 2) & np.isfinite(grid[:, 0])[:, None]  # ordinal items (padding beyond K is NaN)
     cnt = np.stack([np.bincount(item_of[ok[:, lv]], minlength=Q) for lv in range(L)], axis=1).astype(float)
     sx = item_sums(np.where(ok, m, 0.0), item_of, Q)
@@ -182,13 +201,12 @@ def _tau2(X, V):
     return (e**2).sum((-2, -1)) / ((Q - 1) * (L - 1)) - V.mean((-2, -1))
 
 
-def item_level(blk, n_resamples, n_permutations, level, gen) -> dict | None:
-    """Item x level interaction SD beyond within-cell noise (ordinal items, >= 2 answers per cell)."""
-    N = blk.get("N")
-    if N is None:
-        return None
+def _item_level_setup(blk, counts, n_resamples, level, gen) -> dict | None:
+    """Item x level interaction SD beyond within-cell noise (ordinal items, >= 2 answers per cell): the
+    observed value, its item bootstrap and the statistic its null applies to each draw (``null_stat``,
+    a ``(rows, stat)`` pair); None when fewer than 3 items qualify."""
+    N = blk["N"]
     grid = _pos_grid(blk)
-    counts = np.nan_to_num(blk["D"]) * N[..., None]
     Q = len(blk["items"])
     item_of = blk["item_of_stratum"]
     X, V = _xv(counts, N, grid, item_of, Q)
@@ -197,16 +215,21 @@ def item_level(blk, n_resamples, n_permutations, level, gen) -> dict | None:
         return None
     keep_items = np.flatnonzero(comp)
     t2 = float(_tau2(X[comp], V[comp]))
-    g_boot, g_null = gen.spawn(2)
+    g_boot = gen.spawn(1)[0]  # the first child, as when the null had a stream of its own (the second child)
     boot = cluster_bootstrap((X[comp], V[comp]), statistic=lambda x, v: _tau2(x, v)[:, None], labels=["tau2"],
                              n_resamples=n_resamples, confidence_level=level, rng=g_boot)
     rows = np.isin(item_of, keep_items)
+    N_r, grid_r, item_r = N[rows], grid[rows], item_of[rows]
 
-    def stat(c):  # a batch of draws (b, S, L, K) -> (b,)
-        x, v = _xv(c, N[rows], grid[rows], item_of[rows], Q)
+    def stat(c):  # a batch of draws (b, S_rows, L, K) -> (b,)
+        x, v = _xv(c, N_r, grid_r, item_r, Q)
         return _tau2(x[..., comp, :], v[..., comp, :])
 
-    null = interaction_null(counts[rows], stat, n_permutations, g_null)
+    return {"tau2": t2, "boot": boot, "n_items": int(comp.sum()), "null_stat": (rows, stat)}
+
+
+def _item_level_finish(il, null) -> dict:
+    t2 = il["tau2"]
     p = float(permutation_p_values(np.array([t2]), null[:, None], "greater")[0])
-    return {"tau2": t2, "tau": float(np.sqrt(max(t2, 0.0))), "boot": boot, "p_value": p,
-            "n_items": int(comp.sum()), "null_mean": float(np.nanmean(null))}
+    return {"tau2": t2, "tau": float(np.sqrt(max(t2, 0.0))), "boot": il["boot"], "p_value": p,
+            "n_items": il["n_items"], "null_mean": float(np.nanmean(null))}

@@ -115,8 +115,7 @@ from robustalign._validation import check_choice, check_confidence_level, check_
 from robustalign.claims._base import AssessmentResult, nanmean
 from robustalign.claims._stability_mc import add_mc_flags
 from robustalign.claims._stability_parts import (
-    item_level,
-    noise_floor,
+    answer_nulls,
     order_factors,
     position_bias,
     shown_positions,
@@ -407,10 +406,12 @@ def _unit_factor(parts: dict, responses: Responses, blk: dict, unit, f: str, by:
     fl = _flips(blk, unit, f, n_resamples, level, stream("flips", unit, f))
     parts["flips"].append(fl)
     obs = float(fl["flip"]["mean"].estimate[0]) if fl.get("flip") is not None else np.nan
-    parts["noise_floors"].append(None if "noise_floor" in skip else
-                                 noise_floor(blk, obs, n_permutations, stream("noise_floor", unit, f)))
-    parts["item_level"].append(None if "item_level" in skip else
-                               item_level(blk, n_resamples, n_permutations, level, stream("item_level", unit, f)))
+    # the noise floor and the item-level null share one set of draws (the same null: answers re-allocated
+    # among levels within strata); the item-level bootstrap keeps a stream of its own
+    nf, il = answer_nulls(blk, obs, n_resamples, n_permutations, level, stream("answer_null", unit, f),
+                          stream("item_level", unit, f), "noise_floor" not in skip, "item_level" not in skip)
+    parts["noise_floors"].append(nf)
+    parts["item_level"].append(il)
     if is_order and "position_bias" not in skip:
         pb = position_bias(blk, shown_positions(responses, blk, f), n_resamples, n_permutations, level,
                            stream("position_bias", unit, f))

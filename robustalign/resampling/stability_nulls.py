@@ -20,14 +20,14 @@ interaction_null
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
 from scipy.special import gammaln
 
-__all__ = ["AnswerPermuter", "interaction_null", "item_sums", "level_permutation_null", "modal_flip_null",
-           "spread_permutation_null"]
+__all__ = ["AnswerPermuter", "ModalFlipStatistic", "answer_permutation_nulls", "interaction_null", "item_sums",
+           "level_permutation_null", "modal_flip_null", "spread_permutation_null"]
 
 _TIE_TOL = 1e-9
 
@@ -84,13 +84,6 @@ def _rank(C: np.ndarray) -> int:
     """Numerical rank of a symmetric PSD matrix with a tolerance relative to its largest eigenvalue."""
     ev = np.linalg.eigvalsh(C)
     return int((ev > 1e-9 * max(ev.max(), 1e-300)).sum())
-
-
-def modal_flip(p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
-    """``1 -`` Jaccard overlap of the modal sets of the rows (the flip statistic of stability)."""
-    from robustalign.metrics import plurality_agreement
-
-    return 1.0 - plurality_agreement(p_a, p_b, tie_tol=_TIE_TOL, check=False)
 
 
 #: How :class:`AnswerPermuter` draws: ``"tables"`` (multivariate hypergeometric tables) or ``"sort"``
@@ -233,29 +226,27 @@ def _table_draws(start: np.ndarray, pooled: np.ndarray, L: int, gen: np.random.G
 def _hypergeometric_draws(pooled: np.ndarray, sizes: np.ndarray, gen: np.random.Generator, b: int) -> np.ndarray:
     """``b`` tables per stratum, level by level and option by option: the count of option ``k`` in level
     ``l`` is Hypergeometric(good = its answers not yet placed, bad = the later options' answers not yet
-    placed, sample = the level's slots still free). Drawn only where the outcome is not forced; numpy's
-    sampler is O(1) per draw for large counts (ratio of uniforms), so this is the path for many answers."""
+    placed, sample = the level's slots still free). numpy's sampler is O(1) per draw for large counts (ratio
+    of uniforms), so this is the path for many answers; forced outcomes (nothing to place, or one option
+    left) come out of it without a uniform's worth of work, so every entry goes through one call per
+    level and option, with no masks."""
     S, K = pooled.shape
     L = sizes.shape[1]
     out = np.empty((b, S, L, K))
-    left = np.broadcast_to(pooled, (b, S, K)).copy()  # answers of each option not yet placed
-    pool = np.broadcast_to(sizes.sum(1), (b, S)).copy()  # answers not yet placed
+    left = np.repeat(pooled[None].astype(np.int64), b, axis=0)  # (b, S, K) answers of each option not placed
+    pool = sizes[:, ::-1].cumsum(1)[:, ::-1].astype(np.int64)  # (S, L) answers not placed before level l
     for lv in range(L - 1):
-        need = np.broadcast_to(sizes[:, lv], (b, S)).copy()  # slots of the level still to fill
-        rest = pool.copy()
+        need = np.repeat(sizes[None, :, lv].astype(np.int64), b, axis=0)  # (b, S) slots of the level still free
+        rest = pool[:, lv] - left[:, :, 0]  # answers of the options after option 0
         for k in range(K - 1):
             good = left[:, :, k]
-            rest -= good  # answers of the later options
-            x = np.where(rest == 0, need, 0)  # forced: nothing else left, or nothing to fill
-            free = (need > 0) & (good > 0) & (rest > 0)
-            if free.any():
-                x[free] = gen.hypergeometric(good[free], rest[free], need[free])
+            x = gen.hypergeometric(good, rest, need)
             out[:, :, lv, k] = x
             need -= x
             good -= x
+            rest -= left[:, :, k + 1]
         out[:, :, lv, K - 1] = need
         left[:, :, K - 1] -= need
-        pool -= sizes[:, lv][None]
     out[:, :, L - 1] = left
     return out
 
@@ -361,64 +352,131 @@ def item_sums(x: np.ndarray, item_of: np.ndarray, n_items: int) -> np.ndarray:
     return out
 
 
-def _item_level_dists(freq, ok, item_of, n_items):
-    """(..., n_items, L, K) equal-weight means over each item's strata of the cell distributions ``freq``
-    (..., S, L, K), cells where ``ok`` (S, L) is False left out."""
-    lead, (S, L, K) = freq.shape[:-3], freq.shape[-3:]
-    B = int(np.prod(lead, dtype=np.int64))
-    sums = item_sums(np.where(ok[:, :, None], freq.reshape(B, S, L, K), 0.0), item_of, n_items)
-    cnt = np.stack([np.bincount(item_of[ok[:, lv]], minlength=n_items) for lv in range(L)], axis=1)  # (Q, L)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pi = np.where(cnt[None, :, :, None] > 0, sums / cnt[None, :, :, None], np.nan)
-    return pi.reshape(*lead, n_items, L, K)
+#: Cells (draws x strata x levels x options) of one chunk of draws in the answer nulls when no ``chunk`` is
+#: given: enough that numpy's per-call overhead is small, few enough that a chunk's arrays stay within tens of MB.
+CHUNK_CELLS = 1_000_000
+
+
+def _chunk(chunk: int | None, shape: tuple[int, ...], n_draws: int) -> int:
+    if chunk is not None:
+        return max(1, int(chunk))
+    return max(1, min(n_draws, CHUNK_CELLS // max(int(np.prod(shape, dtype=np.int64)), 1)))
+
+
+def answer_permutation_nulls(counts: np.ndarray,
+                             statistics: Sequence[tuple[np.ndarray | None, Callable[[np.ndarray], np.ndarray]]],
+                             n_draws: int, gen: np.random.Generator, chunk: int | None = None,
+                             method: str | None = None,
+                             tick: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+    """Null values of several statistics from one set of draws of the same null: every stratum's answers
+    re-allocated among its levels at random, cell sizes kept (:class:`AnswerPermuter`).
+
+    ``counts`` (S, L, K). ``statistics`` are pairs ``(rows, stat)``: ``rows`` picks the strata the statistic
+    reads (a boolean mask or indices over S; None: all) and ``stat`` maps their draws ``(b, S_rows, L, K)``
+    to ``(b,)``. Strata are drawn independently, so the draws restricted to ``rows`` are draws of those
+    strata alone: each statistic's null distribution is the one it has with draws of its own. Its null
+    values are dependent across statistics, as the observed values are (the same data). Returns one
+    ``(n_draws,)`` array per statistic. Draws are made ``chunk`` at a time (default: about
+    :data:`CHUNK_CELLS` cells per chunk); ``tick(done, n_draws)`` is called after each chunk.
+    """
+    perm = AnswerPermuter(counts, method)
+    step = _chunk(chunk, perm.shape, n_draws)
+    outs = [np.empty(n_draws) for _ in statistics]
+    for s0 in range(0, n_draws, step):
+        draws = perm.draw(gen, min(step, n_draws - s0))
+        for out, (rows, stat) in zip(outs, statistics):
+            out[s0:s0 + len(draws)] = stat(draws if rows is None else draws[:, rows])
+        if tick is not None:
+            tick(s0 + len(draws), n_draws)
+    return outs
+
+
+def _last_axis_max(x: np.ndarray) -> np.ndarray:
+    """``x.max(-1)`` for a short last axis, one elementwise maximum per entry (a reduction over a few
+    elements at a time is several times slower)."""
+    out = x[..., 0].copy()
+    for k in range(1, x.shape[-1]):
+        np.maximum(out, x[..., k], out=out)
+    return out
+
+
+class ModalFlipStatistic:
+    """The noise floor's statistic: for a batch of draws ``(b, S, L, K)``, the mean over items of the mean
+    over level pairs of the modal flip (1 - Jaccard overlap of the modal sets, ties within 1e-9) between
+    the item's level distributions, each the equal-weight mean over the item's strata of the cell
+    distributions (cells without answers left out). ``(b,)``; :meth:`per_item` gives each item's mean
+    flip over every draw seen so far.
+
+    ``n`` (S, L): answers per cell (fixed by the null); ``item_of`` (S,): the item of each stratum.
+    Which items and level pairs have answers depends only on ``n``, so it is worked out once.
+    """
+
+    def __init__(self, n: np.ndarray, item_of: np.ndarray, n_items: int) -> None:
+        S, L = n.shape
+        self.item_of, self.n_items = np.asarray(item_of), n_items
+        ok = n > 0
+        with np.errstate(divide="ignore"):
+            self.w = np.where(ok, 1.0 / np.where(ok, n, 1.0), 0.0)[..., None]  # (S, L, 1): cells left out weigh 0
+        cnt = np.stack([np.bincount(self.item_of[ok[:, lv]], minlength=n_items) for lv in range(L)], 1)  # (Q, L)
+        self.inv_cnt = np.where(cnt > 0, 1.0 / np.maximum(cnt, 1), 0.0)[..., None]
+        self.ia, self.ib = (np.array(x, np.int64) for x in zip(*[(a, b) for a in range(L) for b in range(a + 1, L)]))
+        valid = (cnt[:, self.ia] > 0) & (cnt[:, self.ib] > 0)  # (Q, P) pairs with both levels present
+        n_pairs = valid.sum(1)
+        self.good = n_pairs > 0  # items with at least one pair
+        self.pair_w = np.where(valid, 1.0 / np.maximum(n_pairs, 1)[:, None], 0.0)
+        self.acc = np.zeros(n_items)
+        self.n_seen = 0
+
+    def __call__(self, draws: np.ndarray) -> np.ndarray:
+        K = draws.shape[-1]
+        pi = item_sums(draws * self.w, self.item_of, self.n_items)  # (b, Q, L, K) sums of cell shares
+        pi *= self.inv_cnt  # equal-weight means (absent levels: all 0, and no pair reads them)
+        top = pi >= _last_axis_max(pi)[..., None] - _TIE_TOL  # modal sets
+        if K <= 64:  # each modal set as the bits of one integer
+            bits = top.astype(np.uint64) @ (np.uint64(1) << np.arange(K, dtype=np.uint64))  # (b, Q, L)
+            a, c = bits[:, :, self.ia], bits[:, :, self.ib]  # (b, Q, P)
+            both, either = np.bitwise_count(a & c), np.bitwise_count(a | c)
+        else:
+            a, c = top[:, :, self.ia], top[:, :, self.ib]  # (b, Q, P, K)
+            both, either = (a & c).sum(-1), (a | c).sum(-1)
+        flip = 1.0 - both / either  # 1 - Jaccard overlap (a set is never empty: no 0 / 0)
+        fq = np.einsum("bqp,qp->bq", flip, self.pair_w)  # (b, Q): mean over the item's level pairs
+        self.acc += fq.sum(0)
+        self.n_seen += len(draws)
+        n_good = int(self.good.sum())
+        if not n_good:
+            return np.full(len(draws), np.nan)
+        return fq[:, self.good].sum(1) / n_good
+
+    def per_item(self) -> np.ndarray:
+        """Each item's mean flip over the draws seen (NaN for items without a pair of levels)."""
+        return np.where(self.good, self.acc / max(self.n_seen, 1), np.nan)
 
 
 def modal_flip_null(counts: np.ndarray, n: np.ndarray, item_of: np.ndarray, n_items: int, n_draws: int,
-                    gen: np.random.Generator, chunk: int = 50, method: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    gen: np.random.Generator, chunk: int | None = None,
+                    method: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean modal flip rate over items under no effect, at the numbers of answers actually sampled.
 
     ``counts`` (S, L, K): answer counts per stratum (item x other cells) and level; ``n`` (S, L) their
     totals. Each draw re-allocates every stratum's answers among its levels at random, cell sizes kept
-    (:class:`AnswerPermuter`), forms each item's level distribution as the equal-weight mean over its
-    strata (as the observed statistic does), and returns the mean over items of the mean over level
-    pairs of the modal flip. Returns ``(n_draws,)`` and the per-item mean flip ``(n_items,)``.
-    Draws are processed ``chunk`` at a time, all arrays at once; ``method`` is :class:`AnswerPermuter`'s.
+    (:class:`AnswerPermuter`), and takes :class:`ModalFlipStatistic`: the mean over items of the mean over
+    level pairs of the modal flip of the item's level distributions (equal-weight means over its strata,
+    as the observed statistic). Returns ``(n_draws,)`` and the per-item mean flip ``(n_items,)``.
+    ``chunk`` and ``method`` as in :func:`answer_permutation_nulls`.
     """
-    S, L, K = counts.shape
-    pairs = [(a, b) for a in range(L) for b in range(a + 1, L)]
-    ok = n > 0
-    perm = AnswerPermuter(counts, method)
-    out = np.empty(n_draws)
-    acc, acc_n = np.zeros(n_items), np.zeros(n_items)
-    for s0 in range(0, n_draws, chunk):
-        draws = perm.draw(gen, min(chunk, n_draws - s0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            freq = draws / n[..., None]
-        pi = _item_level_dists(freq, ok, item_of, n_items)  # (b, Q, L, K)
-        F = np.stack([modal_flip(pi[:, :, a], pi[:, :, b]) for a, b in pairs], axis=-1)  # NaN where absent
-        cnt = np.isfinite(F).sum(-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fq = np.where(cnt > 0, np.nansum(F, -1) / cnt, np.nan)  # (b, Q)
-        good = np.isfinite(fq)
-        n_good = good.sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[s0:s0 + len(draws)] = np.where(n_good > 0, np.where(good, fq, 0.0).sum(1) / n_good, np.nan)
-        acc += np.where(good, fq, 0.0).sum(0)
-        acc_n += good.sum(0)
-    return out, np.divide(acc, acc_n, out=np.full(n_items, np.nan), where=acc_n > 0)
+    stat = ModalFlipStatistic(n, item_of, n_items)
+    (out,) = answer_permutation_nulls(counts, [(None, stat)], n_draws, gen, chunk, method)
+    return out, stat.per_item()
 
 
 def interaction_null(counts: np.ndarray, stat: Callable[[np.ndarray], np.ndarray], n_draws: int,
-                     gen: np.random.Generator, chunk: int = 50, method: str | None = None) -> np.ndarray:
+                     gen: np.random.Generator, chunk: int | None = None, method: str | None = None) -> np.ndarray:
     """Null of an interaction statistic: every stratum's answers re-allocated among its levels at random
     (no level effect, no item x level interaction), cell sizes kept.
 
     ``stat(counts)`` maps a batch of draws ``(b, S, L, K)`` to ``(b,)`` values. Returns ``(n_draws,)``;
-    ``method`` is :class:`AnswerPermuter`'s.
+    ``chunk`` and ``method`` as in :func:`answer_permutation_nulls`.
     """
-    perm = AnswerPermuter(counts, method)
-    out = np.empty(n_draws)
-    for s0 in range(0, n_draws, chunk):
-        draws = perm.draw(gen, min(chunk, n_draws - s0))
-        out[s0:s0 + len(draws)] = stat(draws)
+    (out,) = answer_permutation_nulls(counts, [(None, stat)], n_draws, gen, chunk, method)
     return out
