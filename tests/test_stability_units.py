@@ -120,7 +120,10 @@ def test_progress_is_called_once_per_unit_and_factor_and_changes_no_number():
     kw = dict(margin=0.1, n_resamples=50, n_permutations=50, rng=1, skip=SKIP)
     seen = []
     with_progress = assess_stability(resp, progress=seen.append, **kw).to_frame()
-    assert len(seen) == 4 and seen[-1].endswith("(4/4)") and all(s.startswith("stability: model ") for s in seen)
+    steps = [s for s in seen if s.endswith("/4)")]  # the line of each unit x factor
+    assert len(steps) == 4 and steps[-1].endswith("(4/4)") and all(s.startswith("stability: model ") for s in steps)
+    assert sum(s.startswith("stability: test-retest") for s in seen) == 1  # parts over all units are announced
+    assert all(s.startswith("stability: ") for s in seen)
     pd.testing.assert_frame_equal(with_progress, assess_stability(resp, **kw).to_frame())
 
 
@@ -143,3 +146,19 @@ def test_retest_flip_of_each_cell_is_the_mean_over_its_pairs_of_answers():
         assert np.isclose(c["shift"], np.mean([abs(a - b) / (K[c["item"]] - 1) for a, b in pairs]), rtol=1e-12)
     assert {3, 4} <= set(rows_per_cell := resp.data.groupby(["model", "item", "template"]).size()) and len(cells) == len(
         rows_per_cell)
+
+
+def test_long_null_draws_report_progress_and_change_no_number(monkeypatch):
+    from robustalign.claims import stability
+    from robustalign.resampling import stability_nulls
+
+    monkeypatch.setattr(stability_nulls, "CHUNK_CELLS", 1)  # one draw per chunk
+    monkeypatch.setattr(stability, "TICK_S", 0.0)  # every chunk counts as long
+    resp, _ = simulate(n_models=2, n_items=8, factors={"template": 2}, n_orders=1, n_samples=3, rng=4).load()
+    kw = dict(margin=0.1, n_resamples=50, n_permutations=40, rng=2, skip=SKIP)
+    seen = []
+    with_ticks = assess_stability(resp, progress=seen.append, **kw).to_frame()
+    ticks = [s for s in seen if s.endswith(" null draws")]
+    assert len(ticks) == 2 * 39  # after every chunk but the last, per model
+    assert ticks[0] == "stability: model " + resp.models[0] + ", factor template (1/2): 1 of 40 null draws"
+    pd.testing.assert_frame_equal(with_ticks, assess_stability(resp, **kw).to_frame())

@@ -99,6 +99,7 @@ Wilson intervals and a paired test (:func:`robustalign.validity.validity_rates`)
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -232,7 +233,9 @@ def assess_stability(
         other units are in the data.
     progress : callable, optional
         Called with a short text before each unit x factor (``"stability: model m1, factor language (3/16)"``),
-        so that a long run is never silent; nothing else depends on it.
+        during its null draws when they run longer than ``TICK_S`` seconds (``"...: 4,000 of 10,000 null
+        draws"``) and before each part computed over all units (test-retest, ranking, valid rates), so that
+        a long run is never silent; nothing else depends on it.
 
     Returns
     -------
@@ -280,18 +283,22 @@ def assess_stability(
     n_steps = len(cells.units) * len(factors)
     for u, unit in enumerate(cells.units):
         for j, f in enumerate(factors):
+            step = f"stability: {by} {unit}, factor {f} ({u * len(factors) + j + 1}/{n_steps})"
             if progress is not None:
-                progress(f"stability: {by} {unit}, factor {f} ({u * len(factors) + j + 1}/{n_steps})")
+                progress(step)
             _unit_factor(parts, responses, cells.block(unit, f), unit, f, by, human, margin, f in ofac, skip,
-                         n_resamples, n_permutations, level, stream)
+                         n_resamples, n_permutations, level, stream, _ticker(progress, step))
     effects, pairwise, flips = parts["effects"], parts["pairwise"], parts["flips"]
     floors, item_lv = parts["noise_floors"], parts["item_level"]
     _adjust_families(effects, pairwise, adjust_method)
 
+    _say(progress, "retest" not in skip, "stability: test-retest flip rates across samples, every cell")
     retest = None if "retest" in skip else _retest(responses, by, cells, n_resamples, level, stream("retest"))
     not_est: dict = {}
+    _say(progress, "ranking" not in skip, f"stability: ranking of {by}s at each level of {list(factors)}")
     ranking = [] if "ranking" in skip else _ranking(responses, reference, by, factors, metric, cells, n_resamples,
                                                     level, stream("ranking", *cells.units), estimand, not_est)
+    _say(progress, "validity" not in skip, "stability: valid-answer rates across levels")
     validity = {} if "validity" in skip else _validity(responses, by, factors)
     shares, converged = _variance_shares(fit)
 
@@ -322,6 +329,31 @@ def assess_stability(
     res.build = partial(_build, res)  # a module-level function: the result pickles whole
     res.plotter = _plot
     return res
+
+
+#: Seconds after which a long run of null draws inside one unit x factor reports how far it is.
+TICK_S = 5.0
+
+
+def _say(progress: Callable[[str], None] | None, run: bool, text: str) -> None:
+    if progress is not None and run:
+        progress(text)
+
+
+def _ticker(progress: Callable[[str], None] | None, step: str) -> Callable[[int, int], None] | None:
+    """``tick(done, total)`` for the null draws of one unit x factor: a progress line when :data:`TICK_S`
+    seconds have passed since the last line, so that a large unit is not silent for long."""
+    if progress is None:
+        return None
+    last = [time.monotonic()]
+
+    def tick(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= TICK_S and done < total:
+            last[0] = now
+            progress(f"{step}: {done:,} of {total:,} null draws")
+
+    return tick
 
 
 def _check_args(responses: Responses, reference: Reference | None, by: str, metric: str, adjust_method: str,
@@ -390,7 +422,7 @@ def _choose_factors(responses: Responses, factors: str | Sequence[str] | None,
 
 
 def _unit_factor(parts: dict, responses: Responses, blk: dict, unit, f: str, by: str, human, margin, is_order: bool,
-                 skip: tuple, n_resamples: int, n_permutations: int, level: float, stream) -> None:
+                 skip: tuple, n_resamples: int, n_permutations: int, level: float, stream, tick=None) -> None:
     """Every part of one unit x factor, appended to the lists of ``parts``."""
     eff = _factor_effect(blk, n_resamples, n_permutations, level, stream("effect", unit, f))
     eff.update(unit=unit, factor=f)
@@ -409,7 +441,7 @@ def _unit_factor(parts: dict, responses: Responses, blk: dict, unit, f: str, by:
     # the noise floor and the item-level null share one set of draws (the same null: answers re-allocated
     # among levels within strata); the item-level bootstrap keeps a stream of its own
     nf, il = answer_nulls(blk, obs, n_resamples, n_permutations, level, stream("answer_null", unit, f),
-                          stream("item_level", unit, f), "noise_floor" not in skip, "item_level" not in skip)
+                          stream("item_level", unit, f), "noise_floor" not in skip, "item_level" not in skip, tick)
     parts["noise_floors"].append(nf)
     parts["item_level"].append(il)
     if is_order and "position_bias" not in skip:
@@ -503,8 +535,9 @@ def _positions(responses: Responses, items, P: np.ndarray) -> np.ndarray:
 
     if responses.kind == "score":
         return P[:, 1]
-    K = np.array([responses.scales[i].K for i in items])
-    ordinal = np.array([responses.scales[i].ordinal for i in items])
+    codes, uniq = pd.factorize(np.asarray(items))  # one look-up per item, not per row (rows run to millions)
+    K = np.array([responses.scales[i].K for i in uniq], dtype=np.int64)[codes]
+    ordinal = np.array([responses.scales[i].ordinal for i in uniq], dtype=bool)[codes]
     return np.where(ordinal, mean_position(P, K, check=False), np.nan)
 
 
