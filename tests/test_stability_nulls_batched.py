@@ -127,3 +127,19 @@ def test_item_level_null_equals_the_statistic_of_each_draw_computed_alone(chunk)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     obs_x, obs_v = parts._xv(counts, N, grid, item_of, 6)  # unbatched call: the observed statistic
     assert np.isclose(parts._tau2(obs_x, obs_v), one(counts), rtol=1e-10)
+
+
+def test_modal_flip_null_with_more_options_than_bits_in_an_integer_equals_the_loop():
+    """Modal sets are compared as bit sets of one 64-bit integer; beyond 64 options as boolean arrays."""
+    rng = np.random.default_rng(9)
+    S, L, K = 12, 2, 70
+    counts = np.zeros((S, L, K))
+    for s in range(S):  # three answers per cell among a few options, ties common
+        for lv in range(L):
+            np.add.at(counts[s, lv], rng.choice([0, 33, 64, 69], size=3), 1)
+    item_of = np.repeat(np.arange(4), 3)
+    got, got_items = modal_flip_null(counts, counts.sum(-1), item_of, 4, 60, np.random.default_rng(3), chunk=50,
+                                    method="sort")
+    want, want_items = _modal_flip_loop(counts, item_of, 4, 60, np.random.default_rng(3))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got_items, want_items, rtol=1e-10, atol=1e-12)

@@ -137,3 +137,17 @@ def test_item_level_instability_is_called_unstable_and_null_is_not():
 @pytest.mark.slow
 def test_item_level_instability_calibration_full():
     _check_item_level(200)
+
+
+def test_noise_floor_and_item_level_keep_their_size_when_they_share_draws():
+    """Both parts on (their nulls come from one set of draws): under no effect each test rejects at most
+    at its level."""
+    n_sets, rej_floor, rej_item = 16, 0, 0
+    for seed in range(n_sets):
+        res, _ = _fit({"m": {}}, 4000 + seed, n_items=30, n_samples=5, n_resamples=50, n_permutations=200,
+                      skip=("position_bias",))
+        nf, il = res.evidence["noise_floors"][0], res.evidence["item_level"][0]
+        rej_floor += nf["p_value"] <= 0.05
+        rej_item += il["p_value"] <= 0.05
+    for rej in (rej_floor, rej_item):
+        assert stats.binomtest(rej, n_sets, 0.05, alternative="greater").pvalue > 0.01, (rej_floor, rej_item)

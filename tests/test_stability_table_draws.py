@@ -178,3 +178,45 @@ def test_interaction_null_has_the_same_distribution_with_either_draw():
     a = interaction_null(counts, stat, 4000, np.random.default_rng(1), method="tables")
     b = interaction_null(counts, stat, 4000, np.random.default_rng(2), method="sort")
     assert stats.ks_2samp(a, b).pvalue > 1e-3
+
+
+def _code(tables):
+    """One number per table (b, L, K) of small counts, for frequencies."""
+    L, K = tables.shape[-2:]
+    return (tables.reshape(len(tables), L * K) * 10.0 ** np.arange(L * K)).sum(1)
+
+
+def test_shared_draws_keep_each_statistics_exact_null(path):
+    """One set of draws for two statistics (the noise floor and the item-level null share draws this way):
+    each statistic, reading its own strata, still sees the exact table distribution of a row permutation,
+    and the strata stay independent."""
+    (n_a, c_a), (n_b, c_b) = ((2, 3, 1), (3, 2, 1)), ((1, 1, 2), (2, 1, 1))
+    counts = np.concatenate([_stratum(n_a, c_a), _stratum(n_b, c_b)])
+    seen = {}
+
+    def stat_a(d):  # reads stratum 0 only
+        assert d.shape[1:] == (1, 3, 3)
+        seen.setdefault("a", []).append(_code(d[:, 0]))
+        return d[:, 0, 0, 0]
+
+    def stat_b(d):  # reads every stratum, uses stratum 1
+        seen.setdefault("b", []).append(_code(d[:, 1]))
+        return d[:, 1, 0, 0]
+
+    B = 12_000
+    a, b = sn.answer_permutation_nulls(counts, [(np.array([True, False]), stat_a), (None, stat_b)], B,
+                                       np.random.default_rng(21), chunk=1000)
+    for key, (n, c) in (("a", (n_a, c_a)), ("b", (n_b, c_b))):
+        tables, p = _exact_pmf(n, c)
+        codes = np.concatenate(seen[key])
+        f = np.array([(codes == _code(t[None])[0]).sum() for t in tables])
+        assert f.sum() == B and stats.chisquare(f, B * p).pvalue > 1e-3, key
+    assert abs(stats.pearsonr(a, b).statistic) < 6 / np.sqrt(B)  # strata drawn independently
+
+
+def test_shared_draws_report_progress_after_each_chunk():
+    calls = []
+    counts = _stratum((2, 3, 1), (3, 2, 1))
+    sn.answer_permutation_nulls(counts, [(None, lambda d: d[:, 0, 0, 0])], 25, np.random.default_rng(0),
+                                chunk=10, tick=lambda done, total: calls.append((done, total)))
+    assert calls == [(10, 25), (20, 25), (25, 25)]

@@ -162,3 +162,17 @@ def test_long_null_draws_report_progress_and_change_no_number(monkeypatch):
     assert len(ticks) == 2 * 39  # after every chunk but the last, per model
     assert ticks[0] == "stability: model " + resp.models[0] + ", factor template (1/2): 1 of 40 null draws"
     pd.testing.assert_frame_equal(with_ticks, assess_stability(resp, **kw).to_frame())
+
+
+def test_noise_floor_and_item_level_share_draws_but_neither_depends_on_the_other_being_computed():
+    resp, _ = simulate(n_models=2, n_items=10, factors={"template": 3}, n_orders=1, n_samples=4, rng=6).load()
+    kw = dict(margin=0.1, n_resamples=50, n_permutations=300, rng=8)
+    both = assess_stability(resp, skip=SKIP, **kw).evidence
+    floor_only = assess_stability(resp, skip=SKIP + ("item_level",), **kw).evidence
+    item_only = assess_stability(resp, skip=SKIP + ("noise_floor",), **kw).evidence
+    for a, f, i in zip(both["noise_floors"], floor_only["noise_floors"], both["item_level"]):
+        assert a is not None and i is not None
+        np.testing.assert_array_equal(a["null"], f["null"])
+    for a, i in zip(both["item_level"], item_only["item_level"]):
+        assert (a["p_value"], a["null_mean"], a["tau2"]) == (i["p_value"], i["null_mean"], i["tau2"])
+    assert all(f is None for f in item_only["noise_floors"])

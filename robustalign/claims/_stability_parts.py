@@ -30,6 +30,8 @@ over items (on :math:`\tau^2`); p: each stratum's answers re-allocated among its
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from robustalign.resampling import permutation_p_values
@@ -123,8 +125,9 @@ def position_bias(blk, SP, n_resamples, n_permutations, level, gen) -> dict | No
     return {"estimate": obs, "boot": boot, "p_value": p, "n_items": len(items), "positions": ["first", "last"]}
 
 
-def answer_nulls(blk, observed, n_resamples, n_permutations, level, gen_null, gen_item, floor=True, item=True,
-                 tick=None) -> tuple[dict | None, dict | None]:
+def answer_nulls(blk: dict, observed: float, n_resamples: int, n_permutations: int, level: float,
+                 gen_null: np.random.Generator, gen_item: np.random.Generator, floor: bool = True, item: bool = True,
+                 tick: Callable[[int, int], None] | None = None) -> tuple[dict | None, dict | None]:
     """The noise floor of the modal flip rate and the item-level instability (choice data), their nulls
     from one set of draws: both re-allocate every stratum's answers among its levels at random, cell sizes
     kept, so one draw serves both (:func:`~robustalign.resampling.stability_nulls.answer_permutation_nulls`).
