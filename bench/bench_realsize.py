@@ -9,14 +9,16 @@ Workload (generated here, seeded)
 Timings (medians of ``--repeats``; the machine's load average is printed, since other processes share it)
     (a) ``make_responses`` on the generated table, against reading the same rows with ``pd.read_csv`` and
         ``pd.read_parquet`` (the ratio). Goal: under 5 s at full size.
-    (b) ``assess_stability`` per model x country unit (``by="unit"``), factors language and paraphrase, the
-        personas a design factor, default resamples. At full size one unit has 36,000 strata per factor
-        and each noise-floor null draws 10,000 x 360,000 random keys, so (b) runs on ``--stab-personas``
-        personas per country, for ``--stab-units`` units (model x country). Goal: 10 times faster than the
-        time measured on the same workload before the nulls were vectorised (``BEFORE_STABILITY_S``, CPU
-        seconds: the steadier figure on a shared machine). ``--stab-compare`` also runs the previous null
-        draws (a random key sorted per answer) in the same run and prints the ratio and whether the verdicts
-        agree; the default draws multivariate hypergeometric tables.
+    (b) ``assess_stability`` per model x country unit (``by="unit"``), factors language and paraphrase,
+        default resamples, on ``--stab-personas`` personas per country, for ``--stab-units`` units (model x
+        country). The personas pool within each cell (an item x paraphrase stratum holds the answers of every
+        persona), so the nulls' cost does not grow with the personas: per unit and factor 10,000 draws of
+        every stratum's level x option table (multivariate hypergeometric, (L - 1)(K - 1) hypergeometric
+        draws per stratum and draw), one set shared by the noise floor and the item-level null. Goal: 10
+        times faster than the time measured on the same workload before the nulls were vectorised
+        (``BEFORE_STABILITY_S``, CPU seconds: the steadier figure on a shared machine). ``--stab-compare``
+        also runs the earlier null draws (a random key sorted per answer) in the same run and prints the
+        ratio and whether the verdicts agree.
     (c) ``audit_claim`` for one model x country: "prompting in the country's language raises alignment"
         (``Claim.steering_raises`` with ``steer="language"``), multiverse over paraphrases.
     (d) ``robustalign audit --example`` as a command, wall time and CPU time (its own and its figure
