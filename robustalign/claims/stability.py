@@ -234,8 +234,8 @@ def assess_stability(
     progress : callable, optional
         Called with a short text before each unit x factor (``"stability: model m1, factor language (3/16)"``),
         during its null draws when they run longer than ``TICK_S`` seconds (``"...: 4,000 of 10,000 null
-        draws"``) and before each part computed over all units (test-retest, ranking, valid rates), so that
-        a long run is never silent; nothing else depends on it.
+        draws"``) and before each part computed over all units (test-retest, ranking, valid rates, verdicts),
+        so that a long run is never silent; nothing else depends on it.
 
     Returns
     -------
@@ -300,6 +300,7 @@ def assess_stability(
                                                     level, stream("ranking", *cells.units), estimand, not_est)
     _say(progress, "validity" not in skip, "stability: valid-answer rates across levels")
     validity = {} if "validity" in skip else _validity(responses, by, factors)
+    _say(progress, True, "stability: verdicts and their Monte Carlo error")
     shares, converged = _variance_shares(fit)
 
     pb_of = {(p["unit"], p["factor"]): p for p in parts["position_bias"]}
