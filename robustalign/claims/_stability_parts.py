@@ -228,7 +228,7 @@ def _item_level_setup(blk, counts, n_resamples, level, gen) -> dict | None:
         x, v = _xv(c, N_r, grid_r, item_r, Q)
         return _tau2(x[..., comp, :], v[..., comp, :])
 
-    return {"tau2": t2, "boot": boot, "n_items": int(comp.sum()), "null_stat": (rows, stat)}
+    return {"tau2": t2, "boot": boot, "n_items": int(comp.sum()), "null_stat": (None if rows.all() else rows, stat)}
 
 
 def _item_level_finish(il, null) -> dict:
