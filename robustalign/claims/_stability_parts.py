@@ -25,7 +25,8 @@ interaction of mean positions beyond within-cell noise,
 and :math:`\bar v` the mean over item x level of the sampling variance of the cell mean (unbiased
 within-cell variance / n). :math:`\tau = \sqrt{\max(\hat\tau^2, 0)}`; for two levels
 :math:`\tau^2 = \mathrm{Var}_q(\delta_q)/2` of the true per-item differences. Interval: cluster bootstrap
-over items (on :math:`\tau^2`); p: each stratum's answers re-allocated among its levels at random.
+over items (on :math:`\tau^2`); p: each stratum's answers re-allocated among its levels at random. That
+is the noise floor's null too, so both read one set of draws per unit and factor (:func:`answer_nulls`).
 """
 
 from __future__ import annotations
