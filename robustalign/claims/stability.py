@@ -889,15 +889,19 @@ def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | Non
     if "sample" not in responses.data or responses.data["sample"].nunique() < 2:
         return None
     key = [by, "item", *cells.design]
-    v, P = responses.distributions([*key, "row"])  # one valid answer per row: its own distribution
-    pos = _positions(responses, v["item"], P)
-    g = v.groupby(key, sort=True, observed=True)
-    codes = g.ngroup().to_numpy()
-    ck = g.size().index.to_frame(index=False)
-    if np.all((P == 0) | (P == 1)):  # one answer per row: closed forms over each cell's answers
-        flip, shift = _retest_one_hot(codes, len(ck), P, pos)
+    if responses.kind == "choice":  # one answer per row: each cell's counts are all it takes (no pass per row)
+        ck = cells.keys[key].copy()
+        flip, shift = _retest_counts(responses, cells.keys["item"], cells.keys["n"].to_numpy(float), cells.P)
     else:
-        flip, shift = _retest_pairs(codes, len(ck), P, pos)
+        v, P = responses.distributions([*key, "row"])  # one valid answer per row: its own distribution
+        pos = _positions(responses, v["item"], P)
+        g = v.groupby(key, sort=True, observed=True)
+        codes = g.ngroup().to_numpy()
+        ck = g.size().index.to_frame(index=False)
+        if np.all((P == 0) | (P == 1)):  # one answer per row: closed forms over each cell's answers
+            flip, shift = _retest_one_hot(codes, len(ck), P, pos)
+        else:
+            flip, shift = _retest_pairs(codes, len(ck), P, pos)
     ck["flip"], ck["shift"] = flip, shift
     per_item = ck.groupby([by, "item"], observed=True)[["flip", "shift"]].mean().reset_index()
     wide_f = per_item.pivot(index="item", columns=by, values="flip")
@@ -914,6 +918,27 @@ def _retest(responses, by, cells, n_resamples, level, gen) -> pd.DataFrame | Non
                             n_resamples=n_resamples, confidence_level=level, rng=gg)
         out.append({"quantity": q, "boot": boot, "n_items": W.notna().sum(axis=0).to_numpy(), "warnings": warn})
     return {"tables": out, "cells": ck}
+
+
+def _retest_counts(responses: Responses, items: pd.Series, m: np.ndarray, P: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_retest_one_hot` from each cell's answer distribution ``P`` (cells, K_max) and number of
+    answers ``m`` (choice data). With ``c_k`` answers of option k at position ``x_k = k / (K - 1)``, the
+    share of pairs that differ is ``1 - sum_k c_k (c_k - 1) / (m (m - 1))`` and the sum of pairwise
+    distances ``sum_{k < l} c_k c_l (x_l - x_k)``; nominal items have no positions (NaN)."""
+    codes, uniq = pd.factorize(np.asarray(items))
+    K = np.array([responses.scales[i].K for i in uniq], dtype=float)[codes]
+    ordinal = np.array([responses.scales[i].ordinal for i in uniq], dtype=bool)[codes]
+    c = np.rint(P * m[:, None])  # answer counts (P holds counts / m)
+    x = np.arange(P.shape[1]) / np.maximum(K - 1, 1)[:, None]  # options beyond K have no answers
+    cx = c * x
+    pairs = m * (m - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flip = 1 - (c * (c - 1)).sum(1) / pairs
+        dist = (cx * (np.cumsum(c, 1) - c) - c * (np.cumsum(cx, 1) - cx)).sum(1)  # each pair once: k below l
+        shift = np.where(ordinal, dist / (pairs / 2), np.nan)
+    ok = m >= 2
+    return np.where(ok, flip, np.nan), np.where(ok, shift, np.nan)
 
 
 def _retest_one_hot(codes: np.ndarray, n_cells: int, P: np.ndarray, pos: np.ndarray
