@@ -166,7 +166,7 @@ def test_models_alone_need_no_reference_and_reverse_items_are_recoded(world):
         return sec.tables["cluster_agreement"]["estimate"].iloc[0]
 
     assert ari(DIMS["B"]) == pytest.approx(got["estimate"].iloc[0], rel=1e-12)
-    half = [i for i in DIMS["A"][:3]]
+    half = DIMS["A"][:3]
     t = tab.assign(value=np.where(tab["item"].isin(half), 1 - tab["value"], tab["value"]))
     want_half = assess_cluster_agreement(t, unit="unit", n_resamples=0, n_permutations=19, rng=0, **CA).to_frame()
     assert ari(half) == pytest.approx(want_half["estimate"].iloc[0], rel=1e-12)

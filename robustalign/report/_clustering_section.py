@@ -61,9 +61,9 @@ def cluster_table(responses: Responses | None, reference: Reference | None, doma
     sources = [s for s in (responses, reference if "human" in units else None) if s is not None]
     items = sorted(set.intersection(*(set(map(str, s.items)) for s in sources)) if sources else set())
     items = [i for i in items if domains.get(i) in dims]
-    scales = (responses.scales if responses is not None and "models" in units else reference.scales) \
-        if sources else {}
-    kind = responses.kind if responses is not None and "models" in units else "choice"
+    own = responses if responses is not None and "models" in units else reference
+    scales = own.scales if own is not None else {}
+    kind = responses.kind if own is responses and responses is not None else "choice"
     items, nominal = _scorable(items, scales, kind)
     notes = [f"{len(nominal)} nominal item(s) without a mean position were left out of E4: {preview(nominal)}."] \
         if nominal else []
