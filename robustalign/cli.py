@@ -262,6 +262,10 @@ def _own_kind_report(args) -> int | None:
 
     progress = _Progress(args.quiet)
     design = load_design(args.design)
+    if design.association:  # as the flag above: a measure correlated with cultural fit needs survey responses
+        raise RobustAlignError(f"design file {design.source!r}: [association] does not apply to {args.responses} "
+                               "(forced choices, or scored answers without a human reference). Fix: remove "
+                               "[association] from the design file, or audit survey responses with --reference.")
     if args.out:
         check_out(args.out, args.force, _inputs(args))
     progress("reading and validating the input files")

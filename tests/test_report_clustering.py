@@ -285,3 +285,16 @@ def test_cli_design_file_adds_e4_and_the_association(tmp_path, world, capsys):
     assert main([*noref, "--design", str(design)]) == 2
     err = capsys.readouterr().err
     assert "design file 'design.toml': [association] file" in err and "needs a human reference" in err
+
+
+def test_cli_refuses_a_design_association_for_forced_choices(tmp_path, capsys):
+    from robustalign.cli import main
+
+    path = tmp_path / "choices.csv"
+    pd.DataFrame({"model": "m", "outcome_a": ["x", "y"], "outcome_b": ["y", "x"], "order": "a_first",
+                  "choice": "a"}).to_csv(path, index=False)
+    design = tmp_path / "design.toml"
+    design.write_text('[association]\nfile = "refusals.csv"\n', encoding="utf-8")
+    assert main(["audit", str(path), "--design", str(design), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "design file 'design.toml': [association] does not apply" in err and "Fix" in err
