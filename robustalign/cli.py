@@ -168,6 +168,7 @@ def _audit(args) -> int:
     design = load_design(args.design)
     if args.against:
         design.against = args.against
+    _association_from_design(args, design)
     if args.out:
         check_out(args.out, args.force, _inputs(args))
     progress("reading and validating the input files")
@@ -203,13 +204,29 @@ def _audit(args) -> int:
     return _run(args, report, ["model", design.against, "group"], progress)
 
 
+def _association_from_design(args, design) -> None:
+    """The design's ``[association]`` (file relative to the design file) where no flag gives it: flags win."""
+    a = design.association
+    if not a:
+        return
+    if args.association is None:
+        args.association = a["file"]
+        args.association_source = f"design file {design.source!r}: [association] file = {a['file']!r}"
+    if args.association_group is None:
+        args.association_group = a.get("group")
+    if args.association_expect is None:
+        args.association_expect = a.get("expect")
+
+
 def _association_input(args, ref):
-    """The ``--association`` measure, checked (file, column, line, fix), or None."""
+    """The ``--association`` measure (or the design's ``[association]``), checked (file, column, line, fix), or
+    None."""
     if args.association is None:
         return None
     if ref is None:
-        raise RobustAlignError(f"--association {args.association}: correlating a measure with cultural fit needs "
-                               "a human reference; give --reference.")
+        what = getattr(args, "association_source", None) or f"--association {args.association}"
+        raise RobustAlignError(f"{what}: correlating a measure with cultural fit needs a human reference; give "
+                               "--reference.")
     from robustalign.claims.association import load_unit_measure
 
     return load_unit_measure(args.association, group=args.association_group, expect=args.association_expect)
@@ -245,6 +262,10 @@ def _own_kind_report(args) -> int | None:
 
     progress = _Progress(args.quiet)
     design = load_design(args.design)
+    if design.association:  # as the flag above: a measure correlated with cultural fit needs survey responses
+        raise RobustAlignError(f"design file {design.source!r}: [association] does not apply to {args.responses} "
+                               "(forced choices, or scored answers without a human reference). Fix: remove "
+                               "[association] from the design file, or audit survey responses with --reference.")
     if args.out:
         check_out(args.out, args.force, _inputs(args))
     progress("reading and validating the input files")

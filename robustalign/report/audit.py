@@ -449,6 +449,9 @@ def _run_assessments(run: _AuditRun, item_table: pd.DataFrame | None, persona: t
     factors = _run_stability(run)
     _run_steerability(run)
     _run_extrapolability(run, item_table)
+    from robustalign.report._clustering_section import run_cluster_agreement
+
+    run_cluster_agreement(run, item_table)  # E4, when [cluster_agreement] is declared
     data = responses.data
     if "status" in data.columns and (data["status"] != "valid").any():
         run.pr.step("validity", "validity of parsed answers")

@@ -38,6 +38,23 @@ Every key is optional; a missing file means "decide from the data". The schema (
     map = { F121 = "F", D054 = "D" }   # an explicit map
     column = "domain"                  # a column of the scales/item table
 
+    [cluster_agreement]                # E4: does the clustering on some dimensions carry over to others?
+    evaluated = ["E", "F"]             # dimensions (the [domains] names) the units are clustered on ...
+    held_out = ["D"]                   # ... and the disjoint dimensions they are clustered on again
+    k = 3                              # clusters, fixed before seeing the data (both clusterings)
+    units = ["human", "models"]        # what to cluster: the reference's groups and/or the models (default:
+                                       #   each with >= 2k units; never pooled)
+    models_by = ["language"]           # optional: cluster model x factor cells instead of models
+    reference = "human"                # optional: the units every other kind's ARI is compared with
+    reverse = ["F118"]                 # optional: items scored against their dimension (1 - position)
+    min_ari = 0.2                      # "not supported" when the ARI interval lies below it
+    enabled = true
+
+    [association]                      # cultural fit vs a per-model measure, correlated across models
+    file = "refusals.csv"              # model, item, value (relative to the design file's folder)
+    group = "US"                       # the human group fit is measured against (default: against / only)
+    expect = "positive"                # the claimed sign: positive | negative (default: either)
+
     [bayes]
     fit = false                        # fit the hierarchical Bayesian model (slow; off by default)
     draws = 500
@@ -93,7 +110,8 @@ if TYPE_CHECKING:
 __all__ = ["AuditDesign", "load_design"]
 
 _TOP = {"title", "seed", "n_resamples", "n_permutations", "confidence_level", "metrics", "alignment",
-        "stability", "steering", "domains", "bayes", "claims", "extrapolability", "orders", "persona"}
+        "stability", "steering", "domains", "bayes", "claims", "extrapolability", "orders", "persona",
+        "cluster_agreement", "association"}
 _SECTIONS = {
     "alignment": {"against", "group_map"},
     "stability": {"enabled", "factors", "skip", "margin", "flip_margin"},
@@ -104,6 +122,9 @@ _SECTIONS = {
     "bayes": {"fit", "draws", "tune", "chains", "model", "sensitivity"},
     "persona": {"reference_respondents", "by", "statistic", "baseline", "respondent_col", "group_col", "attributes",
                 "missing_codes"},
+    "cluster_agreement": {"enabled", "evaluated", "held_out", "k", "units", "models_by", "reference", "reverse",
+                          "min_ari"},
+    "association": {"file", "group", "expect"},
 }
 _CLAIM_KEYS = {"kind", "model", "than", "group", "target", "text", "steer", "baseline", "metric", "a", "b", "cells",
                "x", "models", "decreasing", "groups", "margin", "values", "se", "negative", "method"}
@@ -121,6 +142,9 @@ _TYPES: dict[str, str | dict[str, str]] = {
     "bayes": {"fit": "bool", "draws": "int", "tune": "int", "chains": "int", "model": "str", "sensitivity": "bool"},
     "persona": {"reference_respondents": "str", "by": "strs", "statistic": "str", "baseline": "str",
                 "respondent_col": "str", "group_col": "str", "attributes": "strs", "missing_codes": "levels"},
+    "cluster_agreement": {"enabled": "bool", "evaluated": "strs", "held_out": "strs", "k": "int", "units": "strs",
+                          "models_by": "strs", "reference": "str", "reverse": "strs", "min_ari": "number"},
+    "association": {"file": "str", "group": "str", "expect": "str"},
 }
 _CLAIM_TYPES = {"kind": "str", "model": "str", "than": "str", "group": "str", "target": "str", "text": "str",
                 "steer": "str", "baseline": "level", "metric": "str", "a": "cell", "b": "cell", "cells": "cells",
@@ -172,6 +196,9 @@ def _is_cell(v) -> bool:
 
 
 _EXAMPLES = {"`metrics`": '["spearman", "js"]', "[stability] `skip`": '["agreement"]',
+             "[cluster_agreement] `evaluated`": '["E", "F"]', "[cluster_agreement] `held_out`": '["D"]',
+             "[cluster_agreement] `units`": '["human", "models"]', "[cluster_agreement] `k`": "3",
+             "[association] `file`": '"refusals.csv"',
              "[steering] `by`": '["model"]', "[steering] `compare`": '["congruent", "congruent", "incongruent"]'}
 
 
@@ -276,6 +303,8 @@ class AuditDesign:
     bayes: dict = field(default_factory=dict)
     claims: list[dict] = field(default_factory=list)
     persona: dict = field(default_factory=dict)
+    cluster_agreement: dict = field(default_factory=dict)
+    association: dict = field(default_factory=dict)
     source: str | None = None
 
     @classmethod
@@ -350,6 +379,11 @@ class AuditDesign:
 
         out.persona = check_design_persona(dict(d.get("persona", {})), where)
         out.claims = _check_claims(d.get("claims", []), where)
+        out.cluster_agreement = _check_cluster_agreement(dict(d.get("cluster_agreement", {})), where)
+        out.association = _check_association(dict(d.get("association", {})), where)
+        if out.cluster_agreement.get("enabled", True) and out.cluster_agreement and not out.domains:
+            raise RobustAlignError(f"{where}: [cluster_agreement] names dimensions, but no item is mapped to one. "
+                                   "Fix: add [domains] (prefix, map or column) giving each item its dimension.")
         return out
 
     def check_data(self, responses: Responses, reference: Reference | None) -> None:
@@ -393,6 +427,17 @@ class AuditDesign:
         for f in self.persona.get("by") or []:
             if f not in responses.factors:
                 fail("[persona] by entry", f, list(responses.factors), "a design factor of the responses")
+        ca = self.cluster_agreement
+        for f in ca.get("models_by") or []:
+            if f not in responses.factors:
+                fail("[cluster_agreement] models_by entry", f, list(responses.factors), "a design factor of the responses")
+        items = set(map(str, responses.items))
+        for it in ca.get("reverse") or []:
+            if it not in items:
+                fail("[cluster_agreement] reverse entry", it, f"{len(items)} items, e.g. {sorted(items)[:5]}",
+                     "an item of the responses")
+        if "group" in self.association and reference is not None and self.association["group"] not in groups:
+            fail("[association] group", self.association["group"], groups, "a group of the reference")
         known_groups = {*groups, *(self.group_map or {}), *(st.get("group_map") or {})}
         for i, c in enumerate(self.claims, 1):
             for key in ("model", "than"):
@@ -522,6 +567,9 @@ def load_design(path: str | Path | None) -> AuditDesign:
     rr = design.persona.get("reference_respondents")
     if rr is not None and not Path(rr).is_absolute():  # paths in a design file are relative to its folder
         design.persona["reference_respondents"] = str(p.parent / rr)
+    af = design.association.get("file")
+    if af is not None and not Path(af).is_absolute():
+        design.association["file"] = str(p.parent / af)
     return design
 
 
@@ -552,3 +600,74 @@ def _check_claims(claims: object, where: str) -> list[dict]:
                                    f"{sorted(_CLAIM_KEYS)}.")
         _check_claim(c, i, where)
     return [dict(c) for c in claims]
+
+
+#: What ``[cluster_agreement] units`` may name: the human reference's groups (e.g. countries) and the models.
+CLUSTER_UNITS = ("human", "models")
+
+
+def _as_list(v: object) -> object:
+    return [v] if isinstance(v, str) else v
+
+
+def _check_cluster_agreement(ca: dict, where: str) -> dict:
+    """``[cluster_agreement]`` (E4): the split of dimensions and ``k`` fixed a priori; the units to cluster.
+
+    Types are checked by :func:`_check_types`; here the values and how they fit together.
+    """
+    if not ca:
+        return ca
+    for k in ("evaluated", "held_out", "units", "models_by", "reverse"):  # one name is a list of one
+        if k in ca:
+            ca[k] = _as_list(ca[k])
+    sec = "[cluster_agreement]"
+    missing = [k for k in ("evaluated", "held_out", "k") if k not in ca]
+    if missing and ca.get("enabled", True):
+        raise RobustAlignError(f"{where}: {sec} needs keys {missing}: the evaluated and held-out dimensions and the "
+                               'number of clusters are fixed before the data are seen. Fix: add e.g. evaluated = '
+                               '["E", "F"], held_out = ["D"], k = 3 (dimension names as [domains] gives them), or '
+                               "set enabled = false.")
+    if "k" in ca:
+        _int(ca["k"], f"{sec} k", where, 2)
+    ev, ho = ca.get("evaluated", []), ca.get("held_out", [])
+    for name, dims in (("evaluated", ev), ("held_out", ho)):
+        if "k" in ca and not dims:
+            raise RobustAlignError(f"{where}: {sec} `{name}` must name at least one dimension; got {dims!r}. Fix the "
+                                   "value in the design file.")
+    both = sorted(set(ev) & set(ho))
+    if both:
+        raise RobustAlignError(f"{where}: {sec} dimensions {both} are both evaluated and held out; a held-out "
+                               "dimension that is also evaluated makes part of the agreement mechanical. Fix: make "
+                               "`evaluated` and `held_out` disjoint.")
+    units = ca.get("units", list(CLUSTER_UNITS))
+    bad = [u for u in units if u not in CLUSTER_UNITS]
+    if bad or not units:
+        raise RobustAlignError(f"{where}: {sec} `units` must be drawn from {list(CLUSTER_UNITS)} (the human "
+                               f"reference's groups, the models); got {units!r}. Fix the value in the design file.")
+    ref = ca.get("reference")
+    if ref is not None and (ref not in CLUSTER_UNITS or ("units" in ca and ref not in units)):
+        raise RobustAlignError(f"{where}: {sec} `reference` must be one of the units clustered "
+                               f"({[u for u in CLUSTER_UNITS if u in units]}); got {ref!r}. Fix the value in the "
+                               "design file, or leave it out.")
+    if "model" in ca.get("models_by", []):
+        raise RobustAlignError(f"{where}: {sec} `models_by` names the factors that split each model into cells "
+                               "(e.g. [\"language\"]); 'model' is always one. Fix: leave 'model' out.")
+    if "min_ari" in ca and not -1 < ca["min_ari"] <= 1:
+        raise RobustAlignError(f"{where}: {sec} `min_ari` must be in (-1, 1] (an adjusted Rand index); got "
+                               f"{ca['min_ari']!r}. Fix the value in the design file.")
+    return ca
+
+
+def _check_association(a: dict, where: str) -> dict:
+    """``[association]``: the per-model measure file (read with the other inputs), its group and sign."""
+    if not a:
+        return a
+    if "file" not in a:
+        raise RobustAlignError(f"{where}: [association] needs `file` (the per-model measure: model, item, value), "
+                               'e.g. file = "refusals.csv" (relative to the design file). Fix: add it, or remove '
+                               "[association].")
+    if a.get("expect", "positive") not in ("positive", "negative"):
+        raise RobustAlignError(f"{where}: [association] `expect` must be 'positive' or 'negative' (the claimed sign "
+                               f"of the correlation), or left out for either sign; got {a['expect']!r}. Fix the value "
+                               "in the design file.")
+    return a
