@@ -1122,6 +1122,54 @@ def spearman_alignment(model_scores: ArrayLike, human_scores: ArrayLike, *, nan_
     return profile_correlation(model_scores, human_scores, method="spearman", nan_policy=nan_policy)
 
 
+def disattenuated_pearson(x: ArrayLike, y: ArrayLike, x_noise: ArrayLike, y_noise: ArrayLike | None = None) -> Any:
+    r"""Pearson correlation across items of the *true* profiles behind noisy per-item means.
+
+    ``x`` holds per-item means of sampled answers (e.g. a model's mean position from n answers per
+    item), whose sampling noise inflates their across-item variance and so attenuates the Pearson r
+    toward 0 (Spearman 1904). The noise is independent of ``y``, so the covariance is unbiased; the
+    variance of the true profile is the observed variance minus the mean noise variance:
+
+    .. math::
+        \tilde r = \frac{\widehat{\operatorname{cov}}(\bar x, \bar y)}
+        {\sqrt{\big(\widehat{\operatorname{var}}(\bar x) - \overline{e_x}\big)
+               \big(\widehat{\operatorname{var}}(\bar y) - \overline{e_y}\big)}},
+
+    with :math:`e_{x,q} = s_q^2 / n_q` the unbiased variance of item q's mean (sample variance with
+    divisor n - 1 over n answers). The estimand is the Pearson correlation over the population of items
+    between the answer distribution's mean positions and the human ones. Called inside an item bootstrap
+    (recomputed per resample), its intervals carry the noise of the correction.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (..., items)
+        Per-item means; leading axes broadcast (resamples, models, groups). NaN items are left out.
+    x_noise, y_noise : array_like, shape (..., items)
+        Sampling variance of each item's mean (``y_noise`` None = ``y`` exact).
+
+    Returns
+    -------
+    ndarray or float
+        Not clipped to [-1, 1] (clipping would bias it); NaN where fewer than 3 items are usable or
+        the estimated true variance is not positive (the profile is indistinguishable from noise).
+    """
+    x, y, ex = _as_float(x, "x"), _as_float(y, "y"), _as_float(x_noise, "x_noise")
+    ey = np.zeros(1) if y_noise is None else _as_float(y_noise, "y_noise")
+    x, y, ex, ey = np.broadcast_arrays(x, y, ex, ey)
+    ok = ~(np.isnan(x) | np.isnan(y) | np.isnan(ex) | np.isnan(ey))
+    n = ok.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        def centred(a: np.ndarray) -> np.ndarray:
+            a = np.where(ok, a, 0.0)
+            return np.where(ok, a - (a.sum(-1) / n)[..., None], 0.0)
+
+        u, v = centred(x), centred(y)
+        vx = (u * u).sum(-1) / (n - 1) - np.where(ok, ex, 0.0).sum(-1) / n
+        vy = (v * v).sum(-1) / (n - 1) - np.where(ok, ey, 0.0).sum(-1) / n
+        r = (u * v).sum(-1) / (n - 1) / np.sqrt(vx * vy)
+    return _scalar(np.where((n < 3) | ~(vx > 0) | ~(vy > 0), np.nan, r))
+
+
 # --------------------------------------------------------------------------------------------------
 # rankings of groups
 # --------------------------------------------------------------------------------------------------
