@@ -58,6 +58,7 @@ __all__ = [
     "brier_similarity",
     "cramer_similarity",
     "closest_groups",
+    "disattenuated_pearson",
     "finite_sample_similarity",
     "js_distance",
     "js_similarity",
