@@ -110,9 +110,9 @@ def test_real_effect_is_supported_and_null_is_not(sim):
 def test_executor_gives_the_serial_numbers_and_levels_reuse_resamples(sim):
     _, r, ref = sim
     claim = Claim.steering_raises("model_2", target="C01")
-    a = audit_claim(r, ref, claim, metrics=["js", "tv"], n_resamples=200, n_permutations=300, rng=5)
+    a = audit_claim(r, ref, claim, metrics=["js", "w1"], n_resamples=200, n_permutations=300, rng=5)
     with ThreadPoolExecutor(2) as ex:
-        b = audit_claim(r, ref, claim, metrics=["js", "tv"], n_resamples=200, n_permutations=300, rng=5, executor=ex)
+        b = audit_claim(r, ref, claim, metrics=["js", "w1"], n_resamples=200, n_permutations=300, rng=5, executor=ex)
     pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
     f90 = a.to_frame(0.9)
     assert (f90["conf_level"] == 0.9).all()
