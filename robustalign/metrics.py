@@ -48,6 +48,7 @@ __all__ = [
     "QUADRATIC_METRICS",
     "JACKKNIFE_ORDER",
     "METRICS",
+    "FEW_ANSWER_METRICS",
     "MIN_ANSWERS",
     "MIN_ANSWERS_NONLINEAR",
     "SUM_TOL",
@@ -801,8 +802,17 @@ LINEAR_METRICS = frozenset({"agreement"})
 
 #: Fewest answers per cell from which a nonlinear metric is estimated for the answer distribution.
 #: The jackknife needs two; below these counts its measured residual bias (docs/resampling.md) is as
-#: large as the interval, so cells with fewer answers are reported as not estimable instead.
-MIN_ANSWERS = {"js": 5, "tv": 5, "w1": 5, "mean_position": 5, "plurality": 5, "brier": 2, "cramer": 2}
+#: large as the interval, so cells with fewer answers are reported as not estimable instead. JS needs
+#: 10: from n answers the expectation of any estimator is a polynomial of degree n in p, and the best
+#: such approximation of the JS similarity misses it by up to 0.045 (n = 5) and 0.015-0.026 (n = 9)
+#: somewhere on the simplex (K = 4), against a standard error of a 40-item mean of about 0.045; the
+#: second-order jackknife covered 0.86-0.95 at 5 answers and 0.95 at 10 for models not close to the
+#: human distribution (docs/resampling.md, "Why JS needs 10 answers").
+MIN_ANSWERS = {"js": 10, "tv": 5, "w1": 5, "mean_position": 5, "plurality": 5, "brier": 2, "cramer": 2}
+
+#: Metrics to name when a cell has too few answers for the one asked for: exactly unbiased from this
+#: many answers (agreement is linear; brier and cramer are quadratic, see QUADRATIC_METRICS).
+FEW_ANSWER_METRICS = {"agreement": 1, "brier": 2, "cramer": 2}
 
 #: Nonlinear metrics that are polynomials of degree 2 in each distribution: the first-order jackknife
 #: is their U-statistic, exactly unbiased for the answer distribution from 2 answers per cell (and 2
@@ -941,7 +951,8 @@ def finite_sample_similarity(metric: str | Callable[..., Any], p: ArrayLike, q: 
         (plurality, whose indicator a jackknife cannot correct near ties).
     min_n : int, optional
         Fewest answers for an estimate; default :data:`MIN_ANSWERS` (2 for the metrics in
-        :data:`QUADRATIC_METRICS`, whose first-order jackknife is exactly unbiased; 5 for the others).
+        :data:`QUADRATIC_METRICS`, whose first-order jackknife is exactly unbiased; 10 for JS, whose
+        kink at p = q leaves a bias no estimator from fewer answers removes; 5 for the others).
 
     Returns
     -------

@@ -68,7 +68,7 @@ def tiny_result():
 
 def test_default_estimand_refuses_two_answers_for_js_and_keeps_a_linear_metric():
     resp, ref = _tiny()
-    with pytest.raises(ValueError, match=r"'js' is not estimable.*fewer than 5 valid answers.*estimand='plug-in'"):
+    with pytest.raises(ValueError, match=r"'js' is not estimable.*fewer than 10 valid answers.*estimand='plug-in'"):
         assess_steerability(resp, ref, n_resamples=20, n_permutations=20, rng=0)
     res = assess_steerability(resp, ref, metric="agreement", n_resamples=20, n_permutations=20, rng=0)
     assert res.provenance["estimand"] == "answer-distribution" and res.provenance["n_not_estimable"] == 0
