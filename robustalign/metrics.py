@@ -804,10 +804,11 @@ LINEAR_METRICS = frozenset({"agreement"})
 #: The jackknife needs two; below these counts its measured residual bias (docs/resampling.md) is as
 #: large as the interval, so cells with fewer answers are reported as not estimable instead. JS needs
 #: 10: from n answers the expectation of any estimator is a polynomial of degree n in p, and the best
-#: such approximation of the JS similarity misses it by up to 0.045 (n = 5) and 0.015-0.026 (n = 9)
-#: somewhere on the simplex (K = 4), against a standard error of a 40-item mean of about 0.045; the
-#: second-order jackknife covered 0.86-0.95 at 5 answers and 0.95 at 10 for models not close to the
-#: human distribution (docs/resampling.md, "Why JS needs 10 answers").
+#: such approximation of the JS similarity misses it by 0.032-0.054 (n = 5) and 0.015-0.026 (n = 9)
+#: somewhere on the simplex (K = 4), against a standard error of a 40-item mean of 0.03-0.06. For
+#: models not close to the human distribution the second-order jackknife covered 0.92-0.93 at 5
+#: answers and 0.92-0.95 at 10; near it, no count up to 50 is enough (use brier or cramer; see
+#: docs/resampling.md, "Why JS needs 10 answers per cell").
 MIN_ANSWERS = {"js": 10, "tv": 5, "w1": 5, "mean_position": 5, "plurality": 5, "brier": 2, "cramer": 2}
 
 #: Metrics to name when a cell has too few answers for the one asked for: exactly unbiased from this
