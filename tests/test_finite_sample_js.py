@@ -1,7 +1,7 @@
 """JS similarity for the answer distribution: the answers-per-cell threshold and its coverage.
 
 The truth is computed here, without robustalign: items are drawn from an ordinal cumulative-logit
-population (item locations; a human group with unit sharpness; models flat / mid / sharp), the estimand
+population (item locations; a human group with unit sharpness; models flat / mid / sharp / close), the estimand
 is the mean over 200,000 new items of 1 - JS distance (scipy, base 2) between the model's answer
 distribution and the human one, and each simulated data set samples n answers per model x item.
 The interval judged is mean +- t sd / sqrt(I) of the per-item corrected values (the bias and the
