@@ -48,6 +48,7 @@ __all__ = [
     "QUADRATIC_METRICS",
     "JACKKNIFE_ORDER",
     "METRICS",
+    "FEW_ANSWER_METRICS",
     "MIN_ANSWERS",
     "MIN_ANSWERS_NONLINEAR",
     "SUM_TOL",
@@ -802,12 +803,22 @@ LINEAR_METRICS = frozenset({"agreement"})
 
 #: Fewest answers per cell from which a nonlinear metric is estimated for the answer distribution.
 #: The jackknife needs two; below these counts its measured residual bias (docs/resampling.md) is as
-#: large as the interval, so cells with fewer answers are reported as not estimable instead. TV has a
+#: large as the interval, so cells with fewer answers are reported as not estimable instead. JS needs
+#: 10: from n answers the expectation of any estimator is a polynomial of degree n in p, and the best
+#: such approximation of the JS similarity misses it by 0.032-0.054 (n = 5) and 0.015-0.026 (n = 9)
+#: somewhere on the simplex (K = 4), against a standard error of a 40-item mean of 0.03-0.06. For
+#: models not close to the human distribution the second-order jackknife covered 0.92-0.93 at 5
+#: answers and 0.92-0.95 at 10; near it, no count up to 50 is enough (use brier or cramer; see
+#: docs/resampling.md, "Why JS needs 10 answers per cell"). TV has a
 #: kink in every option (p_k = h_k): for a model whose shares lie near the human ones its corrected
 #: value kept a bias of -0.069 at 5 answers and -0.021 at 15 (0.7 standard deviations of a 40-item
 #: mean; coverage 0.51 and 0.86), -0.008 at 30 (coverage 0.92-0.94), hence 30. W1 (one kink per
 #: option boundary of the CDF) covered 0.92-0.94 from 5 answers.
-MIN_ANSWERS = {"js": 5, "tv": 30, "w1": 5, "mean_position": 5, "plurality": 5, "brier": 2, "cramer": 2}
+MIN_ANSWERS = {"js": 10, "tv": 30, "w1": 5, "mean_position": 5, "plurality": 5, "brier": 2, "cramer": 2}
+
+#: Metrics to name when a cell has too few answers for the one asked for: exactly unbiased from this
+#: many answers (agreement is linear; brier and cramer are quadratic, see QUADRATIC_METRICS).
+FEW_ANSWER_METRICS = {"agreement": 1, "brier": 2, "cramer": 2}
 
 #: Nonlinear metrics that are polynomials of degree 2 in each distribution: the first-order jackknife
 #: is their U-statistic, exactly unbiased for the answer distribution from 2 answers per cell (and 2
@@ -946,7 +957,8 @@ def finite_sample_similarity(metric: str | Callable[..., Any], p: ArrayLike, q: 
         (plurality, whose indicator a jackknife cannot correct near ties).
     min_n : int, optional
         Fewest answers for an estimate; default :data:`MIN_ANSWERS` (2 for the metrics in
-        :data:`QUADRATIC_METRICS`, whose first-order jackknife is exactly unbiased; 30 for TV, 5 for the others).
+        :data:`QUADRATIC_METRICS`, whose first-order jackknife is exactly unbiased; 10 for JS, whose
+        kink at p = q leaves a bias no estimator from fewer answers removes; 30 for TV; 5 for the others).
 
     Returns
     -------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ import pandas as pd
 from robustalign._rng import RngLike
 from robustalign._validation import check_choice, check_instance
 from robustalign.metrics import (
+    FEW_ANSWER_METRICS,
     LINEAR_METRICS,
     METRICS,
     MIN_ANSWERS,
@@ -330,14 +331,18 @@ def _profile_reliability(responses: Responses, cells: list[str], keys: pd.DataFr
     return rel.reindex(idx).to_numpy(float)
 
 
-def not_estimable_message(metric: str, attrs: dict, cells: list[str]) -> str:
+def not_estimable_message(metric: str, attrs: Mapping[str, Any], cells: Sequence[str]) -> str:
+    """Why no row could be scored for ``metric``, and the metrics that are unbiased from fewer answers."""
+    few = ", ".join(f"{m!r} (from {k} answer{'s' if k > 1 else ''})" for m, k in FEW_ANSWER_METRICS.items()
+                    if k < attrs["min_answers"])
     return (
         f"metric {metric!r} is not estimable for the answer distribution from these data: all "
         f"{attrs['n_not_estimable']} cell x item x group rows have fewer than "
-        f"{attrs['min_answers']} valid answers (cells: {cells} x item). A nonlinear metric from so "
+        f"{attrs['min_answers']} valid answers (cells: {list(cells)} x item). A nonlinear metric from so "
         "few answers says little about the model's answer distribution and is biased by an amount "
-        "that depends on the number of answers. Use metric='agreement' (linear, unbiased from one "
-        "answer), pool cells (fewer `by` columns), sample more answers, or pass estimand='plug-in' "
+        "that depends on the number of answers (robustalign.metrics.MIN_ANSWERS). Use a metric that is "
+        f"exactly unbiased from fewer answers: {few} (agreement is linear; brier and cramer are "
+        "quadratic), pool cells (fewer `by` columns), sample more answers, or pass estimand='plug-in' "
         "to get the similarity of the observed shares, knowing that it moves with the number of answers."
     )
 

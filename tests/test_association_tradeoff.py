@@ -13,7 +13,7 @@ from robustalign.simulate import simulate
 
 @pytest.fixture(scope="module")
 def data():
-    sim = simulate(n_models=8, n_items=20, n_groups=2, factors={"format": 1}, n_orders=1, n_samples=5, rng=2)
+    sim = simulate(n_models=8, n_items=20, n_groups=2, factors={"format": 1}, n_orders=1, n_samples=10, rng=2)
     resp, ref = sim.load()
     gen = np.random.default_rng(0)
     models = sorted(sim.responses["model"].unique())

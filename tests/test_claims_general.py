@@ -228,7 +228,7 @@ def _language_null(seed: int):
     """Model M answers in hi and en from the same per-item distribution: no language effect on any metric."""
     rng = np.random.default_rng(seed)
     P = _dirichlet(rng, 20)
-    r = _responses(rng, {("M", "hi"): P, ("M", "en"): P, ("N", "hi"): _dirichlet(rng, 20)}, n_answers=8)
+    r = _responses(rng, {("M", "hi"): P, ("M", "en"): P, ("N", "hi"): _dirichlet(rng, 20)}, n_answers=10)
     ref = _reference({"IN": _dirichlet(rng, 20), "US": _dirichlet(rng, 20)})
     claim = Claim.contrast({"model": "M", "language": "hi"}, {"model": "M", "language": "en"}, group="IN")
     return audit_claim(r, ref, claim, metrics=["js", "tv"], rng=seed, **FAST)
@@ -238,7 +238,7 @@ def _trend_null(seed: int):
     """Four models with the same answer distribution: no trend in their covariate."""
     rng = np.random.default_rng(seed)
     P = _dirichlet(rng, 20)
-    r = _responses(rng, {(m, "en"): P for m in ("a", "b", "c", "d")}, n_answers=6)
+    r = _responses(rng, {(m, "en"): P for m in ("a", "b", "c", "d")}, n_answers=10)  # JS needs 10
     ref = _reference({"IN": _dirichlet(rng, 20)})
     claim = Claim.trend({"a": 1.0, "b": 3.0, "c": 7.0, "d": 13.0}, group="IN", metric="js")
     return audit_claim(r, ref, claim, rng=seed, **FAST)
@@ -248,7 +248,7 @@ def _correlation_null(seed: int):
     """Six models whose alignment differs, and another quantity drawn independently of it."""
     rng = np.random.default_rng(seed)
     models = [f"m{j}" for j in range(6)]
-    r = _responses(rng, {(m, "en"): _dirichlet(rng, 15, alpha=1.0) for m in models}, n_answers=6)
+    r = _responses(rng, {(m, "en"): _dirichlet(rng, 15, alpha=1.0) for m in models}, n_answers=10)
     ref = _reference({"IN": _dirichlet(rng, 15)})
     y = dict(zip(models, rng.normal(size=6)))
     claim = Claim.correlation(y, se={m: 0.2 for m in models}, group="IN", metric="js")

@@ -116,7 +116,9 @@ def test_executor_gives_the_serial_numbers_and_levels_reuse_resamples(sim):
     pd.testing.assert_frame_equal(a.to_frame(), b.to_frame())
     f90 = a.to_frame(0.9)
     assert (f90["conf_level"] == 0.9).all()
-    assert (f90["conf_high"] - f90["conf_low"] <= a.to_frame()["conf_high"] - a.to_frame()["conf_low"] + 1e-12).all()
+    w90, w95 = f90["conf_high"] - f90["conf_low"], a.to_frame()["conf_high"] - a.to_frame()["conf_low"]
+    # JS cells of one format x order hold 5 answers: not estimable (NaN) at every level
+    assert w90.isna().equals(w95.isna()) and (w90[w95.notna()] <= w95[w95.notna()] + 1e-12).all()
 
 
 def test_names_are_checked(sim):

@@ -77,7 +77,7 @@ def survey(tmp_path_factory):
     from robustalign.simulate import simulate
 
     d = tmp_path_factory.mktemp("survey")
-    sim = simulate(n_models=6, n_items=10, n_groups=2, factors={"format": 1}, n_orders=1, n_samples=5, rng=2)
+    sim = simulate(n_models=6, n_items=10, n_groups=2, factors={"format": 1}, n_orders=1, n_samples=10, rng=2)
     sim.responses.to_csv(d / "r.csv", index=False)
     sim.reference.to_csv(d / "h.csv", index=False)
     sim.scales.to_csv(d / "s.csv", index=False)

@@ -16,7 +16,7 @@ from robustalign.simulate import simulate
 
 @pytest.fixture(scope="module")
 def audit():
-    s = simulate(n_models=3, n_items=25, n_groups=3, factors={"format": 2}, n_orders=2, rng=3)
+    s = simulate(n_models=3, n_items=25, n_groups=3, factors={"format": 2}, n_orders=2, n_samples=10, rng=3)
     r, ref = s.load()
     return audit_claim(r, ref, Claim.closer("model_1", than="model_2", group="C01"), metrics=["js", "w1"],
                        n_resamples=200, n_permutations=300, rng=0)

@@ -69,7 +69,7 @@ def test_second_order_extrapolates_subsample_means_computed_by_brute_force():
     # quadratic in x = 1/m through (1/n, s0), (1/(n-1), s1), (1/(n-2), s2), evaluated at x = 0
     x = 1 / np.array([n, n - 1, n - 2])
     expected = np.polyval(np.polyfit(x, [s0, s1, s2], 2), 0.0)
-    assert M.finite_sample_similarity("js", counts / n, h, n) == pytest.approx(expected, abs=1e-9)
+    assert M.finite_sample_similarity("js", counts / n, h, n, min_n=2) == pytest.approx(expected, abs=1e-9)
 
 
 def _exact_mean(fn, p, n):
@@ -105,7 +105,7 @@ def test_linear_metric_is_unchanged_and_too_few_answers_are_not_estimable():
     p, h = np.array([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0]]), np.array([0.4, 0.3, 0.2, 0.1])
     np.testing.assert_allclose(M.finite_sample_similarity("agreement", p, h, [1, 2]), [0.4, 0.35])
     js = M.finite_sample_similarity("js", p, h, [1, 4])
-    assert np.isnan(js).all()  # nonlinear metrics need 5 answers per cell by default (MIN_ANSWERS)
+    assert np.isnan(js).all()  # JS needs 10 answers per cell by default (MIN_ANSWERS)
     w1 = M.finite_sample_similarity("w1", p, h, [4, 6], K=4, ordinal=True)
     assert np.isnan(w1[0]) and np.isfinite(w1[1])
     assert np.isfinite(M.finite_sample_similarity("w1", p, h, [2, 2], K=4, ordinal=True, min_n=2)).all()
@@ -273,7 +273,7 @@ def test_human_sampling_is_corrected_when_respondent_counts_are_known():
 
 def test_one_answer_per_cell_is_reported_not_estimable():
     resp, ref = _dataset(np.random.default_rng(1), 12, 1)
-    with pytest.raises(ValueError, match=r"'js' is not estimable.*fewer than 5 valid answers.*agreement.*plug-in"):
+    with pytest.raises(ValueError, match=r"'js' is not estimable.*fewer than 10 valid answers.*agreement.*plug-in"):
         alignment(resp, ref, metric="js", n_resamples=50, rng=0)
     s = item_scores(resp, ref, metric="tv")
     assert s.empty and s.attrs["n_not_estimable"] == 36 and s.attrs["estimand"] == "answer-distribution"
