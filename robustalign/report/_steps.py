@@ -62,14 +62,18 @@ def _sections(out: Any) -> tuple[list[Section], list[dict]]:
     return (list(out) if isinstance(out, list) else [out]), []
 
 
-def _serial(runs: Sequence[_AuditRun]) -> None:
-    for run in runs:
+def _serial(runs: Sequence[_AuditRun]) -> dict[str, float]:
+    cpu = {}
+    for r, run in enumerate(runs):
         for name, msg, build in run.steps:
             run.pr.step(name, msg)
+            c0 = time.process_time()
             secs, fits = _sections(build())
+            cpu[f"{r}:{name}"] = round(time.process_time() - c0, 2)
             run.sections.extend(secs)
             run.fits.extend(fits)
         run.pr.done()
+    return cpu
 
 
 def _job(job: tuple[int, int]) -> bytes:
@@ -84,10 +88,10 @@ def _job(job: tuple[int, int]) -> bytes:
         run.pr.fn = queue.put  # progress lines go to the parent, which prints them
     os.environ["ROBUSTALIGN_PROGRESS"] = "0"  # no live display from a worker
     run.pr.say(msg)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         secs, fits = _sections(build())
-    seconds = time.perf_counter() - t0
+    seconds, c1 = time.perf_counter() - t0, time.process_time()
     formats = _STATE["formats"]
     if formats:
         from robustalign.report._figures import draw_bytes
@@ -96,7 +100,8 @@ def _job(job: tuple[int, int]) -> bytes:
             for spec in sec.figures:
                 spec.drawn = draw_bytes(spec, formats)
     said = [(w.category, str(w.message)) for w in caught]
-    return cloudpickle.dumps((secs, fits, round(seconds, 2), said))
+    cpu = (round(c1 - c0, 2), round(time.process_time() - c1, 2), os.getpid())
+    return cloudpickle.dumps((secs, fits, round(seconds, 2), said, cpu))
 
 
 def _drain(queue: Any, say: Any) -> None:
@@ -106,7 +111,7 @@ def _drain(queue: Any, say: Any) -> None:
             say(msg)
 
 
-def _parallel(runs: Sequence[_AuditRun], formats: tuple[str, ...] | None) -> None:
+def _parallel(runs: Sequence[_AuditRun], formats: tuple[str, ...] | None) -> dict[str, Any]:
     import multiprocessing as mp
     import pickle
 
@@ -137,13 +142,16 @@ def _parallel(runs: Sequence[_AuditRun], formats: tuple[str, ...] | None) -> Non
     finally:
         _RUNS.clear()
         _STATE.clear()
-    for (r, j), (secs, fits, seconds, said) in sorted(done.items()):
+    cpu: dict[str, Any] = {}
+    for (r, j), (secs, fits, seconds, said, (c_step, c_figs, pid)) in sorted(done.items()):
         run = runs[r]
         run.sections.extend(secs)
         run.fits.extend(fits)
         run.pr.timings[run.steps[j][0]] = seconds
+        cpu[f"{r}:{run.steps[j][0]}"] = {"step": c_step, "figures": c_figs, "worker": pid}
         for category, message in said:
             warnings.warn(message, category, stacklevel=2)
+    return cpu
 
 
 def execute(runs: Sequence[_AuditRun], *, workers: int | None = None,
@@ -152,7 +160,8 @@ def execute(runs: Sequence[_AuditRun], *, workers: int | None = None,
 
     ``workers``: 1 (serial) or 2 (two forked processes); default :func:`fork_workers`. With two workers and
     ``figure_formats``, each section's figures are drawn in the worker that built the section. Returns
-    ``{"workers", "seconds"}``: the route taken and the wall time of all steps.
+    ``{"workers", "seconds", "cpu"}``: the route taken, the wall time of all steps and the CPU seconds of
+    each step (``"part:step"``; with two workers the step's, its figures' and the worker's process id).
     """
     n = fork_workers() if workers is None else workers
     if n not in (1, 2):
@@ -161,9 +170,9 @@ def execute(runs: Sequence[_AuditRun], *, workers: int | None = None,
         n = 1  # nothing to share, or forking is not possible or not safe here
     t0 = time.perf_counter()
     if n == 1:
-        _serial(runs)
+        cpu: dict[str, Any] = _serial(runs)
     else:
         from robustalign.report._figures import check_figure_formats
 
-        _parallel(runs, check_figure_formats(figure_formats) if figure_formats is not None else None)
-    return {"workers": n, "seconds": round(time.perf_counter() - t0, 2)}
+        cpu = _parallel(runs, check_figure_formats(figure_formats) if figure_formats is not None else None)
+    return {"workers": n, "seconds": round(time.perf_counter() - t0, 2), "cpu": cpu}
