@@ -59,7 +59,8 @@ def draw_bytes(spec: Any, formats: Sequence[str] = DEFAULT_FIGURE_FORMATS) -> di
         with matplotlib.rc_context(rc):
             fig = draw_figure(spec)
             # the tight box of the drawing just made (no extra drawing per file); the same pad as "tight"
-            box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
+            box = getattr(fig, "_robustalign_tightbbox", None) or fig.get_tightbbox(fig.canvas.get_renderer())
+            box = box.padded(matplotlib.rcParams["savefig.pad_inches"])
             for fmt in formats:
                 buf = io.BytesIO()
                 fig.savefig(buf, format=fmt, bbox_inches=box, **({"dpi": 200} if fmt == "png" else {}))
