@@ -66,6 +66,25 @@ def _same_verdicts(a: Path, b: Path) -> str:
     return f"same {len(va)} verdicts, numbers {'equal to 1e-12' if same else 'DIFFERENT'}"
 
 
+def _critical_path(out: Path, cpu: float) -> str:
+    """The CPU seconds on the longest path of a run with two workers: the parent's own (total minus the
+    workers') plus the busier worker's (from the steps' CPU in provenance.json): what the wall time would
+    be on two otherwise idle cores, give or take the waits between steps."""
+    import json
+
+    ex = json.loads((out / "provenance.json").read_text(encoding="utf-8")).get("execution", {})
+    per: dict[int, float] = {}
+    for v in ex.get("cpu", {}).values():
+        if isinstance(v, dict):
+            per[v["worker"]] = per.get(v["worker"], 0.0) + v["step"] + v["figures"]
+    if len(per) < 2:
+        return "critical path: not a two-worker run"
+    parent = cpu - sum(per.values())
+    a, b = sorted(per.values())
+    return (f"critical path {parent + b:.1f} s CPU (parent {parent:.1f} s + busier worker {b:.1f} s; "
+            f"the other worker {a:.1f} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_example")
     ap.add_argument("--repeats", type=int, default=3)
@@ -79,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, serial in (("this version (2 workers)", False), ("serial", True)):
                 times[name].append(_once(Path(tmp) / f"{i}-{serial}", serial, extra))
         agree = _same_verdicts(Path(tmp) / "0-False", Path(tmp) / "0-True")
+        paths = [_critical_path(Path(tmp) / f"{i}-False", times["this version (2 workers)"][i][1])
+                 for i in range(args.repeats)]
     print(f"after: {_load()}")
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
     for name, (wall, cpu) in med.items():
@@ -86,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:26s} wall {wall:6.1f} s  cpu {cpu:6.1f} s  (median of {args.repeats}; {goal})")
     (w2, c2), (w1, c1) = med.values()
     print(f"  serial / this version: wall {w1 / w2:.2f} x, cpu {c1 / c2:.2f} x; {agree}")
+    for i, p in enumerate(paths):
+        print(f"  run {i + 1} of this version: {p}")
     return 0
 
 
