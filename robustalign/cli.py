@@ -141,9 +141,9 @@ def _example(args) -> int:
     report = run_example_audit(rng=args.seed, n_resamples=args.n_resamples, n_permutations=args.n_permutations,
                                progress=progress, figure_formats=formats)
     part = report.parts[0]
-    from robustalign.datasets import load_multicultural_alignment
+    from robustalign.report.audit import example_data
 
-    r = load_multicultural_alignment().responses
+    r = example_data().responses  # the copy the audit read
     print(f"  {r}")
     for _, e in part.exclusions.iterrows():
         print(f"  excluded: {e['n_rows']} rows ({e['reason']}; {e['action']})")

@@ -1202,6 +1202,19 @@ EXAMPLE_STEERING = {
 }
 
 
+def example_data() -> Any:
+    """The bundled multicultural-alignment data, read once per process (the audit and the command that
+    prints it share one copy)."""
+    from robustalign.datasets import load_multicultural_alignment
+
+    if "data" not in _EXAMPLE:
+        _EXAMPLE["data"] = load_multicultural_alignment()
+    return _EXAMPLE["data"]
+
+
+_EXAMPLE: dict[str, Any] = {}
+
+
 def run_example_audit(*, rng: RngLike = 0, n_resamples: int = 2000, n_permutations: int = 2000,
                       progress: Callable[[str], None] | None = None, workers: int | None = None,
                       figure_formats: Sequence[str] | None = None) -> AuditReport:
@@ -1215,13 +1228,12 @@ def run_example_audit(*, rng: RngLike = 0, n_resamples: int = 2000, n_permutatio
 
     The steps of both parts run together (``workers``, ``figure_formats``: see :func:`run_audit`).
     """
-    from robustalign.datasets import load_multicultural_alignment
     from robustalign.report._steps import execute
 
     if progress:
         progress("loading the bundled multicultural-alignment data")
     t0 = time.perf_counter()
-    data = load_multicultural_alignment()
+    data = example_data()
     load_s = round(time.perf_counter() - t0, 2)
     from robustalign.resampling import keyed_stream
 
