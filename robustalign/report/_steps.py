@@ -10,8 +10,8 @@ figures' drawing functions.
 
 ``ROBUSTALIGN_WORKERS=1`` forces the serial route (one process, figures drawn when the report is
 written); ``2`` asks for two workers. By default two are used where forking is possible and safe: the
-``fork`` start method exists, at least two processors are available, and no other Python thread runs
-(a thread could hold a lock at the moment of the fork).
+``fork`` start method exists, at least two processors are available, no other Python thread runs (a
+thread could hold a lock at the moment of the fork), and this process is not itself a pool's worker.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def _can_fork() -> bool:
     import threading
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return "fork" in mp.get_all_start_methods() and cpus >= 2 and threading.active_count() == 1
+    return ("fork" in mp.get_all_start_methods() and cpus >= 2 and threading.active_count() == 1
+            and not mp.current_process().daemon)  # a pool's worker may not start processes of its own
 
 
 def fork_workers() -> int:
