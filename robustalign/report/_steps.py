@@ -112,9 +112,28 @@ def _drain(queue: Any, say: Any) -> None:
             say(msg)
 
 
+#: Modules most steps import: imported once before the fork, so that the two workers share them instead
+#: of each importing its own copy (about as much CPU as one small step).
+WARM = ("robustalign.claims", "robustalign.claims.ranking", "robustalign.claims.multiverse",
+        "robustalign.scoring", "statsmodels.stats.proportion")
+WARM_FIGURES = ("matplotlib.pyplot", "robustalign.plots", "robustalign.report.render")
+
+
+def _warm(figures: bool) -> None:
+    import importlib
+
+    for name in WARM + (WARM_FIGURES if figures else ()):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional module: the step that needs it says so
+            pass
+
+
 def _parallel(runs: Sequence[_AuditRun], formats: tuple[str, ...] | None) -> dict[str, Any]:
     import multiprocessing as mp
     import pickle
+
+    _warm(bool(formats))
 
     ctx = mp.get_context("fork")
     jobs = [(r, j) for r, run in enumerate(runs) for j in range(len(run.steps))]
