@@ -136,12 +136,14 @@ def _example(args) -> int:
     print("robustalign audit --example: Rystrøm et al. (2025) multicultural-alignment data", flush=True)
     if args.out:  # refuse before spending minutes on the audit
         check_out(args.out, args.force, _inputs(args))
+    # with --out the figures are drawn while the audit runs, by the process that built each section
+    formats = (getattr(args, "figure_formats", None) or ("png", "svg")) if args.out else None
     report = run_example_audit(rng=args.seed, n_resamples=args.n_resamples, n_permutations=args.n_permutations,
-                               progress=progress)
+                               progress=progress, figure_formats=formats)
     part = report.parts[0]
-    from robustalign.datasets import load_multicultural_alignment
+    from robustalign.report.audit import example_data
 
-    r = load_multicultural_alignment().responses
+    r = example_data().responses  # the copy the audit read
     print(f"  {r}")
     for _, e in part.exclusions.iterrows():
         print(f"  excluded: {e['n_rows']} rows ({e['reason']}; {e['action']})")

@@ -187,21 +187,36 @@ def fit_to_texts(fig: Figure, *, rounds: int = 6, pad: float = 0.1, margin: floa
     long name or a wrapped axis label otherwise hangs over the edge, and a viewer that does not crop
     "tight" cuts it). The layout engine (constrained, set when the figure has none) places the axes in the
     larger canvas; the final layout is then frozen, so that drawing the figure again cannot move a label
-    back over the edge. Returns ``fig``."""
+    back over the edge. Returns ``fig``; the tight box (inches) of the layout that fits is kept as
+    ``fig._robustalign_tightbbox`` (None if none fitted), so the report crops without measuring again.
+
+    A text the layout moves as the figure grows (an axis label centred on a wider axes) comes back only
+    part of the way per round; from the second round on, each side grows by its overhang divided by the
+    share of the previous growth that the overhang lost (a secant step), so that few rounds are needed."""
     if fig.get_layout_engine() is None:
         fig.set_layout_engine("constrained")
     import warnings
 
+    prev: np.ndarray | None = None
+    grown = np.zeros(4)
+    fitted = None
     for _ in range(rounds):
         with warnings.catch_warnings():  # too small before it has grown: that is what this loop fixes
             warnings.filterwarnings("ignore", message="constrained_layout not applied")
-            fig.canvas.draw()
-        tb = fig.get_tightbbox(fig.canvas.get_renderer())  # type: ignore[attr-defined]  # an Agg canvas after draw()
+            # layout and text sizes only: nothing is rasterised (a full draw costs about a third more)
+            fig.draw_without_rendering()
+        tb = fig.get_tightbbox(fig.canvas.get_renderer())  # type: ignore[attr-defined]  # an Agg canvas
         w, h = fig.get_size_inches()
-        left, bottom = max(0.0, margin - tb.x0), max(0.0, margin - tb.y0)
-        right, top = max(0.0, tb.x1 - w + margin), max(0.0, tb.y1 - h + margin)
-        if max(left, bottom, right, top) <= 0.0:
+        over = np.maximum(0.0, [margin - tb.x0, margin - tb.y0, tb.x1 - w + margin, tb.y1 - h + margin])
+        if over.max() <= 0.0:
+            fitted = tb
             break
-        fig.set_size_inches(w + left + right + pad, h + bottom + top + pad)
+        grow = over.copy()
+        if prev is not None:  # the share of last round's growth each side's overhang lost, within [0.2, 1]
+            share = np.clip(np.divide(prev - over, grown, out=np.ones(4), where=grown > 0), 0.2, 1.0)
+            grow = over / share
+        prev, grown = over, grow
+        fig.set_size_inches(w + grow[0] + grow[2] + pad, h + grow[1] + grow[3] + pad)
     fig.set_layout_engine("none")  # keep the positions of the last layout
+    fig._robustalign_tightbbox = fitted  # type: ignore[attr-defined]  # read by the report's figure writer
     return fig

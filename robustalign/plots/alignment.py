@@ -148,8 +148,9 @@ def plot_flip_heatmap(result: BootstrapResult, ax: Axes | None = None, *, factor
         for a in range(n - 1):
             for b in range(a + 1):
                 if np.isfinite(M[a, b]):
+                    # inside its cell: left out of the layout and the tight box (fewer texts to measure)
                     ax.text(b, a, f"{M[a, b]:.2f}".lstrip("0") if M[a, b] < 1 else "1", ha="center", va="center",
-                            fontsize=5, color="white" if M[a, b] > 0.3 else "black")
+                            fontsize=5, color="white" if M[a, b] > 0.3 else "black", in_layout=False)
         names = [str(v) for v in levels]
         ax.set_xticks(range(n - 1), names[:-1], rotation=90, fontsize=6)
         ax.set_yticks(range(n - 1), names[1:], fontsize=6)

@@ -14,7 +14,6 @@ files are the same either way.
 from __future__ import annotations
 
 import io
-import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -42,46 +41,70 @@ def check_figure_formats(formats: str | Sequence[str] | None) -> tuple[str, ...]
     return ("png", *dict.fromkeys(f for f in items if f != "png"))
 
 
-def _draw_one(i: int) -> dict:
-    """Draw figure ``i`` of ``_JOBS`` and write its files; name -> png bytes, seconds or the error."""
+def draw_bytes(spec: Any, formats: Sequence[str] = DEFAULT_FIGURE_FORMATS) -> dict[str, Any]:
+    """Draw a report figure once and return its files' bytes: ``{"files": {format: bytes}, "seconds",
+    "error"}`` (``error`` is the message when drawing failed: a figure must not take the report down)."""
     import matplotlib
+
+    matplotlib.use("Agg")  # files only (a no-op where Agg is already the backend)
     import matplotlib.pyplot as plt
 
     from robustalign.plots._style import RC
     from robustalign.report.render import draw_figure
 
-    name, spec = _JOBS[i]
-    fig_dir, formats = _OUT["dir"], _OUT["formats"]
     rc: Any = RC  # matplotlib types rc_context's keys as literal names
     t0 = time.perf_counter()
+    files: dict[str, bytes] = {}
     try:
         with matplotlib.rc_context(rc):
             fig = draw_figure(spec)
             # the tight box of the drawing just made (no extra drawing per file); the same pad as "tight"
-            box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=200, bbox_inches=box)
-            for fmt in formats[1:]:
-                fig.savefig(fig_dir / f"{name}.{fmt}", format=fmt, bbox_inches=box)
+            box = getattr(fig, "_robustalign_tightbbox", None) or fig.get_tightbbox(fig.canvas.get_renderer())
+            box = box.padded(matplotlib.rcParams["savefig.pad_inches"])
+            for fmt in formats:
+                buf = io.BytesIO()
+                fig.savefig(buf, format=fmt, bbox_inches=box, **({"dpi": 200} if fmt == "png" else {}))
+                files[fmt] = buf.getvalue()
         plt.close(fig)
-        png = buf.getvalue()
-        (fig_dir / f"{name}.png").write_bytes(png)
-        vector = next((f"{name}.{f}" for f in formats[1:]), None)
-        return {"png": png, "caption": spec.caption, "error": None, "seconds": time.perf_counter() - t0,
-                "vector": vector}
+        return {"files": files, "seconds": time.perf_counter() - t0, "error": None}
     except Exception as e:  # a figure must not take the report down; say so in it
         plt.close("all")
-        return {"png": None, "caption": spec.caption, "error": f"{type(e).__name__}: {e}"}
+        return {"files": {}, "seconds": time.perf_counter() - t0, "error": f"{type(e).__name__}: {e}"}
+
+
+def _write(name: str, spec: Any, drawn: dict[str, Any], fig_dir: Path, formats: Sequence[str]) -> dict:
+    """Write the drawn files of one figure; name -> png bytes, caption, seconds, vector file or the error."""
+    if drawn["error"] is not None:
+        return {"png": None, "caption": spec.caption, "error": drawn["error"]}
+    for fmt in formats:
+        (fig_dir / f"{name}.{fmt}").write_bytes(drawn["files"][fmt])
+    vector = next((f"{name}.{f}" for f in formats[1:]), None)
+    return {"png": drawn["files"]["png"], "caption": spec.caption, "error": None, "seconds": drawn["seconds"],
+            "vector": vector}
+
+
+def _drawn(spec: Any, formats: Sequence[str]) -> dict[str, Any] | None:
+    """The files drawn during the audit (``FigureSpec.drawn``) when they cover ``formats``, else None."""
+    d = getattr(spec, "drawn", None)
+    if d is None or (d["error"] is None and not set(formats) <= set(d["files"])):
+        return None
+    return d
+
+
+def _draw_one(i: int) -> dict:
+    """Draw figure ``i`` of ``_JOBS`` (unless drawn during the audit) and write its files."""
+    name, spec = _JOBS[i]
+    fig_dir, formats = _OUT["dir"], _OUT["formats"]
+    drawn = _drawn(spec, formats) or draw_bytes(spec, formats)
+    return _write(name, spec, drawn, fig_dir, formats)
 
 
 def _workers(n_jobs: int) -> int:
-    """2 when forking is possible and safe here (no other Python thread that could hold a lock), else 1."""
-    import multiprocessing as mp
-    import threading
+    """2 when forking is possible and safe here (no other Python thread that could hold a lock), else 1;
+    1 also under ``ROBUSTALIGN_WORKERS=1``."""
+    from robustalign.report._steps import fork_workers
 
-    if n_jobs < 2 or "fork" not in mp.get_all_start_methods() or (os.cpu_count() or 1) < 2:
-        return 1
-    return 1 if threading.active_count() > 1 else 2
+    return 1 if n_jobs < 2 else fork_workers()
 
 
 def render_figures(report: Any, fig_dir: Path, progress: Callable[[str], None] | None,
@@ -93,8 +116,9 @@ def render_figures(report: Any, fig_dir: Path, progress: Callable[[str], None] |
     _JOBS[:] = [(p.prefix + spec.name, spec) for p in report.parts for s in p.sections for spec in s.figures]
     _OUT.update(dir=fig_dir, formats=tuple(formats))
     out: dict[str, dict] = {}
+    todo = sum(_drawn(spec, formats) is None for _, spec in _JOBS)  # figures not drawn during the audit
     try:
-        if _workers(len(_JOBS)) == 1:
+        if _workers(todo) == 1:
             for i, (name, _) in enumerate(_JOBS):
                 if progress:
                     progress(f"figure {name}")

@@ -61,6 +61,9 @@ class FigureSpec:
     name: str
     caption: str
     draw: Callable[[], object] = field(repr=False)
+    #: The files drawn while the audit ran (``run_audit(figure_formats=...)``): ``{"files": {format:
+    #: bytes}, "seconds", "error"}``; None until then. Writing the report uses them instead of drawing again.
+    drawn: dict | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -279,6 +282,11 @@ class _Progress:
         self._t = None
         self._spin = None
 
+    def say(self, msg: str) -> None:
+        """A progress line from inside a step (bound here, so a worker process can redirect it)."""
+        if self.fn is not None:
+            self.fn(msg)
+
     def step(self, name: str, msg: str):
         from robustalign._progress import phase
 
@@ -333,6 +341,8 @@ def run_audit(
     prefix: str = "",
     item_table: pd.DataFrame | None = None,
     persona: tuple | None = None,
+    workers: int | None = None,
+    figure_formats: Sequence[str] | None = None,
 ) -> AuditReport:
     """Audit stored responses against human references: every assessment the design allows.
 
@@ -360,17 +370,40 @@ def run_audit(
     persona : (RespondentReference, by), optional
         Respondent-level human answers and the design factors that separate cells: adds the persona
         section (:func:`robustalign.persona.persona_section`; responses need a ``persona`` column).
+    workers : int, optional
+        1: every step one after the other in this process. 2: the independent steps in two forked worker
+        processes (same streams, so the same numbers). Default: the ``ROBUSTALIGN_WORKERS`` environment
+        variable, else 2 where forking is possible and safe (see :mod:`robustalign.report._steps`).
+    figure_formats : sequence of str, optional
+        Draw each section's figures right after its step, in the same process, in these formats (e.g.
+        ``("png", "svg")``); :meth:`AuditReport.write` then writes them without drawing again.
 
     Returns
     -------
     AuditReport
     """
-    from robustalign._rng import as_generator
     from robustalign.claims.preferences import PairwiseChoices, preference_report
+    from robustalign.report._steps import execute
 
     if isinstance(responses, PairwiseChoices):  # forced-choice data: the preferences section (docs/claims.md)
         return preference_report(responses, design=design, rng=rng, n_resamples=n_resamples,
                                  n_permutations=n_permutations, title=title, part=part, prefix=prefix)
+    run = _plan_audit(responses, reference, design=design, rng=rng, n_resamples=n_resamples,
+                      n_permutations=n_permutations, progress=progress, title=title, part=part, prefix=prefix,
+                      item_table=item_table, persona=persona)
+    info = execute([run], workers=workers, figure_formats=figure_formats)
+    rep = run.finish()
+    rep.provenance["execution"] = info
+    return rep
+
+
+def _plan_audit(responses: Responses, reference: Reference | None, *, design: AuditDesign | dict | None,
+                rng: RngLike, n_resamples: int | None, n_permutations: int | None,
+                progress: Callable[[str], None] | None, title: str | None, part: str | None, prefix: str,
+                item_table: pd.DataFrame | None, persona: tuple | None) -> _AuditRun:
+    """The steps of one part's audit, not yet run (``execute`` runs them; ``run.finish()`` assembles)."""
+    from robustalign._rng import as_generator
+
     _check_audit_inputs(responses, reference)
     if design is None:
         design = AuditDesign()
@@ -391,16 +424,16 @@ def run_audit(
         raise RobustAlignError(f"[alignment] against = {against!r} is not a column of the responses; columns are "
                                f"{list(responses.data.columns)}.")
     if len(responses.items) < 2 and reference is not None:  # intervals resample items: one item has none
-        run.pr.step("alignment", "alignment on one item: point estimates only")
-        run.sections.append(_with_notes(_one_item_section, responses, reference, design, against,
-                                        streams["alignment"], **run.common))
+        run.add("alignment", "alignment on one item: point estimates only",
+                partial(_with_notes, _one_item_section, responses, reference, design, against,
+                        streams["alignment"], **run.common))
         run.not_run += [(a, ONE_ITEM) for a in ("stability", "steerability", "extrapolability", "validity", "claims",
                                                 "Bayesian model")]
     else:
         _run_assessments(run, item_table, persona)
-    run.pr.done()
-    return _assemble(responses, reference, design, record, run.sections, run.not_run, run.fits, run.pr, part_name,
-                     title, prefix, nres, nperm, level, against)
+    run.finish = lambda: _assemble(responses, reference, design, record, run.sections, run.not_run, run.fits, run.pr,
+                                   part_name, title, prefix, nres, nperm, level, against)
+    return run
 
 
 def _check_audit_inputs(responses: Any, reference: Any) -> None:
@@ -426,6 +459,13 @@ class _AuditRun:
     sections: list[Section] = field(default_factory=list)
     not_run: list[tuple[str, str]] = field(default_factory=list)
     fits: list[dict] = field(default_factory=list)
+    #: (name, progress message, builder) of each step, in the report's order; ``execute`` runs them
+    steps: list[tuple[str, str, Callable[[], Any]]] = field(default_factory=list)
+    finish: Callable[[], AuditReport] = field(default=lambda: AuditReport("", []))
+
+    def add(self, name: str, msg: str, build: Callable[[], Any]) -> None:
+        """A step: ``build()`` returns a Section, a list of Sections or (Section, fit info)."""
+        self.steps.append((name, msg, build))
 
     @property
     def nres(self) -> int:
@@ -442,10 +482,10 @@ def _run_assessments(run: _AuditRun, item_table: pd.DataFrame | None, persona: t
     if reference is None:
         run.not_run.append(("alignment", "no human reference given"))
     else:
-        run.pr.step("alignment", f"alignment: {len(responses.models)} models x {len(responses.items)} items, "
-                                 f"metrics {list(design.metrics)}, {run.nres} item-bootstrap resamples")
-        run.sections.append(_with_notes(_alignment_section, responses, reference, design, design.against,
-                                        run.streams["alignment"], **run.common))
+        run.add("alignment", f"alignment: {len(responses.models)} models x {len(responses.items)} items, "
+                             f"metrics {list(design.metrics)}, {run.nres} item-bootstrap resamples",
+                partial(_with_notes, _alignment_section, responses, reference, design, design.against,
+                        run.streams["alignment"], **run.common))
     factors = _run_stability(run)
     _run_steerability(run)
     _run_extrapolability(run, item_table)
@@ -454,8 +494,8 @@ def _run_assessments(run: _AuditRun, item_table: pd.DataFrame | None, persona: t
     run_cluster_agreement(run, item_table)  # E4, when [cluster_agreement] is declared
     data = responses.data
     if "status" in data.columns and (data["status"] != "valid").any():
-        run.pr.step("validity", "validity of parsed answers")
-        run.sections.append(_with_notes(_validity_section, responses, factors, **run.common))
+        run.add("validity", "validity of parsed answers",
+                partial(_with_notes, _validity_section, responses, factors, **run.common))
     else:
         run.not_run.append(("validity", "answers were not parsed from raw text (no invalid answers to count)"))
     _run_accuracy(run)
@@ -463,8 +503,8 @@ def _run_assessments(run: _AuditRun, item_table: pd.DataFrame | None, persona: t
     if persona is not None or run.design.persona:  # respondent-level reference: `persona=` or [persona]
         from robustalign.persona import persona_section
 
-        run.pr.step("persona", "persona: respondent-level alignment of the role-played respondents")
-        run.sections.append(_with_notes(persona_section, responses, persona, design=run.design, **run.common))
+        run.add("persona", "persona: respondent-level alignment of the role-played respondents",
+                partial(_with_notes, persona_section, responses, persona, design=run.design, **run.common))
     _run_bayes(run, factors)
 
 
@@ -482,9 +522,9 @@ def _run_stability(run: _AuditRun) -> list[str]:
         run.not_run.append(("stability", "no design factor (other than sample and the steering factor) has two or "
                                          "more levels"))
     else:
-        run.pr.step("stability", f"stability across {factors}: {run.nres} resamples, {run.nperm} permutations")
-        run.sections.append(_with_notes(_stability_section, run.responses, run.reference, design, factors,
-                                        run.streams["stability"], progress=run.pr.fn, **run.common))
+        run.add("stability", f"stability across {factors}: {run.nres} resamples, {run.nperm} permutations",
+                partial(_with_notes, _stability_section, run.responses, run.reference, design, factors,
+                        run.streams["stability"], progress=run.pr.say if run.pr.fn else None, **run.common))
     return factors
 
 
@@ -495,9 +535,7 @@ def _run_steerability(run: _AuditRun) -> None:
     if run.reference is None:
         run.not_run.append(("steerability", "no human reference given"))
     elif has_steer:
-        run.pr.step("steerability", f"steerability ({steer_col}): {run.nres} resamples, {run.nperm} permutations")
-        run.sections.extend(_with_notes(_steering_sections, run.responses, run.reference, design, steer_col,
-                                        run.streams["steerability"], **run.common))
+        _steering_steps(run, steer_col)
     else:
         run.not_run.append(("steerability", f"no steering factor (column {steer_col!r} is not in the responses)"))
 
@@ -508,9 +546,9 @@ def _run_extrapolability(run: _AuditRun, item_table: pd.DataFrame | None) -> Non
     if reference is None:
         run.not_run.append(("extrapolability", "no human reference given"))
     elif domains is not None and design.extrapolability.get("enabled", True):
-        run.pr.step("extrapolability", f"extrapolability over {len(set(domains.values()))} domains")
-        run.sections.append(_with_notes(_extrapolability_section, run.responses, reference, design, domains,
-                                        design.against, run.streams["extrapolability"], **run.common))
+        run.add("extrapolability", f"extrapolability over {len(set(domains.values()))} domains",
+                partial(_with_notes, _extrapolability_section, run.responses, reference, design, domains,
+                        design.against, run.streams["extrapolability"], **run.common))
     else:
         run.not_run.append(("extrapolability", "no item domains given ([domains] in the design file)"
                             if domains is None else "turned off in the design file"))
@@ -525,13 +563,15 @@ def _run_accuracy(run: _AuditRun) -> None:
     if "correct" in data.columns and cult is not None:
         from robustalign.claims.accuracy import accuracy_report
 
-        run.pr.step("accuracy", f"accuracy per {cult}: {run.nres} item-bootstrap resamples")
-        acc, acc_v = accuracy_report(data, culture=cult, sample="sample" if "sample" in data.columns else None,
-                                     rng=keyed_stream(run.gen, "accuracy"), n_resamples=run.nres,
-                                     n_permutations=run.nperm, confidence_level=run.common["level"])
-        run.sections.append(Section("accuracy", "Accuracy against a gold answer per culture", "",
-                                    verdict_rows(run.common["part"], "accuracy", acc_v, ["claim", "model", "model_b"]),
-                                    {"accuracy": acc}, [("Accuracy", headline(acc, ["quantity", "model", "culture"]))]))
+        def build() -> Section:
+            acc, acc_v = accuracy_report(data, culture=cult, sample="sample" if "sample" in data.columns else None,
+                                         rng=keyed_stream(run.gen, "accuracy"), n_resamples=run.nres,
+                                         n_permutations=run.nperm, confidence_level=run.common["level"])
+            return Section("accuracy", "Accuracy against a gold answer per culture", "",
+                           verdict_rows(run.common["part"], "accuracy", acc_v, ["claim", "model", "model_b"]),
+                           {"accuracy": acc}, [("Accuracy", headline(acc, ["quantity", "model", "culture"]))])
+
+        run.add("accuracy", f"accuracy per {cult}: {run.nres} item-bootstrap resamples", build)
 
 
 def _run_claims(run: _AuditRun) -> None:
@@ -547,8 +587,8 @@ def _run_claims(run: _AuditRun) -> None:
         return
     cg = [keyed_stream(run.streams["claims"], "claim", cl.text) for cl in claims]  # not by position
     for i, (cl, g) in enumerate(zip(claims, cg), 1):
-        run.pr.step(f"claim_{i}", f"claim {i} of {len(claims)}: '{cl.text}' over every specification")
-        run.sections.append(_with_notes(_claim_section, run.responses, run.reference, cl, i, g, **run.common))
+        run.add(f"claim_{i}", f"claim {i} of {len(claims)}: '{cl.text}' over every specification",
+                partial(_with_notes, _claim_section, run.responses, run.reference, cl, i, g, **run.common))
 
 
 def _run_bayes(run: _AuditRun, factors: list[str]) -> None:
@@ -556,11 +596,9 @@ def _run_bayes(run: _AuditRun, factors: list[str]) -> None:
     if design.bayes.get("fit", False) and run.reference is None:
         raise RobustAlignError("[bayes] fit = true needs a human reference; give --reference or set fit = false.")
     if design.bayes.get("fit", False):
-        run.pr.step("bayes", "Bayesian model: compiling and sampling (this takes minutes)")
-        sec, fit_info = _with_notes(_bayes_section, run.responses, run.reference, design, factors,
-                                    run.streams["bayes"], **run.common)
-        run.sections.append(sec)
-        run.fits.append(fit_info)
+        run.add("bayes", "Bayesian model: compiling and sampling (this takes minutes)",
+                partial(_with_notes, _bayes_section, run.responses, run.reference, design, factors,
+                        run.streams["bayes"], **run.common))
     else:
         run.not_run.append(("Bayesian model", "not requested (set [bayes] fit = true in the design file); every "
                                               "interval in this report is from resampling"))
@@ -881,7 +919,32 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
                    figs, results={"stability": res}, notes=notes)
 
 
-def _steering_sections(responses, reference, design, steer, gen, *, part, n_resamples, n_permutations, level):
+def _steering_steps(run: _AuditRun, steer_col: str) -> None:
+    """Steerability as steps: the full assessment, and each metric of the paired comparison on its own
+    (the comparison's streams are keyed by metric, so splitting changes no number)."""
+    msg = f"steerability ({steer_col}): {run.nres} resamples, {run.nperm} permutations"
+    g_full, g_cmp = run.streams["steerability"].spawn(2)
+    args = (run.responses, run.reference, run.design, steer_col)
+    run.add("steerability", msg, partial(_with_notes, _steering_sections, *args, g_full, compare_metrics=[],
+                                         **run.common))
+    for m in _compare_metrics(run.design.steering):
+        run.add(f"steering_comparison_{m}", f"steering comparison ({m}): {run.nres} resamples",
+                partial(_with_notes, _steering_sections, *args, g_cmp, full=False, compare_metrics=[m],
+                        **run.common))
+
+
+def _compare_metrics(st: dict) -> list[str]:
+    if not st.get("compare"):
+        return []
+    metric = st.get("metric", "js")
+    mets = [st.get("compare_metric", metric)]
+    return mets + ([metric] if metric not in mets else [])
+
+
+def _steering_sections(responses, reference, design, steer, gen, *, part, n_resamples, n_permutations, level,
+                       full=True, compare_metrics=None):
+    """The steerability section (``full``; ``gen`` is its stream) or the paired comparison's sections
+    of ``compare_metrics`` (``gen`` is the comparison's stream, keyed by metric)."""
     from robustalign.claims import assess_steerability
     from robustalign.resampling import keyed_stream
 
@@ -890,8 +953,9 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
     baseline = st.get("baseline")
     metric = st.get("metric", "js")
     out = []
-    g_full, g_cmp = gen.spawn(2)
-    targets = [v for v in responses.levels(steer) if str(v) != str(baseline)]
+    g_full = g_cmp = gen
+    targets = [v for v in responses.levels(steer) if str(v) != str(baseline)] if full else []
+    res = None
     if len(targets) >= 2:
         try:
             res = assess_steerability(responses, reference, steer=steer, baseline=baseline, by=by, metric=metric,
@@ -928,9 +992,7 @@ def _steering_sections(responses, reference, design, steer, gen, *, part, n_resa
                            {"steerability": f}, disp, figs, results={"steerability": res}))
     if st.get("compare"):
         col, a, b = st["compare"]
-        mets = [st.get("compare_metric", metric)]
-        if metric not in mets:
-            mets.append(metric)
+        mets = _compare_metrics(st) if compare_metrics is None else compare_metrics
         for m, g in [(m, keyed_stream(g_cmp, "steering comparison", m)) for m in mets]:
             res = assess_steerability(responses, reference, steer=steer, baseline=baseline, by=by, metric=m,
                                       group_map=st.get("group_map"), compare=(col, a, b), confidence_level=level,
@@ -1143,8 +1205,22 @@ EXAMPLE_STEERING = {
 }
 
 
+def example_data() -> Any:
+    """The bundled multicultural-alignment data, read once per process (the audit and the command that
+    prints it share one copy)."""
+    from robustalign.datasets import load_multicultural_alignment
+
+    if "data" not in _EXAMPLE:
+        _EXAMPLE["data"] = load_multicultural_alignment()
+    return _EXAMPLE["data"]
+
+
+_EXAMPLE: dict[str, Any] = {}
+
+
 def run_example_audit(*, rng: RngLike = 0, n_resamples: int = 2000, n_permutations: int = 2000,
-                      progress: Callable[[str], None] | None = None) -> AuditReport:
+                      progress: Callable[[str], None] | None = None, workers: int | None = None,
+                      figure_formats: Sequence[str] | None = None) -> AuditReport:
     """The audit of the bundled multicultural-alignment data (``robustalign audit --example``).
 
     Part A: nine models answering 32 World Values Survey items in four prompt languages, each compared
@@ -1152,12 +1228,16 @@ def run_example_audit(*, rng: RngLike = 0, n_resamples: int = 2000, n_permutatio
     extrapolability across WVS blocks, two "closer" claims). Part B: the steering experiment (gemma-2-27b-it
     told its respondents are from one of ten countries), against the country reference: steering
     specificity and the published congruent-vs-incongruent comparison, per prompt language.
+
+    The steps of both parts run together (``workers``, ``figure_formats``: see :func:`run_audit`).
     """
-    from robustalign.datasets import load_multicultural_alignment
+    from robustalign.report._steps import execute
 
     if progress:
         progress("loading the bundled multicultural-alignment data")
-    data = load_multicultural_alignment()
+    t0 = time.perf_counter()
+    data = example_data()
+    load_s = round(time.perf_counter() - t0, 2)
     from robustalign.resampling import keyed_stream
 
     g_a, g_b = keyed_stream(rng, "audit", "part A"), keyed_stream(rng, "audit", "part B")
@@ -1165,12 +1245,16 @@ def run_example_audit(*, rng: RngLike = 0, n_resamples: int = 2000, n_permutatio
                                     "n_permutations": n_permutations}, source="--example (part A)")
     d_steer = AuditDesign.from_dict({**EXAMPLE_STEERING, "seed": rng, "n_resamples": n_resamples,
                                      "n_permutations": n_permutations}, source="--example (part B)")
-    a = run_audit(data.responses, data.reference_language, design=d_main, rng=g_a,
-                  progress=progress, part="A. Nine models in four prompt languages, against each language's humans")
-    b = run_audit(data.steering, data.reference_country, design=d_steer, rng=g_b,
-                  progress=progress, prefix="steering_",
-                  part="B. Steering experiment (gemma-2-27b-it), against each country's humans")
-    rep = a.combine(b, title=EXAMPLE_MAIN["title"])
+    common: dict[str, Any] = dict(n_resamples=None, n_permutations=None, progress=progress, title=None,
+                                  item_table=None, persona=None)
+    a = _plan_audit(data.responses, data.reference_language, design=d_main, rng=g_a, prefix="", **common,
+                    part="A. Nine models in four prompt languages, against each language's humans")
+    b = _plan_audit(data.steering, data.reference_country, design=d_steer, rng=g_b, prefix="steering_", **common,
+                    part="B. Steering experiment (gemma-2-27b-it), against each country's humans")
+    a.pr.timings["loading the data"] = load_s
+    info = execute([a, b], workers=workers, figure_formats=figure_formats)
+    rep = a.finish().combine(b.finish(), title=EXAMPLE_MAIN["title"])
     rep.provenance["data"] = data.citation
     rep.provenance["seed"] = rng
+    rep.provenance["execution"] = info
     return rep
