@@ -81,8 +81,8 @@ def test_multiverse_of_216_specifications_on_the_cluster_equals_the_serial_run(m
     np.testing.assert_allclose(serial.evidence["contrasts"], dist.evidence["contrasts"], rtol=RTOL, atol=ATOL)
     _same_joint(serial.evidence["joint"], dist.evidence["joint"])
     # intervals and p-values are real draws, not constants that would match trivially
-    est = f["conf_low"].notna()  # JS specifications of cells with fewer than 10 answers are not estimable (NaN)
-    assert est.sum() >= 150 and f.loc[est, "conf_high"].gt(f.loc[est, "conf_low"]).all() and f["p_value"].nunique() > 10
+    est = f["conf_low"].notna()  # JS (< 10 answers per cell) and TV (< 30) specifications are not estimable (NaN)
+    assert est.sum() >= 100 and f.loc[est, "conf_high"].gt(f.loc[est, "conf_low"]).all() and f["p_value"].nunique() > 10
 
 
 def _same_joint(a, b):

@@ -683,13 +683,17 @@ def add_measure_section(report: Any, responses: Responses, reference: Reference,
                         n_permutations: int | None = None) -> Any:
     """Append :func:`measure_section` to the first part of an audit report (from
     :func:`robustalign.report.run_audit`) with the design's settings, its own keyed stream
-    (``association``) and cultural fit as per-item JS similarity; returns the report."""
+    (``association``) and cultural fit as per-item similarity on the design's first per-item metric (JS when the
+    design names none); returns the report."""
     seed = design.seed if rng is None else rng
+    from robustalign.metrics import METRICS
+
+    metric = next((str(m) for m in getattr(design, "metrics", None) or () if m in METRICS), "js")
     sec = measure_section(responses, reference, measure, against=design.against,
                           rng=keyed_stream(seed, "association"), part=report.parts[0].title,
                           n_resamples=int(n_resamples or design.n_resamples),
                           n_permutations=int(n_permutations or design.n_permutations),
-                          level=design.confidence_level)
+                          level=design.confidence_level, metric=metric)
     report.parts[0].sections.append(sec)
     return report
 

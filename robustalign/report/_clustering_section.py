@@ -12,6 +12,7 @@ only builds its input table and arranges its result as a report section.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -109,13 +110,10 @@ def _units_to_cluster(ca: dict, table: pd.DataFrame, k: int, where: str) -> tupl
     return [u for u in kinds if u not in short], notes
 
 
-def cluster_agreement_section(responses: Responses | None, reference: Reference | None, design: AuditDesign,
-                              domains: dict[str, str], rng: RngLike, *, part: str, n_resamples: int,
-                              n_permutations: int, level: float) -> Section | None:
-    """The E4 section (None when no kind of unit has the 2k units ``k`` clusters need; see the notes)."""
-    from robustalign.claims.clustering import assess_cluster_agreement
-    from robustalign.report.audit import Section, headline, verdict_rows
-
+def _prepare(responses: Responses | None, reference: Reference | None, design: AuditDesign,
+             domains: dict[str, str]) -> tuple:
+    """Check the declared dimensions and units against the data; the E4 input table and the kinds of unit
+    with enough units to cluster (cheap: run when the audit is planned, and again inside the step)."""
     ca = design.cluster_agreement
     where = f"design file {design.source!r}" if design.source else "design"
     ev, ho, k = [str(d) for d in ca["evaluated"]], [str(d) for d in ca["held_out"]], int(ca["k"])
@@ -131,6 +129,18 @@ def cluster_agreement_section(responses: Responses | None, reference: Reference 
     table, notes = cluster_table(responses, reference, domains, units=asked, dimensions=[*ev, *ho],
                                  models_by=ca.get("models_by", ()), reverse=ca.get("reverse", ()))
     kinds, short = _units_to_cluster(ca, table, k, where)
+    return where, ev, ho, k, table, notes, kinds, short
+
+
+def cluster_agreement_section(responses: Responses | None, reference: Reference | None, design: AuditDesign,
+                              domains: dict[str, str], rng: RngLike, *, part: str, n_resamples: int,
+                              n_permutations: int, level: float) -> Section | None:
+    """The E4 section (None when no kind of unit has the 2k units ``k`` clusters need; see the notes)."""
+    from robustalign.claims.clustering import assess_cluster_agreement
+    from robustalign.report.audit import Section, headline, verdict_rows
+
+    ca = design.cluster_agreement
+    where, ev, ho, k, table, notes, kinds, short = _prepare(responses, reference, design, domains)
     if not kinds:
         return None
     ref = ca.get("reference", "human") if len(kinds) > 1 else None
@@ -165,7 +175,7 @@ def cluster_agreement_section(responses: Responses | None, reference: Reference 
 
 def run_cluster_agreement(run: Any, item_table: pd.DataFrame | None) -> None:
     """The audit step: the E4 section when ``[cluster_agreement]`` is declared, else why it did not run."""
-    from robustalign.report.audit import _captured, _domains
+    from robustalign.report.audit import _domains, _with_notes
     from robustalign.resampling import keyed_stream
 
     ca = run.design.cluster_agreement
@@ -176,12 +186,11 @@ def run_cluster_agreement(run: Any, item_table: pd.DataFrame | None) -> None:
                                 "data are seen) in the design file"))
         return
     domains = _domains(run.design, run.responses, run.reference, item_table)
-    run.pr.step(KEY, f"E4 cluster agreement: {run.nres} item-bootstrap resamples, {run.nperm} permutations")
-    sec, msgs = _captured(cluster_agreement_section, run.responses, run.reference, run.design, domains,
-                          keyed_stream(run.gen, KEY), **run.common)
-    if sec is None:
+    kinds = _prepare(run.responses, run.reference, run.design, domains)[6]
+    if not kinds:
         run.not_run.append((ASSESSMENT, f"no kind of unit has the {2 * int(ca['k'])} units k = {ca['k']} clusters "
                                         "need"))
-    else:
-        sec.notes.extend(f"Warning: {m}" for m in msgs)
-        run.sections.append(sec)
+        return
+    run.add(KEY, f"E4 cluster agreement: {run.nres} item-bootstrap resamples, {run.nperm} permutations",
+            partial(_with_notes, cluster_agreement_section, run.responses, run.reference, run.design, domains,
+                    keyed_stream(run.gen, KEY), **run.common))
