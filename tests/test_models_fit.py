@@ -1,4 +1,4 @@
-"""Bayesian fits against known truth: recovery, the convergence gate, and simulation-based calibration.
+"""Bayesian fits against known truth: recovery and the convergence gate (SBC is in test_models_sbc.py).
 
 Every assertion holds for any seed and run (tests/conftest.py): recovery is judged by a binomial test
 over parameters, and the gate's verdict is reported and checked for consistency, not assumed.
@@ -257,30 +257,3 @@ def test_outputs_are_tidy_and_flagged(fit_joint):
     for frame in (vs, al, rp, fl, fit.to_frame()):
         assert frame["converged"].eq(fit.converged).all() and frame.attrs["converged"] is fit.converged
 
-
-def _sbc(n_sims, seed, centred=False):
-    from robustalign.models.calibration import sbc_response_model
-
-    res = sbc_response_model(n_sims=n_sims, rng=seed, centred=centred)
-    return res, res.uniformity(bins=10)
-
-
-@pytest.mark.parametrize("centred", [False, True])
-def test_sbc_ranks_are_uniform(centred):
-    """SBC, 100 simulations per parametrisation: ranks of every variance component, a format effect
-    and a cutpoint pass a chi-square test (Bonferroni, family-wise alpha 0.001, so that a calibrated
-    sampler fails it on one run in a thousand, not one in a hundred)."""
-    res, uni = _sbc(100, 2026, centred)
-    assert len(res.ranks) == 100
-    want = {"model_opinion", "item_x_format"} if centred else set()
-    assert want <= set(res.centred_tables) and (centred or not res.centred_tables), res.centred_tables
-    assert (uni["p_value"] > COVERAGE_ALPHA / len(uni)).all(), uni
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("centred", [False, True])
-def test_sbc_ranks_are_uniform_large(request, centred):
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("400-simulation SBC: run with -m slow")
-    res, uni = _sbc(400, 7, centred)
-    assert (uni["p_value"] > COVERAGE_ALPHA / len(uni)).all(), uni

@@ -10,15 +10,14 @@ import pandas as pd
 import pytest
 
 from robustalign._errors import RobustAlignError
-from robustalign.report import AuditDesign, load_design, run_audit, run_example_audit
+from robustalign.report import AuditDesign, load_design, run_audit
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory):
-    rep = run_example_audit(rng=0, n_resamples=200, n_permutations=200)
-    out = tmp_path_factory.mktemp("report") / "out"
-    rep.write(out)
-    return rep, out
+def example(example_report):
+    """The example audit and its written directory (tests/conftest.py; shared with the browser and
+    figure tests)."""
+    return example_report
 
 
 def test_csv_tables_equal_the_result_objects_frames(example):
