@@ -29,20 +29,22 @@ SAME_WORKER = {
     "tests/test_report_figures.py": "tests/test_report.py",
 }
 
-#: CPU seconds of the heaviest work units (a file, or the files kept together above) measured in one
-#: ``make test``; they are handed out heaviest first. Other files follow in xdist's own order (most
-#: tests first). Only the order depends on these numbers, never what is tested.
+#: Approximate seconds of the heaviest work units (a file, or the files kept together above) in one
+#: ``make test`` on an idle 2-core machine; they are handed out heaviest first. Other files follow in
+#: xdist's own order (most tests first). Only the order depends on these numbers, never what is tested.
 HEAVY = {
-    "tests/test_models_fit.py": 330,
-    "tests/test_report.py": 110,
-    "tests/test_models_sbc.py": 150,
-    "tests/test_models_categorical.py": 90,
-    "tests/test_notebooks.py": 80,
-    "tests/test_scaleout_dask.py": 60,
+    "tests/test_models_fit.py": 300,  # with test_models_checks.py and test_report_bayes.py
+    "tests/test_models_sbc.py": 130,
+    "tests/test_report.py": 90,  # with test_report_browser.py and test_report_figures.py
+    "tests/test_models_categorical.py": 75,
+    "tests/test_notebooks.py": 75,
     "tests/test_cli.py": 60,
-    "tests/test_models_kernel.py": 50,
-    "tests/test_claims_stability.py": 45,
-    "tests/test_progress_notebook.py": 40,
+    "tests/test_scaleout_dask.py": 45,
+    "tests/test_claims_stability.py": 35,
+    "tests/test_preferences_bayes.py": 30,
+    "tests/test_models_kernel.py": 25,
+    "tests/test_progress_notebook.py": 20,
+    "tests/test_importers_inspect.py": 20,
 }
 
 
