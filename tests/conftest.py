@@ -19,10 +19,12 @@ from robustalign.simulate import simulate
 # --------------------------------------------------------------------------------------------------
 # scheduling of test files over xdist workers (make test: -n 2 --dist loadfile)
 # --------------------------------------------------------------------------------------------------
-#: Files whose tests read a session fixture of another file run on that file's worker: the joint fit
-#: (test_models_fit.py) and the example report (test_report.py).
+#: Files whose tests read a session fixture of another file run on that file's worker: the joint fit and
+#: the cutpoint-offset model compiled for ``sim_offset`` (test_models_fit.py), and the example report
+#: (test_report.py).
 SAME_WORKER = {
     "tests/test_models_checks.py": "tests/test_models_fit.py",
+    "tests/test_report_bayes.py": "tests/test_models_fit.py",
     "tests/test_report_browser.py": "tests/test_report.py",
     "tests/test_report_figures.py": "tests/test_report.py",
 }
@@ -31,9 +33,9 @@ SAME_WORKER = {
 #: ``make test`` on an idle 2-core machine; they are handed out heaviest first. Other files follow in
 #: xdist's own order (most tests first). Only the order depends on these numbers, never what is tested.
 HEAVY = {
-    "tests/test_models_fit.py": 240,  # with test_models_checks.py
-    "tests/test_report.py": 190,  # with test_report_browser.py and test_report_figures.py
+    "tests/test_models_fit.py": 300,  # with test_models_checks.py and test_report_bayes.py
     "tests/test_models_sbc.py": 130,
+    "tests/test_report.py": 90,  # with test_report_browser.py and test_report_figures.py
     "tests/test_models_categorical.py": 75,
     "tests/test_notebooks.py": 75,
     "tests/test_cli.py": 60,
@@ -74,6 +76,14 @@ def pytest_xdist_make_scheduler(config, log):
 def sim_joint():
     """3 models x 40 items x 3 formats x 2 option orders, 5 answers per cell, 6 human groups."""
     return simulate(n_models=3, n_items=40, n_groups=6, factors={"format": 3}, n_samples=5, rng=1)
+
+
+@pytest.fixture(scope="session")
+def sim_offset():
+    """Models whose cutpoint gaps are 0.6 times the humans' (they pick extreme options more at the same
+    latent location): 3 models x 30 items x 2 formats, one option order, 10 answers per cell, 4 groups."""
+    return simulate(n_models=3, n_items=30, n_groups=4, factors={"format": 2}, n_orders=1, n_samples=10,
+                    model_gap_ratio=0.6, rng=7)
 
 
 @pytest.fixture(scope="session")

@@ -220,7 +220,7 @@ def test_alignment_intervals_cover_at_their_rate_over_simulated_studies(request)
         assert binomtest(k, n, LEVEL).pvalue > COVERAGE_ALPHA, (scope, k, n)
 
 
-def test_cutpoint_offset_model_recovers_the_models_own_scale_use():
+def test_cutpoint_offset_model_recovers_the_models_own_scale_use(sim_offset):
     """The measurement-invariance sensitivity model (METHODS 3.3): models whose cutpoint gaps are 0.6
     times the humans' (they pick extreme options more at the same latent location). Each offset's
     99.8% interval covers log(0.6) (a calibrated fit misses one of the two with probability 0.004)
@@ -228,10 +228,10 @@ def test_cutpoint_offset_model_recovers_the_models_own_scale_use():
     from robustalign.models import fit_response_model
 
     ratio = 0.6
-    sim = simulate(n_models=3, n_items=30, n_groups=4, factors={"format": 2}, n_orders=1, n_samples=10,
-                   model_gap_ratio=ratio, rng=7)
-    resp, ref = sim.load()
-    run = run_fit(fit_response_model, resp, ref, cutpoints="offset", rng=7, **FIT_SETTINGS)
+    resp, ref = sim_offset.load()
+    # factors as an audit of these data names them (format, the one factor with two levels), so that the
+    # audit's sensitivity fit in test_report_bayes.py reuses this compiled model in the same process
+    run = run_fit(fit_response_model, resp, ref, factors=["format"], cutpoints="offset", rng=7, **FIT_SETTINGS)
     assert_healthy(run)
     fit = run.fit
     assert fit.provenance["cutpoints"] == "offset"
