@@ -1,7 +1,7 @@
 """Model checks ArviZ users expect: pointwise log-likelihood for ``az.loo`` and a posterior predictive check.
 
-Small fits (2 chains x 200 draws): these tests check what is stored, against scipy's densities, not the
-fits' convergence (tests/_fits.py says why no test relies on a particular fit passing the gate).
+The response model is the shared joint fit (tests/conftest.py), the score model a small fit (2 chains x
+200 draws): these tests check what is stored, against scipy's densities, not the fits' convergence (tests/_fits.py says why no test relies on a particular fit passing the gate).
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ def _quiet(fn, *args, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def ordinal():
-    from robustalign.models import fit_response_model
-    from robustalign.simulate import simulate
+def ordinal(fit_joint):
+    """The shared joint fit (tests/conftest.py: 3 models x 40 items x 6 groups, 4 chains x 600 draws).
 
-    sim = simulate(n_models=2, n_items=12, n_groups=2, factors={"format": 2}, n_samples=5, rng=3)
-    resp, ref = sim.load()
-    return resp, _quiet(fit_response_model, resp, ref, rng=1, **SETTINGS)
+    Its module runs in the same test process as tests/test_models_fit.py (``make test``'s scheduler in
+    conftest.py), so the model is compiled and sampled once for both. These tests add groups to its
+    ``idata`` (posterior predictive, the human log-likelihood, removed again) and read the posterior.
+    """
+    return fit_joint.fit
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +54,10 @@ def scores():
     return df, _quiet(fit_score_model, resp, rng=2, **SETTINGS)
 
 
-def test_response_fit_stores_a_multinomial_loglik_that_loo_reads(ordinal):
+def test_response_fit_stores_a_multinomial_loglik_that_loo_reads(ordinal, monkeypatch):
     import arviz as az
 
-    resp, fit = ordinal
+    fit = ordinal
     d = fit.design
     assert "log_likelihood" in fit.idata.children  # stored by the fit itself
     ll = np.asarray(fit.idata["log_likelihood"]["y"].values)
@@ -74,7 +75,9 @@ def test_response_fit_stores_a_multinomial_loglik_that_loo_reads(ordinal):
         assert ll[1, 17, c] == pytest.approx(ref, rel=1e-9)
     assert np.allclose(p.sum(-1), 1)
     pos = (p * (np.arange(p.shape[-1]) / (d.K_item[d.idx["item"]][:, None] - 1))).sum(-1)
-    assert np.allclose(pos, fit._cell_mean()[post.sizes["draw"] + 17], atol=1e-10)  # chain-major draws
+    # the result object's own route, over every draw (it thins to ``max_draws`` otherwise); chain-major
+    monkeypatch.setattr(fit, "max_draws", post.sizes["chain"] * post.sizes["draw"])
+    assert np.allclose(pos, fit._cell_mean()[post.sizes["draw"] + 17], atol=1e-10)
     loo = az.loo(fit.idata)
     assert np.isfinite(loo.elpd) and loo.n_data_points == d.n_cells
     assert np.asarray(loo.pareto_k).shape == (d.n_cells,)
@@ -84,7 +87,7 @@ def test_response_fit_stores_a_multinomial_loglik_that_loo_reads(ordinal):
 def test_joint_fit_human_cells_are_a_second_variable(ordinal):
     import arviz as az
 
-    _, fit = ordinal
+    fit = ordinal
     fit.add_log_likelihood(humans=True)
     lg = fit.idata["log_likelihood"]
     d = fit.design
@@ -120,11 +123,11 @@ def test_score_fit_loglik_equals_scipy_beta_density_of_the_raw_scores(scores):
 def test_posterior_predictive_check_separates_fitting_from_misfitting_data(ordinal):
     import xarray as xr
 
-    _, fit = ordinal
+    fit = ordinal
     fit.posterior_predictive(n_draws=100, rng=4)
     rep = np.asarray(fit.idata["posterior_predictive"]["y"].values).reshape(-1, fit.design.n_cells)
     obs = np.asarray(fit.idata["observed_data"]["y"].values)
-    assert rep.shape[0] == 2 * 100 and np.all((rep >= 0) & (rep <= 1))
+    assert rep.shape[0] == fit.idata["posterior"].sizes["chain"] * 100 and np.all((rep >= 0) & (rep <= 1))
     # observed cell means equal the counts' mean position, computed here from the responses' counts
     d = fit.design
     K = d.K_item[d.idx["item"]]
@@ -144,7 +147,7 @@ def test_ppc_plot_draws_observed_and_replicates(ordinal):
     import matplotlib
 
     matplotlib.use("Agg")
-    _, fit = ordinal
+    fit = ordinal
     ax = fit.plot_ppc(rng=5)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["replicated", "observed"]
@@ -162,7 +165,7 @@ def test_bayes_fit_answers_the_shared_result_calls(ordinal, tmp_path):
     from robustalign._result import Result
     from robustalign.export import to_parquet
 
-    _, fit = ordinal
+    fit = ordinal
     assert isinstance(fit, Result)
     f90 = fit.to_frame(confidence_level=0.9)
     assert (f90["conf_level"] == 0.9).all() and (fit.to_frame()["conf_level"] == 0.95).all()

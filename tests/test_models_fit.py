@@ -1,4 +1,4 @@
-"""Bayesian fits against known truth: recovery, the convergence gate, and simulation-based calibration.
+"""Bayesian fits against known truth: recovery and the convergence gate (SBC is in test_models_sbc.py).
 
 Every assertion holds for any seed and run (tests/conftest.py): recovery is judged by a binomial test
 over parameters, and the gate's verdict is reported and checked for consistency, not assumed.
@@ -220,7 +220,7 @@ def test_alignment_intervals_cover_at_their_rate_over_simulated_studies(request)
         assert binomtest(k, n, LEVEL).pvalue > COVERAGE_ALPHA, (scope, k, n)
 
 
-def test_cutpoint_offset_model_recovers_the_models_own_scale_use():
+def test_cutpoint_offset_model_recovers_the_models_own_scale_use(sim_offset):
     """The measurement-invariance sensitivity model (METHODS 3.3): models whose cutpoint gaps are 0.6
     times the humans' (they pick extreme options more at the same latent location). Each offset's
     99.8% interval covers log(0.6) (a calibrated fit misses one of the two with probability 0.004)
@@ -228,10 +228,10 @@ def test_cutpoint_offset_model_recovers_the_models_own_scale_use():
     from robustalign.models import fit_response_model
 
     ratio = 0.6
-    sim = simulate(n_models=3, n_items=30, n_groups=4, factors={"format": 2}, n_orders=1, n_samples=10,
-                   model_gap_ratio=ratio, rng=7)
-    resp, ref = sim.load()
-    run = run_fit(fit_response_model, resp, ref, cutpoints="offset", rng=7, **FIT_SETTINGS)
+    resp, ref = sim_offset.load()
+    # factors as an audit of these data names them (format, the one factor with two levels), so that the
+    # audit's sensitivity fit in test_report_bayes.py reuses this compiled model in the same process
+    run = run_fit(fit_response_model, resp, ref, factors=["format"], cutpoints="offset", rng=7, **FIT_SETTINGS)
     assert_healthy(run)
     fit = run.fit
     assert fit.provenance["cutpoints"] == "offset"
@@ -257,30 +257,3 @@ def test_outputs_are_tidy_and_flagged(fit_joint):
     for frame in (vs, al, rp, fl, fit.to_frame()):
         assert frame["converged"].eq(fit.converged).all() and frame.attrs["converged"] is fit.converged
 
-
-def _sbc(n_sims, seed, centred=False):
-    from robustalign.models.calibration import sbc_response_model
-
-    res = sbc_response_model(n_sims=n_sims, rng=seed, centred=centred)
-    return res, res.uniformity(bins=10)
-
-
-@pytest.mark.parametrize("centred", [False, True])
-def test_sbc_ranks_are_uniform(centred):
-    """SBC, 100 simulations per parametrisation: ranks of every variance component, a format effect
-    and a cutpoint pass a chi-square test (Bonferroni, family-wise alpha 0.001, so that a calibrated
-    sampler fails it on one run in a thousand, not one in a hundred)."""
-    res, uni = _sbc(100, 2026, centred)
-    assert len(res.ranks) == 100
-    want = {"model_opinion", "item_x_format"} if centred else set()
-    assert want <= set(res.centred_tables) and (centred or not res.centred_tables), res.centred_tables
-    assert (uni["p_value"] > COVERAGE_ALPHA / len(uni)).all(), uni
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("centred", [False, True])
-def test_sbc_ranks_are_uniform_large(request, centred):
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("400-simulation SBC: run with -m slow")
-    res, uni = _sbc(400, 7, centred)
-    assert (uni["p_value"] > COVERAGE_ALPHA / len(uni)).all(), uni

@@ -10,15 +10,14 @@ import pandas as pd
 import pytest
 
 from robustalign._errors import RobustAlignError
-from robustalign.report import AuditDesign, load_design, run_audit, run_example_audit
+from robustalign.report import AuditDesign, load_design, run_audit
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory):
-    rep = run_example_audit(rng=0, n_resamples=200, n_permutations=200)
-    out = tmp_path_factory.mktemp("report") / "out"
-    rep.write(out)
-    return rep, out
+def example(example_report):
+    """The example audit and its written directory (tests/conftest.py; shared with the browser and
+    figure tests)."""
+    return example_report
 
 
 def test_csv_tables_equal_the_result_objects_frames(example):
@@ -146,33 +145,6 @@ def test_run_audit_decides_assessments_from_the_design_factors():
     assert "stability" in keys and "steerability" in keys
     assert dict(rep.parts[0].not_run)["extrapolability"].startswith("no item domains")
     assert set(rep.verdicts["verdict"]) <= {"supported", "not supported", "inconclusive"}
-
-
-@pytest.mark.bayes
-def test_audit_bayes_section_reports_both_alignment_scopes_and_the_gate():
-    from robustalign.simulate import simulate
-
-    resp, ref = simulate(n_models=2, n_items=15, n_groups=3, factors={"format": 2}, n_orders=1, n_samples=5,
-                         rng=2).load()
-    design = AuditDesign.from_dict({"bayes": {"fit": True, "draws": 300, "tune": 300, "chains": 2,
-                                              "sensitivity": True}})
-    rep = run_audit(resp, ref, design=design, n_resamples=100, n_permutations=100, rng=0)
-    sec = rep.section("bayes")
-    fit = sec.results["fit"]
-    al = sec.tables["bayes_alignment"]
-    assert al.groupby("scope").size().to_dict() == {"evaluated": 6, "population": 6}
-    np.testing.assert_allclose(al.query("scope == 'evaluated'")["estimate"], fit.alignment()["estimate"])
-    assert al["converged"].eq(fit.converged).all()
-    # the sensitivity fit lets the models' cutpoint spacing differ; its rho sits beside the shared one
-    alt = sec.results["sensitivity_fit"]
-    assert alt.provenance["cutpoints"] == "offset"
-    sens = sec.tables["bayes_sensitivity"]
-    np.testing.assert_allclose(sens.query("cutpoints == 'offset'")["estimate"], alt.factor_vs_human()["estimate"])
-    # a fit that fails the gate becomes an inconclusive verdict; one that passes adds none
-    flagged = rep.verdicts["reason"].str.contains("Bayesian|cutpoints='offset'", na=False)
-    assert flagged.sum() == (not fit.converged) + (not alt.converged)
-    with pytest.raises(RobustAlignError, match="`sensitivity` must be true or false"):
-        AuditDesign.from_dict({"bayes": {"sensitivity": "yes"}})
 
 
 def _no_data_uris(html: str) -> str:

@@ -59,12 +59,9 @@ class _CDP:
 
 
 @pytest.fixture(scope="module")
-def report_html(tmp_path_factory):
-    from robustalign.report import run_example_audit
-
-    out = tmp_path_factory.mktemp("browser") / "report"
-    run_example_audit(rng=0, n_resamples=100, n_permutations=100).write(out)
-    return out / "report.html"
+def report_html(example_report):
+    """report.html of the example audit (tests/conftest.py; shared with test_report.py)."""
+    return example_report[1] / "report.html"
 
 
 @pytest.fixture(scope="module")

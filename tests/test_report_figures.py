@@ -12,13 +12,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from robustalign.report import run_example_audit  # noqa: E402
 from robustalign.report.render import draw_figure  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def report():
-    return run_example_audit(rng=0, n_resamples=100, n_permutations=100)
+def report(example_report):
+    """The example audit (tests/conftest.py; shared with test_report.py)."""
+    return example_report[0]
 
 
 def _specs(report):
