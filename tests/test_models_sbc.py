@@ -24,11 +24,10 @@ pytestmark = pytest.mark.bayes
 def own_compile_cache(monkeypatch):
     """A fresh compiled-model cache for one test.
 
-    ``calibration._compiled`` keys its cache by the design's labels and sizes, not by the placeholder
-    counts that choose the parametrisation, so after a non-centred run in the same process a centred
-    run would sample the non-centred compiled graph (same labels, same sizes). The centred test gets
-    its own cache, so that it samples the centred graph it asserts about; the shared cache is restored
-    afterwards for the other tests of the process.
+    ``calibration._compiled`` once keyed its cache by the design's labels and sizes only, so a centred run
+    after a non-centred one in the same process sampled the non-centred graph; the key now includes the
+    placeholder counts (test below). The centred test still gets its own cache, so that what it samples
+    does not depend on which tests ran before it in the process; the shared cache is restored afterwards.
     """
     from robustalign.models import calibration
 
@@ -47,6 +46,17 @@ def _check(res, uni, n_sims, centred):
     want = {"model_opinion", "item_x_format"} if centred else set()
     assert want <= set(res.centred_tables) and (centred or not res.centred_tables), res.centred_tables
     assert (uni["p_value"] > COVERAGE_ALPHA / len(uni)).all(), uni
+
+
+def test_compiled_models_are_keyed_by_the_parametrisation():
+    """Designs that differ only in the counts that choose centred or non-centred tables get different
+    compiled-model keys (a centred SBC must not sample a non-centred graph compiled earlier)."""
+    from robustalign.models.calibration import design_key, sbc_design
+
+    flat, peaked = sbc_design(centred=False), sbc_design(centred=True)
+    assert design_key(flat) == design_key(sbc_design(centred=False))
+    assert design_key(flat) != design_key(peaked)
+    assert design_key(flat)[:-1] == design_key(peaked)[:-1]  # same labels and sizes: only the counts differ
 
 
 def test_sbc_ranks_are_uniform():

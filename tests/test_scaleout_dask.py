@@ -83,7 +83,7 @@ def test_multiverse_of_108_specifications_on_the_cluster_equals_the_serial_run(m
     _same_joint(serial.evidence["joint"], dist.evidence["joint"])
     # intervals and p-values are real draws, not constants that would match trivially
     est = f["conf_low"].notna()  # JS (< 10 answers per cell) and TV (< 30) specifications are not estimable (NaN)
-    assert est.sum() >= 100 and f.loc[est, "conf_high"].gt(f.loc[est, "conf_low"]).all() and f["p_value"].nunique() > 10
+    assert est.sum() >= 50 and f.loc[est, "conf_high"].gt(f.loc[est, "conf_low"]).all() and f["p_value"].nunique() > 10
 
 
 def _same_joint(a, b):

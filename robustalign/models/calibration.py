@@ -80,13 +80,22 @@ def sbc_design(n_models: int = 3, n_items: int = 8, n_levels: int = 3, K: int = 
 _COMPILED: dict = {}
 
 
+def design_key(d: Design) -> tuple:
+    """What the compiled graph depends on: labels, sizes and the counts it was built on (the counts choose
+    the centred or non-centred tables, so two designs that differ only there compile different models)."""
+    import hashlib
+
+    assert d.K_item is not None  # set for every ordinal design
+    counts = hashlib.sha1(np.ascontiguousarray(d.counts, dtype=float).tobytes()).hexdigest()
+    return (tuple(d.models), tuple(d.items), tuple(d.factors), tuple(map(tuple, d.levels.values())),
+            tuple(int(k) for k in d.K_item), d.n_cells, counts)
+
+
 def _compiled(d: Design):
     from robustalign.models._graph import build_ordinal
     from robustalign.models._sampling import compile_nutpie
 
-    assert d.K_item is not None  # set for every ordinal design
-    key = (tuple(d.models), tuple(d.items), tuple(d.factors), tuple(map(tuple, d.levels.values())),
-           tuple(int(k) for k in d.K_item), d.n_cells)
+    key = design_key(d)
     if key not in _COMPILED:
         _COMPILED[key] = compile_nutpie(build_ordinal(d), "numba")
     return _COMPILED[key]
