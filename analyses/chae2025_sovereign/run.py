@@ -35,13 +35,17 @@ N_SAMPLES, N_SAMPLES_TRUTH, N_PROMPTS = 5, 400, 100
 STAND_IN_R = 0.5  # no published coefficient found: a stand-in "moderate" correlation for the power rows
 N_BOOT, N_PERM = 2000, 9999
 N_STUDIES = 25  # simulated studies per world for the verdict counts
+# Cultural fit per item: Brier similarity, exactly unbiased for the answer distribution from 2 answers per cell.
+# JS similarity (this audit's metric before JS needed 10 answers per cell) is not estimable from 5 answers
+# per cell: no estimator of it keeps its bias below a 40-item interval's width there (docs/resampling.md).
+METRIC = "brier"
 
 
 def model_fit(n_samples: int, seed: int) -> tuple[object, object, pd.Series]:
-    """Responses, reference and each model's mean fit (JS similarity) with ``n_samples`` answers per item."""
+    """Responses, reference and each model's mean fit (``METRIC`` similarity) with ``n_samples`` answers per item."""
     sim = simulate(**DESIGN, n_samples=n_samples, rng=seed)
     resp, ref = sim.load()
-    fit = item_scores(resp, ref).groupby("model")["score"].mean()
+    fit = item_scores(resp, ref, metric=METRIC).groupby("model")["score"].mean()
     return resp, ref, fit
 
 
@@ -63,7 +67,7 @@ def audit_world(world: str, seed: int, n_boot: int = N_BOOT, n_perm: int = N_PER
     resp, ref, _ = model_fit(N_SAMPLES, seed)
     _, _, fit_truth = model_fit(N_SAMPLES_TRUTH, seed)  # same models, items and reference; 400 answers per item
     p = violation_probabilities(world, fit_truth)
-    res = audit_tradeoff(resp, ref, safety_table(p, seed + 1), safety_value="violation", published=STAND_IN_R,
+    res = audit_tradeoff(resp, ref, safety_table(p, seed + 1), safety_value="violation", published=STAND_IN_R, metric=METRIC,
                          n_resamples=n_boot, n_permutations=n_perm, rng=seed)
     truth = float(np.corrcoef(fit_truth.to_numpy(), p.reindex(fit_truth.index).to_numpy())[0, 1]) if p.std() > 0 else 0.0
     return {"world": world, "result": res, "truth_r": truth}
