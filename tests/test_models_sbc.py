@@ -24,6 +24,11 @@ pytestmark = pytest.mark.bayes
 def own_compile_cache(monkeypatch):
     """A fresh compiled-model cache for one test.
 
+    Every SBC run is in the slow suite (`make test-slow`): in a fresh test process, compiling SBC's graph
+    ran over 20 minutes of CPU in LLVM's optimiser on a 2-core machine, where inside test_models_fit.py's
+    process (after the recovery fits) it had taken about a minute. Until that is understood the default
+    suite keeps the compile-key test below and the recovery fits.
+
     ``calibration._compiled`` once keyed its cache by the design's labels and sizes only, so a centred run
     after a non-centred one in the same process sampled the non-centred graph; the key now includes the
     placeholder counts (test below). The centred test still gets its own cache, so that what it samples
@@ -59,6 +64,7 @@ def test_compiled_models_are_keyed_by_the_parametrisation():
     assert design_key(flat)[:-1] == design_key(peaked)[:-1]  # same labels and sizes: only the counts differ
 
 
+@pytest.mark.slow
 def test_sbc_ranks_are_uniform():
     """Non-centred parametrisation, 50 simulations: ranks of every variance component, a format effect
     and a cutpoint pass a chi-square test on 5 bins (Bonferroni, family-wise alpha 0.001)."""
@@ -87,6 +93,7 @@ def test_sbc_ranks_are_uniform_large(request, centred, own_compile_cache):
     _check(res, uni, 400, centred)
 
 
+@pytest.mark.slow
 def test_sbc_on_an_executor_equals_the_serial_run():
     """SBC gives the same ranks serially and on an executor (child stream per simulation)."""
     from robustalign.models.calibration import sbc_design, sbc_response_model
