@@ -175,7 +175,7 @@ def cluster_agreement_section(responses: Responses | None, reference: Reference 
 
 def run_cluster_agreement(run: Any, item_table: pd.DataFrame | None) -> None:
     """The audit step: the E4 section when ``[cluster_agreement]`` is declared, else why it did not run."""
-    from robustalign.report.audit import _domains, _with_notes
+    from robustalign.report.audit import item_domains, with_notes
     from robustalign.resampling import keyed_stream
 
     ca = run.design.cluster_agreement
@@ -185,12 +185,12 @@ def run_cluster_agreement(run: Any, item_table: pd.DataFrame | None) -> None:
                                 "not declared: [cluster_agreement] evaluated, held_out and k (fixed before the "
                                 "data are seen) in the design file"))
         return
-    domains = _domains(run.design, run.responses, run.reference, item_table)
+    domains = item_domains(run.design, run.responses, run.reference, item_table)
     kinds = _prepare(run.responses, run.reference, run.design, domains)[6]
     if not kinds:
         run.not_run.append((ASSESSMENT, f"no kind of unit has the {2 * int(ca['k'])} units k = {ca['k']} clusters "
                                         "need"))
         return
     run.add(KEY, f"E4 cluster agreement: {run.nres} item-bootstrap resamples, {run.nperm} permutations",
-            partial(_with_notes, cluster_agreement_section, run.responses, run.reference, run.design, domains,
+            partial(with_notes, cluster_agreement_section, run.responses, run.reference, run.design, domains,
                     keyed_stream(run.gen, KEY), **run.common))

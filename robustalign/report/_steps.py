@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from robustalign.report.audit import Section, _AuditRun
+    from robustalign.report.audit import AuditRun, Section
 
 __all__ = ["execute", "fork_workers"]
 
@@ -63,7 +63,7 @@ def _sections(out: Any) -> tuple[list[Section], list[dict]]:
     return (list(out) if isinstance(out, list) else [out]), []
 
 
-def _serial(runs: Sequence[_AuditRun]) -> dict[str, float]:
+def _serial(runs: Sequence[AuditRun]) -> dict[str, float]:
     cpu = {}
     for r, run in enumerate(runs):
         for name, msg, build in run.steps:
@@ -129,7 +129,7 @@ def _warm(figures: bool) -> None:
             pass
 
 
-def _parallel(runs: Sequence[_AuditRun], formats: tuple[str, ...] | None) -> dict[str, Any]:
+def _parallel(runs: Sequence[AuditRun], formats: tuple[str, ...] | None) -> dict[str, Any]:
     import multiprocessing as mp
     import pickle
 
@@ -174,7 +174,7 @@ def _parallel(runs: Sequence[_AuditRun], formats: tuple[str, ...] | None) -> dic
     return cpu
 
 
-def execute(runs: Sequence[_AuditRun], *, workers: int | None = None,
+def execute(runs: Sequence[AuditRun], *, workers: int | None = None,
             figure_formats: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the steps of ``runs`` (the parts of an audit): their sections, fits and step times are filled in.
 

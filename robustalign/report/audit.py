@@ -262,7 +262,7 @@ def _captured(fn, *args, **kwargs):
     return out, msgs
 
 
-def _with_notes(fn, *args, **kwargs):
+def with_notes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a section builder; attach the warnings raised while it ran to its notes."""
     out, msgs = _captured(fn, *args, **kwargs)
     secs = out if isinstance(out, list) else [out[0]] if isinstance(out, tuple) else [out]
@@ -400,7 +400,7 @@ def run_audit(
 def _plan_audit(responses: Responses, reference: Reference | None, *, design: AuditDesign | dict | None,
                 rng: RngLike, n_resamples: int | None, n_permutations: int | None,
                 progress: Callable[[str], None] | None, title: str | None, part: str | None, prefix: str,
-                item_table: pd.DataFrame | None, persona: tuple | None) -> _AuditRun:
+                item_table: pd.DataFrame | None, persona: tuple | None) -> AuditRun:
     """The steps of one part's audit, not yet run (``execute`` runs them; ``run.finish()`` assembles)."""
     from robustalign._rng import as_generator
 
@@ -417,7 +417,7 @@ def _plan_audit(responses: Responses, reference: Reference | None, *, design: Au
     streams = dict(zip(["alignment", "stability", "steerability", "extrapolability", "claims", "bayes"],
                        gen.spawn(6)))
     part_name = part or title or design.title or "Audit"
-    run = _AuditRun(responses, reference, design, gen, streams, _Progress(progress),
+    run = AuditRun(responses, reference, design, gen, streams, _Progress(progress),
                     dict(part=part_name, n_resamples=nres, n_permutations=nperm, level=level))
     against = design.against
     if against is not None and against not in responses.data.columns:
@@ -425,7 +425,7 @@ def _plan_audit(responses: Responses, reference: Reference | None, *, design: Au
                                f"{list(responses.data.columns)}.")
     if len(responses.items) < 2 and reference is not None:  # intervals resample items: one item has none
         run.add("alignment", "alignment on one item: point estimates only",
-                partial(_with_notes, _one_item_section, responses, reference, design, against,
+                partial(with_notes, _one_item_section, responses, reference, design, against,
                         streams["alignment"], **run.common))
         run.not_run += [(a, ONE_ITEM) for a in ("stability", "steerability", "extrapolability", "validity", "claims",
                                                 "Bayesian model")]
@@ -446,7 +446,7 @@ def _check_audit_inputs(responses: Any, reference: Any) -> None:
 
 
 @dataclass
-class _AuditRun:
+class AuditRun:
     """One part's audit while it runs: the inputs, the streams, and the sections collected so far."""
 
     responses: Responses
@@ -476,7 +476,7 @@ class _AuditRun:
         return int(self.common["n_permutations"])
 
 
-def _run_assessments(run: _AuditRun, item_table: pd.DataFrame | None, persona: tuple | None) -> None:
+def _run_assessments(run: AuditRun, item_table: pd.DataFrame | None, persona: tuple | None) -> None:
     """Every assessment the design allows, in the report's order; the others are listed as not run."""
     responses, reference, design = run.responses, run.reference, run.design
     if reference is None:
@@ -484,7 +484,7 @@ def _run_assessments(run: _AuditRun, item_table: pd.DataFrame | None, persona: t
     else:
         run.add("alignment", f"alignment: {len(responses.models)} models x {len(responses.items)} items, "
                              f"metrics {list(design.metrics)}, {run.nres} item-bootstrap resamples",
-                partial(_with_notes, _alignment_section, responses, reference, design, design.against,
+                partial(with_notes, _alignment_section, responses, reference, design, design.against,
                         run.streams["alignment"], **run.common))
     factors = _run_stability(run)
     _run_steerability(run)
@@ -495,7 +495,7 @@ def _run_assessments(run: _AuditRun, item_table: pd.DataFrame | None, persona: t
     data = responses.data
     if "status" in data.columns and (data["status"] != "valid").any():
         run.add("validity", "validity of parsed answers",
-                partial(_with_notes, _validity_section, responses, factors, **run.common))
+                partial(with_notes, _validity_section, responses, factors, **run.common))
     else:
         run.not_run.append(("validity", "answers were not parsed from raw text (no invalid answers to count)"))
     _run_accuracy(run)
@@ -504,11 +504,11 @@ def _run_assessments(run: _AuditRun, item_table: pd.DataFrame | None, persona: t
         from robustalign.persona import persona_section
 
         run.add("persona", "persona: respondent-level alignment of the role-played respondents",
-                partial(_with_notes, persona_section, responses, persona, design=run.design, **run.common))
+                partial(with_notes, persona_section, responses, persona, design=run.design, **run.common))
     _run_bayes(run, factors)
 
 
-def _run_stability(run: _AuditRun) -> list[str]:
+def _run_stability(run: AuditRun) -> list[str]:
     """The stability section (when a factor other than sample and steering varies); returns the factors."""
     data, design = run.responses.data, run.design
     steer_col = design.steering.get("column", "steer_target")
@@ -523,12 +523,12 @@ def _run_stability(run: _AuditRun) -> list[str]:
                                          "more levels"))
     else:
         run.add("stability", f"stability across {factors}: {run.nres} resamples, {run.nperm} permutations",
-                partial(_with_notes, _stability_section, run.responses, run.reference, design, factors,
+                partial(with_notes, _stability_section, run.responses, run.reference, design, factors,
                         run.streams["stability"], progress=run.pr.say if run.pr.fn else None, **run.common))
     return factors
 
 
-def _run_steerability(run: _AuditRun) -> None:
+def _run_steerability(run: AuditRun) -> None:
     design = run.design
     steer_col = design.steering.get("column", "steer_target")
     has_steer = steer_col in run.responses.data.columns and design.steering.get("enabled", True)
@@ -540,21 +540,21 @@ def _run_steerability(run: _AuditRun) -> None:
         run.not_run.append(("steerability", f"no steering factor (column {steer_col!r} is not in the responses)"))
 
 
-def _run_extrapolability(run: _AuditRun, item_table: pd.DataFrame | None) -> None:
+def _run_extrapolability(run: AuditRun, item_table: pd.DataFrame | None) -> None:
     reference, design = run.reference, run.design
-    domains = None if reference is None else _domains(design, run.responses, reference, item_table)
+    domains = None if reference is None else item_domains(design, run.responses, reference, item_table)
     if reference is None:
         run.not_run.append(("extrapolability", "no human reference given"))
     elif domains is not None and design.extrapolability.get("enabled", True):
         run.add("extrapolability", f"extrapolability over {len(set(domains.values()))} domains",
-                partial(_with_notes, _extrapolability_section, run.responses, reference, design, domains,
+                partial(with_notes, _extrapolability_section, run.responses, reference, design, domains,
                         design.against, run.streams["extrapolability"], **run.common))
     else:
         run.not_run.append(("extrapolability", "no item domains given ([domains] in the design file)"
                             if domains is None else "turned off in the design file"))
 
 
-def _run_accuracy(run: _AuditRun) -> None:
+def _run_accuracy(run: AuditRun) -> None:
     """Accuracy against a gold answer per culture (scored responses: a 0/1 ``correct`` column)."""
     from robustalign.resampling import keyed_stream
 
@@ -574,7 +574,7 @@ def _run_accuracy(run: _AuditRun) -> None:
         run.add("accuracy", f"accuracy per {cult}: {run.nres} item-bootstrap resamples", build)
 
 
-def _run_claims(run: _AuditRun) -> None:
+def _run_claims(run: AuditRun) -> None:
     """Each declared claim over every admissible specification (one keyed stream per claim text)."""
     from robustalign.resampling import keyed_stream
 
@@ -588,16 +588,16 @@ def _run_claims(run: _AuditRun) -> None:
     cg = [keyed_stream(run.streams["claims"], "claim", cl.text) for cl in claims]  # not by position
     for i, (cl, g) in enumerate(zip(claims, cg), 1):
         run.add(f"claim_{i}", f"claim {i} of {len(claims)}: '{cl.text}' over every specification",
-                partial(_with_notes, _claim_section, run.responses, run.reference, cl, i, g, **run.common))
+                partial(with_notes, _claim_section, run.responses, run.reference, cl, i, g, **run.common))
 
 
-def _run_bayes(run: _AuditRun, factors: list[str]) -> None:
+def _run_bayes(run: AuditRun, factors: list[str]) -> None:
     design = run.design
     if design.bayes.get("fit", False) and run.reference is None:
         raise RobustAlignError("[bayes] fit = true needs a human reference; give --reference or set fit = false.")
     if design.bayes.get("fit", False):
         run.add("bayes", "Bayesian model: compiling and sampling (this takes minutes)",
-                partial(_with_notes, _bayes_section, run.responses, run.reference, design, factors,
+                partial(with_notes, _bayes_section, run.responses, run.reference, design, factors,
                         run.streams["bayes"], **run.common))
     else:
         run.not_run.append(("Bayesian model", "not requested (set [bayes] fit = true in the design file); every "
@@ -919,17 +919,17 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
                    figs, results={"stability": res}, notes=notes)
 
 
-def _steering_steps(run: _AuditRun, steer_col: str) -> None:
+def _steering_steps(run: AuditRun, steer_col: str) -> None:
     """Steerability as steps: the full assessment, and each metric of the paired comparison on its own
     (the comparison's streams are keyed by metric, so splitting changes no number)."""
     msg = f"steerability ({steer_col}): {run.nres} resamples, {run.nperm} permutations"
     g_full, g_cmp = run.streams["steerability"].spawn(2)
     args = (run.responses, run.reference, run.design, steer_col)
-    run.add("steerability", msg, partial(_with_notes, _steering_sections, *args, g_full, compare_metrics=[],
+    run.add("steerability", msg, partial(with_notes, _steering_sections, *args, g_full, compare_metrics=[],
                                          **run.common))
     for m in _compare_metrics(run.design.steering):
         run.add(f"steering_comparison_{m}", f"steering comparison ({m}): {run.nres} resamples",
-                partial(_with_notes, _steering_sections, *args, g_cmp, full=False, compare_metrics=[m],
+                partial(with_notes, _steering_sections, *args, g_cmp, full=False, compare_metrics=[m],
                         **run.common))
 
 
@@ -1019,7 +1019,7 @@ def _not_estimable_section(key, title, part, by, err, fix) -> Section:
                    verdict_rows(part, title, None, by), notes=[str(err)])
 
 
-def _domains(design, responses, reference, item_table):
+def item_domains(design: Any, responses: Any, reference: Any, item_table: pd.DataFrame | None) -> Any:
     d = design.domains
     if not d:
         return None
