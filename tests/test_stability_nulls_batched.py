@@ -85,10 +85,14 @@ def test_answer_permuter_gives_the_draws_of_a_loop_over_strata():
 
 def test_modal_flip_null_equals_the_loop_over_draws_items_and_level_pairs():
     counts = _counts(1)
-    item_of = np.repeat(np.arange(8), 5)
-    got, got_items = modal_flip_null(counts, counts.sum(-1), item_of, 8, 120, np.random.default_rng(3), chunk=50,
-                                    method="sort")
-    want, want_items = _modal_flip_loop(counts, item_of, 8, 120, np.random.default_rng(3))
+    _assert_modal_flip_null_equals_the_loop(counts, np.repeat(np.arange(8), 5), 8, 120)
+
+
+def _assert_modal_flip_null_equals_the_loop(counts, item_of, n_items, n_draws):
+    """The batched modal-flip null and the loop written from its definition, on the same stream."""
+    got, got_items = modal_flip_null(counts, counts.sum(-1), item_of, n_items, n_draws, np.random.default_rng(3),
+                                    chunk=50, method="sort")
+    want, want_items = _modal_flip_loop(counts, item_of, n_items, n_draws, np.random.default_rng(3))
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got_items, want_items, rtol=1e-10, atol=1e-12)
 
@@ -137,9 +141,4 @@ def test_modal_flip_null_with_more_options_than_bits_in_an_integer_equals_the_lo
     for s in range(S):  # three answers per cell among a few options, ties common
         for lv in range(L):
             np.add.at(counts[s, lv], rng.choice([0, 33, 64, 69], size=3), 1)
-    item_of = np.repeat(np.arange(4), 3)
-    got, got_items = modal_flip_null(counts, counts.sum(-1), item_of, 4, 60, np.random.default_rng(3), chunk=50,
-                                    method="sort")
-    want, want_items = _modal_flip_loop(counts, item_of, 4, 60, np.random.default_rng(3))
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(got_items, want_items, rtol=1e-10, atol=1e-12)
+    _assert_modal_flip_null_equals_the_loop(counts, np.repeat(np.arange(4), 3), 4, 60)
