@@ -26,8 +26,11 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 	  echo "WARNING: could not install chromium; tests/test_report_browser.py will be SKIPPED"
 
+# --timeout: a test (with its fixtures) that runs past 15 minutes is stopped, every stack printed (by a
+# thread, so that it works inside compiled code too) and reported by name as failed, so that a hang cannot
+# use up CI's time and hide which tests failed
 test: $(STAMP) browser
-	$(PY) -m pytest -n 2 --dist loadfile -q --durations=15
+	$(PY) -m pytest -n 2 --dist loadfile -q --durations=15 --timeout=900 --timeout-method=thread
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow -p no:cacheprovider

@@ -15,6 +15,17 @@ from robustalign.report._steps import _can_fork, execute, fork_workers
 from robustalign.report.audit import FigureSpec, _Progress
 
 needs_fork = pytest.mark.skipif(not _can_fork(), reason="needs the fork start method and 2 processors")
+
+
+@pytest.fixture(autouse=True)
+def _only_thread():
+    """The audit forks only from a process with no other Python thread (``_can_fork``); a test file run
+    earlier in this process that left one (a Dask client's pool, say) would turn the parallel route into
+    the serial one and fail these tests for a reason that is not theirs: say so by name."""
+    import threading
+
+    left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    assert not left, f"threads left running by an earlier test in this process: {left}"
 KW = dict(rng=0, n_resamples=40, n_permutations=40)
 
 

@@ -39,6 +39,29 @@ def client():
     finally:
         c.close()
         cluster.close()
+        _stop_dask_threads()
+
+
+def _stop_dask_threads(wait_s: float = 10.0) -> None:
+    """Leave the test process without Dask's threads, as it was before this module.
+
+    distributed keeps one module-level thread pool ("Dask-Offload") alive for the life of the process once
+    a client has used it. A later test file on the same worker process then runs with a second thread, and
+    the audit rightly refuses to fork (``report._steps._can_fork``): the parallel-route tests would see the
+    serial route. The pool is shut down and replaced by a fresh one, which starts no thread until used.
+    """
+    import threading
+    import time
+
+    import distributed.utils as du
+
+    du._offload_executor.shutdown(wait=True)
+    du._offload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="Dask-Offload")
+    deadline = time.monotonic() + wait_s  # the cluster's IO-loop and watcher threads end on their own
+    while threading.active_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    assert not left, f"threads left by the Dask cluster: {left}"
 
 
 @pytest.fixture(scope="module")
