@@ -74,7 +74,9 @@ def test_cumulative_logit_likelihood_equals_multinomial(small, humans, cuts, lay
              "mu_group" if humans else "mu_model", "group_item" if humans else "mu_model",
              "model_cutpoints_K4" if cuts == "offset" else "cutpoints_K4", "loglik")
     outs = model.replace_rvs_by_values([model[n] for n in names])
-    fn = pytensor.function(model.value_vars, outs, on_unused_input="ignore")
+    # PyTensor's Python linker: this checks the graph's arithmetic, and a numba compile of each of the nine
+    # graphs took 1-4 minutes on a cold cache (the fused kernel under numba is in test_models_kernel.py)
+    fn = pytensor.function(model.value_vars, outs, on_unused_input="ignore", mode="FAST_COMPILE")
     rng = np.random.default_rng(0)
     lls, refs = [], []
     for _ in range(2):
