@@ -269,13 +269,24 @@ def alignment(
                              groups=groups, estimand=estimand, min_answers=min_answers)
         if scores.empty and scores.attrs.get("n_not_estimable", 0):
             raise ValueError(not_estimable_message(metric, scores.attrs, cells))
-        res = cluster_bootstrap(scores, value="score", cluster="item", by=list(dict.fromkeys([*cells, "group"])),
+        keys = list(dict.fromkeys([*cells, "group"]))
+        res = cluster_bootstrap(scores, value="score", cluster="item", by=keys,
                                 n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng)
         res.provenance.update({k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers",
                                                            "n_human_corrected", "metric")})
-        return replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)")
+        # means over items: intervals at the small-sample expanded level (same replicates, wider quantiles)
+        return replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)",
+                       method=f"{res.method}-expanded", mean_n=_items_per_mean(scores, keys, res.labels))
     return _spearman(responses, reference, cells, against, group_map, groups,
                      dict(n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng))
+
+
+def _items_per_mean(scores: pd.DataFrame, keys: list[str], labels: pd.DataFrame) -> np.ndarray:
+    """Items with a finite score behind each statistic (row of ``labels``) of a mean over items."""
+    have = scores.loc[np.isfinite(scores["score"].to_numpy(float))]
+    n = have.groupby(keys, observed=True, sort=False)["item"].nunique().rename("_n").reset_index()
+    out = labels[keys].merge(n, on=keys, how="left")["_n"].to_numpy(float)
+    return np.where(np.isnan(out), 0.0, out)
 
 
 def _spearman(responses, reference, cells, against, group_map, groups, boot):
