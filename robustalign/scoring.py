@@ -240,7 +240,12 @@ def alignment(
     by, against, group_map, groups
         As in :func:`item_scores`.
     n_resamples, confidence_level, method, rng
-        As in :func:`robustalign.resampling.cluster_bootstrap`.
+        As in :func:`robustalign.resampling.cluster_bootstrap`. For a per-item metric every statistic is
+        a mean over items, so its interval (and those of ``pairwise()`` / ``contrast()``) is read from the
+        same resamples at the small-sample expanded level (Hesterberg 2015): ``method`` ``"bca"``
+        becomes ``"bca-expanded"`` (4% wider at 40 items; pooled coverage of 95% intervals 0.940 for
+        models and 0.936 for pairwise differences in docs/resampling.md, 0.930 / 0.925 at the plain
+        level). ``to_frame(method="bca")`` gives the plain level. Spearman keeps the plain level.
     estimand : {"answer-distribution", "plug-in"}
         See above and :data:`ESTIMANDS`.
     min_answers : int, optional
