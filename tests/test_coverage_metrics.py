@@ -227,6 +227,27 @@ def test_alignment_reads_means_over_items_at_the_expanded_level_and_pairs_follow
     assert set(sp.to_frame()["method"]) <= {"bca", "percentile"}
 
 
+def test_audit_claim_reads_mean_specifications_at_the_expanded_level_and_medians_at_the_plain_one():
+    from robustalign.claims import Claim, audit_claim
+    from robustalign.resampling.intervals import expanded_level
+
+    resp, ref = dataset(np.random.default_rng(5), 40, 5)
+    res = audit_claim(resp, ref, Claim.closer("sharp", than="flat", group="G1"), n_resamples=300,
+                      n_permutations=200, rng=0)
+    f = res.to_frame()
+    ok = f["estimate"].notna()
+    mean, median = ok & (f["aggregation"] == "mean"), ok & (f["aggregation"] == "median")
+    assert mean.any() and median.any()
+    assert (f.loc[mean, "method"] == "percentile-expanded").all() and (f.loc[median, "method"] == "percentile").all()
+    assert f.loc[mean, "method_note"].str.contains("mean over 40 items").all()
+    # the same replicates: the mean specifications' endpoints are the plain percentiles at the expanded level
+    boot = res.evidence["bootstrap"]
+    lev = float(expanded_level(0.95, 40))
+    q = np.quantile(boot.resamples, [(1 - lev) / 2, (1 + lev) / 2], axis=0)
+    rows = np.flatnonzero(mean.to_numpy()[ok.to_numpy()])
+    np.testing.assert_allclose(f.loc[mean, ["conf_low", "conf_high"]].to_numpy(), q[:, rows].T, rtol=0, atol=1e-12)
+
+
 # --------------------------------------------------------------------------------------------------
 # coverage: fast versions (a rate of about 0.7 or less fails) and the full runs under -m slow
 # --------------------------------------------------------------------------------------------------
