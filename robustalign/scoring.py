@@ -240,7 +240,12 @@ def alignment(
     by, against, group_map, groups
         As in :func:`item_scores`.
     n_resamples, confidence_level, method, rng
-        As in :func:`robustalign.resampling.cluster_bootstrap`.
+        As in :func:`robustalign.resampling.cluster_bootstrap`. For a per-item metric every statistic is
+        a mean over items, so its interval (and those of ``pairwise()`` / ``contrast()``) is read from the
+        same resamples at the small-sample expanded level (Hesterberg 2015): ``method`` ``"bca"``
+        becomes ``"bca-expanded"`` (4% wider at 40 items; pooled coverage of 95% intervals 0.940 for
+        models and 0.936 for pairwise differences in docs/resampling.md, 0.930 / 0.925 at the plain
+        level). ``to_frame(method="bca")`` gives the plain level. Spearman keeps the plain level.
     estimand : {"answer-distribution", "plug-in"}
         See above and :data:`ESTIMANDS`.
     min_answers : int, optional
@@ -269,13 +274,24 @@ def alignment(
                              groups=groups, estimand=estimand, min_answers=min_answers)
         if scores.empty and scores.attrs.get("n_not_estimable", 0):
             raise ValueError(not_estimable_message(metric, scores.attrs, cells))
-        res = cluster_bootstrap(scores, value="score", cluster="item", by=list(dict.fromkeys([*cells, "group"])),
+        keys = list(dict.fromkeys([*cells, "group"]))
+        res = cluster_bootstrap(scores, value="score", cluster="item", by=keys,
                                 n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng)
         res.provenance.update({k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers",
                                                            "n_human_corrected", "metric")})
-        return replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)")
+        # means over items: intervals at the small-sample expanded level (same replicates, wider quantiles)
+        return replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)",
+                       method=f"{res.method}-expanded", mean_n=_items_per_mean(scores, keys, res.labels))
     return _spearman(responses, reference, cells, against, group_map, groups,
                      dict(n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng))
+
+
+def _items_per_mean(scores: pd.DataFrame, keys: list[str], labels: pd.DataFrame) -> np.ndarray:
+    """Items with a finite score behind each statistic (row of ``labels``) of a mean over items."""
+    have = scores.loc[np.isfinite(scores["score"].to_numpy(float))]
+    n = have.groupby(keys, observed=True, sort=False)["item"].nunique().rename("_n").reset_index()
+    out = labels[keys].merge(n, on=keys, how="left")["_n"].to_numpy(float)
+    return np.where(np.isnan(out), 0.0, out)
 
 
 def _spearman(responses, reference, cells, against, group_map, groups, boot):

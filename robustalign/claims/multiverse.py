@@ -558,10 +558,19 @@ def _cluster_bootstrap_blocks(D, aggs, specs, *, n_resamples, level, gen, execut
                        key=("audit_claim.bootstrap", *key), executor=executor)
     labels = specs.reset_index(drop=True)
     warn_degenerate(R, labels, stacklevel=4)
+    # a specification's statistic is a mean over items when it aggregates one contrast (J = 1) by the
+    # mean: its interval is read at the small-sample expanded level (medians, minima over J contrasts
+    # and equivalence margins keep the plain level)
+    mean_n = np.full(D.shape[1], np.nan)
+    if D.shape[2] == 1 and margin is None:
+        is_mean = aggs == "mean"
+        mean_n[is_mean] = np.isfinite(D[:, is_mean, 0]).sum(axis=0)
+    expanded = bool(np.isfinite(mean_n).any())
     return BootstrapResult(
         estimate=_stat(D, aggs, margin), resamples=np.asfortranarray(R), jackknife=_jackknife(D, aggs, margin),
-        labels=labels,
-        design="cluster", method="percentile", confidence_level=level, n_clusters=int(D.shape[0]), rng=record,
+        labels=labels, mean_n=mean_n if expanded else None,
+        design="cluster", method="percentile-expanded" if expanded else "percentile", confidence_level=level,
+        n_clusters=int(D.shape[0]), rng=record,
         statistic="claim margin",
         provenance={"path": "blocks", "block_size": BLOCK_SIZE, "n_blocks": -(-n_resamples // BLOCK_SIZE),
                     "stream": ["audit_claim.bootstrap", *map(str, key)]},
@@ -774,8 +783,14 @@ class ClaimResult(AssessmentResult):
             full[evaluable] = vals
             out[col] = full
         out["conf_level"] = lv
-        out["method"], out["method_note"] = "percentile", ("two-stage bootstrap" if claim.form == "correlation"
-                                                           else "cluster bootstrap")
+        how = "two-stage bootstrap" if claim.form == "correlation" else "cluster bootstrap"
+        out["method"], out["method_note"] = "percentile", how
+        if "method_note" in ci:  # means over items: read at the small-sample expanded level
+            for col, vals in (("method", ci["method"].to_numpy()),
+                              ("method_note", [f"{how}; {x}" if x else how for x in ci["method_note"]])):
+                full = np.full(len(specs), "percentile" if col == "method" else how, dtype=object)
+                full[evaluable] = vals
+                out[col] = full
         out["holds"] = pd.array(np.where(evaluable, est > ev["tolerance"], False), dtype="boolean")
         out.loc[~evaluable, "holds"] = pd.NA
         if joint is not None:

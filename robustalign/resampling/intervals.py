@@ -48,7 +48,8 @@ from scipy.special import ndtr, ndtri
 
 from robustalign._errors import DegenerateResampleWarning
 
-__all__ = ["bca_interval", "bca_mcse", "jackknife_acceleration", "percentile_interval", "percentile_mcse", "quantile_mcse"]
+__all__ = ["bca_interval", "bca_mcse", "expanded_level", "jackknife_acceleration", "percentile_interval", "percentile_mcse",
+           "quantile_mcse"]
 
 _STACKLEVEL = 4
 
@@ -322,3 +323,23 @@ def bca_mcse(
 
 def _phi(z):
     return np.exp(-0.5 * np.asarray(z, dtype=float) ** 2) / np.sqrt(2 * np.pi)
+
+
+def expanded_level(level: float, n: ArrayLike) -> np.ndarray:
+    """Confidence level at which a bootstrap interval of a mean over ``n`` items has the width of the
+    ``level`` t-interval: ``1 - alpha'`` with ``z_{alpha'/2} = sqrt(n / (n - 1)) t_{alpha/2, n-1}``
+    (Hesterberg 2015, "expanded percentile interval"; the same replicates, read at wider quantiles).
+
+    The plain bootstrap interval of a mean is too narrow with few items: it uses the variance with
+    divisor ``n`` and normal quantiles. With 20 items a nominal 95% BCa interval of a mean steering gain
+    covered 0 in 0.922 [0.897, 0.942] of 600 null data sets, the expanded one in 0.955 [0.935, 0.970]
+    (tests/test_claims_steerability.py); for mean alignment over 40 items see docs/resampling.md.
+    Returns NaN where ``n < 2`` (or ``n`` is NaN): no expanded level exists there.
+    """
+    from scipy import stats
+
+    n_arr = np.asarray(n, dtype=float)
+    alpha = 1.0 - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.sqrt(n_arr / (n_arr - 1.0)) * stats.t.ppf(1.0 - alpha / 2.0, n_arr - 1.0)
+    return np.asarray(np.where(n_arr >= 2, 1.0 - 2.0 * stats.norm.sf(z), np.nan), dtype=float)

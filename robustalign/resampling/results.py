@@ -30,7 +30,13 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from numpy.typing import ArrayLike
 
-__all__ = ["BootstrapResult", "PermutationResult"]
+__all__ = ["EXPANDED", "BootstrapResult", "PermutationResult"]
+
+#: Suffix of the interval methods read at the small-sample expanded level of a mean over items
+#: (:func:`robustalign.resampling.intervals.expanded_level`): ``"bca-expanded"``, ``"percentile-expanded"``.
+EXPANDED = "-expanded"
+_BASE_METHODS = (*INTERVAL_METHODS, "bca_or_percentile")
+_ALL_METHODS = (*_BASE_METHODS, *(m + EXPANDED for m in _BASE_METHODS))
 
 FRAME_COLUMNS = ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "n_resamples",
                  "conf_low_mcse", "conf_high_mcse")
@@ -89,6 +95,13 @@ class BootstrapResult(Result):
         What was computed, in words.
     provenance : dict
         Call arguments and design choices.
+    mean_n : ndarray (k,) or None
+        Items behind each statistic that is a mean over items (NaN for one that is not, e.g. a
+        correlation). With it, the ``"bca-expanded"`` and ``"percentile-expanded"`` methods read the
+        same replicates at the small-sample expanded level of a mean over ``mean_n`` items (Hesterberg
+        2015; :func:`robustalign.resampling.intervals.expanded_level`); statistics with NaN keep the
+        plain level and method. :meth:`contrast` and :meth:`pairwise` carry it (a linear combination
+        of means over items is a mean over items), :meth:`apply` drops it.
     """
 
     estimate: np.ndarray
@@ -102,6 +115,7 @@ class BootstrapResult(Result):
     rng: RngRecord | None
     statistic: str = ""
     provenance: dict = field(default_factory=dict)
+    mean_n: np.ndarray | None = None
 
     def __post_init__(self):
         est = np.atleast_1d(np.asarray(self.estimate, dtype=float))
@@ -118,6 +132,14 @@ class BootstrapResult(Result):
         object.__setattr__(self, "resamples", _readonly(res))
         object.__setattr__(self, "jackknife", _readonly(jk))
         object.__setattr__(self, "labels", self.labels.reset_index(drop=True))
+        if self.mean_n is not None:
+            mn = np.asarray(self.mean_n, dtype=float).reshape(-1)
+            if mn.size != est.size:
+                raise ValueError(f"BootstrapResult: `mean_n` has {mn.size} values for {est.size} statistics; "
+                                 "give one item count per statistic (NaN where it is not a mean over items).")
+            object.__setattr__(self, "mean_n", _readonly(mn))
+        elif self.method.endswith(EXPANDED):
+            raise ValueError(f"BootstrapResult: method {self.method!r} needs `mean_n`, the items behind each mean.")
 
     # ------------------------------------------------------------------ basic quantities
     @property
@@ -144,46 +166,95 @@ class BootstrapResult(Result):
         )
 
     # ------------------------------------------------------------------ intervals
-    def _interval(self, level: float | None, method: str | None) -> tuple[np.ndarray, np.ndarray, float, str | np.ndarray]:
-        level = self.confidence_level if level is None else check_confidence_level(level)
-        method = self.method if method is None else check_method(method, (*INTERVAL_METHODS, "bca_or_percentile"))
+    def _plain(self, level: float, method: str,
+               cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Endpoints and per-statistic method tokens at one level for the statistics ``cols`` (all)."""
+        res = self.resamples if cols is None else self.resamples[:, cols]
+        est = self.estimate if cols is None else self.estimate[cols]
+        jk = self.jackknife if cols is None or self.jackknife is None else self.jackknife[:, cols]
+        k = est.size
         if method == "bca_or_percentile":
             # BCa where it is defined; the percentile interval for the statistics where it is not (e.g.
             # a rate that is 0 in most resamples); ``method`` then says, per statistic, which was used
-            pl, ph = (np.atleast_1d(x) for x in _iv.percentile_interval(self.resamples, confidence_level=level))
-            if self.jackknife is None:
-                return pl, ph, level, np.full(pl.shape, "percentile", dtype=object)
+            pl, ph = (np.atleast_1d(x) for x in _iv.percentile_interval(res, confidence_level=level))
+            if jk is None:
+                return pl, ph, np.full(k, "percentile", dtype=object)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DegenerateResampleWarning)
                 warnings.simplefilter("ignore", RuntimeWarning)
-                bl, bh = (np.atleast_1d(x) for x in _iv.bca_interval(self.resamples, self.estimate, self.jackknife,
-                                                                     confidence_level=level))
+                bl, bh = (np.atleast_1d(x) for x in _iv.bca_interval(res, est, jk, confidence_level=level))
             bad = ~(np.isfinite(bl) & np.isfinite(bh))
-            return (np.where(bad, pl, bl), np.where(bad, ph, bh), level,
-                    np.where(bad, "percentile", "bca").astype(object))
+            return np.where(bad, pl, bl), np.where(bad, ph, bh), np.where(bad, "percentile", "bca").astype(object)
         if method == "bca":
-            if self.jackknife is None:
+            if jk is None:
                 raise ValueError(
                     f"method='bca' needs delete-one-cluster jackknife values, which the {self.design!r} design "
                     "does not have; use method='percentile'."
                 )
-            low, high = _iv.bca_interval(self.resamples, self.estimate, self.jackknife, confidence_level=level)
+            low, high = _iv.bca_interval(res, est, jk, confidence_level=level)
         else:
-            low, high = _iv.percentile_interval(self.resamples, confidence_level=level)
-        return np.atleast_1d(low), np.atleast_1d(high), level, method
+            low, high = _iv.percentile_interval(res, confidence_level=level)
+        return np.atleast_1d(low), np.atleast_1d(high), np.full(k, method, dtype=object)
+
+    def _levels(self, level: float, method: str | np.ndarray) -> np.ndarray:
+        """The level each statistic's interval is read at: the expanded level for ``*-expanded`` tokens."""
+        per = np.broadcast_to(np.asarray(method, dtype=object), (len(self),))
+        lev = np.full(len(self), level)
+        exp = np.array([str(m).endswith(EXPANDED) for m in per], dtype=bool)
+        if exp.any() and self.mean_n is not None:
+            lev[exp] = _iv.expanded_level(level, self.mean_n[exp])
+        return lev
+
+    def _interval(self, level: float | None, method: str | None) -> tuple[np.ndarray, np.ndarray, float, str | np.ndarray]:
+        level = self.confidence_level if level is None else check_confidence_level(level)
+        method = self.method if method is None else check_method(method, _ALL_METHODS)
+        if not method.endswith(EXPANDED):
+            low, high, used = self._plain(level, method)
+            return low, high, level, used if method == "bca_or_percentile" else method
+        if self.mean_n is None:
+            raise ValueError(f"method={method!r} needs the number of items behind each mean (`mean_n`), which "
+                             f"this result does not have; use method={method.removesuffix(EXPANDED)!r}.")
+        # means over items: the same replicates read at the expanded level; other statistics at `level`
+        base = method.removesuffix(EXPANDED)
+        lev = _iv.expanded_level(level, self.mean_n)
+        low, high = np.full(len(self), np.nan), np.full(len(self), np.nan)
+        used = np.empty(len(self), dtype=object)
+        for lv in np.unique(lev[np.isfinite(lev)]):
+            cols = np.flatnonzero(lev == lv)
+            low[cols], high[cols], u = self._plain(float(lv), base, cols)
+            used[cols] = [f"{x}{EXPANDED}" for x in u]
+        cols = np.flatnonzero(~np.isfinite(lev))
+        if cols.size:
+            low[cols], high[cols], used[cols] = self._plain(level, base, cols)
+        return low, high, level, used
 
     def _endpoint_mcse(self, level: float, method: str | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Monte Carlo SE of the endpoints for ``method`` (a name, or one name per statistic)."""
+        """Monte Carlo SE of the endpoints for ``method`` (a name, or one name per statistic), each at the
+        level its interval was read at."""
         per = np.broadcast_to(np.asarray(method, dtype=object), (len(self),))
+        base = np.array([str(m).removesuffix(EXPANDED) for m in per], dtype=object)
+        lev = self._levels(level, per)
         lo, hi = np.full(len(self), np.nan), np.full(len(self), np.nan)
-        pct = per == "percentile"
-        if pct.any():
-            lo[pct], hi[pct] = _iv.percentile_mcse(self.resamples[:, pct], confidence_level=level)
-        bca = per == "bca"
-        if bca.any() and self.jackknife is not None:
-            lo[bca], hi[bca] = _iv.bca_mcse(self.resamples[:, bca], self.estimate[bca], self.jackknife[:, bca],
-                                            confidence_level=level)
+        for lv in np.unique(lev[np.isfinite(lev)]):
+            at = lev == lv
+            pct = at & (base == "percentile")
+            if pct.any():
+                lo[pct], hi[pct] = _iv.percentile_mcse(self.resamples[:, pct], confidence_level=float(lv))
+            bca = at & (base == "bca")
+            if bca.any() and self.jackknife is not None:
+                lo[bca], hi[bca] = _iv.bca_mcse(self.resamples[:, bca], self.estimate[bca], self.jackknife[:, bca],
+                                                confidence_level=float(lv))
         return lo, hi
+
+    def _notes(self, level: float, used: str | np.ndarray) -> np.ndarray:
+        """One sentence per statistic read at the expanded level ("" for the others)."""
+        lev = self._levels(level, used)
+        notes = np.full(len(self), "", dtype=object)
+        for j in np.flatnonzero(lev != level):
+            n = self.mean_n[j] if self.mean_n is not None else np.nan
+            notes[j] = (f"mean over {n:.0f} items: the {level:.0%} interval is read from the same resamples at the "
+                        f"small-sample expanded level {lev[j]:.4f} (Hesterberg 2015), as wide as a t interval")
+        return notes
 
     def mcse(self, confidence_level: float | None = None, method: str | None = None, *, level: float | None = None) -> pd.DataFrame:
         """Monte Carlo standard errors of the interval endpoints (order-statistic estimate; for BCa with
@@ -199,9 +270,11 @@ class BootstrapResult(Result):
         ----------
         confidence_level : float, optional
             Confidence level in (0, 1); default the level the result was made with (0.95 unless set).
-        method : {"percentile", "bca", "bca_or_percentile"}, optional
+        method : {"percentile", "bca", "bca_or_percentile"} or the same with "-expanded", optional
             Default the result's method. ``"bca_or_percentile"`` falls back to the percentile interval
-            for the statistics whose BCa interval is undefined; the ``method`` column says which.
+            for the statistics whose BCa interval is undefined; the ``method`` column says which. The
+            ``"-expanded"`` methods (results with ``mean_n``, e.g. :func:`robustalign.alignment`) read
+            means over items at the small-sample expanded level; ``conf_level`` stays the nominal level.
 
         Returns
         -------
@@ -218,9 +291,12 @@ class BootstrapResult(Result):
         low, high, level, used = self._interval(resolve_level(confidence_level, level, self.confidence_level),
                                                 method)
         low_se, high_se = self._endpoint_mcse(level, used)
+        note = {}
+        if self.mean_n is not None:  # the expanded level of means over items, said per row
+            note = {"method_note": self._notes(level, used)}
         return _with(
             self.labels, estimate=self.estimate, std_error=self.std_error, conf_low=low, conf_high=high,
-            conf_level=level, method=used, n_resamples=self.n_resamples, conf_low_mcse=low_se,
+            conf_level=level, method=used, **note, n_resamples=self.n_resamples, conf_low_mcse=low_se,
             conf_high_mcse=high_se,
         )
 
@@ -278,9 +354,11 @@ class BootstrapResult(Result):
             labels = self.labels if est.size == len(self) else pd.DataFrame({"statistic": np.arange(est.size)})
         elif not isinstance(labels, pd.DataFrame):
             labels = pd.DataFrame({"statistic": list(labels)})
+        # an arbitrary function of means is not a mean over items: plain level (contrast() restores it)
         return replace(
             self, estimate=est, resamples=res, jackknife=jk, labels=labels,
             statistic=self.statistic if statistic is None else statistic,
+            method=self.method.removesuffix(EXPANDED), mean_n=None,
         )
 
     def contrast(self, coefficients: pd.DataFrame | ArrayLike, *, labels: pd.DataFrame | Sequence | None = None) -> BootstrapResult:
@@ -299,7 +377,16 @@ class BootstrapResult(Result):
             raise ValueError(f"`coefficients` must have {len(self)} rows (one per statistic); got shape {c.shape}.")
         ct = np.ascontiguousarray(c.T)
         # (c.T @ R.T).T: with R stored statistic-major this is one product into statistic-major output
-        return self.apply(lambda s: (ct @ s.T).T, labels=labels)
+        out = self.apply(lambda s: (ct @ s.T).T, labels=labels)
+        if self.mean_n is None:
+            return out
+        # a linear combination of means over items is a mean over items (of the combined per-item
+        # values); with unequal counts the smallest count involved is used (the wider interval)
+        used = c != 0
+        involved = np.where(used, self.mean_n[:, None], np.inf)
+        n = involved.min(axis=0)
+        n[~used.any(axis=0) | np.isnan(involved).any(axis=0)] = np.nan
+        return replace(out, method=self.method, mean_n=n)
 
     def _check_factor(self, factor: str, within: Sequence[str]) -> list[str]:
         cols = list(self.labels.columns)
@@ -365,6 +452,7 @@ class BootstrapResult(Result):
         return replace(
             self, estimate=self.estimate[idx], resamples=self.resamples[:, idx],
             jackknife=None if self.jackknife is None else self.jackknife[:, idx], labels=self.labels.iloc[idx],
+            mean_n=None if self.mean_n is None else self.mean_n[idx],
         )
 
     def flip_probability(self) -> pd.DataFrame:
