@@ -33,6 +33,19 @@ def test_average_ranks_equal_scipy(n):
     assert np.array_equal(got, expect, equal_nan=True)
 
 
+@pytest.mark.parametrize("with_posinf", [False, True])
+def test_average_ranks_with_infinite_values(with_posinf):
+    """Infinite values are ranked as values (ties among them averaged), next to NaN, whether or not a
+    +inf keeps NaN in the sort (with one, NaN cannot stand in for +inf)."""
+    gen = np.random.default_rng(4)
+    x = _with_ties_and_nan(gen, (30, 40), nan_share=0.3)
+    x[gen.random(x.shape) < 0.1] = -np.inf
+    if with_posinf:
+        x[gen.random(x.shape) < 0.1] = np.inf
+    assert np.isposinf(x).any() == with_posinf
+    assert np.array_equal(_average_ranks(x), rankdata(x, axis=-1, nan_policy="omit"), equal_nan=True)
+
+
 def test_average_ranks_of_broadcast_profiles():
     """A profile broadcast over leading axes (one human profile against many replicates) is ranked once
     and broadcast back: the same values as ranking every copy."""
