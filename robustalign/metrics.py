@@ -1001,21 +1001,59 @@ def _tie_blocks(new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return start, end
 
 
+#: Up to this many values per row, ranks come from comparing every pair (no sort), above from a sort.
+_PAIRWISE_MAX = 8
+
+
 def _average_ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks 1..n along the last axis, ties averaged (as scipy.stats.rankdata); NaN stays NaN."""
+    """Ranks 1..n along the last axis, ties averaged (as scipy.stats.rankdata); NaN stays NaN.
+
+    A leading axis along which ``a`` is only broadcast (stride 0, e.g. one human profile against many
+    models or replicates) is ranked once and broadcast back, so the result may be a read-only view.
+    Every rank is a whole or half number, so the result is exact whichever way it was computed.
+    """
+    a = np.asarray(a, dtype=float)
     shape = a.shape
-    n = shape[-1]
+    if a.size == 0:
+        return np.empty(shape)
+    if a.ndim > 1 and any(s == 0 and d > 1 for s, d in zip(a.strides[:-1], shape[:-1], strict=True)):
+        core = a[tuple(slice(0, 1) if s == 0 else slice(None) for s in a.strides[:-1])]
+        return np.broadcast_to(_average_ranks(np.ascontiguousarray(core)), shape)
+    n = shape[-1] if a.ndim else 1
     x = a.reshape(-1, n)
-    order = np.argsort(x, axis=-1, kind="stable")  # NaN sorts last
-    xs = np.take_along_axis(x, order, axis=-1)
-    new = np.ones(xs.shape, bool)
-    new[:, 1:] = xs[:, 1:] != xs[:, :-1]
-    start, end = _tie_blocks(new)
-    r = (start + end) / 2.0 + 1.0
-    out = np.empty_like(r)
-    np.put_along_axis(out, order, r, axis=-1)
+    if n <= _PAIRWISE_MAX:  # count the smaller and the equal values of each entry (exact in floats)
+        less, equal = np.zeros(x.shape), np.zeros(x.shape)
+        for j in range(n):
+            less += x[:, j : j + 1] < x
+            equal += x[:, j : j + 1] == x
+        out = less + (equal + 1.0) / 2.0
+    else:
+        out = _sorted_ranks(x)
     out[np.isnan(x)] = np.nan
     return out.reshape(shape)
+
+
+def _sorted_ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks along the rows of a 2-D ``x`` from one sort per row; NaN sorts last and gets a
+    meaningless rank that the caller blanks."""
+    m, n = x.shape
+    nan = np.isnan(x)
+    if nan.any() and not np.isposinf(x).any():
+        # NaN takes numpy off its vectorised sort (several times slower); +inf sorts last as NaN does,
+        # and with no real +inf to tie with, every value's rank is the same
+        x = np.where(nan, np.inf, x)
+    order = np.argsort(x, axis=-1)  # stability does not matter: tied values get the same rank
+    xs = np.take_along_axis(x, order, axis=-1)
+    new = np.empty(xs.shape, bool)  # where a tie block starts; every row starts one
+    new[:, 0] = True
+    np.not_equal(xs[:, 1:], xs[:, :-1], out=new[:, 1:])
+    flat = new.ravel()
+    starts = np.flatnonzero(flat)
+    sizes = np.diff(np.append(starts, flat.size))
+    block_rank = starts % n + (sizes - 1) / 2.0 + 1.0  # 1 + the mean of the block's 0-based positions
+    out = np.empty(x.size)
+    out[(order + (np.arange(m) * n)[:, None]).ravel()] = np.repeat(block_rank, sizes)
+    return out.reshape(m, n)
 
 
 _METHODS = ("pearson", "spearman", "cosine")

@@ -126,7 +126,7 @@ def item_scores(
     out = keys.iloc[rows].reset_index(drop=True)
     out["group"] = names
     out["score"] = S
-    present = _reference_present(out, reference)
+    present = _reference_cells(reference, items, gl)[ii, gi]
     keep = scorable & ~not_est
     out = out[keep].reset_index(drop=True)[[*dict.fromkeys([*cells, "item", "group"]), "score", "n"]]
     out.attrs.update(metric=metric, estimand=estimand, n_missing_reference=int((~present).sum()),
@@ -407,10 +407,15 @@ def pad_options(a: np.ndarray, k: int) -> np.ndarray:
     return np.pad(a, width)
 
 
-def _reference_present(out: pd.DataFrame, reference: Reference) -> np.ndarray:
-    """True where the reference has the row's item x group."""
-    have = pd.MultiIndex.from_frame(reference.shares[["item", "group"]].drop_duplicates())
-    return pd.MultiIndex.from_arrays([out["item"].astype(str), out["group"].astype(str)]).isin(have)
+def _reference_cells(reference: Reference, items: Sequence[str], groups: Sequence[str]) -> np.ndarray:
+    """``(items, groups)``: True where the reference has shares for the item x group."""
+    s = reference.shares
+    ix = s["item"].map({k: j for j, k in enumerate(items)})
+    gx = s["group"].map({k: j for j, k in enumerate(groups)})
+    ok = (ix.notna() & gx.notna()).to_numpy()
+    out = np.zeros((len(items), len(groups)), bool)
+    out[ix.to_numpy()[ok].astype(np.intp), gx.to_numpy()[ok].astype(np.intp)] = True
+    return out
 
 
 def _check_inputs(responses, reference) -> None:

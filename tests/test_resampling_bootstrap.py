@@ -154,7 +154,8 @@ def test_cluster_bootstrap_agrees_with_scipy_within_monte_carlo_error(skewed):
 
 @pytest.mark.parametrize("shape", [(10_000, 40), (999, 7), (5, 3)])
 def test_tail_quantiles_equal_numpy(shape):
-    """The tail-only selection gives numpy's linear-interpolation quantiles exactly, heavy tails included."""
+    """The per-column quantiles (each matrix's columns sorted once) give numpy's linear-interpolation
+    quantiles, heavy tails included."""
     from robustalign.resampling.intervals import quantiles_by_column
 
     gen = np.random.default_rng(shape[0])

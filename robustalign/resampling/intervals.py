@@ -40,6 +40,7 @@ the endpoints over many seeds.
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -63,93 +64,71 @@ def _as_2d(resamples) -> tuple[np.ndarray, bool]:
     return r, False
 
 
-def _tail_values(cols: np.ndarray, ranks: np.ndarray, need: np.ndarray, thresh: np.ndarray, lower: bool):
-    """Order statistics in one tail of every row of ``cols``, or NaN rows where the threshold missed.
+class _SortedCache:
+    """The sorted columns of the last few replicate matrices, so that the several quantiles one result's
+    table needs (interval, endpoint Monte Carlo errors, other levels) sort its replicates once.
 
-    ``ranks`` (k, m) are 0-based ranks from the bottom (``lower``) or from the top; ``need`` (k,) how
-    many extreme values each row needs; ``thresh`` (k,) a cut expected to keep a few more than that.
-    Only the values beyond the cut are sorted, all rows at once (padded).
-    """
-    k = cols.shape[0]
-    out = np.full(ranks.shape, np.nan)
-    mask = cols <= thresh[:, None] if lower else cols >= thresh[:, None]
-    count = mask.sum(axis=1)
-    good = (count >= need) & (need > 0)
-    if not good.any():
-        return out, good
-    mask &= good[:, None]
-    values = cols[mask]  # row by row
-    cnt = np.where(good, count, 0)
-    r = np.repeat(np.arange(k), cnt)
-    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-    width = int(cnt.max())
-    pad = np.full((k, width), np.inf if lower else -np.inf)
-    pad[r, np.arange(r.size) - start[r]] = values
-    pad.sort(axis=1)
-    rows = np.flatnonzero(good)
-    idx = ranks[rows] if lower else width - 1 - ranks[rows]
-    out[rows] = np.take_along_axis(pad[rows], idx, axis=1)
-    return out, good
+    An entry is found only for a matrix equal bit for bit to the one it was made from (a copy is kept
+    and compared, which costs a small share of a sort): a changed matrix is sorted again."""
+
+    MAX_BYTES = 64_000_000  # copies plus sorted columns, over all entries
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (copy, sorted (k, B), n_finite)
+        self._lock = threading.Lock()
+
+    def get(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(sorted, n_finite)``: each column of ``r`` (B, k) ascending as a row of ``sorted`` (k, B), and
+        the count of its finite values (k,); only the first ``n_finite`` values of a row are to be read."""
+        bits = r.view(np.int64)
+        with self._lock:
+            for i, (copy, srt, n) in enumerate(self._entries):
+                if copy.shape == r.shape and np.array_equal(copy.view(np.int64), bits):
+                    self._entries.append(self._entries.pop(i))  # most recently used last
+                    return srt, n
+        cols = r.T.copy()  # (k, B), one column per contiguous row
+        finite = np.isfinite(cols)
+        # non-finite replicates are left out (as +inf at the end of the row: NaN would take numpy off its
+        # vectorised sort, several times slower)
+        cols[~finite] = np.inf
+        cols.sort(axis=1)
+        n = finite.sum(axis=1)
+        if 2 * r.nbytes <= self.MAX_BYTES // 2:
+            with self._lock:
+                self._entries.append((r.copy(), cols, n))
+                while sum(2 * c.nbytes for c, _, _ in self._entries) > self.MAX_BYTES:
+                    self._entries.pop(0)
+        return cols, n
+
+
+_SORTED = _SortedCache()
 
 
 def quantiles_by_column(resamples: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Linear-interpolation quantiles, a different probability per column.
 
-    ``resamples`` is ``(B, k)``, ``probs`` is ``(m, k)``; returns ``(m, k)``. NaN replicates are
-    ignored; a column with no finite replicate, or a NaN probability, gives NaN.
-
-    Bootstrap quantiles sit in the tails, so for every column only the values beyond a cut from the
-    normal approximation are sorted (all columns at once); a column whose cut keeps too few values (a
-    heavy tail), or that has NaN replicates, is partitioned instead. The result is exact either way.
+    ``resamples`` is ``(B, k)``, ``probs`` is ``(m, k)``; returns ``(m, k)``. Non-finite replicates
+    are ignored; a column with no finite replicate, or a NaN probability, gives NaN. The columns are
+    sorted once per matrix (see :class:`_SortedCache`): the interval, its Monte Carlo errors and the
+    intervals at other levels of one result then read the same sorted replicates.
     """
     probs = np.asarray(probs, dtype=float)
-    B, k = resamples.shape
+    r = np.asarray(resamples, dtype=float)
+    B, k = r.shape
     out = np.full(probs.shape, np.nan)
     if k == 0 or B == 0:
         return out
-    cols = np.ascontiguousarray(resamples.T)  # free for the statistic-major storage of results
-    finite = np.isfinite(cols).all(axis=1) & np.isfinite(probs).all(axis=0)
-    fast = np.flatnonzero(finite)
-    if fast.size:
-        c = cols if fast.size == k else cols[fast]
-        p = probs[:, fast].T  # (kf, m)
-        h = (B - 1) * p
-        lo = np.floor(h).astype(np.intp)
-        ranks = np.concatenate([lo, np.minimum(lo + 1, B - 1)], axis=1)  # (kf, 2m)
-        low = ranks < B / 2
-        with np.errstate(invalid="ignore"):  # the cut only needs rough moments: the first replicates do
-            sub = c[:, : min(B, 2000)]
-            mu, sd = sub.mean(axis=1), sub.std(axis=1)
-        vals = np.full(ranks.shape, np.nan)
-        done = np.ones(fast.size, bool)
-        for lower in (True, False):
-            side = low if lower else ~low
-            r = np.where(side, ranks if lower else B - 1 - ranks, 0)
-            need = np.where(side, r + 1, 0).max(axis=1)
-            frac = np.clip(1.5 * need / B + 0.005, 0.0, 0.5)
-            z = ndtri(frac) if lower else -ndtri(frac)
-            thresh = mu + sd * z
-            v, good = _tail_values(c, r, need, thresh, lower)
-            vals = np.where(side, v, vals)
-            done &= good | (need == 0)
-        done &= sd > 0
-        m = lo.shape[1]
-        res = vals[:, :m] + (h - lo) * (vals[:, m:] - vals[:, :m])
-        out[:, fast[done]] = res[done].T
-        finite[fast[~done]] = False
-    for j in np.flatnonzero(~finite):  # NaN replicates or probabilities, or a missed tail: one by one
-        p = probs[:, j]
-        ok = np.isfinite(p)
-        col = cols[j][np.isfinite(cols[j])]
-        n = col.size
-        if not ok.any() or n == 0:
-            continue
-        h = (n - 1) * p[ok]
-        lo = np.floor(h).astype(np.intp)
-        hi = np.minimum(lo + 1, n - 1)
-        r = np.concatenate([lo, hi])
-        v = np.partition(col, np.unique(r))[r]
-        out[ok, j] = v[: lo.size] + (h - lo) * (v[lo.size :] - v[: lo.size])
+    srt, n = _SORTED.get(r)
+    ok = np.isfinite(probs) & (n > 0)[None, :]
+    with np.errstate(invalid="ignore"):
+        h = (n[None, :] - 1) * probs
+    h = np.where(ok, h, 0.0)
+    lo = np.floor(h).astype(np.intp)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0)[None, :])
+    v_lo = np.take_along_axis(srt, lo.T, axis=1).T
+    v_hi = np.take_along_axis(srt, hi.T, axis=1).T
+    with np.errstate(invalid="ignore"):  # columns without a finite replicate read +inf; they stay NaN
+        out[ok] = (v_lo + (h - lo) * (v_hi - v_lo))[ok]
     return out
 
 
