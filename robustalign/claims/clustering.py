@@ -301,10 +301,10 @@ def _frame_at(ev: dict, level: float) -> pd.DataFrame:
                 q[:, ok] = np.nanquantile(R[:, ok], [a, 1 - a], axis=0)
                 f["bootstrap_bias"] = np.where(ok, np.nanmean(np.where(np.isfinite(R), R, np.nan), axis=0),
                                                np.nan) - est
+    diff = f["quantity"].str.startswith("ARI difference").to_numpy()
     if method != "percentile":
         z = float(stats.norm.ppf(0.5 + level / 2))
-        q = np.vstack([est - z * se, np.minimum(est + z * se, 1.0)])  # an ARI is at most 1
-    diff = f["quantity"].str.startswith("ARI difference").to_numpy()
+        q = np.vstack([est - z * se, np.where(diff, est + z * se, np.minimum(est + z * se, 1.0))])  # ARI <= 1
     f["std_error"] = se
     f["conf_low"], f["conf_high"], f["conf_level"] = q[0], q[1], level
     f["method"] = "percentile" if method == "percentile" else "normal (half-sample jackknife SE)"
