@@ -11,9 +11,11 @@ clusterings use *disjoint* dimension sets, evaluated and held-out, and
   the ARI;
 - the null permutes the held-out dimension scores across units (each unit gets another unit's held-out
   profile), ``n_permutations`` >= 9,999 by default, ``p = (1 + b) / (1 + B)``;
-- the interval is for the expected ARI at the study's item counts (units fixed): the percentile interval
-  of item-bootstrap ARIs (items resampled within each dimension, errors rescaled by ``sqrt(n / (n - 1))``
-  and added to reliability-shrunk scores, then re-clustered), conservative for that estimand;
+- the interval is for the expected ARI at the study's item counts (units fixed): by default
+  ``estimate +- z SE`` with the delete-d jackknife SE of half-samples of items within each dimension
+  (:mod:`robustalign.resampling.subsample`); ``interval="percentile"`` gives the earlier percentile
+  interval of item-bootstrap ARIs (errors rescaled by ``sqrt(n / (n - 1))`` and added to
+  reliability-shrunk scores, then re-clustered). Their coverage in simulations is in docs/claims.md;
 - units of different groups (e.g. personas simulated by different models, and real countries) are never
   pooled: ``by=`` gives one analysis per group, and ``reference=`` names the group (e.g. human countries)
   every other group's ARI is compared with.
@@ -259,7 +261,7 @@ def _one_group(df, group, evaluated, held_out, k, n_resamples, n_permutations, r
     reps = _resampled(mats, dims, ne, k, ari, interval, n_resamples, rng, group) if n_resamples else \
         np.full(0, np.nan)
     row = {"group": group, "quantity": "ARI evaluated vs held-out clustering", "estimate": ari,
-           "std_error": float(np.nanstd(reps, ddof=1)) if n_resamples > 1 else math.nan, "p_value": p,
+           "std_error": float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else math.nan, "p_value": p,
            "null_mean": float(np.nanmean(null)), "exact_null": exact, "n_units": len(units), "k": k,
            "silhouette_evaluated": silhouette_score(_zscore(S[:, :ne]), ce),
            "silhouette_held_out": silhouette_score(_zscore(S[:, ne:]), ch),
