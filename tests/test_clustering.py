@@ -137,14 +137,15 @@ def _coverage(n_sets, seed, n_resamples, draws, n_units=30, k=3, n_items=5, spre
 
 def test_half_sample_interval_covers_the_expected_ari_fast():
     # measured (docs/claims.md, E4; 200 data sets each, 100 half-samples, 100 draws): 189/200 with 5 items
-    # and spread 0.5, 193/200 with 5 items and spread 0.25, 190/200 with 20 items and spread 0.5
+    # and spread 0.5, 193/200 with 5 items and spread 0.25, 191/200 with 20 items and spread 0.5, 190/200
+    # with 10 items and spread 0.25, 189/200 with 8 items and spread 0.35
     n = 40
     c = _coverage(n, 7, 60, 30)
     assert stats.binomtest(c, n, 0.95, alternative="less").pvalue > 0.001, f"coverage {c}/{n}"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n_items, spread, seed", [(5, 0.5, 11), (5, 0.25, 12), (20, 0.5, 13)])
+@pytest.mark.parametrize("n_items, spread, seed", [(5, 0.5, 11), (5, 0.25, 12), (20, 0.5, 13), (10, 0.25, 14)])
 def test_half_sample_interval_covers_the_expected_ari_slow(n_items, spread, seed):
     n = 300
     c = _coverage(n, seed, 200, 100, n_items=n_items, spread=spread)
