@@ -309,7 +309,7 @@ def _frame_at(ev: dict, level: float) -> pd.DataFrame:
         q = np.vstack([est - z * se, np.where(diff, est + z * se, np.minimum(est + z * se, 1.0))])  # ARI <= 1
     f["std_error"] = se
     f["conf_low"], f["conf_high"], f["conf_level"] = q[0], q[1], level
-    f["method"] = "percentile" if method == "percentile" else "normal (half-sample jackknife SE)"
+    f["method"] = "percentile" if method == "percentile" else "wald"  # estimate +- z SE (method_note: which SE)
     one, two = _NOTES[method]
     f["method_note"] = np.where(diff, two, one + "; permutation of held-out profiles across units")
     f["estimand"] = "expected ARI at the study's item counts (units fixed)"
