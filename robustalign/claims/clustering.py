@@ -11,9 +11,11 @@ clusterings use *disjoint* dimension sets, evaluated and held-out, and
   the ARI;
 - the null permutes the held-out dimension scores across units (each unit gets another unit's held-out
   profile), ``n_permutations`` >= 9,999 by default, ``p = (1 + b) / (1 + B)``;
-- the interval is for the expected ARI at the study's item counts (units fixed): the percentile interval
-  of item-bootstrap ARIs (items resampled within each dimension, errors rescaled by ``sqrt(n / (n - 1))``
-  and added to reliability-shrunk scores, then re-clustered), conservative for that estimand;
+- the interval is for the expected ARI at the study's item counts (units fixed): by default
+  ``estimate +- z SE`` with the delete-d jackknife SE of half-samples of items within each dimension
+  (:mod:`robustalign.resampling.subsample`); ``interval="percentile"`` gives the earlier percentile
+  interval of item-bootstrap ARIs (errors rescaled by ``sqrt(n / (n - 1))`` and added to
+  reliability-shrunk scores, then re-clustered). Their coverage in simulations is in docs/claims.md;
 - units of different groups (e.g. personas simulated by different models, and real countries) are never
   pooled: ``by=`` gives one analysis per group, and ``reference=`` names the group (e.g. human countries)
   every other group's ARI is compared with.
@@ -38,6 +40,7 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from scipy import stats
 from scipy.cluster.hierarchy import linkage
 from scipy.spatial.distance import pdist, squareform
 from scipy.special import comb
@@ -47,7 +50,7 @@ from robustalign._rng import RngLike, as_generator
 from robustalign._validation import check_confidence_level
 from robustalign.claims._base import AssessmentResult
 from robustalign.multiplicity import adjust
-from robustalign.resampling import nulls
+from robustalign.resampling import nulls, subsample
 
 __all__ = ["adjusted_rand_index", "assess_cluster_agreement", "silhouette_score"]
 
@@ -203,12 +206,51 @@ def _permuted_ari(perm, *, codes_e, codes_h, k):
     return _contingency_ari(codes_e, k, codes_h[perm], k)
 
 
-def _one_group(df, group, evaluated, held_out, k, n_resamples, n_permutations, rng, where):
+def _half_scores(keep: np.ndarray, *, M: np.ndarray) -> np.ndarray:
+    """Dimension scores ``(rows, units)`` from the kept items ``keep`` (``(rows, m)``) of ``M`` (units x items)."""
+    X = M[:, keep]
+    ok = np.isfinite(X)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.where(ok, X, 0.0).sum(axis=2) / ok.sum(axis=2)).T
+
+
+def _replicate_aris(scores: dict, dims: list, ne: int, k: int, n_resamples: int) -> np.ndarray:
+    """ARI of each resample's dimension scores (NaN where a unit drew none of its items on a dimension)."""
+    reps = np.full(n_resamples, np.nan)
+    for b in range(n_resamples):
+        Sb = np.column_stack([scores[d][b] for d in dims])
+        if np.isfinite(Sb).all():  # else undefined, counted
+            reps[b] = _ari_from_scores(Sb[:, :ne], Sb[:, ne:], k)
+    return reps
+
+
+def _resampled(mats: dict, dims: list, ne: int, k: int, ari: float, interval: str, n_resamples: int,
+               rng: RngLike, group: str) -> np.ndarray:
+    """Replicate ARIs of the interval method: bootstrap ARIs ("percentile"), or half-sample ARIs turned
+    into pseudo-replicates ``ari + sqrt(f) (a_b - mean a)`` ("half-sample"), whose SD is the delete-d
+    jackknife SE (``f`` = mean over dimensions of ``m / d``); NaN when a dimension has a single item."""
+    if interval == "percentile":
+        boot = {d: nulls.item_bootstrap(partial(_scores_from, M=m, base=_shrunk(m)), m.shape[1],
+                                        n_resamples=n_resamples, rng=rng,
+                                        key=("clustering.bootstrap", str(group), str(d))) for d, m in mats.items()}
+        return _replicate_aris(boot, dims, ne, k, n_resamples)
+    if min(m.shape[1] for m in mats.values()) < 2:
+        return np.full(n_resamples, np.nan)
+    half = {d: subsample.item_half_samples(partial(_half_scores, M=m), m.shape[1], n_resamples=n_resamples,
+                                           rng=rng, key=("clustering.halfsample", str(group), str(d)))
+            for d, m in mats.items()}
+    a = _replicate_aris(half, dims, ne, k, n_resamples)
+    f = float(np.mean([subsample.half_sample_factor(m.shape[1]) for m in mats.values()]))
+    return ari + math.sqrt(f) * (a - np.nanmean(a)) if np.isfinite(a).sum() > 1 else a
+
+
+def _one_group(df, group, evaluated, held_out, k, n_resamples, n_permutations, rng, where, interval):
     units = sorted(df["unit"].unique())
     if len(units) < 2 * k:
         raise ValueError(f"{where}: group {group!r} has {len(units)} units; k = {k} clusters need at least {2 * k}.")
-    mats = _dimension_items(df, units, [*evaluated, *held_out], where)
-    S = np.column_stack([np.nanmean(mats[d], axis=1) for d in [*evaluated, *held_out]])
+    dims = [*evaluated, *held_out]
+    mats = _dimension_items(df, units, dims, where)
+    S = np.column_stack([np.nanmean(mats[d], axis=1) for d in dims])
     ne = len(evaluated)
     ce, ch = _ward(S[:, :ne], k), _ward(S[:, ne:], k)
     ari = float(_contingency_ari(ce, k, ch[None, :], k)[0])
@@ -216,55 +258,60 @@ def _one_group(df, group, evaluated, held_out, k, n_resamples, n_permutations, r
                                            n_permutations=n_permutations, rng=rng,
                                            key=("clustering.null", str(group)))
     p = float(nulls.p_values([ari], null[:, None], "greater", scale=np.ones(1))[0])
-    reps = np.full(n_resamples, np.nan)
-    if n_resamples:
-        boot = {d: nulls.item_bootstrap(partial(_scores_from, M=m, base=_shrunk(m)), m.shape[1], n_resamples=n_resamples, rng=rng,
-                                        key=("clustering.bootstrap", str(group), str(d))) for d, m in mats.items()}
-        for b in range(n_resamples):
-            Sb = np.column_stack([boot[d][b] for d in [*evaluated, *held_out]])
-            if np.isfinite(Sb).all():  # else a unit drew none of its items on a dimension: undefined, counted
-                reps[b] = _ari_from_scores(Sb[:, :ne], Sb[:, ne:], k)
+    reps = _resampled(mats, dims, ne, k, ari, interval, n_resamples, rng, group) if n_resamples else \
+        np.full(0, np.nan)
     row = {"group": group, "quantity": "ARI evaluated vs held-out clustering", "estimate": ari,
-           "std_error": float(np.nanstd(reps, ddof=1)) if n_resamples > 1 else math.nan, "p_value": p,
+           "std_error": float(np.nanstd(reps, ddof=1)) if np.isfinite(reps).sum() > 1 else math.nan, "p_value": p,
            "null_mean": float(np.nanmean(null)), "exact_null": exact, "n_units": len(units), "k": k,
            "silhouette_evaluated": silhouette_score(_zscore(S[:, :ne]), ce),
            "silhouette_held_out": silhouette_score(_zscore(S[:, ne:]), ch),
            "n_items": int(sum(m.shape[1] for m in mats.values())),
-           "n_undefined_resamples": int(np.isnan(reps).sum()) if n_resamples else 0}
+           "min_items_per_dimension": int(min(m.shape[1] for m in mats.values())),
+           "n_undefined_resamples": int(np.isnan(reps).sum())}
     clusters = pd.DataFrame({"group": group, "unit": units, "cluster_evaluated": ce, "cluster_held_out": ch})
     return row, reps, clusters
 
 
+_NOTES = {"percentile": ("bootstrap of items within dimension (rescaled errors on shrunk scores)",
+                          "bootstrap of items within dimension, both groups (rescaled errors on shrunk scores)"),
+          "half-sample": ("estimate +- z SE, SE by the delete-d jackknife of items within dimension (half-samples)",
+                          "estimate +- z SE, SEs of the two groups' half-sample jackknifes combined")}
+
+
 def _frame_at(ev: dict, level: float) -> pd.DataFrame:
-    """Percentile interval of the item-bootstrap ARIs for the expected ARI at the study's item counts.
+    """The interval for the expected ARI at the study's item counts (units fixed), at ``level``.
 
     Estimand: the mean ARI over new draws of the same number of items per dimension for these units
-    (``E_n``). The bootstrap adds rescaled resampled errors to reliability-shrunk scores
-    (:func:`_scores_from`). Its ARIs are not centred on ``E_n`` (``bootstrap_bias`` = mean replicate minus
-    estimate: re-clustering noisier data moves an ARI), and the percentile interval is conservative for
-    ``E_n``: in the simulation of docs/claims.md it covered 0.98-0.99 at 95%, where the normal interval
-    ``estimate +- z SE`` (``std_error``) covered 0.88-0.92. The ARI of infinitely many items is not
-    covered by either (0.5-0.65).
+    (``E_n``). ``ev["interval"]`` is "half-sample" (default): ``estimate +- z SE`` with the delete-d
+    jackknife SE of half-samples of items (:func:`_resampled`), or "percentile": the percentile interval of
+    item-bootstrap ARIs on reliability-shrunk scores, with ``bootstrap_bias`` (mean replicate minus
+    estimate). Their coverage in the simulations of docs/claims.md (E4) is tabulated there; the ARI of
+    infinitely many items is covered by neither.
     """
     f = ev["table"].copy()
-    a = (1 - level) / 2
+    method = ev.get("interval", "percentile")
     R = ev["reps"]
     q = np.full((2, R.shape[1]), np.nan)
     se = np.full(R.shape[1], np.nan)
     ok = np.isfinite(R).sum(0) > 1
+    est = f["estimate"].to_numpy(float)
     if ok.any():
         with np.errstate(invalid="ignore"):
-            q[:, ok] = np.nanquantile(R[:, ok], [a, 1 - a], axis=0)
             se[ok] = np.nanstd(R[:, ok], axis=0, ddof=1)
-        f["bootstrap_bias"] = np.where(ok, np.nanmean(np.where(np.isfinite(R), R, np.nan), axis=0), np.nan) - \
-            f["estimate"].to_numpy(float)
+            if method == "percentile":
+                a = (1 - level) / 2
+                q[:, ok] = np.nanquantile(R[:, ok], [a, 1 - a], axis=0)
+                f["bootstrap_bias"] = np.where(ok, np.nanmean(np.where(np.isfinite(R), R, np.nan), axis=0),
+                                               np.nan) - est
     diff = f["quantity"].str.startswith("ARI difference").to_numpy()
+    if method != "percentile":
+        z = float(stats.norm.ppf(0.5 + level / 2))
+        q = np.vstack([est - z * se, np.where(diff, est + z * se, np.minimum(est + z * se, 1.0))])  # ARI <= 1
     f["std_error"] = se
     f["conf_low"], f["conf_high"], f["conf_level"] = q[0], q[1], level
-    f["method"] = "percentile"
-    f["method_note"] = np.where(diff, "bootstrap of items within dimension, both groups (rescaled errors on shrunk "
-                                "scores)", "bootstrap of items within dimension (rescaled errors on shrunk scores); "
-                                "permutation of held-out profiles across units")
+    f["method"] = "percentile" if method == "percentile" else "wald"  # estimate +- z SE (method_note: which SE)
+    one, two = _NOTES[method]
+    f["method_note"] = np.where(diff, two, one + "; permutation of held-out profiles across units")
     f["estimand"] = "expected ARI at the study's item counts (units fixed)"
     f["units"] = "adjusted Rand index"
     return f
@@ -311,8 +358,8 @@ def assess_cluster_agreement(data: pd.DataFrame | str | PathLike, *, evaluated: 
                              dimension: str = "dimension", item: str = "item", value: str = "value",
                              by: str | None = None, reference: str | None = None, n_resamples: int = 1000,
                              n_permutations: int = 9999, alpha: float = 0.05, min_ari: float = 0.2,
-                             confidence_level: float = 0.95, rng: RngLike = None, source: str | None = None
-                             ) -> AssessmentResult:
+                             confidence_level: float = 0.95, interval: str = "half-sample", rng: RngLike = None,
+                             source: str | None = None) -> AssessmentResult:
     """E4: agreement (ARI) between the clustering of units on evaluated and on held-out dimensions.
 
     Parameters
@@ -333,6 +380,12 @@ def assess_cluster_agreement(data: pd.DataFrame | str | PathLike, *, evaluated: 
     min_ari : float
         The claim "the clustering carries over" is *not supported* when the permutation test does not reject
         and the ARI interval lies below it.
+    interval : "half-sample" or "percentile"
+        The interval for the expected ARI at the study's item counts: "half-sample" (default), the
+        estimate +- z SE with the delete-d jackknife SE of half-samples of items within dimension (needs
+        at least 2 items per dimension, else no interval); "percentile", the percentile interval of an
+        item bootstrap on reliability-shrunk scores (the earlier default). Coverage of both in
+        docs/claims.md (E4).
     """
     evaluated, held_out = [str(d) for d in evaluated], [str(d) for d in held_out]
     if set(evaluated) & set(held_out) or not evaluated or not held_out:
@@ -341,6 +394,8 @@ def assess_cluster_agreement(data: pd.DataFrame | str | PathLike, *, evaluated: 
     if int(k) < 2:
         raise ValueError(f"`k` must be at least 2 clusters; got {k}.")
     level = check_confidence_level(confidence_level)
+    if interval not in _NOTES:
+        raise ValueError(f"`interval` must be one of {list(_NOTES)}; got {interval!r}.")
     df, where, gone = _prepare(data, unit, dimension, item, value, by, source)
     groups = sorted(df["group"].unique())
     if reference is not None and reference not in groups:
@@ -348,7 +403,7 @@ def assess_cluster_agreement(data: pd.DataFrame | str | PathLike, *, evaluated: 
     rows, reps, clusters = [], [], []
     for g, sub in df.groupby("group", sort=True):
         r, rep, cl = _one_group(sub, g, evaluated, held_out, int(k), n_resamples,
-                                n_permutations, rng, where)
+                                n_permutations, rng, where, interval)
         rows.append(r)
         reps.append(rep)
         clusters.append(cl)
@@ -364,13 +419,14 @@ def assess_cluster_agreement(data: pd.DataFrame | str | PathLike, *, evaluated: 
         Rd = np.column_stack([R[:, j] - R[:, i] for j in range(len(groups)) if j != i]) if diffs else R[:, :0]
         table = pd.concat([table, pd.DataFrame(diffs)], ignore_index=True)
         R = np.column_stack([R, Rd])
-    ev = {"table": table, "reps": R, "clusters": pd.concat(clusters, ignore_index=True)}
+    ev = {"table": table, "reps": R, "clusters": pd.concat(clusters, ignore_index=True), "interval": interval}
     frame = _frame_at(ev, level)
     main = frame[frame["quantity"].str.startswith("ARI evaluated")]
     verdicts = pd.DataFrame([{"group": r["group"], **dict(zip(("verdict", "reason"), _verdict(r, alpha, min_ari))),
                               "n_needed": math.nan} for _, r in main.iterrows()])
     _, record = as_generator(rng)
-    prov = {"rng": record.to_dict(), "n_resamples": n_resamples, "n_permutations": n_permutations, "k": int(k),
+    prov = {"rng": record.to_dict(), "interval": interval, "n_resamples": n_resamples,
+            "n_permutations": n_permutations, "k": int(k),
             "evaluated": evaluated, "held_out": held_out, "clustering": "Ward linkage on z-scored dimension scores",
             "excluded_rows": {"non-numeric or empty value": gone}, "source": where}
     return AssessmentResult(kind="extrapolability (E4 clustering)", verdicts=verdicts, evidence=ev,

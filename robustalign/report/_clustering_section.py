@@ -167,8 +167,8 @@ def cluster_agreement_section(responses: Responses | None, reference: Reference 
              "design) of z-scored dimension scores (mean answer position, rescaled to [0, 1]), compared by the "
              "adjusted Rand index (ARI); the null gives each unit another unit's held-out profile "
              f"({n_permutations} permutations). The interval is for the expected ARI at these item counts "
-             "(units fixed): the percentile interval of an item bootstrap within dimensions, conservative for "
-             "it (docs/claims.md, E4).")
+             "(units fixed): estimate +- z SE with the half-sample (delete-d jackknife) SE of items within "
+             "dimensions (docs/claims.md, E4).")
     return Section(KEY, TITLE, intro, verdict_rows(part, ASSESSMENT, v, ["clustered"]),
                    {KEY: f, f"{KEY}_clusters": clusters}, disp, notes=[*notes, *short], results={KEY: res})
 
