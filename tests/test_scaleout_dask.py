@@ -57,11 +57,14 @@ def _stop_dask_threads(wait_s: float = 10.0) -> None:
 
     du._offload_executor.shutdown(wait=True)
     du._offload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="Dask-Offload")
+    def left() -> list[str]:  # pytest-timeout's timer (make test) is the test run's, not the cluster's
+        return [t.name for t in threading.enumerate()
+                if t is not threading.main_thread() and not t.name.startswith("pytest_timeout")]
+
     deadline = time.monotonic() + wait_s  # the cluster's IO-loop and watcher threads end on their own
-    while threading.active_count() > 1 and time.monotonic() < deadline:
+    while left() and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-    assert not left, f"threads left by the Dask cluster: {left}"
+    assert not left(), f"threads left by the Dask cluster: {left()}"
 
 
 @pytest.fixture(scope="module")
