@@ -31,6 +31,9 @@ ATOL = 1e-14
 
 @pytest.fixture(scope="module")
 def client():
+    import threading
+
+    before = set(threading.enumerate())
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=None)
     c = distributed.Client(cluster)
@@ -39,10 +42,10 @@ def client():
     finally:
         c.close()
         cluster.close()
-        _stop_dask_threads()
+        _stop_dask_threads(before)
 
 
-def _stop_dask_threads(wait_s: float = 10.0) -> None:
+def _stop_dask_threads(before: set, wait_s: float = 10.0) -> None:
     """Leave the test process without Dask's threads, as it was before this module.
 
     distributed keeps one module-level thread pool ("Dask-Offload") alive for the life of the process once
@@ -57,9 +60,10 @@ def _stop_dask_threads(wait_s: float = 10.0) -> None:
 
     du._offload_executor.shutdown(wait=True)
     du._offload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="Dask-Offload")
-    def left() -> list[str]:  # pytest-timeout's timer (make test) is the test run's, not the cluster's
+
+    def left() -> list[str]:  # started since the cluster was, less pytest-timeout's timers and tqdm's monitor
         return [t.name for t in threading.enumerate()
-                if t is not threading.main_thread() and not t.name.startswith("pytest_timeout")]
+                if t not in before and not t.name.startswith(("pytest_timeout", "tqdm_monitor"))]
 
     deadline = time.monotonic() + wait_s  # the cluster's IO-loop and watcher threads end on their own
     while left() and time.monotonic() < deadline:

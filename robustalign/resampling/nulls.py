@@ -110,7 +110,9 @@ _DRAWS = {"indices": _indices, "signs": _signs, "within": _within, "labels": _la
           "indices_normals": _indices_normals}
 
 
-def _run(statistic: Callable, draw: str, shape: tuple, n_total: int, rng, key, executor) -> np.ndarray:
+def run_blocks(statistic: Callable, draw: str, shape: tuple, n_total: int, rng, key, executor) -> np.ndarray:
+    """Internal (the draws of this module and of ``subsample``): ``statistic`` over ``n_total`` draws of kind
+    ``draw`` (a key of ``_DRAWS``), in blocks whose streams are keyed by ``key`` and the block number."""
     if not key or not isinstance(key[0], str):
         raise ValueError(f"`key` must start with a purpose string, e.g. ('steerability.mantel', model); got {key!r}.")
     gen, _ = as_generator(rng)  # one seed for every block (None: fresh entropy, drawn once)
@@ -133,7 +135,7 @@ def item_bootstrap(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, 
     ``("audit_claim.bootstrap", claim_text)``. ``statistic`` must be picklable to run on a process
     executor (a module-level function or a ``functools.partial`` of one).
     """
-    return _run(statistic, "indices", (int(n_items),), n_resamples, rng, key, executor)
+    return run_blocks(statistic, "indices", (int(n_items),), n_resamples, rng, key, executor)
 
 
 def item_bootstrap_normals(statistic: Callable[[tuple], np.ndarray], n_items: int, n_normals: int, *,
@@ -141,21 +143,21 @@ def item_bootstrap_normals(statistic: Callable[[tuple], np.ndarray], n_items: in
     """``statistic((idx, z))`` for ``n_resamples`` item resamples ``idx`` (``(rows, n_items)``, as in
     :func:`item_bootstrap`) drawn together with ``z``, ``(rows, n_normals)`` standard normal deviates: a
     quantity known only as an estimate with a standard error is redrawn in the same resample."""
-    return _run(statistic, "indices_normals", (int(n_items), int(n_normals)), n_resamples, rng, key, executor)
+    return run_blocks(statistic, "indices_normals", (int(n_items), int(n_normals)), n_resamples, rng, key, executor)
 
 
 def sign_flips(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, *, n_permutations: int, rng: RngLike,
                key: tuple, executor: ExecutorLike = None) -> np.ndarray:
     """``statistic(signs)`` for ``n_permutations`` draws of ``signs`` (``(rows, n_items)``, each -1 or +1 with
     probability 1/2): the null of a paired contrast whose two labels are exchangeable within item."""
-    return _run(statistic, "signs", (int(n_items),), n_permutations, rng, key, executor)
+    return run_blocks(statistic, "signs", (int(n_items),), n_permutations, rng, key, executor)
 
 
 def within_item_permutations(statistic: Callable[[np.ndarray], np.ndarray], n_items: int, n_labels: int, *,
                              n_permutations: int, rng: RngLike, key: tuple, executor: ExecutorLike = None) -> np.ndarray:
     """``statistic(perm)`` for ``n_permutations`` draws of ``perm`` (``(rows, n_items, n_labels)``): in every
     item an independent uniform permutation of the labels (labels exchangeable within item)."""
-    return _run(statistic, "within", (int(n_items), int(n_labels)), n_permutations, rng, key, executor)
+    return run_blocks(statistic, "within", (int(n_items), int(n_labels)), n_permutations, rng, key, executor)
 
 
 def label_permutations(statistic: Callable[[np.ndarray], np.ndarray], n_labels: int, *, n_permutations: int,
@@ -171,7 +173,7 @@ def label_permutations(statistic: Callable[[np.ndarray], np.ndarray], n_labels: 
     if k <= EXACT_MAX_LABELS and math.factorial(k) <= n_permutations:
         perms = np.array(list(permutations(range(k)))[1:], dtype=np.intp).reshape(-1, k)
         return np.asarray(statistic(perms), float), True
-    return _run(statistic, "labels", (k,), n_permutations, rng, key, None), False
+    return run_blocks(statistic, "labels", (k,), n_permutations, rng, key, None), False
 
 
 def p_values(observed: ArrayLike, null: ArrayLike, alternative: str, *, centre: ArrayLike | None = None,

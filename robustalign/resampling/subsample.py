@@ -27,7 +27,7 @@ from functools import partial
 import numpy as np
 
 from robustalign._rng import RngLike
-from robustalign.resampling.nulls import _run
+from robustalign.resampling.nulls import run_blocks
 
 __all__ = ["half_sample_factor", "item_half_samples"]
 
@@ -61,4 +61,4 @@ def item_half_samples(statistic: Callable[[np.ndarray], np.ndarray], n_items: in
     statistic's.
     """
     n = int(n_items)
-    return _run(partial(_kept, statistic=statistic, m=n - _deleted(n)), "labels", (n,), n_resamples, rng, key, None)
+    return run_blocks(partial(_kept, statistic=statistic, m=n - _deleted(n)), "labels", (n,), n_resamples, rng, key, None)
