@@ -135,3 +135,30 @@ def test_reference_cells_equal_a_multiindex_lookup():
     have = pd.MultiIndex.from_frame(shares[["item", "group"]].drop_duplicates())
     expect = pd.MultiIndex.from_product([ask_items, ask_groups]).isin(have).reshape(len(ask_items), len(ask_groups))
     np.testing.assert_array_equal(got, expect)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_item_by_group_is_the_pivot_table(seed):
+    """claims.general's items x groups table equals pandas' pivot_table (mean per cell, observed groups,
+    groups without a finite score left out), with categorical and string labels, missing cells, an all-NaN
+    group, an unused category and repeated cells (which take the pivot itself)."""
+    from robustalign.claims.general import _item_by_group
+
+    rng = np.random.default_rng(seed)
+    items = [f"q{i}" for i in range(12)]
+    groups = ["G1", "G2", "G3", "G4"]
+    rows = [(i, g) for i in items for g in groups if rng.random() < 0.8]
+    s = pd.DataFrame(rows, columns=["item", "group"])
+    s["score"] = rng.normal(size=len(s))
+    s.loc[s["group"] == "G3", "score"] = np.nan  # a group with no finite score
+    s.loc[rng.random(len(s)) < 0.1, "score"] = np.nan
+    if seed % 2:
+        s["group"] = pd.Categorical(s["group"], categories=[*groups, "unused"])
+        s["item"] = pd.Categorical(s["item"], categories=items)
+    if seed >= 4:  # repeated cells
+        s = pd.concat([s, s.iloc[:5].assign(score=rng.normal(size=5))], ignore_index=True)
+    want = s.pivot_table(index="item", columns="group", values="score", observed=True)
+    got = _item_by_group(s)
+    idx = pd.Index(items)
+    pd.testing.assert_frame_equal(got.reindex(idx), want.reindex(idx), check_exact=True, check_names=False,
+                                  check_column_type=False, check_index_type=False)

@@ -89,12 +89,27 @@ def cell_scores(sub: Responses, reference: Reference | None, cell: dict, metric:
     if reference is None:
         raise _no_reference(cell, metric)
     s = item_scores(d, reference, metric=metric, by=["model"], groups=None if star else [cell["group"]])
-    w = s.pivot_table(index="item", columns="group", values="score", observed=True).reindex(idx)
+    w = _item_by_group(s).reindex(idx)
     if not star:
         return w.get(cell["group"], pd.Series(np.nan, index=idx)).to_numpy(float)[:, None]
     if first_group not in w:
         return np.full((len(items), max(1, w.shape[1] - 1)), np.nan)
     return w[[g for g in w.columns if g != first_group]].to_numpy(float)
+
+
+def _item_by_group(s: pd.DataFrame) -> pd.DataFrame:
+    """``s.pivot_table(index="item", columns="group", values="score", observed=True)``: items x groups, the
+    mean score per cell, groups with no finite score left out. Scores of one model have one row per item
+    and group, so the table is filled from the labels' codes (0.2 s against pivot_table's 1.1 s over the
+    example audit's 100 calls; the same table, tested); repeated cells take the pivot itself."""
+    ic, items = pd.factorize(s["item"], sort=True)
+    gc, groups = pd.factorize(s["group"], sort=True)
+    if (ic < 0).any() or (gc < 0).any() or len(np.unique(ic * len(groups) + gc)) < len(s):
+        return s.pivot_table(index="item", columns="group", values="score", observed=True)
+    m = np.full((len(items), len(groups)), np.nan)
+    m[ic, gc] = s["score"].to_numpy(float)
+    keep = ~np.isnan(m).all(axis=0)
+    return pd.DataFrame(m[:, keep], index=pd.Index(items, name="item"), columns=pd.Index(groups[keep], name="group"))
 
 
 def per_item_slopes(S: np.ndarray, x: np.ndarray) -> np.ndarray:
