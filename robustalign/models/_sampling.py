@@ -201,23 +201,26 @@ def _judged_as_table(name: str, n_scalars: int) -> bool:
 
 def _spread_r_hat(arr: np.ndarray) -> float:
     """Rank-normalised R-hat of a table's spread: the SD over its entries, per draw."""
-    from arviz_stats.base import array_stats
+    from robustalign.models._diagnostics import rhat_rank
 
     flat = arr.reshape(arr.shape[0], arr.shape[1], -1)
-    return float(array_stats.rhat(flat.std(axis=2), chain_axis=0, draw_axis=1))
+    return float(rhat_rank(flat.std(axis=2)))
 
 
-def _gate_row(v: str, arr: np.ndarray, rh, eb, et) -> dict:
+def _gate_row(v: str, arr: np.ndarray) -> dict:
     """R-hat and ESS of one variable, reduced over its non-constant entries, and its verdict."""
+    from robustalign.models._diagnostics import diagnostics
+
     # constant entries (e.g. padded options of short scales) give 0/0 in R-hat; they are left out
     const = np.ptp(arr.reshape(arr.shape[0] * arr.shape[1], -1), axis=0) == 0
+    d = diagnostics(arr)
 
-    def vals(x) -> np.ndarray:
-        a = np.asarray(x[v].values, float).ravel()
+    def vals(k: str) -> np.ndarray:
+        a = np.asarray(d[k], float).ravel()
         return a[~const.ravel()] if a.size == const.size else a
 
-    r = vals(rh) if rh is not None else np.array([np.nan])
-    b, t = vals(eb), vals(et)
+    r = vals("r_hat") if arr.shape[0] > 1 else np.array([np.nan])
+    b, t = vals("ess_bulk"), vals("ess_tail")
     n = int((~const).sum())
     row: dict[str, Any] = {"variable": v, "n_scalars": n, "rule": "table" if _judged_as_table(v, n) else "each",
            "max_r_hat": float(r.max()) if r.size else float("nan"),
@@ -242,22 +245,11 @@ def diagnose(idata, var_names=None) -> tuple[pd.DataFrame, dict]:
     above ``GATE["table_max_r_hat"]``, and R-hat <= ``GATE["max_r_hat"]`` for its spread (the SD over its
     entries, per draw). Every scalar needs the ESS thresholds.
     """
-    import arviz as az
-
     post = idata["posterior"].to_dataset()
     names = [v for v in (var_names or list(post.data_vars))]
-    n_chains = post.sizes["chain"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        rh = az.rhat(idata, var_names=names) if n_chains > 1 else None
-        eb = az.ess(idata, var_names=names, method="bulk")
-        et = az.ess(idata, var_names=names, method="tail")
-
-    def ds(x):
-        return x.to_dataset() if hasattr(x, "to_dataset") else x
-
-    rh, eb, et = (ds(x) if x is not None else None for x in (rh, eb, et))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        diag = pd.DataFrame([_gate_row(v, post[v].values, rh, eb, et) for v in names])
+        diag = pd.DataFrame([_gate_row(v, np.asarray(post[v].transpose("chain", "draw", ...).values))
+                             for v in names])
     ss = idata["sample_stats"]
     div = int(np.asarray(ss["diverging"]).sum()) if "diverging" in ss else 0
     # a sampler that records no energy cannot be judged on it: NaN, reported, and not a failure
