@@ -130,7 +130,7 @@ def bench_make_responses(scale, repeats, tmp):
     return resp, R
 
 
-def bench_stability(personas, n_units, quick, compare=False):
+def bench_stability(personas, n_units, quick, compare=False, repeats=3):
     import robustalign as ra
     from robustalign.claims.stability import assess_stability
     from robustalign.resampling import stability_nulls
@@ -145,18 +145,20 @@ def bench_stability(personas, n_units, quick, compare=False):
     resp = ra.make_responses(df, R)
     kw = {"n_resamples": 200, "n_permutations": 1000} if quick else {}
 
-    def run(method):
+    def run(method, n=repeats):
         stability_nulls.NULL_DRAWS = method
         try:
             return _median_time(lambda: assess_stability(resp, R, by="unit", factors=["language", "paraphrase"],
-                                                         rng=0, **kw), 1, f"assess_stability ({method})")
+                                                         rng=0, **kw), n, f"assess_stability ({method})")
         finally:
             stability_nulls.NULL_DRAWS = "tables"
 
+    load = os.getloadavg()[0]
     sec, res = run("tables")
     print(f"(b) assess_stability, {n_units} units x 2 factors, {personas} personas per unit, {len(df):,} rows"
           f"{' (quick: 200 resamples, 1,000 permutations)' if quick else ''}; null draws: multivariate "
-          "hypergeometric tables")
+          f"hypergeometric tables; median of {repeats} runs, load average {load:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after")
     before = BEFORE_STABILITY_S
     per_unit_before = before["seconds"] / before["units"]
     same = personas == before["personas"] and not quick
@@ -168,11 +170,24 @@ def bench_stability(personas, n_units, quick, compare=False):
                                                 f"goal 10 x: {'met' if cpu_before / cpu >= 10 else 'NOT met'})"
                                                 if same else ""))
     if compare:  # the previous null draws (a uniform key sorted per answer), in the same run
-        sec_old, old = run("sort")
+        sec_old, old = run("sort", 1)  # minutes: once
         cpu_old = _CPU["assess_stability (sort)"]
         same_verdicts = res.verdicts["verdict"].tolist() == old.verdicts["verdict"].tolist()
         _line("assess_stability (sort)", sec_old, None,
-              f"tables are {cpu_old / cpu:.2f} x faster (cpu); same verdicts: {same_verdicts}")
+              f"tables are {cpu_old / cpu:.2f} x faster (cpu); same verdicts: {same_verdicts}; "
+              f"{_p_gap(res, old, kw.get('n_permutations', 10_000))}")
+
+
+def _p_gap(a, b, n_perm):
+    """The largest difference between the answer nulls' p-values of two runs with independent draws of the same
+    null, in Monte Carlo SEs of the difference (sqrt(2 p (1 - p) / n_perm) at their mean p)."""
+    cols = ["quantity", "unit", "factor", "p_value"]
+    rows = ["flip_noise_floor", "item_level_sd"]
+    fa, fb = (f.loc[f["quantity"].isin(rows), cols] for f in (a.to_frame(), b.to_frame()))
+    m = fa.merge(fb, on=cols[:3], suffixes=("_a", "_b"))
+    p = (m["p_value_a"] + m["p_value_b"]) / 2
+    z = (m["p_value_a"] - m["p_value_b"]).abs() / np.sqrt(2 * p * (1 - p) / n_perm)
+    return f"answer-null p-values: largest |difference| {z.max():.2f} MC SE over {len(m)}"
 
 
 def bench_audit_claim(resp, R, quick):
@@ -276,7 +291,7 @@ def main(argv=None) -> int:
         if "a" in a.only or "c" in a.only:
             resp, R = bench_make_responses(a.scale, repeats, tmp)
         if "b" in a.only:
-            bench_stability(a.stab_personas, a.stab_units, a.quick, a.stab_compare)
+            bench_stability(a.stab_personas, a.stab_units, a.quick, a.stab_compare, repeats)
         if "c" in a.only:
             bench_audit_claim(resp, R, a.quick)
         if "d" in a.only or "e" in a.only:
