@@ -33,6 +33,7 @@ Run with ``python bench/run.py realsize`` (``make bench``); ``-- --scale 0.05 --
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -154,7 +155,8 @@ def bench_stability(personas, n_units, quick, compare=False, repeats=3):
             stability_nulls.NULL_DRAWS = "tables"
 
     load = os.getloadavg()[0]
-    sec, res = run("tables")
+    with _null_clock() as clock:
+        sec, res = run("tables")
     print(f"(b) assess_stability, {n_units} units x 2 factors, {personas} personas per unit, {len(df):,} rows"
           f"{' (quick: 200 resamples, 1,000 permutations)' if quick else ''}; null draws: multivariate "
           f"hypergeometric tables; median of {repeats} runs, load average {load:.1f} before, "
@@ -169,6 +171,13 @@ def bench_stability(personas, n_units, quick, compare=False, repeats=3):
                                                 f"{cpu_before:.1f} s cpu; now {cpu_before / cpu:.1f} x faster (cpu; "
                                                 f"goal 10 x: {'met' if cpu_before / cpu >= 10 else 'NOT met'})"
                                                 if same else ""))
+    total = _CPU["assess_stability (tables)"]
+    per_run = {k: v / repeats for k, v in clock.items()}
+    stats = per_run["answer nulls"] - per_run["table draws"]
+    print(f"      where the cpu goes (mean of the runs): answer-null table draws {per_run['table draws']:.2f} s, "
+          f"their statistics (modal flips, item x level interaction) {stats:.2f} s, spread null "
+          f"{per_run['spread null']:.2f} s, the rest (bootstraps, other parts) "
+          f"{total - per_run['answer nulls'] - per_run['spread null']:.2f} s", flush=True)
     if compare:  # the previous null draws (a uniform key sorted per answer), in the same run
         sec_old, old = run("sort", 1)  # minutes: once
         cpu_old = _CPU["assess_stability (sort)"]
@@ -176,6 +185,37 @@ def bench_stability(personas, n_units, quick, compare=False, repeats=3):
         _line("assess_stability (sort)", sec_old, None,
               f"tables are {cpu_old / cpu:.2f} x faster (cpu); same verdicts: {same_verdicts}; "
               f"{_p_gap(res, old, kw.get('n_permutations', 10_000))}")
+
+
+@contextlib.contextmanager
+def _null_clock():
+    """CPU seconds spent in the stability nulls while the block runs: the answer nulls (table draws and their
+    statistics), their table draws alone, and the spread null of the factor effect. One clock read per chunk
+    of draws, so the overhead is negligible."""
+    from robustalign.claims import _stability_parts, stability
+    from robustalign.resampling import stability_nulls
+
+    clock = {"answer nulls": 0.0, "table draws": 0.0, "spread null": 0.0}
+
+    def timed(fn, key):
+        def wrapper(*args, **kwargs):
+            c = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                clock[key] += time.process_time() - c
+        return wrapper
+
+    saved = [(_stability_parts, "answer_permutation_nulls"), (stability, "spread_permutation_null"),
+             (stability_nulls.AnswerPermuter, "draw")]
+    originals = [getattr(obj, name) for obj, name in saved]
+    for (obj, name), fn, key in zip(saved, originals, ["answer nulls", "spread null", "table draws"]):
+        setattr(obj, name, timed(fn, key))
+    try:
+        yield clock
+    finally:
+        for (obj, name), fn in zip(saved, originals):
+            setattr(obj, name, fn)
 
 
 def _p_gap(a, b, n_perm):
