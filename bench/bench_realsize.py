@@ -12,13 +12,18 @@ Timings (medians of ``--repeats``; the machine's load average is printed, since 
     (b) ``assess_stability`` per model x country unit (``by="unit"``), factors language and paraphrase,
         default resamples, on ``--stab-personas`` personas per country, for ``--stab-units`` units (model x
         country). The personas pool within each cell (an item x paraphrase stratum holds the answers of every
-        persona), so the nulls' cost does not grow with the personas: per unit and factor 10,000 draws of
-        every stratum's level x option table (multivariate hypergeometric, (L - 1)(K - 1) hypergeometric
-        draws per stratum and draw), one set shared by the noise floor and the item-level null. Goal: 10
-        times faster than the time measured on the same workload before the nulls were vectorised
-        (``BEFORE_STABILITY_S``, CPU seconds: the steadier figure on a shared machine). ``--stab-compare``
-        also runs the earlier null draws (a random key sorted per answer) in the same run and prints the
-        ratio and whether the verdicts agree.
+        persona), so the number of null draws does not grow with the personas: per unit and factor 10,000
+        draws of every stratum's level x option table (multivariate hypergeometric, (L - 1)(K - 1)
+        hypergeometric draws per stratum and draw), one set shared by the noise floor and the item-level null.
+        Each draw costs more with more answers per cell (numpy's sampler: about 115 ns at 50, 220 ns at 750),
+        and the parts that read the rows grow with them, so the default (10 personas) understates the real
+        size: ``--stab-personas 150 --stab-units 16`` is the issue's 2.88 million rows (71.5 CPU-s, 42 s of
+        it in the table draws, measured at load average 5). Goal: 10 times faster than the time measured on
+        the default workload before the nulls were vectorised (``BEFORE_STABILITY_S``, CPU seconds: the
+        steadier figure on a shared machine). The line after the timing says where the CPU goes.
+        ``--stab-compare`` also runs the earlier null draws (a random key sorted per answer) once in the same
+        run and prints the ratio, whether the verdicts agree and the largest answer-null p-value difference
+        in Monte Carlo SEs.
     (c) ``audit_claim`` for one model x country: "prompting in the country's language raises alignment"
         (``Claim.steering_raises`` with ``steer="language"``), multiverse over paraphrases.
     (d) ``robustalign audit --example`` as a command, wall time and CPU time (its own and its figure
@@ -33,6 +38,7 @@ Run with ``python bench/run.py realsize`` (``make bench``); ``-- --scale 0.05 --
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import statistics
@@ -49,7 +55,8 @@ import pandas as pd
 #: (b) before the nulls were vectorised, on its default workload (2 units, 10 personas per unit, 2,000
 #: resamples, 10,000 permutations), on the shared 2-core development machine (load average about 10):
 #: 473.8 s wall, 100.2 s CPU. After, run back to back with it: 84.8 s wall (load about 5), 55.0 s CPU, and
-#: the same ``to_frame()`` within 1e-16.
+#: the same ``to_frame()`` within 1e-16. With the table draws shared by the noise floor and the item-level
+#: null: 5.5 s CPU (median of 3, load average 5.3-5.8), 18 times faster; 3.1 s of it in the table draws.
 BEFORE_STABILITY_S = {"units": 2, "personas": 10, "seconds": 473.8, "cpu": 100.2}
 
 
@@ -130,7 +137,7 @@ def bench_make_responses(scale, repeats, tmp):
     return resp, R
 
 
-def bench_stability(personas, n_units, quick, compare=False):
+def bench_stability(personas, n_units, quick, compare=False, repeats=3):
     import robustalign as ra
     from robustalign.claims.stability import assess_stability
     from robustalign.resampling import stability_nulls
@@ -145,18 +152,21 @@ def bench_stability(personas, n_units, quick, compare=False):
     resp = ra.make_responses(df, R)
     kw = {"n_resamples": 200, "n_permutations": 1000} if quick else {}
 
-    def run(method):
+    def run(method, n=repeats):
         stability_nulls.NULL_DRAWS = method
         try:
             return _median_time(lambda: assess_stability(resp, R, by="unit", factors=["language", "paraphrase"],
-                                                         rng=0, **kw), 1, f"assess_stability ({method})")
+                                                         rng=0, **kw), n, f"assess_stability ({method})")
         finally:
             stability_nulls.NULL_DRAWS = "tables"
 
-    sec, res = run("tables")
+    load = os.getloadavg()[0]
+    with _null_clock() as clock:
+        sec, res = run("tables")
     print(f"(b) assess_stability, {n_units} units x 2 factors, {personas} personas per unit, {len(df):,} rows"
           f"{' (quick: 200 resamples, 1,000 permutations)' if quick else ''}; null draws: multivariate "
-          "hypergeometric tables")
+          f"hypergeometric tables; median of {repeats} runs, load average {load:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after")
     before = BEFORE_STABILITY_S
     per_unit_before = before["seconds"] / before["units"]
     same = personas == before["personas"] and not quick
@@ -167,12 +177,63 @@ def bench_stability(personas, n_units, quick, compare=False):
                                                 f"{cpu_before:.1f} s cpu; now {cpu_before / cpu:.1f} x faster (cpu; "
                                                 f"goal 10 x: {'met' if cpu_before / cpu >= 10 else 'NOT met'})"
                                                 if same else ""))
+    total = _CPU["assess_stability (tables)"]
+    per_run = {k: v / repeats for k, v in clock.items()}
+    stats = per_run["answer nulls"] - per_run["table draws"]
+    print(f"      where the cpu goes (mean of the runs): answer-null table draws {per_run['table draws']:.2f} s, "
+          f"their statistics (modal flips, item x level interaction) {stats:.2f} s, spread null "
+          f"{per_run['spread null']:.2f} s, the rest (bootstraps, other parts) "
+          f"{total - per_run['answer nulls'] - per_run['spread null']:.2f} s", flush=True)
     if compare:  # the previous null draws (a uniform key sorted per answer), in the same run
-        sec_old, old = run("sort")
+        sec_old, old = run("sort", 1)  # minutes: once
         cpu_old = _CPU["assess_stability (sort)"]
         same_verdicts = res.verdicts["verdict"].tolist() == old.verdicts["verdict"].tolist()
         _line("assess_stability (sort)", sec_old, None,
-              f"tables are {cpu_old / cpu:.2f} x faster (cpu); same verdicts: {same_verdicts}")
+              f"tables are {cpu_old / cpu:.2f} x faster (cpu); same verdicts: {same_verdicts}; "
+              f"{_p_gap(res, old, kw.get('n_permutations', 10_000))}")
+
+
+@contextlib.contextmanager
+def _null_clock():
+    """CPU seconds spent in the stability nulls while the block runs: the answer nulls (table draws and their
+    statistics), their table draws alone, and the spread null of the factor effect. One clock read per chunk
+    of draws, so the overhead is negligible."""
+    from robustalign.claims import _stability_parts, stability
+    from robustalign.resampling import stability_nulls
+
+    clock = {"answer nulls": 0.0, "table draws": 0.0, "spread null": 0.0}
+
+    def timed(fn, key):
+        def wrapper(*args, **kwargs):
+            c = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                clock[key] += time.process_time() - c
+        return wrapper
+
+    saved = [(_stability_parts, "answer_permutation_nulls"), (stability, "spread_permutation_null"),
+             (stability_nulls.AnswerPermuter, "draw")]
+    originals = [getattr(obj, name) for obj, name in saved]
+    for (obj, name), fn, key in zip(saved, originals, ["answer nulls", "spread null", "table draws"]):
+        setattr(obj, name, timed(fn, key))
+    try:
+        yield clock
+    finally:
+        for (obj, name), fn in zip(saved, originals):
+            setattr(obj, name, fn)
+
+
+def _p_gap(a, b, n_perm):
+    """The largest difference between the answer nulls' p-values of two runs with independent draws of the same
+    null, in Monte Carlo SEs of the difference (sqrt(2 p (1 - p) / n_perm) at their mean p)."""
+    cols = ["quantity", "unit", "factor", "p_value"]
+    rows = ["flip_noise_floor", "item_level_sd"]
+    fa, fb = (f.loc[f["quantity"].isin(rows), cols] for f in (a.to_frame(), b.to_frame()))
+    m = fa.merge(fb, on=cols[:3], suffixes=("_a", "_b"))
+    p = (m["p_value_a"] + m["p_value_b"]) / 2
+    z = (m["p_value_a"] - m["p_value_b"]).abs() / np.sqrt(2 * p * (1 - p) / n_perm)
+    return f"answer-null p-values: largest |difference| {z.max():.2f} MC SE over {len(m)}"
 
 
 def bench_audit_claim(resp, R, quick):
@@ -276,7 +337,7 @@ def main(argv=None) -> int:
         if "a" in a.only or "c" in a.only:
             resp, R = bench_make_responses(a.scale, repeats, tmp)
         if "b" in a.only:
-            bench_stability(a.stab_personas, a.stab_units, a.quick, a.stab_compare)
+            bench_stability(a.stab_personas, a.stab_units, a.quick, a.stab_compare, repeats)
         if "c" in a.only:
             bench_audit_claim(resp, R, a.quick)
         if "d" in a.only or "e" in a.only:

@@ -233,21 +233,22 @@ def _hypergeometric_draws(pooled: np.ndarray, sizes: np.ndarray, gen: np.random.
     S, K = pooled.shape
     L = sizes.shape[1]
     out = np.empty((b, S, L, K))
-    left = np.repeat(pooled[None].astype(np.int64), b, axis=0)  # (b, S, K) answers of each option not placed
+    # (K, b, S) answers of each option not placed: option-major, so each option's counts are contiguous
+    left = np.repeat(pooled.T[:, None, :].astype(np.int64), b, axis=1)
     pool = sizes[:, ::-1].cumsum(1)[:, ::-1].astype(np.int64)  # (S, L) answers not placed before level l
     for lv in range(L - 1):
         need = np.repeat(sizes[None, :, lv].astype(np.int64), b, axis=0)  # (b, S) slots of the level still free
-        rest = pool[:, lv] - left[:, :, 0]  # answers of the options after option 0
+        rest = pool[:, lv] - left[0]  # answers of the options after option 0
         for k in range(K - 1):
-            good = left[:, :, k]
+            good = left[k]
             x = gen.hypergeometric(good, rest, need)
             out[:, :, lv, k] = x
             need -= x
             good -= x
-            rest -= left[:, :, k + 1]
+            rest -= left[k + 1]
         out[:, :, lv, K - 1] = need
-        left[:, :, K - 1] -= need
-    out[:, :, L - 1] = left
+        left[K - 1] -= need
+    out[:, :, L - 1] = left.transpose(1, 2, 0)
     return out
 
 
