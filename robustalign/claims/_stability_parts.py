@@ -36,6 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from robustalign.resampling import permutation_p_values
+from robustalign.resampling.sequential import SequentialRule
 from robustalign.resampling.stability_nulls import (
     ModalFlipStatistic,
     answer_permutation_nulls,
@@ -128,14 +129,18 @@ def position_bias(blk, SP, n_resamples, n_permutations, level, gen) -> dict | No
 
 def answer_nulls(blk: dict, observed: float, n_resamples: int, n_permutations: int, level: float,
                  gen_null: np.random.Generator, gen_item: np.random.Generator, floor: bool = True, item: bool = True,
-                 tick: Callable[[int, int], None] | None = None) -> tuple[dict | None, dict | None]:
+                 tick: Callable[[int, int], None] | None = None, rule: SequentialRule | None = None,
+                 floor_mean_needed: bool = False) -> tuple[dict | None, dict | None]:
     """The noise floor of the modal flip rate and the item-level instability (choice data), their nulls
     from one set of draws: both re-allocate every stratum's answers among its levels at random, cell sizes
     kept, so one draw serves both (:func:`~robustalign.resampling.stability_nulls.answer_permutation_nulls`).
 
     ``observed``: the observed mean modal flip rate; ``gen_null`` draws the nulls, ``gen_item`` the
     item-level bootstrap; ``floor`` / ``item``: which parts to compute; ``tick(done, total)`` after each
-    chunk of draws. Returns ``(noise floor, item-level)``, None for a part left out or not estimable.
+    chunk of draws. ``rule``: stop each null when its p-value is decided
+    (:class:`~robustalign.resampling.sequential.SequentialRule`); the noise floor's null then takes every
+    draw when ``floor_mean_needed`` (its mean is the bound of a ``flip_margin`` verdict, not a p-value).
+    Returns ``(noise floor, item-level)``, None for a part left out or not estimable.
     """
     N = blk.get("N")
     if N is None:
@@ -147,9 +152,17 @@ def answer_nulls(blk: dict, observed: float, n_resamples: int, n_permutations: i
     stats = ([(None, flip_stat)] if flip_stat is not None else []) + ([il["null_stat"]] if il is not None else [])
     if not stats:
         return None, None
-    nulls = answer_permutation_nulls(counts, stats, n_permutations, gen_null, tick=tick)
+    obs = ([None if floor_mean_needed else observed] if flip_stat is not None else []) + \
+        ([il["tau2"]] if il is not None else [])
+    nulls = answer_permutation_nulls(counts, stats, n_permutations, gen_null, tick=tick, rule=rule, observed=obs)
     nf = _floor(flip_stat, nulls[0], observed, N) if flip_stat is not None else None
     return nf, (_item_level_finish(il, nulls[-1]) if il is not None else None)
+
+
+def _p_and_se(observed: float, null: np.ndarray) -> tuple[float, float]:
+    """Upper-tail permutation p-value and its Monte Carlo SE, ``sqrt(p (1 - p) / n)`` at the draws used."""
+    p = float(permutation_p_values(np.array([observed]), null[:, None], "greater")[0])
+    return p, float(np.sqrt(p * (1 - p) / len(null)))
 
 
 def _floor(stat, null, observed, N) -> dict | None:
@@ -157,13 +170,13 @@ def _floor(stat, null, observed, N) -> dict | None:
     null = null[np.isfinite(null)]
     if not len(null):
         return None
-    p = float(permutation_p_values(np.array([observed]), null[:, None], "greater")[0])
+    p, se = _p_and_se(observed, null)
     lo, hi = np.quantile(null, [0.025, 0.975])
     # with one answer per cell, re-allocating answers among levels leaves every flip as it is: the floor
     # equals the observed rate and says nothing about an effect, so verdicts do not use it
     informative = bool((N >= 2).any())
     return {"floor": float(null.mean()), "null_low": float(lo), "null_high": float(hi), "p_value": p,
-            "n_draws": len(null), "per_item": stat.per_item(), "mean_n": float(N[N > 0].mean()),
+            "p_mcse": se, "n_draws": len(null), "per_item": stat.per_item(), "mean_n": float(N[N > 0].mean()),
             "informative": informative, "null": null}
 
 
@@ -234,6 +247,6 @@ def _item_level_setup(blk, counts, n_resamples, level, gen) -> dict | None:
 
 def _item_level_finish(il, null) -> dict:
     t2 = il["tau2"]
-    p = float(permutation_p_values(np.array([t2]), null[:, None], "greater")[0])
-    return {"tau2": t2, "tau": float(np.sqrt(max(t2, 0.0))), "boot": il["boot"], "p_value": p,
-            "n_items": il["n_items"], "null_mean": float(np.nanmean(null))}
+    p, se = _p_and_se(t2, null)
+    return {"tau2": t2, "tau": float(np.sqrt(max(t2, 0.0))), "boot": il["boot"], "p_value": p, "p_mcse": se,
+            "n_draws": len(null), "n_items": il["n_items"], "null_mean": float(np.nanmean(null))}

@@ -128,6 +128,7 @@ from robustalign.resampling import (
     sign_flip_test,
     stability_nulls,
 )
+from robustalign.resampling.sequential import SequentialRule
 from robustalign.resampling.stability_nulls import spread_permutation_null
 from robustalign.schema import Reference, Responses, sort_key
 
@@ -172,6 +173,7 @@ def assess_stability(
     confidence_level: float = 0.95,
     n_resamples: int = 2000,
     n_permutations: int = 10_000,
+    sequential: bool | float = False,
     fit: Any = None,
     adjust_method: str = "fdr_bh",
     skip: str | Sequence[str] = (),
@@ -214,7 +216,16 @@ def assess_stability(
     n_resamples : int
         Bootstrap resamples for intervals (default 2,000).
     n_permutations : int
-        Random permutations for p-values (default 10,000).
+        Random permutations for p-values (default 10,000); with ``sequential``, the most the answer nulls take.
+    sequential : bool or float
+        Stop drawing the answer nulls (the noise floor's and the item-level effect's) once each p-value is
+        clearly on one side of alpha (:class:`robustalign.resampling.sequential.SequentialRule`: an exact
+        Clopper-Pearson interval for the permutation p-value after every 1,000 draws, at risk
+        ``0.001 / looks``). ``True``: at most a 0.001 chance per test of stopping on the wrong side of alpha;
+        a number in (0, 0.5): that chance. Default False: every null takes ``n_permutations`` draws. The
+        draws each test used are in its evidence (``n_draws``, with ``p_mcse``) and in
+        ``provenance["answer_null_draws"]``; the noise floor takes every draw when its mean is the bound of
+        a ``flip_margin`` verdict.
     fit : object, optional
         A fitted Bayesian response model (``robustalign.models``) with ``variance_shares()`` and a
         ``converged`` flag; its shares are added to the table, and a fit that did not converge is
@@ -268,6 +279,7 @@ def assess_stability(
     level, n_resamples, n_permutations, skip = _check_args(
         responses, reference, by, metric, adjust_method, margin, flip_margin, skip, estimand, confidence_level,
         n_resamples, n_permutations)
+    rule = _sequential_rule(sequential, n_permutations, level)
     design = [f for f in responses.factors if f != by]
     factors, skipped = _choose_factors(responses, factors, design)
     gen, record = as_generator(rng)
@@ -287,7 +299,7 @@ def assess_stability(
             if progress is not None:
                 progress(step)
             _unit_factor(parts, responses, cells.block(unit, f), unit, f, by, human, margin, f in ofac, skip,
-                         n_resamples, n_permutations, level, stream, _ticker(progress, step))
+                         n_resamples, n_permutations, level, stream, _ticker(progress, step), rule, flip_margin)
     effects, pairwise, flips = parts["effects"], parts["pairwise"], parts["flips"]
     floors, item_lv = parts["noise_floors"], parts["item_level"]
     _adjust_families(effects, pairwise, adjust_method)
@@ -324,6 +336,8 @@ def assess_stability(
         "reference_hash": reference.data_hash() if reference is not None else None,
         "fit_converged": converged, "kind": responses.kind, "skipped_parts": list(skip),
         "estimand": estimand, "n_not_estimable": not_est, "null_draws": stability_nulls.NULL_DRAWS,
+        "sequential": None if rule is None else rule.to_dict(),
+        "answer_null_draws": _draws_used(effects, floors, item_lv, by),
     }
     res = StabilityResult(kind="stability", verdicts=verdicts, evidence=evidence, provenance=provenance,
                           confidence_level=level)
@@ -422,8 +436,27 @@ def _choose_factors(responses: Responses, factors: str | Sequence[str] | None,
     return chosen, skipped
 
 
+def _sequential_rule(sequential: bool | float | None, n_permutations: int, level: float) -> SequentialRule | None:
+    """The stopping rule of the answer nulls (None: fixed count); the verdicts compare their p-values with
+    alpha alone (unadjusted), so that is the one threshold."""
+    if sequential is None or sequential is False:
+        return None
+    if sequential is True:
+        return SequentialRule(n_permutations, (1 - level,))
+    if isinstance(sequential, (int, float)) and not isinstance(sequential, bool):
+        return SequentialRule(n_permutations, (1 - level,), risk=float(sequential))
+    raise ValueError(f"`sequential` must be True, False or a risk in (0, 0.5) such as 0.001; got {sequential!r}.")
+
+
+def _draws_used(effects: list, floors: list, item_lv: list, by: str) -> list[dict]:
+    """The answer-null draws each unit x factor's tests used (the noise floor's and the item-level's)."""
+    return [{by: e["unit"], "factor": e["factor"], "noise_floor": None if nf is None else nf["n_draws"],
+             "item_level": None if il is None else il["n_draws"]} for e, nf, il in zip(effects, floors, item_lv)]
+
+
 def _unit_factor(parts: dict, responses: Responses, blk: dict, unit, f: str, by: str, human, margin, is_order: bool,
-                 skip: tuple, n_resamples: int, n_permutations: int, level: float, stream, tick=None) -> None:
+                 skip: tuple, n_resamples: int, n_permutations: int, level: float, stream, tick=None,
+                 rule: SequentialRule | None = None, flip_margin: float | None = None) -> None:
     """Every part of one unit x factor, appended to the lists of ``parts``."""
     eff = _factor_effect(blk, n_resamples, n_permutations, level, stream("effect", unit, f))
     eff.update(unit=unit, factor=f)
@@ -441,8 +474,11 @@ def _unit_factor(parts: dict, responses: Responses, blk: dict, unit, f: str, by:
     obs = float(fl["flip"]["mean"].estimate[0]) if fl.get("flip") is not None else np.nan
     # the noise floor and the item-level null share one set of draws (the same null: answers re-allocated
     # among levels within strata); the item-level bootstrap keeps a stream of its own
+    # the floor's mean bounds a flip_margin verdict when there is no effect margin: then it takes every draw
+    floor_mean = flip_margin is not None and not (np.isfinite(delta) and np.isfinite(eff["estimate"]))
     nf, il = answer_nulls(blk, obs, n_resamples, n_permutations, level, stream("answer_null", unit, f),
-                          stream("item_level", unit, f), "noise_floor" not in skip, "item_level" not in skip, tick)
+                          stream("item_level", unit, f), "noise_floor" not in skip, "item_level" not in skip, tick,
+                          rule, floor_mean)
     parts["noise_floors"].append(nf)
     parts["item_level"].append(il)
     if is_order and "position_bias" not in skip:

@@ -26,6 +26,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import gammaln
 
+from robustalign.resampling.sequential import SequentialRule
+
 __all__ = ["AnswerPermuter", "ModalFlipStatistic", "answer_permutation_nulls", "interaction_null", "item_sums",
            "level_permutation_null", "modal_flip_null", "spread_permutation_null"]
 
@@ -368,7 +370,9 @@ def answer_permutation_nulls(counts: np.ndarray,
                              statistics: Sequence[tuple[np.ndarray | None, Callable[[np.ndarray], np.ndarray]]],
                              n_draws: int, gen: np.random.Generator, chunk: int | None = None,
                              method: str | None = None,
-                             tick: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+                             tick: Callable[[int, int], None] | None = None,
+                             rule: SequentialRule | None = None,
+                             observed: Sequence[float | None] | None = None) -> list[np.ndarray]:
     """Null values of several statistics from one set of draws of the same null: every stratum's answers
     re-allocated among its levels at random, cell sizes kept (:class:`AnswerPermuter`).
 
@@ -379,17 +383,51 @@ def answer_permutation_nulls(counts: np.ndarray,
     values are dependent across statistics, as the observed values are (the same data). Returns one
     ``(n_draws,)`` array per statistic. Draws are made ``chunk`` at a time (default: about
     :data:`CHUNK_CELLS` cells per chunk); ``tick(done, n_draws)`` is called after each chunk.
+
+    Sequential (``rule``, a :class:`~robustalign.resampling.sequential.SequentialRule`, and ``observed``,
+    one observed value per statistic, None for a statistic that must take every draw): chunks are at most
+    ``rule.min_draws`` draws; at each look a statistic whose upper-tail p-value is decided stops (its
+    statistic is no longer computed) and drawing stops when every statistic has. Each returned array then
+    holds the draws its statistic used, the first draws of the same sequence (with a chunk of at most
+    ``rule.min_draws``, the first draws of the fixed-count route).
     """
     perm = AnswerPermuter(counts, method)
     step = _chunk(chunk, perm.shape, n_draws)
+    if rule is not None:
+        step = min(step, rule.min_draws)
+        if observed is None or len(observed) != len(statistics):
+            raise ValueError("`observed` needs one value (or None) per statistic with `rule`.")
     outs = [np.empty(n_draws) for _ in statistics]
+    used = [n_draws] * len(statistics)
+    active = list(range(len(statistics)))
     for s0 in range(0, n_draws, step):
         draws = perm.draw(gen, min(step, n_draws - s0))
-        for out, (rows, stat) in zip(outs, statistics):
-            out[s0:s0 + len(draws)] = stat(draws if rows is None else draws[:, rows])
+        done = s0 + len(draws)
+        for i in active:
+            rows, stat = statistics[i]
+            outs[i][s0:done] = stat(draws if rows is None else draws[:, rows])
         if tick is not None:
-            tick(s0 + len(draws), n_draws)
-    return outs
+            tick(done, n_draws)
+        if rule is not None and observed is not None and rule.is_look(s0, done):
+            for i in [i for i in active if observed[i] is not None and _decided(rule, outs[i][:done], observed[i])]:
+                used[i] = done
+                active.remove(i)
+            if not active:
+                break
+    return [out[:n] for out, n in zip(outs, used)]
+
+
+def _decided(rule: SequentialRule, null: np.ndarray, observed: float | None) -> bool:
+    """Whether the upper-tail p-value of ``observed`` against ``null`` (finite draws, the tie rule of
+    :func:`~robustalign.resampling.permutation_p_values`) is decided by ``rule``."""
+    from robustalign.resampling.permutation import permutation_p_values
+
+    null = null[np.isfinite(null)]
+    if observed is None or not np.isfinite(observed) or not len(null):
+        return False
+    p = float(permutation_p_values(np.array([observed]), null[:, None], "greater")[0])
+    b = int(round(p * (len(null) + 1))) - 1
+    return bool(rule.decided(b, len(null)))
 
 
 def _last_axis_max(x: np.ndarray) -> np.ndarray:
