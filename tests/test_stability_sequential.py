@@ -182,3 +182,29 @@ def test_assess_stability_sequential_records_draws():
     np.testing.assert_allclose(f1.loc[eff, "p_value"], f0.loc[eff, "p_value"], rtol=1e-12)
     with pytest.raises(ValueError, match="sequential"):
         assess_stability(resp, ref, sequential="yes", **kw)
+
+
+def test_sequential_numbers_do_not_depend_on_other_units_or_parts():
+    import pandas as pd
+
+    from robustalign.claims.stability import assess_stability
+    from robustalign.simulate import simulate
+
+    resp, _ = simulate(n_models=3, n_items=20, factors={"template": 3}, n_orders=1, n_samples=3, rng=5).load()
+    skip = ("agreement", "ranking", "validity", "retest", "pairwise")
+    kw = dict(factors=["template"], margin=0.1, n_resamples=100, n_permutations=3000, rng=11, sequential=True)
+    full = assess_stability(resp, skip=skip, **kw)
+    models = resp.models
+    part = assess_stability(resp.subset(models=[models[2]]), skip=skip, **kw)
+    floor_only = assess_stability(resp, skip=skip + ("item_level",), **kw)
+    q = ["flip_noise_floor", "item_level_sd"]
+    cols = ["quantity", "model", "estimate", "p_value"]
+    frames = [r.to_frame() for r in (full, part)]
+    a, b = (f.loc[f["quantity"].isin(q) & (f["model"] == models[2]), cols].reset_index(drop=True) for f in frames)
+    assert len(a) == 2
+    pd.testing.assert_frame_equal(a, b)
+    # each null's stopping point is its own: the floor's draws do not depend on the item-level null
+    for x, y in zip(full.evidence["noise_floors"], floor_only.evidence["noise_floors"]):
+        np.testing.assert_array_equal(x["null"], y["null"])
+    assert [d["noise_floor"] for d in full.provenance["answer_null_draws"]] == \
+        [d["noise_floor"] for d in floor_only.provenance["answer_null_draws"]]
