@@ -27,6 +27,9 @@ difference, weighted so that the statistic is the item-level mean); for more lev
 are permuted among the levels present in each stratum and the additive model is refitted. Intervals are
 cluster bootstraps over items (BCa). p-values of the factor effects are adjusted with Benjamini-Hochberg
 over the family "models x factors"; pairwise level differences over "models x factors x level pairs".
+With ``sequential=True`` the answer nulls (noise floor, item-level effect) stop drawing once an exact
+Clopper-Pearson interval for the permutation p-value, valid over all looks, lies on one side of alpha
+(:mod:`robustalign.resampling.sequential`); the draws each used are recorded.
 
 *Equivalence (the verdict).* The margin :math:`\delta` is ``margin=`` if given, else the human
 between-group SD of mean position per item, averaged over the items the model's effect uses
