@@ -23,7 +23,10 @@ from robustalign.metrics import (
     METRICS,
     MIN_ANSWERS,
     MIN_ANSWERS_NONLINEAR,
+    NEAR_IDENTITY_METRICS,
     finite_sample_similarity,
+    identity_chi_square,
+    identity_p_value,
     mean_position,
     spearman_alignment,
 )
@@ -96,6 +99,15 @@ def item_scores(
         ``estimand``, ``n_not_estimable``, ``min_answers`` and ``n_human_corrected`` (rows whose human
         side was corrected for a known number of respondents).
     """
+    return _item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
+                        groups=groups, estimand=estimand, min_answers=min_answers)
+
+
+def _item_scores(responses: Responses, reference: Reference, *, metric: str, by: Sequence[str], against: str | None,
+                 group_map: Mapping[str, str] | None, groups: Sequence[str] | None, estimand: str,
+                 min_answers: int | None, identity: bool = False) -> pd.DataFrame:
+    """:func:`item_scores`; with ``identity`` also the per-row chi-square of identity with the human
+    distribution (columns ``_x2, _x2_df, _x2_var``, :func:`robustalign.metrics.identity_chi_square`)."""
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {sorted(METRICS)}; got {metric!r}.")
     if estimand not in ESTIMANDS:
@@ -128,7 +140,12 @@ def item_scores(
     out["score"] = S
     present = _reference_cells(reference, items, gl)[ii, gi]
     keep = scorable & ~not_est
-    out = out[keep].reset_index(drop=True)[[*dict.fromkeys([*cells, "item", "group"]), "score", "n"]]
+    cols = [*dict.fromkeys([*cells, "item", "group"]), "score", "n"]
+    if identity:  # the sampled side(s) against the other: exact human shares where their n is unknown
+        x2 = identity_chi_square(Pr, Qr, n_p, reference.n_array(items, gl)[ii, gi])
+        out = out.assign(_x2=x2[0], _x2_df=x2[1], _x2_var=x2[2])
+        cols += ["_x2", "_x2_df", "_x2_var"]
+    out = out[keep].reset_index(drop=True)[cols]
     out.attrs.update(metric=metric, estimand=estimand, n_missing_reference=int((~present).sum()),
                      n_nominal_skipped=int((present & ~scorable).sum()), n_not_estimable=int(not_est.sum()),
                      min_answers=int(min_n) if estimand == "answer-distribution" else 1,
@@ -211,6 +228,7 @@ def alignment(
     rng: RngLike = None,
     estimand: str = "answer-distribution",
     min_answers: int | None = None,
+    near_identity: bool = True,
 ) -> BootstrapResult:
     """Alignment of every cell with every (or its own) human group, with cluster-bootstrap intervals.
 
@@ -270,8 +288,9 @@ def alignment(
     check_choice(estimand, ESTIMANDS, "estimand")
     cells = _cells(responses, by, against)
     if metric != "spearman":
-        scores = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
-                             groups=groups, estimand=estimand, min_answers=min_answers)
+        test = near_identity and metric in NEAR_IDENTITY_METRICS and estimand == "answer-distribution"
+        scores = _item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
+                              groups=groups, estimand=estimand, min_answers=min_answers, identity=test)
         if scores.empty and scores.attrs.get("n_not_estimable", 0):
             raise ValueError(not_estimable_message(metric, scores.attrs, cells))
         keys = list(dict.fromkeys([*cells, "group"]))
@@ -280,11 +299,36 @@ def alignment(
         res.provenance.update({k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers",
                                                            "n_human_corrected", "metric")})
         # means over items: intervals at the small-sample expanded level (same replicates, wider quantiles)
-        return replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)",
-                       method=f"{res.method}-expanded", mean_n=_items_per_mean(scores, keys, res.labels))
+        res = replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)",
+                      method=f"{res.method}-expanded", mean_n=_items_per_mean(scores, keys, res.labels))
+        return _near_identity(res, scores, keys, metric, 1.0 - confidence_level) if test else res
     return _spearman(responses, reference, cells, against, group_map, groups,
                      dict(n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng))
 
+
+def _near_identity(res: BootstrapResult, scores: pd.DataFrame, keys: list[str], metric: str,
+                   alpha: float) -> BootstrapResult:
+    """Widen the upper end to 1 for the units whose answer distributions are not distinguishable from the
+    human ones: the sum over items of the per-cell chi-square of identity does not reject at ``alpha``."""
+    from robustalign.resampling.widened import widen
+
+    g = scores.groupby(keys, observed=True, sort=False)[["_x2", "_x2_df", "_x2_var"]].sum(min_count=1)
+    tab = res.labels[keys].merge(g.reset_index(), on=keys, how="left")
+    stat, df, var = (tab[c].to_numpy(float) for c in ("_x2", "_x2_df", "_x2_var"))
+    pv = identity_p_value(stat, df, var)
+    near = np.isfinite(pv) & (pv > alpha)
+    notes = np.array([
+        "" if not a else
+        (f"not distinguishable from the human distribution (chi-square of identity {x:.1f} on {d:.0f} df over "
+         f"{n_it:.0f} items, p = {p:.3g} >= {alpha:.3g}): {metric} has a kink at identity, where the corrected "
+         "value stays biased low by about 1/sqrt(answers), so the upper end is 1, the top of the scale")
+        for a, x, d, n_it, p in zip(near, stat, df, res.mean_n, pv, strict=True)], dtype=object)
+    est = res.estimate
+    out = widen(res, high=np.where(near, np.clip(1.0 - est, 0.0, None), 0.0), ceiling=np.where(near, 1.0, np.nan),
+                note=notes)
+    table = tab[keys].assign(identity_chi2=stat, identity_df=df, identity_p=pv, near_identity=near)
+    out.provenance.update(near_identity=table, near_identity_alpha=alpha)
+    return out
 
 def _items_per_mean(scores: pd.DataFrame, keys: list[str], labels: pd.DataFrame) -> np.ndarray:
     """Items with a finite score behind each statistic (row of ``labels``) of a mean over items."""
