@@ -159,17 +159,19 @@ def _data(rng, models, n_items, n_answers, n_human=None):
 
 
 def _coverage(models, n_answers, n_sets, seed, n_human=None, n_resamples=400):
-    """Hits of the 95% interval (with the rule, and the plain one before it), and the share widened."""
-    after, before, widened = ({m: [] for m in models} for _ in range(3))
+    """Hits of the 95% interval (with the rules, and the plain one before them), and whether the unit's test
+    of identity did not reject (upper end 1)."""
+    after, before, near = ({m: [] for m in models} for _ in range(3))
     for s in range(n_sets):
         resp, ref = _data(np.random.default_rng([seed, s]), models, 40, n_answers, n_human)
         res = alignment(resp, ref, metric="js", n_resamples=n_resamples, rng=s)
         for frame, hits in ((res.to_frame(), after), (res.base().to_frame(), before)):
             for m, lo, hi in zip(frame["model"], frame["conf_low"], frame["conf_high"], strict=True):
                 hits[m].append(lo <= _truth(m) <= hi)
-        for m, w in zip(res.to_frame()["model"], res.to_frame()["widened"], strict=True):
-            widened[m].append(w)
-    return ({m: np.array(v) for m, v in d.items()} for d in (after, before, widened))
+        tab = res.provenance["near_identity"]
+        for m, w in zip(tab["model"], tab["near_identity"], strict=True):
+            near[m].append(w)
+    return ({m: np.array(v) for m, v in d.items()} for d in (after, before, near))
 
 
 def _p_low(hits, rate=0.93):
@@ -181,13 +183,15 @@ def _p_high(hits, rate=0.97):
 
 
 def test_identical_model_is_covered_with_the_rule_and_was_not_before():
-    after, before, widened = _coverage(["identical", "flat"], 10, 60, seed=41, n_resamples=300)
+    after, before, near = _coverage(["identical", "flat"], 10, 30, seed=41, n_resamples=200)
     # the model equal to the humans: the corrected JS is biased low by O(1/sqrt(n)), the plain interval
     # misses 1 in about 3 of 10 data sets; with the rule it covers (conservative: >= 0.93)
     assert _p_low(before["identical"]) < 0.01, before["identical"].mean()
     assert _p_low(after["identical"]) > 0.01, after["identical"].mean()
-    # a model far from the humans is rejected by the test: its interval does not move
-    assert widened["flat"].sum() == 0 and (after["flat"] == before["flat"]).all()
+    # a model far from the humans is rejected by the test (its upper end moves only by the allowance of the
+    # few items that are not distinguishable on their own), and widening only adds hits
+    assert near["flat"].sum() == 0 and (after["flat"] >= before["flat"]).all()
+    assert near["identical"].mean() > 0.9
 
 
 def test_rule_is_off_for_metrics_without_the_kink_and_on_request():
@@ -205,11 +209,11 @@ def test_rule_is_off_for_metrics_without_the_kink_and_on_request():
 @pytest.mark.slow
 @pytest.mark.parametrize("n_answers, n_human", [(10, None), (15, None), (50, None), (15, 100)])
 def test_every_closeness_is_covered_with_the_rule_slow(n_answers, n_human):
-    # 200 data sets per design (about a minute each): identical .. near at >= 0.93 (conservative where
-    # the test rarely rejects), flat and sharp inside [0.93, 0.97] and never widened
-    after, before, widened = _coverage(list(MODELS), n_answers, 200, seed=[43, n_answers, n_human or 0])
+    # 200 data sets per design (one to two minutes each): identical .. near at >= 0.93 (conservative where
+    # the test rarely rejects), flat and sharp inside [0.93, 0.97] and (almost) never taken for identical
+    after, before, near = _coverage(list(MODELS), n_answers, 200, seed=[43, n_answers, n_human or 0])
     for m in ("identical", "veryclose", "close", "near"):
         assert _p_low(after[m]) > 0.01, (m, after[m].mean(), before[m].mean())
     for m in ("flat", "sharp"):
         assert _p_low(after[m]) > 0.01 and _p_high(after[m]) > 0.01, (m, after[m].mean())
-        assert widened[m].mean() < 0.02
+        assert near[m].mean() < 0.02

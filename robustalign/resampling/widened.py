@@ -73,10 +73,17 @@ class WidenedBootstrapResult(BootstrapResult):
             raise ValueError(f"WidenedBootstrapResult: `widen_note` has {notes.size} values for {k} statistics.")
         object.__setattr__(self, "widen_note", notes.reshape(-1))
 
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``widen_low, widen_high, ceiling, widen_note`` as arrays (``__post_init__`` fills every one)."""
+        lo, hi, ceil, note = self.widen_low, self.widen_high, self.ceiling, self.widen_note
+        assert lo is not None and hi is not None and ceil is not None and note is not None
+        return lo, hi, ceil, note
+
     @property
     def widened(self) -> np.ndarray:
         """True for the statistics whose intervals are widened."""
-        return np.asarray((self.widen_low > 0) | (self.widen_high > 0) | (self.widen_note != ""))
+        lo, hi, _, note = self._arrays()
+        return np.asarray((lo > 0) | (hi > 0) | (note != ""))
 
     def base(self) -> BootstrapResult:
         """The same replicates as a plain :class:`BootstrapResult` (intervals without the allowances)."""
@@ -84,10 +91,9 @@ class WidenedBootstrapResult(BootstrapResult):
 
     def _interval(self, level: float | None, method: str | None) -> tuple[np.ndarray, np.ndarray, float, str | np.ndarray]:
         low, high, lev, used = super()._interval(level, method)
-        assert self.widen_low is not None and self.widen_high is not None and self.ceiling is not None
-        up = high + self.widen_high
-        up = np.where(np.isfinite(self.ceiling), np.maximum(high, np.minimum(up, self.ceiling)), up)
-        return low - self.widen_low, up, lev, used
+        wl, wh, ceil, _ = self._arrays()
+        up = np.where(np.isfinite(ceil), np.maximum(high, np.minimum(high + wh, ceil)), high + wh)
+        return low - wl, up, lev, used
 
     def to_frame(self, confidence_level: float | None = None, method: str | None = None, *,
                  level: float | None = None) -> pd.DataFrame:
@@ -95,9 +101,10 @@ class WidenedBootstrapResult(BootstrapResult):
         reason in ``method_note``. Where the ceiling is the upper end, its Monte Carlo error is 0."""
         out = super().to_frame(confidence_level, method, level=level)
         w = self.widened
+        _, _, ceil, why = self._arrays()
         notes = out["method_note"].to_numpy(object) if "method_note" in out else np.full(len(self), "", object)
-        out["method_note"] = [("; ".join(x for x in (a, b) if x)) for a, b in zip(notes, self.widen_note, strict=True)]
-        at_ceiling = w & np.isfinite(self.ceiling) & (out["conf_high"].to_numpy(float) == self.ceiling)
+        out["method_note"] = [("; ".join(x for x in (a, b) if x)) for a, b in zip(notes, why, strict=True)]
+        at_ceiling = w & np.isfinite(ceil) & (out["conf_high"].to_numpy(float) == ceil)
         out.loc[at_ceiling, "conf_high_mcse"] = 0.0
         out.insert(out.columns.get_loc("method_note") + 1, "widened", w)
         return out
@@ -120,9 +127,9 @@ class WidenedBootstrapResult(BootstrapResult):
         c = coefficients.to_numpy(float) if isinstance(coefficients, pd.DataFrame) else np.asarray(coefficients, float)
         c = c[:, None] if c.ndim == 1 else c
         pos, neg = np.clip(c, 0.0, None), np.clip(-c, 0.0, None)
-        assert self.widen_low is not None and self.widen_high is not None
-        hi = pos.T @ self.widen_high + neg.T @ self.widen_low
-        lo = pos.T @ self.widen_low + neg.T @ self.widen_high
+        wl, wh, _, _ = self._arrays()
+        hi = pos.T @ wh + neg.T @ wl
+        lo = pos.T @ wl + neg.T @ wh
         names = np.array(_names(self.labels), dtype=object)
         notes = []
         for j in range(c.shape[1]):
@@ -142,10 +149,10 @@ class WidenedBootstrapResult(BootstrapResult):
             vals = val if isinstance(val, (list, tuple, set)) else [val]
             keep &= self.labels[name].isin(vals).to_numpy()
         idx = np.flatnonzero(keep)
-        assert self.widen_low is not None and self.widen_high is not None and self.ceiling is not None
+        wl, wh, ceil, note = self._arrays()
         fl = {f.name: getattr(out, f.name) for f in fields(BootstrapResult)}
-        return WidenedBootstrapResult(**fl, widen_low=self.widen_low[idx], widen_high=self.widen_high[idx],
-                                      ceiling=self.ceiling[idx], widen_note=np.asarray(self.widen_note)[idx])
+        return WidenedBootstrapResult(**fl, widen_low=wl[idx], widen_high=wh[idx], ceiling=ceil[idx],
+                                      widen_note=note[idx])
 
 
 def widen(result: BootstrapResult, *, low: ArrayLike = 0.0, high: ArrayLike = 0.0, ceiling: ArrayLike = np.nan,
