@@ -163,7 +163,7 @@ def _coverage(models, n_answers, n_sets, seed, n_human=None, n_resamples=400):
     of identity did not reject (upper end 1)."""
     after, before, near = ({m: [] for m in models} for _ in range(3))
     for s in range(n_sets):
-        resp, ref = _data(np.random.default_rng([seed, s]), models, 40, n_answers, n_human)
+        resp, ref = _data(np.random.default_rng([*np.atleast_1d(seed), s]), models, 40, n_answers, n_human)
         res = alignment(resp, ref, metric="js", n_resamples=n_resamples, rng=s)
         for frame, hits in ((res.to_frame(), after), (res.base().to_frame(), before)):
             for m, lo, hi in zip(frame["model"], frame["conf_low"], frame["conf_high"], strict=True):
