@@ -308,7 +308,8 @@ def alignment(
         metric, left out of the means). For JS and TV a
         :class:`~robustalign.resampling.widened.WidenedBootstrapResult` whose ``provenance["near_identity"]``
         has, per unit, the chi-square of identity, its df and p-value, ``near_identity`` (not rejected),
-        the items not distinguishable on their own and the item allowance.
+        the items not distinguishable on their own and the item allowance (a plain result where neither
+        side is sampled: probabilities or scores against exact shares carry no kink bias).
 
     Raises
     ------
@@ -365,6 +366,8 @@ def _near_identity(res: BootstrapResult, scores: pd.DataFrame, keys: list[str], 
     level = NEAR_IDENTITY_TEST_SHARE * alpha
     pv = identity_p_value(stat, df, var)
     near = np.isfinite(pv) & (pv > level)
+    if not np.isfinite(pv).any():  # nothing sampled on either side (probabilities vs exact shares): no kink bias
+        return res
     item = np.where(near, 0.0, np.nan_to_num(tab["_item"].to_numpy(float)))
     n_near = np.nan_to_num(tab["_n_near"].to_numpy(float))
     mean_n = res.mean_n if res.mean_n is not None else np.full(len(res), np.nan)
