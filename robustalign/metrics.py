@@ -812,8 +812,9 @@ LINEAR_METRICS = frozenset({"agreement"})
 #: such approximation of the JS similarity misses it by 0.032-0.054 (n = 5) and 0.015-0.026 (n = 9)
 #: somewhere on the simplex (K = 4), against a standard error of a 40-item mean of 0.03-0.06. For
 #: models not close to the human distribution the second-order jackknife covered 0.92-0.93 at 5
-#: answers and 0.92-0.95 at 10; near it, no count up to 50 is enough (use brier or cramer; see
-#: docs/resampling.md, "Why JS needs 10 answers per cell"). TV has a
+#: answers and 0.92-0.95 at 10; near it, no count up to 50 is enough for the corrected value itself, so
+#: :func:`robustalign.alignment` widens the upper end there (NEAR_IDENTITY_METRICS; docs/resampling.md,
+#: "Why JS needs 10 answers per cell" and "Near identity"). TV has a
 #: kink in every option (p_k = h_k): for a model whose shares lie near the human ones its corrected
 #: value kept a bias of -0.069 at 5 answers and -0.021 at 15 (0.7 standard deviations of a 40-item
 #: mean; coverage 0.51 and 0.86), -0.008 at 30 (coverage 0.92-0.94), hence 30. W1 (one kink per
