@@ -217,3 +217,14 @@ def test_every_closeness_is_covered_with_the_rule_slow(n_answers, n_human):
     for m in ("flat", "sharp"):
         assert _p_low(after[m]) > 0.01 and _p_high(after[m]) > 0.01, (m, after[m].mean())
         assert near[m].mean() < 0.02
+
+
+def test_tv_gets_the_unit_rule_and_no_item_allowance():
+    resp, ref = _data(np.random.default_rng(6), ["identical", "flat"], 20, M.MIN_ANSWERS["tv"])
+    res = alignment(resp, ref, metric="tv", n_resamples=50, rng=0)
+    tab = res.provenance["near_identity"].set_index("model")
+    assert bool(tab.loc["identical", "near_identity"]) and not bool(tab.loc["flat", "near_identity"])
+    assert tab.loc["flat", "item_allowance"] == 0.0  # the item bound is JS's (docs/resampling.md)
+    f, plain = res.to_frame().set_index("model"), res.base().to_frame().set_index("model")
+    assert f.loc["identical", "conf_high"] == max(1.0, plain.loc["identical", "conf_high"])
+    assert f.loc["flat", "conf_high"] == plain.loc["flat", "conf_high"]
