@@ -51,6 +51,7 @@ __all__ = [
     "FEW_ANSWER_METRICS",
     "MIN_ANSWERS",
     "MIN_ANSWERS_NONLINEAR",
+    "NEAR_IDENTITY_METRICS",
     "SUM_TOL",
     "VSM2013",
     "ProxySimilarity",
@@ -71,6 +72,9 @@ __all__ = [
     "normalized_entropy",
     "plurality_agreement",
     "human_proxy_similarity",
+    "identity_bias_bound",
+    "identity_chi_square",
+    "identity_p_value",
     "profile_correlation",
     "rank_groups",
     "spearman_alignment",
@@ -808,8 +812,9 @@ LINEAR_METRICS = frozenset({"agreement"})
 #: such approximation of the JS similarity misses it by 0.032-0.054 (n = 5) and 0.015-0.026 (n = 9)
 #: somewhere on the simplex (K = 4), against a standard error of a 40-item mean of 0.03-0.06. For
 #: models not close to the human distribution the second-order jackknife covered 0.92-0.93 at 5
-#: answers and 0.92-0.95 at 10; near it, no count up to 50 is enough (use brier or cramer; see
-#: docs/resampling.md, "Why JS needs 10 answers per cell"). TV has a
+#: answers and 0.92-0.95 at 10; near it, no count up to 50 is enough for the corrected value itself, so
+#: :func:`robustalign.alignment` widens the upper end there (NEAR_IDENTITY_METRICS; docs/resampling.md,
+#: "Why JS needs 10 answers per cell" and "Near identity"). TV has a
 #: kink in every option (p_k = h_k): for a model whose shares lie near the human ones its corrected
 #: value kept a bias of -0.069 at 5 answers and -0.021 at 15 (0.7 standard deviations of a 40-item
 #: mean; coverage 0.51 and 0.86), -0.008 at 30 (coverage 0.92-0.94), hence 30. W1 (one kink per
@@ -985,6 +990,108 @@ def finite_sample_similarity(metric: str | Callable[..., Any], p: ArrayLike, q: 
         if n_q is not None:  # the same order on the human side (small surveys are as curved)
             out = out - _jackknife_shift(f, q, p, np.asarray(n_q, float), s0, K, ordinal, False, order)
     return np.where(np.broadcast_to(n_p, out.shape) < min_n, np.nan, out)
+
+
+#: Similarity metrics whose maximum (1, at P = Q) is a kink: near it the bias of the corrected value
+#: is of order 1/sqrt(n) and no per-cell correction removes it (docs/resampling.md, "Near identity").
+#: For these :func:`robustalign.alignment` tests identity per scored unit (:func:`identity_chi_square`)
+#: and, where identity is not rejected, reads the upper end of the interval as 1; for JS, items not
+#: distinguishable from identity on their own add :func:`identity_bias_bound`. TV has no such item
+#: bound (its residual at identity is erratic in n), so TV models near but not at identity stay short.
+NEAR_IDENTITY_METRICS = frozenset({"js", "tv"})
+
+
+def identity_chi_square(p: ArrayLike, q: ArrayLike, n_p: ArrayLike,
+                        n_q: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Pearson chi-square of "the distribution behind ``p`` equals the one behind ``q``", row by row.
+
+    ``p`` holds the shares of ``n_p`` sampled answers, ``q`` those of ``n_q`` respondents (None, NaN or
+    ``np.inf``: exact shares). With ``q`` exact this is the goodness-of-fit statistic
+    :math:`X^2 = \sum_k (c_k - n q_k)^2 / (n q_k)` (``scipy.stats.chisquare``), with ``p`` exact the same
+    with the roles swapped, and with both sampled the homogeneity statistic of the 2 x K table
+    (``scipy.stats.chi2_contingency`` without continuity correction). Options with no mass on either
+    side are left out of the degrees of freedom; an answer on an option the exact side gives 0 makes
+    the statistic infinite (identity is impossible).
+
+    Returns
+    -------
+    stat, df, var : ndarray
+        The statistic, its degrees of freedom (options used - 1) and its exact variance under identity
+        when one side is exact, :math:`2(K - 1) + (\sum_k 1/q_k - K^2 - 2K + 2)/n` (the exact mean is
+        ``df``); with both sides sampled the asymptotic ``2 df``. Rows with both sides exact give NaN.
+        Sums over items are referred to a scaled chi-square with these moments
+        (:func:`identity_p_value`).
+    """
+    p = _as_float(p, "p")
+    q = _as_float(q, "q")
+    lead = _lead_shape(p, q)
+    p, q = np.broadcast_to(p, (*lead, p.shape[-1])), np.broadcast_to(q, (*lead, q.shape[-1]))
+    n = np.broadcast_to(np.asarray(n_p, float), lead)
+    m = np.broadcast_to(np.asarray(np.nan if n_q is None else n_q, float), lead)
+    fin_p, fin_q = np.isfinite(n), np.isfinite(m)
+    # one side exact: goodness of fit of the sampled side (x, with k answers) against the exact one (e)
+    x = np.where(fin_p[..., None], p, q)
+    e = np.where(fin_p[..., None], q, p)
+    k = np.where(fin_p, n, m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        used = e > 0
+        dev = np.where(used, (x - e) ** 2 / np.where(used, e, 1.0), np.where(x > 0, np.inf, 0.0))
+        stat = k * dev.sum(-1)
+        kk = used.sum(-1).astype(float)
+        inv = np.where(used, 1.0 / np.where(used, e, 1.0), 0.0).sum(-1)
+        var = 2.0 * (kk - 1.0) + (inv - kk**2 - 2.0 * kk + 2.0) / k
+        df = kk - 1.0
+        # both sampled: homogeneity of the 2 x K table, pooled shares
+        both = fin_p & fin_q
+        if both.any():
+            pool = (n[..., None] * p + m[..., None] * q) / (n + m)[..., None]
+            use2 = pool > 0
+            den = np.where(use2, pool, 1.0)
+            h2 = (n * m / (n + m)) * np.where(use2, (p - q) ** 2 / den, 0.0).sum(-1)
+            df2 = use2.sum(-1) - 1.0
+            stat, df, var = np.where(both, h2, stat), np.where(both, df2, df), np.where(both, 2.0 * df2, var)
+    none = ~fin_p & ~fin_q
+    return tuple(np.where(none, np.nan, a) for a in (stat, df, var))  # type: ignore[return-value]
+
+
+def identity_bias_bound(df: ArrayLike, n: ArrayLike) -> np.ndarray:
+    r"""Bound on the bias of the corrected JS similarity of one cell at identity (P = Q), per row.
+
+    At P = Q the plug-in JS distance from ``n`` answers (effective ``n m / (n + m)`` with ``m`` sampled
+    respondents) is :math:`\sqrt{X^2 / (8 n \ln 2)}` to first order, with :math:`X^2 \sim \chi^2_{df}`
+    the chi-square of identity, so its expectation is
+    :math:`\sqrt 2\,\Gamma((df + 1)/2) / \Gamma(df/2) / \sqrt{8 n \ln 2}` (0.214 at 10 answers and 4
+    options). The second-order jackknife removes a little more than half of it (a bias of 0.067, 0.069 and
+    0.039 remained at 10, 15 and 50 answers in docs/resampling.md); this returns half of the plug-in's,
+    the allowance :func:`robustalign.alignment` adds per item that may sit at the kink.
+    """
+    from scipy.special import gammaln
+
+    df, n = np.asarray(df, float), np.asarray(n, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lead = np.sqrt(2.0) * np.exp(gammaln((df + 1.0) / 2.0) - gammaln(np.where(df > 0, df, 1.0) / 2.0))
+        out = 0.5 * lead / np.sqrt(8.0 * n * _LN2)
+    return np.where((df > 0) & (n > 0), out, 0.0)
+
+
+def identity_p_value(stat: ArrayLike, df: ArrayLike, var: ArrayLike) -> np.ndarray:
+    """P-value of identity from a sum of per-item chi-square statistics, their df and null variances.
+
+    The sum has mean ``df`` and variance ``var`` under identity (:func:`identity_chi_square`); it is
+    referred to the scaled chi-square ``a * chi2(b)`` with those two moments (Satterthwaite 1946:
+    ``a = var / (2 df)``, ``b = 2 df^2 / var``), which with ``var = 2 df`` is the plain chi-square. At 10
+    answers per cell the plain chi-square is anti-conservative for items whose human distribution has
+    small shares (the variance term in 1/q); the moment match holds the size (tests/test_js_near_identity.py).
+    NaN where ``df`` is not positive.
+    """
+    from scipy import stats
+
+    stat, df, var = (np.asarray(a, float) for a in (stat, df, var))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(var > 0, var / (2.0 * df), 1.0)
+        b = np.where(var > 0, 2.0 * df**2 / var, df)
+        out = stats.chi2.sf(stat / a, b)
+    return np.where(df > 0, out, np.nan)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,7 +23,11 @@ from robustalign.metrics import (
     METRICS,
     MIN_ANSWERS,
     MIN_ANSWERS_NONLINEAR,
+    NEAR_IDENTITY_METRICS,
     finite_sample_similarity,
+    identity_bias_bound,
+    identity_chi_square,
+    identity_p_value,
     mean_position,
     spearman_alignment,
 )
@@ -40,6 +44,14 @@ __all__ = ["ESTIMANDS", "alignment", "human_pair_scores", "human_profiles", "ite
 #: (:func:`robustalign.metrics.finite_sample_similarity`). ``"plug-in"``: the metric between the
 #: observed shares, whose expectation moves with the number of answers sampled per cell.
 ESTIMANDS = ("answer-distribution", "plug-in")
+
+#: Near identity (:func:`alignment` with a metric in :data:`robustalign.metrics.NEAR_IDENTITY_METRICS`):
+#: the test that a unit's answer distribution equals the human one on every item is made at this share
+#: of the interval's alpha (0.01 for 95% intervals), and an item counts as possibly at the kink while
+#: its own chi-square is below the 1 - NEAR_IDENTITY_ITEM_LEVEL quantile. Chosen by simulation
+#: (docs/resampling.md, "Near identity").
+NEAR_IDENTITY_TEST_SHARE = 0.2
+NEAR_IDENTITY_ITEM_LEVEL = 0.3
 
 _ROW_CHUNK = 1000  # cell x group rows per call of the corrected metric (its arrays are rows x K^3)
 
@@ -96,6 +108,15 @@ def item_scores(
         ``estimand``, ``n_not_estimable``, ``min_answers`` and ``n_human_corrected`` (rows whose human
         side was corrected for a known number of respondents).
     """
+    return _item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
+                        groups=groups, estimand=estimand, min_answers=min_answers)
+
+
+def _item_scores(responses: Responses, reference: Reference, *, metric: str, by: Sequence[str], against: str | None,
+                 group_map: Mapping[str, str] | None, groups: Sequence[str] | None, estimand: str,
+                 min_answers: int | None, identity: bool = False) -> pd.DataFrame:
+    """:func:`item_scores`; with ``identity`` also the per-row chi-square of identity with the human
+    distribution (columns ``_x2, _x2_df, _x2_var``, :func:`robustalign.metrics.identity_chi_square`)."""
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {sorted(METRICS)}; got {metric!r}.")
     if estimand not in ESTIMANDS:
@@ -128,7 +149,16 @@ def item_scores(
     out["score"] = S
     present = _reference_cells(reference, items, gl)[ii, gi]
     keep = scorable & ~not_est
-    out = out[keep].reset_index(drop=True)[[*dict.fromkeys([*cells, "item", "group"]), "score", "n"]]
+    cols = [*dict.fromkeys([*cells, "item", "group"]), "score", "n"]
+    if identity:  # the sampled side(s) against the other: exact human shares where their n is unknown
+        m_h = reference.n_array(items, gl)[ii, gi]
+        x2 = identity_chi_square(Pr, Qr, n_p, m_h)
+        with np.errstate(invalid="ignore", divide="ignore"):  # effective answers of the difference p - q
+            n_eff = 1.0 / (1.0 / n_p + np.where(np.isfinite(m_h), 1.0 / m_h, 0.0))
+        kink = identity_bias_bound(x2[1], n_eff) if metric == "js" else np.zeros(len(S))
+        out = out.assign(_x2=x2[0], _x2_df=x2[1], _x2_var=x2[2], _kink=kink)
+        cols += ["_x2", "_x2_df", "_x2_var", "_kink"]
+    out = out[keep].reset_index(drop=True)[cols]
     out.attrs.update(metric=metric, estimand=estimand, n_missing_reference=int((~present).sum()),
                      n_nominal_skipped=int((present & ~scorable).sum()), n_not_estimable=int(not_est.sum()),
                      min_answers=int(min_n) if estimand == "answer-distribution" else 1,
@@ -211,6 +241,7 @@ def alignment(
     rng: RngLike = None,
     estimand: str = "answer-distribution",
     min_answers: int | None = None,
+    near_identity: bool = True,
 ) -> BootstrapResult:
     """Alignment of every cell with every (or its own) human group, with cluster-bootstrap intervals.
 
@@ -250,13 +281,35 @@ def alignment(
         See above and :data:`ESTIMANDS`.
     min_answers : int, optional
         As in :func:`item_scores`.
+    near_identity : bool
+        For JS and TV (:data:`robustalign.metrics.NEAR_IDENTITY_METRICS`; answer-distribution estimand):
+        both have a kink at identity (P = Q), where the corrected per-item value stays biased low by
+        about 1/sqrt(answers), a bias the bootstrap does not see and no per-cell correction removes. Each
+        unit (cell x group) is tested for "its answer distribution equals the human one on every item"
+        (the sum over items of the per-cell Pearson chi-square against the human shares, or of the
+        two-sample statistic where the reference gives respondent counts;
+        :func:`robustalign.metrics.identity_chi_square`) at one fifth of the interval's alpha
+        (:data:`NEAR_IDENTITY_TEST_SHARE`: 0.01 for 95% intervals). Where it does not reject, the
+        similarity is within the noise floor of identity and the upper end is 1, the top of the scale.
+        Otherwise, for JS, the items whose own chi-square is below its 70% point
+        (:data:`NEAR_IDENTITY_ITEM_LEVEL`) may sit at the kink: each adds its bias bound at identity
+        (:func:`robustalign.metrics.identity_bias_bound`) / items to the upper end. ``to_frame()`` says so
+        in ``method_note`` and a column ``widened``; ``pairwise()`` and ``contrast()`` carry the
+        allowances into differences (:class:`robustalign.resampling.widened.WidenedBootstrapResult`);
+        ``result.base()`` gives the intervals without them. Measured coverage of the mean JS similarity
+        for models from identical to far from the humans at 10, 15 and 50 answers: docs/resampling.md,
+        "Near identity". ``False``: no test, the plain intervals.
 
     Returns
     -------
     BootstrapResult
         One statistic per cell x group (labels: ``*by, [against], group``). ``provenance`` records the
         ``estimand`` and ``n_not_estimable`` (cell x item x group rows with too few answers for the
-        metric, left out of the means).
+        metric, left out of the means). For JS and TV a
+        :class:`~robustalign.resampling.widened.WidenedBootstrapResult` whose ``provenance["near_identity"]``
+        has, per unit, the chi-square of identity, its df and p-value, ``near_identity`` (not rejected),
+        the items not distinguishable on their own and the item allowance (a plain result where neither
+        side is sampled: probabilities or scores against exact shares carry no kink bias).
 
     Raises
     ------
@@ -270,8 +323,9 @@ def alignment(
     check_choice(estimand, ESTIMANDS, "estimand")
     cells = _cells(responses, by, against)
     if metric != "spearman":
-        scores = item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
-                             groups=groups, estimand=estimand, min_answers=min_answers)
+        test = near_identity and metric in NEAR_IDENTITY_METRICS and estimand == "answer-distribution"
+        scores = _item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
+                              groups=groups, estimand=estimand, min_answers=min_answers, identity=test)
         if scores.empty and scores.attrs.get("n_not_estimable", 0):
             raise ValueError(not_estimable_message(metric, scores.attrs, cells))
         keys = list(dict.fromkeys([*cells, "group"]))
@@ -280,10 +334,58 @@ def alignment(
         res.provenance.update({k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers",
                                                            "n_human_corrected", "metric")})
         # means over items: intervals at the small-sample expanded level (same replicates, wider quantiles)
-        return replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)",
-                       method=f"{res.method}-expanded", mean_n=_items_per_mean(scores, keys, res.labels))
+        res = replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)",
+                      method=f"{res.method}-expanded", mean_n=_items_per_mean(scores, keys, res.labels))
+        return _near_identity(res, scores, keys, metric, 1.0 - confidence_level) if test else res
     return _spearman(responses, reference, cells, against, group_map, groups,
                      dict(n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng))
+
+
+def _near_identity(res: BootstrapResult, scores: pd.DataFrame, keys: list[str], metric: str,
+                   alpha: float) -> BootstrapResult:
+    """Widen the upper ends of units whose answer distributions may sit at the metric's kink (identity).
+
+    Unit rule: where the sum over items of the per-cell chi-square of identity does not reject at
+    ``NEAR_IDENTITY_TEST_SHARE * alpha``, the upper end is 1. Item rule (JS; other units): each item whose
+    own chi-square is below the ``1 - NEAR_IDENTITY_ITEM_LEVEL`` quantile adds its bound on the bias at
+    identity (:func:`robustalign.metrics.identity_bias_bound`) / items to the upper end.
+    """
+    from scipy import stats
+
+    from robustalign.resampling.widened import widen
+
+    x2, dfi = scores["_x2"].to_numpy(float), scores["_x2_df"].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        near_item = (dfi > 0) & (x2 < stats.chi2.ppf(1.0 - NEAR_IDENTITY_ITEM_LEVEL, np.maximum(dfi, 1.0)))
+    g = (scores.assign(_item=np.where(near_item, scores["_kink"].to_numpy(float), 0.0))
+         .groupby(keys, observed=True, sort=False)
+         .agg(_x2=("_x2", lambda v: v.sum(min_count=1)), _x2_df=("_x2_df", "sum"), _x2_var=("_x2_var", "sum"),
+              _item=("_item", "mean"), _n_near=("_item", lambda v: int((v > 0).sum()))))
+    tab = res.labels[keys].merge(g.reset_index(), on=keys, how="left")
+    stat, df, var = (tab[c].to_numpy(float) for c in ("_x2", "_x2_df", "_x2_var"))
+    level = NEAR_IDENTITY_TEST_SHARE * alpha
+    pv = identity_p_value(stat, df, var)
+    near = np.isfinite(pv) & (pv > level)
+    if not np.isfinite(pv).any():  # nothing sampled on either side (probabilities vs exact shares): no kink bias
+        return res
+    item = np.where(near, 0.0, np.nan_to_num(tab["_item"].to_numpy(float)))
+    n_near = np.nan_to_num(tab["_n_near"].to_numpy(float))
+    mean_n = res.mean_n if res.mean_n is not None else np.full(len(res), np.nan)
+    notes = np.full(len(res), "", dtype=object)
+    notes[:] = [
+        (f"not distinguishable from the human distribution (chi-square of identity {x:.1f} on {d:.0f} df over "
+         f"{n_it:.0f} items, p = {p:.3g} > {level:.3g}): {metric} has a kink at identity, where the corrected "
+         "value stays biased low by about 1/sqrt(answers), so the upper end is 1, the top of the scale")
+        if a else
+        (f"{k:.0f} of {n_it:.0f} items not distinguishable from the human distribution on their own: the upper "
+         f"end is raised by {w:.3g} for the bias at the kink there" if w > 0 else "")
+        for a, x, d, n_it, p, k, w in zip(near, stat, df, mean_n, pv, n_near, item, strict=True)]
+    high = np.where(near, np.clip(1.0 - res.estimate, 0.0, None), item)
+    out = widen(res, high=high, ceiling=1.0, note=notes)
+    table = tab[keys].assign(identity_chi2=stat, identity_df=df, identity_p=pv, near_identity=near,
+                             items_near_identity=n_near, item_allowance=item)
+    out.provenance.update(near_identity=table, near_identity_level=level)
+    return out
 
 
 def _items_per_mean(scores: pd.DataFrame, keys: list[str], labels: pd.DataFrame) -> np.ndarray:
