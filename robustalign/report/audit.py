@@ -875,7 +875,7 @@ def _stability_section(responses, reference, design, factors, gen, *, part, n_re
     res = assess_stability(responses, reference, factors=factors, n_resamples=n_resamples,
                            n_permutations=n_permutations, confidence_level=level, skip=skip, rng=gen,
                            margin=design.stability.get("margin"), flip_margin=design.stability.get("flip_margin"),
-                           progress=progress)  # a line per unit x factor: no long silence on big data
+                           sequential=design.stability.get("sequential", False), progress=progress)  # a line per unit x factor: no long silence on big data
     f = res.to_frame()
     by = res.provenance["by"]
     verdicts = verdict_rows(part, "stability", _stability_words(_key_numbers(res.verdicts, f, [by, "factor"],

@@ -19,6 +19,7 @@ Every key is optional; a missing file means "decide from the data". The schema (
     skip = ["agreement"]               # optional parts to leave out (default: the slow "agreement")
     margin = 0.05                      # equivalence margin in mean-position units (default: human SD)
     flip_margin = 0.10                 # allowed modal flip rate above the noise floor (no reference)
+    sequential = true                  # answer nulls stop drawing once a p-value is clearly decided (default false)
 
     [orders]                           # orders shown, given as labels (a column of the responses)
     column = "order"
@@ -114,7 +115,7 @@ _TOP = {"title", "seed", "n_resamples", "n_permutations", "confidence_level", "m
         "cluster_agreement", "association"}
 _SECTIONS = {
     "alignment": {"against", "group_map"},
-    "stability": {"enabled", "factors", "skip", "margin", "flip_margin"},
+    "stability": {"enabled", "factors", "skip", "margin", "flip_margin", "sequential"},
     "orders": {"column", "map"},
     "steering": {"enabled", "column", "baseline", "by", "metric", "group_map", "compare", "compare_metric"},
     "domains": {"prefix", "map", "column"},
@@ -133,7 +134,8 @@ _TYPES: dict[str, str | dict[str, str]] = {
     "title": "str", "seed": "int", "n_resamples": "int", "n_permutations": "int", "confidence_level": "number",
     "metrics": "strs",
     "alignment": {"against": "str", "group_map": "map"},
-    "stability": {"enabled": "bool", "factors": "strs", "skip": "strs", "margin": "number", "flip_margin": "number"},
+    "stability": {"enabled": "bool", "factors": "strs", "skip": "strs", "margin": "number", "flip_margin": "number",
+                  "sequential": "bool"},
     "orders": {"column": "str"},
     "steering": {"enabled": "bool", "column": "str", "baseline": "level", "by": "strs", "metric": "str",
                  "group_map": "map", "compare": "strs", "compare_metric": "str"},
