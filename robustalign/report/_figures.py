@@ -3,11 +3,11 @@
 Every figure is drawn once (house style, long names cut, grown until its texts fit), its tight bounding
 box is taken once from that drawing, and the PNG (always: the HTML embeds it) and the vector copies are
 written from the same drawing. By default only the PNG is written: an SVG copy costs about two thirds of
-the PNG's time again (a third of all figure time with both), and neither report needs it. Vector copies
+the PNG's time again (a fifth of all figure time with both), and neither report needs it. Vector copies
 are written when asked for (``figure_formats=("png", "svg")`` or ``--figure-formats png,svg``): SVG keeps
 its text as text (``svg.fonttype: none``) and skips PDF's font subsetting, which costs about as much as
 drawing the figure; PDF on request too. The PNG is compressed with zlib level 1 (:data:`PNG_COMPRESS`):
-the same pixels as the default level 6, written in about a quarter less time, the files about 3% larger.
+the same pixels as the default level 6, written in about a fifth less time, the files about 7% larger.
 
 With at least two processors and the ``fork`` start method the figures are drawn by two worker
 processes (forked, so nothing is pickled but the written bytes); otherwise one after the other. The
