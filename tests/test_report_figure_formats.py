@@ -78,3 +78,19 @@ def test_png_is_written_once_per_figure_by_default_with_the_pixels_of_matplotlib
     ours, theirs = (np.asarray(Image.open(io.BytesIO(b))) for b in (drawn, buf.getvalue()))
     assert ours.shape == theirs.shape and ours.shape[0] > 100
     assert np.array_equal(ours, theirs)
+
+
+class _Interrupting(_Spec):
+    def draw(self):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupt_in_a_figure_worker_reaches_the_parent(tmp_path, monkeypatch):
+    """Ctrl-C while a forked worker draws: the parent raises it (before, the worker died of it, its
+    figure was lost and the parent waited for ever)."""
+    import robustalign.report._figures as figures
+
+    monkeypatch.setattr(figures, "_workers", lambda n: 2)  # the forked route, whatever else runs here
+    rep = type("R", (), {"parts": [_Part("a_", [_Spec("one"), _Interrupting("two"), _Spec("three")])]})()
+    with pytest.raises(KeyboardInterrupt):
+        render_figures(rep, tmp_path, None, check_figure_formats(None))

@@ -110,6 +110,15 @@ def _draw_one(i: int) -> dict:
     return _write(name, spec, drawn, fig_dir, formats)
 
 
+def _draw_one_in_worker(i: int) -> dict:
+    """:func:`_draw_one` in a pool's worker: an interrupt there is handed to the parent, which raises it
+    (a worker that dies of it would lose its figure, and the parent would wait for it for ever)."""
+    try:
+        return _draw_one(i)
+    except KeyboardInterrupt:
+        return {"interrupted": True}
+
+
 def _workers(n_jobs: int) -> int:
     """2 when forking is possible and safe here (no other Python thread that could hold a lock), else 1;
     1 also under ``ROBUSTALIGN_WORKERS=1``."""
@@ -144,7 +153,9 @@ def render_figures(report: Any, fig_dir: Path, progress: Callable[[str], None] |
                 warnings.filterwarnings("ignore", message=".*multi-threaded, use of fork", category=DeprecationWarning)
                 pool = mp.get_context("fork").Pool(2)
             with pool:
-                for i, res in enumerate(pool.imap(_draw_one, range(len(_JOBS)))):
+                for i, res in enumerate(pool.imap(_draw_one_in_worker, range(len(_JOBS)))):
+                    if res.get("interrupted"):
+                        raise KeyboardInterrupt
                     out[_JOBS[i][0]] = res
                     if progress:
                         progress(f"figure {_JOBS[i][0]} ({i + 1}/{len(_JOBS)})")
