@@ -137,7 +137,7 @@ def _example(args) -> int:
     if args.out:  # refuse before spending minutes on the audit
         check_out(args.out, args.force, _inputs(args))
     # with --out the figures are drawn while the audit runs, by the process that built each section
-    formats = (getattr(args, "figure_formats", None) or ("png", "svg")) if args.out else None
+    formats = (getattr(args, "figure_formats", None) or ("png",)) if args.out else None
     report = run_example_audit(rng=args.seed, n_resamples=args.n_resamples, n_permutations=args.n_permutations,
                                progress=progress, figure_formats=formats)
     part = report.parts[0]
@@ -453,8 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="directory for the report, tables and figures (never overwritten without --force)")
     a.add_argument("--force", action="store_true", help="allow writing into a non-empty --out")
     a.add_argument("--figure-formats", type=_figure_formats, default=None, metavar="png,svg[,pdf]",
-                   help="figure files: PNG (always; the HTML embeds it) and vector copies, default 'png,svg' "
-                        "(SVG is vector with editable text); add 'pdf' for PDF copies (slower: font subsetting)")
+                   help="figure files: PNG (always; the HTML embeds it), default 'png'; 'png,svg' adds vector copies "
+                        "with editable text, 'pdf' PDF copies (slower: font subsetting)")
     a.add_argument("--seed", type=int, default=None, help="random seed (default: the design's, else 0; recorded)")
     a.add_argument("--n-resamples", type=int, default=None, help="bootstrap resamples for intervals (default 2000)")
     a.add_argument("--n-permutations", type=int, default=None,

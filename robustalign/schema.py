@@ -248,12 +248,15 @@ class Reference:
         out = np.full((len(items), len(uniq), kmax), np.nan)
         ii = {k: j for j, k in enumerate(items)}
         gg = {k: j for j, k in enumerate(uniq)}
-        s = self.shares[self.shares["item"].isin(ii) & self.shares["group"].isin(gg)]
-        ix = s["item"].map(ii).to_numpy(np.intp)
-        gx = s["group"].map(gg).to_numpy(np.intp)
-        kx = s["_k"].to_numpy(np.intp)
+        # each share row's position among the items and groups asked for (-1: not asked for), by plain
+        # dict look-ups: the table is small and asked for often, and pandas' isin/map cost more per call
+        ix, gx = (np.fromiter((pos.get(v, -1) for v in self.shares[col].to_numpy(object)), np.intp,
+                              len(self.shares)) for col, pos in (("item", ii), ("group", gg)))
+        keep = (ix >= 0) & (gx >= 0)
+        ix, gx = ix[keep], gx[keep]
+        kx = self.shares["_k"].to_numpy(np.intp)[keep]
         out[ix, gx, :] = 0.0  # present cells: options beyond the item's K stay 0
-        out[ix, gx, kx] = s["share"].to_numpy()
+        out[ix, gx, kx] = self.shares["share"].to_numpy(float)[keep]
         return out if len(uniq) == len(groups) else out[:, [gg[g] for g in groups], :]
 
     def n_array(self, items: Sequence[str] | None = None, groups: Sequence[str] | None = None) -> np.ndarray:

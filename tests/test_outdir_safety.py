@@ -142,6 +142,7 @@ def test_interrupted_run_then_force_run_without_stability(data, tmp_path, capsys
         return real(fig, *a, **k)
 
     monkeypatch.setattr(style, "shorten_labels", interrupt_at_third_figure)
+    monkeypatch.setenv("ROBUSTALIGN_WORKERS", "1")  # the calls are counted in this process
     assert main(_args(data, out, "--force")) == 130
     err = capsys.readouterr().err
     assert "interrupted; nothing was written to" in err and "Traceback" not in err
@@ -255,6 +256,7 @@ def test_interrupt_swallowed_in_a_weakref_callback_still_exits_130(data, tmp_pat
         return real(fig, *a, **k)
 
     monkeypatch.setattr(style, "shorten_labels", swallowed)
+    monkeypatch.setenv("ROBUSTALIGN_WORKERS", "1")  # the interrupt is swallowed in this process
     out = tmp_path / "out"
     assert main(_args(data, out, design=data / "stability_off.toml")) == 130
     err = capsys.readouterr().err

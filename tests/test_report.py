@@ -87,7 +87,7 @@ def test_html_is_self_contained_and_images_decode(example):
     for p in rep.parts:
         for s in p.sections:
             for f in s.figures:
-                assert b"<svg" in (out / "figures" / f"{p.prefix}{f.name}.svg").read_bytes()[:2000]  # vector copy
+                assert not (out / "figures" / f"{p.prefix}{f.name}.svg").exists()  # vector copies on request
                 assert (out / "figures" / f"{p.prefix}{f.name}.png").stat().st_size > 1000
 
 

@@ -165,7 +165,7 @@ def test_figures_drawn_in_the_workers_are_written_without_drawing_again(here, tm
         raise AssertionError("a figure drawn during the audit was drawn again")
 
     monkeypatch.setattr(figures, "draw_bytes", no_drawing)
-    out = report.write(tmp_path / "rep")
+    out = report.write(tmp_path / "rep", figure_formats=("png", "svg"))  # as drawn (PNG only by default)
     for name in ("first", "second", "third", "fourth"):
         assert (out / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in (out / "figures" / f"{name}.svg").read_bytes()[:1000]

@@ -105,6 +105,15 @@ def _job(job: tuple[int, int]) -> bytes:
     return cloudpickle.dumps((secs, fits, round(seconds, 2), said, cpu))
 
 
+def _job_in_worker(job: tuple[int, int]) -> bytes:
+    """:func:`_job` in a pool's worker; ``b""`` for an interrupt there, which the parent raises (a worker
+    that dies of it would lose its step, and the parent would wait for it for ever)."""
+    try:
+        return _job(job)
+    except KeyboardInterrupt:
+        return b""
+
+
 def _drain(queue: Any, say: Any) -> None:
     while not queue.empty():
         msg = queue.get()
@@ -149,7 +158,7 @@ def _parallel(runs: Sequence[AuditRun], formats: tuple[str, ...] | None) -> dict
             warnings.filterwarnings("ignore", message=".*multi-threaded, use of fork", category=DeprecationWarning)
             pool = ctx.Pool(2)
         with pool:
-            it = pool.imap(_job, order)
+            it = pool.imap(_job_in_worker, order)
             for k in range(len(order)):
                 while True:
                     try:
@@ -158,6 +167,8 @@ def _parallel(runs: Sequence[AuditRun], formats: tuple[str, ...] | None) -> dict
                     except mp.TimeoutError:
                         _drain(_STATE["queue"], say)
                 _drain(_STATE["queue"], say)
+                if not blob:
+                    raise KeyboardInterrupt
                 done[order[k]] = pickle.loads(blob)
     finally:
         _RUNS.clear()

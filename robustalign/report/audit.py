@@ -156,8 +156,8 @@ class AuditReport:
 
     def write(self, out_dir: str | os.PathLike[str], *, force: bool = False,
               progress: Callable[[str], None] | None = None, figure_formats: Sequence[str] | None = None) -> Path:
-        """Write ``report.html`` (self-contained), ``report.md``, one CSV per table, figures as PNG and SVG
-        (and PDF with ``figure_formats=("png", "svg", "pdf")``).
+        """Write ``report.html`` (self-contained), ``report.md``, one CSV per table, figures as PNG
+        (vector copies with ``figure_formats=("png", "svg")``, and ``"pdf"``).
 
         An existing non-empty directory is refused unless ``force=True``. Returns the directory path.
         """
