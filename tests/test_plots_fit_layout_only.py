@@ -1,12 +1,12 @@
 """``fit_to_texts`` measures each round after running only the layout engine (no draw of every artist);
-checked against the same loop with a full draw per round (the earlier code): the same size, the same
+checked against the same loop with a full draw per round (the earlier code, put back in place of
+``_layout``): the same size, the same
 tight box and the same pixels, on figures with what moves a text (long names, legends placed "best",
 colour bars, wrapped labels, a figure title, an annotation outside the axes)."""
 
 from __future__ import annotations
 
 import io
-import warnings
 
 import matplotlib
 import numpy as np
@@ -15,33 +15,13 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from robustalign.plots import _style  # noqa: E402
 from robustalign.plots._style import RC, fit_to_texts, shorten_labels  # noqa: E402
 
 
-def _fit_with_full_draws(fig, *, rounds=6, pad=0.1, margin=0.03):
-    """The earlier loop: ``draw_without_rendering`` (layout plus every artist) before each measurement."""
-    if fig.get_layout_engine() is None:
-        fig.set_layout_engine("constrained")
-    prev, grown, fitted = None, np.zeros(4), None
-    for _ in range(rounds):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="constrained_layout not applied")
-            fig.draw_without_rendering()
-        tb = fig.get_tightbbox(fig.canvas.get_renderer())
-        w, h = fig.get_size_inches()
-        over = np.maximum(0.0, [margin - tb.x0, margin - tb.y0, tb.x1 - w + margin, tb.y1 - h + margin])
-        if over.max() <= 0.0:
-            fitted = tb
-            break
-        grow = over.copy()
-        if prev is not None:
-            share = np.clip(np.divide(prev - over, grown, out=np.ones(4), where=grown > 0), 0.2, 1.0)
-            grow = over / share
-        prev, grown = over, grow
-        fig.set_size_inches(w + grow[0] + grow[2] + pad, h + grow[1] + grow[3] + pad)
-    fig.set_layout_engine("none")
-    fig._robustalign_tightbbox = fitted
-    return fig
+def _full_draw(fig):
+    """The earlier per-round step: ``draw_without_rendering`` (the layout plus a draw of every artist)."""
+    fig.draw_without_rendering()
 
 
 def _forest():
@@ -81,11 +61,13 @@ def _no_axes():
 
 
 @pytest.mark.parametrize("make", [_forest, _matrix, _panels, _no_axes])
-def test_layout_only_rounds_fit_as_full_draws_do(make):
+def test_layout_only_rounds_fit_as_full_draws_do(make, monkeypatch):
     out = []
-    for fit in (fit_to_texts, _fit_with_full_draws):
+    for step in (None, _full_draw):
+        if step is not None:  # the same loop, with the earlier full draw before each measurement
+            monkeypatch.setattr(_style, "_layout", step)
         with matplotlib.rc_context(RC):
-            fig = fit(shorten_labels(make()))
+            fig = fit_to_texts(shorten_labels(make()))
             buf = io.BytesIO()
             box = fig._robustalign_tightbbox
             fig.savefig(buf, format="png", dpi=100, bbox_inches=box.padded(0.1) if box is not None else "tight")
