@@ -25,7 +25,8 @@ Run: ``python bench/run.py models`` (tenth, both routes, and the full robustalig
 process: with the compile caches as found, then warm), with ``-- --skip-full`` to stop after the tenth,
 ``-- --curve`` to add 360,000 responses and extrapolate sampling time to 7,200,000, ``-- --seed N``. Lines
 starting ``GOAL`` compare a measurement with the issue's goal. ``bench/gate_record.py`` runs seeds 1..10
-at full size, each in a new process (``bench/results/gate_record_Q200.jsonl``).
+at full size, each in a new process (``bench/results/gate_record_Q200.jsonl``); the first GOAL line reads
+that file: seeds passed out of seeds run, and the machine.
 """
 
 from __future__ import annotations
@@ -245,6 +246,21 @@ def _full(common: list[str], tune: int, curve: bool) -> None:
               flush=True)
 
 
+def _record(items: int = 200) -> None:
+    """The gate over seeds, from ``bench/gate_record.py``'s file (fits too long to repeat in every bench run)."""
+    path = Path(__file__).resolve().parent / "results" / f"gate_record_Q{items}.jsonl"
+    if not path.exists():
+        print(f"gate record: none yet ({path.name}; run bench/gate_record.py)", flush=True)
+        return
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    passed = [r["seed"] for r in rows if r.get("converged")]
+    failed = [r["seed"] for r in rows if not r.get("converged")]
+    machines = sorted({f"{r.get('machine', '?')} ({r.get('cores', '?')} cores)" for r in rows})
+    _goal(f"{items * 3600:,}: gate over seeds (record file)", f"{len(passed)} of {len(rows)} passed (failed: "
+          f"{failed or 'none'})", ">= 9 of 10", len(rows) >= 10 and len(passed) >= 0.9 * len(rows))
+    print(f"gate record: {path.name}, machine {', '.join(machines)}", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="bench_models")
     ap.add_argument("--route", nargs="+", help=argparse.SUPPRESS)
@@ -266,6 +282,7 @@ def main(argv=None) -> None:
     print(f"4 chains x ({args.tune} tune + {DRAWS} draws), target_accept 0.9, {CORES} cores, seed {args.seed}; "
           "gate: docs/bayesian.md section 3; load average at start "
           f"{os.getloadavg()[0]:.1f}", flush=True)
+    _record()
     _tenth(common)
     if not args.skip_full:
         _full(common, args.tune, args.curve)
