@@ -17,14 +17,14 @@ Timings (medians of ``--repeats``; the machine's load average is printed, since 
         hypergeometric draws per stratum and draw), one set shared by the noise floor and the item-level null.
         Each draw costs more with more answers per cell (numpy's sampler: about 115 ns at 50, 220 ns at 750),
         and the parts that read the rows grow with them, so the default (10 personas) understates the real
-        size: ``--stab-personas 150 --stab-units 16`` is the issue's 2.88 million rows (71.5 CPU-s, 42 s of
+        size: ``--stab-personas 150 --stab-units 16`` is the published experiment's 2.88 million rows (71.5 CPU-s, 42 s of
         it in the table draws, measured at load average 5). Goal: 10 times faster than the time measured on
         the default workload before the nulls were vectorised (``BEFORE_STABILITY_S``, CPU seconds: the
         steadier figure on a shared machine). The line after the timing says where the CPU goes.
         The sequential answer nulls (``assess_stability(sequential=True)``: each null stops once its p-value
         is clearly on one side of 0.05) run in the same part, after the fixed route: their CPU time, the ratio
-        to the fixed route and to the issue's 233 s, the draws used and whether the verdicts agree. At the
-        issue's size: 21.1 CPU-s against 70.8 for the fixed route (3.4 x), 11.1 x faster than 233 s, the same
+        to the fixed route and to the published experiment's 233 s, the draws used and whether the verdicts agree. At the
+        published experiment's size: 21.1 CPU-s against 70.8 for the fixed route (3.4 x), 11.1 x faster than 233 s, the same
         verdicts (load average 6.6-8.1).
         ``--stab-compare`` also runs the earlier null draws (a random key sorted per answer) once in the same
         run and prints the ratio, whether the verdicts agree and the largest answer-null p-value difference
@@ -63,7 +63,7 @@ import pandas as pd
 #: the same ``to_frame()`` within 1e-16. With the table draws shared by the noise floor and the item-level
 #: null: 5.5 s CPU (median of 3, load average 5.3-5.8), 18 times faster; 3.1 s of it in the table draws.
 BEFORE_STABILITY_S = {"units": 2, "personas": 10, "seconds": 473.8, "cpu": 100.2}
-#: (b) the issue's figure at its real size (16 model x country units, 2.77 million rows): 233 s; the goal is
+#: (b) the published experiment's figure at its real size (16 model x country units, 2.77 million rows): 233 s; the goal is
 #: 10 times faster. ``--stab-personas 150 --stab-units 16`` is that size here.
 ISSUE_STABILITY_S = {"units": 16, "personas": 150, "seconds": 233.0}
 
@@ -207,7 +207,7 @@ def bench_stability(personas, n_units, quick, compare=False, repeats=3):
 
 def _sequential_lines(res, res_seq, sec_seq, cpu, clock, repeats, n_units, personas, quick):
     """The sequential answer nulls (``assess_stability(sequential=True)``) against the fixed route of the same
-    run: CPU time, ratios (to the fixed route; to the issue's 233 s at its size), draws used, agreement."""
+    run: CPU time, ratios (to the fixed route; to the published experiment's 233 s at its size), draws used, agreement."""
     cpu_seq = _CPU["assess_stability (tables, sequential)"]
     issue = ISSUE_STABILITY_S
     at_issue = n_units == issue["units"] and personas == issue["personas"] and not quick
