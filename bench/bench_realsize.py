@@ -213,7 +213,7 @@ def _sequential_lines(res, res_seq, sec_seq, cpu, clock, repeats, n_units, perso
     at_issue = n_units == issue["units"] and personas == issue["personas"] and not quick
     _line("assess_stability (tables, sequential)", sec_seq, None,
           f"{cpu / cpu_seq:.2f} x faster than the fixed route (cpu)" +
-          (f"; {issue['seconds'] / cpu_seq:.1f} x faster than the issue's {issue['seconds']:.0f} s (goal 10 x: "
+          (f"; {issue['seconds'] / cpu_seq:.1f} x faster than the published experiment's {issue['seconds']:.0f} s (goal 10 x: "
            f"{'met' if issue['seconds'] / cpu_seq >= 10 else 'NOT met'})" if at_issue else ""))
     used = pd.DataFrame(res_seq.provenance["answer_null_draws"])
     n = pd.concat([used["noise_floor"], used["item_level"]]).dropna()
@@ -359,7 +359,7 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="share of the ~600 personas for (a) and (c)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--stab-personas", type=int, default=10, help="personas per unit for (b)")
-    ap.add_argument("--stab-units", type=int, default=2, help="model x country units for (b) (16 in the issue)")
+    ap.add_argument("--stab-units", type=int, default=2, help="model x country units for (b) (16 in the published experiment)")
     ap.add_argument("--stab-compare", action="store_true",
                     help="(b) also with the previous null draws (sorted keys), for the ratio in one run")
     ap.add_argument("--audit", action="store_true", help="run (e), the 2,000,000-row audit (minutes)")
