@@ -123,6 +123,38 @@ def test_gate_flags_a_deliberately_bad_fit(sim_centred):
     assert np.allclose(again.idata["log_likelihood"]["y"].values, fit.idata["log_likelihood"]["y"].values)
 
 
+
+def test_a_near_miss_gets_more_chains_judged_together(sim_centred, monkeypatch):
+    """The extension (docs/bayesian.md, section 3) on a real fit: the rule is forced to fire once, so the
+    fit samples 2 more chains with a seed keyed from its own and the gate judges all 4; the added chains
+    are exactly a fit with the recorded seed (same compiled model, same process)."""
+    import robustalign.models._fit as fitmod
+    from robustalign.models import fit_response_model
+    from robustalign.resampling import keyed_stream
+
+    resp, _ = sim_centred.load()
+    calls = []
+    monkeypatch.setattr(fitmod, "near_miss", lambda overall: not calls.append(overall))  # always True; calls recorded
+    with pytest.warns(ConvergenceWarning, match="2 more chains after missing the gate on R-hat alone"):
+        fit = fit_response_model(resp, draws=20, tune=5, chains=2, rng=0)
+    ext = fit.provenance["extension"]
+    assert len(calls) == 1 and fit.provenance["chains"] == 4 and fit.idata["posterior"].sizes["chain"] == 4
+    assert ext["chains_added"] == 2 and ext["first_gate"]["min_ess_bulk"] == calls[0]["min_ess_bulk"]
+    assert fit.gate["n_draws"] == 4 * 20 and not fit.converged  # 4 x 20 draws still cannot reach ESS 400
+    assert "4 chains: 2 added after the first 2 missed the gate on R-hat alone" in fit.summary()
+    with pytest.warns(ConvergenceWarning):
+        added = fit_response_model(resp, draws=20, tune=5, chains=2, extend_chains=0,
+                                   rng=keyed_stream(0, "models.gate-extension"))
+    assert added.provenance["sampler_seed"] == ext["sampler_seed"] and "extension" not in added.provenance
+    assert np.array_equal(fit.idata["posterior"]["sd_item"].values[2:], added.idata["posterior"]["sd_item"].values)
+    # without the forced rule, this fit (it fails on ESS) is not extended
+    monkeypatch.undo()
+    with pytest.warns(ConvergenceWarning):
+        plain = fit_response_model(resp, draws=20, tune=5, chains=2, rng=0)
+    assert "extension" not in plain.provenance and plain.idata["posterior"].sizes["chain"] == 2
+    with pytest.raises(ValueError, match="extend_chains"):
+        fit_response_model(resp, draws=20, tune=5, chains=2, rng=0, extend_chains=-1)
+
 def _format_effect_truth(sim):
     """The estimand: the format effect averaged over the models and items in the data.
 

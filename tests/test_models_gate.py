@@ -132,3 +132,46 @@ def test_reported_parameters_are_judged_scalar_by_scalar_at_any_size(name):
     post = {name: rng.standard_normal((CHAINS, 100, 150))}
     diag, _ = diagnose(_tree(post))
     assert diag["rule"].tolist() == ["each"]
+
+
+def _overall(**kw) -> dict:
+    """A gate verdict that missed on R-hat alone, with fields overridden by ``kw``."""
+    base = {"converged": False, "rhat_passed": False, "max_r_hat": 1.015, "min_ess_bulk": 650.0,
+            "min_ess_tail": 600.0, "divergences": 0, "min_e_bfmi": 0.8}
+    return base | kw
+
+
+def test_only_a_fit_that_missed_on_r_hat_alone_is_extended():
+    from robustalign.models._sampling import near_miss
+
+    assert near_miss(_overall())
+    assert near_miss(_overall(max_r_hat=GATE["table_max_r_hat"]))  # the cap itself is still a near miss
+    assert near_miss(_overall(min_e_bfmi=float("nan")))  # a sampler without energy: not judged, as in the gate
+    for bad in ({"converged": True, "rhat_passed": True}, {"max_r_hat": 1.0501}, {"min_ess_bulk": 399.0},
+                {"min_ess_tail": 399.0}, {"divergences": 1}, {"min_e_bfmi": 0.29}, {"rhat_passed": True}):
+        assert not near_miss(_overall(**bad)), bad
+    # the real verdicts: converged draws are not extended; one stuck chain is not (it fails ESS too)
+    rng = np.random.default_rng(3)
+    _, ok = diagnose(_tree(_posterior(rng, 500)))
+    assert ok["converged"] and not near_miss(ok)
+    post = _posterior(rng, 500)
+    post["mu_model"][0] += 3.0
+    _, stuck = diagnose(_tree(post))
+    assert not stuck["converged"] and not near_miss(stuck)
+
+
+def test_chains_are_concatenated_in_every_group_with_new_numbers():
+    from robustalign.models._sampling import concat_chains
+
+    rng = np.random.default_rng(4)
+    a, b = _tree(_posterior(rng, 30)), _tree(_posterior(rng, 30))
+    a.attrs["robustalign_seed"] = 7
+    both = concat_chains(a, b)
+    post = both["posterior"]
+    assert post.sizes["chain"] == 2 * CHAINS and post["chain"].values.tolist() == list(range(2 * CHAINS))
+    assert np.array_equal(post["model_item"].values[:CHAINS], a["posterior"]["model_item"].values)
+    assert np.array_equal(post["model_item"].values[CHAINS:], b["posterior"]["model_item"].values)
+    assert both["sample_stats"].sizes["chain"] == 2 * CHAINS and both.attrs["robustalign_seed"] == 7
+    # the gate judges all 8 chains: 8 x 30 draws of one distribution is as converged as it looks
+    d8, _ = diagnose(both)
+    assert (d8["min_ess_bulk"] > diagnose(a)[0]["min_ess_bulk"]).all()

@@ -12,6 +12,8 @@ from robustalign.models._sampling import (
     attach_provenance,
     check_args,
     diagnose,
+    gate_message,
+    near_miss,
     resolve_backend,
     sample,
     warn_if_failed,
@@ -31,13 +33,16 @@ AUTO_LOGLIK_VALUES = 5_000_000
 _TERMS: dict = {}
 
 
-def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> BayesFit:
+def _run(d, build, what: str, *, backend, max_draws, options=(), extend_chains=None, **sampling) -> BayesFit:
     """Build the graph for design ``d``, sample it with explicit settings, gate it, wrap the result.
 
     ``options`` are the arguments that shaped ``d`` besides the data: with the data hash they key the
     process's compiled-model cache (``_sampling.compiled_for``).
     """
     backend = resolve_backend(backend)
+    if extend_chains is not None and (isinstance(extend_chains, bool) or not isinstance(extend_chains, int)
+                                      or extend_chains < 0):
+        raise ValueError(f"`extend_chains` must be an integer >= 0 (0: never extend); got {extend_chains!r}.")
     # the fused likelihood kernel is numba (and Python) only: JAX gets the same likelihood from
     # PyTensor operations
     fused = not (backend == "jax" and d.kind == "ordinal")
@@ -54,6 +59,10 @@ def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> 
     if d.kind == "score":
         prov["squeeze_n"] = d.squeeze_n
     diag, overall = diagnose(idata)
+    extra = sampling["chains"] if extend_chains is None else extend_chains
+    if extra and near_miss(overall):
+        idata, prov, (diag, overall) = _extend(idata, prov, overall, model, key, backend, extra, sampling)
+        what = f"{what}, with {extra} more chains after missing the gate on R-hat alone,"
     prov.update({"data_hash": d.data_hash, "n_cells": int(d.n_cells), "n_responses": int(d.n_responses),
                  "model": d.kind, "factors": list(d.factors), "cutpoints": d.cutpoints, "converged": overall["converged"],
                  "gate": {k: overall[k] for k in ("max_r_hat", "max_r_hat_each", "max_r_hat_table",
@@ -66,6 +75,28 @@ def _run(d, build, what: str, *, backend, max_draws, options=(), **sampling) -> 
         fit.add_log_likelihood()
     warn_if_failed(overall, what, stacklevel=4)
     return fit
+
+
+def _extend(idata, prov: dict, first: dict, model, key, backend, extra: int, sampling: dict):
+    """Sample ``extra`` more chains of the same compiled model (their own warm-up, a seed keyed from the
+    user's) and judge the gate on all chains together (docs/bayesian.md, section 3)."""
+    from robustalign.models._sampling import concat_chains
+    from robustalign.resampling import keyed_stream
+
+    more = dict(sampling, chains=int(extra), rng=keyed_stream(sampling.get("rng"), "models.gate-extension"))
+    idata2, prov2, _ = sample(model, backend=backend, cache_key=key, **more)
+    idata = concat_chains(idata, idata2)
+    diag, overall = diagnose(idata)
+    prov = dict(prov)
+    prov["extension"] = {
+        "reason": "the gate failed on R-hat alone (" + gate_message(first) + "), every other check passed",
+        "first_gate": {k: first[k] for k in ("max_r_hat", "max_r_hat_each", "max_r_hat_table", "max_share_r_hat_above",
+                                             "max_spread_r_hat", "min_ess_bulk", "min_ess_tail", "converged")},
+        "chains_added": int(extra), "sampler_seed": prov2["sampler_seed"], "seed": prov2["seed"],
+        "sample_s": prov2.get("sample_s"), "converged_after": overall["converged"]}
+    prov["chains"] = int(prov["chains"]) + int(extra)
+    prov["sample_s"] = round(prov.get("sample_s", 0.0) + prov2.get("sample_s", 0.0), 3)
+    return idata, prov, (diag, overall)
 
 
 def fit_response_model(
@@ -87,6 +118,7 @@ def fit_response_model(
     max_draws: int = 1000,
     adaptation: str = "diag",
     cutpoints: str = "shared",
+    extend_chains: int | None = None,
 ) -> BayesFit:
     """Fit the cumulative-logit response model with crossed effects (and humans, if given).
 
@@ -138,6 +170,13 @@ def fit_response_model(
     adaptation : {"diag", "low_rank", ...}
         nutpie's mass-matrix adaptation (recorded in ``provenance``). ``"diag"`` was faster than
         ``"low_rank"`` on the benchmark workload (92 s vs 398 s of sampling at 14,400 cells).
+    extend_chains : int, optional
+        When the fit misses the gate on R-hat alone (every ESS >= 400, no divergence, E-BFMI fine, no R-hat
+        above 1.05), this many more chains (default: ``chains``; 0 turns it off) are sampled once, with
+        their own warm-up and a seed keyed from ``rng``, and the gate judges all chains together, with the
+        same thresholds. ``provenance["extension"]`` records why, the first verdict and the added seed
+        (docs/bayesian.md, section 3: a simulation shows it settles R-hat's noise and still fails chains
+        that disagree).
 
     Returns
     -------
@@ -168,7 +207,7 @@ def fit_response_model(
         d.cutpoints = "offset"
     options = (factors, interactions, min_df_scale, human_n)
     return _run(d, _response_builder(d), "The response model", backend=backend, max_draws=max_draws,
-                options=options, draws=draws,
+                options=options, extend_chains=extend_chains, draws=draws,
                 tune=tune, chains=chains, rng=rng, sampler=sampler, target_accept=target_accept, cores=cores,
                 adaptation=adaptation)
 
@@ -191,6 +230,7 @@ def fit_score_model(
     min_df_scale: int = 4,
     max_draws: int = 1000,
     adaptation: str = "diag",
+    extend_chains: int | None = None,
 ) -> BayesFit:
     """Fit the Beta score model (METHODS 3.4) to answers that are scores in [0, 1].
 
@@ -209,7 +249,7 @@ def fit_score_model(
     d = score_design(responses, reference, factors=factors, interactions=interactions,
                      min_df_scale=min_df_scale, squeeze_n=squeeze_n)
     return _run(d, build_score, "The score model", backend=backend, max_draws=max_draws,
-                options=(factors, interactions, min_df_scale, squeeze_n), draws=draws,
+                options=(factors, interactions, min_df_scale, squeeze_n), extend_chains=extend_chains, draws=draws,
                 tune=tune, chains=chains, rng=rng, sampler=sampler, target_accept=target_accept, cores=cores,
                 adaptation=adaptation)
 

@@ -624,6 +624,11 @@ class BayesFit(Result):
                   f"{g['max_share_r_hat_above']:.1%})" if np.isfinite(g.get("max_r_hat_table", np.nan)) else "")
         diag = (f"max R-hat {g['max_r_hat']:.3f}{tables}, min ESS bulk {g['min_ess_bulk']:.0f} / tail "
                 f"{g['min_ess_tail']:.0f}, {g['divergences']} divergences, min E-BFMI {g.get('min_e_bfmi', np.nan):.2f}")
+        ext = self.provenance.get("extension")
+        if ext:  # the gate missed on R-hat alone with the first chains (docs/bayesian.md, section 3)
+            diag += (f"; {self.provenance['chains']} chains: {ext['chains_added']} added after the first "
+                     f"{self.provenance['chains'] - ext['chains_added']} missed the gate on R-hat alone "
+                     f"(max R-hat {ext['first_gate']['max_r_hat']:.3f})")
         if not self.converged:
             return f"NOT CONVERGED -- DO NOT USE THESE NUMBERS: {what}; failed gate: {gate_message(g)} ({diag})."
         r = self.variance_shares().query("component == 'stability_index'")["estimate"]

@@ -314,6 +314,43 @@ def _r_hat_message(overall: dict) -> str:
     return "; ".join(parts) or f"max R-hat {overall['max_r_hat']:.3f}"
 
 
+def near_miss(overall: dict) -> bool:
+    """Whether a fit missed the gate on R-hat alone, by a margin that more chains can settle.
+
+    True when every other part of the gate passed (bulk and tail ESS, divergences, E-BFMI) and no R-hat
+    is above ``GATE["table_max_r_hat"]`` (1.05). A persistent disagreement between chains large enough to
+    matter cannot pass the ESS rule (an entry whose chains disagree by a relative between-chain variance
+    b has a bulk ESS of at most about 8 / b with 4 chains), so what is left above 1.01 is mostly the
+    sampling noise of R-hat itself; more chains shrink that noise and leave a real disagreement in place
+    (docs/bayesian.md, section 3, with a simulation).
+    """
+    return bool(not overall["converged"] and not overall.get("rhat_passed", overall["max_r_hat"] <= GATE["max_r_hat"])
+                and overall["min_ess_bulk"] >= GATE["min_ess_bulk"]
+                and overall["min_ess_tail"] >= GATE["min_ess_tail"]
+                and overall["divergences"] <= GATE["max_divergences"]
+                and not overall.get("min_e_bfmi", float("nan")) < GATE["min_e_bfmi"]
+                and overall["max_r_hat"] <= GATE["table_max_r_hat"])
+
+
+def concat_chains(first, second):
+    """One DataTree with the chains of ``second`` after those of ``first`` (renumbered), in every group
+    that has a ``chain`` dimension; other groups and the attributes come from ``first``."""
+    import xarray as xr
+
+    groups = {}
+    for name, node in first.children.items():
+        ds = node.to_dataset()
+        if "chain" in ds.dims and name in second.children:
+            other = second[name].to_dataset()
+            other = other.assign_coords(chain=np.arange(ds.sizes["chain"], ds.sizes["chain"] + other.sizes["chain"]))
+            ds = xr.concat([ds, other], dim="chain", data_vars="all", coords="minimal", compat="override",
+                           combine_attrs="override")
+        groups[name] = ds
+    out = xr.DataTree.from_dict(groups)
+    out.attrs.update(first.attrs)
+    return out
+
+
 def warn_if_failed(overall: dict, what: str, stacklevel: int = 3) -> None:
     if not overall["converged"]:
         warnings.warn(
