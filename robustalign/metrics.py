@@ -996,8 +996,9 @@ def finite_sample_similarity(metric: str | Callable[..., Any], p: ArrayLike, q: 
 #: is of order 1/sqrt(n) and no per-cell correction removes it (docs/resampling.md, "Near identity").
 #: For these :func:`robustalign.alignment` tests identity per scored unit (:func:`identity_chi_square`)
 #: and, where identity is not rejected, reads the upper end of the interval as 1; for JS, items not
-#: distinguishable from identity on their own add :func:`identity_bias_bound`. TV has no such item
-#: bound (its residual at identity is erratic in n), so TV models near but not at identity stay short.
+#: distinguishable from identity on their own add :func:`identity_bias_bound` (JS) or the exact
+#: :func:`tv_identity_bias_bound` (TV: the jackknife's residual at the kink is erratic in n, so it is
+#: computed, not approximated).
 NEAR_IDENTITY_METRICS = frozenset({"js", "tv"})
 
 

@@ -310,14 +310,17 @@ def alignment(
         :func:`robustalign.metrics.identity_chi_square`) at one fifth of the interval's alpha
         (:data:`NEAR_IDENTITY_TEST_SHARE`: 0.01 for 95% intervals). Where it does not reject, the
         similarity is within the noise floor of identity and the upper end is 1, the top of the scale.
-        Otherwise, for JS, the items whose own chi-square is below its 70% point
-        (:data:`NEAR_IDENTITY_ITEM_LEVEL`) may sit at the kink: each adds its bias bound at identity
-        (:func:`robustalign.metrics.identity_bias_bound`) / items to the upper end. ``to_frame()`` says so
+        Otherwise the items whose own chi-square is below its 70% point (:data:`NEAR_IDENTITY_ITEM_LEVEL`)
+        may sit at the kink: each adds its bias bound / items to the upper end. For JS the bound at
+        identity (:func:`robustalign.metrics.identity_bias_bound`); for TV the exact supremum over the
+        model's shares of the corrected value's bias (:func:`robustalign.metrics.tv_identity_bias_bound`,
+        a binomial sum per option), which also lowers the lower end by the most the jackknife can
+        over-correct there. ``to_frame()`` says so
         in ``method_note`` and a column ``widened``; ``pairwise()`` and ``contrast()`` carry the
         allowances into differences (:class:`robustalign.resampling.widened.WidenedBootstrapResult`);
         ``result.base()`` gives the intervals without them. Measured coverage of the mean JS similarity
-        for models from identical to far from the humans at 10, 15 and 50 answers: docs/resampling.md,
-        "Near identity". ``False``: no test, the plain intervals.
+        for models from identical to far from the humans (JS at 10, 15 and 50 answers; TV at 30, 50 and
+        100): docs/resampling.md, "Near identity". ``False``: no test, the plain intervals.
 
     Returns
     -------
@@ -327,8 +330,9 @@ def alignment(
         metric, left out of the means). For JS and TV a
         :class:`~robustalign.resampling.widened.WidenedBootstrapResult` whose ``provenance["near_identity"]``
         has, per unit, the chi-square of identity, its df and p-value, ``near_identity`` (not rejected),
-        the items not distinguishable on their own and the item allowance (a plain result where neither
-        side is sampled: probabilities or scores against exact shares carry no kink bias).
+        the items not distinguishable on their own and the item allowances above and below
+        (``item_allowance``, ``item_allowance_low``; a plain result where neither side is sampled:
+        probabilities or scores against exact shares carry no kink bias).
 
     Raises
     ------
@@ -365,9 +369,10 @@ def _near_identity(res: BootstrapResult, scores: pd.DataFrame, keys: list[str], 
     """Widen the upper ends of units whose answer distributions may sit at the metric's kink (identity).
 
     Unit rule: where the sum over items of the per-cell chi-square of identity does not reject at
-    ``NEAR_IDENTITY_TEST_SHARE * alpha``, the upper end is 1. Item rule (JS; other units): each item whose
+    ``NEAR_IDENTITY_TEST_SHARE * alpha``, the upper end is 1. Item rule (other units): each item whose
     own chi-square is below the ``1 - NEAR_IDENTITY_ITEM_LEVEL`` quantile adds its bound on the bias at
-    identity (:func:`robustalign.metrics.identity_bias_bound`) / items to the upper end.
+    the kink / items to the upper end (JS: :func:`robustalign.metrics.identity_bias_bound`; TV:
+    :func:`robustalign.metrics.tv_identity_bias_bound`, whose lower bound also widens the lower end).
     """
     from scipy import stats
 

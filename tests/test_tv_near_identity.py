@@ -185,3 +185,22 @@ def test_near_model_is_covered_by_the_item_rule():
     assert (cov["allowance"]["flat"] == 0).all() and _p_low(cov["after"]["flat"]) > 0.01
     for pair, hits in cov["pairs_after"].items():
         assert _p_low(hits) > 0.01, (pair, hits.mean())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_answers, n_human", [(50, None), (30, 100)])
+def test_every_closeness_and_pair_is_covered_slow(n_answers, n_human):
+    # 100 data sets per design (two to three minutes each): identical .. mid at 0.93 or more (conservative
+    # where the unit's test rarely rejects); the far models are not widened, so their rates stay the plain
+    # interval's; every pairwise difference clearly above 0.90 and all pairs pooled not below 0.93
+    models = ["identical", "close", "near", "mid", "flat", "sharp"]
+    cov = _coverage(models, n_answers, 100, seed=[67, n_answers, n_human or 0], n_human=n_human)
+    for m in ("identical", "close", "near", "mid"):
+        assert _p_low(cov["after"][m]) > 0.01, (m, cov["after"][m].mean(), cov["before"][m].mean())
+    for m in ("flat", "sharp"):
+        assert (cov["allowance"][m] == 0).mean() > 0.95
+        assert _p_low(cov["after"][m], 0.90) > 0.001, (m, cov["after"][m].mean())
+    for pair, hits in cov["pairs_after"].items():
+        assert _p_low(hits, 0.90) > 0.001, (pair, hits.mean(), cov["pairs_before"][pair].mean())
+    pooled = np.concatenate(list(cov["pairs_after"].values()))
+    assert _p_low(pooled) > 0.01, pooled.mean()
