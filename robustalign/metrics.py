@@ -1114,6 +1114,12 @@ def _tv_coordinate_bias(n: int, m: float, p: np.ndarray, h: np.ndarray) -> np.nd
     return out - np.abs(p - h)
 
 
+#: Largest number of respondents for which :func:`tv_identity_bias_bound` sums the two-sample bias
+#: exactly (the cost grows with answers x respondents); larger surveys are searched along p = q with the
+#: human side's own jackknife term left out (an O(1/m) part of the bias; docs/resampling.md).
+TV_TWO_SAMPLE_MAX = 200
+
+
 def tv_identity_bias_bound(q: ArrayLike, n: ArrayLike, n_q: ArrayLike | None = None, *,
                            p_low: ArrayLike | None = None, p_high: ArrayLike | None = None,
                            grid: int = 41) -> tuple[np.ndarray, np.ndarray]:
@@ -1168,28 +1174,29 @@ def tv_identity_bias_bound(q: ArrayLike, n: ArrayLike, n_q: ArrayLike | None = N
         # one search per distinct (share, range) of an option: rows share their human side across models
         trip, inv = np.unique(np.stack([q[sel], lo[sel], hi[sel]], -1).reshape(-1, 3), axis=0, return_inverse=True)
         h, a, b = trip[:, 0], trip[:, 1], trip[:, 2]  # (options,)
-        two = np.isfinite(mm) and mm >= 2
-        if two:  # along p = q, over the human share's range (3 standard errors of the survey)
+        along = np.isfinite(mm) and mm >= 2
+        two = along and mm <= TV_TWO_SAMPLE_MAX
+        if along:  # along p = q, over the human share's range (3 standard errors of the survey)
             sq = 3.0 * np.sqrt(np.maximum(h * (1.0 - h), 1.0 / mm) / mm)
             a, b = np.maximum(a, h - sq), np.minimum(b, h + sq)
         sd = np.sqrt(np.maximum(h * (1.0 - h), 1.0 / nn) / nn)
         t = np.concatenate([np.broadcast_to(np.linspace(0.0, 1.0, half), (*h.shape, half)),
                             h[..., None] + sd[..., None] * np.linspace(-6.0, 6.0, half), h[..., None]], -1)
         t = np.clip(t, a[..., None], np.maximum(a, b)[..., None])
-        top, bottom = _refined_extremes(nn, mm if two else np.inf, t, h, two, a, np.maximum(a, b))
+        top, bottom = _refined_extremes(nn, mm if two else np.inf, t, h, along, a, np.maximum(a, b))
         shape = (int(sel.sum()), q.shape[-1])
         up[sel] = 0.5 * np.maximum(top, 0.0)[inv.reshape(-1)].reshape(shape).sum(-1)
         down[sel] = 0.5 * np.maximum(-bottom, 0.0)[inv.reshape(-1)].reshape(shape).sum(-1)
     return down, up
 
 
-def _refined_extremes(n: int, m: float, t: np.ndarray, h: np.ndarray, two: bool, a: np.ndarray,
+def _refined_extremes(n: int, m: float, t: np.ndarray, h: np.ndarray, along: bool, a: np.ndarray,
                       b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Largest and smallest coordinate bias over the points ``t`` (last axis), each refined three times on
     21 points within one spacing of the optimum so far (the bias is a polynomial of degree n in p)."""
 
     def bias(x: np.ndarray) -> np.ndarray:
-        return _tv_coordinate_bias(n, m, x, x if two else np.broadcast_to(h[..., None], x.shape))
+        return _tv_coordinate_bias(n, m, x, x if along else np.broadcast_to(h[..., None], x.shape))
 
     beta0 = bias(t)
     gap0 = np.max(np.diff(np.sort(t, -1), axis=-1), -1, initial=0.0)  # the widest spacing of the search
