@@ -181,8 +181,8 @@ def test_near_model_is_covered_by_the_item_rule():
     assert _p_low(cov["after"]["near"]) > 0.01, (cov["after"]["near"].mean(), cov["before"]["near"].mean())
     assert (cov["after"]["near"] >= cov["before"]["near"]).all()
     assert np.median(cov["allowance"]["near"]) > 0.005
-    # a model far from the humans has no item near identity: no widening, and covered as before
-    assert (cov["allowance"]["flat"] == 0).all() and _p_low(cov["after"]["flat"]) > 0.01
+    # a model far from the humans has (almost) no item near identity: at most a sliver of widening
+    assert cov["allowance"]["flat"].max() < 0.01 and _p_low(cov["after"]["flat"]) > 0.01
     for pair, hits in cov["pairs_after"].items():
         assert _p_low(hits) > 0.01, (pair, hits.mean())
 
@@ -191,14 +191,14 @@ def test_near_model_is_covered_by_the_item_rule():
 @pytest.mark.parametrize("n_answers, n_human", [(50, None), (30, 100)])
 def test_every_closeness_and_pair_is_covered_slow(n_answers, n_human):
     # 100 data sets per design (two to three minutes each): identical .. mid at 0.93 or more (conservative
-    # where the unit's test rarely rejects); the far models are not widened, so their rates stay the plain
-    # interval's; every pairwise difference clearly above 0.90 and all pairs pooled not below 0.93
+    # where the unit's test rarely rejects); the far models are barely widened, so their rates stay about the
+    # plain interval's; every pairwise difference clearly above 0.90 and all pairs pooled not below 0.93
     models = ["identical", "close", "near", "mid", "flat", "sharp"]
     cov = _coverage(models, n_answers, 100, seed=[67, n_answers, n_human or 0], n_human=n_human)
     for m in ("identical", "close", "near", "mid"):
         assert _p_low(cov["after"][m]) > 0.01, (m, cov["after"][m].mean(), cov["before"][m].mean())
     for m in ("flat", "sharp"):
-        assert (cov["allowance"][m] == 0).mean() > 0.95
+        assert cov["allowance"][m].max() < 0.01  # at most 0.006 in 200 data sets (docs/resampling.md)
         assert _p_low(cov["after"][m], 0.90) > 0.001, (m, cov["after"][m].mean())
     for pair, hits in cov["pairs_after"].items():
         assert _p_low(hits, 0.90) > 0.001, (pair, hits.mean(), cov["pairs_before"][pair].mean())
