@@ -153,7 +153,7 @@ def _coverage(models, n_answers, n_sets, seed, n_human=None, n_resamples=300):
     (``base()``), and each model's item allowance."""
     out = {k: {} for k in ("after", "before", "pairs_after", "pairs_before", "allowance")}
     for s in range(n_sets):
-        resp, ref = _data(np.random.default_rng([seed, s]), models, 40, n_answers, n_human)
+        resp, ref = _data(np.random.default_rng([*np.atleast_1d(seed), s]), models, 40, n_answers, n_human)
         res = alignment(resp, ref, metric="tv", n_resamples=n_resamples, rng=s)
         for key, r in (("after", res), ("before", res.base())):
             for m, lo, hi in r.to_frame()[["model", "conf_low", "conf_high"]].itertuples(index=False):
