@@ -79,6 +79,15 @@ def test_two_sample_bias_along_identity_is_the_enumerated_one():
         assert float(high - low) == pytest.approx(-_exact_bias(p, p, 5, 6), abs=1e-12)
 
 
+def test_large_survey_shortcut_still_bounds_the_two_sample_bias_at_identity():
+    # above TV_TWO_SAMPLE_MAX respondents the human side's own jackknife term is left out of the search:
+    # the enumerated two-sample bias at p = q stays below the bound (0.121 against 0.158 here)
+    m = M.TV_TWO_SAMPLE_MAX + 1
+    q = np.array([0.3, 0.7])
+    _, high = M.tv_identity_bias_bound(q, 5, m)
+    assert 0.0 < -_exact_bias(q, q, 5, m) <= high
+
+
 @pytest.mark.parametrize("n", [5, 6, 9])
 def test_bound_holds_for_every_p_and_is_attained_for_two_options(n):
     q = np.array([0.35, 0.65])
