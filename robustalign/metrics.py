@@ -1148,8 +1148,9 @@ def tv_identity_bias_bound(q: ArrayLike, n: ArrayLike, n_q: ArrayLike | None = N
         Answers per row (integers >= 2; other rows give 0).
     n_q : array_like, optional
         Respondents per row; NaN, ``np.inf`` or None = exact shares. With a sampled side the supremum
-        is taken along p_k = q_k (where the one-sample bias is largest) over the ``[p_low, p_high]``
-        range, for the two-sample jackknife.
+        is taken along p_k = q_k (where the one-sample shortfall is largest) within 3 standard errors of
+        the survey share and the ``[p_low, p_high]`` range, for the two-sample jackknife (above
+        :data:`TV_TWO_SAMPLE_MAX` respondents for the one-sample one, conservatively), and ``low`` is 0.
     p_low, p_high : array_like (..., K), optional
         Range of the model's share of each option (e.g. confidence limits).
     grid : int
@@ -1191,7 +1192,8 @@ def tv_identity_bias_bound(q: ArrayLike, n: ArrayLike, n_q: ArrayLike | None = N
         top, bottom = _refined_extremes(nn, mm if two else np.inf, t, h, along, a, np.maximum(a, b))
         shape = (int(sel.sum()), q.shape[-1])
         up[sel] = 0.5 * np.maximum(top, 0.0)[inv.reshape(-1)].reshape(shape).sum(-1)
-        down[sel] = 0.5 * np.maximum(-bottom, 0.0)[inv.reshape(-1)].reshape(shape).sum(-1)
+        if not along:  # along p = q the search says nothing about over-correction off that line: no bound
+            down[sel] = 0.5 * np.maximum(-bottom, 0.0)[inv.reshape(-1)].reshape(shape).sum(-1)
     return down, up
 
 
