@@ -996,8 +996,9 @@ def finite_sample_similarity(metric: str | Callable[..., Any], p: ArrayLike, q: 
 #: is of order 1/sqrt(n) and no per-cell correction removes it (docs/resampling.md, "Near identity").
 #: For these :func:`robustalign.alignment` tests identity per scored unit (:func:`identity_chi_square`)
 #: and, where identity is not rejected, reads the upper end of the interval as 1; for JS, items not
-#: distinguishable from identity on their own add :func:`identity_bias_bound`. TV has no such item
-#: bound (its residual at identity is erratic in n), so TV models near but not at identity stay short.
+#: distinguishable from identity on their own add :func:`identity_bias_bound` (JS) or the exact
+#: :func:`tv_identity_bias_bound` (TV: the jackknife's residual at the kink is erratic in n, so it is
+#: computed, not approximated).
 NEAR_IDENTITY_METRICS = frozenset({"js", "tv"})
 
 
@@ -1072,6 +1073,150 @@ def identity_bias_bound(df: ArrayLike, n: ArrayLike) -> np.ndarray:
         lead = np.sqrt(2.0) * np.exp(gammaln((df + 1.0) / 2.0) - gammaln(np.where(df > 0, df, 1.0) / 2.0))
         out = 0.5 * lead / np.sqrt(8.0 * n * _LN2)
     return np.where((df > 0) & (n > 0), out, 0.0)
+
+
+def _binom_pmf(x: np.ndarray, n: int, p: np.ndarray) -> np.ndarray:
+    """Binomial probabilities of the counts ``x`` (last axis) for every ``p``: shape (*p.shape, len(x))."""
+    from scipy.special import gammaln, xlog1py, xlogy
+
+    c = gammaln(n + 1.0) - gammaln(x + 1.0) - gammaln(n - x + 1.0)
+    pp = np.asarray(p, float)[..., None]
+    return np.exp(c + xlogy(x, pp) + xlog1py(n - x, -pp))
+
+
+def _tv_coordinate_bias(n: int, m: float, p: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Bias of the jackknifed |p_hat_k - h_hat_k| (one option of TV) for n answers, p_hat = X / n.
+
+    X ~ Bin(n, p); with ``m`` finite the human share is Y / m, Y ~ Bin(m, h), and the correction is the
+    two-sample one of :func:`finite_sample_similarity`. The jackknifed distance is
+    (n + m - 1) D - (n - 1) L_p - (m - 1) L_q, where the mean of the leave-one-out values on a side has the
+    expectation of the plug-in from one fewer answer on that side, so the bias is
+    (n + m - 1) e(n, m) - (n - 1) e(n - 1, m) - (m - 1) e(n, m - 1) - |p - h| with
+    e(a, b) = E|X_a / a - Y_b / b| summed exactly over the binomials (one-sample: e(a) = E|X_a / a - h|).
+    """
+    p, h = np.broadcast_arrays(np.asarray(p, float), np.asarray(h, float))
+
+    def e(a: int, b: int | None) -> np.ndarray:
+        x = np.arange(a + 1.0)
+        wx = _binom_pmf(x, a, p)
+        if b is None:
+            return (wx * np.abs(x / a - h[..., None])).sum(-1)
+        # E|U - V| = integral of F_U (1 - F_V) + F_V (1 - F_U): O(a + b) per point on the merged lattice
+        y = np.arange(b + 1.0)
+        wy = _binom_pmf(y, b, h)
+        z = np.concatenate([x / a, y / b])
+        order = np.argsort(z, kind="stable")
+        fu = np.cumsum(np.concatenate([wx, np.zeros_like(wy)], -1)[..., order], -1)
+        fv = np.cumsum(np.concatenate([np.zeros_like(wx), wy], -1)[..., order], -1)
+        return ((fu + fv - 2.0 * fu * fv)[..., :-1] * np.diff(z[order])).sum(-1)
+
+    if not np.isfinite(m):
+        out = n * e(n, None) - (n - 1) * e(n - 1, None)
+    else:
+        mm = int(m)
+        out = (n + mm - 1) * e(n, mm) - (n - 1) * e(n - 1, mm) - (mm - 1) * e(n, mm - 1)
+    return out - np.abs(p - h)
+
+
+#: Largest number of respondents for which :func:`tv_identity_bias_bound` sums the two-sample bias
+#: exactly (the cost of each point of the search grows with answers + respondents); larger surveys are
+#: searched along p = q with the human side's own jackknife term left out, which was conservative (1.7
+#: times the exact bound at 100-200 respondents; docs/resampling.md).
+TV_TWO_SAMPLE_MAX = 200
+
+
+def tv_identity_bias_bound(q: ArrayLike, n: ArrayLike, n_q: ArrayLike | None = None, *,
+                           p_low: ArrayLike | None = None, p_high: ArrayLike | None = None,
+                           grid: int = 41) -> tuple[np.ndarray, np.ndarray]:
+    r"""Bounds on the bias of the corrected TV similarity of one cell, per row, computed exactly.
+
+    The TV similarity is :math:`1 - \tfrac12 \sum_k |p_k - q_k|` and its delete-one jackknife
+    (:func:`finite_sample_similarity`) is a sum over the options of the jackknife of
+    :math:`|\hat p_k - \hat q_k|`, each a function of one binomial count (deleting an answer of another
+    option changes that share only through the common divisor n - 1). So the bias of the corrected
+    value is :math:`-\tfrac12 \sum_k \beta(n, p_k, q_k)`, with :math:`\beta` the bias of one
+    jackknifed absolute difference, summed exactly over the binomial(s). It is largest at the kink
+    p_k = q_k and erratic in n (the lattice of counts: 0 to the whole of the plug-in's
+    :math:`E|\hat p_k - p_k|`). This returns the supremum over p_k in ``[p_low, p_high]`` (default: all
+    of [0, 1]), option by option, so it holds whatever the other options' shares are.
+
+    Parameters
+    ----------
+    q : array_like (..., K)
+        The human shares (exact, or of ``n_q`` respondents).
+    n : array_like
+        Answers per row (integers >= 2; other rows give 0).
+    n_q : array_like, optional
+        Respondents per row; NaN, ``np.inf`` or None = exact shares. With a sampled side the supremum
+        is taken along p_k = q_k (where the one-sample shortfall is largest) within 3 standard errors of
+        the survey share and the ``[p_low, p_high]`` range, for the two-sample jackknife (above
+        :data:`TV_TWO_SAMPLE_MAX` respondents for the one-sample one, conservatively), and ``low`` is 0.
+    p_low, p_high : array_like (..., K), optional
+        Range of the model's share of each option (e.g. confidence limits).
+    grid : int
+        Points of the first search over p_k (half on [0, 1], half within 6 standard errors of q_k),
+        each extreme then refined three times on a finer grid (to about 1e-9 of the supremum).
+
+    Returns
+    -------
+    low, high : ndarray
+        ``high``: the most by which the expected corrected similarity can fall below the true one,
+        :math:`\tfrac12 \sum_k \max(0, \sup \beta)` (the allowance above the interval);
+        ``low``: the most by which it can exceed it, :math:`\tfrac12 \sum_k \max(0, \sup -\beta)`.
+    """
+    q = _as_float(q, "q")
+    lead = np.broadcast_shapes(q.shape[:-1], np.shape(n), () if n_q is None else np.shape(n_q))
+    q = np.broadcast_to(q, (*lead, q.shape[-1]))
+    n = np.broadcast_to(np.asarray(n, float), lead)
+    m = np.broadcast_to(np.asarray(np.inf if n_q is None else n_q, float), lead)
+    lo = np.broadcast_to(np.asarray(0.0 if p_low is None else p_low, float), q.shape)
+    hi = np.broadcast_to(np.asarray(1.0 if p_high is None else p_high, float), q.shape)
+    up, down = np.zeros(lead), np.zeros(lead)
+    ok = np.isfinite(n) & (n >= 2)
+    m = np.where(np.isfinite(m), np.round(m), np.inf)
+    half = max(grid // 2, 3)
+    for nn, mm in {(int(a), float(b)) for a, b in zip(n[ok].ravel(), m[ok].ravel(), strict=True)}:
+        sel = ok & (n == nn) & ((m == mm) | (np.isinf(m) & np.isinf(mm)))
+        # one search per distinct (share, range) of an option: rows share their human side across models
+        trip, inv = np.unique(np.stack([q[sel], lo[sel], hi[sel]], -1).reshape(-1, 3), axis=0, return_inverse=True)
+        h, a, b = trip[:, 0], trip[:, 1], trip[:, 2]  # (options,)
+        along = np.isfinite(mm) and mm >= 2
+        two = along and mm <= TV_TWO_SAMPLE_MAX
+        if along:  # along p = q, over the human share's range (3 standard errors of the survey)
+            sq = 3.0 * np.sqrt(np.maximum(h * (1.0 - h), 1.0 / mm) / mm)
+            a, b = np.maximum(a, h - sq), np.minimum(b, h + sq)
+        sd = np.sqrt(np.maximum(h * (1.0 - h), 1.0 / nn) / nn)
+        t = np.concatenate([np.broadcast_to(np.linspace(0.0, 1.0, half), (*h.shape, half)),
+                            h[..., None] + sd[..., None] * np.linspace(-6.0, 6.0, half), h[..., None]], -1)
+        t = np.clip(t, a[..., None], np.maximum(a, b)[..., None])
+        top, bottom = _refined_extremes(nn, mm if two else np.inf, t, h, along, a, np.maximum(a, b))
+        shape = (int(sel.sum()), q.shape[-1])
+        up[sel] = 0.5 * np.maximum(top, 0.0)[inv.reshape(-1)].reshape(shape).sum(-1)
+        if not along:  # along p = q the search says nothing about over-correction off that line: no bound
+            down[sel] = 0.5 * np.maximum(-bottom, 0.0)[inv.reshape(-1)].reshape(shape).sum(-1)
+    return down, up
+
+
+def _refined_extremes(n: int, m: float, t: np.ndarray, h: np.ndarray, along: bool, a: np.ndarray,
+                      b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and smallest coordinate bias over the points ``t`` (last axis), each refined three times on
+    21 points within one spacing of the optimum so far (the bias is a polynomial of degree n in p)."""
+
+    def bias(x: np.ndarray) -> np.ndarray:
+        return _tv_coordinate_bias(n, m, x, x if along else np.broadcast_to(h[..., None], x.shape))
+
+    beta0 = bias(t)
+    gap0 = np.max(np.diff(np.sort(t, -1), axis=-1), -1, initial=0.0)  # the widest spacing of the search
+    out = []
+    for pick in (np.argmax, np.argmin):
+        x, beta, gap = t, beta0, gap0
+        for _ in range(3):  # zoom in three times, 21 points within one spacing of the best point
+            best = np.take_along_axis(x, pick(beta, -1)[..., None], -1)
+            x = np.clip(best + gap[..., None] * np.linspace(-1.0, 1.0, 21), a[..., None], b[..., None])
+            x = np.concatenate([best, x], -1)
+            beta, gap = bias(x), gap / 10.0
+        out.append(np.take_along_axis(beta, pick(beta, -1)[..., None], -1)[..., 0])
+    return out[0], out[1]
 
 
 def identity_p_value(stat: ArrayLike, df: ArrayLike, var: ArrayLike) -> np.ndarray:

@@ -30,6 +30,7 @@ from robustalign.metrics import (
     identity_p_value,
     mean_position,
     spearman_alignment,
+    tv_identity_bias_bound,
 )
 from robustalign.schema import Reference, Responses
 
@@ -155,15 +156,33 @@ def _item_scores(responses: Responses, reference: Reference, *, metric: str, by:
         x2 = identity_chi_square(Pr, Qr, n_p, m_h)
         with np.errstate(invalid="ignore", divide="ignore"):  # effective answers of the difference p - q
             n_eff = 1.0 / (1.0 / n_p + np.where(np.isfinite(m_h), 1.0 / m_h, 0.0))
-        kink = identity_bias_bound(x2[1], n_eff) if metric == "js" else np.zeros(len(S))
-        out = out.assign(_x2=x2[0], _x2_df=x2[1], _x2_var=x2[2], _kink=kink)
-        cols += ["_x2", "_x2_df", "_x2_var", "_kink"]
+        kink, kink_low = _kink_allowances(metric, x2[1], n_eff, Qr, n_p, m_h)
+        out = out.assign(_x2=x2[0], _x2_df=x2[1], _x2_var=x2[2], _kink=kink, _kink_low=kink_low)
+        cols += ["_x2", "_x2_df", "_x2_var", "_kink", "_kink_low"]
     out = out[keep].reset_index(drop=True)[cols]
     out.attrs.update(metric=metric, estimand=estimand, n_missing_reference=int((~present).sum()),
                      n_nominal_skipped=int((present & ~scorable).sum()), n_not_estimable=int(not_est.sum()),
                      min_answers=int(min_n) if estimand == "answer-distribution" else 1,
                      n_human_corrected=int((keep & np.isfinite(n_h)).sum()))
     return out
+
+
+def _kink_allowances(metric: str, df: np.ndarray, n_eff: np.ndarray, q: np.ndarray, n_p: np.ndarray,
+                     n_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row allowances above and below for the bias of the corrected value at the kink (identity).
+
+    JS: :func:`robustalign.metrics.identity_bias_bound` above, none below. TV: the exact bounds of
+    :func:`robustalign.metrics.tv_identity_bias_bound` over every model share (rows whose answers are
+    not counts, e.g. probabilities, get none)."""
+    if metric == "js":
+        return identity_bias_bound(df, n_eff), np.zeros(len(df))
+    if metric != "tv":
+        return np.zeros(len(df)), np.zeros(len(df))
+    counted = np.isfinite(n_p) & (n_p >= 2) & (np.round(n_p) == n_p)
+    low, high = np.zeros(len(df)), np.zeros(len(df))
+    if counted.any():
+        low[counted], high[counted] = tv_identity_bias_bound(q[counted], n_p[counted], n_q[counted])
+    return high, low
 
 
 def _min_answers(metric: str, min_answers) -> int:
@@ -291,14 +310,17 @@ def alignment(
         :func:`robustalign.metrics.identity_chi_square`) at one fifth of the interval's alpha
         (:data:`NEAR_IDENTITY_TEST_SHARE`: 0.01 for 95% intervals). Where it does not reject, the
         similarity is within the noise floor of identity and the upper end is 1, the top of the scale.
-        Otherwise, for JS, the items whose own chi-square is below its 70% point
-        (:data:`NEAR_IDENTITY_ITEM_LEVEL`) may sit at the kink: each adds its bias bound at identity
-        (:func:`robustalign.metrics.identity_bias_bound`) / items to the upper end. ``to_frame()`` says so
+        Otherwise the items whose own chi-square is below its 70% point (:data:`NEAR_IDENTITY_ITEM_LEVEL`)
+        may sit at the kink: each adds its bias bound / items to the upper end. For JS the bound at
+        identity (:func:`robustalign.metrics.identity_bias_bound`); for TV the exact supremum over the
+        model's shares of the corrected value's bias (:func:`robustalign.metrics.tv_identity_bias_bound`,
+        a binomial sum per option), which also lowers the lower end by the most the jackknife can
+        over-correct there. ``to_frame()`` says so
         in ``method_note`` and a column ``widened``; ``pairwise()`` and ``contrast()`` carry the
         allowances into differences (:class:`robustalign.resampling.widened.WidenedBootstrapResult`);
         ``result.base()`` gives the intervals without them. Measured coverage of the mean JS similarity
-        for models from identical to far from the humans at 10, 15 and 50 answers: docs/resampling.md,
-        "Near identity". ``False``: no test, the plain intervals.
+        for models from identical to far from the humans (JS at 10, 15 and 50 answers; TV at 30, 50 and
+        100): docs/resampling.md, "Near identity". ``False``: no test, the plain intervals.
 
     Returns
     -------
@@ -308,8 +330,9 @@ def alignment(
         metric, left out of the means). For JS and TV a
         :class:`~robustalign.resampling.widened.WidenedBootstrapResult` whose ``provenance["near_identity"]``
         has, per unit, the chi-square of identity, its df and p-value, ``near_identity`` (not rejected),
-        the items not distinguishable on their own and the item allowance (a plain result where neither
-        side is sampled: probabilities or scores against exact shares carry no kink bias).
+        the items not distinguishable on their own and the item allowances above and below
+        (``item_allowance``, ``item_allowance_low``; a plain result where neither side is sampled:
+        probabilities or scores against exact shares carry no kink bias).
 
     Raises
     ------
@@ -346,9 +369,10 @@ def _near_identity(res: BootstrapResult, scores: pd.DataFrame, keys: list[str], 
     """Widen the upper ends of units whose answer distributions may sit at the metric's kink (identity).
 
     Unit rule: where the sum over items of the per-cell chi-square of identity does not reject at
-    ``NEAR_IDENTITY_TEST_SHARE * alpha``, the upper end is 1. Item rule (JS; other units): each item whose
+    ``NEAR_IDENTITY_TEST_SHARE * alpha``, the upper end is 1. Item rule (other units): each item whose
     own chi-square is below the ``1 - NEAR_IDENTITY_ITEM_LEVEL`` quantile adds its bound on the bias at
-    identity (:func:`robustalign.metrics.identity_bias_bound`) / items to the upper end.
+    the kink / items to the upper end (JS: :func:`robustalign.metrics.identity_bias_bound`; TV:
+    :func:`robustalign.metrics.tv_identity_bias_bound`, whose lower bound also widens the lower end).
     """
     from scipy import stats
 
@@ -357,10 +381,11 @@ def _near_identity(res: BootstrapResult, scores: pd.DataFrame, keys: list[str], 
     x2, dfi = scores["_x2"].to_numpy(float), scores["_x2_df"].to_numpy(float)
     with np.errstate(invalid="ignore"):
         near_item = (dfi > 0) & (x2 < stats.chi2.ppf(1.0 - NEAR_IDENTITY_ITEM_LEVEL, np.maximum(dfi, 1.0)))
-    g = (scores.assign(_item=np.where(near_item, scores["_kink"].to_numpy(float), 0.0))
+    g = (scores.assign(_item=np.where(near_item, scores["_kink"].to_numpy(float), 0.0),
+                       _item_low=np.where(near_item, scores["_kink_low"].to_numpy(float), 0.0), _near=near_item)
          .groupby(keys, observed=True, sort=False)
          .agg(_x2=("_x2", lambda v: v.sum(min_count=1)), _x2_df=("_x2_df", "sum"), _x2_var=("_x2_var", "sum"),
-              _item=("_item", "mean"), _n_near=("_item", lambda v: int((v > 0).sum()))))
+              _item=("_item", "mean"), _item_low=("_item_low", "mean"), _n_near=("_near", "sum")))
     tab = res.labels[keys].merge(g.reset_index(), on=keys, how="left")
     stat, df, var = (tab[c].to_numpy(float) for c in ("_x2", "_x2_df", "_x2_var"))
     level = NEAR_IDENTITY_TEST_SHARE * alpha
@@ -369,6 +394,7 @@ def _near_identity(res: BootstrapResult, scores: pd.DataFrame, keys: list[str], 
     if not np.isfinite(pv).any():  # nothing sampled on either side (probabilities vs exact shares): no kink bias
         return res
     item = np.where(near, 0.0, np.nan_to_num(tab["_item"].to_numpy(float)))
+    item_low = np.where(near, 0.0, np.nan_to_num(tab["_item_low"].to_numpy(float)))
     n_near = np.nan_to_num(tab["_n_near"].to_numpy(float))
     mean_n = res.mean_n if res.mean_n is not None else np.full(len(res), np.nan)
     notes = np.full(len(res), "", dtype=object)
@@ -378,12 +404,13 @@ def _near_identity(res: BootstrapResult, scores: pd.DataFrame, keys: list[str], 
          "value stays biased low by about 1/sqrt(answers), so the upper end is 1, the top of the scale")
         if a else
         (f"{k:.0f} of {n_it:.0f} items not distinguishable from the human distribution on their own: the upper "
-         f"end is raised by {w:.3g} for the bias at the kink there" if w > 0 else "")
-        for a, x, d, n_it, p, k, w in zip(near, stat, df, mean_n, pv, n_near, item, strict=True)]
+         f"end is raised by {w:.3g}" + (f" and the lower end lowered by {wl:.3g}" if wl > 0 else "")
+         + " for the bias at the kink there" if w > 0 or wl > 0 else "")
+        for a, x, d, n_it, p, k, w, wl in zip(near, stat, df, mean_n, pv, n_near, item, item_low, strict=True)]
     high = np.where(near, np.clip(1.0 - res.estimate, 0.0, None), item)
-    out = widen(res, high=high, ceiling=1.0, note=notes)
+    out = widen(res, low=item_low, high=high, ceiling=1.0, note=notes)
     table = tab[keys].assign(identity_chi2=stat, identity_df=df, identity_p=pv, near_identity=near,
-                             items_near_identity=n_near, item_allowance=item)
+                             items_near_identity=n_near, item_allowance=item, item_allowance_low=item_low)
     out.provenance.update(near_identity=table, near_identity_level=level)
     return out
 

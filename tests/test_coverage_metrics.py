@@ -311,8 +311,12 @@ def _slow_case(m: str, n: int):
 @pytest.mark.parametrize("metric, n_answers", [_slow_case(m, n) for m, n in SLOW])
 def test_intervals_cover_the_answer_distribution_estimand_slow(metric, n_answers):
     models, pairs = slow_hits(metric, n_answers)
-    judge(models)
-    judge(pairs)
+    # TV's near-identity rules widen units whose items sit at the kink and are conservative there by design
+    # (the mid model against G2 covered 1.00 of 100 data sets at 30 answers; docs/resampling.md, "TV: an
+    # exact bound"): judged from below only
+    hi = 1.0 if metric == "tv" else 0.97
+    judge(models, hi=hi)
+    judge(pairs, hi=hi)
     # pooled over the design's 9 models x groups (pairs x groups), 3,600 hits: not significantly below 0.93
     for hits in (models, pairs):
         assert stats.binomtest(int(hits.sum()), hits.size, 0.93, alternative="less").pvalue > 0.01, hits.mean()
@@ -336,9 +340,11 @@ def test_pooled_coverage_over_all_designs_slow():
 @pytest.mark.slow
 @pytest.mark.parametrize("metric", ["brier", "cramer", "tv", "w1"])
 def test_intervals_cover_with_sampled_human_respondents_slow(metric):
-    models, pairs = coverage(metric, 15, 400, n_human=50, seed=60)
-    judge(models)
-    judge(pairs)
+    # TV is estimable from MIN_ANSWERS["tv"] = 30 answers (at 15 alignment raises "not estimable")
+    models, pairs = coverage(metric, 30 if metric == "tv" else 15, 400, n_human=50, seed=60)
+    hi = 1.0 if metric == "tv" else 0.97  # TV's near-identity rules are conservative (see above)
+    judge(models, hi=hi)
+    judge(pairs, hi=hi)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -219,12 +219,14 @@ def test_every_closeness_is_covered_with_the_rule_slow(n_answers, n_human):
         assert near[m].mean() < 0.02
 
 
-def test_tv_gets_the_unit_rule_and_no_item_allowance():
+def test_tv_gets_the_unit_rule_and_the_far_model_no_item_allowance():
     resp, ref = _data(np.random.default_rng(6), ["identical", "flat"], 20, M.MIN_ANSWERS["tv"])
     res = alignment(resp, ref, metric="tv", n_resamples=50, rng=0)
     tab = res.provenance["near_identity"].set_index("model")
     assert bool(tab.loc["identical", "near_identity"]) and not bool(tab.loc["flat", "near_identity"])
-    assert tab.loc["flat", "item_allowance"] == 0.0  # the item bound is JS's (docs/resampling.md)
+    # TV's item rule (tests/test_tv_near_identity.py) counts no item of a model this far from the humans
+    assert tab.loc["flat", "items_near_identity"] == 0
+    assert tab.loc["flat", "item_allowance"] == 0.0 and tab.loc["flat", "item_allowance_low"] == 0.0
     f, plain = res.to_frame().set_index("model"), res.base().to_frame().set_index("model")
     assert f.loc["identical", "conf_high"] == max(1.0, plain.loc["identical", "conf_high"])
     assert f.loc["flat", "conf_high"] == plain.loc["flat", "conf_high"]
