@@ -184,9 +184,133 @@ def route_kernel_gradient(n_items: int) -> dict:
                for fused in (True, False)}}
 
 
-def _spawn(args: list[str]) -> dict:
+#: The size curve (``--curve``): items per point (x 3,600 responses), short fits up to ``SHORT_MAX_ITEMS``.
+CURVE_ITEMS = (20, 50, 100, 200, 400, 2000)
+SHORT_MAX_ITEMS = 400
+SHORT_TUNE, SHORT_DRAWS = 300, 150
+TARGET_ITEMS, TARGET_MIN, TARGET_GB = 2000, 30.0, 8.0
+CURVE_FILE = Path(__file__).resolve().parent / "results" / "curve_Q2000.json"
+
+
+def _rss_mb() -> float:
+    """Current resident memory of this process (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _stored_scalars(compiled) -> int:
+    """Scalars the sampler stores per draw: every free variable and Deterministic (nutpie's ``shapes``)."""
+    return int(sum(int(np.prod(s)) for s in compiled.shapes.values()))
+
+
+def _sampler_gradient_ms(compiled, calls: int, jitter: float) -> float:
+    """Median milliseconds of one call of the log density + gradient function nutpie samples (the fused
+    kernel, numba, one core), at the sampler's initial point plus N(0, jitter) noise."""
+    x0 = np.asarray(compiled.initial_point_func(0), float)
+    x = x0 + np.random.default_rng(0).normal(0, jitter, x0.shape)
+    compiled.logp_func(x)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        compiled.logp_func(x)
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def _point(n_items: int) -> tuple[dict, object]:
+    """One curve point without sampling: the design's build time, the model's build and compile time and the
+    peak memory up to there, the scalars stored per draw, and the log density + gradient cost of the function
+    the sampler calls (the fused kernel, numba, one core, median of repeated calls). Returns the row and the
+    compiled model."""
+    from robustalign.models._design import ordinal_design
+    from robustalign.models._graph import build_ordinal
+    from robustalign.models._sampling import compile_nutpie
+
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    resp, _ = workload(n_items)
+    t1 = time.perf_counter()
+    d = ordinal_design(resp)
+    t2 = time.perf_counter()
+    peak_design = _peak_mb()
+    compiled = compile_nutpie(build_ordinal(d), "numba")
+    t3 = time.perf_counter()
+    row = {"n_items": n_items, "n_responses": d.n_responses, "n_cells": d.n_cells, "simulate_s": t1 - t0,
+           "design_s": t2 - t1, "build_compile_s": t3 - t2, "peak_mb_design": peak_design,
+           "peak_mb_compiled": _peak_mb(), "rss_mb_compiled": _rss_mb(), "stored_scalars": _stored_scalars(compiled),
+           "n_dim": int(compiled.n_dim), "load_avg_1min_start": load0,
+           "stored_by_variable": {k: int(np.prod(v)) for k, v in compiled.shapes.items()}}
+    calls = 200 if d.n_cells <= 300_000 else 50
+    row.update({"fused_ms": _sampler_gradient_ms(compiled, calls, 0.3), "gradient_calls": calls})
+    return row, compiled
+
+
+def route_point(n_items: int) -> dict:
+    """A curve point without sampling, in its own process (peak memory is its own)."""
+    row, _ = _point(n_items)
+    return {"route": "point", **row, "load_avg_1min_end": os.getloadavg()[0]}
+
+
+def route_short(n_items: int, tune: int, draws: int, seed: int) -> dict:
+    """A curve point (``_point``) and a short fit of it (nutpie as a fit runs it, warm-up draws kept to count
+    every gradient): NUTS steps per draw, the sampler's CPU milliseconds per gradient, the memory the
+    stored draws and the diagnostics add."""
+    import nutpie
+
+    from robustalign.models._sampling import diagnose
+
+    row, compiled = _point(n_items)
+    rss0, peak0, cpu0 = _rss_mb(), _peak_mb(), time.process_time()
+    t0 = time.perf_counter()
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=CHAINS, cores=CORES, seed=seed,
+                          target_accept=0.9, progress_bar=False, save_warmup=True)
+    sample_s, sample_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    peak1, rss1 = _peak_mb(), _rss_mb()
+    t0 = time.perf_counter()
+    _, g = diagnose(idata)
+    diagnose_s = time.perf_counter() - t0
+    post_steps = np.asarray(idata["sample_stats"]["n_steps"], float)
+    warm_steps = np.asarray(idata["warmup_sample_stats"]["n_steps"], float)
+    gradients = float(post_steps.sum() + warm_steps.sum())
+    held = (tune + draws) * CHAINS * row["stored_scalars"] * 8 / 2**20  # warm-up and posterior draws, float64
+    return {"route": "short", **row, "tune": tune, "draws": draws, "seed": seed, "sample_s": sample_s,
+            "sample_cpu_s": sample_cpu_s, "steps_per_draw": float(post_steps.mean()),
+            "warmup_steps_per_draw": float(warm_steps.mean()), "gradients": gradients,
+            "core_ms_per_gradient": 1000 * sample_cpu_s / gradients,
+            "step_size": float(np.asarray(idata["sample_stats"]["step_size"]).mean()),
+            "divergences": g["divergences"], "max_r_hat": g["max_r_hat"], "draws_mb": held,
+            "rss_mb_before": rss0, "rss_mb_after_sample": rss1, "peak_mb_before": peak0,
+            "peak_mb_after_sample": peak1, "diagnose_s": diagnose_s, "peak_mb": _peak_mb(),
+            "load_avg_1min_end": os.getloadavg()[0]}
+
+
+def _curve_record(seed: int) -> None:
+    """Run the size curve, each point in its own niced process, and write ``CURVE_FILE`` after every point
+    (so an interrupted run keeps the points it has)."""
+    from gate_record import _cpu_model
+
+    head = {"machine": _cpu_model(), "cores": os.cpu_count(), "chains": CHAINS, "sampler_cores": CORES,
+            "short_tune": SHORT_TUNE, "short_draws": SHORT_DRAWS, "seed": seed,
+            "load_avg_1min_start": os.getloadavg()[0], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "points": []}
+    CURVE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    # the smallest and the target size first: an interrupted run keeps the points that matter most
+    for q in sorted(CURVE_ITEMS, key=lambda q: (q not in (CURVE_ITEMS[0], TARGET_ITEMS), q)):
+        kind = "short" if q <= SHORT_MAX_ITEMS else "point"
+        t0 = time.perf_counter()
+        row = _spawn([kind, str(q), "--seed", str(seed)], nice=5)
+        head["points"].append({**row, "process_wall_s": time.perf_counter() - t0})
+        head["load_avg_1min_end"] = os.getloadavg()[0]
+        CURVE_FILE.write_text(json.dumps(head, indent=1, default=float) + "\n")
+        print(json.dumps(row, default=float), flush=True)
+
+
+def _spawn(args: list[str], nice: int = 0) -> dict:
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--route", *args], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -261,6 +385,87 @@ def _record(items: int = 200) -> None:
     print(f"gate record: {path.name}, machine {', '.join(machines)}", flush=True)
 
 
+def _steps_prediction(shorts: list[dict], n: float) -> tuple[float, float, float]:
+    """Steps per draw at ``n`` responses from a least-squares line through steps per draw against log size:
+    the line's value and its 90% prediction interval (statsmodels OLS, t with points - 2 degrees of freedom)."""
+    import statsmodels.api as sm
+
+    x = np.log([r["n_responses"] for r in shorts])
+    y = np.array([r["steps_per_draw"] for r in shorts])
+    fit = sm.OLS(y, sm.add_constant(x)).fit()
+    f = fit.get_prediction(np.array([[1.0, np.log(n)]])).summary_frame(alpha=0.1)
+    return float(f["mean"].iloc[0]), float(f["obs_ci_lower"].iloc[0]), float(f["obs_ci_upper"].iloc[0])
+
+
+def curve_prediction(rec: dict, tune: int = 500, draws: int = DRAWS) -> dict:
+    """The full fit (``tune`` + ``draws``, 4 chains on 2 cores) at the target size, predicted from the curve.
+
+    sampling CPU seconds = steps per draw x (tune + draws + warm-up excess) x chains x CPU ms per gradient,
+    with the steps from ``_steps_prediction`` (its 90% interval), the sampler's CPU ms per gradient as the
+    target's measured one-core kernel cost x the in-sampler / one-core ratio of the two largest short fits
+    (their range), and the warm-up excess (the gradients the warm-up takes beyond as many draws, in draws)
+    from the same fits. Wall = design + compile (measured at the target) + sampling CPU / cores +
+    diagnostics (the largest short fit's seconds per stored value, scaled). Memory = the target's measured
+    peak after compiling + the stored draws x the largest short fit's resident MB per MB of draws held.
+    """
+    pts = {r["n_items"]: r for r in rec["points"]}
+    shorts = sorted((r for r in rec["points"] if r["route"] == "short"), key=lambda r: r["n_items"])
+    top, big = pts.get(TARGET_ITEMS), shorts[-2:]
+    if top is None or len(shorts) < 3:
+        return {}
+    steps, s_lo, s_hi = _steps_prediction(shorts, top["n_responses"])
+    ratio = [r["core_ms_per_gradient"] / r["fused_ms"] for r in big]
+    excess = float(np.mean([r["gradients"] / (r["steps_per_draw"] * CHAINS) - r["tune"] - r["draws"] for r in big]))
+
+    def cpu_s(st: float, rt: float) -> float:
+        return st * (tune + draws + excess) * CHAINS * top["fused_ms"] * rt / 1000
+
+    last = shorts[-1]
+    values = last["stored_scalars"] * last["draws"] * CHAINS
+    diag_s = last["diagnose_s"] / values * top["stored_scalars"] * draws * CHAINS
+    fixed = top["design_s"] + top["build_compile_s"] + diag_s
+    per_mb = (last["peak_mb"] - last["rss_mb_before"]) / last["draws_mb"]
+    trace_mb = top["stored_scalars"] * draws * CHAINS * 8 / 2**20
+    return {"n_responses": top["n_responses"], "steps_per_draw": steps, "steps_per_draw_90": (s_lo, s_hi),
+            "ratio_in_sampler": ratio, "warmup_excess_draws": excess, "fused_ms": top["fused_ms"],
+            "sampling_min": cpu_s(steps, float(np.mean(ratio))) / CORES / 60,
+            "sampling_min_range": (cpu_s(s_lo, min(ratio)) / CORES / 60, cpu_s(s_hi, max(ratio)) / CORES / 60),
+            "fixed_min": fixed / 60, "diagnose_min": diag_s / 60,
+            "wall_min_range": ((cpu_s(s_lo, min(ratio)) / CORES + fixed) / 60,
+                               (cpu_s(s_hi, max(ratio)) / CORES + fixed) / 60),
+            "trace_mb": trace_mb, "resident_per_draws_mb": per_mb, "peak_mb_compiled": top["peak_mb_compiled"],
+            "peak_gb": (top["peak_mb_compiled"] + per_mb * trace_mb) / 1024}
+
+
+def _curve_goal() -> None:
+    """The 7,200,000-response goal from the curve record (``--curve-record``; too long for every bench run)."""
+    if not CURVE_FILE.exists():
+        print(f"curve: none yet ({CURVE_FILE.name}; run bench_models.py --curve-record)", flush=True)
+        return
+    rec = json.loads(CURVE_FILE.read_text())
+    for r in sorted(rec["points"], key=lambda r: r["n_items"]):
+        print(f"curve {r['n_responses']:>9,} responses {r['n_cells']:>9,} cells: design {r['design_s']:.1f} s, "
+              f"build + compile {r['build_compile_s']:.0f} s, peak {r['peak_mb_compiled']:,.0f} MB, "
+              f"{r['stored_scalars']:,} scalars/draw, gradient {r['fused_ms']:.2f} ms"
+              + (f", {r['steps_per_draw']:.1f} steps/draw, {r['core_ms_per_gradient']:.2f} CPU ms/gradient in "
+                 "the sampler" if r["route"] == "short" else ""), flush=True)
+    p = curve_prediction(rec)
+    if not p:
+        print("curve: the record lacks the target point or three short fits; no prediction", flush=True)
+        return
+    lo, hi = p["wall_min_range"]
+    verdict = "predicted NOT met" if lo > TARGET_MIN or p["peak_gb"] > TARGET_GB else (
+        "predicted met" if hi < TARGET_MIN else "undecided")
+    print(f"GOAL  {p['n_responses']:,}: wall, predicted (curve record)  {p['sampling_min']:.0f} min sampling "
+          f"({lo:.0f}-{hi:.0f} min wall), peak {p['peak_gb']:.1f} GB   goal: < {TARGET_MIN:.0f} min, "
+          f"< {TARGET_GB:.0f} GB   {verdict}", flush=True)
+    print(f"curve: {p['steps_per_draw']:.0f} steps/draw (90% {p['steps_per_draw_90'][0]:.0f}-"
+          f"{p['steps_per_draw_90'][1]:.0f}) x {p['fused_ms']:.1f} ms/gradient x in-sampler factor "
+          f"{min(p['ratio_in_sampler']):.2f}-{max(p['ratio_in_sampler']):.2f}; machine {rec['machine']} "
+          f"({rec['cores']} cores), load average {rec['load_avg_1min_start']:.1f}-{rec['load_avg_1min_end']:.1f}",
+          flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="bench_models")
     ap.add_argument("--route", nargs="+", help=argparse.SUPPRESS)
@@ -269,20 +474,28 @@ def main(argv=None) -> None:
     ap.add_argument("--naive-sampler", default="default", choices=["default", "pymc", "nutpie"])
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--curve", action="store_true", help="also fit 360,000 responses: time against size")
+    ap.add_argument("--curve-record", action="store_true",
+                    help=f"run the size curve up to 7,200,000 responses and write {CURVE_FILE.name}")
     args = ap.parse_args(argv if argv is not None else [])
     if args.route:  # child process: one route, JSON on the last line
         name, n_items = args.route[0], int(args.route[1])
         fn = {"robustalign": lambda: route_robustalign(n_items, args.tune, args.seed),
               "naive": lambda: route_naive(n_items, args.tune, args.naive_sampler, args.seed),
               "gradient": lambda: route_naive_gradient(n_items),
-              "kernel": lambda: route_kernel_gradient(n_items)}[name]
+              "kernel": lambda: route_kernel_gradient(n_items),
+              "point": lambda: route_point(n_items),
+              "short": lambda: route_short(n_items, SHORT_TUNE, SHORT_DRAWS, args.seed)}[name]
         print(json.dumps(fn(), default=float))
+        return
+    if args.curve_record:
+        _curve_record(args.seed)
         return
     common = ["--tune", str(args.tune), "--seed", str(args.seed), "--naive-sampler", args.naive_sampler]
     print(f"4 chains x ({args.tune} tune + {DRAWS} draws), target_accept 0.9, {CORES} cores, seed {args.seed}; "
           "gate: docs/bayesian.md section 3; load average at start "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     _record()
+    _curve_goal()
     _tenth(common)
     if not args.skip_full:
         _full(common, args.tune, args.curve)
