@@ -206,18 +206,20 @@ def _stored_scalars(compiled) -> int:
     return int(sum(int(np.prod(s)) for s in compiled.shapes.values()))
 
 
-def _sampler_gradient_ms(compiled, calls: int, jitter: float) -> float:
+def _sampler_gradient_ms(compiled, calls: int, jitter: float) -> tuple[float, float]:
     """Median milliseconds of one call of the log density + gradient function nutpie samples (the fused
-    kernel, numba, one core), at the sampler's initial point plus N(0, jitter) noise."""
+    kernel, numba, single-threaded), at the sampler's initial point plus N(0, jitter) noise: the calling
+    thread's CPU time (what other processes on a busy machine do not inflate) and the wall time."""
     x0 = np.asarray(compiled.initial_point_func(0), float)
     x = x0 + np.random.default_rng(0).normal(0, jitter, x0.shape)
     compiled.logp_func(x)
-    times = []
+    cpu, wall = [], []
     for _ in range(calls):
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         compiled.logp_func(x)
-        times.append(time.perf_counter() - t0)
-    return 1000 * float(np.median(times))
+        cpu.append(time.thread_time() - c0)
+        wall.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(cpu)), 1000 * float(np.median(wall))
 
 
 def _point(n_items: int) -> tuple[dict, object]:
@@ -244,7 +246,8 @@ def _point(n_items: int) -> tuple[dict, object]:
            "n_dim": int(compiled.n_dim), "load_avg_1min_start": load0,
            "stored_by_variable": {k: int(np.prod(v)) for k, v in compiled.shapes.items()}}
     calls = 200 if d.n_cells <= 300_000 else 50
-    row.update({"fused_ms": _sampler_gradient_ms(compiled, calls, 0.3), "gradient_calls": calls})
+    cpu_ms, wall_ms = _sampler_gradient_ms(compiled, calls, 0.3)
+    row.update({"fused_ms": cpu_ms, "fused_wall_ms": wall_ms, "gradient_calls": calls})
     return row, compiled
 
 
@@ -287,22 +290,28 @@ def route_short(n_items: int, tune: int, draws: int, seed: int) -> dict:
             "load_avg_1min_end": os.getloadavg()[0]}
 
 
-def _curve_record(seed: int) -> None:
+def _curve_record(seed: int, items: list[int] | None = None) -> None:
     """Run the size curve, each point in its own niced process, and write ``CURVE_FILE`` after every point
-    (so an interrupted run keeps the points it has)."""
+    (so an interrupted run keeps the points it has). With ``items``, only those points run again and
+    replace their rows in the existing record."""
     from gate_record import _cpu_model
 
     head = {"machine": _cpu_model(), "cores": os.cpu_count(), "chains": CHAINS, "sampler_cores": CORES,
             "short_tune": SHORT_TUNE, "short_draws": SHORT_DRAWS, "seed": seed,
             "load_avg_1min_start": os.getloadavg()[0], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "points": []}
+    if items and CURVE_FILE.exists():
+        old = json.loads(CURVE_FILE.read_text())
+        head.update({k: old[k] for k in ("load_avg_1min_start", "started") if k in old},
+                    points=[r for r in old["points"] if r["n_items"] not in items])
     CURVE_FILE.parent.mkdir(parents=True, exist_ok=True)
     # the smallest and the target size first: an interrupted run keeps the points that matter most
-    for q in sorted(CURVE_ITEMS, key=lambda q: (q not in (CURVE_ITEMS[0], TARGET_ITEMS), q)):
+    for q in items or sorted(CURVE_ITEMS, key=lambda q: (q not in (CURVE_ITEMS[0], TARGET_ITEMS), q)):
         kind = "short" if q <= SHORT_MAX_ITEMS else "point"
         t0 = time.perf_counter()
         row = _spawn([kind, str(q), "--seed", str(seed)], nice=5)
         head["points"].append({**row, "process_wall_s": time.perf_counter() - t0})
+        head["points"].sort(key=lambda r: r["n_items"])
         head["load_avg_1min_end"] = os.getloadavg()[0]
         CURVE_FILE.write_text(json.dumps(head, indent=1, default=float) + "\n")
         print(json.dumps(row, default=float), flush=True)
@@ -476,6 +485,7 @@ def main(argv=None) -> None:
     ap.add_argument("--curve", action="store_true", help="also fit 360,000 responses: time against size")
     ap.add_argument("--curve-record", action="store_true",
                     help=f"run the size curve up to 7,200,000 responses and write {CURVE_FILE.name}")
+    ap.add_argument("--curve-items", type=int, nargs="+", help="with --curve-record: rerun only these points")
     args = ap.parse_args(argv if argv is not None else [])
     if args.route:  # child process: one route, JSON on the last line
         name, n_items = args.route[0], int(args.route[1])
@@ -488,7 +498,7 @@ def main(argv=None) -> None:
         print(json.dumps(fn(), default=float))
         return
     if args.curve_record:
-        _curve_record(args.seed)
+        _curve_record(args.seed, args.curve_items)
         return
     common = ["--tune", str(args.tune), "--seed", str(args.seed), "--naive-sampler", args.naive_sampler]
     print(f"4 chains x ({args.tune} tune + {DRAWS} draws), target_accept 0.9, {CORES} cores, seed {args.seed}; "
