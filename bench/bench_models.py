@@ -40,13 +40,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 CHAINS, DRAWS, CORES = 4, 1000, 2
 
 
-def workload(n_items: int, rng=0):
+def workload(n_items: int, rng: int = 0) -> tuple[Any, Any]:
     from robustalign.simulate import simulate
 
     sim = simulate(n_models=12, n_items=n_items, n_groups=6, factors={"format": 6}, n_orders=2, n_steer=4,
@@ -58,7 +59,8 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _gate_row(route, idata, n_responses, compile_s, sample_s, wall_s, extra=None):
+def _gate_row(route: str, idata: Any, n_responses: int, compile_s: float, sample_s: float, wall_s: float,
+              extra: dict | None = None) -> dict:
     from robustalign.models._sampling import GATE, diagnose
 
     t0 = time.perf_counter()
@@ -98,7 +100,7 @@ def route_robustalign(n_items: int, tune: int, seed: int = 1) -> dict:
                       "compiled_reused": p.get("compiled_reused"), "load_avg_1min_start": load0})
 
 
-def naive_model(resp):
+def naive_model(resp: Any) -> Any:
     """The response model with one likelihood row per response (the same priors, built by the same code)."""
     import dataclasses
 
@@ -147,7 +149,7 @@ def route_naive_gradient(n_items: int) -> dict:
             "gradient_ms": _gradient_ms(naive_model(resp), 5, jitter=0.0), "peak_mb": _peak_mb()}
 
 
-def _gradient_ms(m, calls: int, jitter: float, fastmath: bool = True) -> float:
+def _gradient_ms(m: Any, calls: int, jitter: float, fastmath: bool = True) -> float:
     """Median milliseconds of one log density + gradient of model ``m`` (numba, one ``pt.grad`` as
     nutpie compiles it), at the initial point plus N(0, jitter) noise."""
     import pytensor
@@ -201,12 +203,12 @@ def _rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _stored_scalars(compiled) -> int:
+def _stored_scalars(compiled: Any) -> int:
     """Scalars the sampler stores per draw: every free variable and Deterministic (nutpie's ``shapes``)."""
     return int(sum(int(np.prod(s)) for s in compiled.shapes.values()))
 
 
-def _sampler_gradient_ms(compiled, calls: int, jitter: float) -> tuple[float, float]:
+def _sampler_gradient_ms(compiled: Any, calls: int, jitter: float) -> tuple[float, float]:
     """Median milliseconds of one call of the log density + gradient function nutpie samples (the fused
     kernel, numba, single-threaded), at the sampler's initial point plus N(0, jitter) noise: the calling
     thread's CPU time (what other processes on a busy machine do not inflate) and the wall time."""
@@ -222,7 +224,7 @@ def _sampler_gradient_ms(compiled, calls: int, jitter: float) -> tuple[float, fl
     return 1000 * float(np.median(cpu)), 1000 * float(np.median(wall))
 
 
-def _point(n_items: int) -> tuple[dict, object]:
+def _point(n_items: int) -> tuple[dict, Any]:
     """One curve point without sampling: the design's build time, the model's build and compile time and the
     peak memory up to there, the scalars stored per draw, and the log density + gradient cost of the function
     the sampler calls (the fused kernel, numba, one core, median of repeated calls). Returns the row and the
@@ -475,7 +477,7 @@ def _curve_goal() -> None:
           flush=True)
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench_models")
     ap.add_argument("--route", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--tune", type=int, default=500)
