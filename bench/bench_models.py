@@ -110,16 +110,18 @@ def naive_model(resp: Any) -> Any:
     from robustalign.models._graph import _centred_cutpoints, crossed_effects
 
     d = ordinal_design(resp)
+    counts, k_item = d.counts, d.K_item
+    assert counts is not None and k_item is not None  # an ordinal design always has both
     # one "cell" per response: the design's index arrays repeated by the cell counts, gathered row by
     # row (max_fill=0) as a user would index
-    cell = np.repeat(np.arange(d.n_cells), d.counts.sum(1).astype(int))
-    y = np.concatenate([np.repeat(np.arange(d.counts.shape[1]), c.astype(int)) for c in d.counts])
+    cell = np.repeat(np.arange(d.n_cells), counts.sum(1).astype(int))
+    y = np.concatenate([np.repeat(np.arange(counts.shape[1]), c.astype(int)) for c in counts])
     assert len(y) == len(resp.valid())
     rows = dataclasses.replace(d, idx={a: i[cell] for a, i in d.idx.items()}, n_cells=len(y),
-                               counts=np.eye(d.counts.shape[1])[y], max_fill=0.0)
+                               counts=np.eye(counts.shape[1])[y], max_fill=0.0)
     with pm.Model(coords=rows.coords) as m:
         eta = crossed_effects(rows, model_means_free=True)
-        K = int(d.K_item[0])
+        K = int(k_item[0])
         tau = pm.Deterministic(f"cutpoints_K{K}", _centred_cutpoints(K))
         pm.OrderedLogistic("y", eta=eta, cutpoints=tau, observed=y, compute_p=False)
     return m
@@ -157,7 +159,9 @@ def _gradient_ms(m: Any, calls: int, jitter: float, fastmath: bool = True) -> fl
 
     logp = m.logp()
     with pytensor.config.change_flags(numba__fastmath=fastmath):
-        f = pytensor.function(m.value_vars, [logp, *pt.grad(logp, m.value_vars)], mode="NUMBA")
+        grads = pt.grad(logp, m.value_vars)
+        assert isinstance(grads, list)  # one gradient per value variable
+        f = pytensor.function(m.value_vars, [logp, *grads], mode="NUMBA")
     ip = m.initial_point()
     noise = np.random.default_rng(0)
     vals = [ip[v.name] + noise.normal(0, jitter, np.shape(ip[v.name])) for v in m.value_vars]
@@ -298,7 +302,7 @@ def _curve_record(seed: int, items: list[int] | None = None) -> None:
     replace their rows in the existing record."""
     from gate_record import _cpu_model
 
-    head = {"machine": _cpu_model(), "cores": os.cpu_count(), "chains": CHAINS, "sampler_cores": CORES,
+    head: dict[str, Any] = {"machine": _cpu_model(), "cores": os.cpu_count(), "chains": CHAINS, "sampler_cores": CORES,
             "short_tune": SHORT_TUNE, "short_draws": SHORT_DRAWS, "seed": seed,
             "load_avg_1min_start": os.getloadavg()[0], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "points": []}
