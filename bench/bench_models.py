@@ -240,14 +240,16 @@ def _point(n_items: int) -> tuple[dict, Any]:
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     resp, _ = workload(n_items)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     d = ordinal_design(resp)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     peak_design = _peak_mb()
     compiled = compile_nutpie(build_ordinal(d), "numba")
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
+    # CPU seconds next to the wall seconds: on a busy machine only the CPU seconds say what an idle one takes
     row = {"n_items": n_items, "n_responses": d.n_responses, "n_cells": d.n_cells, "simulate_s": t1 - t0,
-           "design_s": t2 - t1, "build_compile_s": t3 - t2, "peak_mb_design": peak_design,
+           "design_s": t2 - t1, "build_compile_s": t3 - t2, "design_cpu_s": c2 - c1, "build_compile_cpu_s": c3 - c2,
+           "peak_mb_design": peak_design,
            "peak_mb_compiled": _peak_mb(), "rss_mb_compiled": _rss_mb(), "stored_scalars": _stored_scalars(compiled),
            "n_dim": int(compiled.n_dim), "load_avg_1min_start": load0,
            "stored_by_variable": {k: int(np.prod(v)) for k, v in compiled.shapes.items()}}
@@ -296,7 +298,7 @@ def route_short(n_items: int, tune: int, draws: int, seed: int) -> dict:
             "load_avg_1min_end": os.getloadavg()[0]}
 
 
-def _curve_record(seed: int, items: list[int] | None = None) -> None:
+def _curve_record(seed: int, items: list[int] | None = None, path: Path = CURVE_FILE) -> None:
     """Run the size curve, each point in its own niced process, and write ``CURVE_FILE`` after every point
     (so an interrupted run keeps the points it has). With ``items``, only those points run again and
     replace their rows in the existing record."""
@@ -306,11 +308,11 @@ def _curve_record(seed: int, items: list[int] | None = None) -> None:
             "short_tune": SHORT_TUNE, "short_draws": SHORT_DRAWS, "seed": seed,
             "load_avg_1min_start": os.getloadavg()[0], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "points": []}
-    if items and CURVE_FILE.exists():
-        old = json.loads(CURVE_FILE.read_text())
+    if items and path.exists():
+        old = json.loads(path.read_text())
         head.update({k: old[k] for k in ("load_avg_1min_start", "started") if k in old},
                     points=[r for r in old["points"] if r["n_items"] not in items])
-    CURVE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     # the smallest and the target size first: an interrupted run keeps the points that matter most
     for q in items or sorted(CURVE_ITEMS, key=lambda q: (q not in (CURVE_ITEMS[0], TARGET_ITEMS), q)):
         kind = "short" if q <= SHORT_MAX_ITEMS else "point"
@@ -319,7 +321,7 @@ def _curve_record(seed: int, items: list[int] | None = None) -> None:
         head["points"].append({**row, "process_wall_s": time.perf_counter() - t0})
         head["points"].sort(key=lambda r: r["n_items"])
         head["load_avg_1min_end"] = os.getloadavg()[0]
-        CURVE_FILE.write_text(json.dumps(head, indent=1, default=float) + "\n")
+        path.write_text(json.dumps(head, indent=1, default=float) + "\n")
         print(json.dumps(row, default=float), flush=True)
 
 
@@ -438,7 +440,7 @@ def curve_prediction(rec: dict, tune: int = 500, draws: int = DRAWS) -> dict:
     last = shorts[-1]
     values = last["stored_scalars"] * last["draws"] * CHAINS
     diag_s = last["diagnose_s"] / values * top["stored_scalars"] * draws * CHAINS
-    fixed = top["design_s"] + top["build_compile_s"] + diag_s
+    fixed = top.get("design_cpu_s", top["design_s"]) + top.get("build_compile_cpu_s", top["build_compile_s"]) + diag_s
     per_mb = (last["peak_mb"] - last["rss_mb_before"]) / last["draws_mb"]
     trace_mb = top["stored_scalars"] * draws * CHAINS * 8 / 2**20
     return {"n_responses": top["n_responses"], "steps_per_draw": steps, "steps_per_draw_90": (s_lo, s_hi),
@@ -492,6 +494,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--curve-record", action="store_true",
                     help=f"run the size curve up to 7,200,000 responses and write {CURVE_FILE.name}")
     ap.add_argument("--curve-items", type=int, nargs="+", help="with --curve-record: rerun only these points")
+    ap.add_argument("--curve-file", type=Path, default=CURVE_FILE, help=argparse.SUPPRESS)
     args = ap.parse_args(argv if argv is not None else [])
     if args.route:  # child process: one route, JSON on the last line
         name, n_items = args.route[0], int(args.route[1])
@@ -504,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(fn(), default=float))
         return
     if args.curve_record:
-        _curve_record(args.seed, args.curve_items)
+        _curve_record(args.seed, args.curve_items, args.curve_file)
         return
     common = ["--tune", str(args.tune), "--seed", str(args.seed), "--naive-sampler", args.naive_sampler]
     print(f"4 chains x ({args.tune} tune + {DRAWS} draws), target_accept 0.9, {CORES} cores, seed {args.seed}; "
