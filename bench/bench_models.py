@@ -280,9 +280,9 @@ def route_short(n_items: int, tune: int, draws: int, seed: int) -> dict:
                           target_accept=0.9, progress_bar=False, save_warmup=True)
     sample_s, sample_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
     peak1, rss1 = _peak_mb(), _rss_mb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     _, g = diagnose(idata)
-    diagnose_s = time.perf_counter() - t0
+    diagnose_s, diagnose_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     post_steps = np.asarray(idata["sample_stats"]["n_steps"], float)
     warm_steps = np.asarray(idata["warmup_sample_stats"]["n_steps"], float)
     gradients = float(post_steps.sum() + warm_steps.sum())
@@ -294,7 +294,8 @@ def route_short(n_items: int, tune: int, draws: int, seed: int) -> dict:
             "step_size": float(np.asarray(idata["sample_stats"]["step_size"]).mean()),
             "divergences": g["divergences"], "max_r_hat": g["max_r_hat"], "draws_mb": held,
             "rss_mb_before": rss0, "rss_mb_after_sample": rss1, "peak_mb_before": peak0,
-            "peak_mb_after_sample": peak1, "diagnose_s": diagnose_s, "peak_mb": _peak_mb(),
+            "peak_mb_after_sample": peak1, "diagnose_s": diagnose_s, "diagnose_cpu_s": diagnose_cpu_s,
+            "peak_mb": _peak_mb(),
             "load_avg_1min_end": os.getloadavg()[0]}
 
 
@@ -439,7 +440,7 @@ def curve_prediction(rec: dict, tune: int = 500, draws: int = DRAWS) -> dict:
 
     last = shorts[-1]
     values = last["stored_scalars"] * last["draws"] * CHAINS
-    diag_s = last["diagnose_s"] / values * top["stored_scalars"] * draws * CHAINS
+    diag_s = last.get("diagnose_cpu_s", last["diagnose_s"]) / values * top["stored_scalars"] * draws * CHAINS
     fixed = top.get("design_cpu_s", top["design_s"]) + top.get("build_compile_cpu_s", top["build_compile_s"]) + diag_s
     per_mb = (last["peak_mb"] - last["rss_mb_before"]) / last["draws_mb"]
     trace_mb = top["stored_scalars"] * draws * CHAINS * 8 / 2**20
