@@ -27,6 +27,11 @@ process: with the compile caches as found, then warm), with ``-- --skip-full`` t
 starting ``GOAL`` compare a measurement with the issue's goal. ``bench/gate_record.py`` runs seeds 1..10
 at full size, each in a new process (``bench/results/gate_record_Q200.jsonl``); the first GOAL line reads
 that file: seeds passed out of seeds run, and the machine.
+
+Ten times the size (7,200,000 responses, Q = 2,000) is not fitted; ``bench_models.py --curve-record`` measures
+a curve instead (Q = 20 ... 400 with short fits, and Q = 2,000 up to the compile; each point in its own niced
+process; ``--curve-items Q ...`` reruns single points) into ``bench/results/curve_Q2000.json``, and every bench
+run prints the curve and a GOAL line for 7,200,000 predicted from that record (``curve_prediction``).
 """
 
 from __future__ import annotations
