@@ -476,8 +476,11 @@ def _curve_goal() -> None:
         return
     rec = json.loads(CURVE_FILE.read_text())
     for r in sorted(rec["points"], key=lambda r: r["n_items"]):
-        print(f"curve {r['n_responses']:>9,} responses {r['n_cells']:>9,} cells: design {r['design_s']:.1f} s, "
-              f"build + compile {r['build_compile_s']:.0f} s, peak {r['peak_mb_compiled']:,.0f} MB, "
+        cpu = "design_cpu_s" in r  # CPU seconds where recorded (wall seconds on a busy machine mean little)
+        print(f"curve {r['n_responses']:>9,} responses {r['n_cells']:>9,} cells: design "
+              f"{r['design_cpu_s' if cpu else 'design_s']:.1f} {'CPU ' if cpu else ''}s, build + compile "
+              f"{r['build_compile_cpu_s' if cpu else 'build_compile_s']:.0f} {'CPU ' if cpu else ''}s, "
+              f"peak {r['peak_mb_compiled']:,.0f} MB, "
               f"{r['stored_scalars']:,} scalars/draw, gradient {r['fused_ms']:.2f} ms"
               + (f", {r['steps_per_draw']:.1f} steps/draw, {r['core_ms_per_gradient']:.2f} CPU ms/gradient in "
                  "the sampler" if r["route"] == "short" else ""), flush=True)
