@@ -27,6 +27,11 @@ process: with the compile caches as found, then warm), with ``-- --skip-full`` t
 starting ``GOAL`` compare a measurement with the issue's goal. ``bench/gate_record.py`` runs seeds 1..10
 at full size, each in a new process (``bench/results/gate_record_Q200.jsonl``); the first GOAL line reads
 that file: seeds passed out of seeds run, and the machine.
+
+Ten times the size (7,200,000 responses, Q = 2,000) is not fitted; ``bench_models.py --curve-record`` measures
+a curve instead (Q = 20 ... 400 with short fits, and Q = 2,000 up to the compile; each point in its own niced
+process; ``--curve-items Q ...`` reruns single points) into ``bench/results/curve_Q2000.json``, and every bench
+run prints the curve and a GOAL line for 7,200,000 predicted from that record (``curve_prediction``).
 """
 
 from __future__ import annotations
@@ -40,13 +45,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 CHAINS, DRAWS, CORES = 4, 1000, 2
 
 
-def workload(n_items: int, rng=0):
+def workload(n_items: int, rng: int = 0) -> tuple[Any, Any]:
     from robustalign.simulate import simulate
 
     sim = simulate(n_models=12, n_items=n_items, n_groups=6, factors={"format": 6}, n_orders=2, n_steer=4,
@@ -58,7 +64,8 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _gate_row(route, idata, n_responses, compile_s, sample_s, wall_s, extra=None):
+def _gate_row(route: str, idata: Any, n_responses: int, compile_s: float, sample_s: float, wall_s: float,
+              extra: dict | None = None) -> dict:
     from robustalign.models._sampling import GATE, diagnose
 
     t0 = time.perf_counter()
@@ -98,7 +105,7 @@ def route_robustalign(n_items: int, tune: int, seed: int = 1) -> dict:
                       "compiled_reused": p.get("compiled_reused"), "load_avg_1min_start": load0})
 
 
-def naive_model(resp):
+def naive_model(resp: Any) -> Any:
     """The response model with one likelihood row per response (the same priors, built by the same code)."""
     import dataclasses
 
@@ -108,16 +115,18 @@ def naive_model(resp):
     from robustalign.models._graph import _centred_cutpoints, crossed_effects
 
     d = ordinal_design(resp)
+    counts, k_item = d.counts, d.K_item
+    assert counts is not None and k_item is not None  # an ordinal design always has both
     # one "cell" per response: the design's index arrays repeated by the cell counts, gathered row by
     # row (max_fill=0) as a user would index
-    cell = np.repeat(np.arange(d.n_cells), d.counts.sum(1).astype(int))
-    y = np.concatenate([np.repeat(np.arange(d.counts.shape[1]), c.astype(int)) for c in d.counts])
+    cell = np.repeat(np.arange(d.n_cells), counts.sum(1).astype(int))
+    y = np.concatenate([np.repeat(np.arange(counts.shape[1]), c.astype(int)) for c in counts])
     assert len(y) == len(resp.valid())
     rows = dataclasses.replace(d, idx={a: i[cell] for a, i in d.idx.items()}, n_cells=len(y),
-                               counts=np.eye(d.counts.shape[1])[y], max_fill=0.0)
+                               counts=np.eye(counts.shape[1])[y], max_fill=0.0)
     with pm.Model(coords=rows.coords) as m:
         eta = crossed_effects(rows, model_means_free=True)
-        K = int(d.K_item[0])
+        K = int(k_item[0])
         tau = pm.Deterministic(f"cutpoints_K{K}", _centred_cutpoints(K))
         pm.OrderedLogistic("y", eta=eta, cutpoints=tau, observed=y, compute_p=False)
     return m
@@ -147,7 +156,7 @@ def route_naive_gradient(n_items: int) -> dict:
             "gradient_ms": _gradient_ms(naive_model(resp), 5, jitter=0.0), "peak_mb": _peak_mb()}
 
 
-def _gradient_ms(m, calls: int, jitter: float, fastmath: bool = True) -> float:
+def _gradient_ms(m: Any, calls: int, jitter: float, fastmath: bool = True) -> float:
     """Median milliseconds of one log density + gradient of model ``m`` (numba, one ``pt.grad`` as
     nutpie compiles it), at the initial point plus N(0, jitter) noise."""
     import pytensor
@@ -155,7 +164,9 @@ def _gradient_ms(m, calls: int, jitter: float, fastmath: bool = True) -> float:
 
     logp = m.logp()
     with pytensor.config.change_flags(numba__fastmath=fastmath):
-        f = pytensor.function(m.value_vars, [logp, *pt.grad(logp, m.value_vars)], mode="NUMBA")
+        grads = pt.grad(logp, m.value_vars)
+        assert isinstance(grads, list)  # one gradient per value variable
+        f = pytensor.function(m.value_vars, [logp, *grads], mode="NUMBA")
     ip = m.initial_point()
     noise = np.random.default_rng(0)
     vals = [ip[v.name] + noise.normal(0, jitter, np.shape(ip[v.name])) for v in m.value_vars]
@@ -184,9 +195,145 @@ def route_kernel_gradient(n_items: int) -> dict:
                for fused in (True, False)}}
 
 
-def _spawn(args: list[str]) -> dict:
+#: The size curve (``--curve``): items per point (x 3,600 responses), short fits up to ``SHORT_MAX_ITEMS``.
+CURVE_ITEMS = (20, 50, 100, 200, 400, 2000)
+SHORT_MAX_ITEMS = 400
+SHORT_TUNE, SHORT_DRAWS = 300, 150
+TARGET_ITEMS, TARGET_MIN, TARGET_GB = 2000, 30.0, 8.0
+CURVE_FILE = Path(__file__).resolve().parent / "results" / "curve_Q2000.json"
+
+
+def _rss_mb() -> float:
+    """Current resident memory of this process (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _stored_scalars(compiled: Any) -> int:
+    """Scalars the sampler stores per draw: every free variable and Deterministic (nutpie's ``shapes``)."""
+    return int(sum(int(np.prod(s)) for s in compiled.shapes.values()))
+
+
+def _sampler_gradient_ms(compiled: Any, calls: int, jitter: float) -> tuple[float, float]:
+    """Median milliseconds of one call of the log density + gradient function nutpie samples (the fused
+    kernel, numba, single-threaded), at the sampler's initial point plus N(0, jitter) noise: the calling
+    thread's CPU time (what other processes on a busy machine do not inflate) and the wall time."""
+    x0 = np.asarray(compiled.initial_point_func(0), float)
+    x = x0 + np.random.default_rng(0).normal(0, jitter, x0.shape)
+    compiled.logp_func(x)
+    cpu, wall = [], []
+    for _ in range(calls):
+        c0, t0 = time.thread_time(), time.perf_counter()
+        compiled.logp_func(x)
+        cpu.append(time.thread_time() - c0)
+        wall.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(cpu)), 1000 * float(np.median(wall))
+
+
+def _point(n_items: int) -> tuple[dict, Any]:
+    """One curve point without sampling: the design's build time, the model's build and compile time and the
+    peak memory up to there, the scalars stored per draw, and the log density + gradient cost of the function
+    the sampler calls (the fused kernel, numba, one core, median of repeated calls). Returns the row and the
+    compiled model."""
+    from robustalign.models._design import ordinal_design
+    from robustalign.models._graph import build_ordinal
+    from robustalign.models._sampling import compile_nutpie
+
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    resp, _ = workload(n_items)
+    t1, c1 = time.perf_counter(), time.process_time()
+    d = ordinal_design(resp)
+    t2, c2 = time.perf_counter(), time.process_time()
+    peak_design = _peak_mb()
+    compiled = compile_nutpie(build_ordinal(d), "numba")
+    t3, c3 = time.perf_counter(), time.process_time()
+    # CPU seconds next to the wall seconds: on a busy machine only the CPU seconds say what an idle one takes
+    row = {"n_items": n_items, "n_responses": d.n_responses, "n_cells": d.n_cells, "simulate_s": t1 - t0,
+           "design_s": t2 - t1, "build_compile_s": t3 - t2, "design_cpu_s": c2 - c1, "build_compile_cpu_s": c3 - c2,
+           "peak_mb_design": peak_design,
+           "peak_mb_compiled": _peak_mb(), "rss_mb_compiled": _rss_mb(), "stored_scalars": _stored_scalars(compiled),
+           "n_dim": int(compiled.n_dim), "load_avg_1min_start": load0,
+           "stored_by_variable": {k: int(np.prod(v)) for k, v in compiled.shapes.items()}}
+    calls = 200 if d.n_cells <= 300_000 else 50
+    cpu_ms, wall_ms = _sampler_gradient_ms(compiled, calls, 0.3)
+    row.update({"fused_ms": cpu_ms, "fused_wall_ms": wall_ms, "gradient_calls": calls})
+    return row, compiled
+
+
+def route_point(n_items: int) -> dict:
+    """A curve point without sampling, in its own process (peak memory is its own)."""
+    row, _ = _point(n_items)
+    return {"route": "point", **row, "load_avg_1min_end": os.getloadavg()[0]}
+
+
+def route_short(n_items: int, tune: int, draws: int, seed: int) -> dict:
+    """A curve point (``_point``) and a short fit of it (nutpie as a fit runs it, warm-up draws kept to count
+    every gradient): NUTS steps per draw, the sampler's CPU milliseconds per gradient, the memory the
+    stored draws and the diagnostics add."""
+    import nutpie
+
+    from robustalign.models._sampling import diagnose
+
+    row, compiled = _point(n_items)
+    rss0, peak0, cpu0 = _rss_mb(), _peak_mb(), time.process_time()
+    t0 = time.perf_counter()
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=CHAINS, cores=CORES, seed=seed,
+                          target_accept=0.9, progress_bar=False, save_warmup=True)
+    sample_s, sample_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    peak1, rss1 = _peak_mb(), _rss_mb()
+    t0, c0 = time.perf_counter(), time.process_time()
+    _, g = diagnose(idata)
+    diagnose_s, diagnose_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    post_steps = np.asarray(idata["sample_stats"]["n_steps"], float)
+    warm_steps = np.asarray(idata["warmup_sample_stats"]["n_steps"], float)
+    gradients = float(post_steps.sum() + warm_steps.sum())
+    held = (tune + draws) * CHAINS * row["stored_scalars"] * 8 / 2**20  # warm-up and posterior draws, float64
+    return {"route": "short", **row, "tune": tune, "draws": draws, "seed": seed, "sample_s": sample_s,
+            "sample_cpu_s": sample_cpu_s, "steps_per_draw": float(post_steps.mean()),
+            "warmup_steps_per_draw": float(warm_steps.mean()), "gradients": gradients,
+            "core_ms_per_gradient": 1000 * sample_cpu_s / gradients,
+            "step_size": float(np.asarray(idata["sample_stats"]["step_size"]).mean()),
+            "divergences": g["divergences"], "max_r_hat": g["max_r_hat"], "draws_mb": held,
+            "rss_mb_before": rss0, "rss_mb_after_sample": rss1, "peak_mb_before": peak0,
+            "peak_mb_after_sample": peak1, "diagnose_s": diagnose_s, "diagnose_cpu_s": diagnose_cpu_s,
+            "peak_mb": _peak_mb(),
+            "load_avg_1min_end": os.getloadavg()[0]}
+
+
+def _curve_record(seed: int, items: list[int] | None = None, path: Path = CURVE_FILE) -> None:
+    """Run the size curve, each point in its own niced process, and write ``CURVE_FILE`` after every point
+    (so an interrupted run keeps the points it has). With ``items``, only those points run again and
+    replace their rows in the existing record."""
+    from gate_record import _cpu_model
+
+    head: dict[str, Any] = {"machine": _cpu_model(), "cores": os.cpu_count(), "chains": CHAINS, "sampler_cores": CORES,
+            "short_tune": SHORT_TUNE, "short_draws": SHORT_DRAWS, "seed": seed,
+            "load_avg_1min_start": os.getloadavg()[0], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "points": []}
+    if items and path.exists():
+        old = json.loads(path.read_text())
+        head.update({k: old[k] for k in ("load_avg_1min_start", "started") if k in old},
+                    points=[r for r in old["points"] if r["n_items"] not in items])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the smallest and the target size first: an interrupted run keeps the points that matter most
+    for q in items or sorted(CURVE_ITEMS, key=lambda q: (q not in (CURVE_ITEMS[0], TARGET_ITEMS), q)):
+        kind = "short" if q <= SHORT_MAX_ITEMS else "point"
+        t0 = time.perf_counter()
+        row = _spawn([kind, str(q), "--seed", str(seed)], nice=5)
+        head["points"].append({**row, "process_wall_s": time.perf_counter() - t0})
+        head["points"].sort(key=lambda r: r["n_items"])
+        head["load_avg_1min_end"] = os.getloadavg()[0]
+        path.write_text(json.dumps(head, indent=1, default=float) + "\n")
+        print(json.dumps(row, default=float), flush=True)
+
+
+def _spawn(args: list[str], nice: int = 0) -> dict:
     out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--route", *args], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -261,7 +408,101 @@ def _record(items: int = 200) -> None:
     print(f"gate record: {path.name}, machine {', '.join(machines)}", flush=True)
 
 
-def main(argv=None) -> None:
+def _line_prediction(x: np.ndarray, y: np.ndarray, at: float) -> tuple[float, float, float]:
+    """A least-squares line's value at ``at`` and its 90% prediction interval (statsmodels OLS, t with
+    points - 2 degrees of freedom)."""
+    import statsmodels.api as sm
+
+    fit = sm.OLS(y, sm.add_constant(x)).fit()
+    f = fit.get_prediction(np.array([[1.0, at]])).summary_frame(alpha=0.1)
+    return float(f["mean"].iloc[0]), float(f["obs_ci_lower"].iloc[0]), float(f["obs_ci_upper"].iloc[0])
+
+
+def curve_prediction(rec: dict, tune: int = 500, draws: int = DRAWS) -> dict:
+    """The full fit (``tune`` + ``draws``, 4 chains on 2 cores) at the target size, predicted from the curve.
+
+    sampling CPU seconds = steps per draw x (tune + draws + warm-up excess) x chains x CPU ms per gradient:
+
+    * steps per draw: a least-squares line against log responses through the short fits, its 90% prediction
+      interval, the lower end no lower than the largest size's steps (the step size shrinks as the posterior
+      narrows with the data; measured so at every size);
+    * CPU ms per gradient inside the sampler (CPU seconds of sampling / gradients, so load does not inflate
+      it much): a line against cells through the short fits, its 90% prediction interval;
+    * warm-up excess: the gradients the warm-up took beyond as many draws, in draws, mean of the two
+      largest short fits.
+
+    The interval multiplies the ends of the two intervals. Wall = design + compile (CPU seconds measured at the
+    target) + sampling CPU / cores + diagnostics (the largest short fit's CPU seconds per stored value,
+    scaled). Memory = the target's measured peak after compiling + the stored draws x the largest short
+    fit's resident MB per MB of draws held (warm-up and posterior, every stored scalar, float64).
+    """
+    pts = {r["n_items"]: r for r in rec["points"]}
+    shorts = sorted((r for r in rec["points"] if r["route"] == "short"), key=lambda r: r["n_items"])
+    top = pts.get(TARGET_ITEMS)
+    if top is None or len(shorts) < 3:
+        return {}
+    steps, s_lo, s_hi = _line_prediction(np.log([r["n_responses"] for r in shorts]),
+                                         np.array([r["steps_per_draw"] for r in shorts]), np.log(top["n_responses"]))
+    s_lo = max(s_lo, shorts[-1]["steps_per_draw"])
+    grad, g_lo, g_hi = _line_prediction(np.array([r["n_cells"] for r in shorts], float),
+                                        np.array([r["core_ms_per_gradient"] for r in shorts]), top["n_cells"])
+    excess = float(np.mean([r["gradients"] / (r["steps_per_draw"] * CHAINS) - r["tune"] - r["draws"]
+                            for r in shorts[-2:]]))
+
+    def minutes(st: float, ms: float) -> float:
+        return st * (tune + draws + excess) * CHAINS * ms / 1000 / CORES / 60
+
+    last = shorts[-1]
+    values = last["stored_scalars"] * last["draws"] * CHAINS
+    diag_s = last.get("diagnose_cpu_s", last["diagnose_s"]) / values * top["stored_scalars"] * draws * CHAINS
+    fixed = (top.get("design_cpu_s", top["design_s"]) + top.get("build_compile_cpu_s", top["build_compile_s"])
+             + diag_s) / 60
+    per_mb = (last["peak_mb"] - last["rss_mb_before"]) / last["draws_mb"]
+    trace_mb = top["stored_scalars"] * draws * CHAINS * 8 / 2**20
+    return {"n_responses": top["n_responses"], "steps_per_draw": steps, "steps_per_draw_90": (s_lo, s_hi),
+            "ms_per_gradient": grad, "ms_per_gradient_90": (g_lo, g_hi), "one_core_ms": top["fused_ms"],
+            "warmup_excess_draws": excess, "sampling_min": minutes(steps, grad),
+            "sampling_min_range": (minutes(s_lo, g_lo), minutes(s_hi, g_hi)), "fixed_min": fixed,
+            "diagnose_min": diag_s / 60, "wall_min": minutes(steps, grad) + fixed,
+            "wall_min_range": (minutes(s_lo, g_lo) + fixed, minutes(s_hi, g_hi) + fixed),
+            "trace_mb": trace_mb, "resident_per_draws_mb": per_mb, "peak_mb_compiled": top["peak_mb_compiled"],
+            "peak_gb": (top["peak_mb_compiled"] + per_mb * trace_mb) / 1024}
+
+
+def _curve_goal() -> None:
+    """The 7,200,000-response goal from the curve record (``--curve-record``; too long for every bench run)."""
+    if not CURVE_FILE.exists():
+        print(f"curve: none yet ({CURVE_FILE.name}; run bench_models.py --curve-record)", flush=True)
+        return
+    rec = json.loads(CURVE_FILE.read_text())
+    for r in sorted(rec["points"], key=lambda r: r["n_items"]):
+        cpu = "design_cpu_s" in r  # CPU seconds where recorded (wall seconds on a busy machine mean little)
+        print(f"curve {r['n_responses']:>9,} responses {r['n_cells']:>9,} cells: design "
+              f"{r['design_cpu_s' if cpu else 'design_s']:.1f} {'CPU ' if cpu else ''}s, build + compile "
+              f"{r['build_compile_cpu_s' if cpu else 'build_compile_s']:.0f} {'CPU ' if cpu else ''}s, "
+              f"peak {r['peak_mb_compiled']:,.0f} MB, "
+              f"{r['stored_scalars']:,} scalars/draw, gradient {r['fused_ms']:.2f} ms"
+              + (f", {r['steps_per_draw']:.1f} steps/draw, {r['core_ms_per_gradient']:.2f} CPU ms/gradient in "
+                 "the sampler" if r["route"] == "short" else ""), flush=True)
+    p = curve_prediction(rec)
+    if not p:
+        print("curve: the record lacks the target point or three short fits; no prediction", flush=True)
+        return
+    lo, hi = p["wall_min_range"]
+    verdict = "predicted NOT met" if lo > TARGET_MIN or p["peak_gb"] > TARGET_GB else (
+        "predicted met" if hi < TARGET_MIN else "undecided")
+    print(f"GOAL  {p['n_responses']:,}: wall and peak, predicted (curve record)  {p['wall_min']:.0f} min "
+          f"(90% {lo:.0f}-{hi:.0f}), peak {p['peak_gb']:.1f} GB   goal: < {TARGET_MIN:.0f} min, < {TARGET_GB:.0f} GB"
+          f"   {verdict}", flush=True)
+    print(f"curve: {p['steps_per_draw']:.0f} steps/draw (90% {p['steps_per_draw_90'][0]:.0f}-"
+          f"{p['steps_per_draw_90'][1]:.0f}) x {p['ms_per_gradient']:.1f} CPU ms/gradient (90% "
+          f"{p['ms_per_gradient_90'][0]:.1f}-{p['ms_per_gradient_90'][1]:.1f}; one core alone "
+          f"{p['one_core_ms']:.1f}): sampling {p['sampling_min']:.0f} min + design, compile and diagnostics "
+          f"{p['fixed_min']:.0f} min; machine {rec['machine']} ({rec['cores']} cores), load average "
+          f"{rec['load_avg_1min_start']:.1f}-{rec['load_avg_1min_end']:.1f}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench_models")
     ap.add_argument("--route", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--tune", type=int, default=500)
@@ -269,20 +510,30 @@ def main(argv=None) -> None:
     ap.add_argument("--naive-sampler", default="default", choices=["default", "pymc", "nutpie"])
     ap.add_argument("--skip-full", action="store_true")
     ap.add_argument("--curve", action="store_true", help="also fit 360,000 responses: time against size")
+    ap.add_argument("--curve-record", action="store_true",
+                    help=f"run the size curve up to 7,200,000 responses and write {CURVE_FILE.name}")
+    ap.add_argument("--curve-items", type=int, nargs="+", help="with --curve-record: rerun only these points")
+    ap.add_argument("--curve-file", type=Path, default=CURVE_FILE, help=argparse.SUPPRESS)
     args = ap.parse_args(argv if argv is not None else [])
     if args.route:  # child process: one route, JSON on the last line
         name, n_items = args.route[0], int(args.route[1])
         fn = {"robustalign": lambda: route_robustalign(n_items, args.tune, args.seed),
               "naive": lambda: route_naive(n_items, args.tune, args.naive_sampler, args.seed),
               "gradient": lambda: route_naive_gradient(n_items),
-              "kernel": lambda: route_kernel_gradient(n_items)}[name]
+              "kernel": lambda: route_kernel_gradient(n_items),
+              "point": lambda: route_point(n_items),
+              "short": lambda: route_short(n_items, SHORT_TUNE, SHORT_DRAWS, args.seed)}[name]
         print(json.dumps(fn(), default=float))
+        return
+    if args.curve_record:
+        _curve_record(args.seed, args.curve_items, args.curve_file)
         return
     common = ["--tune", str(args.tune), "--seed", str(args.seed), "--naive-sampler", args.naive_sampler]
     print(f"4 chains x ({args.tune} tune + {DRAWS} draws), target_accept 0.9, {CORES} cores, seed {args.seed}; "
           "gate: docs/bayesian.md section 3; load average at start "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     _record()
+    _curve_goal()
     _tenth(common)
     if not args.skip_full:
         _full(common, args.tune, args.curve)
