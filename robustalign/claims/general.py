@@ -20,6 +20,7 @@ Each kind reduces the cells' items x cells scores to per-item quantities ``d`` (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from robustalign.schema import Reference, Responses
 
-__all__ = ["CELL_KEYS", "cell_factors", "cell_scores", "describe_cell", "pair_differences", "per_item_slopes"]
+__all__ = ["CELL_KEYS", "cell_factors", "cell_identity", "cell_scores", "describe_cell", "pair_differences",
+           "per_item_slopes"]
 
 #: Cell keys that are not factors of the responses.
 CELL_KEYS = ("model", "group", "human")
@@ -95,6 +97,36 @@ def cell_scores(sub: Responses, reference: Reference | None, cell: dict, metric:
     if first_group not in w:
         return np.full((len(items), max(1, w.shape[1] - 1)), np.nan)
     return w[[g for g in w.columns if g != first_group]].to_numpy(float)
+
+
+def cell_identity(sub: Responses, reference: Reference, cell: dict, *, by: Sequence[str] = (),
+                  first_group: str | None = None) -> pd.DataFrame:
+    """Per item (and level of the factors ``by``) the chi-square of "the cell's answer distribution equals the
+    human one" (:func:`robustalign.metrics.identity_chi_square`): columns ``*by, item, group, _x2, _x2_df,
+    _x2_var`` (the statistic, its df, its null variance), one row per group the cell is scored against (as
+    :func:`cell_scores`; group ``"*"``: every group but ``first_group``). A human cell is sampled where the
+    reference gives respondents; exact shares on both sides give NaN (no sampling noise, no kink bias)."""
+    from robustalign.metrics import identity_chi_square
+    from robustalign.scoring import _item_scores
+
+    cols = [*by, "item", "group", "_x2", "_x2_df", "_x2_var"]
+    if "human" in cell:  # a human group used as a "model"
+        items = list(reference.items)
+        Q = reference.array(items, [cell["human"], cell["group"]])
+        N = reference.n_array(items, [cell["human"], cell["group"]])
+        x2 = identity_chi_square(Q[:, 0], Q[:, 1], np.where(np.isfinite(N[:, 0]), N[:, 0], np.inf), N[:, 1])
+        t = pd.DataFrame({"item": items, "group": cell["group"], "_x2": x2[0], "_x2_df": x2[1], "_x2_var": x2[2]})
+        return t.merge(sub.data[list(by)].drop_duplicates(), how="cross")[cols] if by else t[cols]
+    d = _filter(sub, cell)
+    star = cell.get("group") == ALL_OTHERS
+    if len(d.valid()) == 0:
+        return pd.DataFrame(columns=cols)
+    s = _item_scores(d, reference, metric="agreement", by=["model", *by], against=None, group_map=None,
+                     groups=None if star else [cell["group"]], estimand="answer-distribution", min_answers=None,
+                     identity=True)
+    if star:
+        s = s[s["group"].astype(str) != str(first_group)]
+    return s[cols].reset_index(drop=True)
 
 
 def _item_by_group(s: pd.DataFrame) -> pd.DataFrame:
