@@ -104,9 +104,9 @@ def _judge_null(v: np.ndarray, p_min: float) -> None:
 
 
 def test_closer_claims_between_identical_and_near_identical_models_are_rarely_supported_fast():
-    # a rate of 0.2 or more fails at 30 data sets (binomial test against 0.05 at p < 1e-3)
-    _judge_null(supported("identical_pair", [[11, i] for i in range(30)], **FAST), 1e-3)
-    _judge_null(supported("near_vs_identical", [[12, i] for i in range(30)], **FAST), 1e-3)
+    # 6 or more of 20 data sets supported fails (binomial test against 0.05, p < 1e-3): catches rates of 0.3
+    _judge_null(supported("identical_pair", [[11, i] for i in range(20)], **FAST), 1e-3)
+    _judge_null(supported("near_vs_identical", [[12, i] for i in range(20)], **FAST), 1e-3)
 
 
 @pytest.mark.slow
