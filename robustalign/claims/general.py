@@ -232,7 +232,7 @@ def _perm_corr(A, y, method, perm):
 
 
 def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutations, alpha, level, gen, record,
-                      executor, provenance):
+                      executor, provenance, near=None, p_identity=None):
     """The correlation form of :func:`robustalign.claims.multiverse.audit_claim`.
 
     Per specification: the correlation across units of each unit's aggregate alignment with the other
@@ -240,7 +240,8 @@ def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutatio
     specification, so the units' shared items keep their dependence) and, within the same resample, the
     other quantity redrawn from its standard errors or from the same resampled items; the correlation is
     then recomputed across units. Test: the other quantity permuted across units (all orders when there
-    are few units), one null shared by every specification for the joint test.
+    are few units), one null shared by every specification for the joint test. ``near``: specifications
+    left out near identity (their columns of ``D`` are NaN), counted apart from those without data.
     """
     from functools import partial
 
@@ -278,13 +279,20 @@ def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutatio
     share = float(np.mean(est[evaluable] > tol[evaluable]))
     n_eval = int(evaluable.sum())
     verdict, reason, n_needed = claim_verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
+    near = np.zeros(len(specs), bool) if near is None else np.asarray(near, bool)
+    if near.any():
+        from robustalign.claims.multiverse import _left_out_words
+
+        reason = reason[:-1] + _left_out_words(0, near, specs, provenance.get("near_identity_level", np.nan))
     verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason, "share_holds": share,
-                              "n_specifications": n_eval, "n_specifications_empty": len(specs) - n_eval,
-                              "n_needed": n_needed}])
+                              "n_specifications": n_eval,
+                              "n_specifications_empty": len(specs) - n_eval - int(near.sum()),
+                              "n_specifications_near_identity": int(near.sum()), "n_needed": n_needed}])
     evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
                 "contrasts": D, "items": items, "estimate": est, "tolerance": tol, "other_quantity": y,
                 "unit_alignment": A, "n_items": np.sum(~np.all(np.isnan(D), axis=2), axis=0),
-                "permutations": {"n": len(null), "exact": exact}}
+                "permutations": {"n": len(null), "exact": exact}, "near_identity": near,
+                "identity_p": np.full(len(specs), np.nan) if p_identity is None else p_identity}
     return ClaimResult("claim", verdicts, evidence, provenance, level)
 
 

@@ -706,10 +706,12 @@ def audit_claim(
     if claim.form == "correlation":
         from robustalign.claims.general import audit_correlation
 
+        prov = _provenance(responses, reference, claim, specs, record, n_resamples, n_permutations, alpha,
+                           aggregations, include_pooled)
+        prov.update(near_identity_level=id_level, n_specifications_near_identity=int(near.sum()))
         return audit_correlation(claim, specs, D, items, aggs, n_resamples=n_resamples, n_permutations=n_permutations,
                                  alpha=alpha, level=level, gen=gen, record=record, executor=executor,
-                                 provenance=_provenance(responses, reference, claim, specs, record, n_resamples,
-                                                        n_permutations, alpha, aggregations, include_pooled))
+                                 provenance=prov, near=near, p_identity=p_id)
     margin = claim.margin if claim.form == "equivalent" else None
     est = _stat(D, aggs, margin)
     tol = zero_tolerance(D)  # estimates within rounding of zero neither hold nor fail
