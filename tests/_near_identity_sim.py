@@ -97,8 +97,9 @@ def true_margin(case: str, truth: dict, fn) -> float:
 
 
 def supported(case: str, seeds, *, metrics=None, n_resamples: int = 200, n_permutations: int = 400,
-              n_answers: dict | None = None) -> np.ndarray:
-    """Whether ``audit_claim`` calls the case's claim "supported", one entry per seed (defaults but ``metrics``)."""
+              n_answers: dict | None = None, **kw) -> np.ndarray:
+    """``audit_claim``'s verdict on the case's claim, one entry per seed (its defaults but ``metrics`` and ``kw``,
+    e.g. ``factors=[]``: formats pooled)."""
     from robustalign.claims.multiverse import Claim, audit_claim
 
     a, b = CLAIMS[case]
@@ -108,7 +109,7 @@ def supported(case: str, seeds, *, metrics=None, n_resamples: int = 200, n_permu
         try:
             res = audit_claim(resp, ref, Claim.closer(a, than=b, group="G1"), metrics=metrics,
                               n_resamples=n_resamples, n_permutations=n_permutations, rng=s[-1] if
-                              isinstance(s, (list, tuple)) else s, progress=False)
+                              isinstance(s, (list, tuple)) else s, progress=False, **kw)
             out.append(res.verdicts["verdict"].iloc[0])
         except ValueError as e:  # a metric not estimable from these answers: no verdict
             out.append("error: " + str(e)[:60])
