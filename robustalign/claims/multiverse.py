@@ -33,6 +33,13 @@ are the margins over every other group. An equivalence holds when ``margin - max
 over the pairs of cells, and is tested per specification by a bootstrap TOST; a correlation is judged by
 a two-stage bootstrap and a permutation test across units (:func:`robustalign.claims.general.audit_correlation`).
 
+Near identity: a specification whose metric has a kink where a cell's answer distribution meets the human
+one (:data:`KINKED_METRICS`) is left out of the verdict, counted and named, when one of the claim's cells is
+not distinguishable from the human distribution (chi-square of identity summed over items, p above 0.2 x
+alpha): there the cell's corrected similarity is biased low, so a cell at identity would look farther than
+one near it. The default metrics include ``brier`` and ``cramer`` (exactly unbiased), which judge the claim
+there and on cells with few answers.
+
 Verdicts: *supported* when the joint test rejects in the claimed direction and the claim holds in at
 least 90% of specifications; *not supported* when it holds in fewer than half, or the joint test
 rejects in the opposite direction; otherwise *inconclusive* (the claim depends on the specification
@@ -330,7 +337,8 @@ def enumerate_specifications(
     pooled into one distribution) when ``include_pooled``. ``sample`` is never a specification choice
     (samples are replicates), nor is the claim's own steering factor. Metrics that need ordered
     options are left out when an item the claim uses is nominal, and the median of plurality agreement
-    (a 0/1 quantity per item, so its median is 0 or 1 whatever the data) is not a specification.
+    (a 0/1 quantity per item, so its median is 0 or 1 whatever the data) is not a specification. Default
+    metrics: :data:`DEFAULT_METRICS`, plus :data:`DEFAULT_ORDINAL_METRICS` when every item is ordinal.
     """
     from robustalign.metrics import METRICS
 
