@@ -116,17 +116,24 @@ def supported(case: str, seeds, *, metrics=None, n_resamples: int = 200, n_permu
     return np.array(out, dtype=object)
 
 
-if __name__ == "__main__":  # the rates quoted in docs/claims.md: python tests/_near_identity_sim.py [n_sets]
+if __name__ == "__main__":
+    # the rates quoted in docs/claims.md ("Default metrics and closer claims near identity"):
+    #   python tests/_near_identity_sim.py 150 default                  (full multiverse, seeds [7, i])
+    #   python tests/_near_identity_sim.py 150 js near_vs_identical pooled   (formats pooled, means, seeds [8, i])
+    #   python tests/_near_identity_sim.py 150 default near_vs_identical pooled
     import sys
     import time
 
     n_sets = int(sys.argv[1]) if len(sys.argv) > 1 else 150
     only = sys.argv[2].split(",") if len(sys.argv) > 2 else ["default"]
     cases = sys.argv[3].split(",") if len(sys.argv) > 3 else list(CASES)
+    pooled = len(sys.argv) > 4 and sys.argv[4] == "pooled"
+    kw = {"factors": [], "aggregations": ["mean"]} if pooled else {}
     for case in cases:
         for mt in [None if m == "default" else m for m in only]:
             t0 = time.time()
-            v = supported(case, [[7, i] for i in range(n_sets)], metrics=None if mt is None else [mt])
+            v = supported(case, [[8 if pooled else 7, i] for i in range(n_sets)],
+                          metrics=None if mt is None else [mt], **kw)
             k = int(np.sum(v == "supported"))
             err = int(sum(str(x).startswith("error") for x in v))
             print(f"{case:18s} {mt or 'default':14s} supported {k:4d} / {n_sets} = {k / n_sets:.3f}  "
