@@ -24,9 +24,9 @@ def sim():
 def test_specifications_are_the_product_of_choices(sim):
     _, r, ref = sim
     specs = enumerate_specifications(r, Claim.closer("model_1", than="model_2", group="C01"), reference=ref)
-    # format 2 levels + pooled, option_order 2 + pooled; metrics js, tv, plurality, w1, mean_position;
-    # two aggregations except the median of plurality
-    assert len(specs) == 3 * 3 * (5 * 2 - 1)
+    # format 2 levels + pooled, option_order 2 + pooled; metrics js, tv, plurality, brier, w1, mean_position,
+    # cramer; two aggregations except the median of plurality
+    assert len(specs) == 3 * 3 * (7 * 2 - 1)
     assert "steer_target" not in specs and "sample" not in specs
     assert not ((specs["metric"] == "plurality") & (specs["aggregation"] == "median")).any()
 

@@ -20,6 +20,7 @@ Each kind reduces the cells' items x cells scores to per-item quantities ``d`` (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from robustalign.schema import Reference, Responses
 
-__all__ = ["CELL_KEYS", "cell_factors", "cell_scores", "describe_cell", "pair_differences", "per_item_slopes"]
+__all__ = ["CELL_KEYS", "cell_factors", "cell_identity", "cell_scores", "describe_cell", "pair_differences",
+           "per_item_slopes"]
 
 #: Cell keys that are not factors of the responses.
 CELL_KEYS = ("model", "group", "human")
@@ -95,6 +97,36 @@ def cell_scores(sub: Responses, reference: Reference | None, cell: dict, metric:
     if first_group not in w:
         return np.full((len(items), max(1, w.shape[1] - 1)), np.nan)
     return w[[g for g in w.columns if g != first_group]].to_numpy(float)
+
+
+def cell_identity(sub: Responses, reference: Reference, cell: dict, *, by: Sequence[str] = (),
+                  first_group: str | None = None) -> pd.DataFrame:
+    """Per item (and level of the factors ``by``) the chi-square of "the cell's answer distribution equals the
+    human one" (:func:`robustalign.metrics.identity_chi_square`): columns ``*by, item, group, _x2, _x2_df,
+    _x2_var`` (the statistic, its df, its null variance), one row per group the cell is scored against (as
+    :func:`cell_scores`; group ``"*"``: every group but ``first_group``). A human cell is sampled where the
+    reference gives respondents; exact shares on both sides give NaN (no sampling noise, no kink bias)."""
+    from robustalign.metrics import identity_chi_square
+    from robustalign.scoring import _item_scores
+
+    cols = [*by, "item", "group", "_x2", "_x2_df", "_x2_var"]
+    if "human" in cell:  # a human group used as a "model"
+        items = list(reference.items)
+        Q = reference.array(items, [cell["human"], cell["group"]])
+        N = reference.n_array(items, [cell["human"], cell["group"]])
+        x2 = identity_chi_square(Q[:, 0], Q[:, 1], np.where(np.isfinite(N[:, 0]), N[:, 0], np.inf), N[:, 1])
+        t = pd.DataFrame({"item": items, "group": cell["group"], "_x2": x2[0], "_x2_df": x2[1], "_x2_var": x2[2]})
+        return t.merge(sub.data[list(by)].drop_duplicates(), how="cross")[cols] if by else t[cols]
+    d = _filter(sub, cell)
+    star = cell.get("group") == ALL_OTHERS
+    if len(d.valid()) == 0:
+        return pd.DataFrame(columns=cols)
+    s = _item_scores(d, reference, metric="agreement", by=["model", *by], against=None, group_map=None,
+                     groups=None if star else [cell["group"]], estimand="answer-distribution", min_answers=None,
+                     identity=True)
+    if star:
+        s = s[s["group"].astype(str) != str(first_group)]
+    return s[cols].reset_index(drop=True)
 
 
 def _item_by_group(s: pd.DataFrame) -> pd.DataFrame:
@@ -200,7 +232,7 @@ def _perm_corr(A, y, method, perm):
 
 
 def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutations, alpha, level, gen, record,
-                      executor, provenance):
+                      executor, provenance, near=None, p_identity=None):
     """The correlation form of :func:`robustalign.claims.multiverse.audit_claim`.
 
     Per specification: the correlation across units of each unit's aggregate alignment with the other
@@ -208,7 +240,8 @@ def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutatio
     specification, so the units' shared items keep their dependence) and, within the same resample, the
     other quantity redrawn from its standard errors or from the same resampled items; the correlation is
     then recomputed across units. Test: the other quantity permuted across units (all orders when there
-    are few units), one null shared by every specification for the joint test.
+    are few units), one null shared by every specification for the joint test. ``near``: specifications
+    left out near identity (their columns of ``D`` are NaN), counted apart from those without data.
     """
     from functools import partial
 
@@ -246,13 +279,20 @@ def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutatio
     share = float(np.mean(est[evaluable] > tol[evaluable]))
     n_eval = int(evaluable.sum())
     verdict, reason, n_needed = claim_verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
+    near = np.zeros(len(specs), bool) if near is None else np.asarray(near, bool)
+    if near.any():
+        from robustalign.claims.multiverse import _left_out_words
+
+        reason = reason[:-1] + _left_out_words(0, near, specs, provenance.get("near_identity_level", np.nan))
     verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason, "share_holds": share,
-                              "n_specifications": n_eval, "n_specifications_empty": len(specs) - n_eval,
-                              "n_needed": n_needed}])
+                              "n_specifications": n_eval,
+                              "n_specifications_empty": len(specs) - n_eval - int(near.sum()),
+                              "n_specifications_near_identity": int(near.sum()), "n_needed": n_needed}])
     evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
                 "contrasts": D, "items": items, "estimate": est, "tolerance": tol, "other_quantity": y,
                 "unit_alignment": A, "n_items": np.sum(~np.all(np.isnan(D), axis=2), axis=0),
-                "permutations": {"n": len(null), "exact": exact}}
+                "permutations": {"n": len(null), "exact": exact}, "near_identity": near,
+                "identity_p": np.full(len(specs), np.nan) if p_identity is None else p_identity}
     return ClaimResult("claim", verdicts, evidence, provenance, level)
 
 

@@ -33,6 +33,13 @@ are the margins over every other group. An equivalence holds when ``margin - max
 over the pairs of cells, and is tested per specification by a bootstrap TOST; a correlation is judged by
 a two-stage bootstrap and a permutation test across units (:func:`robustalign.claims.general.audit_correlation`).
 
+Near identity: a specification whose metric has a kink where a cell's answer distribution meets the human
+one (:data:`KINKED_METRICS`) is left out of the verdict, counted and named, when one of the claim's cells is
+not distinguishable from the human distribution (chi-square of identity summed over items, p above 0.2 x
+alpha): there the cell's corrected similarity is biased low, so a cell at identity would look farther than
+one near it. The default metrics include ``brier`` and ``cramer`` (exactly unbiased), which judge the claim
+there and on cells with few answers.
+
 Verdicts: *supported* when the joint test rejects in the claimed direction and the claim holds in at
 least 90% of specifications; *not supported* when it holds in fewer than half, or the joint test
 rejects in the opposite direction; otherwise *inconclusive* (the claim depends on the specification
@@ -74,6 +81,19 @@ SUPPORT_SHARE = 0.9
 #: mean of contrasts that cancel exactly comes out as a rounding residue (5.55e-17, or 1e-13 after the
 #: position averages), which must neither "hold" nor reach a sample-size formula.
 ZERO_RTOL = 1e-9
+#: Default metrics of the multiverse (:func:`enumerate_specifications`), plus DEFAULT_ORDINAL_METRICS when every
+#: item is ordinal. ``brier`` and ``cramer`` are exactly unbiased for the answer distribution from 2 answers per
+#: cell (robustalign.metrics.QUADRATIC_METRICS), so few-answer data (5 per cell is common) keep estimable
+#: specifications where js (10 answers), tv (30) and the others (5) are not estimable.
+DEFAULT_METRICS = ("js", "tv", "plurality", "brier")
+DEFAULT_ORDINAL_METRICS = ("w1", "mean_position", "cramer")
+#: Metrics whose per-item similarity has a kink (or, for plurality, a jump) where a cell's answer distribution
+#: meets the human one: there the corrected value of a cell at identity stays biased low by about
+#: 1/sqrt(answers) (docs/resampling.md, "Near identity"), so a cell at identity looks farther than a cell near
+#: it. :func:`audit_claim` leaves such a specification out of the verdict when one of the claim's cells is not
+#: distinguishable from the human distribution (docs/claims.md, "Near identity"). ``brier`` and ``cramer``
+#: (exactly unbiased) and ``agreement`` (linear) have no such bias.
+KINKED_METRICS = frozenset({"js", "tv", "w1", "mean_position", "plurality"})
 #: Tasks the per-specification contrasts are split into when the executor does not say how many workers
 #: it has (otherwise four per worker). Chunking never changes the numbers.
 CONTRAST_TASKS = 32
@@ -317,7 +337,8 @@ def enumerate_specifications(
     pooled into one distribution) when ``include_pooled``. ``sample`` is never a specification choice
     (samples are replicates), nor is the claim's own steering factor. Metrics that need ordered
     options are left out when an item the claim uses is nominal, and the median of plurality agreement
-    (a 0/1 quantity per item, so its median is 0 or 1 whatever the data) is not a specification.
+    (a 0/1 quantity per item, so its median is 0 or 1 whatever the data) is not a specification. Default
+    metrics: :data:`DEFAULT_METRICS`, plus :data:`DEFAULT_ORDINAL_METRICS` when every item is ordinal.
     """
     from robustalign.metrics import METRICS
 
@@ -336,9 +357,9 @@ def enumerate_specifications(
     elif metrics is None and claim.metric is not None:
         metrics = [claim.metric]
     if metrics is None:
-        metrics = ["js", "tv", "plurality"]
+        metrics = list(DEFAULT_METRICS)
         if reference is not None and all(reference.scales[i].ordinal for i in responses.items if i in reference.scales):
-            metrics += ["w1", "mean_position"]
+            metrics += list(DEFAULT_ORDINAL_METRICS)
     else:
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
@@ -380,11 +401,13 @@ def _contrasts(responses: Responses, reference: Reference | None, claim: Claim, 
     first = cells[0].get("group")
     S = [cell_scores(sub, reference, c, metric, items, first_group=first) for c in cells]
     if claim.form == "trend":
-        return per_item_slopes(np.hstack(S), np.asarray(claim.x, float))[:, None]
-    if claim.form in ("equivalent", "correlation"):
+        out = per_item_slopes(np.hstack(S), np.asarray(claim.x, float))[:, None]
+    elif claim.form in ("equivalent", "correlation"):
         X = np.hstack(S)
-        return pair_differences(X) if claim.form == "equivalent" else X
-    return S[0] - S[1]
+        out = pair_differences(X) if claim.form == "equivalent" else X
+    else:
+        out = S[0] - S[1]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -538,6 +561,45 @@ def joint_from_null(obs: np.ndarray, null: np.ndarray, alpha: float) -> dict:
     }
 
 
+def _identity_p_values(responses: Responses, reference: Reference | None, claim: Claim, specs: pd.DataFrame,
+                       fac: list[str]) -> np.ndarray:
+    """Per specification whose metric is in :data:`KINKED_METRICS`, the largest p-value of identity with the
+    human distribution over the claim's cells (and the groups each is scored against): the per-item
+    chi-squares of the specification's subset (:func:`robustalign.claims.general.cell_identity`) summed over
+    items and referred to :func:`robustalign.metrics.identity_p_value`. NaN for other metrics and where no
+    side is sampled."""
+    from robustalign.claims.general import cell_identity
+    from robustalign.metrics import identity_p_value
+
+    out = np.full(len(specs), np.nan)
+    kinked = specs["metric"].isin(KINKED_METRICS).to_numpy()
+    if reference is None or claim.metric == "position" or not kinked.any():
+        return out
+    cells = claim.cell_dicts
+    first = cells[0].get("group")
+    lv_all = specs[fac].astype(str).to_numpy()
+    combos = list(dict.fromkeys(tuple(r) for r in lv_all[kinked]))
+    patterns: dict[tuple, list[tuple]] = {}  # which factors are pooled -> the level combinations
+    for c in combos:
+        patterns.setdefault(tuple(v == POOLED for v in c), []).append(c)
+    for pattern, rows in patterns.items():
+        by = [f for f, pooled in zip(fac, pattern) if not pooled]
+        tables = [cell_identity(responses, reference, c, by=by, first_group=first) for c in cells]
+        for lv in rows:
+            ps: list[float] = []
+            for t in tables:
+                m = np.ones(len(t), bool)
+                for f, v in zip(fac, lv):
+                    if v != POOLED:
+                        m &= (t[f].astype(str) == v).to_numpy()
+                g = t[m].groupby("group", observed=True)[["_x2", "_x2_df", "_x2_var"]].sum(min_count=1)
+                ps += list(identity_p_value(*(g[c].to_numpy(float) for c in ("_x2", "_x2_df", "_x2_var"))))
+            ps = [p for p in ps if np.isfinite(p)]
+            if ps:
+                out[kinked & (lv_all == np.array(lv, dtype=object)).all(axis=1)] = max(ps)
+    return out
+
+
 def _contrast_chunk(args) -> list[np.ndarray]:
     """Per-item contrasts of several specifications (one task; module level so that it pickles)."""
     responses, reference, claim, specs, factors, items = args
@@ -644,15 +706,20 @@ def audit_claim(
     specs = enumerate_specifications(responses, claim, reference=reference, factors=factors, metrics=metrics,
                                      aggregations=aggregations, include_pooled=include_pooled,
                                      max_specifications=max_specifications)
-    D, items = _per_item(responses, reference, claim, specs, executor, progress)
+    from robustalign.scoring import NEAR_IDENTITY_TEST_SHARE
+
+    id_level = NEAR_IDENTITY_TEST_SHARE * alpha
+    D, items, p_id, near = _per_item(responses, reference, claim, specs, executor, progress, level=id_level)
     aggs = specs["aggregation"].to_numpy()
     if claim.form == "correlation":
         from robustalign.claims.general import audit_correlation
 
+        prov = _provenance(responses, reference, claim, specs, record, n_resamples, n_permutations, alpha,
+                           aggregations, include_pooled)
+        prov.update(near_identity_level=id_level, n_specifications_near_identity=int(near.sum()))
         return audit_correlation(claim, specs, D, items, aggs, n_resamples=n_resamples, n_permutations=n_permutations,
                                  alpha=alpha, level=level, gen=gen, record=record, executor=executor,
-                                 provenance=_provenance(responses, reference, claim, specs, record, n_resamples,
-                                                        n_permutations, alpha, aggregations, include_pooled))
+                                 provenance=prov, near=near, p_identity=p_id)
     margin = claim.margin if claim.form == "equivalent" else None
     est = _stat(D, aggs, margin)
     tol = zero_tolerance(D)  # estimates within rounding of zero neither hold nor fail
@@ -680,19 +747,33 @@ def audit_claim(
     mc, mc_txt = (False, "") if claim.form == "equivalent" else _verdict_mc(share, joint, joint_boot, alpha,
                                                                            n_permutations, n_resamples)
     reason += mc_txt
-    if n_eval < len(specs):
-        reason = reason[:-1] + (f"; {len(specs) - n_eval} specifications had no item with data for the claim "
-                                "and are left out.")
+    reason = reason[:-1] + _left_out_words(len(specs) - n_eval - int(near.sum()), near, specs, id_level)
     verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason,
                               "share_holds": share, "n_specifications": n_eval,
-                              "n_specifications_empty": len(specs) - n_eval, "n_needed": n_needed,
+                              "n_specifications_empty": len(specs) - n_eval - int(near.sum()),
+                              "n_specifications_near_identity": int(near.sum()), "n_needed": n_needed,
                               "mc_error": mc}])
     evidence = {"bootstrap": boot, "joint": joint, "joint_bootstrap": joint_boot, "specifications": specs,
                 "contrasts": D, "items": items, "estimate": est, "tolerance": tol,
-                "n_items": np.sum(~np.all(np.isnan(D), axis=2), axis=0)}
+                "n_items": np.sum(~np.all(np.isnan(D), axis=2), axis=0), "identity_p": p_id, "near_identity": near}
     provenance = _provenance(responses, reference, claim, specs, record, n_resamples, n_permutations, alpha,
                              aggregations, include_pooled)
+    provenance.update(near_identity_level=id_level, n_specifications_near_identity=int(near.sum()))
     return ClaimResult("claim", verdicts, evidence, provenance, level)
+
+
+def _left_out_words(n_empty: int, near: np.ndarray, specs: pd.DataFrame, level: float) -> str:
+    """The end of a verdict's reason: the specifications left out, and why (no data; near identity)."""
+    words = ""
+    if n_empty:
+        words += f"; {n_empty} specifications had no item with data for the claim and are left out"
+    if near.any():
+        ms = ", ".join(sorted(set(specs["metric"][near])))
+        words += (f"; {int(near.sum())} specifications ({ms}) are left out because a cell is not distinguishable "
+                  f"from the human distribution (chi-square of identity over the items, p > {level:.3g}): these "
+                  "metrics have a kink at identity, where the corrected value is biased low by about "
+                  "1/sqrt(answers), so a cell at identity would look farther than it is")
+    return words + "."
 
 
 def _provenance(responses, reference, claim, specs, record, n_resamples, n_permutations, alpha, aggregations,
@@ -704,8 +785,12 @@ def _provenance(responses, reference, claim, specs, record, n_resamples, n_permu
             "reference_hash": reference.data_hash() if reference is not None else None}
 
 
-def _per_item(responses, reference, claim, specs, executor, progress=None) -> tuple[np.ndarray, list[str]]:
-    """The per-item quantities of every specification (items, specs, J), items without any value dropped."""
+def _per_item(responses, reference, claim, specs, executor, progress=None,
+              level: float = 0.0) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """The per-item quantities of every specification (items, specs, J), items without any value dropped, and
+    the specifications' p-values of identity (:func:`_identity_p_values`) and which of them are left out: a
+    specification with data whose metric has a kink at identity and one of whose cells is not distinguishable
+    from the human distribution (p > ``level``; its quantities are set to NaN)."""
     from robustalign._progress import progress_bar
 
     fac = [c for c in specs.columns if c not in ("metric", "aggregation")]
@@ -732,15 +817,25 @@ def _per_item(responses, reference, claim, specs, executor, progress=None) -> tu
         block[:, k, : p.shape[1]] = p
     pos = specs[[*fac, "metric"]].merge(keys.reset_index(), on=[*fac, "metric"], how="left")["index"].to_numpy()
     D = block[:, pos, :]  # (items, specs, J)
+    p_id = _identity_p_values(responses, reference, claim, specs, fac)
+    near = np.isfinite(p_id) & (p_id > level) & ~np.all(np.isnan(D), axis=(0, 2))
+    D[:, near, :] = np.nan
     keep_items = ~np.all(np.isnan(D), axis=(1, 2))
     D = D[keep_items]
+    if D.shape[0] < 3 and near.any():
+        raise ValueError(f"the claim '{claim.text}' cannot be judged by its metrics {sorted(set(specs['metric']))}: "
+                         f"in {int(near.sum())} of {len(specs)} specifications a cell is not distinguishable from "
+                         f"the human distribution (chi-square of identity, p > {level:.3g}), where these metrics have "
+                         "a kink and their corrected values are biased low, and no other specification has data. "
+                         "Add metric 'brier' (or 'cramer' on ordinal items), exactly unbiased at identity, to "
+                         "`metrics`.")
     if D.shape[0] < 3:
         raise ValueError(f"the claim '{claim.text}' can be evaluated on only {D.shape[0]} items; check the names "
                          "of models, groups and factor levels in its cells, that they share items, and that the "
                          "cells have enough answers for the metric (robustalign.metrics.MIN_ANSWERS: a nonlinear "
                          "metric is not estimated for the answer distribution from fewer; metric 'agreement' is "
                          "linear and works from one answer).")
-    return D, [i for i, k in zip(items, keep_items) if k]
+    return D, [i for i, k in zip(items, keep_items) if k], p_id, near
 
 
 def _equivalence_tests(R: np.ndarray, tol: np.ndarray, evaluable: np.ndarray, n_items: int) -> dict:
@@ -807,6 +902,9 @@ class ClaimResult(AssessmentResult):
             out["p_value"] = np.nan
             out["p_adjusted"] = np.nan
             out["adjust_method"] = "none"
+        if "near_identity" in ev:  # kinked metrics: identity with the human distribution, specs left out
+            out["identity_p"] = ev["identity_p"]
+            out["near_identity"] = ev["near_identity"]
         out["family"] = f"{len(specs)} specifications of the claim"
         out["n_items"] = ev["n_items"]
         out["units"] = _units(claim)
