@@ -102,7 +102,8 @@ def route_robustalign(n_items: int, tune: int, seed: int = 1) -> dict:
     p = fit.provenance
     return _gate_row("robustalign", fit.idata, fit.design.n_responses, p["compile_s"], p["sample_s"], wall,
                      {"n_cells": fit.design.n_cells, "backend": p["backend"], "tune": tune, "seed": seed,
-                      "compiled_reused": p.get("compiled_reused"), "load_avg_1min_start": load0})
+                      "compiled_reused": p.get("compiled_reused"), "load_avg_1min_start": load0,
+                      "extension": p.get("extension")})
 
 
 def naive_model(resp: Any) -> Any:
