@@ -109,14 +109,14 @@ def item_scores(
         ``estimand``, ``n_not_estimable``, ``min_answers`` and ``n_human_corrected`` (rows whose human
         side was corrected for a known number of respondents).
     """
-    return _item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
+    return item_score_rows(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
                         groups=groups, estimand=estimand, min_answers=min_answers)
 
 
-def _item_scores(responses: Responses, reference: Reference, *, metric: str, by: Sequence[str], against: str | None,
-                 group_map: Mapping[str, str] | None, groups: Sequence[str] | None, estimand: str,
-                 min_answers: int | None, identity: bool = False) -> pd.DataFrame:
-    """:func:`item_scores`; with ``identity`` also the per-row chi-square of identity with the human
+def item_score_rows(responses: Responses, reference: Reference, *, metric: str, by: Sequence[str], against: str | None,
+                    group_map: Mapping[str, str] | None, groups: Sequence[str] | None, estimand: str,
+                    min_answers: int | None, identity: bool = False) -> pd.DataFrame:
+    """(Internal.) :func:`item_scores`; with ``identity`` also the per-row chi-square of identity with the human
     distribution (columns ``_x2, _x2_df, _x2_var``, :func:`robustalign.metrics.identity_chi_square`)."""
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {sorted(METRICS)}; got {metric!r}.")
@@ -347,7 +347,7 @@ def alignment(
     cells = _cells(responses, by, against)
     if metric != "spearman":
         test = near_identity and metric in NEAR_IDENTITY_METRICS and estimand == "answer-distribution"
-        scores = _item_scores(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
+        scores = item_score_rows(responses, reference, metric=metric, by=by, against=against, group_map=group_map,
                               groups=groups, estimand=estimand, min_answers=min_answers, identity=test)
         if scores.empty and scores.attrs.get("n_not_estimable", 0):
             raise ValueError(not_estimable_message(metric, scores.attrs, cells))

@@ -107,7 +107,7 @@ def cell_identity(sub: Responses, reference: Reference, cell: dict, *, by: Seque
     :func:`cell_scores`; group ``"*"``: every group but ``first_group``). A human cell is sampled where the
     reference gives respondents; exact shares on both sides give NaN (no sampling noise, no kink bias)."""
     from robustalign.metrics import identity_chi_square
-    from robustalign.scoring import _item_scores
+    from robustalign.scoring import item_score_rows
 
     cols = [*by, "item", "group", "_x2", "_x2_df", "_x2_var"]
     if "human" in cell:  # a human group used as a "model"
@@ -121,7 +121,7 @@ def cell_identity(sub: Responses, reference: Reference, cell: dict, *, by: Seque
     star = cell.get("group") == ALL_OTHERS
     if len(d.valid()) == 0:
         return pd.DataFrame(columns=cols)
-    s = _item_scores(d, reference, metric="agreement", by=["model", *by], against=None, group_map=None,
+    s = item_score_rows(d, reference, metric="agreement", by=["model", *by], against=None, group_map=None,
                      groups=None if star else [cell["group"]], estimand="answer-distribution", min_answers=None,
                      identity=True)
     if star:
@@ -281,9 +281,9 @@ def audit_correlation(claim, specs, D, items, aggs, *, n_resamples, n_permutatio
     verdict, reason, n_needed = claim_verdict(claim, est, tol, share, joint, joint_boot, D, alpha, n_eval)
     near = np.zeros(len(specs), bool) if near is None else np.asarray(near, bool)
     if near.any():
-        from robustalign.claims.multiverse import _left_out_words
+        from robustalign.claims.multiverse import left_out_words
 
-        reason = reason[:-1] + _left_out_words(0, near, specs, provenance.get("near_identity_level", np.nan))
+        reason = reason[:-1] + left_out_words(0, near, specs, provenance.get("near_identity_level", np.nan))
     verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason, "share_holds": share,
                               "n_specifications": n_eval,
                               "n_specifications_empty": len(specs) - n_eval - int(near.sum()),

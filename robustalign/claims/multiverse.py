@@ -747,7 +747,7 @@ def audit_claim(
     mc, mc_txt = (False, "") if claim.form == "equivalent" else _verdict_mc(share, joint, joint_boot, alpha,
                                                                            n_permutations, n_resamples)
     reason += mc_txt
-    reason = reason[:-1] + _left_out_words(len(specs) - n_eval - int(near.sum()), near, specs, id_level)
+    reason = reason[:-1] + left_out_words(len(specs) - n_eval - int(near.sum()), near, specs, id_level)
     verdicts = pd.DataFrame([{"claim": claim.text, "verdict": verdict, "reason": reason,
                               "share_holds": share, "n_specifications": n_eval,
                               "n_specifications_empty": len(specs) - n_eval - int(near.sum()),
@@ -762,8 +762,8 @@ def audit_claim(
     return ClaimResult("claim", verdicts, evidence, provenance, level)
 
 
-def _left_out_words(n_empty: int, near: np.ndarray, specs: pd.DataFrame, level: float) -> str:
-    """The end of a verdict's reason: the specifications left out, and why (no data; near identity)."""
+def left_out_words(n_empty: int, near: np.ndarray, specs: pd.DataFrame, level: float) -> str:
+    """(Internal.) The end of a verdict's reason: the specifications left out, and why (no data; near identity)."""
     words = ""
     if n_empty:
         words += f"; {n_empty} specifications had no item with data for the claim and are left out"
