@@ -14,8 +14,8 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pytest
+from _ordinal_population import OPTS, population
 from scipy import stats
-from scipy.special import expit
 
 import robustalign.metrics as M
 from robustalign.schema import make_reference, make_responses
@@ -113,26 +113,13 @@ def test_bound_holds_on_random_points_of_the_simplex():
 # --------------------------------------------------------------------------------------------------
 # coverage through the public API
 # --------------------------------------------------------------------------------------------------
-TAU = np.array([-1.2, 0.0, 1.2])
-OPTS = ["1", "2", "3", "4"]
 #: sharpness, location offset from the human group, SD of the model x item location (humans: 1, 0, 0)
 MODELS = {"identical": (1.0, 0.0, 0.0), "veryclose": (1.0, 0.0, 0.05), "close": (1.0, 0.0, 0.15),
           "near": (1.0, 0.0, 0.3), "mid": (1.0, 0.3, 0.3), "flat": (0.3, 0.5, 0.6), "sharp": (3.0, -0.4, 0.6)}
 
 
-def _probs(loc, sharp):
-    cdf = expit(sharp * (TAU - np.asarray(loc)[..., None]))
-    lead = cdf.shape[:-1]
-    return np.diff(np.concatenate([np.zeros((*lead, 1)), cdf, np.ones((*lead, 1))], -1), axis=-1)
-
-
 def _population(rng, n_items, models):
-    b = rng.normal(0.0, 1.0, n_items)
-    out = {}
-    for m in models:
-        sharp, offset, sd = MODELS[m]
-        out[m] = _probs(b + offset + rng.normal(0.0, sd, n_items), sharp)
-    return out, _probs(b, 1.0)
+    return population(rng, n_items, models, MODELS)
 
 
 @cache
