@@ -24,6 +24,7 @@ from robustalign.metrics import (
     MIN_ANSWERS,
     MIN_ANSWERS_NONLINEAR,
     NEAR_IDENTITY_METRICS,
+    QUADRATIC_METRICS,
     finite_sample_similarity,
     identity_bias_bound,
     identity_chi_square,
@@ -357,8 +358,11 @@ def alignment(
         res.provenance.update({k: scores.attrs[k] for k in ("estimand", "n_not_estimable", "min_answers",
                                                            "n_human_corrected", "metric")})
         # means over items: intervals at the small-sample expanded level (same replicates, wider quantiles)
+        # pairwise differences of the quadratic metrics: the t interval (their per-item differences are
+        # nearly symmetric, where BCa's skew correction, estimated from 40 items, costs coverage)
         res = replace(res, statistic=f"mean {metric} similarity ({estimand} estimand)",
-                      method=f"{res.method}-expanded", mean_n=_items_per_mean(scores, keys, res.labels))
+                      method=f"{res.method}-expanded", mean_n=_items_per_mean(scores, keys, res.labels),
+                      pair_method="t" if metric in QUADRATIC_METRICS else None)
         return _near_identity(res, scores, keys, metric, 1.0 - confidence_level) if test else res
     return _spearman(responses, reference, cells, against, group_map, groups,
                      dict(n_resamples=n_resamples, confidence_level=confidence_level, method=method, rng=rng))

@@ -50,7 +50,7 @@ from scipy.special import ndtr, ndtri
 from robustalign._errors import DegenerateResampleWarning
 
 __all__ = ["bca_interval", "bca_mcse", "expanded_level", "jackknife_acceleration", "percentile_interval", "percentile_mcse",
-           "quantile_mcse"]
+           "quantile_mcse", "t_interval", "t_mcse"]
 
 _STACKLEVEL = 4
 
@@ -322,3 +322,51 @@ def expanded_level(level: float, n: ArrayLike) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.sqrt(n_arr / (n_arr - 1.0)) * stats.t.ppf(1.0 - alpha / 2.0, n_arr - 1.0)
     return np.asarray(np.where(n_arr >= 2, 1.0 - 2.0 * stats.norm.sf(z), np.nan), dtype=float)
+
+
+def _t_multiplier(level: float, n: np.ndarray) -> np.ndarray:
+    """``sqrt(n / (n - 1)) t_{1 - alpha/2, n - 1}``: the bootstrap SE of a mean over ``n`` items (divisor
+    ``n``) times this is the t interval's half-width (divisor ``n - 1``); NaN where ``n < 2``."""
+    from scipy import stats
+
+    n_arr = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = np.sqrt(n_arr / (n_arr - 1.0)) * stats.t.ppf(0.5 + level / 2.0, n_arr - 1.0)
+    return np.where(n_arr >= 2, m, np.nan)
+
+
+def t_interval(resamples: ArrayLike, estimate: ArrayLike, n: ArrayLike, *,
+               confidence_level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The t interval of a mean over ``n`` items with its standard error from the bootstrap replicates:
+    ``estimate +- sqrt(n / (n - 1)) t_{1 - alpha/2, n - 1} SE_boot``.
+
+    For fixed per-item values the cluster bootstrap's SE of their mean is ``s sqrt((n - 1) / n) / sqrt(n)``
+    (``s`` with divisor ``n - 1``), so this is the textbook ``mean +- t s / sqrt(n)`` up to Monte Carlo
+    error (``scipy.stats.ttest_1samp(...).confidence_interval``); the replicates carry whatever else the
+    resampling design propagates (e.g. Dirichlet draws of the reference). Symmetric: use it where the
+    per-item values are nearly symmetric (pairwise differences of the quadratic metrics,
+    docs/resampling.md), not for a skewed mean, where BCa follows the skew. NaN where ``n < 2``.
+    """
+    r, flat = _as_2d(resamples)
+    est = np.asarray(estimate, dtype=float).reshape(-1)
+    with np.errstate(invalid="ignore"):
+        se = np.nanstd(r, axis=0, ddof=1)
+    half = _t_multiplier(confidence_level, np.broadcast_to(np.asarray(n, dtype=float), est.shape)) * se
+    lo, hi = est - half, est + half
+    return (lo[0], hi[0]) if flat else (lo, hi)
+
+
+def t_mcse(resamples: ArrayLike, n: ArrayLike, *, confidence_level: float = 0.95) -> np.ndarray:
+    """Monte Carlo SE of :func:`t_interval`'s endpoints (the same for both): the multiplier times the
+    delta-method SE of the bootstrap SD, ``sqrt(m4 - s^4) / (2 s sqrt(B))`` from the replicates' second
+    and fourth central moments (``s / sqrt(2 B)`` for normal replicates)."""
+    r, flat = _as_2d(resamples)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(r)
+        b = ok.sum(axis=0).astype(float)
+        c = r - np.nanmean(r, axis=0)
+        m2 = np.nansum(c**2, axis=0) / b
+        m4 = np.nansum(c**4, axis=0) / b
+        se_sd = np.sqrt(np.maximum(m4 - m2**2, 0.0)) / (2.0 * np.sqrt(m2) * np.sqrt(b))
+    out = _t_multiplier(confidence_level, np.broadcast_to(np.asarray(n, dtype=float), se_sd.shape)) * se_sd
+    return out[0] if flat else out

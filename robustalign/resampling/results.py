@@ -36,7 +36,10 @@ __all__ = ["EXPANDED", "BootstrapResult", "PermutationResult"]
 #: (:func:`robustalign.resampling.intervals.expanded_level`): ``"bca-expanded"``, ``"percentile-expanded"``.
 EXPANDED = "-expanded"
 _BASE_METHODS = (*INTERVAL_METHODS, "bca_or_percentile")
-_ALL_METHODS = (*_BASE_METHODS, *(m + EXPANDED for m in _BASE_METHODS))
+#: The t interval of a mean over items with the bootstrap SE (:func:`robustalign.resampling.intervals.t_interval`);
+#: statistics that are not means over items keep ``"bca_or_percentile"`` at the plain level.
+T_METHOD = "t"
+_ALL_METHODS = (*_BASE_METHODS, *(m + EXPANDED for m in _BASE_METHODS), T_METHOD)
 
 FRAME_COLUMNS = ("estimate", "std_error", "conf_low", "conf_high", "conf_level", "method", "n_resamples",
                  "conf_low_mcse", "conf_high_mcse")
@@ -101,7 +104,12 @@ class BootstrapResult(Result):
         same replicates at the small-sample expanded level of a mean over ``mean_n`` items (Hesterberg
         2015; :func:`robustalign.resampling.intervals.expanded_level`); statistics with NaN keep the
         plain level and method. :meth:`contrast` and :meth:`pairwise` carry it (a linear combination
-        of means over items is a mean over items), :meth:`apply` drops it.
+        of means over items is a mean over items), :meth:`apply` drops it. The ``"t"`` method reads them
+        as ``estimate +- sqrt(n / (n - 1)) t_{n-1} SE``, the t interval with the bootstrap SE.
+    pair_method : str or None
+        The method :meth:`pairwise` gives its differences (None: this result's ``method``). Set by
+        :func:`robustalign.alignment` to ``"t"`` for the quadratic metrics, whose per-item differences
+        between models are nearly symmetric (docs/resampling.md, "Pairwise cramer").
     """
 
     estimate: np.ndarray
@@ -116,6 +124,7 @@ class BootstrapResult(Result):
     statistic: str = ""
     provenance: dict = field(default_factory=dict)
     mean_n: np.ndarray | None = None
+    pair_method: str | None = None
 
     def __post_init__(self):
         est = np.atleast_1d(np.asarray(self.estimate, dtype=float))
@@ -138,7 +147,7 @@ class BootstrapResult(Result):
                 raise ValueError(f"BootstrapResult: `mean_n` has {mn.size} values for {est.size} statistics; "
                                  "give one item count per statistic (NaN where it is not a mean over items).")
             object.__setattr__(self, "mean_n", _readonly(mn))
-        elif self.method.endswith(EXPANDED):
+        elif self.method.endswith(EXPANDED) or self.method == T_METHOD:
             raise ValueError(f"BootstrapResult: method {self.method!r} needs `mean_n`, the items behind each mean.")
 
     # ------------------------------------------------------------------ basic quantities
@@ -208,6 +217,9 @@ class BootstrapResult(Result):
     def _interval(self, level: float | None, method: str | None) -> tuple[np.ndarray, np.ndarray, float, str | np.ndarray]:
         level = self.confidence_level if level is None else check_confidence_level(level)
         method = self.method if method is None else check_method(method, _ALL_METHODS)
+        if method == T_METHOD:
+            low, high, used = self._t(level)
+            return low, high, level, used
         if not method.endswith(EXPANDED):
             low, high, used = self._plain(level, method)
             return low, high, level, used if method == "bca_or_percentile" else method
@@ -228,6 +240,26 @@ class BootstrapResult(Result):
             low[cols], high[cols], used[cols] = self._plain(level, base, cols)
         return low, high, level, used
 
+    def _fallback(self) -> str:
+        """The plain method for statistics that are not means over items."""
+        return "bca_or_percentile" if self.jackknife is not None else "percentile"
+
+    def _t(self, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``"t"`` method: t intervals for means over items, the plain fallback for the others."""
+        if self.mean_n is None:
+            raise ValueError("method='t' needs the number of items behind each mean (`mean_n`), which this "
+                             "result does not have; use method='bca' or 'percentile'.")
+        ok = self.mean_n >= 2
+        low, high = np.full(len(self), np.nan), np.full(len(self), np.nan)
+        used = np.full(len(self), T_METHOD, dtype=object)
+        if ok.any():
+            low[ok], high[ok] = _iv.t_interval(self.resamples[:, ok], self.estimate[ok], self.mean_n[ok],
+                                               confidence_level=level)
+        cols = np.flatnonzero(~ok)
+        if cols.size:
+            low[cols], high[cols], used[cols] = self._plain(level, self._fallback(), cols)
+        return low, high, used
+
     def _endpoint_mcse(self, level: float, method: str | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Monte Carlo SE of the endpoints for ``method`` (a name, or one name per statistic), each at the
         level its interval was read at."""
@@ -235,8 +267,11 @@ class BootstrapResult(Result):
         base = np.array([str(m).removesuffix(EXPANDED) for m in per], dtype=object)
         lev = self._levels(level, per)
         lo, hi = np.full(len(self), np.nan), np.full(len(self), np.nan)
+        t = base == T_METHOD
+        if t.any() and self.mean_n is not None:
+            lo[t] = hi[t] = _iv.t_mcse(self.resamples[:, t], self.mean_n[t], confidence_level=level)
         for lv in np.unique(lev[np.isfinite(lev)]):
-            at = lev == lv
+            at = (lev == lv) & ~t
             pct = at & (base == "percentile")
             if pct.any():
                 lo[pct], hi[pct] = _iv.percentile_mcse(self.resamples[:, pct], confidence_level=float(lv))
@@ -250,7 +285,12 @@ class BootstrapResult(Result):
         """One sentence per statistic read at the expanded level ("" for the others)."""
         lev = self._levels(level, used)
         notes = np.full(len(self), "", dtype=object)
-        for j in np.flatnonzero(lev != level):
+        per = np.broadcast_to(np.asarray(used, dtype=object), (len(self),))
+        for j in np.flatnonzero(per == T_METHOD):
+            n = self.mean_n[j] if self.mean_n is not None else np.nan
+            notes[j] = (f"mean over {n:.0f} items: estimate +- t({n - 1:.0f}) x bootstrap SE x sqrt(n / (n - 1)), "
+                        "the t interval (symmetric)")
+        for j in np.flatnonzero((lev != level) & (per != T_METHOD)):
             n = self.mean_n[j] if self.mean_n is not None else np.nan
             notes[j] = (f"mean over {n:.0f} items: the {level:.0%} interval is read from the same resamples at the "
                         f"small-sample expanded level {lev[j]:.4f} (Hesterberg 2015), as wide as a t interval")
@@ -270,11 +310,13 @@ class BootstrapResult(Result):
         ----------
         confidence_level : float, optional
             Confidence level in (0, 1); default the level the result was made with (0.95 unless set).
-        method : {"percentile", "bca", "bca_or_percentile"} or the same with "-expanded", optional
+        method : {"percentile", "bca", "bca_or_percentile", "t"} or the first three with "-expanded", optional
             Default the result's method. ``"bca_or_percentile"`` falls back to the percentile interval
             for the statistics whose BCa interval is undefined; the ``method`` column says which. The
             ``"-expanded"`` methods (results with ``mean_n``, e.g. :func:`robustalign.alignment`) read
             means over items at the small-sample expanded level; ``conf_level`` stays the nominal level.
+            ``"t"`` gives means over items the t interval with the bootstrap SE (symmetric), the others
+            ``"bca_or_percentile"``.
 
         Returns
         -------
@@ -358,7 +400,7 @@ class BootstrapResult(Result):
         return replace(
             self, estimate=est, resamples=res, jackknife=jk, labels=labels,
             statistic=self.statistic if statistic is None else statistic,
-            method=self.method.removesuffix(EXPANDED), mean_n=None,
+            method=self._fallback() if self.method == T_METHOD else self.method.removesuffix(EXPANDED), mean_n=None,
         )
 
     def contrast(self, coefficients: pd.DataFrame | ArrayLike, *, labels: pd.DataFrame | Sequence | None = None) -> BootstrapResult:
@@ -432,7 +474,8 @@ class BootstrapResult(Result):
                 rows[f"{factor}_a"].append(levels[a])
                 rows[f"{factor}_b"].append(levels[b])
         out = self.contrast(np.column_stack(cols), labels=pd.DataFrame(rows))
-        return replace(out, design="paired" if self.design == "cluster" else self.design,
+        method = self.pair_method if self.pair_method is not None and out.mean_n is not None else out.method
+        return replace(out, design="paired" if self.design == "cluster" else self.design, method=method,
                        statistic=f"difference in {self.statistic}" if self.statistic else "difference")
 
     def subset(self, **levels: object) -> BootstrapResult:
