@@ -3,9 +3,9 @@
 Each seed runs ``bench_models.py --route robustalign Q --seed S`` in its own process (so compile, memory
 and the compile caches are those of a new process) and appends its row (wall, compile and sampling
 seconds, CPU seconds, load average at start and end, the gate's numbers and verdict, and the verdict of the
-earlier every-scalar R-hat rule) to ``bench/results/gate_record_Q<Q>.jsonl``.
+earlier every-scalar R-hat rule) to ``bench/results/gate_record_Q<Q>_ta<target_accept>.jsonl`` (``_ta08`` for 0.8).
 
-Run: ``python bench/gate_record.py [--items 200] [--seeds 1 10] [--tune 500]``.
+Run: ``python bench/gate_record.py [--items 200] [--seeds 1 10] [--tune 500] [--target-accept 0.8] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -37,14 +37,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--items", type=int, default=200)
     ap.add_argument("--seeds", type=int, nargs=2, default=(1, 10))
     ap.add_argument("--tune", type=int, default=500)
+    ap.add_argument("--target-accept", type=float, default=0.8, help="0.8: the library default")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    out = args.out or HERE / "results" / f"gate_record_Q{args.items}.jsonl"
+    tag = f"{args.target_accept:g}".replace(".", "")  # 0.8 -> 08, 0.9 -> 09
+    out = args.out or HERE / "results" / f"gate_record_Q{args.items}_ta{tag}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     for seed in range(args.seeds[0], args.seeds[1] + 1):
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, str(HERE / "bench_models.py"), "--route", "robustalign",
-                               str(args.items), "--tune", str(args.tune), "--seed", str(seed)],
+                               str(args.items), "--tune", str(args.tune), "--seed", str(seed),
+                               "--target-accept", str(args.target_accept)],
                               capture_output=True, text=True)
         row: dict = {"seed": seed, "process_wall_s": time.perf_counter() - t0, "returncode": proc.returncode,
                      "machine": _cpu_model(), "cores": os.cpu_count()}
