@@ -318,9 +318,7 @@ def expanded_level(level: float, n: ArrayLike) -> np.ndarray:
     from scipy import stats
 
     n_arr = np.asarray(n, dtype=float)
-    alpha = 1.0 - level
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.sqrt(n_arr / (n_arr - 1.0)) * stats.t.ppf(1.0 - alpha / 2.0, n_arr - 1.0)
+    z = _t_multiplier(level, n_arr)
     return np.asarray(np.where(n_arr >= 2, 1.0 - 2.0 * stats.norm.sf(z), np.nan), dtype=float)
 
 
