@@ -196,7 +196,39 @@ def route_kernel_gradient(n_items: int) -> dict:
     d = ordinal_design(resp)
     return {"route": "gradient per call", "n_responses": d.n_responses,
             **{"fused_ms" if fused else "pytensor_ms": _gradient_ms(build_ordinal(d, fused=fused), 200, 0.3, False)
-               for fused in (True, False)}}
+               for fused in (True, False)}, **_grid_pass_ms(d)}
+
+
+def _grid_pass_ms(d: Any, rounds: int = 40, calls: int = 10) -> dict:
+    """The kernel's grid pass alone, as shipped (fast-math ``nnan`` only) and the same source compiled with
+    no fast-math flag, on this design's counts at a point near the posterior's scale: medians over rounds
+    of the best of ``calls`` calls, the two interleaved (so load drifts hit both), and whether the outputs
+    are bit-identical."""
+    import numba as nb
+
+    from robustalign.models._graph import ordinal_data
+    from robustalign.models._kernel import _fast
+
+    plain = nb.njit(error_model="numpy")(_fast.py_func)
+    N = ordinal_data(d)["N"]
+    M, Q, J, G = N.shape
+    rng = np.random.default_rng(0)
+    args = (rng.normal(0, 1, (M, Q)), rng.normal(0, 0.3, (M, G)), rng.normal(0, 0.3, (Q, G)),
+            np.sort(rng.normal(0, 1, (Q, J)), 1), N)
+    same = all(np.array_equal(x, y) for x, y in zip(_fast(*args), plain(*args), strict=True))
+    best: dict[str, list[float]] = {"nnan": [], "plain": []}
+    for _ in range(rounds):
+        for key, f in (("nnan", _fast), ("plain", plain)):
+            t = []
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                f(*args)
+                t.append(time.perf_counter() - t0)
+            best[key].append(min(t))
+    ratio = float(np.median(np.array(best["plain"]) / np.array(best["nnan"])))
+    return {"grid_nnan_ms": 1000 * float(np.median(best["nnan"])),
+            "grid_plain_ms": 1000 * float(np.median(best["plain"])), "grid_plain_over_nnan": ratio,
+            "grid_bit_identical": same}
 
 
 #: The size curve (``--curve``): items per point (x 3,600 responses), short fits up to ``SHORT_MAX_ITEMS``.
@@ -367,6 +399,9 @@ def _tenth(common: list[str]) -> None:
         k = _spawn(["kernel", q, *common])
         print(f"{label}: log density + gradient per call (numba, one core): fused kernel {k['fused_ms']:.2f} ms, "
               f"PyTensor graph {k['pytensor_ms']:.2f} ms ({k['pytensor_ms'] / k['fused_ms']:.1f}x)", flush=True)
+        print(f"{label}: the kernel's grid pass: {k['grid_nnan_ms']:.2f} ms with fast-math nnan, "
+              f"{k['grid_plain_ms']:.2f} ms without ({k['grid_plain_over_nnan']:.2f}x, median of paired rounds); "
+              f"bit-identical outputs: {k['grid_bit_identical']}", flush=True)
 
 
 def _full(common: list[str], tune: int, curve: bool) -> None:

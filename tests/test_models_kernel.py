@@ -86,6 +86,46 @@ def test_overflowing_tables_fall_back_to_the_per_cell_formula():
         np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())
 
 
+def test_tables_just_inside_the_fast_bound_stay_on_the_fast_pass_and_equal_scipy():
+    """Entries whose absolute maxima sum to 699 (products up to exp(699), about 1e303): the fast pass
+    runs (its result is bit-identical to calling it directly) and still equals scipy's values."""
+    from robustalign.models._kernel import FAST_BOUND, _fast, dense_softplus_loglik
+
+    rng = np.random.default_rng(4)
+    a, c, e, tau, N = _tables(rng)
+    a[0, 0], c[0, 1], e[2, 3] = 300.0, -250.0, 146.0
+    tau[:] = np.sort(rng.uniform(-3.0, 3.0, tau.shape), 1)
+    tau[0, 0] = -3.0
+    bound = sum(np.abs(x).max() for x in (a, c, e, tau))
+    assert 690 < bound < FAST_BOUND
+    got, ref = dense_softplus_loglik(a, c, e, tau, N), _reference(a, c, e, tau, N)
+    assert all(np.array_equal(x, y) for x, y in zip(got, _fast(a, c, e, tau, N), strict=True))
+    assert got[0] == pytest.approx(ref[0], rel=1e-13)
+    for g, r in zip(got[1:], ref[1:], strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12 * np.abs(r).max())
+
+
+def test_the_nnan_flag_changes_no_bit_and_lanes_do_not_matter():
+    """The grid pass compiled with ``nnan`` against the same source compiled with no fast-math flag:
+    bit-identical outputs (both compiled here, for this processor). And the per-combination sums are
+    exactly permutation-equivariant over the combinations: a value does not depend on whether it was
+    computed in a vector lane or in the scalar remainder (G = 13 is no multiple of the vector width)."""
+    import numba as nb
+
+    from robustalign.models._kernel import _fast
+
+    plain = nb.njit(error_model="numpy")(_fast.py_func)
+    rng = np.random.default_rng(8)
+    a, c, e, tau, N = _tables(rng, M=4, Q=6, G=13, J=3, scale=2.0)
+    got = _fast(a, c, e, tau, N)
+    assert all(np.array_equal(x, y) for x, y in zip(got, plain(a, c, e, tau, N), strict=True))
+    perm = rng.permutation(13)
+    moved = _fast(a, c[:, perm], e[:, perm], tau, np.ascontiguousarray(N[..., perm]))
+    np.testing.assert_array_equal(moved[2], got[2][:, perm])  # d/dc: one fixed-order sum per (m, g)
+    np.testing.assert_array_equal(moved[3], got[3][:, perm])  # d/de: one per (q, g)
+    assert moved[0] == pytest.approx(got[0], rel=1e-14)  # sums over g: other order, same value
+
+
 def test_fused_graph_gradient_equals_finite_differences_under_numba():
     """The model's log density and gradient as a fit compiles them (numba, one pt.grad of the logp,
     with the joint human component): one kernel call, and a gradient equal to central differences."""
