@@ -88,7 +88,8 @@ def test_overflowing_tables_fall_back_to_the_per_cell_formula():
 
 def test_tables_just_inside_the_fast_bound_stay_on_the_fast_pass_and_equal_scipy():
     """Entries whose absolute maxima sum to 699 (products up to exp(699), about 1e303): the fast pass
-    runs (its result is bit-identical to calling it directly) and still equals scipy's values."""
+    is the one chosen (the result has its bits, which the per-cell formula's do not share) and it
+    still equals scipy's values."""
     from robustalign.models._kernel import FAST_BOUND, _fast, dense_softplus_loglik
 
     rng = np.random.default_rng(4)

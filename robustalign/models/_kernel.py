@@ -19,7 +19,7 @@ written so that LLVM vectorises the innermost loop (over factor combinations ``g
   order, so a result does not depend on how a compilation vectorised the loops (bit-identical draws for
   a seed, from a fresh or a cached build);
 * the grid pass is compiled with one fast-math flag, ``nnan`` (no NaN operands), and no other: it lets LLVM
-  lower the selects and comparisons without NaN handling (about a quarter less time per call) and changes
+  lower the selects and comparisons without NaN handling (a fifth to a quarter less time per call) and changes
   no rounding, so its results are bit-identical to the same code without it (tested).
 
 ``nnan`` makes a NaN inside the pass undefined, so the pass runs only when none can arise: when
