@@ -15,6 +15,7 @@ import pandas as pd
 
 from robustalign._errors import ConvergenceWarning
 from robustalign._rng import as_generator
+from robustalign.models._compile import compile_nutpie
 
 #: The gate every fit must pass before its numbers may be read as posterior summaries.
 #: ``max_r_hat`` applies to every scalar of the reported parameters and of variables with at most
@@ -57,28 +58,15 @@ def check_args(draws, tune, chains, sampler, target_accept):
         raise ValueError(f"`target_accept` must be in (0, 1); got {target_accept!r}.")
 
 
-def compile_nutpie(model, backend: str):
-    """nutpie's compiled model, built without PyTensor's fast-math flags.
-
-    With them (PyTensor's default) the rounding of the generated loops depends on how each
-    compilation vectorised them, and a freshly compiled and a cached graph gave different draws for
-    one seed; without them a seed gives the same draws from any build (tested).
-    """
-    import nutpie
-    import pytensor
-
-    with pytensor.config.change_flags(numba__fastmath=False):
-        return nutpie.compile_pymc_model(model, backend=backend)
-
-
 def compile_cache_dirs() -> dict[str, str]:
     """Where compiled models are cached on disk, for reuse by later processes (docs/bayesian.md, section 3).
 
     ``numba``: machine code of the log density and its gradient (PyTensor's numba cache, which also holds
     the fused likelihood kernel); ``pytensor``: PyTensor's compile directory for this platform. Both are
     under ``pytensor.config.base_compiledir`` (``~/.pytensor`` unless ``PYTENSOR_FLAGS=base_compiledir=...``
-    moves it). Deleting them is safe (the next fit compiles again). nutpie's wrapper around the compiled
-    function is not cacheable on disk; within a process it is reused (:func:`compiled_for`).
+    moves it). Deleting them is safe (the next fit compiles again). A new process loads a model structure
+    compiled before from there (``_compile``); within a process the compiled model is reused
+    (:func:`compiled_for`).
     """
     import pytensor
 
