@@ -90,7 +90,7 @@ def compile_cached_numba(model) -> Any:
         n_dim, _, logp_pt, expand_pt, init_fn, shape_info, reparam = _make_functions(
             model, mode=_nogil_numba_mode(), compute_grad=True, join_expanded=True, pymc_initial_point_fn=pymc_init)
     logp_jit, expand_jit = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
-    shared: dict[str, np.ndarray] = {}
+    shared: dict[str, Any] = {}
     for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
         if not var.name or (var.name in shared and shared[var.name] is not var):
             raise ValueError(f"shared variable {var.name!r} is unnamed or not unique")
