@@ -119,9 +119,10 @@ def _autocov(a: np.ndarray) -> np.ndarray:
     n = a.shape[2]
     m = sp_fft.next_fast_len(2 * n)
     x = a - a.mean(axis=2, keepdims=True)
-    f = sp_fft.rfft(x, n=m, axis=2)
+    # the transforms of the scalars are independent: pocketfft runs them on every core, each computed as on one
+    f = sp_fft.rfft(x, n=m, axis=2, workers=-1)
     f *= np.conjugate(f)
-    return sp_fft.irfft(f, n=m, axis=2)[:, :, :n] / n
+    return sp_fft.irfft(f, n=m, axis=2, workers=-1)[:, :, :n] / n
 
 
 def _ess(a: np.ndarray) -> np.ndarray:
