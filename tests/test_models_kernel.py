@@ -195,4 +195,6 @@ def test_a_seed_gives_the_same_draws_from_a_fresh_and_a_cached_build(tmp_path, r
     runs = [subprocess.run([sys.executable, "-c", _DRAWS_SCRIPT], env=env, capture_output=True, text=True,
                            check=True).stdout.split()[-1] for _ in range(2)]
     assert (tmp_path / "pytensor" / "numba").exists()  # the second run had a cache to load
+    # the entry functions nutpie calls were cached too (models._compile), so the second run loaded them
+    assert list((tmp_path / "pytensor" / "numba").glob("*nogil_fgraph*robustalign_nogil*.nbi"))
     assert runs[0] == runs[1]
