@@ -63,6 +63,7 @@ def _pyfunc_model_class():
 
         logp_fn: Any = None
         initial_point_func: Any = None
+        logp_entry: Any = None  # the numba entry function the density calls (it releases the GIL)
 
         def logp_func(self, x):
             """``(log density, gradient)`` at the unconstrained point ``x`` with this model's data."""
@@ -125,7 +126,7 @@ def compile_cached_numba(model) -> Any:
                        shared_data=data, make_initial_point_fn=init_fn, reparameterized_names=reparam)
     cls = _pyfunc_model_class()
     fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
-    return cls(**fields, logp_fn=logp, initial_point_func=init_fn)
+    return cls(**fields, logp_fn=logp, initial_point_func=init_fn, logp_entry=logp_jit)
 
 
 def compile_nutpie(model, backend: str):
