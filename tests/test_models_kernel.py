@@ -127,6 +127,95 @@ def test_the_nnan_flag_changes_no_bit_and_lanes_do_not_matter():
     assert moved[0] == pytest.approx(got[0], rel=1e-14)  # sums over g: other order, same value
 
 
+def _one_cutpoint_at_a_time():
+    """The grid pass without blocks: one loop over the combinations per cutpoint, each sum per
+    combination taken in cutpoint order (the kernel's order, written the plain way)."""
+    import numba as nb
+
+    from robustalign.models._kernel import _lane_sum, _term
+
+    @nb.njit(error_model="numpy")
+    def plain(a, c, e, tau, N):
+        M, Q = a.shape
+        G, J = c.shape[1], tau.shape[1]
+        Ea, Ec, Ee, Et = np.exp(-a), np.exp(-c), np.exp(-e), np.exp(tau)
+        ga, gc, ge, gt = np.zeros((M, Q)), np.zeros((M, G)), np.zeros((Q, G)), np.zeros((Q, J))
+        l_acc, t_acc, lanes = np.zeros(G), np.zeros((Q, J, G)), np.empty(8)
+        for m in range(M):
+            for q in range(Q):
+                s_eta = np.zeros(G)
+                for j in range(J):
+                    for g in range(G):
+                        w = Ea[m, q] * Ec[m, g] * Ee[q, g]
+                        wi = (1.0 / Ea[m, q]) * (1.0 / Ec[m, g]) * (1.0 / Ee[q, g])
+                        eta = a[m, q] + c[m, g] + e[q, g]
+                        lt, st = _term(N[m, q, j, g], tau[q, j], Et[q, j], 1.0 / Et[q, j], eta, w, wi)
+                        l_acc[g] += lt
+                        s_eta[g] += st
+                        t_acc[q, j, g] += st
+                for g in range(G):
+                    gc[m, g] += s_eta[g]
+                    ge[q, g] += s_eta[g]
+                ga[m, q] = _lane_sum(s_eta, G, lanes)
+        for q in range(Q):
+            for j in range(J):
+                gt[q, j] = -_lane_sum(t_acc[q, j], G, lanes)
+        return -_lane_sum(l_acc, G, lanes), ga, gc, ge, gt
+
+    return plain
+
+
+@pytest.mark.parametrize("J", [1, 2, 3, 4, 6, 7])
+def test_cutpoints_in_blocks_give_the_bits_of_one_at_a_time(J):
+    """The pass takes cutpoints three at a time (one read of the predictor per block); as every sum per
+    combination keeps cutpoint order, its outputs are bit-identical to the plain loop for any number of
+    cutpoints (blocks of three, the rest one by one), and equal to scipy's."""
+    from robustalign.models._kernel import _fast
+
+    rng = np.random.default_rng(20 + J)
+    args = _tables(rng, M=3, Q=5, G=11, J=J, scale=1.5)
+    got = _fast(*args)
+    assert all(np.array_equal(x, y) for x, y in zip(got, _one_cutpoint_at_a_time()(*args), strict=True))
+    ref = _reference(*args)
+    assert got[0] == pytest.approx(ref[0], rel=1e-13)
+    np.testing.assert_allclose(got[4], ref[4], rtol=1e-12, atol=1e-12 * np.abs(ref[4]).max())
+
+
+_GENERIC_SCRIPT = """
+import sys, numpy as np
+from robustalign.models._kernel import _fast, log1p_unit_array
+rng = np.random.default_rng(3)
+y = np.concatenate([rng.uniform(0, 1, 100_000), np.logspace(-300, 0, 1_000)])
+M, Q, G, J = 3, 4, 13, 4
+args = (rng.normal(0, 2, (M, Q)), rng.normal(0, 2, (M, G)), rng.normal(0, 2, (Q, G)),
+        np.sort(rng.normal(0, 1.5, (Q, J)), 1), rng.integers(0, 7, (M, Q, J, G)).astype(float))
+np.savez(sys.argv[1], log1p=log1p_unit_array(y), *_fast(*args))
+"""
+
+
+def test_the_kernel_has_the_same_bits_on_a_processor_without_fma(tmp_path):
+    """The kernel fuses multiply-adds where its source says so (``_kernel.fma``), never by contraction.
+    Compiled for a generic x86-64 processor (no FMA instructions: LLVM then calls the C library's
+    correctly rounded ``fma``) in a new process with its own numba cache, its outputs must be the same
+    bits as this process's build for this processor (with FMA instructions where it has them)."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the generic build compared here is x86-64's")
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    subprocess.run([sys.executable, "-c", _GENERIC_SCRIPT, str(tmp_path / "generic.npz")], env=env, check=True)
+    host = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba_host")}
+    host.pop("NUMBA_CPU_NAME", None)
+    subprocess.run([sys.executable, "-c", _GENERIC_SCRIPT, str(tmp_path / "host.npz")], env=host, check=True)
+    generic, here = np.load(tmp_path / "generic.npz"), np.load(tmp_path / "host.npz")
+    assert sorted(generic.files) == sorted(here.files) and len(here.files) == 6
+    for k in here.files:
+        np.testing.assert_array_equal(generic[k], here[k], err_msg=k)
+
+
 def test_fused_graph_gradient_equals_finite_differences_under_numba():
     """The model's log density and gradient as a fit compiles them (numba, one pt.grad of the logp,
     with the joint human component): one kernel call, and a gradient equal to central differences."""
