@@ -175,3 +175,21 @@ def test_chains_are_concatenated_in_every_group_with_new_numbers():
     # the gate judges all 8 chains: 8 x 30 draws of one distribution is as converged as it looks
     d8, _ = diagnose(both)
     assert (d8["min_ess_bulk"] > diagnose(a)[0]["min_ess_bulk"]).all()
+
+
+def test_threads_change_no_number_of_the_gate():
+    """Variables are judged in threads: one, two or five of them give the same numbers, bit for bit,
+    and the same verdict (each variable's arithmetic does not depend on what runs beside it)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    post = _posterior(rng, 200, shape=(30, 20))
+    post["item_effect"] = rng.standard_normal((CHAINS, 200, 40)).cumsum(axis=1)  # not converged: NaN-free, slow
+    post["beta_format"] = np.broadcast_to(rng.standard_normal(3), (CHAINS, 200, 3)).copy()  # constant entries
+    runs = [diagnose(_tree(post), workers=w) for w in (1, 2, 5)]
+    for diag, overall in runs[1:]:
+        pd.testing.assert_frame_equal(diag, runs[0][0], check_exact=True)
+        assert overall.keys() == runs[0][1].keys()
+        for k, v in overall.items():
+            assert v == runs[0][1][k] or (np.isnan(v) and np.isnan(runs[0][1][k])), k
+    assert not runs[0][1]["converged"] and runs[0][0]["variable"].tolist() == list(post)
