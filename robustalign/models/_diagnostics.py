@@ -30,6 +30,9 @@ TAIL_PROB = (0.05, 0.95)
 #: Scalars per FFT batch: bounds the complex work array (chains x 2 x draws x batch) to about 100 MB.
 _BATCH_BYTES = 100 * 2**20
 
+#: Scalars per chunk of :func:`diagnostics`: one float array of a chunk's draws is at most 4 MB.
+_CHUNK_BYTES = 4 * 2**20
+
 _RESOLUTION = np.finfo(float).resolution
 
 
@@ -190,6 +193,19 @@ def diagnostics(ary, *, ess: bool = True, prob: tuple[float, float] = TAIL_PROB)
     """
     a, shape = _as_3d(ary)
     out = {k: np.full(a.shape[0], np.nan) for k in (("r_hat", "ess_bulk", "ess_tail") if ess else ("r_hat",))}
+    # every number is a function of its own scalar's draws: scalars in chunks bound the work arrays
+    # (ranks, z-values, indicators; about a dozen of one chunk's size) without changing a bit
+    step = max(1, _CHUNK_BYTES // (8 * max(1, a.shape[1] * a.shape[2])))
+    for lo in range(0, a.shape[0], step):
+        part = _diagnostics_rows(a[lo:lo + step], ess, prob)
+        for k, v in part.items():
+            out[k][lo:lo + step] = v
+    return {k: v.reshape(shape) for k, v in out.items()}
+
+
+def _diagnostics_rows(a: np.ndarray, ess: bool, prob: tuple[float, float]) -> dict[str, np.ndarray]:
+    """:func:`diagnostics` of ``(scalar, chain, draw)`` as flat arrays."""
+    out = {k: np.full(a.shape[0], np.nan) for k in (("r_hat", "ess_bulk", "ess_tail") if ess else ("r_hat",))}
     ok_r = ~_invalid(a, 2)
     ok_e = ~_invalid(a, 1)
     x = a[ok_e]
@@ -207,7 +223,7 @@ def diagnostics(ary, *, ess: bool = True, prob: tuple[float, float] = TAIL_PROB)
         q = np.quantile(x.reshape(x.shape[0], -1), sorted(prob), axis=1)
         out["ess_tail"][ok_e] = np.minimum(_ess(_split((x <= q[0][:, None, None]).astype(float))),
                                            _ess(_split((x <= q[1][:, None, None]).astype(float))))
-    return {k: v.reshape(shape) for k, v in out.items()}
+    return out
 
 
 def ess_bulk(ary) -> np.ndarray:
