@@ -23,8 +23,10 @@ written so that LLVM vectorises the innermost loop (over factor combinations ``g
   vectorised the loops, nor on whether the processor has FMA instructions (bit-identical draws for a
   seed, from a fresh or a cached build; tested against a build for a generic x86-64 processor);
 * the grid pass is compiled with one fast-math flag, ``nnan`` (no NaN operands), and no other: it lets LLVM
-  lower the selects and comparisons without NaN handling (a fifth to a quarter less time per call) and changes
-  no rounding, so its results are bit-identical to the same code without it (tested).
+  lower the selects and comparisons without NaN handling and changes no rounding, so its results are
+  bit-identical to the same code without it (tested). It took a fifth to a quarter off the earlier loop (one
+  cutpoint at a time); with cutpoint blocks it no longer pays (0.96-0.98x the time without it, measured by
+  ``bench/bench_models.py``), and it stays only because it changes no bit.
 
 ``nnan`` makes a NaN inside the pass undefined, so the pass runs only when none can arise: when
 ``max|a| + max|c| + max|e| + max|tau| < 700`` every exponential and product in it is finite and nonzero.
